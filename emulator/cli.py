@@ -1,0 +1,176 @@
+"""meter-emu: run the meter firmware on the MicroPython VM as a dev board, and control a running one."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from meterkit.boards import BoardError, list_boards
+
+from . import control
+from .errors import EmulatorError
+from .statedir import StateDir
+
+EXIT_BOARD = 3
+
+
+def _fail(e: Exception, code: int) -> None:
+    click.echo(f"meter-emu: {e}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Emulated smart-meter dev boards running the unmodified firmware on the real MicroPython VM.
+
+    \b
+    Exit codes: 0 ok, 2 usage, 3 unknown or invalid board, 4 corrupt state folder, 5 state folder or port busy,
+    6 MicroPython VM missing, 7 no emulator running, 8 request refused by the emulator.
+    """
+
+
+@main.command()
+@click.option("--board", required=True, help="Board id from boards/ (see `meter-emu boards`).")
+@click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False),
+              help="State folder: flash image, RTC, endpoints. Created and provisioned on first run.")
+@click.option("--baud", default=115200, show_default=True, type=click.IntRange(300, 4_000_000),
+              help="Console line rate; the null-modem pump throttles to baud/10 bytes per second.")
+@click.option("--speed", default="1", show_default=True,
+              help="Device-time speed: a factor (e.g. 100) or 'max' (idle time is skipped).")
+def run(board: str, state_dir: str, baud: int, speed: str) -> None:
+    """Power up the emulated meter and run it until SIGINT/SIGTERM.
+
+    Prints the console pty once the board boots and writes STATE/endpoints.json
+    ({"console": "/dev/pts/N", "control": ...}); STATE/console links to the pty.
+    """
+    from .meter import Meter, parse_speed
+
+    try:
+        meter = Meter(board, StateDir(state_dir), baud=baud, speed=parse_speed(speed),
+                      announce=lambda m: click.echo(m, err=not m.startswith("console:")))
+        meter.run()
+    except BoardError as e:
+        _fail(e, EXIT_BOARD)
+    except EmulatorError as e:
+        _fail(e, e.exit_code)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def boards(as_json: bool) -> None:
+    """List the boards the emulator can run."""
+    from meterkit.boards import load_board
+
+    rows = []
+    for b in list_boards():
+        d = load_board(b)
+        rows.append({"id": b, "name": d["name"], "family": d["mcu"]["family"], "heap_bytes": d["heap_bytes"]})
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            click.echo(f"{r['id']:24} {r['family']:8} heap {r['heap_bytes']:>7}  {r['name']}")
+
+
+@main.group()
+@click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False),
+              help="State folder of the running emulator.")
+@click.pass_context
+def ctl(ctx: click.Context, state_dir: str) -> None:
+    """Control a running emulator (JSON output; exit 7 when none runs, 8 when it refuses)."""
+    ctx.obj = StateDir(state_dir)
+
+
+def _call(st: StateDir, req: dict) -> None:
+    from .meter import load_endpoints
+
+    try:
+        ep = load_endpoints(st)
+        rep = control.request(ep["control"], req)
+    except EmulatorError as e:
+        _fail(e, e.exit_code)
+    click.echo(json.dumps(rep, indent=1))
+    if not rep.get("ok"):
+        sys.exit(8)
+
+
+@ctl.command()
+@click.pass_obj
+def status(st: StateDir) -> None:
+    """Power, boots, reset cause, speed, line statistics, device heap and flash operations."""
+    _call(st, {"verb": "status"})
+
+
+@ctl.command()
+@click.option("--soft", is_flag=True, help="Soft reset (re-run boot.py and main.py) instead of a hard reset.")
+@click.pass_obj
+def reset(st: StateDir, soft: bool) -> None:
+    """Reset the board, like its EN/RUN button (hard) or machine.soft_reset() (soft)."""
+    _call(st, {"verb": "reset", "kind": "soft" if soft else "hard"})
+
+
+@ctl.command("power-cut")
+@click.option("--at-write", type=int, default=None, help="Cut right before the N-th flash program/erase from now.")
+@click.option("--torn", type=int, default=0, help="With --at-write: let this many bytes of that write land.")
+@click.option("--off", "off", default=None, help="Seconds until power returns, or 'manual' (wait for power-on).")
+@click.pass_obj
+def power_cut(st: StateDir, at_write: int | None, torn: int, off: str | None) -> None:
+    """Cut the board's power now, or at a chosen flash write. Flash keeps exactly what was written."""
+    req: dict = {"verb": "power-cut", "torn": torn}
+    if at_write is not None:
+        req["at_write"] = at_write
+    if off is not None:
+        req["off"] = None if off == "manual" else float(off)
+    _call(st, req)
+
+
+@ctl.command("power-on")
+@click.pass_obj
+def power_on(st: StateDir) -> None:
+    """Restore power after a cut."""
+    _call(st, {"verb": "power-on"})
+
+
+@ctl.command("set")
+@click.argument("pairs", nargs=-1, required=True)
+@click.pass_obj
+def set_(st: StateDir, pairs: tuple[str, ...]) -> None:
+    """Set scenario parameters: KEY=VALUE ... (speed, rtc.drift_ppm, rtc.lost, power.restore_delay,
+    wire.error_rate, wire.drop_rate, adc.<gpio>)."""
+    values = {}
+    for p in pairs:
+        if "=" not in p:
+            raise click.BadParameter(f"{p!r} is not KEY=VALUE", param_hint="PAIRS")
+        k, v = p.split("=", 1)
+        values[k] = v
+    _call(st, {"verb": "set", "values": values})
+
+
+@ctl.command()
+@click.argument("input_name", metavar="INPUT", default="button")
+@click.option("--for", "hold", type=float, default=0.2, show_default=True, help="Seconds to hold it.")
+@click.pass_obj
+def press(st: StateDir, input_name: str, hold: float) -> None:
+    """Press an input of the board (the button) for a while."""
+    _call(st, {"verb": "press", "input": input_name, "for": hold})
+
+
+@ctl.command("time")
+@click.option("--advance", type=float, default=None, help="Jump device time forward by this many seconds first.")
+@click.pass_obj
+def time_(st: StateDir, advance: float | None) -> None:
+    """The virtual clock: uptime, ticks_ms, RTC reading, speed."""
+    _call(st, {"verb": "time", "advance": advance})
+
+
+@ctl.command()
+@click.pass_obj
+def stop(st: StateDir) -> None:
+    """Stop the emulator (as SIGTERM would)."""
+    _call(st, {"verb": "stop"})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+# Device side of the emulator's hardware bus: a Unix stream socket to the host process carrying one JSON object
+# per line. The host plays the board's hardware (power, reset line, RTC battery, input pins, flash faults); the
+# shims (machine, time, select, the flash block device) talk to it through this module only.
+import json
+import socket
+import struct
+
+_sock = None
+_rx = b""
+_chunk = bytearray(512)  # preallocated: the shims must not take the board's heap in bursts
+_handlers = {}
+config = {}
+stamp = None  # set by the RTC: world time, sent with every halt so the host carries it across the power cut
+
+
+def start(path):
+    global _sock
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # The unix port's connect() takes a raw sockaddr for AF_UNIX.
+    if path.startswith("@"):  # abstract namespace: the name is exactly the bytes after the NUL
+        addr = b"\0" + path[1:].encode()
+    else:
+        addr = path.encode() + b"\0"
+    s.connect(struct.pack("H", socket.AF_UNIX) + addr)
+    _sock = s
+    send({"t": "hello"})
+    msg = _read_blocking("config")
+    config.update(msg)
+    s.setblocking(False)
+    return config
+
+
+def sock():
+    return _sock
+
+
+def on(kind, fn):
+    _handlers[kind] = fn
+
+
+def send(msg):
+    data = (json.dumps(msg) + "\n").encode()
+    view = memoryview(data)
+    while view:
+        try:
+            n = _sock.send(view)
+        except OSError as e:
+            if e.errno == 11:  # EAGAIN: the host drains its side continuously
+                continue
+            raise
+        view = view[n:]
+
+
+def _lines():
+    global _rx
+    out = []
+    while True:
+        i = _rx.find(b"\n")
+        if i < 0:
+            return out
+        out.append(_rx[:i])
+        _rx = _rx[i + 1:]
+
+
+def _dispatch(line):
+    msg = json.loads(line)
+    fn = _handlers.get(msg.get("t"))
+    if fn is not None:
+        fn(msg)
+
+
+def pump():
+    """Handle every message the host has sent so far, without waiting."""
+    global _rx
+    got = False
+    while True:
+        try:
+            n = _sock.readinto(_chunk)
+        except OSError as e:
+            if e.errno == 11:
+                break
+            raise
+        if n is None:
+            break
+        if not n:
+            _power_lost()
+        _rx += _chunk[:n]
+        got = True
+    if got:
+        for line in _lines():
+            _dispatch(line)
+
+
+def _read_blocking(kind):
+    global _rx
+    while True:
+        for line in _lines():
+            msg = json.loads(line)
+            if msg.get("t") == kind:
+                return msg
+            fn = _handlers.get(msg.get("t"))
+            if fn is not None:
+                fn(msg)
+        chunk = _sock.recv(4096)
+        if not chunk:
+            _power_lost()
+        _rx += chunk
+
+
+def halt(msg):
+    """Tell the host what happened (power cut, reset) and wait to be ended: the host kills this process."""
+    if stamp is not None:
+        msg["world_ns"] = stamp()
+    send(msg)
+    _sock.setblocking(True)
+    while True:
+        if not _sock.recv(4096):
+            _power_lost()
+
+
+def _power_lost():
+    # The host went away: a board whose supply vanished stops executing at once.
+    import sys
+
+    sys.exit(3)

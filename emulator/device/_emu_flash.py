@@ -1,0 +1,76 @@
+# The board's flash, as a MicroPython block device backed by a file on the host (littlefs mounted at '/').
+# NOR semantics: erase sets a block to 0xFF, programming can only clear bits. Every program and erase counts as one
+# flash operation; the host can cut power right before operation N, optionally letting a prefix of it land (torn).
+import _emu_bus as bus
+
+_ops = 0
+_cut_at = None
+_torn = 0
+
+
+class Flash:
+    def __init__(self, path, block_size, block_count):
+        self._f = open(path, "r+b")
+        self._bs = block_size
+        self._n = block_count
+
+    def readblocks(self, block, buf, off=0):
+        self._f.seek(block * self._bs + off)
+        self._f.readinto(buf)
+
+    def writeblocks(self, block, buf, off=None):
+        if off is None:  # the simple interface erases first
+            self._erase(block)
+            off = 0
+        addr = block * self._bs + off
+        self._f.seek(addr)
+        old = self._f.read(len(buf))
+        new = bytearray(len(buf))
+        for i in range(len(buf)):
+            new[i] = old[i] & buf[i]
+        self._operation(addr, new)
+        self._f.seek(addr)
+        self._f.write(new)
+
+    def _erase(self, block):
+        addr = block * self._bs
+        blank = b"\xff" * self._bs
+        self._operation(addr, blank)
+        self._f.seek(addr)
+        self._f.write(blank)
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self._n
+        if op == 5:
+            return self._bs
+        if op == 6:
+            self._erase(arg)
+            return 0
+        return 0
+
+    def _operation(self, addr, data):
+        global _ops
+        bus.pump()
+        _ops += 1
+        if _cut_at is not None and _ops >= _cut_at:
+            if _torn:
+                # a prefix of the interrupted operation reaches the cells
+                n = _torn if _torn < len(data) else len(data) // 2
+                self._f.seek(addr)
+                self._f.write(data[:n])
+            bus.halt({"t": "cut", "op": _ops})
+
+
+def ops():
+    return _ops
+
+
+def arm(msg):
+    """Cut power right before the n-th flash operation from now; `torn` bytes of it land first."""
+    global _cut_at, _torn
+    _cut_at = _ops + int(msg["n"])
+    _torn = int(msg.get("torn", 0))
+
+
+bus.on("cut_at", arm)

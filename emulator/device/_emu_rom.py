@@ -1,0 +1,129 @@
+# The emulated board's start-up, in the role of a MicroPython port's own C start-up: connect the hardware bus, mount
+# the littlefs filesystem at '/', then run boot.py and main.py from it exactly as a board does. With `-i` the VM
+# then enters the REPL, as a board does when main.py ends or is interrupted.
+import os
+import sys
+
+import _emu_bus as bus
+
+cfg = bus.start(os.getenv("MEMU_BUS"))
+
+import _emu_clock  # noqa: E402  (the shims need the bus first)
+import _emu_rtc  # noqa: E402
+
+_emu_clock.set_speed(cfg.get("speed", 1.0))
+_emu_clock.set_hold(cfg.get("hold", False))
+_emu_rtc.configure(cfg["rtc"])
+
+import select  # noqa: E402,F401
+import time  # noqa: E402,F401  (our shims, loaded before the host paths disappear under the mount)
+
+import _emu_asyncio  # noqa: E402
+import _emu_flash  # noqa: E402
+import machine  # noqa: E402,F401
+
+sys.modules["_asyncio"] = _emu_asyncio  # asyncio's scheduler must read the virtual clock (see _emu_asyncio)
+
+
+def _ballast(extra):
+    """The VM's heap is the board's plus `extra` for these shims (on a board, machine/time/select are C in flash).
+    Whatever of `extra` the shims did not use is taken here, so the firmware sees the board's heap."""
+    import gc
+
+    gc.collect()
+    spare = extra - gc.mem_alloc()
+    bus.send({"t": "shim_heap", "used": gc.mem_alloc(), "spare": spare})
+    return bytearray(spare) if spare > 0 else None
+
+
+_BALLAST = _ballast(cfg.get("heap_extra", 0))
+
+
+
+def _on_query(msg):
+    import gc
+
+    gc.collect()
+    t = time.gmtime(_emu_rtc.now_ns() // 1000000000)
+    bus.send({"t": "status", "id": msg["id"], "us": _emu_clock.now_us(), "world_ns": _emu_rtc.world_ns(),
+              "rtc": "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6], "flash_ops": _emu_flash.ops(),
+              "heap_free": gc.mem_free(), "heap_used": gc.mem_alloc(), "speed": _emu_clock.speed_name()})
+
+
+bus.on("query", _on_query)
+_geo = cfg["board"]["flash"]
+_flash = _emu_flash.Flash(cfg["flash_path"], _geo["block_size"], _geo["block_count"])
+
+
+def _install(src):
+    """Format the flash and copy a host folder into it (first run of a fresh state dir)."""
+    os.VfsLfs2.mkfs(_flash)
+    os.mount(os.VfsLfs2(_flash), "/flash")
+    os.mount(os.VfsPosix(src), "/src")
+    n = _copy_tree("/src", "/flash")
+    os.umount("/src")
+    os.umount("/flash")
+    bus.send({"t": "installed", "files": n})
+
+
+def _copy_tree(src, dst):
+    n = 0
+    for ent in os.ilistdir(src):
+        name, kind = ent[0], ent[1]
+        s = src + "/" + name
+        d = dst + "/" + name
+        if kind == 0x4000:
+            try:
+                os.mkdir(d)
+            except OSError:
+                pass
+            n += _copy_tree(s, d)
+        else:
+            with open(s, "rb") as fi, open(d, "wb") as fo:
+                while True:
+                    chunk = fi.read(4096)
+                    if not chunk:
+                        break
+                    fo.write(chunk)
+            n += 1
+    return n
+
+
+def _run(path):
+    try:
+        os.stat(path)
+    except OSError:
+        return
+    g = {"__name__": "__main__", "__file__": path}
+    try:
+        with open(path) as f:
+            src = f.read()
+        exec(src, g)
+    except SystemExit:
+        raise
+    except BaseException as e:  # the board prints the traceback and carries on to the REPL
+        sys.print_exception(e)
+
+
+if cfg.get("cut_at"):
+    _emu_flash.arm(cfg["cut_at"])
+
+if cfg.get("install"):
+    _install(cfg["install"])
+    sys.exit(0)
+
+try:
+    os.mount(os.VfsLfs2(_flash), "/")
+except OSError:
+    # what the esp32 and rp2 ports do when the filesystem does not mount: format it
+    print("emulator: filesystem corrupt, formatting")
+    bus.send({"t": "formatted"})
+    os.VfsLfs2.mkfs(_flash)
+    os.mount(os.VfsLfs2(_flash), "/")
+os.chdir("/")
+sys.path[:] = ["", ".frozen", "/lib"]
+bus.send({"t": "booting"})
+_run("boot.py")
+if not cfg.get("skip_main"):  # a soft reset from the raw REPL runs boot.py only
+    _run("main.py")
+del cfg

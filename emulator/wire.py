@@ -1,0 +1,229 @@
+"""A null-modem cable between a host-side pty (what users open: pyserial, smpmgr, mpremote) and the pty that is the
+VM's console, pumped by a thread that throttles each direction to the line rate (10 bits per byte), injects line
+faults, and delivers Ctrl-C the way a board's UART interrupt does: as an interrupt when the firmware has the
+interrupt character enabled, as an ordinary byte when it has disabled it (micropython.kbd_intr(-1))."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import select
+import signal
+import threading
+import time
+import tty
+from collections.abc import Callable
+
+CTRL_C = 0x03
+CTRL_B = 0x02
+RAW_REPL_BANNER = b"raw REPL; CTRL-B to exit"
+BITS_PER_BYTE = 10  # 8N1: start + 8 data + stop
+PENDING_MAX = 64 * 1024  # bytes kept for a side that is not reading; beyond this the oldest are lost, as on a UART
+HOLD_SECONDS = 2.0  # device time stays at real time until the line has been quiet this long
+# After an interrupt, bytes behind the Ctrl-C wait until the VM has left the interrupted program (it stops catching
+# SIGINT at the REPL) or this many seconds: on a board the exception fires within microseconds, before the next
+# byte arrives, so the interrupted program never reads what follows the Ctrl-C.
+INTERRUPT_SETTLE_MAX = 1.0
+
+
+def catches_sigint(pid: int) -> bool:
+    """True when the process has a handler installed for SIGINT (MicroPython's interrupt character enabled)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    except OSError:
+        pass
+    return False
+
+
+class _Direction:
+    def __init__(self, name: str):
+        self.name = name
+        self.pending = bytearray()
+        self.credit = 0.0
+        self.bytes = 0
+        self.lost = 0
+        self.corrupted = 0
+        self.dropped = 0
+
+
+class Wire(threading.Thread):
+    def __init__(self, baud: int, on_activity: Callable[[bool], None], vm_pid: Callable[[], int | None]):
+        super().__init__(name="wire", daemon=True)
+        self.baud = baud
+        self.on_activity = on_activity
+        self.vm_pid = vm_pid
+        self.error_rate = 0.0  # probability per byte of one flipped bit
+        self.drop_rate = 0.0  # probability per byte of losing it
+        self.rng = random.Random()
+        self.host_master, self.host_slave = os.openpty()
+        self.dev_master, self.dev_slave = os.openpty()
+        for fd in (self.host_slave, self.dev_slave):
+            tty.setraw(fd)
+        for fd in (self.host_master, self.dev_master):
+            os.set_blocking(fd, False)
+        self.path = os.ttyname(self.host_slave)
+        self.to_dev = _Direction("host->device")
+        self.to_host = _Direction("device->host")
+        self._last_activity = 0.0
+        self._settle: tuple[int, float] | None = None  # (pid, deadline) while an interrupt is being taken
+        # whether the VM's REPL is in raw mode: Ctrl-D there soft-resets a board back into the raw REPL
+        self.raw_repl = False
+        self._out_tail = b""
+        self._held = False
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+
+    # the VM is started with this fd as stdin/stdout/stderr
+    @property
+    def device_fd(self) -> int:
+        return self.dev_slave
+
+    def stop(self) -> None:
+        self._stop.set()
+        os.write(self._wake_w, b"x")
+
+    def inject_to_device(self, data: bytes) -> None:
+        """Bytes the board's own start-up feeds its REPL (re-entering the raw REPL after a raw soft reset)."""
+        self.to_dev.pending += data
+        os.write(self._wake_w, b"x")
+
+    def inject_to_host(self, data: bytes) -> None:
+        """Text the 'board' itself prints (e.g. the soft-reboot banner), queued after pending device output."""
+        self.to_host.pending += data
+        os.write(self._wake_w, b"x")
+
+    def stats(self) -> dict:
+        return {
+            d.name: {"bytes": d.bytes, "corrupted": d.corrupted, "dropped": d.dropped, "overflow_lost": d.lost}
+            for d in (self.to_dev, self.to_host)
+        }
+
+    def flush_device_input(self) -> None:
+        """A board's UART receive buffer is empty after a reset: drop what the previous run did not read."""
+        try:
+            while os.read(self.dev_master, 4096):
+                pass
+        except OSError:
+            pass
+        import termios
+
+        termios.tcflush(self.dev_slave, termios.TCIFLUSH)
+
+    def _faults(self, data: bytes, d: _Direction) -> bytes:
+        if not (self.error_rate or self.drop_rate):
+            return data
+        out = bytearray()
+        for b in data:
+            if self.drop_rate and self.rng.random() < self.drop_rate:
+                d.dropped += 1
+                continue
+            if self.error_rate and self.rng.random() < self.error_rate:
+                b ^= 1 << self.rng.randrange(8)
+                d.corrupted += 1
+            out.append(b)
+        return bytes(out)
+
+    def _activity(self) -> None:
+        self._last_activity = time.monotonic()
+        if not self._held:
+            self._held = True
+            self.on_activity(True)
+
+    def _deliver_to_device(self, data: bytes) -> None:
+        if CTRL_C in data:
+            pid = self.vm_pid()
+            if pid is not None and self._settle is None and catches_sigint(pid):
+                # the first Ctrl-C interrupts; what follows it waits until the interrupt has been taken
+                before, _, after = data.partition(bytes([CTRL_C]))
+                self.to_dev.pending += before
+                self._drain(self.to_dev, self.dev_master)
+                os.kill(pid, signal.SIGINT)
+                self._settle = (pid, time.monotonic() + INTERRUPT_SETTLE_MAX)
+                self.to_dev.pending += after
+                return
+        self.to_dev.pending += data
+
+    def _drain(self, d: _Direction, fd: int) -> None:
+        if not d.pending:
+            return
+        try:
+            n = os.write(fd, d.pending)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EIO):
+                n = 0
+            else:
+                raise
+        del d.pending[:n]
+        if len(d.pending) > PENDING_MAX:
+            d.lost += len(d.pending) - PENDING_MAX
+            del d.pending[: len(d.pending) - PENDING_MAX]
+
+    def run(self) -> None:
+        rate = self.baud / BITS_PER_BYTE
+        last = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for d in (self.to_dev, self.to_host):
+                # at most ~20 ms of line time may be banked, so bursts keep the line rate
+                d.credit = min(d.credit + (now - last) * rate, max(64.0, rate * 0.02))
+            last = now
+            if self._held and now - self._last_activity > HOLD_SECONDS:
+                self._held = False
+                self.on_activity(False)
+            rl = [self._wake_r]
+            if self.to_dev.credit >= 1:
+                rl.append(self.host_master)
+            if self.to_host.credit >= 1:
+                rl.append(self.dev_master)
+            wl = []
+            if self.to_dev.pending and self._settle is None:
+                wl.append(self.dev_master)
+            if self.to_host.pending:
+                wl.append(self.host_master)
+            timeout = 0.002 if len(rl) < 3 else (0.25 if self._held else 1.0)
+            try:
+                r, w, _ = select.select(rl, wl, [], timeout)
+            except InterruptedError:
+                continue
+            if self._wake_r in r:
+                os.read(self._wake_r, 64)
+            if self.host_master in r:
+                self._pump(self.host_master, self.to_dev, to_device=True)
+            if self.dev_master in r:
+                self._pump(self.dev_master, self.to_host, to_device=False)
+            if self._settle is not None:
+                pid, until = self._settle
+                if time.monotonic() > until or not catches_sigint(pid):
+                    self._settle = None
+            if (self.dev_master in w or self.to_dev.pending) and self._settle is None:
+                self._drain(self.to_dev, self.dev_master)
+            if self.host_master in w or self.to_host.pending:
+                self._drain(self.to_host, self.host_master)
+
+    def _pump(self, fd: int, d: _Direction, to_device: bool) -> None:
+        try:
+            data = os.read(fd, int(d.credit))
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EIO):
+                return
+            raise
+        if not data:
+            return
+        d.credit -= len(data)
+        d.bytes += len(data)
+        self._activity()
+        data = self._faults(data, d)
+        if to_device:
+            if CTRL_B in data:
+                self.raw_repl = False
+            self._deliver_to_device(data)
+        else:
+            seen = self._out_tail + data
+            if RAW_REPL_BANNER in seen:
+                self.raw_repl = True
+            self._out_tail = seen[-len(RAW_REPL_BANNER):]
+            d.pending += data

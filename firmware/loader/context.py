@@ -1,0 +1,45 @@
+# What the loader hands to the application (and uses itself in recovery mode): the board, its hardware, the meter's
+# identity and mode, the SMP server the console feeds, and the planned-reset hook.
+import machine
+
+from loader import board as board_file
+from loader import mode as mode_file
+from loader import smp, store
+from loader.hal import Hal
+
+IDENTITY = "meter/identity.json"
+
+
+class Context:
+    def __init__(self):
+        self.board = board_file.load()
+        self.hal = Hal(self.board)
+        self.mode = mode_file.current()
+        try:
+            ident = store.read_json(IDENTITY, {})
+        except ValueError:
+            ident = {}
+        uid = machine.unique_id()
+        self.meter_id = ident.get("meter_id") or "".join("%02x" % b for b in uid)
+        self.server = smp.Server()
+        self.slot = None
+        self.manifest = None
+        self.app_version = None
+        self.before_reset = []  # callables run before a planned reset, so the app can persist its state
+        self.reset_scheduler = None  # set by the app: schedules a reset after the reply has gone out
+
+    def request_reset(self, force=False):
+        if self.reset_scheduler is not None:
+            self.reset_scheduler(force)
+        else:
+            self.server.after_reply = self.reset_now
+
+    def reset_now(self):
+        for fn in self.before_reset:
+            try:
+                fn()
+            except Exception as e:  # a failing hook must not prevent the reset
+                import sys
+
+                sys.print_exception(e)
+        machine.reset()

@@ -1,0 +1,26 @@
+# Work done by boot.py before anything else: lock the console first when the meter is locked (so Ctrl-C cannot
+# interrupt the boot), clean up what a power cut during a write may have left, and count the boot.
+from loader import mode, store
+
+BOOTS = "meter/boots.json"
+
+
+def count_boot():
+    """Add one to the persistent boot counter and return it. An unreadable record restarts the count at 1."""
+    try:
+        rec = store.read_json(BOOTS, {})
+    except ValueError:
+        rec = {}
+    n = rec.get("boots", 0) if isinstance(rec, dict) else 0
+    if not isinstance(n, int) or n < 0:
+        n = 0
+    store.write_json(BOOTS, {"boots": n + 1})
+    return n + 1
+
+
+def run():
+    m = mode.current()
+    mode.apply(m)
+    store.cleanup("meter")
+    store.cleanup("slots")
+    count_boot()

@@ -1,0 +1,30 @@
+# Hardware access for the loader and the app, from the board definition and MicroPython's own `machine` API only.
+import machine
+
+
+class Hal:
+    def __init__(self, board):
+        self.board = board
+        pins = board["pins"]
+        led = pins.get("led")
+        self._led = None
+        if led:
+            self._led = machine.Pin(led["gpio"], machine.Pin.OUT)
+            self._led_on = 1 if led.get("active", "high") == "high" else 0
+            self.led(False)
+        btn = pins.get("button")
+        self._button = None
+        if btn:
+            pull = {"up": machine.Pin.PULL_UP, "down": machine.Pin.PULL_DOWN}.get(btn.get("pull") or "")
+            if pull is None:
+                self._button = machine.Pin(btn["gpio"], machine.Pin.IN)
+            else:
+                self._button = machine.Pin(btn["gpio"], machine.Pin.IN, pull)
+            self._pressed = 0 if btn.get("active", "low") == "low" else 1
+
+    def led(self, on):
+        if self._led is not None:
+            self._led.value(self._led_on if on else 1 - self._led_on)
+
+    def button_pressed(self):
+        return self._button is not None and self._button.value() == self._pressed

@@ -1,0 +1,81 @@
+# SMP OS management group (0): echo, reset, MCUmgr parameters, OS/application info.
+import sys
+
+from micropython import const
+
+from loader import smp
+
+CMD_ECHO = const(0)
+CMD_RESET = const(5)
+CMD_PARAMS = const(6)
+CMD_INFO = const(7)
+ERR_INFO_FORMAT = const(2)  # OS group rc for an unknown info format character
+INFO_ALL = "snrvbmpio"
+
+
+class OsGroup:
+    """`ctx` supplies: board (dict), meter_id, app_version (None in recovery), request_reset(force)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def register(self, server):
+        server.register(smp.GROUP_OS, CMD_ECHO, self.echo)
+        server.register(smp.GROUP_OS, CMD_RESET, self.reset, read=False)
+        server.register(smp.GROUP_OS, CMD_PARAMS, self.params, write=False)
+        server.register(smp.GROUP_OS, CMD_INFO, self.info, write=False)
+
+    def echo(self, req):
+        d = req.get("d")
+        if not isinstance(d, str):
+            raise smp.SmpError(smp.EINVAL)
+        return {"r": d}
+
+    def reset(self, req):
+        force = req.get("force", 0)
+        if not isinstance(force, int):
+            raise smp.SmpError(smp.EINVAL)
+        self.ctx.request_reset(bool(force))
+        return {}
+
+    def params(self, req):
+        return {"buf_size": smp.BUF_SIZE, "buf_count": 1}
+
+    def _field(self, ch):
+        b = self.ctx.board
+        impl = sys.implementation
+        if ch == "s":
+            return "MicroPython"
+        if ch == "n":
+            return self.ctx.meter_id
+        if ch == "r":
+            return "%d.%d.%d" % impl.version[:3]
+        if ch == "v":
+            v = self.ctx.app_version
+            return ("app-" + v) if v else "recovery"
+        if ch == "b":
+            mpy = getattr(impl, "_mpy", 0)
+            return "mpy%d.%d" % (mpy & 0xFF, (mpy >> 8) & 3)
+        if ch == "m":
+            return b.get("name", b["id"])
+        if ch == "p":
+            return b["mcu"]["arch"]
+        if ch == "i":
+            return b["id"]
+        if ch == "o":
+            return "meterkit"
+        return None
+
+    def info(self, req):
+        fmt = req.get("format", "s")
+        if not isinstance(fmt, str):
+            raise smp.SmpError(smp.EINVAL)
+        if "a" in fmt:
+            fmt = INFO_ALL
+        out = []
+        for ch in fmt:
+            v = self._field(ch)
+            if v is None:
+                raise smp.SmpError(smp.EINVAL, ERR_INFO_FORMAT)
+            out.append(v)
+        return {"output": " ".join(out)}

@@ -1,0 +1,115 @@
+# Application slots: two directories (slots/a, slots/b), each holding an app package and its manifest, plus the
+# pointer file meter/slots.json naming the active one (replaced by rename, so switching is atomic). A slot is valid
+# when its manifest parses, names this board and a loader API this loader serves, and every file matches its size
+# and SHA-256 with no unlisted file beside them.
+import hashlib
+import os
+
+import cbor
+from loader import LOADER_API, store
+
+NAMES = ("a", "b")
+ROOT = "slots"
+STATE = "meter/slots.json"
+MANIFEST = "manifest.cbor"
+_CHUNK = 1024
+
+
+def path(name):
+    return ROOT + "/" + name
+
+
+def other(name):
+    return NAMES[1] if name == NAMES[0] else NAMES[0]
+
+
+def read_state():
+    try:
+        st = store.read_json(STATE, {})
+    except ValueError:
+        st = {}
+    if not isinstance(st, dict) or st.get("active") not in NAMES:
+        st = {"active": NAMES[0]}
+    return st
+
+
+def file_sha256(p):
+    h = hashlib.sha256()
+    buf = bytearray(_CHUNK)
+    mv = memoryview(buf)
+    with open(p, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(mv[:n])
+    return h.digest()
+
+
+def _listed(top, prefix, out):
+    for ent in os.ilistdir(top):
+        rel = prefix + ent[0]
+        if ent[1] == 0x4000:
+            _listed(top + "/" + ent[0], rel + "/", out)
+        else:
+            out.append(rel)
+    return out
+
+
+def read_manifest(name):
+    raw = store.read_bytes(path(name) + "/" + MANIFEST)
+    if raw is None:
+        return None
+    m = cbor.loads(raw)
+    if not isinstance(m, dict) or m.get("format") != 1 or not isinstance(m.get("files"), list):
+        raise ValueError("manifest format")
+    return m
+
+
+def check(name, board_id):
+    """(manifest, None) when slot `name` holds a valid app, else (None, reason)."""
+    if not store.is_dir(path(name)):
+        return None, "empty"
+    try:
+        m = read_manifest(name)
+    except ValueError:
+        return None, "manifest corrupt"
+    if m is None:
+        return None, "no manifest"
+    if m.get("board") != board_id:
+        return None, "wrong board"
+    if m.get("loader_api") != LOADER_API:
+        return None, "loader api"
+    want = {}
+    for f in m["files"]:
+        p = f.get("path") if isinstance(f, dict) else None
+        if not isinstance(p, str) or p.startswith("/") or ".." in p.split("/") or p == MANIFEST:
+            return None, "manifest path"
+        want[p] = f
+    have = _listed(path(name), "", [])
+    for rel in have:
+        if rel != MANIFEST and rel not in want:
+            return None, "unlisted file " + rel
+    for rel in want:
+        full = path(name) + "/" + rel
+        try:
+            size = os.stat(full)[6]
+        except OSError:
+            return None, "missing " + rel
+        f = want[rel]
+        if size != f.get("size") or file_sha256(full) != f.get("sha256"):
+            return None, "hash mismatch " + rel
+    return m, None
+
+
+def select(board_id):
+    """The slot to boot: the active one when valid, else the other one. Returns (name, manifest, problems)."""
+    st = read_state()
+    problems = []  # type: list[tuple[str, str]]
+    first = st["active"]
+    for name in (first, other(first)):
+        m, why = check(name, board_id)
+        if m is not None:
+            return name, m, problems
+        problems.append((name, why))
+    return None, None, problems

@@ -1,0 +1,102 @@
+# The SMP (mcumgr) core: the 8-byte header, dispatch to registered handlers by (group, command, operation), and
+# responses in the version the client used. Handlers take the request map and return the response map, or raise
+# SmpError. Used by the application's console task and by recovery mode alike.
+from micropython import const
+
+import cbor
+
+OP_READ = const(0)
+OP_READ_RSP = const(1)
+OP_WRITE = const(2)
+OP_WRITE_RSP = const(3)
+
+GROUP_OS = const(0)
+GROUP_IMAGE = const(1)
+GROUP_FIRST_APP = const(64)
+
+# MCUmgr result codes (MGMT_ERR_*)
+EOK = const(0)
+EUNKNOWN = const(1)
+ENOMEM = const(2)
+EINVAL = const(3)
+ETIMEOUT = const(4)
+ENOENT = const(5)
+EBADSTATE = const(6)
+EMSGSIZE = const(7)
+ENOTSUP = const(8)
+ECORRUPT = const(9)
+EBUSY = const(10)
+EACCESSDENIED = const(11)
+
+HEADER_SIZE = const(8)
+# Largest SMP packet (header + CBOR payload) the console decoder accepts: reported as buf_size by OS params.
+BUF_SIZE = const(2048)
+
+
+class SmpError(Exception):
+    """An error response: `rc` for SMP v1 clients; `group_rc` (the group's own code) for v2 clients."""
+
+    def __init__(self, rc, group_rc=None):
+        super().__init__(rc)
+        self.rc = rc
+        self.group_rc = group_rc
+
+
+def header(version, op, length, group, seq, cmd):
+    return bytes((((version & 3) << 3) | (op & 7), 0, length >> 8, length & 0xFF, group >> 8, group & 0xFF,
+                  seq & 0xFF, cmd & 0xFF))
+
+
+class Server:
+    def __init__(self):
+        self._handlers = {}
+        self.requests = 0
+        self.errors = 0
+        self.after_reply = None  # a callable set by a handler, run once its response has been written
+
+    def register(self, group, cmd, handler, read=True, write=True):
+        if read:
+            self._handlers[(group, cmd, OP_READ)] = handler
+        if write:
+            self._handlers[(group, cmd, OP_WRITE)] = handler
+
+    def handle(self, frame):
+        """The response packet for one request packet, or None for packets that get no answer."""
+        if len(frame) < HEADER_SIZE:
+            return None
+        b0 = frame[0]
+        op = b0 & 7
+        if op not in (OP_READ, OP_WRITE):
+            return None
+        version = (b0 >> 3) & 3
+        length = (frame[2] << 8) | frame[3]
+        group = (frame[4] << 8) | frame[5]
+        seq = frame[6]
+        cmd = frame[7]
+        self.requests += 1
+        try:
+            if length != len(frame) - HEADER_SIZE:
+                raise SmpError(EINVAL)
+            try:
+                req = cbor.loads(memoryview(frame)[HEADER_SIZE:]) if length else {}
+            except ValueError:
+                raise SmpError(EINVAL) from None
+            if not isinstance(req, dict):
+                raise SmpError(EINVAL)
+            fn = self._handlers.get((group, cmd, op))
+            if fn is None:
+                raise SmpError(ENOTSUP)
+            rsp = fn(req)
+        except SmpError as e:
+            self.errors += 1
+            rsp = self._error(version, group, e)
+        except MemoryError:
+            self.errors += 1
+            rsp = {"rc": ENOMEM}
+        body = cbor.dumps(rsp)
+        return header(version, op + 1, len(body), group, seq, cmd) + body
+
+    def _error(self, version, group, e):
+        if version >= 1 and e.group_rc is not None:
+            return {"err": {"group": group, "rc": e.group_rc}}
+        return {"rc": e.rc}

@@ -1,0 +1,79 @@
+# Power-fail-safe persistence: every change is written to a new file and renamed over the old one (littlefs renames
+# are atomic), so a power cut leaves the old content or the new, never a mix. Stale temporaries are removed at boot.
+import json
+import os
+
+TMP_SUFFIX = ".new"
+_DIR = 0x4000
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def is_dir(path):
+    try:
+        return os.stat(path)[0] & _DIR != 0
+    except OSError:
+        return False
+
+
+def makedirs(path):
+    cur = ""
+    for part in path.split("/"):
+        if not part:
+            cur = "/"
+            continue
+        cur = cur + part if cur in ("", "/") else cur + "/" + part
+        if not exists(cur):
+            os.mkdir(cur)
+
+
+def read_bytes(path):
+    """The file's content, or None when it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def write_atomic(path, data):
+    tmp = path + TMP_SUFFIX
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, path)
+
+
+def read_json(path, default=None):
+    """Parsed JSON, `default` when the file is missing; ValueError when it exists but does not parse."""
+    raw = read_bytes(path)
+    if raw is None:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ValueError("corrupt " + path) from None
+
+
+def write_json(path, obj):
+    write_atomic(path, json.dumps(obj).encode())
+
+
+def cleanup(top):
+    """Remove temporaries a power cut left behind under `top`; returns how many."""
+    n = 0
+    if not is_dir(top):
+        return 0
+    for ent in os.ilistdir(top):
+        p = top + "/" + ent[0]
+        if ent[1] == _DIR:
+            n += cleanup(p)
+        elif ent[0].endswith(TMP_SUFFIX):
+            os.remove(p)
+            n += 1
+    return n

@@ -1,0 +1,213 @@
+"""The unmodified firmware boots on the emulated boards and answers on its console like a board; the emulator's
+control verbs, virtual clock and power cuts behave as documented."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+
+import cbor2
+import pytest
+import serial
+from smp import os_management as osm
+from smp.error import ErrorV2
+
+from host_tests.conftest import BOARDS
+from host_tests.emu import BIN, SmpLink
+
+pytestmark = pytest.mark.e2e
+
+
+def echo_ok(emu, text: str = "hello", timeout: float = 15.0) -> None:
+    link = SmpLink(emu.console)
+    try:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                rsp = link.request(osm.EchoWriteRequest(d=text), timeout=2.0)
+                assert rsp.r == text
+                return
+            except TimeoutError:
+                if time.monotonic() > end:
+                    raise
+    finally:
+        link.close()
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_board_boots_and_answers_smp(start_emulator, board):
+    emu = start_emulator(board)
+    echo_ok(emu)
+    link = SmpLink(emu.console)
+    try:
+        params = link.request(osm.MCUMgrParametersReadRequest())
+        assert params.buf_size == 2048 and params.buf_count == 1
+        info = link.request(osm.OSApplicationInfoReadRequest(format="i"))
+        assert info.output == board
+        allinfo = link.request(osm.OSApplicationInfoReadRequest(format="a"))
+        assert "MicroPython" in allinfo.output and "app-0.1.0" in allinfo.output
+        bad = link.request(osm.OSApplicationInfoReadRequest(format="Z"))
+        assert isinstance(bad, ErrorV2) and bad.err.rc == 2
+    finally:
+        link.close()
+    st = emu.ctl("status")
+    assert st["board"] == board and st["power"] == "on" and st["boots"] == 1
+    assert st["device"]["heap_free"] > 0
+
+
+def test_unknown_command_is_not_supported_and_text_is_ignored(start_emulator):
+    emu = start_emulator()
+    echo_ok(emu)
+    link = SmpLink(emu.console)
+    try:
+        link.ser.write(b"some text a human typed\r\n\x06\x09garbage!!\n")
+        req = osm.EchoWriteRequest(d="x")
+        frame = bytearray(req.BYTES)
+        frame[7] = 99  # an OS command id nobody implements
+        link.send_frame(bytes(frame))
+        rsp = link.read_frame()
+        assert rsp[0] & 7 == 3 and rsp[7] == 99, "a write response to command 99"
+        assert cbor2.loads(rsp[8:]) == {"rc": 8}, "MGMT_ERR_ENOTSUP"
+        assert link.request(osm.EchoWriteRequest(d="still here")).r == "still here"
+    finally:
+        link.close()
+
+
+def test_reset_verbs_and_reset_cause(start_emulator):
+    emu = start_emulator()
+    echo_ok(emu)
+    assert emu.ctl("reset")["ok"]
+    st = emu.wait_boots(2)
+    assert st["reset_cause"] == "hard"
+    emu.ctl("reset", "--soft")
+    st = emu.wait_boots(3)
+    assert st["reset_cause"] == "soft"
+    echo_ok(emu)
+    # the SMP reset command resets the board after answering
+    link = SmpLink(emu.console)
+    try:
+        assert link.request(osm.ResetWriteRequest()) is not None
+    finally:
+        link.close()
+    emu.wait_boots(4)
+    echo_ok(emu)
+
+
+def test_virtual_clock_runs_fast_when_the_line_is_quiet(start_emulator):
+    emu = start_emulator(speed="max")
+    echo_ok(emu)
+    t0 = emu.ctl("time")
+    time.sleep(3.0)  # the line goes quiet after 2 s; then idle time is skipped
+    t1 = emu.ctl("time")
+    assert t1["uptime_s"] - t0["uptime_s"] > 30, (t0, t1)
+    adv = emu.ctl("time", "--advance", "3600")
+    assert adv["uptime_s"] >= t1["uptime_s"] + 3600
+
+
+def test_clock_holds_to_real_time_while_a_host_talks(start_emulator):
+    emu = start_emulator(speed="max")
+    link = SmpLink(emu.console)
+    try:
+        echo_ok(emu)
+        t0 = emu.ctl("time")["uptime_s"]
+        w0 = time.monotonic()
+        for _ in range(10):
+            link.request(osm.EchoWriteRequest(d="ping"))
+            time.sleep(0.1)
+        t1 = emu.ctl("time")["uptime_s"]
+        wall = time.monotonic() - w0
+        assert t1 - t0 <= wall * 1.2 + 0.5, (t1 - t0, wall)
+    finally:
+        link.close()
+
+
+def test_rtc_survives_power_cut_and_can_be_lost(start_emulator):
+    emu = start_emulator()
+    echo_ok(emu)
+    before = emu.ctl("time")
+    assert before["rtc"].startswith(time.strftime("%Y", time.gmtime()))
+    emu.ctl("power-cut", "--off", "0.5")
+    st = emu.wait_boots(2)
+    assert st["reset_cause"] == "power"
+    after = emu.ctl("time")
+    assert after["rtc"] >= before["rtc"]
+    emu.ctl("set", "rtc.lost=1")
+    emu.ctl("power-cut", "--off", "0.2")
+    emu.wait_boots(3)
+    lost = emu.ctl("time")
+    assert lost["rtc"].startswith("2000-01-01") and not lost["rtc_valid"]
+
+
+def test_power_cut_at_random_flash_writes_always_boots_cleanly(start_emulator):
+    """A power cut before any flash operation of the boot's own writes (clean and torn) never stops the next boot;
+    the boot counter never goes backwards and never turns corrupt."""
+    emu = start_emulator()
+    echo_ok(emu)
+    rng = random.Random(20261128)
+    cuts = 0
+    for _ in range(4):
+        n = rng.randint(1, 6)
+        torn = rng.choice([0, 0, 7, 100])
+        emu.ctl("power-cut", "--at-write", str(n), "--torn", str(torn), "--off", "0.2")
+        emu.ctl("reset")
+        time.sleep(0.5)
+        echo_ok(emu, timeout=30)
+        st = emu.ctl("status")
+        assert st["formatted"] == 0, "the filesystem never needs formatting after a cut"
+        cuts += st["last_halt"].get("t") == "cut"
+    assert cuts >= 1, "no armed cut was reached"
+    boots = emu.ctl("status")["boots"]
+    # the boot counter record is intact and never counted more boots than happened
+    out = subprocess.run([str(BIN / "mpremote"), "connect", emu.console, "exec",
+                          "import json; print(json.load(open('meter/boots.json')))"],
+                         capture_output=True, text=True, timeout=60)
+    rec = json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
+    assert 1 <= rec["boots"] <= boots
+
+
+def test_locked_mode_turns_ctrl_c_into_data(start_emulator):
+    emu = start_emulator()
+    echo_ok(emu)
+    p = subprocess.run([str(BIN / "mpremote"), "connect", emu.console, "exec",
+                        "import loader.mode as m; m.store_mode('locked'); print('locked')"],
+                       capture_output=True, text=True, timeout=60)
+    assert "locked" in p.stdout, p.stdout + p.stderr
+    boots = emu.ctl("status")["boots"] + 1
+    emu.ctl("reset")
+    emu.wait_boots(boots)
+    echo_ok(emu)
+    with serial.Serial(emu.console, 115200, timeout=0.5) as s:
+        s.write(b"\r\x03\x03\r\x01")  # what mpremote sends to break in and reach the raw REPL
+        time.sleep(1.5)
+        seen = s.read(4096)
+    assert b">>>" not in seen and b"raw REPL" not in seen and b"Traceback" not in seen, seen
+    st = emu.ctl("status")
+    assert st["boots"] == boots and st["power"] == "on", "Ctrl-C neither interrupted nor killed a locked meter"
+    echo_ok(emu)
+
+
+def test_clear_errors(tmp_path):
+    p = subprocess.run([str(BIN / "meter-emu"), "run", "--board", "nope", "--state", str(tmp_path / "s")],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 3 and "nope" in p.stderr and "esp32_devkitc" in p.stderr
+    p = subprocess.run([str(BIN / "meter-emu"), "ctl", "--state", str(tmp_path / "none"), "status"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 7 and "no emulator is running" in p.stderr
+    bad = tmp_path / "corrupt"
+    bad.mkdir()
+    (bad / "meta.json").write_text("{not json")
+    p = subprocess.run([str(BIN / "meter-emu"), "run", "--board", "esp32_devkitc", "--state", str(bad)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 4 and "meta.json" in p.stderr
+
+
+def test_state_dir_in_use_and_unknown_ctl_key(start_emulator, tmp_path):
+    emu = start_emulator()
+    p = subprocess.run([str(BIN / "meter-emu"), "run", "--board", "esp32_devkitc", "--state", str(emu.state)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 5 and "in use" in p.stderr
+    r = subprocess.run([str(BIN / "meter-emu"), "ctl", "--state", str(emu.state), "set", "grid.nonsense=1"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 8 and "unknown key" in r.stdout and "speed" in r.stdout

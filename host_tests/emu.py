@@ -1,0 +1,146 @@
+"""Test-side handle on a running `meter-emu`: starts it as users do (the console script), waits for its endpoints,
+and offers the control verbs and an SMP link over the console pty with pyserial."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import serial
+from smp import packet
+from smp.error import ErrorV1
+
+BIN = Path(sys.executable).parent
+
+
+class Emulator:
+    def __init__(self, state: Path, board: str = "esp32_devkitc", speed: str = "1", baud: int = 115200):
+        self.state = Path(state)
+        self.board = board
+        self.log = open(self.state.parent / f"{self.state.name}.emu.log", "wb")
+        self.proc = subprocess.Popen(
+            [str(BIN / "meter-emu"), "run", "--board", board, "--state", str(self.state), "--speed", speed,
+             "--baud", str(baud)],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.endpoints = self.wait_endpoints()
+
+    def wait_endpoints(self, timeout: float = 60) -> dict:
+        end = time.monotonic() + timeout
+        path = self.state / "endpoints.json"
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"meter-emu exited with {self.proc.returncode}:\n{self.output()}")
+            if path.exists():
+                return json.loads(path.read_text())
+            time.sleep(0.05)
+        raise TimeoutError(f"meter-emu did not publish endpoints:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return (self.state.parent / f"{self.state.name}.emu.log").read_text(errors="replace")
+
+    @property
+    def console(self) -> str:
+        return self.endpoints["console"]
+
+    def ctl(self, *args: str, check: bool = True) -> dict:
+        p = subprocess.run([str(BIN / "meter-emu"), "ctl", "--state", str(self.state), *args],
+                           capture_output=True, text=True, timeout=60)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"ctl {args} failed ({p.returncode}): {p.stdout} {p.stderr}")
+        return json.loads(p.stdout) if p.stdout.strip() else {"exit": p.returncode, "stderr": p.stderr}
+
+    def wait_boots(self, n: int, timeout: float = 30) -> dict:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            st = self.ctl("status")
+            if st["boots"] >= n and st["power"] == "on" and "device" in st:
+                return st
+            time.sleep(0.1)
+        raise TimeoutError(f"board did not boot {n} times: {st}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+class SmpLink:
+    """SMP over the emulated console with pyserial, framed with the `smp` library's serial encoder/decoder."""
+
+    def __init__(self, port: str, baud: int = 115200, timeout: float = 10.0):
+        self.ser = serial.Serial(port, baud, timeout=0.05)
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self.ser.close()
+
+    def send_frame(self, frame: bytes) -> None:
+        for line in packet.encode(frame):
+            self.ser.write(line)
+
+    def read_frame(self, timeout: float | None = None) -> bytes:
+        end = time.monotonic() + (timeout or self.timeout)
+        buf = b""
+        while time.monotonic() < end:
+            buf += self.ser.read(max(1, self.ser.in_waiting))
+            i = buf.find(b"\x06\x09")
+            if i >= 0:
+                dec = packet.decode()
+                next(dec)
+                rest = buf[i:]
+                try:
+                    while True:
+                        nl = rest.find(b"\n")
+                        if nl < 0:
+                            more = self.ser.read(max(1, self.ser.in_waiting))
+                            if not more and time.monotonic() > end:
+                                raise TimeoutError("partial SMP packet")
+                            rest += more
+                            continue
+                        line, rest = rest[: nl + 1], rest[nl + 1:]
+                        dec.send(line)
+                except StopIteration as done:
+                    return done.value
+        raise TimeoutError("no SMP response")
+
+    def request(self, req, timeout: float | None = None):
+        self.ser.reset_input_buffer()
+        self.send_frame(req.BYTES)
+        frame = self.read_frame(timeout)
+        return decode_response(req, frame, response_type(req))
+
+
+def response_type(req):
+    """EchoWriteRequest → EchoWriteResponse, from the request's own module."""
+    mod = sys.modules[type(req).__module__]
+    return getattr(mod, type(req).__name__.replace("Request", "Response"), None)
+
+
+def decode_response(req, frame: bytes, rsp_type=None):
+    """The typed response: the group's ErrorV2 for {"err": ...}, ErrorV1 for {"rc": n}, else `rsp_type`."""
+    import cbor2
+    from smp.header import Header
+
+    hdr = Header.loads(frame[:8])
+    assert hdr.sequence == req.header.sequence, "sequence not echoed"
+    body = cbor2.loads(frame[8:]) if len(frame) > 8 else {}
+    mod = sys.modules[type(req).__module__]
+    if "err" in body:
+        v2 = next(getattr(mod, n) for n in dir(mod) if n.endswith("ErrorV2") and "[" not in n)
+        return v2.loads(frame)
+    if set(body) == {"rc"}:
+        return ErrorV1.loads(frame)
+    if rsp_type is None:
+        return frame
+    return rsp_type.loads(frame)

@@ -1,0 +1,84 @@
+"""The meter's filesystem layout (documented in docs/device-layout.md) and the staging of a freshly provisioned
+meter: loader, board file, identity, mode and a first application in slot a with its manifest. Used by the emulator's
+first power-up; `ota provision` puts the same tree on a real board."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from . import manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRMWARE_DIR = ROOT / "firmware"
+
+LOADER_FILES = ("boot.py", "main.py")
+LOADER_DIRS = ("loader", "lib")
+APP_PACKAGE = "app"
+SLOTS = ("a", "b")
+METER_DIR = "meter"
+MODE_DEVELOPMENT = "development"
+MODE_LOCKED = "locked"
+
+
+def app_version(firmware_dir: Path = FIRMWARE_DIR) -> str:
+    return _constant(firmware_dir / APP_PACKAGE / "__init__.py", "VERSION")
+
+
+def app_loader_api(firmware_dir: Path = FIRMWARE_DIR) -> int:
+    return int(_constant(firmware_dir / APP_PACKAGE / "__init__.py", "LOADER_API"))
+
+
+def _constant(path: Path, name: str) -> str:
+    m = re.search(rf'^{name}\s*=\s*"?([^"\n]+)"?\s*$', path.read_text(), re.M)
+    if not m:
+        raise ValueError(f"{path}: no {name} = ... line")
+    return m.group(1)
+
+
+def _python_files(src: Path):
+    for p in sorted(src.rglob("*.py")):
+        if "__pycache__" not in p.parts:
+            yield p
+
+
+DOC_KEYS = ("notes", "nonlinearity")
+
+
+def device_board(board: dict) -> dict:
+    """The board file as the device stores it: the same data without the prose meant for people."""
+    if isinstance(board, dict):
+        return {k: device_board(v) for k, v in board.items() if k not in DOC_KEYS}
+    return board
+
+
+def stage_meter(dest: Path, board: dict, firmware_dir: Path = FIRMWARE_DIR, *, meter_id: str,
+                mode: str = MODE_DEVELOPMENT) -> None:
+    """Write into `dest` the tree a provisioned meter's flash holds."""
+    for name in LOADER_FILES:
+        shutil.copy2(firmware_dir / name, dest / name)
+    for d in LOADER_DIRS:
+        for p in _python_files(firmware_dir / d):
+            target = dest / d / p.relative_to(firmware_dir / d)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, target)
+    meter = dest / METER_DIR
+    meter.mkdir()
+    (meter / "board.json").write_text(json.dumps(device_board(board), separators=(",", ":")))
+    (meter / "identity.json").write_text(json.dumps({"meter_id": meter_id}))
+    (meter / "mode.json").write_text(json.dumps({"mode": mode}))
+    (meter / "slots.json").write_text(json.dumps({"active": "a"}))
+    slot = dest / "slots" / "a"
+    files = []
+    for p in _python_files(firmware_dir / APP_PACKAGE):
+        rel = Path(APP_PACKAGE) / p.relative_to(firmware_dir / APP_PACKAGE)
+        target = slot / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, target)
+        files.append((rel.as_posix(), p.read_bytes()))
+    (dest / "slots" / "b").mkdir(parents=True)
+    (slot / manifest.FILENAME).write_bytes(
+        manifest.build(files, board=board["id"], version=app_version(firmware_dir),
+                       loader_api=app_loader_api(firmware_dir)))

@@ -1,0 +1,54 @@
+"""A meter's SMP link over a serial port, through smpclient: connect, request, and errors turned into OtaError."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from smpclient import SMPClient
+from smpclient.generics import error, error_v1, error_v2, success
+from smpclient.transport.serial import SMPSerialTransport
+
+from .errors import DeviceRefused, DeviceTimeout, NoDevice
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class MeterLink:
+    def __init__(self, port: str, baud: int = 115200, timeout: float = DEFAULT_TIMEOUT):
+        self.port = port
+        self.baud = baud
+        self.timeout = timeout
+        self._client: SMPClient | None = None
+
+    async def __aenter__(self) -> MeterLink:
+        transport = SMPSerialTransport(baudrate=self.baud)
+        self._client = SMPClient(transport, self.port, timeout_s=self.timeout)
+        try:
+            await self._client.connect()
+        except Exception as e:  # pyserial raises SerialException for a missing or busy port
+            raise NoDevice(f"cannot open {self.port}: {e}") from e
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._client is not None:
+            await self._client.disconnect()
+
+    async def request(self, req: Any, what: str) -> Any:
+        assert self._client is not None
+        try:
+            rsp = await self._client.request(req)
+        except TimeoutError as e:
+            raise DeviceTimeout(f"{what}: no answer from {self.port} within {self.timeout:g} s") from e
+        if success(rsp):
+            return rsp
+        if error(rsp):
+            if error_v2(rsp):
+                raise DeviceRefused(what, int(rsp.err.rc), int(rsp.err.group))
+            if error_v1(rsp):
+                raise DeviceRefused(what, int(rsp.rc))
+        raise DeviceRefused(what, 1)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)

@@ -1,0 +1,26 @@
+"""Reading who a meter is: OS/application info, SMP buffer parameters, echo."""
+
+from __future__ import annotations
+
+from smpclient.requests.os_management import EchoWrite, MCUMgrParametersRead, OSApplicationInfoRead
+
+from .link import MeterLink
+
+INFO_FIELDS = {"s": "kernel", "n": "meter_id", "r": "micropython", "v": "app", "b": "build", "m": "board_name",
+               "p": "arch", "i": "board", "o": "os"}
+
+
+async def read_info(link: MeterLink) -> dict:
+    out: dict = {}
+    for ch, key in INFO_FIELDS.items():
+        rsp = await link.request(OSApplicationInfoRead(format=ch), f"info {key}")
+        out[key] = rsp.output
+    params = await link.request(MCUMgrParametersRead(), "mcumgr parameters")
+    out["buf_size"] = params.buf_size
+    out["buf_count"] = params.buf_count
+    return out
+
+
+async def echo(link: MeterLink, text: str) -> str:
+    rsp = await link.request(EchoWrite(d=text), "echo")
+    return rsp.r
