@@ -64,6 +64,16 @@ class Emulator:
             time.sleep(0.1)
         raise TimeoutError(f"board did not boot {n} times: {st}")
 
+    def wait_status(self, pred, timeout: float = 30, what: str = "condition") -> dict:
+        end = time.monotonic() + timeout
+        st: dict = {}
+        while time.monotonic() < end:
+            st = self.ctl("status")
+            if st["power"] == "on" and pred(st):
+                return st
+            time.sleep(0.1)
+        raise TimeoutError(f"{what} not reached: {st}")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

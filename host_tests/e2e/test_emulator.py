@@ -211,3 +211,49 @@ def test_state_dir_in_use_and_unknown_ctl_key(start_emulator, tmp_path):
     r = subprocess.run([str(BIN / "meter-emu"), "ctl", "--state", str(emu.state), "set", "grid.nonsense=1"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 8 and "unknown key" in r.stdout and "speed" in r.stdout
+
+
+def info_version(emu) -> str:
+    link = SmpLink(emu.console)
+    try:
+        end = time.monotonic() + 20
+        while True:
+            try:
+                return link.request(osm.OSApplicationInfoReadRequest(format="v"), timeout=2.0).output
+            except TimeoutError:
+                if time.monotonic() > end:
+                    raise
+    finally:
+        link.close()
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_button_held_at_boot_enters_recovery(start_emulator, board):
+    emu = start_emulator(board)
+    assert info_version(emu) == "app-0.1.0"
+    emu.ctl("press", "button", "--for", "4")
+    emu.ctl("reset")
+    assert info_version(emu) == "recovery"
+    echo_ok(emu)  # the loader alone still serves SMP
+    time.sleep(4)
+    emu.ctl("reset")
+    assert info_version(emu) == "app-0.1.0"
+
+
+def test_a_damaged_app_falls_back_to_recovery(start_emulator):
+    emu = start_emulator()
+    echo_ok(emu)
+    p = subprocess.run([str(BIN / "mpremote"), "connect", emu.console, "exec",
+                        "f = open('slots/a/app/heartbeat.py', 'a'); f.write('# tampered\\n'); f.close()"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    emu.ctl("reset")
+    assert info_version(emu) == "recovery"
+    with serial.Serial(emu.console, 115200, timeout=0.2) as s:
+        emu.ctl("reset")
+        seen = b""
+        end = time.monotonic() + 10
+        while b"recovery: no valid app" not in seen and time.monotonic() < end:
+            seen += s.read(256)
+    assert b"slot a not bootable: hash mismatch app/heartbeat.py" in seen, seen
+    assert b"recovery: no valid app" in seen

@@ -23,6 +23,14 @@ for p in (str(FIRMWARE / "lib"), str(FIRMWARE), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+if not hasattr(os, "ilistdir"):
+    # CPython lacks MicroPython's os.ilistdir; firmware code uses it, so CPython runs get an equivalent.
+    def _ilistdir(path: str = "."):
+        for e in os.scandir(path):
+            yield (e.name, 0x4000 if e.is_dir() else 0x8000, e.inode())
+
+    os.ilistdir = _ilistdir  # type: ignore[attr-defined]
+
 _vm_results: dict[Path, dict[str, dict]] = {}
 
 

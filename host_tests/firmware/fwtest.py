@@ -18,3 +18,57 @@ def float32(x):
     from array import array
 
     return array("f", [x])[0]
+
+
+_seq = [0]
+
+
+def workdir():
+    """Make a fresh empty folder, chdir into it (firmware paths are relative to the flash root) and return the
+    folder to go back to. Works on CPython and in the VM (which has no tempfile)."""
+    import os
+
+    back = os.getcwd()
+    _seq[0] += 1
+    base = "/tmp/fwtest-%d-%d" % (os.getpid() if hasattr(os, "getpid") else _rand(), _seq[0])
+    _rmtree(base)
+    os.mkdir(base)
+    os.chdir(base)
+    return back
+
+
+def _rand():
+    import os
+
+    return int.from_bytes(os.urandom(4), "big")
+
+
+def _rmtree(path):
+    import os
+
+    try:
+        entries = list(os.ilistdir(path)) if hasattr(os, "ilistdir") else [(n, 0) for n in os.listdir(path)]
+    except OSError:
+        return
+    for ent in entries:
+        p = path + "/" + ent[0]
+        try:
+            os.remove(p)
+        except OSError:
+            _rmtree(p)
+    os.rmdir(path)
+
+
+def write(path, data):
+    """Write a file, creating its folders."""
+    import os
+
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        d = "/".join(parts[:i])
+        try:
+            os.mkdir(d)
+        except OSError:
+            pass
+    with open(path, "wb") as f:
+        f.write(data if isinstance(data, (bytes, bytearray)) else data.encode())

@@ -47,8 +47,7 @@ def test_mpremote_interrupts_the_app_and_execs(start_emulator):
     assert p.returncode == 0 and "raw 42" in p.stdout, p.stdout + p.stderr
     p = run(BIN / "mpremote", "connect", emu.console, "reset")
     assert p.returncode == 0, p.stdout + p.stderr
-    st = emu.wait_boots(boots + 2)
-    assert st["reset_cause"] == "hard"
+    emu.wait_status(lambda st: st["boots"] > boots + 1 and st["reset_cause"] == "hard", what="hard reset")
     echo_ok(emu)
 
 

@@ -1,9 +1,10 @@
-"""CPython-only unit tests import firmware library modules (e.g. `import cbor`) the way a board does: firmware/lib
-top-level."""
+"""CPython-only unit tests import firmware modules the way a board does: firmware/lib top-level (`import cbor`),
+loader/ and app/ as packages, and the CPython stand-in for MicroPython's `micropython` module."""
 
 import sys
 from pathlib import Path
 
-_LIB = str(Path(__file__).resolve().parents[2] / "firmware" / "lib")
-if _LIB not in sys.path:
-    sys.path.insert(0, _LIB)
+_ROOT = Path(__file__).resolve().parents[2]
+for _p in (_ROOT / "host_tests" / "firmware", _ROOT / "firmware", _ROOT / "firmware" / "lib"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))

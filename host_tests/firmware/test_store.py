@@ -1,0 +1,85 @@
+import os
+
+import fwtest
+from loader import early, mode, store
+
+
+def _in_tmp(fn):
+    back = fwtest.workdir()
+    try:
+        fn()
+    finally:
+        os.chdir(back)
+
+
+def test_write_atomic_replaces_and_leaves_no_temporary():
+    def body():
+        os.mkdir("meter")
+        store.write_atomic("meter/x", b"one")
+        store.write_atomic("meter/x", b"two")
+        assert store.read_bytes("meter/x") == b"two"
+        assert sorted(os.listdir("meter")) == ["x"]
+
+    _in_tmp(body)
+
+
+def test_read_json_missing_default_and_corrupt_error():
+    def body():
+        assert store.read_json("nope.json", {"a": 1}) == {"a": 1}
+        fwtest.write("bad.json", b"{not json")
+        e = fwtest.raises(ValueError, store.read_json, "bad.json")
+        assert "corrupt bad.json" in str(e)
+
+    _in_tmp(body)
+
+
+def test_cleanup_removes_only_temporaries_left_by_a_power_cut():
+    def body():
+        fwtest.write("meter/slots.json", b"{}")
+        fwtest.write("meter/slots.json.new", b"{half")
+        fwtest.write("slots/a/app/x.py.new", b"half")
+        fwtest.write("slots/a/app/x.py", b"whole")
+        assert store.cleanup("meter") + store.cleanup("slots") == 2
+        assert store.exists("meter/slots.json") and not store.exists("meter/slots.json.new")
+        assert store.exists("slots/a/app/x.py") and not store.exists("slots/a/app/x.py.new")
+        assert store.cleanup("absent") == 0
+
+    _in_tmp(body)
+
+
+def test_makedirs_and_is_dir():
+    def body():
+        store.makedirs("a/b/c")
+        assert store.is_dir("a/b/c") and not store.is_dir("a/b/c/d")
+
+    _in_tmp(body)
+
+
+def test_mode_fresh_board_is_development_and_corrupt_fails_closed():
+    def body():
+        os.mkdir("meter")
+        assert mode.current() == mode.DEVELOPMENT
+        mode.store_mode(mode.LOCKED)
+        assert mode.current() == mode.LOCKED
+        fwtest.write(mode.PATH, b"{garbage")
+        assert mode.current() == mode.LOCKED
+        fwtest.write(mode.PATH, b'{"mode": "sideways"}')
+        assert mode.current() == mode.LOCKED
+        fwtest.write(mode.PATH, b"[1]")
+        assert mode.current() == mode.LOCKED
+        fwtest.raises(ValueError, mode.store_mode, "open")
+
+    _in_tmp(body)
+
+
+def test_boot_counter_counts_and_recovers_from_a_corrupt_record():
+    def body():
+        os.mkdir("meter")
+        assert early.count_boot() == 1
+        assert early.count_boot() == 2
+        fwtest.write(early.BOOTS, b"{torn")
+        assert early.count_boot() == 1
+        fwtest.write(early.BOOTS, b'{"boots": -5}')
+        assert early.count_boot() == 1
+
+    _in_tmp(body)
