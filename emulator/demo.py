@@ -70,7 +70,8 @@ def main() -> None:
         st = json.loads(shell(str(BIN / "meter-emu"), "ctl", "--state", str(state), "status").stdout)
         tm = json.loads(shell(str(BIN / "meter-emu"), "ctl", "--state", str(state), "time").stdout)
         out.print(f"power {st['power']}, boots {st['boots']}, reset cause {st['reset_cause']}, "
-                  f"heap free {st['device']['heap_free']} B, uptime {tm['uptime_s']:.1f} s, RTC {tm['rtc']}")
+                  f"heap free ≈ {st['device']['heap_free_board_estimate'] // 1024} KB of the board's "
+                  f"{st['device']['heap_board_bytes'] // 1024} KB, uptime {tm['uptime_s']:.1f} s, RTC {tm['rtc']}")
         if args.keep:
             out.print(f"\nThe meter keeps running. Try: mpremote connect {console} repl   |   "
                       f"meter-emu ctl --state {state} status   |   stop with: meter-emu ctl --state {state} stop")

@@ -426,7 +426,11 @@ class Meter:
         }
         out["device_answering"] = st is not None
         if st:
-            out["device"] = {k: v for k, v in st.items() if k not in ("t", "id")}
+            dev = {k: v for k, v in st.items() if k not in ("t", "id")}
+            # the VM's objects are twice a board's size (64-bit words): halve to compare with the board's heap
+            dev["heap_free_board_estimate"] = st["heap_free"] // WORD_SCALE
+            dev["heap_board_bytes"] = self.board["heap_bytes"]
+            out["device"] = dev
         return out
 
     def _ctl_time(self, req: dict, reply: Callable[[dict], None]) -> None:

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 import tty
+from collections import deque
 from collections.abc import Callable
 
 CTRL_C = 0x03
@@ -20,6 +21,8 @@ CTRL_B = 0x02
 RAW_REPL_BANNER = b"raw REPL; CTRL-B to exit"
 BITS_PER_BYTE = 10  # 8N1: start + 8 data + stop
 PENDING_MAX = 64 * 1024  # bytes kept for a side that is not reading; beyond this the oldest are lost, as on a UART
+AHEAD_MAX = 0.02  # seconds of line time read ahead of the receiver (the sender's pty buffer holds the rest)
+CHUNK_SECONDS = 0.002  # at most this much line time is read as one chunk
 HOLD_SECONDS = 2.0  # device time stays at real time until the line has been quiet this long
 # After an interrupt, bytes behind the Ctrl-C wait until the VM has left the interrupted program (it stops catching
 # SIGINT at the REPL) or this many seconds: on a board the exception fires within microseconds, before the next
@@ -40,10 +43,14 @@ def catches_sigint(pid: int) -> bool:
 
 
 class _Direction:
+    """One direction of the cable. Bytes read from the sender are stamped with the time their last bit would reach
+    the far end at the line rate, and handed over then: throughput and latency both follow the baud rate."""
+
     def __init__(self, name: str):
         self.name = name
-        self.pending = bytearray()
-        self.credit = 0.0
+        self.pending = bytearray()  # arrived, waiting to be written to the receiving pty
+        self.inflight: deque[tuple[float, bytes]] = deque()  # (arrival time, bytes) still on the wire
+        self.line_free_at = 0.0
         self.bytes = 0
         self.lost = 0
         self.corrupted = 0
@@ -104,11 +111,6 @@ class Wire(threading.Thread):
 
     def flush_device_input(self) -> None:
         """A board's UART receive buffer is empty after a reset: drop what the previous run did not read."""
-        try:
-            while os.read(self.dev_master, 4096):
-                pass
-        except OSError:
-            pass
         import termios
 
         termios.tcflush(self.dev_slave, termios.TCIFLUSH)
@@ -164,66 +166,78 @@ class Wire(threading.Thread):
 
     def run(self) -> None:
         rate = self.baud / BITS_PER_BYTE
-        last = time.monotonic()
+        chunk = max(1, int(rate * CHUNK_SECONDS))
         while not self._stop.is_set():
             now = time.monotonic()
-            for d in (self.to_dev, self.to_host):
-                # at most ~20 ms of line time may be banked, so bursts keep the line rate
-                d.credit = min(d.credit + (now - last) * rate, max(64.0, rate * 0.02))
-            last = now
             if self._held and now - self._last_activity > HOLD_SECONDS:
                 self._held = False
                 self.on_activity(False)
+            self._arrive(now)
             rl = [self._wake_r]
-            if self.to_dev.credit >= 1:
+            if self.to_dev.line_free_at - now < AHEAD_MAX:
                 rl.append(self.host_master)
-            if self.to_host.credit >= 1:
+            if self.to_host.line_free_at - now < AHEAD_MAX:
                 rl.append(self.dev_master)
             wl = []
             if self.to_dev.pending and self._settle is None:
                 wl.append(self.dev_master)
             if self.to_host.pending:
                 wl.append(self.host_master)
-            timeout = 0.002 if len(rl) < 3 else (0.25 if self._held else 1.0)
+            due = [d.inflight[0][0] for d in (self.to_dev, self.to_host) if d.inflight]
+            if self._settle is not None:
+                due.append(now + 0.002)
+            if len(rl) < 3:  # a direction is ahead of its line: wake when it has drained
+                due.append(min(d.line_free_at for d in (self.to_dev, self.to_host)) - AHEAD_MAX / 2)
+            timeout = max(0.0, min(due) - now) if due else (0.25 if self._held else 1.0)
             try:
                 r, w, _ = select.select(rl, wl, [], timeout)
             except InterruptedError:
                 continue
             if self._wake_r in r:
                 os.read(self._wake_r, 64)
+            now = time.monotonic()
             if self.host_master in r:
-                self._pump(self.host_master, self.to_dev, to_device=True)
+                self._pump(self.host_master, self.to_dev, now, rate, chunk, to_device=True)
             if self.dev_master in r:
-                self._pump(self.dev_master, self.to_host, to_device=False)
+                self._pump(self.dev_master, self.to_host, now, rate, chunk, to_device=False)
+            self._arrive(time.monotonic())
             if self._settle is not None:
                 pid, until = self._settle
                 if time.monotonic() > until or not catches_sigint(pid):
                     self._settle = None
-            if (self.dev_master in w or self.to_dev.pending) and self._settle is None:
+            if self.to_dev.pending and self._settle is None:
                 self._drain(self.to_dev, self.dev_master)
-            if self.host_master in w or self.to_host.pending:
+            if self.to_host.pending:
                 self._drain(self.to_host, self.host_master)
 
-    def _pump(self, fd: int, d: _Direction, to_device: bool) -> None:
+    def _arrive(self, now: float) -> None:
+        """Hand over the bytes whose last bit has reached the far end."""
+        for d, to_device in ((self.to_dev, True), (self.to_host, False)):
+            while d.inflight and d.inflight[0][0] <= now and (not to_device or self._settle is None):
+                _, data = d.inflight.popleft()
+                data = self._faults(data, d)
+                if to_device:
+                    self._deliver_to_device(data)
+                else:
+                    d.pending += data
+
+    def _pump(self, fd: int, d: _Direction, now: float, rate: float, chunk: int, to_device: bool) -> None:
         try:
-            data = os.read(fd, int(d.credit))
+            data = os.read(fd, chunk)
         except OSError as e:
             if e.errno in (errno.EAGAIN, errno.EIO):
                 return
             raise
         if not data:
             return
-        d.credit -= len(data)
         d.bytes += len(data)
         self._activity()
-        data = self._faults(data, d)
-        if to_device:
-            if CTRL_B in data:
-                self.raw_repl = False
-            self._deliver_to_device(data)
-        else:
+        if to_device and CTRL_B in data:
+            self.raw_repl = False
+        if not to_device:
             seen = self._out_tail + data
             if RAW_REPL_BANNER in seen:
                 self.raw_repl = True
             self._out_tail = seen[-len(RAW_REPL_BANNER):]
-            d.pending += data
+        d.line_free_at = max(now, d.line_free_at) + len(data) / rate
+        d.inflight.append((d.line_free_at, data))

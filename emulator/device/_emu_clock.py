@@ -13,7 +13,7 @@ _max = False
 _hold = False
 _wdt_deadline = None
 _wdt_timeout = 0
-_wdt_reported = 0
+_wdt_reported = None  # real time of the last feed reported to the host
 
 
 def _real_us():
@@ -84,8 +84,9 @@ def speed_name():
 # --- watchdog: checked whenever device time is read at an idle point, and reported to the host, which ends a VM
 # that stops feeding while busy (a hang never reaches an idle point).
 def wdt_start(timeout_ms):
-    global _wdt_timeout
+    global _wdt_timeout, _wdt_reported
     _wdt_timeout = timeout_ms
+    _wdt_reported = None
     wdt_feed()
 
 
@@ -93,7 +94,7 @@ def wdt_feed():
     global _wdt_deadline, _wdt_reported
     _wdt_deadline = now_us() + _wdt_timeout * 1000
     t = _real_us()
-    if t - _wdt_reported > 100000:
+    if _wdt_reported is None or t - _wdt_reported > 100000:
         _wdt_reported = t
         bus.send({"t": "wdt", "wall_ms": int(_wdt_timeout / rate()) + 1})
 

@@ -62,16 +62,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for board in BOARDS:
             r: dict = {}
+            t0 = time.monotonic()
             cold, emu = start_to_ready(Path(tmp) / f"{board}-1", board)
             r["start_cold_s"] = round(cold, 3)
             try:
+                link = SmpLink(emu.console)
+                try:
+                    while True:
+                        try:
+                            link.request(osm.EchoWriteRequest(d="up"), timeout=0.2)
+                            break
+                        except TimeoutError:
+                            pass
+                finally:
+                    link.close()
+                r["start_cold_to_first_smp_answer_s"] = round(time.monotonic() - t0, 3)
                 rtts = echo_rtt(emu, args.rounds)
                 r["echo_rtt_ms_median"] = round(statistics.median(rtts) * 1000, 2)
                 r["echo_rtt_ms_p95"] = round(sorted(rtts)[int(len(rtts) * 0.95) - 1] * 1000, 2)
                 time.sleep(2.5)
                 st = emu.ctl("status")
-                r["idle_heap_free"] = st["device"]["heap_free"]
-                r["heap_bytes"] = st["device"]["heap_free"] + st["device"]["heap_used"]
+                r["board_heap_bytes"] = st["device"]["heap_board_bytes"]
+                r["idle_heap_free_vm"] = st["device"]["heap_free"]
+                r["idle_heap_free_board_estimate"] = st["device"]["heap_free_board_estimate"]
+                r["shim_heap_used_vm"] = st["shim_heap"]["used"]
                 r["speed_max_factor"] = round(idle_speed_factor(emu))
             finally:
                 emu.stop()

@@ -257,3 +257,31 @@ def test_a_damaged_app_falls_back_to_recovery(start_emulator):
             seen += s.read(256)
     assert b"slot a not bootable: hash mismatch app/heartbeat.py" in seen, seen
     assert b"recovery: no valid app" in seen
+
+
+def test_watchdog_resets_a_hung_board(start_emulator):
+    emu = start_emulator()
+    echo_ok(emu)
+    boots = emu.ctl("status")["boots"]
+    # start a watchdog and hang in a busy loop that never feeds it; mpremote never gets an answer
+    hang = subprocess.Popen([str(BIN / "mpremote"), "connect", emu.console, "exec",
+                             "import machine\nw = machine.WDT(timeout=1500)\nwhile True:\n    pass\n"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        st = emu.wait_status(lambda s: s["reset_cause"] == "wdt", timeout=30, what="watchdog reset")
+    finally:
+        hang.kill()
+        hang.wait()
+    assert st["boots"] > boots
+    echo_ok(emu)
+
+
+def test_rtc_drift_is_applied_to_device_time(start_emulator):
+    emu = start_emulator()
+    echo_ok(emu)
+    emu.ctl("set", "rtc.drift_ppm=5000")
+    t0 = emu.ctl("time")
+    t1 = emu.ctl("time", "--advance", "2000")
+    rtc = [time.mktime(time.strptime(t["rtc"], "%Y-%m-%dT%H:%M:%SZ")) for t in (t0, t1)]
+    up = t1["uptime_s"] - t0["uptime_s"]
+    assert abs((rtc[1] - rtc[0]) - up * 1.005) <= 2.0, (rtc, up)

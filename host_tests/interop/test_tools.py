@@ -15,8 +15,17 @@ from host_tests.emu import BIN
 pytestmark = pytest.mark.interop
 
 
+PTY_RACE = "device reports readiness to read but returned no data"
+
+
 def run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0 and PTY_RACE in p.stderr:
+        # pyserial saw a readable pty return no data while the emulated board restarted (seen about once in ten
+        # runs of this test under load, never outside pytest; see docs/BENCHMARKS.md notes). One retry, as a user
+        # would; a second failure fails the test.
+        p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+    return p
 
 
 @pytest.mark.parametrize("board", BOARDS)
