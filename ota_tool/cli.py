@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
-from . import meter_info
+from . import bundle, image, keys, meter_info
 from .errors import OtaError
 from .link import MeterLink, run
 
@@ -20,7 +21,8 @@ def main() -> None:
 
     \b
     Exit codes: 0 ok, 1 other error, 2 usage, 3 no device (port missing or busy), 4 the meter did not answer
-    in time, 5 the meter refused the request (its SMP error code is shown).
+    in time, 5 the meter refused the request (its SMP error code is shown), 6 key problem, 7 build problem,
+    8 image rejected (the reason is named).
     """
 
 
@@ -68,6 +70,159 @@ def echo(port: str, baud: int, timeout: float, text: str) -> None:
             return await meter_info.echo(link, text)
 
     click.echo(_guard(lambda: run(go())))
+
+
+class ImageRejected(OtaError):
+    exit_code = 8
+
+
+def _image_guard(fn):
+    def call():
+        try:
+            return fn()
+        except image.ImageError as e:
+            raise ImageRejected(str(e)) from e
+
+    return _guard(call)
+
+
+@main.command()
+@click.option("--type", "key_type", type=click.Choice(["ed25519"]), default="ed25519", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--passphrase-env", metavar="VAR", help="Encrypt the key with the passphrase in this variable.")
+def keygen(key_type: str, output: Path, passphrase_env: str | None) -> None:
+    """Generate a private key (PKCS#8 PEM; refuses to overwrite)."""
+    _guard(lambda: keys.generate(output, keys.passphrase_from_env(passphrase_env)))
+    click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.argument("key", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["pem", "raw", "keyhash"]), default="pem", show_default=True,
+              help="pem: SubjectPublicKeyInfo PEM; raw: 32 bytes as hex; keyhash: MCUboot KEYHASH as hex.")
+@click.option("--passphrase-env", metavar="VAR")
+def getpub(key: Path, fmt: str, passphrase_env: str | None) -> None:
+    """Print the public half of KEY."""
+    pub = _guard(lambda: keys.load_public(key, keys.passphrase_from_env(passphrase_env)))
+    if fmt == "pem":
+        click.echo(keys.pem(pub).decode().rstrip())
+    elif fmt == "raw":
+        click.echo(keys.raw(pub).hex())
+    else:
+        click.echo(keys.keyhash(pub).hex())
+
+
+@main.command()
+@click.argument("firmware_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--board", required=True, help="Board id (decides the mpy-cross architecture).")
+@click.option("--version", "version", required=True, help="MAJOR.MINOR.REVISION[+BUILD]")
+@click.option("--security-counter", type=click.IntRange(0, 0xFFFFFFFF), default=0, show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), help="Sign too: OUTPUT is then an image.")
+@click.option("--passphrase-env", metavar="VAR")
+def build(firmware_dir: Path, board: str, version: str, security_counter: int, output: Path, key: Path | None,
+          passphrase_env: str | None) -> None:
+    """Compile FIRMWARE_DIR/app with mpy-cross for the board and bundle it (deterministic)."""
+    from meterkit.boards import BoardError
+
+    def go() -> bytes:
+        image.Version.parse(version)
+        try:
+            return bundle.build(firmware_dir, board, version, security_counter)
+        except BoardError as e:
+            raise bundle.BuildError(str(e)) from e
+
+    data = _image_guard(go)
+    if key is not None:
+        data = _image_guard(lambda: _sign_bundle(data, key, passphrase_env))
+    output.write_bytes(data)
+    click.echo(f"wrote {output} ({len(data)} bytes)")
+
+
+def _sign_bundle(data: bytes, key: Path, passphrase_env: str | None) -> bytes:
+    return image.sign(_prefix_of_bundle(data), keys.load_private(key, keys.passphrase_from_env(passphrase_env)))
+
+
+def _prefix_of_bundle(data: bytes) -> bytes:
+    m = bundle.unpack(data).manifest
+    return image.unsigned_prefix(data, image.Version.parse(m["version"]), m["security_counter"], m["board"],
+                                 m["loader_api"])
+
+
+@main.command()
+@click.argument("bundle_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), help="Image-role private key.")
+@click.option("--passphrase-env", metavar="VAR")
+@click.option("--export-digest", type=click.Path(dir_okay=False, path_type=Path),
+              help="External signing, step 1: write the 32-byte SHA-256 an HSM must sign (Ed25519).")
+@click.option("--signature", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="External signing, step 2: the 64-byte signature; needs --pubkey.")
+@click.option("--pubkey", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+def sign(bundle_file: Path, key: Path | None, passphrase_env: str | None, export_digest: Path | None,
+         signature: Path | None, pubkey: Path | None, output: Path | None) -> None:
+    """Turn a bundle into a signed MCUboot image (in process, or with an external signer)."""
+    data = bundle_file.read_bytes()
+    prefix = _image_guard(lambda: _prefix_of_bundle(data))
+    if export_digest is not None:
+        export_digest.write_bytes(image.digest(prefix))
+        click.echo(f"wrote the digest to sign to {export_digest}")
+        return
+    if output is None:
+        raise click.UsageError("-o/--output is required")
+    if signature is not None:
+        if pubkey is None:
+            raise click.UsageError("--signature needs --pubkey")
+        pub = _guard(lambda: keys.load_public(pubkey))
+        img = _image_guard(lambda: image.attach_signature(prefix, pub, signature.read_bytes()))
+    elif key is not None:
+        img = _image_guard(lambda: image.sign(prefix, keys.load_private(key, keys.passphrase_from_env(passphrase_env))))
+    else:
+        raise click.UsageError("give --key, or --export-digest / --signature for an external signer")
+    output.write_bytes(img)
+    click.echo(f"wrote {output} ({len(img)} bytes)")
+
+
+@main.command()
+@click.argument("image_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def inspect(image_file: Path, as_json: bool) -> None:
+    """Show an image's header, version, counter, board, TLVs, files and sizes (structure only; see verify)."""
+    data = image_file.read_bytes()
+    img = _image_guard(lambda: image.parse(data))
+    names = {t.value: t.name for t in image.Tlv}
+
+    def tlvs(lst):
+        return [{"type": names.get(k, hex(k)), "len": len(v), "value": v.hex()} for k, v in lst]
+
+    header = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in img.header.items()}
+    out = {"size": len(data), "version": str(img.version), "header": header,
+           "protected": tlvs(img.protected), "unprotected": tlvs(img.unprotected)}
+    sc = img.first(image.Tlv.SEC_CNT, "protected")
+    out["security_counter"] = int.from_bytes(sc, "little") if sc and len(sc) == 4 else None
+    bd = img.first(image.Tlv.BOARD, "protected")
+    out["board"] = bd.decode("ascii", "replace") if bd else None
+    try:
+        b = bundle.unpack(img.payload)
+        out["files"] = [{"path": f["path"], "size": f["size"], "sha256": f["sha256"].hex()} for f in b.manifest["files"]]
+        out["bundle"] = {"compressed": len(img.payload), "uncompressed": b.raw_size,
+                         "ratio": round(b.raw_size / max(1, len(img.payload)), 2)}
+    except OtaError as e:
+        out["files"] = None
+        out["bundle_error"] = str(e)
+    if as_json:
+        click.echo(json.dumps(out, indent=1))
+        return
+    click.echo(f"image {image_file}: {out['size']} bytes, version {out['version']}, board {out['board']}, "
+               f"security counter {out['security_counter']}")
+    for area in ("protected", "unprotected"):
+        for t in out[area]:
+            click.echo(f"  {area:11} {t['type']:10} {t['len']:4} B  {t['value'][:64]}")
+    if out["files"] is not None:
+        bd_ = out["bundle"]
+        click.echo(f"  bundle: {bd_['compressed']} B deflated from {bd_['uncompressed']} B (x{bd_['ratio']})")
+        for f in out["files"]:
+            click.echo(f"    {f['size']:7}  {f['path']}")
 
 
 if __name__ == "__main__":

