@@ -54,6 +54,28 @@ def device_board(board: dict) -> dict:
     return board
 
 
+DEV_KEYS = ROOT / "keys" / "dev"
+
+
+def development_trust_store() -> bytes:
+    """The trust store of a development meter: the repository's development root, image and command keys, marked
+    dev (a locked meter refuses them), signed by the development root key, counter 0."""
+    from cryptography.hazmat.primitives import serialization
+
+    from . import trust
+
+    entries = []
+    root = None
+    for role in trust.ROLES:
+        priv = serialization.load_pem_private_key((DEV_KEYS / f"{role}-DEVELOPMENT-ONLY-ed25519.pem").read_bytes(), None)
+        if role == "root":
+            root = priv
+        entries.append({"key": trust.raw_key(priv.public_key()), "roles": [role], "dev": True,
+                        "name": f"{role}-DEVELOPMENT-ONLY"})
+    assert root is not None
+    return trust.build(entries, 0, root)  # type: ignore[arg-type]
+
+
 def stage_meter(dest: Path, board: dict, firmware_dir: Path = FIRMWARE_DIR, *, meter_id: str,
                 mode: str = MODE_DEVELOPMENT) -> None:
     """Write into `dest` the tree a provisioned meter's flash holds."""
@@ -70,6 +92,7 @@ def stage_meter(dest: Path, board: dict, firmware_dir: Path = FIRMWARE_DIR, *, m
     (meter / "identity.json").write_text(json.dumps({"meter_id": meter_id}))
     (meter / "mode.json").write_text(json.dumps({"mode": mode}))
     (meter / "slots.json").write_text(json.dumps({"active": "a"}))
+    (meter / "trust.cbor").write_bytes(development_trust_store())
     slot = dest / "slots" / "a"
     files = []
     for p in _python_files(firmware_dir / APP_PACKAGE):

@@ -183,6 +183,67 @@ def sign(bundle_file: Path, key: Path | None, passphrase_env: str | None, export
     click.echo(f"wrote {output} ({len(img)} bytes)")
 
 
+DEFAULT_MAX_STEP = 16  # how far above the meter's counter an image's counter may be (one bad image cannot lock out)
+
+
+def slot_budget(board: dict) -> int:
+    """Bytes an image may occupy: a quarter of the board's filesystem (two slots, staging, and the rest)."""
+    return board["flash"]["block_size"] * board["flash"]["block_count"] // 4
+
+
+@main.command()
+@click.argument("image_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--key", "key_files", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Trusted image-role public (or private) key; repeat for several.")
+@click.option("--board", help="The meter's board id (default: the image's own).")
+@click.option("--counter", default=0, show_default=True, help="The meter's stored security counter.")
+@click.option("--max-step", default=DEFAULT_MAX_STEP, show_default=True)
+@click.option("--loader-api", default=1, show_default=True, help="The meter loader's API version.")
+@click.option("--locked", is_flag=True, help="Judge as a locked meter (development keys refused).")
+@click.option("--json", "as_json", is_flag=True)
+def verify(image_file: Path, key_files: tuple[Path, ...], board: str | None, counter: int, max_step: int,
+           loader_api: int, locked: bool, as_json: bool) -> None:
+    """Apply the meter's own acceptance policy (the firmware's code) to IMAGE_FILE; exit 8 naming the reason."""
+    from meterkit.boards import load_board
+
+    from . import device_policy
+
+    policy = device_policy.image_module()
+    dev_raw = {keys.raw(keys.load_public(p)) for p in sorted((keys.DEV_KEYS_DIR).glob("*.pub.pem"))}
+    trust = []
+    for kf in key_files:
+        raw = keys.raw(_guard(lambda kf=kf: keys.load_public(kf)))
+        trust.append({"key": raw, "roles": ["image"], "dev": raw in dev_raw})
+    data = image_file.read_bytes()
+    pre = _image_guard(lambda: image.parse(data))
+    board_id = board or (pre.first(image.Tlv.BOARD, "protected") or b"").decode("ascii", "replace")
+    budget = slot_budget(_guard(lambda: _board_or_fail(load_board, board_id)))
+    try:
+        with image_file.open("rb") as f:
+            info = policy.read(f, len(data), budget)
+        policy.accept(info, trust, board_id, loader_api, counter, max_step, not locked)
+    except policy.Rejected as e:
+        if as_json:
+            click.echo(json.dumps({"accepted": False, "reason": e.reason, "detail": str(e)}))
+        click.echo(f"ota: rejected: {e}", err=True)
+        sys.exit(ImageRejected.exit_code)
+    result = {"accepted": True, "version": info["version"], "board": board_id, "counter": info["counter"],
+              "loader_api": info["loader_api"], "sha256": info["digest"].hex()}
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"accepted: {image_file} version {info['version']} for {board_id}, counter {info['counter']}")
+
+
+def _board_or_fail(load_board, board_id: str) -> dict:
+    from meterkit.boards import BoardError
+
+    try:
+        return load_board(board_id)
+    except BoardError as e:
+        raise ImageRejected(f"wrong-board: {e}") from e
+
+
 @main.command()
 @click.argument("image_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
@@ -223,6 +284,81 @@ def inspect(image_file: Path, as_json: bool) -> None:
         click.echo(f"  bundle: {bd_['compressed']} B deflated from {bd_['uncompressed']} B (x{bd_['ratio']})")
         for f in out["files"]:
             click.echo(f"    {f['size']:7}  {f['path']}")
+
+
+@main.group()
+def trust() -> None:
+    """Meter trust stores: public keys by role, signed by a root key (docs/trust-and-keys.md)."""
+
+
+@trust.command("create")
+@click.option("--root", "root_key", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Root private key that signs the store (it must be listed with --add ...:root).")
+@click.option("--add", "adds", multiple=True, required=True, metavar="KEY.pem:ROLE[,ROLE]",
+              help="A public (or private) key and its roles: root, image, command. Repeat.")
+@click.option("--counter", type=click.IntRange(0, 2**32 - 1), required=True,
+              help="Must exceed the meter's current store counter.")
+@click.option("--passphrase-env", metavar="VAR")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def trust_create(root_key: Path, adds: tuple[str, ...], counter: int, passphrase_env: str | None,
+                 output: Path) -> None:
+    """Write a signed trust store (to provision, rotate or revoke keys)."""
+    from meterkit import trust as trust_store
+
+    dev_raw = {keys.raw(keys.load_public(p)) for p in sorted(keys.DEV_KEYS_DIR.glob("*.pub.pem"))}
+    entries = []
+    for spec in adds:
+        path, _, roles = spec.rpartition(":")
+        if not path or not roles:
+            raise click.BadParameter(f"{spec!r} is not KEY.pem:ROLE[,ROLE]", param_hint="--add")
+        raw = keys.raw(_guard(lambda p=path: keys.load_public(Path(p))))
+        entries.append({"key": raw, "roles": roles.split(","), "dev": raw in dev_raw, "name": Path(path).name})
+    root = _guard(lambda: keys.load_private(root_key, keys.passphrase_from_env(passphrase_env)))
+    try:
+        data = trust_store.build(entries, counter, root)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    output.write_bytes(data)
+    click.echo(f"wrote {output}: {len(entries)} keys, counter {counter}")
+
+
+@trust.command("show")
+@click.argument("store_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def trust_show(store_file: Path) -> None:
+    """Print a trust store as JSON."""
+    from meterkit import trust as trust_store
+
+    body = trust_store.read(store_file.read_bytes())
+    for k in body["keys"]:
+        k["keyhash"] = trust_store.keyhash(k["key"]).hex()
+        k["key"] = k["key"].hex()
+    click.echo(json.dumps(body, indent=1))
+
+
+@main.command()
+@click.option("--key", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Command-role private key.")
+@click.option("--meter", required=True, help="The meter id the command is for.")
+@click.option("--cmd", required=True, help="Command name, e.g. relay, topup, clock.set.")
+@click.option("--args", "args_json", default="{}", help="Arguments as a JSON object.")
+@click.option("--expires-in", default=3600, show_default=True, help="Seconds until the envelope expires.")
+@click.option("--passphrase-env", metavar="VAR")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def envelope(key: Path, meter: str, cmd: str, args_json: str, expires_in: int, passphrase_env: str | None,
+             output: Path) -> None:
+    """Create a signed command envelope offline (for a head-end or a field laptop)."""
+    from meterkit import envelope as env
+
+    try:
+        args = json.loads(args_json)
+    except ValueError as e:
+        raise click.BadParameter(f"not JSON: {e}", param_hint="--args") from e
+    if not isinstance(args, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--args")
+    k = _guard(lambda: keys.load_private(key, keys.passphrase_from_env(passphrase_env)))
+    data = env.make(k, meter, cmd, args, expires_in=expires_in)
+    output.write_bytes(data)
+    click.echo(json.dumps({k_: (v.hex() if isinstance(v, bytes) else v) for k_, v in env.read(data).items()}))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .errors import OtaError
 
+DEV_KEYS_DIR = Path(__file__).resolve().parents[1] / "keys" / "dev"
+"""Development keys shipped in the repository: trusted by development-mode meters only."""
+
 
 class KeyProblem(OtaError):
     exit_code = 6

@@ -285,3 +285,13 @@ def test_rtc_drift_is_applied_to_device_time(start_emulator):
     rtc = [time.mktime(time.strptime(t["rtc"], "%Y-%m-%dT%H:%M:%SZ")) for t in (t0, t1)]
     up = t1["uptime_s"] - t0["uptime_s"]
     assert abs((rtc[1] - rtc[0]) - up * 1.005) <= 2.0, (rtc, up)
+
+
+def test_a_fresh_meter_holds_the_development_trust_store(start_emulator):
+    emu = start_emulator("rpi_pico")
+    echo_ok(emu)
+    p = subprocess.run([str(BIN / "mpremote"), "connect", emu.console, "exec",
+                        "import loader.trust as t; ks = t.load(); "
+                        "print('trust', t.counter(), sorted(r for k in ks for r in k['roles']), all(k['dev'] for k in ks))"],
+                       capture_output=True, text=True, timeout=90)
+    assert "trust 0 ['command', 'image', 'root'] True" in p.stdout, p.stdout + p.stderr

@@ -72,3 +72,10 @@ def write(path, data):
             pass
     with open(path, "wb") as f:
         f.write(data if isinstance(data, (bytes, bytearray)) else data.encode())
+
+
+def fixture(name):
+    """Bytes of host_tests/firmware/fixtures/<name>."""
+    base = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+    with open(base + "/fixtures/" + name, "rb") as f:
+        return f.read()

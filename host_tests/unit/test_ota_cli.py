@@ -118,3 +118,72 @@ def test_built_mpy_files_import_in_the_vm(tmp_path):
                        timeout=30)
     assert p.returncode == 0 and p.stdout.split() == ["0.1.0", "1"], p.stdout + p.stderr
     assert image.Version.parse("1.0.0").build == 0
+
+
+DEV_IMAGE_KEY = ROOT / "keys" / "dev" / "image-DEVELOPMENT-ONLY-ed25519.pem"
+
+
+def test_verify_applies_the_device_policy_with_reasons(tmp_path):
+    img = tmp_path / "app.img"
+    assert ota("build", ROOT / "firmware", "--board", "rpi_pico", "--version", "1.0.0", "--security-counter", 3,
+               "--key", DEV_IMAGE_KEY, "-o", img).returncode == 0
+    ok = ota("verify", img, "--key", DEV_IMAGE_KEY, "--counter", 3, "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["accepted"] is True
+    cases = [
+        (["--counter", 4], "counter-too-low"),
+        (["--counter", 0, "--max-step", 2], "counter-step"),
+        (["--board", "esp32_devkitc"], "wrong-board"),
+        (["--loader-api", 2], "loader-api"),
+        (["--locked"], "development-key-refused"),
+    ]
+    for extra, reason in cases:
+        p = ota("verify", img, "--key", DEV_IMAGE_KEY, "--counter", 3, *extra, "--json")
+        assert p.returncode == 8 and json.loads(p.stdout)["reason"] == reason, (extra, p.stdout, p.stderr)
+    other = tmp_path / "other.pem"
+    ota("keygen", "-o", other)
+    p = ota("verify", img, "--key", other, "--counter", 3)
+    assert p.returncode == 8 and "unknown-key" in p.stderr
+    bad = bytearray(img.read_bytes())
+    bad[100] ^= 1
+    img.write_bytes(bytes(bad))
+    p = ota("verify", img, "--key", DEV_IMAGE_KEY, "--counter", 3)
+    assert p.returncode == 8 and "hash-mismatch" in p.stderr
+
+
+def test_imgtool_signed_bundle_passes_ota_verify(tmp_path):
+    """The other direction of interop: an image imgtool signed (documented command in docs/image-format.md)."""
+    app = tmp_path / "app.bin"
+    ota("build", ROOT / "firmware", "--board", "esp32_devkitc", "--version", "2.1.0", "--security-counter", 9, "-o", app)
+    img = tmp_path / "imgtool.img"
+    p = imgtool("sign", "-k", DEV_IMAGE_KEY, "--header-size", 32, "--pad-header", "--align", 4, "--version", "2.1.0",
+                "--slot-size", 0x100000, "--security-counter", 9, "--custom-tlv", "0xa0", "esp32_devkitc",
+                "--custom-tlv", "0xa1", "0x0100", app, img)
+    assert p.returncode == 0, p.stderr
+    v = ota("verify", img, "--key", DEV_IMAGE_KEY, "--counter", 9)
+    assert v.returncode == 0, v.stderr
+
+
+def test_trust_create_show_and_envelope(tmp_path):
+    dev = ROOT / "keys" / "dev"
+    img_key = tmp_path / "img.pem"
+    ota("keygen", "-o", img_key)
+    store = tmp_path / "trust.cbor"
+    p = ota("trust", "create", "--root", dev / "root-DEVELOPMENT-ONLY-ed25519.pem",
+            "--add", f"{dev / 'root-DEVELOPMENT-ONLY-ed25519.pub.pem'}:root", "--add", f"{img_key}:image",
+            "--counter", 4, "-o", store)
+    assert p.returncode == 0, p.stderr
+    body = json.loads(ota("trust", "show", store).stdout)
+    assert body["counter"] == 4 and [k["roles"] for k in body["keys"]] == [["root"], ["image"]]
+    assert body["keys"][0]["dev"] is True and body["keys"][1]["dev"] is False
+    p = ota("trust", "create", "--root", dev / "root-DEVELOPMENT-ONLY-ed25519.pem", "--add", f"{img_key}:image",
+            "--counter", 5, "-o", tmp_path / "x.cbor")
+    assert p.returncode == 2 and "root key must be in the store" in p.stderr
+    p = ota("trust", "create", "--root", dev / "root-DEVELOPMENT-ONLY-ed25519.pem", "--add", f"{img_key}:admin",
+            "--counter", 5, "-o", tmp_path / "x.cbor")
+    assert p.returncode == 2 and "unknown role" in p.stderr
+    env = tmp_path / "env.cbor"
+    p = ota("envelope", "--key", dev / "command-DEVELOPMENT-ONLY-ed25519.pem", "--meter", "m-9", "--cmd", "relay",
+            "--args", '{"state": "disconnect"}', "-o", env)
+    assert p.returncode == 0 and json.loads(p.stdout)["meter"] == "m-9"
+    assert ota("envelope", "--key", img_key, "--meter", "m", "--cmd", "x", "--args", "[1]", "-o", env).returncode == 2
