@@ -208,7 +208,8 @@ def verify(image_file: Path, key_files: tuple[Path, ...], board: str | None, cou
 
     from . import device_policy
 
-    policy = device_policy.image_module()
+    dev = device_policy.modules()
+    policy = dev.image
     dev_raw = {keys.raw(keys.load_public(p)) for p in sorted((keys.DEV_KEYS_DIR).glob("*.pub.pem"))}
     trust = []
     for kf in key_files:
@@ -221,8 +222,9 @@ def verify(image_file: Path, key_files: tuple[Path, ...], board: str | None, cou
     try:
         with image_file.open("rb") as f:
             info = policy.read(f, len(data), budget)
-        policy.accept(info, trust, board_id, loader_api, counter, max_step, not locked)
-    except policy.Rejected as e:
+            policy.accept(info, trust, board_id, loader_api, counter, max_step, not locked)
+            dev.bundle.check(f, info, budget)
+    except (policy.Rejected, dev.bundle.BundleError) as e:
         if as_json:
             click.echo(json.dumps({"accepted": False, "reason": e.reason, "detail": str(e)}))
         click.echo(f"ota: rejected: {e}", err=True)

@@ -1,17 +1,18 @@
-"""The device's own image acceptance code (firmware/loader/image.py and the Ed25519 verifier it uses), loaded on
-CPython so that `ota verify` applies exactly the meter's policy with the same strictness and reasons."""
+"""The device's own image acceptance code (firmware/loader/image.py and bundle.py, with the Ed25519 verifier and
+CBOR decoder they use), loaded on CPython so that `ota verify` applies exactly the meter's policy with the same
+strictness and reasons. MicroPython builtins they import (micropython, deflate) come from meterkit/mpy_compat."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-import types
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
-from meterkit.layout import FIRMWARE_DIR
+from meterkit.layout import FIRMWARE_DIR, ROOT
 
-_cache: dict[str, ModuleType] = {}
+COMPAT = ROOT / "meterkit" / "mpy_compat"
+_cache: dict[str, SimpleNamespace] = {}
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -22,28 +23,31 @@ def _load(name: str, path: Path) -> ModuleType:
     return mod
 
 
-def image_module(firmware_dir: Path = FIRMWARE_DIR) -> ModuleType:
-    """firmware/loader/image.py with its device imports (micropython.const, ed25519) satisfied from the firmware
-    tree, without putting the firmware's top-level names on the host's sys.path."""
+def modules(firmware_dir: Path = FIRMWARE_DIR) -> SimpleNamespace:
+    """`.image` and `.bundle`: the firmware's modules, their device imports satisfied from the firmware tree and
+    the stand-ins, without leaving the firmware's top-level names in the host's sys.modules."""
     key = str(firmware_dir)
     if key in _cache:
         return _cache[key]
-    saved = {n: sys.modules.get(n) for n in ("micropython", "ed25519", "sha512")}
+    lib = firmware_dir / "lib"
+    deps = [("micropython", COMPAT / "micropython.py"), ("deflate", COMPAT / "deflate.py"),
+            ("sha512", lib / "sha512.py"), ("cbor", lib / "cbor.py"), ("ed25519", lib / "ed25519.py")]
+    saved = {n: sys.modules.get(n) for n, _ in deps}
+    saved_loader = {n: m for n, m in sys.modules.items() if n == "loader" or n.startswith("loader.")}
     try:
-        mp = types.ModuleType("micropython")
-        mp.const = lambda x: x  # type: ignore[attr-defined]
-        sys.modules["micropython"] = mp
-        lib = firmware_dir / "lib"
-        if (lib / "sha512.py").exists():
-            sys.modules["sha512"] = _load("sha512", lib / "sha512.py")
-        ed = _load("ed25519", lib / "ed25519.py")
-        sys.modules["ed25519"] = ed
-        mod = _load("meterkit_device_image", firmware_dir / "loader" / "image.py")
+        for name, path in deps:
+            sys.modules[name] = _load(name, path)
+        img = _load("loader.image", firmware_dir / "loader" / "image.py")
+        sys.modules["loader.image"] = img
+        bnd = _load("meterkit_device_bundle", firmware_dir / "loader" / "bundle.py")
     finally:
         for n, m in saved.items():
             if m is None:
                 sys.modules.pop(n, None)
             else:
                 sys.modules[n] = m
-    _cache[key] = mod
-    return mod
+        sys.modules.pop("loader.image", None)
+        sys.modules.update(saved_loader)
+    ns = SimpleNamespace(image=img, bundle=bnd)
+    _cache[key] = ns
+    return ns

@@ -19,7 +19,8 @@ HERE = Path(__file__).resolve().parent
 RUNNER = ROOT / "host_tests" / "vm" / "vm_runner.py"
 
 # CPython sees firmware modules exactly as a board does: /lib modules top-level, loader/ and app/ as packages.
-for p in (str(FIRMWARE / "lib"), str(FIRMWARE), str(HERE)):
+MPY_COMPAT = ROOT / "meterkit" / "mpy_compat"  # CPython stand-ins for micropython, deflate (never in the VM)
+for p in (str(FIRMWARE / "lib"), str(FIRMWARE), str(HERE), str(MPY_COMPAT)):
     if p not in sys.path:
         sys.path.insert(0, p)
 

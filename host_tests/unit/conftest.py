@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parents[2]
-for _p in (_ROOT / "host_tests" / "firmware", _ROOT / "firmware", _ROOT / "firmware" / "lib"):
+for _p in (_ROOT / "meterkit" / "mpy_compat", _ROOT / "host_tests" / "firmware", _ROOT / "firmware",
+           _ROOT / "firmware" / "lib"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))

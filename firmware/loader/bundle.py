@@ -1,0 +1,152 @@
+# The application bundle inside a signed image (docs/image-format.md): raw deflate (4 KB window) of
+# b"MKB1" | u32 manifest length | CBOR manifest | file bytes in manifest order. Read as a stream from the image
+# file, never whole in RAM. `check` applies the bundle half of the acceptance policy: the manifest agrees with the
+# protected TLVs (board, loader API, version), every path is safe, no .py would shadow a .mpy, sizes fit the slot,
+# and every file matches its SHA-256.
+import hashlib
+import io
+import struct
+
+import deflate
+from micropython import const
+
+import cbor
+
+MAGIC = b"MKB1"
+WBITS = const(12)
+MANIFEST_MAX = const(8192)
+_CHUNK = const(512)
+
+B_FORMAT = "bundle-format"
+B_PATH = "manifest-path"
+B_SHADOW = "shadowed-py"
+B_AGREE = "manifest-mismatch"
+B_OVERSIZE = "oversize"
+B_HASH = "file-hash"
+
+
+class BundleError(Exception):
+    def __init__(self, reason, detail=""):
+        super().__init__(reason + (": " + detail if detail else ""))
+        self.reason = reason
+
+
+class _Window(io.IOBase):
+    """The payload part of the image file, so the decompressor cannot read past it."""
+
+    def __init__(self, f, n):
+        self._f = f
+        self._n = n
+
+    def readinto(self, buf):
+        if self._n <= 0:
+            return 0
+        k = self._f.readinto(memoryview(buf)[:min(len(buf), self._n)])
+        self._n -= k
+        return k
+
+    def read(self, n=-1):
+        b = bytearray(min(n, self._n) if n >= 0 else self._n)
+        return bytes(b[:self.readinto(b)])
+
+
+def open_stream(f, info):
+    f.seek(info["payload_offset"])
+    return deflate.DeflateIO(_Window(f, info["img_size"]), deflate.RAW, WBITS)
+
+
+def _exact(stream, n):
+    out = b""
+    while len(out) < n:
+        try:
+            part = stream.read(n - len(out))
+        except (OSError, ValueError):
+            raise BundleError(B_FORMAT, "corrupt deflate stream") from None
+        if not part:
+            raise BundleError(B_FORMAT, "bundle ends early")
+        out += part
+    return out
+
+
+def safe_path(p):
+    if not isinstance(p, str) or not p or p.startswith("/") or "\\" in p or "\x00" in p:
+        return False
+    for part in p.split("/"):
+        if part in ("", ".", ".."):
+            return False
+    return p.startswith("app/")
+
+
+def read_manifest(stream):
+    head = _exact(stream, 8)
+    if head[:4] != MAGIC:
+        raise BundleError(B_FORMAT, "magic")
+    n = struct.unpack("<I", head[4:])[0]
+    if n > MANIFEST_MAX:
+        raise BundleError(B_OVERSIZE, "manifest of %d bytes" % n)
+    try:
+        m = cbor.loads(_exact(stream, n))
+    except ValueError:
+        raise BundleError(B_FORMAT, "manifest CBOR") from None
+    if not isinstance(m, dict) or m.get("format") != 1 or not isinstance(m.get("files"), list):
+        raise BundleError(B_FORMAT, "manifest fields")
+    for f in m["files"]:
+        if not isinstance(f, dict) or not isinstance(f.get("size"), int) or f["size"] < 0 \
+                or not isinstance(f.get("sha256"), bytes) or len(f["sha256"]) != 32:
+            raise BundleError(B_FORMAT, "file entry")
+    return m
+
+
+def _version(v):
+    return v if "+" in v else v + "+0"
+
+
+def check_manifest(m, info, budget):
+    if m.get("board") != info["board"].decode():
+        raise BundleError(B_AGREE, "board")
+    if m.get("loader_api") != info["loader_api"]:
+        raise BundleError(B_AGREE, "loader api")
+    if not isinstance(m.get("version"), str) or _version(m["version"]) != info["version"]:
+        raise BundleError(B_AGREE, "version")
+    if m.get("security_counter") != info["counter"]:
+        raise BundleError(B_AGREE, "security counter")
+    paths = set()
+    total = 0
+    for f in m["files"]:
+        p = f.get("path")
+        if not safe_path(p) or p in paths:
+            raise BundleError(B_PATH, repr(p))
+        paths.add(p)
+        total += f["size"]
+    for p in paths:
+        if p.endswith(".py") and p[:-3] + ".mpy" in paths:
+            raise BundleError(B_SHADOW, p)
+    if total > budget:
+        raise BundleError(B_OVERSIZE, "%d bytes unpacked, slot budget %d" % (total, budget))
+
+
+def check_files(stream, m):
+    for f in m["files"]:
+        h = hashlib.sha256()
+        left = f["size"]
+        while left:
+            part = _exact(stream, min(_CHUNK, left))
+            h.update(part)
+            left -= len(part)
+        if h.digest() != f["sha256"]:
+            raise BundleError(B_HASH, f["path"])
+    try:
+        extra = stream.read(1)
+    except (OSError, ValueError):
+        raise BundleError(B_FORMAT, "corrupt deflate stream") from None
+    if extra:
+        raise BundleError(B_FORMAT, "data after the last file")
+
+
+def check(f, info, budget):
+    """Stream the bundle of an accepted image and check it; returns the manifest."""
+    s = open_stream(f, info)
+    m = read_manifest(s)
+    check_manifest(m, info, budget)
+    check_files(s, m)
+    return m
