@@ -29,7 +29,7 @@ class DeflateIO:
             try:
                 self._buf += self._d.decompress(chunk, max(want - len(self._buf), 1))
             except zlib.error as e:
-                raise OSError(22, "corrupt deflate stream: %s" % e) from None
+                raise OSError(22, f"corrupt deflate stream: {e}") from None
 
     def read(self, n=-1):
         if n is None or n < 0:
