@@ -28,6 +28,7 @@ test: setup stubs
 
 bench: setup
 	$(PY) -m host_tests.bench.run
+	$(PY) -m host_tests.bench.image_verify
 
 lint: setup
 	$(VENV)/bin/ruff check .
