@@ -20,13 +20,7 @@ is allocated, so an n-byte input can never make the decoder allocate much more t
 
 import struct
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):  # type: ignore[misc]
-        return x
-
+from micropython import const  # on CPython: meterkit/mpy_compat/micropython.py
 
 MAX_DEPTH = const(16)
 MAX_ITEMS = const(1024)

@@ -25,13 +25,7 @@ bytes.find and binascii (C code), not a Python loop per byte.
 from array import array
 from binascii import a2b_base64, b2a_base64
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):  # type: ignore[misc]
-        return x
-
+from micropython import const  # on CPython: meterkit/mpy_compat/micropython.py
 
 LINE_MAX = const(127)
 _PKT_1 = const(0x06)

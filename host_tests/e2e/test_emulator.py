@@ -20,20 +20,23 @@ from host_tests.emu import BIN, SmpLink
 pytestmark = pytest.mark.e2e
 
 
-def echo_ok(emu, text: str = "hello", timeout: float = 15.0) -> None:
+def ask(emu, req, timeout: float = 15.0):
+    """One SMP request, repeated until the meter answers (it may be booting) or `timeout` runs out."""
     link = SmpLink(emu.console)
     try:
         end = time.monotonic() + timeout
         while True:
             try:
-                rsp = link.request(osm.EchoWriteRequest(d=text), timeout=2.0)
-                assert rsp.r == text
-                return
+                return link.request(req, timeout=2.0)
             except TimeoutError:
                 if time.monotonic() > end:
                     raise
     finally:
         link.close()
+
+
+def echo_ok(emu, text: str = "hello", timeout: float = 15.0) -> None:
+    assert ask(emu, osm.EchoWriteRequest(d=text), timeout).r == text
 
 
 @pytest.mark.parametrize("board", BOARDS)
@@ -214,17 +217,7 @@ def test_state_dir_in_use_and_unknown_ctl_key(start_emulator, tmp_path):
 
 
 def info_version(emu) -> str:
-    link = SmpLink(emu.console)
-    try:
-        end = time.monotonic() + 20
-        while True:
-            try:
-                return link.request(osm.OSApplicationInfoReadRequest(format="v"), timeout=2.0).output
-            except TimeoutError:
-                if time.monotonic() > end:
-                    raise
-    finally:
-        link.close()
+    return ask(emu, osm.OSApplicationInfoReadRequest(format="v"), 20).output
 
 
 @pytest.mark.parametrize("board", BOARDS)

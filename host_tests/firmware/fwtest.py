@@ -79,3 +79,16 @@ def fixture(name):
     base = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
     with open(base + "/fixtures/" + name, "rb") as f:
         return f.read()
+
+
+def in_workdir(fn, *dirs):
+    """Run fn() inside a fresh empty folder (with `dirs` created in it), then return to where we were."""
+    import os
+
+    back = workdir()
+    try:
+        for d in dirs:
+            os.mkdir(d)
+        return fn()
+    finally:
+        os.chdir(back)

@@ -23,14 +23,6 @@ def _slot(name, files=None, manifest=None):
     fwtest.write("slots/%s/manifest.cbor" % name, _manifest(files) if manifest is None else manifest)
 
 
-def _in_tmp(fn):
-    back = fwtest.workdir()
-    try:
-        fn()
-    finally:
-        os.chdir(back)
-
-
 def test_a_whole_slot_is_valid_and_selected():
     def body():
         _slot("a")
@@ -39,7 +31,7 @@ def test_a_whole_slot_is_valid_and_selected():
         name, m, problems = slots.select(BOARD)
         assert name == "a" and problems == []
 
-    _in_tmp(body)
+    fwtest.in_workdir(body)
 
 
 def test_every_kind_of_damage_is_named():
@@ -81,7 +73,7 @@ def test_falls_back_to_the_other_slot_then_to_nothing():
         name, m, problems = slots.select(BOARD)
         assert name is None and len(problems) == 2
 
-    _in_tmp(body)
+    fwtest.in_workdir(body)
 
 
 def test_a_corrupt_pointer_file_means_slot_a():
@@ -92,7 +84,7 @@ def test_a_corrupt_pointer_file_means_slot_a():
         fwtest.write("meter/slots.json", b"\x00\x01")
         assert slots.select(BOARD)[0] == "a"
 
-    _in_tmp(body)
+    fwtest.in_workdir(body)
 
 
 def test_file_hash_is_chunked_and_exact():
@@ -101,4 +93,4 @@ def test_file_hash_is_chunked_and_exact():
         fwtest.write("f.bin", data)
         assert slots.file_sha256("f.bin") == hashlib.sha256(data).digest()
 
-    _in_tmp(body)
+    fwtest.in_workdir(body)

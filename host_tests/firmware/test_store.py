@@ -4,14 +4,6 @@ import fwtest
 from loader import early, mode, store
 
 
-def _in_tmp(fn):
-    back = fwtest.workdir()
-    try:
-        fn()
-    finally:
-        os.chdir(back)
-
-
 def test_write_atomic_replaces_and_leaves_no_temporary():
     def body():
         os.mkdir("meter")
@@ -20,7 +12,7 @@ def test_write_atomic_replaces_and_leaves_no_temporary():
         assert store.read_bytes("meter/x") == b"two"
         assert sorted(os.listdir("meter")) == ["x"]
 
-    _in_tmp(body)
+    fwtest.in_workdir(body)
 
 
 def test_read_json_missing_default_and_corrupt_error():
@@ -30,7 +22,7 @@ def test_read_json_missing_default_and_corrupt_error():
         e = fwtest.raises(ValueError, store.read_json, "bad.json")
         assert "corrupt bad.json" in str(e)
 
-    _in_tmp(body)
+    fwtest.in_workdir(body)
 
 
 def test_cleanup_removes_only_temporaries_left_by_a_power_cut():
@@ -44,7 +36,7 @@ def test_cleanup_removes_only_temporaries_left_by_a_power_cut():
         assert store.exists("slots/a/app/x.py") and not store.exists("slots/a/app/x.py.new")
         assert store.cleanup("absent") == 0
 
-    _in_tmp(body)
+    fwtest.in_workdir(body)
 
 
 def test_makedirs_and_is_dir():
@@ -52,7 +44,7 @@ def test_makedirs_and_is_dir():
         store.makedirs("a/b/c")
         assert store.is_dir("a/b/c") and not store.is_dir("a/b/c/d")
 
-    _in_tmp(body)
+    fwtest.in_workdir(body)
 
 
 def test_mode_fresh_board_is_development_and_corrupt_fails_closed():
@@ -69,7 +61,7 @@ def test_mode_fresh_board_is_development_and_corrupt_fails_closed():
         assert mode.current() == mode.LOCKED
         fwtest.raises(ValueError, mode.store_mode, "open")
 
-    _in_tmp(body)
+    fwtest.in_workdir(body)
 
 
 def test_boot_counter_counts_and_recovers_from_a_corrupt_record():
@@ -82,4 +74,4 @@ def test_boot_counter_counts_and_recovers_from_a_corrupt_record():
         fwtest.write(early.BOOTS, b'{"boots": -5}')
         assert early.count_boot() == 1
 
-    _in_tmp(body)
+    fwtest.in_workdir(body)

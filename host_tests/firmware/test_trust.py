@@ -1,16 +1,6 @@
-import os
 
 import fwtest
 from loader import trust
-
-
-def _in_tmp(fn):
-    back = fwtest.workdir()
-    try:
-        os.mkdir("meter")
-        fn()
-    finally:
-        os.chdir(back)
 
 
 def test_missing_or_corrupt_store_trusts_nothing():
@@ -23,7 +13,7 @@ def test_missing_or_corrupt_store_trusts_nothing():
         fwtest.write(trust.PATH, bytes(v1))
         assert trust.load() == []
 
-    _in_tmp(body)
+    fwtest.in_workdir(body, "meter")
 
 
 def test_first_store_then_a_root_signed_update_with_a_higher_counter():
@@ -37,7 +27,7 @@ def test_first_store_then_a_root_signed_update_with_a_higher_counter():
         # the dev image key was revoked by v2
         assert not any(k.get("dev") for k in trust.load())
 
-    _in_tmp(body)
+    fwtest.in_workdir(body, "meter")
 
 
 def test_updates_that_must_be_refused():
@@ -51,7 +41,7 @@ def test_updates_that_must_be_refused():
         fwtest.raises(trust.TrustError, trust.update, b"\x00garbage")
         assert trust.counter() == 1  # nothing was replaced
 
-    _in_tmp(body)
+    fwtest.in_workdir(body, "meter")
 
 
 def test_a_store_not_signed_by_its_own_root_is_refused_as_first_store():
@@ -59,4 +49,4 @@ def test_a_store_not_signed_by_its_own_root_is_refused_as_first_store():
         e = fwtest.raises(trust.TrustError, trust.update, fwtest.fixture("trust_v2_noroot.cbor"))
         assert str(e) == "signature"
 
-    _in_tmp(body)
+    fwtest.in_workdir(body, "meter")
