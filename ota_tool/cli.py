@@ -288,6 +288,73 @@ def inspect(image_file: Path, as_json: bool) -> None:
             click.echo(f"    {f['size']:7}  {f['path']}")
 
 
+@main.command()
+@click.argument("image_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@_port_options
+@click.option("--no-local-check", is_flag=True, help="Send even an image the local structure check refuses.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout, no progress bar.")
+def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check: bool, as_json: bool) -> None:
+    """Upload a signed image to the meter and report its verdict (install, test boot and confirm: next releases).
+
+    \b
+    Exit codes as for every command; 8 when the meter (or the local check) rejects the image, naming the reason.
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    from . import push as pushing
+
+    data = image_file.read_bytes()
+    if not no_local_check:
+        parsed = _image_guard(lambda: image.parse(data))
+        _guard(lambda: bundle.unpack(parsed.payload))
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            if as_json:
+                return await pushing.push(link, data)
+            with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                          TransferSpeedColumn(), TimeRemainingColumn(), transient=False) as bar:
+                task = bar.add_task(image_file.name, total=len(data))
+                return await pushing.push(link, data, lambda off, total: bar.update(task, completed=off))
+
+    try:
+        r = run(go())
+    except pushing.UpdateRejected as e:
+        if as_json:
+            click.echo(json.dumps({"state": "rejected", "reason": e.reason}))
+        click.echo(f"ota: {e}", err=True)
+        sys.exit(e.exit_code)
+    except OtaError as e:
+        click.echo(f"ota: {e}", err=True)
+        sys.exit(e.exit_code)
+    if as_json:
+        click.echo(json.dumps({"uploaded": r.uploaded, "seconds": round(r.seconds, 3), "rate": round(r.rate),
+                               "state": r.state, "version": r.version}))
+    else:
+        click.echo(f"accepted by the meter: version {r.version}, {r.uploaded} bytes in {r.seconds:.1f} s "
+                   f"({r.rate / 1000:.1f} kB/s)")
+
+
+@main.command()
+@_port_options
+@click.option("--json", "as_json", is_flag=True)
+def status(port: str, baud: int, timeout: float, as_json: bool) -> None:
+    """Show the meter's image slots (SMP image state)."""
+    from . import push as pushing
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            return await pushing.slots(link)
+
+    rows = _guard(lambda: run(go()))
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        for r in rows:
+            flags = ",".join(k for k in ("active", "confirmed", "pending", "bootable") if r[k])
+            click.echo(f"slot {r['slot']}: {r['version']:12} {flags:30} {r['hash']}")
+
+
 @main.group()
 def trust() -> None:
     """Meter trust stores: public keys by role, signed by a root key (docs/trust-and-keys.md)."""

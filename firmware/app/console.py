@@ -4,6 +4,7 @@ import asyncio
 import sys
 
 from loader.console import Console
+from loader.image_group import ImageGroup
 from loader.os_group import OsGroup
 
 RESET_DELAY_MS = 250
@@ -14,6 +15,7 @@ class ConsoleTask:
         self.ctx = ctx
         self.console = Console(ctx.server)
         OsGroup(ctx).register(ctx.server)
+        ImageGroup(ctx).register(ctx.server)
 
     async def run(self):
         stream = sys.stdin.buffer

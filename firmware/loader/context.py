@@ -23,6 +23,7 @@ class Context:
         self.meter_id = ident.get("meter_id") or "".join("%02x" % b for b in uid)
         self.server = smp.Server()
         self.slot = None
+        self.slot_path = None
         self.manifest = None
         self.app_version = None
         self.before_reset = []  # callables run before a planned reset, so the app can persist its state

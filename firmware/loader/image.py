@@ -91,6 +91,19 @@ def _only(tlvs, kind, size=None):
     return found[0]
 
 
+def check_header(hdr, file_size, slot_budget):
+    """The checks a first upload chunk allows: magic, header size and declared sizes within the budget."""
+    magic, _load, hdr_size, prot_size, img_size = struct.unpack_from("<IIHHI", hdr, 0)
+    if magic != IMAGE_MAGIC:
+        raise Rejected(R_BAD_MAGIC)
+    if hdr_size < HEADER_SIZE:
+        raise Rejected(R_BAD_HEADER, "hdr_size %d" % hdr_size)
+    if prot_size > PROTECTED_MAX or img_size > slot_budget:
+        raise Rejected(R_OVERSIZE)
+    if hdr_size + img_size + prot_size + 4 > file_size:
+        raise Rejected(R_TRUNCATED, "declared sizes exceed the upload length")
+
+
 def read(f, file_size, slot_budget):
     """Parse and hash an image from an open binary file. Returns a dict: version, img_size, hdr_size, digest (the
     computed SHA-256), sha256/keyhash/signature (TLV values), counter, board, loader_api, payload_offset."""

@@ -4,6 +4,7 @@
 import time
 
 from loader.console import Console
+from loader.image_group import ImageGroup
 from loader.os_group import OsGroup
 
 TIME_LIMIT_S = 600
@@ -13,6 +14,7 @@ _BLINK_MS = 125
 def run(ctx, reason):
     console = Console(ctx.server)
     OsGroup(ctx).register(ctx.server)
+    ImageGroup(ctx).register(ctx.server)
     console.log("recovery: " + reason)
     start = time.ticks_ms()
     led = False

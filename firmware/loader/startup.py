@@ -20,6 +20,7 @@ def run():
         recovery.run(ctx, "no valid app")
         return
     ctx.slot = name
+    ctx.slot_path = slots.path(name)
     ctx.manifest = manifest
     ctx.app_version = manifest.get("version")
     root = os.getcwd().rstrip("/") + "/" + slots.path(name)

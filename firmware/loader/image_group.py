@@ -1,0 +1,201 @@
+# SMP image management group (1) and the update-status command of our own group (64): upload into a staging file
+# with resume, verification of a completed upload against the signed-image policy (after the reply has gone out,
+# so no client times out waiting), state read, and erase of the staged upload. Installing a verified upload into
+# the inactive slot, test boot, confirm and rollback build on this (issue 4). Lives in the loader so recovery mode
+# serves it too.
+import hashlib
+import os
+
+from micropython import const
+
+from loader import LOADER_API, bundle, image, mode, smp, store, trust
+
+CMD_STATE = const(0)
+CMD_UPLOAD = const(1)
+CMD_ERASE = const(5)
+GROUP_METER = const(64)
+CMD_UPDATE_STATUS = const(0)
+STAGING = "meter/upload.img"
+UPLOAD_REC = "meter/upload.json"
+COUNTER = "meter/counter.json"
+MAX_COUNTER_STEP = const(16)
+
+# update states reported by the update-status command
+ST_NONE = "none"
+ST_RECEIVING = "receiving"
+ST_VERIFYING = "verifying"
+ST_ACCEPTED = "accepted"
+ST_REJECTED = "rejected"
+
+
+def slot_budget(board):
+    """Bytes an image may occupy: a quarter of the filesystem (two slots, staging and the meter's data)."""
+    return board["flash"]["block_size"] * board["flash"]["block_count"] // 4
+
+
+def stored_counter():
+    try:
+        rec = store.read_json(COUNTER, {})
+    except ValueError:
+        rec = {}
+    n = rec.get("counter", 0) if isinstance(rec, dict) else 0
+    return n if isinstance(n, int) and n >= 0 else 0
+
+
+def version_text(v):
+    """MCUmgr's form: major.minor.revision, plus .build when it is not 0."""
+    base, _, build = v.partition("+")
+    return base if build in ("", "0") else base + "." + build
+
+
+def _size(path):
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return 0
+
+
+class ImageGroup:
+    """`ctx` supplies board, mode, app_version, manifest and the SMP server (for after_reply)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.budget = slot_budget(ctx.board)
+        rec = None
+        try:
+            rec = store.read_json(UPLOAD_REC)
+        except ValueError:
+            pass
+        self.rec = rec if isinstance(rec, dict) and isinstance(rec.get("len"), int) else None
+        self.state = ST_RECEIVING if self.rec else ST_NONE
+        self.reason = ""
+        self.staged = None
+        if self.rec and _size(STAGING) == self.rec["len"]:
+            self.verify_staged()  # a complete upload survived a reset: judge it again, nothing is trusted from before
+
+    def register(self, server):
+        server.register(smp.GROUP_IMAGE, CMD_STATE, self.state_read, write=False)
+        server.register(smp.GROUP_IMAGE, CMD_UPLOAD, self.upload, read=False)
+        server.register(smp.GROUP_IMAGE, CMD_ERASE, self.erase, read=False)
+        server.register(GROUP_METER, CMD_UPDATE_STATUS, self.update_status, write=False)
+
+    # -- upload ------------------------------------------------------------------------------------------------
+    def _start(self, length, sha, first):
+        if not isinstance(length, int) or length <= image.HEADER_SIZE:
+            raise smp.SmpError(smp.EINVAL)
+        if length > self.budget + image.HEADER_SIZE + image.PROTECTED_MAX + image.UNPROTECTED_MAX:
+            self._reject(image.R_OVERSIZE)
+            raise smp.SmpError(smp.ENOMEM)
+        if len(first) >= image.HEADER_SIZE:
+            try:
+                image.check_header(first[:image.HEADER_SIZE], length, self.budget)
+            except image.Rejected as e:
+                self._reject(e.reason)
+                raise smp.SmpError(smp.EINVAL) from None
+        self._clear()
+        self.rec = {"len": length, "sha": sha.hex() if sha else None}
+        store.write_json(UPLOAD_REC, self.rec)
+        self.state = ST_RECEIVING
+        self.reason = ""
+
+    def upload(self, req):
+        off = req.get("off")
+        data = req.get("data")
+        if not isinstance(off, int) or off < 0 or not isinstance(data, bytes) or req.get("image", 0) != 0:
+            raise smp.SmpError(smp.EINVAL)
+        if off == 0:
+            length = req.get("len")
+            sha = req.get("sha")
+            if sha is not None and (not isinstance(sha, bytes) or len(sha) != 32):
+                raise smp.SmpError(smp.EINVAL)
+            have = _size(STAGING)
+            rec = self.rec
+            if (rec and sha and rec.get("sha") == sha.hex() and rec.get("len") == length and 0 < have < length
+                    and self.state == ST_RECEIVING):
+                return {"off": have}  # resume where the interrupted transfer stopped
+            self._start(length, sha, data)
+        if self.rec is None:
+            raise smp.SmpError(smp.EBADSTATE)
+        expected = _size(STAGING)
+        if off != expected:
+            return {"off": expected}
+        length = self.rec["len"]
+        if expected + len(data) > length:
+            raise smp.SmpError(smp.EINVAL)
+        with open(STAGING, "ab") as f:
+            f.write(data)
+        new = expected + len(data)
+        rsp = {"off": new}
+        if new == length:
+            if self.rec.get("sha"):
+                rsp["match"] = self._file_sha() == bytes.fromhex(self.rec["sha"])
+            self.state = ST_VERIFYING
+            self.ctx.server.after_reply = self.verify_staged
+        return rsp
+
+    def _file_sha(self):
+        from loader.slots import file_sha256
+
+        return file_sha256(STAGING)
+
+    def verify_staged(self):
+        """Check the complete upload with the signed-image policy; a rejected upload is deleted."""
+        dev = mode.current() == mode.DEVELOPMENT
+        board = self.ctx.board
+        try:
+            info = image.check_file(STAGING, trust.load(), board["id"], LOADER_API, stored_counter(),
+                                    MAX_COUNTER_STEP, dev, self.budget)
+            with open(STAGING, "rb") as f:
+                bundle.check(f, info, self.budget)
+        except (image.Rejected, bundle.BundleError) as e:
+            self._reject(e.reason)
+            self._clear()
+            return
+        self.staged = {"version": info["version"], "hash": info["sha256"], "counter": info["counter"]}
+        self.state = ST_ACCEPTED
+
+    def _reject(self, reason):
+        self.state = ST_REJECTED
+        self.reason = reason
+        print("update: upload rejected: %s" % reason)
+
+    def _clear(self):
+        for p in (STAGING, UPLOAD_REC):
+            try:
+                os.remove(p)
+            except OSError:
+                pass
+        self.rec = None
+        self.staged = None
+
+    # -- state ---------------------------------------------------------------------------------------------------
+    def state_read(self, req):
+        m = self.ctx.manifest
+        raw = store.read_bytes(self.ctx.slot_path + "/manifest.cbor") if getattr(self.ctx, "slot_path", None) else None
+        images = []
+        if m is not None:
+            images.append({"slot": 0, "version": version_text(m.get("version", "0.0.0")),
+                           "hash": hashlib.sha256(raw or b"").digest(), "bootable": True, "pending": False,
+                           "confirmed": True, "active": True, "permanent": False})
+        if self.state == ST_ACCEPTED and self.staged:
+            images.append({"slot": 1, "version": version_text(self.staged["version"]), "hash": self.staged["hash"],
+                           "bootable": True, "pending": False, "confirmed": False, "active": False,
+                           "permanent": False})
+        return {"images": images}
+
+    def erase(self, req):
+        slot = req.get("slot", 1)
+        if slot != 1:
+            raise smp.SmpError(smp.EBADSTATE)  # never the running slot
+        self._clear()
+        self.state = ST_NONE
+        self.reason = ""
+        return {}
+
+    def update_status(self, req):
+        out = {"state": self.state, "reason": self.reason, "received": _size(STAGING),
+               "length": self.rec["len"] if self.rec else 0}
+        if self.staged:
+            out["image_version"] = self.staged["version"]
+            out["hash"] = self.staged["hash"]
+        return out

@@ -1,0 +1,35 @@
+"""SMP requests of meterkit's own management groups (64 and up; documented in docs/smp-groups.md), as typed
+smp/smpclient messages so they travel through the same client as the standard groups."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from smp import error as smperr
+from smp import header as smphdr
+from smp import message as smpmsg
+
+GROUP_METER = 64
+
+
+class UpdateStatusReadRequest(smpmsg.ReadRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METER
+    _COMMAND_ID: ClassVar[int] = 0
+
+
+class UpdateStatusReadResponse(smpmsg.ReadResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METER
+    _COMMAND_ID: ClassVar[int] = 0
+
+    state: str
+    reason: str
+    received: int
+    length: int
+    image_version: str | None = None
+    hash: bytes | None = None
+
+
+class UpdateStatusRead(UpdateStatusReadRequest):
+    _Response = UpdateStatusReadResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = smperr.ErrorV2

@@ -1,0 +1,74 @@
+"""Pushing a signed image to a meter over SMP: upload (smpclient's chunking, sized by the meter's buf_size), then
+wait for the meter's own verdict on the upload. A library: progress goes to a callback, errors are OtaError."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from smpclient.exceptions import SMPUploadError
+from smpclient.requests.image_management import ImageStatesRead
+
+from .errors import DeviceRefused, DeviceTimeout, OtaError
+from .link import MeterLink
+from .meter_groups import UpdateStatusRead
+
+VERDICT_TIMEOUT = 60.0
+
+
+class UpdateRejected(OtaError):
+    exit_code = 8
+
+    def __init__(self, reason: str):
+        super().__init__(f"the meter rejected the image: {reason}")
+        self.reason = reason
+
+
+@dataclass
+class PushResult:
+    uploaded: int
+    seconds: float
+    state: str
+    reason: str
+    version: str | None
+
+    @property
+    def rate(self) -> float:
+        return self.uploaded / self.seconds if self.seconds else 0.0
+
+
+async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None] | None = None) -> PushResult:
+    assert link._client is not None
+    t0 = time.monotonic()
+    try:
+        async for off in link._client.upload(data, slot=0, first_timeout_s=max(link.timeout, 10.0)):
+            if progress:
+                progress(off, len(data))
+    except TimeoutError as e:
+        raise DeviceTimeout(f"upload stalled: {e}") from e
+    except SMPUploadError as e:
+        # the meter refused a chunk (e.g. a bad header in the first one): its update status says why
+        st = await link.request(UpdateStatusRead(), "update status")
+        if st.state == "rejected":
+            raise UpdateRejected(st.reason) from e
+        raise DeviceRefused("upload", 1) from e
+    seconds = time.monotonic() - t0
+    end = time.monotonic() + VERDICT_TIMEOUT
+    while True:
+        st = await link.request(UpdateStatusRead(), "update status")
+        if st.state not in ("verifying", "receiving") or time.monotonic() > end:
+            break
+        await asyncio.sleep(0.2)
+    result = PushResult(uploaded=len(data), seconds=seconds, state=st.state, reason=st.reason, version=st.image_version)
+    if st.state != "accepted":
+        raise UpdateRejected(st.reason or st.state)
+    return result
+
+
+async def slots(link: MeterLink) -> list[dict]:
+    rsp = await link.request(ImageStatesRead(), "image state")
+    return [{"slot": i.slot, "version": i.version, "hash": bytes(i.hash).hex() if i.hash else None,
+             "bootable": i.bootable, "pending": i.pending, "confirmed": i.confirmed, "active": i.active}
+            for i in rsp.images]
