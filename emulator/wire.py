@@ -80,6 +80,9 @@ class Wire(threading.Thread):
         # whether the VM's REPL is in raw mode: Ctrl-D there soft-resets a board back into the raw REPL
         self.raw_repl = False
         self._out_tail = b""
+        # METERKIT_EMU_CONSOLE_LOG=<file>: a copy of everything the board prints, for debugging
+        log = os.environ.get("METERKIT_EMU_CONSOLE_LOG")
+        self._tee = open(log, "ab", buffering=0) if log else None
         self._held = False
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -220,6 +223,8 @@ class Wire(threading.Thread):
                     self._deliver_to_device(data)
                 else:
                     d.pending += data
+                    if self._tee is not None:
+                        self._tee.write(data)
 
     def _pump(self, fd: int, d: _Direction, now: float, rate: float, chunk: int, to_device: bool) -> None:
         try:

@@ -292,9 +292,14 @@ def inspect(image_file: Path, as_json: bool) -> None:
 @click.argument("image_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @_port_options
 @click.option("--no-local-check", is_flag=True, help="Send even an image the local structure check refuses.")
+@click.option("--test", "mode_", flag_value="test", help="Then install it as a test boot (the app confirms itself "
+              "after its self-test; a test boot that fails or is not confirmed reverts).")
+@click.option("--confirm", "mode_", flag_value="confirm", help="Then install it for good (no test boot).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout, no progress bar.")
-def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check: bool, as_json: bool) -> None:
-    """Upload a signed image to the meter and report its verdict (install, test boot and confirm: next releases).
+def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check: bool, mode_: str | None,
+         as_json: bool) -> None:
+    """Upload a signed image to the meter and report its verdict; with --test or --confirm, install it and report
+    what the meter runs afterwards.
 
     \b
     Exit codes as for every command; 8 when the meter (or the local check) rejects the image, naming the reason.
@@ -310,12 +315,20 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
 
     async def go():
         async with MeterLink(port, baud, timeout) as link:
+            before = await meter_info.app_version(link)
             if as_json:
-                return await pushing.push(link, data)
-            with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                          TransferSpeedColumn(), TimeRemainingColumn(), transient=False) as bar:
-                task = bar.add_task(image_file.name, total=len(data))
-                return await pushing.push(link, data, lambda off, total: bar.update(task, completed=off))
+                r = await pushing.push(link, data)
+            else:
+                with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                              TransferSpeedColumn(), TimeRemainingColumn(), transient=False) as bar:
+                    task = bar.add_task(image_file.name, total=len(data))
+                    r = await pushing.push(link, data, lambda off, total: bar.update(task, completed=off))
+            r.before = before
+            if mode_ and r.image_hash:
+                await pushing.activate(link, r.image_hash, permanent=(mode_ == "confirm"))
+        if mode_:
+            r.after, r.slots = await _after_reset(port, baud, timeout)
+        return r
 
     try:
         r = run(go())
@@ -327,12 +340,68 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
     except OtaError as e:
         click.echo(f"ota: {e}", err=True)
         sys.exit(e.exit_code)
+    report = {"uploaded": r.uploaded, "seconds": round(r.seconds, 3), "rate": round(r.rate), "state": r.state,
+              "version": r.version, "before": r.before}
+    if mode_:
+        report.update({"after": r.after, "slots": r.slots})
     if as_json:
-        click.echo(json.dumps({"uploaded": r.uploaded, "seconds": round(r.seconds, 3), "rate": round(r.rate),
-                               "state": r.state, "version": r.version}))
+        click.echo(json.dumps(report))
     else:
         click.echo(f"accepted by the meter: version {r.version}, {r.uploaded} bytes in {r.seconds:.1f} s "
                    f"({r.rate / 1000:.1f} kB/s)")
+        if mode_:
+            running = next((s_ for s_ in r.slots if s_["active"]), {})
+            kind = "confirmed" if running.get("confirmed") else "test boot, not yet confirmed"
+            click.echo(f"meter now runs {r.after} ({kind}); it ran {r.before} before")
+
+
+async def _after_reset(port: str, baud: int, timeout: float, wait: float = 60.0) -> tuple[str, list[dict]]:
+    """Reconnect after the meter's reset (the loader installs the update first) and read what it runs."""
+    import asyncio
+    import time as _time
+
+    from . import push as pushing
+
+    end = _time.monotonic() + wait
+    await asyncio.sleep(1.0)
+    while True:
+        try:
+            async with MeterLink(port, baud, timeout) as link:
+                return await meter_info.app_version(link), await pushing.slots(link)
+        except OtaError:
+            if _time.monotonic() > end:
+                raise
+            await asyncio.sleep(0.5)
+
+
+@main.command()
+@_port_options
+def confirm(port: str, baud: int, timeout: float) -> None:
+    """Confirm the image the meter is test-booting (the app normally confirms itself after its self-test)."""
+    from . import push as pushing
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            await pushing.confirm(link)
+            return await pushing.slots(link)
+
+    rows = _guard(lambda: run(go()))
+    running = next((r for r in rows if r["active"]), {})
+    click.echo(f"running {running.get('version')}: " + ("confirmed" if running.get("confirmed") else "NOT confirmed"))
+
+
+@main.command()
+@_port_options
+def reset(port: str, baud: int, timeout: float) -> None:
+    """Reset the meter (it saves its state first; a pending update is installed by the loader)."""
+    from smpclient.requests.os_management import ResetWrite
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            await link.request(ResetWrite(), "reset")
+
+    _guard(lambda: run(go()))
+    click.echo("reset requested")
 
 
 @main.command()

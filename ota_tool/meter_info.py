@@ -24,3 +24,9 @@ async def read_info(link: MeterLink) -> dict:
 async def echo(link: MeterLink, text: str) -> str:
     rsp = await link.request(EchoWrite(d=text), "echo")
     return rsp.r
+
+
+async def app_version(link: MeterLink) -> str:
+    """What the meter runs: "app-X.Y.Z", or "recovery"."""
+    rsp = await link.request(OSApplicationInfoRead(format="v"), "info app")
+    return rsp.output

@@ -33,6 +33,10 @@ class PushResult:
     state: str
     reason: str
     version: str | None
+    image_hash: bytes | None = None
+    before: str | None = None
+    after: str | None = None
+    slots: list | None = None
 
     @property
     def rate(self) -> float:
@@ -61,10 +65,26 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
         if st.state not in ("verifying", "receiving") or time.monotonic() > end:
             break
         await asyncio.sleep(0.2)
-    result = PushResult(uploaded=len(data), seconds=seconds, state=st.state, reason=st.reason, version=st.image_version)
+    result = PushResult(uploaded=len(data), seconds=seconds, state=st.state, reason=st.reason,
+                        version=st.image_version, image_hash=bytes(st.hash) if st.hash else None)
     if st.state != "accepted":
         raise UpdateRejected(st.reason or st.state)
     return result
+
+
+async def activate(link: MeterLink, image_hash: bytes, permanent: bool) -> None:
+    """Ask the meter to install the verified upload at its next boot (as a test boot, or for good), then reset."""
+    from smpclient.requests.image_management import ImageStatesWrite
+    from smpclient.requests.os_management import ResetWrite
+
+    await link.request(ImageStatesWrite(hash=image_hash, confirm=permanent), "mark the upload pending")
+    await link.request(ResetWrite(), "reset")
+
+
+async def confirm(link: MeterLink) -> None:
+    from smpclient.requests.image_management import ImageStatesWrite
+
+    await link.request(ImageStatesWrite(confirm=True), "confirm")
 
 
 async def slots(link: MeterLink) -> list[dict]:

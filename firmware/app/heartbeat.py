@@ -16,5 +16,7 @@ class Heartbeat:
         while True:
             led = not led
             self.ctx.hal.led(led)
+            if self.ctx.wdt is not None:
+                self.ctx.wdt.feed()
             self.beats += 1
             await asyncio.sleep_ms(PERIOD_MS)

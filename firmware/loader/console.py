@@ -49,7 +49,10 @@ class Console:
             after = self.server.after_reply
             if after is not None:
                 self.server.after_reply = None
-                after()
+                try:
+                    after()
+                except Exception as e:  # work after a reply must never take the console down
+                    self.log("console: after-reply work failed: %r" % (e,))
 
     def log(self, text):
         self._out.write((text + "\r\n").encode())

@@ -24,6 +24,8 @@ class Context:
         self.server = smp.Server()
         self.slot = None
         self.slot_path = None
+        self.test_boot = False
+        self.wdt = None  # armed during a test boot; the app's heartbeat feeds it
         self.manifest = None
         self.app_version = None
         self.before_reset = []  # callables run before a planned reset, so the app can persist its state

@@ -3,7 +3,6 @@
 # so no client times out waiting), state read, and erase of the staged upload. Installing a verified upload into
 # the inactive slot, test boot, confirm and rollback build on this (issue 4). Lives in the loader so recovery mode
 # serves it too.
-import hashlib
 import os
 
 from micropython import const
@@ -75,6 +74,7 @@ class ImageGroup:
 
     def register(self, server):
         server.register(smp.GROUP_IMAGE, CMD_STATE, self.state_read, write=False)
+        server.register(smp.GROUP_IMAGE, CMD_STATE, self.state_write, read=False)
         server.register(smp.GROUP_IMAGE, CMD_UPLOAD, self.upload, read=False)
         server.register(smp.GROUP_IMAGE, CMD_ERASE, self.erase, read=False)
         server.register(GROUP_METER, CMD_UPDATE_STATUS, self.update_status, write=False)
@@ -140,6 +140,9 @@ class ImageGroup:
 
     def verify_staged(self):
         """Check the complete upload with the signed-image policy; a rejected upload is deleted."""
+        import gc
+
+        gc.collect()  # the inflate window needs 4 KB in one piece
         dev = mode.current() == mode.DEVELOPMENT
         board = self.ctx.board
         try:
@@ -150,6 +153,11 @@ class ImageGroup:
         except (image.Rejected, bundle.BundleError) as e:
             self._reject(e.reason)
             self._clear()
+            return
+        except MemoryError:
+            # not the image's fault: keep the upload, report, and let a reset (fresh heap) judge it again
+            self.state = ST_REJECTED
+            self.reason = "out-of-memory"
             return
         self.staged = {"version": info["version"], "hash": info["sha256"], "counter": info["counter"]}
         self.state = ST_ACCEPTED
@@ -169,19 +177,59 @@ class ImageGroup:
         self.staged = None
 
     # -- state ---------------------------------------------------------------------------------------------------
+    def _slot_entry(self, slot_no, name, active, confirmed, pending=False):
+        from loader import slots, update
+
+        m = self.ctx.manifest if active else None
+        if m is None:
+            try:
+                m = slots.read_manifest(name)
+            except ValueError:
+                m = None
+        return {"slot": slot_no, "version": version_text((m or {}).get("version", "0.0.0")),
+                "hash": update.slot_hash(name), "bootable": m is not None, "pending": pending,
+                "confirmed": confirmed, "active": active, "permanent": False}
+
     def state_read(self, req):
-        m = self.ctx.manifest
-        raw = store.read_bytes(self.ctx.slot_path + "/manifest.cbor") if getattr(self.ctx, "slot_path", None) else None
+        from loader import slots, update
+
         images = []
-        if m is not None:
-            images.append({"slot": 0, "version": version_text(m.get("version", "0.0.0")),
-                           "hash": hashlib.sha256(raw or b"").digest(), "bootable": True, "pending": False,
-                           "confirmed": True, "active": True, "permanent": False})
+        if self.ctx.slot is not None:
+            images.append(self._slot_entry(0, self.ctx.slot, True, not self.ctx.test_boot))
+        req_ = update.pending()
         if self.state == ST_ACCEPTED and self.staged:
             images.append({"slot": 1, "version": version_text(self.staged["version"]), "hash": self.staged["hash"],
-                           "bootable": True, "pending": False, "confirmed": False, "active": False,
-                           "permanent": False})
+                           "bootable": True, "pending": req_ is not None, "confirmed": False, "active": False,
+                           "permanent": bool(req_ and req_.get("permanent"))})
+        elif self.ctx.slot is not None:
+            other = slots.other(self.ctx.slot)
+            if store.exists(slots.path(other) + "/" + slots.MANIFEST):
+                st = slots.read_state()
+                images.append(self._slot_entry(1, other, False, st.get("confirmed") == other))
         return {"images": images}
+
+    def state_write(self, req):
+        """{hash, confirm}: with the hash of a verified upload, install it at the next boot (as a test, or for good
+        with confirm); with confirm and no hash (or the running image's), confirm the running test boot."""
+        from loader import update
+
+        if self.ctx.mode != mode.DEVELOPMENT:
+            raise smp.SmpError(smp.EACCESSDENIED)  # locked: state changes need a signed command envelope
+        h = req.get("hash")
+        confirm = req.get("confirm", False)
+        if (h is not None and not isinstance(h, bytes)) or not isinstance(confirm, bool):
+            raise smp.SmpError(smp.EINVAL)
+        if h is not None and self.state == ST_ACCEPTED and self.staged and h == self.staged["hash"]:
+            update.request(h, confirm)
+            return self.state_read({})
+        if self.ctx.slot is not None and (h is None or h == update.slot_hash(self.ctx.slot)):
+            if not confirm:
+                raise smp.SmpError(smp.EINVAL)
+            if self.ctx.test_boot:
+                update.confirm(self.ctx.slot)
+                self.ctx.test_boot = False
+            return self.state_read({})
+        raise smp.SmpError(smp.ENOENT)
 
     def erase(self, req):
         slot = req.get("slot", 1)

@@ -12,6 +12,7 @@ NAMES = ("a", "b")
 ROOT = "slots"
 STATE = "meter/slots.json"
 MANIFEST = "manifest.cbor"
+IMAGE_INFO = "image.json"  # written by the installer beside the manifest (loader/update.py)
 _CHUNK = 1024
 
 
@@ -30,6 +31,10 @@ def read_state():
         st = {}
     if not isinstance(st, dict) or st.get("active") not in NAMES:
         st = {"active": NAMES[0]}
+    if st.get("confirmed") not in NAMES:
+        st["confirmed"] = st["active"]
+    if st.get("test") not in NAMES:
+        st["test"] = None
     return st
 
 
@@ -83,12 +88,12 @@ def check(name, board_id):
     want = {}
     for f in m["files"]:
         p = f.get("path") if isinstance(f, dict) else None
-        if not isinstance(p, str) or p.startswith("/") or ".." in p.split("/") or p == MANIFEST:
+        if not isinstance(p, str) or p.startswith("/") or ".." in p.split("/") or p in (MANIFEST, IMAGE_INFO):
             return None, "manifest path"
         want[p] = f
     have = _listed(path(name), "", [])
     for rel in have:
-        if rel != MANIFEST and rel not in want:
+        if rel != MANIFEST and rel != IMAGE_INFO and rel not in want:
             return None, "unlisted file " + rel
     for rel in want:
         full = path(name) + "/" + rel
@@ -102,11 +107,12 @@ def check(name, board_id):
     return m, None
 
 
-def select(board_id):
-    """The slot to boot: the active one when valid, else the other one. Returns (name, manifest, problems)."""
-    st = read_state()
+def select(board_id, first=None):
+    """The slot to boot: `first` (default: the active one) when valid, else the other one. Returns (name, manifest,
+    problems)."""
     problems = []  # type: list[tuple[str, str]]
-    first = st["active"]
+    if first not in NAMES:
+        first = read_state()["active"]
     for name in (first, other(first)):
         m, why = check(name, board_id)
         if m is not None:

@@ -4,8 +4,10 @@
 import os
 import sys
 
-from loader import mode, recovery, slots
+from loader import mode, recovery, slots, update
 from loader.context import Context
+
+TEST_WDT_MS = 8000  # a test boot that hangs this long is reset, and the reset reverts it
 
 
 def run():
@@ -13,19 +15,31 @@ def run():
     if ctx.hal.button_pressed():
         recovery.run(ctx, "button held at boot")
         return
-    name, manifest, problems = slots.select(ctx.board["id"])
+    if update.pending():
+        update.install(ctx.board)
+    first, test = update.boot_choice()
+    name, manifest, problems = slots.select(ctx.board["id"], first)
     for slot, why in problems:
         print("loader: slot %s not bootable: %s" % (slot, why))
+    if test and name != first:
+        update.event("rollback", "slot %s not bootable" % first)
+        update.boot_choice()  # tries is 1 now: this reverts the pointer file
+        test = False
     if name is None:
         recovery.run(ctx, "no valid app")
         return
+    ctx.test_boot = test
+    if test:
+        import machine
+
+        ctx.wdt = machine.WDT(timeout=TEST_WDT_MS)
     ctx.slot = name
     ctx.slot_path = slots.path(name)
     ctx.manifest = manifest
     ctx.app_version = manifest.get("version")
     root = os.getcwd().rstrip("/") + "/" + slots.path(name)
     sys.path.insert(0, root)
-    print("loader: app %s from slot %s, %s mode" % (ctx.app_version, name, ctx.mode))
+    print("loader: app %s from slot %s, %s mode%s" % (ctx.app_version, name, ctx.mode, ", test boot" if test else ""))
     try:
         import app.main
 
@@ -36,6 +50,7 @@ def run():
         raise
     except Exception as e:
         sys.print_exception(e)
-        if ctx.mode != mode.DEVELOPMENT:
+        if ctx.mode != mode.DEVELOPMENT or ctx.test_boot:
+            # a failing test boot resets at once: the reset reverts it
             ctx.reset_now()
         raise

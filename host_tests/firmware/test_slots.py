@@ -80,7 +80,7 @@ def test_a_corrupt_pointer_file_means_slot_a():
     def body():
         _slot("a")
         fwtest.write("meter/slots.json", b'{"active": "zz"}')
-        assert slots.read_state() == {"active": "a"}
+        assert slots.read_state() == {"active": "a", "confirmed": "a", "test": None}
         fwtest.write("meter/slots.json", b"\x00\x01")
         assert slots.select(BOARD)[0] == "a"
 

@@ -1,0 +1,189 @@
+# Installing a verified upload and the test-boot state machine (docs/update-state-machine.md).
+#   meter/update.json   {"hash": hex, "permanent": bool}: install the staged upload at the next boot
+#   meter/slots.json    {"active": s, "confirmed": s, "test": s|None, "tries": n, "permanent": bool}
+# Install happens in the loader at boot, as MCUboot does: the staged image is verified again, its files are written
+# into the inactive slot with the manifest last (a slot is only valid once every file matches it), then the pointer
+# file names the slot under test, then the request is removed. A power cut at any point leaves the request in place
+# and the install is simply done again. A test boot that is not confirmed before the next reset reverts.
+import hashlib
+import os
+
+from loader import LOADER_API, bundle, image, mode, slots, store, trust
+from loader.image_group import COUNTER, MAX_COUNTER_STEP, STAGING, UPLOAD_REC, slot_budget, stored_counter
+
+UPDATE = "meter/update.json"
+IMAGE_INFO = slots.IMAGE_INFO  # in a slot: {"hash", "version", "counter"} of the image it was installed from
+EVENTS = "meter/update-events.json"
+_EVENTS_KEPT = 8
+
+
+def request(hash_bytes, permanent):
+    store.write_json(UPDATE, {"hash": hash_bytes.hex(), "permanent": bool(permanent)})
+
+
+def pending():
+    try:
+        rec = store.read_json(UPDATE)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("hash"), str) else None
+
+
+def event(kind, detail=""):
+    """A short persisted log of update events (the full event ring arrives with issue 6)."""
+    try:
+        log = store.read_json(EVENTS, [])
+    except ValueError:
+        log = []
+    if not isinstance(log, list):
+        log = []
+    log.append({"event": kind, "detail": detail})
+    store.write_json(EVENTS, log[-_EVENTS_KEPT:])
+    print("update: %s %s" % (kind, detail))
+
+
+def _rmtree(path):
+    if not store.is_dir(path):
+        return
+    for ent in os.ilistdir(path):
+        p = path + "/" + ent[0]
+        if ent[1] == 0x4000:
+            _rmtree(p)
+            os.rmdir(p)
+        else:
+            os.remove(p)
+
+
+def install(board):
+    """Install the staged upload into the inactive slot and make it the slot under test. Returns the slot name, or
+    None (with an event) when there is nothing valid to install."""
+    import gc
+
+    gc.collect()
+    req = pending()
+    st = slots.read_state()
+    budget = slot_budget(board)
+    try:
+        info = image.check_file(STAGING, trust.load(), board["id"], LOADER_API, stored_counter(), MAX_COUNTER_STEP,
+                                mode.current() == mode.DEVELOPMENT, budget)
+    except (OSError, image.Rejected) as e:
+        event("install-refused", getattr(e, "reason", "no staged image"))
+        _forget()
+        return None
+    if info["sha256"].hex() != req["hash"]:
+        event("install-refused", "hash differs from the request")
+        _forget()
+        return None
+    target = slots.other(st.get("confirmed") or st["active"])
+    root = slots.path(target)
+    _rmtree(root)
+    store.makedirs(root)
+    try:
+        with open(STAGING, "rb") as f:
+            s = bundle.open_stream(f, info)
+            m = bundle.read_manifest(s)
+            bundle.check_manifest(m, info, budget)
+            _unpack(s, m, root)
+    except bundle.BundleError as e:
+        event("install-refused", e.reason)
+        _rmtree(root)
+        _forget()
+        return None
+    store.write_json(root + "/" + IMAGE_INFO, {"hash": info["sha256"].hex(), "version": info["version"],
+                                               "counter": info["counter"]})
+    import cbor
+
+    store.write_atomic(root + "/" + slots.MANIFEST, cbor.dumps(m))  # last: the slot is complete from here on
+    st["test"] = target
+    st["tries"] = 0
+    st["permanent"] = bool(req.get("permanent"))
+    st.setdefault("confirmed", st["active"])
+    store.write_json(slots.STATE, st)
+    os.remove(UPDATE)
+    for p in (UPLOAD_REC, STAGING):  # the slot holds the update now; a failed test boot reverts to the old slot
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+    event("installed", "%s into slot %s" % (info["version"], target))
+    return target
+
+
+def _unpack(s, m, root):
+    buf = bytearray(1024)
+    mv = memoryview(buf)
+    for f in m["files"]:
+        path = root + "/" + f["path"]
+        store.makedirs(path.rsplit("/", 1)[0])
+        h = hashlib.sha256()
+        left = f["size"]
+        with open(path + store.TMP_SUFFIX, "wb") as out:
+            while left:
+                n = s.readinto(mv[:min(1024, left)])
+                if not n:
+                    raise bundle.BundleError(bundle.B_FORMAT, "bundle ends early")
+                h.update(mv[:n])
+                out.write(mv[:n])
+                left -= n
+        if h.digest() != f["sha256"]:
+            os.remove(path + store.TMP_SUFFIX)
+            raise bundle.BundleError(bundle.B_HASH, f["path"])
+        os.rename(path + store.TMP_SUFFIX, path)
+
+
+def _forget():
+    for p in (UPDATE,):
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+
+
+def boot_choice():
+    """The slot to try first and whether this is a test boot; reverts a test boot that was not confirmed."""
+    st = slots.read_state()
+    test = st.get("test")
+    if test:
+        if st.get("tries", 0) >= 1:
+            back = st.get("confirmed") or st["active"]
+            event("rollback", "slot %s was not confirmed" % test)
+            st = {"active": back, "confirmed": back, "test": None, "tries": 0}
+            store.write_json(slots.STATE, st)
+            return back, False
+        st["tries"] = 1
+        store.write_json(slots.STATE, st)
+        if st.get("permanent"):
+            return test, False
+        return test, True
+    return st["active"], False
+
+
+def confirm(slot):
+    """Make `slot` (the one under test, now running) the confirmed one; raise the security counter to its image's."""
+    st = slots.read_state()
+    if st.get("test") != slot:
+        return False
+    info = store.read_json(slots.path(slot) + "/" + IMAGE_INFO, {}) or {}
+    store.write_json(slots.STATE, {"active": slot, "confirmed": slot, "test": None, "tries": 0})
+    if isinstance(info.get("counter"), int) and info["counter"] > stored_counter():
+        store.write_json(COUNTER, {"counter": info["counter"]})
+    for p in (STAGING, UPLOAD_REC):
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+    event("confirmed", "slot %s %s" % (slot, info.get("version", "")))
+    return True
+
+
+def slot_hash(name):
+    """The image hash a slot was installed from (the provisioned slot: SHA-256 of its manifest)."""
+    try:
+        info = store.read_json(slots.path(name) + "/" + IMAGE_INFO, {})
+    except ValueError:
+        info = {}
+    if isinstance(info, dict) and isinstance(info.get("hash"), str):
+        return bytes.fromhex(info["hash"])
+    return hashlib.sha256(store.read_bytes(slots.path(name) + "/" + slots.MANIFEST) or b"").digest()
+
+
