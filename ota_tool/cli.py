@@ -310,8 +310,11 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
 
     data = image_file.read_bytes()
     if not no_local_check:
-        parsed = _image_guard(lambda: image.parse(data))
-        _guard(lambda: bundle.unpack(parsed.payload))
+        try:
+            bundle.unpack(image.parse(data).payload)
+        except (image.ImageError, OtaError) as e:
+            click.echo(f"ota: rejected by the local check (send anyway with --no-local-check): {e}", err=True)
+            sys.exit(ImageRejected.exit_code)
 
     async def go():
         async with MeterLink(port, baud, timeout) as link:

@@ -38,6 +38,7 @@ def modules(firmware_dir: Path = FIRMWARE_DIR) -> SimpleNamespace:
         for name, path in deps:
             sys.modules[name] = _load(name, path)
         img = _load("loader.image", firmware_dir / "loader" / "image.py")
+        img._ed = sys.modules["ed25519"]  # what its lazy import would find on the device
         sys.modules["loader.image"] = img
         bnd = _load("meterkit_device_bundle", firmware_dir / "loader" / "bundle.py")
     finally:

@@ -6,8 +6,6 @@ import struct
 
 from micropython import const
 
-import ed25519
-
 IMAGE_MAGIC = const(0x96F3B83D)
 HEADER_SIZE = const(32)
 TLV_INFO_MAGIC = const(0x6907)
@@ -48,6 +46,18 @@ class Rejected(Exception):
     def __init__(self, reason, detail=""):
         super().__init__(reason + (": " + detail if detail else ""))
         self.reason = reason
+
+
+_ed = None  # ed25519, imported on first use: it is large and most boots never verify anything
+
+
+def _ed25519():
+    global _ed
+    if _ed is None:
+        import ed25519
+
+        _ed = ed25519
+    return _ed
 
 
 def keyhash(raw_key):
@@ -174,7 +184,7 @@ def accept(info, trust, board_id, loader_api, stored_counter, max_step, developm
         raise Rejected(R_UNKNOWN_KEY)
     if entry.get("dev") and not development:
         raise Rejected(R_DEV_KEY)
-    if not ed25519.verify(entry["key"], info["digest"], info["signature"]):
+    if not _ed25519().verify(entry["key"], info["digest"], info["signature"]):
         raise Rejected(R_SIGNATURE)
     if info["board"] != board_id.encode():
         raise Rejected(R_BOARD, "image for %r" % (info["board"],))

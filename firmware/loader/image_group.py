@@ -7,7 +7,7 @@ import os
 
 from micropython import const
 
-from loader import LOADER_API, bundle, image, mode, smp, store, trust
+from loader import image, mode, smp, store
 
 CMD_STATE = const(0)
 CMD_UPLOAD = const(1)
@@ -143,6 +143,8 @@ class ImageGroup:
         import gc
 
         gc.collect()  # the inflate window needs 4 KB in one piece
+        from loader import LOADER_API, bundle, trust
+
         dev = mode.current() == mode.DEVELOPMENT
         board = self.ctx.board
         try:
@@ -154,7 +156,7 @@ class ImageGroup:
             self._reject(e.reason)
             self._clear()
             return
-        except MemoryError:
+        except MemoryError:  # noqa: B014
             # not the image's fault: keep the upload, report, and let a reset (fresh heap) judge it again
             self.state = ST_REJECTED
             self.reason = "out-of-memory"

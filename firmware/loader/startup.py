@@ -4,7 +4,7 @@
 import os
 import sys
 
-from loader import mode, recovery, slots, update
+from loader import mode, slots, update
 from loader.context import Context
 
 TEST_WDT_MS = 8000  # a test boot that hangs this long is reset, and the reset reverts it
@@ -13,6 +13,8 @@ TEST_WDT_MS = 8000  # a test boot that hangs this long is reset, and the reset r
 def run():
     ctx = Context()
     if ctx.hal.button_pressed():
+        from loader import recovery
+
         recovery.run(ctx, "button held at boot")
         return
     if update.pending():
@@ -26,6 +28,8 @@ def run():
         update.boot_choice()  # tries is 1 now: this reverts the pointer file
         test = False
     if name is None:
+        from loader import recovery
+
         recovery.run(ctx, "no valid app")
         return
     ctx.test_boot = test

@@ -8,7 +8,7 @@
 import hashlib
 import os
 
-from loader import LOADER_API, bundle, image, mode, slots, store, trust
+from loader import slots, store
 from loader.image_group import COUNTER, MAX_COUNTER_STEP, STAGING, UPLOAD_REC, slot_budget, stored_counter
 
 UPDATE = "meter/update.json"
@@ -58,6 +58,8 @@ def install(board):
     """Install the staged upload into the inactive slot and make it the slot under test. Returns the slot name, or
     None (with an event) when there is nothing valid to install."""
     import gc
+
+    from loader import LOADER_API, bundle, image, mode, trust
 
     gc.collect()
     req = pending()
@@ -110,6 +112,8 @@ def install(board):
 
 
 def _unpack(s, m, root):
+    from loader import bundle
+
     buf = bytearray(1024)
     mv = memoryview(buf)
     for f in m["files"]:

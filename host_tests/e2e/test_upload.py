@@ -62,6 +62,8 @@ def test_rejections_name_the_reason_and_keep_the_app(start_emulator, tmp_path):
     tampered = tmp_path / "tampered.img"
     tampered.write_bytes(bytes(bad))
     p = ota("push", tampered, "--port", emu.console)
+    assert p.returncode == 8 and "local check" in p.stderr
+    p = ota("push", tampered, "--port", emu.console, "--no-local-check")
     assert p.returncode == 8 and "hash-mismatch" in p.stderr
     low = build(tmp_path, "rpi_pico", "1.2.0", counter=40)  # more than 16 above the meter's counter
     p = ota("push", low, "--port", emu.console)
