@@ -66,7 +66,27 @@ def main() -> None:
         step("3. The same port with the reference SMP client (`smpmgr os echo`)")
         out.print(shell(str(BIN / "smpmgr"), "--port", console, "os", "echo", "hello meter").stdout.strip())
 
-        step("4. The emulator's view: power, boots, device heap, virtual clock (`meter-emu ctl`)")
+        step("4. Build and sign an update (mpy-cross for the board, deflate, MCUboot image, development key)")
+        img = state.parent / f"demo-{args.board}-1.1.0.img"
+        key = ROOT / "keys" / "dev" / "image-DEVELOPMENT-ONLY-ed25519.pem"
+        out.print(shell(str(BIN / "ota"), "build", str(ROOT / "firmware"), "--board", args.board, "--version",
+                        "1.1.0", "--security-counter", "1", "--key", str(key), "-o", str(img)).stdout.strip())
+
+        step("5. Push it over the serial port as a test boot; the new app confirms itself after its self-test")
+        p = subprocess.run([str(BIN / "ota"), "push", str(img), "--port", console, "--test"], text=True,
+                           timeout=180)
+        if p.returncode != 0:
+            raise SystemExit("demo step failed: ota push")
+        for _ in range(40):
+            rows = json.loads(shell(str(BIN / "ota"), "status", "--port", console, "--json").stdout)
+            if rows and rows[0]["confirmed"] and rows[0]["version"] == "1.1.0":
+                break
+            time.sleep(1.0)
+        for r in rows:
+            flags = ", ".join(k for k in ("active", "confirmed", "bootable") if r[k])
+            out.print(f"slot {r['slot']}: version {r['version']:8} {flags}")
+
+        step("6. The emulator's view: power, boots, device heap, virtual clock (`meter-emu ctl`)")
         st = json.loads(shell(str(BIN / "meter-emu"), "ctl", "--state", str(state), "status").stdout)
         tm = json.loads(shell(str(BIN / "meter-emu"), "ctl", "--state", str(state), "time").stdout)
         out.print(f"power {st['power']}, boots {st['boots']}, reset cause {st['reset_cause']}, "
