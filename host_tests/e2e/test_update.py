@@ -3,6 +3,7 @@ import, hangs, or never confirms is rolled back to the previous slot; power cuts
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -10,11 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from smpclient.requests.image_management import ImageStatesWrite
 
 from host_tests.conftest import BOARDS
 from host_tests.e2e.test_emulator import echo_ok, info_version
 from host_tests.e2e.test_upload import DEV_IMAGE_KEY, ROOT, build, ota
 from host_tests.emu import BIN
+from ota_tool.link import MeterLink
 
 pytestmark = pytest.mark.e2e
 
@@ -118,16 +121,9 @@ def test_power_cut_during_install_recovers(start_emulator, tmp_path, cut_at):
     echo_ok(emu)
     img = build(tmp_path, "rpi_pico", "1.5.0", counter=1)
     # upload and mark for install without the reset, then cut power inside the install at the next boot
-    from host_tests.emu import SmpLink  # noqa: F401  (the SMP state write goes through ota's own client below)
-
     p = ota("push", img, "--port", emu.console, "--json")
     assert p.returncode == 0
     h = bytes.fromhex(slots(emu)[1]["hash"])
-    import asyncio
-
-    from smpclient.requests.image_management import ImageStatesWrite
-
-    from ota_tool.link import MeterLink
 
     async def mark():
         async with MeterLink(emu.console) as link:
