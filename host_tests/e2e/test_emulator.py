@@ -237,7 +237,7 @@ def test_a_damaged_app_falls_back_to_recovery(start_emulator):
     emu = start_emulator()
     echo_ok(emu)
     p = subprocess.run([str(BIN / "mpremote"), "connect", emu.console, "exec",
-                        "f = open('slots/a/app/heartbeat.py', 'a'); f.write('# tampered\\n'); f.close()"],
+                        "f = open('slots/a/app/heartbeat.mpy', 'ab'); f.write(b'tampered'); f.close()"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     emu.ctl("reset")
@@ -248,7 +248,7 @@ def test_a_damaged_app_falls_back_to_recovery(start_emulator):
         end = time.monotonic() + 10
         while b"recovery: no valid app" not in seen and time.monotonic() < end:
             seen += s.read(256)
-    assert b"slot a not bootable: hash mismatch app/heartbeat.py" in seen, seen
+    assert b"slot a not bootable: hash mismatch app/heartbeat.mpy" in seen, seen
     assert b"recovery: no valid app" in seen
 
 
