@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import bundle, image, keys, meter_info
-from .errors import OtaError
+from .errors import OtaError, rejection_exit
 from .link import MeterLink, run
 
 PORT_HELP = "Serial port of the meter: /dev/ttyUSB0, /dev/ttyACM0, or an emulator's STATE/console."
@@ -22,7 +22,9 @@ def main() -> None:
     \b
     Exit codes: 0 ok, 1 other error, 2 usage, 3 no device (port missing or busy), 4 the meter did not answer
     in time, 5 the meter refused the request (its SMP error code is shown), 6 key problem, 7 build problem,
-    8 image rejected (the reason is named).
+    8 image rejected (the reason is named), 9 not authorised (a locked meter needs a signed command: --key or
+    --envelope), 10 image signature or signing key refused, 11 image for another board or loader, 12 downgrade
+    (security counter too low or too far ahead), 13 no space (image larger than the slot).
     """
 
 
@@ -30,6 +32,24 @@ def _port_options(f):
     f = click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for each answer.")(f)
     f = click.option("--baud", default=115200, show_default=True, help="Line rate.")(f)
     return click.option("--port", required=True, help=PORT_HELP)(f)
+
+
+def _auth_options(f):
+    f = click.option("--envelope", "envelopes", multiple=True,
+                     type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     help="Pre-signed command envelope from the head-end (`ota envelope`); repeatable.")(f)
+    f = click.option("--passphrase-env", metavar="VAR", help="Passphrase variable for --key.")(f)
+    return click.option("--key", "command_key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                        help="Command-role private key: signs what a locked meter asks to be signed.")(f)
+
+
+def _authority(command_key: Path | None, passphrase_env: str | None, envelopes: tuple[Path, ...]):
+    from .authority import Authority
+
+    key = None
+    if command_key is not None:
+        key = _guard(lambda: keys.load_private(command_key, keys.passphrase_from_env(passphrase_env)))
+    return Authority(key, envelopes)
 
 
 def _guard(fn):
@@ -228,7 +248,7 @@ def verify(image_file: Path, key_files: tuple[Path, ...], board: str | None, cou
         if as_json:
             click.echo(json.dumps({"accepted": False, "reason": e.reason, "detail": str(e)}))
         click.echo(f"ota: rejected: {e}", err=True)
-        sys.exit(ImageRejected.exit_code)
+        sys.exit(rejection_exit(e.reason))
     result = {"accepted": True, "version": info["version"], "board": board_id, "counter": info["counter"],
               "loader_api": info["loader_api"], "sha256": info["digest"].hex()}
     if as_json:
@@ -296,13 +316,16 @@ def inspect(image_file: Path, as_json: bool) -> None:
               "after its self-test; a test boot that fails or is not confirmed reverts).")
 @click.option("--confirm", "mode_", flag_value="confirm", help="Then install it for good (no test boot).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout, no progress bar.")
+@_auth_options
 def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check: bool, mode_: str | None,
-         as_json: bool) -> None:
+         as_json: bool, command_key: Path | None, passphrase_env: str | None, envelopes: tuple[Path, ...]) -> None:
     """Upload a signed image to the meter and report its verdict; with --test or --confirm, install it and report
     what the meter runs afterwards.
 
     \b
-    Exit codes as for every command; 8 when the meter (or the local check) rejects the image, naming the reason.
+    Exit codes as for every command; 8-13 when the meter (or the local check) rejects the image, naming the
+    reason. A locked meter installs only with a signed command: give --key (command role) or --envelope files for
+    image.state and os.reset. Rerunning after an interruption resumes the upload where it stopped.
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
@@ -315,6 +338,7 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
         except (image.ImageError, OtaError) as e:
             click.echo(f"ota: rejected by the local check (send anyway with --no-local-check): {e}", err=True)
             sys.exit(ImageRejected.exit_code)
+    authority = _authority(command_key, passphrase_env, envelopes)
 
     async def go():
         async with MeterLink(port, baud, timeout) as link:
@@ -328,7 +352,7 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
                     r = await pushing.push(link, data, lambda off, total: bar.update(task, completed=off))
             r.before = before
             if mode_ and r.image_hash:
-                await pushing.activate(link, r.image_hash, permanent=(mode_ == "confirm"))
+                await pushing.activate(link, r.image_hash, permanent=(mode_ == "confirm"), authority=authority)
         if mode_:
             r.after, r.slots = await _after_reset(port, baud, timeout)
         return r
@@ -379,13 +403,17 @@ async def _after_reset(port: str, baud: int, timeout: float, wait: float = 60.0)
 
 @main.command()
 @_port_options
-def confirm(port: str, baud: int, timeout: float) -> None:
+@_auth_options
+def confirm(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+            envelopes: tuple[Path, ...]) -> None:
     """Confirm the image the meter is test-booting (the app normally confirms itself after its self-test)."""
     from . import push as pushing
 
+    authority = _authority(command_key, passphrase_env, envelopes)
+
     async def go():
         async with MeterLink(port, baud, timeout) as link:
-            await pushing.confirm(link)
+            await pushing.confirm(link, authority)
             return await pushing.slots(link)
 
     rows = _guard(lambda: run(go()))
@@ -395,16 +423,39 @@ def confirm(port: str, baud: int, timeout: float) -> None:
 
 @main.command()
 @_port_options
-def reset(port: str, baud: int, timeout: float) -> None:
-    """Reset the meter (it saves its state first; a pending update is installed by the loader)."""
-    from smpclient.requests.os_management import ResetWrite
+@_auth_options
+def reset(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+          envelopes: tuple[Path, ...]) -> None:
+    """Reset the meter (it saves its state first; a pending update is installed by the loader). A locked meter
+    refuses unsigned resets in its first 30 s after boot (exit 5, busy)."""
+    from . import push as pushing
+
+    authority = _authority(command_key, passphrase_env, envelopes)
 
     async def go():
         async with MeterLink(port, baud, timeout) as link:
-            await link.request(ResetWrite(), "reset")
+            await pushing.reset(link, authority)
 
     _guard(lambda: run(go()))
     click.echo("reset requested")
+
+
+@main.command()
+@_port_options
+@_auth_options
+def erase(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+          envelopes: tuple[Path, ...]) -> None:
+    """Erase the meter's staged upload (slot 1); the running app is never erased."""
+    from . import push as pushing
+
+    authority = _authority(command_key, passphrase_env, envelopes)
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            await pushing.erase(link, authority)
+
+    _guard(lambda: run(go()))
+    click.echo("staged upload erased")
 
 
 @main.command()

@@ -8,6 +8,8 @@ from typing import ClassVar
 from smp import error as smperr
 from smp import header as smphdr
 from smp import message as smpmsg
+from smpclient.requests.image_management import ImageErase, ImageStatesWrite
+from smpclient.requests.os_management import ResetWrite
 
 GROUP_METER = 64
 
@@ -27,9 +29,23 @@ class UpdateStatusReadResponse(smpmsg.ReadResponse):
     length: int
     image_version: str | None = None
     hash: bytes | None = None
+    refused: str = ""
 
 
 class UpdateStatusRead(UpdateStatusReadRequest):
     _Response = UpdateStatusReadResponse
     _ErrorV1 = smperr.ErrorV1
     _ErrorV2 = smperr.ErrorV2
+
+
+# Standard requests with the signed command envelope a locked meter needs (docs/smp-groups.md, "Locked meters").
+class SignedStatesWrite(ImageStatesWrite):
+    envelope: bytes | None = None
+
+
+class SignedErase(ImageErase):
+    envelope: bytes | None = None
+
+
+class SignedReset(ResetWrite):
+    envelope: bytes | None = None

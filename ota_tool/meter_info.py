@@ -30,3 +30,8 @@ async def app_version(link: MeterLink) -> str:
     """What the meter runs: "app-X.Y.Z", or "recovery"."""
     rsp = await link.request(OSApplicationInfoRead(format="v"), "info app")
     return rsp.output
+
+
+async def meter_id(link: MeterLink) -> str:
+    rsp = await link.request(OSApplicationInfoRead(format="n"), "info meter id")
+    return rsp.output

@@ -7,23 +7,24 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from smpclient.exceptions import SMPUploadError
 from smpclient.requests.image_management import ImageStatesRead
 
-from .errors import DeviceRefused, DeviceTimeout, OtaError
+from .authority import IMAGE_ERASE, IMAGE_STATE, OS_RESET, Authority
+from .errors import NOT_AUTHORISED_EXIT, DeviceRefused, DeviceTimeout, OtaError, rejection_exit
 from .link import MeterLink
-from .meter_groups import UpdateStatusRead
+from .meter_groups import SignedErase, SignedReset, SignedStatesWrite, UpdateStatusRead
 
 VERDICT_TIMEOUT = 60.0
 
 
 class UpdateRejected(OtaError):
-    exit_code = 8
-
     def __init__(self, reason: str):
         super().__init__(f"the meter rejected the image: {reason}")
         self.reason = reason
+        self.exit_code = rejection_exit(reason)
 
 
 @dataclass
@@ -72,19 +73,37 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
     return result
 
 
-async def activate(link: MeterLink, image_hash: bytes, permanent: bool) -> None:
+async def _signed(link: MeterLink, authority: Authority | None, request_type: type, cmd: str, args: dict,
+                  what: str) -> Any:
+    """Send a state-changing request, with its signed envelope when the authority has a key or files."""
+    env = await authority.envelope(link, cmd, args) if authority is not None else None
+    try:
+        return await link.request(request_type(**args, envelope=env), what)
+    except DeviceRefused as e:
+        if e.exit_code == NOT_AUTHORISED_EXIT:
+            st = await link.request(UpdateStatusRead(), "update status")
+            hint = "this meter is locked: give --key or --envelope" if env is None else ""
+            raise DeviceRefused(what, e.rc, why=st.refused or hint) from e
+        raise
+
+
+async def activate(link: MeterLink, image_hash: bytes, permanent: bool, authority: Authority | None = None) -> None:
     """Ask the meter to install the verified upload at its next boot (as a test boot, or for good), then reset."""
-    from smpclient.requests.image_management import ImageStatesWrite
-    from smpclient.requests.os_management import ResetWrite
-
-    await link.request(ImageStatesWrite(hash=image_hash, confirm=permanent), "mark the upload pending")
-    await link.request(ResetWrite(), "reset")
+    await _signed(link, authority, SignedStatesWrite, IMAGE_STATE, {"confirm": permanent, "hash": image_hash},
+                  "mark the upload pending")
+    await reset(link, authority)
 
 
-async def confirm(link: MeterLink) -> None:
-    from smpclient.requests.image_management import ImageStatesWrite
+async def reset(link: MeterLink, authority: Authority | None = None) -> None:
+    await _signed(link, authority, SignedReset, OS_RESET, {}, "reset")
 
-    await link.request(ImageStatesWrite(confirm=True), "confirm")
+
+async def confirm(link: MeterLink, authority: Authority | None = None) -> None:
+    await _signed(link, authority, SignedStatesWrite, IMAGE_STATE, {"confirm": True}, "confirm")
+
+
+async def erase(link: MeterLink, authority: Authority | None = None) -> None:
+    await _signed(link, authority, SignedErase, IMAGE_ERASE, {"slot": 1}, "erase")
 
 
 async def slots(link: MeterLink) -> list[dict]:

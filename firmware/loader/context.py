@@ -1,5 +1,7 @@
 # What the loader hands to the application (and uses itself in recovery mode): the board, its hardware, the meter's
 # identity and mode, the SMP server the console feeds, and the planned-reset hook.
+import time
+
 import machine
 
 from loader import board as board_file
@@ -22,6 +24,7 @@ class Context:
         uid = machine.unique_id()
         self.meter_id = ident.get("meter_id") or "".join("%02x" % b for b in uid)
         self.server = smp.Server()
+        self.started_ms = time.ticks_ms()
         self.slot = None
         self.slot_path = None
         self.test_boot = False

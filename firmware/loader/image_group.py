@@ -1,8 +1,8 @@
 # SMP image management group (1) and the update-status command of our own group (64): upload into a staging file
 # with resume, verification of a completed upload against the signed-image policy (after the reply has gone out,
-# so no client times out waiting), state read, and erase of the staged upload. Installing a verified upload into
-# the inactive slot, test boot, confirm and rollback build on this (issue 4). Lives in the loader so recovery mode
-# serves it too.
+# so no client times out waiting), state read, state write (install at next boot, confirm) and erase of the staged
+# upload. On a locked meter, state write and erase need a signed command envelope; upload stays open (the image
+# authenticates itself). Lives in the loader so recovery mode serves it too.
 import os
 
 from micropython import const
@@ -25,6 +25,9 @@ ST_RECEIVING = "receiving"
 ST_VERIFYING = "verifying"
 ST_ACCEPTED = "accepted"
 ST_REJECTED = "rejected"
+# command names in the signed envelopes a locked meter needs (docs/smp-groups.md)
+CMD_NAME_STATE = "image.state"
+CMD_NAME_ERASE = "image.erase"
 
 
 def slot_budget(board):
@@ -69,6 +72,7 @@ class ImageGroup:
         self.state = ST_RECEIVING if self.rec else ST_NONE
         self.reason = ""
         self.staged = None
+        self.refused = ""  # why the last state-changing request was refused (locked mode)
         if self.rec and _size(STAGING) == self.rec["len"]:
             self.verify_staged()  # a complete upload survived a reset: judge it again, nothing is trusted from before
 
@@ -215,12 +219,14 @@ class ImageGroup:
         with confirm); with confirm and no hash (or the running image's), confirm the running test boot."""
         from loader import update
 
-        if self.ctx.mode != mode.DEVELOPMENT:
-            raise smp.SmpError(smp.EACCESSDENIED)  # locked: state changes need a signed command envelope
         h = req.get("hash")
         confirm = req.get("confirm", False)
         if (h is not None and not isinstance(h, bytes)) or not isinstance(confirm, bool):
             raise smp.SmpError(smp.EINVAL)
+        args = {"confirm": confirm}  # type: dict[str, object]
+        if h is not None:
+            args["hash"] = h
+        self._authorise(req, CMD_NAME_STATE, args)
         if h is not None and self.state == ST_ACCEPTED and self.staged and h == self.staged["hash"]:
             update.request(h, confirm)
             return self.state_read({})
@@ -235,6 +241,9 @@ class ImageGroup:
 
     def erase(self, req):
         slot = req.get("slot", 1)
+        if not isinstance(slot, int):
+            raise smp.SmpError(smp.EINVAL)
+        self._authorise(req, CMD_NAME_ERASE, {"slot": slot})
         if slot != 1:
             raise smp.SmpError(smp.EBADSTATE)  # never the running slot
         self._clear()
@@ -242,9 +251,22 @@ class ImageGroup:
         self.reason = ""
         return {}
 
+    def _authorise(self, req, name, args):
+        """Locked meters change state only for a signed command envelope naming exactly this request."""
+        if self.ctx.mode == mode.DEVELOPMENT:
+            return
+        from loader import commands
+
+        try:
+            commands.authorise(self.ctx, req, name, args)
+        except commands.Refused as e:
+            self.refused = e.reason
+            raise smp.SmpError(smp.EACCESSDENIED) from None
+        self.refused = ""
+
     def update_status(self, req):
         out = {"state": self.state, "reason": self.reason, "received": _size(STAGING),
-               "length": self.rec["len"] if self.rec else 0}
+               "length": self.rec["len"] if self.rec else 0, "refused": self.refused}
         if self.staged:
             out["image_version"] = self.staged["version"]
             out["hash"] = self.staged["hash"]

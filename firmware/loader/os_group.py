@@ -1,5 +1,6 @@
 # SMP OS management group (0): echo, reset, MCUmgr parameters, OS/application info.
 import sys
+import time
 
 from micropython import const
 
@@ -11,6 +12,8 @@ CMD_PARAMS = const(6)
 CMD_INFO = const(7)
 ERR_INFO_FORMAT = const(2)  # OS group rc for an unknown info format character
 INFO_ALL = "snrvbmpio"
+RESET_MIN_UPTIME_MS = const(30000)
+CMD_NAME_RESET = "os.reset"
 
 
 class OsGroup:
@@ -32,9 +35,24 @@ class OsGroup:
         return {"r": d}
 
     def reset(self, req):
+        """Locked meters refuse a reset (EBUSY) in their first RESET_MIN_UPTIME_MS, so no one can keep a meter
+        rebooting (or in its boot window) over the console; a signed "os.reset" envelope lifts the limit."""
         force = req.get("force", 0)
         if not isinstance(force, int):
             raise smp.SmpError(smp.EINVAL)
+        from loader import mode
+
+        if self.ctx.mode != mode.DEVELOPMENT:
+            up = time.ticks_diff(time.ticks_ms(), self.ctx.started_ms)
+            if "envelope" in req:
+                from loader import commands
+
+                try:
+                    commands.authorise(self.ctx, req, CMD_NAME_RESET, {})
+                except commands.Refused:
+                    raise smp.SmpError(smp.EACCESSDENIED) from None
+            elif 0 <= up < RESET_MIN_UPTIME_MS:
+                raise smp.SmpError(smp.EBUSY)
         self.ctx.request_reset(bool(force))
         return {}
 

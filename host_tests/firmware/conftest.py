@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,17 @@ if not hasattr(os, "ilistdir"):
             yield (e.name, 0x4000 if e.is_dir() else 0x8000, e.inode())
 
     os.ilistdir = _ilistdir  # type: ignore[attr-defined]
+
+if not hasattr(time, "ticks_ms"):
+    # MicroPython's tick functions (a 2**30 period, wrapping like the ports'), for firmware code run on CPython.
+    _PERIOD = 1 << 30
+
+    def _ticks_diff(a: int, b: int) -> int:
+        return ((a - b + _PERIOD // 2) & (_PERIOD - 1)) - _PERIOD // 2
+
+    time.ticks_ms = lambda: int(time.monotonic() * 1000) & (_PERIOD - 1)  # type: ignore[attr-defined]
+    time.ticks_add = lambda t, d: (t + d) & (_PERIOD - 1)  # type: ignore[attr-defined]
+    time.ticks_diff = _ticks_diff  # type: ignore[attr-defined]
 
 _vm_results: dict[Path, dict[str, dict]] = {}
 

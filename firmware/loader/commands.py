@@ -1,0 +1,87 @@
+# Authorising state-changing SMP requests on a locked meter: the request carries a signed command envelope
+# (loader/envelope.py) whose command and arguments must be exactly the request's. Used envelope ids are kept in
+# meter/command-ids.json until their expiry; when the list is full the earliest-expiring id is dropped and its expiry
+# becomes a floor below which every envelope is refused, so a dropped id can never be replayed. Every refusal is
+# recorded as an event. The file is replaced atomically; should it still be unreadable (flash fault, tampering), the
+# floor restarts at the current time.
+import time
+
+from loader import store
+
+IDS = "meter/command-ids.json"
+IDS_KEPT = 32
+# before this moment the RTC cannot be right (it restarted after a dead battery): the meter does not know the time
+TIME_VALID_FROM = 1735689600  # 2025-01-01
+E_MISMATCH = "request-differs"
+E_MISSING = "no-envelope"
+E_DEV_KEY = "development-key-refused"
+
+
+def rtc_now():
+    """RTC seconds since 1970, or None when the clock has not been set since it lost power."""
+    t = time.time()
+    if t < 946684800 + 86400 * 366:  # a port with the 2000 epoch: convert
+        t += 946684800
+    return t if t >= TIME_VALID_FROM else None
+
+
+def _load():
+    try:
+        rec = store.read_json(IDS, {"floor": 0, "ids": []})
+    except ValueError:
+        rec = None
+    if not isinstance(rec, dict) or not isinstance(rec.get("ids"), list) or not isinstance(rec.get("floor"), int):
+        # writes are atomic, so only a flash fault or tampering gets here: everything that expires before now is
+        # refused from here on (at worst an unexpired envelope replays once), and the loss is recorded
+        from loader import update
+
+        update.event("command-ids-lost", "")
+        return {"floor": rtc_now() or 0, "ids": []}
+    return rec
+
+
+class Refused(Exception):
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def authorise(ctx, req, cmd, args):
+    """Check req["envelope"] for command `cmd` with exactly `args` (a dict) and record its id. Raises Refused."""
+    from loader import envelope, trust, update
+
+    raw = req.get("envelope")
+    try:
+        if not isinstance(raw, bytes):
+            raise Refused(E_MISSING)
+        rec = _load()
+        used = [bytes.fromhex(e[0]) for e in rec["ids"]]
+        keys = trust.load()
+        try:
+            # a locked meter obeys no development key (they are public in the repository)
+            body = envelope.open_envelope(raw, [k for k in keys if not k.get("dev")], ctx.meter_id, rtc_now(),
+                                          lambda i: i in used)
+        except envelope.EnvelopeError as e:
+            if e.reason == envelope.E_UNKNOWN_KEY:
+                try:
+                    envelope.open_envelope(raw, keys, ctx.meter_id, None, lambda i: False)
+                except envelope.EnvelopeError as e2:
+                    if e2.reason in (envelope.E_UNKNOWN_KEY, envelope.E_ROLE, envelope.E_SIGNATURE):
+                        raise Refused(e.reason) from None
+                raise Refused(E_DEV_KEY) from None
+            raise Refused(e.reason) from None
+        if body["exp"] <= rec.get("floor", 0):
+            raise Refused(envelope.E_REPLAY)
+        if body["cmd"] != cmd or body.get("args", {}) != args:
+            raise Refused(E_MISMATCH)
+    except Refused as e:
+        update.event("command-refused", "%s: %s" % (cmd, e.reason))
+        raise
+    ids = rec["ids"]
+    ids.append([body["id"].hex(), body["exp"]])
+    if len(ids) > IDS_KEPT:
+        ids.sort(key=lambda e: e[1])
+        rec["floor"] = max(rec.get("floor", 0), ids.pop(0)[1])
+    store.write_json(IDS, rec)
+    update.event("command", cmd)
+    return body

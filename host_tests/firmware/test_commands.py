@@ -1,0 +1,154 @@
+"""Locked-meter authorisation of state-changing SMP requests (loader/commands.py, image and OS groups)."""
+import cbor
+import fwtest
+from loader import commands, envelope, image_group, mode, smp, store, trust
+
+
+class Ctx:
+    meter_id = "m-1"
+    mode = mode.LOCKED
+    board = {"id": "esp32_devkitc", "flash": {"block_size": 4096, "block_count": 512}}
+    slot = None
+    test_boot = False
+    manifest = None
+    started_ms = 0
+
+    def __init__(self):
+        self.server = smp.Server()
+        self.resets = 0
+
+    def request_reset(self, force=False):
+        self.resets += 1
+
+
+def _locked():
+    fwtest.write(trust.PATH, fwtest.fixture("trust_v2.cbor"))
+
+
+def _reason(fn, *args):
+    return fwtest.raises(commands.Refused, fn, *args).reason
+
+
+def _events():
+    return [e["detail"] for e in store.read_json("meter/update-events.json", [])]
+
+
+def test_an_envelope_authorises_exactly_its_command_once():
+    def body():
+        _locked()
+        ctx = Ctx()
+        env = fwtest.fixture("env_confirm.cbor")
+        b = commands.authorise(ctx, {"envelope": env}, "image.state", {"confirm": True})
+        assert b["cmd"] == "image.state"
+        assert _reason(commands.authorise, ctx, {"envelope": env}, "image.state", {"confirm": True}) == \
+            envelope.E_REPLAY
+        assert _events()[-1] == "image.state: replayed"
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_refusals_name_their_reason():
+    def body():
+        _locked()
+        ctx = Ctx()
+        env = fwtest.fixture("env_confirm.cbor")
+        assert _reason(commands.authorise, ctx, {}, "image.state", {"confirm": True}) == commands.E_MISSING
+        assert _reason(commands.authorise, ctx, {"envelope": env}, "image.state", {"confirm": False}) == \
+            commands.E_MISMATCH
+        assert _reason(commands.authorise, ctx, {"envelope": env}, "image.erase", {"confirm": True}) == \
+            commands.E_MISMATCH
+        other = Ctx()
+        other.meter_id = "m-2"
+        assert _reason(commands.authorise, other, {"envelope": env}, "image.state", {"confirm": True}) == \
+            envelope.E_METER
+        assert _reason(commands.authorise, ctx, {"envelope": b"\x01"}, "image.state", {}) == envelope.E_MALFORMED
+        # the refused attempts did not use the id up
+        commands.authorise(ctx, {"envelope": env}, "image.state", {"confirm": True})
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_locked_meter_obeys_no_development_key():
+    def body():
+        fwtest.write(trust.PATH, fwtest.fixture("trust_dev_command.cbor"))
+        env = fwtest.fixture("env_confirm.cbor")
+        assert _reason(commands.authorise, Ctx(), {"envelope": env}, "image.state", {"confirm": True}) == \
+            commands.E_DEV_KEY
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_the_used_id_list_is_bounded_and_never_lets_a_dropped_id_replay():
+    def body():
+        _locked()
+        ctx = Ctx()
+        envs = cbor.loads(fwtest.fixture("env_many.cbor"))
+        for e in envs[:commands.IDS_KEPT + 3]:
+            commands.authorise(ctx, {"envelope": e}, "image.erase", {"slot": 1})
+        rec = store.read_json(commands.IDS)
+        assert len(rec["ids"]) == commands.IDS_KEPT
+        for e in envs[:commands.IDS_KEPT + 3]:  # dropped (below the floor) or kept: every one is refused
+            assert _reason(commands.authorise, ctx, {"envelope": e}, "image.erase", {"slot": 1}) == envelope.E_REPLAY
+        commands.authorise(ctx, {"envelope": envs[-1]}, "image.erase", {"slot": 1})
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_corrupt_id_list_refuses_what_expired_and_records_it():
+    def body():
+        _locked()
+        fwtest.write(commands.IDS, b"{not json")
+        ctx = Ctx()
+        commands.authorise(ctx, {"envelope": fwtest.fixture("env_confirm.cbor")}, "image.state", {"confirm": True})
+        assert "command-ids-lost" in [e["event"] for e in store.read_json("meter/update-events.json", [])]
+        assert store.read_json(commands.IDS)["floor"] > 1700000000
+
+    fwtest.in_workdir(body, "meter")
+
+
+def _call(server, group, cmd, op, req):
+    payload = cbor.dumps(req)
+    frame = smp.header(1, op, len(payload), group, 7, cmd) + payload
+    return cbor.loads(server.handle(frame)[smp.HEADER_SIZE:])
+
+
+def test_a_locked_image_group_needs_an_envelope_for_state_write_and_erase():
+    def body():
+        _locked()
+        ctx = Ctx()
+        g = image_group.ImageGroup(ctx)
+        g.register(ctx.server)
+        rsp = _call(ctx.server, smp.GROUP_IMAGE, 0, smp.OP_WRITE, {"confirm": True})
+        assert rsp == {"rc": smp.EACCESSDENIED}
+        assert _call(ctx.server, 64, 0, smp.OP_READ, {})["refused"] == commands.E_MISSING
+        rsp = _call(ctx.server, smp.GROUP_IMAGE, 5, smp.OP_WRITE, {"slot": 1})
+        assert rsp == {"rc": smp.EACCESSDENIED}
+        envs = cbor.loads(fwtest.fixture("env_many.cbor"))
+        assert _call(ctx.server, smp.GROUP_IMAGE, 5, smp.OP_WRITE, {"slot": 1, "envelope": envs[0]}) == {}
+        # reading stays open
+        assert "images" in _call(ctx.server, smp.GROUP_IMAGE, 0, smp.OP_READ, {})
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_locked_meter_rate_limits_resets_unless_the_reset_is_signed():
+    import time
+
+    from loader import os_group
+
+    def body():
+        _locked()
+        ctx = Ctx()
+        ctx.started_ms = time.ticks_ms()
+        os_group.OsGroup(ctx).register(ctx.server)
+        assert _call(ctx.server, 0, 5, smp.OP_WRITE, {}) == {"rc": smp.EBUSY}
+        ctx.started_ms = time.ticks_add(time.ticks_ms(), -os_group.RESET_MIN_UPTIME_MS)
+        assert _call(ctx.server, 0, 5, smp.OP_WRITE, {}) == {}
+        assert _call(ctx.server, 0, 5, smp.OP_WRITE, {"envelope": fwtest.fixture("env_reset.cbor")}) == {}
+        assert _call(ctx.server, 0, 5, smp.OP_WRITE, {"envelope": fwtest.fixture("env_reset.cbor")}) == \
+            {"rc": smp.EACCESSDENIED}
+        assert ctx.resets == 2
+        ctx.mode = mode.DEVELOPMENT
+        assert _call(ctx.server, 0, 5, smp.OP_WRITE, {}) == {}
+
+    fwtest.in_workdir(body, "meter")
