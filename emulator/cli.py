@@ -39,7 +39,9 @@ def main() -> None:
               help="Console line rate; the null-modem pump throttles to baud/10 bytes per second.")
 @click.option("--speed", default="1", show_default=True,
               help="Device-time speed: a factor (e.g. 100) or 'max' (idle time is skipped).")
-def run(board: str, state_dir: str, baud: int, speed: str) -> None:
+@click.option("--blank", is_flag=True, help="On first run leave the flash empty, like a board just flashed with "
+              "MicroPython (then `ota provision` it over the console).")
+def run(board: str, state_dir: str, baud: int, speed: str, blank: bool) -> None:
     """Power up the emulated meter and run it until SIGINT/SIGTERM.
 
     Prints the console pty once the board boots and writes STATE/endpoints.json
@@ -49,7 +51,7 @@ def run(board: str, state_dir: str, baud: int, speed: str) -> None:
 
     try:
         meter = Meter(board, StateDir(state_dir), baud=baud, speed=parse_speed(speed),
-                      announce=lambda m: click.echo(m, err=not m.startswith("console:")))
+                      announce=lambda m: click.echo(m, err=not m.startswith("console:")), blank=blank)
         meter.run()
     except BoardError as e:
         _fail(e, EXIT_BOARD)

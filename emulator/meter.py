@@ -63,8 +63,9 @@ def parse_speed(value: str | float) -> float | str:
 
 class Meter:
     def __init__(self, board_id: str, state: StateDir, baud: int = 115200, speed: float | str = 1.0,
-                 firmware_dir: Path | None = None, announce: Callable[[str], None] = print):
+                 firmware_dir: Path | None = None, announce: Callable[[str], None] = print, blank: bool = False):
         self.board = load_board(board_id)
+        self.blank = blank  # a first run leaves the flash empty: a board fresh from the MicroPython firmware
         self.state = state
         self.baud = baud
         self.speed = parse_speed(speed)
@@ -123,9 +124,11 @@ class Meter:
             self.install()
 
     def install(self) -> None:
-        """First power-up of a fresh board: format the flash and provision it (loader, board file, first app)."""
+        """First power-up of a fresh board: format the flash and provision it (loader, board file, first app) with
+        the tree `ota provision` sends to a real board (layout.stage_meter), or leave it empty (blank)."""
         with tempfile.TemporaryDirectory(prefix="meterkit-stage-") as stage:
-            layout.stage_meter(Path(stage), self.board, self.firmware_dir, meter_id=self.meta["unique_id"])
+            if not self.blank:
+                layout.stage_meter(Path(stage), self.board, self.firmware_dir, meter_id=self.meta["unique_id"])
             events: queue.Queue = queue.Queue()
             bus = Bus(events)
             proc = self._spawn(bus, stdio=subprocess.PIPE)

@@ -19,13 +19,14 @@ BIN = Path(sys.executable).parent
 
 
 class Emulator:
-    def __init__(self, state: Path, board: str = "esp32_devkitc", speed: str = "1", baud: int = 115200):
+    def __init__(self, state: Path, board: str = "esp32_devkitc", speed: str = "1", baud: int = 115200,
+                 blank: bool = False):
         self.state = Path(state)
         self.board = board
         self.log = open(self.state.parent / f"{self.state.name}.emu.log", "wb")
         self.proc = subprocess.Popen(
             [str(BIN / "meter-emu"), "run", "--board", board, "--state", str(self.state), "--speed", speed,
-             "--baud", str(baud)],
+             "--baud", str(baud)] + (["--blank"] if blank else []),
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.endpoints = self.wait_endpoints()
 

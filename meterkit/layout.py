@@ -77,8 +77,8 @@ def development_trust_store() -> bytes:
 
 
 def stage_meter(dest: Path, board: dict, firmware_dir: Path = FIRMWARE_DIR, *, meter_id: str,
-                mode: str = MODE_DEVELOPMENT) -> None:
-    """Write into `dest` the tree a provisioned meter's flash holds."""
+                mode: str = MODE_DEVELOPMENT, trust_store: bytes | None = None) -> None:
+    """Write into `dest` the tree a provisioned meter's flash holds (`trust_store`: default the development one)."""
     arch = board["mcu"]["arch"]
     for name in LOADER_FILES:  # boot.py and main.py must stay source: the port looks for those names
         shutil.copy2(firmware_dir / name, dest / name)
@@ -92,7 +92,7 @@ def stage_meter(dest: Path, board: dict, firmware_dir: Path = FIRMWARE_DIR, *, m
     (meter / "identity.json").write_text(json.dumps({"meter_id": meter_id}))
     (meter / "mode.json").write_text(json.dumps({"mode": mode}))
     (meter / "slots.json").write_text(json.dumps({"active": "a"}))
-    (meter / "trust.cbor").write_bytes(development_trust_store())
+    (meter / "trust.cbor").write_bytes(trust_store if trust_store is not None else development_trust_store())
     slot = dest / "slots" / "a"
     files = []
     for p in _python_files(firmware_dir / APP_PACKAGE):

@@ -95,13 +95,17 @@ def echo(port: str, baud: int, timeout: float, text: str) -> None:
 class ImageRejected(OtaError):
     exit_code = 8
 
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.exit_code = rejection_exit(reason)
+
 
 def _image_guard(fn):
     def call():
         try:
             return fn()
         except image.ImageError as e:
-            raise ImageRejected(str(e)) from e
+            raise ImageRejected(str(e), e.reason) from e
 
     return _guard(call)
 
@@ -263,7 +267,7 @@ def _board_or_fail(load_board, board_id: str) -> dict:
     try:
         return load_board(board_id)
     except BoardError as e:
-        raise ImageRejected(f"wrong-board: {e}") from e
+        raise ImageRejected(f"wrong-board: {e}", "wrong-board") from e
 
 
 @main.command()
@@ -337,7 +341,7 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
             bundle.unpack(image.parse(data).payload)
         except (image.ImageError, OtaError) as e:
             click.echo(f"ota: rejected by the local check (send anyway with --no-local-check): {e}", err=True)
-            sys.exit(ImageRejected.exit_code)
+            sys.exit(rejection_exit(getattr(e, "reason", "")))
     authority = _authority(command_key, passphrase_env, envelopes)
 
     async def go():
@@ -361,10 +365,12 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
         r = run(go())
     except pushing.UpdateRejected as e:
         if as_json:
-            click.echo(json.dumps({"state": "rejected", "reason": e.reason}))
+            click.echo(json.dumps({"state": "rejected", "reason": e.reason, "exit": e.exit_code}))
         click.echo(f"ota: {e}", err=True)
         sys.exit(e.exit_code)
     except OtaError as e:
+        if as_json:
+            click.echo(json.dumps({"state": "error", "error": str(e), "exit": e.exit_code}))
         click.echo(f"ota: {e}", err=True)
         sys.exit(e.exit_code)
     report = {"uploaded": r.uploaded, "seconds": round(r.seconds, 3), "rate": round(r.rate), "state": r.state,
@@ -476,6 +482,62 @@ def status(port: str, baud: int, timeout: float, as_json: bool) -> None:
         for r in rows:
             flags = ",".join(k for k in ("active", "confirmed", "pending", "bootable") if r[k])
             click.echo(f"slot {r['slot']}: {r['version']:12} {flags:30} {r['hash']}")
+
+
+@main.command()
+@click.option("--port", required=True, help=PORT_HELP)
+@click.option("--baud", default=115200, show_default=True, help="Line rate.")
+@click.option("--board", "board_id", required=True, help="Board id from boards/ (what the meter is built on).")
+@click.option("--lock", is_flag=True, help="Leave the meter locked: REPL and Ctrl-C off, signed commands only, "
+              "development keys refused. Needs --trust.")
+@click.option("--trust", "trust_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Trust store from `ota trust create` (default: the repository's development keys).")
+@click.option("--meter-id", help="The meter's id (default: the MCU's unique id in hex).")
+@click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=None, help="Firmware source folder (default: this kit's firmware/).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout, no progress bar.")
+def provision(port: str, baud: int, board_id: str, lock: bool, trust_file: Path | None, meter_id: str | None,
+              firmware_dir: Path | None, as_json: bool) -> None:
+    """Put the loader, board file, trust store, meter id and a first app onto a board freshly flashed with
+    MicroPython, through its REPL; then reset it and check the app runs. Rerun it if it was interrupted.
+
+    \b
+    Exit codes as for every command; 9 when the board's REPL is closed (a locked meter is never provisioned again),
+    11 when the board runs MicroPython for another MCU.
+    """
+    from meterkit import layout
+    from meterkit.boards import BoardError, load_board
+
+    from . import provision as prov
+
+    try:
+        board = load_board(board_id)
+    except BoardError as e:
+        raise click.BadParameter(str(e), param_hint="--board") from e
+    store = trust_file.read_bytes() if trust_file else None
+
+    def go():
+        if as_json:
+            return prov.provision(port, board, baud=baud, lock=lock, store=store, meter_id=meter_id,
+                                  firmware_dir=firmware_dir or layout.FIRMWARE_DIR)
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+        with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), TimeRemainingColumn()) as bar:
+            task = bar.add_task("provision", total=None)
+            return prov.provision(port, board, baud=baud, lock=lock, store=store, meter_id=meter_id,
+                                  firmware_dir=firmware_dir or layout.FIRMWARE_DIR,
+                                  progress=lambda n, total: bar.update(task, completed=n, total=total))
+
+    r = _guard(go)
+    r.app, _slots = _guard(lambda: run(_after_reset(port, baud, 5.0)))
+    report = {"meter_id": r.meter_id, "board": r.board, "mode": r.mode, "files": r.files, "bytes": r.bytes,
+              "seconds": round(r.seconds, 1), "app": r.app}
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        click.echo(f"provisioned meter {r.meter_id} ({r.board}, {r.mode}): {r.files} files, {r.bytes} bytes in "
+                   f"{r.seconds:.1f} s; it runs {r.app}")
 
 
 @main.group()

@@ -75,7 +75,7 @@ def test_test_boot_confirms_itself_and_raises_the_counter(start_emulator, tmp_pa
     assert rows[1]["version"] == "0.1.0" and not rows[1]["active"]
     older = build(tmp_path, board, "1.1.0", counter=1)
     p = ota("push", older, "--port", emu.console, "--json")
-    assert p.returncode == 8 and json.loads(p.stdout)["reason"] == "counter-too-low"
+    assert p.returncode == 12 and json.loads(p.stdout)["reason"] == "counter-too-low"
 
 
 def test_confirm_installs_for_good_and_smpmgr_upgrade_works(start_emulator, tmp_path):

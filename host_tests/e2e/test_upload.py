@@ -55,7 +55,7 @@ def test_rejections_name_the_reason_and_keep_the_app(start_emulator, tmp_path):
     echo_ok(emu)
     wrong_board = build(tmp_path, "esp32_devkitc")
     p = ota("push", wrong_board, "--port", emu.console, "--json")
-    assert p.returncode == 8 and json.loads(p.stdout) == {"state": "rejected", "reason": "wrong-board"}
+    assert p.returncode == 11 and json.loads(p.stdout) == {"state": "rejected", "reason": "wrong-board", "exit": 11}
     good = build(tmp_path, "rpi_pico")
     bad = bytearray(good.read_bytes())
     bad[300] ^= 0x01
@@ -67,7 +67,7 @@ def test_rejections_name_the_reason_and_keep_the_app(start_emulator, tmp_path):
     assert p.returncode == 8 and "hash-mismatch" in p.stderr
     low = build(tmp_path, "rpi_pico", "1.2.0", counter=40)  # more than 16 above the meter's counter
     p = ota("push", low, "--port", emu.console)
-    assert p.returncode == 8 and "counter-step" in p.stderr
+    assert p.returncode == 12 and "counter-step" in p.stderr
     junk = tmp_path / "junk.img"
     junk.write_bytes(b"\x00" * 2000)
     p = ota("push", junk, "--port", emu.console, "--no-local-check")

@@ -8,6 +8,7 @@ class _Ctx:
     def __init__(self):
         self.board = {"id": "rpi_pico", "name": "Raspberry Pi Pico", "mcu": {"arch": "armv6m"}}
         self.meter_id = "m-1"
+        self.mode = "development"
         self.app_version = "0.1.0"
         self.resets = []
 

@@ -96,7 +96,7 @@ def test_external_signing_flow(tmp_path):
     assert img.read_bytes() == direct.read_bytes()
     sig.write_bytes(bytes(64))
     p = ota("sign", app, "--signature", sig, "--pubkey", pub, "-o", tmp_path / "x.img")
-    assert p.returncode == 8 and "bad-signature" in p.stderr
+    assert p.returncode == 10 and "bad-signature" in p.stderr
 
 
 def test_inspect_names_what_is_wrong(tmp_path):
@@ -130,20 +130,20 @@ def test_verify_applies_the_device_policy_with_reasons(tmp_path):
     ok = ota("verify", img, "--key", DEV_IMAGE_KEY, "--counter", 3, "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["accepted"] is True
-    cases = [
-        (["--counter", 4], "counter-too-low"),
-        (["--counter", 0, "--max-step", 2], "counter-step"),
-        (["--board", "esp32_devkitc"], "wrong-board"),
-        (["--loader-api", 2], "loader-api"),
-        (["--locked"], "development-key-refused"),
+    cases = [  # each reason with its documented exit code
+        (["--counter", 4], "counter-too-low", 12),
+        (["--counter", 0, "--max-step", 2], "counter-step", 12),
+        (["--board", "esp32_devkitc"], "wrong-board", 11),
+        (["--loader-api", 2], "loader-api", 11),
+        (["--locked"], "development-key-refused", 10),
     ]
-    for extra, reason in cases:
+    for extra, reason, code in cases:
         p = ota("verify", img, "--key", DEV_IMAGE_KEY, "--counter", 3, *extra, "--json")
-        assert p.returncode == 8 and json.loads(p.stdout)["reason"] == reason, (extra, p.stdout, p.stderr)
+        assert p.returncode == code and json.loads(p.stdout)["reason"] == reason, (extra, p.stdout, p.stderr)
     other = tmp_path / "other.pem"
     ota("keygen", "-o", other)
     p = ota("verify", img, "--key", other, "--counter", 3)
-    assert p.returncode == 8 and "unknown-key" in p.stderr
+    assert p.returncode == 10 and "unknown-key" in p.stderr
     bad = bytearray(img.read_bytes())
     bad[100] ^= 1
     img.write_bytes(bytes(bad))

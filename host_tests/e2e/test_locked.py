@@ -1,0 +1,82 @@
+"""Provisioning a blank board over its REPL (`ota provision`), locking it, and what a locked meter then allows:
+uploads and state reads stay open (smpmgr too); installing, erasing and early resets need a signed command from a
+non-development command key; development-signed images are refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from host_tests.e2e.test_update import wait_running
+from host_tests.e2e.test_upload import DEV_IMAGE_KEY, ROOT, ota
+from host_tests.emu import BIN
+
+pytestmark = pytest.mark.e2e
+DEV_COMMAND_KEY = ROOT / "keys" / "dev" / "command-DEVELOPMENT-ONLY-ed25519.pem"
+
+
+def production_keys(d: Path) -> dict[str, Path]:
+    keys = {r: d / f"{r}.pem" for r in ("root", "image", "command")}
+    for p in keys.values():
+        assert ota("keygen", "-o", p).returncode == 0
+    store = d / "trust.cbor"
+    p = ota("trust", "create", "--root", keys["root"], "--add", f"{keys['root']}:root",
+            "--add", f"{keys['image']}:image", "--add", f"{keys['command']}:command", "--counter", "1", "-o", store)
+    assert p.returncode == 0, p.stderr
+    keys["trust"] = store
+    return keys
+
+
+def image(tmp: Path, key: Path, version: str, counter: int) -> Path:
+    out = tmp / f"app-{version}.img"
+    p = subprocess.run([str(BIN / "ota"), "build", str(ROOT / "firmware"), "--board", "rpi_pico", "--version",
+                        version, "--security-counter", str(counter), "--key", str(key), "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def test_provision_lock_and_signed_update(start_emulator, tmp_path):
+    emu = start_emulator("rpi_pico", blank=True)
+    keys = production_keys(tmp_path)
+    port = emu.console
+    p = ota("provision", "--port", port, "--board", "rpi_pico", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    first = json.loads(p.stdout)
+    assert first["app"] == "app-0.1.0" and first["mode"] == "development"
+    # a development meter can be provisioned again, here to lock it; --lock without a store is refused first
+    assert ota("provision", "--port", port, "--board", "rpi_pico", "--lock").returncode == 1
+    p = ota("provision", "--port", port, "--board", "rpi_pico", "--lock", "--trust", keys["trust"], "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout)["mode"] == "locked"
+    p = ota("provision", "--port", port, "--board", "rpi_pico", "--json")
+    assert p.returncode == 9, p.stdout + p.stderr  # the REPL is closed now
+
+    # a development-signed image is refused by the meter itself (its production store does not know that key)
+    p = ota("push", image(tmp_path, DEV_IMAGE_KEY, "1.9.0", 1), "--port", port, "--json")
+    assert p.returncode == 10 and json.loads(p.stdout)["reason"] == "unknown-key", p.stdout
+    new = image(tmp_path, keys["image"], "2.0.0", 1)
+    # upload and state read stay open, for smpmgr as well
+    s = subprocess.run([str(BIN / "smpmgr"), "--port", port, "--timeout", "5", "image", "upload", str(new)],
+                       capture_output=True, text=True, timeout=180)
+    assert s.returncode == 0, s.stdout + s.stderr
+    s = subprocess.run([str(BIN / "smpmgr"), "--port", port, "image", "state-read"], capture_output=True, text=True,
+                       timeout=60)
+    assert s.returncode == 0 and "2.0.0" in s.stdout, s.stdout + s.stderr
+    # installing needs a command key; the development one is not one
+    p = ota("push", new, "--port", port, "--test", "--json")
+    assert p.returncode == 9 and "no-envelope" in json.loads(p.stdout)["error"], p.stdout
+    p = ota("push", new, "--port", port, "--test", "--json", "--key", DEV_COMMAND_KEY)
+    assert p.returncode == 9 and "unknown-key" in json.loads(p.stdout)["error"], p.stdout
+    assert ota("erase", "--port", port).returncode == 9
+    p = ota("push", new, "--port", port, "--test", "--json", "--key", keys["command"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout)["after"] == "app-2.0.0"
+    wait_running(emu, "2.0.0", confirmed=True)
+    # just booted: an unsigned reset is refused (busy), a signed one is not
+    assert ota("reset", "--port", port).returncode == 5
+    assert ota("reset", "--port", port, "--key", keys["command"]).returncode == 0
+    wait_running(emu, "2.0.0", confirmed=True)
