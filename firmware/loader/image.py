@@ -2,6 +2,7 @@
 # bounds, the image hashed from the filesystem in fixed chunks, never held whole in RAM) and the acceptance policy.
 # `ota verify` runs this same module on CPython, so the host applies exactly the device's policy.
 import hashlib
+import os
 import struct
 
 from micropython import const
@@ -198,8 +199,6 @@ def accept(info, trust, board_id, loader_api, stored_counter, max_step, developm
 
 
 def check_file(path, trust, board_id, loader_api, stored_counter, max_step, development, slot_budget):
-    import os
-
     size = os.stat(path)[6]
     with open(path, "rb") as f:
         info = read(f, size, slot_budget)

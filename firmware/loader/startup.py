@@ -5,28 +5,36 @@ import os
 import sys
 
 from loader import mode, slots, update
-from loader.context import Context
 
 TEST_WDT_MS = 8000  # a test boot that hangs this long is reset, and the reset reverts it
 
 
-def run():
-    ctx = Context()
-    if ctx.hal.button_pressed():
-        from loader import recovery
-
-        recovery.run(ctx, "button held at boot")
-        return
+def choose(board):
+    """Install a pending update, then pick the slot to boot: (name, manifest, test boot?), name None when neither
+    slot holds a valid app. Pure filesystem work (the power-cut sweeps run it on CPython over littlefs)."""
     if update.pending():
-        update.install(ctx.board)
+        update.install(board)
     first, test = update.boot_choice()
-    name, manifest, problems = slots.select(ctx.board["id"], first)
+    name, manifest, problems = slots.select(board["id"], first)
     for slot, why in problems:
         print("loader: slot %s not bootable: %s" % (slot, why))
     if test and name != first:
         update.event("rollback", "slot %s not bootable" % first)
         update.boot_choice()  # tries is 1 now: this reverts the pointer file
         test = False
+    return name, manifest, test
+
+
+def run():
+    from loader.context import Context
+
+    ctx = Context()
+    if ctx.hal.button_pressed():
+        from loader import recovery
+
+        recovery.run(ctx, "button held at boot")
+        return
+    name, manifest, test = choose(ctx.board)
     if name is None:
         from loader import recovery
 
