@@ -86,7 +86,7 @@ class Meter:
         self.outputs: dict[int, int] = {}
         self.releases: list[tuple[float, int, int]] = []
         self.wdt_deadline: float | None = None
-        self.armed_cut: dict | None = None  # a cut not yet reached carries over a reset, counted from that boot
+        self.armed_cut: dict | None = None  # a cut not yet reached carries over a reset: the rest counts on
         self.pending_queries: dict[int, Callable[[dict | None], None]] = {}
         self.query_deadlines: dict[int, float] = {}
         self.vm_ready = False
@@ -358,6 +358,8 @@ class Meter:
             elif t == "bootloader":
                 self._power_off(None)
             else:
+                if self.armed_cut is not None and isinstance(msg.get("cut_left"), int):
+                    self.armed_cut = dict(self.armed_cut, n=max(1, msg["cut_left"]))
                 self._restart(msg.get("cause", "hard"))
         elif t == "wdt":
             self.wdt_deadline = time.monotonic() + msg["wall_ms"] / 1000.0

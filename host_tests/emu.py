@@ -155,3 +155,50 @@ def decode_response(req, frame: bytes, rsp_type=None):
     if rsp_type is None:
         return frame
     return rsp_type.loads(frame)
+
+
+def ota(*args, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ota"), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def running(emu: Emulator) -> dict | None:
+    """The slot the meter runs ({version, confirmed, ...}), or None when it does not answer."""
+    p = ota("status", "--port", emu.console, "--json", "--timeout", "2")
+    if p.returncode != 0:
+        return None
+    return next((r for r in json.loads(p.stdout) if r["active"]), None)
+
+
+def cut_during_push(emu: Emulator, image: Path, old: str, new: str, at_write: int, torn: int = 0,
+                    timeout: float = 90) -> dict:
+    """Arm a power cut at the `at_write`-th flash operation from now, run `ota push --test` (which the cut may
+    interrupt anywhere: upload, verification, state write, install at boot, test boot, confirm), let power return,
+    and check: the volume mounted without a format, the meter runs `old` or `new` (the loader checked every file
+    against the slot's manifest before importing it), and a rerun of the push ends with `new` confirmed."""
+    cuts_before = emu.output().count("emulator: power cut before flash operation")
+    emu.ctl("power-cut", "--at-write", str(at_write), "--torn", str(torn), "--off", "0.3")
+    first = ota("push", image, "--port", emu.console, "--test", "--json", "--timeout", "3")
+    end = time.monotonic() + timeout
+    after = None
+    while time.monotonic() < end:  # until the meter answers with a settled slot table
+        after = running(emu)
+        if after is not None and (after["confirmed"] or after["version"] == new):
+            break
+        time.sleep(0.5)
+    if after is None:
+        raise AssertionError(f"cut at {at_write}: the meter does not answer after power returned")
+    st = emu.ctl("status")
+    cut = emu.output().count("emulator: power cut before flash operation") > cuts_before
+    if st.get("formatted"):
+        raise AssertionError(f"cut at {at_write}: the filesystem had to be formatted")
+    if after["version"] not in (old, new):
+        raise AssertionError(f"cut at {at_write}: runs {after['version']}")
+    again = ota("push", image, "--port", emu.console, "--test", "--json", "--timeout", "3")
+    while time.monotonic() < end:
+        now = running(emu)
+        if now and now["version"] == new and now["confirmed"]:
+            return {"at_write": at_write, "torn": torn, "first_push_exit": first.returncode, "cut": cut,
+                    "cut_at_boot": st["boots"],
+                    "after_cut": after["version"], "rerun_exit": again.returncode}
+        time.sleep(0.5)
+    raise AssertionError(f"cut at {at_write}: the rerun did not end with {new} confirmed ({again.stdout})")

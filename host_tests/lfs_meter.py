@@ -24,10 +24,10 @@ for _p in (ROOT / "meterkit" / "mpy_compat", ROOT / "firmware" / "lib", ROOT / "
         sys.path.insert(0, str(_p))
 
 if True:  # firmware modules, importable once the paths are set
-    from loader import early, image_group, slots, startup, store, update
-    import loader.image
     import loader.commands
+    import loader.image
     import loader.mode
+    from loader import early, image_group, slots, startup, store, update
 
 FS_MODULES = (store, slots, update, image_group, loader.image, loader.commands, loader.mode, early, startup)
 LFS_DIR = 2  # littlefs-python's LFSStat.type for a directory

@@ -107,10 +107,15 @@ def _read_blocking(kind):
         _rx += chunk
 
 
+halt_hooks = []  # callables that add what the host must carry over a reset to the halt message
+
+
 def halt(msg):
     """Tell the host what happened (power cut, reset) and wait to be ended: the host kills this process."""
     if stamp is not None:
         msg["world_ns"] = stamp()
+    for fn in halt_hooks:
+        fn(msg)
     send(msg)
     _sock.setblocking(True)
     while True:

@@ -74,3 +74,12 @@ def arm(msg):
 
 
 bus.on("cut_at", arm)
+
+
+def _carry(msg):
+    # an armed cut not reached before a reset continues counting in the next boot
+    if _cut_at is not None and msg.get("t") == "reset":
+        msg["cut_left"] = _cut_at - _ops
+
+
+bus.halt_hooks.append(_carry)

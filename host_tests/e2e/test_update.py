@@ -3,7 +3,6 @@ import, hangs, or never confirms is rolled back to the previous slot; power cuts
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -11,13 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from smpclient.requests.image_management import ImageStatesWrite
 
 from host_tests.conftest import BOARDS
 from host_tests.e2e.test_emulator import echo_ok, info_version
 from host_tests.e2e.test_upload import DEV_IMAGE_KEY, ROOT, build, ota
-from host_tests.emu import BIN
-from ota_tool.link import MeterLink
+from host_tests.emu import BIN, cut_during_push
 
 pytestmark = pytest.mark.e2e
 
@@ -115,23 +112,12 @@ def test_a_bad_app_is_rolled_back(start_emulator, tmp_path, fault):
     assert "rollback" in events(emu)  # (mpremote stops the app: last)
 
 
-@pytest.mark.parametrize("cut_at", [2, 5, 9])
-def test_power_cut_during_install_recovers(start_emulator, tmp_path, cut_at):
+@pytest.mark.parametrize(("at_write", "torn"), [(1, 0), (12, 0), (30, 0), (45, 200), (60, 0), (75, 0), (85, 7)])
+def test_power_cut_anywhere_in_an_update_recovers(start_emulator, tmp_path, at_write, torn):
+    """A sample of the cut points of `python -m host_tests.bench.power_cut_vm` (every point: the CPython sweep)."""
     emu = start_emulator("rpi_pico")
     echo_ok(emu)
     img = build(tmp_path, "rpi_pico", "1.5.0", counter=1)
-    # upload and mark for install without the reset, then cut power inside the install at the next boot
-    p = ota("push", img, "--port", emu.console, "--json")
-    assert p.returncode == 0
-    h = bytes.fromhex(slots(emu)[1]["hash"])
-
-    async def mark():
-        async with MeterLink(emu.console) as link:
-            await link.request(ImageStatesWrite(hash=h, confirm=False), "mark")
-
-    asyncio.run(mark())
-    emu.ctl("power-cut", "--at-write", str(cut_at), "--off", "0.3")
-    ota("reset", "--port", emu.console)
-    rows = wait_running(emu, "1.5.0", confirmed=True, timeout=90)
-    assert rows[1]["version"] == "0.1.0"
+    r = cut_during_push(emu, img, "0.1.0", "1.5.0", at_write, torn)
+    assert r["cut"], r
     assert emu.ctl("status")["formatted"] == 0
