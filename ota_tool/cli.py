@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -26,6 +27,8 @@ def main() -> None:
     --envelope), 10 image signature or signing key refused, 11 image for another board or loader, 12 downgrade
     (security counter too low or too far ahead), 13 no space (image larger than the slot).
     """
+    # smpclient logs every retried timeout with the whole request; ota reports lost frames itself
+    logging.getLogger("smpclient").setLevel(logging.CRITICAL)
 
 
 def _port_options(f):
@@ -374,14 +377,14 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
         click.echo(f"ota: {e}", err=True)
         sys.exit(e.exit_code)
     report = {"uploaded": r.uploaded, "seconds": round(r.seconds, 3), "rate": round(r.rate), "state": r.state,
-              "version": r.version, "before": r.before}
+              "version": r.version, "before": r.before, "retries": r.retries}
     if mode_:
         report.update({"after": r.after, "slots": r.slots})
     if as_json:
         click.echo(json.dumps(report))
     else:
         click.echo(f"accepted by the meter: version {r.version}, {r.uploaded} bytes in {r.seconds:.1f} s "
-                   f"({r.rate / 1000:.1f} kB/s)")
+                   f"({r.rate / 1000:.1f} kB/s" + (f", {r.retries} lost frames sent again)" if r.retries else ")"))
         if mode_:
             running = next((s_ for s_ in r.slots if s_["active"]), {})
             kind = "confirmed" if running.get("confirmed") else "test boot, not yet confirmed"

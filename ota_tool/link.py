@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from smpclient import SMPClient
+from smpclient.exceptions import SMPBadSequence
 from smpclient.generics import error, error_v1, error_v2, success
 from smpclient.transport.serial import SMPSerialTransport
 
@@ -34,12 +35,19 @@ class MeterLink:
         if self._client is not None:
             await self._client.disconnect()
 
-    async def request(self, req: Any, what: str) -> Any:
+    async def request(self, req: Any, what: str, retries: int = 0) -> Any:
+        """Send one request; `retries` > 0 only for requests that are safe to repeat (reads, idempotent writes),
+        so a frame lost or corrupted on the line is sent again."""
         assert self._client is not None
-        try:
-            rsp = await self._client.request(req)
-        except TimeoutError as e:
-            raise DeviceTimeout(f"{what}: no answer from {self.port} within {self.timeout:g} s") from e
+        for attempt in range(retries + 1):
+            try:
+                rsp = await self._client.request(req)
+                break
+            except (TimeoutError, SMPBadSequence, ValueError) as e:
+                if attempt == retries:
+                    raise DeviceTimeout(f"{what}: no valid answer from {self.port} within {self.timeout:g} s"
+                                        + (f" ({retries + 1} tries)" if retries else "")) from e
+                await asyncio.sleep(0.1)
         if success(rsp):
             return rsp
         if error(rsp):

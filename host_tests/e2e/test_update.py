@@ -121,3 +121,27 @@ def test_power_cut_anywhere_in_an_update_recovers(start_emulator, tmp_path, at_w
     r = cut_during_push(emu, img, "0.1.0", "1.5.0", at_write, torn)
     assert r["cut"], r
     assert emu.ctl("status")["formatted"] == 0
+
+
+def test_a_noisy_line_costs_time_never_a_wrong_image(start_emulator, tmp_path):
+    """Bytes corrupted and lost on the wire in both directions: lost or corrupt frames are sent again, the meter
+    resumes the upload from what it holds, and the installed app is exactly the signed one (the loader checks every
+    file against the manifest before importing it)."""
+    emu = start_emulator("rpi_pico")
+    echo_ok(emu)
+
+    def bulk(app: Path) -> None:  # about 20 kB of bytecode more, so the upload spans many frames
+        for i in range(6):
+            (app / f"filler{i}.py").write_text("".join(f"def f{i}_{j}(x):\n    return x * {j} + {i}\n"
+                                                       for j in range(60)))
+
+    img = variant(tmp_path, "bulky", "rpi_pico", "1.7.0", 1, bulk)
+    emu.ctl("set", "wire.error_rate=0.0002", "wire.drop_rate=0.0001")
+    p = ota("push", img, "--port", emu.console, "--test", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = json.loads(p.stdout)
+    wire = emu.ctl("status")["wire"]
+    damaged = sum(d["corrupted"] + d["dropped"] for d in wire.values())
+    assert damaged > 0 and r["retries"] > 0, (wire, r)
+    emu.ctl("set", "wire.error_rate=0", "wire.drop_rate=0")
+    wait_running(emu, "1.7.0", confirmed=True, timeout=120)
