@@ -122,6 +122,7 @@ class Meter:
         else:
             self.meta = st.create(self.board)
             self.install()
+        self._relay_init()
 
     def install(self) -> None:
         """First power-up of a fresh board: format the flash and provision it (loader, board file, first app) with
@@ -369,6 +370,7 @@ class Meter:
             self.state.write_meta(self.meta)
         elif t == "pin":
             self.outputs[int(msg["gpio"])] = int(msg["value"])
+            self._relay_coil(int(msg["gpio"]), int(msg["value"]))
         elif t == "shim_heap":
             self.shim_heap = msg
         elif t == "formatted":
@@ -389,6 +391,33 @@ class Meter:
         self.query_deadlines[self.query_seq] = time.monotonic() + QUERY_TIMEOUT
         if self.vm_ready:  # else sent when the VM's shims are up (see "booting")
             self.bus.send({"t": "query", "id": self.query_seq})
+
+    # -- the latching relay: a pulse on the set coil closes the contacts, on the reset coil opens them; they stay
+    # put without power (the state lives in the state folder); the auxiliary contact feeds relay_feedback
+    def _relay_init(self) -> None:
+        pins = self.board["pins"]
+        self.relay_coils = {pins[k]["gpio"]: k == "relay_set" for k in ("relay_set", "relay_reset") if k in pins}
+        self.relay_closed = bool(self.meta.get("relay_closed", True))
+        self.relay_operations = 0
+        self._relay_feedback()
+
+    def _relay_feedback(self) -> None:
+        fb = self.board["pins"].get("relay_feedback")
+        if fb:
+            closed_level = 0 if fb.get("active", "low") == "low" else 1
+            self._set_input(fb["gpio"], closed_level if self.relay_closed else closed_level ^ 1)
+
+    def _relay_coil(self, gpio: int, value: int) -> None:
+        if value != 1 or gpio not in getattr(self, "relay_coils", {}):
+            return
+        closed = self.relay_coils[gpio]
+        self.relay_operations += 1
+        if closed != self.relay_closed:
+            self.relay_closed = closed
+            self.meta["relay_closed"] = closed
+            self.state.write_meta(self.meta)
+            self.announce(f"emulator: relay contacts {'closed' if closed else 'open'}")
+            self._relay_feedback()
 
     def _set_input(self, gpio: int, level: int) -> None:
         self.inputs[gpio] = level
@@ -426,6 +455,8 @@ class Meter:
             "inputs": {str(k): v for k, v in sorted(self.inputs.items())},
             "wire": self.wire.stats() if self.wire else {},
             "formatted": self.formatted,
+            "relay": "closed" if self.relay_closed else "open",
+            "relay_operations": self.relay_operations,
             "last_halt": self.last_halt,
             "shim_heap": self.shim_heap,
         }

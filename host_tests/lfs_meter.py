@@ -385,7 +385,8 @@ def build_image(board_id: str, version: str, counter: int, out_dir: Path, firmwa
     return out.read_bytes()
 
 
-def sweep_point(board: dict, base: bytes, image: bytes, old: str, new: str, cut_at: int, torn: int) -> dict:
+def sweep_point(board: dict, base: bytes, image: bytes, old: str, new: str, cut_at: int, torn: int,
+                permanent: bool = False) -> dict:
     """From the provisioned flash `base`: push `image`, cutting power right before flash operation `cut_at` of the
     push (counted from its start, boots included). Checks what a meter must guarantee after power returns, then
     reruns the push and checks it completes. Returns what happened; raises AssertionError on a broken guarantee."""
@@ -400,7 +401,7 @@ def sweep_point(board: dict, base: bytes, image: bytes, old: str, new: str, cut_
     m.boot()
     m.arm(cut_at, torn)
     try:
-        m.push(image)
+        m.push(image, permanent)
         cut = False
     except PowerCut:
         cut = True
@@ -415,10 +416,13 @@ def sweep_point(board: dict, base: bytes, image: bytes, old: str, new: str, cut_
         m.check_slot()
     if after_cut == old and not confirmed:
         problems.append(f"the old app {old} runs unconfirmed")
-    m.push(image)  # the field engineer runs `ota push` again
+    m.push(image, permanent)  # the field engineer runs `ota push` again
     final, confirmed = m.running()
     if final != new or not confirmed:
         problems.append(f"rerun ends with {final!r} confirmed={confirmed}")
+    m.reset()  # and it stays: a confirmed update is never reverted by a later reset
+    if m.running() != (new, True):
+        problems.append(f"after one more reset it runs {m.running()}")
     m.check_slot()
     if m.counter() < 1:
         problems.append("security counter not raised")
@@ -427,7 +431,7 @@ def sweep_point(board: dict, base: bytes, image: bytes, old: str, new: str, cut_
     return {"cut_at": cut_at, "torn": torn, "cut": cut, "after_cut": after_cut}
 
 
-def total_ops(board: dict, base: bytes, image: bytes) -> int:
+def total_ops(board: dict, base: bytes, image: bytes, permanent: bool = False) -> int:
     """Flash operations of one whole push (upload, verify, mark, reset, install, test boot, confirm)."""
     m = Meter.__new__(Meter)
     m.board = board
@@ -439,5 +443,5 @@ def total_ops(board: dict, base: bytes, image: bytes) -> int:
     m._bind()
     m.boot()
     start = m.flash.ops
-    m.push(image)
+    m.push(image, permanent)
     return m.flash.ops - start

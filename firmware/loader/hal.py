@@ -28,3 +28,25 @@ class Hal:
 
     def button_pressed(self):
         return self._button is not None and self._button.value() == self._pressed
+
+    def relay_pulse(self, connect, ms=100):
+        """Pulse the latching relay's set (connect) or reset (disconnect) coil; False when the board has none."""
+        pin = self.board["pins"].get("relay_set" if connect else "relay_reset")
+        if not pin:
+            return False
+        import time
+
+        coil = machine.Pin(pin["gpio"], machine.Pin.OUT)
+        coil.value(1)
+        time.sleep_ms(ms)
+        coil.value(0)
+        return True
+
+    def relay_closed(self):
+        """The auxiliary contact: True when the load is connected, None when the board has no feedback input."""
+        fb = self.board["pins"].get("relay_feedback")
+        if not fb:
+            return None
+        pull = {"up": machine.Pin.PULL_UP, "down": machine.Pin.PULL_DOWN}.get(fb.get("pull") or "")
+        p = machine.Pin(fb["gpio"], machine.Pin.IN, pull) if pull is not None else machine.Pin(fb["gpio"], machine.Pin.IN)
+        return p.value() == (0 if fb.get("active", "low") == "low" else 1)

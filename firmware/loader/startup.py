@@ -40,6 +40,9 @@ def run():
 
         recovery.run(ctx, "no valid app")
         return
+    from loader import recovery
+
+    recovery.restore_relay(ctx)
     ctx.test_boot = test
     if test:
         import machine

@@ -154,10 +154,12 @@ def boot_choice():
             st = {"active": back, "confirmed": back, "test": None, "tries": 0}
             store.write_json(slots.STATE, st)
             return back, False
+        if st.get("permanent"):
+            # installed for good (`ota push --confirm`, smpmgr --confirm): confirmed now, no test boot to revert
+            confirm(test)
+            return test, False
         st["tries"] = 1
         store.write_json(slots.STATE, st)
-        if st.get("permanent"):
-            return test, False
         return test, True
     return st["active"], False
 
@@ -167,10 +169,15 @@ def confirm(slot):
     st = slots.read_state()
     if st.get("test") != slot:
         return False
-    info = store.read_json(slots.path(slot) + "/" + IMAGE_INFO, {}) or {}
-    store.write_json(slots.STATE, {"active": slot, "confirmed": slot, "test": None, "tries": 0})
+    try:
+        info = store.read_json(slots.path(slot) + "/" + IMAGE_INFO, {}) or {}
+    except ValueError:
+        info = {}
+    # the counter first: a cut between the two writes leaves the counter raised and the old app running (safe),
+    # never the new app confirmed with the old counter (which would let the older images back in)
     if isinstance(info.get("counter"), int) and info["counter"] > stored_counter():
         store.write_json(COUNTER, {"counter": info["counter"]})
+    store.write_json(slots.STATE, {"active": slot, "confirmed": slot, "test": None, "tries": 0})
     for p in (STAGING, UPLOAD_REC):
         try:
             os.remove(p)

@@ -145,3 +145,28 @@ def test_a_noisy_line_costs_time_never_a_wrong_image(start_emulator, tmp_path):
     assert damaged > 0 and r["retries"] > 0, (wire, r)
     emu.ctl("set", "wire.error_rate=0", "wire.drop_rate=0")
     wait_running(emu, "1.7.0", confirmed=True, timeout=120)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_recovery_installs_a_signed_image_with_the_relay_open(start_emulator, tmp_path, board):
+    """No valid app: the loader alone takes the update (same policy: a lower counter is refused), opens the relay
+    while it runs (it does not meter), records why, and the installed app runs confirmed."""
+    emu = start_emulator(board)
+    echo_ok(emu)
+    assert emu.ctl("status")["relay"] == "closed"
+    p = subprocess.run([str(BIN / "mpremote"), "connect", emu.console, "exec",
+                        "f = open('slots/a/app/main.mpy', 'ab'); f.write(b'x'); f.close()"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    emu.ctl("reset")
+    assert info_version(emu) == "recovery"
+    assert emu.ctl("status")["relay"] == "open"
+    p = ota("push", build(tmp_path, board, "2.1.0", counter=3), "--port", emu.console, "--confirm", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout)["before"] == "recovery" and json.loads(p.stdout)["after"] == "app-2.1.0"
+    wait_running(emu, "2.1.0", confirmed=True)
+    emu.ctl("reset")
+    wait_running(emu, "2.1.0", confirmed=True)  # installed for good: a reset does not revert it
+    assert emu.ctl("status")["relay"] == "closed"  # what recovery opened, the loader closes for the app
+    log = events(emu)
+    assert "recovery" in log and "relay-open" in log and "confirmed" in log and "relay-closed" in log

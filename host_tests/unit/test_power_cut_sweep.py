@@ -68,13 +68,14 @@ def test_every_cut_point_of_an_update_recovers_on_the_pico(images, provisioned):
     assert seen == {OLD, "1.5.0"}  # early cuts keep the old app, late ones already run the new one
 
 
-@pytest.mark.parametrize("board_id", ["rpi_pico", "esp32_devkitc"])
-def test_torn_writes_sampled(images, provisioned, board_id):
+@pytest.mark.parametrize(("board_id", "permanent"), [("rpi_pico", False), ("esp32_devkitc", False),
+                                                      ("rpi_pico", True)])
+def test_torn_writes_and_permanent_installs_sampled(images, provisioned, board_id, permanent):
     board, base = provisioned(board_id)
     img = images[board_id]["1.5.0"]
-    n = L.total_ops(board, base, img)
+    n = L.total_ops(board, base, img, permanent)
     for k in range(1, n + 1, 5):
-        L.sweep_point(board, base, img, OLD, "1.5.0", k, torn=1 + (k * 37) % 200)
+        L.sweep_point(board, base, img, OLD, "1.5.0", k, torn=1 + (k * 37) % 200, permanent=permanent)
 
 
 def test_the_oracle_sees_a_mix():
@@ -149,7 +150,13 @@ class UpdateMachine(RuleBasedStateMachine):
 
     @rule()
     def reset(self):
+        from loader import update
+
+        settled = not self.m.ctx.test_boot and update.pending() is None
+        before = self.m.ctx.app_version
         self.m.reset()
+        if settled:  # a confirmed app with nothing pending is never reverted by a reset
+            assert self.m.ctx.app_version == before and not self.m.ctx.test_boot
 
     @precondition(lambda self: self.m.ctx.test_boot)
     @rule()
