@@ -77,3 +77,35 @@ def cleanup(top):
             os.remove(p)
             n += 1
     return n
+
+
+# Versioned records: persistent data an app writes carries its kind and format version, so an app rolled back to an
+# older version reads what it knows and refuses — without overwriting — what a newer version wrote.
+class TooNew(ValueError):
+    def __init__(self, path, version):
+        super().__init__("%s: format %d is newer than this app reads" % (path, version))
+        self.version = version
+
+
+def read_record(path, kind, max_version, default=None):
+    """(version, data) of the record at `path`, or (0, default) when there is none. Raises TooNew for a format
+    above `max_version` and ValueError for a corrupt file or another kind of record."""
+    rec = read_json(path)
+    if rec is None:
+        return 0, default
+    if not isinstance(rec, dict) or rec.get("kind") != kind or not isinstance(rec.get("v"), int):
+        raise ValueError("not a %s record: %s" % (kind, path))
+    if rec["v"] > max_version:
+        raise TooNew(path, rec["v"])
+    return rec["v"], rec.get("data")
+
+
+def write_record(path, kind, version, data):
+    """Replace the record atomically; refuses (TooNew) to overwrite a record of a newer format."""
+    try:
+        rec = read_json(path)
+    except ValueError:
+        rec = None  # a corrupt record may be replaced
+    if isinstance(rec, dict) and rec.get("kind") == kind and isinstance(rec.get("v"), int) and rec["v"] > version:
+        raise TooNew(path, rec["v"])
+    write_json(path, {"kind": kind, "v": version, "data": data})

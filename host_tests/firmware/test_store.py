@@ -75,3 +75,21 @@ def test_boot_counter_counts_and_recovers_from_a_corrupt_record():
         assert early.count_boot() == 1
 
     fwtest.in_workdir(body)
+
+
+def test_versioned_records_let_an_older_app_refuse_newer_data_without_losing_it():
+    def body():
+        assert store.read_record("meter/reg.json", "registers", 1, {}) == (0, {})
+        store.write_record("meter/reg.json", "registers", 2, {"wh": 10, "kvarh": 3})  # the newer app
+        assert store.read_record("meter/reg.json", "registers", 2) == (2, {"wh": 10, "kvarh": 3})
+        e = fwtest.raises(store.TooNew, store.read_record, "meter/reg.json", "registers", 1)  # rolled back app
+        assert e.version == 2
+        fwtest.raises(store.TooNew, store.write_record, "meter/reg.json", "registers", 1, {"wh": 0})
+        assert store.read_record("meter/reg.json", "registers", 2) == (2, {"wh": 10, "kvarh": 3})  # untouched
+        fwtest.raises(ValueError, store.read_record, "meter/reg.json", "tokens", 5)
+        fwtest.write("meter/bad.json", b"{")
+        fwtest.raises(ValueError, store.read_record, "meter/bad.json", "registers", 1)
+        store.write_record("meter/bad.json", "registers", 1, [1])
+        assert store.read_record("meter/bad.json", "registers", 1) == (1, [1])
+
+    fwtest.in_workdir(body, "meter")
