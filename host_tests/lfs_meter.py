@@ -27,9 +27,9 @@ if True:  # firmware modules, importable once the paths are set
     import loader.commands
     import loader.image
     import loader.mode
-    from loader import early, image_group, slots, startup, store, update
+    from loader import early, image_group, loaders, slots, startup, store, update
 
-FS_MODULES = (store, slots, update, image_group, loader.image, loader.commands, loader.mode, early, startup)
+FS_MODULES = (store, slots, update, image_group, loader.image, loader.commands, loader.mode, early, startup, loaders)
 LFS_DIR = 2  # littlefs-python's LFSStat.type for a directory
 READ_SIZE = PROG_SIZE = LOOKAHEAD = 32  # MicroPython's VfsLfs2 defaults
 
@@ -270,19 +270,61 @@ class Meter:
         self.boot()
 
     def boot(self) -> None:
+        """What a board does at reset: stage 0 (boot.py's own code) picks and checks a loader folder, then the
+        loader's early work and startup (install a pending update — a new loader restarts the board at once —, pick
+        the slot, arm the test boot)."""
         import contextlib
         import io
 
-        with contextlib.redirect_stdout(io.StringIO()):
-            early.run()
-            name, manifest, test = startup.choose(self.board)
+        for _ in range(3):
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.loader = self._stage0()
+                if self.loader is None:
+                    raise AssertionError("stage 0 found no valid loader folder")
+                early.run()
+                if update.pending() and str(update.install(self.board)).startswith("loader:"):
+                    continue  # startup.run resets here: stage 0 starts the new loader on its test boot
+                name, manifest, test = startup.choose(self.board)
+            break
         self.ctx = Ctx(self.board)
         self.ctx.slot = name
         self.ctx.manifest = manifest
-        self.ctx.test_boot = test
+        self.ctx.loader_test = loaders.under_test()
+        self.ctx.test_boot = test or self.ctx.loader_test
         self.ctx.app_version = manifest.get("version") if manifest else None
         with contextlib.redirect_stdout(io.StringIO()):
             self.group = image_group.ImageGroup(self.ctx)
+
+    def _stage0(self) -> str | None:
+        """Run boot.py's loader choice (its source, not a copy) against this volume."""
+        import types
+
+        src = (ROOT / "firmware" / "boot.py").read_text()
+        ns: dict = {"__name__": "stage0"}
+        exec(compile(src[:src.index("\n_d = _pick()")], "boot.py", "exec"), ns)
+        ns["os"] = self.vol
+        ns["open"] = self.vol.open
+        saved = sys.modules.get("machine")
+        sys.modules["machine"] = types.SimpleNamespace(WDT=lambda timeout: None)  # type: ignore[assignment]
+        try:
+            return ns["_pick"]()
+        finally:
+            if saved is None:
+                del sys.modules["machine"]
+            else:
+                sys.modules["machine"] = saved
+
+    def loader_version(self) -> str | None:
+        """Independent of stage 0: the version of the folder it picked, after checking every file of it."""
+        import json
+
+        root = loaders.path(self.loader)
+        m = json.loads(self._read(root + "/" + loaders.MANIFEST))
+        for f in m["files"]:
+            data = self._read(root + "/" + f["path"])
+            if len(data) != f["size"] or hashlib.sha256(data).hexdigest() != f["sha256"]:
+                raise AssertionError(f"loader folder {self.loader}: {f['path']} differs from its manifest")
+        return m["version"]
 
     def reset(self) -> None:
         """A planned reset (no power loss): the loader boots again."""
@@ -366,8 +408,9 @@ class Meter:
 
 
 def build_image(board_id: str, version: str, counter: int, out_dir: Path, firmware_dir: Path = ROOT / "firmware",
-                edit=None) -> bytes:
-    """A signed image of the firmware's app (development image key), as `ota build --key` makes it."""
+                edit=None, kind: str = "app") -> bytes:
+    """A signed image of the firmware's app (or its loader), development image key, as `ota build --key` makes
+    it."""
     import subprocess
 
     fw = firmware_dir
@@ -375,21 +418,18 @@ def build_image(board_id: str, version: str, counter: int, out_dir: Path, firmwa
         fw = out_dir / f"fw-{version}"
         shutil.copytree(firmware_dir, fw)
         edit(fw / "app")
-    out = out_dir / f"app-{board_id}-{version}.img"
+    out = out_dir / f"{kind}-{board_id}-{version}.img"
     key = ROOT / "keys" / "dev" / "image-DEVELOPMENT-ONLY-ed25519.pem"
     p = subprocess.run([str(Path(sys.executable).parent / "ota"), "build", str(fw), "--board", board_id, "--version",
-                        version, "--security-counter", str(counter), "--key", str(key), "-o", str(out)],
+                        version, "--security-counter", str(counter), "--key", str(key), "-o", str(out),
+                        "--kind", kind],
                        capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         raise RuntimeError(p.stderr)
     return out.read_bytes()
 
 
-def sweep_point(board: dict, base: bytes, image: bytes, old: str, new: str, cut_at: int, torn: int,
-                permanent: bool = False) -> dict:
-    """From the provisioned flash `base`: push `image`, cutting power right before flash operation `cut_at` of the
-    push (counted from its start, boots included). Checks what a meter must guarantee after power returns, then
-    reruns the push and checks it completes. Returns what happened; raises AssertionError on a broken guarantee."""
+def _fresh(board: dict, base: bytes) -> Meter:
     m = Meter.__new__(Meter)
     m.board = board
     m.bs, m.bc = board["flash"]["block_size"], board["flash"]["block_count"]
@@ -399,6 +439,25 @@ def sweep_point(board: dict, base: bytes, image: bytes, old: str, new: str, cut_
     m.vol = Volume(m.flash, m.bs, m.bc)
     m._bind()
     m.boot()
+    return m
+
+
+def _running(m: Meter, kind: str) -> tuple[str | None, bool]:
+    """(version, confirmed) of what the push updates: the app in its slot, or the loader stage 0 picked."""
+    if kind == "loader":
+        return m.loader_version(), not loaders.under_test()
+    m.check_slot()
+    return m.running()
+
+
+def sweep_point(board: dict, base: bytes, image: bytes, old: str, new: str, cut_at: int, torn: int,
+                permanent: bool = False, kind: str = "app") -> dict:
+    """From the provisioned flash `base`: push `image` (an app, or a loader with kind "loader"), cutting power right
+    before flash operation `cut_at` of the push (counted from its start, boots included). Checks what a meter must
+    guarantee after power returns — the volume mounts, a valid signed app (and loader) runs, old or new, never a
+    mix — then reruns the push and checks it completes and survives one more reset. Returns what happened; raises
+    AssertionError on a broken guarantee."""
+    m = _fresh(board, base)
     m.arm(cut_at, torn)
     try:
         m.push(image, permanent)
@@ -406,24 +465,22 @@ def sweep_point(board: dict, base: bytes, image: bytes, old: str, new: str, cut_
     except PowerCut:
         cut = True
     m.power_up()
-    after_cut, confirmed = m.running()
+    after_cut, confirmed = _running(m, kind)
     problems = []
     if m.formatted:
         problems.append("the volume did not mount: formatted")
     if after_cut not in (old, new):
         problems.append(f"boots {after_cut!r}, neither {old} nor {new}")
-    else:
-        m.check_slot()
     if after_cut == old and not confirmed:
-        problems.append(f"the old app {old} runs unconfirmed")
+        problems.append(f"the old {kind} {old} runs unconfirmed")
+    m.check_slot()  # whatever was updated, the app that runs is whole
     m.push(image, permanent)  # the field engineer runs `ota push` again
-    final, confirmed = m.running()
+    final, confirmed = _running(m, kind)
     if final != new or not confirmed:
         problems.append(f"rerun ends with {final!r} confirmed={confirmed}")
     m.reset()  # and it stays: a confirmed update is never reverted by a later reset
-    if m.running() != (new, True):
-        problems.append(f"after one more reset it runs {m.running()}")
-    m.check_slot()
+    if _running(m, kind) != (new, True):
+        problems.append(f"after one more reset it runs {_running(m, kind)}")
     if m.counter() < 1:
         problems.append("security counter not raised")
     if problems:
@@ -433,15 +490,7 @@ def sweep_point(board: dict, base: bytes, image: bytes, old: str, new: str, cut_
 
 def total_ops(board: dict, base: bytes, image: bytes, permanent: bool = False) -> int:
     """Flash operations of one whole push (upload, verify, mark, reset, install, test boot, confirm)."""
-    m = Meter.__new__(Meter)
-    m.board = board
-    m.bs, m.bc = board["flash"]["block_size"], board["flash"]["block_count"]
-    m.flash = CutFlash(len(base))
-    m.flash.buffer[:] = base
-    m.formatted = 0
-    m.vol = Volume(m.flash, m.bs, m.bc)
-    m._bind()
-    m.boot()
+    m = _fresh(board, base)
     start = m.flash.ops
     m.push(image, permanent)
     return m.flash.ops - start

@@ -4,6 +4,7 @@ first power-up; `ota provision` puts the same tree on a real board."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -14,8 +15,10 @@ from . import manifest, mpy
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE_DIR = ROOT / "firmware"
 
-LOADER_FILES = ("boot.py", "main.py")
-LOADER_DIRS = ("loader", "lib")
+LOADER_FILES = ("boot.py", "main.py")  # stage 0 and the entry point: source at the root, never updated remotely
+LOADER_DIRS = ("loader", "lib")  # what a loader folder (loaders/a, loaders/b) and a loader image hold
+LOADERS_DIR = "loaders"
+LOADER_MANIFEST = "manifest.json"
 APP_PACKAGE = "app"
 SLOTS = ("a", "b")
 METER_DIR = "meter"
@@ -25,6 +28,28 @@ MODE_LOCKED = "locked"
 
 def app_version(firmware_dir: Path = FIRMWARE_DIR) -> str:
     return _constant(firmware_dir / APP_PACKAGE / "__init__.py", "VERSION")
+
+
+def loader_version(firmware_dir: Path = FIRMWARE_DIR) -> str:
+    return _constant(firmware_dir / "loader" / "__init__.py", "VERSION")
+
+
+def loader_api(firmware_dir: Path = FIRMWARE_DIR) -> int:
+    return int(_constant(firmware_dir / "loader" / "__init__.py", "LOADER_API"))
+
+
+def compile_loader(firmware_dir: Path, arch: str) -> list[tuple[str, bytes]]:
+    """The loader and its libraries as the board's bytecode: [(path in a loader folder, .mpy bytes)]."""
+    import tempfile
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for d in LOADER_DIRS:
+            for p in _python_files(firmware_dir / d):
+                rel = (Path(d) / p.relative_to(firmware_dir / d)).with_suffix(".mpy")
+                out.append((rel.as_posix(), mpy.compile_file(p, rel.with_suffix(".py").as_posix(), arch,
+                                                              Path(tmp) / rel)))
+    return out
 
 
 def app_loader_api(firmware_dir: Path = FIRMWARE_DIR) -> int:
@@ -82,12 +107,17 @@ def stage_meter(dest: Path, board: dict, firmware_dir: Path = FIRMWARE_DIR, *, m
     arch = board["mcu"]["arch"]
     for name in LOADER_FILES:  # boot.py and main.py must stay source: the port looks for those names
         shutil.copy2(firmware_dir / name, dest / name)
-    for d in LOADER_DIRS:  # the loader and libraries as bytecode for the board, as `ota provision` installs them
-        for p in _python_files(firmware_dir / d):
-            rel = p.relative_to(firmware_dir / d)
-            mpy.compile_file(p, f"{d}/{rel.as_posix()}", arch, (dest / d / rel).with_suffix(".mpy"))
+    folder = dest / LOADERS_DIR / "a"  # the loader and libraries as bytecode for the board, in loader folder a
+    entries = []
+    for rel, data in compile_loader(firmware_dir, arch):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+        entries.append({"path": rel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    (folder / LOADER_MANIFEST).write_text(json.dumps({"version": loader_version(firmware_dir), "counter": 0,
+                                                      "files": entries}))
     meter = dest / METER_DIR
     meter.mkdir()
+    (meter / "loaders.json").write_text(json.dumps({"active": "a"}))
     (meter / "board.json").write_text(json.dumps(device_board(board), separators=(",", ":")))
     (meter / "identity.json").write_text(json.dumps({"meter_id": meter_id}))
     (meter / "mode.json").write_text(json.dumps({"mode": mode}))

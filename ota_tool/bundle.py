@@ -60,16 +60,30 @@ def app_constants(firmware_dir: Path) -> tuple[str, int]:
     return app_version(firmware_dir), app_loader_api(firmware_dir)
 
 
-def build(firmware_dir: Path, board_id: str, version: str, security_counter: int) -> bytes:
+def build(firmware_dir: Path, board_id: str, version: str, security_counter: int, kind: str = "app") -> bytes:
+    """An app bundle (FIRMWARE_DIR/app), or with kind "loader" a loader bundle (FIRMWARE_DIR/loader and lib, for
+    the loader folders stage 0 chooses between)."""
     board = load_board(board_id)
+    if kind == "loader":
+        from meterkit import layout
+
+        try:
+            files = layout.compile_loader(firmware_dir, board["mcu"]["arch"])
+        except mpy.CompileError as e:
+            raise BuildError(str(e)) from e
+        return pack(files, board=board_id, version=version, loader_api=layout.loader_api(firmware_dir),
+                    security_counter=security_counter, kind="loader")
     files = compile_app(firmware_dir, board["mcu"]["arch"])
     _, loader_api = app_constants(firmware_dir)
     return pack(files, board=board_id, version=version, loader_api=loader_api, security_counter=security_counter)
 
 
-def pack(files: list[tuple[str, bytes]], *, board: str, version: str, loader_api: int, security_counter: int) -> bytes:
+def pack(files: list[tuple[str, bytes]], *, board: str, version: str, loader_api: int, security_counter: int,
+         kind: str = "app") -> bytes:
     m = cbor2.loads(manifest.build(files, board=board, version=version, loader_api=loader_api))
     m["security_counter"] = security_counter
+    if kind != "app":
+        m["kind"] = kind
     mbytes = cbor2.dumps(m, canonical=True)
     body = MAGIC + struct.pack("<I", len(mbytes)) + mbytes + b"".join(d for _, d in sorted(files))
     c = zlib.compressobj(9, zlib.DEFLATED, -WBITS, 9)

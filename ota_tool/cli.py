@@ -147,15 +147,18 @@ def getpub(key: Path, fmt: str, passphrase_env: str | None) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--key", type=click.Path(dir_okay=False, path_type=Path), help="Sign too: OUTPUT is then an image.")
 @click.option("--passphrase-env", metavar="VAR")
+@click.option("--kind", type=click.Choice(["app", "loader"]), default="app", show_default=True,
+              help="app: FIRMWARE_DIR/app into an app slot; loader: FIRMWARE_DIR/loader and lib into a loader folder.")
 def build(firmware_dir: Path, board: str, version: str, security_counter: int, output: Path, key: Path | None,
-          passphrase_env: str | None) -> None:
-    """Compile FIRMWARE_DIR/app with mpy-cross for the board and bundle it (deterministic)."""
+          passphrase_env: str | None, kind: str) -> None:
+    """Compile FIRMWARE_DIR/app (or the loader, with --kind loader) with mpy-cross for the board and bundle it
+    (deterministic)."""
     from meterkit.boards import BoardError
 
     def go() -> bytes:
         image.Version.parse(version)
         try:
-            return bundle.build(firmware_dir, board, version, security_counter)
+            return bundle.build(firmware_dir, board, version, security_counter, kind)
         except BoardError as e:
             raise bundle.BuildError(str(e)) from e
 

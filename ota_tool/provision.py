@@ -21,7 +21,7 @@ from .errors import OtaError, rejection_exit
 
 # what a MicroPython port reports as sys.platform, per board family (the emulator's VM reports "linux")
 PLATFORMS = {"esp32": "esp32", "rp2040": "rp2"}
-OURS = ("boot.py", "main.py", "loader", "lib", "meter", "slots")
+OURS = ("boot.py", "main.py", "loader", "lib", "loaders", "meter", "slots")
 
 
 class ProvisionError(OtaError):

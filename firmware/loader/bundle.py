@@ -51,13 +51,26 @@ def _exact(stream, n):
     return out
 
 
-def safe_path(p):
+KIND_APP = "app"
+KIND_LOADER = "loader"
+# where each kind of bundle may put files (an app never writes the loader, a loader never an app)
+_ROOTS = {KIND_APP: ("app/",), KIND_LOADER: ("loader/", "lib/")}
+
+
+def kind(m):
+    return m.get("kind", KIND_APP)
+
+
+def safe_path(p, k=KIND_APP):
     if not isinstance(p, str) or not p or p.startswith("/") or "\\" in p or "\x00" in p:
         return False
     for part in p.split("/"):
         if part in ("", ".", ".."):
             return False
-    return p.startswith("app/")
+    for root in _ROOTS.get(k, ()):
+        if p.startswith(root):
+            return True
+    return False
 
 
 def read_manifest(stream):
@@ -93,11 +106,13 @@ def check_manifest(m, info, budget):
         raise BundleError(B_AGREE, "version")
     if m.get("security_counter") != info["counter"]:
         raise BundleError(B_AGREE, "security counter")
+    if kind(m) not in _ROOTS:
+        raise BundleError(B_FORMAT, "kind")
     paths = set()
     total = 0
     for f in m["files"]:
         p = f.get("path")
-        if not safe_path(p) or p in paths:
+        if not safe_path(p, kind(m)) or p in paths:
             raise BundleError(B_PATH, repr(p))
         paths.add(p)
         total += f["size"]

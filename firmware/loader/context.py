@@ -28,6 +28,7 @@ class Context:
         self.slot = None
         self.slot_path = None
         self.test_boot = False
+        self.loader_test = False  # this boot runs a newly installed loader (see loader/loaders.py)
         self.wdt = None  # armed during a test boot; the app's heartbeat feeds it
         self.manifest = None
         self.app_version = None

@@ -23,4 +23,12 @@ def run():
     mode.apply(m)
     store.cleanup("meter")
     store.cleanup("slots")
+    store.cleanup("loaders")
     count_boot()
+    from loader import loaders
+
+    reverted = loaders.take_revert_note()
+    if reverted:
+        from loader import update
+
+        update.event("rollback", "loader %s was not confirmed" % reverted)

@@ -34,6 +34,8 @@ def run():
 
         recovery.run(ctx, "button held at boot")
         return
+    if update.pending() and str(update.install(ctx.board)).startswith("loader:"):
+        ctx.reset_now()  # stage 0 starts the new loader on its test boot
     name, manifest, test = choose(ctx.board)
     if name is None:
         from loader import recovery
@@ -43,6 +45,10 @@ def run():
     from loader import recovery
 
     recovery.restore_relay(ctx)
+    from loader import loaders
+
+    ctx.loader_test = loaders.under_test()  # a new loader proves itself through the app's self-test
+    test = test or ctx.loader_test
     ctx.test_boot = test
     if test:
         import machine
@@ -54,7 +60,8 @@ def run():
     ctx.app_version = manifest.get("version")
     root = os.getcwd().rstrip("/") + "/" + slots.path(name)
     sys.path.insert(0, root)
-    print("loader: app %s from slot %s, %s mode%s" % (ctx.app_version, name, ctx.mode, ", test boot" if test else ""))
+    print("loader: app %s from slot %s, %s mode%s" % (ctx.app_version, name, ctx.mode,
+                                                     ", test boot" if test else ""))
     try:
         import app.main
 

@@ -78,13 +78,15 @@ def install(board):
         return None
     target = slots.other(st.get("confirmed") or st["active"])
     root = slots.path(target)
-    _rmtree(root)
-    store.makedirs(root)
     try:
         with open(STAGING, "rb") as f:
             s = bundle.open_stream(f, info)
             m = bundle.read_manifest(s)
             bundle.check_manifest(m, info, budget)
+            if bundle.kind(m) == bundle.KIND_LOADER:
+                return _install_loader(s, m, info)
+            _rmtree(root)
+            store.makedirs(root)
             _unpack(s, m, root)
     except bundle.BundleError as e:
         event("install-refused", e.reason)
@@ -109,6 +111,30 @@ def install(board):
             pass
     event("installed", "%s into slot %s" % (info["version"], target))
     return target
+
+
+def _install_loader(s, m, info):
+    from loader import bundle, loaders
+
+    try:
+        target = loaders.install(s, m, info, _unpack, _rmtree)
+    except ValueError as e:
+        event("install-refused", str(e))
+        _forget()
+        return None
+    except bundle.BundleError as e:
+        event("install-refused", e.reason)
+        _rmtree(loaders.path(loaders.NAMES[1] if loaders.read_state()["active"] == "a" else loaders.NAMES[0]))
+        _forget()
+        return None
+    os.remove(UPDATE)
+    for p in (UPLOAD_REC, STAGING):
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+    event("installed", "loader %s into loaders/%s" % (info["version"], target))
+    return "loader:" + target
 
 
 def _unpack(s, m, root):
@@ -165,7 +191,15 @@ def boot_choice():
 
 
 def confirm(slot):
-    """Make `slot` (the one under test, now running) the confirmed one; raise the security counter to its image's."""
+    """Make `slot` (the one under test, now running) the confirmed one; raise the security counter to its image's.
+    A loader on its test boot is confirmed too (the app's self-test is its proof as well)."""
+    from loader import loaders
+
+    if loaders.under_test():
+        running = loaders.running()
+        _raise_counter(store.read_json(loaders.path(running) + "/" + loaders.MANIFEST, {}) or {})
+        loaders.confirm()
+        event("confirmed", "loader %s" % running)
     st = slots.read_state()
     if st.get("test") != slot:
         return False
@@ -175,8 +209,7 @@ def confirm(slot):
         info = {}
     # the counter first: a cut between the two writes leaves the counter raised and the old app running (safe),
     # never the new app confirmed with the old counter (which would let the older images back in)
-    if isinstance(info.get("counter"), int) and info["counter"] > stored_counter():
-        store.write_json(COUNTER, {"counter": info["counter"]})
+    _raise_counter(info)
     store.write_json(slots.STATE, {"active": slot, "confirmed": slot, "test": None, "tries": 0})
     for p in (STAGING, UPLOAD_REC):
         try:
@@ -185,6 +218,11 @@ def confirm(slot):
             pass
     event("confirmed", "slot %s %s" % (slot, info.get("version", "")))
     return True
+
+
+def _raise_counter(info):
+    if isinstance(info, dict) and isinstance(info.get("counter"), int) and info["counter"] > stored_counter():
+        store.write_json(COUNTER, {"counter": info["counter"]})
 
 
 def slot_hash(name):

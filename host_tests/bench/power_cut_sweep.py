@@ -1,6 +1,6 @@
 """Report (issue 4): a power cut at every flash operation of a whole update, on CPython over littlefs
-(host_tests/lfs_meter.py), for each board's flash geometry and two apps — the firmware's own app and the shared
-76 kB reference app — with plain cuts and torn writes. Every point must recover (a valid signed app boots, old or
+(host_tests/lfs_meter.py), for each board's flash geometry and three images — the firmware's own app, the shared
+76 kB reference app, and a loader image — with plain cuts and torn writes. Every point must recover (a valid signed app boots, old or
 new, never a mix; rerunning the push completes the update). Prints a table, writes JSON, exits 1 on any failure.
 The default test suite runs the Pico's plain cuts in full and samples the rest.
 
@@ -44,14 +44,16 @@ def reference_edit(tmp: Path):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--board", action="append", dest="boards")
-    ap.add_argument("--app", action="append", dest="apps", choices=["own", "reference"])
+    ap.add_argument("--app", action="append", dest="apps", choices=["own", "reference", "loader"],
+                    help="own: the firmware's app; reference: it plus the 76 kB reference app; loader: a loader "
+                         "image (stage 0 picks the folder). Repeatable; default all three.")
     ap.add_argument("--torn", action="append", type=int, dest="torns",
                     help="Bytes of the interrupted operation that land (0: a clean cut). Repeatable.")
     ap.add_argument("--stride", type=int, default=1, help="Cut at every K-th operation only.")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
     boards = args.boards or ["rpi_pico", "esp32_devkitc"]
-    apps = args.apps or ["own", "reference"]
+    apps = args.apps or ["own", "reference", "loader"]
     torns = args.torns if args.torns is not None else [0, 16]
     rows = []
     failed = 0
@@ -64,7 +66,9 @@ def main() -> None:
                 d = tmp / f"{board_id}-{app}"
                 d.mkdir()
                 edit = reference_edit(tmp) if app == "reference" else None
-                img = L.build_image(board_id, "1.5.0", 1, d, edit=edit)
+                kind = "loader" if app == "loader" else "app"
+                img = L.build_image(board_id, "1.5.0", 1, d, edit=edit, kind=kind)
+                old, new = ("1.0.0", "1.5.0+0") if kind == "loader" else ("0.1.0", "1.5.0")
                 n = L.total_ops(board, base, img)
                 for torn in torns:
                     t0 = time.monotonic()
@@ -73,13 +77,13 @@ def main() -> None:
                     points = range(1, n + 1, args.stride)
                     for k in points:
                         try:
-                            r = L.sweep_point(board, base, img, "0.1.0", "1.5.0", k, torn)
-                            outcomes[r["after_cut"]] += 1
+                            r = L.sweep_point(board, base, img, old, new, k, torn, kind=kind)
+                            outcomes["old" if r["after_cut"] == old else "new"] += 1
                         except AssertionError as e:
                             failures.append(str(e))
                     row = {"board": board_id, "app": app, "image_bytes": len(img), "ops": n, "torn": torn,
                            "points": len(points), "failures": len(failures), "first_failures": failures[:5],
-                           "boots_old": outcomes["0.1.0"], "boots_new": outcomes["1.5.0"],
+                           "boots_old": outcomes["old"], "boots_new": outcomes["new"],
                            "seconds": round(time.monotonic() - t0, 1)}
                     failed += len(failures)
                     rows.append(row)

@@ -170,3 +170,46 @@ def test_recovery_installs_a_signed_image_with_the_relay_open(start_emulator, tm
     assert emu.ctl("status")["relay"] == "closed"  # what recovery opened, the loader closes for the app
     log = events(emu)
     assert "recovery" in log and "relay-open" in log and "confirmed" in log and "relay-closed" in log
+
+
+def loader_image(tmp_path: Path, name: str, version: str, counter: int, edit=None) -> Path:
+    fw = tmp_path / f"fw-{name}"
+    shutil.copytree(ROOT / "firmware", fw)
+    if edit:
+        edit(fw / "loader")
+    out = tmp_path / f"{name}.img"
+    p = subprocess.run([str(BIN / "ota"), "build", str(fw), "--kind", "loader", "--board", "rpi_pico", "--version",
+                        version, "--security-counter", str(counter), "--key", str(DEV_IMAGE_KEY), "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def loader_state(emu) -> dict:
+    p = subprocess.run([str(BIN / "mpremote"), "connect", emu.console, "exec",
+                        "print(open('meter/loaders.json').read())"], capture_output=True, text=True, timeout=90)
+    return json.loads([x for x in p.stdout.splitlines() if x.startswith("{")][-1])
+
+
+def test_loader_updates_itself_and_a_broken_loader_is_reverted(start_emulator, tmp_path):
+    """Stage 0 runs a new loader once under a watchdog; it is confirmed through the app's self-test. A loader that
+    crashes at boot is reset by the watchdog and stage 0 goes back to the previous folder."""
+    emu = start_emulator("rpi_pico", speed="max")
+    echo_ok(emu)
+    p = ota("push", loader_image(tmp_path, "good", "1.1.0", 1), "--port", emu.console, "--test", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    wait_running(emu, "0.1.0", confirmed=True, poll=2.0)
+    assert loader_state(emu) == {"active": "b"}
+    assert events(emu)[-1] == "confirmed"
+    emu.ctl("reset")  # mpremote stopped the app
+    wait_running(emu, "0.1.0", confirmed=True, poll=2.0)
+
+    def crash(loader: Path) -> None:
+        (loader / "startup.py").write_text("raise RuntimeError('broken loader')\n")
+
+    p = ota("push", loader_image(tmp_path, "broken", "1.2.0", 1, crash), "--port", emu.console, "--test", "--json",
+            "--timeout", "3")
+    assert "accepted" in p.stdout or p.returncode != 0
+    wait_running(emu, "0.1.0", confirmed=True, timeout=120, poll=2.0)
+    assert loader_state(emu) == {"active": "b"}
+    assert "rollback" in events(emu)

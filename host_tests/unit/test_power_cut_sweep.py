@@ -78,6 +78,17 @@ def test_torn_writes_and_permanent_installs_sampled(images, provisioned, board_i
         L.sweep_point(board, base, img, OLD, "1.5.0", k, torn=1 + (k * 37) % 200, permanent=permanent)
 
 
+def test_cut_points_of_a_loader_update_recover(tmp_path, provisioned):
+    """Every 11th cut point of a loader image (every one: the report command). Stage 0 (boot.py's own code) always finds a whole loader folder, old or new; the new one is
+    confirmed through the app's self-test, and a rerun completes an interrupted update."""
+    board, base = provisioned("rpi_pico")
+    img = L.build_image("rpi_pico", "1.1.0", 1, tmp_path, kind="loader")
+    n = L.total_ops(board, base, img)
+    assert n > 50
+    outcomes = [L.sweep_point(board, base, img, "1.0.0", "1.1.0+0", k, 0, kind="loader") for k in range(1, n + 2, 11)]
+    assert {o["after_cut"] for o in outcomes} == {"1.0.0", "1.1.0+0"}
+
+
 def test_the_oracle_sees_a_mix():
     board = load_board("rpi_pico")
     m = L.Meter(board)
