@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STUBS := .cache/stubs
 
-.PHONY: setup demo test stubs bench lint clean
+.PHONY: setup demo test stubs bench sweeps lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: setup stubs
 bench: setup
 	$(PY) -m host_tests.bench.run
 	$(PY) -m host_tests.bench.image_verify
+	$(PY) -m host_tests.bench.ota_push
+
+# Exhaustive power-cut reports (about 40 min on 2 cores): every cut point on CPython over littlefs, every 3rd in the VM
+sweeps: setup
+	$(PY) -m host_tests.bench.power_cut_sweep
+	$(PY) -m host_tests.bench.power_cut_vm --stride 3
 
 lint: setup
 	$(VENV)/bin/ruff check .

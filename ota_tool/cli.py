@@ -602,11 +602,14 @@ def trust_show(store_file: Path) -> None:
 @click.option("--cmd", required=True, help="Command name, e.g. relay, topup, clock.set.")
 @click.option("--args", "args_json", default="{}", help="Arguments as a JSON object.")
 @click.option("--expires-in", default=3600, show_default=True, help="Seconds until the envelope expires.")
+@click.option("--image", "image_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Add the image's hash to the arguments (for image.state: which upload to install).")
 @click.option("--passphrase-env", metavar="VAR")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def envelope(key: Path, meter: str, cmd: str, args_json: str, expires_in: int, passphrase_env: str | None,
-             output: Path) -> None:
-    """Create a signed command envelope offline (for a head-end or a field laptop)."""
+def envelope(key: Path, meter: str, cmd: str, args_json: str, expires_in: int, image_file: Path | None,
+             passphrase_env: str | None, output: Path) -> None:
+    """Create a signed command envelope offline (for a head-end or a field laptop). For a locked meter's update:
+    `--cmd image.state --args '{"confirm": false}' --image app.img` and `--cmd os.reset`."""
     from meterkit import envelope as env
 
     try:
@@ -615,10 +618,13 @@ def envelope(key: Path, meter: str, cmd: str, args_json: str, expires_in: int, p
         raise click.BadParameter(f"not JSON: {e}", param_hint="--args") from e
     if not isinstance(args, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--args")
+    if image_file is not None:
+        parsed = _image_guard(lambda: image.parse(image_file.read_bytes()))
+        args["hash"] = parsed.first(image.Tlv.SHA256, "unprotected")
     k = _guard(lambda: keys.load_private(key, keys.passphrase_from_env(passphrase_env)))
     data = env.make(k, meter, cmd, args, expires_in=expires_in)
     output.write_bytes(data)
-    click.echo(json.dumps({k_: (v.hex() if isinstance(v, bytes) else v) for k_, v in env.read(data).items()}))
+    click.echo(json.dumps(env.read(data), default=lambda v: v.hex() if isinstance(v, bytes) else str(v)))
 
 
 if __name__ == "__main__":

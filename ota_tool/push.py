@@ -80,7 +80,7 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
             if stalls > MAX_STALLS:
                 raise DeviceTimeout(f"upload stalled at byte {done} of {len(data)}: {stalls - 1} retries got no "
                                     f"answer ({type(e).__name__}); rerun to resume") from e
-            first_timeout = link.timeout
+            first_timeout = min(link.timeout, 1.5 * CHUNK_TIMEOUT)  # a resume is answered as fast as a chunk
             await asyncio.sleep(0.05 * stalls)  # let a late answer arrive and be dropped
     seconds = time.monotonic() - t0
     end = time.monotonic() + VERDICT_TIMEOUT

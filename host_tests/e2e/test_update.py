@@ -130,14 +130,16 @@ def test_a_noisy_line_costs_time_never_a_wrong_image(start_emulator, tmp_path):
     emu = start_emulator("rpi_pico")
     echo_ok(emu)
 
-    def bulk(app: Path) -> None:  # about 20 kB of bytecode more, so the upload spans many frames
-        for i in range(6):
-            (app / f"filler{i}.py").write_text("".join(f"def f{i}_{j}(x):\n    return x * {j} + {i}\n"
-                                                       for j in range(60)))
+    def bulk(app: Path) -> None:  # 24 kB that do not deflate, so the upload spans a dozen frames
+        import random
+
+        rng = random.Random(4)
+        (app / "filler.py").write_text(f"DATA = {bytes(rng.getrandbits(8) for _ in range(24000))!r}\n")
 
     img = variant(tmp_path, "bulky", "rpi_pico", "1.7.0", 1, bulk)
-    emu.ctl("set", "wire.error_rate=0.0002", "wire.drop_rate=0.0001")
-    p = ota("push", img, "--port", emu.console, "--test", "--json")
+    emu.ctl("set", "wire.error_rate=0.0001", "wire.drop_rate=0.00005")  # 1 per 10,000 bytes, plus losses
+    p = subprocess.run([str(BIN / "ota"), "push", str(img), "--port", emu.console, "--test", "--json"],
+                       capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
     r = json.loads(p.stdout)
     wire = emu.ctl("status")["wire"]

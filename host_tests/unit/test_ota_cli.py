@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -187,3 +188,19 @@ def test_trust_create_show_and_envelope(tmp_path):
             "--args", '{"state": "disconnect"}', "-o", env)
     assert p.returncode == 0 and json.loads(p.stdout)["meter"] == "m-9"
     assert ota("envelope", "--key", img_key, "--meter", "m", "--cmd", "x", "--args", "[1]", "-o", env).returncode == 2
+
+
+def test_envelope_for_an_image_names_its_hash(tmp_path):
+    import cbor2
+
+    img = tmp_path / "app.img"
+    assert ota("build", ROOT / "firmware", "--board", "rpi_pico", "--version", "1.0.0", "--key", DEV_IMAGE_KEY,
+               "-o", img).returncode == 0
+    out = tmp_path / "env.cbor"
+    key = ROOT / "keys" / "dev" / "command-DEVELOPMENT-ONLY-ed25519.pem"
+    p = ota("envelope", "--key", key, "--meter", "m-1", "--cmd", "image.state", "--args", '{"confirm": false}',
+            "--image", img, "-o", out)
+    assert p.returncode == 0, p.stderr
+    body = cbor2.loads(cbor2.loads(out.read_bytes())["body"])
+    raw = img.read_bytes()
+    assert body["args"] == {"confirm": False, "hash": hashlib.sha256(raw[: -(4 + 36 * 2 + 68)]).digest()}
