@@ -402,15 +402,18 @@ async def _after_reset(port: str, baud: int, timeout: float, wait: float = 60.0)
     from . import push as pushing
 
     end = _time.monotonic() + wait
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.2)
     while True:
         try:
+            # short probes while the meter reboots (the loader installs first), then the normal timeout
+            async with MeterLink(port, baud, min(timeout, 1.0)) as link:
+                version = await meter_info.app_version(link)
             async with MeterLink(port, baud, timeout) as link:
-                return await meter_info.app_version(link), await pushing.slots(link)
+                return version, await pushing.slots(link)
         except OtaError:
             if _time.monotonic() > end:
                 raise
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.2)
 
 
 @main.command()
