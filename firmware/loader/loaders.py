@@ -17,12 +17,7 @@ def path(name):
 
 
 def read_state():
-    try:
-        st = store.read_json(STATE, {})
-    except ValueError:
-        st = {}
-    if not isinstance(st, dict) or st.get("active") not in NAMES:
-        st = {"active": NAMES[0]}
+    st = store.read_pointer(STATE, NAMES)
     if st.get("test") not in NAMES or st.get("test") == st["active"]:
         st["test"] = None
     return st

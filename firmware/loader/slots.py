@@ -25,12 +25,7 @@ def other(name):
 
 
 def read_state():
-    try:
-        st = store.read_json(STATE, {})
-    except ValueError:
-        st = {}
-    if not isinstance(st, dict) or st.get("active") not in NAMES:
-        st = {"active": NAMES[0]}
+    st = store.read_pointer(STATE, NAMES)
     if st.get("confirmed") not in NAMES:
         st["confirmed"] = st["active"]
     if st.get("test") not in NAMES:

@@ -60,6 +60,18 @@ def read_json(path, default=None):
         raise ValueError("corrupt " + path) from None
 
 
+def read_pointer(path, names):
+    """A pointer file (slots, loader folders): its dict, with "active" one of `names`; a missing, unreadable or
+    invalid file gives {"active": names[0]}."""
+    try:
+        st = read_json(path, {})
+    except ValueError:
+        st = {}
+    if not isinstance(st, dict) or st.get("active") not in names:
+        st = {"active": names[0]}
+    return st
+
+
 def write_json(path, obj):
     write_atomic(path, json.dumps(obj).encode())
 
