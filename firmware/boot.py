@@ -78,7 +78,8 @@ if _d is None:
 
         time.sleep(60)
 else:
-    sys.path[:0] = ["/loaders/" + _d, "/loaders/" + _d + "/lib"]
+    _root = os.getcwd().rstrip("/") + "/loaders/" + _d  # "/" on a board
+    sys.path[:0] = [_root, _root + "/lib"]
     import loader.early
 
     loader.early.run()
