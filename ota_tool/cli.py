@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from . import bundle, image, keys, meter_info
-from .errors import OtaError, rejection_exit
+from .errors import DeviceTimeout, OtaError, rejection_exit
 from .link import MeterLink, run
 
 PORT_HELP = "Serial port of the meter: /dev/ttyUSB0, /dev/ttyACM0, or an emulator's STATE/console."
@@ -361,10 +361,12 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
                     task = bar.add_task(image_file.name, total=len(data))
                     r = await pushing.push(link, data, lambda off, total: bar.update(task, completed=off))
             r.before = before
+            booted = None
             if mode_ and r.image_hash:
+                booted = await pushing.boot_number(link)
                 await pushing.activate(link, r.image_hash, permanent=(mode_ == "confirm"), authority=authority)
         if mode_:
-            r.after, r.slots = await _after_reset(port, baud, timeout)
+            r.after, r.slots = await _after_reset(port, baud, timeout, booted)
         return r
 
     try:
@@ -394,8 +396,10 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
             click.echo(f"meter now runs {r.after} ({kind}); it ran {r.before} before")
 
 
-async def _after_reset(port: str, baud: int, timeout: float, wait: float = 60.0) -> tuple[str, list[dict]]:
-    """Reconnect after the meter's reset (the loader installs the update first) and read what it runs."""
+async def _after_reset(port: str, baud: int, timeout: float, booted: int | None = None,
+                       wait: float = 60.0) -> tuple[str, list[dict]]:
+    """Reconnect after the meter's reset (the loader installs the update first) and read what it runs. `booted`:
+    the boot number before the reset; until the meter reports a higher one it has not rebooted yet."""
     import asyncio
     import time as _time
 
@@ -407,13 +411,16 @@ async def _after_reset(port: str, baud: int, timeout: float, wait: float = 60.0)
         try:
             # short probes while the meter reboots (the loader installs first), then the normal timeout
             async with MeterLink(port, baud, min(timeout, 1.0)) as link:
-                version = await meter_info.app_version(link)
-            async with MeterLink(port, baud, timeout) as link:
-                return version, await pushing.slots(link)
+                rebooted = booted is None or ((await pushing.boot_number(link)) or 0) > booted
+                version = await meter_info.app_version(link) if rebooted else None
+            if version is not None:
+                async with MeterLink(port, baud, timeout) as link:
+                    return version, await pushing.slots(link)
         except OtaError:
-            if _time.monotonic() > end:
-                raise
-            await asyncio.sleep(0.2)
+            pass
+        if _time.monotonic() > end:
+            raise DeviceTimeout(f"{port}: the meter did not come back from its reset within {wait:g} s")
+        await asyncio.sleep(0.2)
 
 
 @main.command()

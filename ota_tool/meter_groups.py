@@ -30,6 +30,7 @@ class UpdateStatusReadResponse(smpmsg.ReadResponse):
     image_version: str | None = None
     hash: bytes | None = None
     refused: str = ""
+    boot: int | None = None
 
 
 class UpdateStatusRead(UpdateStatusReadRequest):

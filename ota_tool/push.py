@@ -121,6 +121,11 @@ async def _signed(link: MeterLink, authority: Authority | None, request_type: ty
     return None
 
 
+async def boot_number(link: MeterLink) -> int | None:
+    """The meter's boot counter (update status), to tell when a reset has happened."""
+    return (await link.request(UpdateStatusRead(), "update status", retries=3)).boot
+
+
 async def activate(link: MeterLink, image_hash: bytes, permanent: bool, authority: Authority | None = None) -> None:
     """Ask the meter to install the verified upload at its next boot (as a test boot, or for good), then reset."""
     await _signed(link, authority, SignedStatesWrite, IMAGE_STATE, {"confirm": permanent, "hash": image_hash},

@@ -73,6 +73,11 @@ class ImageGroup:
         self.reason = ""
         self.staged = None
         self.refused = ""  # why the last state-changing request was refused (locked mode)
+        try:
+            boots = store.read_json("meter/boots.json", {})
+        except ValueError:
+            boots = {}
+        self.boot = boots.get("boots", 0) if isinstance(boots, dict) else 0  # tells a client the meter rebooted
         if self.rec and _size(STAGING) == self.rec["len"]:
             self.verify_staged()  # a complete upload survived a reset: judge it again, nothing is trusted from before
 
@@ -266,7 +271,7 @@ class ImageGroup:
 
     def update_status(self, req):
         out = {"state": self.state, "reason": self.reason, "received": _size(STAGING),
-               "length": self.rec["len"] if self.rec else 0, "refused": self.refused}
+               "length": self.rec["len"] if self.rec else 0, "refused": self.refused, "boot": self.boot}
         if self.staged:
             out["image_version"] = self.staged["version"]
             out["hash"] = self.staged["hash"]
