@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--board", action="append", dest="boards")
     ap.add_argument("--json", dest="json_out")
+    ap.add_argument("--only", choices=["ota", "smpmgr", "mpremote"], help="Measure one tool only.")
     args = ap.parse_args()
     out: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
                  "date": time.strftime("%Y-%m-%d"), "runs": args.runs, "boards": {}}
@@ -70,6 +71,8 @@ def main() -> None:
                                              "ota_upload_only": [], "smpmgr_defaults": [], "smpmgr_line_buffers": [],
                                              "mpremote_cp": []}
             for run in range(args.runs):
+                if args.only not in (None, "ota"):
+                    break
                 emu = Emulator(tmp / f"{board}-ota-{run}", board=board)
                 try:
                     ota("echo", "--port", emu.console, timeout=30)
@@ -77,11 +80,15 @@ def main() -> None:
                     p = ota("push", img, "--port", emu.console, "--test", "--json")
                     cases["ota_push_command"].append(time.monotonic() - t0)
                     assert p.returncode == 0, p.stdout + p.stderr
+                    assert json.loads(p.stdout)["after"] == "app-2.0.0", p.stdout  # the report is of the new app
                     cases["ota_upload_only"].append(json.loads(p.stdout)["seconds"])
                     wait_confirmed(emu, "2.0.0")
                     cases["ota_push_to_confirmed"].append(time.monotonic() - t0)
                 finally:
                     emu.stop()
+            for run in range(args.runs):
+                if args.only not in (None, "smpmgr"):
+                    break
                 for name, extra in (("smpmgr_defaults", []), ("smpmgr_line_buffers",
                                                              ["--line-buffers", str(LINE_BUFFERS)])):
                     emu = Emulator(tmp / f"{board}-{name}-{run}", board=board)
@@ -96,6 +103,9 @@ def main() -> None:
                         cases[name].append(time.monotonic() - t0)
                     finally:
                         emu.stop()
+            for run in range(args.runs):
+                if args.only not in (None, "mpremote"):
+                    break
                 emu = Emulator(tmp / f"{board}-mpremote-{run}", board=board)
                 try:
                     ota("echo", "--port", emu.console, timeout=30)
@@ -108,6 +118,8 @@ def main() -> None:
                 finally:
                     emu.stop()
             for name, xs in cases.items():
+                if not xs:
+                    continue
                 med = statistics.median(xs)
                 res[name] = {"median_s": round(med, 2), "runs_s": [round(x, 2) for x in xs]}
                 if name != "mpremote_cp":
