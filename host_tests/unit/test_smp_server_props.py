@@ -15,6 +15,7 @@ class Ctx:
     board = {"id": "esp32_devkitc", "name": "x", "mcu": {"arch": "xtensawin"}}
     meter_id = "m"
     app_version = "0.1.0"
+    mode = "development"
 
     def request_reset(self, force=False):
         pass
