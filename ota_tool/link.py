@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from smp.exceptions import SMPException
 from smpclient import SMPClient
 from smpclient.exceptions import SMPBadSequence
 from smpclient.generics import error, error_v1, error_v2, success
@@ -13,6 +14,9 @@ from smpclient.transport.serial import SMPSerialTransport
 from .errors import DeviceRefused, DeviceTimeout, NoDevice
 
 DEFAULT_TIMEOUT = 5.0
+# what a frame lost or damaged on the line looks like to smpclient: no answer, an answer to an earlier request, or
+# bytes that do not decode (bad delimiter, CRC, CBOR)
+LINE_ERRORS = (TimeoutError, SMPBadSequence, SMPException, ValueError)
 
 
 class MeterLink:
@@ -43,7 +47,7 @@ class MeterLink:
             try:
                 rsp = await self._client.request(req)
                 break
-            except (TimeoutError, SMPBadSequence, ValueError) as e:
+            except LINE_ERRORS as e:
                 if attempt == retries:
                     raise DeviceTimeout(f"{what}: no valid answer from {self.port} within {self.timeout:g} s"
                                         + (f" ({retries + 1} tries)" if retries else "")) from e

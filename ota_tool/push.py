@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from smpclient.exceptions import SMPBadSequence, SMPUploadError
+from smpclient.exceptions import SMPUploadError
 from smpclient.requests.image_management import ImageStatesRead
 
 from .authority import IMAGE_ERASE, IMAGE_STATE, OS_RESET, Authority
 from .errors import NOT_AUTHORISED_EXIT, DeviceRefused, DeviceTimeout, OtaError, rejection_exit
-from .link import MeterLink
+from .link import LINE_ERRORS, MeterLink
 from .meter_groups import SignedErase, SignedReset, SignedStatesWrite, UpdateStatusRead
 
 VERDICT_TIMEOUT = 60.0
@@ -74,7 +74,7 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
             if st.state == "rejected":
                 raise UpdateRejected(st.reason) from e
             raise DeviceRefused("upload", 1) from e
-        except (TimeoutError, SMPBadSequence, ValueError) as e:
+        except LINE_ERRORS as e:
             stalls += 1
             retries += 1
             if stalls > MAX_STALLS:
@@ -127,10 +127,14 @@ async def boot_number(link: MeterLink) -> int | None:
 
 
 async def activate(link: MeterLink, image_hash: bytes, permanent: bool, authority: Authority | None = None) -> None:
-    """Ask the meter to install the verified upload at its next boot (as a test boot, or for good), then reset."""
+    """Ask the meter to install the verified upload at its next boot (as a test boot, or for good), then reset.
+    A reset's answer lost on the line is not an error here: the caller watches the boot number."""
     await _signed(link, authority, SignedStatesWrite, IMAGE_STATE, {"confirm": permanent, "hash": image_hash},
                   "mark the upload pending", retries=3)
-    await reset(link, authority)
+    try:
+        await reset(link, authority)
+    except DeviceTimeout:
+        pass
 
 
 async def reset(link: MeterLink, authority: Authority | None = None) -> None:
