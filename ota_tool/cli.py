@@ -637,5 +637,13 @@ def envelope(key: Path, meter: str, cmd: str, args_json: str, expires_in: int, i
     click.echo(json.dumps(env.read(data), default=lambda v: v.hex() if isinstance(v, bytes) else str(v)))
 
 
+def _add_groups() -> None:
+    from .cli_meter import meter
+
+    main.add_command(meter)
+
+
+_add_groups()
+
 if __name__ == "__main__":
     main()

@@ -50,3 +50,84 @@ class SignedErase(ImageErase):
 
 class SignedReset(ResetWrite):
     envelope: bytes | None = None
+
+
+# Group 65, metering (firmware/app/meter_group.py).
+GROUP_METERING = 65
+
+
+class MeterReadRequest(smpmsg.ReadRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
+    _COMMAND_ID: ClassVar[int] = 0
+
+
+class MeterReadResponse(smpmsg.ReadResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
+    _COMMAND_ID: ClassVar[int] = 0
+
+    age_ms: int
+    uptime_ms: int
+    front: str
+    obis: dict
+    md_at: int | None = None
+    zone: int
+    clock_known: bool
+    readings: int
+    saved_ms_ago: int
+    saves: int
+    registers: str
+    calibration: str
+    errors: dict
+
+
+class MeterRead(MeterReadRequest):
+    _Response = MeterReadResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = smperr.ErrorV2
+
+
+class CalibrateWriteRequest(smpmsg.WriteRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
+    _COMMAND_ID: ClassVar[int] = 1
+
+    step: str
+    v: float
+    i: float
+    pf: float
+    n: int
+    envelope: bytes | None = None
+
+
+class CalibrateWriteResponse(smpmsg.WriteResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
+    _COMMAND_ID: ClassVar[int] = 1
+
+    state: str
+    n: int
+
+
+class CalibrateWrite(CalibrateWriteRequest):
+    _Response = CalibrateWriteResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = smperr.ErrorV2
+
+
+class CalibrationReadRequest(smpmsg.ReadRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
+    _COMMAND_ID: ClassVar[int] = 2
+
+
+class CalibrationReadResponse(smpmsg.ReadResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
+    _COMMAND_ID: ClassVar[int] = 2
+
+    source: str
+    front: str
+    constants: dict
+    last: dict | None = None
+
+
+class CalibrationRead(CalibrationReadRequest):
+    _Response = CalibrationReadResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = smperr.ErrorV2

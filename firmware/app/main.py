@@ -1,4 +1,4 @@
-# The application's main loop: asyncio tasks for the heartbeat and the SMP console.
+# The application's main loop: asyncio tasks for the heartbeat, the SMP console and metering.
 import asyncio
 
 from app import console, heartbeat, selftest
@@ -9,7 +9,12 @@ def run(ctx):
 
 
 async def _main(ctx):
+    from app.meter_group import MeterGroup
+    from app.metering import Metering
+
     beat = heartbeat.Heartbeat(ctx)
     serve = console.ConsoleTask(ctx)
     ctx.reset_scheduler = serve.schedule_reset
-    await asyncio.gather(beat.run(), serve.run(), selftest.run(ctx, beat))
+    meter = Metering(ctx)
+    MeterGroup(ctx, meter).register(ctx.server)
+    await asyncio.gather(beat.run(), serve.run(), selftest.run(ctx, beat), meter.run())

@@ -1,0 +1,84 @@
+# The application's metering settings, in meter/config.json beside the loader's (outside the app slots). Missing
+# keys take the defaults; a wrong value is not half-used: metering runs on the defaults and records a
+# "config-invalid" event naming the key.
+from loader import store
+
+PATH = "meter/config.json"
+MD_PERIODS = (300, 600, 900, 1800, 3600)
+DEFAULTS = {
+    "persist_interval_s": 60,  # registers to flash (docs/metering.md: wear arithmetic)
+    "md_period_s": 1800,  # maximum-demand integration period, aligned to the clock
+    "tz_offset_min": 330,  # local time = RTC (UTC) + this; TOU zones follow local time (India: +05:30)
+    "tou": [["00:00", 1]],  # [start "HH:MM", zone 1..8], the zone runs until the next start; one zone by default
+    "tou_weekend": None,  # the same for Saturday and Sunday, or None for the weekday table
+}
+
+
+def _hhmm(s):
+    if not isinstance(s, str) or len(s) != 5 or s[2] != ":":
+        return None
+    try:
+        h = int(s[:2])
+        m = int(s[3:])
+    except ValueError:
+        return None
+    return h * 60 + m if 0 <= h < 24 and 0 <= m < 60 else None
+
+
+def parse_tou(table):
+    """[(minute of day, zone)] sorted, starting at 00:00; None for a bad table."""
+    if not isinstance(table, list) or not 1 <= len(table) <= 24:
+        return None
+    out = []
+    for ent in table:
+        if not isinstance(ent, list) or len(ent) != 2:
+            return None
+        minute = _hhmm(ent[0])
+        zone = ent[1]
+        if minute is None or not isinstance(zone, int) or not 1 <= zone <= 8:
+            return None
+        out.append((minute, zone))
+    out.sort()
+    if out[0][0] != 0:
+        return None
+    for k in range(1, len(out)):
+        if out[k][0] == out[k - 1][0]:
+            return None
+    return out
+
+
+_CHECKS = {
+    "persist_interval_s": lambda v: isinstance(v, int) and 10 <= v <= 3600,
+    "md_period_s": lambda v: v in MD_PERIODS,
+    "tz_offset_min": lambda v: isinstance(v, int) and -720 <= v <= 840,
+    "tou": lambda v: parse_tou(v) is not None,
+    "tou_weekend": lambda v: v is None or parse_tou(v) is not None,
+}
+
+
+def load():
+    """(settings, problem or None)."""
+    try:
+        raw = store.read_json(PATH, {})
+    except ValueError:
+        return dict(DEFAULTS), "does not parse"
+    if not isinstance(raw, dict):
+        return dict(DEFAULTS), "not an object"
+    out = dict(DEFAULTS)
+    for k, check in _CHECKS.items():
+        if k in raw:
+            if not check(raw[k]):
+                return dict(DEFAULTS), "bad value for " + k
+            out[k] = raw[k]
+    return out, None
+
+
+def zone_at(table, minute):
+    """The TOU zone of a minute of the day in a parsed table."""
+    zone = table[0][1]
+    for start, z in table:
+        if start <= minute:
+            zone = z
+        else:
+            break
+    return zone

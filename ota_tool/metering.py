@@ -1,0 +1,118 @@
+"""Reading a meter and calibrating it over SMP group 65 (firmware/app/meter_group.py, docs/smp-groups.md).
+
+Readings come back keyed by OBIS code strings in SI units: V, A, W, var, VA, Hz, and Wh / varh / VAh for registers
+(the meter sends integer milli-units so that large registers stay exact; they are divided here)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from .authority import Authority
+from .errors import DeviceRefused, OtaError
+from .link import MeterLink
+from .meter_groups import GROUP_METERING, CalibrateWrite, CalibrationRead, MeterRead
+
+CMD_CALIBRATE = "meter.calibrate"
+# register OBIS codes (integer milli-units on the wire) and their units
+ENERGY = {
+    "1.0.1.8.0.255": ("active energy import", "Wh"),
+    "1.0.2.8.0.255": ("active energy export", "Wh"),
+    "1.0.3.8.0.255": ("reactive energy import", "varh"),
+    "1.0.4.8.0.255": ("reactive energy export", "varh"),
+    "1.0.9.8.0.255": ("apparent energy", "VAh"),
+    **{f"1.0.1.8.{z}.255": (f"active energy import, TOU zone {z}", "Wh") for z in range(1, 9)},
+}
+INSTANT = {
+    "1.0.12.7.0.255": ("voltage", "V"),
+    "1.0.11.7.0.255": ("current", "A"),
+    "1.0.1.7.0.255": ("active power (+ import, - export)", "W"),
+    "1.0.3.7.0.255": ("reactive power (+ lagging)", "var"),
+    "1.0.9.7.0.255": ("apparent power", "VA"),
+    "1.0.13.7.0.255": ("power factor (signed)", ""),
+    "1.0.14.7.0.255": ("frequency", "Hz"),
+    "1.0.1.6.0.255": ("maximum demand, import", "W"),
+}
+UNITS = {**{k: u for k, (_, u) in INSTANT.items()}, **{k: u for k, (_, u) in ENERGY.items()}}
+NAMES = {**{k: n for k, (n, _) in INSTANT.items()}, **{k: n for k, (n, _) in ENERGY.items()}}
+# group return codes (SMP v2) of group 65
+RC_NOT_READY = 1
+RC_BAD_REFERENCE = 2
+RC_NOT_AUTHORISED = 3
+STEPS = ("gain", "phase", "offset")
+
+
+class CalibrationFailed(OtaError):
+    exit_code = 8
+
+
+def _group_refusal(e: DeviceRefused, what: str) -> OtaError:
+    if e.group != GROUP_METERING:
+        return e
+    if e.rc == RC_NOT_AUTHORISED:
+        err = OtaError(f"{what}: not authorised (a locked meter needs a signed {CMD_CALIBRATE} envelope: --key or "
+                       "--envelope)")
+        err.exit_code = 9
+        return err
+    if e.rc == RC_NOT_READY:
+        err = OtaError(f"{what}: the meter has no reading yet (it measures once a second after boot)")
+        err.exit_code = 5
+        return err
+    if e.rc == RC_BAD_REFERENCE:
+        return CalibrationFailed(f"{what}: the meter refused the reference conditions")
+    return e
+
+
+def convert(raw: dict) -> dict:
+    """The meter's read response as one JSON-ready object: `obis` in SI units, the rest as sent."""
+    obis = {}
+    for code, value in raw["obis"].items():
+        obis[code] = value / 1000.0 if code in ENERGY else value
+    out = {k: v for k, v in raw.items() if k != "obis"}
+    out["obis"] = obis
+    return out
+
+
+async def read(link: MeterLink) -> dict:
+    try:
+        rsp = await link.request(MeterRead(), "meter read", retries=2)
+    except DeviceRefused as e:
+        raise _group_refusal(e, "meter read") from e
+    return convert(rsp.model_dump(exclude={"header", "version", "sequence", "smp_data"}))
+
+
+async def calibration(link: MeterLink) -> dict:
+    rsp = await link.request(CalibrationRead(), "calibration read", retries=2)
+    return rsp.model_dump(exclude={"header", "version", "sequence", "smp_data"})
+
+
+async def calibrate(link: MeterLink, authority: Authority, step: str, v: float, i: float, pf: float, n: int = 10,
+                    progress: Callable[[int, int], None] | None = None) -> dict:
+    """Start a calibration step and wait until the meter has averaged `n` readings and stored new constants.
+    Returns the meter's calibration state ({state: done, constants, measured, ...}); CalibrationFailed otherwise."""
+    args = {"step": step, "v": float(v), "i": float(i), "pf": float(pf), "n": int(n)}
+    env = await authority.envelope(link, CMD_CALIBRATE, args)
+    try:
+        await link.request(CalibrateWrite(**args, envelope=env), "calibrate")
+    except DeviceRefused as e:
+        err = _group_refusal(e, "calibrate")
+        if isinstance(err, CalibrationFailed):
+            state = await calibration(link)
+            last = state.get("last") or {}
+            raise CalibrationFailed(f"calibrate {step}: refused ({last.get('error', 'bad request')})") from e
+        raise err from e
+    deadline = time.monotonic() + n * 3 + 10
+    while True:
+        await asyncio.sleep(0.5)
+        state = await calibration(link)
+        last = state.get("last") or {}
+        if progress is not None:
+            progress(int(last.get("got", n if last.get("state") == "done" else 0)), n)
+        if last.get("state") == "done":
+            return state
+        if last.get("state") in ("failed", "refused"):
+            raise CalibrationFailed(f"calibrate {step}: {last.get('error')} (measured V, I, P, Q = "
+                                    f"{last.get('measured')})")
+        if time.monotonic() > deadline:
+            raise CalibrationFailed(f"calibrate {step}: the meter did not finish ({last})")
