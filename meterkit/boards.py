@@ -40,7 +40,11 @@ USB_CONSOLE = "usb"
 """`uarts.console.id` of a board whose console is the MCU's own USB CDC port (no pins, no baud rate)."""
 
 FRONTEND_ADC = "adc"
-FRONTENDS = (FRONTEND_ADC,)
+FRONTEND_BL0942 = "bl0942"
+FRONTENDS = (FRONTEND_ADC, FRONTEND_BL0942)
+# calibration keys per front end (firmware/app/calibration.py)
+CALIBRATION_KEYS = {FRONTEND_ADC: ("v_gain", "i_gain", "phase_deg", "v_offset", "i_offset"),
+                    FRONTEND_BL0942: ("v_scale", "i_scale", "p_scale", "cf_per_kwh")}
 
 ESP32_ATTENUATIONS_DB = (0, 2.5, 6, 11)
 """`adc.attenuation_db` values: MicroPython's ADC.ATTN_0DB, ATTN_2_5DB, ATTN_6DB, ATTN_11DB."""
@@ -364,7 +368,7 @@ class _Validator:
             self.fail("schema", f"expected {SCHEMA_VERSION} (the only board schema this tool reads), "
                                 f"got {_show(data['schema'])}")
             raise BoardError(self.errors)
-        top = self.obj("", data, _TOP_REQUIRED, ("notes",))
+        top = self.obj("", data, _TOP_REQUIRED, ("notes", "bl0942"))
         if top is None:
             raise BoardError(self.errors)
         if "id" in top:
@@ -391,12 +395,16 @@ class _Validator:
             self.adc(top["adc"])
         if "uarts" in top:
             self.uarts(top["uarts"])
-        if "frontend" in top:
-            f = self.obj("frontend", top["frontend"], ("type",))
-            if f is not None and "type" in f:
-                self.choice("frontend.type", f["type"], FRONTENDS)
+        kind = self.frontend(top["frontend"]) if "frontend" in top else None
+        if kind == FRONTEND_BL0942:
+            if "bl0942" not in top:
+                self.fail("bl0942", "missing (required when frontend.type is \"bl0942\": the IC's circuit)")
+            else:
+                self.bl0942(top["bl0942"])
+        elif "bl0942" in top and kind is not None:
+            self.fail("bl0942", f"only for frontend.type \"bl0942\" (this board's is {_show(kind)})")
         if "calibration" in top:
-            self.calibration(top["calibration"])
+            self.calibration(top["calibration"], kind)
         if "metering" in top:
             self.metering(top["metering"])
         if "notes" in top:
@@ -452,7 +460,8 @@ class _Validator:
             self.pin("pins.relay_feedback", p["relay_feedback"], _INPUT, level=True, pull=True)
 
     def adc(self, value: Any) -> None:
-        a = self.obj("adc", value, ("bits", "vref", "channels"), ("attenuation_db", "nonlinearity"))
+        a = self.obj("adc", value, ("bits", "vref", "channels"),
+                     ("attenuation_db", "nonlinearity", "bias_volts", "read_us"))
         if a is None:
             return
         fam = self.family
@@ -482,6 +491,10 @@ class _Validator:
                 for name in ("voltage", "current"):
                     if name in ch:
                         self.pin(f"adc.channels.{name}", ch[name], _ANALOG)
+        if "bias_volts" in a:
+            self.number("adc.bias_volts", a["bias_volts"], 0, 5, lo_open=True)
+        if "read_us" in a:
+            self.integer("adc.read_us", a["read_us"], 1, 1000, " (µs per ADC.read_u16 call)")
         if "nonlinearity" in a:
             self.text("adc.nonlinearity", a["nonlinearity"])
 
@@ -535,10 +548,54 @@ class _Validator:
                 self.fail(f"{path}.{key}", f"GPIO {g} cannot be UART{uid} {key.upper()} on {self.family_name}; "
                                            f"UART{uid} {key.upper()} is on GPIO {', '.join(map(str, table[uid]))}")
 
-    def calibration(self, value: Any) -> None:
-        c = self.obj("calibration", value, ("v_gain", "i_gain", "phase_deg", "v_offset", "i_offset"))
+    def frontend(self, value: Any) -> str | None:
+        f = self.obj("frontend", value, ("type",), ("rate_hz", "burst_cycles", "period_ms", "address"))
+        if f is None or "type" not in f:
+            return None
+        kind = self.choice("frontend.type", f["type"], FRONTENDS)
+        allowed = {FRONTEND_ADC: ("rate_hz", "burst_cycles", "period_ms"), FRONTEND_BL0942: ("address", "period_ms")}
+        if kind is None:
+            return None
+        for key in f:
+            if key != "type" and key not in allowed[kind]:
+                self.fail(f"frontend.{key}", f"not used by a {kind} front end (it takes: "
+                          + ", ".join(allowed[kind]) + ")")
+        if "rate_hz" in f:
+            self.integer("frontend.rate_hz", f["rate_hz"], 500, 20000, " (samples per second per channel)")
+        if "burst_cycles" in f:
+            self.integer("frontend.burst_cycles", f["burst_cycles"], 1, 50, " (mains cycles per burst)")
+        if "period_ms" in f:
+            lo = 100 if kind == FRONTEND_ADC else 200
+            self.integer("frontend.period_ms", f["period_ms"], lo, 10000, " (ms between measurements)")
+        if "address" in f:
+            self.integer("frontend.address", f["address"], 0, 3, " (the BL0942's A1/A2 pins)")
+        if kind == FRONTEND_ADC:
+            for key in ("rate_hz", "burst_cycles", "period_ms"):
+                if key not in f:
+                    self.fail(f"frontend.{key}", "missing (required for an adc front end)")
+        return kind
+
+    def bl0942(self, value: Any) -> None:
+        b = self.obj("bl0942", value, ("shunt_ohm", "divider_ohm", "vref"))
+        if b is None:
+            return
+        if "shunt_ohm" in b:
+            self.number("bl0942.shunt_ohm", b["shunt_ohm"], 0, 1, lo_open=True)
+        if "vref" in b:
+            self.number("bl0942.vref", b["vref"], 0, 5, lo_open=True)
+        if "divider_ohm" in b:
+            d = b["divider_ohm"]
+            if not (isinstance(d, list) and len(d) == 2 and all(_is_number(x) and x > 0 for x in d)):
+                self.fail("bl0942.divider_ohm", f"expected [R_top, R_bottom] in ohms, both > 0, got {_show(d)}")
+
+    def calibration(self, value: Any, kind: str | None = FRONTEND_ADC) -> None:
+        keys = CALIBRATION_KEYS.get(kind or FRONTEND_ADC, CALIBRATION_KEYS[FRONTEND_ADC])
+        c = self.obj("calibration", value, keys)
         if c is None:
             return
+        for key in ("v_scale", "i_scale", "p_scale", "cf_per_kwh"):
+            if key in c:
+                self.number(f"calibration.{key}", c[key], 0, 1e9, lo_open=True)
         for key in ("v_gain", "i_gain"):
             if key in c:
                 self.number(f"calibration.{key}", c[key], 0, 1e6, lo_open=True)
@@ -549,9 +606,14 @@ class _Validator:
                 self.integer(f"calibration.{key}", c[key], -65535, 65535, " (read_u16 counts)")
 
     def metering(self, value: Any) -> None:
-        m = self.obj("metering", value, ("nominal_voltage", "nominal_frequency", "ib_amps", "imax_amps"))
+        m = self.obj("metering", value, ("nominal_voltage", "nominal_frequency", "ib_amps", "imax_amps"), ("accuracy",))
         if m is None:
             return
+        if "accuracy" in m:
+            a = self.obj("metering.accuracy", m["accuracy"], ("pf1_from_ib", "pf_low_from_ib", "starting_ib"))
+            for key in ("pf1_from_ib", "pf_low_from_ib", "starting_ib"):
+                if a is not None and key in a:
+                    self.number(f"metering.accuracy.{key}", a[key], 0, 1, lo_open=True)
         if "nominal_voltage" in m:
             self.number("metering.nominal_voltage", m["nominal_voltage"], 0, 500, lo_open=True)
         if "nominal_frequency" in m:

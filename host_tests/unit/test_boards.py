@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from meterkit import boards
 from meterkit.boards import BoardError, list_boards, load_board, validate_board
 
-SHIPPED = ("esp32_devkitc", "rpi_pico")
+SHIPPED = ("esp32_devkitc", "esp32_devkitc_bl0942", "rpi_pico", "rpi_pico_bl0942")
 PICO = "boards/rpi_pico.json"
 ESP = "boards/esp32_devkitc.json"
 
@@ -100,18 +100,21 @@ def test_shipped_board_facts():
 
 def test_module_cli_validates_every_board(capsys):
     assert boards.main([]) == 0
-    assert capsys.readouterr().out.split("\n")[:2] == ["esp32_devkitc: ok", "rpi_pico: ok"]
+    assert capsys.readouterr().out.split("\n")[:4] == [f"{b}: ok" for b in SHIPPED]
 
 
 # -- missing, wrong type, unknown keys ---------------------------------------------------------------------------
 
-OPTIONAL = {"notes", "flash.erase_cycles", "adc.nonlinearity"}
+OPTIONAL = {"notes", "flash.erase_cycles", "adc.nonlinearity", "adc.bias_volts", "adc.read_us", "metering.accuracy"}
+OPTIONAL_BL0942 = {"frontend.address", "frontend.period_ms"}
 
 
 @pytest.mark.parametrize("board_id", SHIPPED)
 def test_every_required_field_reports_missing(board_id):
     original = board(board_id)
     optional = OPTIONAL | ({"adc.attenuation_db"} if original["mcu"]["family"] == boards.RP2040 else set())
+    if original["frontend"]["type"] == "bl0942":
+        optional |= OPTIONAL_BL0942
     source = f"boards/{board_id}.json"
     for path in leaf_paths(original):
         d = copy.deepcopy(original)
@@ -151,12 +154,14 @@ def test_wrong_type_names_file_path_and_expectation():
     ("mcu.freq_hz", 300_000_000, "mcu.freq_hz: expected an integer 10000000..250000000 for rp2040, got 300000000"),
     ("adc.bits", 16, "adc.bits: expected 12 for rp2040, got 16"),
     ("adc.vref", -3.3, "adc.vref: expected a number > 0 and <= 5, got -3.3"),
-    ("frontend.type", "bl0942", 'frontend.type: expected "adc", got "bl0942"'),
+    ("frontend.type", "dsp", 'frontend.type: expected one of "adc", "bl0942", got "dsp"'),
+    ("frontend.rate_hz", 100, "frontend.rate_hz: expected an integer 500..20000 (samples per second per channel), got 100"),
+    ("metering.accuracy.starting_ib", 0, "metering.accuracy.starting_ib: expected a number > 0 and <= 1, got 0"),
     ("notes", {"a": 1}, 'notes: expected a string or a list of strings, got {"a": 1}'),
     ("id", "Pico-1", 'id: expected a board id: lowercase letters, digits and _, starting with a letter, at most 32 '
                      'characters, got "Pico-1"'),
 ])
-def test_wrong_value(path, value, message):
+def test_wrong_value(path, value, message):  # noqa: D103
     assert pico_errors(lambda d: set_in(d, path, value)) == [f"{PICO}: {message}"]
 
 
@@ -178,7 +183,7 @@ def test_unknown_key_is_named_with_a_suggestion():
 def test_unknown_top_level_key():
     errors = pico_errors(lambda d: d.update(colour="green"))
     assert len(errors) == 1
-    assert errors[0].startswith(f"{PICO}: colour: unknown key; a board takes: adc, calibration, flash, frontend, ")
+    assert errors[0].startswith(f"{PICO}: colour: unknown key; a board takes: adc, bl0942, calibration, flash, frontend, ")
 
 
 # -- GPIO rules --------------------------------------------------------------------------------------------------
@@ -342,7 +347,8 @@ def test_uart_baud_range():
 def test_unknown_board_id_lists_known_ones():
     with pytest.raises(BoardError) as e:
         load_board("esp32_devkit")
-    assert str(e.value) == 'unknown board "esp32_devkit": no such file in boards; known boards: esp32_devkitc, rpi_pico'
+    assert str(e.value) == ('unknown board "esp32_devkit": no such file in boards; known boards: esp32_devkitc, '
+                            'esp32_devkitc_bl0942, rpi_pico, rpi_pico_bl0942')
 
 
 def test_invalid_json_gives_line_and_column(tmp_path):
@@ -412,3 +418,23 @@ def test_any_value_at_any_path_gives_a_board_error_or_passes(board_id, index, va
         validate_board(d, source, file_stem=board_id)
     except BoardError as e:
         assert e.errors and all(line.startswith(f"{source}: ") for line in e.errors)
+
+
+def test_bl0942_front_end_needs_its_circuit_and_its_own_calibration_keys():
+    bl = board("rpi_pico_bl0942")
+    src = "boards/rpi_pico_bl0942.json"
+    d = copy.deepcopy(bl)
+    del d["bl0942"]
+    assert errors_of(d, src, "rpi_pico_bl0942") == [
+        f'{src}: bl0942: missing (required when frontend.type is "bl0942": the IC\'s circuit)']
+    d = copy.deepcopy(bl)
+    d["calibration"] = board("rpi_pico")["calibration"]
+    errs = errors_of(d, src, "rpi_pico_bl0942")
+    assert f"{src}: calibration.v_scale: missing (required)" in errs
+    assert any(e.startswith(f"{src}: calibration.v_gain: unknown key") for e in errs)
+    assert pico_errors(lambda x: x.update(bl0942=bl["bl0942"])) == [
+        f'{PICO}: bl0942: only for frontend.type "bl0942" (this board\'s is "adc")']
+    d = copy.deepcopy(bl)
+    d["frontend"]["rate_hz"] = 4000
+    assert errors_of(d, src, "rpi_pico_bl0942") == [
+        f"{src}: frontend.rate_hz: not used by a bl0942 front end (it takes: address, period_ms)"]
