@@ -26,10 +26,13 @@ def meter() -> None:
 
 
 def _table(data: dict) -> str:
-    from .metering import ENERGY, NAMES, UNITS
+    from .metering import ENERGY, INSTANT, NAMES, UNITS
 
     lines = []
-    for code, value in data["obis"].items():
+    obis = data["obis"]
+    order = [c for c in (*INSTANT, *ENERGY) if c in obis] + sorted(c for c in obis if c not in NAMES)
+    for code in order:
+        value = obis[code]
         unit = UNITS.get(code, "")
         if code in ENERGY:
             shown = f"{value:14.3f}"

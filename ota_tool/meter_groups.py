@@ -66,6 +66,7 @@ class MeterReadResponse(smpmsg.ReadResponse):
     _COMMAND_ID: ClassVar[int] = 0
 
     age_ms: int
+    at_ms: int
     uptime_ms: int
     front: str
     obis: dict

@@ -41,6 +41,7 @@ RC_NOT_READY = 1
 RC_BAD_REFERENCE = 2
 RC_NOT_AUTHORISED = 3
 STEPS = ("gain", "phase", "offset")
+POLL_S = 2.5  # seconds between calibration state reads
 
 
 class CalibrationFailed(OtaError):
@@ -104,7 +105,8 @@ async def calibrate(link: MeterLink, authority: Authority, step: str, v: float, 
         raise err from e
     deadline = time.monotonic() + n * 3 + 10
     while True:
-        await asyncio.sleep(0.5)
+        # not faster: each exchange holds an emulated meter's clock to real time for 2 s (docs/emulator.md)
+        await asyncio.sleep(POLL_S)
         state = await calibration(link)
         last = state.get("last") or {}
         if progress is not None:

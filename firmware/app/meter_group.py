@@ -55,6 +55,7 @@ class MeterGroup:
         now = time.ticks_ms()
         return {
             "age_ms": time.ticks_diff(now, m.read_ms),
+            "at_ms": m.read_ms,
             "uptime_ms": time.ticks_diff(now, self.ctx.started_ms),
             "front": m.front.kind,
             "obis": obis,
