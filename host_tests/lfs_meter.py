@@ -32,6 +32,7 @@ if True:  # firmware modules, importable once the paths are set
 FS_MODULES = (store, slots, update, image_group, loader.image, loader.commands, loader.mode, early, startup, loaders)
 LFS_DIR = 2  # littlefs-python's LFSStat.type for a directory
 READ_SIZE = PROG_SIZE = LOOKAHEAD = 32  # MicroPython's VfsLfs2 defaults
+BLOCK_CYCLES = 100  # MicroPython's VfsLfs2 (extmod/vfs_lfsx.c): metadata pairs move after 100 erases
 
 
 def unbind() -> None:
@@ -152,7 +153,8 @@ class Volume:
     def __init__(self, flash: CutFlash, block_size: int, block_count: int, fresh: bool = False):
         self.flash = flash
         cfg = dict(block_size=block_size, block_count=block_count, read_size=READ_SIZE, prog_size=PROG_SIZE,
-                   cache_size=min(block_size, 4 * max(READ_SIZE, PROG_SIZE)), lookahead_size=LOOKAHEAD)
+                   cache_size=min(block_size, 4 * max(READ_SIZE, PROG_SIZE)), lookahead_size=LOOKAHEAD,
+                   block_cycles=BLOCK_CYCLES)
         self.fs = LittleFS(context=flash, mount=False, **cfg)
         if fresh:
             self.fs.format()

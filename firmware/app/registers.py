@@ -159,8 +159,8 @@ class Persist:
         bad = 0
         for path in FILES:
             data = _read(path)
-            if data is None:
-                continue
+            if not data:
+                continue  # absent, or created by a save the power cut ended before any byte: nothing was in it
             present += 1
             rec = decode(data)
             if rec is None:
