@@ -41,17 +41,28 @@ def main() -> None:
               help="Device-time speed: a factor (e.g. 100) or 'max' (idle time is skipped).")
 @click.option("--blank", is_flag=True, help="On first run leave the flash empty, like a board just flashed with "
               "MicroPython (then `ota provision` it over the console).")
-def run(board: str, state_dir: str, baud: int, speed: str, blank: bool) -> None:
+@click.option("--scenario", "scenario_file", type=click.Path(dir_okay=False), default=None,
+              help="Start this scenario file (grid and load steps in device time; docs/emulator.md) at power-up.")
+def run(board: str, state_dir: str, baud: int, speed: str, blank: bool, scenario_file: str | None) -> None:
     """Power up the emulated meter and run it until SIGINT/SIGTERM.
 
     Prints the console pty once the board boots and writes STATE/endpoints.json
     ({"console": "/dev/pts/N", "control": ...}); STATE/console links to the pty.
     """
+    from .errors import ControlError
+    from .grid import load_scenario
     from .meter import Meter, parse_speed
 
+    scenario = None
+    if scenario_file is not None:
+        try:
+            scenario = load_scenario(scenario_file)
+        except ControlError as e:
+            _fail(e, 2)
     try:
         meter = Meter(board, StateDir(state_dir), baud=baud, speed=parse_speed(speed),
-                      announce=lambda m: click.echo(m, err=not m.startswith("console:")), blank=blank)
+                      announce=lambda m: click.echo(m, err=not m.startswith("console:")), blank=blank,
+                      scenario=scenario)
         meter.run()
     except BoardError as e:
         _fail(e, EXIT_BOARD)
@@ -139,8 +150,31 @@ def power_on(st: StateDir) -> None:
 @click.argument("pairs", nargs=-1, required=True)
 @click.pass_obj
 def set_(st: StateDir, pairs: tuple[str, ...]) -> None:
-    """Set scenario parameters: KEY=VALUE ... (speed, rtc.drift_ppm, rtc.lost, power.restore_delay,
-    wire.error_rate, wire.drop_rate, adc.<gpio>)."""
+    """Set the board's surroundings: KEY=VALUE ... Settings persist in STATE/meta.json (power cuts, restarts).
+
+    \b
+    speed                 device-time speed: a factor > 0 or 'max'
+    rtc.drift_ppm         RTC crystal error, ppm (signed)
+    rtc.lost              1: the RTC battery is dead (the RTC restarts from 2000-01-01 at the next boot)
+    power.restore_delay   seconds until power returns after a cut, or 'manual'
+    wire.error_rate       probability per byte of a flipped bit on the console line (0..1)
+    wire.drop_rate        probability per byte of a lost byte on the console line (0..1)
+    adc.<gpio>            static volts at an ADC pin (overrides the grid model; 'model' returns to it)
+    grid.voltage          RMS volts (0..600; default the board's nominal)
+    grid.frequency        Hz (40..70; default the board's nominal)
+    grid.drift_hz         peak of a slow sinusoidal frequency wander, Hz (0..5)
+    grid.drift_period_s   its period, s (1..86400; default 600)
+    grid.harmonics        ORDER:FRACTION[:PHASE_DEG],...  e.g. 3:0.05,5:0.03:30  ('none' clears)
+    grid.sag              FACTOR:SECONDS from now, e.g. 0.7:2 (sag) or 1.15:5 (swell); 'none' ends it
+    load.type             resistive | inductive | capacitive | rectifier
+    load.current          RMS amperes (0..1000)
+    load.pf               displacement power factor 0..1 (inductive lags, capacitive leads)
+    load.export           1: power flows to the grid; 0: import
+    load.steps            AMPS:SECONDS,... repeated from now, e.g. 5:60,0.5:60 ('none' ends it)
+    bl0942.error_rate     probability per byte of a flipped bit in the BL0942's answers (0..1)
+
+    Example: meter-emu ctl set grid.voltage=253 load.current=5 load.pf=0.5 load.type=inductive
+    """
     values = {}
     for p in pairs:
         if "=" not in p:
@@ -148,6 +182,31 @@ def set_(st: StateDir, pairs: tuple[str, ...]) -> None:
         k, v = p.split("=", 1)
         values[k] = v
     _call(st, {"verb": "set", "values": values})
+
+
+@ctl.command()
+@click.argument("scenario_file", metavar="FILE", required=False, type=click.Path(dir_okay=False))
+@click.option("--clear", is_flag=True, help="Stop the running scenario (settings stay as its last step left them).")
+@click.pass_obj
+def scenario(st: StateDir, scenario_file: str | None, clear: bool) -> None:
+    """Start a scenario: {"steps": [{"at": s, "set": {"load.current": 5, ...}}, ...], "repeat": false}.
+
+    `at` is device seconds since the scenario starts (now), on the world clock the emulator keeps across power
+    cuts; "repeat": true needs "period" (the cycle length, s). `ctl status` shows its progress."""
+    from .errors import ControlError
+    from .grid import load_scenario
+
+    if clear == (scenario_file is not None):
+        raise click.UsageError("give a scenario FILE or --clear")
+    req: dict = {"verb": "scenario", "scenario": None}
+    if scenario_file is not None:
+        try:
+            load_scenario(scenario_file)  # the emulator checks it again; a bad file fails here with its path
+        except ControlError as e:
+            _fail(e, 2)
+        req["scenario"] = json.loads(open(scenario_file).read())
+        req["source"] = scenario_file
+    _call(st, req)
 
 
 @ctl.command()

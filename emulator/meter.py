@@ -18,6 +18,7 @@ from pathlib import Path
 from meterkit import layout
 from meterkit.boards import load_board
 
+from . import grid as gridmodel
 from .bus import Bus
 from .control import ControlServer
 from .errors import ControlError, StateCorrupt, VmMissing
@@ -28,11 +29,14 @@ DEVICE_DIR = Path(__file__).resolve().parent / "device"
 ROM = DEVICE_DIR / "_emu_rom.py"
 # The VM is a 64-bit build: every object slot is 8 bytes where the boards have 4, so the firmware's objects need
 # about twice the board's heap bytes. The VM gets heap_bytes x WORD_SCALE for the firmware, plus SHIM_HEAP_EXTRA
-# for the emulator's own Python modules (measured ≈ 40 KB; on a board machine/time/select are C in flash). The ROM
+# for the emulator's own Python modules (measured ≈ 45 KB for the shims, + 19 KB with the grid and ADC models, + 21 KB
+# with the grid and BL0942 models; on a board machine/time/select are C in flash, and the mains is outside). The ROM
 # takes the unused rest of the extra as ballast and reports a shortfall as `shim_heap.spare` < 0 in `ctl status`.
 WORD_SCALE = 2
-SHIM_HEAP_EXTRA = 64 * 1024
+SHIM_HEAP_EXTRA = 80 * 1024
 BOOT_TIMEOUT = 20.0  # wall seconds for a VM to connect to the bus
+CUT_TIMEOUT = 1.0  # wall seconds a VM gets to halt at its next bus pump for a precise power cut
+TRUTH_SAVE_S = 2.0  # wall seconds between meta.json writes for periodic truth reports
 # The VM answers queries from its idle wait; one that sits in the REPL or in a long computation does not.
 QUERY_TIMEOUT = 1.0
 
@@ -63,7 +67,8 @@ def parse_speed(value: str | float) -> float | str:
 
 class Meter:
     def __init__(self, board_id: str, state: StateDir, baud: int = 115200, speed: float | str = 1.0,
-                 firmware_dir: Path | None = None, announce: Callable[[str], None] = print, blank: bool = False):
+                 firmware_dir: Path | None = None, announce: Callable[[str], None] = print, blank: bool = False,
+                 scenario: dict | None = None):
         self.board = load_board(board_id)
         self.blank = blank  # a first run leaves the flash empty: a board fresh from the MicroPython firmware
         self.state = state
@@ -100,6 +105,9 @@ class Meter:
         self.stopping = False
         self.ready_published = False
         self.meta: dict = {}
+        self.start_scenario = scenario  # `run --scenario`: parsed by grid.parse_scenario
+        self.pending_cut: dict | None = None  # a precise power cut waiting for the VM to halt
+        self.truth_saved = 0.0
         self.trace = bool(os.environ.get("METERKIT_EMU_TRACE"))
         button = self.board["pins"].get("button")
         if button:
@@ -122,6 +130,7 @@ class Meter:
         else:
             self.meta = st.create(self.board)
             self.install()
+        self._grid_init()
         self._relay_init()
 
     def install(self) -> None:
@@ -177,6 +186,9 @@ class Meter:
             "heap_extra": SHIM_HEAP_EXTRA,
             "skip_main": self.boot_raw_repl,
             "cut_at": None if install or not self.armed_cut else self.armed_cut,
+            "grid": self.meta.get("grid"),
+            "truth": self.meta.get("truth"),
+            "scenario": self.meta.get("scenario"),
         }
 
     # -- running -------------------------------------------------------------------------------------------------
@@ -279,10 +291,16 @@ class Meter:
                 req, reply = payload
                 self._on_control(req, reply)
             elif kind == "stop":
-                self.stopping = True
+                if self.pending_cut is None and self._ask_halt():
+                    self.pending_cut = {"reply": None, "off": None, "stop": True,
+                                        "deadline": time.monotonic() + CUT_TIMEOUT}
+                elif self.pending_cut is None or self.pending_cut.get("stop"):
+                    self.stopping = True
             elif kind == "off-done":
                 pass
             # timers
+            if self.pending_cut is not None and now >= self.pending_cut["deadline"]:
+                self._cut_done(precise=False)
             if not self.powered and self.restore_at is not None and now >= self.restore_at:
                 self._power_on()
             if self.wdt_deadline is not None and now >= self.wdt_deadline and self.powered:
@@ -350,7 +368,12 @@ class Meter:
                     "baud": self.baud,
                 })
                 self.announce(f"console: {self.wire.path}")
+        elif t == "off":  # the VM halted at a bus pump for a precise power cut (it reported its truth)
+            self._take_state(msg.get("grid_state"), msg.get("truth"))
+            self.last_halt = msg
+            self._cut_done(precise=True)
         elif t in ("reset", "cut", "bootloader"):
+            self._take_state(msg.get("grid_state"), msg.get("truth"))
             self.last_halt = msg
             if t == "cut":
                 self.armed_cut = None
@@ -375,7 +398,12 @@ class Meter:
             self.shim_heap = msg
         elif t == "formatted":
             self.formatted += 1
+        elif t == "truth":
+            self._take_state(None, msg.get("truth"), save=False)
+        elif t == "grid_state":
+            self._take_state(msg, msg.get("truth"))
         elif t == "status":
+            self._take_state(None, msg.get("truth"), save=False)
             self.last_status = msg
             self.query_deadlines.pop(msg.get("id"), None)
             cb = self.pending_queries.pop(msg.get("id"), None)
@@ -392,12 +420,63 @@ class Meter:
         if self.vm_ready:  # else sent when the VM's shims are up (see "booting")
             self.bus.send({"t": "query", "id": self.query_seq})
 
+    # -- the grid and the load: settings and the true energy integral live in meta.json across boots ---------------
+    def _grid_init(self) -> None:
+        g = gridmodel.defaults(self.board)
+        g.update({k: v for k, v in (self.meta.get("grid") or {}).items() if k in g})
+        self.meta["grid"] = g
+        truth = gridmodel.zero_truth()
+        truth.update({k: float(v) for k, v in (self.meta.get("truth") or {}).items() if k in truth})
+        self.meta["truth"] = truth
+        self.meta.setdefault("scenario", None)
+        if self.start_scenario is not None:
+            self.meta["scenario"] = dict(self.start_scenario, **{"from": None, "next": 0, "cycle": 0})
+        self.state.write_meta(self.meta)
+
+    def _take_state(self, state: dict | None, truth: dict | None, save: bool = True) -> None:
+        """The VM's view of the model (settings with their anchors, scenario progress) and its truth totals."""
+        if state:
+            if isinstance(state.get("settings"), dict):
+                self.meta["grid"].update(state["settings"])
+            if "scenario" in state:
+                self.meta["scenario"] = state["scenario"]
+        if truth:
+            self.meta["truth"] = {k: float(truth[k]) for k in gridmodel.TRUTH_KEYS if k in truth}
+        now = time.monotonic()
+        if save or now - self.truth_saved > TRUTH_SAVE_S:
+            self.truth_saved = now
+            self.state.write_meta(self.meta)
+
+    def _grid_send(self, values: dict) -> None:
+        if self.bus and self.powered:
+            self.bus.send({"t": "grid", "set": values})
+
+    def _ask_halt(self) -> bool:
+        """Ask a running VM to halt at its next bus pump (it reports its truth in the halt message)."""
+        if self.bus and self.powered and self.vm_ready and self.proc and self.proc.poll() is None:
+            self.bus.send({"t": "power_cut"})
+            return True
+        return False
+
+    def _cut_done(self, precise: bool) -> None:
+        pc, self.pending_cut = self.pending_cut, None
+        if pc is None:
+            return
+        if pc.get("stop"):
+            self._kill()
+            self.stopping = True
+            return
+        self._power_off(pc["off"])
+        if pc["reply"]:
+            pc["reply"]({"ok": True, "power": "off", "restore_in": pc["off"], "precise": precise})
+
     # -- the latching relay: a pulse on the set coil closes the contacts, on the reset coil opens them; they stay
     # put without power (the state lives in the state folder); the auxiliary contact feeds relay_feedback
     def _relay_init(self) -> None:
         pins = self.board["pins"]
         self.relay_coils = {pins[k]["gpio"]: k == "relay_set" for k in ("relay_set", "relay_reset") if k in pins}
         self.relay_closed = bool(self.meta.get("relay_closed", True))
+        self.meta["grid"]["relay.closed"] = self.relay_closed
         self.relay_operations = 0
         self._relay_feedback()
 
@@ -415,7 +494,9 @@ class Meter:
         if closed != self.relay_closed:
             self.relay_closed = closed
             self.meta["relay_closed"] = closed
+            self.meta["grid"]["relay.closed"] = closed
             self.state.write_meta(self.meta)
+            self._grid_send({"relay.closed": closed})
             self.announce(f"emulator: relay contacts {'closed' if closed else 'open'}")
             self._relay_feedback()
 
@@ -461,8 +542,22 @@ class Meter:
             "shim_heap": self.shim_heap,
         }
         out["device_answering"] = st is not None
+        out["grid"] = {k: v for k, v in (st or {}).get("grid", self.meta["grid"]).items()}
+        if st and "true" in st:
+            out["true"] = st["true"]
+            out["truth"] = st["truth"]
+            out["scenario"] = st.get("scenario")
+        else:
+            # off: the power cut is the grid's too (this house sees no voltage); not answering: unknown now
+            out["true"] = None if self.powered else {"voltage": 0.0, "current": 0.0, "p_w": 0.0, "q_var": 0.0,
+                                                      "s_va": 0.0, "pf": 1.0, "frequency_hz": 0.0, "us": None}
+            out["truth"] = dict(self.meta["truth"], us=None)
+            sc = self.meta.get("scenario")
+            out["scenario"] = None if not sc else {"steps": len(sc["steps"]), "next": sc["next"],
+                                                   "cycle": sc["cycle"], "repeat": bool(sc.get("repeat")),
+                                                   "elapsed_s": None, "done": sc["next"] >= len(sc["steps"])}
         if st:
-            dev = {k: v for k, v in st.items() if k not in ("t", "id")}
+            dev = {k: v for k, v in st.items() if k not in ("t", "id", "grid", "true", "truth", "scenario")}
             # the VM's objects are twice a board's size (64-bit words): halve to compare with the board's heap
             dev["heap_free_board_estimate"] = st["heap_free"] // WORD_SCALE
             dev["heap_board_bytes"] = self.board["heap_bytes"]
@@ -501,8 +596,13 @@ class Meter:
             raise ControlError("the board is already off")
         n = req.get("at_write")
         if n is None:
+            if self.pending_cut is not None:
+                raise ControlError("a power cut is already under way")
+            if self._ask_halt():
+                self.pending_cut = {"reply": reply, "off": off, "deadline": time.monotonic() + CUT_TIMEOUT}
+                return
             self._power_off(off)
-            reply({"ok": True, "power": "off", "restore_in": off})
+            reply({"ok": True, "power": "off", "restore_in": off, "precise": False})
             return
         n = int(n)
         if n < 1:
@@ -527,7 +627,8 @@ class Meter:
         "power.restore_delay": "seconds until power returns after a cut; 'manual' waits for power-on",
         "wire.error_rate": "probability per byte of a flipped bit on the console line (0..1)",
         "wire.drop_rate": "probability per byte of a lost byte on the console line (0..1)",
-        "adc.<gpio>": "volts at an ADC pin",
+        "adc.<gpio>": "volts at an ADC pin, overriding the grid model there ('model' returns the pin to it)",
+        **gridmodel.SETTABLE,
     }
 
     def _ctl_set(self, req: dict, reply: Callable[[dict], None]) -> None:
@@ -576,17 +677,50 @@ class Meter:
             assert self.wire is not None
             setattr(self.wire, key.split(".")[1], v)
             return v
+        if key in gridmodel.SETTABLE:
+            v = gridmodel.parse(key, raw)
+            g = self.meta["grid"]
+            g[key] = v
+            values = {key: v}
+            anchor = gridmodel.ANCHORED.get(key)
+            if anchor:
+                # from now: the VM stamps its world time; with the board off, the world clock stands still here
+                g[anchor] = None if self.powered else self.meta["world_ns"] // 1000
+                values[anchor] = g[anchor]
+            self.state.write_meta(self.meta)
+            self._grid_send(values)
+            return v
         if key.startswith("adc."):
             try:
                 gpio = int(key[4:])
             except ValueError:
                 raise ControlError(f"{key}: expected adc.<gpio number>") from None
+            if raw == "model":
+                self.adc.pop(gpio, None)
+                if self.bus and self.powered:
+                    self.bus.send({"t": "adc", "gpio": gpio, "volts": None})
+                return "model"
             v = number(-1, 10)
             self.adc[gpio] = v
             if self.bus and self.powered:
                 self.bus.send({"t": "adc", "gpio": gpio, "volts": v})
             return v
         raise ControlError(f"unknown key {key!r}; keys: " + ", ".join(self.SETTABLE))
+
+    def _ctl_scenario(self, req: dict, reply: Callable[[dict], None]) -> None:
+        data = req.get("scenario")
+        if data is None:
+            self.meta["scenario"] = None
+        else:
+            sc = gridmodel.parse_scenario(data, str(req.get("source") or "scenario"))
+            sc.update({"from": None if self.powered else self.meta["world_ns"] // 1000, "next": 0, "cycle": 0})
+            self.meta["scenario"] = sc
+        self.state.write_meta(self.meta)
+        if self.bus and self.powered:
+            self.bus.send({"t": "scenario", "scenario": self.meta["scenario"]})
+        sc = self.meta["scenario"]
+        reply({"ok": True, "scenario": None if sc is None else {"steps": len(sc["steps"]), "repeat": sc["repeat"],
+                                                                "period_s": (sc["period_us"] or 0) / 1e6 or None}})
 
     def _ctl_press(self, req: dict, reply: Callable[[dict], None]) -> None:
         name = req.get("input", "button")
@@ -602,8 +736,8 @@ class Meter:
         reply({"ok": True, "input": name, "gpio": pin["gpio"], "held_for": hold})
 
     def _ctl_stop(self, req: dict, reply: Callable[[dict], None]) -> None:
-        self.stopping = True
         reply({"ok": True, "stopping": True})
+        self.events.put(("stop", None))
 
 
 def load_endpoints(state: StateDir) -> dict:

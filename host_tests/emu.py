@@ -56,6 +56,16 @@ class Emulator:
             raise RuntimeError(f"ctl {args} failed ({p.returncode}): {p.stdout} {p.stderr}")
         return json.loads(p.stdout) if p.stdout.strip() else {"exit": p.returncode, "stderr": p.stderr}
 
+    def set(self, **kv) -> dict:
+        """`ctl set`, keys with '__' for '.': emu.set(load__current=5, grid__voltage=240)."""
+        return self.ctl("set", *[f"{k.replace('__', '.')}={v}" for k, v in kv.items()])
+
+    def status(self) -> dict:
+        return self.ctl("status")
+
+    def scenario(self, path: Path | str) -> dict:
+        return self.ctl("scenario", str(path))
+
     def wait_boots(self, n: int, timeout: float = 30) -> dict:
         end = time.monotonic() + timeout
         while time.monotonic() < end:

@@ -108,6 +108,12 @@ def _read_blocking(kind):
 
 
 halt_hooks = []  # callables that add what the host must carry over a reset to the halt message
+idle_hooks = []  # callables run at the VM's idle points (the select shim's wait, time.sleep): periodic reports
+
+
+def idle():
+    for fn in idle_hooks:
+        fn()
 
 
 def halt(msg):

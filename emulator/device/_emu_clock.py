@@ -108,6 +108,8 @@ def wait_us(us):
     """Block for `us` microseconds of device time (time.sleep), serving the host's bus meanwhile."""
     deadline = now_us() + us
     p = _bus_poller()
+    if us >= 2000:
+        bus.idle()
     while True:
         bus.pump()
         now = now_us()

@@ -20,7 +20,11 @@ import time  # noqa: E402,F401  (our shims, loaded before the host paths disappe
 
 import _emu_asyncio  # noqa: E402
 import _emu_flash  # noqa: E402
-import machine  # noqa: E402,F401
+import _emu_grid  # noqa: E402  (the mains and the load: needs the RTC's world clock)
+import machine  # noqa: E402,F401  (imports the ADC model on ADC boards)
+
+if cfg["board"].get("frontend", {}).get("type") == "bl0942":
+    import _emu_bl0942  # noqa: E402,F401  (before the ballast: its heap is the shims' share)
 
 sys.modules["_asyncio"] = _emu_asyncio  # asyncio's scheduler must read the virtual clock (see _emu_asyncio)
 
@@ -45,9 +49,11 @@ def _on_query(msg):
 
     gc.collect()
     t = time.gmtime(_emu_rtc.now_ns() // 1000000000)
-    bus.send({"t": "status", "id": msg["id"], "us": _emu_clock.now_us(), "world_ns": _emu_rtc.world_ns(),
-              "rtc": "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6], "flash_ops": _emu_flash.ops(),
-              "heap_free": gc.mem_free(), "heap_used": gc.mem_alloc(), "speed": _emu_clock.speed_name()})
+    st = _emu_grid.status()
+    st.update({"t": "status", "id": msg["id"], "us": _emu_clock.now_us(), "world_ns": _emu_rtc.world_ns(),
+               "rtc": "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6], "flash_ops": _emu_flash.ops(),
+               "heap_free": gc.mem_free(), "heap_used": gc.mem_alloc(), "speed": _emu_clock.speed_name()})
+    bus.send(st)
 
 
 bus.on("query", _on_query)

@@ -119,13 +119,22 @@ def _on_input(msg):
 
 
 def _on_adc(msg):
-    _analog[int(msg["gpio"])] = float(msg["volts"])
+    if msg.get("volts") is None:  # back to the grid model
+        _analog.pop(int(msg["gpio"]), None)
+    else:
+        _analog[int(msg["gpio"])] = float(msg["volts"])
 
 
 bus.on("input", _on_input)
 bus.on("adc", _on_adc)
 
 _adc_cfg = _board.get("adc", {})
+_FRONT = _board.get("frontend", {}).get("type", "adc")
+if _FRONT == "adc":
+    import _emu_adc as _adcm  # the analogue front end on the grid model (imported by the ROM before the ballast)
+else:
+    _adcm = None
+_METERING_UART = _board.get("uarts", {}).get("metering", {}).get("id")
 
 
 class ADC:
@@ -152,6 +161,7 @@ class ADC:
             if g not in (26, 27, 28, 29, 4):
                 raise ValueError("invalid pin")
         self._g = g
+        self._model = _adcm.reader(g) if _adcm is not None else None
 
     if _ESP32:
 
@@ -168,6 +178,8 @@ class ADC:
             return self.read_u16() >> 4
 
         def read_uv(self):
+            if self._model is not None and self._g not in _analog:
+                return int((self._model() >> (16 - _adcm.BITS)) * _adcm.FS / _adcm.TOP * 1000000)
             return int(self._volts() * 1000000)
 
     else:
@@ -181,6 +193,10 @@ class ADC:
         return 0.0 if v < 0 else (fs if v > fs else v)
 
     def read_u16(self):
+        m = self._model
+        if m is not None and self._g not in _analog:
+            return m()
+        # a pin the grid model does not drive, or one set by `ctl set adc.<gpio>=volts`: an ideal converter
         bits = int(_adc_cfg.get("bits", 12))
         top = (1 << bits) - 1
         code = int(self._volts() / self._full_scale() * top + 0.5)
@@ -189,8 +205,15 @@ class ADC:
 
 
 class UART:
-    """A UART with nothing attached unless the host wires it to a port (later issues attach the metering IC and
-    the modem). Reads return None like an idle MicroPython UART with timeout=0."""
+    """A UART with nothing attached, except uarts.metering on a BL0942 board, which reaches the IC's model
+    (_emu_bl0942). Reads return None like an idle MicroPython UART with timeout=0."""
+
+    def __new__(cls, id, *a, **kw):
+        if _FRONT == "bl0942" and id == _METERING_UART and cls is UART:
+            import _emu_bl0942
+
+            return _emu_bl0942.Port(id, *a, **kw)
+        return object.__new__(cls)
 
     def __init__(self, id, baudrate=9600, **kw):
         self._id = id

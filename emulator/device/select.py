@@ -48,6 +48,7 @@ class _Poll:
         return out, saw_bus
 
     def _wait(self, timeout):
+        bus.idle()
         deadline = None if timeout is None or timeout < 0 else clock.now_us() + int(timeout) * 1000
         while True:
             if deadline is None:

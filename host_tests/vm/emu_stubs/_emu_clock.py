@@ -1,0 +1,47 @@
+# Test stand-in for emulator/device/_emu_clock.py: device time only moves when a test (or skip) moves it.
+_now = [0]
+
+
+def now_us():
+    return _now[0]
+
+
+def set_us(t):
+    _now[0] = int(t)
+
+
+def skip(us):
+    if us > 0:
+        _now[0] += int(us)
+
+
+def skip_until(t):
+    set_us(t)
+
+
+def wdt_check(now):
+    pass
+
+
+def wdt_start(ms):
+    pass
+
+
+def wdt_feed():
+    pass
+
+
+def can_skip():
+    return True
+
+
+def rate():
+    return 1.0
+
+
+def speed_name():
+    return 1.0
+
+
+def wait_us(us):
+    skip(us)
