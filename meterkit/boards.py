@@ -48,6 +48,8 @@ CALIBRATION_KEYS = {FRONTEND_ADC: ("v_gain", "i_gain", "phase_deg", "v_offset", 
 
 ESP32_ATTENUATIONS_DB = (0, 2.5, 6, 11)
 """`adc.attenuation_db` values: MicroPython's ADC.ATTN_0DB, ATTN_2_5DB, ATTN_6DB, ATTN_11DB."""
+ESP32_FULL_SCALE_V = {0: 0.95, 2.5: 1.25, 6: 1.75, 11: 3.1}
+"""Approximate input volts at the top code for each ESP32 attenuation (the emulator's ADC model uses the same)."""
 
 FLASH_BLOCK_SIZE = 4096
 BOARD_ID = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -284,11 +286,13 @@ class _Validator:
         self.fail(path, f"expected an integer {lo}..{hi}{suffix}, got {_show(value)}")
         return None
 
-    def number(self, path: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float | None:
-        if _is_number(value) and (value > lo if lo_open else value >= lo) and value <= hi:
+    def number(self, path: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False,
+               suffix: str = "") -> float | None:
+        if _is_number(value) and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi):
             return value
         low = f"> {_fmt(lo)}" if lo_open else f">= {_fmt(lo)}"
-        self.fail(path, f"expected a number {low} and <= {_fmt(hi)}, got {_show(value)}")
+        high = f"< {_fmt(hi)}" if hi_open else f"<= {_fmt(hi)}"
+        self.fail(path, f"expected a number {low} and {high}{suffix}, got {_show(value)}")
         return None
 
     def choice(self, path: str, value: Any, choices: Iterable[Any], suffix: str = "") -> Any:
@@ -492,7 +496,16 @@ class _Validator:
                     if name in ch:
                         self.pin(f"adc.channels.{name}", ch[name], _ANALOG)
         if "bias_volts" in a:
-            self.number("adc.bias_volts", a["bias_volts"], 0, 5, lo_open=True)
+            # the DC level must sit inside the converter's range, or half of every wave is clipped
+            fs = None
+            if self.family_name == ESP32 and _is_number(att) and att in ESP32_FULL_SCALE_V:
+                fs, why = ESP32_FULL_SCALE_V[att], f" (the ADC's full scale at {_fmt(att)} dB)"
+            elif self.family_name == RP2040 and _is_number(a.get("vref")) and a["vref"] > 0:
+                fs, why = a["vref"], " (adc.vref, the ADC's full scale)"
+            if fs is None:
+                self.number("adc.bias_volts", a["bias_volts"], 0, 5, lo_open=True)
+            else:
+                self.number("adc.bias_volts", a["bias_volts"], 0, fs, lo_open=True, hi_open=True, suffix=why)
         if "read_us" in a:
             self.integer("adc.read_us", a["read_us"], 1, 1000, " (µs per ADC.read_u16 call)")
         if "nonlinearity" in a:
@@ -613,7 +626,8 @@ class _Validator:
             a = self.obj("metering.accuracy", m["accuracy"], ("pf1_from_ib", "pf_low_from_ib", "starting_ib"))
             for key in ("pf1_from_ib", "pf_low_from_ib", "starting_ib"):
                 if a is not None and key in a:
-                    self.number(f"metering.accuracy.{key}", a[key], 0, 1, lo_open=True)
+                    self.number(f"metering.accuracy.{key}", a[key], 0, 1, lo_open=True, hi_open=True,
+                                suffix=" (a fraction of ib_amps)")
         if "nominal_voltage" in m:
             self.number("metering.nominal_voltage", m["nominal_voltage"], 0, 500, lo_open=True)
         if "nominal_frequency" in m:

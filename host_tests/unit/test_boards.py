@@ -156,13 +156,24 @@ def test_wrong_type_names_file_path_and_expectation():
     ("adc.vref", -3.3, "adc.vref: expected a number > 0 and <= 5, got -3.3"),
     ("frontend.type", "dsp", 'frontend.type: expected one of "adc", "bl0942", got "dsp"'),
     ("frontend.rate_hz", 100, "frontend.rate_hz: expected an integer 500..20000 (samples per second per channel), got 100"),
-    ("metering.accuracy.starting_ib", 0, "metering.accuracy.starting_ib: expected a number > 0 and <= 1, got 0"),
+    ("metering.accuracy.starting_ib", 0, "metering.accuracy.starting_ib: expected a number > 0 and < 1 (a fraction "
+                                         "of ib_amps), got 0"),
+    ("metering.accuracy.pf1_from_ib", 1, "metering.accuracy.pf1_from_ib: expected a number > 0 and < 1 (a fraction "
+                                         "of ib_amps), got 1"),
+    ("adc.bias_volts", 3.3, "adc.bias_volts: expected a number > 0 and < 3.3 (adc.vref, the ADC's full scale), "
+                            "got 3.3"),
+    ("adc.read_us", 0, "adc.read_us: expected an integer 1..1000 (µs per ADC.read_u16 call), got 0"),
     ("notes", {"a": 1}, 'notes: expected a string or a list of strings, got {"a": 1}'),
     ("id", "Pico-1", 'id: expected a board id: lowercase letters, digits and _, starting with a letter, at most 32 '
                      'characters, got "Pico-1"'),
 ])
 def test_wrong_value(path, value, message):  # noqa: D103
     assert pico_errors(lambda d: set_in(d, path, value)) == [f"{PICO}: {message}"]
+
+
+def test_esp32_bias_must_sit_inside_the_attenuated_range():
+    assert esp_errors(lambda d: set_in(d, "adc.bias_volts", 3.2)) == [
+        f"{ESP}: adc.bias_volts: expected a number > 0 and < 3.1 (the ADC's full scale at 11 dB), got 3.2"]
 
 
 def test_esp32_frequency_is_one_the_port_accepts():
