@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from host_tests.lfs_meter import CutFlash, PowerCut, Volume
-
 from app import registers  # noqa: E402  (lfs_meter put the firmware on sys.path)
+from host_tests.lfs_meter import CutFlash, PowerCut, Volume
 
 
 class WearFlash(CutFlash):

@@ -12,12 +12,12 @@
 # ~2.45 V (full scale ~3.1 V). RP2040: DNL spikes (erratum E11): codes within 2 of 512, 1536, 2560, 3584 read as that
 # code (a 5-LSB-wide code, 4 missing neighbours). Each read advances device time by adc.read_us: the conversion
 # time of the port, hence the skew between the V and I samples of a pair.
+import random
 from array import array
 
 import _emu_bus as bus
 import _emu_clock as clock
 import _emu_grid as grid
-import random
 
 _board = bus.config["board"]
 _adc = _board.get("adc", {})

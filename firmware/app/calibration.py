@@ -21,6 +21,10 @@ KEYS = {
     BL0942: ("v_scale", "i_scale", "p_scale", "cf_per_kwh", "p_offset_w"),
 }
 NEUTRAL = {"p_gain": 1.0, "p_offset_w": 0.0, "i_noise": 0.0}
+# The BL0942 emits one CF pulse per 1638.4 × 256 WATT-register-count-seconds (datasheet), so pulses per kWh follow
+# from the power scale: cf_per_kwh = p_scale × 3.6e6 / 419430.4. (The "3304.61 pulses/kWh" quoted with the typical
+# scaling does not fit its own 596 counts/W by this relation.)
+CF_COUNT_SECONDS = 1638.4 * 256
 # ESP32 ADC full scale by attenuation (ESP32 datasheet): the pin volts at the top code
 ESP32_FULL_SCALE = {0: 0.95, 2.5: 1.25, 6: 1.75, 11: 3.1}
 
@@ -142,7 +146,7 @@ def apply(board, consts, step, avg, v, i, pf):
             out["v_scale"] = consts["v_scale"] / rv
             out["i_scale"] = consts["i_scale"] / ri
             out["p_scale"] = consts["p_scale"] * rp
-            out["cf_per_kwh"] = consts["cf_per_kwh"] * rp  # CF pulses come from the same power measurement
+            out["cf_per_kwh"] = out["p_scale"] * 3.6e6 / CF_COUNT_SECONDS  # CF pulses integrate WATT
         return out
     # phase: the measured angle of the current behind the voltage against the reference's
     measured = math.atan2(mq, mp)

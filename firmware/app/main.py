@@ -12,9 +12,9 @@ async def _main(ctx):
     from app.meter_group import MeterGroup
     from app.metering import Metering
 
+    meter = Metering(ctx)  # first: its modules and buffers are the app's largest, placed while the heap is whole
     beat = heartbeat.Heartbeat(ctx)
     serve = console.ConsoleTask(ctx)
     ctx.reset_scheduler = serve.schedule_reset
-    meter = Metering(ctx)
     MeterGroup(ctx, meter).register(ctx.server)
     await asyncio.gather(beat.run(), serve.run(), selftest.run(ctx, beat), meter.run())

@@ -8,8 +8,9 @@
 # decreased. Keys written by a newer app are carried over unchanged by an older one (formats only ever add keys).
 import binascii
 
-import cbor
 from micropython import const
+
+import cbor
 
 MJ_PER_WH = const(3600000)
 IMPORT = const(0)

@@ -30,7 +30,28 @@ class BundleError(Exception):
         self.reason = reason
 
 
+# The inflate window (2**WBITS bytes in one piece) is taken when a long-running app has scattered small objects over
+# the heap, which can leave no 4 KB hole although plenty is free. reserve_window() keeps a block from boot, while the
+# heap is still in one piece; open_stream() frees it just before the decompressor allocates its window, which then
+# lands in that hole (MicroPython allocates first-fit). The margin covers the small objects made in between.
+_RESERVE_BYTES = (1 << 12) + 512
+_reserve = [bytearray()][:0]  # at most one block (a typed empty list for the checkers)
+
+
+def reserve_window():
+    if not _reserve:
+        try:
+            _reserve.append(bytearray(_RESERVE_BYTES))
+        except MemoryError:
+            pass
+
+
 def open_stream(f, info):
+    if _reserve:
+        import gc
+
+        _reserve.pop()
+        gc.collect()
     # The decompressor reads the image file directly: it pulls its input one byte at a time, which costs a Python
     # call per byte through any wrapper (x250 slower). The payload is signed and `accept` has checked it before
     # this runs, so the stream it reads is the one the signer produced; reading past it would only reach the TLVs.

@@ -73,6 +73,11 @@ class ImageGroup:
         self.reason = ""
         self.staged = None
         self.refused = ""  # why the last state-changing request was refused (locked mode)
+        # What verification needs is loaded now, while the heap is in one piece: after hours of metering the free
+        # heap is plenty but in small pieces, and loading a module's bytecode needs larger ones (see bundle.py).
+        from loader import bundle, trust  # noqa: F401  (trust loads ed25519 and sha512)
+
+        bundle.reserve_window()
         try:
             boots = store.read_json("meter/boots.json", {})
         except ValueError:
@@ -154,22 +159,25 @@ class ImageGroup:
         gc.collect()  # the inflate window needs 4 KB in one piece
         from loader import LOADER_API, bundle, trust
 
-        dev = mode.current() == mode.DEVELOPMENT
         board = self.ctx.board
         try:
+            dev = mode.current() == mode.DEVELOPMENT
             info = image.check_file(STAGING, trust.load(), board["id"], LOADER_API, stored_counter(),
                                     MAX_COUNTER_STEP, dev, self.budget)
             with open(STAGING, "rb") as f:
                 bundle.check(f, info, self.budget)
         except (image.Rejected, bundle.BundleError) as e:
+            bundle.reserve_window()
             self._reject(e.reason)
             self._clear()
             return
         except MemoryError:  # noqa: B014
+            bundle.reserve_window()
             # not the image's fault: keep the upload, report, and let a reset (fresh heap) judge it again
             self.state = ST_REJECTED
             self.reason = "out-of-memory"
             return
+        bundle.reserve_window()
         self.staged = {"version": info["version"], "hash": info["sha256"], "counter": info["counter"]}
         self.state = ST_ACCEPTED
 

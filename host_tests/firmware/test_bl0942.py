@@ -32,7 +32,7 @@ class FakeUart:
 
 
 BOARD = {"frontend": {"type": "bl0942", "address": 0}}
-CONSTS = {"v_scale": 15873.36, "i_scale": 251213.46, "p_scale": 596.0, "cf_per_kwh": 3304.61, "p_offset_w": 0.0}
+CONSTS = {"v_scale": 15873.36, "i_scale": 251213.46, "p_scale": 596.0, "cf_per_kwh": 5115.56, "p_offset_w": 0.0}
 
 
 def test_packet_fields_and_signed_power():

@@ -1,7 +1,6 @@
 import math
-
-import fwtest
 import wave
+
 from app import dsp
 
 N = 11 * wave.RATE // 50 + 8

@@ -2,8 +2,8 @@
 # readings per waveform: the same firmware module the CPython property test checks, on the VM's number types.
 import json
 import sys
-
 import wave
+
 from app import dsp
 
 N = 11 * wave.RATE // 50 + 8
