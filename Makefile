@@ -30,6 +30,7 @@ bench: setup
 	$(PY) -m host_tests.bench.run
 	$(PY) -m host_tests.bench.image_verify
 	$(PY) -m host_tests.bench.ota_push
+	$(PY) -m host_tests.bench.metering
 
 # Exhaustive power-cut reports (about 40 min on 2 cores): every cut point on CPython over littlefs, every 3rd in the VM
 sweeps: setup

@@ -92,6 +92,33 @@ def main() -> None:
         out.print(f"power {st['power']}, boots {st['boots']}, reset cause {st['reset_cause']}, "
                   f"heap free ≈ {st['device']['heap_free_board_estimate'] // 1024} KB of the board's "
                   f"{st['device']['heap_board_bytes'] // 1024} KB, uptime {tm['uptime_s']:.1f} s, RTC {tm['rtc']}")
+        step("7. Calibrate it as a factory would: 230 V, 5 A, PF 1 from the emulated reference source")
+        ctl = [str(BIN / "meter-emu"), "ctl", "--state", str(state)]
+        shell(*ctl, "set", "grid.voltage=230", "load.type=resistive", "load.current=5", "load.pf=1")
+        cal = json.loads(shell(str(BIN / "ota"), "meter", "calibrate", "--port", console, "--step", "gain",
+                               "--voltage", "230", "--current", "5", "--pf", "1", "--readings", "5",
+                               "--json").stdout)
+        out.print("stored: " + ", ".join(f"{k}={v:.5g}" for k, v in cal["constants"].items()))
+
+        step("8. Live readings under a changing load (`ota meter read`), time accelerated between them")
+        table = Table("load", "V", "A", "W", "var", "PF", "Hz", "import Wh", "export Wh", "true import Wh")
+        for label, settings in (("kettle 5 A", ["load.type=resistive", "load.current=5", "load.pf=1", "load.export=0"]),
+                                ("motor 12 A PF 0.7", ["load.type=inductive", "load.current=12", "load.pf=0.7"]),
+                                ("PC supply 3 A", ["load.type=rectifier", "load.current=3"]),
+                                ("solar export 8 A", ["load.type=resistive", "load.current=8", "load.pf=1",
+                                                      "load.export=1"])):
+            shell(*ctl, "set", *settings, "speed=max")
+            time.sleep(3.0)
+            shell(*ctl, "set", "speed=1")
+            r = json.loads(shell(str(BIN / "ota"), "meter", "read", "--port", console, "--json").stdout)["obis"]
+            truth = json.loads(shell(*ctl, "status").stdout)["truth"]
+            table.add_row(label, f"{r['1.0.12.7.0.255']:.1f}", f"{r['1.0.11.7.0.255']:.2f}",
+                          f"{r['1.0.1.7.0.255']:.0f}", f"{r['1.0.3.7.0.255']:.0f}", f"{r['1.0.13.7.0.255']:.3f}",
+                          f"{r['1.0.14.7.0.255']:.2f}", f"{r['1.0.1.8.0.255']:.1f}", f"{r['1.0.2.8.0.255']:.1f}",
+                          f"{truth['import_wh']:.1f}")
+        out.print(table)
+        out.print("Registers are keyed by OBIS code; `ota meter read --port PORT --watch` refreshes them every second.")
+
         if args.keep:
             out.print(f"\nThe meter keeps running. Try: mpremote connect {console} repl   |   "
                       f"meter-emu ctl --state {state} status   |   stop with: meter-emu ctl --state {state} stop")

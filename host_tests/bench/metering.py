@@ -5,11 +5,15 @@
   wear   register persistence on each board's littlefs geometry (CPython over littlefs-python, NOR rules): flash
          program/erase operations per save, per day at the configured interval, the most-erased block per day and
          its 15-year projection against the board's rated erase cycles;
-  day    one simulated day of the whole firmware at --speed max in the emulator, per board (front end), with a
-         constant 5 A load: wall time, registered energy against the emulator's true integral, register saves.
+  day    simulated time of the whole firmware at --speed max in the emulator, per board (front end), with a
+         constant 5 A load: wall time per simulated day (BL0942 boards: a whole day; ADC boards: --adc-hours,
+         scaled), registered energy against the emulator's true integral, register saves;
+  class  the class-1 report: factory calibration, then every class-1 point of STANDARDS.md on every board, with
+         the limits and whether the board claims the point (metering.accuracy).
 
 Prints tables, writes JSON (--json); figures go into docs/BENCHMARKS.md with the machine and date.
-Usage: python -m host_tests.bench.metering [--only dsp|wear|day ...] [--board B ...] [--json out.json]"""
+Usage: python -m host_tests.bench.metering [--only dsp|wear|day|class ...] [--board B ...] [--adc-hours H]
+       [--json out.json]"""
 
 from __future__ import annotations
 
@@ -120,11 +124,13 @@ def bench_wear(boards: list[str], saves: int = 30000) -> list[dict]:
     return rows
 
 
-def bench_day(boards: list[str]) -> list[dict]:
+def bench_day(boards: list[str], adc_hours: float = 1.0) -> list[dict]:
     from host_tests.emu import Emulator, ota
 
     rows = []
     for b in boards:
+        bl = json.loads((ROOT / "boards" / f"{b}.json").read_text())["frontend"]["type"] == "bl0942"
+        device_s = 86400 if bl else adc_hours * 3600
         with tempfile.TemporaryDirectory(prefix="bench-day-") as tmp:
             emu = Emulator(Path(tmp) / "m", board=b)
             try:
@@ -135,18 +141,54 @@ def bench_day(boards: list[str]) -> list[dict]:
                 emu.ctl("set", "speed=max")
                 time.sleep(2.5)
                 t0 = time.monotonic()
-                while emu.ctl("time")["uptime_s"] - up0 < 86400:
+                while emu.ctl("time")["uptime_s"] - up0 < device_s:
                     time.sleep(0.5)
                 wall = time.monotonic() - t0
+                elapsed = emu.ctl("time")["uptime_s"] - up0
                 emu.ctl("set", "speed=1")
                 time.sleep(1)
                 st1 = emu.ctl("status")
                 read = json.loads(ota("meter", "read", "--port", emu.console, "--json").stdout)
                 true_wh = st1["truth"]["import_wh"] - st0["truth"]["import_wh"]
-                row = {"board": b, "wall_s": wall, "device_s": 86400, "true_import_wh": true_wh,
-                       "registered_import_wh": read["obis"]["1.0.1.8.0.255"], "saves": read["saves"]}
+                day_wall = wall * 86400 / elapsed
+                row = {"board": b, "wall_s": wall, "device_s": elapsed, "wall_per_day_s": day_wall,
+                       "speed_factor": elapsed / wall, "true_import_wh": true_wh,
+                       "registered_import_wh": read["obis"]["1.0.1.8.0.255"], "saves": read["saves"],
+                       "flash_ops": st1.get("device", {}).get("flash_ops")}
                 rows.append(row)
-                print(f"day  {b:22} one simulated day in {wall:.0f} s wall; {read['saves']} register saves")
+                print(f"day  {b:22} {elapsed / 3600:.1f} simulated h in {wall:.0f} s wall: {day_wall:.0f} s per "
+                      f"simulated day ({elapsed / wall:.0f}× real time); registered {row['registered_import_wh']:.1f} "
+                      f"Wh vs true {true_wh:.1f} Wh; {read['saves']} register saves; flash ops {row['flash_ops']}")
+            finally:
+                emu.stop()
+    return rows
+
+
+def bench_class(boards: list[str]) -> list[dict]:
+    from host_tests import metering_check as M
+    from host_tests.emu import Emulator
+    from meterkit.boards import load_board
+
+    rows = []
+    for b in boards:
+        board = load_board(b)
+        acc = board["metering"]["accuracy"]
+        with tempfile.TemporaryDirectory(prefix="bench-class-") as tmp:
+            emu = Emulator(Path(tmp) / "m", board=b)
+            try:
+                M.factory_calibration(emu, board)
+                emu.ctl("set", "speed=max")
+                min_wh = 150.0 if board["frontend"]["type"] == "bl0942" else 10.0
+                for fraction, pf in M.CLASS_POINTS:
+                    pt = M.energy_point(emu, board, fraction, pf, min_wh).as_dict()
+                    floor = acc["pf1_from_ib"] if pf >= 0.99 else acc["pf_low_from_ib"]
+                    pt.update(board=b, claimed=fraction >= floor - 1e-9)
+                    ok = pt["limit_pct"] is None or abs(pt["error_pct"]) <= pt["limit_pct"]
+                    pt["within"] = ok
+                    rows.append(pt)
+                    print(f"class {b:22} {fraction:5} Ib PF {pf:+.1f}: {pt['error_pct']:+.3f} % (limit "
+                          f"{pt['limit_pct']}, {'claimed' if pt['claimed'] else 'reported'}) "
+                          f"{'ok' if ok else 'OUTSIDE'}")
             finally:
                 emu.stop()
     return rows
@@ -154,12 +196,13 @@ def bench_day(boards: list[str]) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", action="append", choices=["dsp", "wear", "day"])
+    ap.add_argument("--only", action="append", choices=["dsp", "wear", "day", "class"])
+    ap.add_argument("--adc-hours", type=float, default=1.0, help="Simulated hours for the ADC boards' day figure.")
     ap.add_argument("--board", action="append", dest="boards")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
     boards = args.boards or BOARDS
-    only = args.only or ["dsp", "wear", "day"]
+    only = args.only or ["dsp", "wear", "day", "class"]
     report: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
                     "date": time.strftime("%Y-%m-%d")}
     if "dsp" in only:
@@ -167,7 +210,9 @@ def main() -> None:
     if "wear" in only:
         report["wear"] = bench_wear(boards)
     if "day" in only:
-        report["day"] = bench_day(boards)
+        report["day"] = bench_day(boards, args.adc_hours)
+    if "class" in only:
+        report["class"] = bench_class(boards)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=1))
 

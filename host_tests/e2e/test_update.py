@@ -112,7 +112,7 @@ def test_a_bad_app_is_rolled_back(start_emulator, tmp_path, fault):
     assert "rollback" in events(emu)  # (mpremote stops the app: last)
 
 
-@pytest.mark.parametrize(("at_write", "torn"), [(1, 0), (12, 0), (30, 0), (45, 200), (60, 0), (75, 0), (85, 7)])
+@pytest.mark.parametrize(("at_write", "torn"), [(1, 0), (30, 0), (45, 200), (85, 7)])
 def test_power_cut_anywhere_in_an_update_recovers(start_emulator, tmp_path, at_write, torn):
     """A sample of the cut points of `python -m host_tests.bench.power_cut_vm` (every point: the CPython sweep)."""
     emu = start_emulator("rpi_pico")

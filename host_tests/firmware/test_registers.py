@@ -59,7 +59,8 @@ def test_persist_alternates_and_the_newest_valid_record_wins():
                 f.write(newest[:cut])
             back = registers.Registers()
             status = registers.Persist().load(back)
-            assert status == "one-bad" and back.wh[registers.IMPORT] == 5, cut
+            # zero bytes: the cut came before the first byte, the file holds nothing and counts as absent
+            assert status == ("ok" if cut == 0 else "one-bad") and back.wh[registers.IMPORT] == 5, cut
         for k in range(len(newest)):
             bad = bytearray(newest)
             bad[k] ^= 0x01
