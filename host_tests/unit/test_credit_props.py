@@ -48,3 +48,21 @@ def test_any_split_of_the_energy_costs_the_same(readings: list[int], bounds: lis
     cost = exact_cost([(s[0], s[1]) for s in slabs], sum(readings))
     assert -led.balance == cost.numerator // cost.denominator  # whole minor units charged so far
     assert Fraction(led.rem, KWH) == cost - (-led.balance)  # and the fraction carried, exactly
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 400), min_size=1, max_size=120))
+def test_each_token_id_counts_exactly_once(tids: list[int]) -> None:
+    """Against a model that remembers every id: an id is accepted iff never accepted before and within the window
+    of the highest accepted id."""
+    from app import tokens as tk
+
+    w = tk.TokenWindow()
+    seen: set[int] = set()
+    for tid in tids:
+        top = max(seen, default=0)
+        fresh = tid not in seen and tid > top - tk.WINDOW
+        assert (w.check(tid) is None) == fresh, (tid, sorted(seen))
+        if fresh:
+            w.mark(tid)
+            seen.add(tid)
