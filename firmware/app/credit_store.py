@@ -1,0 +1,80 @@
+# The prepaid state in one power-fail-safe record (meter/credit.json, replaced by write-then-rename): the ledger,
+# the token window and the import-energy register total the balance was last charged up to. A top-up changes the
+# balance and marks its token in the same write, so a power cut can neither lose it nor let it count twice; energy
+# used across a cut is charged at the next reading from the registers, which never decrease.
+from app import credit, tokens
+from loader import store
+
+PATH = "meter/credit.json"
+RECORD = "credit"
+RECORD_VERSION = 1
+
+E_AMOUNT = "bad-amount"
+E_DAMAGED = "credit-record-damaged"
+
+
+class CreditStore:
+    def __init__(self, path=PATH):
+        self.path = path
+        self.ledger = credit.Ledger()
+        self.tokens = tokens.TokenWindow()
+        self.import_mj = None  # the register total charged up to; None: not yet (the first reading sets it)
+        self.problem = None
+
+    def load(self):
+        """Read the record; a damaged one is refused whole rather than half used: problem is set, the balance stays
+        0 and top-ups are refused (the spent-token window is lost, so old tokens could be replayed) until the head-end
+        sets the balance and the token window again (reset)."""
+        try:
+            _, data = store.read_record(self.path, RECORD, RECORD_VERSION, None)
+            if data is not None:
+                led = credit.Ledger()
+                led.restore(data["ledger"])
+                win = tokens.TokenWindow()
+                win.restore(data["tokens"])
+                mj = data["import_mj"]
+                if mj is not None and (not isinstance(mj, int) or mj < 0):
+                    raise ValueError("bad import_mj")
+                self.ledger, self.tokens, self.import_mj = led, win, mj
+        except (ValueError, KeyError, TypeError) as e:
+            self.problem = str(e)
+        return self.problem
+
+    def save(self):
+        store.write_record(self.path, RECORD, RECORD_VERSION,
+                           {"ledger": self.ledger.record(), "tokens": self.tokens.record(),
+                            "import_mj": self.import_mj})
+
+    def topup(self, tid, amount):
+        """Apply a verified top-up token; None when applied, else why not (nothing changes then)."""
+        if self.problem is not None:
+            return E_DAMAGED
+        why = self.tokens.check(tid)
+        if why is not None:
+            return why
+        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= 100000000:
+            return E_AMOUNT
+        self.ledger.credit(amount)
+        self.tokens.mark(tid)
+        self.save()
+        return None
+
+    def reset(self, balance, top_tid):
+        """The head-end's signed reset after a damaged record: its balance, and every tid up to `top_tid` spent."""
+        self.ledger = credit.Ledger()
+        self.ledger.balance = balance
+        self.tokens = tokens.TokenWindow()
+        if top_tid > 0:
+            self.tokens.top = top_tid
+            self.tokens.used = tokens.MASK
+        self.problem = None
+        self.save()
+
+    def charge_to(self, tariff, import_mj, zone, now_s):
+        """Charge the energy imported since the last charge (register total `import_mj`); returns minor units."""
+        if self.import_mj is None or import_mj < self.import_mj:
+            self.import_mj = import_mj  # first reading (or registers reset by a new meter record): start here
+            return 0
+        used = import_mj - self.import_mj
+        self.import_mj = import_mj
+        return self.ledger.charge(tariff, used, zone, now_s) if used else 0

@@ -1,0 +1,44 @@
+import fwtest
+from app import credit, credit_store, tokens
+
+KWH = credit.MJ_PER_KWH
+
+
+def test_topup_and_token_are_one_record():
+    def body():
+        s = credit_store.CreditStore()
+        assert s.load() is None and s.ledger.balance == 0
+        assert s.topup(2, 50000) is None and s.topup(1, 20000) is None  # out of order: both count
+        assert s.topup(2, 50000) == tokens.E_REPLAYED and s.topup(3, 0) == credit_store.E_AMOUNT
+        assert s.topup(3, -5) == credit_store.E_AMOUNT and s.tokens.check(3) is None  # a refusal marks nothing
+        t = credit.parse_tariff({"flat": 1000})
+        assert s.charge_to(t, 5 * KWH, 1, 0) == 0  # the first reading only sets where charging starts
+        assert s.charge_to(t, 7 * KWH, 1, 0) == 2000
+        s.save()
+        # power cut: the record holds balance, tokens and the register total together
+        back = credit_store.CreditStore()
+        assert back.load() is None
+        assert back.ledger.balance == 68000 and back.import_mj == 7 * KWH and back.topup(1, 20000) == tokens.E_REPLAYED
+        # a cut after the top-up's write and before anything else: the top-up is there, its token spent
+        assert back.topup(3, 1000) is None
+        again = credit_store.CreditStore()
+        again.load()
+        assert again.ledger.balance == 69000 and again.topup(3, 1000) == tokens.E_REPLAYED
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_damaged_record_is_refused_whole():
+    def body():
+        s = credit_store.CreditStore()
+        s.topup(1, 1000)
+        fwtest.write(credit_store.PATH, b'{"kind": "credit", "v": 1, "data": {"ledger": [1, 2], "tokens": [1, 1], '
+                                        b'"import_mj": 0}}')
+        back = credit_store.CreditStore()
+        assert back.load() == "bad ledger record" and back.ledger.balance == 0 and back.import_mj is None
+        assert back.topup(2, 500) == credit_store.E_DAMAGED  # old tokens could be replayed: none until a reset
+        back.reset(4200, 1)
+        assert back.topup(1, 1000) == tokens.E_REPLAYED and back.topup(2, 500) is None
+        assert back.ledger.balance == 4700
+
+    fwtest.in_workdir(body, "meter")
