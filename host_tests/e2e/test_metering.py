@@ -22,13 +22,13 @@ def claimed(board: dict, fraction_ib: float, pf: float) -> bool:
     return fraction_ib >= (acc["pf1_from_ib"] if pf >= 0.99 else acc["pf_low_from_ib"]) - 1e-9
 
 
-# the default run: every class-1 point on the BL0942 Pico; the lowest claimed point of each power factor and Imax
+# the default run: every class-1 corner on the BL0942 Pico (Ib PF 1 is the calibration point); the lowest claimed point of each power factor and Imax
 # capacitive on the ADC ESP32; one point on the other two. Every point on every board, with the limits and whether
 # the board claims it: `python -m host_tests.bench.metering --only class` (docs/BENCHMARKS.md).
 def suite_points(board: dict) -> list[tuple[float, float]]:
     acc = board["metering"]["accuracy"]
     if board["id"] == "rpi_pico_bl0942":
-        return [(acc["pf1_from_ib"], 1.0), (1.0, 1.0), (12.0, 1.0), (acc["pf_low_from_ib"], 0.5), (12.0, 0.5),
+        return [(acc["pf1_from_ib"], 1.0), (12.0, 1.0), (acc["pf_low_from_ib"], 0.5), (12.0, 0.5),
                 (acc["pf_low_from_ib"], -0.8), (12.0, -0.8)]
     if board["id"] == "esp32_devkitc":
         return [(acc["pf1_from_ib"], 1.0), (acc["pf_low_from_ib"], 0.5), (12.0, -0.8)]
@@ -157,7 +157,7 @@ def test_live_values_then_registers_across_power_cuts_lose_at_most_one_interval(
     emu.ctl("set", "speed=max", "power.restore_delay=0.3")
     rng = random.Random(5)
     last = None
-    for cut in range(4):
+    for cut in range(3):
         M.wait_device(emu, rng.uniform(5, 150))
         before = M.meter_read(emu)
         p_true = emu.ctl("status")["true"]["p_w"]
@@ -181,9 +181,11 @@ def live_values_keyed_by_obis(emu) -> None:
     M.wait_device(emu, 3)
     r = M.meter_read(emu)
     o = r["obis"]
-    # uncalibrated: the board's typical constants against this meter's own IC and resistor errors (a few %)
-    assert abs(o["1.0.12.7.0.255"] - 240.0) < 0.05 * 240 and abs(o["1.0.11.7.0.255"] - 10.0) < 0.5
-    assert abs(o["1.0.1.7.0.255"] - 1920.0) < 0.06 * 1920 and abs(o["1.0.14.7.0.255"] - 50.0) < 0.1
+    # uncalibrated: the board's typical constants against this meter's own IC errors, drawn from its random unique
+    # id (gain ±1 % per channel); the board's typical WATT scale (596) is 4.6 % below what the datasheet's transfer
+    # function gives for its circuit (623.4, docs/emulator.md), so P reads 2.6-6.6 % high before calibration
+    assert abs(o["1.0.12.7.0.255"] - 240.0) < 0.02 * 240 and abs(o["1.0.11.7.0.255"] - 10.0) < 0.02 * 10
+    assert 0.02 < o["1.0.1.7.0.255"] / 1920.0 - 1 < 0.07 and abs(o["1.0.14.7.0.255"] - 50.0) < 0.1
     assert o["1.0.3.7.0.255"] >= 0  # the BL0942's Q is derived and unsigned
     assert r["front"] == "bl0942" and r["registers"] in ("new", "ok") and r["calibration"] == "board"
     p = ota("meter", "read", "--port", emu.console)

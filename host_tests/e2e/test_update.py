@@ -112,7 +112,7 @@ def test_a_bad_app_is_rolled_back(start_emulator, tmp_path, fault):
     assert "rollback" in events(emu)  # (mpremote stops the app: last)
 
 
-@pytest.mark.parametrize(("at_write", "torn"), [(1, 0), (30, 0), (45, 200), (85, 7)])
+@pytest.mark.parametrize(("at_write", "torn"), [(1, 0), (45, 200), (85, 7)])
 def test_power_cut_anywhere_in_an_update_recovers(start_emulator, tmp_path, at_write, torn):
     """A sample of the cut points of `python -m host_tests.bench.power_cut_vm` (every point: the CPython sweep)."""
     emu = start_emulator("rpi_pico")
@@ -130,11 +130,11 @@ def test_a_noisy_line_costs_time_never_a_wrong_image(start_emulator, tmp_path):
     emu = start_emulator("rpi_pico")
     echo_ok(emu)
 
-    def bulk(app: Path) -> None:  # 24 kB that do not deflate, so the upload spans a dozen frames
+    def bulk(app: Path) -> None:  # 12 kB that do not deflate, so the upload spans several frames
         import random
 
         rng = random.Random(4)
-        (app / "filler.py").write_text(f"DATA = {bytes(rng.getrandbits(8) for _ in range(24000))!r}\n")
+        (app / "filler.py").write_text(f"DATA = {bytes(rng.getrandbits(8) for _ in range(12000))!r}\n")
 
     img = variant(tmp_path, "bulky", "rpi_pico", "1.7.0", 1, bulk)
     emu.ctl("set", "wire.error_rate=0.0001", "wire.drop_rate=0.00005")  # 1 per 10,000 bytes, plus losses
