@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from app import registers  # noqa: E402  (lfs_meter put the firmware on sys.path)
-from host_tests.lfs_meter import CutFlash, PowerCut, Volume
+from host_tests.lfs_meter import CutFlash, PowerCut, Volume  # first: it puts the firmware on sys.path
+
+from app import registers  # noqa: E402  isort: skip
 
 
 class WearFlash(CutFlash):
