@@ -70,10 +70,16 @@ class CreditStore:
         self.problem = None
         self.save()
 
-    def charge_to(self, tariff, import_mj, zone, now_s):
-        """Charge the energy imported since the last charge (register total `import_mj`); returns minor units."""
-        if self.import_mj is None or import_mj < self.import_mj:
-            self.import_mj = import_mj  # first reading (or registers reset by a new meter record): start here
+    def charge_to(self, tariff, import_mj, zone, now_s, rebase=False):
+        """Charge the energy imported since the last charge (register total `import_mj`); returns minor units.
+        A total below the mark means the registers came back one interval behind after a power cut: that energy
+        was paid already, so nothing is charged until they pass the mark again. `rebase`: the registers were lost
+        or are new (an event was raised); charging starts again from their total."""
+        if self.import_mj is None or rebase:
+            self.import_mj = import_mj
+            self.save()  # at once: a cut before the next save must not move the mark to a later total (free energy)
+            return 0
+        if import_mj <= self.import_mj:
             return 0
         used = import_mj - self.import_mj
         self.import_mj = import_mj

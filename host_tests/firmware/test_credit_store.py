@@ -14,6 +14,12 @@ def test_topup_and_token_are_one_record():
         t = credit.parse_tariff({"flat": 1000})
         assert s.charge_to(t, 5 * KWH, 1, 0) == 0  # the first reading only sets where charging starts
         assert s.charge_to(t, 7 * KWH, 1, 0) == 2000
+        # registers one interval behind after a cut: that energy was paid, nothing is charged twice
+        assert s.charge_to(t, 6 * KWH, 1, 0) == 0 and s.charge_to(t, 7 * KWH, 1, 0) == 0
+        assert s.charge_to(t, 8 * KWH, 1, 0) == 1000 and s.charge_to(t, 7 * KWH, 1, 0, rebase=True) == 0
+        assert s.charge_to(t, 8 * KWH, 1, 0) == 1000
+        s.ledger.balance += 2000  # back to the figures below
+        s.import_mj = 7 * KWH
         s.save()
         # power cut: the record holds balance, tokens and the register total together
         back = credit_store.CreditStore()

@@ -1,0 +1,62 @@
+# The prepaid rules, evaluated at every reading and at every top-up: charge the energy, raise alerts, and move the
+# relay through class 70's local triggers — disconnect (g) only when the meter knows the time, is outside every
+# no-disconnection window and the balance is below the allowance; reconnect (h) as soon as a top-up clears the debt
+# (in modes without h the state stays ready_for_reconnection and the consumer presses the button). A remote
+# disconnect is the head-end's and is never undone here.
+from app import credit, disconnect, events
+
+REASON = "credit"
+
+
+class Prepaid:
+    def __init__(self, store, control, log, conf):
+        self.store = store  # CreditStore
+        self.control = control  # DisconnectControl
+        self.log = log  # EventLog
+        self.tariff = conf["tariff"]
+        self.windows = conf["windows"]
+        self.allowance = conf["allowance"]
+        self.thresholds = conf["thresholds"]
+        self.emergency = conf["emergency"]
+        self.clock_known = True
+        self.window = False
+
+    def tick(self, now_s, local, import_mj, zone, rebase=False):
+        """One reading. `local`: (year, month, day, weekday, minute) or None while the time is unknown."""
+        self.store.charge_to(self.tariff, import_mj, zone, now_s, rebase)
+        for pct in self.store.ledger.alerts_due(self.thresholds):
+            self.log.add(events.CREDIT_ALERT, "%d %%" % pct)
+        known = local is not None
+        if known != self.clock_known:
+            self.clock_known = known
+            if not known:
+                self.log.add(events.CLOCK_UNKNOWN, "credit disconnection suspended")
+        self.window = known and credit.in_window(self.windows, *local)
+        self.decide()
+
+    def decide(self):
+        led = self.store.ledger
+        if credit.must_disconnect(led.balance, self.allowance, self.clock_known, self.window):
+            if self.control.state == disconnect.CONNECTED and self.control.apply(disconnect.LOCAL_DISCONNECT, REASON):
+                self.log.add(events.CREDIT_EXHAUSTED, str(led.balance))
+        elif led.balance >= -self.allowance and self.control.state == disconnect.READY and \
+                self.control.reason == REASON:
+            self.control.apply(disconnect.LOCAL_RECONNECT, "top-up")
+
+    def topup(self, tid, amount):
+        """A verified token's id and amount: None when applied (the relay follows at once), else the reason."""
+        why = self.store.topup(tid, amount)
+        if why is not None:
+            self.log.add(events.TOKEN_REJECTED, why)
+            return why
+        self.log.add(events.TOPUP_ACCEPTED, "%d: %d" % (tid, amount))
+        self.decide()
+        return None
+
+    def take_emergency(self):
+        if not self.store.ledger.take_emergency(self.emergency):
+            return False
+        self.store.save()
+        self.log.add(events.EMERGENCY_CREDIT, str(self.emergency))
+        self.decide()
+        return True
