@@ -344,7 +344,9 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
     data = image_file.read_bytes()
     if not no_local_check:
         try:
-            bundle.unpack(image.parse(data).payload)
+            parsed = image.parse(data)
+            image.check_hash(data, parsed)
+            bundle.unpack(parsed.payload)
         except (image.ImageError, OtaError) as e:
             click.echo(f"ota: rejected by the local check (send anyway with --no-local-check): {e}", err=True)
             sys.exit(rejection_exit(getattr(e, "reason", "")))

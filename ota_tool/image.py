@@ -125,6 +125,15 @@ def attach_signature(prefix: bytes, pub: Ed25519PublicKey, signature: bytes) -> 
     return prefix + struct.pack("<HH", TLV_INFO_MAGIC, len(body) + TLV_INFO_SIZE) + body
 
 
+def check_hash(data: bytes, img: ParsedImage) -> None:
+    """The image's SHA-256 TLV against its header, payload and protected TLVs (what the meter checks first)."""
+    want = img.first(Tlv.SHA256, "unprotected")
+    if want is None:
+        raise ImageError("hash-mismatch", "the image has no SHA-256 TLV")
+    if want != digest(data[: img.prefix_len]):
+        raise ImageError("hash-mismatch", "the SHA-256 TLV does not match the image: it was altered after signing")
+
+
 def sign(prefix: bytes, key: Ed25519PrivateKey) -> bytes:
     return attach_signature(prefix, key.public_key(), key.sign(digest(prefix)))
 

@@ -130,7 +130,7 @@ async def activate(link: MeterLink, image_hash: bytes, permanent: bool, authorit
     """Ask the meter to install the verified upload at its next boot (as a test boot, or for good), then reset.
     A reset's answer lost on the line is not an error here: the caller watches the boot number."""
     await _signed(link, authority, SignedStatesWrite, IMAGE_STATE, {"confirm": permanent, "hash": image_hash},
-                  "mark the upload pending", retries=3)
+                  "mark the upload pending", retries=5)
     try:
         await reset(link, authority)
     except DeviceTimeout:
