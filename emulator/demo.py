@@ -17,7 +17,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 120)  # a log or pipe: wide enough for the tables
 
 
 def step(text: str) -> None:
