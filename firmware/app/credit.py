@@ -3,7 +3,6 @@
 # a negative-balance allowance, emergency credit and no-disconnection windows. Pure logic; the credit task persists
 # the ledger together with the register snapshot it was computed from (docs/relay-and-credit.md).
 MJ_PER_KWH = 3600000000
-MINUTES_PER_DAY = 1440
 
 
 class TariffError(ValueError):
