@@ -205,6 +205,15 @@ def in_window(w, year, month, day, weekday, minute):
     return False
 
 
+def day_number(year, month, day):
+    """Days since 1970-01-01 of a calendar date (proleptic Gregorian; pure arithmetic, the same on every port)."""
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
 def must_disconnect(balance, allowance, time_known, window):
     """Credit decides the relay only when the meter knows the time and is outside every window."""
     return time_known and not window and balance < -allowance

@@ -11,6 +11,7 @@ RECORD_VERSION = 1
 
 E_AMOUNT = "bad-amount"
 E_DAMAGED = "credit-record-damaged"
+DAYS_MAX = 62  # fixed daily charges for at most this many days at once (a clock set far ahead must not empty it)
 
 
 class CreditStore:
@@ -19,6 +20,8 @@ class CreditStore:
         self.ledger = credit.Ledger()
         self.tokens = tokens.TokenWindow()
         self.import_mj = None  # the register total charged up to; None: not yet (the first reading sets it)
+        self.day = None  # the local day (days since 1970) fixed charges were last taken for
+        self.month = None  # its month (year * 12 + month): the slabs restart when it changes
         self.problem = None
 
     def load(self):
@@ -35,7 +38,10 @@ class CreditStore:
                 mj = data["import_mj"]
                 if mj is not None and (not isinstance(mj, int) or mj < 0):
                     raise ValueError("bad import_mj")
-                self.ledger, self.tokens, self.import_mj = led, win, mj
+                day, month = data.get("day"), data.get("month")
+                if not all(v is None or isinstance(v, int) for v in (day, month)):
+                    raise ValueError("bad calendar")
+                self.ledger, self.tokens, self.import_mj, self.day, self.month = led, win, mj, day, month
         except (ValueError, KeyError, TypeError) as e:
             self.problem = str(e)
         return self.problem
@@ -43,7 +49,7 @@ class CreditStore:
     def save(self):
         store.write_record(self.path, RECORD, RECORD_VERSION,
                            {"ledger": self.ledger.record(), "tokens": self.tokens.record(),
-                            "import_mj": self.import_mj})
+                            "import_mj": self.import_mj, "day": self.day, "month": self.month})
 
     def topup(self, tid, amount):
         """Apply a verified top-up token; None when applied, else why not (nothing changes then)."""
@@ -69,6 +75,24 @@ class CreditStore:
             self.tokens.used = tokens.MASK
         self.problem = None
         self.save()
+
+    def new_day(self, tariff, day, month):
+        """The local calendar says `day` of `month`: take the fixed daily charge for each day begun since the last
+        one (at most DAYS_MAX) and restart the slabs in a new month. A clock set back only moves the mark.
+        Returns the minor units charged."""
+        if day == self.day:
+            return 0
+        charged = 0
+        if self.day is not None and day > self.day:
+            before = self.ledger.balance
+            for _ in range(min(day - self.day, DAYS_MAX)):
+                self.ledger.daily_charge(tariff)
+            charged = before - self.ledger.balance
+            if month != self.month:
+                self.ledger.new_month()
+        self.day, self.month = day, month
+        self.save()
+        return charged
 
     def charge_to(self, tariff, import_mj, zone, now_s, rebase=False):
         """Charge the energy imported since the last charge (register total `import_mj`); returns minor units.

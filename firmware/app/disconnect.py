@@ -86,6 +86,9 @@ class DisconnectControl:
 
     def reconcile(self):
         """At boot: drive the relay to the persisted state when its feedback differs (or cannot tell)."""
+        if self.relay.closed() == self.output:
+            self.relay.want = self.output  # supervised from here on; no pulse, no event
+            return True
         return self.relay.drive(self.output, "boot")
 
     def apply(self, trigger, reason=""):

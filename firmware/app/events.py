@@ -17,7 +17,11 @@ TOPUP_ACCEPTED = 404
 TOKEN_REJECTED = 405
 CLOCK_UNKNOWN = 406
 LOAD_LIMIT_TRIP = 407
+COMMAND_REFUSED = 408
 LOG_LOST = 409
+SETTINGS_CHANGED = 410
+SETTINGS_INVALID = 411
+CREDIT_RECORD_DAMAGED = 412
 
 PATH = "meter/events.json"
 RECORD = "events"
@@ -30,7 +34,7 @@ class EventLog:
     def __init__(self, path=PATH, capacity=CAPACITY, clock=None):
         self.path = path
         self.capacity = capacity
-        self.clock = clock  # clock() -> seconds since 2000 (RTC), or None while the time is unknown
+        self.clock = clock  # clock() -> RTC seconds since 1970 (UTC), or None while the time is unknown
         self.seq = 0
         self.ring = []
 

@@ -1,4 +1,5 @@
-# The application's main loop: asyncio tasks for the heartbeat, the SMP console and metering.
+# The application's main loop: asyncio tasks for the heartbeat, the SMP console and metering; the supply (relay,
+# credit, load limit) runs its rules at each metering reading.
 import asyncio
 
 from app import console, heartbeat, selftest
@@ -11,10 +12,15 @@ def run(ctx):
 async def _main(ctx):
     from app.meter_group import MeterGroup
     from app.metering import Metering
+    from app.supply import Supply
+    from app.supply_group import SupplyGroup
 
     meter = Metering(ctx)  # first: its modules and buffers are the app's largest, placed while the heap is whole
     beat = heartbeat.Heartbeat(ctx)
     serve = console.ConsoleTask(ctx)
     ctx.reset_scheduler = serve.schedule_reset
     MeterGroup(ctx, meter).register(ctx.server)
+    supply = Supply(ctx, meter)  # reconciles the relay with its persisted state before the first reading
+    meter.listeners.append(supply.on_reading)
+    SupplyGroup(ctx, supply).register(ctx.server)
     await asyncio.gather(beat.run(), serve.run(), selftest.run(ctx, beat), meter.run())

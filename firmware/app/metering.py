@@ -50,6 +50,9 @@ class Metering:
         self.read_ms = None
         self.readings = 0
         self.clock_known = False
+        self.local = None  # the local time tuple (time.gmtime form) of the last reading, None while unknown
+        self.listeners = []
+        self.on_save = []  # called after each register save (the credit record is saved with them)  # listener(metering, ticks_ms) after each reading is accounted (the supply's rules)
         self.zone = 1
         self.mj_rest = 0.0  # fraction of a millijoule carried between CF conversions
         self.cal = {}  # the calibration step collecting readings (empty: none)
@@ -86,6 +89,7 @@ class Metering:
             r.s = 0.0
             r.pf = 1.0
         local = self.local_time()
+        self.local = local
         self.zone = self.zone_of(local)
         p_mj = self.active_mj(r, dt)
         self.regs.integrate(p_mj, int(r.q * dt + 0.5) if r.q >= 0 else -int(-r.q * dt + 0.5), int(r.s * dt + 0.5),
@@ -96,6 +100,8 @@ class Metering:
             self.regs.demand(rtc // period, period, (rtc // period) * period)
         else:
             self.regs.demand(time.ticks_diff(now, self.ctx.started_ms) // 1000 // period, period, None)
+        for listener in self.listeners:
+            listener(self, now)
 
     def active_mj(self, r, dt):
         pulses = self.front.pulses
@@ -127,6 +133,8 @@ class Metering:
     def save(self):
         self.persist.save(self.regs)
         self.saved_ms = time.ticks_ms()
+        for fn in self.on_save:
+            fn()
 
     # -- calibration ---------------------------------------------------------------------------------------------
     def start_calibration(self, step, v, i, pf, n):

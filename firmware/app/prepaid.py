@@ -23,6 +23,8 @@ class Prepaid:
 
     def tick(self, now_s, local, import_mj, zone, rebase=False):
         """One reading. `local`: (year, month, day, weekday, minute) or None while the time is unknown."""
+        if local is not None:
+            self.store.new_day(self.tariff, credit.day_number(local[0], local[1], local[2]), local[0] * 12 + local[1])
         self.store.charge_to(self.tariff, import_mj, zone, now_s, rebase)
         for pct in self.store.ledger.alerts_due(self.thresholds):
             self.log.add(events.CREDIT_ALERT, "%d %%" % pct)
@@ -34,9 +36,25 @@ class Prepaid:
         self.window = known and credit.in_window(self.windows, *local)
         self.decide()
 
+    def cut_due(self):
+        """True when credit must keep (or put) the supply off now."""
+        return credit.must_disconnect(self.store.ledger.balance, self.allowance, self.clock_known, self.window)
+
+    def rate(self, zone, now_s):
+        """The energy rate (minor units per kWh) that applies now: a critical peak, the TOU zone, the month's slab
+        or the flat rate."""
+        t = self.tariff
+        r = credit.energy_rate(t, zone, now_s)
+        if r is not None or not t["slabs"]:
+            return t["flat"] if r is None else r
+        for upto, slab_rate in t["slabs"]:
+            if upto is None or self.store.ledger.month_mj < upto:
+                return slab_rate
+        return 0
+
     def decide(self):
         led = self.store.ledger
-        if credit.must_disconnect(led.balance, self.allowance, self.clock_known, self.window):
+        if self.cut_due():
             if self.control.state == disconnect.CONNECTED and self.control.apply(disconnect.LOCAL_DISCONNECT, REASON):
                 self.log.add(events.CREDIT_EXHAUSTED, str(led.balance))
         elif led.balance >= -self.allowance and self.control.state == disconnect.READY and \

@@ -29,6 +29,15 @@ class Hal:
     def button_pressed(self):
         return self._button is not None and self._button.value() == self._pressed
 
+    def on_button(self, handler):
+        """Call handler(pin) from an interrupt at each press (the edge to the active level); False without a
+        button. The handler must not allocate (it may run in a hard interrupt)."""
+        if self._button is None:
+            return False
+        edge = machine.Pin.IRQ_FALLING if self._pressed == 0 else machine.Pin.IRQ_RISING
+        self._button.irq(handler=handler, trigger=edge)
+        return True
+
     def relay_pulse(self, connect, ms=100):
         """Pulse the latching relay's set (connect) or reset (disconnect) coil; False when the board has none."""
         pin = self.board["pins"].get("relay_set" if connect else "relay_reset")

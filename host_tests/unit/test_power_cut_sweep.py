@@ -1,7 +1,7 @@
 """Power cuts at every flash operation of a whole update (upload, verification, state write, install at boot, test
 boot, confirm), over a real littlefs on CPython (host_tests/lfs_meter.py): after power returns the meter boots a valid
 signed app, old or new and never a mix, and rerunning the push completes the update. Plain cuts at every operation
-of the firmware's own app on the Pico, every 15th in this suite; torn writes and the ESP32's geometry sampled more
+of the firmware's own app on the Pico, every 25th in this suite; torn writes and the ESP32's geometry sampled more
 thinly (the report command `python -m host_tests.bench.power_cut_sweep`, in `make sweeps`, runs every point of both
 boards, with a 76 kB app too). Plus a
 hypothesis state machine of uploads, installs, resets, confirms, bad images and power cuts between and inside them."""
@@ -59,12 +59,12 @@ def provisioned():
 
 
 def test_cut_points_of_an_update_recover_on_the_pico(images, provisioned):
-    """Every 15th flash operation of a whole update is a cut point (every one: `make sweeps`)."""
+    """Every 25th flash operation of a whole update is a cut point (every one: `make sweeps`)."""
     board, base = provisioned("rpi_pico")
     img = images["rpi_pico"]["1.5.0"]
     n = L.total_ops(board, base, img)
     assert n > 50
-    points = list(range(1, n + 1, 15)) + [n + 1]
+    points = list(range(1, n + 1, 25)) + [n + 1]
     outcomes = [L.sweep_point(board, base, img, OLD, "1.5.0", k, 0) for k in points]
     assert sum(o["cut"] for o in outcomes) == len(points) - 1  # each chosen operation was cut; the last run had none
     seen = {o["after_cut"] for o in outcomes}
@@ -77,7 +77,7 @@ def test_torn_writes_and_permanent_installs_sampled(images, provisioned, board_i
     board, base = provisioned(board_id)
     img = images[board_id]["1.5.0"]
     n = L.total_ops(board, base, img, permanent)
-    for k in range(1 + n % 25, n + 1, 25):
+    for k in range(1 + n % 40, n + 1, 40):
         L.sweep_point(board, base, img, OLD, "1.5.0", k, torn=1 + (k * 37) % 200, permanent=permanent)
 
 

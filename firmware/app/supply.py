@@ -1,0 +1,189 @@
+# The supply: what decides whether the consumer's load is connected. It owns the event log, the latching relay, the
+# class-70 disconnect control, the prepaid credit and the load limit, and runs their rules at every metering reading
+# (once a second): charge the energy, raise credit alerts, cut or restore for credit (never inside a
+# no-disconnection window or while the time is unknown), trip and restore for the load limit, take the consumer's
+# button press and supervise the relay. Remote commands arrive through app/supply_group.py (SMP group 66).
+import time
+
+from micropython import const
+
+from app import clock, disconnect, events, load_limit, prepaid, registers, relay, supply_settings
+from app.credit_store import CreditStore
+from loader import commands, settings
+
+RELAY_CHECK_READINGS = const(60)  # relay supervision once a minute
+AVERAGE_S = const(900)  # the recent consumption rate the time-left prediction uses: a 15-minute average
+LIMIT_REASON = "load limit"
+BUTTON_REASON = "button"
+REMOTE_REASON = "remote"
+CAUSES = {1: "power on", 2: "hard reset", 3: "watchdog", 4: "deep sleep", 5: "soft reset"}
+
+
+def _cause():
+    try:
+        import machine
+
+        return CAUSES.get(machine.reset_cause(), "reset")
+    except (ImportError, AttributeError):  # a port (or CPython) without it
+        return "reset"
+
+
+class Supply:
+    def __init__(self, ctx, metering, set_rtc=clock.set_rtc):
+        self.ctx = ctx
+        self.m = metering
+        self.log = events.EventLog(clock=commands.rtc_now)
+        self.log.load()
+        self.log.add(events.POWER_RESTORE, _cause())
+        s, problem = supply_settings.load()
+        if problem:
+            self.log.add(events.SETTINGS_INVALID, problem)
+        loader_conf, _ = settings.load()
+        self.relay = relay.Relay(ctx.hal, loader_conf["relay_pulse_ms"], self.log.add)
+        self.control = disconnect.DisconnectControl(self.relay, s["control_mode"])
+        self.control.load()
+        if self.control.mode != s["control_mode"]:
+            self.control.mode = s["control_mode"]
+            self.control.save()
+        self.control.reconcile()
+        self.clock = clock.Clock(set_rtc=set_rtc)
+        self.store = CreditStore()
+        damaged = self.store.load()
+        if damaged:
+            self.log.add(events.CREDIT_RECORD_DAMAGED, damaged)
+        self.settings = s
+        self.limit = load_limit.LoadLimit(s["limit_p"])
+        self.prepaid = self._prepaid(s)
+        # registers that came back empty (both copies lost) restart the credit's energy mark from their total
+        self.rebase = metering.persist.status == "lost"
+        self.readings = 0
+        self.avg_w = None
+        self.presses = 0
+        self.pressed = False
+        self.last_refusal = ""
+        ctx.hal.on_button(self._irq)
+        metering.on_save.append(self.save)  # the credit record is saved with the registers (and before a reset)
+
+    def _prepaid(self, s):
+        if s["tariff_p"] is None:
+            return None
+        conf = {"tariff": s["tariff_p"], "windows": s["windows_p"], "allowance": s["allowance"],
+                "thresholds": s["thresholds"], "emergency": s["emergency"]}
+        return prepaid.Prepaid(self.store, self.control, self.log, conf)
+
+    def _irq(self, pin):
+        self.pressed = True  # no allocation here: the press is taken at the next reading
+
+    # -- every reading -------------------------------------------------------------------------------------------
+    def on_reading(self, m, now_ms):
+        p = m.reading.p
+        self.avg_w = p if self.avg_w is None else self.avg_w + (p - self.avg_w) / AVERAGE_S
+        if self.pressed:
+            self.pressed = False
+            self.press()
+        lt = m.local
+        local = None if lt is None else (lt[0], lt[1], lt[2], lt[6], lt[3] * 60 + lt[4])
+        if self.prepaid is not None:
+            self.prepaid.tick(commands.rtc_now() or 0, local, m.regs.total_mj(registers.IMPORT), m.zone, self.rebase)
+            self.rebase = False
+        act = self.limit.update(time.ticks_diff(now_ms, self.ctx.started_ms) // 1000, p)
+        if act is not None:
+            self._limit(act, p)
+        self.readings += 1
+        if self.readings % RELAY_CHECK_READINGS == 0:
+            self.relay.check()
+
+    def _limit(self, act, watts):
+        c = self.control
+        if act == load_limit.RESTORE:
+            if c.state != disconnect.READY or c.reason != LIMIT_REASON:
+                return
+            if self.prepaid is not None and self.prepaid.cut_due():
+                c.reason = prepaid.REASON  # the lockout is over but credit is not: credit now holds it off
+                c.save()
+            else:
+                c.apply(disconnect.LOCAL_RECONNECT, "lockout over")
+            return
+        self.log.add(events.LOAD_LIMIT_TRIP, "%d W%s" % (watts, ", locked" if act == load_limit.LOCKED else ""))
+        c.apply(disconnect.LOCAL_DISCONNECT, LIMIT_REASON)
+
+    def press(self):
+        """The consumer's button: emergency credit while the balance is spent; otherwise a manual reconnect (e) from
+        ready_for_reconnection, or a manual disconnect (f) where the mode allows it. Credit and the load limit
+        keep what they hold off: a press cannot override them. Returns what it did."""
+        self.presses += 1
+        c = self.control
+        pp = self.prepaid
+        if pp is not None and c.state != disconnect.DISCONNECTED and self.store.ledger.balance <= 0 and \
+                pp.take_emergency():
+            return "emergency"
+        if c.state == disconnect.READY and c.reason not in (prepaid.REASON, LIMIT_REASON):
+            if pp is not None and pp.cut_due():
+                return None  # no credit: reconnecting would only be undone at the next reading
+            return c.apply(disconnect.MANUAL_RECONNECT, BUTTON_REASON)
+        if c.state == disconnect.CONNECTED:
+            return c.apply(disconnect.MANUAL_DISCONNECT, BUTTON_REASON)
+        return None
+
+    def save(self):
+        if self.prepaid is not None:
+            self.store.save()
+
+    # -- remote commands (authorised by the caller) ------------------------------------------------------------
+    def remote(self, action):
+        """"disconnect" or "reconnect" from the head-end; the class-70 letter or None when the mode refuses it."""
+        if action == "disconnect":
+            return self.control.apply(disconnect.REMOTE_DISCONNECT, REMOTE_REASON)
+        self.limit.remote_reconnect()
+        return self.control.apply(disconnect.REMOTE_RECONNECT, REMOTE_REASON)
+
+    def configure(self, raw):
+        """New settings from the head-end, checked whole first (SettingsError names the bad field)."""
+        s = supply_settings.save(raw)
+        self.settings = s
+        self.limit = load_limit.LoadLimit(s["limit_p"])
+        self.prepaid = self._prepaid(s)
+        self.log.add(events.SETTINGS_CHANGED, "mode %d, %s" % (s["control_mode"], "prepaid" if self.prepaid else
+                                                                "no credit"))
+        if s["control_mode"] != self.control.mode:
+            self.control.set_mode(s["control_mode"])
+        if self.prepaid is not None:
+            self.prepaid.decide()
+
+    def set_clock(self, t):
+        drift = self.clock.set(t)
+        self.log.add(events.CLOCK_SET, "unknown before" if drift is None else "drift %+d s" % drift)
+        return drift
+
+    def refused(self, code, why):
+        self.last_refusal = why
+        self.log.add(code, why)
+
+    # -- reading ------------------------------------------------------------------------------------------------
+    def status(self):
+        pp = self.prepaid
+        led = self.store.ledger
+        c = self.control
+        lim = self.limit
+        rtc = commands.rtc_now()
+        credit_state = None
+        if pp is not None:
+            from app import credit
+
+            rate = pp.rate(self.m.zone, rtc or 0)
+            credit_state = {
+                "balance": led.balance, "allowance": pp.allowance, "emergency_taken": led.emergency,
+                "emergency_available": 0 if led.emergency else pp.emergency, "last_topup": led.topup,
+                "rate": rate, "avg_w": self.avg_w,
+                "time_left_s": credit.seconds_left(led.balance, pp.allowance, int(self.avg_w or 0), rate),
+                "window": pp.window, "record": "damaged" if self.store.problem else "ok",
+                "top_tid": self.store.tokens.top, "month_wh": led.month_mj // 3600000,
+            }
+        return {
+            "mode": c.mode, "state": c.state, "output": c.output, "reason": c.reason,
+            "relay": self.relay.status(), "clock_known": rtc is not None, "rtc": rtc, "clock": self.clock.rec,
+            "credit": credit_state,
+            "load_limit": {"threshold_w": lim.conf["threshold_w"], "trips": lim.trips, "locked": lim.locked,
+                           "tripped": lim.tripped_at is not None},
+            "events_seq": self.log.seq, "presses": self.presses, "last_refusal": self.last_refusal,
+        }

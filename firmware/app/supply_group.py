@@ -1,0 +1,147 @@
+# SMP group 66, "supply": the disconnect control, prepaid credit, load limit, clock and event log
+# (docs/smp-groups.md). Reading is open; every change needs a signed command envelope (command-role key, bound to
+# this meter; a development meter also obeys the development keys). A refusal answers with a group code and leaves
+# its reason in status "last_refusal" and in the event log.
+#   0 status    read   relay, class-70 state, credit, time left, window, load limit, clock
+#   1 relay     write  {action: disconnect|reconnect, envelope}          signed "supply.relay" {action}
+#   2 topup     write  {token}                                            token: signed "credit.topup" {tid, amount}
+#   3 settings  read: the settings; write {settings, envelope}          signed "supply.config" {settings}
+#   4 clock     write  {time, envelope}                                   signed "clock.set" {time}
+#   5 events    read   {since?, limit?} -> {events: [[seq, code, rtc, detail]], seq}
+#   6 emergency write  {envelope}                                         signed "credit.emergency" {}
+#   7 credit reset write {balance, top_tid, envelope}                     signed "credit.reset" {balance, top_tid}
+from micropython import const
+
+from app import events, supply_settings
+from loader import commands, smp
+
+GROUP_SUPPLY = const(66)
+CMD_STATUS = const(0)
+CMD_RELAY = const(1)
+CMD_TOPUP = const(2)
+CMD_SETTINGS = const(3)
+CMD_CLOCK = const(4)
+CMD_EVENTS = const(5)
+CMD_EMERGENCY = const(6)
+CMD_CREDIT_RESET = const(7)
+# group return codes for SMP v2 clients
+RC_NOT_AUTHORISED = const(1)  # the envelope was refused: the reason is in status last_refusal
+RC_TOKEN_REFUSED = const(2)  # a top-up token was refused (replayed, too old, bad amount, record damaged ...)
+RC_BAD_SETTINGS = const(3)  # the settings were refused: the first bad field is in last_refusal
+RC_NO_CREDIT = const(4)  # the meter keeps no credit (no tariff configured)
+RC_BAD_REQUEST = const(5)  # a malformed request (unknown action, bad time)
+RC_NOT_ALLOWED = const(6)  # the control mode allows no such transition now, or emergency credit is spent
+EVENTS_PER_READ = const(16)  # about 60 bytes each: a read stays well inside the 2048-byte buffer
+TOPUP = "credit.topup"
+
+
+class SupplyGroup:
+    def __init__(self, ctx, supply):
+        self.ctx = ctx
+        self.s = supply
+
+    def register(self, server):
+        server.register(GROUP_SUPPLY, CMD_STATUS, lambda req: self.s.status(), write=False)
+        server.register(GROUP_SUPPLY, CMD_RELAY, self.relay, read=False)
+        server.register(GROUP_SUPPLY, CMD_TOPUP, self.topup, read=False)
+        server.register(GROUP_SUPPLY, CMD_SETTINGS, self.settings)
+        server.register(GROUP_SUPPLY, CMD_CLOCK, self.clock, read=False)
+        server.register(GROUP_SUPPLY, CMD_EVENTS, self.events, write=False)
+        server.register(GROUP_SUPPLY, CMD_EMERGENCY, self.emergency, read=False)
+        server.register(GROUP_SUPPLY, CMD_CREDIT_RESET, self.credit_reset, read=False)
+
+    def _authorise(self, req, cmd, args):
+        try:
+            commands.authorise(self.ctx, req, cmd, args)
+        except commands.Refused as e:
+            self.s.refused(events.COMMAND_REFUSED, "%s: %s" % (cmd, e.reason))
+            raise smp.SmpError(smp.EACCESSDENIED, RC_NOT_AUTHORISED) from None
+
+    def _error(self, code, why, rc):
+        """Record a refusal (status last_refusal and an event) and return the SMP error to raise."""
+        self.s.refused(code, why)
+        return smp.SmpError(smp.EINVAL, rc)
+
+    def relay(self, req):
+        action = req.get("action")
+        if action not in ("disconnect", "reconnect"):
+            raise self._error(events.COMMAND_REFUSED, "relay: bad action", RC_BAD_REQUEST)
+        self._authorise(req, "supply.relay", {"action": action})
+        letter = self.s.remote(action)
+        if letter is None:
+            raise self._error(events.COMMAND_REFUSED, "relay: mode %d allows no %s now" % (self.s.control.mode, action),
+                       RC_NOT_ALLOWED)
+        c = self.s.control
+        return {"transition": letter, "state": c.state, "output": c.output}
+
+    def topup(self, req):
+        s = self.s
+        pp = s.prepaid
+        if pp is None:
+            raise self._error(events.TOKEN_REJECTED, "no-tariff", RC_NO_CREDIT)
+        try:
+            body = commands.open_token(self.ctx, req.get("token"), TOPUP)
+        except commands.Refused as e:
+            raise self._error(events.TOKEN_REJECTED, e.reason, RC_TOKEN_REFUSED) from None
+        args = body.get("args", {})
+        tid = args.get("tid")
+        amount = args.get("amount")
+        why = pp.topup(tid, amount)  # spends the token and credits in one write; logs 404 or 405
+        if why is not None:
+            s.last_refusal = why
+            raise smp.SmpError(smp.EINVAL, RC_TOKEN_REFUSED)
+        c = s.control
+        return {"tid": tid, "amount": amount, "balance": s.store.ledger.balance, "state": c.state,
+                "output": c.output}
+
+    def settings(self, req):
+        if "settings" not in req:  # a read
+            raw = dict(self.s.settings)
+            for k in ("tariff_p", "windows_p", "limit_p"):
+                raw.pop(k, None)
+            return {"settings": raw}
+        new = req.get("settings")
+        self._authorise(req, "supply.config", {"settings": new})
+        try:
+            self.s.configure(new)
+        except supply_settings.SettingsError as e:
+            raise self._error(events.SETTINGS_INVALID, str(e), RC_BAD_SETTINGS) from None
+        return {"settings": new}
+
+    def clock(self, req):
+        t = req.get("time")
+        self._authorise(req, "clock.set", {"time": t})
+        try:
+            drift = self.s.set_clock(t)
+        except ValueError:
+            raise self._error(events.COMMAND_REFUSED, "clock.set: bad-time", RC_BAD_REQUEST) from None
+        return {"time": t, "drift_s": drift, "clock": self.s.clock.rec}
+
+    def events(self, req):
+        since = req.get("since", 0)
+        limit = req.get("limit", EVENTS_PER_READ)
+        if not isinstance(since, int) or not isinstance(limit, int) or limit < 1:
+            raise smp.SmpError(smp.EINVAL, RC_BAD_REQUEST)
+        log = self.s.log
+        return {"events": log.since(since, min(limit, EVENTS_PER_READ)), "seq": log.seq}
+
+    def emergency(self, req):
+        self._authorise(req, "credit.emergency", {})
+        pp = self.s.prepaid
+        if pp is None:
+            raise self._error(events.COMMAND_REFUSED, "emergency: no-tariff", RC_NO_CREDIT)
+        if not pp.take_emergency():
+            raise self._error(events.COMMAND_REFUSED, "emergency: already taken", RC_NOT_ALLOWED)
+        return {"balance": self.s.store.ledger.balance}
+
+    def credit_reset(self, req):
+        balance = req.get("balance")
+        top = req.get("top_tid")
+        self._authorise(req, "credit.reset", {"balance": balance, "top_tid": top})
+        if not isinstance(balance, int) or not isinstance(top, int) or top < 0:
+            raise self._error(events.COMMAND_REFUSED, "credit.reset: bad arguments", RC_BAD_REQUEST)
+        self.s.store.reset(balance, top)
+        self.s.log.add(events.TOPUP_ACCEPTED, "reset to %d" % balance)
+        if self.s.prepaid is not None:
+            self.s.prepaid.decide()
+        return {"balance": balance, "top_tid": top}

@@ -1,0 +1,230 @@
+"""The supply (app/supply.py) and its SMP group 66 (app/supply_group.py): the prepaid rules at each reading, the
+button, the load limit, and signed commands and top-up tokens, including the attacks on tokens."""
+import cbor
+import fwtest
+from app import credit, disconnect, events, registers, supply, supply_group
+from loader import mode, smp, store, trust
+from test_disconnect import RelayModel
+
+KWH = credit.MJ_PER_KWH
+ENV = {}
+
+
+def env(name):
+    if not ENV:
+        ENV.update(cbor.loads(fwtest.fixture("supply.cbor")))
+    return ENV[name]
+
+
+class Hal(RelayModel):
+    def __init__(self):
+        super().__init__()
+        self.button = None
+
+    def on_button(self, handler):
+        self.button = handler
+        return True
+
+
+class Ctx:
+    meter_id = "m-1"
+    mode = mode.LOCKED
+    started_ms = 0
+
+    def __init__(self):
+        self.hal = Hal()
+        self.server = smp.Server()
+        self.before_reset = []
+
+
+class Reading:
+    p = 0.0
+
+
+class Persist:
+    status = "ok"
+
+
+class Meter:
+    """What the supply reads of the metering task: the reading, the registers, the TOU zone and local time."""
+
+    def __init__(self):
+        self.reading = Reading()
+        self.regs = registers.Registers()
+        self.zone = 1
+        self.local = None
+        self.persist = Persist()
+        self.on_save = []
+
+    def run(self, sup, seconds, watts, local, t0_ms=0):
+        """`seconds` readings at `watts`, at local time `local` (gmtime-like tuple) or None."""
+        for k in range(seconds):
+            self.reading.p = float(watts)
+            self.regs.add(registers.IMPORT, int(watts * 1000))
+            self.local = local
+            sup.on_reading(self, t0_ms + k * 1000)
+
+
+def at(day, hour, minute=0):
+    """A local time tuple in time.gmtime's form for 2026-12-`day` (a Tuesday when day is 1)."""
+    return (2026, 12, day, hour, minute, 0, (day) % 7, 335 + day)
+
+
+def _setup(settings=True):
+    fwtest.write(trust.PATH, fwtest.fixture("trust_supply.cbor"))
+    ctx = Ctx()
+    meter = Meter()
+    rtc = []
+    sup = supply.Supply(ctx, meter, set_rtc=rtc.append)
+    grp = supply_group.SupplyGroup(ctx, sup)
+    if settings:
+        grp.settings({"settings": cbor.loads(cbor.loads(env("settings"))["body"])["args"]["settings"],
+                      "envelope": env("settings")})
+    return ctx, meter, sup, grp
+
+
+def _refused(fn, req, rc):
+    e = fwtest.raises(smp.SmpError, fn, req)
+    assert e.group_rc == rc, (e.rc, e.group_rc)
+
+
+def test_credit_runs_out_in_the_window_cut_after_it_top_up_reconnects_at_once():
+    def body():
+        ctx, meter, sup, grp = _setup()
+        hw = ctx.hal
+        assert grp.topup({"token": env("token1")})["balance"] == 10000
+        meter.run(sup, 1, 0, at(1, 17))  # the first reading sets the credit's energy mark
+        meter.run(sup, 600, 2900, at(1, 22))  # 2.9 kW for 10 minutes: 483 paise at 1000 paise/kWh
+        meter.regs.add(registers.IMPORT, 23 * KWH // 2)  # and 11.5 kWh more: 10000 - 483 - 11500 = -1983
+        meter.run(sup, 1, 0, at(1, 23))
+        assert sup.store.ledger.balance == -1983 and hw.contact  # inside the 18:00-08:00 window: no cut
+        assert [e[1] for e in sup.log.ring].count(events.CREDIT_ALERT) == 3
+        meter.run(sup, 1, 0, at(2, 7, 59))
+        assert hw.contact
+        meter.run(sup, 1, 0, at(2, 8, 0))  # the window ends: cut at the first reading after it
+        st = sup.status()
+        assert not hw.contact and st["state"] == disconnect.READY and st["reason"] == "credit"
+        assert st["credit"]["window"] is False and st["credit"]["time_left_s"] == 0
+        r = grp.topup({"token": env("token2")})  # +1000 = -983: still beyond the 500 allowance
+        assert not hw.contact and r["output"] is False
+        r = grp.topup({"token": env("token3")})  # +600 = -383: within it, reconnected by this very command
+        assert hw.contact and r["output"] is True and r["state"] == disconnect.CONNECTED
+        assert sup.log.ring[-1][1] == events.LOAD_CONNECTED
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_token_attacks_are_refused_each_with_an_event_and_nothing_changes():
+    def body():
+        ctx, meter, sup, grp = _setup()
+        assert grp.topup({"token": env("token2")})["balance"] == 1000
+        cases = (("token2", "token-replayed"), ("token_foreign", "wrong-meter"), ("token_expired", "expired"),
+                 ("token_wrong_role", "wrong-role"), ("token_stranger", "unknown-key"),
+                 ("token_altered", "bad-signature"), ("token_wrong_cmd", "request-differs"))
+        for name, why in cases:
+            _refused(grp.topup, {"token": env(name)}, supply_group.RC_TOKEN_REFUSED)
+            assert sup.last_refusal == why, (name, sup.last_refusal)
+            assert sup.log.ring[-1][1] == events.TOKEN_REJECTED and sup.log.ring[-1][3] == why
+        _refused(grp.topup, {}, supply_group.RC_TOKEN_REFUSED)
+        assert sup.last_refusal == "no-envelope"
+        assert sup.store.ledger.balance == 1000
+        # entered out of order, both count; once tid 70 is in, tid 1 (69 below) is older than the 64-id window
+        assert grp.topup({"token": env("token4")})["balance"] == 2000
+        assert grp.topup({"token": env("token3")})["balance"] == 2600
+        assert grp.topup({"token": env("token70")})["balance"] == 3100
+        _refused(grp.topup, {"token": env("token1")}, supply_group.RC_TOKEN_REFUSED)
+        assert sup.last_refusal == "token-too-old" and sup.store.ledger.balance == 3100
+        # the record on flash says the same after a power cut
+        again = supply.Supply(ctx, Meter(), set_rtc=lambda t: None)
+        assert again.store.ledger.balance == 3100 and again.store.tokens.top == 70
+        _refused(supply_group.SupplyGroup(ctx, again).topup, {"token": env("token4")}, supply_group.RC_TOKEN_REFUSED)
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_commands_need_the_command_key_and_name_their_refusals():
+    def body():
+        ctx, meter, sup, grp = _setup(settings=False)
+        # no tariff yet: the meter keeps no credit and says so
+        _refused(grp.topup, {"token": env("token1")}, supply_group.RC_NO_CREDIT)
+        _refused(grp.relay, {"action": "disconnect"}, supply_group.RC_NOT_AUTHORISED)
+        assert sup.last_refusal == "supply.relay: no-envelope" and ctx.hal.contact
+        _refused(grp.relay, {"action": "reconnect", "envelope": env("relay_off")}, supply_group.RC_NOT_AUTHORISED)
+        assert sup.last_refusal == "supply.relay: request-differs"
+        _refused(grp.relay, {"action": "explode", "envelope": env("relay_off")}, supply_group.RC_BAD_REQUEST)
+        r = grp.relay({"action": "disconnect", "envelope": env("relay_off")})
+        assert r == {"transition": "b", "state": disconnect.DISCONNECTED, "output": False} and not ctx.hal.contact
+        _refused(grp.relay, {"action": "disconnect", "envelope": env("relay_off")}, supply_group.RC_NOT_AUTHORISED)
+        assert sup.last_refusal == "supply.relay: replayed"
+        # mode 6: the remote reconnect makes it ready; the consumer's button closes it (e)
+        assert grp.relay({"action": "reconnect", "envelope": env("relay_on")})["transition"] == "d"
+        assert not ctx.hal.contact
+        ctx.hal.button(None)
+        meter.run(sup, 1, 0, None)
+        assert ctx.hal.contact and sup.control.reason == "button" and sup.presses == 1
+        # settings are checked whole: a bad one is refused by name and the old ones stay
+        _refused(grp.settings, {"settings": {"tariff": {"flat": -1}}, "envelope": env("settings_bad")},
+                 supply_group.RC_BAD_SETTINGS)
+        assert sup.last_refusal == "bad rate for flat" and sup.prepaid is None
+        assert store.read_json("meter/supply.json", None) is None
+        # the clock: set by the signed command, its drift recorded
+        r = grp.clock({"time": 1900000000, "envelope": env("clock")})
+        assert r["clock"]["set_at"] == 1900000000 and r["clock"]["sets"] == 1 and isinstance(r["drift_s"], int)
+        assert sup.log.ring[-1][1] == events.CLOCK_SET
+        for _ in range(10):
+            _refused(grp.relay, {"action": "disconnect"}, supply_group.RC_NOT_AUTHORISED)
+        ev = grp.events({"since": 0, "limit": 100})  # at most EVENTS_PER_READ in one answer
+        assert ev["seq"] == sup.log.seq == 20 and [e[0] for e in ev["events"]] == list(range(1, 17))
+        assert [e[0] for e in grp.events({"since": 17})["events"]] == [18, 19, 20]
+        assert [e[1] for e in grp.events({"since": 0, "limit": 2})["events"]] == [events.POWER_RESTORE,
+                                                                                 events.TOKEN_REJECTED]
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_button_takes_emergency_credit_and_the_load_limit_trips_restores_and_locks():
+    def body():
+        ctx, meter, sup, grp = _setup()
+        hw = ctx.hal
+        assert grp.topup({"token": env("token3")})["balance"] == 600
+        meter.run(sup, 1, 0, at(2, 12))
+        meter.regs.add(registers.IMPORT, 2 * KWH)  # -1400: cut (noon, outside the window)
+        meter.run(sup, 1, 0, at(2, 12, 1))
+        assert not hw.contact
+        hw.button(None)  # the consumer takes the 3000 of emergency credit: 1600, reconnected at once
+        meter.run(sup, 1, 0, at(2, 12, 2))
+        assert hw.contact and sup.store.ledger.balance == 1600 and sup.store.ledger.emergency == 3000
+        hw.button(None)  # only once until the next top-up; a press while connected does nothing in mode 6
+        meter.run(sup, 1, 0, at(2, 12, 3))
+        assert hw.contact and sup.store.ledger.balance == 1600
+        # 3.5 kW over the 3 kW limit for 10 s trips (g); the lockout of 60 s ends with h
+        meter.run(sup, 12, 3500, at(2, 12, 4), t0_ms=100000)
+        assert not hw.contact and sup.control.reason == "load limit" and sup.log.ring[-1][1] == events.LOAD_DISCONNECTED
+        meter.run(sup, 61, 0, at(2, 12, 5), t0_ms=112000)
+        assert hw.contact
+        # the second trip locks it off until the head-end's remote reconnect
+        meter.run(sup, 12, 3500, at(2, 12, 6), t0_ms=200000)
+        meter.run(sup, 200, 0, at(2, 12, 7), t0_ms=212000)
+        assert not hw.contact and sup.status()["load_limit"]["locked"]
+        assert grp.relay({"action": "disconnect", "envelope": env("relay_off")})["transition"] == "c"
+        assert grp.relay({"action": "reconnect", "envelope": env("relay_on")})["transition"] == "d"
+        hw.button(None)
+        meter.run(sup, 1, 0, at(2, 12, 8), t0_ms=500000)
+        assert hw.contact and not sup.status()["load_limit"]["locked"]
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_the_time_unknown_never_cuts_for_credit_and_says_so():
+    def body():
+        ctx, meter, sup, grp = _setup()
+        grp.topup({"token": env("token3")})
+        meter.run(sup, 1, 0, None)
+        meter.regs.add(registers.IMPORT, 5 * KWH)
+        meter.run(sup, 5, 0, None)
+        assert ctx.hal.contact and sup.store.ledger.balance == -4400
+        assert [e[1] for e in sup.log.ring].count(events.CLOCK_UNKNOWN) == 1
+        meter.run(sup, 1, 0, at(3, 10))
+        assert not ctx.hal.contact
+
+    fwtest.in_workdir(body, "meter")
