@@ -1,6 +1,7 @@
+from test_disconnect import RelayModel
+
 import fwtest
 from app import credit, credit_store, disconnect, events, prepaid, relay
-from test_disconnect import RelayModel
 
 KWH = credit.MJ_PER_KWH
 CONF = {"tariff": credit.parse_tariff({"flat": 1000}),

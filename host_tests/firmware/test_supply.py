@@ -1,10 +1,11 @@
 """The supply (app/supply.py) and its SMP group 66 (app/supply_group.py): the prepaid rules at each reading, the
 button, the load limit, and signed commands and top-up tokens, including the attacks on tokens."""
+from test_disconnect import RelayModel
+
 import cbor
 import fwtest
 from app import credit, disconnect, events, registers, supply, supply_group
 from loader import mode, smp, store, trust
-from test_disconnect import RelayModel
 
 KWH = credit.MJ_PER_KWH
 ENV = {}
