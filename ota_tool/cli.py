@@ -25,7 +25,8 @@ def main() -> None:
     in time, 5 the meter refused the request (its SMP error code is shown), 6 key problem, 7 build problem,
     8 image rejected (the reason is named), 9 not authorised (a locked meter needs a signed command: --key or
     --envelope), 10 image signature or signing key refused, 11 image for another board or loader, 12 downgrade
-    (security counter too low or too far ahead), 13 no space (image larger than the slot).
+    (security counter too low or too far ahead), 13 no space (image larger than the slot), 14 the meter refused a
+    supply command or top-up token (the reason is named).
     """
     # smpclient logs every retried timeout with the whole request; ota reports lost frames itself
     logging.getLogger("smpclient").setLevel(logging.CRITICAL)
@@ -635,6 +636,29 @@ def envelope(key: Path, meter: str, cmd: str, args_json: str, expires_in: int, i
         args["hash"] = parsed.first(image.Tlv.SHA256, "unprotected")
     k = _guard(lambda: keys.load_private(key, keys.passphrase_from_env(passphrase_env)))
     data = env.make(k, meter, cmd, args, expires_in=expires_in)
+    output.write_bytes(data)
+    click.echo(json.dumps(env.read(data), default=lambda v: v.hex() if isinstance(v, bytes) else str(v)))
+
+
+@main.command()
+@click.option("--key", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Command-role private key.")
+@click.option("--meter", required=True, help="The meter id the token is for (`ota info`).")
+@click.option("--tid", required=True, type=click.IntRange(1), help="Token id: the head-end numbers each meter's tokens.")
+@click.option("--amount", required=True, type=click.IntRange(1, 100_000_000), help="Minor currency units (paise).")
+@click.option("--expires-in", default=30 * 86400, show_default=True, help="Seconds until the token expires.")
+@click.option("--passphrase-env", metavar="VAR")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def token(key: Path, meter: str, tid: int, amount: int, expires_in: int, passphrase_env: str | None,
+          output: Path) -> None:
+    """Create a signed top-up token offline (a vending point or the head-end); enter it with
+    `ota meter topup --token FILE`. The meter accepts each id once, in any order within its last 64 ids."""
+    from meterkit import envelope as env
+
+    from .supply import make_token
+
+    k = _guard(lambda: keys.load_private(key, keys.passphrase_from_env(passphrase_env)))
+    data = make_token(k, meter, tid, amount, expires_in=expires_in)
     output.write_bytes(data)
     click.echo(json.dumps(env.read(data), default=lambda v: v.hex() if isinstance(v, bytes) else str(v)))
 

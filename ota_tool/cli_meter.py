@@ -152,3 +152,224 @@ def calibration_cmd(port: str, baud: int, timeout: float, as_json: bool) -> None
         click.echo(f"{state['front']} front end, {state['source']}")
         for k, v in state["constants"].items():
             click.echo(f"  {k:12} {v:.6g}")
+
+
+# -- the supply: relay, credit, settings, clock, events (library: ota_tool/supply.py) ------------------------------
+def _signed(f):
+    f = click.option("--expires-in", default=3600, show_default=True,
+                     help="Seconds (meter clock) until what --key signs expires.")(f)
+    f = click.option("--envelope", "envelopes", multiple=True,
+                     type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     help="Pre-signed command envelope from the head-end (`ota envelope`); repeatable.")(f)
+    f = click.option("--passphrase-env", metavar="VAR", help="Passphrase variable for --key.")(f)
+    return click.option("--key", "command_key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                        help="Command-role private key (every supply change is signed, on every meter).")(f)
+
+
+def _auth(command_key: Path | None, passphrase_env: str | None, envelopes: tuple[Path, ...], expires_in: int):
+    from .cli import _authority
+
+    a = _authority(command_key, passphrase_env, envelopes)
+    a.expires_in = expires_in
+    return a
+
+
+def _show_status(st: dict) -> str:
+    from .supply import STATES
+
+    relay = st["relay"]
+    lines = [f"supply      {'ON' if st['output'] else 'OFF'} — class 70 state {st['state']} "
+             f"({STATES.get(st['state'], '?')}), control mode {st['mode']}"
+             + (f", because: {st['reason']}" if st["reason"] else ""),
+             f"relay       feedback {relay['feedback']}, {relay['operations']} operations"
+             + (f", FAULT: {relay['fault']}" if relay["fault"] else "")]
+    c = st["credit"]
+    if c is None:
+        lines.append("credit      none kept on this meter (no tariff set)")
+    else:
+        left = c["time_left_s"]
+        shown = "not falling" if left is None else f"{left / 3600:.1f} h at {c['avg_w'] or 0:.0f} W"
+        lines.append(f"credit      balance {c['balance'] / 100:.2f}, allowance {c['allowance'] / 100:.2f}, "
+                     f"rate {c['rate'] / 100:.2f}/kWh, time left {shown}")
+        em = (f"taken {c['emergency_taken'] / 100:.2f}" if c["emergency_taken"] else
+              f"available {c['emergency_available'] / 100:.2f}")
+        lines.append(f"            emergency {em}, "
+                     f"last token id {c['top_tid']}, {'in' if c['window'] else 'outside'} a no-disconnection window"
+                     + ("" if c["record"] == "ok" else ", CREDIT RECORD DAMAGED"))
+    lim = st["load_limit"]
+    lines.append(f"load limit  {lim['threshold_w']} W" + (" (off)" if not lim["threshold_w"] else "")
+                 + f", trips {lim['trips']}" + (", LOCKED until a remote reconnect" if lim["locked"] else "")
+                 + (", tripped" if lim["tripped"] else ""))
+    clk = st["clock"]
+    lines.append("clock       " + (time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(st["rtc"])) if st["clock_known"]
+                                   else "NOT SET (credit never disconnects until it is)")
+                 + (f", last set drift {clk.get('drift_s')} s" if clk.get("sets") else ""))
+    if st["last_refusal"]:
+        lines.append(f"last refusal {st['last_refusal']}")
+    return "\n".join(lines)
+
+
+@meter.command("relay")
+@_port
+@_signed
+@click.argument("action", type=click.Choice(["disconnect", "reconnect", "status"]))
+@click.option("--json", "as_json", is_flag=True)
+def relay_cmd(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+              envelopes: tuple[Path, ...], expires_in: int, action: str, as_json: bool) -> None:
+    """Remote disconnect or reconnect (signed supply.relay), or show the supply's status.
+
+    \b
+    In the prepaid mode 6 a remote reconnect makes the supply ready; the consumer's button closes it.
+    Exit 9 not authorised, 14 the control mode allows no such change now.
+    """
+    from . import supply
+    from .cli import _guard
+
+    auth = _auth(command_key, passphrase_env, envelopes, expires_in)
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            if action != "status":
+                await supply.relay(link, auth, action)
+            return await supply.status(link)
+
+    st = _guard(lambda: run(go()))
+    click.echo(json.dumps(st) if as_json else _show_status(st))
+
+
+@meter.command("topup")
+@_port
+@_signed
+@click.option("--amount", type=click.IntRange(1, 100_000_000), help="Minor currency units (paise): 50000 = 500.00.")
+@click.option("--tid", type=click.IntRange(1), help="Token id (default: one above the meter's last).")
+@click.option("--token", "token_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A pre-signed token from `ota token` (instead of --key and --amount).")
+@click.option("--json", "as_json", is_flag=True)
+def topup_cmd(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+              envelopes: tuple[Path, ...], expires_in: int, amount: int | None, tid: int | None,
+              token_file: Path | None, as_json: bool) -> None:
+    """Add credit: sign a token with the command key, or send a pre-signed one (--token).
+
+    Exit 14 when the meter refuses the token (replayed, too old, expired, wrong meter, altered ...: the reason is
+    named), 9 when it refuses the signer.
+    """
+    from . import keys, supply
+    from .cli import _guard
+
+    if (token_file is None) == (command_key is None) or (command_key is not None and amount is None):
+        raise click.UsageError("give --token FILE, or --key KEY with --amount")
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            if token_file is not None:
+                token = token_file.read_bytes()
+            else:
+                from .meter_info import meter_id
+
+                key = keys.load_private(command_key, keys.passphrase_from_env(passphrase_env))
+                n = tid if tid is not None else await supply.next_tid(link)
+                token = supply.make_token(key, await meter_id(link), n, amount, expires_in=max(expires_in, 60))
+            t0 = time.monotonic()
+            r = await supply.topup(link, token)
+            r["round_trip_s"] = round(time.monotonic() - t0, 3)
+            return r
+
+    r = _guard(lambda: run(go()))
+    if as_json:
+        click.echo(json.dumps(r))
+    else:
+        click.echo(f"token {r['tid']}: +{r['amount'] / 100:.2f}, balance {r['balance'] / 100:.2f}, supply "
+                   f"{'ON' if r['output'] else 'OFF'}")
+
+
+@meter.command("tariff")
+@_port
+@_signed
+@click.option("--set", "settings_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="JSON file of supply settings to send (signed supply.config); without it, show them.")
+@click.option("--json", "as_json", is_flag=True)
+def tariff_cmd(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+               envelopes: tuple[Path, ...], expires_in: int, settings_file: Path | None, as_json: bool) -> None:
+    """Show or set the supply settings: tariff, no-disconnection windows, allowance, alert thresholds, emergency
+    credit, load limit, control mode (docs/relay-and-credit.md). The meter checks them whole and names the first
+    bad field (exit 14); nothing changes then."""
+    from . import supply
+    from .cli import _guard
+
+    new = None
+    if settings_file is not None:
+        try:
+            new = json.loads(settings_file.read_text())
+        except ValueError as e:
+            raise click.BadParameter(f"not JSON: {e}", param_hint="--set") from e
+    auth = _auth(command_key, passphrase_env, envelopes, expires_in)
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            if new is not None:
+                await supply.configure(link, auth, new)
+            return await supply.settings(link)
+
+    click.echo(json.dumps(_guard(lambda: run(go())), indent=None if as_json else 1))
+
+
+@meter.command("clock")
+@_port
+@_signed
+@click.option("--time", "at", type=int, help="UTC seconds since 1970 (default: this computer's clock).")
+@click.option("--json", "as_json", is_flag=True)
+def clock_cmd(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+              envelopes: tuple[Path, ...], expires_in: int, at: int | None, as_json: bool) -> None:
+    """Set the meter's clock (signed clock.set) and show how far it had drifted."""
+    from . import supply
+    from .cli import _guard
+
+    auth = _auth(command_key, passphrase_env, envelopes, expires_in)
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            return await supply.set_clock(link, auth, at)
+
+    r = _guard(lambda: run(go()))
+    was = "not set" if r["drift_s"] is None else f"{r['drift_s']:+d} s off"
+    click.echo(json.dumps(r) if as_json else f"clock set; it was {was}")
+
+
+@meter.command("emergency")
+@_port
+@_signed
+def emergency_cmd(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+                  envelopes: tuple[Path, ...], expires_in: int) -> None:
+    """Grant the consumer's emergency credit (once until the next top-up; the button does the same)."""
+    from . import supply
+    from .cli import _guard
+
+    auth = _auth(command_key, passphrase_env, envelopes, expires_in)
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            return await supply.emergency(link, auth)
+
+    click.echo(f"balance {_guard(lambda: run(go()))['balance'] / 100:.2f}")
+
+
+@meter.command("events")
+@_port
+@click.option("--since", default=0, show_default=True, help="Only events with a higher sequence number.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of {seq, code, event, rtc, detail}.")
+def events_cmd(port: str, baud: int, timeout: float, since: int, as_json: bool) -> None:
+    """The meter's event log (IS 15959 style codes, oldest first)."""
+    from . import supply
+    from .cli import _guard
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            return await supply.events(link, since)
+
+    evs = _guard(lambda: run(go()))
+    if as_json:
+        click.echo(json.dumps(evs))
+        return
+    for e in evs:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["rtc"])) if e["rtc"] else "(clock unknown)    "
+        click.echo(f"{e['seq']:6} {when} {e['code']} {e['event']:22} {e['detail']}")

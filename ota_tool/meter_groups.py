@@ -3,6 +3,7 @@ smp/smpclient messages so they travel through the same client as the standard gr
 
 from __future__ import annotations
 
+from enum import IntEnum, unique
 from typing import ClassVar
 
 from smp import error as smperr
@@ -56,6 +57,20 @@ class SignedReset(ResetWrite):
 GROUP_METERING = 65
 
 
+@unique
+class MeteringRc(IntEnum):
+    """Group 65's own return codes (SMP v2 errors; an unparametrised ErrorV2 cannot parse them)."""
+
+    OK = 0
+    NOT_READY = 1
+    BAD_REFERENCE = 2
+    NOT_AUTHORISED = 3
+
+
+class MeteringError(smperr.ErrorV2[MeteringRc]):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
+
+
 class MeterReadRequest(smpmsg.ReadRequest):
     _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
     _COMMAND_ID: ClassVar[int] = 0
@@ -84,7 +99,7 @@ class MeterReadResponse(smpmsg.ReadResponse):
 class MeterRead(MeterReadRequest):
     _Response = MeterReadResponse
     _ErrorV1 = smperr.ErrorV1
-    _ErrorV2 = smperr.ErrorV2
+    _ErrorV2 = MeteringError
 
 
 class CalibrateWriteRequest(smpmsg.WriteRequest):
@@ -110,7 +125,7 @@ class CalibrateWriteResponse(smpmsg.WriteResponse):
 class CalibrateWrite(CalibrateWriteRequest):
     _Response = CalibrateWriteResponse
     _ErrorV1 = smperr.ErrorV1
-    _ErrorV2 = smperr.ErrorV2
+    _ErrorV2 = MeteringError
 
 
 class CalibrationReadRequest(smpmsg.ReadRequest):
@@ -131,4 +146,4 @@ class CalibrationReadResponse(smpmsg.ReadResponse):
 class CalibrationRead(CalibrationReadRequest):
     _Response = CalibrationReadResponse
     _ErrorV1 = smperr.ErrorV1
-    _ErrorV2 = smperr.ErrorV2
+    _ErrorV2 = MeteringError

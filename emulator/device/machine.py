@@ -30,6 +30,14 @@ for _k, _v in _cfg.get("adc", {}).items():
     _analog[int(_k)] = float(_v)
 _watch = set(_cfg.get("watch", ()))
 _irqs = {}
+# the latching relay's auxiliary contact follows a coil pulse at once, here in the board (a real relay moves within
+# milliseconds, inside the firmware's pulse); the host models the same contacts for the load and its status
+_pins = _cfg.get("board", {}).get("pins", {})
+_coils = {}
+for _k in ("relay_set", "relay_reset"):
+    if _pins.get(_k) and _pins.get("relay_feedback"):
+        _coils[_pins[_k]["gpio"]] = _k == "relay_set"
+_fb = _pins.get("relay_feedback")
 
 
 def _max_gpio():
@@ -77,6 +85,9 @@ class Pin:
             self._out = v
             if self._id in _watch:
                 bus.send({"t": "pin", "gpio": self._id, "value": v, "us": _clock.now_us()})
+            if v and self._id in _coils:
+                closed_level = 0 if _fb.get("active", "low") == "low" else 1
+                _inputs[_fb["gpio"]] = closed_level if _coils[self._id] else closed_level ^ 1
 
     def value(self, v=None):
         if v is not None:

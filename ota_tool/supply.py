@@ -1,0 +1,129 @@
+"""The meter's supply over SMP group 66 (firmware/app/supply_group.py, docs/relay-and-credit.md): relay state and
+remote disconnect/reconnect, prepaid top-up tokens, supply settings (tariff, windows, load limit), the clock and
+the event log. Changes are signed command envelopes (command-role key); reading is open."""
+
+from __future__ import annotations
+
+import time
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from meterkit import envelope
+
+from .authority import Authority
+from .errors import DeviceRefused, OtaError
+from .link import MeterLink
+from .supply_groups import (
+    GROUP_SUPPLY,
+    ClockWrite,
+    EmergencyWrite,
+    EventsRead,
+    RelayWrite,
+    SettingsRead,
+    SettingsWrite,
+    StatusRead,
+    TopupWrite,
+)
+
+TOPUP = "credit.topup"
+# group return codes of group 66
+RC_NOT_AUTHORISED = 1
+RC_TOKEN_REFUSED = 2
+RC_BAD_SETTINGS = 3
+RC_NO_CREDIT = 4
+RC_BAD_REQUEST = 5
+RC_NOT_ALLOWED = 6
+REFUSED_EXIT = 14
+RC_WORDS = {RC_NOT_AUTHORISED: "not authorised", RC_TOKEN_REFUSED: "token refused",
+            RC_BAD_SETTINGS: "settings refused", RC_NO_CREDIT: "the meter keeps no credit (no tariff set)",
+            RC_BAD_REQUEST: "bad request", RC_NOT_ALLOWED: "not allowed now"}
+STATES = {0: "disconnected", 1: "connected", 2: "ready for reconnection"}
+# event codes (firmware/app/events.py)
+EVENTS = {101: "power fail", 102: "power restored", 151: "clock set", 301: "load disconnected",
+          302: "load connected", 303: "relay fault", 401: "credit alert", 402: "credit exhausted",
+          403: "emergency credit", 404: "top-up accepted", 405: "token rejected", 406: "clock unknown",
+          407: "load limit trip", 408: "command refused", 409: "event log damaged", 410: "settings changed",
+          411: "settings invalid", 412: "credit record damaged"}
+
+
+class SupplyRefused(OtaError):
+    exit_code = REFUSED_EXIT
+
+
+def _fields(rsp) -> dict:
+    return rsp.model_dump(exclude={"header", "version", "sequence", "smp_data"})
+
+
+async def _send(link: MeterLink, req, what: str) -> dict:
+    """One supply request; a refusal comes back as an OtaError naming the meter's reason (exit 9 or 14)."""
+    try:
+        return _fields(await link.request(req, what))
+    except DeviceRefused as e:
+        if e.group != GROUP_SUPPLY:
+            raise
+        why = (await status(link))["last_refusal"]
+        err = SupplyRefused(f"{what}: {RC_WORDS.get(e.rc, 'refused')}: {why}")
+        if e.rc == RC_NOT_AUTHORISED:
+            err.exit_code = 9
+        raise err from e
+
+
+async def status(link: MeterLink) -> dict:
+    return _fields(await link.request(StatusRead(), "supply status", retries=2))
+
+
+async def relay(link: MeterLink, authority: Authority, action: str) -> dict:
+    env = await authority.envelope(link, "supply.relay", {"action": action})
+    return await _send(link, RelayWrite(action=action, envelope=env), f"relay {action}")
+
+
+def make_token(key: Ed25519PrivateKey, meter: str, tid: int, amount: int, expires_in: int = 30 * 86400,
+               now: int | None = None) -> bytes:
+    """A top-up token: a signed credit.topup envelope for one meter, numbered `tid` (the head-end's sequence for
+    that meter), worth `amount` minor currency units."""
+    if tid < 1 or not 0 < amount <= 100_000_000:
+        raise ValueError("tid must be >= 1 and amount 1..100000000 minor units")
+    return envelope.make(key, meter, TOPUP, {"tid": tid, "amount": amount}, expires_in=expires_in, now=now)
+
+
+async def topup(link: MeterLink, token: bytes) -> dict:
+    return await _send(link, TopupWrite(token=token), "top-up")
+
+
+async def next_tid(link: MeterLink) -> int:
+    credit = (await status(link))["credit"]
+    if credit is None:
+        raise SupplyRefused("top-up: the meter keeps no credit (no tariff set: `ota meter tariff --set`)")
+    return int(credit["top_tid"]) + 1
+
+
+async def settings(link: MeterLink) -> dict:
+    return _fields(await link.request(SettingsRead(), "supply settings", retries=2))["settings"]
+
+
+async def configure(link: MeterLink, authority: Authority, new: dict) -> dict:
+    env = await authority.envelope(link, "supply.config", {"settings": new})
+    return (await _send(link, SettingsWrite(settings=new, envelope=env), "settings"))["settings"]
+
+
+async def set_clock(link: MeterLink, authority: Authority, t: int | None = None) -> dict:
+    t = int(time.time()) if t is None else t
+    env = await authority.envelope(link, "clock.set", {"time": t})
+    return await _send(link, ClockWrite(time=t, envelope=env), "clock set")
+
+
+async def emergency(link: MeterLink, authority: Authority) -> dict:
+    env = await authority.envelope(link, "credit.emergency", {})
+    return await _send(link, EmergencyWrite(envelope=env), "emergency credit")
+
+
+async def events(link: MeterLink, since: int = 0) -> list[dict]:
+    """Every event the meter still holds above sequence `since`, oldest first, paged 16 at a time."""
+    out = []
+    while True:
+        rsp = _fields(await link.request(EventsRead(since=since, limit=16), "events", retries=2))
+        for seq, code, rtc, detail in rsp["events"]:
+            out.append({"seq": seq, "code": code, "event": EVENTS.get(code, "event"), "rtc": rtc, "detail": detail})
+        if not rsp["events"] or rsp["events"][-1][0] >= rsp["seq"]:
+            return out
+        since = rsp["events"][-1][0]

@@ -1,0 +1,217 @@
+"""SMP group 66, "supply" (firmware/app/supply_group.py, docs/smp-groups.md), as typed smp/smpclient messages."""
+
+from __future__ import annotations
+
+from enum import IntEnum, unique
+from typing import ClassVar
+
+from smp import error as smperr
+from smp import header as smphdr
+from smp import message as smpmsg
+
+GROUP_SUPPLY = 66
+
+
+@unique
+class SupplyRc(IntEnum):
+    """Group 66's own return codes (SMP v2 errors)."""
+
+    OK = 0
+    NOT_AUTHORISED = 1
+    TOKEN_REFUSED = 2
+    BAD_SETTINGS = 3
+    NO_CREDIT = 4
+    BAD_REQUEST = 5
+    NOT_ALLOWED = 6
+
+
+class SupplyError(smperr.ErrorV2[SupplyRc]):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+
+
+# 0 status
+class StatusReadRequest(smpmsg.ReadRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 0
+
+
+class StatusReadResponse(smpmsg.ReadResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 0
+
+    mode: int
+    state: int
+    output: bool
+    reason: str
+    relay: dict
+    clock_known: bool
+    rtc: int | None = None
+    clock: dict
+    credit: dict | None = None
+    load_limit: dict
+    events_seq: int
+    presses: int
+    last_refusal: str
+
+
+class StatusRead(StatusReadRequest):
+    _Response = StatusReadResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = SupplyError
+
+
+# 1 relay
+class RelayWriteRequest(smpmsg.WriteRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 1
+
+    action: str
+    envelope: bytes | None = None
+
+
+class RelayWriteResponse(smpmsg.WriteResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 1
+
+    transition: str
+    state: int
+    output: bool
+
+
+class RelayWrite(RelayWriteRequest):
+    _Response = RelayWriteResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = SupplyError
+
+
+# 2 top-up
+class TopupWriteRequest(smpmsg.WriteRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 2
+
+    token: bytes
+
+
+class TopupWriteResponse(smpmsg.WriteResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 2
+
+    tid: int
+    amount: int
+    balance: int
+    state: int
+    output: bool
+
+
+class TopupWrite(TopupWriteRequest):
+    _Response = TopupWriteResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = SupplyError
+
+
+# 3 settings
+class SettingsReadRequest(smpmsg.ReadRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 3
+
+
+class SettingsReadResponse(smpmsg.ReadResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 3
+
+    settings: dict
+
+
+class SettingsRead(SettingsReadRequest):
+    _Response = SettingsReadResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = SupplyError
+
+
+class SettingsWriteRequest(smpmsg.WriteRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 3
+
+    settings: dict
+    envelope: bytes | None = None
+
+
+class SettingsWriteResponse(smpmsg.WriteResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 3
+
+    settings: dict
+
+
+class SettingsWrite(SettingsWriteRequest):
+    _Response = SettingsWriteResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = SupplyError
+
+
+# 4 clock
+class ClockWriteRequest(smpmsg.WriteRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 4
+
+    time: int
+    envelope: bytes | None = None
+
+
+class ClockWriteResponse(smpmsg.WriteResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 4
+
+    time: int
+    drift_s: int | None = None
+    clock: dict
+
+
+class ClockWrite(ClockWriteRequest):
+    _Response = ClockWriteResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = SupplyError
+
+
+# 5 events
+class EventsReadRequest(smpmsg.ReadRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 5
+
+    since: int = 0
+    limit: int = 16
+
+
+class EventsReadResponse(smpmsg.ReadResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 5
+
+    events: list
+    seq: int
+
+
+class EventsRead(EventsReadRequest):
+    _Response = EventsReadResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = SupplyError
+
+
+# 6 emergency credit
+class EmergencyWriteRequest(smpmsg.WriteRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 6
+
+    envelope: bytes | None = None
+
+
+class EmergencyWriteResponse(smpmsg.WriteResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 6
+
+    balance: int
+
+
+class EmergencyWrite(EmergencyWriteRequest):
+    _Response = EmergencyWriteResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = SupplyError
