@@ -16,6 +16,7 @@ async def _main(ctx):
     from app.supply_group import SupplyGroup
 
     meter = Metering(ctx)  # first: its modules and buffers are the app's largest, placed while the heap is whole
+    _feed(ctx)
     beat = heartbeat.Heartbeat(ctx)
     serve = console.ConsoleTask(ctx)
     ctx.reset_scheduler = serve.schedule_reset
@@ -23,4 +24,12 @@ async def _main(ctx):
     supply = Supply(ctx, meter)  # reconciles the relay with its persisted state before the first reading
     meter.listeners.append(supply.on_reading)
     SupplyGroup(ctx, supply).register(ctx.server)
+    _feed(ctx)
     await asyncio.gather(beat.run(), serve.run(), selftest.run(ctx, beat), meter.run())
+
+
+def _feed(ctx):
+    # a test boot's watchdog (loader/startup.py) runs from before the app's imports; each start-up step that reads
+    # flash (registers, calibration, event log, credit record) feeds it, so only a step that hangs trips it
+    if ctx.wdt is not None:
+        ctx.wdt.feed()
