@@ -226,6 +226,67 @@ def time_(st: StateDir, advance: float | None) -> None:
     _call(st, {"verb": "time", "advance": advance})
 
 
+def _rtc_seconds(text: str) -> int:
+    """An RTC moment: UTC ISO 8601 ("2026-12-02T02:30:00Z") or seconds since 1970."""
+    import calendar
+    import time
+
+    if text.isdigit():
+        return int(text)
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M"):
+        try:
+            return calendar.timegm(time.strptime(text, fmt))
+        except ValueError:
+            pass
+    raise click.BadParameter(f"{text!r} is not a UTC time like 2026-12-02T02:30:00Z or seconds since 1970",
+                             param_hint="--until")
+
+
+@ctl.command("run")
+@click.option("--until", "until", default=None, metavar="TIME",
+              help="Run until the board's RTC reads TIME (UTC, 2026-12-02T02:30:00Z, or seconds since 1970).")
+@click.option("--for", "for_s", type=float, default=None, metavar="SECONDS", help="Run for this much device time.")
+@click.option("--speed", default="max", show_default=True, help="Speed on the way: a factor or 'max'.")
+@click.option("--wait", is_flag=True, help="Return only when the run has ended (the board then runs at 1x).")
+@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds of wall time --wait allows.")
+@click.pass_obj
+def run_to(st: StateDir, until: str | None, for_s: float | None, speed: str, wait: bool, timeout: float) -> None:
+    """Run device time fast to a moment, then at 1x from exactly there.
+
+    The board decides where to stop, inside its own clock, so the run never overshoots the moment however fast it
+    goes (a host polling `ctl time` at --speed max may see half an hour pass between two polls). Readings and
+    timers fire at their device times on the way, as they would on a real board; an RTC set or lost on the way
+    is honoured (--until counts on the RTC). `ctl time` shows "running" until the run ends."""
+    import time
+
+    from .meter import load_endpoints
+
+    if (until is None) == (for_s is None):
+        raise click.UsageError("give --until TIME or --for SECONDS")
+    req: dict = {"verb": "run", "speed": speed, "until": None if until is None else _rtc_seconds(until),
+                 "for": for_s}
+    try:
+        ep = load_endpoints(st)
+        rep = control.request(ep["control"], req)
+        if rep.get("ok") and wait:
+            end = time.monotonic() + timeout
+            while True:
+                t = control.request(ep["control"], {"verb": "time"})
+                if t.get("ok") and not t.get("running"):
+                    rep = dict(rep, arrived=True, rtc=t["rtc"], uptime_s=t["uptime_s"])
+                    break
+                if time.monotonic() > end:
+                    rep = {"ok": False, "error": f"the run did not end within {timeout} s of wall time",
+                           "time": t}
+                    break
+                time.sleep(0.05)
+    except EmulatorError as e:
+        _fail(e, e.exit_code)
+    click.echo(json.dumps(rep, indent=1))
+    if not rep.get("ok"):
+        sys.exit(8)
+
+
 @ctl.command()
 @click.pass_obj
 def stop(st: StateDir) -> None:

@@ -74,6 +74,7 @@ class Meter:
         self.state = state
         self.baud = baud
         self.speed = parse_speed(speed)
+        self.fast_run: dict | None = None  # a `ctl run` under way: {"target_ns": world time where it ends, "speed"}
         self.firmware_dir = firmware_dir or layout.FIRMWARE_DIR
         self.announce = announce
         self.events: queue.Queue = queue.Queue()
@@ -175,6 +176,7 @@ class Meter:
             "board": self.board,
             "flash_path": str(self.state.flash),
             "speed": self.speed,
+            "run": self.fast_run,
             "hold": self.held,
             "rtc": rtc,
             "reset_cause": self.reset_cause,
@@ -394,6 +396,11 @@ class Meter:
         elif t == "pin":
             self.outputs[int(msg["gpio"])] = int(msg["value"])
             self._relay_coil(int(msg["gpio"]), int(msg["value"]))
+        elif t == "run_target":
+            self.fast_run = {"target_ns": int(msg["target_ns"]), "speed": self.speed}
+        elif t == "arrived":  # the VM reached the end of a `ctl run` and runs at 1x from there
+            self.fast_run = None
+            self.speed = 1.0
         elif t == "shim_heap":
             self.shim_heap = msg
         elif t == "formatted":
@@ -530,6 +537,8 @@ class Meter:
             "boots": self.boots,
             "reset_cause": self.reset_cause,
             "speed": self.speed,
+            "running": self.fast_run is not None,
+            "running_to": self._run_end(),
             "line_busy": self.held,
             "console": self.wire.path if self.wire else None,
             "outputs": {str(k): v for k, v in sorted(self.outputs.items())},
@@ -577,9 +586,30 @@ class Meter:
                 return
             reply({"ok": True, "uptime_s": st["us"] / 1e6, "ticks_ms": (st["us"] // 1000) & ((1 << 30) - 1),
                    "rtc": st["rtc"], "rtc_valid": self.meta["rtc"]["valid"], "world_s": st["world_ns"] / 1e9,
-                   "speed": self.speed, "line_busy": self.held})
+                   "speed": self.speed, "running": self.fast_run is not None,
+                   "running_to": self._run_end(), "line_busy": self.held})
 
         self._query(done)
+
+    def _run_end(self) -> float | None:
+        """World seconds where the `ctl run` under way ends (None: no run)."""
+        run = self.fast_run
+        return None if run is None or run["target_ns"] is None else run["target_ns"] / 1e9
+
+    def _ctl_run(self, req: dict, reply: Callable[[dict], None]) -> None:
+        until, for_s = req.get("until"), req.get("for")
+        if (until is None) == (for_s is None):
+            raise ControlError("run needs --until (an RTC time) or --for (device seconds)")
+        if for_s is not None and not 0 < float(for_s) <= 10 * 366 * 86400:
+            raise ControlError("--for is device seconds, 0 < s <= ten years")
+        if not self.powered or not self.bus:
+            raise ControlError("the board is off")
+        speed = parse_speed(req.get("speed", "max"))
+        self.speed = speed
+        self.fast_run = {"target_ns": None, "speed": speed}  # the VM answers with the target in world time
+        self.bus.send({"t": "run", "speed": speed, "rtc": None if until is None else int(until),
+                       "for_s": None if for_s is None else float(for_s)})
+        reply({"ok": True, "speed": speed, "until_rtc": until, "for_s": for_s})
 
     def _ctl_reset(self, req: dict, reply: Callable[[dict], None]) -> None:
         kind = req.get("kind", "hard")

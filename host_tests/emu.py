@@ -49,9 +49,9 @@ class Emulator:
     def console(self) -> str:
         return self.endpoints["console"]
 
-    def ctl(self, *args: str, check: bool = True) -> dict:
+    def ctl(self, *args: str, check: bool = True, timeout: float = 60) -> dict:
         p = subprocess.run([str(BIN / "meter-emu"), "ctl", "--state", str(self.state), *args],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=timeout)
         if check and p.returncode != 0:
             raise RuntimeError(f"ctl {args} failed ({p.returncode}): {p.stdout} {p.stderr}")
         return json.loads(p.stdout) if p.stdout.strip() else {"exit": p.returncode, "stderr": p.stderr}

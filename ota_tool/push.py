@@ -73,7 +73,8 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
             st = await link.request(UpdateStatusRead(), "update status")
             if st.state == "rejected":
                 raise UpdateRejected(st.reason) from e
-            raise DeviceRefused("upload", 1) from e
+            rc, group = _refusal_rc(e)
+            raise DeviceRefused("upload", rc, group) from e
         except LINE_ERRORS as e:
             stalls += 1
             retries += 1
@@ -94,6 +95,15 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
     if st.state != "accepted":
         raise UpdateRejected(st.reason or st.state)
     return result
+
+
+def _refusal_rc(e: SMPUploadError) -> tuple[int, int | None]:
+    """The SMP result code inside smpclient's upload error (an error response, v1 `rc` or v2 `err`)."""
+    rsp = e.args[0] if e.args else None
+    err = getattr(rsp, "err", None)
+    if err is not None:
+        return int(getattr(err, "rc", 1)), int(getattr(err, "group", 0))
+    return int(getattr(rsp, "rc", 1) or 1), None
 
 
 async def _signed(link: MeterLink, authority: Authority | None, request_type: type, cmd: str, args: dict,

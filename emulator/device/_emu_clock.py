@@ -11,6 +11,7 @@ _r0 = 0
 _rate = 1.0
 _max = False
 _hold = False
+_until = None  # device µs where `ctl run` ends: the speed drops to 1x exactly there
 _wdt_deadline = None
 _wdt_timeout = 0
 _wdt_reported = None  # real time of the last feed reported to the host
@@ -32,7 +33,30 @@ def rate():
 
 
 def now_us():
-    return _v0 + int((_real_us() - _r0) * rate())
+    v = _v0 + int((_real_us() - _r0) * rate())
+    if _until is not None and v >= _until:
+        return _arrive(_until)
+    return v
+
+
+def _arrive(v):
+    """The end of a `ctl run`: device time stands at `v` and runs at 1x from here."""
+    global _v0, _r0, _max, _rate, _until
+    _v0 = v
+    _r0 = _real_us()
+    _max = False
+    _rate = 1.0
+    _until = None
+    bus.send({"t": "arrived", "us": v})
+    return v
+
+
+def run_to(target_us, value):
+    """Run at `value` ('max' or a factor) until device time `target_us`, then at 1x (never past it at speed)."""
+    global _until
+    set_speed(value)
+    _until = target_us
+    now_us()  # a target already passed ends the run at once
 
 
 def _reanchor():
@@ -67,10 +91,14 @@ def skip(us):
     global _v0
     if us > 0:
         _v0 += us
+        if _until is not None and _v0 >= _until:
+            _arrive(_v0)
 
 
 def skip_until(target):
     """Jump device time forward to `target` (idle at --speed max), stopping at a watchdog deadline on the way."""
+    if _until is not None and target > _until:
+        target = _until
     if _wdt_deadline is not None and _wdt_deadline <= target:
         skip(_wdt_deadline - now_us())
         wdt_check(now_us())

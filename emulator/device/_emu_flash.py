@@ -13,6 +13,10 @@ class Flash:
         self._f = open(path, "r+b")
         self._bs = block_size
         self._n = block_count
+        # a board's flash driver works outside the GC heap: the shim allocates its buffers once, so flash work
+        # neither takes heap from the firmware nor fragments it (a 4 KB allocation per erase once failed there)
+        self._blank = b"\xff" * block_size
+        self._old = bytearray(block_size)
 
     def readblocks(self, block, buf, off=0):
         self._f.seek(block * self._bs + off)
@@ -23,21 +27,21 @@ class Flash:
             self._erase(block)
             off = 0
         addr = block * self._bs + off
+        n = len(buf)
+        new = memoryview(self._old)[:n] if n <= self._bs else memoryview(bytearray(n))
         self._f.seek(addr)
-        old = self._f.read(len(buf))
-        new = bytearray(len(buf))
-        for i in range(len(buf)):
-            new[i] = old[i] & buf[i]
+        self._f.readinto(new)
+        for i in range(n):
+            new[i] &= buf[i]
         self._operation(addr, new)
         self._f.seek(addr)
         self._f.write(new)
 
     def _erase(self, block):
         addr = block * self._bs
-        blank = b"\xff" * self._bs
-        self._operation(addr, blank)
+        self._operation(addr, self._blank)
         self._f.seek(addr)
-        self._f.write(blank)
+        self._f.write(self._blank)
 
     def ioctl(self, op, arg):
         if op == 4:

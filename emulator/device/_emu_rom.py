@@ -14,6 +14,8 @@ import _emu_rtc  # noqa: E402
 _emu_clock.set_speed(cfg.get("speed", 1.0))
 _emu_clock.set_hold(cfg.get("hold", False))
 _emu_rtc.configure(cfg["rtc"])
+if cfg.get("run") and cfg["run"]["target_ns"] is not None:  # a `ctl run` still under way when the board rebooted
+    _emu_rtc.run_to_world(cfg["run"]["target_ns"], cfg["run"]["speed"])
 
 import select  # noqa: E402,F401
 import time  # noqa: E402,F401  (our shims, loaded before the host paths disappear under the mount)

@@ -51,5 +51,22 @@ def _on_drift(msg):
     _offset_ns = cur - w - int(w * _drift_ppm / 1e6)
 
 
+def world_at(rtc_s):
+    """The world time (ns) at which this RTC will read `rtc_s` (its drift and offset undone)."""
+    return int((rtc_s * 1000000000 - _offset_ns) / (1 + _drift_ppm / 1e6))
+
+
+def run_to_world(target_ns, speed):
+    clock.run_to((target_ns - _world0_ns) // 1000, speed)
+
+
+def _on_run(msg):
+    # `ctl run --until RTC` or `--for SECONDS`: the target in world time, reported so it survives a reboot
+    target = world_at(msg["rtc"]) if msg.get("rtc") is not None else _world_ns() + int(msg["for_s"] * 1e9)
+    bus.send({"t": "run_target", "target_ns": target})
+    run_to_world(target, msg["speed"])
+
+
 bus.on("drift", _on_drift)
+bus.on("run", _on_run)
 bus.stamp = world_ns

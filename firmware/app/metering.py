@@ -66,7 +66,12 @@ class Metering:
             if await self.front.measure(self.reading):
                 self.account(time.ticks_ms())
             if time.ticks_diff(time.ticks_ms(), self.saved_ms) >= self.persist_ms:
-                self.save()
+                try:
+                    self.save()
+                except MemoryError:  # noqa: B014
+                    import gc
+
+                    gc.collect()  # the registers stay in RAM and the stored copy stays whole: try at the next reading
             nxt = time.ticks_add(nxt, self.period_ms)
             wait = time.ticks_diff(nxt, time.ticks_ms())
             if wait < 0:  # fell behind (a long burst or console work): restart the schedule from now

@@ -3,6 +3,7 @@ control verbs, virtual clock and power cuts behave as documented."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import random
 import subprocess
@@ -107,6 +108,25 @@ def test_virtual_clock_runs_fast_when_the_line_is_quiet(start_emulator):
     assert t1["uptime_s"] - t0["uptime_s"] > 30, (t0, t1)
     adv = emu.ctl("time", "--advance", "3600")
     assert adv["uptime_s"] >= t1["uptime_s"] + 3600
+
+
+def test_ctl_run_stops_exactly_at_the_moment_then_runs_at_1x(start_emulator):
+    emu = start_emulator("rpi_pico_bl0942")  # a BL0942 board idles between readings: max speed is thousands x
+    echo_ok(emu)
+    t0 = emu.ctl("time")
+    r = emu.ctl("run", "--for", "5000", "--wait", timeout=120)
+    assert r["arrived"] and emu.ctl("time")["speed"] == 1.0
+    up = r["uptime_s"] - t0["uptime_s"]
+    assert 5000 <= up <= 5002, up  # not a poll's worth of device time past the moment, however fast the way
+    # --until counts on the board's RTC, which drifts: 2000 ppm slow or fast, it stops when the RTC reads it
+    emu.ctl("set", "rtc.drift_ppm=-2000")
+    rtc0 = calendar.timegm(time.strptime(emu.ctl("time")["rtc"], "%Y-%m-%dT%H:%M:%SZ"))
+    target = rtc0 + 7200
+    r = emu.ctl("run", "--until", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(target)), "--wait", timeout=120)
+    rtc1 = calendar.timegm(time.strptime(r["rtc"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert target <= rtc1 <= target + 2, (target, rtc1)
+    bad = emu.ctl("run", "--for", "10", "--until", "2030-01-01T00:00:00Z", check=False)
+    assert bad["exit"] == 2 and "--until TIME or --for" in bad["stderr"]
 
 
 def test_clock_holds_to_real_time_while_a_host_talks(start_emulator):
