@@ -24,7 +24,7 @@ demo: setup
 	$(PY) -m emulator.demo
 
 test: setup stubs
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: setup
 	$(PY) -m host_tests.bench.run

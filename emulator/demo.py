@@ -119,6 +119,8 @@ def main() -> None:
         out.print(table)
         out.print("Registers are keyed by OBIS code; `ota meter read --port PORT --watch` refreshes them every second.")
 
+        prepaid(state, console, ctl)
+
         if args.keep:
             out.print(f"\nThe meter keeps running. Try: mpremote connect {console} repl   |   "
                       f"meter-emu ctl --state {state} status   |   stop with: meter-emu ctl --state {state} stop")
@@ -128,6 +130,40 @@ def main() -> None:
             emu.send_signal(signal.SIGTERM)
             emu.wait(timeout=15)
     out.print("\n[bold green]Demo done.[/] Run it yourself: meter-emu run --board esp32_devkitc --state state/mine")
+
+
+def prepaid(state: Path, console: str, ctl: list[str]) -> None:
+    """Step 9: the prepaid supply. Every change is a command signed with the (development) command key."""
+    step("9. Prepaid: the credit runs out, the relay opens; a top-up closes it at once (device time accelerated)")
+    ota = str(BIN / "ota")
+    signed = ["--port", console, "--key", str(ROOT / "keys" / "dev" / "command-DEVELOPMENT-ONLY-ed25519.pem")]
+    settings = state.parent / "demo-supply.json"
+    settings.write_text(json.dumps({"tariff": {"flat": 1000}, "emergency": 2000, "thresholds": [30, 10, 0]}))
+    shell(ota, "meter", "clock", "--time", str(int(time.time())), *signed, "--json")
+    shell(ota, "meter", "tariff", "--set", str(settings), *signed, "--json")
+    out.print(f"tariff: 10.00 per kWh, no allowance, emergency credit 20.00 ({settings.name}; the meter counts "
+              "minor units, e.g. paise)")
+    shell(*ctl, "set", "load.type=resistive", f"load.current={2000 / 230:.3f}", "load.pf=1", "load.export=0")
+    table = Table("device time", "what happened", "balance", "relay", "W measured", "time left")
+
+    def row(what: str) -> None:
+        st = json.loads(shell(ota, "meter", "relay", "status", "--port", console, "--json").stdout)
+        w = json.loads(shell(ota, "meter", "read", "--port", console, "--json").stdout)["obis"]["1.0.1.7.0.255"]
+        c = st["credit"]
+        left = c["time_left_s"]
+        table.add_row(time.strftime("%H:%M:%S", time.gmtime(st["rtc"])), what, f"{c['balance'] / 100:.2f}",
+                      "closed" if st["output"] else f"open ({st['reason']})", f"{w:.0f}",
+                      "-" if left is None else f"{left // 60} min")
+
+    top = json.loads(shell(ota, "meter", "topup", "--amount", "60", *signed, "--json").stdout)
+    row(f"top-up 0.60 (token {top['tid']}), a 2 kW kettle on")
+    shell(*ctl, "run", "--for", "240", "--wait")
+    row("4 min later: credit gone, relay opened")
+    top = json.loads(shell(ota, "meter", "topup", "--amount", "500", *signed, "--json").stdout)
+    row(f"top-up 5.00: relay closed {top['round_trip_s']:.2f} s after the command")
+    out.print(table)
+    out.print("Tokens for a meter can be made offline (`ota token`); `ota meter events --port PORT` lists what "
+              "happened (docs/relay-and-credit.md).")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import time
 from loader import commands, store
 
 PATH = "meter/clock.json"
-EPOCH_2000 = 946684800  # the ESP32 and RP2040 ports count from 2000-01-01, the unix port from 1970
 TIME_MAX = 4102444800  # 2100-01-01: a later time is refused as a mistake
 PPM_MIN_SPAN_S = 3600  # the drift rate is only estimated over at least this long
 
@@ -16,7 +15,7 @@ def set_rtc(t):
     """Set the RTC to `t`, seconds since 1970 (UTC)."""
     import machine
 
-    tm = time.gmtime(t - (EPOCH_2000 if time.gmtime(0)[0] == 2000 else 0))
+    tm = time.gmtime(t - commands.PORT_EPOCH_S)
     machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
 
 

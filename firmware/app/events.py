@@ -51,9 +51,12 @@ class EventLog:
             self.ring = []
             self.add(LOG_LOST, "event log damaged")
 
-    def add(self, code, detail=""):
+    def add(self, code, detail="", at=None):
+        """Record an event now, or at `at` (RTC seconds) for one that happened before it could be recorded."""
         self.seq += 1
-        self.ring.append([self.seq, code, self.clock() if self.clock is not None else None, str(detail)[:DETAIL_MAX]])
+        if at is None and self.clock is not None:
+            at = self.clock()
+        self.ring.append([self.seq, code, at, str(detail)[:DETAIL_MAX]])
         if len(self.ring) > self.capacity:
             del self.ring[: len(self.ring) - self.capacity]
         store.write_record(self.path, RECORD, RECORD_VERSION, {"seq": self.seq, "ring": self.ring})

@@ -127,7 +127,7 @@ class Metering:
         self.clock_known = rtc is not None
         if rtc is None:
             return None
-        return time.gmtime(rtc + self.cfg["tz_offset_min"] * 60 - (946684800 if time.gmtime(0)[0] == 2000 else 0))
+        return time.gmtime(rtc + self.cfg["tz_offset_min"] * 60 - commands.PORT_EPOCH_S)
 
     def zone_of(self, local):
         if local is None:
@@ -136,6 +136,7 @@ class Metering:
         return meter_settings.zone_at(table, local[3] * 60 + local[4])
 
     def save(self):
+        self.regs.extra["at"] = commands.rtc_now()  # dates a power failure at the next boot (app/supply.py)
         self.persist.save(self.regs)
         self.saved_ms = time.ticks_ms()
         for fn in self.on_save:

@@ -34,7 +34,13 @@ class Supply:
         self.m = metering
         self.log = events.EventLog(clock=commands.rtc_now)
         self.log.load()
-        self.log.add(events.POWER_RESTORE, _cause())
+        cause = _cause()
+        if cause == "power on":
+            # no power-fail interrupt on these boards: the failure is dated by the last register save before it
+            # (at most persist_interval_s earlier), the restoration by the boot
+            at = metering.regs.extra.get("at")
+            self.log.add(events.POWER_FAIL, "last saved reading", at if isinstance(at, int) else None)
+        self.log.add(events.POWER_RESTORE, cause)
         s, problem = supply_settings.load()
         if problem:
             self.log.add(events.SETTINGS_INVALID, problem)

@@ -12,6 +12,8 @@ IDS = "meter/command-ids.json"
 IDS_KEPT = 32
 # before this moment the RTC cannot be right (it restarted after a dead battery): the meter does not know the time
 TIME_VALID_FROM = 1735689600  # 2025-01-01
+# the ESP32 and RP2040 ports count time.time() from 2000-01-01, the unix port from 1970: what to add for 1970
+PORT_EPOCH_S = 946684800 if time.gmtime(0)[0] == 2000 else 0
 E_MISMATCH = "request-differs"
 E_MISSING = "no-envelope"
 E_DEV_KEY = "development-key-refused"
@@ -19,9 +21,7 @@ E_DEV_KEY = "development-key-refused"
 
 def rtc_now():
     """RTC seconds since 1970, or None when the clock has not been set since it lost power."""
-    t = int(time.time())  # the unix port (and CPython) return a float
-    if t < 946684800 + 86400 * 366:  # a port with the 2000 epoch: convert
-        t += 946684800
+    t = int(time.time()) + PORT_EPOCH_S  # the unix port (and CPython) return a float
     return t if t >= TIME_VALID_FROM else None
 
 

@@ -40,7 +40,8 @@ def image(tmp: Path, key: Path, version: str, counter: int) -> Path:
 
 
 def test_provision_lock_and_signed_update(start_emulator, tmp_path):
-    emu = start_emulator("rpi_pico", blank=True)
+    # the Pico's console is USB CDC, where the line rate is nominal: the emulated line runs at 921600
+    emu = start_emulator("rpi_pico", blank=True, baud=921600)
     keys = production_keys(tmp_path)
     port = emu.console
     p = ota("provision", "--port", port, "--board", "rpi_pico", "--json")

@@ -28,8 +28,7 @@ def claimed(board: dict, fraction_ib: float, pf: float) -> bool:
 def suite_points(board: dict) -> list[tuple[float, float]]:
     acc = board["metering"]["accuracy"]
     if board["id"] == "rpi_pico_bl0942":
-        return [(acc["pf1_from_ib"], 1.0), (12.0, 1.0), (acc["pf_low_from_ib"], 0.5), (12.0, 0.5),
-                (acc["pf_low_from_ib"], -0.8), (12.0, -0.8)]
+        return [(acc["pf1_from_ib"], 1.0), (12.0, 0.5), (acc["pf_low_from_ib"], -0.8)]
     if board["id"] == "esp32_devkitc":
         return [(acc["pf1_from_ib"], 1.0), (acc["pf_low_from_ib"], 0.5), (12.0, -0.8)]
     return [(1.0, 0.5)]
