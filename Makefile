@@ -24,7 +24,8 @@ demo: setup
 	$(PY) -m emulator.demo
 
 test: setup stubs
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"
+	$(PY) -m pytest -m serial
 
 bench: setup
 	$(PY) -m host_tests.bench.run

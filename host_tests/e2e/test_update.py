@@ -52,11 +52,14 @@ def wait_running(emu, version: str, confirmed: bool, timeout: float = 60, poll: 
 
 
 def events(emu) -> list[str]:
-    p = subprocess.run([str(BIN / "mpremote"), "connect", emu.console, "exec",
-                        "import json; print(json.dumps(json.load(open('meter/update-events.json'))))"],
-                       capture_output=True, text=True, timeout=90)
-    line = [x for x in p.stdout.splitlines() if x.startswith("[")][-1]
-    return [e["event"] for e in json.loads(line)]
+    for _ in range(3):  # mpremote may miss the raw REPL's prompt on a loaded host: it then prints nothing; retry
+        p = subprocess.run([str(BIN / "mpremote"), "connect", emu.console, "exec",
+                            "import json; print(json.dumps(json.load(open('meter/update-events.json'))))"],
+                           capture_output=True, text=True, timeout=90)
+        lines = [x for x in p.stdout.splitlines() if x.startswith("[")]
+        if lines:
+            return [e["event"] for e in json.loads(lines[-1])]
+    raise AssertionError(f"mpremote could not read the update events: {p.stdout}{p.stderr}")
 
 
 @pytest.mark.parametrize("board", BOARDS)
