@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STUBS := .cache/stubs
 
-.PHONY: setup demo test stubs bench sweeps lint clean
+.PHONY: setup demo test stubs bench bench-supply sweeps lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: setup
 	$(PY) -m host_tests.bench.image_verify
 	$(PY) -m host_tests.bench.ota_push
 	$(PY) -m host_tests.bench.metering
+
+# The prepaid month on both BL0942 boards and five hours on both ADC boards (about 1.5 h on 2 cores)
+bench-supply: setup
+	$(PY) -m host_tests.bench.supply
 
 # Exhaustive power-cut reports (about 40 min on 2 cores): every cut point on CPython over littlefs, every 3rd in the VM
 sweeps: setup

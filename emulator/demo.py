@@ -144,7 +144,7 @@ def prepaid(state: Path, console: str, ctl: list[str]) -> None:
     out.print(f"tariff: 10.00 per kWh, no allowance, emergency credit 20.00 ({settings.name}; the meter counts "
               "minor units, e.g. paise)")
     shell(*ctl, "set", "load.type=resistive", f"load.current={2000 / 230:.3f}", "load.pf=1", "load.export=0")
-    table = Table("device time", "what happened", "balance", "relay", "W measured", "time left")
+    table = Table("device time (UTC)", "what happened", "balance", "relay", "W measured", "time left (15-min avg)")
 
     def row(what: str) -> None:
         st = json.loads(shell(ota, "meter", "relay", "status", "--port", console, "--json").stdout)
