@@ -39,7 +39,10 @@ class Supply:
             # no power-fail interrupt on these boards: the failure is dated by the last register save before it
             # (at most persist_interval_s earlier), the restoration by the boot
             at = metering.regs.extra.get("at")
-            self.log.add(events.POWER_FAIL, "last saved reading", at if isinstance(at, int) else None)
+            if isinstance(at, int):
+                self.log.add(events.POWER_FAIL, "last saved reading", at)
+            else:
+                self.log.add(events.POWER_FAIL, "time unknown")
         self.log.add(events.POWER_RESTORE, cause)
         s, problem = supply_settings.load()
         if problem:
