@@ -255,8 +255,9 @@ def run_to(st: StateDir, until: str | None, for_s: float | None, speed: str, wai
 
     The board decides where to stop, inside its own clock, so the run never overshoots the moment however fast it
     goes (a host polling `ctl time` at --speed max may see half an hour pass between two polls). Readings and
-    timers fire at their device times on the way, as they would on a real board; an RTC set or lost on the way
-    is honoured (--until counts on the RTC). `ctl time` shows "running" until the run ends."""
+    timers fire at their device times on the way, as they would on a real board. --until reads the RTC (its drift
+    included) when the run starts: setting the clock during the run does not move the end. `ctl time` shows
+    "running" until the run ends."""
     import time
 
     from .meter import load_endpoints
