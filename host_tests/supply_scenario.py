@@ -270,7 +270,8 @@ def rtc_loss(s: Supply, until_true: int) -> None:
 def month(s: Supply, days: list[str], progress=print) -> dict:
     """The month-long scenario on a BL0942 board: each day credit runs out inside the night's window and is cut
     within 60 s of 08:00 (day_cycle); on the way, top-ups out of order (day 2), a load-limit trip (day 4), emergency
-    credit from the button after a morning cut (day 6) and an RTC loss at night (day 8), each checked. `days` has
+    credit from the button after a daylight cut (day 6: 2000 of emergency credit cannot clear a night's debt, so a
+    morning top-up clears it first and runs out) and an RTC loss at night (day 8), each checked. `days` has
     one more date than the days run."""
     cuts, t0 = [], time.monotonic()
     for k in range(len(days) - 1):
@@ -287,7 +288,12 @@ def month(s: Supply, days: list[str], progress=print) -> dict:
         elif k == 3:
             s.topup(2000 - s.status()["credit"]["balance"])  # a morning top-up that clears the debt, an overload
             load_limit_trip(s)
-        elif k == 5:
+        elif k == 5:  # a morning top-up that just clears the debt runs out in daylight: cut, then the button
+            s.topup(300 - s.status()["credit"]["balance"])
+            t = s.rtc()
+            assert t is not None
+            s.run_until(t + 15 * 60)
+            s.wait_relay(False)
             emergency_from_button(s)
         progress(f"day {k + 1}/{len(days) - 1}: {s.log[-1]} ({time.monotonic() - t0:.0f} s)")
     return {"cut_after_s": cuts, "topup_s": s.topup_s, "wall_s": time.monotonic() - t0}
