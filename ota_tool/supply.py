@@ -35,7 +35,7 @@ RC_BAD_REQUEST = 5
 RC_NOT_ALLOWED = 6
 REFUSED_EXIT = 14
 RC_WORDS = {RC_NOT_AUTHORISED: "not authorised", RC_TOKEN_REFUSED: "token refused",
-            RC_BAD_SETTINGS: "settings refused", RC_NO_CREDIT: "the meter keeps no credit (no tariff set)",
+            RC_BAD_SETTINGS: "settings refused", RC_NO_CREDIT: "no credit to give (no tariff set, or a debt deeper than the emergency credit)",
             RC_BAD_REQUEST: "bad request", RC_NOT_ALLOWED: "not allowed now"}
 STATES = {0: "disconnected", 1: "connected", 2: "ready for reconnection"}
 # event codes (firmware/app/events.py)

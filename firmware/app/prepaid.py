@@ -72,6 +72,10 @@ class Prepaid:
         return None
 
     def take_emergency(self):
+        """The consumer's emergency credit, once until the next top-up, and only when it restores the supply: a debt
+        deeper than it would use it up and leave the relay open, so it stays available. False when refused."""
+        if self.store.ledger.balance + self.emergency < -self.allowance:
+            return False
         if not self.store.ledger.take_emergency(self.emergency):
             return False
         self.store.save()

@@ -28,7 +28,7 @@ CMD_CREDIT_RESET = const(7)
 RC_NOT_AUTHORISED = const(1)  # the envelope was refused: the reason is in status last_refusal
 RC_TOKEN_REFUSED = const(2)  # a top-up token was refused (replayed, too old, bad amount, record damaged ...)
 RC_BAD_SETTINGS = const(3)  # the settings were refused: the first bad field is in last_refusal
-RC_NO_CREDIT = const(4)  # the meter keeps no credit (no tariff configured)
+RC_NO_CREDIT = const(4)  # no credit to give: no tariff configured, or a debt deeper than the emergency credit
 RC_BAD_REQUEST = const(5)  # a malformed request (unknown action, bad time)
 RC_NOT_ALLOWED = const(6)  # the control mode allows no such transition now, or emergency credit is spent
 EVENTS_PER_READ = const(16)  # about 60 bytes each: a read stays well inside the 2048-byte buffer
@@ -131,7 +131,9 @@ class SupplyGroup:
         if pp is None:
             raise self._error(events.COMMAND_REFUSED, "emergency: no-tariff", RC_NO_CREDIT)
         if not pp.take_emergency():
-            raise self._error(events.COMMAND_REFUSED, "emergency: already taken", RC_NOT_ALLOWED)
+            if self.s.store.ledger.emergency:
+                raise self._error(events.COMMAND_REFUSED, "emergency: already taken", RC_NOT_ALLOWED)
+            raise self._error(events.COMMAND_REFUSED, "emergency: debt beyond it", RC_NO_CREDIT)
         return {"balance": self.s.store.ledger.balance}
 
     def credit_reset(self, req):

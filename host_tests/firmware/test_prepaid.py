@@ -40,3 +40,26 @@ def test_credit_runs_out_at_night_cut_at_the_window_end_top_up_reconnects():
         assert not hw.contact
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_emergency_credit_is_kept_when_it_cannot_restore_the_supply():
+    def body():
+        hw = RelayModel()
+        log = events.EventLog()
+        log.load()
+        ctl = disconnect.DisconnectControl(relay.Relay(hw))
+        ctl.load()
+        store = credit_store.CreditStore()
+        store.load()
+        pp = prepaid.Prepaid(store, ctl, log, CONF)
+        assert pp.topup(1, 1000) is None
+        pp.tick(0, (2026, 11, 30, 0, 12 * 60), 0, 1)
+        pp.tick(3600, (2026, 11, 30, 0, 13 * 60), 5 * KWH, 1)  # -4000: cut (noon, outside the window)
+        assert not hw.contact and store.ledger.balance == -4000
+        # 3000 of emergency credit would leave -1000, beyond the 500 allowance: refused, still available
+        assert not pp.take_emergency() and store.ledger.emergency == 0 and store.ledger.balance == -4000
+        assert pp.topup(2, 1000) is None and not hw.contact  # -3000: now the emergency credit restores the supply
+        assert pp.take_emergency() and hw.contact and store.ledger.balance == 0
+        assert events.EMERGENCY_CREDIT in [e[1] for e in log.ring[-3:]]
+
+    fwtest.in_workdir(body, "meter")
