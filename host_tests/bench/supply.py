@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -26,6 +27,10 @@ ADC_BOARDS = ["rpi_pico", "esp32_devkitc"]
 
 
 def run(board: str, days: int) -> dict:
+    # the console is kept (a traceback is the first thing to read when a run stops): state/bench-supply-<board>.log
+    log = Path(__file__).resolve().parents[2] / "state" / f"bench-supply-{board}.log"
+    log.parent.mkdir(exist_ok=True)
+    os.environ["METERKIT_EMU_CONSOLE_LOG"] = str(log)
     with tempfile.TemporaryDirectory() as tmp:
         emu = Emulator(Path(tmp) / "meter", board=board)
         try:
