@@ -9,16 +9,21 @@ CONF = {"tariff": credit.parse_tariff({"flat": 1000}),
         "allowance": 500, "thresholds": [30, 10, 0], "emergency": 3000}
 
 
+def _meter():
+    """A relay, event log, class-70 control, credit record and prepaid rules in the current (fresh) folder."""
+    hw = RelayModel()
+    log = events.EventLog()
+    log.load()
+    ctl = disconnect.DisconnectControl(relay.Relay(hw))
+    ctl.load()
+    store = credit_store.CreditStore()
+    store.load()
+    return hw, log, ctl, store, prepaid.Prepaid(store, ctl, log, CONF)
+
+
 def test_credit_runs_out_at_night_cut_at_the_window_end_top_up_reconnects():
     def body():
-        hw = RelayModel()
-        log = events.EventLog()
-        log.load()
-        ctl = disconnect.DisconnectControl(relay.Relay(hw))
-        ctl.load()
-        store = credit_store.CreditStore()
-        store.load()
-        pp = prepaid.Prepaid(store, ctl, log, CONF)
+        hw, log, ctl, store, pp = _meter()
         assert pp.topup(1, 10000) is None
         pp.tick(0, (2026, 11, 30, 0, 17 * 60), 0, 1)
         pp.tick(3600, (2026, 11, 30, 0, 22 * 60), 12 * KWH, 1)  # 12 kWh: 2000 paise of debt, inside the window
@@ -44,14 +49,7 @@ def test_credit_runs_out_at_night_cut_at_the_window_end_top_up_reconnects():
 
 def test_emergency_credit_is_kept_when_it_cannot_restore_the_supply():
     def body():
-        hw = RelayModel()
-        log = events.EventLog()
-        log.load()
-        ctl = disconnect.DisconnectControl(relay.Relay(hw))
-        ctl.load()
-        store = credit_store.CreditStore()
-        store.load()
-        pp = prepaid.Prepaid(store, ctl, log, CONF)
+        hw, log, ctl, store, pp = _meter()
         assert pp.topup(1, 1000) is None
         pp.tick(0, (2026, 11, 30, 0, 12 * 60), 0, 1)
         pp.tick(3600, (2026, 11, 30, 0, 13 * 60), 5 * KWH, 1)  # -4000: cut (noon, outside the window)
