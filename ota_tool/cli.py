@@ -38,13 +38,22 @@ def _port_options(f):
     return click.option("--port", required=True, help=PORT_HELP)(f)
 
 
-def _auth_options(f):
-    f = click.option("--envelope", "envelopes", multiple=True,
-                     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                     help="Pre-signed command envelope from the head-end (`ota envelope`); repeatable.")(f)
-    f = click.option("--passphrase-env", metavar="VAR", help="Passphrase variable for --key.")(f)
-    return click.option("--key", "command_key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                        help="Command-role private key: signs what a locked meter asks to be signed.")(f)
+def _auth_options(f=None, *, key_help: str = "Command-role private key: signs what a locked meter asks to be signed.",
+                  expires: bool = False):
+    """--key/--passphrase-env/--envelope (and --expires-in for what --key signs); `@_auth_options` or with arguments."""
+
+    def deco(f):
+        if expires:
+            f = click.option("--expires-in", default=3600, show_default=True,
+                             help="Seconds (meter clock) until what --key signs expires.")(f)
+        f = click.option("--envelope", "envelopes", multiple=True,
+                         type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                         help="Pre-signed command envelope from the head-end (`ota envelope`); repeatable.")(f)
+        f = click.option("--passphrase-env", metavar="VAR", help="Passphrase variable for --key.")(f)
+        return click.option("--key", "command_key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                            help=key_help)(f)
+
+    return deco(f) if f is not None else deco
 
 
 def _authority(command_key: Path | None, passphrase_env: str | None, envelopes: tuple[Path, ...]):

@@ -156,14 +156,10 @@ def calibration_cmd(port: str, baud: int, timeout: float, as_json: bool) -> None
 
 # -- the supply: relay, credit, settings, clock, events (library: ota_tool/supply.py) ------------------------------
 def _signed(f):
-    f = click.option("--expires-in", default=3600, show_default=True,
-                     help="Seconds (meter clock) until what --key signs expires.")(f)
-    f = click.option("--envelope", "envelopes", multiple=True,
-                     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                     help="Pre-signed command envelope from the head-end (`ota envelope`); repeatable.")(f)
-    f = click.option("--passphrase-env", metavar="VAR", help="Passphrase variable for --key.")(f)
-    return click.option("--key", "command_key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                        help="Command-role private key (every supply change is signed, on every meter).")(f)
+    from .cli import _auth_options
+
+    return _auth_options(f, key_help="Command-role private key (every supply change is signed, on every meter).",
+                         expires=True)
 
 
 def _auth(command_key: Path | None, passphrase_env: str | None, envelopes: tuple[Path, ...], expires_in: int):
