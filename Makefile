@@ -33,9 +33,11 @@ bench: setup
 	$(PY) -m host_tests.bench.ota_push
 	$(PY) -m host_tests.bench.metering
 
-# The prepaid month on both BL0942 boards and five hours on both ADC boards (about 1.5 h on 2 cores)
+# The prepaid month on both BL0942 boards and five hours on both ADC boards (about 1.5 h on 2 cores), then what
+# a flood of refused commands costs the flash (1 min)
 bench-supply: setup
 	$(PY) -m host_tests.bench.supply
+	$(PY) -m host_tests.bench.refusal_flood
 
 # Exhaustive power-cut reports (about 40 min on 2 cores): every cut point on CPython over littlefs, every 3rd in the VM
 sweeps: setup
