@@ -23,7 +23,10 @@ for _p in (ROOT / "meterkit" / "mpy_compat", ROOT / "firmware" / "lib", ROOT / "
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-if True:  # firmware modules, importable once the paths are set
+if True:  # firmware modules, importable once the paths are set (and CPython given MicroPython's ticks)
+    import mpy_port
+
+    mpy_port.install()
     import loader.commands
     import loader.image
     import loader.mode

@@ -94,8 +94,9 @@ class EventLog:
         if code in REFUSALS:  # the first of a burst: written now, with the burst's numbers reserved
             self.burst_end = time.ticks_add(now, HOLD_MS)
             self.more = 0
-            self.floor = self.seq + HELD_MAX
-        self._write(max(self.floor, self.seq))
+            self._write(self.seq + HELD_MAX)
+        else:
+            self._write(max(self.floor, self.seq))
         return self.seq
 
     def flush_due(self):
@@ -120,8 +121,21 @@ class EventLog:
             del self.ring[: len(self.ring) - self.capacity]
 
     def _write(self, floor):
+        rec = {"seq": self.seq, "floor": floor, "ring": self.ring}
+        try:
+            store.write_record(self.path, RECORD, RECORD_VERSION, rec)
+        except MemoryError:  # noqa: B014
+            import gc
+
+            gc.collect()
+            try:
+                store.write_record(self.path, RECORD, RECORD_VERSION, rec)
+            except MemoryError:  # noqa: B014
+                # the ring stays readable and the stored copy whole; the next reading tries again (flush_due)
+                self.unwritten = True
+                self.burst_end = self.ticks_ms()
+                return
         self.floor = floor
-        store.write_record(self.path, RECORD, RECORD_VERSION, {"seq": self.seq, "floor": floor, "ring": self.ring})
         self.unwritten = False
 
 

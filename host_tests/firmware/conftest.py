@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,24 +24,9 @@ for p in (str(FIRMWARE / "lib"), str(FIRMWARE), str(HERE), str(MPY_COMPAT)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-if not hasattr(os, "ilistdir"):
-    # CPython lacks MicroPython's os.ilistdir; firmware code uses it, so CPython runs get an equivalent.
-    def _ilistdir(path: str = "."):
-        for e in os.scandir(path):
-            yield (e.name, 0x4000 if e.is_dir() else 0x8000, e.inode())
+import mpy_port  # noqa: E402  (on the path just above)
 
-    os.ilistdir = _ilistdir  # type: ignore[attr-defined]
-
-if not hasattr(time, "ticks_ms"):
-    # MicroPython's tick functions (a 2**30 period, wrapping like the ports'), for firmware code run on CPython.
-    _PERIOD = 1 << 30
-
-    def _ticks_diff(a: int, b: int) -> int:
-        return ((a - b + _PERIOD // 2) & (_PERIOD - 1)) - _PERIOD // 2
-
-    time.ticks_ms = lambda: int(time.monotonic() * 1000) & (_PERIOD - 1)  # type: ignore[attr-defined]
-    time.ticks_add = lambda t, d: (t + d) & (_PERIOD - 1)  # type: ignore[attr-defined]
-    time.ticks_diff = _ticks_diff  # type: ignore[attr-defined]
+mpy_port.install()  # os.ilistdir and time.ticks_* for firmware code on CPython
 
 _vm_results: dict[Path, dict[str, dict]] = {}
 

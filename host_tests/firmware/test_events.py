@@ -105,3 +105,31 @@ def test_a_lone_refusal_gives_its_reserved_numbers_back_when_its_burst_ends():
         assert _stored().add(ev.POWER_RESTORE) == 2  # no gap after a boot
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_an_event_the_heap_cannot_write_stays_in_the_ring_and_is_written_at_a_later_reading():
+    from loader import store
+
+    def body():
+        real = store.write_record
+        fails = [2]
+
+        def short_of_memory(*a):
+            if fails[0]:
+                fails[0] -= 1
+                raise MemoryError("memory allocation failed")
+            return real(*a)
+
+        log = ev.EventLog(ticks_ms=lambda: 0)
+        log.load()
+        log.add(ev.LOAD_CONNECTED, "boot")
+        store.write_record = short_of_memory
+        try:
+            assert log.add(ev.LOAD_DISCONNECTED, "credit") == 2  # the relay's event: never an exception
+            assert log.ring[-1][:2] == [2, ev.LOAD_DISCONNECTED] and [e[0] for e in _stored().ring] == [1]
+            log.flush_due()  # the next reading: written now
+            assert [e[0] for e in _stored().ring] == [1, 2] and not log.unwritten
+        finally:
+            store.write_record = real
+
+    fwtest.in_workdir(body, "meter")
