@@ -335,10 +335,14 @@ def inspect(image_file: Path, as_json: bool) -> None:
 @click.option("--test", "mode_", flag_value="test", help="Then install it as a test boot (the app confirms itself "
               "after its self-test; a test boot that fails or is not confirmed reverts).")
 @click.option("--confirm", "mode_", flag_value="confirm", help="Then install it for good (no test boot).")
+@click.option("--reset-wait", default=60.0, show_default=True, metavar="SECONDS",
+              help="How long the meter may take to come back from its reset (the loader installs first); raise it "
+                   "on a slow or noisy link.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout, no progress bar.")
 @_auth_options
 def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check: bool, mode_: str | None,
-         as_json: bool, command_key: Path | None, passphrase_env: str | None, envelopes: tuple[Path, ...]) -> None:
+         reset_wait: float, as_json: bool, command_key: Path | None, passphrase_env: str | None,
+         envelopes: tuple[Path, ...]) -> None:
     """Upload a signed image to the meter and report its verdict; with --test or --confirm, install it and report
     what the meter runs afterwards.
 
@@ -378,7 +382,7 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
                 booted = await pushing.boot_number(link)
                 await pushing.activate(link, r.image_hash, permanent=(mode_ == "confirm"), authority=authority)
         if mode_:
-            r.after, r.slots = await _after_reset(port, baud, timeout, booted)
+            r.after, r.slots = await _after_reset(port, baud, timeout, booted, wait=reset_wait)
         return r
 
     try:
