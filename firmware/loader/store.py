@@ -126,11 +126,11 @@ def write_record(path, kind, version, data):
     v = _stored_version(path, kind)
     if v is not None and v > version:
         raise TooNew(path, v)
-    write_json(path, data, _head(kind, version))
+    write_json(path, data, '%s%d, "data": ' % (_head(kind), version))
 
 
-def _head(kind, version):
-    return '{"kind": %s, "v": %d, "data": ' % (json.dumps(kind), version)
+def _head(kind):
+    return '{"kind": %s, "v": ' % json.dumps(kind)
 
 
 def _stored_version(path, kind):
@@ -141,7 +141,7 @@ def _stored_version(path, kind):
             first = f.read(64)
     except OSError:
         return None
-    pre = _head(kind, 0)[:-len('0, "data": ')].encode()
+    pre = _head(kind).encode()
     if first.startswith(pre):
         end = first.find(b",", len(pre))
         try:
