@@ -2,6 +2,17 @@
 # (it survives power cuts and the ring's wrap), an IS 15959 style code, the RTC time (None while the clock is
 # unknown) and a short detail. Written by write-then-rename, so a power cut keeps the old ring or the new one.
 # Codes (docs/relay-and-credit.md): IS 15959's where it has one, this kit's 4xx otherwise.
+#
+# Refusals (405, 408) come from the open port, as fast as anyone can send them. Each is in the ring at once (read
+# it over SMP), but they write the flash at most twice per HOLD_MS: the first refusal of a burst is written with
+# HELD_MAX sequence numbers reserved, the rest when the burst ends (flush_due, every reading) or with the next other
+# event; beyond HELD_MAX in one burst a refusal is counted on the newest one ("... +N"), so a flood can neither wear
+# the flash out nor push more than HELD_MAX + 1 older events out of the ring per burst. A power cut inside a burst
+# loses its unwritten refusals, and the reservation keeps their numbers from being given again.
+import time
+
+from micropython import const
+
 from loader import store
 
 POWER_FAIL = 101
@@ -28,15 +39,24 @@ RECORD = "events"
 RECORD_VERSION = 1
 CAPACITY = 64
 DETAIL_MAX = 48
+REFUSALS = (TOKEN_REJECTED, COMMAND_REFUSED)
+HOLD_MS = const(30000)  # refusals write the flash at most twice in this long
+HELD_MAX = const(8)  # refusals one burst may add to the ring; more are counted on the newest
 
 
 class EventLog:
-    def __init__(self, path=PATH, capacity=CAPACITY, clock=None):
+    def __init__(self, path=PATH, capacity=CAPACITY, clock=None, ticks_ms=time.ticks_ms):
         self.path = path
         self.capacity = capacity
         self.clock = clock  # clock() -> RTC seconds since 1970 (UTC), or None while the time is unknown
+        self.ticks_ms = ticks_ms
         self.seq = 0
         self.ring = []
+        self.floor = 0  # the highest sequence number the stored record reserves (a boot resumes above it)
+        self.burst_end = None  # ticks_ms when the current burst of refusals ends (None: no burst)
+        self.unwritten = False  # the ring holds refusals not yet on flash
+        self.more = 0  # refusals counted on the newest one in this burst
+        self.more_base = ""  # the newest refusal's detail before its count
 
     def load(self):
         """Read the ring; a damaged record starts a new one with a LOG_LOST event (sequence numbers go on from the
@@ -44,28 +64,79 @@ class EventLog:
         try:
             _, data = store.read_record(self.path, RECORD, RECORD_VERSION, None)
             if data is not None:
-                self.seq = data["seq"]
+                self.seq = max(data["seq"], data.get("floor", 0))
+                self.floor = self.seq
                 self.ring = [e for e in data["ring"] if isinstance(e, list) and len(e) == 4]
         except (ValueError, KeyError, TypeError):
-            self.seq = _highest_seq(self.path) + self.capacity
+            self.seq = self.floor = _highest_seq(self.path) + self.capacity + HELD_MAX
             self.ring = []
             self.add(LOG_LOST, "event log damaged")
 
     def add(self, code, detail="", at=None):
-        """Record an event now, or at `at` (RTC seconds) for one that happened before it could be recorded."""
-        self.seq += 1
+        """Record an event now, or at `at` (RTC seconds) for one that happened before it could be recorded; returns
+        its sequence number (a refusal counted on the newest one returns that one's)."""
         if at is None and self.clock is not None:
             at = self.clock()
-        self.ring.append([self.seq, code, at, str(detail)[:DETAIL_MAX]])
-        if len(self.ring) > self.capacity:
-            del self.ring[: len(self.ring) - self.capacity]
-        store.write_record(self.path, RECORD, RECORD_VERSION, {"seq": self.seq, "ring": self.ring})
+        detail = str(detail)[:DETAIL_MAX]
+        now = self.ticks_ms()
+        if code in REFUSALS and self._in_burst(now) and self.ring and self.ring[-1][1] in REFUSALS:
+            if self.seq < self.floor:  # a reserved number: in the ring now, on flash when the burst ends
+                self._append(code, at, detail)
+            else:  # the burst's numbers are used up: counted on the newest refusal
+                self.more += 1
+                last = self.ring[-1]
+                if self.more == 1:
+                    self.more_base = last[3][: DETAIL_MAX - 7]
+                last[3] = "%s +%d" % (self.more_base, self.more)
+            self.unwritten = True
+            return self.ring[-1][0]
+        self._append(code, at, detail)
+        if code in REFUSALS:  # the first of a burst: written now, with the burst's numbers reserved
+            self.burst_end = time.ticks_add(now, HOLD_MS)
+            self.more = 0
+            self._write(self.seq + HELD_MAX)
+        else:
+            self._write(max(self.floor, self.seq))
         return self.seq
+
+    def flush_due(self):
+        """Write a burst's refusals once it has ended (called at every reading)."""
+        if self.burst_end is not None and not self._in_burst(self.ticks_ms()):
+            self.burst_end = None
+            if self.unwritten or self.floor > self.seq:  # and give back the numbers it did not use
+                self._write(self.seq)
 
     def since(self, seq=0, limit=CAPACITY):
         """Events with a sequence number above `seq`, oldest first, at most `limit`."""
         out = [e for e in self.ring if e[0] > seq]
         return out[:limit]
+
+    def _in_burst(self, now):
+        return self.burst_end is not None and time.ticks_diff(self.burst_end, now) > 0
+
+    def _append(self, code, at, detail):
+        self.seq += 1
+        self.ring.append([self.seq, code, at, detail])
+        if len(self.ring) > self.capacity:
+            del self.ring[: len(self.ring) - self.capacity]
+
+    def _write(self, floor):
+        rec = {"seq": self.seq, "floor": floor, "ring": self.ring}
+        try:
+            store.write_record(self.path, RECORD, RECORD_VERSION, rec)
+        except MemoryError:  # noqa: B014
+            import gc
+
+            gc.collect()
+            try:
+                store.write_record(self.path, RECORD, RECORD_VERSION, rec)
+            except MemoryError:  # noqa: B014
+                # the ring stays readable and the stored copy whole; the next reading tries again (flush_due)
+                self.unwritten = True
+                self.burst_end = self.ticks_ms()
+                return
+        self.floor = floor
+        self.unwritten = False
 
 
 def _highest_seq(path):

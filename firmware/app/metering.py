@@ -51,8 +51,8 @@ class Metering:
         self.readings = 0
         self.clock_known = False
         self.local = None  # the local time tuple (time.gmtime form) of the last reading, None while unknown
-        self.listeners = []
-        self.on_save = []  # called after each register save (the credit record is saved with them)  # listener(metering, ticks_ms) after each reading is accounted (the supply's rules)
+        self.listeners = []  # listener(metering, ticks_ms) after each reading is accounted (the supply's rules)
+        self.on_save = []  # called after each register save (the credit record is saved with them)
         self.zone = 1
         self.mj_rest = 0.0  # fraction of a millijoule carried between CF conversions
         self.cal = {}  # the calibration step collecting readings (empty: none)

@@ -85,6 +85,7 @@ class Supply:
 
     # -- every reading -------------------------------------------------------------------------------------------
     def on_reading(self, m, now_ms):
+        self.log.flush_due()
         p = m.reading.p
         self.avg_w = p if self.avg_w is None else self.avg_w + (p - self.avg_w) / AVERAGE_S
         if self.pressed:

@@ -52,7 +52,7 @@ class SupplyGroup:
 
     def _authorise(self, req, cmd, args):
         try:
-            commands.authorise(self.ctx, req, cmd, args)
+            commands.authorise(self.ctx, req, cmd, args, logged=False)  # its refusal is the supply's event 408
         except commands.Refused as e:
             self.s.refused(events.COMMAND_REFUSED, "%s: %s" % (cmd, e.reason))
             raise smp.SmpError(smp.EACCESSDENIED, RC_NOT_AUTHORISED) from None

@@ -32,9 +32,12 @@ class BundleError(Exception):
 
 # The inflate window (2**WBITS bytes in one piece) is taken when a long-running app has scattered small objects over
 # the heap, which can leave no 4 KB hole although plenty is free. reserve_window() keeps a block from boot, while the
-# heap is still in one piece; open_stream() frees it just before the decompressor allocates its window, which then
-# lands in that hole (MicroPython allocates first-fit). The margin covers the small objects made in between.
-_RESERVE_BYTES = (1 << 12) + 512
+# heap is still in one piece; open_stream() frees it just before the decompressor's first read allocates its state
+# (about 1.4 KB: two Huffman trees) and then its window, which both land in that hole when no other hole holds them
+# (MicroPython allocates first-fit). The margin covers the small objects made in between. A hole of the window's size
+# alone took the state and left the window no room (ESP32 app, 1 upload in 3 after a month's fixes fragmented more).
+_STATE_BYTES = const(1536)
+_RESERVE_BYTES = (1 << WBITS) + _STATE_BYTES + 512
 _reserve = [bytearray()][:0]  # at most one block (a typed empty list for the checkers)
 
 

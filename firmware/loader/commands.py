@@ -78,8 +78,9 @@ def open_token(ctx, raw, cmd):
     return body
 
 
-def authorise(ctx, req, cmd, args):
-    """Check req["envelope"] for command `cmd` with exactly `args` (a dict) and record its id. Raises Refused."""
+def authorise(ctx, req, cmd, args, logged=True):
+    """Check req["envelope"] for command `cmd` with exactly `args` (a dict) and record its id. Raises Refused;
+    `logged`: a refusal goes into the update events (a caller with its own event log says False)."""
     from loader import envelope, update
 
     try:
@@ -91,7 +92,10 @@ def authorise(ctx, req, cmd, args):
         if body["cmd"] != cmd or body.get("args", {}) != args:
             raise Refused(E_MISMATCH)
     except Refused as e:
-        update.event("command-refused", "%s: %s" % (cmd, e.reason))
+        if logged:
+            if getattr(ctx, "refusals", None) is None:
+                ctx.refusals = [None, 0, ""]  # this boot's burst of refused commands (update.event)
+            update.event("command-refused", "%s: %s" % (cmd, e.reason), ctx.refusals)
         raise
     ids = rec["ids"]
     ids.append([body["id"].hex(), body["exp"]])

@@ -25,6 +25,7 @@ class Context:
         self.meter_id = ident.get("meter_id") or "".join("%02x" % b for b in uid)
         self.server = smp.Server()
         self.started_ms = time.ticks_ms()
+        self.refusals = [None, 0, ""]  # the burst of refused commands in update-events (update.event)
         self.slot = None
         self.slot_path = None
         self.test_boot = False

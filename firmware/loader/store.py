@@ -72,8 +72,17 @@ def read_pointer(path, names):
     return st
 
 
-def write_json(path, obj):
-    write_atomic(path, json.dumps(obj).encode())
+def write_json(path, obj, head=""):
+    """Replace `path` with `head` then obj as JSON, streamed into the temporary file: no copy of the whole text is
+    built in RAM (a 3 KB event ring as one string once failed to allocate on a fragmented ESP32 heap)."""
+    tmp = path + TMP_SUFFIX
+    with open(tmp, "w") as f:
+        if head:
+            f.write(head)
+        json.dump(obj, f)
+        if head:
+            f.write("}")
+    os.rename(tmp, path)
 
 
 def cleanup(top):
@@ -114,10 +123,35 @@ def read_record(path, kind, max_version, default=None):
 
 def write_record(path, kind, version, data):
     """Replace the record atomically; refuses (TooNew) to overwrite a record of a newer format."""
+    v = _stored_version(path, kind)
+    if v is not None and v > version:
+        raise TooNew(path, v)
+    write_json(path, data, '%s%d, "data": ' % (_head(kind), version))
+
+
+def _head(kind):
+    return '{"kind": %s, "v": ' % json.dumps(kind)
+
+
+def _stored_version(path, kind):
+    """The format version of the `kind` record at `path`; None when missing, corrupt or of another kind (such a
+    file may be replaced). Records this module wrote start with a fixed head, read without parsing the rest."""
+    try:
+        with open(path, "rb") as f:
+            first = f.read(64)
+    except OSError:
+        return None
+    pre = _head(kind).encode()
+    if first.startswith(pre):
+        end = first.find(b",", len(pre))
+        try:
+            return int(first[len(pre):end])
+        except ValueError:
+            return None
     try:
         rec = read_json(path)
     except ValueError:
-        rec = None  # a corrupt record may be replaced
-    if isinstance(rec, dict) and rec.get("kind") == kind and isinstance(rec.get("v"), int) and rec["v"] > version:
-        raise TooNew(path, rec["v"])
-    write_json(path, {"kind": kind, "v": version, "data": data})
+        return None
+    if isinstance(rec, dict) and rec.get("kind") == kind and isinstance(rec.get("v"), int):
+        return rec["v"]
+    return None

@@ -7,6 +7,7 @@
 # and the install is simply done again. A test boot that is not confirmed before the next reset reverts.
 import hashlib
 import os
+import time
 
 from loader import slots, store
 from loader.image_group import COUNTER, MAX_COUNTER_STEP, STAGING, UPLOAD_REC, slot_budget, stored_counter
@@ -15,6 +16,7 @@ UPDATE = "meter/update.json"
 IMAGE_INFO = slots.IMAGE_INFO  # in a slot: {"hash", "version", "counter"} of the image it was installed from
 EVENTS = "meter/update-events.json"
 _EVENTS_KEPT = 8
+BURST_MS = 30000  # refused commands write this log at most once in this long (anyone can send them)
 
 
 def request(hash_bytes, permanent):
@@ -29,17 +31,28 @@ def pending():
     return rec if isinstance(rec, dict) and isinstance(rec.get("hash"), str) else None
 
 
-def event(kind, detail=""):
-    """A short persisted log of update events (the full event ring arrives with issue 6)."""
+def event(kind, detail="", burst=None):
+    """A short persisted log of update events (the supply's own ring is app/events.py). `burst`: the caller's
+    [ends ticks_ms or None, held, newest detail] for refusals anyone can provoke: within a burst only the first is
+    written; the others are counted into one entry written before the next burst's first."""
+    print("update: %s %s" % (kind, detail))
+    now = time.ticks_ms()
+    if burst is not None and burst[0] is not None and time.ticks_diff(burst[0], now) > 0:
+        burst[1] += 1
+        burst[2] = detail
+        return
     try:
         log = store.read_json(EVENTS, [])
     except ValueError:
         log = []
     if not isinstance(log, list):
         log = []
+    if burst is not None:
+        if burst[1]:
+            log.append({"event": kind, "detail": "+%d more, the last: %s" % (burst[1], burst[2])})
+        burst[:] = [time.ticks_add(now, BURST_MS), 0, ""]
     log.append({"event": kind, "detail": detail})
     store.write_json(EVENTS, log[-_EVENTS_KEPT:])
-    print("update: %s %s" % (kind, detail))
 
 
 def _rmtree(path):

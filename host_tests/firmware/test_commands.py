@@ -47,6 +47,23 @@ def test_an_envelope_authorises_exactly_its_command_once():
     fwtest.in_workdir(body, "meter")
 
 
+def test_a_burst_of_refusals_writes_the_update_log_once_and_counts_the_rest():
+    import time
+
+    def body():
+        _locked()
+        ctx = Ctx()
+        for _ in range(5):  # anyone on the open port can send these as fast as the line allows
+            _reason(commands.authorise, ctx, {}, "image.state", {"confirm": True})
+        assert _events() == ["image.state: no-envelope"] and ctx.refusals[1] == 4
+        ctx.refusals[0] = time.ticks_add(time.ticks_ms(), -1)  # the burst is over
+        _reason(commands.authorise, ctx, {}, "image.erase", {"slot": 1})
+        assert _events() == ["image.state: no-envelope", "+4 more, the last: image.state: no-envelope",
+                             "image.erase: no-envelope"]
+
+    fwtest.in_workdir(body, "meter")
+
+
 def test_refusals_name_their_reason():
     def body():
         _locked()

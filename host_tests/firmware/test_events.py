@@ -36,3 +36,100 @@ def test_a_damaged_log_restarts_without_reusing_sequence_numbers():
         assert back.ring[-1][1] == ev.LOG_LOST and back.ring[-1][0] > 30 and len(back.ring) == 1
 
     fwtest.in_workdir(body, "meter")
+
+
+def _stored(path=ev.PATH):
+    back = ev.EventLog(path)
+    back.load()
+    return back
+
+
+def test_a_flood_of_refusals_is_read_at_once_written_twice_per_burst_and_counted_beyond_its_share():
+    def body():
+        ms = [0]
+        log = ev.EventLog(capacity=20, clock=lambda: 1000, ticks_ms=lambda: ms[0])
+        log.load()
+        log.add(ev.LOAD_CONNECTED, "boot")
+        for k in range(ev.HELD_MAX + 5):
+            ms[0] += 100
+            log.add(ev.TOKEN_REJECTED if k % 2 else ev.COMMAND_REFUSED, "replayed")
+        # every refusal is readable at once: the first and the burst's HELD_MAX reserved, the rest counted on the last
+        assert [e[0] for e in log.ring] == list(range(1, ev.HELD_MAX + 3))
+        assert log.ring[-1][3] == "replayed +4" and log.seq == ev.HELD_MAX + 2
+        # the flash holds the first refusal only, and reserves the burst's numbers
+        on_flash = _stored()
+        assert [e[0] for e in on_flash.ring] == [1, 2] and on_flash.seq == 2 + ev.HELD_MAX
+        log.flush_due()  # the burst has not ended: nothing written
+        assert len(_stored().ring) == 2
+        ms[0] += ev.HOLD_MS
+        log.flush_due()
+        after = _stored()
+        assert after.ring == log.ring and after.seq == log.seq
+        # a new burst starts with a new first refusal, written at once
+        log.add(ev.TOKEN_REJECTED, "expired")
+        assert _stored().ring[-1] == [ev.HELD_MAX + 3, ev.TOKEN_REJECTED, 1000, "expired"]
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_power_cut_inside_a_burst_never_reuses_a_sequence_number():
+    def body():
+        ms = [0]
+        log = ev.EventLog(clock=lambda: 5, ticks_ms=lambda: ms[0])
+        log.load()
+        for _ in range(3):
+            log.add(ev.COMMAND_REFUSED, "supply.relay: no-envelope")
+        seen = log.seq  # a reader saw 1..3; 2 and 3 are not on flash yet
+        booted = _stored()  # the power cut
+        assert [e[0] for e in booted.ring] == [1] and booted.add(ev.POWER_RESTORE, "power on") > seen
+        # another event inside a burst writes what the burst held
+        ms2 = [0]
+        log2 = ev.EventLog(path="meter/ev2.json", ticks_ms=lambda: ms2[0])
+        log2.load()
+        log2.add(ev.TOKEN_REJECTED, "a")
+        log2.add(ev.TOKEN_REJECTED, "b")
+        log2.add(ev.TOPUP_ACCEPTED, "7: 100")
+        assert [e[3] for e in _stored("meter/ev2.json").ring] == ["a", "b", "7: 100"]
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_lone_refusal_gives_its_reserved_numbers_back_when_its_burst_ends():
+    def body():
+        ms = [0]
+        log = ev.EventLog(ticks_ms=lambda: ms[0])
+        log.load()
+        log.add(ev.TOKEN_REJECTED, "foreign")
+        ms[0] = ev.HOLD_MS + 1
+        log.flush_due()
+        assert _stored().add(ev.POWER_RESTORE) == 2  # no gap after a boot
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_an_event_the_heap_cannot_write_stays_in_the_ring_and_is_written_at_a_later_reading():
+    from loader import store
+
+    def body():
+        real = store.write_record
+        fails = [2]
+
+        def short_of_memory(*a):
+            if fails[0]:
+                fails[0] -= 1
+                raise MemoryError("memory allocation failed")
+            return real(*a)
+
+        log = ev.EventLog(ticks_ms=lambda: 0)
+        log.load()
+        log.add(ev.LOAD_CONNECTED, "boot")
+        store.write_record = short_of_memory
+        try:
+            assert log.add(ev.LOAD_DISCONNECTED, "credit") == 2  # the relay's event: never an exception
+            assert log.ring[-1][:2] == [2, ev.LOAD_DISCONNECTED] and [e[0] for e in _stored().ring] == [1]
+            log.flush_due()  # the next reading: written now
+            assert [e[0] for e in _stored().ring] == [1, 2] and not log.unwritten
+        finally:
+            store.write_record = real
+
+    fwtest.in_workdir(body, "meter")

@@ -91,5 +91,15 @@ def test_versioned_records_let_an_older_app_refuse_newer_data_without_losing_it(
         fwtest.raises(ValueError, store.read_record, "meter/bad.json", "registers", 1)
         store.write_record("meter/bad.json", "registers", 1, [1])
         assert store.read_record("meter/bad.json", "registers", 1) == (1, [1])
+        # the version is found in the record's fixed head; a record laid out otherwise is parsed whole
+        with open("meter/bad.json", "rb") as f:
+            assert f.read(32) == b'{"kind": "registers", "v": 1, "d'
+        fwtest.write("meter/other.json", b'{"data": {"wh": 1}, "v": 12, "kind": "registers"}')
+        fwtest.raises(store.TooNew, store.write_record, "meter/other.json", "registers", 11, {})
+        store.write_record("meter/other.json", "registers", 12, {"s": "a \\ \"quoted\" text"})
+        assert store.read_record("meter/other.json", "registers", 12) == (12, {"s": 'a \\ "quoted" text'})
+        fwtest.write("meter/kind.json", b'{"kind": "registers2", "v": 9, "data": 1}')  # another kind: replaced
+        store.write_record("meter/kind.json", "registers", 1, 2)
+        assert store.read_record("meter/kind.json", "registers", 1) == (1, 2)
 
     fwtest.in_workdir(body, "meter")
