@@ -292,12 +292,7 @@ def tariff_cmd(port: str, baud: int, timeout: float, command_key: Path | None, p
     from . import supply
     from .cli import _guard
 
-    new = None
-    if settings_file is not None:
-        try:
-            new = json.loads(settings_file.read_text())
-        except ValueError as e:
-            raise click.BadParameter(f"not JSON: {e}", param_hint="--set") from e
+    new = _json_object(settings_file)
     auth = _auth(command_key, passphrase_env, envelopes, expires_in)
 
     async def go():
@@ -307,6 +302,58 @@ def tariff_cmd(port: str, baud: int, timeout: float, command_key: Path | None, p
             return await supply.settings(link)
 
     click.echo(json.dumps(_guard(lambda: run(go())), indent=None if as_json else 1))
+
+
+def _json_object(path: Path | None) -> dict | None:
+    """The JSON object in a --set file (None without one); a file that is not one is a usage error (exit 2)."""
+    if path is None:
+        return None
+    try:
+        obj = json.loads(path.read_text())
+    except ValueError as e:
+        raise click.BadParameter(f"{path}: not JSON: {e}", param_hint="--set") from e
+    if not isinstance(obj, dict):
+        raise click.BadParameter(f"{path}: not a JSON object", param_hint="--set")
+    return obj
+
+
+@meter.command("calendar")
+@_port
+@_signed
+@click.option("--set", "calendar_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="JSON file with any of tz_offset_min, tou, tou_weekend to change (signed meter.calendar); "
+                   "without it, show the calendar.")
+@click.option("--json", "as_json", is_flag=True)
+def calendar_cmd(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+                 envelopes: tuple[Path, ...], expires_in: int, calendar_file: Path | None, as_json: bool) -> None:
+    """Show or change the metering calendar: the local time offset and the TOU zone tables that the energy
+    registers and the tariff's TOU rates follow (docs/relay-and-credit.md). Example file:
+    {"tou": [["00:00", 1], ["18:00", 2], ["22:00", 1]], "tou_weekend": null}. The meter checks the change whole
+    and names the first bad field (exit 14); nothing changes then. It applies from the next reading."""
+    from . import supply
+    from .cli import _guard
+
+    new = _json_object(calendar_file)
+    auth = _auth(command_key, passphrase_env, envelopes, expires_in)
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            if new is not None:
+                return await supply.set_calendar(link, auth, new)
+            return await supply.calendar(link)
+
+    cal = _guard(lambda: run(go()))
+    if as_json:
+        click.echo(json.dumps(cal))
+        return
+    off = cal["tz_offset_min"]
+    click.echo(f"local time  UTC{'+' if off >= 0 else '-'}{abs(off) // 60:02d}:{abs(off) % 60:02d}")
+    click.echo("weekdays    " + _zones(cal["tou"]))
+    click.echo("weekend     " + (_zones(cal["tou_weekend"]) if cal["tou_weekend"] else "as weekdays"))
+
+
+def _zones(table: list) -> str:
+    return ", ".join(f"{start} zone {zone}" for start, zone in table)
 
 
 @meter.command("clock")
@@ -347,6 +394,31 @@ def emergency_cmd(port: str, baud: int, timeout: float, command_key: Path | None
             return await supply.emergency(link, auth)
 
     click.echo(f"balance {_guard(lambda: run(go()))['balance'] / 100:.2f}")
+
+
+@meter.command("credit-reset")
+@_port
+@_signed
+@click.option("--balance", type=int, required=True, help="The head-end's balance for this meter, minor units.")
+@click.option("--top-tid", type=click.IntRange(0), required=True,
+              help="The last token id the head-end issued to this meter: no token at or below it counts again.")
+@click.option("--json", "as_json", is_flag=True)
+def credit_reset_cmd(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+                     envelopes: tuple[Path, ...], expires_in: int, balance: int, top_tid: int, as_json: bool) -> None:
+    """Start a new credit record after the meter reported it damaged (event 412, status "CREDIT RECORD DAMAGED"):
+    until then it refuses every top-up rather than guess which tokens were spent."""
+    from . import supply
+    from .cli import _guard
+
+    auth = _auth(command_key, passphrase_env, envelopes, expires_in)
+
+    async def go():
+        async with MeterLink(port, baud, timeout) as link:
+            return await supply.credit_reset(link, auth, balance, top_tid)
+
+    r = _guard(lambda: run(go()))
+    click.echo(json.dumps(r) if as_json else f"credit record reset: balance {r['balance'] / 100:.2f}, "
+                                              f"last token id {r['top_tid']}")
 
 
 @meter.command("events")

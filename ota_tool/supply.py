@@ -15,7 +15,10 @@ from .errors import DeviceRefused, OtaError
 from .link import MeterLink
 from .supply_groups import (
     GROUP_SUPPLY,
+    CalendarRead,
+    CalendarWrite,
     ClockWrite,
+    CreditResetWrite,
     EmergencyWrite,
     EventsRead,
     RelayWrite,
@@ -104,6 +107,23 @@ async def settings(link: MeterLink) -> dict:
 async def configure(link: MeterLink, authority: Authority, new: dict) -> dict:
     env = await authority.envelope(link, "supply.config", {"settings": new})
     return (await _send(link, SettingsWrite(settings=new, envelope=env), "settings"))["settings"]
+
+
+async def calendar(link: MeterLink) -> dict:
+    """The metering calendar: local time offset (tz_offset_min) and TOU zone tables (tou, tou_weekend)."""
+    return _fields(await link.request(CalendarRead(), "calendar", retries=2))["calendar"]
+
+
+async def set_calendar(link: MeterLink, authority: Authority, new: dict) -> dict:
+    env = await authority.envelope(link, "meter.calendar", {"calendar": new})
+    return (await _send(link, CalendarWrite(calendar=new, envelope=env), "calendar"))["calendar"]
+
+
+async def credit_reset(link: MeterLink, authority: Authority, balance: int, top_tid: int) -> dict:
+    """Start a new credit record (after event 412, a damaged one): the head-end's balance and the last token id it
+    issued, so no token spent before can count again."""
+    env = await authority.envelope(link, "credit.reset", {"balance": balance, "top_tid": top_tid})
+    return await _send(link, CreditResetWrite(balance=balance, top_tid=top_tid, envelope=env), "credit reset")
 
 
 async def set_clock(link: MeterLink, authority: Authority, t: int | None = None) -> dict:

@@ -215,3 +215,67 @@ class EmergencyWrite(EmergencyWriteRequest):
     _Response = EmergencyWriteResponse
     _ErrorV1 = smperr.ErrorV1
     _ErrorV2 = SupplyError
+
+
+# 7 credit reset (after a damaged credit record)
+class CreditResetWriteRequest(smpmsg.WriteRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 7
+
+    balance: int
+    top_tid: int
+    envelope: bytes | None = None
+
+
+class CreditResetWriteResponse(smpmsg.WriteResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 7
+
+    balance: int
+    top_tid: int
+
+
+class CreditResetWrite(CreditResetWriteRequest):
+    _Response = CreditResetWriteResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = SupplyError
+
+
+# 8 calendar: the local time offset and the TOU zone tables the tariff's TOU rates follow
+class CalendarReadRequest(smpmsg.ReadRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 8
+
+
+class CalendarReadResponse(smpmsg.ReadResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 8
+
+    calendar: dict
+
+
+class CalendarRead(CalendarReadRequest):
+    _Response = CalendarReadResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = SupplyError
+
+
+class CalendarWriteRequest(smpmsg.WriteRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 8
+
+    calendar: dict
+    envelope: bytes | None = None
+
+
+class CalendarWriteResponse(smpmsg.WriteResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 8
+
+    calendar: dict
+
+
+class CalendarWrite(CalendarWriteRequest):
+    _Response = CalendarWriteResponse
+    _ErrorV1 = smperr.ErrorV1
+    _ErrorV2 = SupplyError

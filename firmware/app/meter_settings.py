@@ -56,6 +56,38 @@ _CHECKS = {
 }
 
 
+CALENDAR = ("tz_offset_min", "tou", "tou_weekend")  # what a signed meter.calendar command may change
+
+
+def check_calendar(new):
+    """The problem with a calendar change (an object of CALENDAR keys, at least one), or None."""
+    if not isinstance(new, dict) or not new:
+        return "not an object"
+    for k in new:
+        if k not in CALENDAR:
+            return "unknown field " + str(k)
+        if not _CHECKS[k](new[k]):
+            return "bad value for " + k
+    return None
+
+
+def save_calendar(new):
+    """Merge a checked calendar change into the settings file in one atomic write (the loader's keys and the other
+    metering settings are kept). ValueError when the file holds a bad metering value: the next boot would run on
+    the defaults and drop the new calendar with it."""
+    try:
+        raw = store.read_json(PATH, {})
+    except ValueError:
+        raw = {}  # unreadable: the loader and metering already run on their defaults
+    if not isinstance(raw, dict):
+        raw = {}
+    raw.update(new)
+    for k, check in _CHECKS.items():
+        if k in raw and not check(raw[k]):
+            raise ValueError("bad value for %s in %s" % (k, PATH))
+    store.write_json(PATH, raw)
+
+
 def load():
     """(settings, problem or None)."""
     try:

@@ -32,8 +32,7 @@ class Metering:
         if problem:
             update.event("config-invalid", "metering: " + problem)
         self.cfg = cfg
-        self.tou = meter_settings.parse_tou(cfg["tou"])
-        self.tou_weekend = meter_settings.parse_tou(cfg["tou_weekend"]) if cfg["tou_weekend"] else None
+        self.set_calendar(cfg)  # the TOU tables
         m = board["metering"]
         acc = m.get("accuracy") or {}
         self.creep_w = CREEP_FRACTION * acc.get("starting_ib", 0.004) * m["ib_amps"] * m["nominal_voltage"]
@@ -128,6 +127,13 @@ class Metering:
         if rtc is None:
             return None
         return time.gmtime(rtc + self.cfg["tz_offset_min"] * 60 - commands.PORT_EPOCH_S)
+
+    def set_calendar(self, new):
+        """Use a checked calendar (some of meter_settings.CALENDAR) from the next reading on."""
+        self.cfg.update(new)
+        self.tou = meter_settings.parse_tou(self.cfg["tou"])
+        w = self.cfg["tou_weekend"]
+        self.tou_weekend = meter_settings.parse_tou(w) if w else None
 
     def zone_of(self, local):
         if local is None:

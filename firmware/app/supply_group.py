@@ -10,9 +10,10 @@
 #   5 events    read   {since?, limit?} -> {events: [[seq, code, rtc, detail]], seq}
 #   6 emergency write  {envelope}                                         signed "credit.emergency" {}
 #   7 credit reset write {balance, top_tid, envelope}                     signed "credit.reset" {balance, top_tid}
+#   8 calendar  read: tz offset and TOU tables; write {calendar, envelope}  signed "meter.calendar" {calendar}
 from micropython import const
 
-from app import events, supply_settings
+from app import events, meter_settings, supply_settings
 from loader import commands, smp
 
 GROUP_SUPPLY = const(66)
@@ -24,6 +25,7 @@ CMD_CLOCK = const(4)
 CMD_EVENTS = const(5)
 CMD_EMERGENCY = const(6)
 CMD_CREDIT_RESET = const(7)
+CMD_CALENDAR = const(8)
 # group return codes for SMP v2 clients
 RC_NOT_AUTHORISED = const(1)  # the envelope was refused: the reason is in status last_refusal
 RC_TOKEN_REFUSED = const(2)  # a top-up token was refused (replayed, too old, bad amount, record damaged ...)
@@ -49,6 +51,7 @@ class SupplyGroup:
         server.register(GROUP_SUPPLY, CMD_EVENTS, self.events, write=False)
         server.register(GROUP_SUPPLY, CMD_EMERGENCY, self.emergency, read=False)
         server.register(GROUP_SUPPLY, CMD_CREDIT_RESET, self.credit_reset, read=False)
+        server.register(GROUP_SUPPLY, CMD_CALENDAR, self.calendar)
 
     def _authorise(self, req, cmd, args):
         try:
@@ -147,3 +150,22 @@ class SupplyGroup:
         if self.s.prepaid is not None:
             self.s.prepaid.decide()
         return {"balance": balance, "top_tid": top}
+
+    def calendar(self, req):
+        """The metering calendar the tariff's TOU rates follow: the local time offset and the TOU zone tables. A
+        change is checked whole, saved in meter/config.json in one write and used from the next reading on."""
+        m = self.s.m
+        if "calendar" in req:
+            new = req.get("calendar")
+            self._authorise(req, "meter.calendar", {"calendar": new})
+            why = meter_settings.check_calendar(new)
+            if why is None:
+                try:
+                    meter_settings.save_calendar(new)
+                except ValueError as e:
+                    why = str(e)
+            if why is not None:
+                raise self._error(events.SETTINGS_INVALID, "calendar: " + why, RC_BAD_SETTINGS)
+            m.set_calendar(new)
+            self.s.log.add(events.SETTINGS_CHANGED, "calendar")
+        return {"calendar": {k: m.cfg[k] for k in meter_settings.CALENDAR}}

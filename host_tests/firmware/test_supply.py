@@ -4,7 +4,7 @@ from test_disconnect import RelayModel
 
 import cbor
 import fwtest
-from app import credit, disconnect, events, registers, supply, supply_group
+from app import credit, disconnect, events, meter_settings, metering, registers, supply, supply_group
 from loader import mode, smp, store, trust
 
 KWH = credit.MJ_PER_KWH
@@ -56,6 +56,10 @@ class Meter:
         self.local = None
         self.persist = Persist()
         self.on_save = []
+        self.cfg = dict(meter_settings.DEFAULTS)
+        self.set_calendar(self.cfg)
+
+    set_calendar = metering.Metering.set_calendar  # the metering task's own
 
     def run(self, sup, seconds, watts, local, t0_ms=0):
         """`seconds` readings at `watts`, at local time `local` (gmtime-like tuple) or None."""
@@ -228,5 +232,30 @@ def test_the_time_unknown_never_cuts_for_credit_and_says_so():
         assert [e[1] for e in sup.log.ring].count(events.CLOCK_UNKNOWN) == 1
         meter.run(sup, 1, 0, at(3, 10))
         assert not ctx.hal.contact
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_the_calendar_changes_only_by_a_signed_command_checked_whole():
+    def body():
+        ctx, meter, sup, grp = _setup(settings=False)
+        assert grp.calendar({}) == {"calendar": {"tz_offset_min": 330, "tou": [["00:00", 1]], "tou_weekend": None}}
+        new = cbor.loads(cbor.loads(env("calendar"))["body"])["args"]["calendar"]
+        _refused(grp.calendar, {"calendar": new}, supply_group.RC_NOT_AUTHORISED)
+        assert sup.last_refusal == "meter.calendar: no-envelope"
+        for name, why in (("calendar_bad", "calendar: bad value for tou"),
+                          ("calendar_unknown", "calendar: unknown field persist_interval_s")):
+            req = {"calendar": cbor.loads(cbor.loads(env(name))["body"])["args"]["calendar"], "envelope": env(name)}
+            _refused(grp.calendar, req, supply_group.RC_BAD_SETTINGS)
+            assert sup.last_refusal == why and sup.log.ring[-1][1:4:2] == [events.SETTINGS_INVALID, why]
+        assert store.read_json(meter_settings.PATH, None) is None and meter.tou == [(0, 1)]
+        r = grp.calendar({"calendar": new, "envelope": env("calendar")})
+        assert r == {"calendar": {"tz_offset_min": 0, "tou": [["00:00", 1], ["18:00", 2], ["22:00", 1]],
+                                  "tou_weekend": None}}
+        assert meter.tou == [(0, 1), (1080, 2), (1320, 1)] and meter.cfg["tz_offset_min"] == 0
+        assert sup.log.ring[-1][1] == events.SETTINGS_CHANGED
+        assert meter_settings.load() == (meter.cfg, None), "what the next boot reads"
+        _refused(grp.calendar, {"calendar": new, "envelope": env("calendar")}, supply_group.RC_NOT_AUTHORISED)
+        assert sup.last_refusal == "meter.calendar: replayed"
 
     fwtest.in_workdir(body, "meter")

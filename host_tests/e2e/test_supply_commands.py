@@ -1,0 +1,48 @@
+"""The supply's head-end commands beyond the prepaid scenario (host_tests/e2e/test_supply.py), on the BL0942 Pico:
+a signed calendar change that the TOU registers and the tariff's TOU rates follow from the next reading, a calendar
+refused by name, and a credit reset that no earlier token can undo."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from host_tests import supply_scenario as S
+
+
+def _file(emu, name: str, obj: dict):
+    p = emu.state.parent / name
+    p.write_text(json.dumps(obj))
+    return p
+
+
+def test_calendar_change_moves_the_tou_zone_and_rate_and_a_credit_reset_holds(start_emulator):
+    emu = start_emulator("rpi_pico_bl0942", speed="1")
+    emu.wait_boots(1)
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+    s = S.start_day(emu, day, dict(S.SETTINGS, tariff={"flat": 1000, "tou": {"2": 3000}}))  # 17:00 local
+    assert s.ota("meter", "calendar", "--json") == {"tz_offset_min": 330, "tou": [["00:00", 1]], "tou_weekend": None}
+    assert s.status()["credit"]["rate"] == 1000
+
+    out = s.signed("meter", "calendar", "--set", _file(emu, "bad.json", {"tou": [["06:00", 1], ["16:00", 2]]}),
+                   expect=14)
+    assert "settings refused: calendar: bad value for tou" in out, out
+    assert s.ota("meter", "calendar", "--json")["tou"] == [["00:00", 1]], "a refused calendar changes nothing"
+
+    evening = {"tou": [["00:00", 1], ["16:00", 2], ["23:00", 1]]}
+    assert s.signed("meter", "calendar", "--set", _file(emu, "cal.json", evening), "--json") == dict(
+        evening, tz_offset_min=330, tou_weekend=None)
+    s.run_until(S.utc(day, "17:01"))  # a few readings later
+    read = s.ota("meter", "read", "--json")
+    assert read["zone"] == 2, read
+    assert s.status()["credit"]["rate"] == 3000
+    assert [e["code"] for e in s.events()][-1] == 410
+
+    r = s.signed("meter", "credit-reset", "--balance", 5000, "--top-tid", 10, "--json")
+    assert r == {"balance": 5000, "top_tid": 10}
+    out = s.signed("meter", "topup", "--amount", 100, "--tid", 10, expect=14)  # issued before the reset
+    assert "token refused" in out, out
+    before = s.status()["credit"]["balance"]
+    s.tid = 10
+    after = s.topup(100)["balance"]  # token 11
+    assert before < after <= before + 100, (before, after)
