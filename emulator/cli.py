@@ -214,7 +214,8 @@ def scenario(st: StateDir, scenario_file: str | None, clear: bool) -> None:
 @click.option("--for", "hold", type=float, default=0.2, show_default=True, help="Seconds to hold it.")
 @click.pass_obj
 def press(st: StateDir, input_name: str, hold: float) -> None:
-    """Press an input of the board (the button) for a while."""
+    """Press an input of the board for a while: `button` (the consumer's button), or `cover` (the terminal cover
+    is taken off for that long: a tamper event on the meter)."""
     _call(st, {"verb": "press", "input": input_name, "for": hold})
 
 

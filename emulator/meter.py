@@ -39,6 +39,7 @@ CUT_TIMEOUT = 1.0  # wall seconds a VM gets to halt at its next bus pump for a p
 TRUTH_SAVE_S = 2.0  # wall seconds between meta.json writes for periodic truth reports
 # The VM answers queries from its idle wait; one that sits in the REPL or in a long computation does not.
 QUERY_TIMEOUT = 1.0
+PRESSABLE = ("button", "cover")  # inputs `ctl press` drives: the consumer's button, the terminal cover (off while held)
 
 
 def micropython_path() -> str:
@@ -110,10 +111,10 @@ class Meter:
         self.pending_cut: dict | None = None  # a precise power cut waiting for the VM to halt
         self.truth_saved = 0.0
         self.trace = bool(os.environ.get("METERKIT_EMU_TRACE"))
-        button = self.board["pins"].get("button")
-        if button:
-            self.inputs[button["gpio"]] = 0 if button["active"] == "low" else 1
-            self.inputs[button["gpio"]] ^= 1  # idle level is the inactive one
+        for name in PRESSABLE:  # idle at the inactive level: button released, cover on
+            pin = self.board["pins"].get(name)
+            if pin:
+                self.inputs[pin["gpio"]] = 1 if pin["active"] == "low" else 0
         self.wire: Wire | None = None
         self.bus: Bus | None = None
         self.control: ControlServer | None = None
@@ -755,8 +756,9 @@ class Meter:
     def _ctl_press(self, req: dict, reply: Callable[[dict], None]) -> None:
         name = req.get("input", "button")
         pin = self.board["pins"].get(name)
-        if name not in ("button",) or pin is None:
-            raise ControlError(f"unknown input {name!r}; this board has: button")
+        if name not in PRESSABLE or pin is None:
+            has = ", ".join(n for n in PRESSABLE if n in self.board["pins"]) or "none"
+            raise ControlError(f"unknown input {name!r}; this board has: {has}")
         hold = float(req.get("for", 0.2))
         if not 0 < hold <= 3600:
             raise ControlError("--for is a duration in seconds, 0 < s <= 3600")

@@ -449,7 +449,7 @@ class _Validator:
             self.integer("flash.erase_cycles", f["erase_cycles"], 1000, 10_000_000)
 
     def pins(self, value: Any) -> None:
-        p = self.obj("pins", value, ("led", "button", "relay_set", "relay_reset", "relay_feedback"))
+        p = self.obj("pins", value, ("led", "button", "relay_set", "relay_reset", "relay_feedback"), ("cover",))
         if p is None:
             return
         if "led" in p:
@@ -462,6 +462,8 @@ class _Validator:
             self.pin("pins.relay_reset", p["relay_reset"], _OUTPUT)
         if "relay_feedback" in p:
             self.pin("pins.relay_feedback", p["relay_feedback"], _INPUT, level=True, pull=True)
+        if "cover" in p:
+            self.pin("pins.cover", p["cover"], _INPUT, level=True, pull=True)
 
     def adc(self, value: Any) -> None:
         a = self.obj("adc", value, ("bits", "vref", "channels"),

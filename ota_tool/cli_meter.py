@@ -200,6 +200,10 @@ def _show_status(st: dict) -> str:
     lines.append("clock       " + (time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(st["rtc"])) if st["clock_known"]
                                    else "NOT SET (credit never disconnects until it is)")
                  + (f", last set drift {clk.get('drift_s')} s" if clk.get("sets") else ""))
+    cover = st.get("cover")
+    if cover is not None:
+        lines.append(f"cover       {'OFF (open)' if cover['open'] else 'on'}, {cover['openings']} openings since "
+                     "the boot")
     if st["last_refusal"]:
         lines.append(f"last refusal {st['last_refusal']}")
     return "\n".join(lines)

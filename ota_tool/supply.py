@@ -42,7 +42,8 @@ RC_WORDS = {RC_NOT_AUTHORISED: "not authorised", RC_TOKEN_REFUSED: "token refuse
             RC_BAD_REQUEST: "bad request", RC_NOT_ALLOWED: "not allowed now"}
 STATES = {0: "disconnected", 1: "connected", 2: "ready for reconnection"}
 # event codes (firmware/app/events.py)
-EVENTS = {101: "power fail", 102: "power restored", 151: "clock set", 301: "load disconnected",
+EVENTS = {101: "power fail", 102: "power restored", 151: "clock set", 251: "cover opened (tamper)",
+          301: "load disconnected",
           302: "load connected", 303: "relay fault", 401: "credit alert", 402: "credit exhausted",
           403: "emergency credit", 404: "top-up accepted", 405: "token rejected", 406: "clock unknown",
           407: "load limit trip", 408: "command refused", 409: "event log damaged", 410: "settings changed",

@@ -52,6 +52,7 @@ class StatusReadResponse(smpmsg.ReadResponse):
     events_seq: int
     presses: int
     last_refusal: str
+    cover: dict | None = None  # {open, openings}; null on a board without a cover switch
 
 
 class StatusRead(StatusReadRequest):

@@ -13,6 +13,7 @@ from loader import commands, settings
 
 RELAY_CHECK_READINGS = const(60)  # relay supervision once a minute
 AVERAGE_S = const(900)  # the recent consumption rate the time-left prediction uses: a 15-minute average
+COVER_HOLD_MS = const(60000)  # cover openings write at most one event (251) in this long; it counts the others
 LIMIT_REASON = "load limit"
 BUTTON_REASON = "button"
 REMOTE_REASON = "remote"
@@ -71,6 +72,15 @@ class Supply:
         self.pressed = False
         self.last_refusal = ""
         ctx.hal.on_button(self._irq)
+        self.cover = ctx.hal.cover_open()  # None: the board has no cover switch
+        self.cover_tripped = False
+        self.openings = 0  # since the boot
+        self.cover_unlogged = 0
+        self.cover_logged_ms = None
+        if self.cover:
+            self.openings = 1
+            self.log.add(events.COVER_OPEN, "open at power-up")
+        ctx.hal.on_cover(self._cover_irq)
         metering.on_save.append(self.save)  # the credit record is saved with the registers (and before a reset)
 
     def _prepaid(self, s):
@@ -82,6 +92,9 @@ class Supply:
 
     def _irq(self, pin):
         self.pressed = True  # no allocation here: the press is taken at the next reading
+
+    def _cover_irq(self, pin):
+        self.cover_tripped = True
 
     # -- every reading -------------------------------------------------------------------------------------------
     def on_reading(self, m, now_ms):
@@ -99,9 +112,26 @@ class Supply:
         act = self.limit.update(time.ticks_diff(now_ms, self.ctx.started_ms) // 1000, p)
         if act is not None:
             self._limit(act, p)
+        if self.cover is not None:
+            self._watch_cover(now_ms)
         self.readings += 1
         if self.readings % RELAY_CHECK_READINGS == 0:
             self.relay.check()
+
+    def _watch_cover(self, now_ms):
+        """An opening since the last reading (its interrupt, or the level) counts once. Someone toggling the switch
+        cannot push other events out of the ring: one event a minute at most, naming the openings it stands for."""
+        was = self.cover
+        self.cover = self.ctx.hal.cover_open()
+        if self.cover_tripped or (self.cover and not was):
+            self.cover_tripped = False
+            self.openings += 1
+            self.cover_unlogged += 1
+        n = self.cover_unlogged
+        if n and (self.cover_logged_ms is None or time.ticks_diff(now_ms, self.cover_logged_ms) >= COVER_HOLD_MS):
+            self.log.add(events.COVER_OPEN, "cover opened" if n == 1 else "cover opened %d times" % n)
+            self.cover_unlogged = 0
+            self.cover_logged_ms = now_ms
 
     def _limit(self, act, watts):
         c = self.control
@@ -196,4 +226,5 @@ class Supply:
             "load_limit": {"threshold_w": lim.conf["threshold_w"], "trips": lim.trips, "locked": lim.locked,
                            "tripped": lim.tripped_at is not None},
             "events_seq": self.log.seq, "presses": self.presses, "last_refusal": self.last_refusal,
+            "cover": None if self.cover is None else {"open": self.cover, "openings": self.openings},
         }

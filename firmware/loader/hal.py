@@ -12,15 +12,8 @@ class Hal:
             self._led = machine.Pin(led["gpio"], machine.Pin.OUT)
             self._led_on = 1 if led.get("active", "high") == "high" else 0
             self.led(False)
-        btn = pins.get("button")
-        self._button = None
-        if btn:
-            pull = {"up": machine.Pin.PULL_UP, "down": machine.Pin.PULL_DOWN}.get(btn.get("pull") or "")
-            if pull is None:
-                self._button = machine.Pin(btn["gpio"], machine.Pin.IN)
-            else:
-                self._button = machine.Pin(btn["gpio"], machine.Pin.IN, pull)
-            self._pressed = 0 if btn.get("active", "low") == "low" else 1
+        self._button, self._pressed = _input(pins.get("button"), "low")
+        self._cover, self._cover_open = _input(pins.get("cover"), "high")
 
     def led(self, on):
         if self._led is not None:
@@ -34,8 +27,19 @@ class Hal:
         button. The handler must not allocate (it may run in a hard interrupt)."""
         if self._button is None:
             return False
-        edge = machine.Pin.IRQ_FALLING if self._pressed == 0 else machine.Pin.IRQ_RISING
-        self._button.irq(handler=handler, trigger=edge)
+        _on_edge(self._button, self._pressed, handler)
+        return True
+
+    def cover_open(self):
+        """True while the terminal cover is off, False while it is on, None on a board without a cover switch."""
+        return None if self._cover is None else self._cover.value() == self._cover_open
+
+    def on_cover(self, handler):
+        """Call handler(pin) from an interrupt each time the cover comes off (an opening shorter than a reading is
+        not missed); False without a cover switch. The handler must not allocate."""
+        if self._cover is None:
+            return False
+        _on_edge(self._cover, self._cover_open, handler)
         return True
 
     def relay_pulse(self, connect, ms=100):
@@ -59,3 +63,19 @@ class Hal:
         pull = {"up": machine.Pin.PULL_UP, "down": machine.Pin.PULL_DOWN}.get(fb.get("pull") or "")
         p = machine.Pin(fb["gpio"], machine.Pin.IN, pull) if pull is not None else machine.Pin(fb["gpio"], machine.Pin.IN)
         return p.value() == (0 if fb.get("active", "low") == "low" else 1)
+
+
+def _input(spec, active_default):
+    """(machine.Pin, its active level) for an input in the board's pins, or (None, 0) when the board has none."""
+    if not spec:
+        return None, 0
+    pull = {"up": machine.Pin.PULL_UP, "down": machine.Pin.PULL_DOWN}.get(spec.get("pull") or "")
+    if pull is None:
+        pin = machine.Pin(spec["gpio"], machine.Pin.IN)
+    else:
+        pin = machine.Pin(spec["gpio"], machine.Pin.IN, pull)
+    return pin, 0 if spec.get("active", active_default) == "low" else 1
+
+
+def _on_edge(pin, active, handler):
+    pin.irq(handler=handler, trigger=machine.Pin.IRQ_FALLING if active == 0 else machine.Pin.IRQ_RISING)

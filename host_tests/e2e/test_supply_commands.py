@@ -1,6 +1,7 @@
 """The supply's head-end commands beyond the prepaid scenario (host_tests/e2e/test_supply.py), on the BL0942 Pico:
 a signed calendar change that the TOU registers and the tariff's TOU rates follow from the next reading, a calendar
-refused by name, and a credit reset that no earlier token can undo."""
+refused by name, the terminal cover taken off (tamper event 251), and a credit reset that no earlier token can
+undo."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def _file(emu, name: str, obj: dict):
     return p
 
 
-def test_calendar_change_moves_the_tou_zone_and_rate_and_a_credit_reset_holds(start_emulator):
+def test_calendar_change_cover_tamper_and_credit_reset(start_emulator):
     emu = start_emulator("rpi_pico_bl0942", speed="1")
     emu.wait_boots(1)
     day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
@@ -37,6 +38,12 @@ def test_calendar_change_moves_the_tou_zone_and_rate_and_a_credit_reset_holds(st
     assert read["zone"] == 2, read
     assert s.status()["credit"]["rate"] == 3000
     assert [e["code"] for e in s.events()][-1] == 410
+
+    emu.ctl("press", "cover", "--for", "1.5")  # the terminal cover taken off: a tamper event
+    s.run_until(S.utc(day, "17:02"))
+    st = s.status()
+    assert st["cover"] == {"open": False, "openings": 1}, st
+    assert [(e["code"], e["detail"]) for e in s.events()][-1] == (251, "cover opened")
 
     r = s.signed("meter", "credit-reset", "--balance", 5000, "--top-tid", 10, "--json")
     assert r == {"balance": 5000, "top_tid": 10}

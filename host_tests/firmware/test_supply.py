@@ -21,9 +21,18 @@ class Hal(RelayModel):
     def __init__(self):
         super().__init__()
         self.button = None
+        self.cover = None  # the cover switch's interrupt handler
+        self.cover_level = False  # True: the cover is off
 
     def on_button(self, handler):
         self.button = handler
+        return True
+
+    def cover_open(self):
+        return self.cover_level
+
+    def on_cover(self, handler):
+        self.cover = handler
         return True
 
 
@@ -257,5 +266,32 @@ def test_the_calendar_changes_only_by_a_signed_command_checked_whole():
         assert meter_settings.load() == (meter.cfg, None), "what the next boot reads"
         _refused(grp.calendar, {"calendar": new, "envelope": env("calendar")}, supply_group.RC_NOT_AUTHORISED)
         assert sup.last_refusal == "meter.calendar: replayed"
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_cover_openings_are_tamper_events_at_most_one_a_minute():
+    def body():
+        ctx, meter, sup, grp = _setup(settings=False)
+        hal = ctx.hal
+        first = sup.log.seq
+        assert sup.status()["cover"] == {"open": False, "openings": 0}
+        hal.cover_level = True
+        meter.run(sup, 5, 0, None, t0_ms=1000)  # taken off, and left off: one event
+        assert [e[1:4:2] for e in sup.log.since(first)] == [[events.COVER_OPEN, "cover opened"]]
+        hal.cover_level = False
+        meter.run(sup, 1, 0, None, t0_ms=9000)
+        for k in range(5):  # toggled five times, each opening shorter than a reading (the interrupt catches it)
+            hal.cover(None)
+            meter.run(sup, 1, 0, None, t0_ms=10000 + k * 1000)
+        assert len(sup.log.since(first)) == 1, "held: at most one event a minute"
+        meter.run(sup, 1, 0, None, t0_ms=61000)
+        assert sup.log.ring[-1][1:4:2] == [events.COVER_OPEN, "cover opened 5 times"]
+        assert sup.status()["cover"] == {"open": False, "openings": 6}
+        # a meter that powers up with its cover off says so at once
+        hal.cover_level = True
+        again = supply.Supply(ctx, Meter(), set_rtc=lambda t: None)
+        assert again.log.ring[-1][1:4:2] == [events.COVER_OPEN, "open at power-up"]
+        assert again.status()["cover"] == {"open": True, "openings": 1}
 
     fwtest.in_workdir(body, "meter")
