@@ -47,7 +47,8 @@ EVENTS = {101: "power fail", 102: "power restored", 151: "clock set", 251: "cove
           302: "load connected", 303: "relay fault", 401: "credit alert", 402: "credit exhausted",
           403: "emergency credit", 404: "top-up accepted", 405: "token rejected", 406: "clock unknown",
           407: "load limit trip", 408: "command refused", 409: "event log damaged", 410: "settings changed",
-          411: "settings invalid", 412: "credit record damaged"}
+          411: "settings invalid", 412: "credit record damaged", 421: "app installed", 422: "install refused",
+          423: "app confirmed", 424: "rolled back"}
 
 
 class SupplyRefused(OtaError):

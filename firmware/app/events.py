@@ -34,6 +34,13 @@ LOG_LOST = 409
 SETTINGS_CHANGED = 410
 SETTINGS_INVALID = 411
 CREDIT_RECORD_DAMAGED = 412
+APP_INSTALLED = 421
+INSTALL_REFUSED = 422
+APP_CONFIRMED = 423
+ROLLED_BACK = 424
+# the loader's update events (loader/update.py) the ring takes, by kind
+UPDATE_CODES = {"installed": APP_INSTALLED, "install-refused": INSTALL_REFUSED, "confirmed": APP_CONFIRMED,
+                "rollback": ROLLED_BACK}
 
 PATH = "meter/events.json"
 RECORD = "events"

@@ -9,7 +9,7 @@ from micropython import const
 
 from app import clock, disconnect, events, load_limit, prepaid, registers, relay, supply_settings
 from app.credit_store import CreditStore
-from loader import commands, settings
+from loader import commands, settings, update
 
 RELAY_CHECK_READINGS = const(60)  # relay supervision once a minute
 AVERAGE_S = const(900)  # the recent consumption rate the time-left prediction uses: a 15-minute average
@@ -81,6 +81,7 @@ class Supply:
             self.openings = 1
             self.log.add(events.COVER_OPEN, "open at power-up")
         ctx.hal.on_cover(self._cover_irq)
+        update.attach(self._update_event)
         metering.on_save.append(self.save)  # the credit record is saved with the registers (and before a reset)
 
     def _prepaid(self, s):
@@ -92,6 +93,11 @@ class Supply:
 
     def _irq(self, pin):
         self.pressed = True  # no allocation here: the press is taken at the next reading
+
+    def _update_event(self, kind, detail):
+        code = events.UPDATE_CODES.get(kind)
+        if code is not None:
+            self.log.add(code, detail)
 
     def _cover_irq(self, pin):
         self.cover_tripped = True

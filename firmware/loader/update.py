@@ -17,6 +17,10 @@ IMAGE_INFO = slots.IMAGE_INFO  # in a slot: {"hash", "version", "counter"} of th
 EVENTS = "meter/update-events.json"
 _EVENTS_KEPT = 8
 BURST_MS = 30000  # refused commands write this log at most once in this long (anyone can send them)
+# The app's own event log takes update events too (attach): those of this boot from before the app started wait here.
+_PENDING_MAX = 8
+_pending = [("", "")][:0]
+_sink = [lambda kind, detail: None][:0]
 
 
 def request(hash_bytes, permanent):
@@ -53,6 +57,19 @@ def event(kind, detail="", burst=None):
         burst[:] = [time.ticks_add(now, BURST_MS), 0, ""]
     log.append({"event": kind, "detail": detail})
     store.write_json(EVENTS, log[-_EVENTS_KEPT:])
+    if _sink:
+        _sink[0](kind, detail)
+    elif len(_pending) < _PENDING_MAX:
+        _pending.append((kind, detail))
+
+
+def attach(sink):
+    """sink(kind, detail) for every update event from now on, and first for those of this boot so far (a rollback
+    or an install the loader did before the app started)."""
+    _sink[:] = [sink]
+    while _pending:
+        kind, detail = _pending.pop(0)
+        sink(kind, detail)
 
 
 def _rmtree(path):

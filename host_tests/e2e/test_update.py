@@ -73,6 +73,8 @@ def test_test_boot_confirms_itself_and_raises_the_counter(start_emulator, tmp_pa
     assert r["before"] == "app-0.1.0" and r["after"] == "app-1.2.0"
     rows = wait_running(emu, "1.2.0", confirmed=True)
     assert rows[1]["version"] == "0.1.0" and not rows[1]["active"]
+    evs = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)
+    assert [e["code"] for e in evs if e["code"] > 420] == [421, 423], evs  # installed, confirmed: in the meter's log
     older = build(tmp_path, board, "1.1.0", counter=1)
     p = ota("push", older, "--port", emu.console, "--json")
     assert p.returncode == 12 and json.loads(p.stdout)["reason"] == "counter-too-low"
@@ -112,6 +114,8 @@ def test_a_bad_app_is_rolled_back(start_emulator, tmp_path, fault):
     rows = wait_running(emu, "0.1.0", confirmed=True, timeout=120, poll=3.0)
     assert rows[0]["version"] == "0.1.0"
     assert info_version(emu) == "app-0.1.0"
+    evs = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)
+    assert evs[-1]["code"] == 424 and "not confirmed" in evs[-1]["detail"], evs  # the restored app logged it
     assert "rollback" in events(emu)  # (mpremote stops the app: last)
 
 

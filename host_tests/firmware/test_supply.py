@@ -5,7 +5,7 @@ from test_disconnect import RelayModel
 import cbor
 import fwtest
 from app import credit, disconnect, events, meter_settings, metering, registers, supply, supply_group
-from loader import mode, smp, store, trust
+from loader import mode, smp, store, trust, update
 
 KWH = credit.MJ_PER_KWH
 ENV = {}
@@ -97,6 +97,15 @@ def _setup(settings=True):
     return ctx, meter, sup, grp
 
 
+def _run(body):
+    """Run a test in a fresh meter folder; the supplies it made stop taking update events afterwards."""
+    try:
+        fwtest.in_workdir(body, "meter")
+    finally:
+        update._sink[:] = []
+        update._pending[:] = []
+
+
 def _refused(fn, req, rc):
     e = fwtest.raises(smp.SmpError, fn, req)
     assert e.group_rc == rc, (e.rc, e.group_rc)
@@ -125,7 +134,7 @@ def test_credit_runs_out_in_the_window_cut_after_it_top_up_reconnects_at_once():
         assert hw.contact and r["output"] is True and r["state"] == disconnect.CONNECTED
         assert sup.log.ring[-1][1] == events.LOAD_CONNECTED
 
-    fwtest.in_workdir(body, "meter")
+    _run(body)
 
 
 def test_token_attacks_are_refused_each_with_an_event_and_nothing_changes():
@@ -153,7 +162,7 @@ def test_token_attacks_are_refused_each_with_an_event_and_nothing_changes():
         assert again.store.ledger.balance == 3100 and again.store.tokens.top == 70
         _refused(supply_group.SupplyGroup(ctx, again).topup, {"token": env("token4")}, supply_group.RC_TOKEN_REFUSED)
 
-    fwtest.in_workdir(body, "meter")
+    _run(body)
 
 
 def test_commands_need_the_command_key_and_name_their_refusals():
@@ -194,7 +203,7 @@ def test_commands_need_the_command_key_and_name_their_refusals():
         assert [e[1] for e in grp.events({"since": 0, "limit": 2})["events"]] == [events.POWER_RESTORE,
                                                                                  events.TOKEN_REJECTED]
 
-    fwtest.in_workdir(body, "meter")
+    _run(body)
 
 
 def test_button_takes_emergency_credit_and_the_load_limit_trips_restores_and_locks():
@@ -227,7 +236,7 @@ def test_button_takes_emergency_credit_and_the_load_limit_trips_restores_and_loc
         meter.run(sup, 1, 0, at(2, 12, 8), t0_ms=500000)
         assert hw.contact and not sup.status()["load_limit"]["locked"]
 
-    fwtest.in_workdir(body, "meter")
+    _run(body)
 
 
 def test_the_time_unknown_never_cuts_for_credit_and_says_so():
@@ -242,7 +251,7 @@ def test_the_time_unknown_never_cuts_for_credit_and_says_so():
         meter.run(sup, 1, 0, at(3, 10))
         assert not ctx.hal.contact
 
-    fwtest.in_workdir(body, "meter")
+    _run(body)
 
 
 def test_the_calendar_changes_only_by_a_signed_command_checked_whole():
@@ -267,7 +276,7 @@ def test_the_calendar_changes_only_by_a_signed_command_checked_whole():
         _refused(grp.calendar, {"calendar": new, "envelope": env("calendar")}, supply_group.RC_NOT_AUTHORISED)
         assert sup.last_refusal == "meter.calendar: replayed"
 
-    fwtest.in_workdir(body, "meter")
+    _run(body)
 
 
 def test_cover_openings_are_tamper_events_at_most_one_a_minute():
@@ -294,4 +303,19 @@ def test_cover_openings_are_tamper_events_at_most_one_a_minute():
         assert again.log.ring[-1][1:4:2] == [events.COVER_OPEN, "open at power-up"]
         assert again.status()["cover"] == {"open": True, "openings": 1}
 
-    fwtest.in_workdir(body, "meter")
+    _run(body)
+
+
+def test_update_events_before_and_after_the_app_started_reach_the_ring():
+    def body():
+        update._pending[:] = []
+        update.event("rollback", "slot b was not confirmed")  # the loader, at this boot, before the app
+        update.event("command", "supply.relay")  # not an update of the app: stays in the update log only
+        ctx, meter, sup, grp = _setup(settings=False)
+        assert [e[1:4:2] for e in sup.log.ring if e[1] > 420] == [[events.ROLLED_BACK, "slot b was not confirmed"]]
+        update.event("installed", "1.2.0 into slot b")
+        update.event("confirmed", "slot b 1.2.0")
+        assert [e[1] for e in sup.log.ring[-2:]] == [events.APP_INSTALLED, events.APP_CONFIRMED]
+        assert [e["event"] for e in store.read_json(update.EVENTS)][-2:] == ["installed", "confirmed"]
+
+    _run(body)
