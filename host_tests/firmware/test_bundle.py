@@ -12,8 +12,9 @@ def _trust():
             for t in json.loads(fwtest.fixture("trust.json"))]
 
 
-def _check(name, budget=BUDGET):
-    # a real file: the device streams the bundle from its staging file through the native decompressor
+def _staged(name, fn, budget=BUDGET):
+    """fn(file, info) on a staged, accepted image: a real file, as the device streams the bundle from its staging
+    file through the native decompressor."""
     data = fwtest.fixture("bundle_%s.img" % name)
     back = fwtest.workdir()
     try:
@@ -21,9 +22,13 @@ def _check(name, budget=BUDGET):
         with open("staged.img", "rb") as f:
             info = image.read(f, len(data), budget)
             image.accept(info, _trust(), "esp32_devkitc", 1, 5, 10, True)
-            return bundle.check(f, info, budget)
+            return fn(f, info)
     finally:
         os.chdir(back)
+
+
+def _check(name, budget=BUDGET):
+    return _staged(name, lambda f, info: bundle.check(f, info, budget), budget)
 
 
 def _reason(name, budget=BUDGET):
@@ -82,24 +87,18 @@ def test_the_decompressor_state_and_window_both_fit_the_reserved_hole():
 
     if not hasattr(gc, "mem_free"):
         return  # CPython has no MicroPython heap to fill
-    data = fwtest.fixture("bundle_good.img")
-    back = fwtest.workdir()
-    try:
-        fwtest.write("staged.img", data)
-        with open("staged.img", "rb") as f:
-            info = image.read(f, len(data), BUDGET)
-            image.accept(info, _trust(), "esp32_devkitc", 1, 5, 10, True)
-            del bundle._reserve[:]
+
+    def first_read(f, info):
+        del bundle._reserve[:]
+        gc.collect()
+        bundle.reserve_window()
+        assert bundle._reserve, "the reserve is taken from a heap in one piece"
+        filler = _fill_heap()
+        try:
+            return bundle.open_stream(f, info).read(4)
+        finally:
+            filler = None  # noqa: F841  (frees the heap before the assertion's message is built)
             gc.collect()
-            bundle.reserve_window()
-            assert bundle._reserve, "the reserve is taken from a heap in one piece"
-            filler = _fill_heap()
-            try:
-                s = bundle.open_stream(f, info)
-                assert s.read(4) == bundle.MAGIC
-            finally:
-                filler = None  # noqa: F841  (frees the heap before the assertion's message is built)
-                gc.collect()
-    finally:
-        os.chdir(back)
+
+    assert _staged("good", first_read) == bundle.MAGIC
     bundle.reserve_window()
