@@ -78,9 +78,11 @@ class CreditStore:
 
     def new_day(self, tariff, day, month):
         """The local calendar says `day` of `month`: take the fixed daily charge for each day begun since the last
-        one (at most DAYS_MAX) and restart the slabs in a new month. A clock set back only moves the mark.
-        Returns the minor units charged."""
-        if day == self.day:
+        one (at most DAYS_MAX) and restart the slabs in a new month. Returns the minor units charged. A clock or
+        calendar set back leaves the mark where it is: the days up to it were charged already, and moving it back
+        would charge them again when they come (a time zone change across midnight, a clock that ran ahead); only
+        a step back of more than DAYS_MAX days (a clock that had been set years ahead) moves it."""
+        if day == self.day or (self.day is not None and 0 < self.day - day <= DAYS_MAX):
             return 0
         charged = 0
         if self.day is not None and day > self.day:

@@ -48,3 +48,24 @@ def test_a_damaged_record_is_refused_whole():
         assert back.ledger.balance == 4700
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_a_day_is_charged_once_however_the_clock_or_calendar_steps():
+    def body():
+        s = credit_store.CreditStore()
+        t = credit.parse_tariff({"flat": 1000, "fixed_daily": 500})
+        assert s.new_day(t, 20000, 657) == 0  # the first day only sets the mark
+        assert s.new_day(t, 20001, 657) == 500
+        # the time zone moved back across midnight (or the clock was set back a day): 20001 was charged already
+        assert s.new_day(t, 20000, 657) == 0 and s.new_day(t, 20001, 657) == 0
+        assert s.new_day(t, 20002, 657) == 500
+        # a clock that ran 3 days ahead, then corrected: the days it charged early are not charged again
+        assert s.new_day(t, 20005, 657) == 1500
+        assert [s.new_day(t, d, 657) for d in (20003, 20004, 20005, 20006)] == [0, 0, 0, 500]
+        # set years ahead by mistake (charged DAYS_MAX days at most), then corrected: charging resumes
+        assert s.new_day(t, 21500, 705) == credit_store.DAYS_MAX * 500
+        assert s.new_day(t, 20007, 657) == 0 and s.new_day(t, 20008, 657) == 500
+        back = credit_store.CreditStore()
+        assert back.load() is None and back.day == 20008, "the mark is in the record"
+
+    fwtest.in_workdir(body, "meter")
