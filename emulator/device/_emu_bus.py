@@ -11,6 +11,17 @@ _chunk = bytearray(512)  # preallocated: the shims must not take the board's hea
 _handlers = {}
 config = {}
 stamp = None  # set by the RTC: world time, sent with every halt so the host carries it across the power cut
+# The shims' room for their own work at run time (a status reply, a halt): on a board that work is C outside the GC
+# heap, here it allocates in the heap the firmware shares. The ROM keeps this block (part of the shims' share, taken
+# before the ballast); when the firmware's long-running heap has no hole left for a shim's need, the block is given
+# up for it and taken back afterwards, so the emulator never ends the firmware with its own MemoryError.
+_spare = [bytearray()][:0]
+_spare_bytes = [0]
+
+
+def keep_spare(n):
+    _spare_bytes[0] = n
+    _spare[:] = [bytearray(n)] if n > 0 else []
 
 
 def start(path):
@@ -63,6 +74,29 @@ def _lines():
 
 
 def _dispatch(line):
+    try:
+        _handle(line)
+        return
+    except MemoryError:  # noqa: B014
+        pass
+    import gc
+
+    _spare[:] = []  # the shims' own room, for this message only
+    gc.collect()
+    try:
+        _handle(line)  # the handlers set state or answer: doing one again after a failed start is harmless
+    except MemoryError:  # noqa: B014
+        pass  # dropped (a query times out on the host) rather than ending the firmware
+    finally:
+        gc.collect()
+        if not _spare:
+            try:
+                _spare[:] = [bytearray(_spare_bytes[0])]
+            except MemoryError:  # noqa: B014
+                pass  # taken back at a later message
+
+
+def _handle(line):
     msg = json.loads(line)
     fn = _handlers.get(msg.get("t"))
     if fn is not None:
@@ -125,7 +159,7 @@ def halt(msg):
     send(msg)
     _sock.setblocking(True)
     while True:
-        if not _sock.recv(4096):
+        if not _sock.readinto(_chunk):  # the preallocated chunk: nothing to allocate while the power goes
             _power_lost()
 
 

@@ -31,6 +31,9 @@ if cfg["board"].get("frontend", {}).get("type") == "bl0942":
 sys.modules["_asyncio"] = _emu_asyncio  # asyncio's scheduler must read the virtual clock (see _emu_asyncio)
 
 
+SHIM_ROOM = 8192  # of the shims' spare share: kept for their own run-time work (_emu_bus.keep_spare)
+
+
 def _ballast(extra):
     """The VM's heap is the board's plus `extra` for these shims (on a board, machine/time/select are C in flash).
     Whatever of `extra` the shims did not use is taken here, so the firmware sees the board's heap."""
@@ -39,6 +42,9 @@ def _ballast(extra):
     gc.collect()
     spare = extra - gc.mem_alloc()
     bus.send({"t": "shim_heap", "used": gc.mem_alloc(), "spare": spare})
+    room = min(max(spare, 0), SHIM_ROOM)
+    bus.keep_spare(room)  # the shims' run-time room (bus.py), out of their share
+    spare -= room
     return bytearray(spare) if spare > 0 else None
 
 
