@@ -1,6 +1,7 @@
 # Device side of the emulator's hardware bus: a Unix stream socket to the host process carrying one JSON object
 # per line. The host plays the board's hardware (power, reset line, RTC battery, input pins, flash faults); the
 # shims (machine, time, select, the flash block device) talk to it through this module only.
+import gc
 import json
 import socket
 import struct
@@ -76,24 +77,20 @@ def _lines():
 def _dispatch(line):
     try:
         _handle(line)
-        return
     except MemoryError:  # noqa: B014
-        pass
-    import gc
-
-    _spare[:] = []  # the shims' own room, for this message only
-    gc.collect()
-    try:
-        _handle(line)  # the handlers set state or answer: doing one again after a failed start is harmless
-    except MemoryError:  # noqa: B014
-        pass  # dropped (a query times out on the host) rather than ending the firmware
-    finally:
+        if _spare:
+            _spare.pop()  # the shims' own room, for this message only (pop: nothing to allocate)
         gc.collect()
-        if not _spare:
-            try:
-                _spare[:] = [bytearray(_spare_bytes[0])]
-            except MemoryError:  # noqa: B014
-                pass  # taken back at a later message
+        try:
+            _handle(line)  # the handlers set state or answer: doing one again after a failed start is harmless
+        except MemoryError:  # noqa: B014
+            pass  # dropped (a query times out on the host) rather than ending the firmware
+        gc.collect()
+    if not _spare:
+        try:
+            _spare.append(bytearray(_spare_bytes[0]))
+        except MemoryError:  # noqa: B014
+            pass  # taken back at a later message
 
 
 def _handle(line):
