@@ -39,10 +39,12 @@ bench-supply: setup
 	$(PY) -m host_tests.bench.supply
 	$(PY) -m host_tests.bench.refusal_flood
 
-# Exhaustive power-cut reports (about 40 min on 2 cores): every cut point on CPython over littlefs, every 3rd in the VM
+# Exhaustive reports (about 50 min on 2 cores): every power-cut point on CPython over littlefs, every 3rd in the VM,
+# and a Ctrl-C at 200 moments of the boot of a locked meter per board and mode file
 sweeps: setup
 	$(PY) -m host_tests.bench.power_cut_sweep
 	$(PY) -m host_tests.bench.power_cut_vm --stride 3
+	$(PY) -m host_tests.bench.console_attack
 
 lint: setup
 	$(VENV)/bin/ruff check .

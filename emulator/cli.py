@@ -118,10 +118,16 @@ def status(st: StateDir) -> None:
 
 @ctl.command()
 @click.option("--soft", is_flag=True, help="Soft reset (re-run boot.py and main.py) instead of a hard reset.")
+@click.option("--ctrl-c-after", "ctrl_c_after", type=click.FloatRange(0, 60000), default=None, metavar="MS",
+              help="Then send one Ctrl-C on the console MS milliseconds after the board starts running boot.py "
+                   "(what an attacker on the console tries; a locked meter must ignore it).")
 @click.pass_obj
-def reset(st: StateDir, soft: bool) -> None:
+def reset(st: StateDir, soft: bool, ctrl_c_after: float | None) -> None:
     """Reset the board, like its EN/RUN button (hard) or machine.soft_reset() (soft)."""
-    _call(st, {"verb": "reset", "kind": "soft" if soft else "hard"})
+    req: dict = {"verb": "reset", "kind": "soft" if soft else "hard"}
+    if ctrl_c_after is not None:
+        req["ctrl_c_after_ms"] = ctrl_c_after
+    _call(st, req)
 
 
 @ctl.command("power-cut")

@@ -23,7 +23,7 @@ from .bus import Bus
 from .control import ControlServer
 from .errors import ControlError, StateCorrupt, VmMissing
 from .statedir import StateDir
-from .wire import Wire
+from .wire import CTRL_C, Wire
 
 DEVICE_DIR = Path(__file__).resolve().parent / "device"
 ROM = DEVICE_DIR / "_emu_rom.py"
@@ -97,6 +97,7 @@ class Meter:
         self.pending_queries: dict[int, Callable[[dict | None], None]] = {}
         self.query_deadlines: dict[int, float] = {}
         self.vm_ready = False
+        self.ctrl_c_after_ms: float | None = None  # `ctl reset --ctrl-c-after`: a Ctrl-C this long after "booting"
         self.raw_soft_reset = False  # the next boot follows Ctrl-D in the raw REPL
         self.boot_raw_repl = False
         self.query_seq = 0
@@ -198,7 +199,10 @@ class Meter:
     def run(self) -> None:
         self.prepare()
         self.bus = Bus(self.events)
-        self.wire = Wire(self.baud, self._on_line_activity, lambda: self.proc.pid if self.proc else None)
+        # Ctrl-C interrupts only once the VM runs the board's files ("booting"): before that it is the port's C start-up
+        # on a board, and the CPython wrapper's own start-up here, which a SIGINT would end
+        self.wire = Wire(self.baud, self._on_line_activity,
+                         lambda: self.proc.pid if self.proc and self.vm_ready else None)
         self.wire.start()
         self.control = ControlServer(self.state.control_address(), self.events)
         self.control.start()
@@ -357,6 +361,9 @@ class Meter:
             self.bus.send(self._config())
         elif t == "booting":
             self.vm_ready = True
+            if self.ctrl_c_after_ms is not None and self.wire is not None:
+                self.wire.send_from_host(time.monotonic() + self.ctrl_c_after_ms / 1000.0, bytes([CTRL_C]))
+                self.ctrl_c_after_ms = None
             assert self.bus is not None
             for qid in self.pending_queries:
                 self.bus.send({"t": "query", "id": qid})
@@ -618,6 +625,10 @@ class Meter:
             raise ControlError("reset kind is 'hard' or 'soft'")
         if not self.powered:
             raise ControlError("the board is off: use power-on")
+        after = req.get("ctrl_c_after_ms")
+        if after is not None and (isinstance(after, bool) or not isinstance(after, (int, float)) or not 0 <= after <= 60000):
+            raise ControlError("ctrl_c_after_ms is 0 to 60000")
+        self.ctrl_c_after_ms = after
         self._restart(kind)
         reply({"ok": True, "reset": kind, "boots": self.boots})
 

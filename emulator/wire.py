@@ -28,6 +28,7 @@ HOLD_SECONDS = 2.0  # device time stays at real time until the line has been qui
 # SIGINT at the REPL) or this many seconds: on a board the exception fires within microseconds, before the next
 # byte arrives, so the interrupted program never reads what follows the Ctrl-C.
 INTERRUPT_SETTLE_MAX = 1.0
+STOP_WAIT_MAX = 0.5  # seconds to wait for a SIGSTOP to take effect (a loaded host can take a while to schedule it)
 
 
 def catches_sigint(pid: int) -> bool:
@@ -40,6 +41,40 @@ def catches_sigint(pid: int) -> bool:
     except OSError:
         pass
     return False
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return True  # gone: nothing more to wait for
+
+
+def interrupt(pid: int) -> bool:
+    """Deliver Ctrl-C as SIGINT only if the VM takes it as an interrupt when it arrives. The VM is stopped while its
+    SIGINT disposition is read and the signal sent: `micropython.kbd_intr(-1)` restores the default action, which
+    ends the process, so a check followed by a send could otherwise kill a VM that turned the interrupt off between
+    the two (a board never dies of a Ctrl-C). False: the VM does not catch it; send the byte instead."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return False
+    try:
+        end = time.monotonic() + STOP_WAIT_MAX
+        while not _stopped(pid) and time.monotonic() < end:
+            time.sleep(0.0002)
+        if not catches_sigint(pid):
+            return False
+        os.kill(pid, signal.SIGINT)  # pending while stopped; taken by the handler read above once continued
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
 
 
 class _Direction:
@@ -84,6 +119,8 @@ class Wire(threading.Thread):
         log = os.environ.get("METERKIT_EMU_CONSOLE_LOG")
         self._tee = open(log, "ab", buffering=0) if log else None
         self._held = False
+        self._scheduled: list[tuple[float, bytes]] = []  # (monotonic time, bytes) from send_from_host
+        self._scheduled_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
 
@@ -99,6 +136,14 @@ class Wire(threading.Thread):
     def inject_to_device(self, data: bytes) -> None:
         """Bytes the board's own start-up feeds its REPL (re-entering the raw REPL after a raw soft reset)."""
         self.to_dev.pending += data
+        os.write(self._wake_w, b"x")
+
+    def send_from_host(self, at: float, data: bytes) -> None:
+        """Bytes that arrive from the host's side of the line at monotonic time `at`, as if a host had sent them
+        (`ctl reset --ctrl-c-after`): line faults apply, and a Ctrl-C interrupts as a typed one would."""
+        with self._scheduled_lock:
+            self._scheduled.append((at, data))
+            self._scheduled.sort()
         os.write(self._wake_w, b"x")
 
     def inject_to_host(self, data: bytes) -> None:
@@ -146,8 +191,10 @@ class Wire(threading.Thread):
                 before, _, after = data.partition(bytes([CTRL_C]))
                 self.to_dev.pending += before
                 self._drain(self.to_dev, self.dev_master)
-                os.kill(pid, signal.SIGINT)
-                self._settle = (pid, time.monotonic() + INTERRUPT_SETTLE_MAX)
+                if interrupt(pid):
+                    self._settle = (pid, time.monotonic() + INTERRUPT_SETTLE_MAX)
+                else:  # the firmware turned the interrupt off just now: the byte is data
+                    self.to_dev.pending += bytes([CTRL_C])
                 self.to_dev.pending += after
                 return
         self.to_dev.pending += data
@@ -187,6 +234,9 @@ class Wire(threading.Thread):
             if self.to_host.pending:
                 wl.append(self.host_master)
             due = [d.inflight[0][0] for d in (self.to_dev, self.to_host) if d.inflight]
+            with self._scheduled_lock:
+                if self._scheduled:
+                    due.append(self._scheduled[0][0])
             if self._settle is not None:
                 due.append(now + 0.002)
             if len(rl) < 3:  # a direction is ahead of its line: wake when it has drained
@@ -215,6 +265,9 @@ class Wire(threading.Thread):
 
     def _arrive(self, now: float) -> None:
         """Hand over the bytes whose last bit has reached the far end."""
+        with self._scheduled_lock:
+            while self._scheduled and self._scheduled[0][0] <= now:
+                self.to_dev.inflight.appendleft((now, self._scheduled.pop(0)[1]))
         for d, to_device in ((self.to_dev, True), (self.to_host, False)):
             while d.inflight and d.inflight[0][0] <= now and (not to_device or self._settle is None):
                 _, data = d.inflight.popleft()

@@ -1,8 +1,11 @@
 # The emulated board's start-up, in the role of a MicroPython port's own C start-up: connect the hardware bus, mount
 # the littlefs filesystem at '/', then run boot.py and main.py from it exactly as a board does. With `-i` the VM
 # then enters the REPL, as a board does when main.py ends or is interrupted.
-import os
-import sys
+import micropython
+
+micropython.kbd_intr(-1)  # the port's C start-up is not interruptible: Ctrl-C is a plain byte until a file runs
+import os  # noqa: E402
+import sys  # noqa: E402
 
 import _emu_bus as bus
 
@@ -104,6 +107,9 @@ def _copy_tree(src, dst):
 
 
 def _run(path):
+    """What a port's pyexec does with boot.py and main.py: compile, turn Ctrl-C on, run, turn it off. An exception
+    is printed and the next file runs; an interrupt still pending when the file ends is raised (and printed) when
+    it ended normally, dropped when it ended with an exception (shared/runtime/pyexec.c)."""
     try:
         os.stat(path)
     except OSError:
@@ -111,12 +117,25 @@ def _run(path):
     g = {"__name__": "__main__", "__file__": path}
     try:
         with open(path) as f:
-            src = f.read()
-        exec(src, g)
+            code = compile(f.read(), path, "exec")
+        micropython.kbd_intr(3)
+        exec(code, g)
+        micropython.kbd_intr(-1)
+        _take_pending()
     except SystemExit:
         raise
     except BaseException as e:  # the board prints the traceback and carries on to the REPL
+        micropython.kbd_intr(-1)
+        try:
+            _take_pending()
+        except KeyboardInterrupt:
+            pass
         sys.print_exception(e)
+
+
+def _take_pending():
+    for _ in (0, 1):  # a backward jump: the VM raises an interrupt that is still pending here
+        pass
 
 
 if cfg.get("cut_at"):
