@@ -306,7 +306,9 @@ class Meter:
 
         src = (ROOT / "firmware" / "boot.py").read_text()
         ns: dict = {"__name__": "stage0"}
-        exec(compile(src[:src.index("\n_d = _pick()")], "boot.py", "exec"), ns)
+        # its definitions, up to where it runs the choice, inside its guarded block (closed here to compile)
+        head = src[:src.index("\n    _d = _pick()")] + "\nexcept ImportError:\n    raise\n"
+        exec(compile(head, "boot.py", "exec"), ns)
         ns["os"] = self.vol
         ns["open"] = self.vol.open
         saved = sys.modules.get("machine")

@@ -17,12 +17,15 @@ class Context:
         self.board = board_file.load()
         self.hal = Hal(self.board)
         self.mode = mode_file.current()
+        mode_file.apply(self.mode)  # main.py starts with Ctrl-C off; a development meter gets it back here
         try:
             ident = store.read_json(IDENTITY, {})
         except ValueError:
             ident = {}
         uid = machine.unique_id()
-        self.meter_id = ident.get("meter_id") or "".join("%02x" % b for b in uid)
+        mid = ident.get("meter_id") if isinstance(ident, dict) else None
+        # a damaged identity falls back to the chip's id: envelopes for the provisioned id are then refused, visibly
+        self.meter_id = mid if type(mid) is str and mid else "".join("%02x" % b for b in uid)
         self.server = smp.Server()
         self.started_ms = time.ticks_ms()
         self.refusals = [None, 0, ""]  # the burst of refused commands in update-events (update.event)
