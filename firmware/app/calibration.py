@@ -4,7 +4,7 @@
 # so an update keeps them. The arithmetic of each step is a pure function, tested on CPython and in the VM.
 import math
 
-from loader import store
+from loader import store, strict
 
 PATH = "meter/calibration.json"
 KIND = "calibration"
@@ -21,6 +21,8 @@ KEYS = {
     BL0942: ("v_scale", "i_scale", "p_scale", "cf_per_kwh", "p_offset_w"),
 }
 NEUTRAL = {"p_gain": 1.0, "p_offset_w": 0.0, "i_noise": 0.0}
+# constants a reading divides or multiplies by: zero or negative is a damaged record (ZeroDivisionError, free power)
+POSITIVE = ("v_gain", "i_gain", "p_gain", "v_scale", "i_scale", "p_scale", "cf_per_kwh")
 # The BL0942 emits one CF pulse per 1638.4 × 256 WATT-register-count-seconds (datasheet), so pulses per kWh follow
 # from the power scale: cf_per_kwh = p_scale × 3.6e6 / 419430.4. (The "3304.61 pulses/kWh" quoted with the typical
 # scaling does not fit its own 596 counts/W by this relation.)
@@ -63,8 +65,11 @@ def load(board):
         return base, "board (stored calibration unreadable)"
     for k in base:
         v = consts.get(k)
-        if isinstance(v, (int, float)):
-            base[k] = float(v)
+        if v is None:
+            continue
+        if not strict.is_number(v) or (k in POSITIVE and not v > 0):
+            return defaults(board), "board (stored calibration holds a bad %s)" % k
+        base[k] = float(v)
     return base, "calibrated"
 
 
@@ -98,11 +103,11 @@ class AdcScale:
 def check_reference(board, step, v, i, pf):
     """Refuse reference conditions a step cannot use (CalibrationError)."""
     m = board["metering"]
-    if not isinstance(v, (int, float)) or not 0.5 * m["nominal_voltage"] <= v <= 1.3 * m["nominal_voltage"]:
+    if not strict.is_number(v, 0.5 * m["nominal_voltage"], 1.3 * m["nominal_voltage"]):
         raise CalibrationError("reference-voltage")
-    if not isinstance(i, (int, float)) or not 0 <= i <= m["imax_amps"]:
+    if not strict.is_number(i, 0, m["imax_amps"]):
         raise CalibrationError("reference-current")
-    if not isinstance(pf, (int, float)) or not -1.0 <= pf <= 1.0:
+    if not strict.is_number(pf, -1.0, 1.0):
         raise CalibrationError("reference-pf")
     if step == STEP_GAIN and (pf < 0.99 or i < 0.1 * m["ib_amps"]):
         raise CalibrationError("gain-needs-pf1-and-current")

@@ -4,7 +4,7 @@
 # as unknown (loader/commands.rtc_now): credit then never disconnects, and an event says so until it is set.
 import time
 
-from loader import commands, store
+from loader import commands, store, strict
 
 PATH = "meter/clock.json"
 TIME_MAX = 4102444800  # 2100-01-01: a later time is refused as a mistake
@@ -32,15 +32,16 @@ class Clock:
     def set(self, t):
         """Set the clock to `t` (seconds since 1970, UTC); returns the error it had (seconds, + fast), or None when
         it did not know the time. Raises ValueError for a time outside 2025..2100."""
-        if not isinstance(t, int) or isinstance(t, bool) or not commands.TIME_VALID_FROM <= t < TIME_MAX:
+        if not strict.is_int(t, commands.TIME_VALID_FROM, TIME_MAX - 1):
             raise ValueError("bad-time")
         was = commands.rtc_now()
         drift = None if was is None else was - t
         last = self.rec.get("set_at")
         ppm = None
-        if drift is not None and isinstance(last, int) and t - last >= PPM_MIN_SPAN_S:
+        if drift is not None and strict.is_int(last, 0, t) and t - last >= PPM_MIN_SPAN_S:
             ppm = drift * 1000000 // (t - last)
         self.set_rtc(t)
-        self.rec = {"set_at": t, "drift_s": drift, "ppm": ppm, "sets": self.rec.get("sets", 0) + 1}
+        sets = self.rec.get("sets", 0)
+        self.rec = {"set_at": t, "drift_s": drift, "ppm": ppm, "sets": (sets if strict.is_int(sets, 0, 1 << 30) else 0) + 1}
         store.write_json(self.path, self.rec)
         return drift

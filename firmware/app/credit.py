@@ -2,7 +2,11 @@
 # energy registers at the tariff's rate with the fractional remainder carried (never truncated), alert thresholds,
 # a negative-balance allowance, emergency credit and no-disconnection windows. Pure logic; the credit task persists
 # the ledger together with the register snapshot it was computed from (docs/relay-and-credit.md).
+from loader import strict
+
 MJ_PER_KWH = 3600000000
+TIME_MAX = 4102444800  # 2100-01-01: the last moment a schedule may name
+INT_MAX = 1 << 62  # ledger values stay well inside what CBOR and the ports' integers carry
 
 
 class TariffError(ValueError):
@@ -10,7 +14,7 @@ class TariffError(ValueError):
 
 
 def _rate(v, what):
-    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 1000000:
+    if not strict.is_int(v, 0, 1000000):
         raise TariffError("bad rate for " + what)
     return v
 
@@ -39,7 +43,7 @@ def parse_tariff(obj):
         if upto is None:
             if k != len(slabs) - 1:
                 raise TariffError("only the last slab may be open")
-        elif not isinstance(upto, int) or upto <= last:
+        elif not strict.is_int(upto, last + 1, 1000000000):
             raise TariffError("slab bounds must rise")
         else:
             last = upto
@@ -59,7 +63,7 @@ def parse_tariff(obj):
     if not isinstance(cpp, list):
         raise TariffError("cpp is not a list")
     for e in cpp:
-        if not isinstance(e, list) or len(e) != 3 or not all(isinstance(x, int) for x in e) or e[0] >= e[1]:
+        if type(e) is not list or len(e) != 3 or not all(strict.is_int(x, 0, TIME_MAX) for x in e) or e[0] >= e[1]:
             raise TariffError("bad cpp event")
         peaks.append((e[0], e[1], _rate(e[2], "cpp")))
     return {"flat": flat, "slabs": table, "tou": rates, "cpp": peaks,
@@ -145,7 +149,7 @@ class Ledger:
         return [self.balance, self.rem, self.month_mj, self.topup, self.emergency, self.alerted]
 
     def restore(self, rec):
-        if not isinstance(rec, list) or len(rec) != 6 or not all(isinstance(x, int) for x in rec):
+        if type(rec) is not list or len(rec) != 6 or not all(strict.is_int(x, -INT_MAX, INT_MAX) for x in rec):
             raise ValueError("bad ledger record")
         if not 0 <= rec[1] < MJ_PER_KWH:
             raise ValueError("bad ledger remainder")
@@ -170,6 +174,11 @@ def parse_windows(obj):
     daily = []
     weekdays = []
     holidays = []
+    for k in obj:
+        if k not in ("daily", "weekdays", "holidays"):
+            raise ValueError("unknown windows field " + str(k))
+        if type(obj[k]) is not list:
+            raise ValueError("windows " + k + " is not a list")
     for span in obj.get("daily", []):
         if not isinstance(span, list) or len(span) != 2:
             raise ValueError("bad daily window")
@@ -178,7 +187,7 @@ def parse_windows(obj):
             raise ValueError("bad daily window")
         daily.append((a, b))
     for d in obj.get("weekdays", []):
-        if d not in range(7):
+        if not strict.is_int(d, 0, 6):  # 6.0 and True are not weekdays
             raise ValueError("bad weekday")
         weekdays.append(d)
     for h in obj.get("holidays", []):

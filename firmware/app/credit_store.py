@@ -3,7 +3,7 @@
 # balance and marks its token in the same write, so a power cut can neither lose it nor let it count twice; energy
 # used across a cut is charged at the next reading from the registers, which never decrease.
 from app import credit, tokens
-from loader import store
+from loader import store, strict
 
 PATH = "meter/credit.json"
 RECORD = "credit"
@@ -36,10 +36,10 @@ class CreditStore:
                 win = tokens.TokenWindow()
                 win.restore(data["tokens"])
                 mj = data["import_mj"]
-                if mj is not None and (not isinstance(mj, int) or mj < 0):
+                if mj is not None and not strict.is_int(mj, 0, credit.INT_MAX):
                     raise ValueError("bad import_mj")
                 day, month = data.get("day"), data.get("month")
-                if not all(v is None or isinstance(v, int) for v in (day, month)):
+                if not all(v is None or strict.is_int(v, 0, 1 << 30) for v in (day, month)):
                     raise ValueError("bad calendar")
                 self.ledger, self.tokens, self.import_mj, self.day, self.month = led, win, mj, day, month
         except (ValueError, KeyError, TypeError) as e:

@@ -1,7 +1,7 @@
 # Disconnect control, DLMS/COSEM interface class 70 (logical name 0.0.96.3.10.255): the control state, the control
 # mode and the standard's transitions a-h. The table is pure logic (host tests check it in every mode against
 # STANDARDS.md); DisconnectControl keeps the state across power cuts and makes the relay follow it.
-from loader import store
+from loader import store, strict
 
 DISCONNECTED = 0
 CONNECTED = 1
@@ -70,7 +70,8 @@ class DisconnectControl:
             _, data = store.read_record(self.path, RECORD, RECORD_VERSION, None)
         except ValueError:
             data = None
-        if isinstance(data, dict) and data.get("mode") in range(7) and data.get("state") in (0, 1, 2):
+        if isinstance(data, dict) and strict.is_int(data.get("mode"), 0, 6) and strict.is_int(data.get("state"), 0, 2) \
+                and type(data.get("reason", "")) is str:
             self.mode = data["mode"]
             self.state = data["state"]
             self.reason = data.get("reason", "")
@@ -105,7 +106,7 @@ class DisconnectControl:
         return letter
 
     def set_mode(self, mode):
-        if mode not in range(7):
+        if not strict.is_int(mode, 0, 6):
             raise ValueError("control_mode must be 0-6")
         was = self.output
         self.mode = mode

@@ -13,7 +13,7 @@ import time
 
 from micropython import const
 
-from loader import store
+from loader import store, strict
 
 POWER_FAIL = 101
 POWER_RESTORE = 102
@@ -40,11 +40,12 @@ APP_CONFIRMED = 423
 ROLLED_BACK = 424
 # the loader's update events (loader/update.py) the ring takes, by kind
 UPDATE_CODES = {"installed": APP_INSTALLED, "install-refused": INSTALL_REFUSED, "confirmed": APP_CONFIRMED,
-                "rollback": ROLLED_BACK}
+                "rollback": ROLLED_BACK, "settings-set-aside": SETTINGS_INVALID}
 
 PATH = "meter/events.json"
 RECORD = "events"
 RECORD_VERSION = 1
+SEQ_MAX = 1 << 40  # event numbers beyond this are a damaged record
 CAPACITY = 64
 DETAIL_MAX = 48
 REFUSALS = (TOKEN_REJECTED, COMMAND_REFUSED)
@@ -72,9 +73,14 @@ class EventLog:
         try:
             _, data = store.read_record(self.path, RECORD, RECORD_VERSION, None)
             if data is not None:
-                self.seq = max(data["seq"], data.get("floor", 0))
+                seq, floor = data["seq"], data.get("floor", 0)
+                if not strict.is_int(seq, 0, SEQ_MAX) or not strict.is_int(floor, 0, SEQ_MAX):
+                    raise ValueError("bad sequence numbers")
+                self.seq = max(seq, floor)
                 self.floor = self.seq
-                self.ring = [e for e in data["ring"] if isinstance(e, list) and len(e) == 4]
+                # [seq, code, RTC s or None, detail]; an entry of another shape is dropped, not trusted
+                self.ring = [e for e in data["ring"] if type(e) is list and len(e) == 4 and strict.is_int(e[0], 0)
+                             and strict.is_int(e[1], 0) and (e[2] is None or strict.is_int(e[2])) and type(e[3]) is str]
         except (ValueError, KeyError, TypeError):
             self.seq = self.floor = _highest_seq(self.path) + self.capacity + HELD_MAX
             self.ring = []

@@ -7,7 +7,7 @@ import time
 from micropython import const
 
 from app import calibration, registers
-from loader import smp
+from loader import smp, strict
 
 GROUP_METERING = const(65)
 CMD_READ = const(0)
@@ -76,7 +76,7 @@ class MeterGroup:
         i = req.get("i")
         pf = req.get("pf")
         n = req.get("n", CAL_READINGS_DEFAULT)
-        if not isinstance(n, int) or not 3 <= n <= 60:
+        if not strict.is_int(n, 3, 60):
             raise smp.SmpError(smp.EINVAL, RC_BAD_REFERENCE)
         from loader import mode
 

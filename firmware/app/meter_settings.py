@@ -1,7 +1,7 @@
 # The application's metering settings, in meter/config.json beside the loader's (outside the app slots). Missing
 # keys take the defaults; a wrong value is not half-used: metering runs on the defaults and records a
 # "config-invalid" event naming the key.
-from loader import store
+from loader import store, strict
 
 PATH = "meter/config.json"
 MD_PERIODS = (300, 600, 900, 1800, 3600)
@@ -15,7 +15,7 @@ DEFAULTS = {
 
 
 def _hhmm(s):
-    if not isinstance(s, str) or len(s) != 5 or s[2] != ":":
+    if type(s) is not str or len(s) != 5 or s[2] != ":" or not (s[:2] + s[3:]).isdigit():
         return None
     try:
         h = int(s[:2])
@@ -35,7 +35,7 @@ def parse_tou(table):
             return None
         minute = _hhmm(ent[0])
         zone = ent[1]
-        if minute is None or not isinstance(zone, int) or not 1 <= zone <= 8:
+        if minute is None or not strict.is_int(zone, 1, 8):
             return None
         out.append((minute, zone))
     out.sort()
@@ -48,9 +48,9 @@ def parse_tou(table):
 
 
 _CHECKS = {
-    "persist_interval_s": lambda v: isinstance(v, int) and 10 <= v <= 3600,
-    "md_period_s": lambda v: v in MD_PERIODS,
-    "tz_offset_min": lambda v: isinstance(v, int) and -720 <= v <= 840,
+    "persist_interval_s": lambda v: strict.is_int(v, 10, 3600),
+    "md_period_s": lambda v: strict.is_int(v) and v in MD_PERIODS,
+    "tz_offset_min": lambda v: strict.is_int(v, -720, 840),
     "tou": lambda v: parse_tou(v) is not None,
     "tou_weekend": lambda v: v is None or parse_tou(v) is not None,
 }

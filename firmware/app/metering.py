@@ -187,4 +187,5 @@ class Metering:
             _, rec = calibration.store.read_record(calibration.PATH, calibration.KIND, calibration.VERSION)
         except ValueError:
             return []
-        return list(rec.get("steps", [])) if isinstance(rec, dict) and rec.get("frontend") == self.front.kind else []
+        steps = rec.get("steps") if isinstance(rec, dict) and rec.get("frontend") == self.front.kind else None
+        return list(steps) if type(steps) is list else []

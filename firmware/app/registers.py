@@ -11,6 +11,7 @@ import binascii
 from micropython import const
 
 import cbor
+from loader import strict
 
 MJ_PER_WH = const(3600000)
 IMPORT = const(0)
@@ -21,6 +22,7 @@ APPARENT = const(4)
 ZONE_FIRST = const(5)
 ZONES = const(8)
 COUNT = const(13)
+VALUE_MAX = 1 << 62  # a register value beyond this is a damaged record (CBOR and the ports carry 64 bits)
 OBIS = (
     "1.0.1.8.0.255",  # active energy import (+A), Wh
     "1.0.2.8.0.255",  # active energy export (-A), Wh
@@ -125,15 +127,19 @@ def decode(data):
         rec = cbor.loads(body)
     except ValueError:
         return None
-    if not isinstance(rec, dict) or not isinstance(rec.get("seq"), int) or not isinstance(rec.get("v"), int):
+    if not isinstance(rec, dict) or not strict.is_int(rec.get("seq"), 0) or not strict.is_int(rec.get("v")):
         return None
     wh = rec.get("wh")
     mj = rec.get("mj")
-    if not isinstance(wh, list) or not isinstance(mj, list) or len(wh) != len(mj):
+    if type(wh) is not list or type(mj) is not list or len(wh) != len(mj):
         return None
     for x in wh + mj:
-        if not isinstance(x, int) or x < 0:
+        if not strict.is_int(x, 0, VALUE_MAX):
             return None
+    md = rec.get("md")  # [maximum demand W, when (RTC s) or None]
+    if md is not None and (type(md) is not list or len(md) != 2 or not strict.is_number(md[0], 0)
+                           or not (md[1] is None or strict.is_int(md[1], 0))):
+        return None
     return rec
 
 

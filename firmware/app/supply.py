@@ -9,7 +9,7 @@ from micropython import const
 
 from app import clock, disconnect, events, load_limit, prepaid, registers, relay, supply_settings
 from app.credit_store import CreditStore
-from loader import commands, settings, update
+from loader import commands, settings, starts, strict, update
 
 RELAY_CHECK_READINGS = const(60)  # relay supervision once a minute
 AVERAGE_S = const(900)  # the recent consumption rate the time-left prediction uses: a 15-minute average
@@ -40,7 +40,7 @@ class Supply:
             # no power-fail interrupt on these boards: the failure is dated by the last register save before it
             # (at most persist_interval_s earlier), the restoration by the boot
             at = metering.regs.extra.get("at")
-            if isinstance(at, int):
+            if strict.is_int(at, 0):
                 self.log.add(events.POWER_FAIL, "last saved reading", at)
             else:
                 self.log.add(events.POWER_FAIL, "time unknown")
@@ -121,6 +121,8 @@ class Supply:
         if self.cover is not None:
             self._watch_cover(now_ms)
         self.readings += 1
+        if self.readings == starts.HEALTHY_READINGS:
+            starts.healthy()  # the settings carried the app through its first readings (loader/starts.py)
         if self.readings % RELAY_CHECK_READINGS == 0:
             self.relay.check()
 

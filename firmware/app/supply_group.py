@@ -14,7 +14,7 @@
 from micropython import const
 
 from app import events, meter_settings, supply_settings
-from loader import commands, smp
+from loader import commands, smp, strict
 
 GROUP_SUPPLY = const(66)
 CMD_STATUS = const(0)
@@ -123,7 +123,7 @@ class SupplyGroup:
     def events(self, req):
         since = req.get("since", 0)
         limit = req.get("limit", EVENTS_PER_READ)
-        if not isinstance(since, int) or not isinstance(limit, int) or limit < 1:
+        if not strict.is_int(since) or not strict.is_int(limit, 1):
             raise smp.SmpError(smp.EINVAL, RC_BAD_REQUEST)
         log = self.s.log
         return {"events": log.since(since, min(limit, EVENTS_PER_READ)), "seq": log.seq}
@@ -143,7 +143,7 @@ class SupplyGroup:
         balance = req.get("balance")
         top = req.get("top_tid")
         self._authorise(req, "credit.reset", {"balance": balance, "top_tid": top})
-        if not isinstance(balance, int) or not isinstance(top, int) or top < 0:
+        if not strict.is_int(balance, -supply_settings.AMOUNT_MAX, supply_settings.AMOUNT_MAX) or not strict.is_int(top, 0):
             raise self._error(events.COMMAND_REFUSED, "credit.reset: bad arguments", RC_BAD_REQUEST)
         self.s.store.reset(balance, top)
         self.s.log.add(events.TOPUP_ACCEPTED, "reset to %d" % balance)

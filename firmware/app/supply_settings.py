@@ -3,7 +3,7 @@
 # signed "supply.config" command, which is checked here whole before anything is written; a file that does not
 # check at boot is not half-used: the meter runs on the defaults (credit never disconnects) and records an event.
 from app import credit, disconnect, load_limit
-from loader import store
+from loader import store, strict
 
 PATH = "meter/supply.json"
 THRESHOLDS_MAX = 8
@@ -24,7 +24,7 @@ class SettingsError(ValueError):
 
 
 def _amount(v, what):
-    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= AMOUNT_MAX:
+    if not strict.is_int(v, 0, AMOUNT_MAX):
         raise SettingsError("bad value for " + what)
     return v
 
@@ -39,7 +39,7 @@ def parse(raw):
             raise SettingsError("unknown supply setting " + str(k))
     out = dict(DEFAULTS)
     out.update(raw)
-    if out["control_mode"] not in range(7) or isinstance(out["control_mode"], bool):
+    if not strict.is_int(out["control_mode"], 0, 6):  # 5.0 and True are not modes (loader/strict.py)
         raise SettingsError("bad value for control_mode")
     try:
         tariff = None if out["tariff"] is None else credit.parse_tariff(out["tariff"])
@@ -50,8 +50,7 @@ def parse(raw):
     _amount(out["allowance"], "allowance")
     _amount(out["emergency"], "emergency")
     th = out["thresholds"]
-    if not isinstance(th, list) or len(th) > THRESHOLDS_MAX or not all(
-            isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 100 for p in th):
+    if type(th) is not list or len(th) > THRESHOLDS_MAX or not all(strict.is_int(p, 0, 100) for p in th):
         raise SettingsError("bad value for thresholds")
     out["tariff_p"] = tariff
     out["windows_p"] = windows

@@ -2,6 +2,8 @@
 # unused tid among the WINDOW most recent ones, so two tokens entered out of order both count, and refuses a replay
 # or a tid older than the window. The state is two ints persisted with the balance in one record (credit store), so
 # a power cut can neither lose a top-up nor let its token be used twice.
+from loader import strict
+
 WINDOW = 64
 MASK = (1 << WINDOW) - 1
 
@@ -17,7 +19,7 @@ class TokenWindow:
 
     def check(self, tid):
         """None when `tid` may be accepted, else the reason it may not."""
-        if not isinstance(tid, int) or isinstance(tid, bool) or tid < 1:
+        if not strict.is_int(tid, 1):
             return E_BAD_ID
         if tid > self.top:
             return None
@@ -37,7 +39,7 @@ class TokenWindow:
         return [self.top, self.used]
 
     def restore(self, rec):
-        if not isinstance(rec, list) or len(rec) != 2 or not all(isinstance(x, int) for x in rec):
+        if type(rec) is not list or len(rec) != 2 or not all(strict.is_int(x, 0) for x in rec):
             raise ValueError("bad token record")
         if rec[0] < 0 or not 0 <= rec[1] <= MASK or (rec[0] == 0) != (rec[1] == 0):
             raise ValueError("bad token record")

@@ -1,12 +1,12 @@
 # Authorising state-changing SMP requests on a locked meter: the request carries a signed command envelope
-# (loader/envelope.py) whose command and arguments must be exactly the request's. Used envelope ids are kept in
-# meter/command-ids.json until their expiry; when the list is full the earliest-expiring id is dropped and its expiry
+# (loader/envelope.py) whose command and arguments must be exactly the request's, by type and value
+# (loader/strict.py). Used envelope ids are kept in meter/command-ids.json until their expiry; when the list is full the earliest-expiring id is dropped and its expiry
 # becomes a floor below which every envelope is refused, so a dropped id can never be replayed. Every refusal is
 # recorded as an event. The file is replaced atomically; should it still be unreadable (flash fault, tampering), the
 # floor restarts at the current time.
 import time
 
-from loader import store
+from loader import store, strict
 
 IDS = "meter/command-ids.json"
 IDS_KEPT = 32
@@ -25,12 +25,26 @@ def rtc_now():
     return t if t >= TIME_VALID_FROM else None
 
 
+def _intact(rec):
+    """The id list's shape: {"floor": int, "ids": [[32 hex digits, expiry int], ...]}."""
+    if not isinstance(rec, dict) or not strict.is_int(rec.get("floor"), 0) or type(rec.get("ids")) is not list:
+        return False
+    for e in rec["ids"]:
+        if type(e) is not list or len(e) != 2 or type(e[0]) is not str or len(e[0]) != 32 or not strict.is_int(e[1]):
+            return False
+        try:
+            bytes.fromhex(e[0])
+        except ValueError:
+            return False
+    return True
+
+
 def _load():
     try:
         rec = store.read_json(IDS, {"floor": 0, "ids": []})
     except ValueError:
         rec = None
-    if not isinstance(rec, dict) or not isinstance(rec.get("ids"), list) or not isinstance(rec.get("floor"), int):
+    if not _intact(rec):
         # writes are atomic, so only a flash fault or tampering gets here: everything that expires before now is
         # refused from here on (at worst an unexpired envelope replays once), and the loss is recorded
         from loader import update
@@ -89,7 +103,7 @@ def authorise(ctx, req, cmd, args, logged=True):
         body = _open(ctx, req.get("envelope"), lambda i: i in used)
         if body["exp"] <= rec.get("floor", 0):
             raise Refused(envelope.E_REPLAY)
-        if body["cmd"] != cmd or body.get("args", {}) != args:
+        if body["cmd"] != cmd or not strict.same(body.get("args", {}), args):  # 5, 5.0 and True differ
             raise Refused(E_MISMATCH)
     except Refused as e:
         if logged:

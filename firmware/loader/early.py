@@ -1,6 +1,6 @@
 # Work done by boot.py before anything else: lock the console first when the meter is locked (so Ctrl-C cannot
 # interrupt the boot), clean up what a power cut during a write may have left, and count the boot.
-from loader import mode, store
+from loader import mode, store, strict
 
 BOOTS = "meter/boots.json"
 
@@ -12,7 +12,7 @@ def count_boot():
     except ValueError:
         rec = {}
     n = rec.get("boots", 0) if isinstance(rec, dict) else 0
-    if not isinstance(n, int) or n < 0:
+    if not strict.is_int(n, 0, 1 << 30):
         n = 0
     store.write_json(BOOTS, {"boots": n + 1})
     return n + 1

@@ -4,6 +4,7 @@
 # unexpired by the RTC and carry an id not used before (the caller keeps the used ids: top-up tokens keep a window).
 import cbor
 import ed25519
+from loader import strict
 from loader.image import ROLE_COMMAND, keyhash
 
 E_MALFORMED = "malformed"
@@ -38,7 +39,7 @@ def open_envelope(raw, trust_keys, meter_id, now, is_used):
         raise EnvelopeError(E_MALFORMED) from None
     if not isinstance(body, dict) or body.get("format") != 1 or not isinstance(body.get("cmd"), str):
         raise EnvelopeError(E_MALFORMED)
-    if not isinstance(body.get("id"), bytes) or len(body["id"]) != ID_SIZE or not isinstance(body.get("exp"), int):
+    if not isinstance(body.get("id"), bytes) or len(body["id"]) != ID_SIZE or not strict.is_int(body.get("exp")):
         raise EnvelopeError(E_MALFORMED)
     if not isinstance(body.get("args", {}), dict):
         raise EnvelopeError(E_MALFORMED)

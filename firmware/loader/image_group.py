@@ -7,7 +7,7 @@ import os
 
 from micropython import const
 
-from loader import image, mode, smp, store
+from loader import image, mode, smp, store, strict
 
 CMD_STATE = const(0)
 CMD_UPLOAD = const(1)
@@ -41,11 +41,13 @@ def stored_counter():
     except ValueError:
         rec = {}
     n = rec.get("counter", 0) if isinstance(rec, dict) else 0
-    return n if isinstance(n, int) and n >= 0 else 0
+    return n if strict.is_int(n, 0) else 0
 
 
 def version_text(v):
-    """MCUmgr's form: major.minor.revision, plus .build when it is not 0."""
+    """MCUmgr's form: major.minor.revision, plus .build when it is not 0 ("0.0.0" for a damaged one)."""
+    if type(v) is not str:
+        return "0.0.0"
     base, _, build = v.partition("+")
     return base if build in ("", "0") else base + "." + build
 
@@ -55,6 +57,17 @@ def _size(path):
         return os.stat(path)[6]
     except OSError:
         return 0
+
+
+def _hex(s, n):
+    """s is the hex text of n bytes."""
+    if type(s) is not str or len(s) != 2 * n:
+        return False
+    try:
+        bytes.fromhex(s)
+    except ValueError:
+        return False
+    return True
 
 
 class ImageGroup:
@@ -68,7 +81,8 @@ class ImageGroup:
             rec = store.read_json(UPLOAD_REC)
         except ValueError:
             pass
-        self.rec = rec if isinstance(rec, dict) and isinstance(rec.get("len"), int) else None
+        self.rec = rec if isinstance(rec, dict) and strict.is_int(rec.get("len"), 0) and (
+            rec.get("sha") is None or _hex(rec["sha"], 32)) else None
         self.state = ST_RECEIVING if self.rec else ST_NONE
         self.reason = ""
         self.staged = None
@@ -82,7 +96,7 @@ class ImageGroup:
             boots = store.read_json("meter/boots.json", {})
         except ValueError:
             boots = {}
-        self.boot = boots.get("boots", 0) if isinstance(boots, dict) else 0  # tells a client the meter rebooted
+        self.boot = boots.get("boots", 0) if isinstance(boots, dict) and strict.is_int(boots.get("boots"), 0) else 0  # tells a client the meter rebooted
         if self.rec and _size(STAGING) == self.rec["len"]:
             self.verify_staged()  # a complete upload survived a reset: judge it again, nothing is trusted from before
 
@@ -95,7 +109,7 @@ class ImageGroup:
 
     # -- upload ------------------------------------------------------------------------------------------------
     def _start(self, length, sha, first):
-        if not isinstance(length, int) or length <= image.HEADER_SIZE:
+        if not strict.is_int(length, image.HEADER_SIZE + 1):
             raise smp.SmpError(smp.EINVAL)
         if length > self.budget + image.HEADER_SIZE + image.PROTECTED_MAX + image.UNPROTECTED_MAX:
             self._reject(image.R_OVERSIZE)
@@ -115,7 +129,7 @@ class ImageGroup:
     def upload(self, req):
         off = req.get("off")
         data = req.get("data")
-        if not isinstance(off, int) or off < 0 or not isinstance(data, bytes) or req.get("image", 0) != 0:
+        if not strict.is_int(off, 0) or not isinstance(data, bytes) or not strict.same(req.get("image", 0), 0):
             raise smp.SmpError(smp.EINVAL)
         if off == 0:
             length = req.get("len")
@@ -254,7 +268,7 @@ class ImageGroup:
 
     def erase(self, req):
         slot = req.get("slot", 1)
-        if not isinstance(slot, int):
+        if not strict.is_int(slot):
             raise smp.SmpError(smp.EINVAL)
         self._authorise(req, CMD_NAME_ERASE, {"slot": slot})
         if slot != 1:

@@ -4,7 +4,7 @@ import time
 
 from micropython import const
 
-from loader import smp
+from loader import smp, strict
 
 CMD_ECHO = const(0)
 CMD_RESET = const(5)
@@ -38,7 +38,7 @@ class OsGroup:
         """Locked meters refuse a reset (EBUSY) in their first RESET_MIN_UPTIME_MS, so no one can keep a meter
         rebooting (or in its boot window) over the console; a signed "os.reset" envelope lifts the limit."""
         force = req.get("force", 0)
-        if not isinstance(force, int):
+        if not strict.is_int(force):
             raise smp.SmpError(smp.EINVAL)
         from loader import mode
 
@@ -70,7 +70,7 @@ class OsGroup:
             return "%d.%d.%d" % impl.version[:3]
         if ch == "v":
             v = self.ctx.app_version
-            return ("app-" + v) if v else "recovery"
+            return ("app-" + v) if type(v) is str and v else "recovery"
         if ch == "b":
             mpy = getattr(impl, "_mpy", 0)
             return "mpy%d.%d" % (mpy & 0xFF, (mpy >> 8) & 3)

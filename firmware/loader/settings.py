@@ -1,7 +1,7 @@
 # The meter's loader settings (meter/config.json, outside the app slots, kept across updates). Missing keys take
 # the defaults; a file that does not parse or holds a wrong value is not half-used: the loader runs on the safe
 # defaults and records a "config-invalid" event naming the key.
-from loader import store
+from loader import store, strict
 
 PATH = "meter/config.json"
 RELAY_DISCONNECT = "disconnect"  # recovery opens the relay: the loader does not meter, so no free power
@@ -13,8 +13,8 @@ DEFAULTS = {
 }
 _CHECKS = {
     "recovery_relay": lambda v: v in (RELAY_DISCONNECT, RELAY_HOLD),
-    "recovery_time_limit_s": lambda v: isinstance(v, int) and 60 <= v <= 86400,
-    "relay_pulse_ms": lambda v: isinstance(v, int) and 10 <= v <= 1000,
+    "recovery_time_limit_s": lambda v: strict.is_int(v, 60, 86400),
+    "relay_pulse_ms": lambda v: strict.is_int(v, 10, 1000),
 }
 
 

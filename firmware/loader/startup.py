@@ -57,11 +57,17 @@ def run():
     ctx.slot = name
     ctx.slot_path = slots.path(name)
     ctx.manifest = manifest
-    ctx.app_version = manifest.get("version")
+    v = manifest.get("version")
+    ctx.app_version = v if type(v) is str else None
     root = os.getcwd().rstrip("/") + "/" + slots.path(name)
     sys.path.insert(0, root)
     print("loader: app %s from slot %s, %s mode%s" % (ctx.app_version, name, ctx.mode,
                                                      ", test boot" if test else ""))
+    from loader import starts
+
+    aside = starts.begin()
+    if aside:
+        update.event("settings-set-aside", "%d failed starts: %s" % (starts.STRIKES_MAX, ", ".join(aside)))
     try:
         import app.main
 

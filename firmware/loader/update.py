@@ -9,7 +9,7 @@ import hashlib
 import os
 import time
 
-from loader import slots, store
+from loader import slots, store, strict
 from loader.image_group import COUNTER, MAX_COUNTER_STEP, STAGING, UPLOAD_REC, slot_budget, stored_counter
 
 UPDATE = "meter/update.json"
@@ -130,7 +130,7 @@ def install(board):
     store.write_atomic(root + "/" + slots.MANIFEST, cbor.dumps(m))  # last: the slot is complete from here on
     st["test"] = target
     st["tries"] = 0
-    st["permanent"] = bool(req.get("permanent"))
+    st["permanent"] = req.get("permanent") is True  # only a true permanent skips the test boot
     st.setdefault("confirmed", st["active"])
     store.write_json(slots.STATE, st)
     os.remove(UPDATE)
@@ -204,7 +204,7 @@ def boot_choice():
     st = slots.read_state()
     test = st.get("test")
     if test:
-        if st.get("tries", 0) >= 1:
+        if st.get("tries", 0) != 0:  # any other value than a first try (a damaged record too): revert
             back = st.get("confirmed") or st["active"]
             event("rollback", "slot %s was not confirmed" % test)
             st = {"active": back, "confirmed": back, "test": None, "tries": 0}
@@ -237,6 +237,8 @@ def confirm(slot):
         info = store.read_json(slots.path(slot) + "/" + IMAGE_INFO, {}) or {}
     except ValueError:
         info = {}
+    if not isinstance(info, dict):
+        info = {}  # damaged: confirmed all the same (the slot's manifest was checked at boot), counter untouched
     # the counter first: a cut between the two writes leaves the counter raised and the old app running (safe),
     # never the new app confirmed with the old counter (which would let the older images back in)
     _raise_counter(info)
@@ -251,7 +253,7 @@ def confirm(slot):
 
 
 def _raise_counter(info):
-    if isinstance(info, dict) and isinstance(info.get("counter"), int) and info["counter"] > stored_counter():
+    if isinstance(info, dict) and strict.is_int(info.get("counter"), 0) and info["counter"] > stored_counter():
         store.write_json(COUNTER, {"counter": info["counter"]})
 
 
@@ -261,8 +263,11 @@ def slot_hash(name):
         info = store.read_json(slots.path(name) + "/" + IMAGE_INFO, {})
     except ValueError:
         info = {}
-    if isinstance(info, dict) and isinstance(info.get("hash"), str):
-        return bytes.fromhex(info["hash"])
+    if isinstance(info, dict) and type(info.get("hash")) is str and len(info["hash"]) == 64:
+        try:
+            return bytes.fromhex(info["hash"])
+        except ValueError:
+            pass  # damaged: the manifest's hash below
     return hashlib.sha256(store.read_bytes(slots.path(name) + "/" + slots.MANIFEST) or b"").digest()
 
 
