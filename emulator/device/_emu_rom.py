@@ -7,7 +7,7 @@ micropython.kbd_intr(-1)  # the port's C start-up is not interruptible: Ctrl-C i
 import os  # noqa: E402
 import sys  # noqa: E402
 
-import _emu_bus as bus
+import _emu_bus as bus  # noqa: E402
 
 cfg = bus.start(os.getenv("MEMU_BUS"))
 

@@ -12,8 +12,8 @@ import time
 import pytest
 import serial
 
-from host_tests.console_attack import attempt, delays, set_mode_file
 from host_tests.conftest import BOARDS
+from host_tests.console_attack import attempt, delays, set_mode_file
 
 pytestmark = pytest.mark.e2e
 MODES = {"locked": (b'{"mode": "locked"}', 30), "garbage": (b"\x00\xfe{mode: development", 20)}
