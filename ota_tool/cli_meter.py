@@ -406,11 +406,16 @@ def emergency_cmd(port: str, baud: int, timeout: float, command_key: Path | None
 @click.option("--balance", type=int, required=True, help="The head-end's balance for this meter, minor units.")
 @click.option("--top-tid", type=click.IntRange(0), required=True,
               help="The last token id the head-end issued to this meter: no token at or below it counts again.")
+@click.option("--force", is_flag=True,
+              help="Reset a credit record that is not damaged (signed with the command; the meter refuses a reset of "
+                   "a healthy record without it). Token ids the meter has accepted stay spent either way.")
 @click.option("--json", "as_json", is_flag=True)
 def credit_reset_cmd(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
-                     envelopes: tuple[Path, ...], expires_in: int, balance: int, top_tid: int, as_json: bool) -> None:
+                     envelopes: tuple[Path, ...], expires_in: int, balance: int, top_tid: int, force: bool,
+                     as_json: bool) -> None:
     """Start a new credit record after the meter reported it damaged (event 412, status "CREDIT RECORD DAMAGED"):
-    until then it refuses every top-up rather than guess which tokens were spent."""
+    until then it refuses every top-up rather than guess which tokens were spent. On a healthy record the meter
+    refuses it (exit 14, "not allowed now") unless --force; it records event 413 with the old and new balance."""
     from . import supply
     from .cli import _guard
 
@@ -418,7 +423,7 @@ def credit_reset_cmd(port: str, baud: int, timeout: float, command_key: Path | N
 
     async def go():
         async with MeterLink(port, baud, timeout) as link:
-            return await supply.credit_reset(link, auth, balance, top_tid)
+            return await supply.credit_reset(link, auth, balance, top_tid, force)
 
     r = _guard(lambda: run(go()))
     click.echo(json.dumps(r) if as_json else f"credit record reset: balance {r['balance'] / 100:.2f}, "

@@ -47,7 +47,7 @@ EVENTS = {101: "power fail", 102: "power restored", 151: "clock set", 251: "cove
           302: "load connected", 303: "relay fault", 401: "credit alert", 402: "credit exhausted",
           403: "emergency credit", 404: "top-up accepted", 405: "token rejected", 406: "clock unknown",
           407: "load limit trip", 408: "command refused", 409: "event log damaged", 410: "settings changed",
-          411: "settings invalid", 412: "credit record damaged", 421: "app installed", 422: "install refused",
+          411: "settings invalid", 412: "credit record damaged", 413: "credit reset", 421: "app installed", 422: "install refused",
           423: "app confirmed", 424: "rolled back"}
 
 
@@ -121,11 +121,16 @@ async def set_calendar(link: MeterLink, authority: Authority, new: dict) -> dict
     return (await _send(link, CalendarWrite(calendar=new, envelope=env), "calendar"))["calendar"]
 
 
-async def credit_reset(link: MeterLink, authority: Authority, balance: int, top_tid: int) -> dict:
+async def credit_reset(link: MeterLink, authority: Authority, balance: int, top_tid: int, force: bool = False) -> dict:
     """Start a new credit record (after event 412, a damaged one): the head-end's balance and the last token id it
-    issued, so no token spent before can count again."""
-    env = await authority.envelope(link, "credit.reset", {"balance": balance, "top_tid": top_tid})
-    return await _send(link, CreditResetWrite(balance=balance, top_tid=top_tid, envelope=env), "credit reset")
+    issued, so no token spent before can count again. The meter refuses it on a healthy record unless `force` is
+    signed with it, and never moves its token window back (the reply's top_tid is where it stands)."""
+    args: dict = {"balance": balance, "top_tid": top_tid}
+    if force:
+        args["force"] = True
+    env = await authority.envelope(link, "credit.reset", args)
+    req = CreditResetWrite(balance=balance, top_tid=top_tid, envelope=env, **({"force": True} if force else {}))
+    return await _send(link, req, "credit reset")
 
 
 async def set_clock(link: MeterLink, authority: Authority, t: int | None = None) -> dict:

@@ -225,6 +225,7 @@ class CreditResetWriteRequest(smpmsg.WriteRequest):
 
     balance: int
     top_tid: int
+    force: bool | None = None  # sent only when set: a healthy credit record is reset only with a signed force
     envelope: bytes | None = None
 
 

@@ -58,7 +58,7 @@ class CreditStore:
         why = self.tokens.check(tid)
         if why is not None:
             return why
-        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= 100000000:
+        if not strict.is_int(amount, 1, 100000000):
             return E_AMOUNT
         self.ledger.credit(amount)
         self.tokens.mark(tid)
@@ -66,15 +66,16 @@ class CreditStore:
         return None
 
     def reset(self, balance, top_tid):
-        """The head-end's signed reset after a damaged record: its balance, and every tid up to `top_tid` spent."""
+        """The head-end's signed reset (after a damaged record, or forced): its balance, and every tid up to
+        `top_tid` spent. The token window never moves back: a tid this record shows accepted stays spent whatever
+        `top_tid` says. Returns the balance before."""
+        old = self.ledger.balance
+        self.tokens.spend_up_to(top_tid)
         self.ledger = credit.Ledger()
         self.ledger.balance = balance
-        self.tokens = tokens.TokenWindow()
-        if top_tid > 0:
-            self.tokens.top = top_tid
-            self.tokens.used = tokens.MASK
         self.problem = None
         self.save()
+        return old
 
     def new_day(self, tariff, day, month):
         """The local calendar says `day` of `month`: take the fixed daily charge for each day begun since the last

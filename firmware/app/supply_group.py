@@ -140,16 +140,27 @@ class SupplyGroup:
         return {"balance": self.s.store.ledger.balance}
 
     def credit_reset(self, req):
+        """The head-end's repair of a damaged credit record (event 412): its balance and the last token id it issued.
+        A healthy record is reset only with a signed `force`; checked before the envelope is spent."""
         balance = req.get("balance")
         top = req.get("top_tid")
-        self._authorise(req, "credit.reset", {"balance": balance, "top_tid": top})
-        if not strict.is_int(balance, -supply_settings.AMOUNT_MAX, supply_settings.AMOUNT_MAX) or not strict.is_int(top, 0):
+        force = req.get("force", False)
+        if not strict.is_int(balance, -supply_settings.AMOUNT_MAX, supply_settings.AMOUNT_MAX) \
+                or not strict.is_int(top, 0) or type(force) is not bool:
             raise self._error(events.COMMAND_REFUSED, "credit.reset: bad arguments", RC_BAD_REQUEST)
-        self.s.store.reset(balance, top)
-        self.s.log.add(events.TOPUP_ACCEPTED, "reset to %d" % balance)
+        st = self.s.store
+        if st.problem is None and not force:
+            raise self._error(events.COMMAND_REFUSED, "credit.reset: the credit record is not damaged", RC_NOT_ALLOWED)
+        args = {"balance": balance, "top_tid": top}
+        if "force" in req:
+            args["force"] = force
+        self._authorise(req, "credit.reset", args)
+        old = st.reset(balance, top)
+        self.s.log.add(events.CREDIT_RESET, "%d -> %d, tokens to %d spent%s" % (
+            old, balance, st.tokens.top, ", forced" if force else ""))
         if self.s.prepaid is not None:
             self.s.prepaid.decide()
-        return {"balance": balance, "top_tid": top}
+        return {"balance": balance, "top_tid": st.tokens.top}
 
     def calendar(self, req):
         """The metering calendar the tariff's TOU rates follow: the local time offset and the TOU zone tables. A

@@ -35,6 +35,17 @@ class TokenWindow:
             self.top = tid
         self.used |= 1 << (self.top - tid)
 
+    def spend_up_to(self, tid):
+        """Every tid up to `tid` counts as spent from now on; the window moves forward only (never back below the
+        highest tid accepted, so no spent tid becomes acceptable again)."""
+        if tid >= self.top:
+            self.top = tid
+            self.used = MASK if tid > 0 else 0
+        else:
+            k = self.top - tid  # bit k stands for tid; bits k and above for the tids below it
+            if k < WINDOW:
+                self.used |= MASK & ~((1 << k) - 1)
+
     def record(self):
         return [self.top, self.used]
 

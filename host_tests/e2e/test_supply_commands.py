@@ -48,7 +48,10 @@ def test_calendar_change_cover_tamper_and_credit_reset(start_emulator):
     assert st["cover"] == {"open": False, "openings": 1}, st
     assert [(e["code"], e["detail"]) for e in s.events() if e["code"] == 251] == [(251, "cover opened")]
 
-    r = s.signed("meter", "credit-reset", "--balance", 5000, "--top-tid", 10, "--json")
+    # a credit reset repairs a damaged record: on this healthy one it needs --force (refused before it is spent)
+    out = s.signed("meter", "credit-reset", "--balance", 5000, "--top-tid", 10, expect=14)
+    assert "the credit record is not damaged" in out, out
+    r = s.signed("meter", "credit-reset", "--balance", 5000, "--top-tid", 10, "--force", "--json")
     assert r == {"balance": 5000, "top_tid": 10}
     out = s.signed("meter", "topup", "--amount", 100, "--tid", 10, expect=14)  # issued before the reset
     assert "token refused" in out, out
@@ -56,3 +59,10 @@ def test_calendar_change_cover_tamper_and_credit_reset(start_emulator):
     s.tid = 10
     after = s.topup(100)["balance"]  # token 11
     assert before < after <= before + 100, (before, after)
+    # a later reset to a lower id cannot re-open token 11: the window never moves back
+    r = s.signed("meter", "credit-reset", "--balance", 1, "--top-tid", 1, "--force", "--json")
+    assert r == {"balance": 1, "top_tid": 11}
+    out = s.signed("meter", "topup", "--amount", 100, "--tid", 11, expect=14)
+    assert "token-replayed" in out, out
+    resets = [e["detail"] for e in s.events() if e["code"] == 413]
+    assert resets[-1].startswith("5") and resets[-1].endswith("-> 1, tokens to 11 spent, forced"), resets

@@ -149,3 +149,29 @@ def test_the_envelope_expiry_must_be_an_integer():
                       cbor.dumps({"body": cbor.dumps(body), "signer": b"\x00" * 8, "sig": b"\x00" * 64}), [], "m-1",
                       2000000000, lambda i: False)
     assert e.reason == envelope.E_MALFORMED
+
+
+def test_a_credit_reset_repairs_a_damaged_record_and_never_reopens_a_spent_token():
+    from test_supply import _run, _setup, env
+
+    def body():
+        ctx, meter, sup, grp = _setup()
+        assert grp.topup({"token": env("token2")})["balance"] > 0  # token 2 spent
+        # a healthy record: refused without force, and the envelope is not spent by the refusal
+        e = fwtest.raises(smp.SmpError, grp.credit_reset,
+                          {"balance": 5000, "top_tid": 1, "envelope": env("credit_reset")})
+        assert e.group_rc == 6 and sup.last_refusal == "credit.reset: the credit record is not damaged"
+        # with force (signed with it): the balance is the head-end's, token 2 stays spent although top_tid is 1
+        r = grp.credit_reset({"balance": 5000, "top_tid": 1, "force": True, "envelope": env("credit_reset_force")})
+        assert r == {"balance": 5000, "top_tid": 2} and sup.store.ledger.balance == 5000
+        assert sup.log.ring[-1][1] == events.CREDIT_RESET and sup.log.ring[-1][3].endswith("-> 5000, tokens to 2 spent, forced")
+        assert sup.store.tokens.check(2) is not None and sup.store.tokens.check(1) is not None
+        # a damaged record: the plain reset is taken (the unspent envelope from above)
+        sup.store.problem = "credit-record-damaged"
+        assert grp.credit_reset({"balance": 5000, "top_tid": 1, "envelope": env("credit_reset")})["top_tid"] == 2
+        # force must be a bool: 1 is not True
+        e = fwtest.raises(smp.SmpError, grp.credit_reset,
+                          {"balance": 5000, "top_tid": 1, "force": 1, "envelope": env("credit_reset_force")})
+        assert e.group_rc == 5
+
+    _run(body)
