@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 
 CTRL_C = 0x03
+CTRL_A = 0x01
 CTRL_B = 0x02
 RAW_REPL_BANNER = b"raw REPL; CTRL-B to exit"
 BITS_PER_BYTE = 10  # 8N1: start + 8 data + stop
@@ -114,6 +115,7 @@ class Wire(threading.Thread):
         self._settle: tuple[int, float] | None = None  # (pid, deadline) while an interrupt is being taken
         # whether the VM's REPL is in raw mode: Ctrl-D there soft-resets a board back into the raw REPL
         self.raw_repl = False
+        self._raw_asked = False  # the host sent Ctrl-A since its last Ctrl-B
         self._out_tail = b""
         # METERKIT_EMU_CONSOLE_LOG=<file>: a copy of everything the board prints, for debugging
         log = os.environ.get("METERKIT_EMU_CONSOLE_LOG")
@@ -292,9 +294,14 @@ class Wire(threading.Thread):
         self._activity()
         if to_device and CTRL_B in data:
             self.raw_repl = False
+            self._raw_asked = False
+        if to_device and CTRL_A in data:
+            self._raw_asked = True
         if not to_device:
             seen = self._out_tail + data
-            if RAW_REPL_BANNER in seen:
+            # only a raw REPL the host asked for (Ctrl-A): text the firmware prints cannot make the emulator treat
+            # the next exit as mpremote's soft reset and type Ctrl-A into the board
+            if RAW_REPL_BANNER in seen and self._raw_asked:
                 self.raw_repl = True
             self._out_tail = seen[-len(RAW_REPL_BANNER):]
         d.line_free_at = max(now, d.line_free_at) + len(data) / rate

@@ -98,15 +98,23 @@ except BaseException as _e:
     except BaseException:
         _open = False
     if not _open:
-        import sys
+        try:
+            import sys
 
-        sys.print_exception(_e)
-        if globals().get("_idle"):
-            import time
+            sys.print_exception(_e)
+        except BaseException:
+            pass
+        _stay = globals().get("_idle") is True
+        while True:  # nothing here may fail into the REPL (a MemoryError, say)
+            try:
+                if _stay:  # no loader to run: resetting would only repeat this; idle, never fall back to the REPL
+                    import time
 
-            while True:  # no loader to run: resetting would only repeat this; idle, never fall back to the REPL
-                time.sleep(60)
-        import machine
+                    time.sleep(60)
+                else:
+                    import machine
 
-        machine.reset()
+                    machine.reset()
+            except Exception:  # (Ctrl-C is off here; a reset never returns)
+                pass
     raise

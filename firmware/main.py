@@ -27,10 +27,17 @@ except BaseException as _e:
     except BaseException:
         _open = False
     if not _open:
-        import sys
+        try:
+            import sys
 
-        sys.print_exception(_e)
-        import machine
+            sys.print_exception(_e)
+        except BaseException:
+            pass
+        while True:  # nothing here may fail into the REPL (a MemoryError, say): try the reset until it happens
+            try:
+                import machine
 
-        machine.reset()
+                machine.reset()
+            except Exception:  # (Ctrl-C is off here; a reset never returns)
+                pass
     raise
