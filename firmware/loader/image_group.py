@@ -92,6 +92,13 @@ class ImageGroup:
         from loader import bundle, trust  # noqa: F401  (trust loads ed25519 and sha512)
 
         bundle.reserve_window()
+        self._facts = {}  # slot name -> (version, hash, bootable): see _slot_facts
+        if ctx.slot is not None:  # while the heap is whole: both slots' facts for every image state read
+            from loader import slots
+
+            self._slot_facts(ctx.slot, True)
+            if store.exists(slots.path(slots.other(ctx.slot)) + "/" + slots.MANIFEST):
+                self._slot_facts(slots.other(ctx.slot), False)
         try:
             boots = store.read_json("meter/boots.json", {})
         except ValueError:
@@ -210,17 +217,27 @@ class ImageGroup:
         self.staged = None
 
     # -- state ---------------------------------------------------------------------------------------------------
-    def _slot_entry(self, slot_no, name, active, confirmed, pending=False):
-        from loader import slots, update
+    def _slot_facts(self, name, active):
+        """(version text, hash, bootable) of a slot, worked out once per boot: the slots change only at boot (the
+        loader's install), and reading a manifest whole later, on a heap in small pieces after hours of metering,
+        could fail where an image state read must not (it answered ENOMEM on the ESP32)."""
+        facts = self._facts.get(name)
+        if facts is None:
+            from loader import slots, update
 
-        m = self.ctx.manifest if active else None
-        if m is None:
-            try:
-                m = slots.read_manifest(name)
-            except ValueError:
-                m = None
-        return {"slot": slot_no, "version": version_text((m or {}).get("version", "0.0.0")),
-                "hash": update.slot_hash(name), "bootable": m is not None, "pending": pending,
+            m = self.ctx.manifest if active else None
+            if m is None:
+                try:
+                    m = slots.read_manifest(name)
+                except ValueError:
+                    m = None
+            facts = (version_text((m or {}).get("version", "0.0.0")), update.slot_hash(name), m is not None)
+            self._facts[name] = facts
+        return facts
+
+    def _slot_entry(self, slot_no, name, active, confirmed, pending=False):
+        version, h, bootable = self._slot_facts(name, active)
+        return {"slot": slot_no, "version": version, "hash": h, "bootable": bootable, "pending": pending,
                 "confirmed": confirmed, "active": active, "permanent": False}
 
     def state_read(self, req):
