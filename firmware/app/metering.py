@@ -55,6 +55,7 @@ class Metering:
         self.zone = 1
         self.mj_rest = 0.0  # fraction of a millijoule carried between CF conversions
         self.cal = {}  # the calibration step collecting readings (empty: none)
+        self.measure_ms = time.ticks_ms()  # when the reading under way began
         self.cal_result = {}  # state of the last calibration step (meter group cmd 2)
         ctx.before_reset.append(self.save)
 
@@ -62,6 +63,7 @@ class Metering:
     async def run(self):
         nxt = time.ticks_ms()
         while True:
+            self.measure_ms = time.ticks_ms()  # a calibration step counts only readings begun after it started
             if await self.front.measure(self.reading):
                 self.account(time.ticks_ms())
             if time.ticks_diff(time.ticks_ms(), self.saved_ms) >= self.persist_ms:
@@ -85,8 +87,8 @@ class Metering:
         self.last_ms = now
         self.read_ms = now
         self.readings += 1
-        if self.cal:
-            self._collect(r)
+        if self.cal and time.ticks_diff(self.measure_ms, self.cal["from_ms"]) >= 0:
+            self._collect(r)  # (a reading already under way when the step started may be of the load before it)
         if abs(r.p) < self.creep_w:
             r.p = 0.0
             r.q = 0.0
@@ -151,7 +153,8 @@ class Metering:
     # -- calibration ---------------------------------------------------------------------------------------------
     def start_calibration(self, step, v, i, pf, n):
         calibration.check_reference(self.board, step, v, i, pf)
-        self.cal = {"step": step, "v": v, "i": i, "pf": pf, "n": n, "got": 0, "sum": [0.0, 0.0, 0.0, 0.0]}
+        self.cal = {"step": step, "v": v, "i": i, "pf": pf, "n": n, "got": 0, "sum": [0.0, 0.0, 0.0, 0.0],
+                    "from_ms": time.ticks_ms()}
         self.cal_result = {"state": "collecting", "step": step, "n": n, "got": 0}
 
     def _collect(self, r):
