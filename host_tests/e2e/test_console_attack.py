@@ -32,8 +32,7 @@ def test_ctrl_c_during_boot_never_opens_a_locked_console(start_emulator, board, 
 
 def test_a_ctrl_c_flood_across_resets_never_kills_the_emulated_board(start_emulator):
     """A board never dies of a Ctrl-C. The emulator delivers one as SIGINT only once the VM runs the board's files
-    (before that its CPython wrapper would end), and only while the VM catches it (the VM is held while it checks,
-    so firmware turning the interrupt off between the check and the signal cannot end it)."""
+    (before that its CPython wrapper would end it: "the VM did not connect"), and only while the VM catches it."""
     emu = start_emulator("rpi_pico")  # a development meter: Ctrl-C interrupts, and the flood lands everywhere
     stop = threading.Event()
 
