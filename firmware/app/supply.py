@@ -9,11 +9,12 @@ from micropython import const
 
 from app import clock, disconnect, events, load_limit, prepaid, registers, relay, supply_settings
 from app.credit_store import CreditStore
-from loader import commands, settings, starts, strict, update
+from loader import commands, settings, strict, update
 
 RELAY_CHECK_READINGS = const(60)  # relay supervision once a minute
 AVERAGE_S = const(900)  # the recent consumption rate the time-left prediction uses: a 15-minute average
-COVER_HOLD_MS = const(60000)  # cover openings write at most one event (251) in this long; it counts the others
+COVER_HOLD_MS = const(60000)
+HEALTHY_READINGS = const(10)  # loader/starts.py: after this many readings a start counts as healthy  # cover openings write at most one event (251) in this long; it counts the others
 LIMIT_REASON = "load limit"
 BUTTON_REASON = "button"
 REMOTE_REASON = "remote"
@@ -121,8 +122,11 @@ class Supply:
         if self.cover is not None:
             self._watch_cover(now_ms)
         self.readings += 1
-        if self.readings == starts.HEALTHY_READINGS:
+        if self.readings == HEALTHY_READINGS:
+            from loader import starts
+
             starts.healthy()  # the settings carried the app through its first readings (loader/starts.py)
+            starts.forget()
         if self.readings % RELAY_CHECK_READINGS == 0:
             self.relay.check()
 

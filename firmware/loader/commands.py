@@ -25,33 +25,26 @@ def rtc_now():
     return t if t >= TIME_VALID_FROM else None
 
 
-def _intact(rec):
-    """The id list's shape: {"floor": int, "ids": [[32 hex digits, expiry int], ...]}."""
-    if not isinstance(rec, dict) or not strict.is_int(rec.get("floor"), 0) or type(rec.get("ids")) is not list:
-        return False
-    for e in rec["ids"]:
-        if type(e) is not list or len(e) != 2 or type(e[0]) is not str or len(e[0]) != 32 or not strict.is_int(e[1]):
-            return False
-        try:
-            bytes.fromhex(e[0])
-        except ValueError:
-            return False
-    return True
-
-
 def _load():
+    """(record, used ids as bytes); a record of any other shape than {"floor": int, "ids": [[32 hex digits, int]]}
+    counts as lost."""
     try:
         rec = store.read_json(IDS, {"floor": 0, "ids": []})
-    except ValueError:
-        rec = None
-    if not _intact(rec):
+        if not strict.is_int(rec["floor"], 0):
+            raise ValueError
+        used = []
+        for i, x in rec["ids"]:
+            if len(i) != 32 or not strict.is_int(x):
+                raise ValueError
+            used.append(bytes.fromhex(i))
+        return rec, used
+    except (ValueError, TypeError, KeyError, AttributeError):
         # writes are atomic, so only a flash fault or tampering gets here: everything that expires before now is
         # refused from here on (at worst an unexpired envelope replays once), and the loss is recorded
         from loader import update
 
         update.event("command-ids-lost", "")
-        return {"floor": rtc_now() or 0, "ids": []}
-    return rec
+        return {"floor": rtc_now() or 0, "ids": []}, []
 
 
 class Refused(Exception):
@@ -98,8 +91,7 @@ def authorise(ctx, req, cmd, args, logged=True):
     from loader import envelope, update
 
     try:
-        rec = _load()
-        used = [bytes.fromhex(e[0]) for e in rec["ids"]]
+        rec, used = _load()
         body = _open(ctx, req.get("envelope"), lambda i: i in used)
         if body["exp"] <= rec.get("floor", 0):
             raise Refused(envelope.E_REPLAY)

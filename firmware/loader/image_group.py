@@ -139,6 +139,9 @@ class ImageGroup:
         if not strict.is_int(off, 0) or not isinstance(data, bytes) or not strict.same(req.get("image", 0), 0):
             raise smp.SmpError(smp.EINVAL)
         if off == 0:
+            import gc
+
+            gc.collect()  # a new upload: what earlier requests left behind is collected while the heap is in pieces
             length = req.get("len")
             sha = req.get("sha")
             if sha is not None and (not isinstance(sha, bytes) or len(sha) != 32):

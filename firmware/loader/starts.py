@@ -1,6 +1,6 @@
 # A stored setting must never keep a meter failing at start-up. The loader counts app starts that have not yet
 # proved healthy (meter/starts.json, written before the app is imported); the app clears the count once it has run
-# for HEALTHY_READINGS readings. After STRIKES_MAX such starts in a row the settings the app reads at start-up are
+# for 10 readings (app/supply.py). After STRIKES_MAX such starts in a row the settings the app reads at start-up are
 # set aside (renamed to <file>.set-aside, kept for a head-end or engineer to read back) and the app starts on its
 # defaults; event "settings-set-aside" records which (411 in the meter's ring). Each change is one atomic write or
 # rename, so a power cut leaves the count or the files as before or after it.
@@ -10,7 +10,6 @@ from loader import store
 
 PATH = "meter/starts.json"
 STRIKES_MAX = 3
-HEALTHY_READINGS = 10
 SETTINGS = ("meter/supply.json", "meter/config.json", "meter/calibration.json")
 ASIDE = ".set-aside"
 
@@ -39,3 +38,14 @@ def begin():
 def healthy():
     """The app has run: a later failure starts the count again."""
     store.write_json(PATH, {"failed": 0})
+
+
+def forget():
+    """Take this module off the heap: it is needed at start-up and once more, at the app's 10th reading."""
+    import sys
+
+    sys.modules.pop("loader.starts", None)
+    try:
+        del sys.modules["loader"].starts
+    except (AttributeError, KeyError):
+        pass

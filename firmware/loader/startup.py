@@ -68,6 +68,7 @@ def run():
     aside = starts.begin()
     if aside:
         update.event("settings-set-aside", "%d failed starts: %s" % (starts.STRIKES_MAX, ", ".join(aside)))
+    starts.forget()
     try:
         import app.main
 
