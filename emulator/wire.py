@@ -103,6 +103,7 @@ class Wire(threading.Thread):
         self._tee = open(log, "ab", buffering=0) if log else None
         self._held = False
         self._scheduled: list[tuple[float, bytes]] = []  # (monotonic time, bytes) from send_from_host
+        self._injected: list[tuple[_Direction, bytes]] = []  # from inject_to_*: appended by the wire thread
         self._scheduled_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -118,7 +119,8 @@ class Wire(threading.Thread):
 
     def inject_to_device(self, data: bytes) -> None:
         """Bytes the board's own start-up feeds its REPL (re-entering the raw REPL after a raw soft reset)."""
-        self.to_dev.pending += data
+        with self._scheduled_lock:  # the wire thread owns the buffers (it may be writing from one right now)
+            self._injected.append((self.to_dev, data))
         os.write(self._wake_w, b"x")
 
     def send_from_host(self, at: float, data: bytes) -> None:
@@ -131,7 +133,8 @@ class Wire(threading.Thread):
 
     def inject_to_host(self, data: bytes) -> None:
         """Text the 'board' itself prints (e.g. the soft-reboot banner), queued after pending device output."""
-        self.to_host.pending += data
+        with self._scheduled_lock:
+            self._injected.append((self.to_host, data))
         os.write(self._wake_w, b"x")
 
     def stats(self) -> dict:
@@ -249,6 +252,9 @@ class Wire(threading.Thread):
     def _arrive(self, now: float) -> None:
         """Hand over the bytes whose last bit has reached the far end."""
         with self._scheduled_lock:
+            for d, data in self._injected:
+                d.pending += data
+            self._injected.clear()
             while self._scheduled and self._scheduled[0][0] <= now:
                 self.to_dev.inflight.appendleft((now, self._scheduled.pop(0)[1]))
         for d, to_device in ((self.to_dev, True), (self.to_host, False)):
