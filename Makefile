@@ -24,8 +24,7 @@ demo: setup
 	$(PY) -m emulator.demo
 
 test: setup stubs
-	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"
-	$(PY) -m pytest -m serial
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: setup
 	$(PY) -m host_tests.bench.run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
 
@@ -16,7 +17,7 @@ from .statedir import StateDir
 EXIT_BOARD = 3
 
 
-def _fail(e: Exception, code: int) -> None:
+def _fail(e: Exception | str, code: int) -> None:
     click.echo(f"meter-emu: {e}", err=True)
     sys.exit(code)
 
@@ -43,8 +44,19 @@ def main() -> None:
               "MicroPython (then `ota provision` it over the console).")
 @click.option("--scenario", "scenario_file", type=click.Path(dir_okay=False), default=None,
               help="Start this scenario file (grid and load steps in device time; docs/emulator.md) at power-up.")
-def run(board: str, state_dir: str, baud: int, speed: str, blank: bool, scenario_file: str | None) -> None:
-    """Power up the emulated meter and run it until SIGINT/SIGTERM.
+@click.option("--seed", type=click.IntRange(0), default=None,
+              help="Fix every random draw: a fresh state folder's unique id (hence the meter's component errors and "
+                   "noise) and the console line's faults. Same seed, same inputs: the same run (docs/emulator.md).")
+@click.option("--rtc", "rtc_start", default=None, metavar="YYYY-MM-DDTHH:MM:SSZ",
+              help="Set a fresh state folder's RTC to this UTC time (default: the host's clock).")
+@click.option("--for", "run_for", type=click.FloatRange(0, min_open=True), default=None, metavar="SECONDS",
+              help="Halt the board after this many seconds of device time (power cuts count on the RTC) and exit 0: "
+                   "a run with a fixed end, the same on an idle and a busy host.")
+@click.option("--console-log", type=click.Path(dir_okay=False), default=None,
+              help="Append everything the board prints on its console to this file.")
+def run(board: str, state_dir: str, baud: int, speed: str, blank: bool, scenario_file: str | None,
+        seed: int | None, rtc_start: str | None, run_for: float | None, console_log: str | None) -> None:
+    """Power up the emulated meter and run it until SIGINT/SIGTERM (or the end given by --for).
 
     Prints the console pty once the board boots and writes STATE/endpoints.json
     ({"console": "/dev/pts/N", "control": ...}); STATE/console links to the pty.
@@ -53,6 +65,13 @@ def run(board: str, state_dir: str, baud: int, speed: str, blank: bool, scenario
     from .grid import load_scenario
     from .meter import Meter, parse_speed
 
+    rtc_start_ns = None
+    if rtc_start is not None:
+        try:
+            t = datetime.datetime.strptime(rtc_start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+        except ValueError:
+            _fail(f"--rtc: expected a UTC time like 2026-01-01T00:00:00Z, got {rtc_start!r}", 2)
+        rtc_start_ns = int(t.timestamp()) * 1_000_000_000
     scenario = None
     if scenario_file is not None:
         try:
@@ -62,7 +81,8 @@ def run(board: str, state_dir: str, baud: int, speed: str, blank: bool, scenario
     try:
         meter = Meter(board, StateDir(state_dir), baud=baud, speed=parse_speed(speed),
                       announce=lambda m: click.echo(m, err=not m.startswith("console:")), blank=blank,
-                      scenario=scenario)
+                      scenario=scenario, seed=seed, rtc_start_ns=rtc_start_ns, run_for_s=run_for,
+                      console_log=console_log)
         meter.run()
     except BoardError as e:
         _fail(e, EXIT_BOARD)

@@ -162,6 +162,10 @@ def parse(key: str, raw: Any) -> Any:
     raise ControlError(f"unknown key {key!r}")
 
 
+CUT_KEY = "power.cut"  # a scenario step that cuts the power at its device time, for this many seconds
+CUT_MAX_S = 86400
+
+
 def parse_scenario(data: Any, source: str = "scenario") -> dict:
     """A scenario file's content → {"steps": [[at_us, {key: canonical}], ...], "repeat", "period_us"} (sorted by
     time); ControlError naming the problem."""
@@ -183,11 +187,18 @@ def parse_scenario(data: Any, source: str = "scenario") -> dict:
     out = []
     for n, step in enumerate(steps):
         where = f"steps[{n}]"
-        if not isinstance(step, dict) or set(step) - {"at", "set"} or "at" not in step or "set" not in step:
-            raise bad(where, 'expected {"at": seconds, "set": {key: value, ...}}')
+        if (not isinstance(step, dict) or "at" not in step or len(step) != 2
+                or not (set(step) == {"at", "set"} or set(step) == {"at", "cut"})):
+            raise bad(where, 'expected {"at": seconds, "set": {key: value, ...}} or {"at": seconds, "cut": seconds}')
         at = step["at"]
         if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at) or at < 0:
             raise bad(f"{where}.at", f"expected seconds >= 0 since the scenario started, got {at!r}")
+        if "cut" in step:
+            off = step["cut"]
+            if isinstance(off, bool) or not isinstance(off, (int, float)) or not 0 < off <= CUT_MAX_S:
+                raise bad(f"{where}.cut", f"expected seconds off, > 0 and <= {CUT_MAX_S}, got {off!r}")
+            out.append([int(round(at * 1e6)), {CUT_KEY: float(off)}])
+            continue
         if not isinstance(step["set"], dict) or not step["set"]:
             raise bad(f"{where}.set", "expected an object of settings, e.g. {\"load.current\": 5}")
         vals = {}

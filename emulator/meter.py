@@ -35,6 +35,8 @@ ROM = DEVICE_DIR / "_emu_rom.py"
 WORD_SCALE = 2
 SHIM_HEAP_EXTRA = 80 * 1024
 BOOT_TIMEOUT = 20.0  # wall seconds for a VM to connect to the bus
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts CPU time in these
+WDT_WALL_SLACK = 3  # the watchdog backstop in wall time: this many times the timeout (a busy host's slack)
 CUT_TIMEOUT = 1.0  # wall seconds a VM gets to halt at its next bus pump for a precise power cut
 TRUTH_SAVE_S = 2.0  # wall seconds between meta.json writes for periodic truth reports
 # The VM answers queries from its idle wait; one that sits in the REPL or in a long computation does not.
@@ -69,8 +71,14 @@ def parse_speed(value: str | float) -> float | str:
 class Meter:
     def __init__(self, board_id: str, state: StateDir, baud: int = 115200, speed: float | str = 1.0,
                  firmware_dir: Path | None = None, announce: Callable[[str], None] = print, blank: bool = False,
-                 scenario: dict | None = None):
+                 scenario: dict | None = None, seed: int | None = None, rtc_start_ns: int | None = None,
+                 run_for_s: float | None = None, console_log: str | None = None):
         self.board = load_board(board_id)
+        self.seed = seed  # a fresh state folder's unique id (hence every component draw) and the line's faults
+        self.rtc_start_ns = rtc_start_ns  # a fresh state folder's RTC setting (default: the host's clock)
+        self.run_for_s = run_for_s  # the board halts after this much device time and the emulator ends
+        self.end_ns: int | None = None
+        self.console_log = console_log
         self.blank = blank  # a first run leaves the flash empty: a board fresh from the MicroPython firmware
         self.state = state
         self.baud = baud
@@ -83,6 +91,8 @@ class Meter:
         self.proc: subprocess.Popen | None = None
         self.powered = True
         self.restore_at: float | None = None
+        self.off_since = 0.0  # monotonic time of the last cut
+        self.off_for: float | None = None  # its length when power returns by itself
         self.restore_delay: float | None = 1.0
         self.reset_cause = "power"
         self.boots = 0
@@ -92,7 +102,8 @@ class Meter:
         self.adc: dict[int, float] = {}
         self.outputs: dict[int, int] = {}
         self.releases: list[tuple[float, int, int]] = []
-        self.wdt_deadline: float | None = None
+        self.wdt_deadline: float | None = None  # VM CPU seconds
+        self.wdt_wall_deadline = 0.0
         self.armed_cut: dict | None = None  # a cut not yet reached carries over a reset: the rest counts on
         self.pending_queries: dict[int, Callable[[dict | None], None]] = {}
         self.query_deadlines: dict[int, float] = {}
@@ -131,10 +142,12 @@ class Meter:
                 raise StateCorrupt(f"{st.path} holds a {self.meta['board']} meter, not {self.board['id']}")
             st.check_flash(self.board)
         else:
-            self.meta = st.create(self.board)
+            self.meta = st.create(self.board, seed=self.seed, rtc_start_ns=self.rtc_start_ns)
             self.install()
         self._grid_init()
         self._relay_init()
+        if self.run_for_s is not None:
+            self.end_ns = self.meta["world_ns"] + int(self.run_for_s * 1e9)
 
     def install(self) -> None:
         """First power-up of a fresh board: format the flash and provision it (loader, board file, first app) with
@@ -193,6 +206,7 @@ class Meter:
             "grid": self.meta.get("grid"),
             "truth": self.meta.get("truth"),
             "scenario": self.meta.get("scenario"),
+            "end_ns": self.end_ns,
         }
 
     # -- running -------------------------------------------------------------------------------------------------
@@ -202,7 +216,8 @@ class Meter:
         # Ctrl-C interrupts only once the VM runs the board's files ("booting"): before that it is the port's C start-up
         # on a board, and the CPython wrapper's own start-up here, which a SIGINT would end
         self.wire = Wire(self.baud, self._on_line_activity,
-                         lambda: self.proc.pid if self.proc and self.vm_ready else None)
+                         lambda: self.proc.pid if self.proc and self.vm_ready else None,
+                         seed=self.seed, console_log=self.console_log)
         self.wire.start()
         self.control = ControlServer(self.state.control_address(), self.events)
         self.control.start()
@@ -242,6 +257,17 @@ class Meter:
         if not self.bus.accept(BOOT_TIMEOUT):
             raise VmMissing("the MicroPython VM did not connect to the emulator (see the console for its output)")
 
+    def _vm_cpu_s(self) -> float:
+        """CPU seconds the VM process has used (user + system), 0 when there is none."""
+        if self.proc is None:
+            return 0.0
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15 of stat)
+
     def _watch_exit(self, proc: subprocess.Popen) -> None:
         proc.wait()
         self.events.put(("exit", proc))
@@ -264,11 +290,14 @@ class Meter:
         if "world_ns" in msg:
             self.meta["world_ns"] = max(self.meta["world_ns"], int(msg["world_ns"]))
 
-    def _power_off(self, delay: float | None) -> None:
+    def _power_off(self, delay: float | None, wall: float | None = None) -> None:
+        """Power off for `delay` seconds on the RTC (None: until power-on), waiting `wall` seconds (default: delay)."""
         self._kill()
         self.powered = False
         self.reset_cause = "power"
-        self.restore_at = None if delay is None else time.monotonic() + delay
+        self.off_since = time.monotonic()
+        self.off_for = delay
+        self.restore_at = None if delay is None else self.off_since + (delay if wall is None else wall)
         # time passes for the RTC while the board is off
         self.state.write_meta(self.meta)
 
@@ -310,7 +339,8 @@ class Meter:
                 self._cut_done(precise=False)
             if not self.powered and self.restore_at is not None and now >= self.restore_at:
                 self._power_on()
-            if self.wdt_deadline is not None and now >= self.wdt_deadline and self.powered:
+            if (self.wdt_deadline is not None and self.powered
+                    and (now >= self.wdt_wall_deadline or self._vm_cpu_s() >= self.wdt_deadline)):
                 self.announce("emulator: watchdog reset")
                 self._restart("wdt")
             for qid, until in list(self.query_deadlines.items()):
@@ -328,7 +358,12 @@ class Meter:
                 self._query(lambda st: None)
 
     def _power_on(self) -> None:
-        off_for = 0.0 if self.restore_at is None else max(0.0, time.monotonic() - self.restore_at)
+        # the RTC counts the time off: exactly the cut's length when power came back by itself (a scenario's cut is
+        # the same on every run however late this loop notices it), the wall time off for a manual power-on
+        if self.off_for is not None and self.restore_at is not None:
+            off_for = self.off_for
+        else:
+            off_for = max(0.0, time.monotonic() - self.off_since)
         self.powered = True
         self.restore_at = None
         self.meta["world_ns"] += int(off_for * 1e9)
@@ -382,10 +417,20 @@ class Meter:
             self._take_state(msg.get("grid_state"), msg.get("truth"))
             self.last_halt = msg
             self._cut_done(precise=True)
+        elif t == "end":  # `run --for`: the board halted exactly at the run's end
+            self._take_state(msg.get("grid_state"), msg.get("truth"))
+            self.last_halt = msg
+            self.announce("emulator: the run's end (--for) reached; stopping")
+            self._kill()
+            self.stopping = True
         elif t in ("reset", "cut", "bootloader"):
             self._take_state(msg.get("grid_state"), msg.get("truth"))
             self.last_halt = msg
-            if t == "cut":
+            if t == "cut" and msg.get("off_s") is not None:  # a scenario's cut, at its device time
+                self.announce(f"emulator: scenario power cut, {msg['off_s']} s off")
+                off = float(msg["off_s"])
+                self._power_off(off, wall=0.0 if self.speed == "max" else off / float(self.speed))
+            elif t == "cut":
                 self.armed_cut = None
                 self.announce(f"emulator: power cut before flash operation {msg.get('op')}")
                 self._power_off(self.restore_delay)
@@ -396,7 +441,11 @@ class Meter:
                     self.armed_cut = dict(self.armed_cut, n=max(1, msg["cut_left"]))
                 self._restart(msg.get("cause", "hard"))
         elif t == "wdt":
-            self.wdt_deadline = time.monotonic() + msg["wall_ms"] / 1000.0
+            # a hang never moves device time (the firmware's Python costs none): the backstop is the VM's CPU time
+            # since the last feed, which a busy host does not inflate as it does wall time, or for a VM waiting in C
+            # (the REPL: no CPU, no device time) a generous multiple of the timeout in wall time
+            self.wdt_deadline = self._vm_cpu_s() + msg["cpu_ms"] / 1000.0
+            self.wdt_wall_deadline = time.monotonic() + WDT_WALL_SLACK * msg["wall_ms"] / 1000.0
         elif t == "rtc":
             self.meta["rtc"]["offset_ns"] = int(msg["offset_ns"])
             self.meta["rtc"]["valid"] = True

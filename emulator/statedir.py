@@ -30,17 +30,24 @@ class StateDir:
     def exists(self) -> bool:
         return self.meta_path.exists()
 
-    def create(self, board: dict) -> dict:
+    def create(self, board: dict, seed: int | None = None, rtc_start_ns: int | None = None) -> dict:
+        """A fresh meter: a random unique id (with `seed`, one derived from it, so every component draw of the
+        meter is the same), the RTC set to the host's clock (or `rtc_start_ns`)."""
         self.path.mkdir(parents=True, exist_ok=True)
         uid_len = 6 if board["mcu"]["family"] == "esp32" else 8
+        if seed is None:
+            uid = secrets.token_hex(uid_len)
+        else:
+            uid = hashlib.sha256(f"meterkit-emulator-seed:{seed}".encode()).hexdigest()[:2 * uid_len]
         meta = {
             "format": FORMAT,
             "board": board["id"],
-            "unique_id": secrets.token_hex(uid_len),
+            "unique_id": uid,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "world_ns": 0,
             # the RTC starts set to the host's wall clock, as a factory would set it
-            "rtc": {"offset_ns": time.time_ns(), "valid": True, "drift_ppm": 0.0},
+            "rtc": {"offset_ns": time.time_ns() if rtc_start_ns is None else rtc_start_ns, "valid": True,
+                    "drift_ppm": 0.0},
         }
         size = board["flash"]["block_size"] * board["flash"]["block_count"]
         with open(self.flash, "wb") as f:

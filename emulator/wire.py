@@ -75,14 +75,15 @@ class _Direction:
 
 
 class Wire(threading.Thread):
-    def __init__(self, baud: int, on_activity: Callable[[bool], None], vm_pid: Callable[[], int | None]):
+    def __init__(self, baud: int, on_activity: Callable[[bool], None], vm_pid: Callable[[], int | None],
+                 seed: int | None = None, console_log: str | None = None):
         super().__init__(name="wire", daemon=True)
         self.baud = baud
         self.on_activity = on_activity
         self.vm_pid = vm_pid
         self.error_rate = 0.0  # probability per byte of one flipped bit
         self.drop_rate = 0.0  # probability per byte of losing it
-        self.rng = random.Random()
+        self.rng = random.Random(seed)  # seeded (`run --seed`): the same faults on the same bytes
         self.host_master, self.host_slave = os.openpty()
         self.dev_master, self.dev_slave = os.openpty()
         for fd in (self.host_slave, self.dev_slave):
@@ -98,8 +99,8 @@ class Wire(threading.Thread):
         self.raw_repl = False
         self._raw_asked = False  # the host sent Ctrl-A since its last Ctrl-B
         self._out_tail = b""
-        # METERKIT_EMU_CONSOLE_LOG=<file>: a copy of everything the board prints, for debugging
-        log = os.environ.get("METERKIT_EMU_CONSOLE_LOG")
+        # `run --console-log FILE` (or METERKIT_EMU_CONSOLE_LOG=FILE): a copy of everything the board prints
+        log = console_log or os.environ.get("METERKIT_EMU_CONSOLE_LOG")
         self._tee = open(log, "ab", buffering=0) if log else None
         self._held = False
         self._scheduled: list[tuple[float, bytes]] = []  # (monotonic time, bytes) from send_from_host

@@ -437,7 +437,7 @@ class _Validator:
                 self.fail("mcu.freq_hz", f"expected {fam.freq_text}, got {_show(f)}")
 
     def flash(self, value: Any) -> None:
-        f = self.obj("flash", value, ("block_size", "block_count"), ("erase_cycles",))
+        f = self.obj("flash", value, ("block_size", "block_count"), ("erase_cycles", "erase_us", "page_program_us"))
         if f is None:
             return
         if "block_size" in f and (not _is_int(f["block_size"]) or f["block_size"] != FLASH_BLOCK_SIZE):
@@ -447,6 +447,10 @@ class _Validator:
             self.integer("flash.block_count", f["block_count"], 16, 4096, " (64 KiB..16 MiB of 4 KiB blocks)")
         if "erase_cycles" in f:
             self.integer("flash.erase_cycles", f["erase_cycles"], 1000, 10_000_000)
+        if "erase_us" in f:
+            self.integer("flash.erase_us", f["erase_us"], 0, 2_000_000)
+        if "page_program_us" in f:
+            self.integer("flash.page_program_us", f["page_program_us"], 0, 10_000)
 
     def pins(self, value: Any) -> None:
         p = self.obj("pins", value, ("led", "button", "relay_set", "relay_reset", "relay_feedback"), ("cover",))

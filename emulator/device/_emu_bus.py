@@ -122,6 +122,21 @@ def pump():
             _dispatch(line)
 
 
+_waiter = []
+
+
+def wait():
+    """Block until the host sends something, then handle it (the input gate's hand-over)."""
+    if not _waiter:
+        import uselect
+
+        p = uselect.poll()
+        p.register(_sock, uselect.POLLIN)
+        _waiter.append(p)
+    _waiter[0].poll(-1)
+    pump()
+
+
 def _read_blocking(kind):
     global _rx
     while True:

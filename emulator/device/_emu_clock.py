@@ -1,17 +1,36 @@
-# The virtual device clock. Device time = real time x rate, plus the idle time skipped at --speed max. While a host
-# talks on a port (the host sets "hold"), device time runs no faster than real time and skips nothing, so a host
-# waiting for a reply never sees a device-side timeout fire early.
+# The virtual device clock. Device time advances only by what the emulator models, never by the host's scheduling:
+# each reading of the clock by the firmware costs READ_COST_US (so a loop polling ticks_us() ends), an ADC conversion
+# its read_us, a flash operation its datasheet time, a sleep or an idle wait its length, a BL0942 exchange its bytes
+# at the line rate. The firmware's Python work in between costs nothing, as on an infinitely fast CPU: a host that
+# preempts the VM between two ADC samples no longer moves the second one, and a run without host input is the same
+# run on an idle and on a busy host.
+#
+# Wall time only throttles. At a speed of N (1x by default) device time may not run ahead of N x the wall time since
+# the anchor: a wait's end is paced by the wall, and firmware reading the clock in a loop is held back. At --speed max
+# idle waits are skipped. Device time that fell behind the wall (work the model does not count, a host that
+# preempted the VM) is made up in the next idle wait, which then ends sooner in wall time, so at 1x device time
+# keeps pace with the wall over seconds; at most CREDIT_MAX_US of it is made up (CREDIT_HELD_US while a host talks on
+# a port). While a host talks (it sets "hold"), the speed is at most 1x and nothing is skipped, so a host waiting for
+# a reply never sees a device-side timeout fire early. A wait that times out ends exactly at its deadline; a wait
+# that input ended (a byte on a port, a bus message) ends where the throttle stands, which is when the input came.
 import _emu_bus as bus
 import utime
 
+READ_COST_US = 1  # a firmware read of the clock (ticks_us, ticks_ms, ...)
+SLACK_US = 2000  # how far device time may run ahead of the throttle before the VM waits (a host sleep costs ~60 µs)
+CREDIT_MAX_US = 1000000
+CREDIT_HELD_US = 20000
+
 _real_last = utime.ticks_us()
 _real_acc = 0
-_v0 = 0
-_r0 = 0
+_v = 0  # device time, µs
+_a_v = 0  # the throttle's anchor: device time may not pass _a_v + (wall - _a_wall) x rate
+_a_wall = 0
 _rate = 1.0
 _max = False
 _hold = False
 _until = None  # device µs where `ctl run` ends: the speed drops to 1x exactly there
+_end = None  # device µs where `meter-emu run --for` ends the run: the board halts exactly there
 _wdt_deadline = None
 _wdt_timeout = 0
 _wdt_reported = None  # real time of the last feed reported to the host
@@ -33,22 +52,59 @@ def rate():
 
 
 def now_us():
-    v = _v0 + int((_real_us() - _r0) * rate())
-    if _until is not None and v >= _until:
-        return _arrive(_until)
-    return v
+    """Device time, for the shims: reading it costs nothing (a host's query must not move the firmware's time)."""
+    return _v
+
+
+def read_us():
+    """Device time as the firmware reads it (time.ticks_us and friends): each reading costs READ_COST_US, and a
+    firmware that reads the clock faster than the throttle allows waits here."""
+    global _v
+    _v += READ_COST_US
+    if _until is not None and _v >= _until:
+        _arrive(_until)
+    if _end is not None and _v >= _end:
+        _ended()
+    if _wdt_deadline is not None and _v >= _wdt_deadline:
+        wdt_check(_v)
+    elif not can_skip() and _v - _bound() > SLACK_US:
+        _hold_back()
+    return _v
+
+
+def _bound():
+    """The furthest device time may be now: the throttle's anchor plus the wall time since, times the rate."""
+    return _a_v + int((_real_us() - _a_wall) * rate())
+
+
+def _hold_back():
+    ahead = _v - _bound()
+    while ahead > 0:
+        utime.sleep_us(int(ahead / rate()) + 1)
+        ahead = _v - _bound()
+
+
+def take_credit():
+    """At the start of an idle wait: device time that fell behind the wall is made up, but at most the credit."""
+    global _a_v, _a_wall
+    w = _real_us()
+    cap = CREDIT_HELD_US if _hold else CREDIT_MAX_US
+    if _a_v + int((w - _a_wall) * rate()) - _v > cap:
+        _a_v = _v + cap
+        _a_wall = w
 
 
 def _arrive(v):
     """The end of a `ctl run`: device time stands at `v` and runs at 1x from here."""
-    global _v0, _r0, _max, _rate, _until
-    _v0 = v
-    _r0 = _real_us()
+    global _v, _max, _rate, _until
+    if v > _v:
+        _v = v
     _max = False
     _rate = 1.0
     _until = None
-    bus.send({"t": "arrived", "us": v})
-    return v
+    _reanchor()
+    bus.send({"t": "arrived", "us": _v})
+    return _v
 
 
 def run_to(target_us, value):
@@ -56,14 +112,14 @@ def run_to(target_us, value):
     global _until
     set_speed(value)
     _until = target_us
-    now_us()  # a target already passed ends the run at once
+    if _v >= target_us:  # a target already passed ends the run at once
+        _arrive(_v)
 
 
 def _reanchor():
-    global _v0, _r0
-    v = now_us()
-    _r0 = _real_us()
-    _v0 = v
+    global _a_v, _a_wall
+    _a_v = _v
+    _a_wall = _real_us()
 
 
 def set_speed(value):
@@ -88,29 +144,69 @@ def can_skip():
 
 
 def skip(us):
-    global _v0
+    """A modelled cost: device time moves on by `us` (an ADC conversion, a flash operation, `ctl time --advance`)."""
+    global _v
     if us > 0:
-        _v0 += us
-        if _until is not None and _v0 >= _until:
-            _arrive(_v0)
+        _v += us
+        if _until is not None and _v >= _until:
+            _arrive(_until if _until > _v - us else _v)
+        if _end is not None and _v >= _end:
+            _ended()
+
+
+def end_at(us):
+    """`meter-emu run --for`: the board halts when device time reaches `us` (a run with a fixed end)."""
+    global _end
+    _end = us
+    if _v >= us:
+        _ended()
+
+
+def _ended():
+    bus.halt({"t": "end", "us": _v})
 
 
 def skip_until(target):
-    """Jump device time forward to `target` (idle at --speed max), stopping at a watchdog deadline on the way."""
-    if _until is not None and target > _until:
+    """Device time moves to `target` (the end of an idle wait), stopping at a `ctl run`'s end and at a watchdog
+    deadline on the way."""
+    global _v
+    if _until is not None and target >= _until:
         target = _until
+    if _end is not None and target >= _end:
+        target = _end
     if _wdt_deadline is not None and _wdt_deadline <= target:
-        skip(_wdt_deadline - now_us())
-        wdt_check(now_us())
-    skip(target - now_us())
+        if _wdt_deadline > _v:
+            _v = _wdt_deadline
+        wdt_check(_v)
+    if target > _v:
+        _v = target
+    if _until is not None and _v >= _until:
+        _arrive(_until)
+    if _end is not None and _v >= _end:
+        _ended()
+
+
+def wall_us_to(deadline):
+    """Wall µs until the throttle lets device time reach `deadline` (0: it may be there now)."""
+    ahead = deadline - _bound()
+    return 0 if ahead <= 0 else int(ahead / rate()) + 1
+
+
+def woken(deadline):
+    """After a wall wait that input ended: device time moves to the throttle's bound (when the input came), at
+    most to `deadline` (None: no limit)."""
+    b = _bound()
+    skip_until(b if deadline is None or b < deadline else deadline)
 
 
 def speed_name():
     return "max" if _max else _rate
 
 
-# --- watchdog: checked whenever device time is read at an idle point, and reported to the host, which ends a VM
-# that stops feeding while busy (a hang never reaches an idle point).
+# --- watchdog: checked when device time passes it at an idle point or a firmware read of the clock (so a loop
+# polling ticks_us() without feeding is reset in device time), and reported to the host, which resets a VM that
+# spends the timeout in CPU time without feeding (a pure hang, `while True: pass`, never moves device time) or
+# WDT_WALL_SLACK times it in wall time (the REPL, where the VM waits in C and device time stands still).
 def wdt_start(timeout_ms):
     global _wdt_timeout, _wdt_reported
     _wdt_timeout = timeout_ms
@@ -124,7 +220,7 @@ def wdt_feed():
     t = _real_us()
     if _wdt_reported is None or t - _wdt_reported > 100000:
         _wdt_reported = t
-        bus.send({"t": "wdt", "wall_ms": int(_wdt_timeout / rate()) + 1})
+        bus.send({"t": "wdt", "cpu_ms": _wdt_timeout, "wall_ms": int(_wdt_timeout / rate()) + 1})
 
 
 def wdt_check(now):
@@ -133,25 +229,28 @@ def wdt_check(now):
 
 
 def wait_us(us):
-    """Block for `us` microseconds of device time (time.sleep), serving the host's bus meanwhile."""
-    deadline = now_us() + us
+    """Block for `us` microseconds of device time (time.sleep), serving the host's bus meanwhile: the sleep ends at
+    exactly its deadline in device time, whatever the host's scheduling; the wall only paces it."""
+    deadline = _v + us
     p = _bus_poller()
     if us >= 2000:
         bus.idle()
+    take_credit()
     while True:
         bus.pump()
-        now = now_us()
-        rem = deadline - now
-        if rem <= 0:
+        if _v >= deadline:
             return
         if can_skip():
             skip_until(deadline)
             return
-        wall_us = int(rem / rate())
-        if wall_us < 2000:
-            utime.sleep_us(wall_us)
+        wall = wall_us_to(deadline)
+        if wall <= 0:
+            skip_until(deadline)
+            return
+        if wall < 2000:
+            utime.sleep_us(wall)
         else:
-            p.poll(wall_us // 1000)
+            p.poll(wall // 1000)
 
 
 _poller = None

@@ -1,7 +1,13 @@
 # The board's flash, as a MicroPython block device backed by a file on the host (littlefs mounted at '/').
-# NOR semantics: erase sets a block to 0xFF, programming can only clear bits. Every program and erase counts as one
+# NOR semantics: erase sets a block to 0xFF, programming can only clear bits. An erase costs the board's
+# flash.erase_us of device time, a program flash.page_program_us per 256-byte page. Every program and erase counts as one
 # flash operation; the host can cut power right before operation N, optionally letting a prefix of it land (torn).
 import _emu_bus as bus
+import _emu_clock as clock
+
+_geo = bus.config["board"]["flash"]
+ERASE_US = int(_geo.get("erase_us", 0))  # the chip's typical sector erase and page program times: device time
+PAGE_US = int(_geo.get("page_program_us", 0))
 
 _ops = 0
 _cut_at = None
@@ -36,12 +42,14 @@ class Flash:
         self._operation(addr, new)
         self._f.seek(addr)
         self._f.write(new)
+        clock.skip(((addr + n + 255) // 256 - addr // 256) * PAGE_US)  # each 256-byte page the write touches
 
     def _erase(self, block):
         addr = block * self._bs
         self._operation(addr, self._blank)
         self._f.seek(addr)
         self._f.write(self._blank)
+        clock.skip(ERASE_US)
 
     def ioctl(self, op, arg):
         if op == 4:

@@ -47,6 +47,7 @@ S = {
     "bl0942.error_rate": 0.0,
 }
 S.update(_cfg.get("grid") or {})
+_CUT = "power.cut"  # a scenario's power cut (emulator/grid.py CUT_KEY)
 SCEN = _cfg.get("scenario")  # {"steps": [[at_us, {settings}], ...], "repeat", "period_us", "from", "next", "cycle"}
 TRUTH = {"import_wh": 0.0, "export_wh": 0.0, "q_import_varh": 0.0, "q_export_varh": 0.0, "s_vah": 0.0,
          "seconds": 0.0}
@@ -301,12 +302,15 @@ def _boundary(t):
         if due is None or due > t:
             break
         k = sc["next"]
-        if _apply(sc["steps"][k][1], world_us(due)):
-            freq = True
+        values = sc["steps"][k][1]
         sc["next"] = k + 1
         if sc["next"] >= len(sc["steps"]) and sc.get("repeat") and sc.get("period_us"):
             sc["next"] = 0
             sc["cycle"] += 1
+        if _CUT in values:  # the power fails here, at the step's device time (the host brings it back)
+            bus.halt({"t": "cut", "off_s": values[_CUT]})  # the halt hook integrates the truth up to now
+        if _apply(values, world_us(due)):
+            freq = True
     if freq:
         _set_phase_params(t)
     _recompute(t)
@@ -440,6 +444,8 @@ def start():
     now = clock.now_us()
     _last_us = now
     _sent_us = now
+    if SCEN is not None and SCEN.get("from") is None:  # `run --scenario`: it starts at power-up
+        SCEN["from"] = world_us(now)
     _set_phase_params(now)
     _recompute(now)
 

@@ -17,6 +17,8 @@ import _emu_rtc  # noqa: E402
 _emu_clock.set_speed(cfg.get("speed", 1.0))
 _emu_clock.set_hold(cfg.get("hold", False))
 _emu_rtc.configure(cfg["rtc"])
+if cfg.get("end_ns") is not None:  # `meter-emu run --for`: the run ends at this world time, across reboots
+    _emu_clock.end_at((cfg["end_ns"] - cfg["rtc"]["world_ns"]) // 1000)
 if cfg.get("run") and cfg["run"]["target_ns"] is not None:  # a `ctl run` still under way when the board rebooted
     _emu_rtc.run_to_world(cfg["run"]["target_ns"], cfg["run"]["speed"])
 
@@ -75,7 +77,7 @@ _flash = _emu_flash.Flash(cfg["flash_path"], _geo["block_size"], _geo["block_cou
 def _install(src):
     """Format the flash and copy a host folder into it (first run of a fresh state dir)."""
     os.VfsLfs2.mkfs(_flash)
-    os.mount(os.VfsLfs2(_flash), "/flash")
+    os.mount(os.VfsLfs2(_flash, mtime=False), "/flash")
     os.mount(os.VfsPosix(src), "/src")
     n = _copy_tree("/src", "/flash")
     os.umount("/src")
@@ -145,14 +147,16 @@ if cfg.get("install"):
     _install(cfg["install"])
     sys.exit(0)
 
+# mtime=False: a board's port stamps files with its RTC, the unix port would stamp them with the host's clock (the
+# same flash would then differ between two runs of one scenario); the firmware never reads modification times
 try:
-    os.mount(os.VfsLfs2(_flash), "/")
+    os.mount(os.VfsLfs2(_flash, mtime=False), "/")
 except OSError:
     # what the esp32 and rp2 ports do when the filesystem does not mount: format it
     print("emulator: filesystem corrupt, formatting")
     bus.send({"t": "formatted"})
     os.VfsLfs2.mkfs(_flash)
-    os.mount(os.VfsLfs2(_flash), "/")
+    os.mount(os.VfsLfs2(_flash, mtime=False), "/")
 os.chdir("/")
 sys.path[:] = ["", ".frozen", "/lib"]
 bus.send({"t": "booting"})

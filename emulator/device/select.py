@@ -1,6 +1,8 @@
 # `select` for the emulated board: MicroPython's poll object, whose idle wait follows the virtual clock. Waiting
-# with nothing ready skips device time at --speed max (unless a host is talking), and otherwise waits real time
-# scaled by the speed. The hardware bus is polled alongside the firmware's objects and never reported to it.
+# with nothing ready skips device time at --speed max (unless a host is talking), and otherwise waits until the
+# throttle lets device time reach the deadline (_emu_clock); a wait that times out ends exactly at its deadline, one
+# that input ended at the moment the input came. The hardware bus is polled alongside the firmware's objects and
+# never reported to it.
 import _emu_bus as bus
 import _emu_clock as clock
 import uselect
@@ -50,26 +52,28 @@ class _Poll:
     def _wait(self, timeout):
         bus.idle()
         deadline = None if timeout is None or timeout < 0 else clock.now_us() + int(timeout) * 1000
+        clock.take_credit()
         while True:
             if deadline is None:
                 wall_ms = -1
             else:
-                now = clock.now_us()
-                clock.wdt_check(now)
-                rem = deadline - now
-                if rem <= 0 or clock.can_skip():
+                clock.wdt_check(clock.now_us())
+                if clock.now_us() >= deadline or clock.can_skip():
                     wall_ms = 0
                 else:
-                    wall_ms = int(rem / clock.rate() / 1000) + 1
+                    wall_ms = (clock.wall_us_to(deadline) + 999) // 1000
             out, saw_bus = self._ready(self._p.poll(wall_ms))
             if out:
+                if not clock.can_skip():
+                    clock.woken(deadline)  # the input came now, in device time as the throttle has it
                 return out
-            if deadline is None or saw_bus:
+            if saw_bus:
                 continue
-            if deadline - clock.now_us() <= 0:
-                return []
-            if clock.can_skip():
-                clock.skip_until(deadline)
+            if deadline is None:
+                clock.woken(None)
+                continue
+            if clock.can_skip() or clock.wall_us_to(deadline) <= 0:
+                clock.skip_until(deadline)  # nothing came: the wait ends exactly at its deadline
                 return []
 
 

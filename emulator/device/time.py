@@ -1,4 +1,5 @@
-# `time` for the emulated board: MicroPython's own API, driven by the virtual device clock (_emu_clock).
+# `time` for the emulated board: MicroPython's own API, driven by the virtual device clock (_emu_clock): each ticks
+# reading costs the clock's READ_COST_US, each sleep exactly its length in device time.
 # The RTC (time.time, localtime) is the battery-backed clock that machine.RTC sets.
 import _emu_clock as _clock
 import _emu_rtc as _rtc
@@ -13,11 +14,11 @@ mktime = utime.mktime
 
 
 def ticks_us():
-    return _clock.now_us() & _TICKS_MAX
+    return _clock.read_us() & _TICKS_MAX
 
 
 def ticks_ms():
-    return (_clock.now_us() // 1000) & _TICKS_MAX
+    return (_clock.read_us() // 1000) & _TICKS_MAX
 
 
 def ticks_cpu():

@@ -164,7 +164,7 @@ def bench_day(boards: list[str], adc_hours: float = 1.0) -> list[dict]:
     return rows
 
 
-def bench_class(boards: list[str]) -> list[dict]:
+def bench_class(boards: list[str], seed: int | None = None) -> list[dict]:
     from host_tests import metering_check as M
     from host_tests.emu import Emulator
     from meterkit.boards import load_board
@@ -174,7 +174,7 @@ def bench_class(boards: list[str]) -> list[dict]:
         board = load_board(b)
         acc = board["metering"]["accuracy"]
         with tempfile.TemporaryDirectory(prefix="bench-class-") as tmp:
-            emu = Emulator(Path(tmp) / "m", board=b)
+            emu = Emulator(Path(tmp) / "m", board=b, seed=seed)
             try:
                 M.factory_calibration(emu, board)
                 emu.ctl("set", "speed=max")
@@ -200,11 +200,25 @@ def main() -> None:
     ap.add_argument("--adc-hours", type=float, default=1.0, help="Simulated hours for the ADC boards' day figure.")
     ap.add_argument("--board", action="append", dest="boards")
     ap.add_argument("--json", dest="json_out")
+    ap.add_argument("--seed", type=int, default=None, help="Meters with this seed (meter-emu run --seed): the same "
+                    "component errors on every run.")
+    ap.add_argument("--hogs", type=int, default=0, help="Run this many busy-loop processes beside the benchmark "
+                    "(a busy host: the figures must not change).")
     args = ap.parse_args()
     boards = args.boards or BOARDS
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True:\n    pass\n"]) for _ in range(args.hogs)]
+    try:
+        run(args, boards)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+
+
+def run(args: argparse.Namespace, boards: list[str]) -> None:
     only = args.only or ["dsp", "wear", "day", "class"]
     report: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
-                    "date": time.strftime("%Y-%m-%d")}
+                    "date": time.strftime("%Y-%m-%d"), "hogs": args.hogs, "seed": args.seed}
     if "dsp" in only:
         report["dsp"] = bench_dsp(boards)
     if "wear" in only:
@@ -212,7 +226,7 @@ def main() -> None:
     if "day" in only:
         report["day"] = bench_day(boards, args.adc_hours)
     if "class" in only:
-        report["class"] = bench_class(boards)
+        report["class"] = bench_class(boards, args.seed)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=1))
 

@@ -105,7 +105,7 @@ def test_module_cli_validates_every_board(capsys):
 
 # -- missing, wrong type, unknown keys ---------------------------------------------------------------------------
 
-OPTIONAL = {"notes", "pins.cover", "flash.erase_cycles", "adc.nonlinearity", "adc.bias_volts", "adc.read_us", "metering.accuracy"}
+OPTIONAL = {"notes", "pins.cover", "flash.erase_cycles", "flash.erase_us", "flash.page_program_us", "adc.nonlinearity", "adc.bias_volts", "adc.read_us", "metering.accuracy"}
 OPTIONAL_BL0942 = {"frontend.address", "frontend.period_ms"}
 
 
