@@ -31,6 +31,7 @@ bench: setup
 	$(PY) -m host_tests.bench.image_verify
 	$(PY) -m host_tests.bench.ota_push
 	$(PY) -m host_tests.bench.metering
+	$(PY) -m host_tests.bench.clock
 
 # The prepaid month on both BL0942 boards and five hours on both ADC boards (about 1.5 h on 2 cores), then what
 # a flood of refused commands costs the flash (1 min)

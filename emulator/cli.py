@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 import sys
+from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -17,7 +19,7 @@ from .statedir import StateDir
 EXIT_BOARD = 3
 
 
-def _fail(e: Exception | str, code: int) -> None:
+def _fail(e: Exception | str, code: int) -> NoReturn:
     click.echo(f"meter-emu: {e}", err=True)
     sys.exit(code)
 
@@ -54,8 +56,12 @@ def main() -> None:
                    "a run with a fixed end, the same on an idle and a busy host.")
 @click.option("--console-log", type=click.Path(dir_okay=False), default=None,
               help="Append everything the board prints on its console to this file.")
+@click.option("--record", "record", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Record every input the board gets (console bytes, ctl settings, power cuts, resets) with the "
+                   "device time the firmware met it; `meter-emu replay FILE` runs it again (docs/emulator.md).")
 def run(board: str, state_dir: str, baud: int, speed: str, blank: bool, scenario_file: str | None,
-        seed: int | None, rtc_start: str | None, run_for: float | None, console_log: str | None) -> None:
+        seed: int | None, rtc_start: str | None, run_for: float | None, console_log: str | None,
+        record: str | None) -> None:
     """Power up the emulated meter and run it until SIGINT/SIGTERM (or the end given by --for).
 
     Prints the console pty once the board boots and writes STATE/endpoints.json
@@ -82,12 +88,86 @@ def run(board: str, state_dir: str, baud: int, speed: str, blank: bool, scenario
         meter = Meter(board, StateDir(state_dir), baud=baud, speed=parse_speed(speed),
                       announce=lambda m: click.echo(m, err=not m.startswith("console:")), blank=blank,
                       scenario=scenario, seed=seed, rtc_start_ns=rtc_start_ns, run_for_s=run_for,
-                      console_log=console_log)
+                      console_log=console_log, record=record)
         meter.run()
     except BoardError as e:
         _fail(e, EXIT_BOARD)
     except EmulatorError as e:
         _fail(e, e.exit_code)
+
+
+@main.command()
+@click.argument("recording_file", metavar="FILE", type=click.Path(dir_okay=False, exists=True))
+@click.option("--state", "state_dir", type=click.Path(file_okay=False), default=None,
+              help="State folder to replay in (must not exist; default: a temporary one, removed afterwards).")
+@click.option("--console-log", type=click.Path(dir_okay=False), default=None,
+              help="Write everything the board prints during the replay to this file.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def replay(recording_file: str, state_dir: str | None, console_log: str | None, as_json: bool) -> None:
+    """Run a recorded run again (`run --record FILE`): the same start, every input at the same point and device
+    time, as fast as the VM goes, with no tools attached. Reports whether the outcome is the same (flash image and
+    console transcript) and the first divergence if the firmware changed.
+
+    Exit codes: 0 same outcome, 1 diverged or a different outcome, 2 usage or a malformed recording, 3 unknown
+    board, 6 MicroPython VM missing.
+    """
+    import shutil
+    import tempfile
+
+    from .errors import ControlError
+    from .meter import Meter
+    from .recording import Recording, firmware_tree_hash
+
+    try:
+        rec = Recording(recording_file)
+    except ControlError as e:
+        _fail(e, 2)
+    tmp = None
+    if state_dir is None:
+        tmp = tempfile.mkdtemp(prefix="meter-emu-replay-")
+        state_dir = str(Path(tmp) / "meter")
+    st = StateDir(state_dir)
+    if st.exists():
+        _fail(f"{state_dir}: already holds a meter; a replay starts from the recording's start", 2)
+    fresh = rec.start.get("fresh")
+    flash = rec.flash()
+    if fresh is None:
+        if flash is None or not isinstance(rec.start.get("meta"), dict):
+            _fail(f"{recording_file}: the start has neither a fresh meter nor a flash image", 2)
+        st.path.mkdir(parents=True, exist_ok=True)
+        st.flash.write_bytes(flash)
+        st.write_meta(rec.start["meta"])
+    from meterkit import layout
+
+    changed = firmware_tree_hash(layout.FIRMWARE_DIR) != rec.firmware_tree
+    try:
+        meter = Meter(rec.board, st, speed="max", announce=lambda m: None if as_json else click.echo(m, err=True),
+                      blank=bool(fresh and fresh.get("blank")), seed=fresh.get("seed") if fresh else None,
+                      rtc_start_ns=fresh.get("rtc_ns") if fresh else None, console_log=console_log, replay=rec)
+        meter.run()
+    except BoardError as e:
+        _fail(e, EXIT_BOARD)
+    except EmulatorError as e:
+        _fail(e, e.exit_code)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    res = dict(meter.replay_result or {"ok": False, "divergence": "the replay did not finish"})
+    res["firmware_changed"] = changed
+    if as_json:
+        click.echo(json.dumps(res, indent=1))
+    else:
+        if res["ok"]:
+            click.echo(f"replayed {res['delivered']} inputs over {res['boots']} boots: same outcome "
+                       f"(flash {res['flash_sha256'][:16]}, console {res['console_sha256'][:16]})")
+        else:
+            click.echo(f"replay diverged: {res.get('divergence') or 'a different outcome'}")
+            for k, same in (res.get("same") or {}).items():
+                if not same:
+                    click.echo(f"  {k.split('_')[0]} differs from the recording's")
+        if changed:
+            click.echo("note: the firmware tree differs from the one recorded")
+    sys.exit(0 if res["ok"] else 1)
 
 
 @main.command()

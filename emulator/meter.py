@@ -4,6 +4,7 @@ bus reader and the control server feed it through a queue."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import signal
@@ -19,9 +20,12 @@ from meterkit import layout
 from meterkit.boards import load_board
 
 from . import grid as gridmodel
+from . import recording
+from .gate import GATED, InputGate
 from .bus import Bus
 from .control import ControlServer
 from .errors import ControlError, StateCorrupt, VmMissing
+from .recording import Recording
 from .statedir import StateDir
 from .wire import CTRL_C, Wire
 
@@ -37,6 +41,7 @@ SHIM_HEAP_EXTRA = 80 * 1024
 BOOT_TIMEOUT = 20.0  # wall seconds for a VM to connect to the bus
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts CPU time in these
 WDT_WALL_SLACK = 3  # the watchdog backstop in wall time: this many times the timeout (a busy host's slack)
+GATE_STOP_TIMEOUT = 5.0  # wall seconds a recorded run waits for the board to reach a point to stop at
 CUT_TIMEOUT = 1.0  # wall seconds a VM gets to halt at its next bus pump for a precise power cut
 TRUTH_SAVE_S = 2.0  # wall seconds between meta.json writes for periodic truth reports
 # The VM answers queries from its idle wait; one that sits in the REPL or in a long computation does not.
@@ -72,12 +77,17 @@ class Meter:
     def __init__(self, board_id: str, state: StateDir, baud: int = 115200, speed: float | str = 1.0,
                  firmware_dir: Path | None = None, announce: Callable[[str], None] = print, blank: bool = False,
                  scenario: dict | None = None, seed: int | None = None, rtc_start_ns: int | None = None,
-                 run_for_s: float | None = None, console_log: str | None = None):
+                 run_for_s: float | None = None, console_log: str | None = None, record: str | None = None,
+                 replay: Recording | None = None):
         self.board = load_board(board_id)
+        self.record_path = record  # `run --record FILE`: outside input goes through the input gate and is written down
+        self.replay = replay  # `meter-emu replay`: the recorded input, delivered at its stamps
+        self.gate: InputGate | None = None
         self.seed = seed  # a fresh state folder's unique id (hence every component draw) and the line's faults
         self.rtc_start_ns = rtc_start_ns  # a fresh state folder's RTC setting (default: the host's clock)
         self.run_for_s = run_for_s  # the board halts after this much device time and the emulator ends
         self.end_ns: int | None = None
+        self.replay_result: dict | None = None
         self.console_log = console_log
         self.blank = blank  # a first run leaves the flash empty: a board fresh from the MicroPython firmware
         self.state = state
@@ -120,6 +130,7 @@ class Meter:
         self.ready_published = False
         self.meta: dict = {}
         self.start_scenario = scenario  # `run --scenario`: parsed by grid.parse_scenario
+        self.stop_deadline: float | None = None
         self.pending_cut: dict | None = None  # a precise power cut waiting for the VM to halt
         self.truth_saved = 0.0
         self.trace = bool(os.environ.get("METERKIT_EMU_TRACE"))
@@ -136,18 +147,34 @@ class Meter:
         st = self.state
         st.path.mkdir(parents=True, exist_ok=True)
         st.lock()
+        fresh = False
+        start = None
         if st.exists():
             self.meta = st.read_meta()
             if self.meta["board"] != self.board["id"]:
                 raise StateCorrupt(f"{st.path} holds a {self.meta['board']} meter, not {self.board['id']}")
             st.check_flash(self.board)
+            if self.record_path:
+                start = recording.start_of_state(self.meta, st.flash.read_bytes())
         else:
             self.meta = st.create(self.board, seed=self.seed, rtc_start_ns=self.rtc_start_ns)
+            fresh = True
             self.install()
         self._grid_init()
         self._relay_init()
         if self.run_for_s is not None:
             self.end_ns = self.meta["world_ns"] + int(self.run_for_s * 1e9)
+        if self.record_path:
+            rec = recording.Recorder(self.record_path)
+            if fresh:
+                start = recording.start_of_fresh(self.seed, self.meta["rtc"]["offset_ns"], self.blank)
+            rec.header(self.board["id"], recording.firmware_tree_hash(self.firmware_dir), start or {})
+            self.gate = InputGate(self, recorder=rec)
+        elif self.replay is not None:
+            self.gate = InputGate(self, recording=self.replay)
+            last = self.replay.events[-1] if self.replay.events else {}
+            if not any("stop" in i for i in last.get("in", ())) and self.replay.end and "world_ns" in self.replay.end:
+                self.end_ns = int(self.replay.end["world_ns"])  # a run that ended without a stop (run --for)
 
     def install(self) -> None:
         """First power-up of a fresh board: format the flash and provision it (loader, board file, first app) with
@@ -207,6 +234,8 @@ class Meter:
             "truth": self.meta.get("truth"),
             "scenario": self.meta.get("scenario"),
             "end_ns": self.end_ns,
+            "gate": None if self.gate is None or install else self.gate.config(),
+            "free": self.replay is not None,  # a replay runs as fast as the VM can: pacing changes no result
         }
 
     # -- running -------------------------------------------------------------------------------------------------
@@ -218,6 +247,9 @@ class Meter:
         self.wire = Wire(self.baud, self._on_line_activity,
                          lambda: self.proc.pid if self.proc and self.vm_ready else None,
                          seed=self.seed, console_log=self.console_log)
+        if self.gate is not None:
+            self.wire.gate = lambda data: self.events.put(("gate_console", data))
+            self.wire.on_output = self.gate.output
         self.wire.start()
         self.control = ControlServer(self.state.control_address(), self.events)
         self.control.start()
@@ -226,6 +258,9 @@ class Meter:
         try:
             self._boot()
             self._loop()
+            self._kill()
+            if self.gate is not None:
+                self._gate_end()
         finally:
             self._kill()
             self.state.withdraw_endpoints()
@@ -234,6 +269,28 @@ class Meter:
             self.wire.stop()
             self.bus.close()
             self.state.unlock()
+
+    def _gate_end(self) -> None:
+        """The end of a recorded or replayed run: what it left (flash, transcript) written down or compared."""
+        assert self.gate is not None and self.wire is not None
+        self.wire.settle_output(2.0)
+        g = self.gate
+        summary = {"boots": self.boots, "world_ns": self.meta["world_ns"], "flash_sha256": hashlib.sha256(self.state.flash.read_bytes()).hexdigest(),
+                   "console_sha256": g.console_hash.hexdigest(), "console_bytes": g.console_bytes}
+        if g.recorder is not None:
+            g.recorder.end(summary)
+            self.announce(f"emulator: recorded {g.recorder.inputs} input deliveries to {g.recorder.path}")
+            return
+        assert self.replay is not None
+        want = self.replay.end or {}
+        self.replay_result = {"ok": g.divergence is None and g.finished(), "delivered": g.delivered,
+                              "recorded": sum(1 for e in self.replay.events if "n" in e), "divergence": g.divergence,
+                              "same": {k: want.get(k) == summary[k] for k in ("flash_sha256", "console_sha256")},
+                              **summary}
+        if g.divergence is None and not g.finished():
+            self.replay_result["divergence"] = (f"input {g.next + 1} of {len(self.replay.events)} never came: the "
+                                                f"run ended at boot {self.boots}")
+        self.replay_result["ok"] = self.replay_result["ok"] and all(self.replay_result["same"].values())
 
     def _on_line_activity(self, active: bool) -> None:
         self.events.put(("hold", active))
@@ -297,6 +354,8 @@ class Meter:
         self.reset_cause = "power"
         self.off_since = time.monotonic()
         self.off_for = delay
+        if self.replay is not None and delay is not None:
+            wall = 0.0  # a replay does not wait for the power to come back: the RTC counts the delay all the same
         self.restore_at = None if delay is None else self.off_since + (delay if wall is None else wall)
         # time passes for the RTC while the board is off
         self.state.write_meta(self.meta)
@@ -321,11 +380,17 @@ class Meter:
                 self._on_exit(payload)
             elif kind == "hold":
                 self.held = payload
-                if self.bus:
+                if self.bus and self.replay is None:
                     self.bus.send({"t": "hold", "on": payload})
+            elif kind == "gate_console":
+                assert self.gate is not None
+                self.gate.console(payload)
             elif kind == "ctl":
                 req, reply = payload
                 self._on_control(req, reply)
+            elif kind == "stop" and self.gate is not None and self.gate.mode == "record" and self._vm_running():
+                self.gate.add(("stop",))  # the recording ends at a point, so a replay ends at the same one
+                self.stop_deadline = now + GATE_STOP_TIMEOUT
             elif kind == "stop":
                 if self.pending_cut is None and self._ask_halt():
                     self.pending_cut = {"reply": None, "off": None, "stop": True,
@@ -335,10 +400,20 @@ class Meter:
             elif kind == "off-done":
                 pass
             # timers
+            if self.stop_deadline is not None and now >= self.stop_deadline:
+                self.announce("emulator: the board reached no point to stop at; stopping now")
+                self.stopping = True
             if self.pending_cut is not None and now >= self.pending_cut["deadline"]:
                 self._cut_done(precise=False)
             if not self.powered and self.restore_at is not None and now >= self.restore_at:
                 self._power_on()
+            if self.replay is not None and self.gate is not None and not self.powered and self.restore_at is None:
+                off_ns = self.gate.power_on_due()  # a recorded power-on by hand, after the recorded time off
+                if off_ns is not None:
+                    self.off_since = time.monotonic() - off_ns / 1e9
+                    self._power_on()
+                elif self.gate.finished():
+                    self.stopping = True
             if (self.wdt_deadline is not None and self.powered
                     and (now >= self.wdt_wall_deadline or self._vm_cpu_s() >= self.wdt_deadline)):
                 self.announce("emulator: watchdog reset")
@@ -396,6 +471,8 @@ class Meter:
             self.bus.send(self._config())
         elif t == "booting":
             self.vm_ready = True
+            if self.gate is not None:
+                self.gate.on_booting()
             if self.ctrl_c_after_ms is not None and self.wire is not None:
                 self.wire.send_from_host(time.monotonic() + self.ctrl_c_after_ms / 1000.0, bytes([CTRL_C]))
                 self.ctrl_c_after_ms = None
@@ -440,6 +517,9 @@ class Meter:
                 if self.armed_cut is not None and isinstance(msg.get("cut_left"), int):
                     self.armed_cut = dict(self.armed_cut, n=max(1, msg["cut_left"]))
                 self._restart(msg.get("cause", "hard"))
+        elif t == "due":  # the input gate: the VM is at a point and takes what is queued (recorded, replayed)
+            if self.gate is not None:
+                self.gate.on_due(msg)
         elif t == "wdt":
             # a hang never moves device time (the firmware's Python costs none): the backstop is the VM's CPU time
             # since the last feed, which a busy host does not inflate as it does wall time, or for a VM waiting in C
@@ -513,7 +593,39 @@ class Meter:
 
     def _grid_send(self, values: dict) -> None:
         if self.bus and self.powered:
-            self.bus.send({"t": "grid", "set": values})
+            self._to_vm({"t": "grid", "set": values})
+
+    def _vm_running(self) -> bool:
+        return bool(self.bus and self.powered and self.vm_ready and self.proc and self.proc.poll() is None)
+
+    def _to_vm(self, msg: dict) -> None:
+        """A message that changes what the firmware sees: through the input gate in a recorded run."""
+        if self.gate is not None and msg["t"] in GATED:
+            if self.gate.mode == "replay":
+                raise ControlError("a replay takes no input: its input is the recording's")
+            self.gate.add(("bus", msg))
+        elif self.bus is not None:
+            self.bus.send(msg)
+
+    def begin_cut(self, off: float | None, reply: Callable[[dict], None] | None) -> None:
+        """A precise power cut: the VM halts at its next bus pump and reports its truth."""
+        if self._ask_halt():
+            self.pending_cut = {"reply": reply, "off": off, "deadline": time.monotonic() + CUT_TIMEOUT}
+        else:
+            self._power_off(off)
+            if reply:
+                reply({"ok": True, "power": "off", "restore_in": off, "precise": False})
+
+    def begin_stop(self) -> None:
+        if self._ask_halt():
+            self.pending_cut = {"reply": None, "off": None, "stop": True, "deadline": time.monotonic() + CUT_TIMEOUT}
+        else:
+            self.stopping = True
+
+    def reset_now(self, kind: str, reply: Callable[[dict], None] | None) -> None:
+        self._restart(kind)
+        if reply:
+            reply({"ok": True, "reset": kind, "boots": self.boots})
 
     def _ask_halt(self) -> bool:
         """Ask a running VM to halt at its next bus pump (it reports its truth in the halt message)."""
@@ -567,12 +679,14 @@ class Meter:
     def _set_input(self, gpio: int, level: int) -> None:
         self.inputs[gpio] = level
         if self.bus and self.powered:
-            self.bus.send({"t": "input", "gpio": gpio, "value": level})
+            self._to_vm({"t": "input", "gpio": gpio, "value": level})
 
     # -- control requests ----------------------------------------------------------------------------------------
     def _on_control(self, req: dict, reply: Callable[[dict], None]) -> None:
         try:
             verb = req.get("verb")
+            if self.replay is not None and verb not in ("status", "time", "stop"):
+                raise ControlError("a replay takes no input: its input is the recording's")
             handler = getattr(self, "_ctl_" + str(verb).replace("-", "_"), None)
             if handler is None:
                 raise ControlError(f"unknown verb {verb!r}")
@@ -635,7 +749,7 @@ class Meter:
         if adv is not None:
             if not self.powered or not self.bus:
                 raise ControlError("the board is off")
-            self.bus.send({"t": "advance", "us": int(float(adv) * 1e6)})
+            self._to_vm({"t": "advance", "us": int(float(adv) * 1e6)})
 
         def done(st: dict | None) -> None:
             if st is None:
@@ -664,7 +778,7 @@ class Meter:
         speed = parse_speed(req.get("speed", "max"))
         self.speed = speed
         self.fast_run = {"target_ns": None, "speed": speed}  # the VM answers with the target in world time
-        self.bus.send({"t": "run", "speed": speed, "rtc": None if until is None else int(until),
+        self._to_vm({"t": "run", "speed": speed, "rtc": None if until is None else int(until),
                        "for_s": None if for_s is None else float(for_s)})
         reply({"ok": True, "speed": speed, "until_rtc": until, "for_s": for_s})
 
@@ -678,8 +792,10 @@ class Meter:
         if after is not None and (isinstance(after, bool) or not isinstance(after, (int, float)) or not 0 <= after <= 60000):
             raise ControlError("ctrl_c_after_ms is 0 to 60000")
         self.ctrl_c_after_ms = after
-        self._restart(kind)
-        reply({"ok": True, "reset": kind, "boots": self.boots})
+        if self.gate is not None:
+            self.gate.add(("reset", kind, reply))  # at the board's next point, where the recording stamps it
+            return
+        self.reset_now(kind, reply)
 
     def _ctl_power_cut(self, req: dict, reply: Callable[[dict], None]) -> None:
         off = req.get("off", self.restore_delay)
@@ -689,11 +805,10 @@ class Meter:
         if n is None:
             if self.pending_cut is not None:
                 raise ControlError("a power cut is already under way")
-            if self._ask_halt():
-                self.pending_cut = {"reply": reply, "off": off, "deadline": time.monotonic() + CUT_TIMEOUT}
+            if self.gate is not None and self._vm_running():
+                self.gate.add(("cut", off, reply))  # at the board's next point, where the recording stamps it
                 return
-            self._power_off(off)
-            reply({"ok": True, "power": "off", "restore_in": off, "precise": False})
+            self.begin_cut(off, reply)
             return
         n = int(n)
         if n < 1:
@@ -702,12 +817,15 @@ class Meter:
         self.restore_delay = off
         assert self.bus is not None
         self.armed_cut = {"n": n, "torn": torn}
-        self.bus.send({"t": "cut_at", "n": n, "torn": torn})
+        self._to_vm({"t": "cut_at", "n": n, "torn": torn})
         reply({"ok": True, "armed": True, "at_write": n, "torn": torn})
 
     def _ctl_power_on(self, req: dict, reply: Callable[[dict], None]) -> None:
         if self.powered:
             raise ControlError("the board is already on")
+        off_ns = int(max(0.0, time.monotonic() - self.off_since) * 1e9)
+        if self.gate is not None and self.gate.recorder is not None:
+            self.gate.recorder.power_on(self.boots, off_ns)
         self._power_on()
         reply({"ok": True, "power": "on", "boots": self.boots})
 
@@ -744,13 +862,13 @@ class Meter:
         if key == "speed":
             self.speed = parse_speed(raw)
             if self.bus:
-                self.bus.send({"t": "speed", "value": self.speed})
+                self._to_vm({"t": "speed", "value": self.speed})
             return self.speed
         if key == "rtc.drift_ppm":
             v = number(-10000, 10000)
             self.meta["rtc"]["drift_ppm"] = v
             if self.bus:
-                self.bus.send({"t": "drift", "ppm": v})
+                self._to_vm({"t": "drift", "ppm": v})
             return v
         if key == "rtc.lost":
             lost = bool(number(0, 1))
@@ -789,12 +907,12 @@ class Meter:
             if raw == "model":
                 self.adc.pop(gpio, None)
                 if self.bus and self.powered:
-                    self.bus.send({"t": "adc", "gpio": gpio, "volts": None})
+                    self._to_vm({"t": "adc", "gpio": gpio, "volts": None})
                 return "model"
             v = number(-1, 10)
             self.adc[gpio] = v
             if self.bus and self.powered:
-                self.bus.send({"t": "adc", "gpio": gpio, "volts": v})
+                self._to_vm({"t": "adc", "gpio": gpio, "volts": v})
             return v
         raise ControlError(f"unknown key {key!r}; keys: " + ", ".join(self.SETTABLE))
 
@@ -808,7 +926,7 @@ class Meter:
             self.meta["scenario"] = sc
         self.state.write_meta(self.meta)
         if self.bus and self.powered:
-            self.bus.send({"t": "scenario", "scenario": self.meta["scenario"]})
+            self._to_vm({"t": "scenario", "scenario": self.meta["scenario"]})
         sc = self.meta["scenario"]
         reply({"ok": True, "scenario": None if sc is None else {"steps": len(sc["steps"]), "repeat": sc["repeat"],
                                                                 "period_s": (sc["period_us"] or 0) / 1e6 or None}})

@@ -6,8 +6,8 @@ One JSON object per line:
     {"recording": 1, "board": ..., "firmware_tree": sha256, "start": {"fresh": {"seed", "rtc_ns", "blank"}} |
         {"meta": {...}, "flash_zlib_b64": ...}, "created": ISO time}
     {"boot": b, "n": point, "us": device µs, "in": [item, ...]}      items: {"console": hex}, {"interrupt": true},
-                                                                     {"bus": msg}, {"reset": "hard"|"soft"},
-                                                                     {"stop": true}
+                                                                     {"bus": msg}, {"cut": seconds off | null},
+                                                                     {"reset": "hard"|"soft"}, {"stop": true}
     {"boot": b, "power_on": off_ns}                                  power restored by hand after off_ns of RTC time
     {"end": {"boots": b, "flash_sha256": ..., "console_sha256": ..., "inputs": n}}
 """
@@ -114,28 +114,44 @@ class Recording:
                     raise ControlError(f"{self.path}:{k}: 'in' must be a list of one-key objects")
                 for item in items:
                     kind = next(iter(item))
-                    if kind not in ("console", "interrupt", "bus", "reset", "stop"):
-                        raise ControlError(f"{self.path}:{k}: unknown input {kind!r}")
-                    if kind == "console":
-                        try:
-                            bytes.fromhex(item["console"])
-                        except (TypeError, ValueError):
-                            raise ControlError(f"{self.path}:{k}: console bytes must be hex") from None
+                    _check_item(self.path, k, kind, item[kind])
                 self.events.append(row)
 
-    def schedule(self, boot: int, after: int) -> list[list[int]]:
-        """(point, device µs) of the deliveries of `boot` from event index `after` on."""
-        out = []
-        for row in self.events[after:]:
-            if row["boot"] != boot:
-                break
-            if "n" in row:
-                out.append([row["n"], row["us"]])
-        return out
+    def stamp(self, boot: int, index: int) -> list[int] | None:
+        """[point, device µs] of event `index` when it is a delivery in `boot`, else None."""
+        if index < len(self.events):
+            row = self.events[index]
+            if row["boot"] == boot and "n" in row:
+                return [row["n"], row["us"]]
+        return None
 
     def flash(self) -> bytes | None:
         b64 = self.start.get("flash_zlib_b64")
         return None if b64 is None else zlib.decompress(base64.b64decode(b64))
+
+
+def _check_item(path: Path, k: int, kind: str, value: Any) -> None:
+    from .gate import GATED
+
+    if kind == "console":
+        try:
+            bytes.fromhex(value)
+        except (TypeError, ValueError):
+            raise ControlError(f"{path}:{k}: console bytes must be hex") from None
+    elif kind == "bus":
+        if not isinstance(value, dict) or value.get("t") not in GATED:
+            raise ControlError(f"{path}:{k}: a bus input must be one of the gated messages ({', '.join(sorted(GATED))})")
+    elif kind == "cut":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ControlError(f"{path}:{k}: a cut's time off must be seconds >= 0 or null (power-on by hand)")
+    elif kind == "reset":
+        if value not in ("hard", "soft"):
+            raise ControlError(f"{path}:{k}: a reset is 'hard' or 'soft'")
+    elif kind in ("interrupt", "stop"):
+        if value is not True:
+            raise ControlError(f"{path}:{k}: {kind} must be true")
+    else:
+        raise ControlError(f"{path}:{k}: unknown input {kind!r}")
 
 
 def _check_int(path: Path, k: int, row: dict, *keys: str) -> None:

@@ -31,6 +31,15 @@ HOLD_SECONDS = 2.0  # device time stays at real time until the line has been qui
 INTERRUPT_SETTLE_MAX = 1.0
 
 
+def _unread(fd: int) -> int:
+    """Bytes waiting to be read on a tty fd (FIONREAD)."""
+    import fcntl
+    import struct
+    import termios
+
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
 def catches_sigint(pid: int) -> bool:
     """True when the process has a handler installed for SIGINT (MicroPython's interrupt character enabled)."""
     try:
@@ -106,6 +115,10 @@ class Wire(threading.Thread):
         self._scheduled: list[tuple[float, bytes]] = []  # (monotonic time, bytes) from send_from_host
         self._injected: list[tuple[_Direction, bytes]] = []  # from inject_to_*: appended by the wire thread
         self._scheduled_lock = threading.Lock()
+        # the input gate of a recorded or replayed run (emulator/gate.py): bytes for the device go to `gate`, not to
+        # the VM's pty, and what the device prints is also handed to `on_output`
+        self.gate: Callable[[bytes], None] | None = None
+        self.on_output: Callable[[bytes], None] | None = None
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
 
@@ -143,6 +156,33 @@ class Wire(threading.Thread):
             d.name: {"bytes": d.bytes, "corrupted": d.corrupted, "dropped": d.dropped, "overflow_lost": d.lost}
             for d in (self.to_dev, self.to_host)
         }
+
+    def write_device(self, data: bytes, timeout: float) -> None:
+        """The input gate's hand-over: `data` written to the VM's side of the line and readable there when this
+        returns (the tty layer moves written bytes to the reader asynchronously)."""
+        before = _unread(self.dev_slave)
+        view = memoryview(data)
+        end = time.monotonic() + timeout
+        while view and time.monotonic() < end:
+            try:
+                n = os.write(self.dev_master, view)
+            except BlockingIOError:
+                n = 0
+            view = view[n:]
+            if view:
+                time.sleep(0.001)
+        while _unread(self.dev_slave) < before + len(data) and time.monotonic() < end:
+            time.sleep(0.0005)
+
+    def settle_output(self, timeout: float) -> None:
+        """Wait until everything the device printed has been through the wire (the end of a recorded run)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if not self.to_host.inflight and _unread(self.dev_master) == 0:
+                time.sleep(0.05)  # one more turn of the pump
+                if not self.to_host.inflight and _unread(self.dev_master) == 0:
+                    return
+            time.sleep(0.01)
 
     def flush_device_input(self) -> None:
         """A board's UART receive buffer is empty after a reset: drop what the previous run did not read."""
@@ -262,12 +302,16 @@ class Wire(threading.Thread):
             while d.inflight and d.inflight[0][0] <= now and (not to_device or self._settle is None):
                 _, data = d.inflight.popleft()
                 data = self._faults(data, d)
-                if to_device:
+                if to_device and self.gate is not None:
+                    self.gate(data)
+                elif to_device:
                     self._deliver_to_device(data)
                 else:
                     d.pending += data
                     if self._tee is not None:
                         self._tee.write(data)
+                    if self.on_output is not None:
+                        self.on_output(data)
 
     def _pump(self, fd: int, d: _Direction, now: float, rate: float, chunk: int, to_device: bool) -> None:
         try:

@@ -20,13 +20,14 @@ BIN = Path(sys.executable).parent
 
 class Emulator:
     def __init__(self, state: Path, board: str = "esp32_devkitc", speed: str = "1", baud: int = 115200,
-                 blank: bool = False, seed: int | None = None):
+                 blank: bool = False, seed: int | None = None, args: tuple[str, ...] = ()):
         self.state = Path(state)
         self.board = board
         self.log = open(self.state.parent / f"{self.state.name}.emu.log", "wb")
         self.proc = subprocess.Popen(
             [str(BIN / "meter-emu"), "run", "--board", board, "--state", str(self.state), "--speed", speed,
-             "--baud", str(baud)] + (["--blank"] if blank else []) + ([] if seed is None else ["--seed", str(seed)]),
+             "--baud", str(baud)] + (["--blank"] if blank else []) + ([] if seed is None else ["--seed", str(seed)])
+            + list(args),
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.endpoints = self.wait_endpoints()
 

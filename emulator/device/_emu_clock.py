@@ -29,6 +29,7 @@ _a_wall = 0
 _rate = 1.0
 _max = False
 _hold = False
+_free = False  # a replay: idle waits are always skipped (pacing changes no result; device time is the same)
 _until = None  # device µs where `ctl run` ends: the speed drops to 1x exactly there
 _end = None  # device µs where `meter-emu run --for` ends the run: the board halts exactly there
 _wdt_deadline = None
@@ -140,7 +141,12 @@ def set_hold(on):
 
 
 def can_skip():
-    return _max and not _hold
+    return _free or (_max and not _hold)
+
+
+def set_free():
+    global _free
+    _free = True
 
 
 def skip(us):

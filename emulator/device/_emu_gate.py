@@ -4,15 +4,14 @@
 # "pending"; at its next point the VM stops device time where it stands (a wait that the input ended: where the
 # throttle stands), sends "due" with the point's number and device time, and blocks until the host has delivered
 # everything (console bytes readable on its stdin, settings sent on the bus) and says "resume". The pair (point,
-# device µs) is the input's stamp in the recording. A replay gives the VM the stamps of its boot up front: a point
-# with an input waits until device time reaches the stamp, then asks for it, so the firmware meets every input at
-# the same point and device time as in the recording. Nothing here runs in an ordinary run (MODE None).
+# device µs) is the input's stamp in the recording. A replay gives the VM the stamp of its next input (at boot, then
+# with each "resume"): that point waits until device time reaches the stamp, then asks for it, so the firmware meets
+# every input at the same point and device time as in the recording. Nothing here runs in an ordinary run (MODE None).
 import _emu_bus as bus
 
 _cfg = bus.config.get("gate") or {}
 MODE = _cfg.get("mode")  # None | "record" | "replay"
-_sched = [(int(x[0]), int(x[1])) for x in _cfg.get("schedule", ())]  # replay: this boot's (point, device µs), in order
-_k = 0  # the next stamp of _sched
+_next = _cfg.get("next")  # replay: the stamp [point, device µs] of this boot's next input (one at a time: the heap)
 n = -1  # the current point's number
 _pending = [False]
 _resume = []
@@ -26,8 +25,8 @@ def enter():
 
 def due_us():
     """Replay: the device µs at which this point takes its next input, None when it takes none (more)."""
-    if _k < len(_sched) and _sched[_k][0] == n:
-        return _sched[_k][1]
+    if _next is not None and _next[0] == n:
+        return _next[1]
     return None
 
 
@@ -38,15 +37,15 @@ def wanted():
 
 def take(v):
     """Deliver the input due at this point, at device time `v`: ask the host and wait until it has delivered."""
-    global _k
+    global _next
     _pending[0] = False
-    if MODE == "replay":
-        _k += 1
+    _next = None
     del _resume[:]
     bus.send({"t": "due", "n": n, "us": v})
     while not _resume:
         bus.wait()
     msg = _resume.pop()
+    _next = msg.get("next")
     if msg.get("interrupt"):  # a Ctrl-C on a console whose interrupt is on: raised here, where the input arrives
         raise KeyboardInterrupt
 

@@ -16,6 +16,8 @@ import _emu_rtc  # noqa: E402
 
 _emu_clock.set_speed(cfg.get("speed", 1.0))
 _emu_clock.set_hold(cfg.get("hold", False))
+if cfg.get("free"):
+    _emu_clock.set_free()
 _emu_rtc.configure(cfg["rtc"])
 if cfg.get("end_ns") is not None:  # `meter-emu run --for`: the run ends at this world time, across reboots
     _emu_clock.end_at((cfg["end_ns"] - cfg["rtc"]["world_ns"]) // 1000)
@@ -27,6 +29,7 @@ import time  # noqa: E402,F401  (our shims, loaded before the host paths disappe
 
 import _emu_asyncio  # noqa: E402
 import _emu_flash  # noqa: E402
+import _emu_gate  # noqa: E402
 import _emu_grid  # noqa: E402  (the mains and the load: needs the RTC's world clock)
 import machine  # noqa: E402,F401  (imports the ADC model on ADC boards)
 
@@ -36,6 +39,7 @@ if cfg["board"].get("frontend", {}).get("type") == "bl0942":
 sys.modules["_asyncio"] = _emu_asyncio  # asyncio's scheduler must read the virtual clock (see _emu_asyncio)
 
 
+cfg_gated = _emu_gate.MODE is not None
 SHIM_ROOM = 8192  # of the shims' spare share: kept for their own run-time work (_emu_bus.keep_spare)
 
 
@@ -60,7 +64,8 @@ _BALLAST = _ballast(cfg.get("heap_extra", 0))
 def _on_query(msg):
     import gc
 
-    gc.collect()
+    if not cfg_gated:  # a recorded or replayed run: a host's query must not change when the firmware's GC runs
+        gc.collect()
     t = time.gmtime(_emu_rtc.now_ns() // 1000000000)
     st = _emu_grid.status()
     st.update({"t": "status", "id": msg["id"], "us": _emu_clock.now_us(), "world_ns": _emu_rtc.world_ns(),

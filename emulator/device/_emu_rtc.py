@@ -57,7 +57,9 @@ def world_at(rtc_s):
 
 
 def run_to_world(target_ns, speed):
-    clock.run_to((target_ns - _world0_ns) // 1000, speed)
+    # rounded up, plus 2 µs for world_at's float division: the run ends when the RTC reads the target, never a hair
+    # before it (device time moves in whole µs and stops exactly at the end now)
+    clock.run_to(-((_world0_ns - target_ns) // 1000) + 2, speed)
 
 
 def _on_run(msg):

@@ -5,6 +5,7 @@
 # never reported to it.
 import _emu_bus as bus
 import _emu_clock as clock
+import _emu_gate as gate
 import uselect
 
 POLLIN = uselect.POLLIN
@@ -53,28 +54,46 @@ class _Poll:
         bus.idle()
         deadline = None if timeout is None or timeout < 0 else clock.now_us() + int(timeout) * 1000
         clock.take_credit()
+        gated = gate.MODE is not None
+        if gated:
+            gate.enter()
         while True:
-            if deadline is None:
+            stop = deadline
+            if gated:
+                due = gate.due_us()  # replay: this point takes an input at that device time
+                if due is not None:
+                    if due <= clock.now_us():
+                        gate.take(clock.now_us())
+                        continue
+                    if stop is None or due < stop:
+                        stop = due
+                elif gate.wanted():  # record: the host has input queued
+                    gate.take(clock.now_us())
+                    continue
+            if stop is None:
                 wall_ms = -1
             else:
                 clock.wdt_check(clock.now_us())
-                if clock.now_us() >= deadline or clock.can_skip():
+                if clock.now_us() >= stop or clock.can_skip():
                     wall_ms = 0
                 else:
-                    wall_ms = (clock.wall_us_to(deadline) + 999) // 1000
+                    wall_ms = (clock.wall_us_to(stop) + 999) // 1000
             out, saw_bus = self._ready(self._p.poll(wall_ms))
             if out:
-                if not clock.can_skip():
+                if not gated and not clock.can_skip():
                     clock.woken(deadline)  # the input came now, in device time as the throttle has it
                 return out
             if saw_bus:
+                if gated and gate.wanted():
+                    clock.woken(stop)  # input queued during the wait: it arrives where the throttle stands
                 continue
-            if deadline is None:
+            if stop is None:
                 clock.woken(None)
                 continue
-            if clock.can_skip() or clock.wall_us_to(deadline) <= 0:
-                clock.skip_until(deadline)  # nothing came: the wait ends exactly at its deadline
-                return []
+            if clock.can_skip() or clock.wall_us_to(stop) <= 0:
+                clock.skip_until(stop)  # nothing came: the wait ends exactly at its deadline (or a replayed input)
+                if stop == deadline and clock.now_us() >= deadline and gate.due_us() != deadline:
+                    return []
 
 
 def poll():
