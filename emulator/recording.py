@@ -49,7 +49,7 @@ class Recorder:
 
     def header(self, board: str, firmware_tree: str, start: dict) -> None:
         self._line({"recording": FORMAT, "board": board, "firmware_tree": firmware_tree, "start": start,
-                    "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
+                    "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
 
     def delivery(self, boot: int, n: int, us: int, items: list[dict]) -> None:
         self.inputs += 1

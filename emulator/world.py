@@ -1,0 +1,177 @@
+"""The board's surroundings as the host keeps them: the grid and load model's settings and true totals (carried in
+STATE/meta.json across power cuts), the world clock, the latching relay's contacts and the input pins, and the
+`ctl set` keys. A mixin of Meter (emulator/meter.py)."""
+
+from __future__ import annotations
+
+import time
+
+from . import grid as gridmodel
+from .errors import ControlError
+from .supervisor import Supervisor
+
+TRUTH_SAVE_S = 2.0  # wall seconds between meta.json writes for periodic truth reports
+PRESSABLE = ("button", "cover")  # inputs `ctl press` drives: the consumer's button, the terminal cover (off while held)
+
+
+def parse_speed(value: str | float) -> float | str:
+    if value == "max":
+        return "max"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ControlError(f"speed must be a number > 0 or 'max', got {value!r}") from None
+    if not v > 0:
+        raise ControlError(f"speed must be a number > 0 or 'max', got {value!r}")
+    return v
+
+
+
+class World(Supervisor):
+    def _world_from(self, msg: dict) -> None:
+        if "world_ns" in msg:
+            self.meta["world_ns"] = max(self.meta["world_ns"], int(msg["world_ns"]))
+
+    # -- the grid and the load: settings and the true energy integral live in meta.json across boots ---------------
+    def _grid_init(self) -> None:
+        g = gridmodel.defaults(self.board)
+        g.update({k: v for k, v in (self.meta.get("grid") or {}).items() if k in g})
+        self.meta["grid"] = g
+        truth = gridmodel.zero_truth()
+        truth.update({k: float(v) for k, v in (self.meta.get("truth") or {}).items() if k in truth})
+        self.meta["truth"] = truth
+        self.meta.setdefault("scenario", None)
+        if self.start_scenario is not None:
+            self.meta["scenario"] = dict(self.start_scenario, **{"from": None, "next": 0, "cycle": 0})
+        self.state.write_meta(self.meta)
+
+    def _take_state(self, state: dict | None, truth: dict | None, save: bool = True) -> None:
+        """The VM's view of the model (settings with their anchors, scenario progress) and its truth totals."""
+        if state:
+            if isinstance(state.get("settings"), dict):
+                self.meta["grid"].update(state["settings"])
+            if "scenario" in state:
+                self.meta["scenario"] = state["scenario"]
+        if truth:
+            self.meta["truth"] = {k: float(truth[k]) for k in gridmodel.TRUTH_KEYS if k in truth}
+        now = time.monotonic()
+        if save or now - self.truth_saved > TRUTH_SAVE_S:
+            self.truth_saved = now
+            self.state.write_meta(self.meta)
+
+    def _grid_send(self, values: dict) -> None:
+        if self.bus and self.powered:
+            self._to_vm({"t": "grid", "set": values})
+
+    # -- the latching relay: a pulse on the set coil closes the contacts, on the reset coil opens them; they stay
+    # put without power (the state lives in the state folder); the auxiliary contact feeds relay_feedback
+    def _relay_init(self) -> None:
+        pins = self.board["pins"]
+        self.relay_coils = {pins[k]["gpio"]: k == "relay_set" for k in ("relay_set", "relay_reset") if k in pins}
+        self.relay_closed = bool(self.meta.get("relay_closed", True))
+        self.meta["grid"]["relay.closed"] = self.relay_closed
+        self.relay_operations = 0
+        self._relay_feedback()
+
+    def _relay_feedback(self) -> None:
+        fb = self.board["pins"].get("relay_feedback")
+        if fb:
+            closed_level = 0 if fb.get("active", "low") == "low" else 1
+            self._set_input(fb["gpio"], closed_level if self.relay_closed else closed_level ^ 1)
+
+    def _relay_coil(self, gpio: int, value: int) -> None:
+        if value != 1 or gpio not in getattr(self, "relay_coils", {}):
+            return
+        closed = self.relay_coils[gpio]
+        self.relay_operations += 1
+        if closed != self.relay_closed:
+            self.relay_closed = closed
+            self.meta["relay_closed"] = closed
+            self.meta["grid"]["relay.closed"] = closed
+            self.state.write_meta(self.meta)
+            self._grid_send({"relay.closed": closed})
+            self.announce(f"emulator: relay contacts {'closed' if closed else 'open'}")
+            self._relay_feedback()
+
+    def _set_input(self, gpio: int, level: int) -> None:
+        self.inputs[gpio] = level
+        if self.bus and self.powered:
+            self._to_vm({"t": "input", "gpio": gpio, "value": level})
+
+    SETTABLE = {
+        "speed": "device-time speed: a factor > 0 or 'max'",
+        "rtc.drift_ppm": "RTC crystal error in parts per million (signed)",
+        "rtc.lost": "1: the RTC battery is dead; the RTC restarts from 2000-01-01 at the next boot",
+        "power.restore_delay": "seconds until power returns after a cut; 'manual' waits for power-on",
+        "wire.error_rate": "probability per byte of a flipped bit on the console line (0..1)",
+        "wire.drop_rate": "probability per byte of a lost byte on the console line (0..1)",
+        "adc.<gpio>": "volts at an ADC pin, overriding the grid model there ('model' returns the pin to it)",
+        **gridmodel.SETTABLE,
+    }
+
+    def _set_one(self, key: str, raw) -> object:
+        def number(lo: float | None = None, hi: float | None = None) -> float:
+            try:
+                v = float(raw)
+            except (TypeError, ValueError):
+                raise ControlError(f"{key}: expected a number, got {raw!r}") from None
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                raise ControlError(f"{key}: {v} is outside {lo}..{hi}")
+            return v
+
+        if key == "speed":
+            self.speed = parse_speed(raw)
+            if self.bus:
+                self._to_vm({"t": "speed", "value": self.speed})
+            return self.speed
+        if key == "rtc.drift_ppm":
+            v = number(-10000, 10000)
+            self.meta["rtc"]["drift_ppm"] = v
+            if self.bus:
+                self._to_vm({"t": "drift", "ppm": v})
+            return v
+        if key == "rtc.lost":
+            lost = bool(number(0, 1))
+            self.meta["rtc"]["valid"] = not lost
+            self.state.write_meta(self.meta)
+            return lost
+        if key == "power.restore_delay":
+            if raw == "manual":
+                self.restore_delay = None
+                return "manual"
+            self.restore_delay = number(0, 86400)
+            return self.restore_delay
+        if key in ("wire.error_rate", "wire.drop_rate"):
+            v = number(0, 1)
+            assert self.wire is not None
+            setattr(self.wire, key.split(".")[1], v)
+            return v
+        if key in gridmodel.SETTABLE:
+            v = gridmodel.parse(key, raw)
+            g = self.meta["grid"]
+            g[key] = v
+            values = {key: v}
+            anchor = gridmodel.ANCHORED.get(key)
+            if anchor:
+                # from now: the VM stamps its world time; with the board off, the world clock stands still here
+                g[anchor] = None if self.powered else self.meta["world_ns"] // 1000
+                values[anchor] = g[anchor]
+            self.state.write_meta(self.meta)
+            self._grid_send(values)
+            return v
+        if key.startswith("adc."):
+            try:
+                gpio = int(key[4:])
+            except ValueError:
+                raise ControlError(f"{key}: expected adc.<gpio number>") from None
+            if raw == "model":
+                self.adc.pop(gpio, None)
+                if self.bus and self.powered:
+                    self._to_vm({"t": "adc", "gpio": gpio, "volts": None})
+                return "model"
+            v = number(-1, 10)
+            self.adc[gpio] = v
+            if self.bus and self.powered:
+                self._to_vm({"t": "adc", "gpio": gpio, "volts": v})
+            return v
+        raise ControlError(f"unknown key {key!r}; keys: " + ", ".join(self.SETTABLE))
