@@ -18,6 +18,7 @@ from pathlib import Path
 from meterkit import layout
 from meterkit.boards import load_board
 
+from . import grid as gridmodel
 from . import recording
 from .bus import Bus
 from .control import ControlServer
@@ -179,7 +180,7 @@ class Meter(ControlVerbs):
             "heap_extra": SHIM_HEAP_EXTRA,
             "skip_main": self.boot_raw_repl,
             "cut_at": None if install or not self.armed_cut else self.armed_cut,
-            "grid": self.meta.get("grid"),
+            "grid": self.meta.get("grid") or gridmodel.defaults(self.board),  # the install run has none yet
             "truth": self.meta.get("truth"),
             "scenario": self.meta.get("scenario"),
             "end_ns": self.end_ns,

@@ -27,26 +27,7 @@ TRUTH_PERIOD_US = 5000000  # at most one "truth" bus message per 5 s of device t
 _TRUTH_WALL_MS = 500  # ... and per 0.5 s of wall time (at --speed max, 5 device seconds pass in milliseconds)
 
 _cfg = bus.config
-_board = _cfg.get("board", {})
-_m = _board.get("metering", {})
-S = {
-    "grid.voltage": float(_m.get("nominal_voltage", 230.0)),
-    "grid.frequency": float(_m.get("nominal_frequency", 50.0)),
-    "grid.drift_hz": 0.0,
-    "grid.drift_period_s": 600.0,
-    "grid.harmonics": [],
-    "grid.sag": None,
-    "grid.sag_from": None,
-    "load.type": "resistive",
-    "load.current": 0.0,
-    "load.pf": 1.0,
-    "load.export": 0,
-    "load.steps": None,
-    "load.steps_from": None,
-    "relay.closed": True,
-    "bl0942.error_rate": 0.0,
-}
-S.update(_cfg.get("grid") or {})
+S = dict(_cfg["grid"])  # every setting, from the host (emulator/grid.py defaults(), then meta.json)
 _CUT = "power.cut"  # a scenario's power cut (emulator/grid.py CUT_KEY)
 SCEN = _cfg.get("scenario")  # {"steps": [[at_us, {settings}], ...], "repeat", "period_us", "from", "next", "cycle"}
 TRUTH = {"import_wh": 0.0, "export_wh": 0.0, "q_import_varh": 0.0, "q_export_varh": 0.0, "s_vah": 0.0,
