@@ -14,16 +14,11 @@ from pathlib import Path
 import littlefs
 import pytest
 
+from host_tests.bench.clock import SCENARIO  # load steps, a cut at 70 s for 5 s, a sag, a lighter load
 from host_tests.emu import BIN
 
 pytestmark = pytest.mark.e2e
 
-SCENARIO = {"steps": [{"at": 0, "set": {"load.current": 5.0, "load.pf": 0.8, "load.type": "inductive"}},
-                      {"at": 40, "set": {"load.current": 12.0}},
-                      {"at": 70, "cut": 5},
-                      {"at": 100, "set": {"grid.sag": "0.7:2"}},
-                      {"at": 130, "set": {"load.current": 0.5, "load.type": "capacitive"}}],
-            "repeat": False}
 RUN_S = 180
 HOG = "while True:\n    pass\n"
 
