@@ -78,6 +78,7 @@ class _Direction:
         self.inflight: deque[tuple[float, bytes]] = deque()  # (arrival time, bytes) still on the wire
         self.line_free_at = 0.0
         self.bytes = 0
+        self.handed = 0  # of `bytes`, those through the faults and handed over (the rest is in flight)
         self.lost = 0
         self.corrupted = 0
         self.dropped = 0
@@ -119,6 +120,7 @@ class Wire(threading.Thread):
         # the VM's pty, and what the device prints is also handed to `on_output`
         self.gate: Callable[[bytes], None] | None = None
         self.on_output: Callable[[bytes], None] | None = None
+        self._read_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
 
@@ -177,10 +179,10 @@ class Wire(threading.Thread):
     def settle_output(self, timeout: float) -> None:
         """Wait until everything the device printed has been through the wire (the end of a recorded run)."""
         end = time.monotonic() + timeout
+        d = self.to_host
         while time.monotonic() < end:
-            if not self.to_host.inflight and _unread(self.dev_master) == 0:
-                time.sleep(0.05)  # one more turn of the pump
-                if not self.to_host.inflight and _unread(self.dev_master) == 0:
+            with self._read_lock:
+                if _unread(self.dev_master) == 0 and d.handed == d.bytes:
                     return
             time.sleep(0.01)
 
@@ -301,6 +303,7 @@ class Wire(threading.Thread):
         for d, to_device in ((self.to_dev, True), (self.to_host, False)):
             while d.inflight and d.inflight[0][0] <= now and (not to_device or self._settle is None):
                 _, data = d.inflight.popleft()
+                n = len(data)
                 data = self._faults(data, d)
                 if to_device and self.gate is not None:
                     self.gate(data)
@@ -312,17 +315,19 @@ class Wire(threading.Thread):
                         self._tee.write(data)
                     if self.on_output is not None:
                         self.on_output(data)
+                d.handed += n
 
     def _pump(self, fd: int, d: _Direction, now: float, rate: float, chunk: int, to_device: bool) -> None:
-        try:
-            data = os.read(fd, chunk)
-        except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.EIO):
-                return
-            raise
+        with self._read_lock:  # a read and its count together (settle_output looks at both)
+            try:
+                data = os.read(fd, chunk)
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EIO):
+                    return
+                raise
+            d.bytes += len(data)
         if not data:
             return
-        d.bytes += len(data)
         self._activity()
         if to_device and CTRL_B in data:
             self.raw_repl = False

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from emulator.grid import defaults
 from meterkit.boards import load_board
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +24,8 @@ UID = "a1b2c3d4e5f6"
 
 def vm(tmp_path: Path, board_id: str, body: str, uid: str = UID, grid: dict | None = None) -> dict:
     """Run `body` in the VM after importing the models for `board_id`; it sets `out` (a dict), returned here."""
-    cfg = {"board": load_board(board_id), "unique_id": uid, "grid": grid or {}}
+    board = load_board(board_id)
+    cfg = {"board": board, "unique_id": uid, "grid": dict(defaults(board), **(grid or {}))}  # the host sends all
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     script = tmp_path / "t.py"
     script.write_text("import json\nimport _emu_bus as bus\nimport _emu_clock as clock\nimport _emu_grid as grid\n"
