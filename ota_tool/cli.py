@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from . import bundle, image, keys, meter_info
-from .errors import ROLLED_BACK_EXIT, DeviceTimeout, OtaError, rejection_exit
+from .errors import DeviceTimeout, OtaError, rejection_exit
 from .link import MeterLink, run
 
 PORT_HELP = "Serial port of the meter: /dev/ttyUSB0, /dev/ttyACM0, or an emulator's STATE/console."
@@ -26,8 +26,7 @@ def main() -> None:
     8 image rejected (the reason is named), 9 not authorised (a locked meter needs a signed command: --key or
     --envelope), 10 image signature or signing key refused, 11 image for another board or loader, 12 downgrade
     (security counter too low or too far ahead), 13 no space (image larger than the slot), 14 the meter refused a
-    supply command or top-up token (the reason is named), 15 the test boot of a pushed image failed and the meter
-    rolled back (its reason is shown).
+    supply command or top-up token (the reason is named).
     """
     # smpclient logs every retried timeout with the whole request; ota reports lost frames itself
     logging.getLogger("smpclient").setLevel(logging.CRITICAL)
@@ -349,8 +348,7 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
 
     \b
     Exit codes as for every command; 8-13 when the meter (or the local check) rejects the image, naming the
-    reason; 15 when the meter installed it but runs another image after the reset (the test boot failed and it
-    rolled back; the reason from its event log is shown). A locked meter installs only with a signed command: give --key (command role) or --envelope files for
+    reason. A locked meter installs only with a signed command: give --key (command role) or --envelope files for
     image.state and os.reset. Rerunning after an interruption resumes the upload where it stopped.
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
@@ -371,7 +369,6 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
     async def go():
         async with MeterLink(port, baud, timeout) as link:
             before = await meter_info.app_version(link)
-            seq0 = await _newest_event(link) if mode_ else None
             if as_json:
                 r = await pushing.push(link, data)
             else:
@@ -386,24 +383,10 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
                 await pushing.activate(link, r.image_hash, permanent=(mode_ == "confirm"), authority=authority)
         if mode_:
             r.after, r.slots = await _after_reset(port, baud, timeout, booted, wait=reset_wait)
-            running = next((s_ for s_ in r.slots if s_["active"]), {})
-            if r.image_hash and running.get("hash") != r.image_hash.hex():
-                # the meter runs another image than the one just installed: the test boot (or install) failed
-                # and the loader went back; its event log says why (424, rolled back)
-                async with MeterLink(port, baud, timeout) as link:
-                    why = await _rollback_reason(link, seq0)
-                raise TestBootFailed(r, why)
         return r
 
     try:
         r = run(go())
-    except TestBootFailed as e:
-        if as_json:
-            click.echo(json.dumps({"state": "rolled-back", "version": e.result.version, "before": e.result.before,
-                                   "after": e.result.after, "reason": e.reason, "slots": e.result.slots,
-                                   "exit": e.exit_code}))
-        click.echo(f"ota: {e}", err=True)
-        sys.exit(e.exit_code)
     except pushing.UpdateRejected as e:
         if as_json:
             click.echo(json.dumps({"state": "rejected", "reason": e.reason, "exit": e.exit_code}))
@@ -427,41 +410,6 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
             running = next((s_ for s_ in r.slots if s_["active"]), {})
             kind = "confirmed" if running.get("confirmed") else "test boot, not yet confirmed"
             click.echo(f"meter now runs {r.after} ({kind}); it ran {r.before} before")
-
-
-class TestBootFailed(OtaError):
-    """The image was installed, but the meter runs another one after its reset: it rolled back."""
-
-    exit_code = ROLLED_BACK_EXIT
-
-    def __init__(self, result, reason: str | None):
-        self.result = result
-        self.reason = reason
-        why = f" (event 424: {reason})" if reason else " (the meter's event log gave no reason)"
-        super().__init__(f"test boot of {result.version} failed, the meter rolled back to {result.after}{why}")
-
-
-async def _newest_event(link: MeterLink) -> int | None:
-    """The sequence number of the meter's newest event, None when its app has no event log to read."""
-    from . import supply
-
-    try:
-        evs = await supply.events(link)
-    except OtaError:
-        return None
-    return evs[-1]["seq"] if evs else 0
-
-
-async def _rollback_reason(link: MeterLink, since: int | None) -> str | None:
-    """The detail of the newest 'rolled back' event (424) logged after sequence `since`."""
-    from . import supply
-
-    try:
-        evs = await supply.events(link, since or 0)
-    except OtaError:
-        return None
-    back = [e for e in evs if e["code"] == supply.ROLLED_BACK_EVENT]
-    return back[-1]["detail"] if back else None
 
 
 async def _after_reset(port: str, baud: int, timeout: float, booted: int | None = None,

@@ -33,7 +33,6 @@ class DeviceRefused(OtaError):
 # Exit codes for an image rejected by the meter (or by the local check), by the policy's reason code
 # (docs/image-format.md lists them); any other reason exits 8.
 REJECTED_EXIT = 8
-ROLLED_BACK_EXIT = 15  # `ota push --test/--confirm`: installed, but the meter went back to the previous image
 REASON_EXIT = {
     "unknown-key": 10, "bad-signature": 10, "development-key-refused": 10,
     "wrong-board": 11, "loader-api": 11,

@@ -42,7 +42,6 @@ RC_WORDS = {RC_NOT_AUTHORISED: "not authorised", RC_TOKEN_REFUSED: "token refuse
             RC_BAD_REQUEST: "bad request", RC_NOT_ALLOWED: "not allowed now"}
 STATES = {0: "disconnected", 1: "connected", 2: "ready for reconnection"}
 # event codes (firmware/app/events.py)
-ROLLED_BACK_EVENT = 424  # IS 15959-style code the app logs when the loader went back to the previous image
 EVENTS = {101: "power fail", 102: "power restored", 151: "clock set", 251: "cover opened (tamper)",
           301: "load disconnected",
           302: "load connected", 303: "relay fault", 401: "credit alert", 402: "credit exhausted",
