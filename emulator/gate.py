@@ -10,7 +10,6 @@ same stamps; a stamp the firmware does not reach, or reaches at another device t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .recording import Recorder, Recording
@@ -23,10 +22,6 @@ if TYPE_CHECKING:
 GATED = frozenset({"grid", "scenario", "input", "adc", "advance", "run", "speed", "drift", "cut_at"})
 CONSOLE_MAX = 512  # console bytes handed over at one point: about a board's UART receive buffer
 READABLE_TIMEOUT = 2.0  # wall seconds for written console bytes to become readable on the VM's side
-
-
-class Divergence(Exception):
-    pass
 
 
 class InputGate:
@@ -216,7 +211,3 @@ class InputGate:
     def finished(self) -> bool:
         return self.recording is not None and self.next >= len(self.recording.events)
 
-
-def reply_or_none(reply: Callable[[dict], None] | None, msg: dict) -> None:
-    if reply is not None:
-        reply(msg)

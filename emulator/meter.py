@@ -26,7 +26,7 @@ from .errors import StateCorrupt, VmMissing
 from .gate import InputGate
 from .recording import Recording
 from .statedir import StateDir
-from .supervisor import BOOT_TIMEOUT, CUT_TIMEOUT, SHIM_HEAP_EXTRA, WDT_WALL_SLACK, micropython_path
+from .supervisor import BOOT_TIMEOUT, CUT_TIMEOUT, SHIM_HEAP_EXTRA, WDT_CPU_CHECK_S, WDT_WALL_SLACK, micropython_path
 from .verbs import ControlVerbs
 from .wire import CTRL_C, Wire
 from .world import PRESSABLE, parse_speed
@@ -75,6 +75,7 @@ class Meter(ControlVerbs):
         self.releases: list[tuple[float, int, int]] = []
         self.wdt_deadline: float | None = None  # VM CPU seconds
         self.wdt_wall_deadline = 0.0
+        self.wdt_cpu_checked = 0.0  # monotonic time of the last look at the VM's CPU time
         self.armed_cut: dict | None = None  # a cut not yet reached carries over a reset: the rest counts on
         self.pending_queries: dict[int, Callable[[dict | None], None]] = {}
         self.query_deadlines: dict[int, float] = {}
@@ -293,8 +294,8 @@ class Meter(ControlVerbs):
                     self._power_on()
                 elif self.gate.finished():
                     self.stopping = True
-            if (self.wdt_deadline is not None and self.powered
-                    and (now >= self.wdt_wall_deadline or self._vm_cpu_s() >= self.wdt_deadline)):
+            if (self.wdt_deadline is not None and self.powered and now >= self.wdt_cpu_checked + WDT_CPU_CHECK_S
+                    and (now >= self.wdt_wall_deadline or self._cpu_check() >= self.wdt_deadline)):
                 self.announce("emulator: watchdog reset")
                 self._restart("wdt")
             for qid, until in list(self.query_deadlines.items()):

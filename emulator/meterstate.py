@@ -59,6 +59,7 @@ class MeterState:
     armed_cut: dict | None
     wdt_deadline: float | None
     wdt_wall_deadline: float
+    wdt_cpu_checked: float
     # the hardware around the MCU
     inputs: dict[int, int]
     outputs: dict[int, int]

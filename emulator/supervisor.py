@@ -29,6 +29,7 @@ WORD_SCALE = 2
 SHIM_HEAP_EXTRA = 80 * 1024
 BOOT_TIMEOUT = 20.0  # wall seconds for a VM to connect to the bus
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts CPU time in these
+WDT_CPU_CHECK_S = 0.1  # the backstop reads /proc at most this often (the loop runs at every bus message)
 WDT_WALL_SLACK = 3  # the watchdog backstop in wall time: this many times the timeout (a busy host's slack)
 CUT_TIMEOUT = 1.0  # wall seconds a VM gets to halt at its next bus pump for a precise power cut
 # The VM answers queries from its idle wait; one that sits in the REPL or in a long computation does not.
@@ -79,6 +80,10 @@ class Supervisor(MeterState):
         threading.Thread(target=self._watch_exit, args=(self.proc,), daemon=True).start()
         if not self.bus.accept(BOOT_TIMEOUT):
             raise VmMissing("the MicroPython VM did not connect to the emulator (see the console for its output)")
+
+    def _cpu_check(self) -> float:
+        self.wdt_cpu_checked = time.monotonic()
+        return self._vm_cpu_s()
 
     def _vm_cpu_s(self) -> float:
         """CPU seconds the VM process has used (user + system), 0 when there is none."""
