@@ -25,7 +25,7 @@ async def run(ctx, heartbeat):
     while heartbeat.beats < BEATS_NEEDED or not _smp_answers(ctx.server):
         if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
             update.event("self-test-failed", "slot %s" % ctx.slot)
-            ctx.reset_now()
+            ctx.reset_now("self-test not passed in %d s" % (CONFIRM_TIMEOUT_MS // 1000))
         await asyncio.sleep_ms(250)
     if ctx.test_boot:
         update.confirm(ctx.slot)

@@ -4,7 +4,9 @@ packet = base64( u16 BE (len(frame)+2) || frame || u16 BE CRC-16/XMODEM(frame) )
 lines of at most line_max bytes (marker and '\\n' included): the first line starts 0x06 0x09, continuation lines
 0x04 0x14, every line ends with '\\n'.
 
-Decoder(max_frame).feed_bytes(buf) returns None or a list of completed frames (bytes). Receiving rules:
+Decoder(max_frame).feed_bytes(buf) returns None or a list of completed frames (bytes); with `on_frame` set, each
+completed frame is instead handed to on_frame(memoryview) as it completes, a view of the decoder's own buffer valid
+only during the call (no copy of the frame is made). Receiving rules:
 - Markers are recognised anywhere outside an SMP line, not only at a line start (0x06/0x04 never occur in typed
   text or REPL output), so a packet right after a partial line of text is still found. Everything outside SMP lines
   (text, REPL noise, stray bytes) is ignored, also between the lines of one packet.
@@ -67,43 +69,64 @@ def crc16_xmodem(data, crc=0):
     return crc
 
 
-def encode(frame, line_max=LINE_MAX):
-    """Return the serial packet for one SMP frame: all its lines concatenated."""
-    n = len(frame)
+# one line's raw bytes (93 for 124 base64 characters) and the line itself, kept for every packet written: a reply
+# allocates one line's base64 at a time, never a copy of the whole packet (the heap may be in small pieces)
+_STAGE = bytearray(((LINE_MAX - 3) // 4) * 3)
+_LINE_OUT = bytearray(LINE_MAX)
+
+
+def write(out, parts, line_max=LINE_MAX):
+    """Write the serial packet of one SMP frame, the concatenation of the tuple of bytes-likes `parts`, to stream
+    `out`, one write per line. With the default line_max it allocates one line's base64 at a time and nothing the
+    size of the frame."""
+    n = 0
+    crc = 0
+    for p in parts:
+        n += len(p)
+        crc = crc16_xmodem(p, crc)
     if n > 0xFFFD:
         raise ValueError("frame too long")
-    per = ((line_max - 3) // 4) * 4  # base64 characters per line
-    if per < 4:
+    per = ((line_max - 3) // 4) * 3  # raw bytes per line: 4 base64 characters for each 3
+    if per < 3:
         raise ValueError("line_max too small")
-    raw = bytearray(n + 4)
-    raw[0] = (n + 2) >> 8
-    raw[1] = (n + 2) & 0xFF
-    raw[2 : n + 2] = frame
-    crc = crc16_xmodem(frame)
-    raw[n + 2] = crc >> 8
-    raw[n + 3] = crc & 0xFF
-    b64 = b2a_base64(raw, newline=False)  # type: ignore[arg-type]  # any buffer works
-    total = len(b64)
-    lines = (total + per - 1) // per
-    out = bytearray(total + 3 * lines)
-    mv = memoryview(out)
-    src = memoryview(b64)
-    o = 0
-    i = 0
-    while i < total:
-        if i == 0:
-            out[o] = _PKT_1
-            out[o + 1] = _PKT_2
-        else:
-            out[o] = _FRAG_1
-            out[o + 1] = _FRAG_2
-        k = min(per, total - i)
-        mv[o + 2 : o + 2 + k] = src[i : i + k]
-        o += 2 + k
-        out[o] = _NL
-        o += 1
-        i += k
-    return bytes(out)
+    stage, ln = (_STAGE, _LINE_OUT) if line_max <= LINE_MAX else (bytearray(per), bytearray(line_max))
+    st = memoryview(stage)
+    st[0] = (n + 2) >> 8
+    st[1] = (n + 2) & 0xFF
+    k = 2  # bytes in the stage
+    marker = _PKT_1 << 8 | _PKT_2
+    for p in parts + (bytes((crc >> 8, crc & 0xFF)),):
+        mv = memoryview(p)
+        i = 0
+        while i < len(p):
+            if k == per:
+                _line(out, ln, marker, st[:k])
+                marker = _FRAG_1 << 8 | _FRAG_2
+                k = 0
+            m = min(per - k, len(p) - i)
+            st[k : k + m] = mv[i : i + m]
+            k += m
+            i += m
+    _line(out, ln, marker, st[:k])
+
+
+def _line(out, ln, marker, raw):
+    b = b2a_base64(raw, newline=False)  # type: ignore[arg-type]  # any buffer works
+    m = len(b)
+    ln[0] = marker >> 8
+    ln[1] = marker & 0xFF
+    ln[2 : 2 + m] = b
+    ln[2 + m] = _NL
+    out.write(memoryview(ln)[: 3 + m])
+
+
+def encode(frame, line_max=LINE_MAX):
+    """Return the serial packet for one SMP frame: all its lines concatenated."""
+    from io import BytesIO
+
+    out = BytesIO()
+    write(out, (frame,), line_max)
+    return out.getvalue()
 
 
 def _find_marker(buf, i, end):
@@ -127,6 +150,7 @@ class Decoder:
         self.format_errors = 0
         self.overflows = 0
         self.crc_errors = 0
+        self.on_frame = None
         self.reset()
 
     def reset(self):
@@ -203,7 +227,10 @@ class Decoder:
             self.crc_errors += 1
             return None
         self.frames += 1
-        return bytes(self._fmv[2 : need - 2])
+        if self.on_frame is None:
+            return bytes(self._fmv[2 : need - 2])
+        self.on_frame(self._fmv[2 : need - 2])
+        return None
 
     def feed(self, b):
         """Feed one received byte (an int); returns a completed frame or None."""

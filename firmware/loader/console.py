@@ -1,5 +1,5 @@
 # The serial console as an SMP transport: bytes from the console are fed to the SMP serial decoder, whole request
-# packets go to the SMP server, responses are framed and written in one piece. Text that is not an SMP line (a human
+# packets go to the SMP server, responses are framed and written line by line. Text that is not an SMP line (a human
 # typing, REPL noise) is ignored. Log lines are written only between frames, so they never split an SMP line.
 import select
 import sys
@@ -7,7 +7,9 @@ import sys
 import smp_serial
 from loader import smp
 
-_DRAIN_MAX = 4096  # bytes taken from the console per service call, so other tasks keep running
+# bytes taken from the console per service call, so other tasks keep running; a board's UART buffer holds less, and
+# the decoder keeps a packet's state between calls (4 KB here held 3 KB of heap for nothing)
+_DRAIN_MAX = 1024
 
 
 class Console:
@@ -18,6 +20,7 @@ class Console:
         self._poll = select.poll()
         self._poll.register(self._in, select.POLLIN)
         self.decoder = smp_serial.Decoder(smp.BUF_SIZE)
+        self.decoder.on_frame = self.answer  # each request is answered from the decoder's buffer, never copied
         self._chunk = bytearray(_DRAIN_MAX)
 
     def pending(self, timeout_ms=0):
@@ -36,16 +39,17 @@ class Console:
             buf[n] = b[0]
             n += 1
         if n:
-            frames = self.decoder.feed_bytes(memoryview(buf)[:n])
-            if frames:
-                for frame in frames:
-                    self.answer(frame)
+            self.decoder.feed_bytes(memoryview(buf)[:n])
         return n
 
     def answer(self, frame):
-        rsp = self.server.handle(frame)
+        rsp = self.server.respond(frame)
         if rsp is not None:
-            self._out.write(smp_serial.encode(rsp))
+            try:
+                smp_serial.write(self._out, rsp)  # line by line: no copy of the whole packet is made
+            except MemoryError:  # a line's base64 found no room: the host sees no (or a broken) answer and retries
+                self.server.errors += 1
+            rsp = None  # its room is free for the work after the reply
             after = self.server.after_reply
             if after is not None:
                 self.server.after_reply = None

@@ -45,7 +45,16 @@ class Context:
         else:
             self.server.after_reply = self.reset_now
 
-    def reset_now(self):
+    def reset_now(self, why="reset requested before confirm"):
+        """Reset the board. On a test boot `why` (a text or an exception) is recorded first: the rollback at the next
+        boot reports it (loader/update.py test_failed)."""
+        if self.test_boot:
+            try:
+                from loader import update
+
+                update.test_failed(why)
+            except Exception:  # nothing may stand in the way of the reset
+                pass
         for fn in self.before_reset:
             try:
                 fn()

@@ -3,11 +3,14 @@
 # so no client times out waiting), state read, state write (install at next boot, confirm) and erase of the staged
 # upload. On a locked meter, state write and erase need a signed command envelope; upload stays open (the image
 # authenticates itself). Lives in the loader so recovery mode serves it too.
+# The two reads keep their last reply encoded and answer with it while nothing it shows has changed: after hours of
+# metering the heap is in small pieces, and a read must not need a large one (docs/smp-groups.md).
 import os
 
 from micropython import const
 
-from loader import image, mode, smp, store, strict
+import cbor
+from loader import LOADER_API, image, mode, smp, store, strict
 
 CMD_STATE = const(0)
 CMD_UPLOAD = const(1)
@@ -93,12 +96,17 @@ class ImageGroup:
 
         bundle.reserve_window()
         self._facts = {}  # slot name -> (version, hash, bootable): see _slot_facts
+        self._other = None  # the other slot, when it holds a manifest
         if ctx.slot is not None:  # while the heap is whole: both slots' facts for every image state read
             from loader import slots
 
             self._slot_facts(ctx.slot, True)
             if store.exists(slots.path(slots.other(ctx.slot)) + "/" + slots.MANIFEST):
-                self._slot_facts(slots.other(ctx.slot), False)
+                self._other = slots.other(ctx.slot)
+                self._slot_facts(self._other, False)
+        self.keys, self.keys_dev = _image_keys()
+        self._seen = None  # update.changes when the records below were read (see _fresh)
+        self._replies = [None, None, None, None]  # key, encoded state read; key, encoded update status
         try:
             boots = store.read_json("meter/boots.json", {})
         except ValueError:
@@ -106,13 +114,53 @@ class ImageGroup:
         self.boot = boots.get("boots", 0) if isinstance(boots, dict) and strict.is_int(boots.get("boots"), 0) else 0  # tells a client the meter rebooted
         if self.rec and _size(STAGING) == self.rec["len"]:
             self.verify_staged()  # a complete upload survived a reset: judge it again, nothing is trusted from before
+        self._prebuild()  # while the heap is whole
 
     def register(self, server):
-        server.register(smp.GROUP_IMAGE, CMD_STATE, self.state_read, write=False)
+        server.register(smp.GROUP_IMAGE, CMD_STATE, self._state_reply, write=False)
         server.register(smp.GROUP_IMAGE, CMD_STATE, self.state_write, read=False)
         server.register(smp.GROUP_IMAGE, CMD_UPLOAD, self.upload, read=False)
         server.register(smp.GROUP_IMAGE, CMD_ERASE, self.erase, read=False)
-        server.register(GROUP_METER, CMD_UPDATE_STATUS, self.update_status, write=False)
+        server.register(GROUP_METER, CMD_UPDATE_STATUS, self._status_reply, write=False)
+
+    # -- the reads' replies ----------------------------------------------------------------------------------------
+    def _fresh(self):
+        """Read again what this boot may change behind the group's back (an install request, a confirmation by the
+        app's self-test, a failed test boot): only after such a change, never at every read."""
+        from loader import slots, update
+
+        if self._seen == update.changes:
+            return
+        st = slots.read_state()
+        self.counter = stored_counter()
+        self.other_confirmed = self._other is not None and st["confirmed"] == self._other
+        self.pending = update.pending()
+        self.trial = None if self.pending else update.trial(st)  # a new request: its test boot is yet to come
+        self._seen = update.changes
+
+    def _prebuild(self):
+        try:
+            self._state_reply({})
+            self._status_reply({})
+        except MemoryError:
+            pass  # encoded at the next read
+
+    def _reply(self, i, key, build):
+        r = self._replies
+        if r[i] != key:
+            r[i + 1] = None  # the old reply's room first
+            r[i + 1] = cbor.dumps(build({}))
+            r[i] = key
+        return r[i + 1]
+
+    def _state_reply(self, req):
+        self._fresh()
+        return self._reply(0, (self.state, self.staged, self.ctx.test_boot, self._seen), self.state_read)
+
+    def _status_reply(self, req):
+        self._fresh()
+        return self._reply(2, (self.state, self.reason, self.refused, _size(STAGING), self.rec and self.rec["len"],
+                               self.staged, self._seen), self.update_status)
 
     # -- upload ------------------------------------------------------------------------------------------------
     def _start(self, length, sha, first):
@@ -177,11 +225,17 @@ class ImageGroup:
         return file_sha256(STAGING)
 
     def verify_staged(self):
-        """Check the complete upload with the signed-image policy; a rejected upload is deleted."""
+        """Check the complete upload with the signed-image policy; a rejected upload is deleted. The reads' replies
+        are encoded again at once, as verification's garbage is collected (the host reads them next)."""
         import gc
 
         gc.collect()  # the inflate window needs 4 KB in one piece
-        from loader import LOADER_API, bundle, trust
+        self._verify()
+        gc.collect()
+        self._prebuild()
+
+    def _verify(self):
+        from loader import bundle, trust
 
         board = self.ctx.board
         try:
@@ -244,21 +298,17 @@ class ImageGroup:
                 "confirmed": confirmed, "active": active, "permanent": False}
 
     def state_read(self, req):
-        from loader import slots, update
-
+        self._fresh()
         images = []
         if self.ctx.slot is not None:
             images.append(self._slot_entry(0, self.ctx.slot, True, not self.ctx.test_boot))
-        req_ = update.pending()
+        req_ = self.pending
         if self.state == ST_ACCEPTED and self.staged:
             images.append({"slot": 1, "version": version_text(self.staged["version"]), "hash": self.staged["hash"],
                            "bootable": True, "pending": req_ is not None, "confirmed": False, "active": False,
                            "permanent": bool(req_ and req_.get("permanent"))})
-        elif self.ctx.slot is not None:
-            other = slots.other(self.ctx.slot)
-            if store.exists(slots.path(other) + "/" + slots.MANIFEST):
-                st = slots.read_state()
-                images.append(self._slot_entry(1, other, False, st.get("confirmed") == other))
+        elif self._other is not None:
+            images.append(self._slot_entry(1, self._other, False, self.other_confirmed))
         return {"images": images}
 
     def state_write(self, req):
@@ -312,9 +362,35 @@ class ImageGroup:
         self.refused = ""
 
     def update_status(self, req):
+        """What a host needs to judge an image before sending it (mode, counter, loader API, budget, keys) and how the
+        latest test boot ended (trial); docs/smp-groups.md."""
+        self._fresh()
         out = {"state": self.state, "reason": self.reason, "received": _size(STAGING),
-               "length": self.rec["len"] if self.rec else 0, "refused": self.refused, "boot": self.boot}
+               "length": self.rec["len"] if self.rec else 0, "refused": self.refused, "boot": self.boot,
+               "mode": self.ctx.mode, "counter": self.counter, "max_step": MAX_COUNTER_STEP, "loader_api": LOADER_API,
+               "budget": self.budget, "image_keys": self.keys, "image_keys_dev": self.keys_dev}
         if self.staged:
             out["image_version"] = self.staged["version"]
             out["hash"] = self.staged["hash"]
+        if self.trial:
+            out["trial"] = self.trial
         return out
+
+
+def _image_keys():
+    """(first 8 bytes of each image-role key's keyhash, whether each is a development key) as the trust store lists
+    them. Its root signature is not checked here (a check costs a signature verification and the verifier's tables
+    on every boot): a store that fails it trusts nothing, and the meter then rejects every image (unknown-key)."""
+    from loader import trust
+
+    keys = []
+    dev = []
+    raw = store.read_bytes(trust.PATH)
+    try:
+        for k in trust.parse(raw)[0]["keys"] if raw else ():
+            if image.ROLE_IMAGE in k["roles"]:
+                keys.append(image.keyhash(k["key"])[:8])
+                dev.append(k.get("dev") is True)
+    except trust.TrustError:
+        pass
+    return keys, dev

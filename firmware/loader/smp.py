@@ -62,6 +62,13 @@ class Server:
 
     def handle(self, frame):
         """The response packet for one request packet, or None for packets that get no answer."""
+        r = self.respond(frame)
+        return None if r is None else r[0] + r[1]
+
+    def respond(self, frame):
+        """(header, body) of the response to one request packet, or None for packets that get no answer. A handler
+        returns its response map, or bytes: the map already encoded (a reply kept from an earlier request). A read
+        the heap cannot serve is answered once more after a collection, then EBUSY (retry); a write, ENOMEM."""
         if len(frame) < HEADER_SIZE:
             return None
         b0 = frame[0]
@@ -69,34 +76,46 @@ class Server:
         if op not in (OP_READ, OP_WRITE):
             return None
         version = (b0 >> 3) & 3
-        length = (frame[2] << 8) | frame[3]
         group = (frame[4] << 8) | frame[5]
-        seq = frame[6]
-        cmd = frame[7]
         self.requests += 1
         try:
-            if length != len(frame) - HEADER_SIZE:
+            body = self._body(frame, group, op)
+        except MemoryError:
+            body = None
+            if op == OP_READ:  # a read changes nothing: what the failed attempt left is collected, then once more
+                import gc
+
+                gc.collect()
+                try:
+                    body = self._body(frame, group, op)
+                except MemoryError:
+                    pass
+            if body is None:
+                self.errors += 1
+                body = _rc(EBUSY if op == OP_READ else ENOMEM)
+        return header(version, op + 1, len(body), group, frame[6], frame[7]), body
+
+    def _body(self, frame, group, op):
+        try:
+            if ((frame[2] << 8) | frame[3]) != len(frame) - HEADER_SIZE:
                 raise SmpError(EINVAL)
             try:
-                req = cbor.loads(memoryview(frame)[HEADER_SIZE:]) if length else {}
+                req = cbor.loads(memoryview(frame)[HEADER_SIZE:]) if len(frame) > HEADER_SIZE else {}
             except ValueError:
                 raise SmpError(EINVAL) from None
             if not isinstance(req, dict):
                 raise SmpError(EINVAL)
-            fn = self._handlers.get((group, cmd, op))
+            fn = self._handlers.get((group, frame[7], op))
             if fn is None:
                 raise SmpError(ENOTSUP)
             rsp = fn(req)
+            return rsp if type(rsp) is bytes else cbor.dumps(rsp)
         except SmpError as e:
             self.errors += 1
-            rsp = self._error(version, group, e)
-        except MemoryError:
-            self.errors += 1
-            rsp = {"rc": ENOMEM}
-        body = cbor.dumps(rsp)
-        return header(version, op + 1, len(body), group, seq, cmd) + body
+            if (frame[0] >> 3) & 3 and e.group_rc is not None:
+                return cbor.dumps({"err": {"group": group, "rc": e.group_rc}})
+            return _rc(e.rc)
 
-    def _error(self, version, group, e):
-        if version >= 1 and e.group_rc is not None:
-            return {"err": {"group": group, "rc": e.group_rc}}
-        return {"rc": e.rc}
+
+def _rc(rc):
+    return bytes((0xA1, 0x62, 0x72, 0x63, rc))  # CBOR {"rc": rc} for rc < 24

@@ -9,18 +9,18 @@ from loader import mode, slots, update
 TEST_WDT_MS = 8000  # a test boot that hangs this long is reset, and the reset reverts it
 
 
-def choose(board):
+def choose(board, wdt=False):
     """Install a pending update, then pick the slot to boot: (name, manifest, test boot?), name None when neither
-    slot holds a valid app. Pure filesystem work (the power-cut sweeps run it on CPython over littlefs)."""
+    slot holds a valid app; `wdt`: the watchdog reset the board (a test boot that hung). Pure filesystem work (the
+    power-cut sweeps run it on CPython over littlefs)."""
     if update.pending():
         update.install(board)
-    first, test = update.boot_choice()
+    first, test = update.boot_choice(None, wdt)
     name, manifest, problems = slots.select(board["id"], first)
     for slot, why in problems:
         print("loader: slot %s not bootable: %s" % (slot, why))
     if test and name != first:
-        update.event("rollback", "slot %s not bootable" % first)
-        update.boot_choice()  # tries is 1 now: this reverts the pointer file
+        update.boot_choice("not bootable: " + problems[0][1])  # tries is 1 now: this reverts the pointer file
         test = False
     return name, manifest, test
 
@@ -36,7 +36,9 @@ def run():
         return
     if update.pending() and str(update.install(ctx.board)).startswith("loader:"):
         ctx.reset_now()  # stage 0 starts the new loader on its test boot
-    name, manifest, test = choose(ctx.board)
+    import machine
+
+    name, manifest, test = choose(ctx.board, machine.reset_cause() == machine.WDT_RESET)
     if name is None:
         from loader import recovery
 
@@ -51,8 +53,6 @@ def run():
     test = test or ctx.loader_test
     ctx.test_boot = test
     if test:
-        import machine
-
         ctx.wdt = machine.WDT(timeout=TEST_WDT_MS)
     ctx.slot = name
     ctx.slot_path = slots.path(name)
@@ -80,6 +80,5 @@ def run():
     except Exception as e:
         sys.print_exception(e)
         if ctx.mode != mode.DEVELOPMENT or ctx.test_boot:
-            # a failing test boot resets at once: the reset reverts it
-            ctx.reset_now()
+            ctx.reset_now(e)  # a failing test boot resets at once: the reset reverts it, the rollback names e
         raise

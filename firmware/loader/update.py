@@ -1,10 +1,14 @@
 # Installing a verified upload and the test-boot state machine (docs/update-state-machine.md).
 #   meter/update.json   {"hash": hex, "permanent": bool}: install the staged upload at the next boot
-#   meter/slots.json    {"active": s, "confirmed": s, "test": s|None, "tries": n, "permanent": bool}
+#   meter/slots.json    {"active": s, "confirmed": s, "test": s|None, "tries": n, "permanent": bool, "trial": t}
+#   t, the latest test boot: {"hash": hex, "version": v, "outcome": testing|confirmed|rolled-back, "reason": why}
 # Install happens in the loader at boot, as MCUboot does: the staged image is verified again, its files are written
 # into the inactive slot with the manifest last (a slot is only valid once every file matches it), then the pointer
 # file names the slot under test, then the request is removed. A power cut at any point leaves the request in place
 # and the install is simply done again. A test boot that is not confirmed before the next reset reverts.
+# The trial rides in the same write as each change of the slots it describes (install, confirm, rollback), so it can
+# never disagree with them; a test boot that fails writes why into it before its reset (one more write of the same
+# record: a cut there loses only the reason, and the rollback then gives a general one).
 import hashlib
 import os
 import time
@@ -21,10 +25,22 @@ BURST_MS = 30000  # refused commands write this log at most once in this long (a
 _PENDING_MAX = 8
 _pending = [("", "")][:0]
 _sink = [lambda kind, detail: None][:0]
+TESTING = "testing"
+CONFIRMED = "confirmed"
+ROLLED_BACK = "rolled-back"
+NOT_CONFIRMED = "not confirmed before reset"
+REASON_MAX = 64
+changes = 0  # counts this boot's install requests, confirmations and failed test boots (for readers' caches)
+
+
+def _changed():
+    global changes
+    changes += 1
 
 
 def request(hash_bytes, permanent):
     store.write_json(UPDATE, {"hash": hash_bytes.hex(), "permanent": bool(permanent)})
+    _changed()
 
 
 def pending():
@@ -131,6 +147,7 @@ def install(board):
     st["test"] = target
     st["tries"] = 0
     st["permanent"] = req.get("permanent") is True  # only a true permanent skips the test boot
+    st["trial"] = {"hash": info["sha256"].hex(), "version": info["version"], "outcome": TESTING, "reason": ""}
     st.setdefault("confirmed", st["active"])
     store.write_json(slots.STATE, st)
     os.remove(UPDATE)
@@ -192,22 +209,35 @@ def _unpack(s, m, root):
 
 
 def _forget():
-    for p in (UPDATE,):
-        try:
-            os.remove(p)
-        except OSError:
-            pass
+    """Drop a refused install request: first the trial of the test boot before it (no test boot followed this
+    request), then the request (a cut between the two: the request is refused again at the next boot)."""
+    st = slots.read_state()
+    if st.pop("trial", None) is not None:
+        store.write_json(slots.STATE, st)
+    try:
+        os.remove(UPDATE)
+    except OSError:
+        pass
 
 
-def boot_choice():
-    """The slot to try first and whether this is a test boot; reverts a test boot that was not confirmed."""
+def boot_choice(why=None, wdt=False):
+    """The slot to try first and whether this is a test boot; reverts a test boot that was not confirmed. Why it
+    failed: `why` from the caller (the slot is not bootable), else what the test boot recorded (test_failed), else
+    the watchdog (`wdt`: the reset cause), else NOT_CONFIRMED; it goes into the trial and the rollback event."""
     st = slots.read_state()
     test = st.get("test")
     if test:
         if st.get("tries", 0) != 0:  # any other value than a first try (a damaged record too): revert
             back = st.get("confirmed") or st["active"]
-            event("rollback", "slot %s was not confirmed" % test)
+            t = st.get("trial")
+            r = t.get("reason") if isinstance(t, dict) else None
+            why = why or (r if r and type(r) is str else ("watchdog" if wdt else NOT_CONFIRMED))
+            event("rollback", "slot %s %s" % (test, why if why[:4] == "not " else "not confirmed: " + why))
             st = {"active": back, "confirmed": back, "test": None, "tries": 0}
+            if isinstance(t, dict):
+                t["outcome"] = ROLLED_BACK
+                t["reason"] = why[:REASON_MAX]
+                st["trial"] = t
             store.write_json(slots.STATE, st)
             return back, False
         if st.get("permanent"):
@@ -242,14 +272,49 @@ def confirm(slot):
     # the counter first: a cut between the two writes leaves the counter raised and the old app running (safe),
     # never the new app confirmed with the old counter (which would let the older images back in)
     _raise_counter(info)
-    store.write_json(slots.STATE, {"active": slot, "confirmed": slot, "test": None, "tries": 0})
+    new = {"active": slot, "confirmed": slot, "test": None, "tries": 0}
+    t = st.get("trial")
+    if isinstance(t, dict):
+        t["outcome"] = CONFIRMED
+        t["reason"] = ""
+        new["trial"] = t
+    store.write_json(slots.STATE, new)
     for p in (STAGING, UPLOAD_REC):
         try:
             os.remove(p)
         except OSError:
             pass
     event("confirmed", "slot %s %s" % (slot, info.get("version", "")))
+    _changed()
     return True
+
+
+def test_failed(why):
+    """Record why the running test boot failed (a text, or the exception the app raised: "ValueError: ..."), before
+    the reset that reverts it; the rollback at the next boot reports it."""
+    if isinstance(why, BaseException):
+        m = str(why)
+        why = type(why).__name__ + (": " + m if m else "")
+    st = slots.read_state()
+    t = st.get("trial")
+    if st["test"] and st.get("tries") == 1 and isinstance(t, dict):
+        t["reason"] = why[:REASON_MAX]
+        store.write_json(slots.STATE, st)
+        _changed()
+
+
+def trial(st):
+    """The latest test boot from slots.json's dict `st` ({hash: bytes, version, outcome, reason}), or None when there
+    is none or it has another shape."""
+    t = st.get("trial")
+    try:
+        if (type(t["version"]) is type(t["reason"]) is str and t["outcome"] in (TESTING, CONFIRMED, ROLLED_BACK)
+                and len(t["hash"]) == 64):
+            return {"hash": bytes.fromhex(t["hash"]), "version": t["version"], "outcome": t["outcome"],
+                    "reason": t["reason"]}
+    except (TypeError, KeyError, ValueError):
+        pass
+    return None
 
 
 def _raise_counter(info):

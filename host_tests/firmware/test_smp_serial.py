@@ -115,6 +115,38 @@ def test_encode_2k_frame_and_line_limits():
     assert len(lines_of(smp_serial.encode(f))) == 23  # 2052 bytes -> 2736 characters / 124
 
 
+def test_write_sends_the_packet_of_its_parts_line_by_line():
+    class Lines:
+        def __init__(self):
+            self.writes = []
+
+        def write(self, b):
+            self.writes.append(bytes(b))
+
+    for n in (0, 1, 90, 91, 92, 93, 94, 200, 2048):
+        f = frame_of(n, n + 1)
+        for cut in (0, 8, n // 2, n):
+            out = Lines()
+            smp_serial.write(out, (f[:cut], f[cut:]))
+            assert b"".join(out.writes) == smp_serial.encode(f), (n, cut)
+            assert out.writes == lines_of(smp_serial.encode(f))  # one write per line
+    fwtest.raises(ValueError, smp_serial.write, Lines(), (bytes(0xFFF0), bytes(14)))
+
+
+def test_on_frame_hands_each_frame_over_as_it_completes_without_a_copy():
+    dec = smp_serial.Decoder(2048)
+    got = []
+
+    def take(f):
+        assert isinstance(f, memoryview)  # a view of the decoder's buffer, valid during the call
+        got.append(bytes(f))
+
+    dec.on_frame = take
+    frames = [frame_of(n, n) for n in (0, 5, 300, 2048)]
+    assert feed_all(dec, b"noise".join(smp_serial.encode(f) for f in frames), step=97) == []
+    assert got == frames and dec.frames == 4
+
+
 def test_encode_errors():
     fwtest.raises(ValueError, smp_serial.encode, bytes(0xFFFE))
     fwtest.raises(ValueError, smp_serial.encode, b"x", 6)

@@ -93,3 +93,33 @@ def test_a_handler_error_with_group_rc():
     assert _parse(s.handle(_req(smp.OP_WRITE, 64, 1, {}, version=0)))[5] == {"rc": smp.EACCESSDENIED}
     e = fwtest.raises(smp.SmpError, refuse, {})
     assert e.rc == smp.EACCESSDENIED
+
+
+def test_a_read_the_heap_cannot_serve_is_tried_again_then_busy_and_a_write_is_out_of_memory():
+    s, _ = _server()
+    calls = []
+
+    def short_once(req):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError  # what the first attempt left behind is collected, then the read is tried again
+        return {"n": len(calls)}
+
+    def short(req):
+        raise MemoryError
+
+    s.register(64, 1, short_once, write=False)
+    s.register(64, 2, short)
+    assert _parse(s.handle(_req(smp.OP_READ, 64, 1, {})))[5] == {"n": 2}
+    assert s.errors == 0
+    assert _parse(s.handle(_req(smp.OP_READ, 64, 2, {})))[5] == {"rc": smp.EBUSY}  # busy: retry, never ENOMEM
+    assert _parse(s.handle(_req(smp.OP_WRITE, 64, 2, {})))[5] == {"rc": smp.ENOMEM}
+    assert s.errors == 2
+
+
+def test_a_handler_may_answer_with_its_reply_already_encoded():
+    s, _ = _server()
+    s.register(64, 3, lambda req: cbor.dumps({"kept": True}), write=False)
+    assert _parse(s.handle(_req(smp.OP_READ, 64, 3, {})))[5] == {"kept": True}
+    h, body = s.respond(_req(smp.OP_READ, 64, 3, {}))
+    assert body == cbor.dumps({"kept": True}) and h == smp.header(1, smp.OP_READ_RSP, len(body), 64, 7, 3)

@@ -1,0 +1,298 @@
+"""The image group's reads (loader/image_group.py) and the test-boot trial (loader/update.py), on CPython and in the
+MicroPython VM: what the update status tells a host before an upload, how a failed test boot is reported after the
+rollback, and the image state read on a heap in small pieces (VM only: CPython has no such heap)."""
+import hashlib
+
+import cbor
+import fwtest
+import smp_serial
+from loader import image_group, slots, smp, startup, store, trust, update
+
+BOARD = {"id": "esp32_devkitc", "flash": {"block_size": 4096, "block_count": 512}}
+APP = {"app/__init__.py": b"VERSION = '0.1.0'\n", "app/main.py": b"def run(ctx):\n    pass\n"}
+SPKI = bytes.fromhex("302a300506032b6570032100")  # DER SubjectPublicKeyInfo head of an Ed25519 key
+
+
+class Ctx:
+    meter_id = "m-1"
+    mode = "development"
+    board = BOARD
+    started_ms = 0
+
+    def __init__(self, slot="a", test_boot=False):
+        self.server = smp.Server()
+        self.slot = slot
+        self.test_boot = test_boot
+        self.manifest = None
+
+
+def _meter(trust_file="trust_v1.cbor"):
+    """A meter running 0.1.0 from slot a with 0.0.9 in slot b (an update ago), trusting the development image key
+    (trust_v1)."""
+    entries = [{"path": p, "size": len(APP[p]), "sha256": hashlib.sha256(APP[p]).digest()} for p in sorted(APP)]
+    for name, version in (("a", "0.1.0"), ("b", "0.0.9")):
+        for p in APP:
+            fwtest.write("slots/%s/%s" % (name, p), APP[p])
+        fwtest.write("slots/%s/manifest.cbor" % name, cbor.dumps({"format": 1, "board": BOARD["id"],
+                                                                  "version": version, "loader_api": 1,
+                                                                  "files": entries}))
+    fwtest.write("meter/slots.json", b'{"active": "a"}')
+    fwtest.write(trust.PATH, fwtest.fixture(trust_file))
+
+
+def _boot(slot="a", test_boot=False, mode="development"):
+    ctx = Ctx(slot, test_boot)
+    ctx.mode = mode
+    g = image_group.ImageGroup(ctx)
+    g.register(ctx.server)
+    return ctx, g
+
+
+def _read(server, group, cmd):
+    body = cbor.dumps({})
+    return cbor.loads(server.handle(smp.header(1, smp.OP_READ, len(body), group, 7, cmd) + body)[smp.HEADER_SIZE:])
+
+
+def _status(ctx):
+    return _read(ctx.server, image_group.GROUP_METER, image_group.CMD_UPDATE_STATUS)
+
+
+def _push(ctx, name="bundle_good.img", confirm=False):
+    """ota push: upload in 1 KB chunks, verification after the last reply, then the state write."""
+    data = fwtest.fixture(name)
+    g = ctx.server._handlers[(smp.GROUP_IMAGE, image_group.CMD_UPLOAD, smp.OP_WRITE)]
+    off = 0
+    while off < len(data):
+        req = {"off": off, "data": data[off:off + 1024]}
+        if off == 0:
+            req["len"] = len(data)
+            req["sha"] = hashlib.sha256(data).digest()
+        off = g(req)["off"]
+    after, ctx.server.after_reply = ctx.server.after_reply, None
+    after()
+    st = _status(ctx)
+    if st["state"] == image_group.ST_ACCEPTED:
+        state_write = ctx.server._handlers[(smp.GROUP_IMAGE, image_group.CMD_STATE, smp.OP_WRITE)]
+        state_write({"hash": st["hash"], "confirm": confirm})
+    return st
+
+
+def test_update_status_tells_a_host_what_the_meter_accepts():
+    def body():
+        _meter()
+        ctx, g = _boot()
+        st = _status(ctx)
+        dev_key = bytes.fromhex(_trust_json_image_key())
+        assert st["mode"] == "development" and st["counter"] == 0 and st["max_step"] == image_group.MAX_COUNTER_STEP
+        assert st["loader_api"] == 1 and st["budget"] == 4096 * 512 // 4
+        assert st["image_keys"] == [hashlib.sha256(SPKI + dev_key).digest()[:8]] and st["image_keys_dev"] == [True]
+        assert "trial" not in st and st["state"] == "none" and st["boot"] == 0
+        # another store, a locked meter, a raised counter: a new boot reads them
+        fwtest.write(trust.PATH, fwtest.fixture("trust_v2.cbor"))
+        fwtest.write(image_group.COUNTER, b'{"counter": 7}')
+        ctx, g = _boot(mode="locked")
+        st = _status(ctx)
+        assert st["mode"] == "locked" and st["counter"] == 7
+        assert len(st["image_keys"]) == 1 and len(st["image_keys"][0]) == 8 and st["image_keys_dev"] == [False]
+        assert st["image_keys"] != [hashlib.sha256(SPKI + dev_key).digest()[:8]]
+        # a damaged store lists no key (the meter trusts none)
+        fwtest.write(trust.PATH, b"\x00garbage")
+        assert _status(_boot()[0])["image_keys"] == []
+
+    fwtest.in_workdir(body, "meter")
+
+
+def _trust_json_image_key():
+    import json
+
+    return [k["key"] for k in json.loads(fwtest.fixture("trust.json")) if "image" in k["roles"]][0]
+
+
+def test_a_test_boot_that_raises_at_start_up_is_reported_rolled_back_with_the_exception():
+    from app import events
+
+    def body():
+        update._pending[:] = []
+        _meter()
+        log = events.EventLog()
+        log.load()
+        ctx, g = _boot()
+        st = _push(ctx)
+        h = st["hash"]
+        assert st["state"] == "accepted" and "trial" not in _status(ctx)
+        # reset: the loader installs into slot b and boots it as a test boot
+        name, manifest, test = startup.choose(BOARD)
+        assert (name, test) == ("b", True)
+        ctx, g = _boot("b", True)
+        trial = {"hash": h, "version": "1.2.3+4", "outcome": "testing", "reason": ""}
+        assert _status(ctx)["trial"] == trial
+        # the app raises at start-up: startup.run hands the exception to ctx.reset_now, which records it
+        update.test_failed(ValueError("bad table"))
+        assert _status(ctx)["trial"]["reason"] == "ValueError: bad table"
+        # the reset: the loader rolls back, once
+        name, manifest, test = startup.choose(BOARD)
+        assert (name, test) == ("a", False)
+        ctx, g = _boot()
+        trial.update(outcome="rolled-back", reason="ValueError: bad table")
+        assert _status(ctx)["trial"] == trial
+        body = cbor.dumps({})
+        size = len(ctx.server.handle(smp.header(1, smp.OP_READ, len(body), 64, 7, 0) + body))
+        assert size < 400, size  # keys, counter, trial and all: well inside the 2 KB buffer
+        want = "slot b not confirmed: ValueError: bad table"
+        assert [e for e in store.read_json(update.EVENTS) if e["event"] == "rollback"] == \
+            [{"event": "rollback", "detail": want}]
+        # the app's ring (event 424) takes the same detail once it attaches
+        update.attach(lambda kind, detail: log.add(events.UPDATE_CODES[kind], detail)
+                      if kind in events.UPDATE_CODES else None)
+        update._sink[:] = []
+        assert [e[3] for e in log.ring if e[1] == events.ROLLED_BACK] == [want]
+        # another boot still reports it, until the next install request
+        assert _status(_boot()[0])["trial"] == trial
+        _push(ctx)
+        assert "trial" not in _status(ctx)
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_confirmed_trial_and_the_reasons_of_other_rollbacks():
+    def body():
+        update._pending[:] = []
+        _meter()
+        ctx, g = _boot()
+        h = _push(ctx)["hash"]
+        startup.choose(BOARD)
+        ctx, g = _boot("b", True)
+        assert update.confirm("b")  # the app's self-test passed
+        assert _status(ctx)["trial"] == {"hash": h, "version": "1.2.3+4", "outcome": "confirmed", "reason": ""}
+        assert _status(ctx)["counter"] == 5  # the confirmed image's
+        # a test boot that hangs (the watchdog reset the board) or ends without a word (power cut)
+        for wdt, want in ((True, "watchdog"), (False, update.NOT_CONFIRMED)):
+            st = slots.read_state()
+            st.update(test="a", tries=1, trial={"hash": "00" * 32, "version": "0.1.0", "outcome": "testing",
+                                                "reason": ""})
+            store.write_json(slots.STATE, st)
+            assert update.boot_choice(None, wdt) == ("b", False)
+            assert update.trial(slots.read_state())["reason"] == want
+        assert [e["detail"] for e in store.read_json(update.EVENTS)][-2:] == \
+            ["slot a not confirmed: watchdog", "slot a not confirmed before reset"]
+        # an install the loader refuses: no test boot followed the request, so no trial is reported
+        fwtest.write(update.UPDATE, b'{"hash": "' + b"11" * 32 + b'", "permanent": false}')
+        startup.choose(BOARD)
+        assert "trial" not in slots.read_state() and not store.exists(update.UPDATE)
+        # a trial of another shape is not reported
+        for bad in ([], {"hash": "zz" * 32, "version": "1", "outcome": "testing", "reason": ""},
+                    {"hash": "00" * 32, "version": 1, "outcome": "testing", "reason": ""},
+                    {"hash": "00" * 32, "version": "1", "outcome": "maybe", "reason": ""}):
+            assert update.trial({"trial": bad}) is None, bad
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_test_slot_that_is_not_bootable_is_rolled_back_once_with_its_reason():
+    def body():
+        update._pending[:] = []
+        _meter()
+        ctx, g = _boot()
+        _push(ctx)
+        update.install(BOARD)
+        fwtest.write("slots/b/app/main.mpy", b"damaged")
+        name, manifest, test = startup.choose(BOARD)
+        assert (name, test) == ("a", False)
+        rollbacks = [e["detail"] for e in store.read_json(update.EVENTS) if e["event"] == "rollback"]
+        assert rollbacks == ["slot b not bootable: hash mismatch app/main.mpy"], rollbacks
+        assert update.trial(slots.read_state())["reason"] == "not bootable: hash mismatch app/main.mpy"
+
+    fwtest.in_workdir(body, "meter")
+
+
+# -- a heap in small pieces -------------------------------------------------------------------------------------------
+def _fragment(hole):
+    """Take the whole heap in blocks of `hole` bytes (and every smaller gap in a chain of small ones), then free every
+    other block: plenty is free, but in pieces of about `hole` bytes (two neighbouring blocks at most)."""
+    import gc
+
+    gc.collect()
+    keep = []
+    chain = None
+    try:
+        while True:
+            keep.append(bytearray(hole))
+    except MemoryError:
+        pass
+    for size in (256, 64, 16):
+        try:
+            while True:
+                chain = [bytearray(size), chain]
+        except MemoryError:
+            pass
+    for i in range(0, len(keep), 2):
+        keep[i] = None
+    gc.collect()
+    return keep, chain
+
+
+class _Sink:
+    """A console output that allocates nothing per write (a board's UART does not)."""
+
+    def __init__(self):
+        self.buf = bytearray(4096)
+        self.n = 0
+
+    def write(self, b):
+        n = len(b)
+        self.buf[self.n:self.n + n] = b
+        self.n += n
+        return n
+
+
+def _answers_in_pieces(ctx, group, cmd):
+    """The reply the console writes for a read request while the heap is in small pieces, for each piece size:
+    decoded, or None when the console wrote no whole packet. A MemoryError that escapes fails the test."""
+    import gc
+
+    from loader.console import Console
+
+    req = cbor.dumps({})
+    fwtest.write("req.bin", smp_serial.encode(smp.header(1, smp.OP_READ, len(req), group, 7, cmd) + req))
+    out = []
+    for hole in (256, 192, 160):
+        with open("req.bin", "rb") as f:
+            con = Console(ctx.server, f, _Sink())
+            sink = con._out
+            fragmented = _fragment(hole) if hasattr(gc, "mem_free") else None
+            try:
+                con.service()
+            finally:
+                fragmented = None  # noqa: F841  (frees the heap before anything is checked)
+                gc.collect()
+        frames = smp_serial.Decoder(smp.BUF_SIZE).feed_bytes(bytes(sink.buf[:sink.n]))
+        out.append(cbor.loads(frames[0][smp.HEADER_SIZE:]) if frames else None)
+    return out
+
+
+def test_the_image_state_read_answers_on_a_heap_in_small_pieces():
+    # issue 16 item 3: a read answered ENOMEM (rc 2) on a fragmented ESP32 heap, or its reply's encoding ran out of
+    # memory outside the handler and ended the console task. Now it answers from its reply encoded earlier, written
+    # line by line; a read the heap cannot serve at all is EBUSY, never ENOMEM.
+    def body():
+        _meter()
+        ctx, g = _boot()
+        for rsp in _answers_in_pieces(ctx, smp.GROUP_IMAGE, image_group.CMD_STATE):
+            assert rsp is not None and rsp.get("rc") != smp.ENOMEM, rsp
+            assert rsp == {"rc": smp.EBUSY} or [i["version"] for i in rsp["images"]] == ["0.1.0", "0.0.9"], rsp
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_after_a_rejected_upload_both_reads_answer_on_a_heap_in_small_pieces():
+    def body():
+        _meter()
+        ctx, g = _boot()
+        assert _push(ctx, "other_key.img")["reason"] == "unknown-key"
+        for group, cmd, key in ((smp.GROUP_IMAGE, image_group.CMD_STATE, "images"),
+                                (image_group.GROUP_METER, image_group.CMD_UPDATE_STATUS, "state")):
+            for rsp in _answers_in_pieces(ctx, group, cmd):
+                assert rsp is not None and (rsp == {"rc": smp.EBUSY} or key in rsp), rsp
+        assert _status(ctx)["reason"] == "unknown-key"
+
+    fwtest.in_workdir(body, "meter")
