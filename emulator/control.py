@@ -3,6 +3,7 @@ socket named in endpoints.json. The server hands requests to the emulator's even
 
 from __future__ import annotations
 
+import errno
 import json
 import queue
 import socket
@@ -74,10 +75,23 @@ def request(address: str, req: dict, timeout: float = REPLY_TIMEOUT + 5) -> dict
     try:
         s.connect(socket_address(address))
     except OSError as e:
-        raise NotRunning(f"no emulator answers at {address} ({e.strerror})") from e
+        s.close()
+        if e.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            raise NotRunning(f"no emulator is running: nothing listens at {address} (an emulator that ended without "
+                             "withdrawing its endpoints.json, e.g. killed)") from None
+        raise NotRunning(f"no emulator answers at {address} ({e.strerror or e})") from None
     with s:
-        s.sendall((json.dumps(req) + "\n").encode())
-        line = s.makefile("rb").readline()
+        try:
+            s.sendall((json.dumps(req) + "\n").encode())
+            line = s.makefile("rb").readline()
+        except OSError as e:  # a timeout, a reset connection
+            raise NotRunning(f"the emulator at {address} did not answer ({e.strerror or e})") from None
     if not line:
         raise NotRunning("the emulator closed the control connection without answering")
-    return json.loads(line)
+    try:
+        rep = json.loads(line)
+    except ValueError:
+        rep = None
+    if not isinstance(rep, dict):
+        raise NotRunning(f"something other than meter-emu answers at {address}")
+    return rep

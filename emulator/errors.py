@@ -5,6 +5,12 @@ class EmulatorError(Exception):
     exit_code = 1
 
 
+class BadInput(EmulatorError):
+    """An input the emulator cannot use (a firmware tree that does not build, ...): a usage error."""
+
+    exit_code = 2
+
+
 class BoardNotFound(EmulatorError):
     exit_code = 3
 

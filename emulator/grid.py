@@ -63,16 +63,34 @@ def zero_truth() -> dict:
     return {k: 0.0 for k in TRUTH_KEYS}
 
 
-def _number(key: str, raw: Any, lo: float, hi: float) -> float:
+def shown(raw: Any, limit: int = 40) -> str:
+    """A value as a message quotes it, cut short (a 400-digit number is not worth a screen)."""
+    r = repr(raw)
+    return r if len(r) <= limit else r[:limit - 3] + "..."
+
+
+def num(x: float) -> str:
+    """A bound as a message shows it: 316224000, not 3.16224e+08."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+def finite(key: str, raw: Any, lo: float, hi: float) -> float:
+    """A setting's number, finite and within lo..hi; ControlError naming the key and the range otherwise (NaN and
+    the infinities are refused by name: `inf` parses as a float and would wedge the board)."""
     if isinstance(raw, bool):
-        raise ControlError(f"{key}: expected a number {lo}..{hi}, got {raw!r}")
+        raise ControlError(f"{key}: expected a number {num(lo)}..{num(hi)}, got {shown(raw)}")
     try:
         v = float(raw)
-    except (TypeError, ValueError):
-        raise ControlError(f"{key}: expected a number {lo}..{hi}, got {raw!r}") from None
-    if not math.isfinite(v) or v < lo or v > hi:
-        raise ControlError(f"{key}: {raw!r} is outside {lo}..{hi}")
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond a float's range
+        raise ControlError(f"{key}: expected a number {num(lo)}..{num(hi)}, got {shown(raw)}") from None
+    if not math.isfinite(v):
+        raise ControlError(f"{key}: {shown(raw)} is not a finite number; expected {num(lo)}..{num(hi)}")
+    if v < lo or v > hi:
+        raise ControlError(f"{key}: {shown(raw)} is outside {num(lo)}..{num(hi)}")
     return v
+
+
+_number = finite
 
 
 def _none(raw: Any) -> bool:
@@ -85,11 +103,11 @@ def _pairs(key: str, raw: Any, what: str) -> list[list]:
         out = []
         for item in raw:
             if not isinstance(item, (list, tuple)):
-                raise ControlError(f"{key}: expected {what}, got {raw!r}")
+                raise ControlError(f"{key}: expected {what}, got {shown(raw)}")
             out.append(list(item))
         return out
     if not isinstance(raw, str):
-        raise ControlError(f"{key}: expected {what}, got {raw!r}")
+        raise ControlError(f"{key}: expected {what}, got {shown(raw)}")
     return [part.split(":") for part in raw.split(",") if part.strip()]
 
 
@@ -109,11 +127,11 @@ def parse(key: str, raw: Any) -> Any:
         out = []
         for item in _pairs(key, raw, "ORDER:FRACTION[:PHASE_DEG],..."):
             if len(item) not in (2, 3):
-                raise ControlError(f"{key}: each harmonic is ORDER:FRACTION[:PHASE_DEG], got {item!r}")
+                raise ControlError(f"{key}: each harmonic is ORDER:FRACTION[:PHASE_DEG], got {shown(item)}")
             try:
                 order = int(str(item[0]).strip())
             except ValueError:
-                raise ControlError(f"{key}: harmonic order must be an integer 2..50, got {item[0]!r}") from None
+                raise ControlError(f"{key}: harmonic order must be an integer 2..50, got {shown(item[0])}") from None
             if not 2 <= order <= 50:
                 raise ControlError(f"{key}: harmonic order must be an integer 2..50, got {order}")
             frac = _number(key, item[1], 0, 0.5)
@@ -128,11 +146,11 @@ def parse(key: str, raw: Any) -> Any:
         items = _pairs(key, raw if not isinstance(raw, list) or (raw and isinstance(raw[0], list)) else [raw],
                        "FACTOR:SECONDS")
         if len(items) != 1 or len(items[0]) != 2:
-            raise ControlError(f"{key}: expected FACTOR:SECONDS (e.g. 0.7:2 or 1.15:5), got {raw!r}")
+            raise ControlError(f"{key}: expected FACTOR:SECONDS (e.g. 0.7:2 or 1.15:5), got {shown(raw)}")
         return [_number(key, items[0][0], 0, 2), _number(key, items[0][1], 0, 86400)]
     if key == "load.type":
         if raw not in LOAD_TYPES:
-            raise ControlError(f"{key}: expected one of {', '.join(LOAD_TYPES)}, got {raw!r}")
+            raise ControlError(f"{key}: expected one of {', '.join(LOAD_TYPES)}, got {shown(raw)}")
         return raw
     if key == "load.current":
         return _number(key, raw, 0, 1000)
@@ -145,14 +163,14 @@ def parse(key: str, raw: Any) -> Any:
             return 1
         if str(raw).strip().lower() in ("0", "false", "no", "off"):
             return 0
-        raise ControlError(f"{key}: expected 0 (import) or 1 (export), got {raw!r}")
+        raise ControlError(f"{key}: expected 0 (import) or 1 (export), got {shown(raw)}")
     if key == "load.steps":
         if _none(raw):
             return None
         out = []
         for item in _pairs(key, raw, "AMPS:SECONDS,..."):
             if len(item) != 2:
-                raise ControlError(f"{key}: each step is AMPS:SECONDS, got {item!r}")
+                raise ControlError(f"{key}: each step is AMPS:SECONDS, got {shown(item)}")
             out.append([_number(key, item[0], 0, 1000), _number(key, item[1], 0.001, 86400 * 7)])
         if not out:
             raise ControlError(f"{key}: expected AMPS:SECONDS,... (at least one step)")
@@ -164,6 +182,21 @@ def parse(key: str, raw: Any) -> Any:
 
 CUT_KEY = "power.cut"  # a scenario step that cuts the power at its device time, for this many seconds
 CUT_MAX_S = 86400
+SCENARIO_MAX_S = 10 * 366 * 86400  # a step's `at` and a cycle's period: at most ten years of device time
+
+
+def _seconds(v: Any, lo: float, hi: float, lo_open: bool = False) -> float | None:
+    """A JSON number of seconds within lo..hi (above lo with lo_open), else None (bools, strings, NaN, infinities
+    and integers beyond a float's range are not seconds)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    if not math.isfinite(f) or f < lo or (lo_open and f <= lo) or f > hi:
+        return None
+    return f
 
 
 def parse_scenario(data: Any, source: str = "scenario") -> dict:
@@ -190,14 +223,15 @@ def parse_scenario(data: Any, source: str = "scenario") -> dict:
         if (not isinstance(step, dict) or "at" not in step or len(step) != 2
                 or not (set(step) == {"at", "set"} or set(step) == {"at", "cut"})):
             raise bad(where, 'expected {"at": seconds, "set": {key: value, ...}} or {"at": seconds, "cut": seconds}')
-        at = step["at"]
-        if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at) or at < 0:
-            raise bad(f"{where}.at", f"expected seconds >= 0 since the scenario started, got {at!r}")
+        at = _seconds(step["at"], 0, SCENARIO_MAX_S)
+        if at is None:
+            raise bad(f"{where}.at", f"expected seconds since the scenario started, 0..{SCENARIO_MAX_S}, "
+                      f"got {step['at']!r}")
         if "cut" in step:
-            off = step["cut"]
-            if isinstance(off, bool) or not isinstance(off, (int, float)) or not 0 < off <= CUT_MAX_S:
-                raise bad(f"{where}.cut", f"expected seconds off, > 0 and <= {CUT_MAX_S}, got {off!r}")
-            out.append([int(round(at * 1e6)), {CUT_KEY: float(off)}])
+            off = _seconds(step["cut"], 0, CUT_MAX_S, lo_open=True)
+            if off is None:
+                raise bad(f"{where}.cut", f"expected seconds off, > 0 and <= {CUT_MAX_S}, got {step['cut']!r}")
+            out.append([int(round(at * 1e6)), {CUT_KEY: off}])
             continue
         if not isinstance(step["set"], dict) or not step["set"]:
             raise bad(f"{where}.set", "expected an object of settings, e.g. {\"load.current\": 5}")
@@ -215,20 +249,61 @@ def parse_scenario(data: Any, source: str = "scenario") -> dict:
     period = data.get("period")
     period_us = None
     if period is not None:
-        if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > out[-1][0] / 1e6:
-            raise bad("period", f"expected seconds > the last step's at ({out[-1][0] / 1e6}), got {period!r}")
-        period_us = int(round(period * 1e6))
+        p = _seconds(period, out[-1][0] / 1e6, SCENARIO_MAX_S, lo_open=True)
+        if p is None:
+            raise bad("period", f"expected seconds > the last step's at ({out[-1][0] / 1e6}) and <= "
+                      f"{SCENARIO_MAX_S}, got {period!r}")
+        period_us = int(round(p * 1e6))
     if repeat and period_us is None:
         raise bad("period", "required with \"repeat\": true (the length of one cycle, in seconds)")
     return {"steps": out, "repeat": repeat, "period_us": period_us}
 
 
-def load_scenario(path: str | Path) -> dict:
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_text_file(path: str | Path) -> str:
+    """A text file's content; ControlError with the path and the problem for a file that is missing, a folder,
+    unreadable, empty, or not UTF-8 text (UTF-16, binary). A UTF-8 byte order mark is allowed."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text())
+        raw = p.read_bytes()
+    except IsADirectoryError:
+        raise ControlError(f"{p}: is a folder, not a file") from None
     except OSError as e:
         raise ControlError(f"{p}: cannot read: {e.strerror or e}") from None
+    if not raw.strip():
+        raise ControlError(f"{p}: empty file")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(raw) >= 2 and len(raw) % 2 == 0 and
+                                                  (not any(raw[0::2]) or not any(raw[1::2]))):
+        raise ControlError(f"{p}: UTF-16 text; save it as UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ControlError(f"{p}: not a UTF-8 text file (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
+    if "\0" in text:
+        raise ControlError(f"{p}: not a text file (a NUL byte at offset {text.index(chr(0))})")
+    return text
+
+
+def read_json_file(path: str | Path) -> Any:
+    """A JSON file's content; ControlError with the path and the problem for a file that is not UTF-8 text (see
+    read_text_file) or not JSON (NaN and Infinity are not JSON either)."""
+    p = Path(path)
+    try:
+        text = read_text_file(p)
+    except ControlError as e:
+        raise ControlError(f"{e}; expected a JSON file") from None
+    try:
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise ControlError(f"{p}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
-    return parse_scenario(data, str(p))
+    except RecursionError:
+        raise ControlError(f"{p}: invalid JSON: nested too deeply") from None
+    except ValueError as e:  # NaN, Infinity
+        raise ControlError(f"{p}: invalid JSON: {e}") from None
+
+
+def load_scenario(path: str | Path) -> dict:
+    return parse_scenario(read_json_file(path), str(path))

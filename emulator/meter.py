@@ -21,8 +21,9 @@ from meterkit.boards import load_board
 from . import grid as gridmodel
 from . import recording
 from .bus import Bus
+from .consolelog import ConsoleLog
 from .control import ControlServer
-from .errors import StateCorrupt, VmMissing
+from .errors import BadInput, StateCorrupt, VmMissing
 from .gate import InputGate
 from .recording import Recording
 from .statedir import StateDir
@@ -56,6 +57,7 @@ class Meter(ControlVerbs):
         self.speed = parse_speed(speed)
         self.fast_run: dict | None = None  # a `ctl run` under way: {"target_ns": world time where it ends, "speed"}
         self.firmware_dir = firmware_dir or layout.FIRMWARE_DIR
+        self.firmware_given = firmware_dir is not None  # `run --firmware DIR`
         self.announce = announce
         self.events: queue.Queue = queue.Queue()
         self.micropython = micropython_path()
@@ -101,13 +103,18 @@ class Meter(ControlVerbs):
             if pin:
                 self.inputs[pin["gpio"]] = 1 if pin["active"] == "low" else 0
         self.wire: Wire | None = None
+        self.console_view: ConsoleLog | None = None  # STATE/console.log, for `meter-emu console`
         self.bus: Bus | None = None
         self.control: ControlServer | None = None
 
     # -- set-up --------------------------------------------------------------------------------------------------
     def prepare(self) -> None:
         st = self.state
-        st.path.mkdir(parents=True, exist_ok=True)
+        st.check_usable()
+        try:
+            st.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StateCorrupt(f"{st.path}: cannot make the state folder ({e.strerror or e})") from None
         st.lock()
         fresh = False
         start = None
@@ -115,13 +122,22 @@ class Meter(ControlVerbs):
             self.meta = st.read_meta()
             if self.meta["board"] != self.board["id"]:
                 raise StateCorrupt(f"{st.path} holds a {self.meta['board']} meter, not {self.board['id']}")
+            if self.firmware_given:
+                self.announce(f"emulator: {st.path} holds a meter already: its flash runs what it was given "
+                              "(--firmware provisions a fresh state folder only)")
             st.check_flash(self.board)
             if self.record_path:
                 start = recording.start_of_state(self.meta, st.flash.read_bytes())
         else:
             self.meta = st.create(self.board, seed=self.seed, rtc_start_ns=self.rtc_start_ns)
             fresh = True
-            self.install()
+            try:
+                self.install()
+            except BaseException:
+                # no half-made meter: the next run starts fresh again (not from an empty flash it would format)
+                for p in (st.meta_path, st.flash):
+                    p.unlink(missing_ok=True)
+                raise
         self._grid_init()
         self._relay_init()
         if self.run_for_s is not None:
@@ -143,7 +159,12 @@ class Meter(ControlVerbs):
         the tree `ota provision` sends to a real board (layout.stage_meter), or leave it empty (blank)."""
         with tempfile.TemporaryDirectory(prefix="meterkit-stage-") as stage:
             if not self.blank:
-                layout.stage_meter(Path(stage), self.board, self.firmware_dir, meter_id=self.meta["unique_id"])
+                try:
+                    layout.stage_meter(Path(stage), self.board, self.firmware_dir, meter_id=self.meta["unique_id"])
+                except Exception as e:  # a firmware tree with a file missing, a syntax error, ...
+                    raise BadInput(f"the firmware tree {self.firmware_dir} does not build into a meter: "
+                                   f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+                                   ) from None
             events: queue.Queue = queue.Queue()
             bus = Bus(events)
             proc = self._spawn(bus, stdio=subprocess.PIPE)
@@ -195,9 +216,13 @@ class Meter(ControlVerbs):
         self.bus = Bus(self.events)
         # Ctrl-C interrupts only once the VM runs the board's files ("booting"): before that it is the port's C start-up
         # on a board, and the CPython wrapper's own start-up here, which a SIGINT would end
+        try:
+            self.console_view = ConsoleLog(self.state.console_log_path)
+        except OSError as e:
+            self.announce(f"emulator: no console view ({self.state.console_log_path}: {e.strerror or e})")
         self.wire = Wire(self.baud, self._on_line_activity,
                          lambda: self.proc.pid if self.proc and self.vm_ready else None,
-                         seed=self.seed, console_log=self.console_log)
+                         seed=self.seed, console_log=self.console_log, view=self.console_view)
         if self.gate is not None:
             self.wire.gate = lambda data: self.events.put(("gate_console", data))
             self.wire.on_output = self.gate.output
@@ -219,6 +244,8 @@ class Meter(ControlVerbs):
             self.control.stop()
             self.wire.stop()
             self.bus.close()
+            if self.console_view is not None:
+                self.console_view.close()
             self.state.unlock()
 
     def _gate_end(self) -> None:
@@ -337,10 +364,12 @@ class Meter(ControlVerbs):
                     "console": self.wire.path,
                     "control": self.control.address,
                     "board": self.board["id"],
+                    "mcu": self.board["mcu"]["family"],
                     "pid": os.getpid(),
                     "baud": self.baud,
                 })
-                self.announce(f"console: {self.wire.path}")
+                # the pty stays the line's second word (scripts take it with awk '{print $2}')
+                self.announce(f"console: {self.wire.path} board {self.board['id']} ({self.board['mcu']['family']})")
         elif t == "off":  # the VM halted at a bus pump for a precise power cut (it reported its truth)
             self._take_state(msg.get("grid_state"), msg.get("truth"))
             self.last_halt = msg
@@ -407,10 +436,19 @@ class Meter(ControlVerbs):
 
 
 def load_endpoints(state: StateDir) -> dict:
+    """The running emulator's endpoints; NotRunning (exit 7) naming why there is none: no such folder, a folder
+    that is not an emulator's, an emulator that is not running (or left unreadable endpoints)."""
+    from .errors import NotRunning
+
+    if not state.path.is_dir():
+        raise NotRunning(f"no emulator is running on {state.path}: no such folder (a state folder is made by "
+                         f"`meter-emu run --board BOARD --state {state.path}`)")
+    if not state.exists():
+        raise NotRunning(f"no emulator is running on {state.path}: not a meter-emu state folder (no meta.json)")
     ep = state.read_endpoints()
     if ep is None:
-        from .errors import NotRunning
-
         raise NotRunning(f"no emulator is running on {state.path} (start one with `meter-emu run --state {state.path}`)")
+    if not isinstance(ep, dict) or not isinstance(ep.get("control"), str) or not isinstance(ep.get("console"), str):
+        raise NotRunning(f"no emulator is running on {state.path}: {state.endpoints_path.name} is unreadable")
     return ep
 

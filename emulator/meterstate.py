@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .bus import Bus
+    from .consolelog import ConsoleLog
     from .gate import InputGate
     from .recording import Recording
     from .statedir import StateDir
@@ -34,6 +35,7 @@ class MeterState:
     proc: subprocess.Popen | None
     bus: Bus | None
     wire: Wire | None
+    console_view: ConsoleLog | None
     vm_ready: bool
     expected_exit: bool
     boots: int

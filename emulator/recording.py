@@ -75,34 +75,37 @@ class Recording:
     """A recording read back for a replay; ControlError naming the line and the problem when it is malformed."""
 
     def __init__(self, path: str | Path):
+        from .grid import read_text_file
+
         self.path = Path(path)
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise ControlError(f"{self.path}: unreadable ({e})") from None
-        if not lines:
-            raise ControlError(f"{self.path}: empty, not a recording")
+            lines = read_text_file(self.path).splitlines()
+        except ControlError as e:
+            raise ControlError(f"{e}; expected a recording (meter-emu run --record)") from None
         rows = []
         for k, line in enumerate(lines, 1):
             try:
                 rows.append(json.loads(line))
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ControlError(f"{self.path}:{k}: not JSON") from None
             if not isinstance(rows[-1], dict):
                 raise ControlError(f"{self.path}:{k}: expected an object")
         head = rows[0]
         if head.get("recording") != FORMAT:
             raise ControlError(f"{self.path}:1: not a meter-emu recording of format {FORMAT}")
-        for key in ("board", "firmware_tree", "start"):
-            if key not in head:
-                raise ControlError(f"{self.path}:1: missing {key!r}")
+        for key, kind in (("board", str), ("firmware_tree", str), ("start", dict)):
+            if not isinstance(head.get(key), kind):
+                raise ControlError(f"{self.path}:1: {'missing' if key not in head else 'a malformed'} {key!r}")
         self.board: str = head["board"]
         self.firmware_tree: str = head["firmware_tree"]
         self.start: dict = head["start"]
+        self._check_start()
         self.events: list[dict] = []
         self.end: dict | None = None
         for k, row in enumerate(rows[1:], 2):
             if "end" in row:
+                if not isinstance(row["end"], dict):
+                    raise ControlError(f"{self.path}:{k}: 'end' must be an object")
                 self.end = row["end"]
             elif "power_on" in row:
                 _check_int(self.path, k, row, "boot", "power_on")
@@ -117,6 +120,26 @@ class Recording:
                     _check_item(self.path, k, kind, item[kind])
                 self.events.append(row)
 
+    def _check_start(self) -> None:
+        """The start is a fresh meter ({"fresh": {"seed", "rtc_ns", "blank"}}) or a state folder's meta.json and
+        flash image; the image is decoded here, so a damaged one is refused before anything runs."""
+        bad = f"{self.path}:1: a malformed 'start'"
+        fresh = self.start.get("fresh")
+        self._flash: bytes | None = None
+        if fresh is not None:
+            if not (isinstance(fresh, dict) and (fresh.get("seed") is None or (type(fresh["seed"]) is int
+                                                                               and fresh["seed"] >= 0))
+                    and type(fresh.get("rtc_ns")) is int and isinstance(fresh.get("blank", False), bool)):
+                raise ControlError(f"{bad}: 'fresh' needs an integer seed (or null), rtc_ns and blank")
+            return
+        b64 = self.start.get("flash_zlib_b64")
+        if not isinstance(self.start.get("meta"), dict) or not isinstance(b64, str):
+            raise ControlError(f"{bad}: neither a fresh meter nor a flash image with its meta")
+        try:
+            self._flash = zlib.decompress(base64.b64decode(b64, validate=True))
+        except (ValueError, zlib.error) as e:
+            raise ControlError(f"{bad}: the flash image does not decode ({e})") from None
+
     def stamp(self, boot: int, index: int) -> list[int] | None:
         """[point, device µs] of event `index` when it is a delivery in `boot`, else None."""
         if index < len(self.events):
@@ -126,8 +149,7 @@ class Recording:
         return None
 
     def flash(self) -> bytes | None:
-        b64 = self.start.get("flash_zlib_b64")
-        return None if b64 is None else zlib.decompress(base64.b64decode(b64))
+        return self._flash
 
 
 def _check_item(path: Path, k: int, kind: str, value: Any) -> None:

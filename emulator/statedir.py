@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import secrets
 import time
@@ -14,6 +15,9 @@ from pathlib import Path
 from .errors import StateBusy, StateCorrupt
 
 FORMAT = 1
+# what the emulator keeps in a state folder (a folder holding anything else is not one)
+OWN = ("meta.json", "meta.tmp", "flash.bin", "lock", "endpoints.json", "endpoints.tmp", "console", "console.log",
+       "console.log.1", "emulator.log")
 
 
 class StateDir:
@@ -24,6 +28,7 @@ class StateDir:
         self.endpoints_path = self.path / "endpoints.json"
         self.console_link = self.path / "console"
         self.log_path = self.path / "emulator.log"
+        self.console_log_path = self.path / "console.log"  # what the board printed (emulator/consolelog.py)
         self._lock_fd: int | None = None
 
     # -- identity and persistent hardware state ----------------------------------------------------------------
@@ -55,16 +60,45 @@ class StateDir:
         self.write_meta(meta)
         return meta
 
+    def check_usable(self) -> None:
+        """For `meter-emu run`: the path is a new or empty folder, or an emulator's state folder. A folder holding
+        other things is refused (the emulator would write its flash image among someone's files)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise StateCorrupt(f"{self.path}: not a folder")
+        if not self.path.is_dir() or self.exists():
+            return
+        try:
+            others = sorted(p.name for p in self.path.iterdir() if p.name not in OWN and not p.name.startswith("."))
+        except OSError as e:
+            raise StateCorrupt(f"{self.path}: cannot read the folder ({e.strerror or e})") from None
+        if others:
+            raise StateCorrupt(f"{self.path} is not a meter-emu state folder (no meta.json, and it holds "
+                               f"{others[0]!r}): give a new or an empty folder")
+
     def read_meta(self) -> dict:
         try:
             meta = json.loads(self.meta_path.read_text())
         except (OSError, ValueError) as e:
             raise StateCorrupt(f"{self.meta_path}: unreadable ({e}); move the folder away to start a fresh meter") from e
+        fresh = "; move the folder away to start a fresh meter"
+        if not isinstance(meta, dict):
+            raise StateCorrupt(f"{self.meta_path}: not a JSON object{fresh}")
         for key in ("format", "board", "unique_id", "world_ns", "rtc"):
             if key not in meta:
-                raise StateCorrupt(f"{self.meta_path}: missing {key!r}; move the folder away to start a fresh meter")
+                raise StateCorrupt(f"{self.meta_path}: missing {key!r}{fresh}")
         if meta["format"] != FORMAT:
-            raise StateCorrupt(f"{self.meta_path}: state format {meta['format']}, this emulator reads {FORMAT}")
+            raise StateCorrupt(f"{self.meta_path}: state format {meta['format']!r}, this emulator reads {FORMAT}")
+        rtc = meta["rtc"]
+        if not (isinstance(meta["board"], str) and isinstance(meta["unique_id"], str)
+                and all(c in "0123456789abcdef" for c in meta["unique_id"]) and len(meta["unique_id"]) % 2 == 0
+                and type(meta["world_ns"]) is int and meta["world_ns"] >= 0
+                and isinstance(rtc, dict) and type(rtc.get("offset_ns")) is int
+                and isinstance(rtc.get("valid", True), bool)
+                and isinstance(rtc.get("drift_ppm", 0.0), (int, float)) and not isinstance(rtc.get("drift_ppm"), bool)
+                and math.isfinite(rtc.get("drift_ppm", 0.0))
+                and isinstance(meta.get("grid") or {}, dict) and isinstance(meta.get("truth") or {}, dict)):
+            raise StateCorrupt(f"{self.meta_path}: a field has the wrong type (board, unique_id, world_ns, rtc, grid "
+                               f"or truth){fresh}")
         return meta
 
     def check_flash(self, board: dict) -> None:
@@ -83,7 +117,10 @@ class StateDir:
 
     # -- one emulator per state folder ---------------------------------------------------------------------------
     def lock(self) -> None:
-        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StateCorrupt(f"{self.path}: cannot write in the state folder ({e.strerror or e})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

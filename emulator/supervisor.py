@@ -23,10 +23,11 @@ ROM = DEVICE_DIR / "_emu_rom.py"
 # The VM is a 64-bit build: every object slot is 8 bytes where the boards have 4, so the firmware's objects need
 # about twice the board's heap bytes. The VM gets heap_bytes x WORD_SCALE for the firmware, plus SHIM_HEAP_EXTRA
 # for the emulator's own Python modules (measured ≈ 45 KB for the shims, + 19 KB with the grid and ADC models, + 21 KB
-# with the grid and BL0942 models; on a board machine/time/select are C in flash, and the mains is outside). The ROM
-# takes the unused rest of the extra as ballast and reports a shortfall as `shim_heap.spare` < 0 in `ctl status`.
+# with the grid and BL0942 models, ≈ 1.5 KB for the port's sys and os; on a board machine/time/select are C in
+# flash, and the mains is outside). The ROM takes the unused rest of the extra as ballast (less the shims' 8 KB of
+# run-time room) and reports a shortfall as `shim_heap.spare` < 0 in `ctl status`.
 WORD_SCALE = 2
-SHIM_HEAP_EXTRA = 80 * 1024
+SHIM_HEAP_EXTRA = 88 * 1024
 BOOT_TIMEOUT = 20.0  # wall seconds for a VM to connect to the bus
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts CPU time in these
 WDT_CPU_CHECK_S = 0.1  # the backstop reads /proc at most this often (the loop runs at every bus message)
@@ -73,10 +74,12 @@ class Supervisor(MeterState):
         raw, self.raw_soft_reset = self.raw_soft_reset, False
         self.boot_raw_repl = raw
         self.wire.raw_repl = False
+        self.boots += 1
+        if self.console_view is not None:
+            self.console_view.note(f"{self.board['id']} boot {self.boots}, reset cause {self.reset_cause}")
         self.proc = self._spawn(self.bus, stdio=self.wire.device_fd)
         if raw:
             self.wire.inject_to_device(b"\r\x01")
-        self.boots += 1
         threading.Thread(target=self._watch_exit, args=(self.proc,), daemon=True).start()
         if not self.bus.accept(BOOT_TIMEOUT):
             raise VmMissing("the MicroPython VM did not connect to the emulator (see the console for its output)")

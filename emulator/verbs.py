@@ -11,6 +11,10 @@ from .errors import ControlError
 from .supervisor import WORD_SCALE
 from .world import PRESSABLE, World, parse_speed
 
+RUN_MAX_S = 10 * 366 * 86400  # `ctl run --for`, `ctl time --advance`: at most ten years of device time
+RTC_MIN_S = 946684800  # `ctl run --until`: 2000-01-01T00:00:00Z, where a board's RTC starts ...
+RTC_MAX_S = 4102444799  # ... to 2099-12-31T23:59:59Z
+
 
 class ControlVerbs(World):
     # -- control requests ----------------------------------------------------------------------------------------
@@ -25,6 +29,9 @@ class ControlVerbs(World):
             handler(req, reply)
         except ControlError as e:
             reply({"ok": False, "error": str(e)})
+        except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as e:
+            # a request of the wrong shape (another client than meter-emu ctl): refused, the emulator carries on
+            reply({"ok": False, "error": f"bad {req.get('verb')!r} request: {type(e).__name__}: {e}"})
 
     def _ctl_status(self, req: dict, reply: Callable[[dict], None]) -> None:
         def done(st: dict | None) -> None:
@@ -79,9 +86,10 @@ class ControlVerbs(World):
     def _ctl_time(self, req: dict, reply: Callable[[dict], None]) -> None:
         adv = req.get("advance")
         if adv is not None:
+            adv = gridmodel.finite("--advance", adv, 0, RUN_MAX_S)
             if not self.powered or not self.bus:
                 raise ControlError("the board is off")
-            self._to_vm({"t": "advance", "us": int(float(adv) * 1e6)})
+            self._to_vm({"t": "advance", "us": int(adv * 1e6)})
 
         def done(st: dict | None) -> None:
             if st is None:
@@ -103,8 +111,13 @@ class ControlVerbs(World):
         until, for_s = req.get("until"), req.get("for")
         if (until is None) == (for_s is None):
             raise ControlError("run needs --until (an RTC time) or --for (device seconds)")
-        if for_s is not None and not 0 < float(for_s) <= 10 * 366 * 86400:
-            raise ControlError("--for is device seconds, 0 < s <= ten years")
+        if for_s is not None:
+            for_s = gridmodel.finite("--for", for_s, 0, RUN_MAX_S)
+            if for_s <= 0:
+                raise ControlError("--for is device seconds, 0 < s <= ten years")
+        if until is not None and (type(until) is not int or not RTC_MIN_S <= until <= RTC_MAX_S):
+            raise ControlError(f"--until: the RTC reads 2000-01-01 to 2099-12-31 (seconds {RTC_MIN_S}.."
+                               f"{RTC_MAX_S} since 1970), got {gridmodel.shown(until)}")
         if not self.powered or not self.bus:
             raise ControlError("the board is off")
         speed = parse_speed(req.get("speed", "max"))
@@ -131,6 +144,8 @@ class ControlVerbs(World):
 
     def _ctl_power_cut(self, req: dict, reply: Callable[[dict], None]) -> None:
         off = req.get("off", self.restore_delay)
+        if off is not None:
+            off = gridmodel.finite("--off", off, 0, 86400)
         if not self.powered:
             raise ControlError("the board is already off")
         n = req.get("at_write")
@@ -142,10 +157,11 @@ class ControlVerbs(World):
                 return
             self.begin_cut(off, reply)
             return
-        n = int(n)
-        if n < 1:
+        if type(n) is not int or not 1 <= n <= 10**9:
             raise ControlError("--at-write counts flash operations from now: 1 or more")
-        torn = int(req.get("torn", 0))
+        torn = req.get("torn", 0)
+        if type(torn) is not int or not 0 <= torn <= 1 << 20:
+            raise ControlError("--torn is the bytes of that write that land: 0 or more")
         self.restore_delay = off
         assert self.bus is not None
         self.armed_cut = {"n": n, "torn": torn}
@@ -165,6 +181,8 @@ class ControlVerbs(World):
         values = req.get("values") or {}
         if not values:
             raise ControlError("set needs key=value pairs; keys: " + ", ".join(self.SETTABLE))
+        for key, raw in values.items():  # all or nothing: a bad value leaves every setting as it was
+            self._check_one(key, raw)
         applied = {}
         for key, raw in values.items():
             applied[key] = self._set_one(key, raw)
@@ -191,8 +209,8 @@ class ControlVerbs(World):
         if name not in PRESSABLE or pin is None:
             has = ", ".join(n for n in PRESSABLE if n in self.board["pins"]) or "none"
             raise ControlError(f"unknown input {name!r}; this board has: {has}")
-        hold = float(req.get("for", 0.2))
-        if not 0 < hold <= 3600:
+        hold = gridmodel.finite("--for", req.get("for", 0.2), 0, 3600)
+        if not hold > 0:
             raise ControlError("--for is a duration in seconds, 0 < s <= 3600")
         active = 0 if pin["active"] == "low" else 1
         self._set_input(pin["gpio"], active)

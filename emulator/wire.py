@@ -15,6 +15,10 @@ import time
 import tty
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .consolelog import ConsoleLog
 
 CTRL_C = 0x03
 CTRL_A = 0x01
@@ -86,7 +90,7 @@ class _Direction:
 
 class Wire(threading.Thread):
     def __init__(self, baud: int, on_activity: Callable[[bool], None], vm_pid: Callable[[], int | None],
-                 seed: int | None = None, console_log: str | None = None):
+                 seed: int | None = None, console_log: str | None = None, view: ConsoleLog | None = None):
         super().__init__(name="wire", daemon=True)
         self.baud = baud
         self.on_activity = on_activity
@@ -112,6 +116,8 @@ class Wire(threading.Thread):
         # `run --console-log FILE` (or METERKIT_EMU_CONSOLE_LOG=FILE): a copy of everything the board prints
         log = console_log or os.environ.get("METERKIT_EMU_CONSOLE_LOG")
         self._tee = open(log, "ab", buffering=0) if log else None
+        # STATE/console.log (`meter-emu console`): what the board printed, before the line's faults, SMP frames out
+        self.view = view
         self._held = False
         self._scheduled: list[tuple[float, bytes]] = []  # (monotonic time, bytes) from send_from_host
         self._injected: list[tuple[_Direction, bytes]] = []  # from inject_to_*: appended by the wire thread
@@ -297,6 +303,8 @@ class Wire(threading.Thread):
         with self._scheduled_lock:
             for d, data in self._injected:
                 d.pending += data
+                if d is self.to_host and self.view is not None:
+                    self.view.write(data)
             self._injected.clear()
             while self._scheduled and self._scheduled[0][0] <= now:
                 self.to_dev.inflight.appendleft((now, self._scheduled.pop(0)[1]))
@@ -304,6 +312,8 @@ class Wire(threading.Thread):
             while d.inflight and d.inflight[0][0] <= now and (not to_device or self._settle is None):
                 _, data = d.inflight.popleft()
                 n = len(data)
+                if not to_device and self.view is not None:
+                    self.view.write(data)
                 data = self._faults(data, d)
                 if to_device and self.gate is not None:
                     self.gate(data)

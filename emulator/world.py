@@ -14,17 +14,17 @@ TRUTH_SAVE_S = 2.0  # wall seconds between meta.json writes for periodic truth r
 PRESSABLE = ("button", "cover")  # inputs `ctl press` drives: the consumer's button, the terminal cover (off while held)
 
 
+SPEED_MIN = 0.001  # device-time speed factors: a thousandth of real time ...
+SPEED_MAX = 1e6  # ... to a million times it ('max' skips idle waits altogether)
+
+
 def parse_speed(value: str | float) -> float | str:
     if value == "max":
         return "max"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ControlError(f"speed must be a number > 0 or 'max', got {value!r}") from None
-    if not v > 0:
-        raise ControlError(f"speed must be a number > 0 or 'max', got {value!r}")
-    return v
-
+    try:  # nan, inf, 0: a wedged board; a factor beyond a million: a clock that jumps (use 'max')
+        return gridmodel.finite("speed", value, SPEED_MIN, SPEED_MAX)
+    except ControlError as e:
+        raise ControlError(f"{e}, or 'max'") from None
 
 
 class World(Supervisor):
@@ -109,45 +109,54 @@ class World(Supervisor):
         **gridmodel.SETTABLE,
     }
 
-    def _set_one(self, key: str, raw) -> object:
-        def number(lo: float | None = None, hi: float | None = None) -> float:
-            try:
-                v = float(raw)
-            except (TypeError, ValueError):
-                raise ControlError(f"{key}: expected a number, got {raw!r}") from None
-            if (lo is not None and v < lo) or (hi is not None and v > hi):
-                raise ControlError(f"{key}: {v} is outside {lo}..{hi}")
-            return v
-
+    def _check_one(self, key: str, raw) -> object:
+        """The value of one `ctl set` KEY=VALUE, checked (ControlError naming the key and what it allows: NaN, the
+        infinities and numbers out of range included); nothing changes yet."""
         if key == "speed":
-            self.speed = parse_speed(raw)
+            return parse_speed(raw)
+        if key == "rtc.drift_ppm":
+            return gridmodel.finite(key, raw, -10000, 10000)
+        if key == "rtc.lost":
+            return bool(gridmodel.finite(key, raw, 0, 1))
+        if key == "power.restore_delay":
+            return "manual" if raw == "manual" else gridmodel.finite(key, raw, 0, 86400)
+        if key in ("wire.error_rate", "wire.drop_rate"):
+            return gridmodel.finite(key, raw, 0, 1)
+        if key in gridmodel.SETTABLE:
+            return gridmodel.parse(key, raw)
+        if key.startswith("adc."):
+            try:
+                int(key[4:])
+            except ValueError:
+                raise ControlError(f"{key}: expected adc.<gpio number>") from None
+            return "model" if raw == "model" else gridmodel.finite(key, raw, -1, 10)
+        raise ControlError(f"unknown key {key!r}; keys: " + ", ".join(self.SETTABLE))
+
+    def _set_one(self, key: str, raw) -> object:
+        """Check and apply one setting; the value applied."""
+        v = self._check_one(key, raw)
+        if key == "speed":
+            self.speed = v  # type: ignore[assignment]
             if self.bus:
                 self._to_vm({"t": "speed", "value": self.speed})
             return self.speed
         if key == "rtc.drift_ppm":
-            v = number(-10000, 10000)
             self.meta["rtc"]["drift_ppm"] = v
             if self.bus:
                 self._to_vm({"t": "drift", "ppm": v})
             return v
         if key == "rtc.lost":
-            lost = bool(number(0, 1))
-            self.meta["rtc"]["valid"] = not lost
+            self.meta["rtc"]["valid"] = not v
             self.state.write_meta(self.meta)
-            return lost
+            return v
         if key == "power.restore_delay":
-            if raw == "manual":
-                self.restore_delay = None
-                return "manual"
-            self.restore_delay = number(0, 86400)
-            return self.restore_delay
+            self.restore_delay = None if v == "manual" else v  # type: ignore[assignment]
+            return v
         if key in ("wire.error_rate", "wire.drop_rate"):
-            v = number(0, 1)
             assert self.wire is not None
             setattr(self.wire, key.split(".")[1], v)
             return v
         if key in gridmodel.SETTABLE:
-            v = gridmodel.parse(key, raw)
             g = self.meta["grid"]
             g[key] = v
             values = {key: v}
@@ -159,19 +168,13 @@ class World(Supervisor):
             self.state.write_meta(self.meta)
             self._grid_send(values)
             return v
-        if key.startswith("adc."):
-            try:
-                gpio = int(key[4:])
-            except ValueError:
-                raise ControlError(f"{key}: expected adc.<gpio number>") from None
-            if raw == "model":
-                self.adc.pop(gpio, None)
-                if self.bus and self.powered:
-                    self._to_vm({"t": "adc", "gpio": gpio, "volts": None})
-                return "model"
-            v = number(-1, 10)
-            self.adc[gpio] = v
+        gpio = int(key[4:])  # adc.<gpio>
+        if v == "model":
+            self.adc.pop(gpio, None)
             if self.bus and self.powered:
-                self._to_vm({"t": "adc", "gpio": gpio, "volts": v})
-            return v
-        raise ControlError(f"unknown key {key!r}; keys: " + ", ".join(self.SETTABLE))
+                self._to_vm({"t": "adc", "gpio": gpio, "volts": None})
+            return "model"
+        self.adc[gpio] = v  # type: ignore[assignment]
+        if self.bus and self.powered:
+            self._to_vm({"t": "adc", "gpio": gpio, "volts": v})
+        return v

@@ -19,7 +19,8 @@ from meterkit import trust as trust_store
 
 from .errors import OtaError, rejection_exit
 
-# what a MicroPython port reports as sys.platform, per board family (the emulator's VM reports "linux")
+# what a MicroPython port reports as sys.platform, per board family (the emulator reports its board's, as a board
+# does: emulator/device/_emu_sys.py)
 PLATFORMS = {"esp32": "esp32", "rp2040": "rp2"}
 OURS = ("boot.py", "main.py", "loader", "lib", "loaders", "meter", "slots")
 
@@ -122,8 +123,14 @@ def provision(port: str, board: dict, *, baud: int = 115200, lock: bool = False,
     try:
         platform = repl.eval("__import__('sys').platform")
         want = PLATFORMS.get(board["mcu"]["family"])
-        if platform != "linux" and want and platform != want:
-            err = ProvisionError(f"the board on {port} runs MicroPython for {platform}, not {board['id']}")
+        if want and platform != want:
+            try:  # the port's own name for the module and MCU, e.g. "Raspberry Pi Pico with RP2040"
+                machine = repl.eval("__import__('os').uname().machine")
+            except Exception:  # a port without os.uname()
+                machine = None
+            what = f"{platform} ({machine})" if machine else str(platform)
+            err = ProvisionError(f"the board on {port} runs MicroPython for another MCU: {what}, not "
+                                 f"{board['id']}'s {want} (check --board)")
             err.exit_code = rejection_exit("wrong-board")
             raise err
         if meter_id is None:

@@ -37,6 +37,12 @@ if cfg["board"].get("frontend", {}).get("type") == "bl0942":
     import _emu_bl0942  # noqa: E402,F401  (before the ballast: its heap is the shims' share)
 
 sys.modules["_asyncio"] = _emu_asyncio  # asyncio's scheduler must read the virtual clock (see _emu_asyncio)
+# the port's own view of itself: sys.platform and os.uname() of the board's port, not the unix port's "linux"
+import _emu_os  # noqa: E402
+import _emu_sys  # noqa: E402
+
+sys.modules["sys"] = _emu_sys
+sys.modules["os"] = _emu_os
 
 
 cfg_gated = _emu_gate.MODE is not None
@@ -165,6 +171,7 @@ except OSError:
 os.chdir("/")
 sys.path[:] = ["", ".frozen", "/lib"]
 bus.send({"t": "booting"})
+sys, os = _emu_sys, _emu_os  # the REPL's namespace is this file's: there too they are the board's
 _run("boot.py")
 if not cfg.get("skip_main"):  # a soft reset from the raw REPL runs boot.py only
     _run("main.py")
