@@ -216,6 +216,10 @@ def run(board: str, state_dir: str, baud: int, speed: float | str, blank: bool, 
         missing = [n for n in ("boot.py", "main.py", "loader", "app") if not (Path(firmware_dir) / n).exists()]
         if missing:
             _fail(f"--firmware {firmware_dir}: not a firmware tree (no {', '.join(missing)})", EXIT_USAGE)
+    if record is not None and seed is None and not (Path(state_dir) / "meta.json").exists():
+        import secrets
+
+        seed = secrets.randbelow(2**31)  # a fresh meter's unique id comes from the seed: recorded, so replayed
     try:
         meter = Meter(board, StateDir(state_dir), baud=baud, speed=speed,
                       firmware_dir=None if firmware_dir is None else Path(firmware_dir).resolve(),

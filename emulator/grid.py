@@ -217,7 +217,7 @@ def parse_scenario(data: Any, source: str = "scenario") -> dict:
     repeat = data.get("repeat", False)
     if not isinstance(repeat, bool):
         raise bad("repeat", f"expected true or false, got {repeat!r}")
-    out = []
+    out: list[list] = []
     for n, step in enumerate(steps):
         where = f"steps[{n}]"
         if (not isinstance(step, dict) or "at" not in step or len(step) != 2
@@ -244,14 +244,15 @@ def parse_scenario(data: Any, source: str = "scenario") -> dict:
             except ControlError as e:
                 raise bad(f"{where}.set", str(e)) from None
         out.append([int(round(at * 1e6)), vals])
-    if any(out[k][0] > out[k + 1][0] for k in range(len(out) - 1)):
+    times: list[int] = [s[0] for s in out]
+    if any(times[k] > times[k + 1] for k in range(len(times) - 1)):
         raise bad("steps", "times (at) must not decrease")
     period = data.get("period")
     period_us = None
     if period is not None:
-        p = _seconds(period, out[-1][0] / 1e6, SCENARIO_MAX_S, lo_open=True)
+        p = _seconds(period, times[-1] / 1e6, SCENARIO_MAX_S, lo_open=True)
         if p is None:
-            raise bad("period", f"expected seconds > the last step's at ({out[-1][0] / 1e6}) and <= "
+            raise bad("period", f"expected seconds > the last step's at ({times[-1] / 1e6}) and <= "
                       f"{SCENARIO_MAX_S}, got {period!r}")
         period_us = int(round(p * 1e6))
     if repeat and period_us is None:

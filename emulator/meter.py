@@ -429,8 +429,11 @@ class Meter(ControlVerbs):
         elif t == "status":
             self._take_state(None, msg.get("truth"), save=False)
             self.last_status = msg
-            self.query_deadlines.pop(msg.get("id"), None)
-            cb = self.pending_queries.pop(msg.get("id"), None)
+            answered = msg.get("id")
+            if not isinstance(answered, int):
+                return
+            self.query_deadlines.pop(answered, None)
+            cb = self.pending_queries.pop(answered, None)
             if cb:
                 cb(msg)
 
@@ -447,7 +450,12 @@ def load_endpoints(state: StateDir) -> dict:
         raise NotRunning(f"no emulator is running on {state.path}: not a meter-emu state folder (no meta.json)")
     ep = state.read_endpoints()
     if ep is None:
-        raise NotRunning(f"no emulator is running on {state.path} (start one with `meter-emu run --state {state.path}`)")
+        try:
+            board = str(state.read_meta().get("board") or "BOARD")
+        except Exception:  # a damaged meta.json: `meter-emu run` names that problem itself
+            board = "BOARD"
+        raise NotRunning(f"no emulator is running on {state.path} (start one with `meter-emu run --board {board} "
+                         f"--state {state.path}`)")
     if not isinstance(ep, dict) or not isinstance(ep.get("control"), str) or not isinstance(ep.get("console"), str):
         raise NotRunning(f"no emulator is running on {state.path}: {state.endpoints_path.name} is unreadable")
     return ep

@@ -284,7 +284,15 @@ def _on_hold(msg):
 
 
 def _on_advance(msg):
-    skip(int(msg["us"]))
+    """`ctl time --advance`: the board was away for that long (as in a deep sleep). Not a lag for the throttle to
+    hold back, and not a stretch the firmware failed to feed its watchdog in: both move on with it."""
+    global _a_v, _wdt_deadline
+    us = int(msg["us"])
+    if us > 0:
+        _a_v += us
+        if _wdt_deadline is not None:
+            _wdt_deadline += us
+    skip(us)
 
 
 bus.on("speed", _on_speed)

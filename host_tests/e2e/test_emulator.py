@@ -110,6 +110,19 @@ def test_virtual_clock_runs_fast_when_the_line_is_quiet(start_emulator):
     assert adv["uptime_s"] >= t1["uptime_s"] + 3600
 
 
+def test_a_time_advance_at_1x_leaves_the_board_answering(start_emulator):
+    """An advance is not a lag the throttle holds back nor a stretch without feeding the watchdog: the board goes
+    on at 1x (before, it stood still for the advanced hour in wall time and stopped answering)."""
+    emu = start_emulator("rpi_pico")
+    echo_ok(emu)
+    boots = emu.ctl("status")["boots"]
+    adv = emu.ctl("time", "--advance", "3600")
+    echo_ok(emu)
+    after = emu.ctl("time")
+    assert after["uptime_s"] >= adv["uptime_s"] and after["speed"] == 1.0
+    assert emu.ctl("status")["boots"] == boots, "no watchdog reset"
+
+
 def test_ctl_run_stops_exactly_at_the_moment_then_runs_at_1x(start_emulator):
     emu = start_emulator("rpi_pico_bl0942")  # a BL0942 board idles between readings: max speed is thousands x
     echo_ok(emu)

@@ -159,7 +159,7 @@ case("replay-console-log-nodir", ["replay", "{rec_good}", "--console-log", "{nod
 case("ctl-no-state", ["ctl", "status"], 2, "--state")
 case("ctl-state-missing-folder", ["ctl", "--state", "{nostate}", "status"], 7, "no such folder")
 case("ctl-state-not-an-emulators", ["ctl", "--state", "{notstate}", "status"], 7, "not a meter-emu state folder")
-case("ctl-state-not-running", CTL + ["status"], 7, "no emulator is running")
+case("ctl-state-not-running", CTL + ["status"], 7, "meter-emu run --board esp32_devkitc --state")
 case("ctl-state-stale-endpoints", ["ctl", "--state", "{stale}", "status"], 7, "nothing listens")
 case("ctl-state-binary-endpoints", ["ctl", "--state", "{badendpoints}", "status"], 7, "no emulator is running")
 case("ctl-state-list-endpoints", ["ctl", "--state", "{listendpoints}", "status"], 7, "endpoints.json")
