@@ -57,11 +57,7 @@ def main() -> None:
     out.print(f"console ready on [bold]{console}[/] (also {state}/console) after {time.monotonic() - t0:.2f} s")
     try:
         step("2. Ask the meter who it is over SMP on its console (`ota info`)")
-        info = json.loads(shell(str(BIN / "ota"), "info", "--port", console, "--json").stdout)
-        table = Table(show_header=False)
-        for k, v in info.items():
-            table.add_row(k, str(v))
-        out.print(table)
+        out.print(shell(str(BIN / "ota"), "info", "--port", console).stdout.rstrip())
 
         step("3. The same port with the reference SMP client (`smpmgr os echo`)")
         out.print(shell(str(BIN / "smpmgr"), "--port", console, "os", "echo", "hello meter").stdout.strip())
@@ -78,7 +74,7 @@ def main() -> None:
         if p.returncode != 0:
             raise SystemExit("demo step failed: ota push")
         for _ in range(40):
-            rows = json.loads(shell(str(BIN / "ota"), "status", "--port", console, "--json").stdout)
+            rows = json.loads(shell(str(BIN / "ota"), "status", "--port", console, "--json").stdout)["slots"]
             if rows and rows[0]["confirmed"] and rows[0]["version"] == "1.1.0":
                 break
             time.sleep(1.0)

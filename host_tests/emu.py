@@ -177,7 +177,7 @@ def running(emu: Emulator) -> dict | None:
     p = ota("status", "--port", emu.console, "--json", "--timeout", "2")
     if p.returncode != 0:
         return None
-    return next((r for r in json.loads(p.stdout) if r["active"]), None)
+    return next((r for r in json.loads(p.stdout)["slots"] if r["active"]), None)
 
 
 def cut_during_push(emu: Emulator, image: Path, old: str, new: str, at_write: int, torn: int = 0,

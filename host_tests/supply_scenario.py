@@ -37,9 +37,12 @@ def run_ota(*args, expect: int = 0) -> dict | list | str:
     if p.returncode != expect:
         raise ScenarioError(f"ota {' '.join(map(str, args))}: exit {p.returncode}\n{p.stdout}{p.stderr}")
     try:
-        return json.loads(p.stdout)
+        out = json.loads(p.stdout)
     except ValueError:
         return p.stdout + p.stderr
+    if isinstance(out, dict) and out.pop("ok", None) is True and set(out) == {"events"}:
+        return out["events"]
+    return out
 
 
 def utc(local_day: str, hhmm: str) -> int:

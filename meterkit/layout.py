@@ -86,6 +86,7 @@ def development_trust_store() -> bytes:
     """The trust store of a development meter: the repository's development root, image and command keys, marked
     dev (a locked meter refuses them), signed by the development root key, counter 0."""
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from . import trust
 
@@ -95,6 +96,7 @@ def development_trust_store() -> bytes:
         priv = serialization.load_pem_private_key((DEV_KEYS / f"{role}-DEVELOPMENT-ONLY-ed25519.pem").read_bytes(), None)
         if role == "root":
             root = priv
+        assert isinstance(priv, Ed25519PrivateKey)
         entries.append({"key": trust.raw_key(priv.public_key()), "roles": [role], "dev": True,
                         "name": f"{role}-DEVELOPMENT-ONLY"})
     assert root is not None

@@ -19,7 +19,7 @@ import cbor2
 from meterkit import manifest, mpy
 from meterkit.boards import load_board
 
-from .errors import OtaError
+from .errors import BadInput, BuildFailed
 
 MAGIC = b"MKB1"
 # Decompression needs a 2**WBITS window on the device: 4 KB fits the smallest board's heap budget.
@@ -27,8 +27,11 @@ WBITS = 12
 APP_PACKAGE = "app"
 
 
-class BuildError(OtaError):
-    exit_code = 7
+BuildError = BuildFailed  # the name the build code raises
+
+
+class BundleInvalid(BadInput):
+    """Bytes that are not a bundle from `ota build` (the message says what is wrong)."""
 
 
 @dataclass
@@ -95,11 +98,11 @@ def unpack(data: bytes, max_size: int = 4 << 20) -> Bundle:
     try:
         body = d.decompress(data, max_size)
     except zlib.error as e:
-        raise BuildError(f"not a bundle: deflate stream is corrupt ({e})") from e
+        raise BundleInvalid(f"not a bundle: deflate stream is corrupt ({e})") from e
     if d.unconsumed_tail or not d.eof:
-        raise BuildError("not a bundle: deflate stream truncated or larger than allowed")
+        raise BundleInvalid("not a bundle: deflate stream truncated or larger than allowed")
     if body[:4] != MAGIC:
-        raise BuildError("not a bundle: bad magic")
+        raise BundleInvalid("not a bundle: bad magic")
     try:
         (n,) = struct.unpack_from("<I", body, 4)
         m = cbor2.loads(body[8: 8 + n])
@@ -108,7 +111,7 @@ def unpack(data: bytes, max_size: int = 4 << 20) -> Bundle:
             files.append((f["path"], body[off: off + f["size"]]))
             off += f["size"]
     except (struct.error, ValueError, KeyError, TypeError, cbor2.CBORDecodeError) as e:
-        raise BuildError(f"not a bundle: manifest unreadable ({type(e).__name__}: {e})") from e
+        raise BundleInvalid(f"not a bundle: manifest unreadable ({type(e).__name__}: {e})") from e
     if off != len(body):
-        raise BuildError("bundle: file data does not match the manifest sizes")
+        raise BundleInvalid("bundle: file data does not match the manifest sizes")
     return Bundle(manifest=m, files=files, raw_size=len(body))

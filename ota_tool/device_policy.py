@@ -4,6 +4,7 @@ strictness and reasons. MicroPython builtins they import (micropython, deflate) 
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import sys
 from pathlib import Path
@@ -38,7 +39,7 @@ def modules(firmware_dir: Path = FIRMWARE_DIR) -> SimpleNamespace:
         for name, path in deps:
             sys.modules[name] = _load(name, path)
         img = _load("loader.image", firmware_dir / "loader" / "image.py")
-        img._ed = sys.modules["ed25519"]  # what its lazy import would find on the device
+        img._ed = sys.modules["ed25519"]  # type: ignore[attr-defined]  # what its lazy import finds on the device
         sys.modules["loader.image"] = img
         bnd = _load("meterkit_device_bundle", firmware_dir / "loader" / "bundle.py")
     finally:
@@ -49,6 +50,58 @@ def modules(firmware_dir: Path = FIRMWARE_DIR) -> SimpleNamespace:
                 sys.modules[n] = m
         sys.modules.pop("loader.image", None)
         sys.modules.update(saved_loader)
-    ns = SimpleNamespace(image=img, bundle=bnd)
+    ns = SimpleNamespace(image=img, bundle=bnd, **vars(_image_group_facts(firmware_dir)))
     _cache[key] = ns
     return ns
+
+
+def _image_group_facts(firmware_dir: Path) -> SimpleNamespace:
+    """`max_counter_step` and `slot_budget(board)` exactly as firmware/loader/image_group.py defines them, taken
+    from its source (importing it would pull in the SMP server)."""
+    path = firmware_dir / "loader" / "image_group.py"
+    tree = ast.parse(path.read_text(), str(path))
+    keep: list[ast.stmt] = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "slot_budget":
+            keep.append(node)
+        elif (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+              and node.targets[0].id == "MAX_COUNTER_STEP"):
+            keep.append(node)
+    if len(keep) != 2:
+        raise RuntimeError(f"{path}: MAX_COUNTER_STEP or slot_budget is gone; ota reads both from there")
+    ns: dict = {"const": lambda v: v}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), str(path), "exec"), ns)  # noqa: S102 - our own firmware
+    return SimpleNamespace(max_counter_step=ns["MAX_COUNTER_STEP"], slot_budget=ns["slot_budget"])
+
+
+def _int_constants(path: Path) -> dict[str, int]:
+    """A firmware module's top-level NAME = <int> (or const(<int>)) assignments, read from its source."""
+    tree = ast.parse(path.read_text(), str(path))
+    out: dict[str, int] = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        v = node.value
+        if isinstance(v, ast.Call) and getattr(v.func, "id", "") == "const" and len(v.args) == 1:
+            v = v.args[0]
+        if isinstance(v, ast.Constant) and type(v.value) is int:
+            out[node.targets[0].id] = v.value
+    return out
+
+
+# how the host words a few event names (keyed by the firmware's constant name; the codes come from the firmware)
+EVENT_WORDS = {"POWER_RESTORE": "power restored", "COVER_OPEN": "cover opened (tamper)", "TOPUP_ACCEPTED":
+               "top-up accepted", "LOG_LOST": "event log damaged", "ROLLED_BACK": "rolled back"}
+
+
+def event_codes(firmware_dir: Path = FIRMWARE_DIR) -> dict[int, str]:
+    """The meter's event codes (firmware/app/events.py: the 3-digit constants) and their names in words."""
+    consts = _int_constants(firmware_dir / "app" / "events.py")
+    return {v: EVENT_WORDS.get(k, k.lower().replace("_", " ")) for k, v in consts.items() if 100 <= v <= 999}
+
+
+def class70_states(firmware_dir: Path = FIRMWARE_DIR) -> dict[int, str]:
+    """DLMS class-70 control states as the firmware numbers them (firmware/app/disconnect.py)."""
+    consts = _int_constants(firmware_dir / "app" / "disconnect.py")
+    words = {"DISCONNECTED": "disconnected", "CONNECTED": "connected", "READY": "ready for reconnection"}
+    return {consts[k]: w for k, w in words.items()}

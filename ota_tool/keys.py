@@ -12,14 +12,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .errors import OtaError
+from .errors import KeyProblem
 
 DEV_KEYS_DIR = Path(__file__).resolve().parents[1] / "keys" / "dev"
 """Development keys shipped in the repository: trusted by development-mode meters only."""
-
-
-class KeyProblem(OtaError):
-    exit_code = 6
 
 
 class Role(StrEnum):

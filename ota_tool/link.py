@@ -1,8 +1,12 @@
-"""A meter's SMP link over a serial port, through smpclient: connect, request, and errors turned into OtaError."""
+"""A meter's SMP link over a serial port, through smpclient: connect, request, and errors turned into OtaError.
+The link also keeps the text the meter printed between SMP frames (its console: log lines, a traceback)."""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import os
+from collections.abc import Callable
 from typing import Any
 
 from smp.exceptions import SMPException
@@ -11,24 +15,70 @@ from smpclient.exceptions import SMPBadSequence
 from smpclient.generics import error, error_v1, error_v2, success
 from smpclient.transport.serial import SMPSerialTransport
 
-from .errors import DeviceRefused, DeviceTimeout, NoDevice
+from .errors import EACCESSDENIED, BadInput, DeviceRefused, DeviceTimeout, NoDevice, NoSmpReply, NotAuthorised
 
 DEFAULT_TIMEOUT = 5.0
+MAX_TIMEOUT = 3600.0
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000, 2000000,
+              3000000)
 # what a frame lost or damaged on the line looks like to smpclient: no answer, an answer to an earlier request, or
 # bytes that do not decode (bad delimiter, CRC, CBOR)
 LINE_ERRORS = (TimeoutError, SMPBadSequence, SMPException, ValueError)
+BUSY_RETRIES = 5  # a read the meter answers "busy" (its heap is in use) is asked again this often
+BUSY_WAIT_S = 0.5
+CONSOLE_KEPT = 16384  # bytes of console text a link keeps (the newest)
+
+
+def check_timeout(timeout: float) -> float:
+    if not (isinstance(timeout, int | float) and math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise BadInput(f"timeout {timeout!r}: give seconds above 0 and at most {MAX_TIMEOUT:g}")
+    return float(timeout)
+
+
+def check_baud(baud: int) -> int:
+    if baud not in BAUD_RATES:
+        raise BadInput(f"baud rate {baud!r} is not a serial line rate; use one of "
+                       + ", ".join(map(str, BAUD_RATES)))
+    return baud
+
+
+def available_ports() -> list[str]:
+    """The serial ports this computer has (pyserial's list), for a message naming them."""
+    try:
+        from serial.tools import list_ports
+
+        return sorted(p.device for p in list_ports.comports())
+    except Exception:  # pyserial's enumeration is best effort on some systems
+        return []
+
+
+def check_port(port: str) -> str:
+    """A port named by a path must exist; fail at once naming the ports that do (a meter-emu port is
+    STATE/console)."""
+    if not port:
+        raise BadInput("--port is empty")
+    if (port.startswith("/") or os.sep in port) and not os.path.exists(port):
+        ports = available_ports()
+        raise NoDevice(f"no port {port}; " + (f"this computer has {', '.join(ports)}" if ports else
+                                              "this computer lists no serial ports")
+                       + " (an emulated meter's port is STATE/console, while `meter-emu run` runs)")
+    return port
 
 
 class MeterLink:
-    def __init__(self, port: str, baud: int = 115200, timeout: float = DEFAULT_TIMEOUT):
-        self.port = port
-        self.baud = baud
-        self.timeout = timeout
+    def __init__(self, port: str, baud: int = 115200, timeout: float = DEFAULT_TIMEOUT,
+                 note: Callable[[str], None] | None = None):
+        self.port = check_port(port)
+        self.baud = check_baud(baud)
+        self.timeout = check_timeout(timeout)
+        self.note = note  # told of what the link does on its own (a retry after "busy")
+        self.console = bytearray()
         self._client: SMPClient | None = None
+        self._transport: SMPSerialTransport | None = None
 
     async def __aenter__(self) -> MeterLink:
-        transport = SMPSerialTransport(baudrate=self.baud)
-        self._client = SMPClient(transport, self.port, timeout_s=self.timeout)
+        self._transport = SMPSerialTransport(baudrate=self.baud)
+        self._client = SMPClient(self._transport, self.port, timeout_s=self.timeout)
         try:
             await self._client.connect()
         except Exception as e:  # pyserial raises SerialException for a missing or busy port
@@ -36,30 +86,67 @@ class MeterLink:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
+        self._take_console()
         if self._client is not None:
             await self._client.disconnect()
 
+    def _take_console(self) -> None:
+        buf = getattr(self._transport, "_serial_buffer", None)  # smpclient keeps non-SMP bytes here
+        if buf:
+            self.console += buf
+            buf.clear()
+            del self.console[:-CONSOLE_KEPT]
+
+    def console_lines(self, n: int = 20) -> list[str]:
+        """The last `n` lines the meter printed between SMP frames on this link."""
+        self._take_console()
+        text = self.console.decode("utf-8", "replace").replace("\r", "")
+        return [ln for ln in text.split("\n") if ln.strip()][-n:]
+
     async def request(self, req: Any, what: str, retries: int = 0) -> Any:
         """Send one request; `retries` > 0 only for requests that are safe to repeat (reads, idempotent writes),
-        so a frame lost or corrupted on the line is sent again."""
+        so a frame lost or corrupted on the line is sent again, and a "busy" answer is asked again after a
+        moment (the note callback is told)."""
         assert self._client is not None
-        for attempt in range(retries + 1):
+        busy = 0
+        attempt = 0
+        while True:
             try:
                 rsp = await self._client.request(req)
-                break
             except LINE_ERRORS as e:
-                if attempt == retries:
+                self._take_console()
+                if attempt >= retries:
+                    if self.console:
+                        tail = self.console[-80:].decode("utf-8", "replace").strip().splitlines()
+                        raise NoSmpReply(f"{what}: {self.port} answers, but no SMP reply within {self.timeout:g} s "
+                                         f"(it printed {tail[-1][:60]!r} …): a REPL or a stopped app? "
+                                         f"`mpremote connect {self.port} reset`") from e
                     raise DeviceTimeout(f"{what}: no valid answer from {self.port} within {self.timeout:g} s"
                                         + (f" ({retries + 1} tries)" if retries else "")) from e
+                attempt += 1
                 await asyncio.sleep(0.1)
-        if success(rsp):
-            return rsp
-        if error(rsp):
-            if error_v2(rsp):
-                raise DeviceRefused(what, int(rsp.err.rc), int(rsp.err.group))
-            if error_v1(rsp):
-                raise DeviceRefused(what, int(rsp.rc))
-        raise DeviceRefused(what, 1)
+                continue
+            if success(rsp):
+                return rsp
+            err = _refusal(rsp, what)
+            if isinstance(err, DeviceRefused) and err.busy and retries and busy < BUSY_RETRIES:
+                busy += 1
+                if self.note is not None:
+                    self.note(f"{what}: the meter is busy, asking again ({busy}/{BUSY_RETRIES})")
+                await asyncio.sleep(BUSY_WAIT_S * busy)
+                continue
+            raise err
+
+
+def _refusal(rsp: Any, what: str) -> Exception:
+    if error(rsp):
+        if error_v2(rsp):
+            return DeviceRefused(what, int(rsp.err.rc), int(rsp.err.group))
+        if error_v1(rsp):
+            if int(rsp.rc) == EACCESSDENIED:
+                return NotAuthorised(f"{what}: the meter refused (not authorised, rc {EACCESSDENIED})")
+            return DeviceRefused(what, int(rsp.rc))
+    return DeviceRefused(what, 1)
 
 
 def run(coro: Any) -> Any:

@@ -32,6 +32,15 @@ class UpdateStatusReadResponse(smpmsg.ReadResponse):
     hash: bytes | None = None
     refused: str = ""
     boot: int | None = None
+    # what the meter reports of its image policy (an older loader sends none of them)
+    mode: str | None = None
+    counter: int | None = None
+    max_step: int | None = None
+    loader_api: int | None = None
+    budget: int | None = None
+    image_keys: list[bytes] | None = None
+    image_keys_dev: list[bool] | None = None
+    trial: dict | None = None
 
 
 class UpdateStatusRead(UpdateStatusReadRequest):

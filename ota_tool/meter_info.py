@@ -35,3 +35,9 @@ async def app_version(link: MeterLink) -> str:
 async def meter_id(link: MeterLink) -> str:
     rsp = await link.request(OSApplicationInfoRead(format="n"), "info meter id")
     return rsp.output
+
+
+async def board_id(link: MeterLink) -> str:
+    """The board id the meter reports (its board file's `id`)."""
+    rsp = await link.request(OSApplicationInfoRead(format="i"), "info board")
+    return rsp.output

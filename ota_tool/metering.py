@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 
 from .authority import Authority
-from .errors import DeviceRefused, OtaError
+from .errors import DeviceRefused, NotAuthorised, OtaError, Refused
 from .link import MeterLink
-from .meter_groups import GROUP_METERING, CalibrateWrite, CalibrationRead, MeterRead
+from .meter_groups import GROUP_METERING, CalibrateWrite, CalibrationRead, MeteringRc, MeterRead
 
 CMD_CALIBRATE = "meter.calibrate"
 # register OBIS codes (integer milli-units on the wire) and their units
@@ -36,31 +36,24 @@ INSTANT = {
 }
 UNITS = {**{k: u for k, (_, u) in INSTANT.items()}, **{k: u for k, (_, u) in ENERGY.items()}}
 NAMES = {**{k: n for k, (n, _) in INSTANT.items()}, **{k: n for k, (n, _) in ENERGY.items()}}
-# group return codes (SMP v2) of group 65
-RC_NOT_READY = 1
-RC_BAD_REFERENCE = 2
-RC_NOT_AUTHORISED = 3
 STEPS = ("gain", "phase", "offset")
 POLL_S = 2.5  # seconds between calibration state reads
 
 
-class CalibrationFailed(OtaError):
-    exit_code = 8
+class CalibrationFailed(Refused):
+    """The meter refused the reference conditions, or the readings did not fit them."""
 
 
 def _group_refusal(e: DeviceRefused, what: str) -> OtaError:
     if e.group != GROUP_METERING:
         return e
-    if e.rc == RC_NOT_AUTHORISED:
-        err = OtaError(f"{what}: not authorised (a locked meter needs a signed {CMD_CALIBRATE} envelope: --key or "
-                       "--envelope)")
-        err.exit_code = 9
-        return err
-    if e.rc == RC_NOT_READY:
-        err = OtaError(f"{what}: the meter has no reading yet (it measures once a second after boot)")
-        err.exit_code = 5
-        return err
-    if e.rc == RC_BAD_REFERENCE:
+    if e.rc == MeteringRc.NOT_AUTHORISED:
+        return NotAuthorised(f"{what}: not authorised (a locked meter needs a signed {CMD_CALIBRATE} envelope: "
+                             "--key or --envelope)", "no-envelope")
+    if e.rc == MeteringRc.NOT_READY:
+        return DeviceRefused(what, e.rc, e.group, "the meter has no reading yet (it measures once a second after "
+                                                   "boot)")
+    if e.rc == MeteringRc.BAD_REFERENCE:
         return CalibrationFailed(f"{what}: the meter refused the reference conditions")
     return e
 
@@ -95,7 +88,8 @@ async def calibrate(link: MeterLink, authority: Authority, step: str, v: float, 
     args = {"step": step, "v": float(v), "i": float(i), "pf": float(pf), "n": int(n)}
     env = await authority.envelope(link, CMD_CALIBRATE, args)
     try:
-        await link.request(CalibrateWrite(**args, envelope=env), "calibrate")
+        await link.request(CalibrateWrite(step=step, v=float(v), i=float(i), pf=float(pf), n=int(n), envelope=env),
+                           "calibrate")
     except DeviceRefused as e:
         err = _group_refusal(e, "calibrate")
         if isinstance(err, CalibrationFailed):

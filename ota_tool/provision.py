@@ -17,7 +17,7 @@ from pathlib import Path
 from meterkit import layout
 from meterkit import trust as trust_store
 
-from .errors import OtaError, rejection_exit
+from .errors import ImageRejected, NotAuthorised, OtaError
 
 # what a MicroPython port reports as sys.platform, per board family (the emulator reports its board's, as a board
 # does: emulator/device/_emu_sys.py)
@@ -26,11 +26,11 @@ OURS = ("boot.py", "main.py", "loader", "lib", "loaders", "meter", "slots")
 
 
 class ProvisionError(OtaError):
-    exit_code = 1
+    pass
 
 
-class MeterLocked(OtaError):
-    exit_code = 9
+class MeterLocked(NotAuthorised):
+    pass
 
 
 @dataclass
@@ -129,10 +129,8 @@ def provision(port: str, board: dict, *, baud: int = 115200, lock: bool = False,
             except Exception:  # a port without os.uname()
                 machine = None
             what = f"{platform} ({machine})" if machine else str(platform)
-            err = ProvisionError(f"the board on {port} runs MicroPython for another MCU: {what}, not "
-                                 f"{board['id']}'s {want} (check --board)")
-            err.exit_code = rejection_exit("wrong-board")
-            raise err
+            raise ImageRejected(f"wrong-board: the board on {port} runs MicroPython for another MCU: {what}, not "
+                                f"{board['id']}'s {want} (check --board)", "wrong-board")
         if meter_id is None:
             meter_id = str(repl.eval("''.join('%02x'%b for b in __import__('machine').unique_id())"))
         mode = layout.MODE_LOCKED if lock else layout.MODE_DEVELOPMENT

@@ -1,30 +1,38 @@
-"""Pushing a signed image to a meter over SMP: upload (smpclient's chunking, sized by the meter's buf_size), then
-wait for the meter's own verdict on the upload. A library: progress goes to a callback, errors are OtaError."""
+"""Pushing a signed image to a meter over SMP, the whole workflow: check the image against what the meter reports
+(board, key, security counter, slot size) before a byte is sent; upload (smpclient's chunking, sized by the
+meter's buf_size); wait for the meter's own verdict; then, for an install, check every envelope it needs, mark the
+upload pending, reset, wait for the meter to come back and report what it runs — and whether a test boot failed
+and rolled back, with the reason the meter recorded and the last lines it printed.
+
+A library: progress and notes go to callbacks, errors are typed OtaErrors (ota_tool/errors.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from smpclient.exceptions import SMPUploadError
 from smpclient.requests.image_management import ImageStatesRead
 
+from . import image
 from .authority import IMAGE_ERASE, IMAGE_STATE, OS_RESET, Authority
-from .errors import NOT_AUTHORISED_EXIT, DeviceRefused, DeviceTimeout, OtaError, rejection_exit
+from .errors import DeviceRefused, DeviceTimeout, ImageRejected, NotAuthorised, OtaError, RolledBack
 from .link import LINE_ERRORS, MeterLink
 from .meter_groups import SignedErase, SignedReset, SignedStatesWrite, UpdateStatusRead
 
 VERDICT_TIMEOUT = 60.0
+CHUNK_TIMEOUT = 2.0  # a 2 KB chunk is answered in about 0.2 s at 115200 baud: longer means it was lost
+MAX_STALLS = 12  # retries in a row without progress before giving up
+PROBE_TIMEOUT = 1.0  # while the meter reboots: short probes
+Note = Callable[[str], None]
 
 
-class UpdateRejected(OtaError):
+class UpdateRejected(ImageRejected):
     def __init__(self, reason: str):
-        super().__init__(f"the meter rejected the image: {reason}")
-        self.reason = reason
-        self.exit_code = rejection_exit(reason)
+        super().__init__(f"the meter rejected the image: {reason}", reason)
 
 
 @dataclass
@@ -39,14 +47,53 @@ class PushResult:
     after: str | None = None
     slots: list | None = None
     retries: int = 0
+    skipped_state_write: bool = False
+    trial: dict | None = None
+    console: list[str] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
         return self.uploaded / self.seconds if self.seconds else 0.0
 
 
-CHUNK_TIMEOUT = 2.0  # a 2 KB chunk is answered in about 0.2 s at 115200 baud: longer means it was lost
-MAX_STALLS = 12  # retries in a row without progress before giving up
+async def status(link: MeterLink) -> dict:
+    """The meter's update status (group 64): state, reason, boot, and what it reports of its policy."""
+    rsp = await link.request(UpdateStatusRead(), "update status", retries=3)
+    return rsp.model_dump(exclude={"header", "version", "sequence", "smp_data"})
+
+
+def preflight(data: bytes, st: dict, board: str | None) -> None:
+    """Refuse locally what the meter would refuse after the whole upload, with the policy's reason code: another
+    board, a key the meter does not trust (or a development key on a locked meter), a counter below the meter's
+    or too far above it, an image larger than the slot. Checks only what the meter reports."""
+    img = image.parse(data)
+    want = (img.first(image.Tlv.BOARD, "protected") or b"").decode("ascii", "replace")
+    if board and want and want != board:
+        raise ImageRejected(f"wrong-board: the image is for {want}, the meter is {board}", "wrong-board")
+    keys = st.get("image_keys")
+    kh = img.first(image.Tlv.KEYHASH, "unprotected")
+    if isinstance(keys, list) and kh:
+        dev = st.get("image_keys_dev") or [False] * len(keys)
+        hit = [i for i, k in enumerate(keys) if isinstance(k, bytes | bytearray) and kh.startswith(bytes(k))]
+        if not hit:
+            raise ImageRejected(f"unknown-key: the meter trusts no image key {kh[:8].hex()}…", "unknown-key")
+        if st.get("mode") == "locked" and all(dev[i] for i in hit if i < len(dev)):
+            raise ImageRejected("development-key-refused: a locked meter refuses images signed with a development "
+                                "key", "development-key-refused")
+    sc = img.first(image.Tlv.SEC_CNT, "protected")
+    counter = st.get("counter")
+    if isinstance(counter, int) and sc and len(sc) == 4:
+        n = int.from_bytes(sc, "little")
+        if n < counter:
+            raise ImageRejected(f"counter-too-low: the image's security counter {n} is below the meter's {counter}",
+                                "counter-too-low")
+        step = st.get("max_step")
+        if isinstance(step, int) and n > counter + step:
+            raise ImageRejected(f"counter-step: the image's security counter {n} is more than {step} above the "
+                                f"meter's {counter}", "counter-step")
+    budget = st.get("budget")
+    if isinstance(budget, int) and len(data) > budget:
+        raise ImageRejected(f"oversize: {len(data)} bytes, the meter's slot takes {budget}", "oversize")
 
 
 async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None] | None = None) -> PushResult:
@@ -120,14 +167,14 @@ async def _signed(link: MeterLink, authority: Authority | None, request_type: ty
             if attempt == retries:
                 raise
             timed_out = True
-        except DeviceRefused as e:
-            if e.exit_code != NOT_AUTHORISED_EXIT:
-                raise
+        except NotAuthorised as e:
             st = await link.request(UpdateStatusRead(), "update status", retries=3)
             if timed_out and st.refused == "replayed":
                 return None
             hint = "this meter is locked: give --key or --envelope" if env is None else ""
-            raise DeviceRefused(what, e.rc, why=st.refused or hint) from e
+            why = st.refused or hint
+            raise NotAuthorised(f"{what}: the meter refused (not authorised{', ' + why if why else ''})",
+                                st.refused or "no-envelope") from e
     return None
 
 
@@ -136,15 +183,114 @@ async def boot_number(link: MeterLink) -> int | None:
     return (await link.request(UpdateStatusRead(), "update status", retries=3)).boot
 
 
-async def activate(link: MeterLink, image_hash: bytes, permanent: bool, authority: Authority | None = None) -> None:
+async def activate(link: MeterLink, image_hash: bytes, permanent: bool, authority: Authority | None = None,
+                   note: Note | None = None) -> bool:
     """Ask the meter to install the verified upload at its next boot (as a test boot, or for good), then reset.
-    A reset's answer lost on the line is not an error here: the caller watches the boot number."""
-    await _signed(link, authority, SignedStatesWrite, IMAGE_STATE, {"confirm": permanent, "hash": image_hash},
-                  "mark the upload pending", retries=5)
+    Every envelope this needs is checked first (none is spent on work that cannot finish); a state write already
+    pending for this image is not sent again. Returns whether the state write was skipped. A reset's answer lost
+    on the line is not an error here: the caller watches the boot number."""
+    state_args = {"confirm": permanent, "hash": image_hash}
+    if authority is not None:
+        await authority.require(link, [(IMAGE_STATE, state_args), (OS_RESET, {})])
+    skip = any(s["hash"] == image_hash.hex() and s["pending"] and bool(s.get("permanent")) == permanent
+               for s in await slots(link))
+    if skip:
+        if note is not None:
+            note("the meter already has this image pending: only the reset is sent")
+    else:
+        await _signed(link, authority, SignedStatesWrite, IMAGE_STATE, state_args, "mark the upload pending",
+                      retries=5)
     try:
         await reset(link, authority)
     except DeviceTimeout:
         pass
+    return skip
+
+
+async def after_reset(port: str, baud: int, timeout: float, booted: int | None = None,
+                      wait: float = 60.0) -> tuple[str, list[dict], dict, list[str]]:
+    """Reconnect after the meter's reset (the loader installs the update first) and read what it runs: the app
+    version, the slots, the update status, and the console lines the meter printed meanwhile. `booted`: the boot
+    number before the reset; until the meter reports a higher one it has not rebooted yet."""
+    end = time.monotonic() + wait
+    console: list[str] = []
+    await asyncio.sleep(0.2)
+    while True:
+        try:
+            link = MeterLink(port, baud, min(timeout, PROBE_TIMEOUT))
+            async with link:
+                try:
+                    rebooted = booted is None or ((await boot_number(link)) or 0) > booted
+                    version = await _app_version(link) if rebooted else None
+                finally:
+                    console += link.console_lines(40)
+            if version is not None:
+                full = MeterLink(port, baud, timeout)
+                async with full:
+                    rows = await slots(full)
+                    st = await status(full)
+                console += full.console_lines(40)
+                return version, rows, st, console[-40:]
+        except OtaError:
+            pass
+        if time.monotonic() > end:
+            raise DeviceTimeout(f"{port}: the meter did not come back from its reset within {wait:g} s")
+        await asyncio.sleep(0.2)
+
+
+async def _app_version(link: MeterLink) -> str:
+    from .meter_info import app_version
+
+    return await app_version(link)
+
+
+def _testing(st: dict, image_hash: bytes) -> bool:
+    trial = st.get("trial")
+    return (isinstance(trial, dict) and bytes(trial.get("hash") or b"") == image_hash
+            and trial.get("outcome") == "testing")
+
+
+async def await_verdict(port: str, baud: int, timeout: float, image_hash: bytes, wait: float,
+                        note: Note | None = None) -> tuple[str, list[dict], dict, list[str]] | None:
+    """While the meter test-boots `image_hash`, wait (at most `wait` s) for its self-test's verdict: it confirms
+    the image, or it resets and goes back to the image before. Returns what runs then (None: no verdict yet)."""
+    end = time.monotonic() + wait
+    console: list[str] = []
+    told = False
+    while time.monotonic() < end:
+        try:
+            link = MeterLink(port, baud, min(timeout, PROBE_TIMEOUT))
+            async with link:
+                try:
+                    st = await status(link)
+                    if not _testing(st, image_hash):
+                        return await _app_version(link), await slots(link), st, console
+                finally:
+                    console += link.console_lines(40)
+        except OtaError:
+            pass  # the meter is resetting
+        if not told and note is not None:
+            note("the meter test-boots the image: waiting for its self-test to confirm it (or roll it back)")
+            told = True
+        await asyncio.sleep(1.0)
+    return None
+
+
+def judge_trial(result: PushResult, st: dict) -> None:
+    """After an install: RolledBack when the meter reports that the test boot of this image failed."""
+    trial = st.get("trial")
+    result.trial = _plain(trial) if isinstance(trial, dict) else None
+    if not result.trial or result.image_hash is None:
+        return
+    if result.trial.get("hash") == result.image_hash.hex() and result.trial.get("outcome") == "rolled-back":
+        result.console = [ln for ln in result.console if ln.strip()]
+        tried = str(result.trial.get("version") or result.version or "?").removesuffix("+0")  # as the state read
+        raise RolledBack(tried if tried.startswith("app-") else f"app-{tried}", result.after or "?",
+                         str(result.trial.get("reason") or ""), result.console)
+
+
+def _plain(d: dict) -> dict:
+    return {k: (v.hex() if isinstance(v, bytes | bytearray) else v) for k, v in d.items()}
 
 
 async def reset(link: MeterLink, authority: Authority | None = None) -> None:
@@ -162,5 +308,46 @@ async def erase(link: MeterLink, authority: Authority | None = None) -> None:
 async def slots(link: MeterLink) -> list[dict]:
     rsp = await link.request(ImageStatesRead(), "image state", retries=3)
     return [{"slot": i.slot, "version": i.version, "hash": bytes(i.hash).hex() if i.hash else None,
-             "bootable": i.bootable, "pending": i.pending, "confirmed": i.confirmed, "active": i.active}
+             "bootable": i.bootable, "pending": i.pending, "confirmed": i.confirmed, "active": i.active,
+             "permanent": bool(getattr(i, "permanent", False))}
             for i in rsp.images]
+
+
+async def update(port: str, baud: int, timeout: float, data: bytes, mode: str | None = None,
+                 authority: Authority | None = None, reset_wait: float = 60.0, verdict_wait: float = 150.0,
+                 check: bool = True,
+                 progress: Callable[[int, int], None] | None = None, note: Note | None = None) -> PushResult:
+    """The whole push: read what the meter runs and reports, refuse locally what it would refuse (unless
+    `check` is off), upload, and with `mode` "test" or "confirm" install it and report what runs after the reset
+    — for a test boot, once its self-test has decided (at most `verdict_wait` s). RolledBack when the meter reports
+    that the test boot failed."""
+    async with MeterLink(port, baud, timeout, note=note) as link:
+        before = await _app_version(link)
+        st = await status(link)
+        if mode and st.get("mode") == "locked" and (authority is None or not authority.active):
+            raise NotAuthorised("this meter is locked: installing needs a signed command (give --key or "
+                                "--envelope files for image.state and os.reset); nothing was sent", "no-envelope")
+        if check:
+            from .meter_info import board_id
+
+            preflight(data, st, await board_id(link))
+        if mode and authority is not None:  # every envelope the install needs, before anything is sent
+            local_hash = image.parse(data).first(image.Tlv.SHA256, "unprotected") or b""
+            await authority.require(link, [(IMAGE_STATE, {"confirm": mode == "confirm", "hash": local_hash}),
+                                           (OS_RESET, {})])
+        r = await push(link, data, progress)
+        r.before = before
+        booted = None
+        if mode and r.image_hash:
+            booted = await boot_number(link)
+            r.skipped_state_write = await activate(link, r.image_hash, permanent=(mode == "confirm"),
+                                                   authority=authority, note=note)
+    if mode:
+        r.after, r.slots, st, r.console = await after_reset(port, baud, timeout, booted, wait=reset_wait)
+        if mode == "test" and r.image_hash is not None and _testing(st, r.image_hash) and verdict_wait > 0:
+            got = await await_verdict(port, baud, timeout, r.image_hash, verdict_wait, note)
+            if got is not None:
+                r.after, r.slots, st, more = got
+                r.console = (r.console + more)[-40:]
+        judge_trial(r, st)
+    return r

@@ -10,8 +10,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from meterkit import envelope
 
+from . import device_policy
 from .authority import Authority
-from .errors import DeviceRefused, OtaError
+from .errors import DeviceRefused, NotAuthorised, Refused
 from .link import MeterLink
 from .supply_groups import (
     GROUP_SUPPLY,
@@ -25,34 +26,22 @@ from .supply_groups import (
     SettingsRead,
     SettingsWrite,
     StatusRead,
+    SupplyRc,
     TopupWrite,
 )
 
 TOPUP = "credit.topup"
-# group return codes of group 66
-RC_NOT_AUTHORISED = 1
-RC_TOKEN_REFUSED = 2
-RC_BAD_SETTINGS = 3
-RC_NO_CREDIT = 4
-RC_BAD_REQUEST = 5
-RC_NOT_ALLOWED = 6
-REFUSED_EXIT = 14
-RC_WORDS = {RC_NOT_AUTHORISED: "not authorised", RC_TOKEN_REFUSED: "token refused",
-            RC_BAD_SETTINGS: "settings refused", RC_NO_CREDIT: "no credit to give (no tariff set, or a debt deeper than the emergency credit)",
-            RC_BAD_REQUEST: "bad request", RC_NOT_ALLOWED: "not allowed now"}
-STATES = {0: "disconnected", 1: "connected", 2: "ready for reconnection"}
-# event codes (firmware/app/events.py)
-EVENTS = {101: "power fail", 102: "power restored", 151: "clock set", 251: "cover opened (tamper)",
-          301: "load disconnected",
-          302: "load connected", 303: "relay fault", 401: "credit alert", 402: "credit exhausted",
-          403: "emergency credit", 404: "top-up accepted", 405: "token rejected", 406: "clock unknown",
-          407: "load limit trip", 408: "command refused", 409: "event log damaged", 410: "settings changed",
-          411: "settings invalid", 412: "credit record damaged", 413: "credit reset", 421: "app installed", 422: "install refused",
-          423: "app confirmed", 424: "rolled back"}
+RC_WORDS = {SupplyRc.NOT_AUTHORISED: "not authorised", SupplyRc.TOKEN_REFUSED: "token refused",
+            SupplyRc.BAD_SETTINGS: "settings refused",
+            SupplyRc.NO_CREDIT: "no credit to give (no tariff set, or a debt deeper than the emergency credit)",
+            SupplyRc.BAD_REQUEST: "bad request", SupplyRc.NOT_ALLOWED: "not allowed now"}
+# class-70 states and event codes, as the firmware defines them (firmware/app/disconnect.py, events.py)
+STATES = device_policy.class70_states()
+EVENTS = device_policy.event_codes()
 
 
-class SupplyRefused(OtaError):
-    exit_code = REFUSED_EXIT
+class SupplyRefused(Refused):
+    """The meter refused a supply command or a top-up token; `reason` is its last_refusal."""
 
 
 def _fields(rsp) -> dict:
@@ -67,10 +56,10 @@ async def _send(link: MeterLink, req, what: str) -> dict:
         if e.group != GROUP_SUPPLY:
             raise
         why = (await status(link))["last_refusal"]
-        err = SupplyRefused(f"{what}: {RC_WORDS.get(e.rc, 'refused')}: {why}")
-        if e.rc == RC_NOT_AUTHORISED:
-            err.exit_code = 9
-        raise err from e
+        message = f"{what}: {RC_WORDS.get(SupplyRc(e.rc), 'refused') if e.rc in set(SupplyRc) else 'refused'}: {why}"
+        if e.rc == SupplyRc.NOT_AUTHORISED:
+            raise NotAuthorised(message, why) from e
+        raise SupplyRefused(message, why) from e
 
 
 async def status(link: MeterLink) -> dict:
@@ -129,7 +118,8 @@ async def credit_reset(link: MeterLink, authority: Authority, balance: int, top_
     if force:
         args["force"] = True
     env = await authority.envelope(link, "credit.reset", args)
-    req = CreditResetWrite(balance=balance, top_tid=top_tid, envelope=env, **({"force": True} if force else {}))
+    req = (CreditResetWrite(balance=balance, top_tid=top_tid, envelope=env, force=True) if force
+           else CreditResetWrite(balance=balance, top_tid=top_tid, envelope=env))
     return await _send(link, req, "credit reset")
 
 

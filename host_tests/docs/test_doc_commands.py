@@ -581,7 +581,7 @@ def test_a_wrong_command_fails(tmp_path):
     emulator)."""
     doc = tmp_path / "doc.md"
     doc.write_text("```sh\nota keygen -o k.pem\nota getpub k.pem --format pem\nota getpub k.pem --format nope\n"
-                   "ota getpub missing.pem   # a key problem: exit 6\n```\n")
+                   "ota getpub missing.pem   # a missing input file: exit 2\n```\n")
     out = run_doc(doc, tmp_path / "run", files={})
     assert len(out.ran) == 4
     assert len(out.failed) == 1 and "--format nope" in out.failed[0], out.failed

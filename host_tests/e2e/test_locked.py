@@ -56,8 +56,13 @@ def test_provision_lock_and_signed_update(start_emulator, tmp_path):
     p = ota("provision", "--port", port, "--board", "rpi_pico", "--json")
     assert p.returncode == 9, p.stdout + p.stderr  # the REPL is closed now
 
-    # a development-signed image is refused by the meter itself (its production store does not know that key)
-    p = ota("push", image(tmp_path, DEV_IMAGE_KEY, "1.9.0", 1), "--port", port, "--json")
+    # a development-signed image: refused before a byte is sent (the meter reports the image keys it trusts), and by
+    # the meter itself when sent anyway (its production store does not know that key)
+    dev_image = image(tmp_path, DEV_IMAGE_KEY, "1.9.0", 1)
+    p = ota("push", dev_image, "--port", port, "--json")
+    assert p.returncode == 10 and json.loads(p.stdout)["reason"] == "unknown-key", p.stdout
+    assert json.loads(ota("status", "--port", port, "--json").stdout)["update"] == "none", "nothing was uploaded"
+    p = ota("push", dev_image, "--port", port, "--json", "--no-local-check")
     assert p.returncode == 10 and json.loads(p.stdout)["reason"] == "unknown-key", p.stdout
     new = image(tmp_path, keys["image"], "2.0.0", 1)
     # upload and state read stay open, for smpmgr as well
@@ -69,9 +74,20 @@ def test_provision_lock_and_signed_update(start_emulator, tmp_path):
     assert s.returncode == 0 and "2.0.0" in s.stdout, s.stdout + s.stderr
     # installing needs a command key; the development one is not one
     p = ota("push", new, "--port", port, "--test", "--json")
-    assert p.returncode == 9 and "no-envelope" in json.loads(p.stdout)["error"], p.stdout
+    assert p.returncode == 9 and json.loads(p.stdout)["reason"] == "no-envelope", p.stdout
+    # envelopes are checked before any is spent: with the state envelope alone, nothing is sent (issue 16 item 4)
+    meter_id = json.loads(ota("info", "--port", port, "--json").stdout)["meter_id"]
+    state_env = tmp_path / "state.cbor"
+    p = ota("envelope", "--key", keys["command"], "--meter", meter_id, "--cmd", "image.state", "--args",
+            '{"confirm": false}', "--image", new, "-o", state_env)
+    assert p.returncode == 0, p.stderr
+    p = ota("push", new, "--port", port, "--test", "--json", "--envelope", state_env)
+    r = json.loads(p.stdout)
+    assert p.returncode == 9 and r["reason"] == "no-envelope" and "os.reset" in r["message"], p.stdout
+    rows = json.loads(ota("status", "--port", port, "--json").stdout)["slots"]
+    assert not any(row["pending"] for row in rows), "nothing was spent: the state write was not sent"
     p = ota("push", new, "--port", port, "--test", "--json", "--key", DEV_COMMAND_KEY)
-    assert p.returncode == 9 and "unknown-key" in json.loads(p.stdout)["error"], p.stdout
+    assert p.returncode == 9 and json.loads(p.stdout)["reason"] == "unknown-key", p.stdout
     assert ota("erase", "--port", port).returncode == 9
     p = ota("push", new, "--port", port, "--test", "--json", "--key", keys["command"])
     assert p.returncode == 0, p.stdout + p.stderr

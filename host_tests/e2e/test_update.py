@@ -33,7 +33,7 @@ def variant(tmp_path: Path, name: str, board: str, version: str, counter: int, e
 
 
 def slots(emu) -> list[dict]:
-    return json.loads(ota("status", "--port", emu.console, "--json").stdout)
+    return json.loads(ota("status", "--port", emu.console, "--json").stdout)["slots"]
 
 
 def wait_running(emu, version: str, confirmed: bool, timeout: float = 60, poll: float = 0.5) -> list[dict]:
@@ -43,7 +43,7 @@ def wait_running(emu, version: str, confirmed: bool, timeout: float = 60, poll: 
     while time.monotonic() < end:
         p = ota("status", "--port", emu.console, "--json", "--timeout", "2")
         if p.returncode == 0:
-            rows = json.loads(p.stdout)
+            rows = json.loads(p.stdout)["slots"]
             run = next((r for r in rows if r["active"]), None)
             if run and run["version"] == version and run["confirmed"] == confirmed:
                 return rows
@@ -73,7 +73,7 @@ def test_test_boot_confirms_itself_and_raises_the_counter(start_emulator, tmp_pa
     assert r["before"] == "app-0.1.0" and r["after"] == "app-1.2.0"
     rows = wait_running(emu, "1.2.0", confirmed=True)
     assert rows[1]["version"] == "0.1.0" and not rows[1]["active"]
-    evs = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)
+    evs = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
     assert [e["code"] for e in evs if e["code"] > 420] == [421, 423], evs  # installed, confirmed: in the meter's log
     older = build(tmp_path, board, "1.1.0", counter=1)
     p = ota("push", older, "--port", emu.console, "--json")
@@ -93,6 +93,9 @@ def test_confirm_installs_for_good_and_smpmgr_upgrade_works(start_emulator, tmp_
     wait_running(emu, "1.4.0", confirmed=True)
 
 
+WHY = {"raises-at-import": "RuntimeError: broken build", "hangs": "watchdog", "never-confirms": "self-test"}
+
+
 @pytest.mark.parametrize("fault", ["raises-at-import", "hangs", "never-confirms"])
 def test_a_bad_app_is_rolled_back(start_emulator, tmp_path, fault):
     emu = start_emulator("rpi_pico", speed="max")
@@ -109,12 +112,17 @@ def test_a_bad_app_is_rolled_back(start_emulator, tmp_path, fault):
 
     img = variant(tmp_path, fault, "rpi_pico", "6.6.6", 1, edit)
     p = ota("push", img, "--port", emu.console, "--test", "--json", "--timeout", "3")
-    # the test boot may already be failing while ota reads the result back
-    assert "accepted" in p.stdout or p.returncode != 0
+    r = json.loads(p.stdout)
+    # the push reports the failed test boot: exit 15, what was tried, what runs, and the meter's reason
+    assert p.returncode == 15 and r["error"] == "rolled-back", p.stdout + p.stderr
+    assert r["tried"] == "app-6.6.6" and r["running"] == "app-0.1.0", r
+    assert WHY[fault] in r["reason"], r
+    if fault == "raises-at-import":
+        assert any("RuntimeError" in ln for ln in r.get("console", [])), r  # the meter's own traceback
     rows = wait_running(emu, "0.1.0", confirmed=True, timeout=120, poll=3.0)
     assert rows[0]["version"] == "0.1.0"
     assert info_version(emu) == "app-0.1.0"
-    evs = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)
+    evs = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
     assert evs[-1]["code"] == 424 and "not confirmed" in evs[-1]["detail"], evs  # the restored app logged it
     assert "rollback" in events(emu)  # (mpremote stops the app: last)
 

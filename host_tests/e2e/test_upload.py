@@ -43,7 +43,7 @@ def test_push_is_judged_accepted_and_shown_in_slot_1(start_emulator, tmp_path, b
     assert p.returncode == 0, p.stdout + p.stderr
     r = json.loads(p.stdout)
     assert r["state"] == "accepted" and r["version"] == "1.1.0+0" and r["uploaded"] == img.stat().st_size
-    slots = json.loads(ota("status", "--port", emu.console, "--json").stdout)
+    slots = json.loads(ota("status", "--port", emu.console, "--json").stdout)["slots"]
     assert [s["slot"] for s in slots] == [0, 1]
     assert slots[0]["active"] and slots[0]["version"] == "0.1.0"
     assert slots[1]["version"] == "1.1.0" and not slots[1]["active"]
@@ -55,7 +55,12 @@ def test_rejections_name_the_reason_and_keep_the_app(start_emulator, tmp_path):
     echo_ok(emu)
     wrong_board = build(tmp_path, "esp32_devkitc")
     p = ota("push", wrong_board, "--port", emu.console, "--json")
-    assert p.returncode == 11 and json.loads(p.stdout) == {"state": "rejected", "reason": "wrong-board", "exit": 11}
+    r = json.loads(p.stdout)
+    assert p.returncode == 11 and r["ok"] is False and r["reason"] == "wrong-board" and r["exit"] == 11, p.stdout
+    status = json.loads(ota("status", "--port", emu.console, "--json").stdout)
+    assert status["update"] == "none", "refused before a byte was sent (the meter reports its board)"
+    p = ota("push", wrong_board, "--port", emu.console, "--json", "--no-local-check")
+    assert p.returncode == 11 and json.loads(p.stdout)["reason"] == "wrong-board", "and the meter refuses it too"
     good = build(tmp_path, "rpi_pico")
     bad = bytearray(good.read_bytes())
     bad[300] ^= 0x01
@@ -72,7 +77,7 @@ def test_rejections_name_the_reason_and_keep_the_app(start_emulator, tmp_path):
     junk.write_bytes(b"\x00" * 2000)
     p = ota("push", junk, "--port", emu.console, "--no-local-check")
     assert p.returncode == 8 and "bad-magic" in p.stderr  # refused at the first chunk
-    slots = json.loads(ota("status", "--port", emu.console, "--json").stdout)
+    slots = json.loads(ota("status", "--port", emu.console, "--json").stdout)["slots"]
     assert [s["slot"] for s in slots] == [0]
     echo_ok(emu)
 
@@ -120,5 +125,5 @@ def test_smpmgr_upload_is_judged_by_the_meter(start_emulator, tmp_path):
     p = subprocess.run([str(BIN / "smpmgr"), "--port", emu.console, "--timeout", "5", "image", "upload", str(img)],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
-    rows = json.loads(ota("status", "--port", emu.console, "--json").stdout)
+    rows = json.loads(ota("status", "--port", emu.console, "--json").stdout)["slots"]
     assert rows[-1]["version"] == "2.0.0"

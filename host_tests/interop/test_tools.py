@@ -74,4 +74,4 @@ def test_ota_info_reads_the_meter(start_emulator):
 
 def test_ota_reports_a_missing_port(tmp_path):
     p = run(BIN / "ota", "info", "--port", tmp_path / "ttyNOPE")
-    assert p.returncode == 3 and "cannot open" in p.stderr
+    assert p.returncode == 3 and f"no port {tmp_path / 'ttyNOPE'}" in p.stderr

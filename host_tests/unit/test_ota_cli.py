@@ -184,10 +184,12 @@ def test_trust_create_show_and_envelope(tmp_path):
             "--counter", 5, "-o", tmp_path / "x.cbor")
     assert p.returncode == 2 and "unknown role" in p.stderr
     env = tmp_path / "env.cbor"
-    p = ota("envelope", "--key", dev / "command-DEVELOPMENT-ONLY-ed25519.pem", "--meter", "m-9", "--cmd", "relay",
-            "--args", '{"state": "disconnect"}', "-o", env)
+    p = ota("envelope", "--key", dev / "command-DEVELOPMENT-ONLY-ed25519.pem", "--meter", "m-9", "--cmd",
+            "supply.relay", "--args", '{"action": "disconnect"}', "-o", env)
     assert p.returncode == 0 and json.loads(p.stdout)["meter"] == "m-9"
-    assert ota("envelope", "--key", img_key, "--meter", "m", "--cmd", "x", "--args", "[1]", "-o", env).returncode == 2
+    assert ota("envelope", "--key", img_key, "--meter", "m", "--cmd", "x.y", "--args", "[1]", "-o", env).returncode == 2
+    p = ota("envelope", "--key", img_key, "--meter", "m", "--cmd", "relay", "-o", env)
+    assert p.returncode == 2 and "not a command name" in p.stderr
 
 
 def test_envelope_for_an_image_names_its_hash(tmp_path):

@@ -1,0 +1,65 @@
+"""Each protocol table is defined once: the host reads the firmware's event codes, class-70 states, counter step and
+slot budget from the firmware's source (ota_tool/device_policy.py), its SMP group return codes are enums that match
+the firmware's constants, and the docs hold the same tables (docs/smp-groups.md, docs/relay-and-credit.md)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from ota_tool import device_policy, supply
+from ota_tool.meter_groups import GROUP_METERING, MeteringRc
+from ota_tool.supply_groups import GROUP_SUPPLY, SupplyRc
+
+ROOT = Path(__file__).resolve().parents[2]
+FW = ROOT / "firmware"
+DOCS = ROOT / "docs"
+
+
+def firmware_constants(path: Path, prefix: str) -> dict[str, int]:
+    out = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and \
+                node.targets[0].id.startswith(prefix):
+            v = node.value
+            if isinstance(v, ast.Call):
+                v = v.args[0]
+            assert isinstance(v, ast.Constant)
+            out[node.targets[0].id.removeprefix(prefix)] = v.value
+    return out
+
+
+def test_group_return_codes_match_the_firmware_and_the_docs():
+    fw65 = firmware_constants(FW / "app" / "meter_group.py", "RC_")
+    fw66 = firmware_constants(FW / "app" / "supply_group.py", "RC_")
+    assert fw65 == {m.name: m.value for m in MeteringRc if m.value}
+    assert fw66 == {m.name: m.value for m in SupplyRc if m.value}
+    doc = (DOCS / "smp-groups.md").read_text().split("## Group return codes", 1)[1]
+    rows = {(int(g), int(rc), name) for g, rc, name in re.findall(r"^\| (\d+) \| (\d+) \| ([A-Z_]+) \|", doc, re.M)}
+    assert rows == {(GROUP_METERING, v, k) for k, v in fw65.items()} | {(GROUP_SUPPLY, v, k) for k, v in fw66.items()}
+
+
+def test_event_codes_are_the_firmware_s_and_the_docs_list_them_all():
+    codes = device_policy.event_codes()
+    assert supply.EVENTS == codes and codes[424] == "rolled back" and codes[413] == "credit reset"
+    doc = (DOCS / "relay-and-credit.md").read_text()
+    listed = {int(c) for cell in re.findall(r"^\| (\d{3}(?: / \d{3})*) \|", doc, re.M) for c in cell.split("/") if c.strip()}
+    assert listed == set(codes)
+
+
+def test_class70_states_are_the_firmware_s_and_the_docs():
+    states = device_policy.class70_states()
+    assert supply.STATES == states
+    doc = (DOCS / "relay-and-credit.md").read_text()
+    m = re.search(r"`control_state`: 0 (\w+), 1 (\w+), 2 (\w+)", doc)
+    assert m and [w.replace("_", " ") for w in m.groups()] == [states[0], states[1], "ready for reconnection"]
+
+
+def test_the_counter_step_and_slot_budget_are_the_firmware_s():
+    src = (FW / "loader" / "image_group.py").read_text()
+    step = int(re.search(r"^MAX_COUNTER_STEP = const\((\d+)\)", src, re.M).group(1))
+    dev = device_policy.modules()
+    assert dev.max_counter_step == step
+    board = {"flash": {"block_size": 4096, "block_count": 512}}
+    assert dev.slot_budget(board) == 4096 * 512 // 4

@@ -1,0 +1,5 @@
+"""`python -m ota_tool`: the same as `ota`."""
+
+from .cli import main
+
+main()

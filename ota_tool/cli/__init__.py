@@ -1,0 +1,73 @@
+"""ota: the field and firmware tool for meterkit meters. The commands live by subject (image, trust, device,
+meter, supply); they parse options, call the library (ota_tool/*.py) and render its results and failures
+(options.py: the --json rule; exits.py: the exit codes)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
+from typing import Any
+
+import click
+
+from .exits import table_text
+from .options import JSON_KEY, fail
+
+
+def _version() -> str:
+    try:
+        return _dist_version("meterkit")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+class OtaGroup(click.Group):
+    """Every failure below ends here: one line (one JSON object with --json) and a documented exit code, never a
+    traceback."""
+
+    def main(self, args: Any = None, *a: Any, **kw: Any) -> Any:
+        self._raw = list(sys.argv[1:] if args is None else args)
+        return super().main(args, *a, **kw)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except click.ClickException as e:
+            if "--json" in getattr(self, "_raw", []):
+                ctx.meta[JSON_KEY] = True
+                fail(e)
+            raise
+        except OSError as e:
+            from ..errors import BadInput
+
+            name = f"{e.filename}: " if e.filename else ""
+            fail(BadInput(f"{name}{e.strerror or e}"))
+        except BaseException as e:  # noqa: BLE001 - the one place that turns any failure into an exit code
+            fail(e)
+
+
+@click.group(cls=OtaGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="\b\nExit codes (docs/field-team.md):\n" + table_text())
+@click.version_option(_version(), "-V", "--version", prog_name="ota", message="%(prog)s %(version)s")
+def main() -> None:
+    """Field and firmware tool for meterkit meters: keys, build, sign, verify, inspect; push images and read
+    and operate meters over a serial port. Every command that talks to a meter takes --json."""
+    # smpclient logs every retried timeout with the whole request; ota reports lost frames itself
+    logging.getLogger("smpclient").setLevel(logging.CRITICAL)
+
+
+def _register() -> None:
+    from . import device, image, meter, supply, trust
+
+    for group in (image, trust, device, meter, supply):
+        for command in group.COMMANDS:
+            main.add_command(command)
+
+
+_register()
+
+__all__ = ["main"]

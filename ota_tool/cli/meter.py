@@ -1,0 +1,154 @@
+"""`ota meter ...`: read a meter's values and registers, calibrate it, read its event log (library:
+ota_tool/metering.py, supply.py). The supply's commands (relay, credit, settings, clock) are in supply.py."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ..link import MeterLink, run
+from .options import Finite, auth_options, authority, bar, emit, json_option, note, port_options
+
+
+@click.group()
+def meter() -> None:
+    """Read a meter's measurements, registers and events; calibrate it; operate its supply."""
+
+
+def _table(data: dict) -> str:
+    from ..metering import ENERGY, INSTANT, NAMES, UNITS
+
+    lines = []
+    obis = data["obis"]
+    order = [c for c in (*INSTANT, *ENERGY) if c in obis] + sorted(c for c in obis if c not in NAMES)
+    for code in order:
+        value = obis[code]
+        unit = UNITS.get(code, "")
+        if code in ENERGY:
+            shown = f"{value:14.3f}"
+        elif code == "1.0.13.7.0.255":
+            shown = f"{value:14.3f}"
+        else:
+            shown = f"{value:14.2f}"
+        lines.append(f"{code:16} {NAMES.get(code, ''):38} {shown} {unit}")
+    clock = "clock set" if data["clock_known"] else "CLOCK NOT SET"
+    lines.append(f"front end {data['front']}, {data['calibration']}, TOU zone {data['zone']}, {clock}, "
+                 f"reading {data['age_ms']} ms old, registers saved {data['saved_ms_ago'] / 1000:.0f} s ago "
+                 f"({data['registers']})" + (f", errors {data['errors']}" if data["errors"] else ""))
+    return "\n".join(lines)
+
+
+
+@meter.command("read")
+@port_options
+@json_option(help="One JSON object (one per line with --watch): {obis: {code: value in SI units}, ...}; on failure "
+                  "one object with ok false.")
+@click.option("--watch", is_flag=True, help="Read again every --interval seconds until Ctrl-C.")
+@click.option("--interval", type=Finite(0.2, 86400), default=1.0, show_default=True,
+              help="Seconds between reads with --watch.")
+def read_cmd(port: str, baud: int, timeout: float, as_json: bool, watch: bool, interval: float) -> None:
+    """Instantaneous values (V, A, W, var, VA, PF, Hz) and energy registers (Wh, varh, VAh) keyed by OBIS code."""
+    import asyncio
+
+    from .. import metering
+
+    async def go():
+        async with MeterLink(port, baud, timeout, note=note) as link:
+            while True:
+                data = await metering.read(link)
+                if watch and not as_json:
+                    click.echo("\x1b[2J\x1b[H" if sys.stdout.isatty() else "", nl=False)
+                    click.echo(time.strftime("%H:%M:%S"))
+                emit(data, lambda data=data: _table(data))
+                if not watch:
+                    return
+                await asyncio.sleep(interval)
+
+    try:
+        run(go())
+    except KeyboardInterrupt:
+        if not watch:
+            raise
+
+
+@meter.command()
+@port_options
+@click.option("--step", type=click.Choice(["gain", "phase", "offset"]), required=True,
+              help="gain: at PF 1 (sets V, I and P gains); phase: at a low PF such as 0.5 inductive (sampled "
+                   "front ends); offset: with no load.")
+@click.option("--voltage", type=Finite(0, 1000), required=True, help="Reference voltage, V RMS.")
+@click.option("--current", type=Finite(0, 1000), required=True,
+              help="Reference current, A RMS (0 for --step offset).")
+@click.option("--pf", type=Finite(-1, 1), default=1.0, show_default=True,
+              help="Reference power factor: + inductive (lagging), - capacitive (leading).")
+@click.option("--readings", type=click.IntRange(3, 60), default=10, show_default=True,
+              help="Readings (one a second) to average.")
+@auth_options(key_help="Command-role private key (a locked meter needs a signed meter.calibrate).")
+@json_option
+def calibrate(port: str, baud: int, timeout: float, step: str, voltage: float, current: float, pf: float,
+              readings: int, command_key: Path | None, passphrase_env: str | None, envelopes: tuple[Path, ...],
+              as_json: bool) -> None:
+    """Calibrate one step at reference conditions the meter sees NOW (keep the source steady until it is done).
+
+    \b
+    Factory order: --step offset (no load), then --step gain (e.g. 230 V, 5 A, PF 1), then --step phase
+    (e.g. 230 V, 5 A, PF 0.5 inductive). The constants go to meter/calibration.json and survive updates.
+    Exit 14 when the meter refuses the reference or the readings do not fit it; 9 not authorised.
+    """
+    from .. import metering
+
+    auth = authority(command_key, passphrase_env, envelopes)
+
+    async def go():
+        async with MeterLink(port, baud, max(timeout, 5.0), note=note) as link:
+            with bar(f"calibrating {step}", readings, columns="count") as progress:
+                return await metering.calibrate(link, auth, step, voltage, current, pf, readings, progress=progress)
+
+    state = run(go())
+    emit(state, lambda: f"calibrated {step}: " + ", ".join(f"{k}={v:.6g}" for k, v in state["constants"].items()))
+
+
+@meter.command("calibration")
+@port_options
+@json_option
+def calibration_cmd(port: str, baud: int, timeout: float, as_json: bool) -> None:
+    """Show the calibration constants in use and where they come from (board defaults or calibrated)."""
+    from .. import metering
+
+    async def go():
+        async with MeterLink(port, baud, timeout, note=note) as link:
+            return await metering.calibration(link)
+
+    state = run(go())
+    emit(state, lambda: "\n".join([f"{state['front']} front end, {state['source']}"]
+                                  + [f"  {k:12} {v:.6g}" for k, v in state["constants"].items()]))
+
+
+@meter.command("events")
+@port_options
+@click.option("--since", type=click.IntRange(0, 2**40), default=0, show_default=True,
+              help="Only events with a higher sequence number.")
+@json_option(help="One JSON object {events: [{seq, code, event, rtc, detail}]}, or the failure.")
+def events_cmd(port: str, baud: int, timeout: float, since: int, as_json: bool) -> None:
+    """The meter's event log (IS 15959 style codes, oldest first)."""
+    from .. import supply
+
+    async def go():
+        async with MeterLink(port, baud, timeout, note=note) as link:
+            return await supply.events(link, since)
+
+    evs = run(go())
+
+    def text() -> str:
+        return "\n".join(
+            f"{e['seq']:6} "
+            + (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["rtc"])) if e["rtc"] else "(clock unknown)    ")
+            + f" {e['code']} {e['event']:22} {e['detail']}" for e in evs)
+
+    emit({"events": evs}, text)
+
+
+COMMANDS = [meter]
