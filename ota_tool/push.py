@@ -25,7 +25,8 @@ from .meter_groups import SignedErase, SignedReset, SignedStatesWrite, UpdateSta
 
 VERDICT_TIMEOUT = 60.0
 CHUNK_TIMEOUT = 2.0  # a 2 KB chunk is answered in about 0.2 s at 115200 baud: longer means it was lost
-MAX_STALLS = 12  # retries in a row without progress before giving up
+MAX_STALLS = 12  # retries in a row without progress before giving up, and
+STALL_WINDOW = VERDICT_TIMEOUT  # seconds without progress before giving up
 PROBE_TIMEOUT = 1.0  # while the meter reboots: short probes
 Note = Callable[[str], None]
 
@@ -103,6 +104,7 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
     t0 = time.monotonic()
     done = 0
     stalls = 0
+    stalled_at = 0.0
     retries = 0
     first_timeout = max(link.timeout, 10.0)  # the first chunk may wait for the previous upload to be cleared
     while True:
@@ -123,11 +125,16 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
             rc, group = _refusal_rc(e)
             raise DeviceRefused("upload", rc, group) from e
         except LINE_ERRORS as e:
+            if stalls == 0:
+                stalled_at = time.monotonic()
             stalls += 1
             retries += 1
-            if stalls > MAX_STALLS:
-                raise DeviceTimeout(f"upload stalled at byte {done} of {len(data)}: {stalls - 1} retries got no "
-                                    f"answer ({type(e).__name__}); rerun to resume") from e
+            # the meter answers nothing while it verifies a complete upload (seconds on a board, more on a loaded
+            # host's VM): a last chunk whose answer was lost is retried for as long as a verdict may take
+            if stalls > MAX_STALLS and time.monotonic() - stalled_at > STALL_WINDOW:
+                raise DeviceTimeout(f"upload stalled at byte {done} of {len(data)}: {stalls - 1} retries in "
+                                    f"{time.monotonic() - stalled_at:.0f} s got no answer ({type(e).__name__}); "
+                                    "rerun to resume") from e
             first_timeout = min(link.timeout, 1.5 * CHUNK_TIMEOUT)  # a resume is answered as fast as a chunk
             await asyncio.sleep(0.05 * stalls)  # let a late answer arrive and be dropped
     seconds = time.monotonic() - t0
