@@ -16,11 +16,11 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from host_tests.bench import reference_app_env
 from host_tests.emu import BIN, Emulator, ota, running
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
         ref = tmp / "reference"
-        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+        env = reference_app_env(tmp)
         subprocess.run(["bash", str(REFERENCE_APP), str(ref)], check=True, capture_output=True, env=env)
         fw = tmp / "fw"
         shutil.copytree(ROOT / "firmware", fw)

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from host_tests import lfs_meter as L
+from host_tests.bench import reference_app_env
 from meterkit.boards import load_board
 
 REFERENCE_APP = L.ROOT.parent / "shared" / "bench" / "reference-app"
@@ -31,7 +32,7 @@ def reference_edit(tmp: Path):
     """Adds the reference app's 15 modules to the firmware's app package."""
     out = tmp / "reference"
     if not out.exists():
-        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+        env = reference_app_env(tmp)
         subprocess.run(["bash", str(REFERENCE_APP), str(out)], check=True, capture_output=True, env=env)
 
     def edit(app: Path) -> None:
