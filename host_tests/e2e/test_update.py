@@ -165,6 +165,22 @@ def test_a_noisy_line_costs_time_never_a_wrong_image(start_emulator, tmp_path):
     wait_running(emu, "1.7.0", confirmed=True, timeout=120)
 
 
+def test_an_app_of_many_modules_verifies_on_the_esp32(start_emulator, tmp_path):
+    """An app of about 50 modules (a 3.3 KB manifest, read whole right after the inflate window takes its 4 KB) is
+    verified on the ESP32's heap: the loader's reserved block holds room for it. With the replies kept encoded
+    (issue 16) and no such room, the meter answered out-of-memory to the OTA benchmark's 79 KB image."""
+    emu = start_emulator("esp32_devkitc")
+    echo_ok(emu)
+
+    def many(app: Path) -> None:
+        for k in range(24):
+            (app / f"reference_module_{k:02d}.py").write_text(f"VALUE = {k}\n")
+
+    img = variant(tmp_path, "many", "esp32_devkitc", "1.8.0", 1, many)
+    p = ota("push", img, "--port", emu.console, "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["state"] == "accepted", p.stdout + p.stderr
+
+
 @pytest.mark.parametrize("board", BOARDS)
 def test_recovery_installs_a_signed_image_with_the_relay_open(start_emulator, tmp_path, board):
     """No valid app: the loader alone takes the update (same policy: a lower counter is refused), opens the relay
