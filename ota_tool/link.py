@@ -24,6 +24,7 @@ BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 46080
 # what a frame lost or damaged on the line looks like to smpclient: no answer, an answer to an earlier request, or
 # bytes that do not decode (bad delimiter, CRC, CBOR)
 LINE_ERRORS = (TimeoutError, SMPBadSequence, SMPException, ValueError)
+CONNECT_TRIES = 3  # connects whose first answer was lost or damaged on the line
 BUSY_RETRIES = 5  # a read the meter answers "busy" (its heap is in use) is asked again this often
 BUSY_WAIT_S = 0.5
 CONSOLE_KEPT = 16384  # bytes of console text a link keeps (the newest)
@@ -77,12 +78,26 @@ class MeterLink:
         self._transport: SMPSerialTransport | None = None
 
     async def __aenter__(self) -> MeterLink:
-        self._transport = SMPSerialTransport(baudrate=self.baud)
-        self._client = SMPClient(self._transport, self.port, timeout_s=self.timeout)
-        try:
-            await self._client.connect()
-        except Exception as e:  # pyserial raises SerialException for a missing or busy port
-            raise NoDevice(f"cannot open {self.port}: {e}") from e
+        # smpclient's connect opens the port and reads the meter's buffer parameters: an answer lost or damaged on
+        # the line there is tried again, as any read's; only the port itself failing is "no device"
+        for attempt in range(CONNECT_TRIES):
+            self._transport = SMPSerialTransport(baudrate=self.baud)
+            self._client = SMPClient(self._transport, self.port, timeout_s=self.timeout)
+            try:
+                await self._client.connect()
+                return self
+            except LINE_ERRORS as e:
+                self._take_console()
+                try:
+                    await self._client.disconnect()
+                except Exception:  # the port may be half open: nothing more to close
+                    pass
+                if attempt == CONNECT_TRIES - 1:
+                    raise DeviceTimeout(f"{self.port}: no valid answer to the first request "
+                                        f"({type(e).__name__}: {e})") from e
+                await asyncio.sleep(0.1)
+            except Exception as e:  # pyserial raises SerialException for a missing or busy port
+                raise NoDevice(f"cannot open {self.port}: {e}") from e
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
