@@ -49,11 +49,13 @@ bench-supply: setup
 	$(PY) -m host_tests.bench.refusal_flood
 
 # Exhaustive reports (about 50 min on 2 cores): every power-cut point on CPython over littlefs, every 3rd in the VM,
-# and a Ctrl-C at 200 moments of the boot of a locked meter per board and mode file
+# a Ctrl-C at 200 moments of the boot of a locked meter per board and mode file, and 40 Ctrl-Cs into a running
+# development app per board (the VM must never die of one)
 sweeps: setup
 	$(PY) -m host_tests.bench.power_cut_sweep
 	$(PY) -m host_tests.bench.power_cut_vm --stride 3
 	$(PY) -m host_tests.bench.console_attack
+	$(PY) -m host_tests.bench.break_in
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -54,15 +54,17 @@ class Bus:
             pass
         self.events.put(("bus-closed", conn))
 
-    def send(self, msg: dict) -> None:
+    def send(self, msg: dict) -> bool:
+        """Send one message; False when no VM is connected (or the connection just broke)."""
         data = (json.dumps(msg) + "\n").encode()
         with self._lock:
             if self._conn is None:
-                return
+                return False
             try:
                 self._conn.sendall(data)
             except OSError:
-                pass
+                return False
+            return True
 
     def drop(self) -> None:
         with self._lock:

@@ -223,6 +223,7 @@ class Meter(ControlVerbs):
         self.wire = Wire(self.baud, self._on_line_activity,
                          lambda: self.proc.pid if self.proc and self.vm_ready else None,
                          seed=self.seed, console_log=self.console_log, view=self.console_view)
+        self.wire.on_interrupt = self._send_interrupt
         if self.gate is not None:
             self.wire.gate = lambda data: self.events.put(("gate_console", data))
             self.wire.on_output = self.gate.output
@@ -269,6 +270,10 @@ class Meter(ControlVerbs):
             self.replay_result["divergence"] = (f"input {g.next + 1} of {len(self.replay.events)} never came: the "
                                                 f"run ended at boot {self.boots}")
         self.replay_result["ok"] = self.replay_result["ok"] and all(self.replay_result["same"].values())
+
+    def _send_interrupt(self) -> bool:
+        """The wire's Ctrl-C, to be raised by the VM at its next point (called from the wire's thread)."""
+        return self.bus is not None and self.bus.send({"t": "interrupt"})
 
     def _on_line_activity(self, active: bool) -> None:
         self.events.put(("hold", active))
@@ -400,6 +405,9 @@ class Meter(ControlVerbs):
         elif t == "due":  # the input gate: the VM is at a point and takes what is queued (recorded, replayed)
             if self.gate is not None:
                 self.gate.on_due(msg)
+        elif t == "interrupted":  # the VM took the console's Ctrl-C at a point: no SIGINT behind it
+            if self.wire is not None:
+                self.wire.interrupt_taken(msg.get("raised") is True)
         elif t == "wdt":
             # a hang never moves device time (the firmware's Python costs none): the backstop is the VM's CPU time
             # since the last feed, which a busy host does not inflate as it does wall time, or for a VM waiting in C

@@ -20,6 +20,7 @@ TO_DEVICE = {
     "power_cut": "halt now for a precise power cut (reply: 'off')",
     "pending": "input gate: the host has input queued (recorded runs)",
     "resume": "input gate: the hand-over at a point is done",
+    "interrupt": "a Ctrl-C came on the console while the interrupt was on: raise it at the next point",
 }
 
 FROM_DEVICE = {
@@ -37,6 +38,7 @@ FROM_DEVICE = {
     "run_target": "the world time a `ctl run` ends at",
     "arrived": "a `ctl run` reached its end",
     "due": "input gate: the VM is at a point and takes what is queued",
+    "interrupted": "the console's Ctrl-C was taken at a point ('raised': false when the firmware had turned it off)",
     "off": "halted for a precise power cut",
     "cut": "halted: a power cut armed at a flash operation, or a scenario's cut",
     "reset": "halted: the firmware reset the board (or the watchdog did)",

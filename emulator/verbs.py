@@ -54,6 +54,7 @@ class ControlVerbs(World):
             "outputs": {str(k): v for k, v in sorted(self.outputs.items())},
             "inputs": {str(k): v for k, v in sorted(self.inputs.items())},
             "wire": self.wire.stats() if self.wire else {},
+            "interrupts": dict(self.wire.interrupts) if self.wire else {},
             "formatted": self.formatted,
             "relay": "closed" if self.relay_closed else "open",
             "relay_operations": self.relay_operations,

@@ -33,6 +33,9 @@ HOLD_SECONDS = 2.0  # device time stays at real time until the line has been qui
 # SIGINT at the REPL) or this many seconds: on a board the exception fires within microseconds, before the next
 # byte arrives, so the interrupted program never reads what follows the Ctrl-C.
 INTERRUPT_SETTLE_MAX = 1.0
+# A Ctrl-C is raised by the VM at its next point (emulator/device/_emu_bus.py: SIGINT can crash this VM); a
+# program that reaches none this long (a busy loop with no wait) gets SIGINT, as before.
+INTERRUPT_FALLBACK = 1.0
 
 
 def _unread(fd: int) -> int:
@@ -108,6 +111,11 @@ class Wire(threading.Thread):
         self.to_dev = _Direction("host->device")
         self.to_host = _Direction("device->host")
         self._last_activity = 0.0
+        # asks the VM, over the bus, to raise the interrupt at its next point; False: no bus (SIGINT then)
+        self.on_interrupt: Callable[[], bool] | None = None
+        self._fallback: tuple[int, float] | None = None  # (pid, when SIGINT is sent) while the VM has not taken it
+        # how console Ctrl-Cs were delivered: raised at a point, dropped there (interrupt off by then), by SIGINT
+        self.interrupts = {"at_point": 0, "dropped": 0, "sigint": 0}
         self._settle: tuple[int, float] | None = None  # (pid, deadline) while an interrupt is being taken
         # whether the VM's REPL is in raw mode: Ctrl-D there soft-resets a board back into the raw REPL
         self.raw_repl = False
@@ -226,13 +234,22 @@ class Wire(threading.Thread):
                 before, _, after = data.partition(bytes([CTRL_C]))
                 self.to_dev.pending += before
                 self._drain(self.to_dev, self.dev_master)
-                if interrupt(pid):
+                if self.on_interrupt is not None and self.on_interrupt():  # raised by the VM at its next point
+                    self._settle = (pid, time.monotonic() + INTERRUPT_SETTLE_MAX)
+                    self._fallback = (pid, time.monotonic() + INTERRUPT_FALLBACK)
+                elif interrupt(pid):
+                    self.interrupts["sigint"] += 1
                     self._settle = (pid, time.monotonic() + INTERRUPT_SETTLE_MAX)
                 else:  # the firmware turned the interrupt off just now: the byte is data
                     self.to_dev.pending += bytes([CTRL_C])
                 self.to_dev.pending += after
                 return
         self.to_dev.pending += data
+
+    def interrupt_taken(self, raised: bool) -> None:
+        """The VM took the Ctrl-C at a point (raised or, the interrupt being off by then, dropped): no SIGINT."""
+        self._fallback = None
+        self.interrupts["at_point" if raised else "dropped"] += 1
 
     def _drain(self, d: _Direction, fd: int) -> None:
         if not d.pending:
@@ -272,7 +289,7 @@ class Wire(threading.Thread):
             with self._scheduled_lock:
                 if self._scheduled:
                     due.append(self._scheduled[0][0])
-            if self._settle is not None:
+            if self._settle is not None or self._fallback is not None:
                 due.append(now + 0.002)
             if len(rl) < 3:  # a direction is ahead of its line: wake when it has drained
                 due.append(min(d.line_free_at for d in (self.to_dev, self.to_host)) - AHEAD_MAX / 2)
@@ -289,6 +306,16 @@ class Wire(threading.Thread):
             if self.dev_master in r:
                 self._pump(self.dev_master, self.to_host, now, rate, chunk, to_device=False)
             self._arrive(time.monotonic())
+            if self._fallback is not None:
+                fpid, fat = self._fallback
+                if not catches_sigint(fpid):
+                    self._fallback = None  # taken (or the interrupt turned off): no SIGINT
+                elif time.monotonic() > fat:
+                    self._fallback = None
+                    if interrupt(fpid):
+                        self.interrupts["sigint"] += 1
+                    if self._settle is not None:
+                        self._settle = (fpid, time.monotonic() + INTERRUPT_SETTLE_MAX)
             if self._settle is not None:
                 pid, until = self._settle
                 if time.monotonic() > until or not catches_sigint(pid):

@@ -180,3 +180,46 @@ def _power_lost():
     import sys
 
     sys.exit(3)
+
+
+# A Ctrl-C on the console, raised at the VM's next point (the select shim's wait, a sleep), not by SIGINT: this
+# VM raises KeyboardInterrupt from its signal handler wherever it is, and one that lands in the garbage collector
+# leaves the heap locked ("FATAL: uncaught NLR"); a board raises a pending interrupt at the next jump instead.
+# The host sends it only while the interrupt character is on; when the firmware has turned it off since (a point
+# comes later than a board's next jump), it is dropped rather than raised where the firmware sealed the console.
+_interrupt = [False]
+
+
+def _on_interrupt(msg):
+    _interrupt[0] = True
+
+
+on("interrupt", _on_interrupt)
+
+
+_proc = []  # the host's /proc/self, outside the firmware's filesystem (a VfsPosix not mounted anywhere)
+
+
+def _kbd_intr_on():
+    try:
+        if not _proc:
+            import os
+
+            _proc.append(os.VfsPosix("/proc/self"))
+        with _proc[0].open("/status", "r") as f:  # the root is prefixed to a path from "/"
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & 2)  # SIGINT (2): bit 1
+    except OSError:
+        pass
+    return False
+
+
+def take_interrupt():
+    """Raise the console's Ctrl-C here if one came (called at the VM's points); tell the host it was taken."""
+    if _interrupt[0]:
+        _interrupt[0] = False
+        raised = _kbd_intr_on()
+        send({"t": "interrupted", "raised": raised})
+        if raised:
+            raise KeyboardInterrupt

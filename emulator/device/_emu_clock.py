@@ -244,6 +244,7 @@ def wait_us(us):
     credit = False
     while True:
         bus.pump()
+        bus.take_interrupt()
         if _v >= deadline:
             return
         if can_skip():

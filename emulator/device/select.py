@@ -79,6 +79,7 @@ class _Poll:
                 else:
                     wall_ms = (clock.wall_us_to(stop) + 999) // 1000
             out, saw_bus = self._ready(self._p.poll(wall_ms))
+            bus.take_interrupt()
             if out:
                 if not gated and not clock.can_skip():
                     clock.woken(deadline)  # the input came now, in device time as the throttle has it

@@ -52,14 +52,17 @@ def wait_running(emu, version: str, confirmed: bool, timeout: float = 60, poll: 
 
 
 def events(emu) -> list[str]:
-    for _ in range(3):  # mpremote may miss the raw REPL's prompt on a loaded host: it then prints nothing; retry
-        p = subprocess.run([str(BIN / "mpremote"), "connect", emu.console, "exec",
-                            "import json; print(json.dumps(json.load(open('meter/update-events.json'))))"],
-                           capture_output=True, text=True, timeout=90)
-        lines = [x for x in p.stdout.splitlines() if x.startswith("[")]
-        if lines:
-            return [e["event"] for e in json.loads(lines[-1])]
-    raise AssertionError(f"mpremote could not read the update events: {p.stdout}{p.stderr}")
+    """The loader's update events, read through mpremote (which breaks into the app with a Ctrl-C: once retried
+    here, when SIGINT could kill the VM; see docs/emulator.md "How a Ctrl-C reaches the firmware")."""
+    cmd = [str(BIN / "mpremote"), "connect", emu.console, "exec",
+           "import json; print(json.dumps(json.load(open('meter/update-events.json'))))"]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"mpremote did not finish; the emulator said: {emu.output()[-1500:]}") from e
+    lines = [x for x in p.stdout.splitlines() if x.startswith("[")]
+    assert lines, f"mpremote could not read the update events: {p.stdout}{p.stderr}{emu.output()[-1500:]}"
+    return [e["event"] for e in json.loads(lines[-1])]
 
 
 @pytest.mark.parametrize("board", BOARDS)

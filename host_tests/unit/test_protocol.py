@@ -24,7 +24,7 @@ def kinds(paths, pattern: str) -> set[str]:
 def test_every_kind_the_vm_sends_or_handles_is_in_the_table():
     dev = list(DEVICE.glob("*.py"))
     assert kinds(dev, r'"t": "([a-z_]+)"') <= set(protocol.FROM_DEVICE)
-    assert kinds(dev, r'bus\.on\("([a-z_]+)"') | {"config"} == set(protocol.TO_DEVICE)
+    assert kinds(dev, r'\bon\("([a-z_]+)"') | {"config"} == set(protocol.TO_DEVICE)
 
 
 def test_every_kind_the_host_sends_or_handles_is_in_the_table():
