@@ -38,7 +38,7 @@ for _k, _v in (_cfg.get("truth") or {}).items():
 
 # derived state (see _recompute)
 V = []  # voltage terms: (order, peak volts, phase rad)
-I = []  # current terms: (order, peak amperes, phase rad)
+I_TERMS = []  # current terms: (order, peak amperes, phase rad)
 P = 0.0
 Q = 0.0
 VRMS = 0.0
@@ -110,11 +110,11 @@ def v_at(t_us):
 
 def i_at(t_us):
     """Instantaneous line amperes (0 with the relay open; negative half-waves first when exporting)."""
-    if not I:
+    if not I_TERMS:
         return 0.0
     th = theta(t_us)
     s = 0.0
-    for h, a, ph in I:
+    for h, a, ph in I_TERMS:
         s += a * math.sin(h * th + ph)
     return s
 
@@ -139,7 +139,7 @@ def _load_current(now):
 
 
 def _recompute(now):
-    global V, I, P, Q, VRMS, IRMS, _next_us, _sag_factor
+    global V, I_TERMS, P, Q, VRMS, IRMS, _next_us, _sag_factor
     nxt = now + (1 << 62)
     # voltage: grid.voltage is the total RMS (fundamental and harmonics); a sag/swell scales it for a while
     sag = S["grid.sag"]
@@ -209,7 +209,7 @@ def _recompute(now):
     P = p
     Q = q
     V = [(h, a * _SQRT2, ph) for h, a, ph in vt]
-    I = [(h, a * _SQRT2, ph) for h, a, ph in it]
+    I_TERMS = [(h, a * _SQRT2, ph) for h, a, ph in it]
     t = _scenario_next()
     if t is not None:
         nxt = min(nxt, t)
