@@ -20,6 +20,7 @@ LOADER_DIRS = ("loader", "lib")  # what a loader folder (loaders/a, loaders/b) a
 LOADERS_DIR = "loaders"
 LOADER_MANIFEST = "manifest.json"
 APP_PACKAGE = "app"
+APP_MODULES = "modules.json"  # in the app package: the modules only some boards get (by front end)
 SLOTS = ("a", "b")
 METER_DIR = "meter"
 MODE_DEVELOPMENT = "development"
@@ -49,6 +50,48 @@ def compile_loader(firmware_dir: Path, arch: str) -> list[tuple[str, bytes]]:
                 rel = (Path(d) / p.relative_to(firmware_dir / d)).with_suffix(".mpy")
                 out.append((rel.as_posix(), mpy.compile_file(p, rel.with_suffix(".py").as_posix(), arch,
                                                               Path(tmp) / rel)))
+    return out
+
+
+class AppModulesInvalid(ValueError):
+    """firmware/app/modules.json is unreadable, names a module that does not exist, or has no entry for the
+    board's front end (the message says which)."""
+
+
+def app_sources(board: dict, firmware_dir: Path = FIRMWARE_DIR) -> list[Path]:
+    """The app's source files this board gets, sorted: every module of the app package but the other front ends'
+    (firmware/app/modules.json), so a board's flash and upload carry only what it can import."""
+    src = firmware_dir / APP_PACKAGE
+    spec_path = src / APP_MODULES
+    try:
+        spec = json.loads(spec_path.read_text())
+        by_frontend = spec["frontend"]
+        if not isinstance(by_frontend, dict) or not all(
+                isinstance(v, list) and all(isinstance(m, str) for m in v) for v in by_frontend.values()):
+            raise TypeError("'frontend' must map each front end to a list of module file names")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise AppModulesInvalid(f"{spec_path}: {type(e).__name__}: {e}") from e
+    kind = board["frontend"]["type"]
+    if kind not in by_frontend:
+        raise AppModulesInvalid(f"{spec_path}: no entry for front end {kind!r} (board {board['id']}); "
+                                f"it has {sorted(by_frontend)}")
+    files = list(_python_files(src))
+    names = {p.relative_to(src).as_posix() for p in files}
+    for k, mods in by_frontend.items():
+        missing = sorted(set(mods) - names)
+        if missing:
+            raise AppModulesInvalid(f"{spec_path}: front end {k!r} lists {', '.join(missing)}, not in {src}")
+    others = {m for k, mods in by_frontend.items() if k != kind for m in mods} - set(by_frontend[kind])
+    return [p for p in files if p.relative_to(src).as_posix() not in others]
+
+
+def compile_app(board: dict, firmware_dir: Path, out_dir: Path) -> list[tuple[str, bytes]]:
+    """The board's app as its bytecode, written under `out_dir` too: [(path in a slot, .mpy bytes)], sorted."""
+    out = []
+    for p in app_sources(board, firmware_dir):
+        rel = (Path(APP_PACKAGE) / p.relative_to(firmware_dir / APP_PACKAGE)).with_suffix(".mpy")
+        out.append((rel.as_posix(), mpy.compile_file(p, rel.with_suffix(".py").as_posix(), board["mcu"]["arch"],
+                                                     out_dir / rel)))
     return out
 
 
@@ -126,10 +169,7 @@ def stage_meter(dest: Path, board: dict, firmware_dir: Path = FIRMWARE_DIR, *, m
     (meter / "slots.json").write_text(json.dumps({"active": "a"}))
     (meter / "trust.cbor").write_bytes(trust_store if trust_store is not None else development_trust_store())
     slot = dest / "slots" / "a"
-    files = []
-    for p in _python_files(firmware_dir / APP_PACKAGE):
-        rel = (Path(APP_PACKAGE) / p.relative_to(firmware_dir / APP_PACKAGE)).with_suffix(".mpy")
-        files.append((rel.as_posix(), mpy.compile_file(p, rel.with_suffix(".py").as_posix(), arch, slot / rel)))
+    files = compile_app(board, firmware_dir, slot)
     (dest / "slots" / "b").mkdir(parents=True)
     (slot / manifest.FILENAME).write_bytes(
         manifest.build(files, board=board["id"], version=app_version(firmware_dir),

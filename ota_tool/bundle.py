@@ -41,20 +41,17 @@ class Bundle:
     raw_size: int = 0
 
 
-def compile_app(firmware_dir: Path, arch: str) -> list[tuple[str, bytes]]:
-    src_root = firmware_dir / APP_PACKAGE
-    if not src_root.is_dir():
+def compile_app(firmware_dir: Path, board: dict) -> list[tuple[str, bytes]]:
+    """The board's app modules (firmware/app/modules.json leaves out the other front ends) as its bytecode."""
+    from meterkit import layout
+
+    if not (firmware_dir / APP_PACKAGE).is_dir():
         raise BuildError(f"{firmware_dir}: no {APP_PACKAGE}/ package to build")
-    out: list[tuple[str, bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for src in sorted(src_root.rglob("*.py")):
-            rel = Path(APP_PACKAGE) / src.relative_to(src_root)
-            try:
-                data = mpy.compile_file(src, rel.as_posix(), arch, Path(tmp) / rel.with_suffix(".mpy"))
-            except mpy.CompileError as e:
-                raise BuildError(str(e)) from e
-            out.append((rel.with_suffix(".mpy").as_posix(), data))
-    return out
+        try:
+            return layout.compile_app(board, firmware_dir, Path(tmp))
+        except (mpy.CompileError, layout.AppModulesInvalid) as e:
+            raise BuildError(str(e)) from e
 
 
 def app_constants(firmware_dir: Path) -> tuple[str, int]:
@@ -76,7 +73,7 @@ def build(firmware_dir: Path, board_id: str, version: str, security_counter: int
             raise BuildError(str(e)) from e
         return pack(files, board=board_id, version=version, loader_api=layout.loader_api(firmware_dir),
                     security_counter=security_counter, kind="loader")
-    files = compile_app(firmware_dir, board["mcu"]["arch"])
+    files = compile_app(firmware_dir, board)
     _, loader_api = app_constants(firmware_dir)
     return pack(files, board=board_id, version=version, loader_api=loader_api, security_counter=security_counter)
 

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from meterkit import layout
+from meterkit import layout, mpy
 from meterkit import trust as trust_store
 
-from .errors import ImageRejected, NotAuthorised, OtaError
+from .errors import BuildFailed, ImageRejected, NotAuthorised, OtaError
 
 # what a MicroPython port reports as sys.platform, per board family (the emulator reports its board's, as a board
 # does: emulator/device/_emu_sys.py)
@@ -136,7 +136,10 @@ def provision(port: str, board: dict, *, baud: int = 115200, lock: bool = False,
         mode = layout.MODE_LOCKED if lock else layout.MODE_DEVELOPMENT
         with tempfile.TemporaryDirectory(prefix="meterkit-provision-") as tmp:
             stage = Path(tmp)
-            layout.stage_meter(stage, board, firmware_dir, meter_id=meter_id, mode=mode, trust_store=store)
+            try:
+                layout.stage_meter(stage, board, firmware_dir, meter_id=meter_id, mode=mode, trust_store=store)
+            except (mpy.CompileError, layout.AppModulesInvalid) as e:
+                raise BuildFailed(str(e)) from e
             files = sorted((p for p in stage.rglob("*") if p.is_file()),
                            key=lambda p: (p.parent == stage and p.name in layout.LOADER_FILES, p.as_posix()))
             dirs = sorted({p.parent.relative_to(stage).as_posix() for p in files} - {"."}, key=len)

@@ -1,0 +1,61 @@
+"""Each board gets the app modules it can import, and not the other front end's (firmware/app/modules.json, read by
+meterkit.layout.app_sources for `ota build`, `ota provision` and the emulator); a broken list fails the build with a
+message naming the problem."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from meterkit import layout
+from meterkit.boards import load_board
+from ota_tool import bundle
+from ota_tool.errors import BuildFailed
+
+ROOT = Path(__file__).resolve().parents[2]
+BOARDS = sorted(p.stem for p in (ROOT / "boards").glob("*.json"))
+SPEC = json.loads((ROOT / "firmware" / "app" / "modules.json").read_text())["frontend"]
+
+
+def names(board_id: str) -> set[str]:
+    return {p.name for p in layout.app_sources(load_board(board_id))}
+
+
+@pytest.mark.parametrize("board_id", BOARDS)
+def test_a_board_gets_its_front_end_and_not_the_others(board_id):
+    kind = load_board(board_id)["frontend"]["type"]
+    got = names(board_id)
+    assert set(SPEC[kind]) <= got
+    assert not ({m for k, v in SPEC.items() if k != kind for m in v} - set(SPEC[kind])) & got
+    every = {p.name for p in (ROOT / "firmware" / "app").glob("*.py")}
+    assert every - got == {m for k, v in SPEC.items() if k != kind for m in v} - set(SPEC[kind])
+
+
+def test_every_front_end_of_the_board_schema_has_an_entry():
+    kinds = {load_board(b)["frontend"]["type"] for b in BOARDS}
+    assert kinds <= set(SPEC) and len(kinds) >= 2
+
+
+@pytest.mark.parametrize("board_id", ["esp32_devkitc", "rpi_pico_bl0942"])
+def test_the_bundle_carries_exactly_the_boards_modules(board_id):
+    b = bundle.unpack(bundle.build(ROOT / "firmware", board_id, "1.0.0", 1))
+    assert {Path(p).with_suffix(".py").name for p, _ in b.files} == names(board_id)
+
+
+@pytest.mark.parametrize("spec, problem", [
+    ("{not json", "JSONDecodeError"),
+    ('{"frontend": {"adc": "adc_frontend.py", "bl0942": []}}', "list of module file names"),
+    ('{"frontend": {"bl0942": ["bl0942.py"]}}', "no entry for front end 'adc'"),
+    ('{"frontend": {"adc": ["adc_frontend.py", "nope.py"], "bl0942": []}}', "nope.py"),
+    ('{}', "KeyError"),
+])
+def test_a_broken_list_fails_the_build_naming_the_problem(tmp_path, spec, problem):
+    fw = tmp_path / "firmware"
+    shutil.copytree(ROOT / "firmware", fw, ignore=shutil.ignore_patterns("__pycache__"))
+    (fw / "app" / "modules.json").write_text(spec)
+    with pytest.raises(BuildFailed, match=problem) as e:
+        bundle.build(fw, "esp32_devkitc", "1.0.0", 1)
+    assert "modules.json" in str(e.value)
