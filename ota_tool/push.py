@@ -197,10 +197,9 @@ async def activate(link: MeterLink, image_hash: bytes, permanent: bool, authorit
     pending for this image is not sent again. Returns whether the state write was skipped. A reset's answer lost
     on the line is not an error here: the caller watches the boot number."""
     state_args = {"confirm": permanent, "hash": image_hash}
+    skip = pending_for(await slots(link), image_hash, permanent)
     if authority is not None:
-        await authority.require(link, [(IMAGE_STATE, state_args), (OS_RESET, {})])
-    skip = any(s["hash"] == image_hash.hex() and s["pending"] and bool(s.get("permanent")) == permanent
-               for s in await slots(link))
+        await authority.require(link, [(OS_RESET, {})] if skip else [(IMAGE_STATE, state_args), (OS_RESET, {})])
     if skip:
         if note is not None:
             note("the meter already has this image pending: only the reset is sent")
@@ -212,6 +211,13 @@ async def activate(link: MeterLink, image_hash: bytes, permanent: bool, authorit
     except DeviceTimeout:
         pass
     return skip
+
+
+def pending_for(rows: list[dict], image_hash: bytes, permanent: bool) -> bool:
+    """Whether the slots show `image_hash` already marked for install at the next boot, the same way (a test boot or
+    for good): its state write need not, and with a spent envelope cannot, be sent again."""
+    return any(r["hash"] == image_hash.hex() and r["pending"] and bool(r.get("permanent")) == permanent
+               for r in rows)
 
 
 async def after_reset(port: str, baud: int, timeout: float, booted: int | None = None,
@@ -340,8 +346,12 @@ async def update(port: str, baud: int, timeout: float, data: bytes, mode: str | 
             preflight(data, st, await board_id(link))
         if mode and authority is not None:  # every envelope the install needs, before anything is sent
             local_hash = image.parse(data).first(image.Tlv.SHA256, "unprotected") or b""
-            await authority.require(link, [(IMAGE_STATE, {"confirm": mode == "confirm", "hash": local_hash}),
-                                           (OS_RESET, {})])
+            permanent = mode == "confirm"
+            # a rerun after a refused or lost reset finds the state write pending already: it needs only the reset
+            needs: list[tuple[str, dict]] = [(OS_RESET, {})]
+            if not pending_for(await slots(link), local_hash, permanent):
+                needs.insert(0, (IMAGE_STATE, {"confirm": permanent, "hash": local_hash}))
+            await authority.require(link, needs)
         r = await push(link, data, progress)
         r.before = before
         booted = None

@@ -130,6 +130,74 @@ def test_a_bad_app_is_rolled_back(start_emulator, tmp_path, fault):
     assert "rollback" in events(emu)  # (mpremote stops the app: last)
 
 
+def test_a_failed_smpmgr_test_boot_is_shown_by_ota_status(start_emulator, tmp_path):
+    """smpmgr's own flow (upload, mark for test, reset) with an app that raises at start-up: the meter rolls back by
+    itself, and `ota status` reports that test boot (what was tried, that it rolled back, and the exception), in its
+    JSON and in its text, though `ota push` never saw it."""
+    emu = start_emulator("rpi_pico", speed="max")
+    echo_ok(emu)
+
+    def broken(app: Path) -> None:
+        (app / "main.py").write_text("raise RuntimeError('broken build')\n")
+
+    img = variant(tmp_path, "smpmgr-broken", "rpi_pico", "6.6.7", 1, broken)
+    from ota_tool import image as image_format
+
+    want = (image_format.parse(img.read_bytes()).first(image_format.Tlv.SHA256, "unprotected") or b"").hex()
+    assert len(want) == 64
+
+    def smpmgr(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        s = subprocess.run([str(BIN / "smpmgr"), "--port", emu.console, "--timeout", "10", *args],
+                           capture_output=True, text=True, timeout=timeout)
+        assert s.returncode == 0, f"smpmgr {args}: {s.stdout}{s.stderr}"
+        return s
+
+    smpmgr("image", "upload", str(img))
+    rows = wait_slot(emu, want)  # the meter verified the upload (smpmgr does not wait for its verdict)
+    assert not rows[1]["pending"], rows
+    smpmgr("image", "state-write", want)  # mark it for test, as MCUboot's clients do
+    rows = slots(emu)
+    assert rows[1]["hash"] == want and rows[1]["pending"] and not rows[1]["permanent"], rows
+    boots = emu.ctl("status")["boots"]
+    smpmgr("os", "reset")
+    # the install boot, the test boot that raises, and the rollback boot: wait for the meter to report the outcome
+    end = time.monotonic() + 150
+    st: dict = {}
+    while time.monotonic() < end:
+        p = ota("status", "--port", emu.console, "--json", "--timeout", "2")
+        if p.returncode == 0:
+            st = json.loads(p.stdout)
+            if emu.ctl("status")["boots"] > boots and (st["trial"] or {}).get("outcome") not in (None, "testing"):
+                break
+        time.sleep(1.0)
+    trial = st.get("trial")
+    assert trial is not None, st
+    assert trial["outcome"] == "rolled-back" and trial["hash"] == want, trial
+    assert trial["version"].removesuffix("+0") == "6.6.7", trial
+    assert "RuntimeError: broken build" in trial["reason"], trial
+    running = next(r for r in st["slots"] if r["active"])
+    assert running["version"] == "0.1.0" and running["confirmed"], st["slots"]
+    assert not any(r["pending"] for r in st["slots"]), st  # the failed image is not installed again
+    text = ota("status", "--port", emu.console)
+    assert text.returncode == 0, text.stdout + text.stderr
+    line = next((ln for ln in text.stdout.splitlines() if ln.startswith("last test boot:")), "")
+    assert "6.6.7" in line and "rolled-back" in line and "RuntimeError: broken build" in line, text.stdout
+
+
+def wait_slot(emu, image_hash: str, timeout: float = 90) -> list[dict]:
+    """The slots once slot 1 holds the verified upload `image_hash`."""
+    end = time.monotonic() + timeout
+    rows: list[dict] = []
+    while time.monotonic() < end:
+        p = ota("status", "--port", emu.console, "--json", "--timeout", "2")
+        if p.returncode == 0:
+            rows = json.loads(p.stdout)["slots"]
+            if len(rows) > 1 and rows[1]["hash"] == image_hash:
+                return rows
+        time.sleep(0.5)
+    raise TimeoutError(f"slot 1 does not hold {image_hash}: {rows}")
+
+
 @pytest.mark.parametrize(("at_write", "torn"), [(1, 0), (45, 200), (85, 7)])
 def test_power_cut_anywhere_in_an_update_recovers(start_emulator, tmp_path, at_write, torn):
     """A sample of the cut points of `python -m host_tests.bench.power_cut_vm` (every point: the CPython sweep)."""

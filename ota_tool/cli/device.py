@@ -147,7 +147,8 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
     report = {"uploaded": r.uploaded, "seconds": round(r.seconds, 3), "rate": round(r.rate), "state": r.state,
               "version": r.version, "before": r.before, "retries": r.retries}
     if mode_:
-        report.update({"after": r.after, "slots": r.slots, "trial": r.trial})
+        report.update({"after": r.after, "slots": r.slots, "trial": r.trial,
+                       "skipped_state_write": r.skipped_state_write})
 
     def text() -> str:
         lines = [f"accepted by the meter: version {r.version}, {r.uploaded} bytes in {r.seconds:.1f} s "
