@@ -15,7 +15,7 @@ each board's app imports at run time, and per module the public `NAME = const(n)
 module (each one costs a globals entry and a qstr; `_NAME` costs neither), with the bytes a private name saves
 measured on the VM with a synthetic module.
 
-Usage: python -m host_tests.bench.module_ram [--board B ...] [--json out.json] [--top N]
+Usage: python -m host_tests.bench.module_ram [--board B ...] [--json out.json] [--top N] [--vm32 PATH-TO-32-BIT-MICROPYTHON]
 """
 
 from __future__ import annotations
