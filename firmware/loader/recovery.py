@@ -5,7 +5,7 @@
 # in recovery unattended (the next boot installs an image marked pending, or comes back here).
 import time
 
-from loader import settings, store, update
+from loader import journal, settings, store
 from loader.console import Console
 from loader.image_group import ImageGroup
 from loader.os_group import OsGroup
@@ -31,9 +31,9 @@ def restore_relay(ctx):
         return
     conf, _ = settings.load()
     if _app_keeps_open():
-        update.event("relay-left-open", "after recovery: the app holds the supply off")
+        journal.event("relay-left-open", "after recovery: the app holds the supply off")
     elif ctx.hal.relay_pulse(True, conf["relay_pulse_ms"]):
-        update.event("relay-closed", "after recovery")
+        journal.event("relay-closed", "after recovery")
     import os
 
     os.remove(OPENED)
@@ -42,12 +42,12 @@ def restore_relay(ctx):
 def run(ctx, reason):
     conf, problem = settings.load()
     if problem:
-        update.event("config-invalid", problem)
-    update.event("recovery", reason)
+        journal.event("config-invalid", problem)
+    journal.event("recovery", reason)
     if conf["recovery_relay"] == settings.RELAY_DISCONNECT and ctx.hal.relay_closed() is not False:
         store.write_json(OPENED, {"by": "recovery"})  # first: the app closes it again after a cut here too
         if ctx.hal.relay_pulse(False, conf["relay_pulse_ms"]):
-            update.event("relay-open", "recovery")
+            journal.event("relay-open", "recovery")
     console = Console(ctx.server)
     OsGroup(ctx).register(ctx.server)
     ImageGroup(ctx).register(ctx.server)
