@@ -30,9 +30,9 @@ if True:  # firmware modules, importable once the paths are set (and CPython giv
     import loader.commands
     import loader.image
     import loader.mode
-    from loader import early, image_group, loaders, slots, startup, store, update
+    from loader import early, image_group, loaders, slots, staging, startup, store, update
 
-FS_MODULES = (store, slots, update, image_group, loader.image, loader.commands, loader.mode, early, startup, loaders)
+FS_MODULES = (store, slots, update, staging, image_group, loader.image, loader.commands, loader.mode, early, startup, loaders)
 LFS_DIR = 2  # littlefs-python's LFSStat.type for a directory
 READ_SIZE = PROG_SIZE = LOOKAHEAD = 32  # MicroPython's VfsLfs2 defaults
 BLOCK_CYCLES = 100  # MicroPython's VfsLfs2 (extmod/vfs_lfsx.c): metadata pairs move after 100 erases
@@ -287,7 +287,7 @@ class Meter:
                 if self.loader is None:
                     raise AssertionError("stage 0 found no valid loader folder")
                 early.run()
-                if update.pending() and str(update.install(self.board)).startswith("loader:"):
+                if update.pending() and (done := update.install(self.board)) is not None and done.loader:
                     continue  # startup.run resets here: stage 0 starts the new loader on its test boot
                 name, manifest, test = startup.choose(self.board)
             break
@@ -380,7 +380,7 @@ class Meter:
         return self.ctx.app_version, (self.ctx.slot == st.get("confirmed") and not self.ctx.test_boot)
 
     def counter(self) -> int:
-        return image_group.stored_counter()
+        return staging.stored_counter()
 
     def check_slot(self) -> None:
         """An oracle independent of the loader: the booted slot's manifest parses (cbor2) and every file in the

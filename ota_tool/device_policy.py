@@ -50,15 +50,15 @@ def modules(firmware_dir: Path = FIRMWARE_DIR) -> SimpleNamespace:
                 sys.modules[n] = m
         sys.modules.pop("loader.image", None)
         sys.modules.update(saved_loader)
-    ns = SimpleNamespace(image=img, bundle=bnd, **vars(_image_group_facts(firmware_dir)))
+    ns = SimpleNamespace(image=img, bundle=bnd, **vars(_staging_facts(firmware_dir)))
     _cache[key] = ns
     return ns
 
 
-def _image_group_facts(firmware_dir: Path) -> SimpleNamespace:
-    """`max_counter_step` and `slot_budget(board)` exactly as firmware/loader/image_group.py defines them, taken
-    from its source (importing it would pull in the SMP server)."""
-    path = firmware_dir / "loader" / "image_group.py"
+def _staging_facts(firmware_dir: Path) -> SimpleNamespace:
+    """`max_counter_step` and `slot_budget(board)` exactly as firmware/loader/staging.py defines them, taken from
+    its source (importing it would need the loader package and its filesystem modules)."""
+    path = firmware_dir / "loader" / "staging.py"
     tree = ast.parse(path.read_text(), str(path))
     keep: list[ast.stmt] = []
     for node in tree.body:

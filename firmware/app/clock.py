@@ -1,10 +1,10 @@
 # The meter's clock. The RTC keeps UTC and is set only by the head-end's signed "clock.set" command (a trusted time
 # source); each setting records how far the clock had drifted since the previous one (seconds, + fast) and the
 # crystal error that implies (ppm), in meter/clock.json. A clock that lost its battery reads before 2025 and counts
-# as unknown (loader/commands.rtc_now): credit then never disconnects, and an event says so until it is set.
+# as unknown (loader/wallclock.rtc_now): credit then never disconnects, and an event says so until it is set.
 import time
 
-from loader import commands, store, strict
+from loader import store, strict, wallclock
 
 PATH = "meter/clock.json"
 TIME_MAX = 4102444800  # 2100-01-01: a later time is refused as a mistake
@@ -15,7 +15,7 @@ def set_rtc(t):
     """Set the RTC to `t`, seconds since 1970 (UTC)."""
     import machine
 
-    tm = time.gmtime(t - commands.PORT_EPOCH_S)
+    tm = time.gmtime(t - wallclock.PORT_EPOCH_S)
     machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
 
 
@@ -32,9 +32,9 @@ class Clock:
     def set(self, t):
         """Set the clock to `t` (seconds since 1970, UTC); returns the error it had (seconds, + fast), or None when
         it did not know the time. Raises ValueError for a time outside 2025..2100."""
-        if not strict.is_int(t, commands.TIME_VALID_FROM, TIME_MAX - 1):
+        if not strict.is_int(t, wallclock.TIME_VALID_FROM, TIME_MAX - 1):
             raise ValueError("bad-time")
-        was = commands.rtc_now()
+        was = wallclock.rtc_now()
         drift = None if was is None else was - t
         last = self.rec.get("set_at")
         ppm = None

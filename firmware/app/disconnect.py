@@ -1,7 +1,7 @@
 # Disconnect control, DLMS/COSEM interface class 70 (logical name 0.0.96.3.10.255): the control state, the control
 # mode and the standard's transitions a-h. The table is pure logic (host tests check it in every mode against
 # STANDARDS.md); DisconnectControl keeps the state across power cuts and makes the relay follow it.
-from loader import store, strict
+from loader import store, strict, supply_hold
 
 DISCONNECTED = 0
 CONNECTED = 1
@@ -78,8 +78,13 @@ class DisconnectControl:
         return self.relay.closed()
 
     def save(self):
+        held = not self.output
+        if held:  # the loader's record says held before ours does, and until after ours no longer does
+            supply_hold.write(True)
         store.write_record(self.path, RECORD, RECORD_VERSION,
                            {"mode": self.mode, "state": self.state, "reason": self.reason})
+        if not held:
+            supply_hold.write(False)
 
     @property
     def output(self):
@@ -87,6 +92,7 @@ class DisconnectControl:
 
     def reconcile(self):
         """At boot: drive the relay to the persisted state when its feedback differs (or cannot tell)."""
+        supply_hold.write(not self.output)  # a record missing (an app from before it) or stale agrees from here on
         if self.relay.closed() == self.output:
             self.relay.want = self.output  # supervised from here on; no pulse, no event
             return True

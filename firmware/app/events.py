@@ -39,7 +39,7 @@ APP_INSTALLED = 421
 INSTALL_REFUSED = 422
 APP_CONFIRMED = 423
 ROLLED_BACK = 424
-# the loader's update events (loader/update.py) the ring takes, by kind
+# the loader's update events (loader/journal.py) the ring takes, by kind
 UPDATE_CODES = {"installed": APP_INSTALLED, "install-refused": INSTALL_REFUSED, "confirmed": APP_CONFIRMED,
                 "rollback": ROLLED_BACK, "settings-set-aside": SETTINGS_INVALID}
 

@@ -5,7 +5,7 @@ import asyncio
 import time
 
 from app import calibration, dsp, meter_settings, registers
-from loader import commands, update
+from loader import journal, wallclock
 
 CAL_READINGS_MAX = 60
 CREEP_FRACTION = 0.5  # energy is not counted below this share of the starting power (no-load creep)
@@ -30,7 +30,7 @@ class Metering:
         self.front = frontend or make_frontend(board, self.consts)
         cfg, problem = meter_settings.load()
         if problem:
-            update.event("config-invalid", "metering: " + problem)
+            journal.event("config-invalid", "metering: " + problem)
         self.cfg = cfg
         self.set_calendar(cfg)  # the TOU tables
         m = board["metering"]
@@ -42,7 +42,7 @@ class Metering:
         self.persist = registers.Persist()
         status = self.persist.load(self.regs)
         if status in ("lost", "one-bad"):
-            update.event("registers-" + status, "seq %d" % self.persist.seq)
+            journal.event("registers-" + status, "seq %d" % self.persist.seq)
         self.persist_ms = cfg["persist_interval_s"] * 1000
         self.saved_ms = time.ticks_ms()
         self.last_ms = None
@@ -101,7 +101,7 @@ class Metering:
         self.regs.integrate(p_mj, int(r.q * dt + 0.5) if r.q >= 0 else -int(-r.q * dt + 0.5), int(r.s * dt + 0.5),
                             self.zone)
         period = self.cfg["md_period_s"]
-        rtc = commands.rtc_now()
+        rtc = wallclock.rtc_now()
         if rtc is not None:
             self.regs.demand(rtc // period, period, (rtc // period) * period)
         else:
@@ -124,11 +124,11 @@ class Metering:
         return int(e + 0.5) if e >= 0 else -int(-e + 0.5)
 
     def local_time(self):
-        rtc = commands.rtc_now()
+        rtc = wallclock.rtc_now()
         self.clock_known = rtc is not None
         if rtc is None:
             return None
-        return time.gmtime(rtc + self.cfg["tz_offset_min"] * 60 - commands.PORT_EPOCH_S)
+        return time.gmtime(rtc + self.cfg["tz_offset_min"] * 60 - wallclock.PORT_EPOCH_S)
 
     def set_calendar(self, new):
         """Use a checked calendar (some of meter_settings.CALENDAR) from the next reading on."""
@@ -144,7 +144,7 @@ class Metering:
         return meter_settings.zone_at(table, local[3] * 60 + local[4])
 
     def save(self):
-        self.regs.extra["at"] = commands.rtc_now()  # dates a power failure at the next boot (app/supply.py)
+        self.regs.extra["at"] = wallclock.rtc_now()  # dates a power failure at the next boot (app/supply.py)
         self.persist.save(self.regs)
         self.saved_ms = time.ticks_ms()
         for fn in self.on_save:
@@ -175,15 +175,15 @@ class Metering:
             new = calibration.apply(self.board, self.consts, c["step"], avg, c["v"], c["i"], c["pf"])
         except calibration.CalibrationError as e:
             self.cal_result = {"state": "failed", "step": c["step"], "error": e.code, "measured": list(avg)}
-            update.event("calibration-failed", "%s: %s" % (c["step"], e.code))
+            journal.event("calibration-failed", "%s: %s" % (c["step"], e.code))
             return
         steps = self._steps() + [c["step"]]
-        calibration.save(self.board, new, steps, commands.rtc_now())
+        calibration.save(self.board, new, steps, wallclock.rtc_now())
         self.consts = new
         self.cal_source = "calibrated"
         self.front.set_constants(new)
         self.cal_result = {"state": "done", "step": c["step"], "measured": list(avg), "constants": new}
-        update.event("calibrated", c["step"])
+        journal.event("calibrated", c["step"])
 
     def _steps(self):
         try:

@@ -4,7 +4,7 @@
 import asyncio
 import time
 
-from loader import smp, update
+from loader import journal, smp, update
 
 BEATS_NEEDED = 3
 CONFIRM_TIMEOUT_MS = 120000
@@ -24,7 +24,7 @@ async def run(ctx, heartbeat):
     deadline = time.ticks_add(time.ticks_ms(), CONFIRM_TIMEOUT_MS)
     while heartbeat.beats < BEATS_NEEDED or not _smp_answers(ctx.server):
         if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
-            update.event("self-test-failed", "slot %s" % ctx.slot)
+            journal.event("self-test-failed", "slot %s" % ctx.slot)
             ctx.reset_now("self-test not passed in %d s" % (CONFIRM_TIMEOUT_MS // 1000))
         await asyncio.sleep_ms(250)
     if ctx.test_boot:

@@ -9,7 +9,7 @@ from micropython import const
 
 from app import clock, disconnect, events, load_limit, prepaid, registers, relay, supply_settings
 from app.credit_store import CreditStore
-from loader import commands, settings, strict, update
+from loader import journal, settings, strict, wallclock
 
 RELAY_CHECK_READINGS = const(60)  # relay supervision once a minute
 AVERAGE_S = const(900)  # the recent consumption rate the time-left prediction uses: a 15-minute average
@@ -34,7 +34,7 @@ class Supply:
     def __init__(self, ctx, metering, set_rtc=clock.set_rtc):
         self.ctx = ctx
         self.m = metering
-        self.log = events.EventLog(clock=commands.rtc_now)
+        self.log = events.EventLog(clock=wallclock.rtc_now)
         self.log.load()
         cause = _cause()
         if cause == "power on":
@@ -82,7 +82,7 @@ class Supply:
             self.openings = 1
             self.log.add(events.COVER_OPEN, "open at power-up")
         ctx.hal.on_cover(self._cover_irq)
-        update.attach(self._update_event)
+        journal.attach(self._update_event)
         metering.on_save.append(self.save)  # the credit record is saved with the registers (and before a reset)
 
     def _prepaid(self, s):
@@ -114,7 +114,7 @@ class Supply:
         lt = m.local
         local = None if lt is None else (lt[0], lt[1], lt[2], lt[6], lt[3] * 60 + lt[4])
         if self.prepaid is not None:
-            self.prepaid.tick(commands.rtc_now() or 0, local, m.regs.total_mj(registers.IMPORT), m.zone, self.rebase)
+            self.prepaid.tick(wallclock.rtc_now() or 0, local, m.regs.total_mj(registers.IMPORT), m.zone, self.rebase)
             self.rebase = False
         act = self.limit.update(time.ticks_diff(now_ms, self.ctx.started_ms) // 1000, p)
         if act is not None:
@@ -217,7 +217,7 @@ class Supply:
         led = self.store.ledger
         c = self.control
         lim = self.limit
-        rtc = commands.rtc_now()
+        rtc = wallclock.rtc_now()
         credit_state = None
         if pp is not None:
             from app import credit

@@ -4,25 +4,13 @@
 # becomes a floor below which every envelope is refused, so a dropped id can never be replayed. Every refusal is
 # recorded as an event. The file is replaced atomically; should it still be unreadable (flash fault, tampering), the
 # floor restarts at the current time.
-import time
-
-from loader import store, strict
+from loader import journal, store, strict, wallclock
 
 IDS = "meter/command-ids.json"
 IDS_KEPT = 32
-# before this moment the RTC cannot be right (it restarted after a dead battery): the meter does not know the time
-TIME_VALID_FROM = 1735689600  # 2025-01-01
-# the ESP32 and RP2040 ports count time.time() from 2000-01-01, the unix port from 1970: what to add for 1970
-PORT_EPOCH_S = 946684800 if time.gmtime(0)[0] == 2000 else 0
 E_MISMATCH = "request-differs"
 E_MISSING = "no-envelope"
 E_DEV_KEY = "development-key-refused"
-
-
-def rtc_now():
-    """RTC seconds since 1970, or None when the clock has not been set since it lost power."""
-    t = int(time.time()) + PORT_EPOCH_S  # the unix port (and CPython) return a float
-    return t if t >= TIME_VALID_FROM else None
 
 
 def _load():
@@ -41,10 +29,8 @@ def _load():
     except (ValueError, TypeError, KeyError, AttributeError):
         # writes are atomic, so only a flash fault or tampering gets here: everything that expires before now is
         # refused from here on (at worst an unexpired envelope replays once), and the loss is recorded
-        from loader import update
-
-        update.event("command-ids-lost", "")
-        return {"floor": rtc_now() or 0, "ids": []}, []
+        journal.event("command-ids-lost", "")
+        return {"floor": wallclock.rtc_now() or 0, "ids": []}, []
 
 
 class Refused(Exception):
@@ -56,6 +42,7 @@ class Refused(Exception):
 def _open(ctx, raw, is_used):
     """The verified body of envelope `raw`; a locked meter obeys no development key (they are public in the
     repository), a development meter does. Raises Refused."""
+    # Deferred for RAM: the envelope's verifier (ed25519, sha512) loads with the first signed command, not at boot.
     from loader import envelope, mode, trust
 
     if not isinstance(raw, bytes):
@@ -63,7 +50,7 @@ def _open(ctx, raw, is_used):
     keys = trust.load()
     try:
         return envelope.open_envelope(raw, keys if ctx.mode == mode.DEVELOPMENT else [k for k in keys if not k.get("dev")],
-                                      ctx.meter_id, rtc_now(), is_used)
+                                      ctx.meter_id, wallclock.rtc_now(), is_used)
     except envelope.EnvelopeError as e:
         if e.reason == envelope.E_UNKNOWN_KEY and ctx.mode != mode.DEVELOPMENT:
             try:
@@ -88,7 +75,7 @@ def open_token(ctx, raw, cmd):
 def authorise(ctx, req, cmd, args, logged=True):
     """Check req["envelope"] for command `cmd` with exactly `args` (a dict) and record its id. Raises Refused;
     `logged`: a refusal goes into the update events (a caller with its own event log says False)."""
-    from loader import envelope, update
+    from loader import envelope  # deferred for RAM, as in _open
 
     try:
         rec, used = _load()
@@ -100,8 +87,8 @@ def authorise(ctx, req, cmd, args, logged=True):
     except Refused as e:
         if logged:
             if getattr(ctx, "refusals", None) is None:
-                ctx.refusals = [None, 0, ""]  # this boot's burst of refused commands (update.event)
-            update.event("command-refused", "%s: %s" % (cmd, e.reason), ctx.refusals)
+                ctx.refusals = [None, 0, ""]  # this boot's burst of refused commands (journal.event)
+            journal.event("command-refused", "%s: %s" % (cmd, e.reason), ctx.refusals)
         raise
     ids = rec["ids"]
     ids.append([body["id"].hex(), body["exp"]])
@@ -109,5 +96,5 @@ def authorise(ctx, req, cmd, args, logged=True):
         ids.sort(key=lambda e: e[1])
         rec["floor"] = max(rec.get("floor", 0), ids.pop(0)[1])
     store.write_json(IDS, rec)
-    update.event("command", cmd)
+    journal.event("command", cmd)
     return body

@@ -6,7 +6,7 @@ import machine
 
 from loader import board as board_file
 from loader import mode as mode_file
-from loader import smp, store
+from loader import smp, store, update
 from loader.hal import Hal
 
 IDENTITY = "meter/identity.json"
@@ -28,7 +28,7 @@ class Context:
         self.meter_id = mid if type(mid) is str and mid else "".join("%02x" % b for b in uid)
         self.server = smp.Server()
         self.started_ms = time.ticks_ms()
-        self.refusals = [None, 0, ""]  # the burst of refused commands in update-events (update.event)
+        self.refusals = [None, 0, ""]  # the burst of refused commands in the update journal (journal.event)
         self.slot = None
         self.slot_path = None
         self.test_boot = False
@@ -50,8 +50,6 @@ class Context:
         boot reports it (loader/update.py test_failed)."""
         if self.test_boot:
             try:
-                from loader import update
-
                 update.test_failed(why)
             except Exception:  # nothing may stand in the way of the reset
                 pass

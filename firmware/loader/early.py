@@ -29,6 +29,6 @@ def run():
 
     reverted = loaders.take_revert_note()
     if reverted:
-        from loader import update
+        from loader import journal  # only after a loader rollback: most boots write no event here
 
-        update.event("rollback", "loader %s was not confirmed" % reverted)
+        journal.event("rollback", "loader %s was not confirmed" % reverted)

@@ -10,17 +10,18 @@ import os
 from micropython import const
 
 import cbor
-from loader import LOADER_API, image, mode, smp, store, strict
+
+# What verification needs (bundle, and trust with ed25519 and sha512) is loaded with the group, at boot, while the heap
+# is in one piece: after hours of metering the free heap is plenty but in small pieces, and loading a module's
+# bytecode needs larger ones (see bundle.py).
+from loader import LOADER_API, bundle, commands, image, mode, slots, smp, staging, store, strict, trust, update
+from loader.staging import MAX_COUNTER_STEP, STAGING
 
 CMD_STATE = const(0)
 CMD_UPLOAD = const(1)
 CMD_ERASE = const(5)
 GROUP_METER = const(64)
 CMD_UPDATE_STATUS = const(0)
-STAGING = "meter/upload.img"
-UPLOAD_REC = "meter/upload.json"
-COUNTER = "meter/counter.json"
-MAX_COUNTER_STEP = const(16)
 
 # update states reported by the update-status command
 ST_NONE = "none"
@@ -31,20 +32,6 @@ ST_REJECTED = "rejected"
 # command names in the signed envelopes a locked meter needs (docs/smp-groups.md)
 CMD_NAME_STATE = "image.state"
 CMD_NAME_ERASE = "image.erase"
-
-
-def slot_budget(board):
-    """Bytes an image may occupy: a quarter of the filesystem (two slots, staging and the meter's data)."""
-    return board["flash"]["block_size"] * board["flash"]["block_count"] // 4
-
-
-def stored_counter():
-    try:
-        rec = store.read_json(COUNTER, {})
-    except ValueError:
-        rec = {}
-    n = rec.get("counter", 0) if isinstance(rec, dict) else 0
-    return n if strict.is_int(n, 0) else 0
 
 
 def version_text(v):
@@ -78,10 +65,10 @@ class ImageGroup:
 
     def __init__(self, ctx):
         self.ctx = ctx
-        self.budget = slot_budget(ctx.board)
+        self.budget = staging.slot_budget(ctx.board)
         rec = None
         try:
-            rec = store.read_json(UPLOAD_REC)
+            rec = store.read_json(staging.UPLOAD_REC)
         except ValueError:
             pass
         self.rec = rec if isinstance(rec, dict) and strict.is_int(rec.get("len"), 0) and (
@@ -90,16 +77,10 @@ class ImageGroup:
         self.reason = ""
         self.staged = None
         self.refused = ""  # why the last state-changing request was refused (locked mode)
-        # What verification needs is loaded now, while the heap is in one piece: after hours of metering the free
-        # heap is plenty but in small pieces, and loading a module's bytecode needs larger ones (see bundle.py).
-        from loader import bundle, trust  # noqa: F401  (trust loads ed25519 and sha512)
-
-        bundle.reserve_window()
+        bundle.reserve_window()  # the inflate window too, while the heap is whole
         self._facts = {}  # slot name -> (version, hash, bootable): see _slot_facts
         self._other = None  # the other slot, when it holds a manifest
         if ctx.slot is not None:  # while the heap is whole: both slots' facts for every image state read
-            from loader import slots
-
             self._slot_facts(ctx.slot, True)
             if store.exists(slots.path(slots.other(ctx.slot)) + "/" + slots.MANIFEST):
                 self._other = slots.other(ctx.slot)
@@ -127,12 +108,10 @@ class ImageGroup:
     def _fresh(self):
         """Read again what this boot may change behind the group's back (an install request, a confirmation by the
         app's self-test, a failed test boot): only after such a change, never at every read."""
-        from loader import slots, update
-
         if self._seen == update.changes:
             return
         st = slots.read_state()
-        self.counter = stored_counter()
+        self.counter = staging.stored_counter()
         self.other_confirmed = self._other is not None and st["confirmed"] == self._other
         self.pending = update.pending()
         self.trial = None if self.pending else update.trial(st)  # a new request: its test boot is yet to come
@@ -177,7 +156,7 @@ class ImageGroup:
                 raise smp.SmpError(smp.EINVAL) from None
         self._clear()
         self.rec = {"len": length, "sha": sha.hex() if sha else None}
-        store.write_json(UPLOAD_REC, self.rec)
+        store.write_json(staging.UPLOAD_REC, self.rec)
         self.state = ST_RECEIVING
         self.reason = ""
 
@@ -220,9 +199,7 @@ class ImageGroup:
         return rsp
 
     def _file_sha(self):
-        from loader.slots import file_sha256
-
-        return file_sha256(STAGING)
+        return slots.file_sha256(STAGING)
 
     def verify_staged(self):
         """Check the complete upload with the signed-image policy; a rejected upload is deleted. The reads' replies
@@ -235,13 +212,8 @@ class ImageGroup:
         self._prebuild()
 
     def _verify(self):
-        from loader import bundle, trust
-
-        board = self.ctx.board
         try:
-            dev = mode.current() == mode.DEVELOPMENT
-            info = image.check_file(STAGING, trust.load(), board["id"], LOADER_API, stored_counter(),
-                                    MAX_COUNTER_STEP, dev, self.budget)
+            info = staging.check_staged(self.ctx.board)
             with open(STAGING, "rb") as f:
                 bundle.check(f, info, self.budget)
         except (image.Rejected, bundle.BundleError) as e:
@@ -265,11 +237,7 @@ class ImageGroup:
         print("update: upload rejected: %s" % reason)
 
     def _clear(self):
-        for p in (STAGING, UPLOAD_REC):
-            try:
-                os.remove(p)
-            except OSError:
-                pass
+        staging.discard()
         self.rec = None
         self.staged = None
 
@@ -280,8 +248,6 @@ class ImageGroup:
         could fail where an image state read must not (it answered ENOMEM on the ESP32)."""
         facts = self._facts.get(name)
         if facts is None:
-            from loader import slots, update
-
             m = self.ctx.manifest if active else None
             if m is None:
                 try:
@@ -314,8 +280,6 @@ class ImageGroup:
     def state_write(self, req):
         """{hash, confirm}: with the hash of a verified upload, install it at the next boot (as a test, or for good
         with confirm); with confirm and no hash (or the running image's), confirm the running test boot."""
-        from loader import update
-
         h = req.get("hash")
         confirm = req.get("confirm", False)
         if (h is not None and not isinstance(h, bytes)) or not isinstance(confirm, bool):
@@ -352,8 +316,6 @@ class ImageGroup:
         """Locked meters change state only for a signed command envelope naming exactly this request."""
         if self.ctx.mode == mode.DEVELOPMENT:
             return
-        from loader import commands
-
         try:
             commands.authorise(self.ctx, req, name, args)
         except commands.Refused as e:
@@ -381,8 +343,6 @@ def _image_keys():
     """(first 8 bytes of each image-role key's keyhash, whether each is a development key) as the trust store lists
     them. Its root signature is not checked here (a check costs a signature verification and the verifier's tables
     on every boot): a store that fails it trusts nothing, and the meter then rejects every image (unknown-key)."""
-    from loader import trust
-
     keys = []
     dev = []
     raw = store.read_bytes(trust.PATH)

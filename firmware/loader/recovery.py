@@ -5,24 +5,13 @@
 # in recovery unattended (the next boot installs an image marked pending, or comes back here).
 import time
 
-from loader import settings, store, update
+from loader import journal, settings, store, supply_hold
 from loader.console import Console
 from loader.image_group import ImageGroup
 from loader.os_group import OsGroup
 
 _BLINK_MS = 125
 OPENED = "meter/recovery-relay.json"  # recovery opened the relay: the loader closes it once a valid app runs
-DISCONNECT = "meter/disconnect.json"
-
-
-def _app_keeps_open():
-    """True when the app's disconnect control (app/disconnect.py, meter/disconnect.json) holds the supply off: the
-    app's boot reconciliation then keeps the relay open, and closing it here would only flick the power on."""
-    try:
-        _, rec = store.read_record(DISCONNECT, "disconnect", 1, None)
-    except ValueError:
-        return False
-    return isinstance(rec, dict) and rec.get("mode") != 0 and rec.get("state") in (0, 2)
 
 
 def restore_relay(ctx):
@@ -30,10 +19,10 @@ def restore_relay(ctx):
     if not store.exists(OPENED):
         return
     conf, _ = settings.load()
-    if _app_keeps_open():
-        update.event("relay-left-open", "after recovery: the app holds the supply off")
+    if supply_hold.held():  # the app's boot reconciliation keeps it open: closing it here would flick the power on
+        journal.event("relay-left-open", "after recovery: the app holds the supply off")
     elif ctx.hal.relay_pulse(True, conf["relay_pulse_ms"]):
-        update.event("relay-closed", "after recovery")
+        journal.event("relay-closed", "after recovery")
     import os
 
     os.remove(OPENED)
@@ -42,12 +31,12 @@ def restore_relay(ctx):
 def run(ctx, reason):
     conf, problem = settings.load()
     if problem:
-        update.event("config-invalid", problem)
-    update.event("recovery", reason)
+        journal.event("config-invalid", problem)
+    journal.event("recovery", reason)
     if conf["recovery_relay"] == settings.RELAY_DISCONNECT and ctx.hal.relay_closed() is not False:
         store.write_json(OPENED, {"by": "recovery"})  # first: the app closes it again after a cut here too
         if ctx.hal.relay_pulse(False, conf["relay_pulse_ms"]):
-            update.event("relay-open", "recovery")
+            journal.event("relay-open", "recovery")
     console = Console(ctx.server)
     OsGroup(ctx).register(ctx.server)
     ImageGroup(ctx).register(ctx.server)

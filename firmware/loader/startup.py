@@ -4,7 +4,7 @@
 import os
 import sys
 
-from loader import mode, slots, update
+from loader import journal, mode, slots, update
 
 TEST_WDT_MS = 8000  # a test boot that hangs this long is reset, and the reset reverts it
 
@@ -34,8 +34,10 @@ def run():
 
         recovery.run(ctx, "button held at boot")
         return
-    if update.pending() and str(update.install(ctx.board)).startswith("loader:"):
-        ctx.reset_now()  # stage 0 starts the new loader on its test boot
+    if update.pending():
+        done = update.install(ctx.board)
+        if done is not None and done.loader:
+            ctx.reset_now()  # stage 0 starts the new loader on its test boot
     import machine
 
     name, manifest, test = choose(ctx.board, machine.reset_cause() == machine.WDT_RESET)
@@ -67,7 +69,7 @@ def run():
 
     aside = starts.begin()
     if aside:
-        update.event("settings-set-aside", "%d failed starts: %s" % (starts.STRIKES_MAX, ", ".join(aside)))
+        journal.event("settings-set-aside", "%d failed starts: %s" % (starts.STRIKES_MAX, ", ".join(aside)))
     starts.forget()
     try:
         import app.main

@@ -11,26 +11,27 @@
 # record: a cut there loses only the reason, and the rollback then gives a general one).
 import hashlib
 import os
-import time
 
-from loader import slots, store, strict
-from loader.image_group import COUNTER, MAX_COUNTER_STEP, STAGING, UPLOAD_REC, slot_budget, stored_counter
+import cbor
+from loader import journal, loaders, slots, staging, store, strict
 
 UPDATE = "meter/update.json"
 IMAGE_INFO = slots.IMAGE_INFO  # in a slot: {"hash", "version", "counter"} of the image it was installed from
-EVENTS = "meter/update-events.json"
-_EVENTS_KEPT = 8
-BURST_MS = 30000  # refused commands write this log at most once in this long (anyone can send them)
-# The app's own event log takes update events too (attach): those of this boot from before the app started wait here.
-_PENDING_MAX = 8
-_pending = [("", "")][:0]
-_sink = [lambda kind, detail: None][:0]
 TESTING = "testing"
 CONFIRMED = "confirmed"
 ROLLED_BACK = "rolled-back"
 NOT_CONFIRMED = "not confirmed before reset"
 REASON_MAX = 64
 changes = 0  # counts this boot's install requests, confirmations and failed test boots (for readers' caches)
+
+
+class Installed:
+    """What install() put in place: `target` is the app slot now under test, or with `loader` true the loader
+    folder (the caller resets at once: stage 0 starts the new loader on its test boot)."""
+
+    def __init__(self, target, loader=False):
+        self.target = target
+        self.loader = loader
 
 
 def _changed():
@@ -51,43 +52,6 @@ def pending():
     return rec if isinstance(rec, dict) and isinstance(rec.get("hash"), str) else None
 
 
-def event(kind, detail="", burst=None):
-    """A short persisted log of update events (the supply's own ring is app/events.py). `burst`: the caller's
-    [ends ticks_ms or None, held, newest detail] for refusals anyone can provoke: within a burst only the first is
-    written; the others are counted into one entry written before the next burst's first."""
-    print("update: %s %s" % (kind, detail))
-    now = time.ticks_ms()
-    if burst is not None and burst[0] is not None and time.ticks_diff(burst[0], now) > 0:
-        burst[1] += 1
-        burst[2] = detail
-        return
-    try:
-        log = store.read_json(EVENTS, [])
-    except ValueError:
-        log = []
-    if not isinstance(log, list):
-        log = []
-    if burst is not None:
-        if burst[1]:
-            log.append({"event": kind, "detail": "+%d more, the last: %s" % (burst[1], burst[2])})
-        burst[:] = [time.ticks_add(now, BURST_MS), 0, ""]
-    log.append({"event": kind, "detail": detail})
-    store.write_json(EVENTS, log[-_EVENTS_KEPT:])
-    if _sink:
-        _sink[0](kind, detail)
-    elif len(_pending) < _PENDING_MAX:
-        _pending.append((kind, detail))
-
-
-def attach(sink):
-    """sink(kind, detail) for every update event from now on, and first for those of this boot so far (a rollback
-    or an install the loader did before the app started)."""
-    _sink[:] = [sink]
-    while _pending:
-        kind, detail = _pending.pop(0)
-        sink(kind, detail)
-
-
 def _rmtree(path):
     if not store.is_dir(path):
         return
@@ -101,31 +65,32 @@ def _rmtree(path):
 
 
 def install(board):
-    """Install the staged upload into the inactive slot and make it the slot under test. Returns the slot name, or
-    None (with an event) when there is nothing valid to install."""
+    """Install the staged upload into the inactive slot (or a loader into the other loader folder) and make it the
+    one under test. Returns an Installed, or None (with an event) when there is nothing valid to install."""
     import gc
 
-    from loader import LOADER_API, bundle, image, mode, trust
+    # Deferred for RAM and start-up time: most boots install nothing, and need neither the bundle reader nor the
+    # image parser.
+    from loader import bundle, image
 
     gc.collect()
     req = pending()
     st = slots.read_state()
-    budget = slot_budget(board)
+    budget = staging.slot_budget(board)
     try:
-        info = image.check_file(STAGING, trust.load(), board["id"], LOADER_API, stored_counter(), MAX_COUNTER_STEP,
-                                mode.current() == mode.DEVELOPMENT, budget)
+        info = staging.check_staged(board)
     except (OSError, image.Rejected) as e:
-        event("install-refused", getattr(e, "reason", "no staged image"))
+        journal.event("install-refused", getattr(e, "reason", "no staged image"))
         _forget()
         return None
     if info["sha256"].hex() != req["hash"]:
-        event("install-refused", "hash differs from the request")
+        journal.event("install-refused", "hash differs from the request")
         _forget()
         return None
     target = slots.other(st.get("confirmed") or st["active"])
     root = slots.path(target)
     try:
-        with open(STAGING, "rb") as f:
+        with open(staging.STAGING, "rb") as f:
             s = bundle.open_stream(f, info)
             m = bundle.read_manifest(s)
             bundle.check_manifest(m, info, budget)
@@ -135,14 +100,12 @@ def install(board):
             store.makedirs(root)
             _unpack(s, m, root)
     except bundle.BundleError as e:
-        event("install-refused", e.reason)
+        journal.event("install-refused", e.reason)
         _rmtree(root)
         _forget()
         return None
     store.write_json(root + "/" + IMAGE_INFO, {"hash": info["sha256"].hex(), "version": info["version"],
                                                "counter": info["counter"]})
-    import cbor
-
     store.write_atomic(root + "/" + slots.MANIFEST, cbor.dumps(m))  # last: the slot is complete from here on
     st["test"] = target
     st["tries"] = 0
@@ -151,41 +114,33 @@ def install(board):
     st.setdefault("confirmed", st["active"])
     store.write_json(slots.STATE, st)
     os.remove(UPDATE)
-    for p in (UPLOAD_REC, STAGING):  # the slot holds the update now; a failed test boot reverts to the old slot
-        try:
-            os.remove(p)
-        except OSError:
-            pass
-    event("installed", "%s into slot %s" % (info["version"], target))
-    return target
+    staging.discard()  # the slot holds the update now; a failed test boot reverts to the old slot
+    journal.event("installed", "%s into slot %s" % (info["version"], target))
+    return Installed(target)
 
 
 def _install_loader(s, m, info):
-    from loader import bundle, loaders
+    from loader import bundle  # loaded by install() already
 
     try:
         target = loaders.install(s, m, info, _unpack, _rmtree)
     except ValueError as e:
-        event("install-refused", str(e))
+        journal.event("install-refused", str(e))
         _forget()
         return None
     except bundle.BundleError as e:
-        event("install-refused", e.reason)
+        journal.event("install-refused", e.reason)
         _rmtree(loaders.path(loaders.NAMES[1] if loaders.read_state()["active"] == "a" else loaders.NAMES[0]))
         _forget()
         return None
     os.remove(UPDATE)
-    for p in (UPLOAD_REC, STAGING):
-        try:
-            os.remove(p)
-        except OSError:
-            pass
-    event("installed", "loader %s into loaders/%s" % (info["version"], target))
-    return "loader:" + target
+    staging.discard()
+    journal.event("installed", "loader %s into loaders/%s" % (info["version"], target))
+    return Installed(target, loader=True)
 
 
 def _unpack(s, m, root):
-    from loader import bundle
+    from loader import bundle  # loaded by install() already
 
     buf = bytearray(1024)
     mv = memoryview(buf)
@@ -232,7 +187,7 @@ def boot_choice(why=None, wdt=False):
             t = st.get("trial")
             r = t.get("reason") if isinstance(t, dict) else None
             why = why or (r if r and type(r) is str else ("watchdog" if wdt else NOT_CONFIRMED))
-            event("rollback", "slot %s %s" % (test, why if why[:4] == "not " else "not confirmed: " + why))
+            journal.event("rollback", "slot %s %s" % (test, why if why[:4] == "not " else "not confirmed: " + why))
             st = {"active": back, "confirmed": back, "test": None, "tries": 0}
             if isinstance(t, dict):
                 t["outcome"] = ROLLED_BACK
@@ -253,13 +208,11 @@ def boot_choice(why=None, wdt=False):
 def confirm(slot):
     """Make `slot` (the one under test, now running) the confirmed one; raise the security counter to its image's.
     A loader on its test boot is confirmed too (the app's self-test is its proof as well)."""
-    from loader import loaders
-
     if loaders.under_test():
         running = loaders.running()
         _raise_counter(store.read_json(loaders.path(running) + "/" + loaders.MANIFEST, {}) or {})
         loaders.confirm()
-        event("confirmed", "loader %s" % running)
+        journal.event("confirmed", "loader %s" % running)
     st = slots.read_state()
     if st.get("test") != slot:
         return False
@@ -279,12 +232,8 @@ def confirm(slot):
         t["reason"] = ""
         new["trial"] = t
     store.write_json(slots.STATE, new)
-    for p in (STAGING, UPLOAD_REC):
-        try:
-            os.remove(p)
-        except OSError:
-            pass
-    event("confirmed", "slot %s %s" % (slot, info.get("version", "")))
+    staging.discard()
+    journal.event("confirmed", "slot %s %s" % (slot, info.get("version", "")))
     _changed()
     return True
 
@@ -318,8 +267,8 @@ def trial(st):
 
 
 def _raise_counter(info):
-    if isinstance(info, dict) and strict.is_int(info.get("counter"), 0) and info["counter"] > stored_counter():
-        store.write_json(COUNTER, {"counter": info["counter"]})
+    if isinstance(info, dict) and strict.is_int(info.get("counter"), 0) and info["counter"] > staging.stored_counter():
+        store.write_json(staging.COUNTER, {"counter": info["counter"]})
 
 
 def slot_hash(name):

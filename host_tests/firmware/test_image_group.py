@@ -6,7 +6,7 @@ import hashlib
 import cbor
 import fwtest
 import smp_serial
-from loader import image_group, slots, smp, startup, store, trust, update
+from loader import image_group, journal, slots, smp, staging, startup, store, trust, update
 
 BOARD = {"id": "esp32_devkitc", "flash": {"block_size": 4096, "block_count": 512}}
 APP = {"app/__init__.py": b"VERSION = '0.1.0'\n", "app/main.py": b"def run(ctx):\n    pass\n"}
@@ -83,13 +83,13 @@ def test_update_status_tells_a_host_what_the_meter_accepts():
         ctx, g = _boot()
         st = _status(ctx)
         dev_key = bytes.fromhex(_trust_json_image_key())
-        assert st["mode"] == "development" and st["counter"] == 0 and st["max_step"] == image_group.MAX_COUNTER_STEP
+        assert st["mode"] == "development" and st["counter"] == 0 and st["max_step"] == staging.MAX_COUNTER_STEP
         assert st["loader_api"] == 1 and st["budget"] == 4096 * 512 // 4
         assert st["image_keys"] == [hashlib.sha256(SPKI + dev_key).digest()[:8]] and st["image_keys_dev"] == [True]
         assert "trial" not in st and st["state"] == "none" and st["boot"] == 0
         # another store, a locked meter, a raised counter: a new boot reads them
         fwtest.write(trust.PATH, fwtest.fixture("trust_v2.cbor"))
-        fwtest.write(image_group.COUNTER, b'{"counter": 7}')
+        fwtest.write(staging.COUNTER, b'{"counter": 7}')
         ctx, g = _boot(mode="locked")
         st = _status(ctx)
         assert st["mode"] == "locked" and st["counter"] == 7
@@ -112,7 +112,7 @@ def test_a_test_boot_that_raises_at_start_up_is_reported_rolled_back_with_the_ex
     from app import events
 
     def body():
-        update._pending[:] = []
+        journal._pending[:] = []
         _meter()
         log = events.EventLog()
         log.load()
@@ -139,12 +139,12 @@ def test_a_test_boot_that_raises_at_start_up_is_reported_rolled_back_with_the_ex
         size = len(ctx.server.handle(smp.header(1, smp.OP_READ, len(body), 64, 7, 0) + body))
         assert size < 400, size  # keys, counter, trial and all: well inside the 2 KB buffer
         want = "slot b not confirmed: ValueError: bad table"
-        assert [e for e in store.read_json(update.EVENTS) if e["event"] == "rollback"] == \
+        assert [e for e in store.read_json(journal.EVENTS) if e["event"] == "rollback"] == \
             [{"event": "rollback", "detail": want}]
         # the app's ring (event 424) takes the same detail once it attaches
-        update.attach(lambda kind, detail: log.add(events.UPDATE_CODES[kind], detail)
+        journal.attach(lambda kind, detail: log.add(events.UPDATE_CODES[kind], detail)
                       if kind in events.UPDATE_CODES else None)
-        update._sink[:] = []
+        journal._sink[:] = []
         assert [e[3] for e in log.ring if e[1] == events.ROLLED_BACK] == [want]
         # another boot still reports it, until the next install request
         assert _status(_boot()[0])["trial"] == trial
@@ -156,7 +156,7 @@ def test_a_test_boot_that_raises_at_start_up_is_reported_rolled_back_with_the_ex
 
 def test_a_confirmed_trial_and_the_reasons_of_other_rollbacks():
     def body():
-        update._pending[:] = []
+        journal._pending[:] = []
         _meter()
         ctx, g = _boot()
         h = _push(ctx)["hash"]
@@ -173,7 +173,7 @@ def test_a_confirmed_trial_and_the_reasons_of_other_rollbacks():
             store.write_json(slots.STATE, st)
             assert update.boot_choice(None, wdt) == ("b", False)
             assert update.trial(slots.read_state())["reason"] == want
-        assert [e["detail"] for e in store.read_json(update.EVENTS)][-2:] == \
+        assert [e["detail"] for e in store.read_json(journal.EVENTS)][-2:] == \
             ["slot a not confirmed: watchdog", "slot a not confirmed before reset"]
         # an install the loader refuses: no test boot followed the request, so no trial is reported
         fwtest.write(update.UPDATE, b'{"hash": "' + b"11" * 32 + b'", "permanent": false}')
@@ -190,7 +190,7 @@ def test_a_confirmed_trial_and_the_reasons_of_other_rollbacks():
 
 def test_a_test_slot_that_is_not_bootable_is_rolled_back_once_with_its_reason():
     def body():
-        update._pending[:] = []
+        journal._pending[:] = []
         _meter()
         ctx, g = _boot()
         _push(ctx)
@@ -198,7 +198,7 @@ def test_a_test_slot_that_is_not_bootable_is_rolled_back_once_with_its_reason():
         fwtest.write("slots/b/app/main.mpy", b"damaged")
         name, manifest, test = startup.choose(BOARD)
         assert (name, test) == ("a", False)
-        rollbacks = [e["detail"] for e in store.read_json(update.EVENTS) if e["event"] == "rollback"]
+        rollbacks = [e["detail"] for e in store.read_json(journal.EVENTS) if e["event"] == "rollback"]
         assert rollbacks == ["slot b not bootable: hash mismatch app/main.mpy"], rollbacks
         assert update.trial(slots.read_state())["reason"] == "not bootable: hash mismatch app/main.mpy"
 

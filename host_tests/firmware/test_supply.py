@@ -5,7 +5,7 @@ from test_disconnect import RelayModel
 import cbor
 import fwtest
 from app import credit, disconnect, events, meter_settings, metering, registers, supply, supply_group
-from loader import mode, smp, store, trust, update
+from loader import journal, mode, smp, store, trust
 
 KWH = credit.MJ_PER_KWH
 ENV = {}
@@ -102,8 +102,8 @@ def _run(body):
     try:
         fwtest.in_workdir(body, "meter")
     finally:
-        update._sink[:] = []
-        update._pending[:] = []
+        journal._sink[:] = []
+        journal._pending[:] = []
 
 
 def _refused(fn, req, rc):
@@ -308,14 +308,14 @@ def test_cover_openings_are_tamper_events_at_most_one_a_minute():
 
 def test_update_events_before_and_after_the_app_started_reach_the_ring():
     def body():
-        update._pending[:] = []
-        update.event("rollback", "slot b was not confirmed")  # the loader, at this boot, before the app
-        update.event("command", "supply.relay")  # not an update of the app: stays in the update log only
+        journal._pending[:] = []
+        journal.event("rollback", "slot b was not confirmed")  # the loader, at this boot, before the app
+        journal.event("command", "supply.relay")  # not an update of the app: stays in the update log only
         ctx, meter, sup, grp = _setup(settings=False)
         assert [e[1:4:2] for e in sup.log.ring if e[1] > 420] == [[events.ROLLED_BACK, "slot b was not confirmed"]]
-        update.event("installed", "1.2.0 into slot b")
-        update.event("confirmed", "slot b 1.2.0")
+        journal.event("installed", "1.2.0 into slot b")
+        journal.event("confirmed", "slot b 1.2.0")
         assert [e[1] for e in sup.log.ring[-2:]] == [events.APP_INSTALLED, events.APP_CONFIRMED]
-        assert [e["event"] for e in store.read_json(update.EVENTS)][-2:] == ["installed", "confirmed"]
+        assert [e["event"] for e in store.read_json(journal.EVENTS)][-2:] == ["installed", "confirmed"]
 
     _run(body)

@@ -1,6 +1,7 @@
 """Interface class 70 (firmware/app/disconnect.py) as a hypothesis state machine: random triggers, mode changes and
 power cuts (after the state is written, before the coil moves) against the standard's table; the relay always
-ends where the persisted state says, and a power cut never moves it by itself."""
+ends where the persisted state says, a power cut never moves it by itself, and the loader's supply-held-off record
+(loader/supply_hold.py) agrees with the app's."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from test_disconnect import RelayModel, expected  # noqa: E402
 
 from app import disconnect as dc  # noqa: E402
 from app import relay as rl  # noqa: E402
+from loader import supply_hold  # noqa: E402
 
 
 class ClassSeventy(RuleBasedStateMachine):
@@ -81,6 +83,7 @@ class ClassSeventy(RuleBasedStateMachine):
     def follows_the_table(self) -> None:
         assert (self.ctl.mode, self.ctl.state) == (self.mode, self.state)
         assert self.hw.contact == dc.output_state(self.mode, self.state)
+        assert supply_hold.held() == (not dc.output_state(self.mode, self.state))  # the loader's record agrees
 
 
 TestClassSeventy = ClassSeventy.TestCase

@@ -57,7 +57,7 @@ def test_class70_states_are_the_firmware_s_and_the_docs():
 
 
 def test_the_counter_step_and_slot_budget_are_the_firmware_s():
-    src = (FW / "loader" / "image_group.py").read_text()
+    src = (FW / "loader" / "staging.py").read_text()
     step = int(re.search(r"^MAX_COUNTER_STEP = const\((\d+)\)", src, re.M).group(1))
     dev = device_policy.modules()
     assert dev.max_counter_step == step
