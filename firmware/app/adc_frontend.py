@@ -27,7 +27,6 @@ class AdcFrontend:
         self.read_v = adcs[0].read_u16
         self.read_i = adcs[1].read_u16
         self.set_constants(consts)
-        self.pulses = None  # energy comes from power × time for this front end
         self.errors = {}
 
     def set_constants(self, consts):
@@ -57,6 +56,12 @@ class AdcFrontend:
         self.burst()
         self.dsp.measure(self.v, self.i, self.n, self.scale, out)
         return True
+
+    def take_energy(self, r, dt_ms):
+        """The active energy of the interval in integer mJ (signed: export negative): this front end has no energy
+        counter, so it is the reading's power over the interval, rounded half away from zero."""
+        e = r.p * dt_ms
+        return int(e + 0.5) if e >= 0 else -int(-e + 0.5)
 
 
 def _adcs(board):

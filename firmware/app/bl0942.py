@@ -60,7 +60,7 @@ def parse(packet, address):
 
 class Bl0942Frontend:
     """measure(reading) fills a dsp.Reading-like object; `pulses` is the CF count since the previous good packet
-    (None for the first packet after a start: the counter's baseline)."""
+    (None for the first packet after a start: the counter's baseline) until take_energy turns it into energy."""
 
     kind = "bl0942"
 
@@ -76,6 +76,7 @@ class Bl0942Frontend:
         self.set_constants(consts)
         self.last_cf = None
         self.pulses = None
+        self.mj_rest = 0.0  # the fraction of a millijoule carried from one CF conversion to the next
         self.errors = {}
         self.packets = 0
 
@@ -108,6 +109,19 @@ class Bl0942Frontend:
         self.pulses = None if self.last_cf is None else (cf - self.last_cf) % CF_MODULUS
         self.last_cf = cf
         return True
+
+    def take_energy(self, r, dt_ms):
+        """The active energy since the previous reading in integer mJ, from the IC's CF pulses (the IC integrates
+        continuously, so no energy is lost between packets or to a bad one); 0 for the first packet, which only sets
+        the counter's baseline. CF counts both directions: the sign is the reading's."""
+        pulses = self.pulses
+        if not pulses:
+            return 0
+        self.pulses = 0
+        e = pulses * self.mj_per_pulse + self.mj_rest
+        whole = int(e)
+        self.mj_rest = e - whole
+        return whole if r.p >= 0 else -whole
 
     def reading(self, regs, out):
         c = self.c

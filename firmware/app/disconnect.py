@@ -53,7 +53,8 @@ def output_state(mode, state):
 
 class DisconnectControl:
     """The class-70 object of this meter. Every change is persisted before the relay moves, so a power cut
-    between the two leaves a state the boot reconciliation drives the relay to; a cut never moves it by itself."""
+    between the two leaves a state the boot reconciliation drives the relay to; a cut never moves it by itself.
+    Callers change it only through its methods (apply for the triggers), never by writing its fields."""
 
     def __init__(self, relay, mode=DEFAULT_MODE, path=STATE_FILE, on_event=None):
         self.relay = relay
@@ -63,9 +64,10 @@ class DisconnectControl:
         self.reason = ""
         self.on_event = on_event  # on_event(code, detail): 301/302 and the relay's own faults
 
-    def load(self):
+    def load(self, mode=None):
         """Read the persisted state (a missing or unreadable record: connected, the safe state for a new meter);
-        returns what the relay's feedback said before reconciliation (None without a feedback input)."""
+        `mode`, the settings' control mode, replaces a different stored one (persisted; the relay follows at
+        reconcile). Returns what the relay's feedback said before reconciliation (None without a feedback input)."""
         try:
             _, data = store.read_record(self.path, RECORD, RECORD_VERSION, None)
         except ValueError:
@@ -75,6 +77,9 @@ class DisconnectControl:
             self.mode = data["mode"]
             self.state = data["state"]
             self.reason = data.get("reason", "")
+        if mode is not None and mode != self.mode:
+            self.mode = mode
+            self.save()
         return self.relay.closed()
 
     def save(self):
@@ -98,10 +103,15 @@ class DisconnectControl:
             return True
         return self.relay.drive(self.output, "boot")
 
-    def apply(self, trigger, reason=""):
-        """Apply a trigger; returns the transition letter or None when the mode does not allow one here."""
+    def apply(self, trigger, reason="", hand_over=False):
+        """Apply a trigger; returns the transition letter or None when the mode does not allow one here.
+        `hand_over`: where the trigger's transition would only lead to the present state (a local disconnect while
+        ready_for_reconnection), `reason` takes over holding that state, persisted; nothing moves (returns None)."""
         letter, new = step(self.mode, self.state, trigger)
         if letter is None:
+            if hand_over and reason and self._leads_here(trigger) and reason != self.reason:
+                self.reason = reason
+                self.save()
             return None
         was = self.output
         self.state = new
@@ -110,6 +120,13 @@ class DisconnectControl:
         if self.output != was:
             self.relay.drive(self.output, self.reason)
         return letter
+
+    def _leads_here(self, trigger):
+        for letter in MODES[self.mode]:
+            trig, _, to = TRANSITIONS[letter]
+            if trig == trigger and to == self.state:
+                return True
+        return False
 
     def set_mode(self, mode):
         if not strict.is_int(mode, 0, 6):

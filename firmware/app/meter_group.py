@@ -42,7 +42,8 @@ class MeterGroup:
 
     def read(self, req):
         m = self.m
-        if m.read_ms is None:
+        t = m.tick
+        if t.ms is None:
             raise smp.SmpError(smp.EBADSTATE, RC_NOT_READY)
         r = m.reading
         obis = {}
@@ -54,14 +55,14 @@ class MeterGroup:
         obis[registers.MD_OBIS] = regs.md_w
         now = time.ticks_ms()
         return {
-            "age_ms": time.ticks_diff(now, m.read_ms),
-            "at_ms": m.read_ms,
+            "age_ms": time.ticks_diff(now, t.ms),
+            "at_ms": t.ms,
             "uptime_ms": time.ticks_diff(now, self.ctx.started_ms),
             "front": m.front.kind,
             "obis": obis,
             "md_at": regs.md_at,
-            "zone": m.zone,
-            "clock_known": m.clock_known,
+            "zone": t.zone,
+            "clock_known": t.rtc is not None,
             "readings": m.readings,
             "saved_ms_ago": time.ticks_diff(now, m.saved_ms),
             "saves": m.persist.writes,

@@ -1,7 +1,7 @@
-# The application's metering settings, in meter/config.json beside the loader's (outside the app slots). Missing
-# keys take the defaults; a wrong value is not half-used: metering runs on the defaults and records a
-# "config-invalid" event naming the key.
-from loader import store, strict
+# The application's metering settings, in meter/config.json beside the loader's (outside the app slots), read by the
+# file's one rule (loader/settings.py read): missing keys take the defaults; a wrong value is not half-used:
+# metering runs on all its defaults and records event 411 naming the key.
+from loader import settings, store, strict
 
 PATH = "meter/config.json"
 MD_PERIODS = (300, 600, 900, 1800, 3600)
@@ -90,19 +90,7 @@ def save_calendar(new):
 
 def load():
     """(settings, problem or None)."""
-    try:
-        raw = store.read_json(PATH, {})
-    except ValueError:
-        return dict(DEFAULTS), "does not parse"
-    if not isinstance(raw, dict):
-        return dict(DEFAULTS), "not an object"
-    out = dict(DEFAULTS)
-    for k, check in _CHECKS.items():
-        if k in raw:
-            if not check(raw[k]):
-                return dict(DEFAULTS), "bad value for " + k
-            out[k] = raw[k]
-    return out, None
+    return settings.read(DEFAULTS, _CHECKS, PATH)
 
 
 def zone_at(table, minute):

@@ -1,14 +1,21 @@
 # The metering task: once per measurement period the board's front end gives a reading (V, I, P, Q, S, PF, f), the
-# energy since the previous reading goes into the registers (TOU zone by local time, maximum demand), and every
-# persist_interval_s the registers go to flash. It also averages readings for a calibration step on request.
+# energy since the previous reading goes into the registers (TOU zone by local time, maximum demand), the listeners
+# (the supply) get the reading as one Tick (app/tick.py), and every persist_interval_s the registers go to flash. It
+# also averages readings for a calibration step on request. A full heap skips one interval, never the metering: a
+# MemoryError that ended the app would reset a locked meter.
 import asyncio
+import gc
 import time
 
-from app import calibration, dsp, meter_settings, registers
-from loader import journal, wallclock
+from micropython import const
+
+from app import calibration, dsp, events, meter_settings, registers
+from app.tick import Tick
+from loader import wallclock
 
 CAL_READINGS_MAX = 60
 CREEP_FRACTION = 0.5  # energy is not counted below this share of the starting power (no-load creep)
+_MEMORY_HOLD_MS = const(60000)  # at most one out-of-memory event in this long, counting the intervals it stands for
 
 
 def make_frontend(board, consts):
@@ -28,9 +35,13 @@ class Metering:
         self.board = board
         self.consts, self.cal_source = calibration.load(board)
         self.front = frontend or make_frontend(board, self.consts)
+        # events of the start-up, kept until the app's event ring is loaded (attach): the ring comes after metering,
+        # whose buffers are placed first while the heap is whole (app/main.py)
+        self.log = None
+        self.noted = []
         cfg, problem = meter_settings.load()
         if problem:
-            journal.event("config-invalid", "metering: " + problem)
+            self.note(events.SETTINGS_INVALID, "metering: " + problem)
         self.cfg = cfg
         self.set_calendar(cfg)  # the TOU tables
         m = board["metering"]
@@ -41,38 +52,66 @@ class Metering:
         self.regs = registers.Registers()
         self.persist = registers.Persist()
         status = self.persist.load(self.regs)
-        if status in ("lost", "one-bad"):
-            journal.event("registers-" + status, "seq %d" % self.persist.seq)
+        if status == "lost":
+            self.note(events.REGISTERS_LOST, "restarted at zero")
+        elif status == "one-bad":
+            self.note(events.REGISTER_COPY_BAD, "seq %d used" % self.persist.seq)
         self.persist_ms = cfg["persist_interval_s"] * 1000
         self.saved_ms = time.ticks_ms()
         self.last_ms = None
-        self.read_ms = None
         self.readings = 0
-        self.clock_known = False
-        self.local = None  # the local time tuple (time.gmtime form) of the last reading, None while unknown
-        self.listeners = []  # listener(metering, ticks_ms) after each reading is accounted (the supply's rules)
+        self.tick = Tick(self.reading, self.regs)  # the last reading as listeners saw it (refilled, never rebuilt)
+        self.listeners = []  # listener(tick) after each reading is accounted (the supply's rules)
         self.on_save = []  # called after each register save (the credit record is saved with them)
-        self.zone = 1
-        self.mj_rest = 0.0  # fraction of a millijoule carried between CF conversions
+        self.skipped = 0  # intervals lost to a full heap since the last event about it
+        self.short_ms = None  # when that event was written
         self.cal = {}  # the calibration step collecting readings (empty: none)
         self.measure_ms = time.ticks_ms()  # when the reading under way began
         self.cal_result = {}  # state of the last calibration step (meter group cmd 2)
         ctx.before_reset.append(self.save)
+
+    # -- events --------------------------------------------------------------------------------------------------
+    def note(self, code, detail):
+        """An event for the app's ring (app/events.py), held until the ring is attached."""
+        if self.log is None:
+            self.noted.append((code, detail))
+        else:
+            self.log.add(code, detail)
+
+    def attach(self, log):
+        """The app's event ring, once loaded: the start-up's events go in first."""
+        self.log = log
+        for code, detail in self.noted:
+            log.add(code, detail)
+        self.noted = []
+
+    def short_of_memory(self, where):
+        """A MemoryError in `where` skipped one interval: free what can be freed and say so, at most one event per
+        _MEMORY_HOLD_MS (a heap that stays full would otherwise write the ring's flash at every reading)."""
+        gc.collect()
+        self.skipped += 1
+        now = time.ticks_ms()
+        if self.log is None or (self.short_ms is not None and time.ticks_diff(now, self.short_ms) < _MEMORY_HOLD_MS):
+            return
+        try:
+            self.log.add(events.OUT_OF_MEMORY, "%s, %d skipped" % (where, self.skipped))
+        except MemoryError:  # noqa: B014 - still no room even for the event: counted, told next time
+            gc.collect()
+            return
+        self.skipped = 0
+        self.short_ms = now
 
     # -- the loop ------------------------------------------------------------------------------------------------
     async def run(self):
         nxt = time.ticks_ms()
         while True:
             self.measure_ms = time.ticks_ms()  # a calibration step counts only readings begun after it started
-            if await self.front.measure(self.reading):
-                self.account(time.ticks_ms())
-            if time.ticks_diff(time.ticks_ms(), self.saved_ms) >= self.persist_ms:
-                try:
-                    self.save()
-                except MemoryError:  # noqa: B014
-                    import gc
-
-                    gc.collect()  # the registers stay in RAM and the stored copy stays whole: try at the next reading
+            try:
+                if await self.front.measure(self.reading):
+                    self.account(time.ticks_ms())
+            except MemoryError:  # noqa: B014 - the next reading's interval covers this one (account: last_ms)
+                self.short_of_memory("reading")
+            self.persist_due()
             nxt = time.ticks_add(nxt, self.period_ms)
             wait = time.ticks_diff(nxt, time.ticks_ms())
             if wait < 0:  # fell behind (a long burst or console work): restart the schedule from now
@@ -80,13 +119,20 @@ class Metering:
                 wait = 0
             await asyncio.sleep_ms(wait)
 
+    def persist_due(self):
+        """Save the registers when persist_interval_s has passed since the last save."""
+        if time.ticks_diff(time.ticks_ms(), self.saved_ms) < self.persist_ms:
+            return
+        try:
+            self.save()
+        except MemoryError:  # noqa: B014
+            # the registers stay in RAM and the stored copy stays whole (alternating files): tried at the next reading
+            self.short_of_memory("save")
+
     def account(self, now):
         r = self.reading
-        first = self.last_ms is None
-        dt = 0 if first else time.ticks_diff(now, self.last_ms)
-        self.last_ms = now
-        self.read_ms = now
-        self.readings += 1
+        t = self.tick
+        dt = 0 if self.last_ms is None else time.ticks_diff(now, self.last_ms)
         if self.cal and time.ticks_diff(self.measure_ms, self.cal["from_ms"]) >= 0:
             self._collect(r)  # (a reading already under way when the step started may be of the load before it)
         if abs(r.p) < self.creep_w:
@@ -94,41 +140,36 @@ class Metering:
             r.q = 0.0
             r.s = 0.0
             r.pf = 1.0
-        local = self.local_time()
-        self.local = local
-        self.zone = self.zone_of(local)
-        p_mj = self.active_mj(r, dt)
+        rtc = wallclock.rtc_now()  # the one RTC read of this reading: zone, demand and every listener use it
+        t.uptime_s = time.ticks_diff(now, self.ctx.started_ms) // 1000
+        t.rtc = rtc
+        t.local = self.local_time(rtc)
+        t.zone = self.zone_of(t.local)
+        p_mj = self.front.take_energy(r, dt)
         self.regs.integrate(p_mj, int(r.q * dt + 0.5) if r.q >= 0 else -int(-r.q * dt + 0.5), int(r.s * dt + 0.5),
-                            self.zone)
+                            t.zone)
+        # the interval is in the registers: only now does the next reading measure from here (a MemoryError above
+        # leaves last_ms, so the next reading's interval covers this one's too)
+        self.last_ms = now
+        t.ms = now
+        self.readings += 1
         period = self.cfg["md_period_s"]
-        rtc = wallclock.rtc_now()
         if rtc is not None:
             self.regs.demand(rtc // period, period, (rtc // period) * period)
         else:
-            self.regs.demand(time.ticks_diff(now, self.ctx.started_ms) // 1000 // period, period, None)
+            self.regs.demand(t.uptime_s // period, period, None)
         for listener in self.listeners:
-            listener(self, now)
+            try:
+                listener(t)
+            except MemoryError:  # noqa: B014 - the listener's rules skip this reading; metering goes on
+                self.short_of_memory("listener")
 
-    def active_mj(self, r, dt):
-        pulses = self.front.pulses
-        if pulses is None:
-            if getattr(self.front, "kind", "") == "bl0942":
-                return 0  # the first packet only sets the CF counter's baseline
-            e = r.p * dt
-        else:
-            e = pulses * self.front.mj_per_pulse + self.mj_rest
-            whole = int(e)
-            self.mj_rest = e - whole
-            e = whole if r.p >= 0 else -whole
-            return e
-        return int(e + 0.5) if e >= 0 else -int(-e + 0.5)
-
-    def local_time(self):
-        rtc = wallclock.rtc_now()
-        self.clock_known = rtc is not None
+    def local_time(self, rtc):
+        """(year, month, day, weekday, minute of day) in local time, or None while the RTC is unknown."""
         if rtc is None:
             return None
-        return time.gmtime(rtc + self.cfg["tz_offset_min"] * 60 - wallclock.PORT_EPOCH_S)
+        lt = time.gmtime(rtc + self.cfg["tz_offset_min"] * 60 - wallclock.PORT_EPOCH_S)
+        return (lt[0], lt[1], lt[2], lt[6], lt[3] * 60 + lt[4])
 
     def set_calendar(self, new):
         """Use a checked calendar (some of meter_settings.CALENDAR) from the next reading on."""
@@ -140,8 +181,8 @@ class Metering:
     def zone_of(self, local):
         if local is None:
             return self.tou[0][1]  # clock unknown: the first zone of the day (reported as clock_known false)
-        table = self.tou_weekend if self.tou_weekend is not None and local[6] >= 5 else self.tou
-        return meter_settings.zone_at(table, local[3] * 60 + local[4])
+        table = self.tou_weekend if self.tou_weekend is not None and local[3] >= 5 else self.tou
+        return meter_settings.zone_at(table, local[4])
 
     def save(self):
         self.regs.extra["at"] = wallclock.rtc_now()  # dates a power failure at the next boot (app/supply.py)
@@ -175,7 +216,7 @@ class Metering:
             new = calibration.apply(self.board, self.consts, c["step"], avg, c["v"], c["i"], c["pf"])
         except calibration.CalibrationError as e:
             self.cal_result = {"state": "failed", "step": c["step"], "error": e.code, "measured": list(avg)}
-            journal.event("calibration-failed", "%s: %s" % (c["step"], e.code))
+            self.note(events.CALIBRATION_FAILED, "%s: %s" % (c["step"], e.code))
             return
         steps = self._steps() + [c["step"]]
         calibration.save(self.board, new, steps, wallclock.rtc_now())
@@ -183,7 +224,7 @@ class Metering:
         self.cal_source = "calibrated"
         self.front.set_constants(new)
         self.cal_result = {"state": "done", "step": c["step"], "measured": list(avg), "constants": new}
-        journal.event("calibrated", c["step"])
+        self.note(events.CALIBRATED, c["step"])
 
     def _steps(self):
         try:

@@ -3,7 +3,7 @@
 # no-disconnection window and the balance is below the allowance; reconnect (h) as soon as a top-up clears the debt
 # (in modes without h the state stays ready_for_reconnection and the consumer presses the button). A remote
 # disconnect is the head-end's and is never undone here.
-from app import credit, disconnect, events
+from app import credit, disconnect, events, registers
 
 REASON = "credit"
 
@@ -21,11 +21,13 @@ class Prepaid:
         self.clock_known = True
         self.window = False
 
-    def tick(self, now_s, local, import_mj, zone, rebase=False):
-        """One reading. `local`: (year, month, day, weekday, minute) or None while the time is unknown."""
+    def tick(self, t, rebase=False):
+        """One reading (app/tick.py): its local time (None while the time is unknown) starts days and months, the
+        import register's growth is charged at its zone's rate at its RTC time."""
+        local = t.local
         if local is not None:
             self.store.new_day(self.tariff, credit.day_number(local[0], local[1], local[2]), local[0] * 12 + local[1])
-        self.store.charge_to(self.tariff, import_mj, zone, now_s, rebase)
+        self.store.charge_to(self.tariff, t.regs.total_mj(registers.IMPORT), t.zone, t.rtc or 0, rebase)
         for pct in self.store.ledger.alerts_due(self.thresholds):
             self.log.add(events.CREDIT_ALERT, "%d %%" % pct)
         known = local is not None

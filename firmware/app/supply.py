@@ -2,19 +2,21 @@
 # class-70 disconnect control, the prepaid credit and the load limit, and runs their rules at every metering reading
 # (once a second): charge the energy, raise credit alerts, cut or restore for credit (never inside a
 # no-disconnection window or while the time is unknown), trip and restore for the load limit, take the consumer's
-# button press and supervise the relay. Remote commands arrive through app/supply_group.py (SMP group 66).
+# button press and supervise the relay. Remote commands arrive through app/supply_group.py (SMP group 66). Every
+# change of the class-70 state goes through DisconnectControl's own methods (apply for the triggers), which persist it
+# before the relay moves.
 import time
 
 from micropython import const
 
-from app import clock, disconnect, events, load_limit, prepaid, registers, relay, supply_settings
+from app import clock, disconnect, events, load_limit, prepaid, relay, supply_settings
 from app.credit_store import CreditStore
 from loader import journal, settings, strict, wallclock
 
-RELAY_CHECK_READINGS = const(60)  # relay supervision once a minute
-AVERAGE_S = const(900)  # the recent consumption rate the time-left prediction uses: a 15-minute average
-COVER_HOLD_MS = const(60000)
-HEALTHY_READINGS = const(10)  # loader/starts.py: after this many readings a start counts as healthy  # cover openings write at most one event (251) in this long; it counts the others
+_RELAY_CHECK_READINGS = const(60)  # relay supervision once a minute
+_AVERAGE_S = const(900)  # the recent consumption rate the time-left prediction uses: a 15-minute average
+_COVER_HOLD_MS = const(60000)  # cover openings write at most one event (251) in this long; it counts the others
+_HEALTHY_READINGS = const(10)  # loader/starts.py: after this many readings a start counts as healthy
 LIMIT_REASON = "load limit"
 BUTTON_REASON = "button"
 REMOTE_REASON = "remote"
@@ -46,16 +48,14 @@ class Supply:
             else:
                 self.log.add(events.POWER_FAIL, "time unknown")
         self.log.add(events.POWER_RESTORE, cause)
+        metering.attach(self.log)  # metering's start-up events (settings, registers) after the power events
         s, problem = supply_settings.load()
         if problem:
             self.log.add(events.SETTINGS_INVALID, problem)
         loader_conf, _ = settings.load()
         self.relay = relay.Relay(ctx.hal, loader_conf["relay_pulse_ms"], self.log.add)
         self.control = disconnect.DisconnectControl(self.relay, s["control_mode"])
-        self.control.load()
-        if self.control.mode != s["control_mode"]:
-            self.control.mode = s["control_mode"]
-            self.control.save()
+        self.control.load(s["control_mode"])  # the settings' mode wins over the stored one
         self.control.reconcile()
         self.clock = clock.Clock(set_rtc=set_rtc)
         self.store = CreditStore()
@@ -104,30 +104,29 @@ class Supply:
         self.cover_tripped = True
 
     # -- every reading -------------------------------------------------------------------------------------------
-    def on_reading(self, m, now_ms):
+    def on_reading(self, tick):
+        """The supply's rules for one reading (a metering listener; app/tick.py). Reads no clock of its own."""
         self.log.flush_due()
-        p = m.reading.p
-        self.avg_w = p if self.avg_w is None else self.avg_w + (p - self.avg_w) / AVERAGE_S
+        p = tick.reading.p
+        self.avg_w = p if self.avg_w is None else self.avg_w + (p - self.avg_w) / _AVERAGE_S
         if self.pressed:
             self.pressed = False
             self.press()
-        lt = m.local
-        local = None if lt is None else (lt[0], lt[1], lt[2], lt[6], lt[3] * 60 + lt[4])
         if self.prepaid is not None:
-            self.prepaid.tick(wallclock.rtc_now() or 0, local, m.regs.total_mj(registers.IMPORT), m.zone, self.rebase)
+            self.prepaid.tick(tick, self.rebase)
             self.rebase = False
-        act = self.limit.update(time.ticks_diff(now_ms, self.ctx.started_ms) // 1000, p)
+        act = self.limit.update(tick.uptime_s, p)
         if act is not None:
             self._limit(act, p)
         if self.cover is not None:
-            self._watch_cover(now_ms)
+            self._watch_cover(tick.ms)
         self.readings += 1
-        if self.readings == HEALTHY_READINGS:
+        if self.readings == _HEALTHY_READINGS:
             from loader import starts
 
             starts.healthy()  # the settings carried the app through its first readings (loader/starts.py)
             starts.forget()
-        if self.readings % RELAY_CHECK_READINGS == 0:
+        if self.readings % _RELAY_CHECK_READINGS == 0:
             self.relay.check()
 
     def _watch_cover(self, now_ms):
@@ -140,7 +139,7 @@ class Supply:
             self.openings += 1
             self.cover_unlogged += 1
         n = self.cover_unlogged
-        if n and (self.cover_logged_ms is None or time.ticks_diff(now_ms, self.cover_logged_ms) >= COVER_HOLD_MS):
+        if n and (self.cover_logged_ms is None or time.ticks_diff(now_ms, self.cover_logged_ms) >= _COVER_HOLD_MS):
             self.log.add(events.COVER_OPEN, "cover opened" if n == 1 else "cover opened %d times" % n)
             self.cover_unlogged = 0
             self.cover_logged_ms = now_ms
@@ -151,8 +150,8 @@ class Supply:
             if c.state != disconnect.READY or c.reason != LIMIT_REASON:
                 return
             if self.prepaid is not None and self.prepaid.cut_due():
-                c.reason = prepaid.REASON  # the lockout is over but credit is not: credit now holds it off
-                c.save()
+                # the lockout is over but credit is not: credit now holds the supply off (the relay stays open)
+                c.apply(disconnect.LOCAL_DISCONNECT, prepaid.REASON, hand_over=True)
             else:
                 c.apply(disconnect.LOCAL_RECONNECT, "lockout over")
             return
@@ -222,7 +221,7 @@ class Supply:
         if pp is not None:
             from app import credit
 
-            rate = pp.rate(self.m.zone, rtc or 0)
+            rate = pp.rate(self.m.tick.zone, rtc or 0)
             credit_state = {
                 "balance": led.balance, "allowance": pp.allowance, "emergency_taken": led.emergency,
                 "emergency_available": 0 if led.emergency else pp.emergency, "last_topup": led.topup,

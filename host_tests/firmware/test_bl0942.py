@@ -79,3 +79,30 @@ def test_frontend_scales_and_counts_pulses_across_the_wrap():
     assert not _run(fe, r) and fe.errors == {bl0942.E_TIMEOUT: 1} and fe.pulses == 0
     assert _run(fe, r) and fe.pulses == 0x10
     assert uart.sent == [b"\x58\xaa"] * 4
+
+
+def test_the_front_end_turns_its_pulses_into_energy_carrying_the_fraction():
+    from app import dsp
+
+    uart = FakeUart([packet(cf=100), packet(cf=103), packet(cf=103)])
+    fe = bl0942.Bl0942Frontend(BOARD, CONSTS, uart=uart)
+    r = dsp.Reading()
+    per = 3.6e9 / CONSTS["cf_per_kwh"]  # mJ per pulse
+    assert _run(fe, r) and fe.take_energy(r, 1000) == 0  # the baseline packet: no energy, whatever the power
+    assert _run(fe, r) and fe.take_energy(r, 1000) == int(3 * per)
+    assert fe.take_energy(r, 1000) == 0, "taken once"
+    rest = 3 * per - int(3 * per)
+    r.p = -50.0  # exporting: the same count is negative energy, the carried fraction included
+    fe.pulses = 2
+    assert fe.take_energy(r, 1000) == -int(2 * per + rest)
+    assert _run(fe, r) and fe.take_energy(r, 1000) == 0  # no pulses in the interval
+
+
+def test_the_sampled_front_end_s_energy_is_power_over_the_interval():
+    from app import adc_frontend, dsp
+
+    r = dsp.Reading()
+    r.p = 1000.4
+    assert adc_frontend.AdcFrontend.take_energy(None, r, 1000) == 1000400
+    r.p = -0.0015
+    assert adc_frontend.AdcFrontend.take_energy(None, r, 1000) == -2  # half away from zero, as for import

@@ -117,3 +117,34 @@ def test_a_relay_that_does_not_follow_is_a_fault_retried_within_limits():
     assert relay.check() is True
     blind = RelayModel(feedback=False)
     assert rl.Relay(blind).drive(False) is True and len(blind.pulses) == 1  # no feedback input: one pulse, trusted
+
+
+def test_a_hold_changes_hands_only_through_apply_and_the_settings_mode_wins_at_boot():
+    def body():
+        hw = RelayModel()
+        ctl = dc.DisconnectControl(rl.Relay(hw, 80))
+        ctl.load()
+        assert ctl.apply("local_disconnect", "load limit") == "g" and hw.pulses == [(False, 80)]
+        # ready_for_reconnection already: a plain local disconnect is ignored, as the standard says ...
+        assert ctl.apply("local_disconnect", "credit") is None and ctl.reason == "load limit"
+        # ... a hand-over gives the hold to credit, persisted, and the relay does not move
+        assert ctl.apply("local_disconnect", "credit", hand_over=True) is None
+        assert ctl.state == dc.READY and ctl.reason == "credit" and hw.pulses == [(False, 80)]
+        again = dc.DisconnectControl(rl.Relay(hw, 80))
+        again.load()
+        assert again.reason == "credit"
+        # a hand-over never stands in for a transition the state does not lead to
+        assert again.apply("local_reconnect", "top-up", hand_over=True) == "h" and hw.contact
+        assert again.apply("local_disconnect", "x", hand_over=True) == "g"
+        assert again.apply("remote_disconnect", "y", hand_over=True) == "c" and again.reason == "y"
+        assert again.apply("local_disconnect", "z", hand_over=True) is None and again.reason == "y"
+        # the settings' control mode replaces a stored one, persisted; the relay follows at reconcile
+        third = dc.DisconnectControl(rl.Relay(hw, 80))
+        third.load(0)
+        assert third.mode == 0 and third.state == dc.DISCONNECTED and third.output and not hw.contact
+        assert third.reconcile() and hw.contact
+        fourth = dc.DisconnectControl(rl.Relay(hw, 80))
+        fourth.load()
+        assert fourth.mode == 0
+
+    fwtest.in_workdir(body, "meter")

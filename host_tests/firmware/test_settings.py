@@ -30,3 +30,22 @@ def test_a_bad_file_is_not_half_used():
             assert conf == settings.DEFAULTS and problem == why, (raw, problem)
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_every_reader_of_the_file_follows_one_rule():
+    def body():
+        from loader import strict
+
+        defaults = {"n": 5, "t": "a"}
+        checks = {"n": lambda v: strict.is_int(v, 1, 9), "t": lambda v: len(v) == 1}
+        for raw in (b'{"n": 5.0}', b'{"n": true}', b'{"n": "5"}', b'{"t": 3}', b'{"n": 6, "t": "ab"}'):
+            fwtest.write(settings.PATH, raw)
+            conf, problem = settings.read(defaults, checks)
+            assert conf == defaults and problem.startswith("bad value for "), (raw, conf, problem)
+        fwtest.write(settings.PATH, b'{"n": 6, "recovery_relay": "open"}')  # the loader's bad key is its own problem
+        assert settings.read(defaults, checks) == ({"n": 6, "t": "a"}, None)
+        assert settings.load() == (settings.DEFAULTS, "bad value for recovery_relay")
+        fwtest.write(settings.PATH, b'{"recovery_relay": true}')
+        assert settings.load() == (settings.DEFAULTS, "bad value for recovery_relay")
+
+    fwtest.in_workdir(body, "meter")

@@ -4,7 +4,7 @@ from test_disconnect import RelayModel
 
 import cbor
 import fwtest
-from app import credit, disconnect, events, meter_settings, metering, registers, supply, supply_group
+from app import credit, disconnect, dsp, events, meter_settings, metering, registers, supply, supply_group, tick
 from loader import journal, mode, smp, store, trust
 
 KWH = credit.MJ_PER_KWH
@@ -47,41 +47,45 @@ class Ctx:
         self.before_reset = []
 
 
-class Reading:
-    p = 0.0
-
-
 class Persist:
     status = "ok"
 
 
 class Meter:
-    """What the supply reads of the metering task: the reading, the registers, the TOU zone and local time."""
+    """What the supply takes from the metering task: its start-up state (registers, persistence status, calendar,
+    start-up events) and one tick (app/tick.py) per reading."""
 
     def __init__(self):
-        self.reading = Reading()
         self.regs = registers.Registers()
-        self.zone = 1
-        self.local = None
+        self.tick = tick.Tick(dsp.Reading(), self.regs)
         self.persist = Persist()
         self.on_save = []
         self.cfg = dict(meter_settings.DEFAULTS)
         self.set_calendar(self.cfg)
+        self.log = None
 
     set_calendar = metering.Metering.set_calendar  # the metering task's own
 
-    def run(self, sup, seconds, watts, local, t0_ms=0):
-        """`seconds` readings at `watts`, at local time `local` (gmtime-like tuple) or None."""
+    def attach(self, log):
+        self.log = log
+
+    def run(self, sup, seconds, watts, local, t0_ms=0, rtc=1800000000):
+        """`seconds` readings at `watts`, at local time `local` ((year, month, day, weekday, minute) as app/tick.py
+        has it) or None, the clock then unknown."""
+        t = self.tick
         for k in range(seconds):
-            self.reading.p = float(watts)
+            t.reading.p = float(watts)
             self.regs.add(registers.IMPORT, int(watts * 1000))
-            self.local = local
-            sup.on_reading(self, t0_ms + k * 1000)
+            t.ms = t0_ms + k * 1000
+            t.uptime_s = t.ms // 1000
+            t.local = local
+            t.rtc = None if local is None else rtc + k
+            sup.on_reading(t)
 
 
 def at(day, hour, minute=0):
-    """A local time tuple in time.gmtime's form for 2026-12-`day` (a Tuesday when day is 1)."""
-    return (2026, 12, day, hour, minute, 0, (day) % 7, 335 + day)
+    """Local time in a tick's form for 2026-12-`day` (a Tuesday when day is 1)."""
+    return (2026, 12, day, day % 7, hour * 60 + minute)
 
 
 def _setup(settings=True):
@@ -235,6 +239,30 @@ def test_button_takes_emergency_credit_and_the_load_limit_trips_restores_and_loc
         hw.button(None)
         meter.run(sup, 1, 0, at(2, 12, 8), t0_ms=500000)
         assert hw.contact and not sup.status()["load_limit"]["locked"]
+
+    _run(body)
+
+
+def test_when_the_lockout_ends_with_the_credit_spent_credit_takes_the_hold_over():
+    def body():
+        ctx, meter, sup, grp = _setup()
+        hw = ctx.hal
+        assert grp.topup({"token": env("token3")})["balance"] == 600
+        meter.run(sup, 1, 0, at(2, 12))
+        meter.run(sup, 12, 3500, at(2, 12, 1), t0_ms=100000)  # over the 3 kW limit for 10 s: tripped (g)
+        assert not hw.contact and sup.control.reason == "load limit"
+        meter.regs.add(registers.IMPORT, 2 * KWH)  # and the credit runs out while the limit holds the supply off
+        meter.run(sup, 1, 0, at(2, 12, 2), t0_ms=113000)
+        assert sup.store.ledger.balance < -500 and sup.control.reason == "load limit"
+        pulses = len(hw.pulses)
+        meter.run(sup, 61, 0, at(2, 12, 3), t0_ms=114000)  # the lockout ends: credit keeps it off, nothing moves
+        assert not hw.contact and len(hw.pulses) == pulses and sup.control.state == disconnect.READY
+        assert sup.control.reason == "credit"
+        again = disconnect.DisconnectControl(sup.relay)
+        again.load()
+        assert again.reason == "credit", "the hand-over is persisted"
+        r = grp.topup({"token": env("token2")})  # within the allowance again: credit's own reconnect (h)
+        assert hw.contact and r["output"] is True and sup.control.reason == "top-up"
 
     _run(body)
 

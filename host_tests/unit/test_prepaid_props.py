@@ -22,6 +22,7 @@ for p in (ROOT / "meterkit" / "mpy_compat", ROOT / "firmware" / "lib", ROOT / "f
         sys.path.insert(0, str(p))
 
 from test_disconnect import RelayModel  # noqa: E402
+from test_prepaid import tick_at  # noqa: E402
 
 from app import credit, credit_store, disconnect, events, prepaid, relay  # noqa: E402
 
@@ -73,7 +74,7 @@ class PrepaidMeter(RuleBasedStateMachine):
 
     def tick(self) -> None:
         was = self.pp.control.state
-        self.pp.tick(self.minute * 60, self.local(), self.import_mj, 1)
+        self.pp.tick(tick_at(self.minute * 60, self.local(), self.import_mj))
         if was == disconnect.CONNECTED and self.pp.control.state != disconnect.CONNECTED:
             assert self.clock and not self.pp.window, "credit cut the supply inside a window or with no clock"
         led = self.pp.store.ledger

@@ -1,0 +1,166 @@
+"""The metering task (app/metering.py) with the supply listening: one tick per reading with one RTC read, metering's
+events in the app's ring, and a full heap that skips an interval instead of ending the app."""
+import time
+
+from test_supply import Ctx, _run
+
+import fwtest
+from app import events, metering, registers, supply
+from loader import journal, store, wallclock
+
+BOARD = {
+    "mcu": {"family": "rp2040"},
+    "adc": {"bits": 12, "vref": 3.3},
+    "frontend": {"type": "adc", "period_ms": 1000},
+    "calibration": {"v_gain": 250.0, "i_gain": 60.0, "phase_deg": 0.0},
+    "metering": {"nominal_voltage": 230.0, "nominal_frequency": 50.0, "ib_amps": 5.0, "imax_amps": 60.0},
+}
+RTC0 = 1800000000  # 2027-01-15 08:00 UTC
+
+
+class MeterCtx(Ctx):
+    board = BOARD
+
+
+class Front:
+    """A front end whose next reading the test sets: 230 V at `watts`, PF 1."""
+
+    kind = "adc"
+    pulses = None
+
+    def __init__(self):
+        self.errors = {}
+        self.watts = 0.0
+
+    def set_constants(self, consts):
+        pass
+
+    def fill(self, r):
+        r.voltage = 230.0
+        r.current = self.watts / 230.0
+        r.p = r.s = self.watts
+        r.q = 0.0
+        r.pf = 1.0
+
+    def take_energy(self, r, dt_ms):
+        return int(r.p * dt_ms + 0.5)
+
+
+class Rtc:
+    """wallclock.rtc_now counting its reads (every app module reads the RTC through it)."""
+
+    def __init__(self):
+        self.reads = 0
+        self.real = wallclock.rtc_now
+
+    def __call__(self):
+        self.reads += 1
+        return RTC0 + self.reads
+
+    def __enter__(self):
+        wallclock.rtc_now = self
+        return self
+
+    def __exit__(self, *exc):
+        wallclock.rtc_now = self.real
+
+
+def _meter(front):
+    """A metering task on `front` with the supply listening, as app/main.py builds them (prepaid: a flat tariff)."""
+    fwtest.write("meter/supply.json", b'{"tariff": {"flat": 1000}}')
+    ctx = MeterCtx()
+    m = metering.Metering(ctx, frontend=front)
+    sup = supply.Supply(ctx, m, set_rtc=lambda t: None)
+    m.listeners.append(sup.on_reading)
+    return m, sup
+
+
+def _read(m, front, k, watts=1000.0):
+    front.watts = watts
+    front.fill(m.reading)
+    m.measure_ms = time.ticks_ms()
+    m.account(k * 1000)
+
+
+def _memory_events(log):
+    return [e[3] for e in log.ring if e[1] == events.OUT_OF_MEMORY]
+
+
+def test_a_reading_reads_the_rtc_once_for_metering_and_every_listener():
+    def body():
+        with Rtc() as rtc:
+            front = Front()
+            m, sup = _meter(front)
+            assert sup.prepaid.topup(1, 10000) is None  # credit: no alerts (an event reads the RTC to date itself)
+            for k in range(5):
+                before = rtc.reads
+                _read(m, front, k)
+                assert rtc.reads - before == 1, "RTC reads in reading %d: %d" % (k, rtc.reads - before)
+            t = m.tick
+            assert t.rtc == RTC0 + rtc.reads and t.ms == 4000 and t.zone == 1 and t.reading is m.reading
+            # 08:00:05 UTC + 5:30 = 13:30 local on Friday 2027-01-15, the one shape every listener reads
+            assert t.local == (2027, 1, 15, 4, 13 * 60 + 30)
+            assert m.regs.total_mj(registers.IMPORT) == 4 * 1000 * 1000
+            assert sup.store.import_mj == 4 * 1000 * 1000, "the supply charged up to this reading's registers"
+
+    _run(body)
+
+
+def test_metering_s_events_go_to_the_app_s_ring_not_the_loader_s_log():
+    def body():
+        fwtest.write(registers.FILES[0], b"torn")
+        fwtest.write(registers.FILES[1], b"also torn")
+        fwtest.write("meter/config.json", b'{"md_period_s": 901, "relay_pulse_ms": 50}')
+        front = Front()
+        m, sup = _meter(front)
+        codes = [e[1] for e in sup.log.ring]
+        assert codes.index(events.REGISTERS_LOST) > codes.index(events.POWER_RESTORE)
+        assert [e[3] for e in sup.log.ring if e[1] == events.SETTINGS_INVALID] == ["metering: bad value for md_period_s"]
+        # a calibration step that fails, then one that succeeds
+        m.start_calibration("gain", 230.0, 5.0, 1.0, 3)
+        for k in range(3):
+            _read(m, front, k, watts=0.0)
+        assert sup.log.ring[-1][1:4:2] == [events.CALIBRATION_FAILED, "gain: no-signal"]
+        m.start_calibration("gain", 230.0, 5.0, 1.0, 3)
+        for k in range(3, 6):
+            _read(m, front, k, watts=1150.0)
+        assert sup.log.ring[-1][1:4:2] == [events.CALIBRATED, "gain"] and m.cal_source == "calibrated"
+        kinds = [e["event"] for e in store.read_json(journal.EVENTS, [])]
+        assert not [k for k in kinds if k.startswith("registers") or k.startswith("calibrat") or k == "config-invalid"]
+
+    _run(body)
+
+
+def test_a_full_heap_skips_one_interval_and_metering_goes_on():
+    def body():
+        front = Front()
+        m, sup = _meter(front)
+        m.persist_ms = 0  # a save due after every reading
+
+        def full(*args):
+            raise MemoryError("memory allocation failed")
+
+        _read(m, front, 0)
+        m.persist_due()
+        assert m.persist.writes == 1
+        # the supply's rules run out of memory: that reading's rules are skipped, the registers still count it
+        sup.prepaid.tick = full
+        _read(m, front, 1)
+        assert m.readings == 2 and m.regs.total_mj(registers.IMPORT) == 1000 * 1000
+        assert sup.store.import_mj == 0 and _memory_events(sup.log) == ["listener, 1 skipped"]
+        del sup.prepaid.tick
+        # the saves run out of memory: the registers stay in RAM, metering goes on, the next due save catches up
+        m.persist.save = full
+        for k in range(2, 6):
+            _read(m, front, k)
+            m.persist_due()
+        assert m.readings == 6 and m.regs.total_mj(registers.IMPORT) == 5 * 1000 * 1000
+        told = sum(int(d.split(", ")[1].split()[0]) for d in _memory_events(sup.log))
+        assert told + m.skipped == 5, "every skipped interval is counted once (held events count the rest)"
+        assert sup.store.import_mj == 5 * 1000 * 1000, "the skipped reading's energy is charged at the next one"
+        del m.persist.save
+        m.persist_due()
+        again = registers.Registers()
+        assert registers.Persist().load(again) == "ok" and again.total_mj(registers.IMPORT) == 5 * 1000 * 1000
+
+    _run(body)
