@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from meterkit import layout
 from meterkit.boards import load_board
 from ota_tool import bundle, image, keys
 
@@ -69,7 +70,7 @@ print(json.dumps(res))
 
 def make_image(path: Path, size: int, key: Ed25519PrivateKey, board: str) -> None:
     files = [(f"app/m{i}.mpy", os.urandom(min(20000, size - i * 20000))) for i in range((size + 19999) // 20000)]
-    payload = bundle.pack(files, board=board, version="1.0.0", loader_api=1, security_counter=1)
+    payload = bundle.pack(files, board=board, version="1.0.0", loader_api=layout.loader_api(), security_counter=1)
     path.write_bytes(image.sign(image.unsigned_prefix(payload, image.Version.parse("1.0.0"), 1, board, 1), key))
 
 

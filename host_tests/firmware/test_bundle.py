@@ -2,7 +2,7 @@ import json
 import os
 
 import fwtest
-from loader import bundle, image
+from loader import LOADER_API, bundle, image
 
 BUDGET = 64 * 1024
 
@@ -21,7 +21,7 @@ def _staged(name, fn, budget=BUDGET):
         fwtest.write("staged.img", data)
         with open("staged.img", "rb") as f:
             info = image.read(f, len(data), budget)
-            image.accept(info, _trust(), "esp32_devkitc", 1, 5, 10, True)
+            image.accept(info, _trust(), "esp32_devkitc", LOADER_API, 5, 10, True)
             return fn(f, info)
     finally:
         os.chdir(back)

@@ -6,7 +6,7 @@ import hashlib
 import cbor
 import fwtest
 import smp_serial
-from loader import image_group, journal, slots, smp, staging, startup, store, trust, update
+from loader import LOADER_API, image_group, journal, slots, smp, staging, startup, store, trust, update
 
 BOARD = {"id": "esp32_devkitc", "flash": {"block_size": 4096, "block_count": 512}}
 APP = {"app/__init__.py": b"VERSION = '0.1.0'\n", "app/main.py": b"def run(ctx):\n    pass\n"}
@@ -34,7 +34,7 @@ def _meter(trust_file="trust_v1.cbor"):
         for p in APP:
             fwtest.write("slots/%s/%s" % (name, p), APP[p])
         fwtest.write("slots/%s/manifest.cbor" % name, cbor.dumps({"format": 1, "board": BOARD["id"],
-                                                                  "version": version, "loader_api": 1,
+                                                                  "version": version, "loader_api": LOADER_API,
                                                                   "files": entries}))
     fwtest.write("meter/slots.json", b'{"active": "a"}')
     fwtest.write(trust.PATH, fwtest.fixture(trust_file))
@@ -84,7 +84,7 @@ def test_update_status_tells_a_host_what_the_meter_accepts():
         st = _status(ctx)
         dev_key = bytes.fromhex(_trust_json_image_key())
         assert st["mode"] == "development" and st["counter"] == 0 and st["max_step"] == staging.MAX_COUNTER_STEP
-        assert st["loader_api"] == 1 and st["budget"] == 4096 * 512 // 4
+        assert st["loader_api"] == LOADER_API and st["budget"] == 4096 * 512 // 4
         assert st["image_keys"] == [hashlib.sha256(SPKI + dev_key).digest()[:8]] and st["image_keys_dev"] == [True]
         assert "trial" not in st and st["state"] == "none" and st["boot"] == 0
         # another store, a locked meter, a raised counter: a new boot reads them

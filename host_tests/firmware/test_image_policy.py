@@ -1,7 +1,7 @@
 import json
 
 import fwtest
-from loader import image
+from loader import LOADER_API, image
 
 BOARD = "esp32_devkitc"
 BUDGET = 64 * 1024
@@ -33,7 +33,7 @@ class _Mem:
         return n
 
 
-def check(data, board=BOARD, api=1, counter=5, step=10, development=True, budget=BUDGET, trust=None):
+def check(data, board=BOARD, api=LOADER_API, counter=5, step=10, development=True, budget=BUDGET, trust=None):
     info = image.read(_Mem(data), len(data), budget)
     image.accept(info, _trust() if trust is None else trust, board, api, counter, step, development)
     return info
@@ -50,13 +50,13 @@ def reason(data, **kw):
 def test_a_good_image_is_accepted_with_its_fields():
     info = check(fwtest.fixture("good.img"))
     assert info["version"] == "1.2.3+4" and info["counter"] == 5 and info["board"] == b"esp32_devkitc"
-    assert info["img_size"] == 3000 and info["loader_api"] == 1
+    assert info["img_size"] == 3000 and info["loader_api"] == LOADER_API
 
 
 def test_policy_rejections_name_their_reason():
     good = fwtest.fixture("good.img")
     assert reason(fwtest.fixture("pico.img")) == image.R_BOARD
-    assert reason(fwtest.fixture("api2.img")) == image.R_LOADER_API
+    assert reason(fwtest.fixture("api_old.img")) == image.R_LOADER_API
     assert reason(fwtest.fixture("other_key.img")) == image.R_UNKNOWN_KEY  # that key has the command role only
     assert reason(good, counter=6) == image.R_COUNTER_LOW
     assert reason(good, counter=0, step=4) == image.R_COUNTER_STEP

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from meterkit import layout
 from ota_tool import bundle, image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,7 +118,7 @@ def test_built_mpy_files_import_in_the_vm(tmp_path):
     p = subprocess.run([str(BIN / "micropython"), "-c", "import app; print(app.VERSION, app.LOADER_API)"],
                        capture_output=True, text=True, env=dict(os.environ, MICROPYPATH=str(tmp_path / "slot")),
                        timeout=30)
-    assert p.returncode == 0 and p.stdout.split() == ["0.1.0", "1"], p.stdout + p.stderr
+    assert p.returncode == 0 and p.stdout.split() == ["0.1.0", str(layout.loader_api())], p.stdout + p.stderr
     assert image.Version.parse("1.0.0").build == 0
 
 
@@ -135,7 +136,7 @@ def test_verify_applies_the_device_policy_with_reasons(tmp_path):
         (["--counter", 4], "counter-too-low", 12),
         (["--counter", 0, "--max-step", 2], "counter-step", 12),
         (["--board", "esp32_devkitc"], "wrong-board", 11),
-        (["--loader-api", 2], "loader-api", 11),
+        (["--loader-api", layout.loader_api() + 1], "loader-api", 11),
         (["--locked"], "development-key-refused", 10),
     ]
     for extra, reason, code in cases:
@@ -159,7 +160,7 @@ def test_imgtool_signed_bundle_passes_ota_verify(tmp_path):
     img = tmp_path / "imgtool.img"
     p = imgtool("sign", "-k", DEV_IMAGE_KEY, "--header-size", 32, "--pad-header", "--align", 4, "--version", "2.1.0",
                 "--slot-size", 0x100000, "--security-counter", 9, "--custom-tlv", "0xa0", "esp32_devkitc",
-                "--custom-tlv", "0xa1", "0x0100", app, img)
+                "--custom-tlv", "0xa1", "0x0200", app, img)
     assert p.returncode == 0, p.stderr
     v = ota("verify", img, "--key", DEV_IMAGE_KEY, "--counter", 9)
     assert v.returncode == 0, v.stderr

@@ -144,12 +144,12 @@ def sign(bundle_file: Path, key: Path | None, passphrase_env: str | None, export
               help="The meter's stored security counter.")
 @click.option("--max-step", type=click.IntRange(0, 0xFFFFFFFF), default=None,
               help="How far above --counter an image's counter may be (default: the firmware's).")
-@click.option("--loader-api", type=click.IntRange(0, 255), default=1, show_default=True,
-              help="The meter loader's API version.")
+@click.option("--loader-api", type=click.IntRange(0, 255), default=None,
+              help="The meter loader's API version (default: the firmware's LOADER_API).")
 @click.option("--locked", is_flag=True, help="Judge as a locked meter (development keys refused).")
 @json_option
 def verify(image_file: Path, key_files: tuple[Path, ...], board: str | None, counter: int, max_step: int | None,
-           loader_api: int, locked: bool, as_json: bool) -> None:
+           loader_api: int | None, locked: bool, as_json: bool) -> None:
     """Apply the meter's own acceptance policy (the firmware's code) to IMAGE_FILE; exit 8-13 naming the reason."""
     from meterkit.boards import BoardError, load_board
 
@@ -176,6 +176,10 @@ def verify(image_file: Path, key_files: tuple[Path, ...], board: str | None, cou
     try:
         with image_file.open("rb") as f:
             info = policy.read(f, len(data), budget)
+            if loader_api is None:
+                from meterkit import layout
+
+                loader_api = layout.loader_api()
             policy.accept(info, trust, board_id, loader_api, counter, step, not locked)
             dev.bundle.check(f, info, budget)
     except (policy.Rejected, dev.bundle.BundleError) as e:
