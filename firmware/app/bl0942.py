@@ -6,11 +6,11 @@ import math
 
 from micropython import const
 
-READ = const(0x58)
-FULL_PACKET = const(0xAA)
+_READ = const(0x58)
+_FULL_PACKET = const(0xAA)
 HEAD = const(0x55)
-PACKET_LEN = const(23)
-CF_MODULUS = const(1 << 24)
+_PACKET_LEN = const(23)
+_CF_MODULUS = const(1 << 24)
 LINE_S = 0.06  # 25 bytes at 4800 baud (52 ms) plus the IC's turnaround
 RETRY_S = 0.04
 # errors, counted per kind and returned by meter read (docs/metering.md)
@@ -27,11 +27,11 @@ class FrameError(ValueError):
 
 
 def request(address):
-    return bytes((READ | address, FULL_PACKET))
+    return bytes((_READ | address, _FULL_PACKET))
 
 
 def checksum(address, body):
-    t = READ | address
+    t = _READ | address
     for b in body:
         t += b
     return ~t & 0xFF
@@ -43,9 +43,9 @@ def _u24(b, k):
 
 def parse(packet, address):
     """(i_rms, v_rms, i_fast_rms, watt, cf_cnt, freq, status) from one full packet, or FrameError."""
-    if packet is None or len(packet) < PACKET_LEN:
+    if packet is None or len(packet) < _PACKET_LEN:
         raise FrameError(E_TIMEOUT)
-    if len(packet) > PACKET_LEN:
+    if len(packet) > _PACKET_LEN:
         raise FrameError(E_LENGTH)
     if packet[0] != HEAD:
         raise FrameError(E_HEAD)
@@ -92,7 +92,7 @@ class Bl0942Frontend:
         uart.write(self.req)
         await asyncio.sleep(LINE_S)
         data = uart.read()
-        if data is None or len(data) < PACKET_LEN:
+        if data is None or len(data) < _PACKET_LEN:
             await asyncio.sleep(RETRY_S)
             more = uart.read()
             if more:
@@ -106,7 +106,7 @@ class Bl0942Frontend:
         self.packets += 1
         self.reading(regs, out)
         cf = regs[4]
-        self.pulses = None if self.last_cf is None else (cf - self.last_cf) % CF_MODULUS
+        self.pulses = None if self.last_cf is None else (cf - self.last_cf) % _CF_MODULUS
         self.last_cf = cf
         return True
 

@@ -11,8 +11,8 @@ from array import array
 from micropython import const
 
 CHUNK = const(128)
-CONFIRM = const(4)  # samples below -hyst before, and at or above 0 after, a rising crossing that count it
-MAX_CROSSINGS = const(64)
+_CONFIRM = const(4)  # samples below -hyst before, and at or above 0 after, a rising crossing that count it
+_MAX_CROSSINGS = const(64)
 # accumulator slots
 _SX = const(0)
 _SY = const(1)
@@ -46,13 +46,13 @@ class Dsp:
         self.nominal = nominal_hz
         self.shift = 16 - bits  # read_u16() codes carry the converter's bits at the top
         self.acc = array("f", (0.0 for _ in range(8)))
-        self.zc = array("f", (0.0 for _ in range(MAX_CROSSINGS)))
+        self.zc = array("f", (0.0 for _ in range(_MAX_CROSSINGS)))
         self.hyst = 1 << max(0, bits - 9)  # 8 codes of 12 bits: well above the converter's noise
         self.max_samples = max_samples
 
     def crossings(self, v, n, bias):
         """Confirmed rising zero crossings of v (codes) around `bias`, as interpolated sample positions in self.zc;
-        returns how many. A crossing counts after CONFIRM samples below -hyst and CONFIRM samples at or above 0,
+        returns how many. A crossing counts after _CONFIRM samples below -hyst and _CONFIRM samples at or above 0,
         so noise and harmonics near zero do not add crossings."""
         zc = self.zc
         hyst = self.hyst
@@ -71,14 +71,14 @@ class Dsp:
                     below += 1
             elif above >= 0:
                 above += 1
-                if above >= CONFIRM:
+                if above >= _CONFIRM:
                     x0 = (v[pending] >> sh) - bias
                     x1 = (v[pending + 1] >> sh) - bias
-                    if found < MAX_CROSSINGS:
+                    if found < _MAX_CROSSINGS:
                         zc[found] = pending + (-x0) / (x1 - x0)
                         found += 1
                     above = -1
-            elif below >= CONFIRM and last_neg >= 0:
+            elif below >= _CONFIRM and last_neg >= 0:
                 pending = last_neg
                 above = 1
                 below = 0

@@ -10,15 +10,15 @@ from app import calibration, registers
 from loader import smp, strict
 
 GROUP_METERING = const(65)
-CMD_READ = const(0)
+_CMD_READ = const(0)
 CMD_CALIBRATE = const(1)
-CMD_CALIBRATION = const(2)
+_CMD_CALIBRATION = const(2)
 CMD_NAME_CALIBRATE = "meter.calibrate"
 # group return codes for SMP v2 clients (docs/smp-groups.md)
 RC_NOT_READY = const(1)  # no reading yet
 RC_BAD_REFERENCE = const(2)  # calibration reference refused (see "error" in the calibration state)
 RC_NOT_AUTHORISED = const(3)
-CAL_READINGS_DEFAULT = const(10)
+_CAL_READINGS_DEFAULT = const(10)
 INSTANT = (
     ("1.0.12.7.0.255", "voltage"),
     ("1.0.11.7.0.255", "current"),
@@ -36,9 +36,9 @@ class MeterGroup:
         self.m = metering
 
     def register(self, server):
-        server.register(GROUP_METERING, CMD_READ, self.read, write=False)
+        server.register(GROUP_METERING, _CMD_READ, self.read, write=False)
         server.register(GROUP_METERING, CMD_CALIBRATE, self.calibrate, read=False)
-        server.register(GROUP_METERING, CMD_CALIBRATION, self.calibration, write=False)
+        server.register(GROUP_METERING, _CMD_CALIBRATION, self.calibration, write=False)
 
     def read(self, req):
         m = self.m
@@ -76,7 +76,7 @@ class MeterGroup:
         v = req.get("v")
         i = req.get("i")
         pf = req.get("pf")
-        n = req.get("n", CAL_READINGS_DEFAULT)
+        n = req.get("n", _CAL_READINGS_DEFAULT)
         if not strict.is_int(n, 3, 60):
             raise smp.SmpError(smp.EINVAL, RC_BAD_REFERENCE)
         from loader import mode

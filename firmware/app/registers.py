@@ -20,7 +20,7 @@ Q_IMPORT = const(2)
 Q_EXPORT = const(3)
 APPARENT = const(4)
 ZONE_FIRST = const(5)
-ZONES = const(8)
+_ZONES = const(8)
 COUNT = const(13)
 VALUE_MAX = 1 << 62  # a register value beyond this is a damaged record (CBOR and the ports carry 64 bits)
 OBIS = (
@@ -68,7 +68,7 @@ class Registers:
         """Add one interval's energies: signed active and reactive, apparent (all in mJ)."""
         if p_mj >= 0:
             self.add(IMPORT, p_mj)
-            if 1 <= zone <= ZONES:
+            if 1 <= zone <= _ZONES:
                 self.add(ZONE_FIRST + zone - 1, p_mj)
         else:
             self.add(EXPORT, -p_mj)

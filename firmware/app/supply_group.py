@@ -17,15 +17,15 @@ from app import events, meter_settings, supply_settings
 from loader import commands, smp, strict
 
 GROUP_SUPPLY = const(66)
-CMD_STATUS = const(0)
-CMD_RELAY = const(1)
-CMD_TOPUP = const(2)
-CMD_SETTINGS = const(3)
-CMD_CLOCK = const(4)
-CMD_EVENTS = const(5)
-CMD_EMERGENCY = const(6)
-CMD_CREDIT_RESET = const(7)
-CMD_CALENDAR = const(8)
+_CMD_STATUS = const(0)
+_CMD_RELAY = const(1)
+_CMD_TOPUP = const(2)
+_CMD_SETTINGS = const(3)
+_CMD_CLOCK = const(4)
+_CMD_EVENTS = const(5)
+_CMD_EMERGENCY = const(6)
+_CMD_CREDIT_RESET = const(7)
+_CMD_CALENDAR = const(8)
 # group return codes for SMP v2 clients
 RC_NOT_AUTHORISED = const(1)  # the envelope was refused: the reason is in status last_refusal
 RC_TOKEN_REFUSED = const(2)  # a top-up token was refused (replayed, too old, bad amount, record damaged ...)
@@ -43,15 +43,15 @@ class SupplyGroup:
         self.s = supply
 
     def register(self, server):
-        server.register(GROUP_SUPPLY, CMD_STATUS, lambda req: self.s.status(), write=False)
-        server.register(GROUP_SUPPLY, CMD_RELAY, self.relay, read=False)
-        server.register(GROUP_SUPPLY, CMD_TOPUP, self.topup, read=False)
-        server.register(GROUP_SUPPLY, CMD_SETTINGS, self.settings)
-        server.register(GROUP_SUPPLY, CMD_CLOCK, self.clock, read=False)
-        server.register(GROUP_SUPPLY, CMD_EVENTS, self.events, write=False)
-        server.register(GROUP_SUPPLY, CMD_EMERGENCY, self.emergency, read=False)
-        server.register(GROUP_SUPPLY, CMD_CREDIT_RESET, self.credit_reset, read=False)
-        server.register(GROUP_SUPPLY, CMD_CALENDAR, self.calendar)
+        server.register(GROUP_SUPPLY, _CMD_STATUS, lambda req: self.s.status(), write=False)
+        server.register(GROUP_SUPPLY, _CMD_RELAY, self.relay, read=False)
+        server.register(GROUP_SUPPLY, _CMD_TOPUP, self.topup, read=False)
+        server.register(GROUP_SUPPLY, _CMD_SETTINGS, self.settings)
+        server.register(GROUP_SUPPLY, _CMD_CLOCK, self.clock, read=False)
+        server.register(GROUP_SUPPLY, _CMD_EVENTS, self.events, write=False)
+        server.register(GROUP_SUPPLY, _CMD_EMERGENCY, self.emergency, read=False)
+        server.register(GROUP_SUPPLY, _CMD_CREDIT_RESET, self.credit_reset, read=False)
+        server.register(GROUP_SUPPLY, _CMD_CALENDAR, self.calendar)
 
     def _authorise(self, req, cmd, args):
         try:

@@ -29,7 +29,7 @@ from binascii import a2b_base64, b2a_base64
 
 from micropython import const  # on CPython: meterkit/mpy_compat/micropython.py
 
-LINE_MAX = const(127)
+_LINE_MAX = const(127)
 _PKT_1 = const(0x06)
 _PKT_2 = const(0x09)
 _FRAG_1 = const(0x04)
@@ -71,11 +71,11 @@ def crc16_xmodem(data, crc=0):
 
 # one line's raw bytes (93 for 124 base64 characters) and the line itself, kept for every packet written: a reply
 # allocates one line's base64 at a time, never a copy of the whole packet (the heap may be in small pieces)
-_STAGE = bytearray(((LINE_MAX - 3) // 4) * 3)
-_LINE_OUT = bytearray(LINE_MAX)
+_STAGE = bytearray(((_LINE_MAX - 3) // 4) * 3)
+_LINE_OUT = bytearray(_LINE_MAX)
 
 
-def write(out, parts, line_max=LINE_MAX):
+def write(out, parts, line_max=_LINE_MAX):
     """Write the serial packet of one SMP frame, the concatenation of the tuple of bytes-likes `parts`, to stream
     `out`, one write per line. With the default line_max it allocates one line's base64 at a time and nothing the
     size of the frame."""
@@ -89,7 +89,7 @@ def write(out, parts, line_max=LINE_MAX):
     per = ((line_max - 3) // 4) * 3  # raw bytes per line: 4 base64 characters for each 3
     if per < 3:
         raise ValueError("line_max too small")
-    stage, ln = (_STAGE, _LINE_OUT) if line_max <= LINE_MAX else (bytearray(per), bytearray(line_max))
+    stage, ln = (_STAGE, _LINE_OUT) if line_max <= _LINE_MAX else (bytearray(per), bytearray(line_max))
     st = memoryview(stage)
     st[0] = (n + 2) >> 8
     st[1] = (n + 2) & 0xFF
@@ -120,7 +120,7 @@ def _line(out, ln, marker, raw):
     out.write(memoryview(ln)[: 3 + m])
 
 
-def encode(frame, line_max=LINE_MAX):
+def encode(frame, line_max=_LINE_MAX):
     """Return the serial packet for one SMP frame: all its lines concatenated."""
     from io import BytesIO
 

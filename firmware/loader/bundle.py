@@ -13,7 +13,7 @@ import cbor
 
 MAGIC = b"MKB1"
 WBITS = const(12)
-MANIFEST_MAX = const(8192)
+_MANIFEST_MAX = const(8192)
 _CHUNK = const(1024)
 
 B_FORMAT = "bundle-format"
@@ -105,7 +105,7 @@ def read_manifest(stream):
     if head[:4] != MAGIC:
         raise BundleError(B_FORMAT, "magic")
     n = struct.unpack("<I", head[4:])[0]
-    if n > MANIFEST_MAX:
+    if n > _MANIFEST_MAX:
         raise BundleError(B_OVERSIZE, "manifest of %d bytes" % n)
     try:
         m = cbor.loads(_exact(stream, n))

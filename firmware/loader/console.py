@@ -7,9 +7,10 @@ import sys
 import smp_serial
 from loader import smp
 
-# bytes taken from the console per service call, so other tasks keep running; a board's UART buffer holds less, and
-# the decoder keeps a packet's state between calls (4 KB here held 3 KB of heap for nothing)
-_DRAIN_MAX = 1024
+# bytes taken from the console per service call, so other tasks keep running; a board's UART buffer holds less (the
+# ESP32's FIFO is 128 bytes), and the decoder keeps a packet's state between calls: a larger chunk only holds heap
+# (4 KB held 3 KB for nothing, 1 KB still 768 bytes more than this)
+_DRAIN_MAX = 256
 
 
 class Console:

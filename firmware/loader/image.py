@@ -11,12 +11,12 @@ IMAGE_MAGIC = const(0x96F3B83D)
 HEADER_SIZE = const(32)
 TLV_INFO_MAGIC = const(0x6907)
 TLV_PROT_INFO_MAGIC = const(0x6908)
-TLV_KEYHASH = const(0x01)
-TLV_SHA256 = const(0x10)
-TLV_ED25519 = const(0x24)
-TLV_SEC_CNT = const(0x50)
-TLV_BOARD = const(0xA0)
-TLV_LOADER_API = const(0xA1)
+_TLV_KEYHASH = const(0x01)
+_TLV_SHA256 = const(0x10)
+_TLV_ED25519 = const(0x24)
+_TLV_SEC_CNT = const(0x50)
+_TLV_BOARD = const(0xA0)
+_TLV_LOADER_API = const(0xA1)
 PROTECTED_MAX = const(256)  # our protected area is ~40 bytes; anything larger is refused before reading it
 UNPROTECTED_MAX = const(512)
 _CHUNK = const(1024)
@@ -152,7 +152,7 @@ def read(f, file_size, slot_budget):
         raise Rejected(R_OVERSIZE, "unprotected TLV area")
     unprot = _tlvs(_read_exact(f, unprot_size), TLV_INFO_MAGIC)
     for k, _ in unprot:
-        if k in (TLV_SEC_CNT, TLV_BOARD, TLV_LOADER_API):
+        if k in (_TLV_SEC_CNT, _TLV_BOARD, _TLV_LOADER_API):
             raise Rejected(R_BAD_TLV, "protected TLV %#x outside the protected area" % k)
     info = {
         "version": "%d.%d.%d+%d" % (vmaj, vmin, vrev, vbuild),
@@ -160,12 +160,12 @@ def read(f, file_size, slot_budget):
         "img_size": img_size,
         "flags": flags,
         "digest": h.digest(),
-        "sha256": _only(unprot, TLV_SHA256, 32),
-        "keyhash": _only(unprot, TLV_KEYHASH, 32),
-        "signature": _only(unprot, TLV_ED25519, 64),
-        "counter": struct.unpack("<I", _only(prot, TLV_SEC_CNT, 4))[0],
-        "board": _only(prot, TLV_BOARD),
-        "loader_api": struct.unpack("<H", _only(prot, TLV_LOADER_API, 2))[0],
+        "sha256": _only(unprot, _TLV_SHA256, 32),
+        "keyhash": _only(unprot, _TLV_KEYHASH, 32),
+        "signature": _only(unprot, _TLV_ED25519, 64),
+        "counter": struct.unpack("<I", _only(prot, _TLV_SEC_CNT, 4))[0],
+        "board": _only(prot, _TLV_BOARD),
+        "loader_api": struct.unpack("<H", _only(prot, _TLV_LOADER_API, 2))[0],
         "payload_offset": hdr_size,
     }
     return info

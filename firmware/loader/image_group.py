@@ -19,7 +19,7 @@ from loader.staging import MAX_COUNTER_STEP, STAGING
 
 CMD_STATE = const(0)
 CMD_UPLOAD = const(1)
-CMD_ERASE = const(5)
+_CMD_ERASE = const(5)
 GROUP_METER = const(64)
 CMD_UPDATE_STATUS = const(0)
 
@@ -85,6 +85,7 @@ class ImageGroup:
             if store.exists(slots.path(slots.other(ctx.slot)) + "/" + slots.MANIFEST):
                 self._other = slots.other(ctx.slot)
                 self._slot_facts(self._other, False)
+        ctx.manifest = None  # its one reader was _slot_facts, done above: the whole file list (~3.5 KB) leaves the heap
         self.keys, self.keys_dev = _image_keys()
         self._seen = None  # update.changes when the records below were read (see _fresh)
         self._replies = [None, None, None, None]  # key, encoded state read; key, encoded update status
@@ -101,7 +102,7 @@ class ImageGroup:
         server.register(smp.GROUP_IMAGE, CMD_STATE, self._state_reply, write=False)
         server.register(smp.GROUP_IMAGE, CMD_STATE, self.state_write, read=False)
         server.register(smp.GROUP_IMAGE, CMD_UPLOAD, self.upload, read=False)
-        server.register(smp.GROUP_IMAGE, CMD_ERASE, self.erase, read=False)
+        server.register(smp.GROUP_IMAGE, _CMD_ERASE, self.erase, read=False)
         server.register(GROUP_METER, CMD_UPDATE_STATUS, self._status_reply, write=False)
 
     # -- the reads' replies ----------------------------------------------------------------------------------------

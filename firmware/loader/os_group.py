@@ -6,11 +6,11 @@ from micropython import const
 
 from loader import smp, strict
 
-CMD_ECHO = const(0)
-CMD_RESET = const(5)
-CMD_PARAMS = const(6)
-CMD_INFO = const(7)
-ERR_INFO_FORMAT = const(2)  # OS group rc for an unknown info format character
+_CMD_ECHO = const(0)
+_CMD_RESET = const(5)
+_CMD_PARAMS = const(6)
+_CMD_INFO = const(7)
+_ERR_INFO_FORMAT = const(2)  # OS group rc for an unknown info format character
 INFO_ALL = "snrvbmpio"
 RESET_MIN_UPTIME_MS = const(30000)
 CMD_NAME_RESET = "os.reset"
@@ -23,10 +23,10 @@ class OsGroup:
         self.ctx = ctx
 
     def register(self, server):
-        server.register(smp.GROUP_OS, CMD_ECHO, self.echo)
-        server.register(smp.GROUP_OS, CMD_RESET, self.reset, read=False)
-        server.register(smp.GROUP_OS, CMD_PARAMS, self.params, write=False)
-        server.register(smp.GROUP_OS, CMD_INFO, self.info, write=False)
+        server.register(smp.GROUP_OS, _CMD_ECHO, self.echo)
+        server.register(smp.GROUP_OS, _CMD_RESET, self.reset, read=False)
+        server.register(smp.GROUP_OS, _CMD_PARAMS, self.params, write=False)
+        server.register(smp.GROUP_OS, _CMD_INFO, self.info, write=False)
 
     def echo(self, req):
         d = req.get("d")
@@ -94,6 +94,6 @@ class OsGroup:
         for ch in fmt:
             v = self._field(ch)
             if v is None:
-                raise smp.SmpError(smp.EINVAL, ERR_INFO_FORMAT)
+                raise smp.SmpError(smp.EINVAL, _ERR_INFO_FORMAT)
             out.append(v)
         return {"output": " ".join(out)}

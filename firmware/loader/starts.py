@@ -42,10 +42,6 @@ def healthy():
 
 def forget():
     """Take this module off the heap: it is needed at start-up and once more, at the app's 10th reading."""
-    import sys
+    import loader
 
-    sys.modules.pop("loader.starts", None)
-    try:
-        del sys.modules["loader"].starts
-    except (AttributeError, KeyError):
-        pass
+    loader.forget("starts")

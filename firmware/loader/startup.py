@@ -4,6 +4,7 @@
 import os
 import sys
 
+import loader
 from loader import journal, mode, slots, update
 
 TEST_WDT_MS = 8000  # a test boot that hangs this long is reset, and the reset reverts it
@@ -25,7 +26,10 @@ def choose(board, wdt=False):
     return name, manifest, test
 
 
-def run():
+def _prepare():
+    """Everything before the app: install, choose the slot, the context. Returns None when recovery mode ran. Its own
+    function so its locals (the manifest, start-up-only modules) are gone while the app runs: run() never returns."""
+    loader.forget("early")  # boot.py's work is done
     from loader.context import Context
 
     ctx = Context()
@@ -33,7 +37,7 @@ def run():
         from loader import recovery
 
         recovery.run(ctx, "button held at boot")
-        return
+        return None
     if update.pending():
         done = update.install(ctx.board)
         if done is not None and done.loader:
@@ -45,13 +49,16 @@ def run():
         from loader import recovery
 
         recovery.run(ctx, "no valid app")
-        return
+        return None
     from loader import recovery
 
     recovery.restore_relay(ctx)
+    loader.forget("recovery")  # start-up only (as early and starts): the app's heap is the board's tightest
     from loader import loaders
 
     ctx.loader_test = loaders.under_test()  # a new loader proves itself through the app's self-test
+    if not ctx.loader_test:
+        loader.forget("loaders")  # only a loader's test boot needs it again (its confirm)
     test = test or ctx.loader_test
     ctx.test_boot = test
     if test:
@@ -71,6 +78,13 @@ def run():
     if aside:
         journal.event("settings-set-aside", "%d failed starts: %s" % (starts.STRIKES_MAX, ", ".join(aside)))
     starts.forget()
+    return ctx
+
+
+def run():
+    ctx = _prepare()
+    if ctx is None:
+        return  # recovery mode ran
     try:
         import app.main
 
