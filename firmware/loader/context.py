@@ -29,6 +29,7 @@ class Context:
         self.server = smp.Server()
         self.started_ms = time.ticks_ms()
         self.refusals = [None, 0, ""]  # the burst of refused commands in the update journal (journal.event)
+        self.refused = ""  # why the last state change of groups 0 and 1 was refused (the update status reports it)
         self.slot = None
         self.slot_path = None
         self.test_boot = False

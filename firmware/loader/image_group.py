@@ -76,7 +76,6 @@ class ImageGroup:
         self.state = ST_RECEIVING if self.rec else ST_NONE
         self.reason = ""
         self.staged = None
-        self.refused = ""  # why the last state-changing request was refused (locked mode)
         bundle.reserve_window()  # the inflate window too, while the heap is whole
         self._facts = {}  # slot name -> (version, hash, bootable): see _slot_facts
         self._other = None  # the other slot, when it holds a manifest
@@ -139,7 +138,7 @@ class ImageGroup:
 
     def _status_reply(self, req):
         self._fresh()
-        return self._reply(2, (self.state, self.reason, self.refused, _size(STAGING), self.rec and self.rec["len"],
+        return self._reply(2, (self.state, self.reason, self.ctx.refused, _size(STAGING), self.rec and self.rec["len"],
                                self.staged, self._seen), self.update_status)
 
     # -- upload ------------------------------------------------------------------------------------------------
@@ -320,16 +319,16 @@ class ImageGroup:
         try:
             commands.authorise(self.ctx, req, name, args)
         except commands.Refused as e:
-            self.refused = e.reason
+            self.ctx.refused = e.reason
             raise smp.SmpError(smp.EACCESSDENIED) from None
-        self.refused = ""
+        self.ctx.refused = ""
 
     def update_status(self, req):
         """What a host needs to judge an image before sending it (mode, counter, loader API, budget, keys) and how the
         latest test boot ended (trial); docs/smp-groups.md."""
         self._fresh()
         out = {"state": self.state, "reason": self.reason, "received": _size(STAGING),
-               "length": self.rec["len"] if self.rec else 0, "refused": self.refused, "boot": self.boot,
+               "length": self.rec["len"] if self.rec else 0, "refused": self.ctx.refused, "boot": self.boot,
                "mode": self.ctx.mode, "counter": self.counter, "max_step": MAX_COUNTER_STEP, "loader_api": LOADER_API,
                "budget": self.budget, "image_keys": self.keys, "image_keys_dev": self.keys_dev}
         if self.staged:

@@ -49,8 +49,10 @@ class OsGroup:
 
                 try:
                     commands.authorise(self.ctx, req, CMD_NAME_RESET, {})
-                except commands.Refused:
+                except commands.Refused as e:
+                    self.ctx.refused = e.reason  # the update status says why (ota names it)
                     raise smp.SmpError(smp.EACCESSDENIED) from None
+                self.ctx.refused = ""
             elif 0 <= up < RESET_MIN_UPTIME_MS:
                 raise smp.SmpError(smp.EBUSY)
         self.ctx.request_reset(bool(force))

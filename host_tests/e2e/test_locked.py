@@ -124,8 +124,9 @@ def test_a_rerun_push_does_not_send_a_pending_state_write_again(start_emulator, 
     bad_reset = envelope("bad-reset", DEV_COMMAND_KEY, "--cmd", "os.reset")
     p = ota("push", new, "--port", port, "--test", "--json", "--envelope", state_env, "--envelope", bad_reset)
     r = json.loads(p.stdout)
-    # (the meter's update status does not say why it refused a reset: its os group keeps no reason there)
+    # the update status says why the os group refused the reset: a key the meter does not trust, not "no-envelope"
     assert p.returncode == 9 and r["message"].startswith("reset:"), p.stdout + p.stderr
+    assert r["reason"] not in ("", "no-envelope") and r["reason"] in r["message"], r
     st = json.loads(ota("status", "--port", port, "--json").stdout)
     running = next(row for row in st["slots"] if row["active"])
     assert running["version"] == "0.1.0", st["slots"]

@@ -16,6 +16,7 @@ class Ctx:
     def __init__(self):
         self.server = smp.Server()
         self.resets = 0
+        self.refused = ""
 
     def request_reset(self, force=False):
         self.resets += 1
@@ -162,8 +163,10 @@ def test_a_locked_meter_rate_limits_resets_unless_the_reset_is_signed():
         ctx.started_ms = time.ticks_add(time.ticks_ms(), -os_group.RESET_MIN_UPTIME_MS)
         assert _call(ctx.server, 0, 5, smp.OP_WRITE, {}) == {}
         assert _call(ctx.server, 0, 5, smp.OP_WRITE, {"envelope": fwtest.fixture("env_reset.cbor")}) == {}
+        assert ctx.refused == ""
         assert _call(ctx.server, 0, 5, smp.OP_WRITE, {"envelope": fwtest.fixture("env_reset.cbor")}) == \
             {"rc": smp.EACCESSDENIED}
+        assert ctx.refused == "replayed"  # the update status reports why (ota names it)
         assert ctx.resets == 2
         ctx.mode = mode.DEVELOPMENT
         assert _call(ctx.server, 0, 5, smp.OP_WRITE, {}) == {}

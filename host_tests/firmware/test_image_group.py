@@ -21,6 +21,7 @@ class Ctx:
 
     def __init__(self, slot="a", test_boot=False):
         self.server = smp.Server()
+        self.refused = ""
         self.slot = slot
         self.test_boot = test_boot
         self.manifest = None

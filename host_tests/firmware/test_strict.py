@@ -25,6 +25,7 @@ class Ctx:
 
     def __init__(self):
         self.server = smp.Server()
+        self.refused = ""
 
 
 def test_signed_arguments_are_compared_by_type():
