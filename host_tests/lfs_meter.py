@@ -215,6 +215,7 @@ class Ctx:
         self.test_boot = False
         self.manifest = None
         self.app_version = None
+        self.refused = ""
 
         class _Server:
             after_reply = None

@@ -66,7 +66,8 @@ async def status(link: MeterLink) -> dict:
 def preflight(data: bytes, st: dict, board: str | None) -> None:
     """Refuse locally what the meter would refuse after the whole upload, with the policy's reason code: another
     board, a key the meter does not trust (or a development key on a locked meter), a counter below the meter's
-    or too far above it, an image larger than the slot. Checks only what the meter reports."""
+    or too far above it, an image larger than the slot (from what the meter reports), and a bundle its install would
+    refuse (the device's own check: the meter checks the bundle only at install, after the reset)."""
     img = image.parse(data)
     want = (img.first(image.Tlv.BOARD, "protected") or b"").decode("ascii", "replace")
     if board and want and want != board:
@@ -95,6 +96,19 @@ def preflight(data: bytes, st: dict, board: str | None) -> None:
     budget = st.get("budget")
     if isinstance(budget, int) and len(data) > budget:
         raise ImageRejected(f"oversize: {len(data)} bytes, the meter's slot takes {budget}", "oversize")
+    # The meter checks the bundle inside (manifest, paths, file hashes) only when it installs, after the reset: a bad
+    # one would cost the upload and a reset to be refused, so the device's own bundle check runs here first.
+    import io
+
+    from . import device_policy
+
+    dev = device_policy.modules()
+    room = budget if isinstance(budget, int) else len(data)
+    try:
+        f = io.BytesIO(data)
+        dev.bundle.check(f, dev.image.read(f, len(data), max(room, len(data))), room)
+    except (dev.image.Rejected, dev.bundle.BundleError) as e:
+        raise ImageRejected(f"{e} (the meter would refuse to install it)", e.reason) from e
 
 
 async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None] | None = None) -> PushResult:

@@ -30,34 +30,10 @@ class BundleError(Exception):
         self.reason = reason
 
 
-# The inflate window (2**WBITS bytes in one piece) is taken when a long-running app has scattered small objects over
-# the heap, which can leave no 4 KB hole although plenty is free. reserve_window() keeps a block from boot, while the
-# heap is still in one piece; open_stream() frees it just before the decompressor's first read allocates its state
-# (about 1.4 KB: two Huffman trees) and then its window, which both land in that hole when no other hole holds them
-# (MicroPython allocates first-fit). The margin covers the small objects made in between. A hole of the window's size
-# alone took the state and left the window no room (ESP32 app, 1 upload in 3 after a month's fixes fragmented more).
-# The manifest, read whole right after, lands in the rest of the block: on the ESP32 a 3 KB manifest (an app of about
-# 40 modules) found no other hole once the loader kept its SMP replies encoded (issue 16).
-_STATE_BYTES = const(1536)
-_MANIFEST_ROOM = const(3584)  # the manifest is read whole (an app of about 40 files: 3 KB) right after the window
-_RESERVE_BYTES = (1 << WBITS) + _STATE_BYTES + 512 + _MANIFEST_ROOM
-_reserve = [bytearray()][:0]  # at most one block (a typed empty list for the checkers)
-
-
-def reserve_window():
-    if not _reserve:
-        try:
-            _reserve.append(bytearray(_RESERVE_BYTES))
-        except MemoryError:
-            pass
-
-
+# The bundle is unpacked and checked only by the loader's install, at boot, on a heap still in one piece: the inflate
+# window (2**WBITS bytes in one piece) and the manifest, read whole, found no hole on the ESP32 after hours of
+# metering, and a block held from boot for them cost the app 9.7 KB for the whole of its run (issue 17).
 def open_stream(f, info):
-    if _reserve:
-        import gc
-
-        _reserve.pop()
-        gc.collect()
     # The decompressor reads the image file directly: it pulls its input one byte at a time, which costs a Python
     # call per byte through any wrapper (x250 slower). The payload is signed and `accept` has checked it before
     # this runs, so the stream it reads is the one the signer produced; reading past it would only reach the TLVs.

@@ -67,38 +67,3 @@ def test_safe_paths():
     for p in ("", "/app/a.mpy", "app/../a", "app//a", "app/./a", "boot.py", "app\\a", 5, None):
         assert not bundle.safe_path(p), p
 
-
-def _fill_heap():
-    # every hole of 16 bytes or more is taken; a chain of small lists keeps them (one long list could not grow)
-    head = None
-    for size in (1024, 256, 64, 16):
-        try:
-            while True:
-                head = [bytearray(size), head]
-        except MemoryError:
-            pass
-    return head
-
-
-def test_the_decompressor_state_and_window_both_fit_the_reserved_hole():
-    # A long-running app leaves the heap in small pieces; the decompressor's first read then takes its state and its
-    # 4 KB window from the block reserve_window() kept, as the only hole large enough.
-    import gc
-
-    if not hasattr(gc, "mem_free"):
-        return  # CPython has no MicroPython heap to fill
-
-    def first_read(f, info):
-        del bundle._reserve[:]
-        gc.collect()
-        bundle.reserve_window()
-        assert bundle._reserve, "the reserve is taken from a heap in one piece"
-        filler = _fill_heap()
-        try:
-            return bundle.open_stream(f, info).read(4)
-        finally:
-            filler = None  # noqa: F841  (frees the heap before the assertion's message is built)
-            gc.collect()
-
-    assert _staged("good", first_read) == bundle.MAGIC
-    bundle.reserve_window()

@@ -189,6 +189,29 @@ def test_a_confirmed_trial_and_the_reasons_of_other_rollbacks():
     fwtest.in_workdir(body, "meter")
 
 
+def test_a_signed_bundle_the_install_refuses_leaves_the_running_app():
+    """The upload checks the signed-image policy only; the bundle inside (manifest, paths, file hashes) is the
+    install's to judge, at the next boot, on a heap in one piece (issue 17: no block held for it in the app). A signed
+    bundle with a bad file or path is accepted at upload, refused by the install with its reason, and the meter boots
+    its running app; nothing of the bad bundle is left in a slot."""
+    for fixture, reason in (("bundle_hash.img", "file-hash"), ("bundle_dotdot.img", "manifest-path"),
+                            ("bundle_shadow.img", "shadowed-py")):
+        def body(fixture=fixture, reason=reason):
+            journal._pending[:] = []
+            _meter()
+            ctx, g = _boot()
+            assert _push(ctx, fixture)["state"] == "accepted"  # the signature holds
+            assert update.install(BOARD) is None
+            refused = [e["detail"] for e in store.read_json(journal.EVENTS) if e["event"] == "install-refused"]
+            assert refused == [reason], refused
+            assert not update.pending()
+            name, manifest, test = startup.choose(BOARD)
+            assert (name, test) == ("a", False) and manifest["version"] == "0.1.0"
+            assert slots.read_manifest("b") is None  # the other slot held the unpacked part: removed
+
+        fwtest.in_workdir(body, "meter")
+
+
 def test_a_test_slot_that_is_not_bootable_is_rolled_back_once_with_its_reason():
     def body():
         journal._pending[:] = []
