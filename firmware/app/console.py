@@ -32,5 +32,9 @@ class ConsoleTask:
 
 
 async def _readable(stream):
-    # asyncio's own wait for a readable stream, as StreamReader.read uses before reading
+    # asyncio's own wait for a readable stream, as StreamReader.read uses before reading. Private, on purpose:
+    # MicroPython's asyncio (1.29) has no public "wait until readable" — StreamReader would read the byte itself,
+    # which the loader's console must do (loader/console.py: one byte at a time into its preallocated chunk) — and the
+    # name has not changed since the uasyncio rewrite (v1.13). host_tests/firmware/test_app_console.py fails, on the
+    # VM the boards' version runs, if it goes.
     yield asyncio.core._io_queue.queue_read(stream)  # type: ignore[attr-defined]  # not in the stubs
