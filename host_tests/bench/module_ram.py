@@ -48,9 +48,11 @@ HOST_DIRS = ("ota_tool", "meterkit", "emulator", "host_tests")
 RUNTIME_ROOTS = (
     "loader.early", "loader.loaders", "loader.startup", "loader.context", "loader.recovery", "loader.starts",
     "app.main", "app.meter_group", "app.metering", "app.supply", "app.supply_group",
-    "loader.bundle", "loader.trust",  # ImageGroup.__init__ loads the verifier while the heap is whole
+    "loader.trust",  # ImageGroup.__init__ loads the verifier while the heap is whole
 )
-RUNTIME_DROPPED = ("loader.starts",)  # starts.forget() takes it off the heap once the app starts
+# taken off the heap once the app starts (loader.forget, loader/startup.py): start-up-only modules; loader.loaders
+# stays only on a loader's test boot. loader.bundle is imported only by an install, at boot (issue 17)
+RUNTIME_DROPPED = ("loader.starts", "loader.early", "loader.recovery", "loader.loaders")
 FRONTEND_MODULE = {"adc": "app.adc_frontend", "bl0942": "app.bl0942"}
 
 
