@@ -30,9 +30,10 @@ if True:  # firmware modules, importable once the paths are set (and CPython giv
     import loader.commands
     import loader.image
     import loader.mode
-    from loader import early, image_group, loaders, slots, staging, startup, store, update
+    from loader import early, image_group, install, loaders, slots, staging, startup, store, update
 
-FS_MODULES = (store, slots, update, staging, image_group, loader.image, loader.commands, loader.mode, early, startup, loaders)
+FS_MODULES = (store, slots, update, install, staging, image_group, loader.image, loader.commands, loader.mode, early,
+              startup, loaders)
 LFS_DIR = 2  # littlefs-python's LFSStat.type for a directory
 READ_SIZE = PROG_SIZE = LOOKAHEAD = 32  # MicroPython's VfsLfs2 defaults
 BLOCK_CYCLES = 100  # MicroPython's VfsLfs2 (extmod/vfs_lfsx.c): metadata pairs move after 100 erases
@@ -288,7 +289,7 @@ class Meter:
                 if self.loader is None:
                     raise AssertionError("stage 0 found no valid loader folder")
                 early.run()
-                if update.pending() and (done := update.install(self.board)) is not None and done.loader:
+                if update.pending() and (done := install.install(self.board)) is not None and done.loader:
                     continue  # startup.run resets here: stage 0 starts the new loader on its test boot
                 name, manifest, test = startup.choose(self.board)
             break

@@ -1,8 +1,8 @@
 # The meter's calibration: constants that turn front-end readings into volts, amperes and watts. They start as the
 # board file's typical values and are replaced by the meter's own, computed from readings at known reference
 # conditions (a factory's reference source and standard meter), in meter/calibration.json — outside the app slots,
-# so an update keeps them. The arithmetic of each step is a pure function, tested on CPython and in the VM.
-import math
+# so an update keeps them. The steps themselves (check a reference, compute new constants, save them) are in
+# app/calibrate.py, imported for a calibration only.
 
 from loader import store, strict
 
@@ -73,11 +73,6 @@ def load(board):
     return base, "calibrated"
 
 
-def save(board, consts, steps, at):
-    store.write_record(PATH, KIND, VERSION, {"frontend": frontend(board), "constants": consts, "steps": steps,
-                                             "at": at})
-
-
 def volts_per_code(board):
     """Pin volts per read_u16() >> (16 - bits) code of the board's ADC."""
     adc = board["adc"]
@@ -98,65 +93,3 @@ class AdcScale:
         self.p_gain = consts["p_gain"]
         self.p_offset_w = consts["p_offset_w"]
         self.i_noise = consts["i_noise"]
-
-
-def check_reference(board, step, v, i, pf):
-    """Refuse reference conditions a step cannot use (CalibrationError)."""
-    m = board["metering"]
-    if not strict.is_number(v, 0.5 * m["nominal_voltage"], 1.3 * m["nominal_voltage"]):
-        raise CalibrationError("reference-voltage")
-    if not strict.is_number(i, 0, m["imax_amps"]):
-        raise CalibrationError("reference-current")
-    if not strict.is_number(pf, -1.0, 1.0):
-        raise CalibrationError("reference-pf")
-    if step == STEP_GAIN and (pf < 0.99 or i < 0.1 * m["ib_amps"]):
-        raise CalibrationError("gain-needs-pf1-and-current")
-    if step == STEP_PHASE:
-        if frontend(board) != ADC:
-            raise CalibrationError("no-phase-adjustment")  # the BL0942 has no phase register
-        if not 0.2 <= abs(pf) <= 0.9 or i < 0.1 * m["ib_amps"]:
-            raise CalibrationError("phase-needs-low-pf-and-current")
-    if step == STEP_OFFSET and i != 0:
-        raise CalibrationError("offset-needs-no-load")
-    if step not in STEPS:
-        raise CalibrationError("unknown-step")
-
-
-def apply(board, consts, step, avg, v, i, pf):
-    """New constants from `avg` (mean voltage, current, p, q measured with `consts`) at reference v, i, pf (signed:
-    positive for an inductive load). Raises CalibrationError when the readings cannot be from that reference."""
-    out = dict(consts)
-    mv, mi, mp, mq = avg
-    kind = frontend(board)
-    if step == STEP_OFFSET:
-        out["p_offset_w"] = consts["p_offset_w"] + mp
-        if kind == ADC:
-            out["i_noise"] = math.sqrt(consts["i_noise"] ** 2 + mi * mi)
-        return out
-    if mv <= 0 or mi <= 0 or mp == 0:
-        raise CalibrationError("no-signal")
-    rv = v / mv
-    ri = i / mi
-    p_ref = v * i * abs(pf)
-    if not 0.5 < rv < 2 or not 0.5 < ri < 2:
-        raise CalibrationError("reading-far-from-reference")
-    if step == STEP_GAIN:
-        if kind == ADC:
-            out["v_gain"] = consts["v_gain"] * rv
-            out["i_gain"] = consts["i_gain"] * ri
-            p_new = (mp + consts["p_offset_w"]) * rv * ri
-            out["p_gain"] = consts["p_gain"] * (p_ref + consts["p_offset_w"]) / p_new
-        else:
-            rp = (mp + consts["p_offset_w"]) / (p_ref + consts["p_offset_w"])
-            out["v_scale"] = consts["v_scale"] / rv
-            out["i_scale"] = consts["i_scale"] / ri
-            out["p_scale"] = consts["p_scale"] * rp
-            out["cf_per_kwh"] = out["p_scale"] * 3.6e6 / CF_COUNT_SECONDS  # CF pulses integrate WATT
-        return out
-    # phase: the measured angle of the current behind the voltage against the reference's
-    measured = math.atan2(mq, mp)
-    wanted = math.acos(abs(pf)) * (1 if pf > 0 else -1)
-    out["phase_deg"] = consts["phase_deg"] + math.degrees(measured - wanted)
-    if not -20 <= out["phase_deg"] <= 20:
-        raise CalibrationError("phase-out-of-range")
-    return out

@@ -2,7 +2,7 @@
 # credit, load limit) runs its rules at each metering reading.
 import asyncio
 
-from app import console, heartbeat, selftest
+from app import console, heartbeat
 
 
 def run(ctx):
@@ -25,7 +25,12 @@ async def _main(ctx):
     meter.listeners.append(supply.on_reading)
     SupplyGroup(ctx, supply).register(ctx.server)
     _feed(ctx)
-    await asyncio.gather(beat.run(), serve.run(), selftest.run(ctx, beat), meter.run())
+    tasks = [beat.run(), serve.run(), meter.run()]
+    if ctx.test_boot:  # deferred for RAM: only a test boot runs the self-test, most boots never load it
+        from app import selftest
+
+        tasks.append(selftest.run(ctx, beat))
+    await asyncio.gather(*tasks)
 
 
 def _feed(ctx):

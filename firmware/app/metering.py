@@ -193,9 +193,12 @@ class Metering:
 
     # -- calibration ---------------------------------------------------------------------------------------------
     def start_calibration(self, step, v, i, pf, n):
-        calibration.check_reference(self.board, step, v, i, pf)
+        # Deferred for RAM: a calibration is a factory step; its module leaves the heap when the step ends (_collect)
+        from app import calibrate
+
+        calibrate.check_reference(self.board, step, v, i, pf)
         self.cal = {"step": step, "v": v, "i": i, "pf": pf, "n": n, "got": 0, "sum": [0.0, 0.0, 0.0, 0.0],
-                    "from_ms": time.ticks_ms()}
+                    "from_ms": time.ticks_ms(), "steps": calibrate}
         self.cal_result = {"state": "collecting", "step": step, "n": n, "got": 0}
 
     def _collect(self, r):
@@ -210,16 +213,17 @@ class Metering:
         if c["got"] < c["n"]:
             return
         self.cal = {}
+        _drop_calibrate()  # c holds it for this step: it leaves the heap with c
         n = c["got"]
         avg = (s[0] / n, s[1] / n, s[2] / n, s[3] / n)
         try:
-            new = calibration.apply(self.board, self.consts, c["step"], avg, c["v"], c["i"], c["pf"])
+            new = c["steps"].apply(self.board, self.consts, c["step"], avg, c["v"], c["i"], c["pf"])
         except calibration.CalibrationError as e:
             self.cal_result = {"state": "failed", "step": c["step"], "error": e.code, "measured": list(avg)}
             self.note(events.CALIBRATION_FAILED, "%s: %s" % (c["step"], e.code))
             return
         steps = self._steps() + [c["step"]]
-        calibration.save(self.board, new, steps, wallclock.rtc_now())
+        c["steps"].save(self.board, new, steps, wallclock.rtc_now())
         self.consts = new
         self.cal_source = "calibrated"
         self.front.set_constants(new)
@@ -233,3 +237,13 @@ class Metering:
             return []
         steps = rec.get("steps") if isinstance(rec, dict) and rec.get("frontend") == self.front.kind else None
         return list(steps) if type(steps) is list else []
+
+
+def _drop_calibrate():
+    import sys
+
+    sys.modules.pop("app.calibrate", None)
+    try:
+        delattr(sys.modules["app"], "calibrate")
+    except (AttributeError, KeyError):
+        pass

@@ -10,12 +10,24 @@ from loader import journal, mode, slots, update
 TEST_WDT_MS = 8000  # a test boot that hangs this long is reset, and the reset reverts it
 
 
+def _install(board):
+    """The pending install (loader/install.py), then its modules off the heap again: the app never needs the
+    installer nor the bundle reader, and most boots import neither."""
+    from loader import install
+
+    try:
+        return install.install(board)
+    finally:
+        loader.forget("install")
+        loader.forget("bundle")
+
+
 def choose(board, wdt=False):
     """Install a pending update, then pick the slot to boot: (name, manifest, test boot?), name None when neither
     slot holds a valid app; `wdt`: the watchdog reset the board (a test boot that hung). Pure filesystem work (the
     power-cut sweeps run it on CPython over littlefs)."""
     if update.pending():
-        update.install(board)
+        _install(board)
     first, test = update.boot_choice(None, wdt)
     name, manifest, problems = slots.select(board["id"], first)
     for slot, why in problems:
@@ -39,7 +51,7 @@ def _prepare():
         recovery.run(ctx, "button held at boot")
         return None
     if update.pending():
-        done = update.install(ctx.board)
+        done = _install(ctx.board)
         if done is not None and done.loader:
             ctx.reset_now()  # stage 0 starts the new loader on its test boot
     import machine

@@ -1,4 +1,5 @@
-# Installing a verified upload and the test-boot state machine (docs/update-state-machine.md).
+# The install request and the test-boot state machine (docs/update-state-machine.md); the install itself, at boot, is
+# loader/install.py (imported only when a request is pending).
 #   meter/update.json   {"hash": hex, "permanent": bool}: install the staged upload at the next boot
 #   meter/slots.json    {"active": s, "confirmed": s, "test": s|None, "tries": n, "permanent": bool, "trial": t}
 #   t, the latest test boot: {"hash": hex, "version": v, "outcome": testing|confirmed|rolled-back, "reason": why}
@@ -12,8 +13,7 @@
 import hashlib
 import os
 
-import cbor
-from loader import journal, loaders, slots, staging, store, strict
+from loader import journal, slots, staging, store, strict
 
 UPDATE = "meter/update.json"
 IMAGE_INFO = slots.IMAGE_INFO  # in a slot: {"hash", "version", "counter"} of the image it was installed from
@@ -23,15 +23,6 @@ ROLLED_BACK = "rolled-back"
 NOT_CONFIRMED = "not confirmed before reset"
 REASON_MAX = 64
 changes = 0  # counts this boot's install requests, confirmations and failed test boots (for readers' caches)
-
-
-class Installed:
-    """What install() put in place: `target` is the app slot now under test, or with `loader` true the loader
-    folder (the caller resets at once: stage 0 starts the new loader on its test boot)."""
-
-    def __init__(self, target, loader=False):
-        self.target = target
-        self.loader = loader
 
 
 def _changed():
@@ -52,118 +43,7 @@ def pending():
     return rec if isinstance(rec, dict) and isinstance(rec.get("hash"), str) else None
 
 
-def _rmtree(path):
-    if not store.is_dir(path):
-        return
-    for ent in os.ilistdir(path):
-        p = path + "/" + ent[0]
-        if ent[1] == 0x4000:
-            _rmtree(p)
-            os.rmdir(p)
-        else:
-            os.remove(p)
-
-
-def install(board):
-    """Install the staged upload into the inactive slot (or a loader into the other loader folder) and make it the
-    one under test. Returns an Installed, or None (with an event) when there is nothing valid to install."""
-    import gc
-
-    # Deferred for RAM and start-up time: most boots install nothing, and need neither the bundle reader nor the
-    # image parser.
-    from loader import bundle, image
-
-    gc.collect()
-    req = pending()
-    st = slots.read_state()
-    budget = staging.slot_budget(board)
-    try:
-        info = staging.check_staged(board)
-    except (OSError, image.Rejected) as e:
-        journal.event("install-refused", getattr(e, "reason", "no staged image"))
-        _forget()
-        return None
-    if info["sha256"].hex() != req["hash"]:
-        journal.event("install-refused", "hash differs from the request")
-        _forget()
-        return None
-    target = slots.other(st.get("confirmed") or st["active"])
-    root = slots.path(target)
-    try:
-        with open(staging.STAGING, "rb") as f:
-            s = bundle.open_stream(f, info)
-            m = bundle.read_manifest(s)
-            bundle.check_manifest(m, info, budget)
-            if bundle.kind(m) == bundle.KIND_LOADER:
-                return _install_loader(s, m, info)
-            _rmtree(root)
-            store.makedirs(root)
-            _unpack(s, m, root)
-    except bundle.BundleError as e:
-        journal.event("install-refused", e.reason)
-        _rmtree(root)
-        _forget()
-        return None
-    store.write_json(root + "/" + IMAGE_INFO, {"hash": info["sha256"].hex(), "version": info["version"],
-                                               "counter": info["counter"]})
-    store.write_atomic(root + "/" + slots.MANIFEST, cbor.dumps(m))  # last: the slot is complete from here on
-    st["test"] = target
-    st["tries"] = 0
-    st["permanent"] = req.get("permanent") is True  # only a true permanent skips the test boot
-    st["trial"] = {"hash": info["sha256"].hex(), "version": info["version"], "outcome": TESTING, "reason": ""}
-    st.setdefault("confirmed", st["active"])
-    store.write_json(slots.STATE, st)
-    os.remove(UPDATE)
-    staging.discard()  # the slot holds the update now; a failed test boot reverts to the old slot
-    journal.event("installed", "%s into slot %s" % (info["version"], target))
-    return Installed(target)
-
-
-def _install_loader(s, m, info):
-    from loader import bundle  # loaded by install() already
-
-    try:
-        target = loaders.install(s, m, info, _unpack, _rmtree)
-    except ValueError as e:
-        journal.event("install-refused", str(e))
-        _forget()
-        return None
-    except bundle.BundleError as e:
-        journal.event("install-refused", e.reason)
-        _rmtree(loaders.path(loaders.NAMES[1] if loaders.read_state()["active"] == "a" else loaders.NAMES[0]))
-        _forget()
-        return None
-    os.remove(UPDATE)
-    staging.discard()
-    journal.event("installed", "loader %s into loaders/%s" % (info["version"], target))
-    return Installed(target, loader=True)
-
-
-def _unpack(s, m, root):
-    from loader import bundle  # loaded by install() already
-
-    buf = bytearray(1024)
-    mv = memoryview(buf)
-    for f in m["files"]:
-        path = root + "/" + f["path"]
-        store.makedirs(path.rsplit("/", 1)[0])
-        h = hashlib.sha256()
-        left = f["size"]
-        with open(path + store.TMP_SUFFIX, "wb") as out:
-            while left:
-                n = s.readinto(mv[:min(1024, left)])
-                if not n:
-                    raise bundle.BundleError(bundle.B_FORMAT, "bundle ends early")
-                h.update(mv[:n])
-                out.write(mv[:n])
-                left -= n
-        if h.digest() != f["sha256"]:
-            os.remove(path + store.TMP_SUFFIX)
-            raise bundle.BundleError(bundle.B_HASH, f["path"])
-        os.rename(path + store.TMP_SUFFIX, path)
-
-
-def _forget():
+def drop_request():
     """Drop a refused install request: first the trial of the test boot before it (no test boot followed this
     request), then the request (a cut between the two: the request is refused again at the next boot)."""
     st = slots.read_state()
@@ -208,6 +88,10 @@ def boot_choice(why=None, wdt=False):
 def confirm(slot):
     """Make `slot` (the one under test, now running) the confirmed one; raise the security counter to its image's.
     A loader on its test boot is confirmed too (the app's self-test is its proof as well)."""
+    # Deferred for RAM: only a loader's test boot needs it, and start-up takes it off the heap otherwise
+    # (loader.forget in loader/startup.py), which a top-level import here would undo.
+    from loader import loaders
+
     if loaders.under_test():
         running = loaders.running()
         _raise_counter(store.read_json(loaders.path(running) + "/" + loaders.MANIFEST, {}) or {})

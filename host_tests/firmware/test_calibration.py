@@ -2,7 +2,7 @@ import math
 import wave
 
 import fwtest
-from app import calibration, dsp
+from app import calibrate, calibration, dsp
 
 PICO = {
     "mcu": {"family": "rp2040"},
@@ -38,9 +38,9 @@ def test_factory_steps_bring_an_adc_meter_within_a_tenth_of_a_percent():
     c = calibration.defaults(PICO)
     skew = 0.5 / wave.RATE
     args = dict(skew_s=skew, gain_v=1.02, gain_i=0.97)
-    c = calibration.apply(PICO, c, "gain", _reading(c, 230.0, 5.0, 0.0, **args), 230.0, 5.0, 1.0)
-    c = calibration.apply(PICO, c, "phase", _reading(c, 230.0, 5.0, 60.0, **args), 230.0, 5.0, 0.5)
-    c = calibration.apply(PICO, c, "gain", _reading(c, 230.0, 5.0, 0.0, **args), 230.0, 5.0, 1.0)
+    c = calibrate.apply(PICO, c, "gain", _reading(c, 230.0, 5.0, 0.0, **args), 230.0, 5.0, 1.0)
+    c = calibrate.apply(PICO, c, "phase", _reading(c, 230.0, 5.0, 60.0, **args), 230.0, 5.0, 0.5)
+    c = calibrate.apply(PICO, c, "gain", _reading(c, 230.0, 5.0, 0.0, **args), 230.0, 5.0, 1.0)
     for phi, want in ((0.0, 1150.0), (60.0, 575.0), (-36.87, 920.0)):
         got = _reading(c, 230.0, 5.0, phi, **args)[2]
         assert abs(got - want) < 0.001 * want, (phi, got, want)
@@ -49,7 +49,7 @@ def test_factory_steps_bring_an_adc_meter_within_a_tenth_of_a_percent():
 
 def test_bl0942_gain_scales_power_and_pulses_together():
     c = calibration.defaults(BL)
-    new = calibration.apply(BL, c, "gain", (234.6, 4.9, 1138.5, 0.0), 230.0, 5.0, 1.0)
+    new = calibrate.apply(BL, c, "gain", (234.6, 4.9, 1138.5, 0.0), 230.0, 5.0, 1.0)
     assert abs(new["v_scale"] / c["v_scale"] - 234.6 / 230.0) < 1e-9
     assert abs(new["p_scale"] / c["p_scale"] - 1138.5 / 1150.0) < 1e-9
     assert abs(new["cf_per_kwh"] - new["p_scale"] * 3.6e6 / (1638.4 * 256)) < 1e-6  # the IC's pulse rate
@@ -57,7 +57,7 @@ def test_bl0942_gain_scales_power_and_pulses_together():
 
 def test_offset_step_takes_the_no_load_power_and_noise():
     c = calibration.defaults(PICO)
-    new = calibration.apply(PICO, c, "offset", (230.0, 0.03, 0.4, 0.0), 230.0, 0.0, 1.0)
+    new = calibrate.apply(PICO, c, "offset", (230.0, 0.03, 0.4, 0.0), 230.0, 0.0, 1.0)
     assert new["p_offset_w"] == 0.4 and abs(new["i_noise"] - 0.03) < 1e-12
 
 
@@ -72,10 +72,10 @@ def test_references_a_step_cannot_use_are_refused_by_name():
         (PICO, "sideways", 230.0, 5.0, 1.0, "unknown-step"),
     )
     for board, step, v, i, pf, code in cases:
-        e = fwtest.raises(calibration.CalibrationError, calibration.check_reference, board, step, v, i, pf)
+        e = fwtest.raises(calibration.CalibrationError, calibrate.check_reference, board, step, v, i, pf)
         assert e.code == code, (step, e.code)
     c = calibration.defaults(PICO)
-    e = fwtest.raises(calibration.CalibrationError, calibration.apply, PICO, c, "gain", (115.0, 5.0, 575.0, 0.0),
+    e = fwtest.raises(calibration.CalibrationError, calibrate.apply, PICO, c, "gain", (115.0, 5.0, 575.0, 0.0),
                       230.0, 5.0, 1.0)
     assert e.code == "reading-far-from-reference"
 
@@ -84,7 +84,7 @@ def test_stored_calibration_survives_and_a_foreign_one_is_ignored():
     def body():
         c = calibration.defaults(PICO)
         c["v_gain"] = 251.5
-        calibration.save(PICO, c, ["gain"], 1700000000)
+        calibrate.save(PICO, c, ["gain"], 1700000000)
         got, source = calibration.load(PICO)
         assert source == "calibrated" and got["v_gain"] == 251.5
         got, source = calibration.load(BL)  # the file is for another front end

@@ -6,7 +6,7 @@ import hashlib
 import cbor
 import fwtest
 import smp_serial
-from loader import LOADER_API, image_group, journal, slots, smp, staging, startup, store, trust, update
+from loader import LOADER_API, image_group, install, journal, slots, smp, staging, startup, store, trust, update
 
 BOARD = {"id": "esp32_devkitc", "flash": {"block_size": 4096, "block_count": 512}}
 APP = {"app/__init__.py": b"VERSION = '0.1.0'\n", "app/main.py": b"def run(ctx):\n    pass\n"}
@@ -201,7 +201,7 @@ def test_a_signed_bundle_the_install_refuses_leaves_the_running_app():
             _meter()
             ctx, g = _boot()
             assert _push(ctx, fixture)["state"] == "accepted"  # the signature holds
-            assert update.install(BOARD) is None
+            assert install.install(BOARD) is None
             refused = [e["detail"] for e in store.read_json(journal.EVENTS) if e["event"] == "install-refused"]
             assert refused == [reason], refused
             assert not update.pending()
@@ -218,7 +218,7 @@ def test_a_test_slot_that_is_not_bootable_is_rolled_back_once_with_its_reason():
         _meter()
         ctx, g = _boot()
         _push(ctx)
-        update.install(BOARD)
+        install.install(BOARD)
         fwtest.write("slots/b/app/main.mpy", b"damaged")
         name, manifest, test = startup.choose(BOARD)
         assert (name, test) == ("a", False)

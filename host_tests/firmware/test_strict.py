@@ -3,7 +3,7 @@ different values for signed arguments and every settings checker; and a record d
 treated as damaged (an event, a safe default), never as a crash at every start."""
 import cbor
 import fwtest
-from app import calibration, credit, disconnect, events, meter_settings, supply_settings
+from app import calibrate, calibration, credit, disconnect, events, meter_settings, supply_settings
 from loader import commands, envelope, mode, smp, starts, store, strict, trust
 
 
@@ -118,7 +118,7 @@ def test_damaged_records_are_treated_as_damaged_not_raised():
         board = {"frontend": {"type": "bl0942"}, "calibration": {"v_scale": 1.0, "i_scale": 1.0, "p_scale": 1.0,
                                                                    "cf_per_kwh": 3000.0}}
         for bad in (0, 0.0, -5.0, float("inf"), True):
-            calibration.save(board, {"v_scale": 2.0, "i_scale": 1.0, "p_scale": 1.0, "cf_per_kwh": bad}, [], 0)
+            calibrate.save(board, {"v_scale": 2.0, "i_scale": 1.0, "p_scale": 1.0, "cf_per_kwh": bad}, [], 0)
             consts, source = calibration.load(board)
             assert consts["cf_per_kwh"] == 3000.0 and consts["v_scale"] == 1.0 and source != "calibrated", (bad, source)
         # the windows of a stored tariff with a list where an object is meant: a SettingsError, not a TypeError

@@ -107,7 +107,8 @@ def upward(g: dict[str, set[str]]) -> list[tuple[str, str]]:
 def test_the_graph_sees_every_layer_and_deferred_imports():
     g = graph()
     assert {"cbor", "loader.update", "loader.staging", "app.main"} <= set(g)
-    assert "loader.bundle" in g["loader.update"]  # imported inside install(): deferred imports are read too
+    assert "loader.loaders" in g["loader.update"]  # imported inside confirm(): deferred imports are read too
+    assert "loader.install" in g["loader.startup"] and "loader.bundle" in g["loader.install"]
     assert "app.main" in g["loader.startup"]
 
 
