@@ -36,19 +36,27 @@ def slots(emu) -> list[dict]:
     return json.loads(ota("status", "--port", emu.console, "--json").stdout)["slots"]
 
 
-def wait_running(emu, version: str, confirmed: bool, timeout: float = 60, poll: float = 0.5) -> list[dict]:
-    """Poll the slots; a poll interval above 2 s lets a --speed max meter run ahead between polls."""
+def poll_slots(emu, done, what: str, timeout: float, poll: float = 0.5) -> list[dict]:
+    """Poll the slots (`ota status`) until `done(rows)`; a poll interval above 2 s lets a --speed max meter run ahead
+    between polls."""
     end = time.monotonic() + timeout
     rows: list[dict] = []
     while time.monotonic() < end:
         p = ota("status", "--port", emu.console, "--json", "--timeout", "2")
         if p.returncode == 0:
             rows = json.loads(p.stdout)["slots"]
-            run = next((r for r in rows if r["active"]), None)
-            if run and run["version"] == version and run["confirmed"] == confirmed:
+            if done(rows):
                 return rows
         time.sleep(poll)
-    raise TimeoutError(f"meter not running {version} (confirmed={confirmed}): {rows}")
+    raise TimeoutError(f"{what}: {rows}")
+
+
+def wait_running(emu, version: str, confirmed: bool, timeout: float = 60, poll: float = 0.5) -> list[dict]:
+    def done(rows: list[dict]) -> bool:
+        run = next((r for r in rows if r["active"]), None)
+        return bool(run and run["version"] == version and run["confirmed"] == confirmed)
+
+    return poll_slots(emu, done, f"meter not running {version} (confirmed={confirmed})", timeout, poll)
 
 
 def events(emu) -> list[str]:
@@ -186,16 +194,8 @@ def test_a_failed_smpmgr_test_boot_is_shown_by_ota_status(start_emulator, tmp_pa
 
 def wait_slot(emu, image_hash: str, timeout: float = 90) -> list[dict]:
     """The slots once slot 1 holds the verified upload `image_hash`."""
-    end = time.monotonic() + timeout
-    rows: list[dict] = []
-    while time.monotonic() < end:
-        p = ota("status", "--port", emu.console, "--json", "--timeout", "2")
-        if p.returncode == 0:
-            rows = json.loads(p.stdout)["slots"]
-            if len(rows) > 1 and rows[1]["hash"] == image_hash:
-                return rows
-        time.sleep(0.5)
-    raise TimeoutError(f"slot 1 does not hold {image_hash}: {rows}")
+    return poll_slots(emu, lambda rows: len(rows) > 1 and rows[1]["hash"] == image_hash,
+                      f"slot 1 does not hold {image_hash}", timeout)
 
 
 @pytest.mark.parametrize(("at_write", "torn"), [(1, 0), (45, 200), (85, 7)])
