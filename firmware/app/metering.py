@@ -9,6 +9,7 @@ import time
 
 from micropython import const
 
+import loader
 from app import calibration, dsp, events, meter_settings, registers
 from app.tick import Tick
 from loader import wallclock
@@ -213,7 +214,7 @@ class Metering:
         if c["got"] < c["n"]:
             return
         self.cal = {}
-        _drop_calibrate()  # c holds it for this step: it leaves the heap with c
+        loader.forget("app.calibrate")  # c holds it for this step: it leaves the heap with c
         n = c["got"]
         avg = (s[0] / n, s[1] / n, s[2] / n, s[3] / n)
         try:
@@ -238,12 +239,3 @@ class Metering:
         steps = rec.get("steps") if isinstance(rec, dict) and rec.get("frontend") == self.front.kind else None
         return list(steps) if type(steps) is list else []
 
-
-def _drop_calibrate():
-    import sys
-
-    sys.modules.pop("app.calibrate", None)
-    try:
-        delattr(sys.modules["app"], "calibrate")
-    except (AttributeError, KeyError):
-        pass

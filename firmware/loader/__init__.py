@@ -5,13 +5,14 @@ LOADER_API = 2
 VERSION = "1.0.0"
 
 
-def forget(name):
-    """Take module loader.`name` off the heap once its work is done (start-up only modules): out of sys.modules and
-    off this package, so nothing refers to it; a later import loads it again."""
+def forget(module):
+    """Take `module` (a dotted name: "loader.early", "app.calibrate") off the heap once its work is done: out of
+    sys.modules and off its package, so nothing the loader holds refers to it; a later import loads it again."""
     import sys
 
-    sys.modules.pop("loader." + name, None)
+    sys.modules.pop(module, None)
+    package, _, name = module.rpartition(".")
     try:
-        delattr(sys.modules[__name__], name)
+        delattr(sys.modules[package], name)
     except (AttributeError, KeyError):
         pass

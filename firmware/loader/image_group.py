@@ -214,7 +214,7 @@ class ImageGroup:
     def _verify(self):
         # The signed-image policy: header, the streamed SHA-256, key, Ed25519 signature, board, loader API, counter,
         # budget. The bundle the signature covers (manifest, paths, file hashes) is checked by the install at the next
-        # boot, on a heap in one piece, before anything is written to a slot: its inflate window and manifest needed
+        # boot, on a heap in one piece, as it unpacks into the inactive slot: its inflate window and manifest needed
         # 9.7 KB held from boot here (issue 17). Only a broken builder signs a bad bundle; `ota push` and `ota verify`
         # run the same bundle check on the host first, and an install that refuses one leaves the running app.
         try:

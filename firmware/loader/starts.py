@@ -44,4 +44,4 @@ def forget():
     """Take this module off the heap: it is needed at start-up and once more, at the app's 10th reading."""
     import loader
 
-    loader.forget("starts")
+    loader.forget("loader.starts")

@@ -18,8 +18,8 @@ def _install(board):
     try:
         return install.install(board)
     finally:
-        loader.forget("install")
-        loader.forget("bundle")
+        loader.forget("loader.install")
+        loader.forget("loader.bundle")
 
 
 def choose(board, wdt=False):
@@ -41,7 +41,7 @@ def choose(board, wdt=False):
 def _prepare():
     """Everything before the app: install, choose the slot, the context. Returns None when recovery mode ran. Its own
     function so its locals (the manifest, start-up-only modules) are gone while the app runs: run() never returns."""
-    loader.forget("early")  # boot.py's work is done
+    loader.forget("loader.early")  # boot.py's work is done
     from loader.context import Context
 
     ctx = Context()
@@ -65,12 +65,12 @@ def _prepare():
     from loader import recovery
 
     recovery.restore_relay(ctx)
-    loader.forget("recovery")  # start-up only (as early and starts): the app's heap is the board's tightest
+    loader.forget("loader.recovery")  # start-up only (as early and starts): the app's heap is the board's tightest
     from loader import loaders
 
     ctx.loader_test = loaders.under_test()  # a new loader proves itself through the app's self-test
     if not ctx.loader_test:
-        loader.forget("loaders")  # only a loader's test boot needs it again (its confirm)
+        loader.forget("loader.loaders")  # only a loader's test boot needs it again (its confirm)
     test = test or ctx.loader_test
     ctx.test_boot = test
     if test:
