@@ -18,11 +18,25 @@ from smp.error import ErrorV1
 BIN = Path(sys.executable).parent
 
 
+def exit_on_sigterm() -> None:
+    """A bench or test killed with SIGTERM (kill, a CI timeout) unwinds like a Ctrl-C, so its `finally` stops the
+    emulators it started: they run in sessions of their own, and a killed parent would otherwise leave them running
+    (an orphaned emulator at --speed max took a core from every later run)."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def on_term(signum, frame):
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, on_term)
+
+
 class Emulator:
     def __init__(self, state: Path, board: str = "esp32_devkitc", speed: str = "1", baud: int = 115200,
                  blank: bool = False, seed: int | None = None, args: tuple[str, ...] = ()):
         self.state = Path(state)
         self.board = board
+        exit_on_sigterm()
         self.log = open(self.state.parent / f"{self.state.name}.emu.log", "wb")
         self.proc = subprocess.Popen(
             [str(BIN / "meter-emu"), "run", "--board", board, "--state", str(self.state), "--speed", speed,

@@ -9,6 +9,8 @@
 # event; beyond HELD_MAX in one burst a refusal is counted on the newest one ("... +N"), so a flood can neither wear
 # the flash out nor push more than HELD_MAX + 1 older events out of the ring per burst. A power cut inside a burst
 # loses its unwritten refusals, and the reservation keeps their numbers from being given again.
+import json
+import struct
 import time
 
 from micropython import const
@@ -57,21 +59,36 @@ DETAIL_MAX = 48
 REFUSALS = (TOKEN_REJECTED, COMMAND_REFUSED)
 HOLD_MS = const(30000)  # refusals write the flash at most twice in this long
 HELD_MAX = const(8)  # refusals one burst may add to the ring; more are counted on the newest
+_RECORD = "<BQHq"  # a packed event: its length, then _HEAD
+_HEAD = "<QHq"  # sequence number, code, RTC seconds (_NO_TIME: unknown)
+_HEAD_SIZE = const(18)
+_NO_TIME = const(-1)
 
 
 class EventLog:
+    """The ring is packed in one bytearray, oldest first: per event a length byte, then `<QHq` (sequence number, code,
+    RTC seconds or _NO_TIME) and the detail in UTF-8. 64 events as tuples and strings held about 8 KB of the 64-bit
+    VM's heap (two objects each); packed they take what their bytes take, about 2.5 KB (docs/BENCHMARKS.md)."""
+
     def __init__(self, path=PATH, capacity=CAPACITY, clock=None, ticks_ms=time.ticks_ms):
         self.path = path
         self.capacity = capacity
         self.clock = clock  # clock() -> RTC seconds since 1970 (UTC), or None while the time is unknown
         self.ticks_ms = ticks_ms
         self.seq = 0
-        self.ring = []
+        self._buf = bytearray()
+        self._count = 0
+        self._last = 0  # offset of the newest event in _buf
         self.floor = 0  # the highest sequence number the stored record reserves (a boot resumes above it)
         self.burst_end = None  # ticks_ms when the current burst of refusals ends (None: no burst)
         self.unwritten = False  # the ring holds refusals not yet on flash
         self.more = 0  # refusals counted on the newest one in this burst
         self.more_base = ""  # the newest refusal's detail before its count
+
+    @property
+    def ring(self):
+        """The events as (seq, code, RTC s or None, detail) tuples, oldest first (built on each call)."""
+        return self.since(-1, self.capacity)
 
     def load(self):
         """Read the ring; a damaged record starts a new one with a LOG_LOST event (sequence numbers go on from the
@@ -84,12 +101,16 @@ class EventLog:
                     raise ValueError("bad sequence numbers")
                 self.seq = max(seq, floor)
                 self.floor = self.seq
+                self._clear()
                 # [seq, code, RTC s or None, detail]; an entry of another shape is dropped, not trusted
-                self.ring = [e for e in data["ring"] if type(e) is list and len(e) == 4 and strict.is_int(e[0], 0)
-                             and strict.is_int(e[1], 0) and (e[2] is None or strict.is_int(e[2])) and type(e[3]) is str]
+                for e in data["ring"][-self.capacity :]:
+                    if type(e) is list and len(e) == 4 and strict.is_int(e[0], 0, SEQ_MAX) \
+                            and strict.is_int(e[1], 0, 0xFFFF) and (e[2] is None or strict.is_int(e[2], 0, SEQ_MAX)) \
+                            and type(e[3]) is str:
+                        self._pack(e[0], e[1], e[2], e[3][:DETAIL_MAX])
         except (ValueError, KeyError, TypeError):
             self.seq = self.floor = _highest_seq(self.path) + self.capacity + HELD_MAX
-            self.ring = []
+            self._clear()
             self.add(LOG_LOST, "event log damaged")
 
     def add(self, code, detail="", at=None):
@@ -99,17 +120,19 @@ class EventLog:
             at = self.clock()
         detail = str(detail)[:DETAIL_MAX]
         now = self.ticks_ms()
-        if code in REFUSALS and self._in_burst(now) and self.ring and self.ring[-1][1] in REFUSALS:
+        if code in REFUSALS and self._in_burst(now) and self._count and self._entry(self._last)[1] in REFUSALS:
             if self.seq < self.floor:  # a reserved number: in the ring now, on flash when the burst ends
                 self._append(code, at, detail)
             else:  # the burst's numbers are used up: counted on the newest refusal
                 self.more += 1
-                last = self.ring[-1]
+                last = self._entry(self._last)
                 if self.more == 1:
                     self.more_base = last[3][: DETAIL_MAX - 7]
-                last[3] = "%s +%d" % (self.more_base, self.more)
+                self._buf[self._last :] = b""
+                self._count -= 1
+                self._pack(last[0], last[1], last[2], "%s +%d" % (self.more_base, self.more))
             self.unwritten = True
-            return self.ring[-1][0]
+            return self._entry(self._last)[0]
         self._append(code, at, detail)
         if code in REFUSALS:  # the first of a burst: written now, with the burst's numbers reserved
             self.burst_end = time.ticks_add(now, HOLD_MS)
@@ -127,29 +150,68 @@ class EventLog:
                 self._write(self.seq)
 
     def since(self, seq=0, limit=CAPACITY):
-        """Events with a sequence number above `seq`, oldest first, at most `limit`."""
-        out = [e for e in self.ring if e[0] > seq]
-        return out[:limit]
+        """Events with a sequence number above `seq`, oldest first, at most `limit`, as (seq, code, RTC s or None,
+        detail) tuples."""
+        out = []  # type: list
+        k = 0
+        while k < len(self._buf) and len(out) < limit:
+            e = self._entry(k)
+            if e[0] > seq:
+                out.append(e)
+            k += self._buf[k]
+        return out
 
     def _in_burst(self, now):
         return self.burst_end is not None and time.ticks_diff(self.burst_end, now) > 0
 
+    def _clear(self):
+        self._buf = bytearray()
+        self._count = 0
+        self._last = 0
+
+    def _entry(self, k):
+        seq, code, at = struct.unpack_from(_HEAD, self._buf, k + 1)
+        return seq, code, None if at == _NO_TIME else at, str(self._buf[k + _HEAD_SIZE + 1 : k + self._buf[k]], "utf-8")
+
+    def _pack(self, seq, code, at, detail):
+        d = detail.encode()
+        self._last = len(self._buf)
+        self._buf.extend(struct.pack(_RECORD, _HEAD_SIZE + 1 + len(d), seq, code, _NO_TIME if at is None else at))
+        self._buf.extend(d)
+        self._count += 1
+        while self._count > self.capacity:  # the oldest goes: the bytes move down in place
+            n = self._buf[0]
+            self._buf[0:n] = b""
+            self._last -= n
+            self._count -= 1
+
     def _append(self, code, at, detail):
         self.seq += 1
-        self.ring.append([self.seq, code, at, detail])
-        if len(self.ring) > self.capacity:
-            del self.ring[: len(self.ring) - self.capacity]
+        self._pack(self.seq, code, at, detail)
+
+    def _dump(self, floor, f):
+        # the stored record's JSON, written event by event: the ring is never unpacked whole
+        f.write('{"seq": %d, "floor": %d, "ring": [' % (self.seq, floor))
+        k = 0
+        while k < len(self._buf):
+            if k:
+                f.write(", ")
+            json.dump(self._entry(k), f)
+            k += self._buf[k]
+        f.write("]}")
 
     def _write(self, floor):
-        rec = {"seq": self.seq, "floor": floor, "ring": self.ring}
+        def dump(_, f):
+            self._dump(floor, f)
+
         try:
-            store.write_record(self.path, RECORD, RECORD_VERSION, rec)
+            store.write_record(self.path, RECORD, RECORD_VERSION, None, dump)
         except MemoryError:  # noqa: B014
             import gc
 
             gc.collect()
             try:
-                store.write_record(self.path, RECORD, RECORD_VERSION, rec)
+                store.write_record(self.path, RECORD, RECORD_VERSION, None, dump)
             except MemoryError:  # noqa: B014
                 # the ring stays readable and the stored copy whole; the next reading tries again (flush_due)
                 self.unwritten = True

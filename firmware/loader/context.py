@@ -4,7 +4,7 @@ import time
 
 import machine
 
-from loader import board as board_file
+import loader
 from loader import mode as mode_file
 from loader import smp, store, update
 from loader.hal import Hal
@@ -14,7 +14,10 @@ IDENTITY = "meter/identity.json"
 
 class Context:
     def __init__(self):
-        self.board = board_file.load()
+        from loader import board
+
+        self.board = board.load()
+        loader.forget("loader.board")  # read once: the dict stays here, the module's code leaves the heap
         self.hal = Hal(self.board)
         self.mode = mode_file.current()
         mode_file.apply(self.mode)  # main.py starts with Ctrl-C off; a development meter gets it back here

@@ -72,14 +72,15 @@ def read_pointer(path, names):
     return st
 
 
-def write_json(path, obj, head=""):
+def write_json(path, obj, head="", dump=json.dump):
     """Replace `path` with `head` then obj as JSON, streamed into the temporary file: no copy of the whole text is
-    built in RAM (a 3 KB event ring as one string once failed to allocate on a fragmented ESP32 heap)."""
+    built in RAM (a 3 KB event ring as one string once failed to allocate on a fragmented ESP32 heap). `dump(obj, f)`
+    writes the JSON: an object kept packed in RAM (the app's event ring) writes itself piece by piece."""
     tmp = path + TMP_SUFFIX
     with open(tmp, "w") as f:
         if head:
             f.write(head)
-        json.dump(obj, f)
+        dump(obj, f)
         if head:
             f.write("}")
     os.rename(tmp, path)
@@ -121,12 +122,12 @@ def read_record(path, kind, max_version, default=None):
     return rec["v"], rec.get("data")
 
 
-def write_record(path, kind, version, data):
+def write_record(path, kind, version, data, dump=json.dump):
     """Replace the record atomically; refuses (TooNew) to overwrite a record of a newer format."""
     v = _stored_version(path, kind)
     if v is not None and v > version:
         raise TooNew(path, v)
-    write_json(path, data, '%s%d, "data": ' % (_head(kind), version))
+    write_json(path, data, '%s%d, "data": ' % (_head(kind), version), dump)
 
 
 def _head(kind):

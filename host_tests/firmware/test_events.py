@@ -10,11 +10,11 @@ def test_ring_keeps_the_newest_with_sequence_numbers_across_reboots():
         for k in range(8):
             now[0] += 1
             assert log.add(ev.LOAD_DISCONNECTED if k % 2 else ev.LOAD_CONNECTED, "credit") == k + 1
-        assert [e[0] for e in log.ring] == [4, 5, 6, 7, 8] and log.ring[-1] == [8, 301, 1008, "credit"]
+        assert [e[0] for e in log.ring] == [4, 5, 6, 7, 8] and log.ring[-1] == (8, 301, 1008, "credit")
         again = ev.EventLog(capacity=5)  # power cut and boot: the clock unknown until it is set
         again.load()
         assert again.ring == log.ring and again.add(ev.POWER_RESTORE) == 9
-        assert again.ring[-1] == [9, 102, None, ""] and [e[0] for e in again.since(7)] == [8, 9]
+        assert again.ring[-1] == (9, 102, None, "") and [e[0] for e in again.since(7)] == [8, 9]
         assert again.since(0, limit=2) == again.ring[:2]
         again.add(ev.TOKEN_REJECTED, "x" * 200)
         assert len(again.ring[-1][3]) == ev.DETAIL_MAX
@@ -67,7 +67,7 @@ def test_a_flood_of_refusals_is_read_at_once_written_twice_per_burst_and_counted
         assert after.ring == log.ring and after.seq == log.seq
         # a new burst starts with a new first refusal, written at once
         log.add(ev.TOKEN_REJECTED, "expired")
-        assert _stored().ring[-1] == [ev.HELD_MAX + 3, ev.TOKEN_REJECTED, 1000, "expired"]
+        assert _stored().ring[-1] == (ev.HELD_MAX + 3, ev.TOKEN_REJECTED, 1000, "expired")
 
     fwtest.in_workdir(body, "meter")
 
@@ -126,10 +126,34 @@ def test_an_event_the_heap_cannot_write_stays_in_the_ring_and_is_written_at_a_la
         store.write_record = short_of_memory
         try:
             assert log.add(ev.LOAD_DISCONNECTED, "credit") == 2  # the relay's event: never an exception
-            assert log.ring[-1][:2] == [2, ev.LOAD_DISCONNECTED] and [e[0] for e in _stored().ring] == [1]
+            assert log.ring[-1][:2] == (2, ev.LOAD_DISCONNECTED) and [e[0] for e in _stored().ring] == [1]
             log.flush_due()  # the next reading: written now
             assert [e[0] for e in _stored().ring] == [1, 2] and not log.unwritten
         finally:
             store.write_record = real
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_the_packed_ring_reads_the_stored_format_and_keeps_every_field():
+    # the ring is packed in RAM (one bytearray); the file keeps its JSON format, so a ring an older app wrote loads
+    # as it was, and what this one writes is the same JSON
+    def body():
+        from loader import store
+
+        old = {"seq": 70, "floor": 72, "ring": [[k, 301 + k % 2, None if k == 8 else 1765000000 + k, "d%d" % k]
+                                                 for k in range(7, 71)]}
+        store.write_record(ev.PATH, ev.RECORD, ev.RECORD_VERSION, old)
+        log = ev.EventLog(capacity=64)
+        log.load()
+        assert log.ring == [tuple(e) for e in old["ring"]] and log.seq == 72
+        assert log.since(69) == [(70, 301, 1765000070, "d70")] and log.since(0, limit=2)[1] == (8, 301, None, "d8")
+        log.add(ev.CLOCK_UNKNOWN, "héllo ✓ " + "x" * 60, at=None)  # UTF-8, cut at DETAIL_MAX characters
+        assert log.ring[0][0] == 8 and len(log.ring) == 64
+        assert log.ring[-1] == (73, ev.CLOCK_UNKNOWN, None, ("héllo ✓ " + "x" * 60)[: ev.DETAIL_MAX])
+        again = _stored()
+        assert again.ring == log.ring and again.seq == 73
+        _, data = store.read_record(ev.PATH, ev.RECORD, ev.RECORD_VERSION)
+        assert data["ring"][-1] == [73, ev.CLOCK_UNKNOWN, None, ("héllo ✓ " + "x" * 60)[: ev.DETAIL_MAX]]
 
     fwtest.in_workdir(body, "meter")

@@ -120,11 +120,11 @@ def test_metering_s_events_go_to_the_app_s_ring_not_the_loader_s_log():
         m.start_calibration("gain", 230.0, 5.0, 1.0, 3)
         for k in range(3):
             _read(m, front, k, watts=0.0)
-        assert sup.log.ring[-1][1:4:2] == [events.CALIBRATION_FAILED, "gain: no-signal"]
+        assert (sup.log.ring[-1][1], sup.log.ring[-1][3]) == (events.CALIBRATION_FAILED, "gain: no-signal")
         m.start_calibration("gain", 230.0, 5.0, 1.0, 3)
         for k in range(3, 6):
             _read(m, front, k, watts=1150.0)
-        assert sup.log.ring[-1][1:4:2] == [events.CALIBRATED, "gain"] and m.cal_source == "calibrated"
+        assert (sup.log.ring[-1][1], sup.log.ring[-1][3]) == (events.CALIBRATED, "gain") and m.cal_source == "calibrated"
         kinds = [e["event"] for e in store.read_json(journal.EVENTS, [])]
         assert not [k for k in kinds if k.startswith("registers") or k.startswith("calibrat") or k == "config-invalid"]
 

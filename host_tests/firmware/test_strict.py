@@ -113,7 +113,7 @@ def test_damaged_records_are_treated_as_damaged_not_raised():
                            {"seq": 3, "floor": 3, "ring": [[None, 101, None, "x"], [3, 102, None, "ok"]]})
         log = events.EventLog(clock=lambda: None)
         log.load()
-        assert log.ring == [[3, 102, None, "ok"]] and log.since(0) == [[3, 102, None, "ok"]]
+        assert log.ring == [(3, 102, None, "ok")] and log.since(0) == [(3, 102, None, "ok")]
         # a calibration whose scale is zero (a division at every reading) or not finite: the board's defaults
         board = {"frontend": {"type": "bl0942"}, "calibration": {"v_scale": 1.0, "i_scale": 1.0, "p_scale": 1.0,
                                                                    "cf_per_kwh": 3000.0}}

@@ -293,7 +293,7 @@ def test_the_calendar_changes_only_by_a_signed_command_checked_whole():
                           ("calendar_unknown", "calendar: unknown field persist_interval_s")):
             req = {"calendar": cbor.loads(cbor.loads(env(name))["body"])["args"]["calendar"], "envelope": env(name)}
             _refused(grp.calendar, req, supply_group.RC_BAD_SETTINGS)
-            assert sup.last_refusal == why and sup.log.ring[-1][1:4:2] == [events.SETTINGS_INVALID, why]
+            assert sup.last_refusal == why and (sup.log.ring[-1][1], sup.log.ring[-1][3]) == (events.SETTINGS_INVALID, why)
         assert store.read_json(meter_settings.PATH, None) is None and meter.tou == [(0, 1)]
         r = grp.calendar({"calendar": new, "envelope": env("calendar")})
         assert r == {"calendar": {"tz_offset_min": 0, "tou": [["00:00", 1], ["18:00", 2], ["22:00", 1]],
@@ -315,7 +315,7 @@ def test_cover_openings_are_tamper_events_at_most_one_a_minute():
         assert sup.status()["cover"] == {"open": False, "openings": 0}
         hal.cover_level = True
         meter.run(sup, 5, 0, None, t0_ms=1000)  # taken off, and left off: one event
-        assert [e[1:4:2] for e in sup.log.since(first)] == [[events.COVER_OPEN, "cover opened"]]
+        assert [(e[1], e[3]) for e in sup.log.since(first)] == [(events.COVER_OPEN, "cover opened")]
         hal.cover_level = False
         meter.run(sup, 1, 0, None, t0_ms=9000)
         for k in range(5):  # toggled five times, each opening shorter than a reading (the interrupt catches it)
@@ -323,12 +323,12 @@ def test_cover_openings_are_tamper_events_at_most_one_a_minute():
             meter.run(sup, 1, 0, None, t0_ms=10000 + k * 1000)
         assert len(sup.log.since(first)) == 1, "held: at most one event a minute"
         meter.run(sup, 1, 0, None, t0_ms=61000)
-        assert sup.log.ring[-1][1:4:2] == [events.COVER_OPEN, "cover opened 5 times"]
+        assert (sup.log.ring[-1][1], sup.log.ring[-1][3]) == (events.COVER_OPEN, "cover opened 5 times")
         assert sup.status()["cover"] == {"open": False, "openings": 6}
         # a meter that powers up with its cover off says so at once
         hal.cover_level = True
         again = supply.Supply(ctx, Meter(), set_rtc=lambda t: None)
-        assert again.log.ring[-1][1:4:2] == [events.COVER_OPEN, "open at power-up"]
+        assert (again.log.ring[-1][1], again.log.ring[-1][3]) == (events.COVER_OPEN, "open at power-up")
         assert again.status()["cover"] == {"open": True, "openings": 1}
 
     _run(body)
@@ -340,7 +340,7 @@ def test_update_events_before_and_after_the_app_started_reach_the_ring():
         journal.event("rollback", "slot b was not confirmed")  # the loader, at this boot, before the app
         journal.event("command", "supply.relay")  # not an update of the app: stays in the update log only
         ctx, meter, sup, grp = _setup(settings=False)
-        assert [e[1:4:2] for e in sup.log.ring if e[1] > 420] == [[events.ROLLED_BACK, "slot b was not confirmed"]]
+        assert [(e[1], e[3]) for e in sup.log.ring if e[1] > 420] == [(events.ROLLED_BACK, "slot b was not confirmed")]
         journal.event("installed", "1.2.0 into slot b")
         journal.event("confirmed", "slot b 1.2.0")
         assert [e[1] for e in sup.log.ring[-2:]] == [events.APP_INSTALLED, events.APP_CONFIRMED]
