@@ -18,6 +18,8 @@ from pathlib import Path
 
 from littlefs import LittleFS, LittleFSError, UserContext, lfs
 
+from host_tests.flash_files import lfs_config
+
 ROOT = Path(__file__).resolve().parents[1]
 for _p in (ROOT / "meterkit" / "mpy_compat", ROOT / "firmware" / "lib", ROOT / "firmware"):
     if str(_p) not in sys.path:
@@ -35,8 +37,6 @@ if True:  # firmware modules, importable once the paths are set (and CPython giv
 FS_MODULES = (store, slots, update, install, staging, image_group, loader.image, loader.commands, loader.mode, early,
               startup, loaders)
 LFS_DIR = 2  # littlefs-python's LFSStat.type for a directory
-READ_SIZE = PROG_SIZE = LOOKAHEAD = 32  # MicroPython's VfsLfs2 defaults
-BLOCK_CYCLES = 100  # MicroPython's VfsLfs2 (extmod/vfs_lfsx.c): metadata pairs move after 100 erases
 
 
 def unbind() -> None:
@@ -156,10 +156,7 @@ class Volume:
 
     def __init__(self, flash: CutFlash, block_size: int, block_count: int, fresh: bool = False):
         self.flash = flash
-        cfg = dict(block_size=block_size, block_count=block_count, read_size=READ_SIZE, prog_size=PROG_SIZE,
-                   cache_size=min(block_size, 4 * max(READ_SIZE, PROG_SIZE)), lookahead_size=LOOKAHEAD,
-                   block_cycles=BLOCK_CYCLES)
-        self.fs = LittleFS(context=flash, mount=False, **cfg)
+        self.fs = LittleFS(context=flash, mount=False, **lfs_config(block_size, block_count))
         if fresh:
             self.fs.format()
         self.fs.mount()
