@@ -72,6 +72,19 @@ def check_port(port: str) -> str:
     return port
 
 
+class _Client(SMPClient):
+    """smpclient's client, keeping the meter's MCUmgr parameters that its connect reads (it keeps only buf_size):
+    the upload's window needs buf_count, and asking again costs a round trip."""
+
+    params: Any = None
+
+    async def request(self, request: Any, timeout_s: float | None = None) -> Any:
+        rsp = await super().request(request, timeout_s)
+        if isinstance(request, MCUMgrParametersRead) and success(rsp):
+            self.params = rsp
+        return rsp
+
+
 class MeterLink:
     """`port` is a link URL: a serial device path or udp://HOST[:PORT] (modem:// is refused: not built yet).
     `timeout`: how long one request waits for its answer (on UDP, retransmissions of a request that is safe to
@@ -86,7 +99,7 @@ class MeterLink:
         self.note = note  # told of what the link does on its own (a retry after "busy")
         self.datagram_max = datagram_max
         self.console = bytearray()
-        self._client: SMPClient | None = None
+        self._client: _Client | None = None
         self._transport: Any = None
         self._params: tuple[int, int] | None = None
         # the upload's retransmission timer: adaptive on UDP; on a serial line a chunk's answer takes a known time
@@ -104,7 +117,7 @@ class MeterLink:
         # the line there is tried again, as any read's; only the port itself failing is "no device"
         for attempt in range(CONNECT_TRIES):
             self._transport = SMPSerialTransport(baudrate=self.baud)
-            self._client = SMPClient(self._transport, self.port, timeout_s=self.timeout)
+            self._client = _Client(self._transport, self.port, timeout_s=self.timeout)
             try:
                 await self._client.connect()
                 return self
@@ -124,7 +137,7 @@ class MeterLink:
 
     async def _open_udp(self) -> MeterLink:
         self._transport = SmpUdpTransport(self.url.port, self.datagram_max, self.rto)  # one timer for the link
-        self._client = SMPClient(self._transport, self.url.host, timeout_s=self.timeout)
+        self._client = _Client(self._transport, self.url.host, timeout_s=self.timeout)
         try:
             await self._client.connect()
         except OSError as e:  # a host name that does not resolve, no route to it
@@ -136,7 +149,8 @@ class MeterLink:
     async def params(self) -> tuple[int, int]:
         """The meter's SMP buffer size and count (os group's MCUmgr parameters), read once per link."""
         if self._params is None:
-            rsp = await self.request(MCUMgrParametersRead(), "mcumgr parameters", retries=3)
+            assert self._client is not None
+            rsp = self._client.params or await self.request(MCUMgrParametersRead(), "mcumgr parameters", retries=3)
             self._params = (int(rsp.buf_size), max(1, int(rsp.buf_count or 1)))
         return self._params
 
