@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any, Protocol
 
@@ -58,7 +58,7 @@ class Stats:
     chunks: int = 0
     sent_bytes: int = 0
     window: int = 1
-    go_backs: list[int] = field(default_factory=list)
+    go_backs: int = 0  # times the upload went back to the meter's offset
 
 
 async def upload(
@@ -72,7 +72,6 @@ async def upload(
     decode: Callable[[Any, bytes], Any],
     progress: Callable[[int, int], None] | None = None,
     line_errors: tuple[type[BaseException], ...] = (),
-    on_wait: Callable[[], Awaitable[None]] | None = None,
 ) -> Stats:
     """Upload `data` to slot 0; returns when the meter holds all of it. `make(request, data)` fills a request's
     chunk to the link's size (smpclient's _maximize_upload_packet); `decode(request, frame)` turns a reply frame
@@ -93,7 +92,7 @@ async def upload(
         nonlocal next_off
         inflight.clear()
         next_off = acked
-        st.go_backs.append(acked)
+        st.go_backs += 1
 
     while not (started and acked >= total):
         limit = window if started else 1
@@ -129,8 +128,6 @@ async def upload(
                 ) from None
             rto.backoff()
             go_back()
-            if on_wait is not None:
-                await on_wait()
             continue
         except line_errors:
             st.damaged += 1
