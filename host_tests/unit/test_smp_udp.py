@@ -193,3 +193,43 @@ def test_a_stopped_upload_resumes_from_the_meters_offset(meter_dir):
     assert r is not None and r.state == "accepted" and again.staged() == data
     offsets = [cbor.loads(f[8:])["off"] for f in again.requests if f[4:6] == b"\x00\x01" and f[7] == 1]
     assert offsets[0] == 0 and all(o >= held for o in offsets if o), offsets  # on from the meter's offset
+
+
+def test_ota_commands_over_a_udp_link(meter_dir, tmp_path):
+    """The CLI as a user runs it (in process): `ota info` and `ota push` of a real app image built for the board,
+    through a lossy, duplicating, reordering link, three chunks in flight as the meter reports."""
+    import json
+
+    from click.testing import CliRunner
+    from udp_meter import MeterThread
+
+    from ota_tool.cli import main
+
+    img = tmp_path / "app.img"
+    r = CliRunner().invoke(
+        main,
+        [
+            "build",
+            str(layout.FIRMWARE_DIR),
+            "--board",
+            BOARD["id"],
+            "--version",
+            "1.4.0",
+            "--key",
+            str(DEV_IMAGE_KEY),
+            "-o",
+            str(img),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    data = img.read_bytes()
+    meter = MeterThread(Faults(seed=21, loss=0.05, dup=0.05, delay=0.01), buf_count=3)
+    with meter as url:
+        info = CliRunner().invoke(main, ["info", "--port", url, "--timeout", "10", "--json"])
+        pushed = CliRunner().invoke(main, ["push", str(img), "--port", url, "--timeout", "10", "--json"])
+    assert info.exit_code == 0, info.output
+    assert json.loads(info.stdout)["board"] == BOARD["id"] and json.loads(info.stdout)["buf_count"] == 3
+    assert pushed.exit_code == 0, pushed.output
+    report = json.loads(pushed.stdout)
+    assert report["state"] == "accepted" and report["version"] == "1.4.0+0" and report["window"] == 3
+    assert meter.meter.staged() == data

@@ -149,3 +149,36 @@ class UdpMeter(asyncio.DatagramProtocol):
             return Path(staging.STAGING).read_bytes()
         except OSError:
             return b""
+
+
+class MeterThread:
+    """A UdpMeter on its own event loop in a thread, for commands that run their own loop (the ota CLI in process).
+    `with MeterThread(faults) as url:`; the cwd must be the flash root (flash() first)."""
+
+    def __init__(self, faults: Faults | None = None, buf_count: int | None = None):
+        import threading
+
+        self.meter = UdpMeter(faults, buf_count)
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.url = ""
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.url = self.loop.run_until_complete(self.meter.start())
+        self._ready.set()
+        self.loop.run_forever()
+        self.meter.close()
+        self.loop.run_until_complete(asyncio.sleep(0))
+        self.loop.close()
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the UDP meter did not start")
+        return self.url
+
+    def __exit__(self, *exc) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
