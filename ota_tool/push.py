@@ -25,7 +25,7 @@ from .link import LINE_ERRORS, MeterLink
 from .meter_groups import SignedErase, SignedReset, SignedStatesWrite, UpdateStatusRead
 
 VERDICT_TIMEOUT = 60.0
-PROBE_TIMEOUT = 1.0  # while the meter reboots: short probes
+PROBE_TIMEOUT = 1.0  # while the meter reboots: short probes (on a serial line; a radio link's round trip is longer)
 Note = Callable[[str], None]
 
 
@@ -147,6 +147,14 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
     return result
 
 
+def probe_timeout(port: str, timeout: float) -> float:
+    """How long one probe waits while the meter reboots: short on a serial line, where an answer takes
+    milliseconds; the whole timeout over UDP, where one round trip may take seconds."""
+    from .link_url import UDP, parse
+
+    return timeout if parse(port).kind == UDP else min(timeout, PROBE_TIMEOUT)
+
+
 def _refusal_rc(e: SMPUploadError) -> tuple[int, int | None]:
     """The SMP result code inside smpclient's upload error (an error response, v1 `rc` or v2 `err`)."""
     rsp = e.args[0] if e.args else None
@@ -226,7 +234,7 @@ async def after_reset(port: str, baud: int, timeout: float, booted: int | None =
     await asyncio.sleep(0.2)
     while True:
         try:
-            link = MeterLink(port, baud, min(timeout, PROBE_TIMEOUT))
+            link = MeterLink(port, baud, probe_timeout(port, timeout))
             async with link:
                 try:
                     rebooted = booted is None or ((await boot_number(link)) or 0) > booted
@@ -268,7 +276,7 @@ async def await_verdict(port: str, baud: int, timeout: float, image_hash: bytes,
     told = False
     while time.monotonic() < end:
         try:
-            link = MeterLink(port, baud, min(timeout, PROBE_TIMEOUT))
+            link = MeterLink(port, baud, probe_timeout(port, timeout))
             async with link:
                 try:
                     st = await status(link)

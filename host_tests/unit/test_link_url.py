@@ -61,3 +61,10 @@ def test_bad_links_name_the_problem(text, words):
     with pytest.raises(BadInput) as e:
         link_url.parse(text)
     assert not isinstance(e.value, NotBuilt) and words in str(e.value)
+
+
+def test_probes_after_a_reset_wait_a_radio_round_trip_over_udp():
+    from ota_tool.push import PROBE_TIMEOUT, probe_timeout
+
+    assert probe_timeout("/dev/ttyUSB0", 30.0) == PROBE_TIMEOUT
+    assert probe_timeout("udp://10.64.0.17", 30.0) == 30.0
