@@ -24,6 +24,7 @@ from .smp_udp import FrameId, Rto
 WINDOW_MAX = 4  # chunks in flight at most, whatever the meter reports
 MAX_STALLS = 12  # timeouts in a row without progress before giving up, and
 STALL_WINDOW = 60.0  # seconds without progress before giving up (the meter verifies a complete upload silently)
+IDLE_ANSWERS_MAX = 64  # answers in a row that moved the meter's offset nowhere: it refuses to take the chunk
 
 
 class Pipe(Protocol):
@@ -86,6 +87,7 @@ async def upload(
     started = False  # the first chunk was answered
     next_off = 0
     stalls = 0
+    idle_answers = 0
     progressed = time.monotonic()
 
     def go_back() -> None:
@@ -152,9 +154,17 @@ async def upload(
         stalls = 0
         if off > acked:
             acked = off
+            idle_answers = 0
             progressed = time.monotonic()
             if progress is not None:
                 progress(acked, total)
+        elif off != c.end:
+            idle_answers += 1
+            if idle_answers > IDLE_ANSWERS_MAX:
+                raise DeviceTimeout(
+                    f"upload stuck at byte {acked} of {total}: the meter answered {idle_answers - 1} chunks in a "
+                    "row without taking one"
+                )
         if off != c.end:  # the meter expects another offset (a chunk lost or out of order, or a resume)
             go_back()
     return st

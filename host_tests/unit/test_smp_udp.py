@@ -233,3 +233,14 @@ def test_ota_commands_over_a_udp_link(meter_dir, tmp_path):
     report = json.loads(pushed.stdout)
     assert report["state"] == "accepted" and report["version"] == "1.4.0+0" and report["window"] == 3
     assert meter.meter.staged() == data
+
+
+def test_a_meter_that_never_takes_a_chunk_ends_the_upload_with_a_timeout(meter_dir):
+    """A meter that answers every chunk with an offset it never moves from: exit 4's error, not an endless loop."""
+    from loader import smp
+
+    meter = UdpMeter(buf_count=2)
+    meter.ctx.server.register(smp.GROUP_IMAGE, 1, lambda req: {"off": 0}, read=False)
+    with pytest.raises(DeviceTimeout) as e:
+        asyncio.run(_push(meter, signed_image(3_000)))
+    assert "without taking one" in str(e.value)
