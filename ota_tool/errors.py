@@ -12,6 +12,14 @@ class BadInput(OtaError):
     """A file or value given to the library is not what it must be (the message names it)."""
 
 
+class NotBuilt(BadInput):
+    """A link the option names well but this ota cannot drive yet (a `modem://` link); `url` is what was parsed."""
+
+    def __init__(self, message: str, url: object = None):
+        super().__init__(message)
+        self.url = url
+
+
 class KeyProblem(OtaError):
     """A key file that cannot be used: missing, not an Ed25519 key, wrong passphrase, exists already."""
 

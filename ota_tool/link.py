@@ -1,5 +1,7 @@
-"""A meter's SMP link over a serial port, through smpclient: connect, request, and errors turned into OtaError.
-The link also keeps the text the meter printed between SMP frames (its console: log lines, a traceback)."""
+"""A meter's SMP link, named by a link URL (ota_tool/link_url.py): a serial port through smpclient's serial
+transport, or SMP over UDP with retransmission (ota_tool/smp_udp.py) through smpclient's client; connect, request,
+and errors turned into OtaError. A serial link also keeps the text the meter printed between SMP frames (its
+console: log lines, a traceback)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ from smp.exceptions import SMPException
 from smpclient import SMPClient
 from smpclient.exceptions import SMPBadSequence
 from smpclient.generics import error, error_v1, error_v2, success
+from smpclient.requests.os_management import MCUMgrParametersRead
 from smpclient.transport.serial import SMPSerialTransport
 
+from . import link_url
 from .errors import EACCESSDENIED, BadInput, DeviceRefused, DeviceTimeout, NoDevice, NoSmpReply, NotAuthorised
+from .smp_udp import DATAGRAM_MAX, RTO_FLOOR, RTO_INITIAL, Rto, SmpUdpTransport
 
 DEFAULT_TIMEOUT = 5.0
 MAX_TIMEOUT = 3600.0
@@ -28,6 +33,7 @@ CONNECT_TRIES = 3  # connects whose first answer was lost or damaged on the line
 BUSY_RETRIES = 5  # a read the meter answers "busy" (its heap is in use) is asked again this often
 BUSY_WAIT_S = 0.5
 CONSOLE_KEPT = 16384  # bytes of console text a link keeps (the newest)
+CHUNK_WAIT = 2.0  # a 2 KB chunk is answered in about 0.2 s at 115200 baud: longer means it was lost
 
 
 def check_timeout(timeout: float) -> float:
@@ -66,23 +72,52 @@ def check_port(port: str) -> str:
     return port
 
 
+class _Client(SMPClient):
+    """smpclient's client, keeping the meter's MCUmgr parameters that its connect reads (it keeps only buf_size):
+    the upload's window needs buf_count, and asking again costs a round trip."""
+
+    params: Any = None
+
+    async def request(self, request: Any, timeout_s: float | None = None) -> Any:
+        rsp = await super().request(request, timeout_s)
+        if isinstance(request, MCUMgrParametersRead) and success(rsp):
+            self.params = rsp
+        return rsp
+
+
 class MeterLink:
+    """`port` is a link URL: a serial device path or udp://HOST[:PORT] (modem:// is refused: not built yet).
+    `timeout`: how long one request waits for its answer (on UDP, retransmissions of a request that is safe to
+    repeat happen inside it). `datagram_max`: on UDP, the largest SMP frame one datagram carries."""
+
     def __init__(self, port: str, baud: int = 115200, timeout: float = DEFAULT_TIMEOUT,
-                 note: Callable[[str], None] | None = None):
-        self.port = check_port(port)
+                 note: Callable[[str], None] | None = None, datagram_max: int = DATAGRAM_MAX):
+        self.url = link_url.parse(port)
+        self.port = check_port(port) if self.url.kind == link_url.SERIAL else str(self.url)
         self.baud = check_baud(baud)
         self.timeout = check_timeout(timeout)
         self.note = note  # told of what the link does on its own (a retry after "busy")
+        self.datagram_max = datagram_max
         self.console = bytearray()
-        self._client: SMPClient | None = None
-        self._transport: SMPSerialTransport | None = None
+        self._client: _Client | None = None
+        self._transport: Any = None
+        self._params: tuple[int, int] | None = None
+        # the upload's retransmission timer: adaptive on UDP; on a serial line a chunk's answer takes a known time
+        self.rto = (Rto(min(RTO_INITIAL, self.timeout), min(RTO_FLOOR, self.timeout)) if self.udp else
+                    Rto(min(self.timeout, CHUNK_WAIT), min(self.timeout, CHUNK_WAIT), max(self.timeout, CHUNK_WAIT)))
+
+    @property
+    def udp(self) -> bool:
+        return self.url.kind == link_url.UDP
 
     async def __aenter__(self) -> MeterLink:
+        if self.udp:
+            return await self._open_udp()
         # smpclient's connect opens the port and reads the meter's buffer parameters: an answer lost or damaged on
         # the line there is tried again, as any read's; only the port itself failing is "no device"
         for attempt in range(CONNECT_TRIES):
             self._transport = SMPSerialTransport(baudrate=self.baud)
-            self._client = SMPClient(self._transport, self.port, timeout_s=self.timeout)
+            self._client = _Client(self._transport, self.port, timeout_s=self.timeout)
             try:
                 await self._client.connect()
                 return self
@@ -99,6 +134,43 @@ class MeterLink:
             except Exception as e:  # pyserial raises SerialException for a missing or busy port
                 raise NoDevice(f"cannot open {self.port}: {e}") from e
         return self
+
+    async def _open_udp(self) -> MeterLink:
+        self._transport = SmpUdpTransport(self.url.port, self.datagram_max, self.rto)  # one timer for the link
+        self._client = _Client(self._transport, self.url.host, timeout_s=self.timeout)
+        try:
+            await self._client.connect()
+        except OSError as e:  # a host name that does not resolve, no route to it
+            raise NoDevice(f"cannot reach {self.port}: {e.strerror or e}") from e
+        except TimeoutError as e:
+            raise NoDevice(f"cannot open a UDP socket to {self.port} (timed out)") from e
+        return self
+
+    async def params(self) -> tuple[int, int]:
+        """The meter's SMP buffer size and count (os group's MCUmgr parameters), read once per link."""
+        if self._params is None:
+            assert self._client is not None
+            rsp = self._client.params or await self.request(MCUMgrParametersRead(), "mcumgr parameters", retries=3)
+            self._params = (int(rsp.buf_size), max(1, int(rsp.buf_count or 1)))
+        return self._params
+
+    async def send(self, data: bytes) -> None:
+        """One frame out (the upload's window uses the transport directly)."""
+        await self._transport.send(data)
+
+    async def receive(self) -> bytes:
+        return await self._transport.receive()
+
+    def decode(self, req: Any, frame: bytes) -> Any:
+        """A reply frame to `req` as its response or error type (smpclient's decoding); ValueError if neither."""
+        from pydantic import ValidationError
+
+        for kind in (req._Response, req._ErrorV1, req._ErrorV2):
+            try:
+                return kind.loads(frame)
+            except ValidationError:
+                continue
+        raise ValueError(f"a reply to {type(req).__name__} that decodes as none of its types")
 
     async def __aexit__(self, *exc: Any) -> None:
         self._take_console()
@@ -125,19 +197,24 @@ class MeterLink:
         assert self._client is not None
         busy = 0
         attempt = 0
+        sent_again = 0
+        if self.udp:  # the transport sends again what is safe to repeat, within the timeout
+            self._transport.resend = retries > 0
+            sent_again = self._transport.retransmissions
         while True:
             try:
                 rsp = await self._client.request(req)
             except LINE_ERRORS as e:
                 self._take_console()
-                if attempt >= retries:
+                if attempt >= retries or self.udp:
                     if self.console:
                         tail = self.console[-80:].decode("utf-8", "replace").strip().splitlines()
                         raise NoSmpReply(f"{what}: {self.port} answers, but no SMP reply within {self.timeout:g} s "
                                          f"(it printed {tail[-1][:60]!r} …): a REPL or a stopped app? "
                                          f"`mpremote connect {self.port} reset`") from e
+                    tries = self._transport.retransmissions - sent_again + 1 if self.udp else retries + 1
                     raise DeviceTimeout(f"{what}: no valid answer from {self.port} within {self.timeout:g} s"
-                                        + (f" ({retries + 1} tries)" if retries else "")) from e
+                                        + (f" ({tries} tries)" if tries > 1 else "")) from e
                 attempt += 1
                 await asyncio.sleep(0.1)
                 continue

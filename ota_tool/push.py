@@ -1,6 +1,6 @@
 """Pushing a signed image to a meter over SMP, the whole workflow: check the image against what the meter reports
-(board, key, security counter, slot size) before a byte is sent; upload (smpclient's chunking, sized by the
-meter's buf_size); wait for the meter's own verdict; then, for an install, check every envelope it needs, mark the
+(board, key, security counter, slot size) before a byte is sent; upload (chunks sized by the meter's buf_size and
+the link, several in flight where the meter reports the buffers: ota_tool/upload.py); wait for the meter's own verdict; then, for an install, check every envelope it needs, mark the
 upload pending, reset, wait for the meter to come back and report what it runs — and whether a test boot failed
 and rolled back, with the reason the meter recorded and the last lines it printed.
 
@@ -18,16 +18,14 @@ from smpclient.exceptions import SMPUploadError
 from smpclient.requests.image_management import ImageStatesRead
 
 from . import image
+from . import upload as uploading
 from .authority import IMAGE_ERASE, IMAGE_STATE, OS_RESET, Authority
 from .errors import DeviceRefused, DeviceTimeout, ImageRejected, NotAuthorised, OtaError, RolledBack
 from .link import LINE_ERRORS, MeterLink
 from .meter_groups import SignedErase, SignedReset, SignedStatesWrite, UpdateStatusRead
 
 VERDICT_TIMEOUT = 60.0
-CHUNK_TIMEOUT = 2.0  # a 2 KB chunk is answered in about 0.2 s at 115200 baud: longer means it was lost
-MAX_STALLS = 12  # retries in a row without progress before giving up, and
-STALL_WINDOW = VERDICT_TIMEOUT  # seconds without progress before giving up
-PROBE_TIMEOUT = 1.0  # while the meter reboots: short probes
+PROBE_TIMEOUT = 1.0  # while the meter reboots: short probes (on a serial line; a radio link's round trip is longer)
 Note = Callable[[str], None]
 
 
@@ -48,6 +46,8 @@ class PushResult:
     after: str | None = None
     slots: list | None = None
     retries: int = 0
+    window: int = 1
+    sent_bytes: int = 0
     skipped_state_write: bool = False
     trial: dict | None = None
     console: list[str] = field(default_factory=list)
@@ -111,46 +111,27 @@ def preflight(data: bytes, st: dict, board: str | None) -> None:
         raise ImageRejected(f"{e} (the meter would refuse to install it)", e.reason) from e
 
 
-async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None] | None = None) -> PushResult:
-    """Upload `data`; a chunk or answer lost or corrupted on the line is retried (the meter resumes from what it
-    has), so a noisy cable costs time, never a wrong image. Then wait for the meter's verdict."""
+async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None] | None = None,
+               window: int | None = None) -> PushResult:
+    """Upload `data` with up to `window` chunks in flight (default: as many as the meter reports request buffers,
+    ota_tool/upload.py); a chunk or answer lost, repeated or out of order is sent again from the meter's offset, so
+    a noisy line costs time, never a wrong image. Then wait for the meter's verdict."""
     assert link._client is not None
+    if window is None:
+        window = (await link.params())[1]
+    client = link._client
     t0 = time.monotonic()
-    done = 0
-    stalls = 0
-    stalled_at = 0.0
-    retries = 0
-    first_timeout = max(link.timeout, 10.0)  # the first chunk may wait for the previous upload to be cleared
-    while True:
-        try:
-            async for off in link._client.upload(data, slot=0, first_timeout_s=first_timeout,
-                                                 subsequent_timeout_s=min(link.timeout, CHUNK_TIMEOUT)):
-                if off > done:
-                    done = off
-                    stalls = 0
-                if progress:
-                    progress(off, len(data))
-            break
-        except SMPUploadError as e:
-            # the meter refused a chunk (e.g. a bad header in the first one): its update status says why
-            st = await link.request(UpdateStatusRead(), "update status")
-            if st.state == "rejected":
-                raise UpdateRejected(st.reason) from e
-            rc, group = _refusal_rc(e)
-            raise DeviceRefused("upload", rc, group) from e
-        except LINE_ERRORS as e:
-            if stalls == 0:
-                stalled_at = time.monotonic()
-            stalls += 1
-            retries += 1
-            # the meter answers nothing while it verifies a complete upload (seconds on a board, more on a loaded
-            # host's VM): a last chunk whose answer was lost is retried for as long as a verdict may take
-            if stalls > MAX_STALLS and time.monotonic() - stalled_at > STALL_WINDOW:
-                raise DeviceTimeout(f"upload stalled at byte {done} of {len(data)}: {stalls - 1} retries in "
-                                    f"{time.monotonic() - stalled_at:.0f} s got no answer ({type(e).__name__}); "
-                                    "rerun to resume") from e
-            first_timeout = min(link.timeout, 1.5 * CHUNK_TIMEOUT)  # a resume is answered as fast as a chunk
-            await asyncio.sleep(0.05 * stalls)  # let a late answer arrive and be dropped
+    try:
+        stats = await uploading.upload(link, client._maximize_upload_packet, data, window=window, rto=link.rto,
+                                       first_wait=max(link.timeout, 10.0), decode=link.decode, progress=progress,
+                                       line_errors=LINE_ERRORS)
+    except uploading.Refused as e:
+        # the meter refused a chunk (e.g. a bad header in the first one): its update status says why
+        st = await link.request(UpdateStatusRead(), "update status", retries=3)
+        if st.state == "rejected":
+            raise UpdateRejected(st.reason) from e
+        rc, group = _refusal_rc(SMPUploadError(e.rsp))
+        raise DeviceRefused("upload", rc, group) from e
     seconds = time.monotonic() - t0
     end = time.monotonic() + VERDICT_TIMEOUT
     while True:
@@ -159,10 +140,19 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
             break
         await asyncio.sleep(0.2)
     result = PushResult(uploaded=len(data), seconds=seconds, state=st.state, reason=st.reason,
-                        version=st.image_version, image_hash=bytes(st.hash) if st.hash else None, retries=retries)
+                        version=st.image_version, image_hash=bytes(st.hash) if st.hash else None,
+                        retries=stats.retries, window=stats.window, sent_bytes=stats.sent_bytes)
     if st.state != "accepted":
         raise UpdateRejected(st.reason or st.state)
     return result
+
+
+def probe_timeout(port: str, timeout: float) -> float:
+    """How long one probe waits while the meter reboots: short on a serial line, where an answer takes
+    milliseconds; the whole timeout over UDP, where one round trip may take seconds."""
+    from .link_url import UDP, parse
+
+    return timeout if parse(port).kind == UDP else min(timeout, PROBE_TIMEOUT)
 
 
 def _refusal_rc(e: SMPUploadError) -> tuple[int, int | None]:
@@ -244,7 +234,7 @@ async def after_reset(port: str, baud: int, timeout: float, booted: int | None =
     await asyncio.sleep(0.2)
     while True:
         try:
-            link = MeterLink(port, baud, min(timeout, PROBE_TIMEOUT))
+            link = MeterLink(port, baud, probe_timeout(port, timeout))
             async with link:
                 try:
                     rebooted = booted is None or ((await boot_number(link)) or 0) > booted
@@ -286,7 +276,7 @@ async def await_verdict(port: str, baud: int, timeout: float, image_hash: bytes,
     told = False
     while time.monotonic() < end:
         try:
-            link = MeterLink(port, baud, min(timeout, PROBE_TIMEOUT))
+            link = MeterLink(port, baud, probe_timeout(port, timeout))
             async with link:
                 try:
                     st = await status(link)

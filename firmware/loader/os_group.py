@@ -14,6 +14,12 @@ _ERR_INFO_FORMAT = const(2)  # OS group rc for an unknown info format character
 INFO_ALL = "snrvbmpio"
 RESET_MIN_UPTIME_MS = const(30000)
 CMD_NAME_RESET = "os.reset"
+# Request buffers the console offers a host (buf_count): a USB CDC console is flow controlled (MicroPython's rp2
+# port leaves what its 512-byte stdin ring cannot take in TinyUSB, whose endpoint then holds the host back), so a
+# second request waits whole while the first is served; a UART console is not (the ESP32 port's 260-byte stdin ring
+# drops what it cannot take), so one request at a time.
+CONSOLE_USB = "usb"
+_BUFS_FLOW_CONTROLLED = const(2)
 
 
 class OsGroup:
@@ -59,7 +65,9 @@ class OsGroup:
         return {}
 
     def params(self, req):
-        return {"buf_size": smp.BUF_SIZE, "buf_count": 1}
+        console = self.ctx.board.get("uarts", {}).get("console", {})
+        return {"buf_size": smp.BUF_SIZE,
+                "buf_count": _BUFS_FLOW_CONTROLLED if console.get("id") == CONSOLE_USB else 1}
 
     def _field(self, ch):
         b = self.ctx.board

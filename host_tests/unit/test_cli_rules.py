@@ -160,6 +160,12 @@ BASE = {
     ("meter", "credit-reset"): lambda f: ([], [*P, "--balance", "1", "--top-tid", "1"]),
 }
 
+# --port values that are no link (each one line naming the problem, exit 2), and the modem link not built yet
+BAD_LINKS = ["udp://", "udp://:1337", "udp://10.0.0.1:0", "udp://10.0.0.1:99999", "udp://10.0.0.1:port",
+             "udp://10.0.0.1/path", "udp://user@10.0.0.1", "udp://no_such..host", "ftp://10.0.0.1",
+             "udp:/10.0.0.1", "modem://ttyUSB2?to=10.0.0.1", "modem:///dev/ttyUSB2",
+             "modem:///dev/ttyUSB2?to=10.0.0.1&pin=1234", "modem:///dev/ttyUSB2?to=", "bad\x01port"]
+NOT_BUILT = "modem:///dev/ttyUSB2?to=10.64.0.17&apn=meters.example"
 BAD_NUMBERS = ["abc", "-5", "nan", "inf", "-inf", "1e309", "99999999999999999999999"]
 # values that are valid for a particular option (a balance may be negative: a debt)
 VALID = {(("meter", "credit-reset"), "balance", "-5"), (("meter", "clock"), "at", "-5"),
@@ -195,6 +201,7 @@ def cases() -> list[tuple[tuple[str, ...], str, str, str]]:
                 out.append((path, p.name, "choice", "bogus"))
             elif p.name == "port":
                 out.append((path, p.name, "port", NOPORT))
+                out += [(path, p.name, "link", v) for v in (*BAD_LINKS, NOT_BUILT)]
             elif isinstance(t, click.types.StringParamType) and p.name not in ("text", "passphrase_env"):
                 out += [(path, p.name, "string", v) for v in ("",) if (path, p.name, v) not in VALID]
     return out
@@ -231,6 +238,10 @@ def test_bad_input_gets_one_message_and_a_documented_exit(path, param, kind, val
     assert r.exit_code in {int(c) for c in Exit} - {0, 1, 130}, (r.exit_code, text)
     if param != "port":
         assert r.exit_code != Exit.NO_DEVICE, f"the bad {param} went unnoticed to the port: {text}"
+    if kind == "link":  # a link URL is checked before anything is opened or read
+        assert r.exit_code == Exit.USAGE and "--port" in r.stderr, text
+        if value == NOT_BUILT:
+            assert "not built yet" in r.stderr, text
     messages = [ln for ln in r.stderr.splitlines() if ln.startswith(("ota:", "Error:"))]
     assert len(messages) == 1, text
 
@@ -256,3 +267,26 @@ def test_a_missing_port_fails_at_once_naming_the_ports_that_exist():
     r = run("info", "--port", NOPORT)
     assert r.exit_code == Exit.NO_DEVICE and "no port /nonexistent/ttyNOPE" in r.stderr
     assert "STATE/console" in r.stderr
+
+
+@pytest.mark.parametrize("path", [("console",), ("provision",)], ids=" ".join)
+def test_commands_that_need_a_serial_port_say_so_for_a_udp_link(path, tmp_path):
+    pos, opts = BASE[path](Files(tmp_path))
+    opts = [o if o != NOPORT else "udp://127.0.0.1" for o in opts]
+    r = run(*path, *pos, *opts)
+    assert r.exit_code == Exit.USAGE and "needs the meter's serial port" in r.stderr, r.output
+
+
+def test_a_udp_link_with_no_meter_behind_it_times_out(tmp_path):
+    """A udp:// link opens at once (UDP has no connection): no answer within --timeout is exit 4, one line."""
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))  # a port that takes datagrams and never answers
+    try:
+        r = run("echo", "--port", f"udp://127.0.0.1:{s.getsockname()[1]}", "--timeout", "0.5", "--json")
+    finally:
+        s.close()
+    assert r.exit_code == Exit.TIMEOUT, r.output
+    obj = json.loads(r.stdout.strip().splitlines()[-1])
+    assert obj["error"] == "timeout" and "udp://127.0.0.1" in obj["message"]

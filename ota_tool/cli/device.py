@@ -20,11 +20,13 @@ from .options import (
     auth_options,
     authority,
     bar,
+    check_link,
     emit,
     json_option,
     note,
     port_options,
     read_input,
+    serial_only,
 )
 
 IN_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
@@ -145,7 +147,7 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
         r = run(pushing.update(port, baud, timeout, data, mode_, auth, reset_wait, verdict_wait,
                                check=not no_local_check, progress=progress, note=note))
     report = {"uploaded": r.uploaded, "seconds": round(r.seconds, 3), "rate": round(r.rate), "state": r.state,
-              "version": r.version, "before": r.before, "retries": r.retries}
+              "version": r.version, "before": r.before, "retries": r.retries, "window": r.window}
     if mode_:
         report.update({"after": r.after, "slots": r.slots, "trial": r.trial,
                        "skipped_state_write": r.skipped_state_write})
@@ -228,6 +230,8 @@ def console(port: str, baud: int, timeout: float, follow: bool, seconds: float) 
     emulated meter's extra console (the meter answers one request at a time)."""
     import asyncio
 
+    serial_only(port, "ota console (the text a meter prints on its serial port)")
+
     async def go():
         async with MeterLink(port, baud, timeout) as link:
             transport = link._transport
@@ -248,7 +252,7 @@ def console(port: str, baud: int, timeout: float, follow: bool, seconds: float) 
 
 
 @click.command()
-@click.option("--port", required=True, help=PORT_HELP)
+@click.option("--port", required=True, callback=check_link, help=PORT_HELP)
 @click.option("--baud", type=int, default=115200, show_default=True, callback=_baud, help="Line rate.")
 @click.option("--board", "board_id", required=True, help="Board id from boards/ (what the meter is built on).")
 @click.option("--lock", is_flag=True, help="Leave the meter locked: REPL and Ctrl-C off, signed commands only, "
@@ -290,7 +294,7 @@ def provision(port: str, baud: int, board_id: str, lock: bool, trust_file: Path 
     fw = firmware_dir or layout.FIRMWARE_DIR
     if not ((fw / "loader").is_dir() and (fw / "app").is_dir()):
         raise BadInput(f"{fw}: not a meterkit firmware folder (no loader/ and app/)")
-    check_port(port)
+    check_port(serial_only(port, "provisioning (through the board's REPL)"))
     with bar("provision", None) as progress:
         r = prov.provision(port, board, baud=baud, lock=lock, store=store, meter_id=meter_id,
                            firmware_dir=fw, progress=progress)

@@ -16,12 +16,14 @@ from typing import Any, NoReturn
 
 import click
 
-from .. import keys
-from ..errors import OtaError
+from .. import keys, link_url
+from ..errors import BadInput, OtaError
 from ..link import BAUD_RATES, MAX_TIMEOUT
 from .exits import Exit, exit_for, kind
 
-PORT_HELP = "Serial port of the meter: /dev/ttyUSB0, /dev/ttyACM0, or an emulator's STATE/console."
+PORT_HELP = ("The meter's link: a serial port (/dev/ttyUSB0, /dev/ttyACM0, an emulator's STATE/console), or "
+             "udp://HOST[:1337] (SMP over UDP through an IP route to the meter; raise --timeout on NB-IoT); "
+             "modem:///dev/ttyUSB2?to=ADDR is not built yet.")
 JSON_KEY = "ota.json"
 
 
@@ -81,11 +83,25 @@ def _baud(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
     return value
 
 
+def check_link(_ctx: click.Context | None, _param: click.Parameter | None, value: str | None) -> str | None:
+    """--port is a link URL: one line naming what is wrong with it (exit 2), before anything else is done."""
+    if value is not None:
+        link_url.parse(value)  # BadInput (and NotBuilt for modem://) end in fail(): "ota: ...", exit 2
+    return value
+
+
+def serial_only(port: str, what: str) -> str:
+    """Commands that need a serial port (the REPL, the console text): BadInput for any other link."""
+    if link_url.parse(port).kind != link_url.SERIAL:
+        raise BadInput(f"--port {port}: {what} needs the meter's serial port (a device path)")
+    return port
+
+
 def port_options(f):
     f = click.option("--timeout", type=Finite(0, MAX_TIMEOUT, min_open=True), default=5.0, show_default=True, callback=_timeout,
                      help="Seconds to wait for each answer.")(f)
     f = click.option("--baud", type=int, default=115200, show_default=True, callback=_baud, help="Line rate.")(f)
-    return click.option("--port", required=True, help=PORT_HELP)(f)
+    return click.option("--port", required=True, callback=check_link, help=PORT_HELP)(f)
 
 
 def auth_options(f=None, *, key_help: str = "Command-role private key: signs what a locked meter asks to be signed.",

@@ -1,0 +1,125 @@
+"""A meter's link named by one string, in the manner of pyserial's URL handlers: a device path (`/dev/ttyUSB0`, an
+emulator's `STATE/console`), `udp://HOST[:PORT]` (SMP over UDP through an IP route to the meter: the operator's
+private APN, a test network; port 1337 by default), and `modem:///dev/ttyUSB2?to=ADDR[&apn=NAME]` (a USB NB-IoT
+modem driven with AT commands: reserved, not built yet). Parsing only: the link itself is ota_tool/link.py."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+from .errors import BadInput, NotBuilt
+
+SMP_UDP_PORT = 1337  # SMP over UDP (STANDARDS.md)
+SERIAL = "serial"
+UDP = "udp"
+MODEM = "modem"
+SCHEMES = (UDP, MODEM)
+MODEM_PARAMS = ("to", "apn")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)*\.?"
+)
+URL_FORMS = "a device path (/dev/ttyUSB0), udp://HOST[:PORT] or modem:///dev/ttyUSB2?to=ADDR"
+
+
+@dataclass(frozen=True)
+class LinkUrl:
+    kind: str  # SERIAL, UDP or MODEM
+    path: str = ""  # SERIAL, MODEM: the device
+    host: str = ""  # UDP: the meter's address; MODEM: the meter's address (`to`)
+    port: int = SMP_UDP_PORT
+    params: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        if self.kind == UDP:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            return f"udp://{host}:{self.port}"
+        if self.kind == MODEM:
+            return f"modem://{self.path}?" + "&".join(f"{k}={v}" for k, v in self.params.items())
+        return self.path
+
+
+def parse(text: str) -> LinkUrl:
+    """The link `text` names; BadInput naming the problem for anything else. A `modem://` link is checked, then
+    refused with NotBuilt (this ota cannot drive a modem yet)."""
+    if not isinstance(text, str) or not text.strip():
+        raise BadInput("--port is empty: give " + URL_FORMS)
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise BadInput(f"--port {text!r} holds control characters: give " + URL_FORMS)
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if m is None:
+        if text.lower().startswith(tuple(f"{x}:" for x in SCHEMES)):
+            raise BadInput(f"--port {text!r}: a link URL starts SCHEME:// (two slashes); give " + URL_FORMS)
+        if "://" in text:
+            raise BadInput(f"--port {text!r}: not a link URL; give " + URL_FORMS)
+        return LinkUrl(SERIAL, path=text)
+    scheme = m.group(1).lower()
+    if scheme not in SCHEMES:
+        raise BadInput(f"--port {text!r}: unknown link scheme {scheme}://; give " + URL_FORMS)
+    parts = urlsplit(text)
+    if scheme == UDP:
+        return _udp(text, parts)
+    return _modem(text, parts)
+
+
+def _udp(text: str, parts) -> LinkUrl:
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise BadInput(f"--port {text!r}: a udp link is udp://HOST[:PORT] and nothing more")
+    if parts.username is not None or parts.password is not None:
+        raise BadInput(f"--port {text!r}: a udp link takes no user name or password")
+    host = parts.hostname or ""
+    if not host:
+        raise BadInput(f"--port {text!r}: no host; give udp://HOST[:PORT], e.g. udp://10.64.0.17")
+    check_host(host, text)
+    try:
+        port = parts.port
+    except ValueError:
+        raise BadInput(f"--port {text!r}: the port must be a number from 1 to 65535") from None
+    if port is None:
+        if parts.netloc.endswith(":"):
+            raise BadInput(f"--port {text!r}: the port after ':' is empty")
+        port = SMP_UDP_PORT
+    if not 1 <= port <= 65535:
+        raise BadInput(f"--port {text!r}: the port must be a number from 1 to 65535")
+    return LinkUrl(UDP, host=host, port=port)
+
+
+def check_host(host: str, text: str) -> None:
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+", host) or not _HOSTNAME.fullmatch(host):
+        raise BadInput(f"--port {text!r}: {host!r} is neither an IP address nor a host name")
+
+
+def _modem(text: str, parts) -> LinkUrl:
+    if parts.netloc:
+        raise BadInput(
+            f"--port {text!r}: a modem link names its device after three slashes: modem:///dev/ttyUSB2?to=ADDR"
+        )
+    if not parts.path or parts.path == "/":
+        raise BadInput(f"--port {text!r}: no modem device; give modem:///dev/ttyUSB2?to=ADDR")
+    try:
+        q = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise BadInput(f"--port {text!r}: the part after '?' is not NAME=VALUE&...") from None
+    unknown = sorted(set(q) - set(MODEM_PARAMS))
+    if unknown:
+        raise BadInput(f"--port {text!r}: unknown modem parameter {unknown[0]!r}; it takes " + ", ".join(MODEM_PARAMS))
+    for k, v in q.items():
+        if len(v) != 1 or not v[0]:
+            raise BadInput(f"--port {text!r}: give {k}= once, with a value")
+    if "to" not in q:
+        raise BadInput(f"--port {text!r}: a modem link needs the meter's address: ?to=ADDR")
+    check_host(q["to"][0], text)
+    url = LinkUrl(MODEM, path=parts.path, host=q["to"][0], params={k: v[0] for k, v in q.items()})
+    raise NotBuilt(
+        f"--port {text!r}: modem links (a USB NB-IoT modem driven with AT commands) are not built yet "
+        "in this ota; reach the meter with udp://ADDR through an IP route, or its serial port",
+        url,
+    )
