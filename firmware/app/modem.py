@@ -108,7 +108,7 @@ class Socket:
             ok = await m.dialect.send(m.at, self.id, data, n)
         except AtTimeout:
             m.lose("send timed out")
-            raise LinkDown("send timed out")
+            raise LinkDown("send timed out") from None
         if not ok:
             raise SendFailed()
         self.modem.sent += 1
@@ -288,8 +288,8 @@ class Modem:
         self.registration(await self.dialect.registration(self.at))
         try:
             await asyncio.wait_for(self._until_registered(), self.register_ms / 1000)
-        except asyncio.TimeoutError:
-            raise LinkDown("not registered: +CEREG stat %d" % self.stat)
+        except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
+            raise LinkDown("not registered: +CEREG stat %d" % self.stat) from None
         for s in list(self.sockets.values()):
             await self._open(s)
         if self._lost.is_set():  # lost again while the sockets opened
@@ -323,8 +323,8 @@ class Modem:
         await self.dialect.open(self.at, s.id, s.ip, s.rport, s.lport)
         try:
             await asyncio.wait_for(self._until_opened(s), self.open_ms / 1000)
-        except asyncio.TimeoutError:
-            raise AtTimeout(b"+QIOPEN")
+        except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
+            raise AtTimeout(b"+QIOPEN") from None
         if s.err != 0:
             raise AtError(b"+QIOPEN", s.err, self.kind.ERRORS.get(s.err, ""))
 

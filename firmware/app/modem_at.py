@@ -30,6 +30,7 @@ _ERROR = b"ERROR"
 _CME = b"+CME ERROR: "
 _CMS = b"+CMS ERROR: "
 _HEX = b"0123456789ABCDEF"
+_NO_FINALS = ()  # type: tuple
 
 
 class AtError(Exception):
@@ -124,7 +125,7 @@ class AtChannel:
         self._done = asyncio.Event()
         self._pending = False
         self._prefix = None
-        self._finals = ()
+        self._finals = _NO_FINALS
         self._skip_ok = False
         self.final = None  # the last command's final line (bytes)
         self.info = []  # its information lines (bytes), at most INFO_LINES
@@ -252,7 +253,7 @@ class AtChannel:
                 self._want_prompt = False
             final = self.final
             if final is None:
-                raise AtTimeout(cmd)
+                raise AtTimeout(cmd) from None
             if final == _ERROR:
                 raise AtError(cmd, NO_CODE, "")
             if starts(final, len(final), _CME) or starts(final, len(final), _CMS):
@@ -263,5 +264,5 @@ class AtChannel:
     async def _wait(self, cmd, timeout_ms):
         try:
             await asyncio.wait_for(self._done.wait(), timeout_ms / 1000)
-        except asyncio.TimeoutError:
-            raise AtTimeout(cmd)
+        except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
+            raise AtTimeout(cmd) from None

@@ -127,4 +127,3 @@ class Dialect:
             if starts(buf, n, k):
                 return True
         return False
-

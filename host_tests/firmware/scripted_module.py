@@ -38,7 +38,7 @@ class Script:
             if i < 0:
                 return
             line = bytes(self._in[:i])
-            self._in = self._in[i + 1:]
+            self._in = self._in[i + 1 :]
             self.commands.append(line)
             reply = self.answer(line)
             if reply:
@@ -171,7 +171,7 @@ class Bc660k:
         if cmd == b"AT+CEREG?":
             return b"\r\n+CEREG: 1,%d\r\n\r\nOK\r\n" % self.stat
         if cmd.startswith(b"AT+QIOPEN="):
-            sid = cmd[len(b"AT+QIOPEN=0,"):].split(b",")[0]
+            sid = cmd[len(b"AT+QIOPEN=0,") :].split(b",")[0]
             return b"\r\nOK\r\n\r\n+QIOPEN: " + sid + b",0\r\n"
         if cmd.startswith(b"AT+QISEND="):
             self.sent.append(cmd.split(b",")[2].strip(b'"'))

@@ -5,9 +5,9 @@ timeouts, every error path and the recovery (re-register, reopen, power-key puls
 
 import asyncio
 
-import fwtest
 from scripted_module import Bc660k, Pin, Script, allocated, recv_urc, run, start_counting, stop_counting, stream
 
+import fwtest
 from app import modem, modem_bc660k
 from app.modem_at import NO_CODE, AtChannel, AtError, AtTimeout, hex_into, unhex_into
 
@@ -90,8 +90,13 @@ def test_urcs_between_response_lines_and_after_ok_are_dispatched():
     def answer(cmd):
         if cmd == b"AT+CEREG?":
             # a datagram and a status URC inside the response, a datagram after OK
-            return (b"\r\n+CEREG: 1,2\r\n" + recv_urc(0, b"in") + b'\r\n+QIURC: "pdpdeact",1\r\n\r\nOK\r\n'
-                    + recv_urc(0, b"after") + b"\r\n+CEREG: 1\r\n")
+            return (
+                b"\r\n+CEREG: 1,2\r\n"
+                + recv_urc(0, b"in")
+                + b'\r\n+QIURC: "pdpdeact",1\r\n\r\nOK\r\n'
+                + recv_urc(0, b"after")
+                + b"\r\n+CEREG: 1\r\n"
+            )
         return b"\r\nOK\r\n"
 
     script, m = make(answer)
@@ -118,7 +123,7 @@ def scenario(cuts):
 
     def answer(cmd):
         if cmd == b"AT+CGSN=1":
-            return b"\r\n+CGSN: 866123\r\n+QIURC: \"recv\",0,3,\"616263\"\r\n\r\nOK\r\n\r\nWHAT\r\n+CEREG: 2\r\n"
+            return b'\r\n+CGSN: 866123\r\n+QIURC: "recv",0,3,"616263"\r\n\r\nOK\r\n\r\nWHAT\r\n+CEREG: 2\r\n'
         if cmd == b"AT+X":
             return b"\r\n\x00\xff junk\r\n+CME ERROR: 50\r\n" + recv_urc(0, bytes(range(200)))
         return b"\r\nOK\r\n"
@@ -259,8 +264,12 @@ def test_a_command_without_answer_times_out_and_the_next_one_works():
 
 
 def test_error_results_are_named():
-    replies = {b"AT+A": b"\r\nERROR\r\n", b"AT+B": b"\r\n+CME ERROR: 302\r\n", b"AT+C": b"\r\n+CME ERROR: 9999\r\n",
-               b"AT+D": b"\r\n+CMS ERROR: 304\r\n"}
+    replies = {
+        b"AT+A": b"\r\nERROR\r\n",
+        b"AT+B": b"\r\n+CME ERROR: 302\r\n",
+        b"AT+C": b"\r\n+CME ERROR: 9999\r\n",
+        b"AT+D": b"\r\n+CMS ERROR: 304\r\n",
+    }
     script = Script(lambda cmd: replies[cmd])
     at = AtChannel(stream(script), lambda buf, n: False, 64, modem_bc660k.ERRORS)
     got = []
@@ -275,8 +284,12 @@ def test_error_results_are_named():
         stop(task)
 
     run(main)
-    assert got == [(b"AT+A", NO_CODE, ""), (b"AT+B", 302, "UE busy"), (b"AT+C", 9999, ""),
-                   (b"AT+D", 304, "PDN not active")]
+    assert got == [
+        (b"AT+A", NO_CODE, ""),
+        (b"AT+B", 302, "UE busy"),
+        (b"AT+C", 9999, ""),
+        (b"AT+D", 304, "PDN not active"),
+    ]
 
 
 def test_a_prompted_command_writes_its_data_after_the_prompt_and_not_after_a_refusal():
