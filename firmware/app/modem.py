@@ -150,6 +150,14 @@ class Modem:
     """The transport. `run()` is its supervisor task; `open()` a socket; `link` one of LINK_*; `notify(event)` is
     called with EVENT_* as the link changes."""
 
+    # recovery timing in ms: class values, which a test shortens on its instance
+    sync_ms = _SYNC_MS
+    register_ms = _REGISTER_MS
+    open_ms = _OPEN_MS
+    backoff_ms = _BACKOFF_MIN_MS
+    backoff_max_ms = _BACKOFF_MAX_MS
+    boot_ms = _BOOT_MS
+
     def __init__(self, stream, kind, pwrkey=None, notify=None):
         self.kind = kind
         self.max_datagram = kind.MAX_DATAGRAM
@@ -162,13 +170,6 @@ class Modem:
         self.sockets = {}
         self._changed = asyncio.Event()
         self._lost = asyncio.Event()
-        # recovery timing, in ms (instance values so a test can shorten them)
-        self.sync_ms = _SYNC_MS
-        self.register_ms = _REGISTER_MS
-        self.open_ms = _OPEN_MS
-        self.backoff_ms = _BACKOFF_MIN_MS
-        self.backoff_max_ms = _BACKOFF_MAX_MS
-        self.boot_ms = _BOOT_MS
         self.pwrkey_ms = kind.PWRKEY_MS
         # counters, for diagnosis
         self.failures = 0  # failed bring-ups in a row

@@ -133,6 +133,7 @@ class AtChannel:
         self.overlong = 0
         self.unknown = 0
         self.info_dropped = 0
+        self.faults = 0
 
     # -- reading ---------------------------------------------------------------------------------------------------
     async def run(self):
@@ -158,7 +159,10 @@ class AtChannel:
                     self.overlong += 1
                 elif k:
                     self._n = 0
-                    self._line(k)
+                    try:
+                        self._line(k)
+                    except Exception:  # a dialect's bug or a MemoryError must not end the reader: drop the line
+                        self.faults += 1
                 k = 0
                 continue
             if self._overlong:

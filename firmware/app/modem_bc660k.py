@@ -55,6 +55,11 @@ class Dialect:
     opened(id, err), datagram(id, size, buf, start, end) with the hex digits at buf[start:end], closed(id), restarted(),
     malformed()."""
 
+    # command timeouts in ms: class values, which a test shortens on its instance
+    short_ms = _SHORT_MS
+    open_ms = _OPEN_MS
+    send_ms = _SEND_MS
+
     def __init__(self, link):
         self.link = link
         self._cmd = bytearray(32 + 2 * MAX_DATAGRAM)  # AT+QISEND=<id>,<len>,"<hex>" built here, never allocated
@@ -62,11 +67,11 @@ class Dialect:
     async def start(self, at):
         """Echo off, numeric errors, hex data, registration URCs on."""
         for cmd in SETUP:
-            await at.command(cmd, _SHORT_MS)
+            await at.command(cmd, self.short_ms)
 
     async def registration(self, at):
         """The registration stat now (AT+CEREG? → +CEREG: <n>,<stat>)."""
-        await at.command(b"AT+CEREG?", _SHORT_MS, prefix=_CEREG)
+        await at.command(b"AT+CEREG?", self.short_ms, prefix=_CEREG)
         for line in at.info:
             n, i = number(line, len(_CEREG), len(line))
             if n >= 0 and i < len(line) and line[i] == 44:
@@ -77,10 +82,10 @@ class Dialect:
     async def open(self, at, sid, ip, rport, lport):
         """Ask for a UDP socket; the outcome comes later as +QIOPEN (link.opened)."""
         cmd = ('AT+QIOPEN=%d,%d,"UDP","%s",%d,%d,%d' % (_CONTEXT, sid, ip, rport, lport, _PUSH)).encode()
-        await at.command(cmd, _OPEN_MS)
+        await at.command(cmd, self.open_ms)
 
     async def close(self, at, sid):
-        await at.command(b"AT+QICLOSE=%d" % sid, _OPEN_MS)
+        await at.command(b"AT+QICLOSE=%d" % sid, self.open_ms)
 
     async def send(self, at, sid, data, n):
         """Send data[:n] as one datagram; True on SEND OK, False on SEND FAIL (the radio's buffer is full)."""
@@ -93,7 +98,7 @@ class Dialect:
         k = hex_into(data, n, cmd, k)
         cmd[k] = 34  # '"'
         # some firmware answers OK before SEND OK: OK is not final here
-        final = await at.command(memoryview(cmd)[: k + 1], _SEND_MS, finals=_SEND_FINALS, skip_ok=True)
+        final = await at.command(memoryview(cmd)[: k + 1], self.send_ms, finals=_SEND_FINALS, skip_ok=True)
         return final == _SEND_OK
 
     def urc(self, buf, n):

@@ -489,3 +489,97 @@ def test_bad_hex_is_refused():
     assert unhex_into(b"000", 0, 3, out) == -1
     assert unhex_into(b"000000", 0, 6, out) == -1  # more than the buffer holds
     assert unhex_into(b" 0", 0, 2, out) == -1
+
+
+def test_addresses_and_ports_that_cannot_go_into_a_command_line_are_refused():
+    script, m = make(Bc660k())
+
+    async def main():
+        for ip, rport, lport in (
+            ('1.2.3.4",1,1\r\nAT+QPOWD=1', 1, 1),
+            ("", 1, 1),
+            ("host.example", 1, 1),
+            ("1.2.3.4", 70000, 1),
+            ("1.2.3.4", 1, -1),
+            ("1.2.3.4", "1", 1),
+        ):
+            fwtest.raises(ValueError, _sync, m.open(ip, rport, lport))
+        await m.open("fd00::1", 1337, 1337)
+        for _ in range(modem_bc660k.SOCKETS - 1):
+            await m.open("10.0.0.1", 1337, 1337)
+        try:
+            await m.open("10.0.0.1", 1337, 1337)
+            raise AssertionError("a sixth socket")
+        except modem.LinkDown:
+            pass
+
+    run(main)
+    assert script.commands == [] and sorted(m.sockets) == list(range(modem_bc660k.SOCKETS))
+
+
+def _sync(coro):
+    # run a coroutine that raises before its first await
+    try:
+        coro.send(None)
+    finally:
+        coro.close()
+
+
+def test_an_open_never_confirmed_and_a_registration_that_never_comes_are_retried():
+    module = Bc660k(stat=2)
+    confirm = [False]
+
+    def answer(cmd):
+        if cmd.startswith(b"AT+QIOPEN=") and not confirm[0]:
+            return b"\r\nOK\r\n"  # and no +QIOPEN
+        return module(cmd)
+
+    script, m = make(answer)
+
+    async def main():
+        await m.open("10.0.0.1", 1337, 1337)
+        task = asyncio.create_task(m.run())
+        await until(lambda: script.commands.count(b"AT+CEREG?") >= 2)  # searching past register_ms: tried again
+        assert m.link != modem.LINK_UP and isinstance(m.last_error, modem.LinkDown)
+        module.stat = 1
+        await until(lambda: script.commands.count(OPEN) >= 2)  # the open timed out: tried again
+        assert isinstance(m.last_error, AtTimeout) and m.link != modem.LINK_UP
+        confirm[0] = True
+        await m.wait_up()
+        stop(task)
+
+    run(main)
+    assert m.sockets[0].is_open
+
+
+def test_a_send_that_times_out_starts_recovery_and_a_closed_socket_is_closed_on_the_module():
+    module = Bc660k()
+    silent = [False]
+
+    def answer(cmd):
+        if cmd.startswith(b"AT+QISEND=") and silent[0]:
+            return b""
+        return module(cmd)
+
+    script, m = make(answer)
+    m.dialect.send_ms = 100
+
+    async def main():
+        task = asyncio.create_task(m.run())
+        await m.wait_up()
+        sock = await m.open("10.0.0.1", 1337, 1337)
+        silent[0] = True
+        try:
+            await sock.send(b"x")
+            raise AssertionError("no timeout")
+        except modem.LinkDown:
+            pass
+        silent[0] = False
+        await until(lambda: m.link == modem.LINK_UP and sock.is_open)
+        await sock.close()
+        stop(task)
+        return sock
+
+    sock = run(main)
+    assert script.commands[-1] == b"AT+QICLOSE=0" and m.sockets == {} and not sock.is_open
+    assert script.commands.count(OPEN) == 2
