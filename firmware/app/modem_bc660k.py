@@ -12,6 +12,7 @@ MAX_DATAGRAM = const(512)  # bytes per datagram the module takes in one AT+QISEN
 LINE_MAX = const(22 + 2 * MAX_DATAGRAM + 1)
 PWRKEY_MS = const(700)  # PWRKEY held low ≥ 500 ms switches the module on (or off)
 SOCKETS = const(5)  # connect ids 0..4
+FIXED_PEER = True  # a "UDP" socket sends only to the remote it was opened with (app/modem_smp.py: no amplifier)
 _CONTEXT = const(0)  # the PDP context id of AT+QIOPEN on BC660K (1 on BC66)
 _PUSH = const(1)  # access mode: received data pushed in the URC
 _SHORT_MS = const(1000)

@@ -56,8 +56,8 @@ RUNTIME_DROPPED = ("loader.starts", "loader.early", "loader.recovery", "loader.l
 FRONTEND_MODULE = {"adc": "app.adc_frontend", "bl0942": "app.bl0942"}
 # Drivers a board has but the app does not start yet (issue 18: the modem driver, before its integration): their
 # import cost is in the rows; their objects (buffers made when the driver and a socket are) are measured apart.
-DRIVERS = {"modem (bc660k, one socket)": (("app.modem", "app.modem_bc660k"), """
-from app import modem, modem_bc660k
+DRIVERS = {"modem (bc660k, one socket, SMP over UDP)": (("app.modem", "app.modem_bc660k", "app.modem_smp"), """
+from app import modem, modem_bc660k, modem_smp
 class _Quiet:
     async def readinto(self, buf):
         return 0
@@ -69,6 +69,7 @@ gc.collect()
 a = gc.mem_free()
 m = modem.Modem(_Quiet(), modem_bc660k)
 m.sockets[0] = modem.Socket(m, 0, "10.0.0.1", 1337, 1337)
+udp = modem_smp.SmpOverUdp(None, m.sockets[0])
 gc.collect()
 print('DRIVER', a - gc.mem_free())
 """)}
