@@ -100,3 +100,67 @@ def drive(replies, cuts):
 def test_any_fragmentation_gives_the_session_s_responses_urcs_and_counts(cmds, cuts):
     replies, expected = build(cmds)
     assert drive(replies, cuts) == expected
+
+
+# -- the BC660K dialect and the transport: datagrams ----------------------------------------------------------------
+def receive(parts, cuts):
+    """Feed the module's output through the whole driver (channel, BC660K dialect, socket) cut by `cuts`, one part
+    (a datagram's URC and what follows it) after the socket delivered the previous part's datagram, as a host that
+    keeps up does (one that does not loses datagrams to the full queue: test_modem.py counts those); what the
+    socket delivered and the driver's counters."""
+    from app import modem, modem_bc660k
+
+    script = Script(lambda cmd: b"", cuts)
+    m = modem.Modem(stream(script), modem_bc660k)
+    sock = modem.Socket(m, 0, "10.0.0.1", 1337, 1337)
+    m.sockets[0] = sock
+    got = []
+
+    async def main():
+        reader = asyncio.create_task(m.at.run())
+        for part in parts:
+            script.push(part)
+            got.append(bytes(await sock.recv()))
+        reader.cancel()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    return got, (m.stat, m.at.overlong, sock.malformed, sock.dropped)
+
+
+datagram = st.binary(max_size=512)
+between = st.lists(
+    st.one_of(
+        st.integers(0, 5).map(lambda s: b"\r\n+CEREG: %d\r\n" % s),
+        garbage.map(lambda g: b"\r\n" + g + b"\r\n"),
+        st.just(b'\r\n+QIURC: "recv",0,4,"0G00"\r\n'),  # bad hex
+    ),
+    max_size=2,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(datagram, between), min_size=1, max_size=6),
+    st.lists(st.integers(1, 200), min_size=1, max_size=10),
+)
+def test_datagrams_arrive_whole_and_in_order_whatever_the_cuts_and_urcs_between(items, cuts):
+    from app import modem_bc660k
+
+    parts = []
+    stat, bad, overlong = -1, 0, 0
+    for data, extra in items:
+        part = b'\r\n+QIURC: "recv",0,%d,"%s"\r\n' % (len(data), data.hex().upper().encode())
+        for x in extra:
+            part += x
+            if x.startswith(b"\r\n+CEREG: "):
+                stat = int(x[10:-2])
+            elif x.startswith(b'\r\n+QIURC: "recv"'):
+                bad += 1
+            elif len(x) - 4 > modem_bc660k.LINE_MAX:
+                overlong += 1
+        parts.append(part)
+    # the last part's extras are read once a final datagram arrives after them
+    parts.append(b'\r\n+QIURC: "recv",0,3,"454E44"\r\n')
+    got, counters = receive(parts, cuts)
+    assert got == [d for d, _ in items] + [b"END"]
+    assert counters == (stat, overlong, bad, 0)
