@@ -272,7 +272,7 @@ class Modem:
                 await self._lost.wait()
                 self._tell(EVENT_LOST)
                 continue
-            except (AtError, AtTimeout, LinkDown) as e:
+            except Exception as e:  # AtError, AtTimeout, LinkDown, and whatever else: the supervisor never stops
                 self.failures += 1
                 self.last_error = e
             if self.link != LINK_DENIED:
