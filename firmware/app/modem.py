@@ -37,6 +37,8 @@ EVENT_UP = "up"
 EVENT_LOST = "lost"
 EVENT_DENIED = "denied"
 EVENT_PULSED = "pulsed"
+EVENT_RESTARTED = "restarted"  # the module said RDY: it restarted (power, a pulse, its own watchdog)
+EVENT_SILENT = "silent"  # the module did not answer AT: removed, unpowered or wedged
 
 
 class ModemTypeUnknown(ValueError):
@@ -236,6 +238,7 @@ class Modem:
 
     def restarted(self):
         self.restarts += 1
+        self._tell(EVENT_RESTARTED)
         if self.link != LINK_OFF:
             self.lose("module restarted")
 
@@ -303,6 +306,7 @@ class Modem:
                 return
             except AtTimeout:
                 pass
+        self._tell(EVENT_SILENT)
         raise AtTimeout(b"AT")
 
     async def _until_registered(self):

@@ -450,13 +450,15 @@ def test_a_wedged_module_gets_a_power_key_pulse_and_comes_back():
         stop(task)
 
     run(main)
-    assert pin.levels == [1, 0] and m.pulses == 1 and events == [modem.EVENT_PULSED, modem.EVENT_UP]
+    assert pin.levels == [1, 0] and m.pulses == 1
+    assert events == [modem.EVENT_SILENT, modem.EVENT_SILENT, modem.EVENT_PULSED, modem.EVENT_RESTARTED, modem.EVENT_UP]
     assert script.commands.count(b"AT") == 2 * 5 + 1  # two failed syncs of five tries, then the answer
 
 
 def test_a_module_restart_while_up_is_set_up_again():
     module = Bc660k()
-    script, m = make(module)
+    events = []
+    script, m = make(module, events=events)
 
     async def main():
         task = asyncio.create_task(m.run())
@@ -470,6 +472,7 @@ def test_a_module_restart_while_up_is_set_up_again():
 
     n = run(main)
     assert script.commands[n:] == SETUP + [OPEN]
+    assert events == [modem.EVENT_UP, modem.EVENT_RESTARTED, modem.EVENT_LOST, modem.EVENT_UP]
 
 
 # -- the hex codec -------------------------------------------------------------------------------------------------------
