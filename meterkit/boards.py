@@ -46,6 +46,10 @@ FRONTENDS = (FRONTEND_ADC, FRONTEND_BL0942)
 CALIBRATION_KEYS = {FRONTEND_ADC: ("v_gain", "i_gain", "phase_deg", "v_offset", "i_offset"),
                     FRONTEND_BL0942: ("v_scale", "i_scale", "p_scale", "cf_per_kwh")}
 
+MODEM_TYPES = ("bc660k",)
+"""`modem.type` values: the cellular modules the firmware has an AT dialect for (firmware/app/modem.py DIALECTS;
+host_tests/unit/test_board_modem.py checks the two lists agree)."""
+
 ESP32_ATTENUATIONS_DB = (0, 2.5, 6, 11)
 """`adc.attenuation_db` values: MicroPython's ADC.ATTN_0DB, ATTN_2_5DB, ATTN_6DB, ATTN_11DB."""
 ESP32_FULL_SCALE_V = {0: 0.95, 2.5: 1.25, 6: 1.75, 11: 3.1}
@@ -109,7 +113,7 @@ _FAMILY = {
     ),
 }
 
-_TOP_REQUIRED = ("schema", "id", "name", "mcu", "heap_bytes", "flash", "pins", "adc", "uarts", "frontend",
+_TOP_REQUIRED = ("schema", "id", "name", "mcu", "heap_bytes", "flash", "pins", "adc", "uarts", "modem", "frontend",
                  "calibration", "metering")
 _OUTPUT, _INPUT, _ANALOG = "output", "input", "analogue input"
 
@@ -399,6 +403,8 @@ class _Validator:
             self.adc(top["adc"])
         if "uarts" in top:
             self.uarts(top["uarts"])
+        if "modem" in top:
+            self.modem(top["modem"])
         kind = self.frontend(top["frontend"]) if "frontend" in top else None
         if kind == FRONTEND_BL0942:
             if "bl0942" not in top:
@@ -566,6 +572,15 @@ class _Validator:
             if g is not None and table is not None and uid in table and g not in table[uid]:
                 self.fail(f"{path}.{key}", f"GPIO {g} cannot be UART{uid} {key.upper()} on {self.family_name}; "
                                            f"UART{uid} {key.upper()} is on GPIO {', '.join(map(str, table[uid]))}")
+
+    def modem(self, value: Any) -> None:
+        m = self.obj("modem", value, ("type", "pwrkey"))
+        if m is None:
+            return
+        if "type" in m:
+            self.choice("modem.type", m["type"], MODEM_TYPES, " (the modules the firmware has an AT dialect for)")
+        if "pwrkey" in m and m["pwrkey"] is not None:
+            self.gpio("modem.pwrkey", m["pwrkey"], _OUTPUT)
 
     def frontend(self, value: Any) -> str | None:
         f = self.obj("frontend", value, ("type",), ("rate_hz", "burst_cycles", "period_ms", "address"))

@@ -55,6 +55,25 @@ RUNTIME_ROOTS = (
 # is imported only by an install, at boot (issue 17)
 RUNTIME_DROPPED = ("loader.starts", "loader.early", "loader.recovery", "loader.loaders", "loader.board")
 FRONTEND_MODULE = {"adc": "app.adc_frontend", "bl0942": "app.bl0942"}
+# Drivers a board has but the app does not start yet (issue 18: the modem driver, before its integration): their
+# import cost is in the rows; their objects (buffers made when the driver and a socket are) are measured apart.
+DRIVERS = {"modem (bc660k, one socket, SMP over UDP)": (("app.modem", "app.modem_bc660k", "app.modem_smp"), """
+from app import modem, modem_bc660k, modem_smp
+class _Quiet:
+    async def readinto(self, buf):
+        return 0
+    def write(self, b):
+        pass
+    async def drain(self):
+        pass
+gc.collect()
+a = gc.mem_free()
+m = modem.Modem(_Quiet(), modem_bc660k)
+m.sockets[0] = modem.Socket(m, 0, "10.0.0.1", 1337, 1337)
+udp = modem_smp.SmpOverUdp(None, m.sockets[0])
+gc.collect()
+print('DRIVER', a - gc.mem_free())
+""")}
 
 
 def micropython_exe() -> str:
@@ -247,6 +266,19 @@ def const_entry_cost(tmp: Path, n: int = 32) -> float:
     return (cost["public"] - cost["private"]) / n
 
 
+def vm_driver_objects(tree: Path, setup: str) -> int:
+    """VM bytes the driver's objects take once made (the modules already imported, so their cost is not counted)."""
+    paths = [str(tree / "loaders/a"), str(tree / "loaders/a/lib"), str(tree / "slots/a")]
+    script = tree / "driver.py"
+    script.write_text(f"import gc, sys\nsys.path[:] = {paths!r} + ['.frozen']\n" + setup)
+    p = subprocess.run([micropython_exe(), "-X", "heapsize=4M", str(script)], capture_output=True, text=True,
+                       cwd=tree, timeout=60)
+    for line in p.stdout.splitlines():
+        if line.startswith("DRIVER "):
+            return int(line.split()[1])
+    raise SystemExit(f"the driver measurement failed:\n{p.stdout}\n{p.stderr}")
+
+
 def runtime_set(deps: dict[str, list[str]], board: dict) -> list[str]:
     roots = list(RUNTIME_ROOTS) + [FRONTEND_MODULE[board["frontend"]["type"]]]
     return [m for m in import_order(deps, roots) if m not in RUNTIME_DROPPED]
@@ -274,6 +306,7 @@ def main() -> None:
         vm = vm_import_costs(tmp / "xtensawin", order, ext)  # bytecode-only: the same objects for either arch
         vm32 = vm_import_costs(tmp / "xtensawin", order, ext, args.vm32, 4 + 2 + 1) if args.vm32 else None
         per_const = const_entry_cost(tmp)
+        driver_objects = {d: vm_driver_objects(tmp / "xtensawin", setup) for d, (_, setup) in DRIVERS.items()}
     consts = public_consts(mods)
 
     rows = []
@@ -328,6 +361,18 @@ def main() -> None:
               f"bytes-aware {t['board_bytes_aware']} B, "
               + (f"32-bit VM {t['vm32_bytes']} B, " if vm32 else "") + f".mpy {t['mpy_own_arch']} B ({t['arch']}) "
               f"of a {t['heap_bytes']} B heap; not imported: {', '.join(t['not_imported'])}")
+    drivers = {}
+    print("\ndrivers not started by the app yet (modules with everything they import, plus their objects):")
+    for d, (roots, _) in DRIVERS.items():
+        ms = [m for m in import_order(deps, roots) if m != "app"]
+        code = sum(by[m]["vm_bytes"] for m in ms)
+        aware = sum(by[m]["board_bytes_aware"] for m in ms)
+        objs = driver_objects[d]
+        drivers[d] = {"modules": ms, "modules_vm_bytes": code, "modules_board_bytes_aware": aware,
+                      "objects_vm_bytes": objs}
+        print(f"  {d}: modules {', '.join(ms)}: VM {code} B (board estimate {code // 2} B, bytes-aware {aware} B); "
+              f"objects VM {objs} B (board estimate {objs // 2} B; the byte buffers in it do not halve); "
+              f"in all ≈ {(code + objs) // 2}..{aware + objs} B on a board")
     n_pub = sum(r["public_consts_own"] for r in rows)
     n_host = sum(len(r["public_consts_host_uses"]) for r in rows)
     print(f"\npublic consts used only in their own firmware module: {n_pub} (of them {n_host} named by host code); "
@@ -347,6 +392,7 @@ def main() -> None:
             "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
                      "micropython": vmver, "date": time.strftime("%Y-%m-%d")},
             "modules": rows, "builtins": builtins, "runtime_totals": totals, "const_entry_vm_bytes": per_const,
+            "drivers": drivers,
         }, indent=1))
 
 

@@ -1,0 +1,135 @@
+# The Quectel BC660K-GL dialect (NB-IoT; docs/firmware-engineer.md "The modem driver"): the module's own commands
+# and URCs, behind the transport in app/modem.py. Hex data both ways (AT+QICFG="dataformat",1,1), UDP sockets in
+# direct-push mode on context 0, a datagram pushed as `+QIURC: "recv",<id>,<len>,"<hex>"` with no sender address.
+# Another module is another file with the same names (Dialect, LINE_MAX, MAX_DATAGRAM, PWRKEY_MS), listed in
+# app/modem.py DIALECTS.
+from micropython import const
+
+from app.modem_at import REG_SEARCHING, hex_into, number, starts
+
+MAX_DATAGRAM = const(512)  # bytes per datagram the module takes in one AT+QISEND (and pushes in one URC)
+# the longest line it sends: +QIURC: "recv",<id 0-4>,<len ≤ 512>,"<hex>" (22 bytes of head, the hex, a quote)
+LINE_MAX = const(22 + 2 * MAX_DATAGRAM + 1)
+PWRKEY_MS = const(700)  # PWRKEY held low ≥ 500 ms switches the module on (or off)
+SOCKETS = const(5)  # connect ids 0..4
+FIXED_PEER = True  # a "UDP" socket sends only to the remote it was opened with (app/modem_smp.py: no amplifier)
+_CONTEXT = const(0)  # the PDP context id of AT+QIOPEN on BC660K (1 on BC66)
+_PUSH = const(1)  # access mode: received data pushed in the URC
+_SHORT_MS = const(1000)
+_OPEN_MS = const(5000)
+_SEND_MS = const(10000)
+
+# +CME ERROR codes (AT+CMEE=1) this module uses, by name; +QIOPEN <err> uses the 55x-57x socket codes
+ERRORS = {
+    3: "operation not allowed",
+    4: "operation not supported",
+    30: "no network service",
+    50: "bad parameter",
+    302: "UE busy",
+    304: "PDN not active",
+    552: "invalid parameter",
+    553: "no memory",
+    563: "socket id in use",
+    566: "connect refused",
+    568: "socket busy",
+    569: "timeout",
+    570: "network down",
+    573: "unreachable",
+    602: "no RRC connection",
+}
+
+SETUP = (b"ATE0", b"AT+CMEE=1", b'AT+QICFG="dataformat",1,1', b"AT+CEREG=1")
+
+_CEREG = b"+CEREG: "
+_QIOPEN = b"+QIOPEN: "
+_RECV = b'+QIURC: "recv",'
+_CLOSED = b'+QIURC: "closed",'
+_RDY = b"RDY"
+_SEND_OK = b"SEND OK"
+_SEND_FAIL = b"SEND FAIL"
+_SEND_FINALS = (_SEND_OK, _SEND_FAIL)
+_KNOWN = (b"+CPIN:", b"+IP:", b"+QNBIOTEVENT:", b"+QIURC:", b"+CSCON:", b"+QATSLEEP", b"+QATWAKEUP")
+
+
+class Dialect:
+    """BC660K commands over an AtChannel; URCs reported to `link` (app/modem.py Modem): registration(stat),
+    opened(id, err), datagram(id, size, buf, start, end) with the hex digits at buf[start:end], closed(id), restarted(),
+    malformed()."""
+
+    # command timeouts in ms: class values, which a test shortens on its instance
+    short_ms = _SHORT_MS
+    open_ms = _OPEN_MS
+    send_ms = _SEND_MS
+
+    def __init__(self, link):
+        self.link = link
+        self._cmd = bytearray(32 + 2 * MAX_DATAGRAM)  # AT+QISEND=<id>,<len>,"<hex>" built here, never allocated
+
+    async def start(self, at):
+        """Echo off, numeric errors, hex data, registration URCs on."""
+        for cmd in SETUP:
+            await at.command(cmd, self.short_ms)
+
+    async def registration(self, at):
+        """The registration stat now (AT+CEREG? → +CEREG: <n>,<stat>)."""
+        await at.command(b"AT+CEREG?", self.short_ms, prefix=_CEREG)
+        for line in at.info:
+            n, i = number(line, len(_CEREG), len(line))
+            if n >= 0 and i < len(line) and line[i] == 44:
+                stat, _ = number(line, i + 1, len(line))
+                return stat
+        return REG_SEARCHING
+
+    async def open(self, at, sid, ip, rport, lport):
+        """Ask for a UDP socket; the outcome comes later as +QIOPEN (link.opened)."""
+        cmd = ('AT+QIOPEN=%d,%d,"UDP","%s",%d,%d,%d' % (_CONTEXT, sid, ip, rport, lport, _PUSH)).encode()
+        await at.command(cmd, self.open_ms)
+
+    async def close(self, at, sid):
+        await at.command(b"AT+QICLOSE=%d" % sid, self.open_ms)
+
+    async def send(self, at, sid, data, n):
+        """Send data[:n] as one datagram; True on SEND OK, False on SEND FAIL (the radio's buffer is full)."""
+        if n > MAX_DATAGRAM:
+            raise ValueError("datagram over %d bytes" % MAX_DATAGRAM)
+        cmd = self._cmd
+        head = b'AT+QISEND=%d,%d,"' % (sid, n)
+        k = len(head)
+        cmd[:k] = head
+        k = hex_into(data, n, cmd, k)
+        cmd[k] = 34  # '"'
+        # some firmware answers OK before SEND OK: OK is not final here
+        final = await at.command(memoryview(cmd)[: k + 1], self.send_ms, finals=_SEND_FINALS, skip_ok=True)
+        return final == _SEND_OK
+
+    def urc(self, buf, n):
+        link = self.link
+        if starts(buf, n, _RECV):
+            sid, i = number(buf, len(_RECV), n)
+            size, i = number(buf, i + 1, n)
+            # ,"<hex>" closes the line
+            if sid < 0 or size < 0 or i + 3 > n or buf[i] != 44 or buf[i + 1] != 34 or buf[n - 1] != 34:
+                link.malformed()
+            else:
+                link.datagram(sid, size, buf, i + 2, n - 1)
+            return True
+        if starts(buf, n, _CEREG):
+            stat, _ = number(buf, len(_CEREG), n)
+            link.registration(stat)
+            return True
+        if starts(buf, n, _QIOPEN):
+            sid, i = number(buf, len(_QIOPEN), n)
+            err, _ = number(buf, i + 1, n)
+            link.opened(sid, err)
+            return True
+        if starts(buf, n, _CLOSED):
+            sid, _ = number(buf, len(_CLOSED), n)
+            link.closed(sid)
+            return True
+        if n == 3 and starts(buf, n, _RDY):
+            link.restarted()
+            return True
+        for k in _KNOWN:
+            if starts(buf, n, k):
+                return True
+        return False

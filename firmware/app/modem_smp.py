@@ -1,0 +1,73 @@
+# SMP over UDP through the modem (port 1337, docs/firmware-engineer.md "SMP over UDP"): one SMP packet per datagram,
+# answered by the console's own SMP server — the same groups, handlers and authorisation, so locked-mode rules and
+# signed envelopes apply exactly as over serial — one request at a time between the two (a request is handled
+# without an await). Replies go back through the same socket.
+#
+# No amplifier: a reply may be larger than its request only when it can reach no one but the socket's configured
+# remote (the dialect's FIXED_PEER: a BC660K "UDP" socket sends only to the address the meter opened it with, so a
+# datagram with a spoofed source makes the meter answer its own head-end). On a socket that answers each datagram's
+# sender, a reply over AMPLIFY times its request is not sent (counted in `refused_large`).
+from micropython import const
+
+from app.modem import LinkDown, SendFailed
+from app.modem_at import AtError
+
+PORT = const(1337)
+AMPLIFY = const(3)
+
+
+class SmpOverUdp:
+    """Serves `server` (loader.smp.Server) on `sock` (app.modem Socket). `run()` is the task."""
+
+    def __init__(self, server, sock, fixed_peer=None):
+        self.server = server
+        self.sock = sock
+        self.fixed_peer = sock.modem.kind.FIXED_PEER if fixed_peer is None else fixed_peer
+        self._out = bytearray(sock.modem.max_datagram)
+        self.answered = 0
+        self.unsent = 0  # the link failed under the reply: the client retries
+        self.too_big = 0  # the reply does not fit one datagram
+        self.refused_large = 0  # an amplifier's reply, not sent
+
+    async def run(self):
+        while True:
+            req = await self.sock.recv()
+            await self.answer(req)
+
+    async def answer(self, req):
+        """Answer one request datagram (a buffer, valid until this returns)."""
+        server = self.server
+        r = server.respond(req)
+        # taken before the first await: a console request handled meanwhile sets its own
+        after = server.after_reply
+        server.after_reply = None
+        if r is None:
+            return
+        n = self._put(r[0], r[1], len(req))
+        r = None  # its room is free for the work after the reply
+        if n:
+            try:
+                await self.sock.send(self._out, n)
+                self.answered += 1
+            except (LinkDown, SendFailed, AtError):
+                self.unsent += 1
+        if after is not None:  # the request was handled: what it asked for after its reply happens either way
+            try:
+                after()
+            except Exception:  # work after a reply must never end the server (the console's rule too)
+                server.errors += 1
+
+    def _put(self, hdr, body, asked):
+        """The reply's length once copied into the datagram buffer, or 0 when it must not be sent."""
+        out = self._out
+        n = len(hdr) + len(body)
+        if n > len(out):
+            self.too_big += 1
+            return 0
+        if not self.fixed_peer and n > AMPLIFY * asked:
+            self.refused_large += 1
+            return 0
+        k = len(hdr)
+        out[:k] = hdr
+        out[k:n] = body
+        return n

@@ -1,0 +1,154 @@
+"""SMP over UDP through the modem driver (app/modem_smp.py), on CPython and the VM, against the scripted BC660K: one
+packet per datagram answered exactly as the console's server answers it, replies that do not fit or would amplify
+are not sent, work after a reply runs after it has gone, and nothing a datagram holds stops the server."""
+
+import asyncio
+import binascii
+
+from scripted_module import Bc660k, Script, recv_urc, run, stream
+
+import cbor
+from app import modem, modem_bc660k, modem_smp
+from loader import smp
+from loader.os_group import OsGroup
+
+
+class _Ctx:
+    board = {"id": "rpi_pico", "name": "Raspberry Pi Pico", "mcu": {"arch": "armv6m"}}
+    meter_id = "m-1"
+    mode = "development"
+    app_version = "0.1.0"
+
+    def __init__(self):
+        self.resets = []
+
+    def request_reset(self, force=False):
+        self.resets.append(force)
+
+
+def _server():
+    s = smp.Server()
+    OsGroup(_Ctx()).register(s)
+    return s
+
+
+def _req(op, group, cmd, payload, seq=7):
+    body = cbor.dumps(payload)
+    return smp.header(1, op, len(body), group, seq, cmd) + body
+
+
+ECHO = _req(smp.OP_WRITE, smp.GROUP_OS, 0, {"d": "hello"})
+INFO = _req(smp.OP_READ, smp.GROUP_OS, 7, {"format": "a"})
+
+
+def serve(requests, module=None, fixed_peer=None, server=None):
+    """Bring the scripted module up, serve SMP on it, deliver each request datagram; the replies the module sent."""
+    module = module or Bc660k()
+    script = Script(module)
+    m = modem.Modem(stream(script), modem_bc660k)
+    m.sync_ms = 200
+    server = server or _server()
+    out = {}
+
+    async def main():
+        task = asyncio.create_task(m.run())
+        await m.wait_up()
+        sock = await m.open("10.0.0.1", 40000, modem_smp.PORT)
+        udp = modem_smp.SmpOverUdp(server, sock, fixed_peer)
+        serving = asyncio.create_task(udp.run())
+        for req in requests:
+            done = udp.answered + udp.unsent + udp.too_big + udp.refused_large + server.errors + sock.malformed
+            script.push(recv_urc(sock.id, req))
+            for _ in range(300):
+                await asyncio.sleep(0.01)
+                if udp.answered + udp.unsent + udp.too_big + udp.refused_large + server.errors + sock.malformed > done:
+                    break
+        serving.cancel()
+        task.cancel()
+        out["udp"] = udp
+
+    run(main)
+    return [binascii.unhexlify(h) for h in module.sent], out["udp"], script
+
+
+def test_a_request_datagram_gets_the_console_s_reply_in_one_datagram():
+    replies, udp, script = serve([ECHO, INFO])
+    assert replies == [_server().handle(ECHO), _server().handle(INFO)]
+    assert cbor.loads(replies[0][8:]) == {"r": "hello"} and udp.answered == 2
+    assert b'AT+QIOPEN=0,0,"UDP","10.0.0.1",40000,1337,1' in script.commands
+
+
+def test_what_is_not_an_smp_request_gets_no_reply_and_the_next_one_is_served():
+    short = b"\x02\x00\x00"
+    bad_length = ECHO[:3] + b"\x40" + ECHO[4:]  # the header's length disagrees with the datagram
+    replies, udp, _ = serve([short, bad_length, ECHO])
+    assert len(replies) == 2 and cbor.loads(replies[1][8:]) == {"r": "hello"}
+    assert cbor.loads(replies[0][8:]) == {"rc": smp.EINVAL}
+
+
+def test_a_reply_that_does_not_fit_a_datagram_is_not_sent():
+    server = _server()
+    cap = modem_bc660k.MAX_DATAGRAM
+    server.register(64, 0, lambda req: {"x": "y" * req["n"]})
+    fits = _req(smp.OP_READ, 64, 0, {"n": cap - 8 - 6})  # 8 header bytes, {"x": <string of n>} in 6 more
+    too_big = _req(smp.OP_READ, 64, 0, {"n": cap - 8 - 5})
+    replies, udp, _ = serve([too_big, fits], server=server)
+    assert [len(r) for r in replies] == [cap] and udp.too_big == 1
+
+
+def test_no_reply_amplifies_on_a_socket_that_answers_any_sender():
+    # INFO's reply is many times its request: sent on a BC660K socket (it can only reach the head-end), not where a
+    # spoofed source could receive it; an echo's reply is its request's size and goes either way
+    replies, udp, _ = serve([INFO, ECHO], fixed_peer=False)
+    assert len(replies) == 1 and cbor.loads(replies[0][8:]) == {"r": "hello"} and udp.refused_large == 1
+    assert len(_server().handle(INFO)) > modem_smp.AMPLIFY * len(INFO)
+    assert modem_bc660k.FIXED_PEER is True
+
+
+def test_work_after_a_reply_runs_once_the_reply_has_gone_even_when_it_fails():
+    server = _server()
+    module = Bc660k()
+    seen = []
+
+    def later():
+        seen.append(len(module.sent))
+        raise ValueError("after-reply work failed")
+
+    def reset(req):
+        server.after_reply = later
+        return {}
+
+    server.register(64, 1, reset)
+    replies, udp, _ = serve([_req(smp.OP_WRITE, 64, 1, {}), ECHO], module=module, server=server)
+    assert seen == [1] and server.errors == 1 and udp.answered == 2 and len(replies) == 2
+
+
+class _Refusing(Bc660k):
+    """Answers the first AT+QISEND with SEND FAIL (the radio's buffer is full)."""
+
+    refused = False
+
+    def __call__(self, cmd):
+        if cmd.startswith(b"AT+QISEND=") and not self.refused:
+            self.refused = True
+            return b"\r\nSEND FAIL\r\n"
+        return super().__call__(cmd)
+
+
+def test_a_reply_the_module_refuses_is_counted_and_the_server_goes_on():
+    replies, udp, _ = serve([ECHO, ECHO], module=_Refusing())
+    assert udp.unsent == 1 and udp.answered == 1 and len(replies) == 1
+
+
+def test_a_locked_meter_refuses_over_udp_what_it_refuses_over_the_console():
+    import time
+
+    ctx = _Ctx()
+    ctx.mode = "locked"
+    ctx.started_ms = time.ticks_ms()  # in its boot window: an unsigned reset is refused (EBUSY)
+    server = smp.Server()
+    OsGroup(ctx).register(server)
+    reset = _req(smp.OP_WRITE, smp.GROUP_OS, 5, {})
+    replies, udp, _ = serve([reset], server=server)
+    assert replies == [server.handle(reset)] and cbor.loads(replies[0][8:]) == {"rc": smp.EBUSY}
+    assert ctx.resets == []
