@@ -75,13 +75,18 @@ def app_sources(board: dict, firmware_dir: Path = FIRMWARE_DIR) -> list[Path]:
     if kind not in by_frontend:
         raise AppModulesInvalid(f"{spec_path}: no entry for front end {kind!r} (board {board['id']}); "
                                 f"it has {sorted(by_frontend)}")
+    unstarted = spec.get("not_started", [])
+    if not isinstance(unstarted, list) or not all(isinstance(m, str) for m in unstarted):
+        raise AppModulesInvalid(f"{spec_path}: 'not_started' must be a list of module file names")
     files = list(_python_files(src))
     names = {p.relative_to(src).as_posix() for p in files}
-    for k, mods in by_frontend.items():
+    for k, mods in [*by_frontend.items(), ("not_started", unstarted)]:
         missing = sorted(set(mods) - names)
         if missing:
-            raise AppModulesInvalid(f"{spec_path}: front end {k!r} lists {', '.join(missing)}, not in {src}")
+            what = "'not_started'" if k == "not_started" else f"front end {k!r}"
+            raise AppModulesInvalid(f"{spec_path}: {what} lists {', '.join(missing)}, not in {src}")
     others = {m for k, mods in by_frontend.items() if k != kind for m in mods} - set(by_frontend[kind])
+    others |= set(unstarted)
     return [p for p in files if p.relative_to(src).as_posix() not in others]
 
 
