@@ -484,6 +484,16 @@ def set_(st: StateDir | None, pairs: tuple[str, ...]) -> None:
     load.export           1: power flows to the grid; 0: import
     load.steps            AMPS:SECONDS,... repeated from now, e.g. 5:60,0.5:60 ('none' ends it)
     bl0942.error_rate     probability per byte of a flipped bit in the BL0942's answers (0..1)
+    link.profile          the NB-IoT link: none | nb1-good | nb2-good | nb1-edge (resets the other link.* keys)
+    link.down_kbps        downlink rate, kbit/s (0..100000; 0: no limit)
+    link.up_kbps          uplink rate, kbit/s (0..100000; 0: no limit)
+    link.rtt_s            round-trip time range LO:HI seconds (0..120), e.g. 0.5:1.5
+    link.loss             probability a datagram is lost (0..1)
+    link.dup              probability a datagram arrives twice (0..1)
+    link.reorder          probability a datagram is overtaken by later ones (0..1)
+    link.idle_s           seconds without traffic until the radio goes idle (0..86400; 0: never)
+    link.reconnect_s      range LO:HI seconds an idle radio takes to reconnect (0..120), e.g. 2:15
+    link.nat              NAT lifetime of device-initiated flows: seconds 1..86400, 'on' (30) or 'off'
 
     Example: meter-emu ctl set grid.voltage=253 load.current=5 load.pf=0.5 load.type=inductive
     """
@@ -494,6 +504,15 @@ def set_(st: StateDir | None, pairs: tuple[str, ...]) -> None:
         k, v = p.split("=", 1)
         values[k] = v
     _call(st, {"verb": "set", "values": values})
+
+
+@ctl.command()
+@click.argument("action", type=click.Choice(["remove", "insert", "wedge", "deny", "allow"]))
+@click.pass_obj
+def modem(st: StateDir | None, action: str) -> None:
+    """The meter's NB-IoT module: remove (pulled out), insert (put back: it powers up), wedge (answers nothing
+    until its power key is pulsed), deny (the network refuses registration), allow."""
+    _call(st, {"verb": "modem", "action": action})
 
 
 @ctl.command()

@@ -139,6 +139,7 @@ class Meter(ControlVerbs):
                     p.unlink(missing_ok=True)
                 raise
         self._grid_init()
+        self._radio_init()
         self._relay_init()
         if self.run_for_s is not None:
             self.end_ns = self.meta["world_ns"] + int(self.run_for_s * 1e9)
@@ -208,6 +209,7 @@ class Meter(ControlVerbs):
             "end_ns": self.end_ns,
             "gate": None if self.gate is None or install else self.gate.config(),
             "free": self.replay is not None,  # a replay runs as fast as the VM can: pacing changes no result
+            "modem_net": self._modem_net(),
         }
 
     # -- running -------------------------------------------------------------------------------------------------
@@ -372,6 +374,7 @@ class Meter(ControlVerbs):
                     "mcu": self.board["mcu"]["family"],
                     "pid": os.getpid(),
                     "baud": self.baud,
+                    **self._radio_endpoints(),
                 })
                 # the pty stays the line's second word (scripts take it with awk '{print $2}')
                 self.announce(f"console: {self.wire.path} board {self.board['id']} ({self.board['mcu']['family']})")
