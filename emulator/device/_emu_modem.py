@@ -15,10 +15,9 @@
 # device time runs at most at 1x for NET_TURNAROUND_US of wall time so that the host's answer can come before the
 # firmware's timeout at --speed max.
 import io
+import select
 import socket
 import sys
-
-import select
 
 import _emu_bus as bus
 import _emu_clock as clock
@@ -149,7 +148,7 @@ class Module:
                 self._set_stat(t, DENIED if self.deny else HOME)
         elif kind == "opened":
             sid, err = arg
-            self._emit(t, b'\r\n+QIOPEN: %d,%d\r\n' % (sid, err))
+            self._emit(t, b"\r\n+QIOPEN: %d,%d\r\n" % (sid, err))
         elif kind == "reboot":
             self.power_on(t)
         elif kind == "tx":
@@ -190,7 +189,7 @@ class Module:
             if n <= c[2]:
                 break
             n = min(n, len(c[1]))
-            got = c[1][c[2]:n]
+            got = c[1][c[2] : n]
             room = self.rxbuf - len(self.rx)
             if len(got) > room:
                 self.dropped += len(got) - room
@@ -323,7 +322,7 @@ class Module:
             lines.extend(("Quectel_Ltd", "Quectel_BC660K-GL", "Revision: BC660KGLAAR01A05 (emulated)"))
             return "OK"
         name, sep, args = up.partition("=")
-        raw_args = body[len(name) + 1:] if sep else ""
+        raw_args = body[len(name) + 1 :] if sep else ""
         if name.endswith("?"):
             name, args, sep = name[:-1], None, "?"
         fn = _COMMANDS.get(name)
@@ -524,9 +523,17 @@ class Module:
                 self.stats["lost"] += 1
 
     def status(self):
-        return {"state": self.state, "present": self.present, "stat": self.stat, "deny": self.deny,
-                "address": ADDRESS, "sockets": sorted(self.socks), "dropped_rx": self.dropped,
-                "reconnects": self.link.reconnects, "stats": self.stats}
+        return {
+            "state": self.state,
+            "present": self.present,
+            "stat": self.stat,
+            "deny": self.deny,
+            "address": ADDRESS,
+            "sockets": sorted(self.socks),
+            "dropped_rx": self.dropped,
+            "reconnects": self.link.reconnects,
+            "stats": self.stats,
+        }
 
 
 def _ints(args, n):
@@ -595,10 +602,20 @@ class _Socket:
 
 
 _COMMANDS = {
-    "+CMEE": Module._cmee, "+CFUN": Module._cfun, "+CEREG": Module._cereg, "+CGATT": Module._cgatt,
-    "+CGPADDR": Module._cgpaddr, "+CSQ": Module._csq, "+CGSN": Module._cgsn, "+CIMI": Module._cimi,
-    "+CPSMS": Module._cpsms, "+QICFG": Module._qicfg, "+QIOPEN": Module._qiopen, "+QISEND": Module._qisend,
-    "+QICLOSE": Module._qiclose, "+QRST": Module._qrst,
+    "+CMEE": Module._cmee,
+    "+CFUN": Module._cfun,
+    "+CEREG": Module._cereg,
+    "+CGATT": Module._cgatt,
+    "+CGPADDR": Module._cgpaddr,
+    "+CSQ": Module._csq,
+    "+CGSN": Module._cgsn,
+    "+CIMI": Module._cimi,
+    "+CPSMS": Module._cpsms,
+    "+QICFG": Module._qicfg,
+    "+QIOPEN": Module._qiopen,
+    "+QISEND": Module._qisend,
+    "+QICLOSE": Module._qiclose,
+    "+QRST": Module._qrst,
 }
 
 MODULE = Module()
