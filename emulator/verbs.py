@@ -233,7 +233,7 @@ class ControlVerbs(World):
             raise ControlError("the board is off: a module without power cannot wedge")
         self.state.write_meta(self.meta)
         if self.bus and self.powered:
-            msg = {"t": "modem", "do": "deny" if action in ("deny", "allow") else action}
+            msg: dict[str, object] = {"t": "modem", "do": "deny" if action in ("deny", "allow") else action}
             if action in ("deny", "allow"):
                 msg["on"] = action == "deny"
             self._to_vm(msg)
