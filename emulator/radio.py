@@ -94,7 +94,10 @@ def parse(key: str, raw: Any) -> Any:
         if word == "on":
             return linkmodel.NAT_DEFAULT_S
         lo, hi = linkmodel.LIMITS["nat_s"]
-        return int(finite(key, raw, lo, hi))
+        try:
+            return int(finite(key, raw, lo, hi))
+        except ControlError as e:
+            raise ControlError(f"{e}; or 'on' ({linkmodel.NAT_DEFAULT_S} s) or 'off'") from None
     name = key[5:] if key.startswith("link.") else ""
     if name in linkmodel.LIMITS and name != "nat_s":
         lo, hi = linkmodel.LIMITS[name]
