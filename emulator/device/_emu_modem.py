@@ -475,8 +475,8 @@ class Module:
             return "SEND FAIL"
         end, got = self.link.send(link.UP, t, n, flow=(s.ip, s.rport))
         self._sent.append([end, n])
-        for d in got:
-            self.at(d, "tx", (s, data, s.dest))
+        for d in got:  # the datagram leaves no earlier than the module says SEND OK
+            self.at(d if d > t + RESPONSE_US else t + RESPONSE_US, "tx", (s, data, s.dest))
         if not got:
             self.stats["lost"] += 1
         return "SEND OK"
