@@ -27,7 +27,7 @@ from .errors import BadInput, StateCorrupt, VmMissing
 from .gate import InputGate
 from .recording import Recording
 from .statedir import StateDir
-from .supervisor import BOOT_TIMEOUT, CUT_TIMEOUT, SHIM_HEAP_EXTRA, WDT_CPU_CHECK_S, WDT_WALL_SLACK, micropython_path
+from .supervisor import BOOT_TIMEOUT, CUT_TIMEOUT, WDT_CPU_CHECK_S, WDT_WALL_SLACK, micropython_path, shim_heap_extra
 from .verbs import ControlVerbs
 from .wire import CTRL_C, Wire
 from .world import PRESSABLE, parse_speed
@@ -200,7 +200,7 @@ class Meter(ControlVerbs):
             "adc": {str(k): v for k, v in self.adc.items()},
             "watch": watch,
             "install": install,
-            "heap_extra": SHIM_HEAP_EXTRA,
+            "heap_extra": shim_heap_extra(self.board),
             "skip_main": self.boot_raw_repl,
             "cut_at": None if install or not self.armed_cut else self.armed_cut,
             "grid": self.meta.get("grid") or gridmodel.defaults(self.board),  # the install run has none yet
