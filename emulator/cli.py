@@ -193,6 +193,7 @@ def run(board: str, state_dir: str, baud: int, speed: float | str, blank: bool, 
     from .errors import ControlError
     from .grid import load_scenario
     from .meter import Meter
+    from .radio import SCENARIO_KEYS
 
     rtc_start_ns = None
     if rtc_start is not None:
@@ -207,7 +208,7 @@ def run(board: str, state_dir: str, baud: int, speed: float | str, blank: bool, 
     scenario = None
     if scenario_file is not None:
         try:
-            scenario = load_scenario(scenario_file)
+            scenario = load_scenario(scenario_file, SCENARIO_KEYS)
         except ControlError as e:
             _fail(e, EXIT_USAGE)
     _out_file(console_log, "--console-log", state_dir)
@@ -526,6 +527,7 @@ def scenario(st: StateDir | None, scenario_file: str | None, clear: bool) -> Non
     cuts; "repeat": true needs "period" (the cycle length, s). `ctl status` shows its progress."""
     from .errors import ControlError
     from .grid import parse_scenario, read_json_file
+    from .radio import SCENARIO_KEYS
 
     if clear == (scenario_file is not None):
         raise click.UsageError("give a scenario FILE or --clear")
@@ -534,7 +536,7 @@ def scenario(st: StateDir | None, scenario_file: str | None, clear: bool) -> Non
     if scenario_file is not None:
         try:
             data = read_json_file(scenario_file)
-            parse_scenario(data, scenario_file)  # the emulator checks it again; a bad file fails here with its path
+            parse_scenario(data, scenario_file, SCENARIO_KEYS)  # the emulator checks it again; a bad file fails here with its path
         except ControlError as e:
             _fail(e, EXIT_USAGE)
         req["scenario"] = data

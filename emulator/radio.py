@@ -110,10 +110,8 @@ def params(settings: dict) -> dict:
     """The link model's parameters for the stored settings: the profile, then each override."""
     p = linkmodel.profile(settings.get("link.profile", linkmodel.DEFAULT_PROFILE))
     for key, v in settings.items():
-        if key == "link.profile":
-            continue
-        name = "nat_s" if key == "link.nat" else key[5:]
-        p[name] = v
+        if key != "link.profile":
+            p = linkmodel.apply_setting(p, key, v)
     return p
 
 
@@ -122,6 +120,9 @@ def apply(settings: dict, key: str, value: Any) -> None:
     if key == "link.profile":
         settings.clear()
     settings[key] = value
+
+
+SCENARIO_KEYS = {key: parse for key in SETTABLE}  # what a scenario step may set besides the grid's keys
 
 
 def modem_action(raw: Any) -> str:

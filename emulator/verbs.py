@@ -195,7 +195,7 @@ class ControlVerbs(World):
         if data is None:
             self.meta["scenario"] = None
         else:
-            sc = gridmodel.parse_scenario(data, str(req.get("source") or "scenario"))
+            sc = gridmodel.parse_scenario(data, str(req.get("source") or "scenario"), radio.SCENARIO_KEYS)
             sc.update({"from": None if self.powered else self.meta["world_ns"] // 1000, "next": 0, "cycle": 0})
             self.meta["scenario"] = sc
         self.state.write_meta(self.meta)

@@ -81,6 +81,16 @@ def profile(name):
     return p
 
 
+def apply_setting(params, key, value):
+    """Parameters after one checked `link.*` setting (the host's `ctl set` and a scenario step in the VM use this one
+    rule): `link.profile` starts afresh from the profile, any other key overrides its parameter."""
+    if key == "link.profile":
+        return profile(value)
+    p = dict(params)
+    p["nat_s" if key == "link.nat" else key[5:]] = value
+    return p
+
+
 class Link:
     """The link's state: one transmitter per direction, the radio's connection, the NAT's mappings, the PRNG."""
 

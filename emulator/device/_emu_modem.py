@@ -21,6 +21,7 @@ import sys
 
 import _emu_bus as bus
 import _emu_clock as clock
+import _emu_grid as grid
 import _emu_link as link
 
 _cfg = bus.config
@@ -124,7 +125,9 @@ class Module:
         return t
 
     def advance(self, now):
-        """Run every event due by `now`, in order."""
+        """Run every event due by `now`, in order (a scenario's link.* steps due by then first)."""
+        if grid.SCEN:
+            grid.touch(now)
         q = self._events
         while q and q[0][0] <= now:
             t, _, kind, arg = q.pop(0)
@@ -728,5 +731,12 @@ def _on_modem(msg):
 
 
 bus.on("modem", _on_modem)
+
+
+def _on_link_step(key, value):
+    MODULE.link.configure(link.apply_setting(MODULE.link.p, key, value))
+
+
+grid.link_hooks.append(_on_link_step)
 select.wakers.append(waker)
 select.net.append(sys.modules[__name__])

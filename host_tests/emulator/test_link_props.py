@@ -160,3 +160,33 @@ def test_link_vm_same_schedule(tmp_path):
     )
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == want
+
+
+def test_scenario_files_take_link_keys_checked_like_ctl_set():
+    import pytest
+
+    from emulator import grid, radio
+    from emulator.errors import ControlError
+
+    sc = grid.parse_scenario(
+        {
+            "steps": [
+                {"at": 0, "set": {"link.profile": "nb1-good"}},
+                {"at": 60, "set": {"link.loss": 0.2, "link.nat": "on", "load.current": 5}},
+            ]
+        },
+        "day.json",
+        radio.SCENARIO_KEYS,
+    )
+    assert sc["steps"] == [
+        [0, {"link.profile": "nb1-good"}],
+        [60_000_000, {"link.loss": 0.2, "link.nat": 30, "load.current": 5.0}],
+    ]
+    with pytest.raises(ControlError, match=r"^day.json: steps\[0\].set: link.loss: .*'nan'"):
+        grid.parse_scenario({"steps": [{"at": 0, "set": {"link.loss": "nan"}}]}, "day.json", radio.SCENARIO_KEYS)
+    with pytest.raises(ControlError, match=r"^day.json: steps\[0\].set.link.jitter: unknown key"):
+        grid.parse_scenario({"steps": [{"at": 0, "set": {"link.jitter": 1}}]}, "day.json", radio.SCENARIO_KEYS)
+    # the host's settings and the VM's scenario steps build the parameters by one rule
+    assert radio.params({"link.profile": "nb1-good", "link.loss": 0.2}) == link.apply_setting(
+        link.profile("nb1-good"), "link.loss", 0.2
+    )

@@ -360,3 +360,18 @@ def test_pulled_out_and_put_back(tmp_path):
     assert out["gone"] == ""
     assert out["back"] == "\r\nRDY\r\n"
     assert out["status"]["present"] is True and out["status"]["state"] == "on"
+
+
+def test_a_scenario_steps_link_settings_reach_the_link_at_its_device_time(tmp_path):
+    out = vm(
+        tmp_path,
+        """
+        import _emu_grid as grid
+        grid._apply({"link.profile": "nb1-edge"}, 0)
+        out["edge"] = M.link.p["up_kbps"]
+        grid._apply({"link.loss": 0.5, "load.current": 3.0}, 0)
+        out["loss"] = M.link.p["loss"]
+        out["grid_has_link"] = [k for k in grid.S if k.startswith("link.")]
+    """,
+    )
+    assert out == {"edge": 1, "loss": 0.5, "grid_has_link": [], "address": out["address"]}
