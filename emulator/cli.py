@@ -326,6 +326,58 @@ def replay(recording_file: str, state_dir: str | None, console_log: str | None, 
     sys.exit(0 if res["ok"] else 1)
 
 
+@main.command("modem")
+@click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False),
+              help="The modem's folder: endpoints.json (its pty and address). Created when missing.")
+@click.option("--link", "profile", default="none", show_default=True,
+              type=click.Choice(["none", "nb1-good", "nb2-good", "nb1-edge"]),
+              help="The modem's own radio link (the meter's is set with `ctl set link.*`).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed of the link's random draws.")
+def field_modem(state_dir: str, profile: str, seed: int) -> None:
+    """A field engineer's USB NB-IoT modem (Quectel BG95 dialect) on a pty, until Ctrl-C: prints
+    `modem: PTY address ADDR` and writes STATE/endpoints.json ({"modem": PTY, "address": ADDR, ...}). Its UDP
+    sockets ("UDP SERVICE") live on ADDR, its own loopback address; datagrams reach an emulated meter at the
+    meter's address (the meter's endpoints.json `udp`)."""
+    import signal
+
+    from . import field_modem as fm
+    from .errors import ControlError
+    from .radio import meter_address
+
+    state = Path(state_dir)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        eps = state / "endpoints.json"
+        if eps.exists():
+            try:
+                pid = int(json.loads(eps.read_text()).get("pid", 0))
+                os.kill(pid, 0)
+                _fail(f"{state}: a modem is already running there (pid {pid})", 5)
+            except (ValueError, OSError, AttributeError):
+                pass  # a stale file from a modem that was killed
+        address = meter_address(state)
+        modem_ = fm.FieldModem(address, profile=profile, seed=seed)
+        fm.publish(state, fm.endpoints(modem_.path, address, os.getpid()))
+    except ControlError as e:
+        _fail(e, 4)
+    except OSError as e:
+        _fail(f"{state}: not usable ({e.strerror or e})", 4)
+
+    def _stop(*_: object) -> None:
+        modem_.stopping = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
+    click.echo(f"modem: {modem_.path} address {address}")
+    sys.stdout.flush()
+    try:
+        modem_.serve_forever()
+    finally:
+        modem_.close()
+        (state / "endpoints.json").unlink(missing_ok=True)
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 def boards(as_json: bool) -> None:
