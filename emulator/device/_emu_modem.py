@@ -40,6 +40,7 @@ RESPONSE_US = 2000  # from a command's CR to its first answer line
 LINE_GAP_US = 500  # between the lines of one answer
 BOOT_US = 1200000  # power-on (or a pulsed power key) to RDY
 REGISTER_US = (2000000, 8000000)  # RDY (or AT+CFUN=1) to +CEREG: 1, drawn per attempt
+PSM_T3324_DEFAULT = "00000101"  # the network's active time when AT+CPSMS=1 gives none: 5 x 2 s
 OPEN_US = 150000  # AT+QIOPEN to +QIOPEN: <id>,<err>
 PWRKEY_MIN_US = 500000  # the power key must be held this long to restart the module
 DATAGRAM_MAX = 512  # per datagram, each way
@@ -87,7 +88,7 @@ class Module:
         self._tx_free = 0  # when the MCU's transmitter is free
         self._pk_since = None
         self.socks = {}
-        self.stats = {"up": 0, "down": 0, "lost": 0, "too_big": 0, "send_fail": 0}
+        self.stats = {"up": 0, "down": 0, "lost": 0, "too_big": 0, "send_fail": 0, "psm_dropped": 0}
         self._sent = []  # [tx_end, size] of datagrams still in the module's send buffer
         self._boot_values()
         if self.present:
@@ -100,7 +101,9 @@ class Module:
         self.cfun = 1
         self.stat = NOT_REGISTERED
         self.fmt = (0, 0)
-        self.psm = None
+        self.psm = 0  # AT+CPSMS mode
+        self.t3412 = None  # the requested timers as given (3GPP TS 24.008 GPRS timer 3 and 2 bit strings)
+        self.t3324 = None
 
     # -- the schedule --------------------------------------------------------------------------------------------
     def at(self, t, kind, arg=None):
@@ -397,10 +400,42 @@ class Module:
 
     def _cpsms(self, t, sep, args, raw, lines):
         if sep == "?":
-            lines.append("+CPSMS: %d" % (1 if self.psm else 0))
+            lines.append('+CPSMS: %d,,,"%s","%s"' % (self.psm, self.t3412 or "", self.t3324 or ""))
             return "OK"
-        self.psm = raw or None
+        p = _split(raw)
+        if not p or p[0] not in ("0", "1", "2") or len(p) > 5:
+            return E_PARAM
+        t3412 = p[3].strip('"') if len(p) > 3 else ""
+        t3324 = p[4].strip('"') if len(p) > 4 else ""
+        for x in (t3412, t3324):
+            if x and (len(x) != 8 or x.strip("01")):
+                return E_PARAM
+        if p[0] == "2":  # disable and reset the timers to the network's defaults
+            self.psm, self.t3412, self.t3324 = 0, None, None
+            return "OK"
+        self.psm = int(p[0])
+        self.t3412 = t3412 or self.t3412
+        self.t3324 = t3324 or self.t3324
         return "OK"
+
+    def active_us(self):
+        """PSM's active time (T3324) in µs: units 2 s, 1 min, 6 min (TS 24.008 GPRS timer 2); None: deactivated."""
+        x = self.t3324 or PSM_T3324_DEFAULT
+        unit = x[:3]
+        value = int(x[3:], 2)
+        per = {"000": 2, "001": 60, "010": 360}.get(unit)
+        return None if per is None else value * per * 1000000
+
+    def asleep(self, now):
+        """In PSM at `now`: PSM on, the radio idle (the link's idle_s after the last traffic) and T3324 run out.
+        Unreachable until the module sends again."""
+        if self.psm != 1 or self.link._active is None:
+            return False
+        idle = self.link.p["idle_s"]
+        act = self.active_us()
+        if not idle or act is None:
+            return False
+        return now >= self.link._active + idle * 1000000 + act
 
     def _qicfg(self, t, sep, args, raw, lines):
         parts = _split(raw)
@@ -519,6 +554,9 @@ class Module:
                 self.stats["too_big"] += 1
                 continue
             src = ("%d.%d.%d.%d" % (addr[4], addr[5], addr[6], addr[7]), (addr[2] << 8) | addr[3])
+            if self.asleep(now):
+                self.stats["psm_dropped"] += 1  # the network cannot page a module in PSM: lost to the sender
+                continue
             _, got = self.link.send(link.DOWN, now, len(data), flow=src)
             for d in got:
                 self.at(d, "rx", (s, data))
@@ -532,6 +570,7 @@ class Module:
             "stat": self.stat,
             "deny": self.deny,
             "address": ADDRESS,
+            "psm": self.asleep(clock.now_us()),
             "sockets": sorted(self.socks),
             "dropped_rx": self.dropped,
             "reconnects": self.link.reconnects,

@@ -375,3 +375,49 @@ def test_a_scenario_steps_link_settings_reach_the_link_at_its_device_time(tmp_pa
     """,
     )
     assert out == {"edge": 1, "loss": 0.5, "grid_has_link": [], "address": out["address"]}
+
+
+def test_psm_makes_the_module_unreachable_until_it_sends(tmp_path):
+    link = radio.params({"link.profile": "nb2-good", "link.loss": 0, "link.dup": 0, "link.reorder": 0})
+    out = vm(
+        tmp_path,
+        """
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(socket.getaddrinfo("127.0.0.1", 0)[0][-1])
+        import utime
+        boot()
+        say("ATE0")
+        say("AT+CMEE=1")
+        registered()
+        out["bad_timer"] = say('AT+CPSMS=1,,,"00000001","0000012"')
+        out["set"] = say('AT+CPSMS=1,,,"00100001","00000101"')
+        out["query"] = say("AT+CPSMS?")
+        say('AT+QICFG="dataformat",1,1')
+        say('AT+QIOPEN=0,0,"UDP","127.0.0.1",9,1337,1')
+        say('AT+QISEND=0,1,"00"', 30000000)  # the radio connects, sends; then 20 s idle timer, 10 s active time
+        out["awake"] = M.asleep(clock.now_us())
+        at(clock.now_us() + 30000000)
+        out["asleep"] = M.asleep(clock.now_us())
+
+        def poke():
+            peer.sendto(b"P", socket.getaddrinfo(modem.ADDRESS, 1337)[0][-1])
+            utime.sleep_ms(50)
+            for s in modem.net_sockets():
+                modem.net_input(s)
+            return say("AT", 20000000)
+
+        out["while_asleep"] = poke()
+        out["dropped"] = M.stats["psm_dropped"]
+        say('AT+QISEND=0,1,"00"', 100000)  # sending wakes it
+        out["after_send"] = poke()
+        out["off"] = say("AT+CPSMS=0")
+        """,
+        link=link,
+    )
+    assert out["bad_timer"] == "\r\n+CME ERROR: 50\r\n"
+    assert out["set"] == "\r\nOK\r\n"
+    assert out["query"] == '\r\n+CPSMS: 1,,,"00100001","00000101"\r\n\r\nOK\r\n'
+    assert out["awake"] is False and out["asleep"] is True
+    assert out["while_asleep"] == "\r\nOK\r\n" and out["dropped"] == 1
+    assert out["after_send"] == '\r\nOK\r\n\r\n+QIURC: "recv",0,1,"50"\r\n'
+    assert out["off"] == "\r\nOK\r\n"
