@@ -560,11 +560,18 @@ def set_(st: StateDir | None, pairs: tuple[str, ...]) -> None:
 
 
 @ctl.command()
-@click.argument("action", type=click.Choice(["remove", "insert", "wedge", "deny", "allow"]))
+@click.argument("action", metavar="ACTION")
 @click.pass_obj
 def modem(st: StateDir | None, action: str) -> None:
-    """The meter's NB-IoT module: remove (pulled out), insert (put back: it powers up), wedge (answers nothing
-    until its power key is pulsed), deny (the network refuses registration), allow."""
+    """The meter's NB-IoT module: ACTION is remove (pulled out), insert (put back: it powers up), wedge (answers
+    nothing until its power key is pulsed), deny (the network refuses registration) or allow."""
+    from .errors import ControlError
+    from .radio import modem_action
+
+    try:
+        modem_action(action)
+    except ControlError as e:
+        _fail(e, EXIT_USAGE)
     _call(st, {"verb": "modem", "action": action})
 
 
