@@ -23,6 +23,7 @@ CONTEXT = 1  # BG95 contexts are 1..16; the modem's single PDP context
 SOCKETS = 12  # connectID 0..11
 SEND_MAX = 1460  # bytes per AT+QISEND on a "UDP SERVICE" socket
 READ_MAX = 1500  # AT+QIRD's default and maximum read length
+IN_FLIGHT_MAX = 1024  # datagrams on their way through the link; more are dropped (a flood)
 RX_QUEUE_MAX = 64  # datagrams a socket holds unread; more are dropped (the module's receive buffer)
 LINE_MAX = 1100
 E_PARAM = 50
@@ -149,6 +150,9 @@ class FieldModem:
                 data, (ip, port) = s.sock.recvfrom(65535)
             except (BlockingIOError, OSError):
                 return
+            if len(self._events) >= IN_FLIGHT_MAX:
+                self.stats["dropped"] += 1
+                continue
             _, got = self.link.send(linkmodel.DOWN, self.now_us(), len(data), flow=(ip, port))
             if not got:
                 self.stats["lost"] += 1

@@ -44,6 +44,7 @@ PSM_T3324_DEFAULT = "00000101"  # the network's active time when AT+CPSMS=1 give
 OPEN_US = 150000  # AT+QIOPEN to +QIOPEN: <id>,<err>
 PWRKEY_MIN_US = 500000  # the power key must be held this long to restart the module
 DATAGRAM_MAX = 512  # per datagram, each way
+DOWNLINK_BUFFER = 8192  # bytes the network holds for the module (in flight on the link); more are dropped
 SEND_BUFFER = 1536  # bytes the module holds for the radio; a send that does not fit gets SEND FAIL
 SOCKETS = 5  # connectID 0..4
 LINE_MAX = 1100  # longest command line taken (a 512-byte hex QISEND fits); a longer one gets ERROR
@@ -88,7 +89,8 @@ class Module:
         self._tx_free = 0  # when the MCU's transmitter is free
         self._pk_since = None
         self.socks = {}
-        self.stats = {"up": 0, "down": 0, "lost": 0, "too_big": 0, "send_fail": 0, "psm_dropped": 0}
+        self.stats = {"up": 0, "down": 0, "lost": 0, "too_big": 0, "send_fail": 0, "psm_dropped": 0, "net_dropped": 0}
+        self._down_bytes = 0  # bytes of datagrams on their way down the link
         self._sent = []  # [tx_end, size] of datagrams still in the module's send buffer
         self._boot_values()
         if self.present:
@@ -168,6 +170,7 @@ class Module:
                     self.stats["lost"] += 1
         elif kind == "rx":
             s, data = arg
+            self._down_bytes -= len(data)
             if s.open and self.state == ON and self.stat in (HOME, 5):
                 self.stats["down"] += 1
                 self._emit(t, self._recv_urc(s.id, data))
@@ -232,12 +235,14 @@ class Module:
         self.close_all(now, quiet=True)
         self._boot_values()
         self._events = []
+        self._down_bytes = 0
         self.state = BOOTING
         self.at(now + BOOT_US, "boot")
 
     def power_off(self, now):
         self.close_all(now, quiet=True)
         self._events = []
+        self._down_bytes = 0
         self.state = OFF
         self.stat = NOT_REGISTERED
 
@@ -557,8 +562,12 @@ class Module:
             if self.asleep(now):
                 self.stats["psm_dropped"] += 1  # the network cannot page a module in PSM: lost to the sender
                 continue
+            if self._down_bytes + len(data) > DOWNLINK_BUFFER:
+                self.stats["net_dropped"] += 1  # the network's buffer for this module is full (a flood)
+                continue
             _, got = self.link.send(link.DOWN, now, len(data), flow=src)
             for d in got:
+                self._down_bytes += len(data)
                 self.at(d, "rx", (s, data))
             if not got:
                 self.stats["lost"] += 1

@@ -421,3 +421,41 @@ def test_psm_makes_the_module_unreachable_until_it_sends(tmp_path):
     assert out["while_asleep"] == "\r\nOK\r\n" and out["dropped"] == 1
     assert out["after_send"] == '\r\nOK\r\n\r\n+QIURC: "recv",0,1,"50"\r\n'
     assert out["off"] == "\r\nOK\r\n"
+
+
+def test_a_flood_from_the_network_stays_within_the_networks_buffer(tmp_path):
+    link = radio.params({"link.profile": "nb1-edge", "link.loss": 0})
+    out = vm(
+        tmp_path,
+        """
+        import gc
+        import utime
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(socket.getaddrinfo("127.0.0.1", 0)[0][-1])
+        boot()
+        say("ATE0")
+        registered()
+        say('AT+QIOPEN=0,0,"UDP","127.0.0.1",9,1337,1')
+        gc.collect()
+        before = gc.mem_alloc()
+        dest = socket.getaddrinfo(modem.ADDRESS, 1337)[0][-1]
+        for k in range(300):
+            peer.sendto(b"F" * 500, dest)
+            if k % 50 == 49:
+                utime.sleep_ms(5)
+                for s in modem.net_sockets():
+                    modem.net_input(s)
+        utime.sleep_ms(20)
+        for s in modem.net_sockets():
+            modem.net_input(s)
+        gc.collect()
+        out["held"] = gc.mem_alloc() - before
+        out["in_flight"] = M._down_bytes
+        out["dropped"] = M.stats["net_dropped"]
+        """,
+        link=link,
+        rxbuf=256,
+    )
+    assert out["in_flight"] <= 8192
+    assert out["dropped"] >= 300 - 8192 // 500 - 1
+    assert out["held"] < 40000  # the datagrams kept, their events: about the network's buffer, not the flood
