@@ -131,7 +131,7 @@ class Module:
 
     def advance(self, now):
         """Run every event due by `now`, in order (a scenario's link.* steps due by then first)."""
-        if grid.SCEN:
+        if _scenario_sets_link():
             grid.touch(now)
         q = self._events
         while q and q[0][0] <= now:
@@ -583,8 +583,26 @@ class Module:
             "sockets": sorted(self.socks),
             "dropped_rx": self.dropped,
             "reconnects": self.link.reconnects,
+            "link": self.link.p,
             "stats": self.stats,
         }
+
+
+_seen = [None, False]  # the scenario last looked at, and whether a step of it sets link.* keys
+
+
+def _scenario_sets_link():
+    """Whether the running scenario has link.* steps (only then does the module bring the grid's scenario along:
+    touching the grid model more often would split its integral, and the BL0942's, into more pieces)."""
+    sc = grid.SCEN
+    if sc is not _seen[0]:
+        _seen[0] = sc
+        _seen[1] = False
+        for step in (sc or {}).get("steps", ()):
+            for k in step[1]:
+                if k.startswith("link."):
+                    _seen[1] = True
+    return _seen[1]
 
 
 def _ints(args, n):

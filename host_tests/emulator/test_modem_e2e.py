@@ -142,6 +142,12 @@ def test_a_vm_program_talks_at_and_exchanges_datagrams_with_the_host(start_emula
         st = emu.status()["device"]["modem"]
         assert st["state"] == "on" and st["stat"] == 1 and st["reconnects"] >= 1
         assert st["stats"]["up"] == 3 and st["stats"]["down"] == 3
+        assert st["link"]["down_kbps"] == 70 and st["link"]["loss"] == 0
+        # a scenario step sets the link at its device time
+        day = emu.state.parent / "day.json"
+        day.write_text(json.dumps({"steps": [{"at": 0, "set": {"link.profile": "nb1-edge"}}]}))
+        emu.scenario(day)
+        emu.wait_status(lambda s: s["device"]["modem"]["link"]["up_kbps"] == 1, what="the scenario's link step")
         # the network denies registration: the socket closes and the module says so
         emu.ctl("modem", "deny")
         _wait_console(emu, r'RESULT line \+QIURC: "closed",0')
