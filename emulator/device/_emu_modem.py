@@ -89,7 +89,8 @@ class Module:
         self._tx_free = 0  # when the MCU's transmitter is free
         self._pk_since = None
         self.socks = {}
-        self.stats = {"up": 0, "down": 0, "lost": 0, "too_big": 0, "send_fail": 0, "psm_dropped": 0, "net_dropped": 0}
+        self.stats = {"up": 0, "down": 0, "lost": 0, "too_big": 0, "send_fail": 0, "psm_dropped": 0, "net_dropped": 0,
+                      "model_errors": 0}
         self._down_bytes = 0  # bytes of datagrams on their way down the link
         self._sent = []  # [tx_end, size] of datagrams still in the module's send buffer
         self._boot_values()
@@ -313,7 +314,12 @@ class Module:
         elif not up.startswith("AT"):
             return  # not a command: a module ignores it
         else:
-            res = self._run(t, text[2:], up[2:], lines)
+            try:
+                res = self._run(t, text[2:], up[2:], lines)
+            except Exception:  # a bug in this model must not end the firmware's UART write: counted, answered ERROR
+                self.stats["model_errors"] += 1
+                lines = []
+                res = "ERROR"
         k = 0
         for ln in lines:
             self.at(t + RESPONSE_US + k * LINE_GAP_US, "say", b"\r\n" + ln.encode() + b"\r\n")

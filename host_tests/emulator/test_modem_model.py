@@ -459,3 +459,30 @@ def test_a_flood_from_the_network_stays_within_the_networks_buffer(tmp_path):
     assert out["in_flight"] <= 8192
     assert out["dropped"] >= 300 - 8192 // 500 - 1
     assert out["held"] < 40000  # the datagrams kept, their events: about the network's buffer, not the flood
+
+
+def test_garbage_on_the_uart_gets_errors_never_a_crash(tmp_path):
+    """Random command lines (AT-prefixed fragments of real commands, odd quotes and commas, bytes that are not
+    UTF-8): each gets an answer or is ignored, the model raises nothing, and the module still answers AT."""
+    out = vm(
+        tmp_path,
+        """
+        import random
+        random.seed(7)
+        boot()
+        say("ATE0")
+        registered()
+        parts = ["AT", "+QIOPEN=", "+QISEND=", "+QICFG=", "+CEREG", "+CFUN=", "+CMEE=", "+CPSMS=", "+QICLOSE=",
+                 "+CGPADDR", "?", "=", ",", '"', "0", "1", "512", "-1", "99999999999999999999", "UDP", "dataformat",
+                 "127.0.0.1", "ZZ", "\\xff", "\\x00", " ", "AT"]
+        for _ in range(1500):
+            line = "".join(parts[random.getrandbits(5) % len(parts)] for _ in range(random.getrandbits(3) + 1))
+            u.write(line.encode() + b"\\r")
+            at(clock.now_us() + 20000)
+            drain()
+        out["errors"] = M.stats["model_errors"]
+        out["still"] = say("AT")
+        """,
+    )
+    assert out["errors"] == 0
+    assert out["still"] == "\r\nOK\r\n"
