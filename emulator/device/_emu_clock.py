@@ -149,6 +149,14 @@ def can_skip():
     return _free or (_max and not _held())
 
 
+def hold_left_us():
+    """Wall µs until a hold_for ends (0: none, or the host's own hold, which has no end here)."""
+    if _hold or not _hold_wall:
+        return 0
+    left = _hold_wall - _real_us()
+    return left if left > 0 else 0
+
+
 def hold_for(wall_us):
     """A peer outside the VM (a host on a UDP socket) may answer within `wall_us` of wall time: until then device
     time runs at most at 1x and idle waits are not skipped, as while a host talks on the console."""

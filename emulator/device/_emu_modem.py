@@ -36,6 +36,12 @@ _net = _cfg.get("modem_net") or {}
 ADDRESS = _net.get("address", "127.0.0.1")
 
 UART_RXBUF = 256  # the MCU's UART receive buffer when the firmware does not set rxbuf (ESP32 and rp2 ports: 256)
+# The MCU's UART driver moves received bytes where the firmware can read them in batches: when its hardware FIFO
+# holds RX_FIFO_THRESH bytes, or when the line has been idle for RX_IDLE_BYTES byte times after the last one (the
+# ESP32's RX-full threshold and RX timeout; the RP2040's half-full FIFO interrupt and receive timeout; the model's
+# figures, not measured on boards). Bytes are never readable before they arrive.
+RX_FIFO_THRESH = 120 if _board["mcu"]["family"] == "esp32" else 16
+RX_IDLE_BYTES = 10 if _board["mcu"]["family"] == "esp32" else 4
 RESPONSE_US = 2000  # from a command's CR to its first answer line
 LINE_GAP_US = 500  # between the lines of one answer
 BOOT_US = 1200000  # power-on (or a pulsed power key) to RDY
@@ -119,16 +125,32 @@ class Module:
         q.insert(i, ev)
 
     def due_us(self, with_output):
-        """The next device time something happens (an event, or with_output the next byte reaching the MCU)."""
+        """The next device time something happens (an event, or with_output the next bytes the MCU's UART driver
+        makes readable)."""
         t = self._events[0][0] if self._events else None
         if with_output:
             for c in self._out:
                 if c[2] < len(c[1]):
-                    nxt = c[0] + (c[2] + 1) * self.byte_us
+                    nxt = self._visible_at(c, c[2])
                     if t is None or nxt < t:
                         t = nxt
                     break
         return t
+
+    def _visible_at(self, c, k):
+        """When bytes past the first k of chunk c become readable: at the next full FIFO threshold, or the chunk's
+        end plus the driver's idle timeout."""
+        whole = ((k // RX_FIFO_THRESH) + 1) * RX_FIFO_THRESH
+        if whole < len(c[1]):
+            return c[0] + whole * self.byte_us
+        return c[0] + (len(c[1]) + RX_IDLE_BYTES) * self.byte_us
+
+    def _visible(self, c, now):
+        """How many bytes of chunk c the MCU's UART driver has made readable by `now`."""
+        if now >= c[0] + (len(c[1]) + RX_IDLE_BYTES) * self.byte_us:
+            return len(c[1])
+        arrived = (now - c[0]) // self.byte_us
+        return (arrived // RX_FIFO_THRESH) * RX_FIFO_THRESH if arrived > 0 else 0
 
     def advance(self, now):
         """Run every event due by `now`, in order (a scenario's link.* steps due by then first)."""
@@ -195,10 +217,9 @@ class Module:
         out = self._out
         while out:
             c = out[0]
-            n = (now - c[0]) // self.byte_us
+            n = self._visible(c, now)
             if n <= c[2]:
                 break
-            n = min(n, len(c[1]))
             got = c[1][c[2] : n]
             room = self.rxbuf - len(self.rx)
             if len(got) > room:

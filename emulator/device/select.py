@@ -116,6 +116,9 @@ class _Poll:
                     wall_ms = 0
                 else:
                     wall_ms = (clock.wall_us_to(stop) + 999) // 1000
+                    left = clock.hold_left_us()
+                    if left and wall_ms > left // 1000 + 1:
+                        wall_ms = left // 1000 + 1  # a network hold ends first: skipping resumes there
             out, saw_bus = self._ready(self._p.poll(wall_ms))
             bus.take_interrupt()
             if out:

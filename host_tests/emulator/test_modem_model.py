@@ -49,7 +49,7 @@ def say(cmd, wait=300000):
 
 
 def boot():
-    at(modem.BOOT_US + 1000)
+    at(modem.BOOT_US + 50000)
     return drain()
 
 
@@ -92,20 +92,31 @@ def vm(tmp_path: Path, body: str, rxbuf: int = 4096, link: dict | None = None, p
 
 
 def test_rdy_arrives_at_the_line_rate_after_power_on(tmp_path):
+    """Bytes arrive at the line rate and the UART driver makes them readable in batches: at its FIFO threshold,
+    or after the line's idle timeout."""
     out = vm(
         tmp_path,
         """
-        at(modem.BOOT_US - 1)
-        out["before"] = u.any()
-        at(modem.BOOT_US + 3 * BYTE)
-        out["three"] = u.any()
         at(modem.BOOT_US + 7 * BYTE)
+        out["arrived_not_yet_readable"] = u.any()
+        at(modem.BOOT_US + (7 + modem.RX_IDLE_BYTES) * BYTE - 1)
+        out["before_timeout"] = u.any()
+        at(modem.BOOT_US + (7 + modem.RX_IDLE_BYTES) * BYTE)
         out["all"] = drain()
-    """,
+        # a long line (its echo, 303 bytes): readable a FIFO threshold at a time while it arrives
+        line = b"AT" + b"X" * 300 + b"\\r"
+        cr = clock.now_us() + len(line) * BYTE
+        u.write(line)
+        at(cr + modem.RX_FIFO_THRESH * BYTE - 1)
+        out["below_thresh"] = u.any()
+        at(cr + modem.RX_FIFO_THRESH * BYTE)
+        out["at_thresh"] = u.any()
+        out["thresh"] = modem.RX_FIFO_THRESH
+        """,
     )
-    assert out["before"] == 0
-    assert out["three"] == 3
+    assert out["arrived_not_yet_readable"] == 0 and out["before_timeout"] == 0
     assert out["all"] == "\r\nRDY\r\n"
+    assert out["below_thresh"] == 0 and out["at_thresh"] == out["thresh"] == 120  # the ESP32's RX-full threshold
 
 
 def test_echo_answers_and_errors(tmp_path):
@@ -126,7 +137,7 @@ def test_echo_answers_and_errors(tmp_path):
         cr = t + 3 * BYTE
         at(cr + modem.RESPONSE_US - 1)
         out["early"] = u.any()
-        at(cr + modem.RESPONSE_US + 6 * BYTE)
+        at(cr + modem.RESPONSE_US + (6 + modem.RX_IDLE_BYTES) * BYTE)
         out["ontime"] = drain()
         out["garbage"] = say("hello")
         out["long"] = say("AT+" + "X" * (modem.LINE_MAX + 10))

@@ -43,3 +43,7 @@ def can_skip():
 
 def take_credit():
     pass
+
+
+def hold_left_us():
+    return 0
