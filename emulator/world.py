@@ -47,8 +47,12 @@ class World(Supervisor):
     def _modem_net(self) -> dict | None:
         if getattr(self, "modem_address", None) is None:
             return None
-        return {"address": self.modem_address, "link": radio.params(self.meta["link"]),
-                "present": self.meta["modem"]["present"], "deny": self.meta["modem"]["deny"]}
+        return {
+            "address": self.modem_address,
+            "link": radio.params(self.meta["link"]),
+            "present": self.meta["modem"]["present"],
+            "deny": self.meta["modem"]["deny"],
+        }
 
     def _radio_endpoints(self) -> dict:
         if getattr(self, "modem_address", None) is None:

@@ -95,8 +95,16 @@ class Module:
         self._tx_free = 0  # when the MCU's transmitter is free
         self._pk_since = None
         self.socks = {}
-        self.stats = {"up": 0, "down": 0, "lost": 0, "too_big": 0, "send_fail": 0, "psm_dropped": 0, "net_dropped": 0,
-                      "model_errors": 0}
+        self.stats = {
+            "up": 0,
+            "down": 0,
+            "lost": 0,
+            "too_big": 0,
+            "send_fail": 0,
+            "psm_dropped": 0,
+            "net_dropped": 0,
+            "model_errors": 0,
+        }
         self._down_bytes = 0  # bytes of datagrams on their way down the link
         self._sent = []  # [tx_end, size] of datagrams still in the module's send buffer
         self._boot_values()
