@@ -193,6 +193,7 @@ def run(board: str, state_dir: str, baud: int, speed: float | str, blank: bool, 
     from .errors import ControlError
     from .grid import load_scenario
     from .meter import Meter
+    from .radio import SCENARIO_KEYS
 
     rtc_start_ns = None
     if rtc_start is not None:
@@ -207,7 +208,7 @@ def run(board: str, state_dir: str, baud: int, speed: float | str, blank: bool, 
     scenario = None
     if scenario_file is not None:
         try:
-            scenario = load_scenario(scenario_file)
+            scenario = load_scenario(scenario_file, SCENARIO_KEYS)
         except ControlError as e:
             _fail(e, EXIT_USAGE)
     _out_file(console_log, "--console-log", state_dir)
@@ -323,6 +324,58 @@ def replay(recording_file: str, state_dir: str | None, console_log: str | None, 
         if changed:
             click.echo("note: the firmware tree differs from the one recorded")
     sys.exit(0 if res["ok"] else 1)
+
+
+@main.command("modem")
+@click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False),
+              help="The modem's folder: endpoints.json (its pty and address). Created when missing.")
+@click.option("--link", "profile", default="none", show_default=True,
+              type=click.Choice(["none", "nb1-good", "nb2-good", "nb1-edge"]),
+              help="The modem's own radio link (the meter's is set with `ctl set link.*`).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed of the link's random draws.")
+def field_modem(state_dir: str, profile: str, seed: int) -> None:
+    """A field engineer's USB NB-IoT modem (Quectel BG95 dialect) on a pty, until Ctrl-C: prints
+    `modem: PTY address ADDR` and writes STATE/endpoints.json ({"modem": PTY, "address": ADDR, ...}). Its UDP
+    sockets ("UDP SERVICE") live on ADDR, its own loopback address; datagrams reach an emulated meter at the
+    meter's address (the meter's endpoints.json `udp`)."""
+    import signal
+
+    from . import field_modem as fm
+    from .errors import ControlError
+    from .radio import meter_address
+
+    state = Path(state_dir)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        eps = state / "endpoints.json"
+        if eps.exists():
+            try:
+                pid = int(json.loads(eps.read_text()).get("pid", 0))
+                os.kill(pid, 0)
+                _fail(f"{state}: a modem is already running there (pid {pid})", 5)
+            except (ValueError, OSError, AttributeError):
+                pass  # a stale file from a modem that was killed
+        address = meter_address(state)
+        modem_ = fm.FieldModem(address, profile=profile, seed=seed)
+        fm.publish(state, fm.endpoints(modem_.path, address, os.getpid()))
+    except ControlError as e:
+        _fail(e, 4)
+    except OSError as e:
+        _fail(f"{state}: not usable ({e.strerror or e})", 4)
+
+    def _stop(*_: object) -> None:
+        modem_.stopping = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
+    click.echo(f"modem: {modem_.path} address {address}")
+    sys.stdout.flush()
+    try:
+        modem_.serve_forever()
+    finally:
+        modem_.close()
+        (state / "endpoints.json").unlink(missing_ok=True)
 
 
 @main.command()
@@ -484,6 +537,16 @@ def set_(st: StateDir | None, pairs: tuple[str, ...]) -> None:
     load.export           1: power flows to the grid; 0: import
     load.steps            AMPS:SECONDS,... repeated from now, e.g. 5:60,0.5:60 ('none' ends it)
     bl0942.error_rate     probability per byte of a flipped bit in the BL0942's answers (0..1)
+    link.profile          the NB-IoT link: none | nb1-good | nb2-good | nb1-edge (resets the other link.* keys)
+    link.down_kbps        downlink rate, kbit/s (0..100000; 0: no limit)
+    link.up_kbps          uplink rate, kbit/s (0..100000; 0: no limit)
+    link.rtt_s            round-trip time range LO:HI seconds (0..120), e.g. 0.5:1.5
+    link.loss             probability a datagram is lost (0..1)
+    link.dup              probability a datagram arrives twice (0..1)
+    link.reorder          probability a datagram is overtaken by later ones (0..1)
+    link.idle_s           seconds without traffic until the radio goes idle (0..86400; 0: never)
+    link.reconnect_s      range LO:HI seconds an idle radio takes to reconnect (0..120), e.g. 2:15
+    link.nat              NAT lifetime of device-initiated flows: seconds 1..86400, 'on' (30) or 'off'
 
     Example: meter-emu ctl set grid.voltage=253 load.current=5 load.pf=0.5 load.type=inductive
     """
@@ -497,6 +560,22 @@ def set_(st: StateDir | None, pairs: tuple[str, ...]) -> None:
 
 
 @ctl.command()
+@click.argument("action", metavar="ACTION")
+@click.pass_obj
+def modem(st: StateDir | None, action: str) -> None:
+    """The meter's NB-IoT module: ACTION is remove (pulled out), insert (put back: it powers up), wedge (answers
+    nothing until its power key is pulsed), deny (the network refuses registration) or allow."""
+    from .errors import ControlError
+    from .radio import modem_action
+
+    try:
+        modem_action(action)
+    except ControlError as e:
+        _fail(e, EXIT_USAGE)
+    _call(st, {"verb": "modem", "action": action})
+
+
+@ctl.command()
 @click.argument("scenario_file", metavar="FILE", required=False, type=click.Path(dir_okay=False))
 @click.option("--clear", is_flag=True, help="Stop the running scenario (settings stay as its last step left them).")
 @click.pass_obj
@@ -507,6 +586,7 @@ def scenario(st: StateDir | None, scenario_file: str | None, clear: bool) -> Non
     cuts; "repeat": true needs "period" (the cycle length, s). `ctl status` shows its progress."""
     from .errors import ControlError
     from .grid import parse_scenario, read_json_file
+    from .radio import SCENARIO_KEYS
 
     if clear == (scenario_file is not None):
         raise click.UsageError("give a scenario FILE or --clear")
@@ -515,7 +595,7 @@ def scenario(st: StateDir | None, scenario_file: str | None, clear: bool) -> Non
     if scenario_file is not None:
         try:
             data = read_json_file(scenario_file)
-            parse_scenario(data, scenario_file)  # the emulator checks it again; a bad file fails here with its path
+            parse_scenario(data, scenario_file, SCENARIO_KEYS)  # the emulator checks it again; a bad file fails here with its path
         except ControlError as e:
             _fail(e, EXIT_USAGE)
         req["scenario"] = data

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -199,9 +200,11 @@ def _seconds(v: Any, lo: float, hi: float, lo_open: bool = False) -> float | Non
     return f
 
 
-def parse_scenario(data: Any, source: str = "scenario") -> dict:
+def parse_scenario(data: Any, source: str = "scenario",
+                   more: Mapping[str, Callable[[str, Any], Any]] | None = None) -> dict:
     """A scenario file's content → {"steps": [[at_us, {key: canonical}], ...], "repeat", "period_us"} (sorted by
-    time); ControlError naming the problem."""
+    time); ControlError naming the problem. `more`: keys of other models a step may set, with their checks."""
+    more = more or {}
 
     def bad(where: str, what: str) -> ControlError:
         return ControlError(f"{source}: {where}: {what}")
@@ -237,10 +240,10 @@ def parse_scenario(data: Any, source: str = "scenario") -> dict:
             raise bad(f"{where}.set", "expected an object of settings, e.g. {\"load.current\": 5}")
         vals = {}
         for key, raw in step["set"].items():
-            if key not in SETTABLE:
-                raise bad(f"{where}.set.{key}", "unknown key; scenario keys: " + ", ".join(SETTABLE))
+            if key not in SETTABLE and key not in more:
+                raise bad(f"{where}.set.{key}", "unknown key; scenario keys: " + ", ".join([*SETTABLE, *more]))
             try:
-                vals[key] = parse(key, raw)
+                vals[key] = more[key](key, raw) if key in more else parse(key, raw)
             except ControlError as e:
                 raise bad(f"{where}.set", str(e)) from None
         out.append([int(round(at * 1e6)), vals])
@@ -306,5 +309,5 @@ def read_json_file(path: str | Path) -> Any:
         raise ControlError(f"{p}: invalid JSON: {e}") from None
 
 
-def load_scenario(path: str | Path) -> dict:
-    return parse_scenario(read_json_file(path), str(path))
+def load_scenario(path: str | Path, more: Mapping[str, Callable[[str, Any], Any]] | None = None) -> dict:
+    return parse_scenario(read_json_file(path), str(path), more)

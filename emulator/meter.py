@@ -27,7 +27,7 @@ from .errors import BadInput, StateCorrupt, VmMissing
 from .gate import InputGate
 from .recording import Recording
 from .statedir import StateDir
-from .supervisor import BOOT_TIMEOUT, CUT_TIMEOUT, SHIM_HEAP_EXTRA, WDT_CPU_CHECK_S, WDT_WALL_SLACK, micropython_path
+from .supervisor import BOOT_TIMEOUT, CUT_TIMEOUT, WDT_CPU_CHECK_S, WDT_WALL_SLACK, micropython_path, shim_heap_extra
 from .verbs import ControlVerbs
 from .wire import CTRL_C, Wire
 from .world import PRESSABLE, parse_speed
@@ -139,6 +139,7 @@ class Meter(ControlVerbs):
                     p.unlink(missing_ok=True)
                 raise
         self._grid_init()
+        self._radio_init()
         self._relay_init()
         if self.run_for_s is not None:
             self.end_ns = self.meta["world_ns"] + int(self.run_for_s * 1e9)
@@ -199,7 +200,7 @@ class Meter(ControlVerbs):
             "adc": {str(k): v for k, v in self.adc.items()},
             "watch": watch,
             "install": install,
-            "heap_extra": SHIM_HEAP_EXTRA,
+            "heap_extra": shim_heap_extra(self.board),
             "skip_main": self.boot_raw_repl,
             "cut_at": None if install or not self.armed_cut else self.armed_cut,
             "grid": self.meta.get("grid") or gridmodel.defaults(self.board),  # the install run has none yet
@@ -208,6 +209,7 @@ class Meter(ControlVerbs):
             "end_ns": self.end_ns,
             "gate": None if self.gate is None or install else self.gate.config(),
             "free": self.replay is not None,  # a replay runs as fast as the VM can: pacing changes no result
+            "modem_net": self._modem_net(),
         }
 
     # -- running -------------------------------------------------------------------------------------------------
@@ -372,6 +374,7 @@ class Meter(ControlVerbs):
                     "mcu": self.board["mcu"]["family"],
                     "pid": os.getpid(),
                     "baud": self.baud,
+                    **self._radio_endpoints(),
                 })
                 # the pty stays the line's second word (scripts take it with awk '{print $2}')
                 self.announce(f"console: {self.wire.path} board {self.board['id']} ({self.board['mcu']['family']})")

@@ -21,6 +21,7 @@ TO_DEVICE = {
     "pending": "input gate: the host has input queued (recorded runs)",
     "resume": "input gate: the hand-over at a point is done",
     "interrupt": "a Ctrl-C came on the console while the interrupt was on: raise it at the next point",
+    "modem": "the NB-IoT module: pulled out, put back, wedged, registration denied/allowed, new link parameters",
 }
 
 FROM_DEVICE = {

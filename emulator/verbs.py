@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from . import grid as gridmodel
+from . import radio
 from .errors import ControlError
 from .supervisor import WORD_SCALE
 from .world import PRESSABLE, World, parse_speed
@@ -194,7 +195,7 @@ class ControlVerbs(World):
         if data is None:
             self.meta["scenario"] = None
         else:
-            sc = gridmodel.parse_scenario(data, str(req.get("source") or "scenario"))
+            sc = gridmodel.parse_scenario(data, str(req.get("source") or "scenario"), radio.SCENARIO_KEYS)
             sc.update({"from": None if self.powered else self.meta["world_ns"] // 1000, "next": 0, "cycle": 0})
             self.meta["scenario"] = sc
         self.state.write_meta(self.meta)
@@ -217,6 +218,26 @@ class ControlVerbs(World):
         self._set_input(pin["gpio"], active)
         self.releases.append((time.monotonic() + hold, pin["gpio"], active ^ 1))
         reply({"ok": True, "input": name, "gpio": pin["gpio"], "held_for": hold})
+
+    def _ctl_modem(self, req: dict, reply: Callable[[dict], None]) -> None:
+        """`ctl modem ACTION`: the NB-IoT module pulled out or put back, wedged, registration denied or allowed."""
+        action = radio.modem_action(req.get("action"))
+        if getattr(self, "modem_address", None) is None:
+            raise ControlError("this board has no modem UART (uarts.modem)")
+        m = self.meta["modem"]
+        if action in ("remove", "insert"):
+            m["present"] = action == "insert"
+        elif action in ("deny", "allow"):
+            m["deny"] = action == "deny"
+        elif not self.powered:
+            raise ControlError("the board is off: a module without power cannot wedge")
+        self.state.write_meta(self.meta)
+        if self.bus and self.powered:
+            msg: dict[str, object] = {"t": "modem", "do": "deny" if action in ("deny", "allow") else action}
+            if action in ("deny", "allow"):
+                msg["on"] = action == "deny"
+            self._to_vm(msg)
+        reply({"ok": True, "modem": action, "present": m["present"], "deny": m["deny"]})
 
     def _ctl_stop(self, req: dict, reply: Callable[[dict], None]) -> None:
         reply({"ok": True, "stopping": True})

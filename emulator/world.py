@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from . import grid as gridmodel
+from . import radio
 from .errors import ControlError
 from .supervisor import Supervisor
 
@@ -31,6 +32,41 @@ class World(Supervisor):
     def _world_from(self, msg: dict) -> None:
         if "world_ns" in msg:
             self.meta["world_ns"] = max(self.meta["world_ns"], int(msg["world_ns"]))
+
+    # -- the NB-IoT radio: the meter's address, the link's settings and the module's presence (meta.json) ---------
+    def _radio_init(self) -> None:
+        self.modem_address = None
+        if not self.board.get("uarts", {}).get("modem"):
+            return
+        self.modem_address = radio.meter_address(self.state.path)
+        link = self.meta.get("link")
+        self.meta["link"] = link if isinstance(link, dict) else radio.defaults()
+        m = self.meta.get("modem")
+        self.meta["modem"] = m if isinstance(m, dict) else {"present": True, "deny": False}
+
+    def _modem_net(self) -> dict | None:
+        if getattr(self, "modem_address", None) is None:
+            return None
+        return {
+            "address": self.modem_address,
+            "link": radio.params(self.meta["link"]),
+            "present": self.meta["modem"]["present"],
+            "deny": self.meta["modem"]["deny"],
+        }
+
+    def _radio_endpoints(self) -> dict:
+        if getattr(self, "modem_address", None) is None:
+            return {}
+        return {"udp": {"address": self.modem_address, "port": radio.SMP_UDP_PORT}}
+
+    def _link_set(self, key: str, v: object) -> object:
+        if getattr(self, "modem_address", None) is None:
+            raise ControlError(f"{key}: this board has no modem UART (uarts.modem)")
+        radio.apply(self.meta["link"], key, v)
+        self.state.write_meta(self.meta)
+        if self.bus and self.powered:
+            self._to_vm({"t": "modem", "link": radio.params(self.meta["link"])})
+        return v
 
     # -- the grid and the load: settings and the true energy integral live in meta.json across boots ---------------
     def _grid_init(self) -> None:
@@ -107,6 +143,7 @@ class World(Supervisor):
         "wire.drop_rate": "probability per byte of a lost byte on the console line (0..1)",
         "adc.<gpio>": "volts at an ADC pin, overriding the grid model there ('model' returns the pin to it)",
         **gridmodel.SETTABLE,
+        **radio.SETTABLE,
     }
 
     def _check_one(self, key: str, raw) -> object:
@@ -124,6 +161,8 @@ class World(Supervisor):
             return gridmodel.finite(key, raw, 0, 1)
         if key in gridmodel.SETTABLE:
             return gridmodel.parse(key, raw)
+        if key in radio.SETTABLE:
+            return radio.parse(key, raw)
         if key.startswith("adc."):
             try:
                 int(key[4:])
@@ -156,6 +195,8 @@ class World(Supervisor):
             assert self.wire is not None
             setattr(self.wire, key.split(".")[1], v)
             return v
+        if key in radio.SETTABLE:
+            return self._link_set(key, v)
         if key in gridmodel.SETTABLE:
             g = self.meta["grid"]
             g[key] = v

@@ -29,6 +29,7 @@ _a_wall = 0
 _rate = 1.0
 _max = False
 _hold = False
+_hold_wall = 0  # real µs until which a network peer may be answering (hold_for)
 _free = False  # a replay: idle waits are always skipped (pacing changes no result; device time is the same)
 _until = None  # device µs where `ctl run` ends: the speed drops to 1x exactly there
 _end = None  # device µs where `meter-emu run --for` ends the run: the board halts exactly there
@@ -45,9 +46,13 @@ def _real_us():
     return _real_acc
 
 
+def _held():
+    return _hold or (_hold_wall and _real_us() < _hold_wall)
+
+
 def rate():
     r = 1.0 if _max else _rate
-    if _hold and r > 1.0:
+    if r > 1.0 and _held():
         return 1.0
     return r
 
@@ -89,7 +94,7 @@ def take_credit():
     """At the start of an idle wait: device time that fell behind the wall is made up, but at most the credit."""
     global _a_v, _a_wall
     w = _real_us()
-    cap = CREDIT_HELD_US if _hold else CREDIT_MAX_US
+    cap = CREDIT_HELD_US if _held() else CREDIT_MAX_US
     if _a_v + int((w - _a_wall) * rate()) - _v > cap:
         _a_v = _v + cap
         _a_wall = w
@@ -141,7 +146,24 @@ def set_hold(on):
 
 
 def can_skip():
-    return _free or (_max and not _hold)
+    return _free or (_max and not _held())
+
+
+def hold_left_us():
+    """Wall µs until a hold_for ends (0: none, or the host's own hold, which has no end here)."""
+    if _hold or not _hold_wall:
+        return 0
+    left = _hold_wall - _real_us()
+    return left if left > 0 else 0
+
+
+def hold_for(wall_us):
+    """A peer outside the VM (a host on a UDP socket) may answer within `wall_us` of wall time: until then device
+    time runs at most at 1x and idle waits are not skipped, as while a host talks on the console."""
+    global _hold_wall
+    if not _held():
+        _reanchor()
+    _hold_wall = _real_us() + wall_us
 
 
 def set_free():

@@ -259,10 +259,17 @@ def _scenario_next():
     return _dev(sc["from"]) + sc["cycle"] * (sc.get("period_us") or 0) + steps[k][0]
 
 
+link_hooks = []  # the NB-IoT module (_emu_modem): a scenario step's link.* settings, at the step's device time
+
+
 def _apply(values, at_world):
     global _dirty
     freq = False
     for key, val in values.items():
+        if key.startswith("link."):
+            for fn in link_hooks:
+                fn(key, val)
+            continue
         S[key] = val
         if key == "grid.sag":
             S["grid.sag_from"] = at_world

@@ -35,6 +35,10 @@ import machine  # noqa: E402,F401  (imports the ADC model on ADC boards)
 
 if cfg["board"].get("frontend", {}).get("type") == "bl0942":
     import _emu_bl0942  # noqa: E402,F401  (before the ballast: its heap is the shims' share)
+if cfg.get("modem_net") is not None and cfg["board"].get("uarts", {}).get("modem"):
+    import _emu_modem  # noqa: E402  (the NB-IoT module on uarts.modem; before the ballast too)
+else:
+    _emu_modem = None
 
 sys.modules["_asyncio"] = _emu_asyncio  # asyncio's scheduler must read the virtual clock (see _emu_asyncio)
 # the port's own view of itself: sys.platform and os.uname() of the board's port, not the unix port's "linux"
@@ -74,6 +78,8 @@ def _on_query(msg):
         gc.collect()
     t = time.gmtime(_emu_rtc.now_ns() // 1000000000)
     st = _emu_grid.status()
+    if _emu_modem is not None:
+        st["modem"] = _emu_modem.MODULE.status()
     st.update({"t": "status", "id": msg["id"], "us": _emu_clock.now_us(), "world_ns": _emu_rtc.world_ns(),
                "rtc": "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6], "flash_ops": _emu_flash.ops(),
                "heap_free": gc.mem_free(), "heap_used": gc.mem_alloc(), "speed": _emu_clock.speed_name()})

@@ -85,6 +85,8 @@ class Pin:
             self._out = v
             if self._id in _watch:
                 bus.send({"t": "pin", "gpio": self._id, "value": v, "us": _clock.now_us()})
+            if _modem is not None and self._id == _modem.PWRKEY:
+                _modem.on_pin(self._id, v)
             if v and self._id in _coils:
                 closed_level = 0 if _fb.get("active", "low") == "low" else 1
                 _inputs[_fb["gpio"]] = closed_level if _coils[self._id] else closed_level ^ 1
@@ -146,6 +148,9 @@ if _FRONT == "adc":
 else:
     _adcm = None
 _METERING_UART = _board.get("uarts", {}).get("metering", {}).get("id")
+_modem = None
+if _cfg.get("modem_net") is not None and _board.get("uarts", {}).get("modem"):
+    import _emu_modem as _modem  # the NB-IoT module on uarts.modem (imported by the ROM before the ballast)
 
 
 class ADC:
@@ -217,13 +222,16 @@ class ADC:
 
 class UART:
     """A UART with nothing attached, except uarts.metering on a BL0942 board, which reaches the IC's model
-    (_emu_bl0942). Reads return None like an idle MicroPython UART with timeout=0."""
+    (_emu_bl0942), and uarts.modem, which reaches the NB-IoT module's (_emu_modem). Reads return None like an
+    idle MicroPython UART with timeout=0."""
 
     def __new__(cls, id, *a, **kw):
         if _FRONT == "bl0942" and id == _METERING_UART and cls is UART:
             import _emu_bl0942
 
             return _emu_bl0942.Port(id, *a, **kw)
+        if _modem is not None and id == _modem.UART_ID and cls is UART:
+            return _modem.Port(id, *a, **kw)
         return object.__new__(cls)
 
     def __init__(self, id, baudrate=9600, **kw):

@@ -16,12 +16,37 @@ POLLHUP = uselect.POLLHUP
 if hasattr(uselect, "select"):
     select = uselect.select
 
+# Emulated hardware with events of its own on the device clock (the NB-IoT module): `wakers` give the next device
+# time it needs the VM awake, so an idle wait ends there; `net` gives the real sockets it owns (polled alongside the
+# bus, never reported to the firmware) and `net_input(sock)` takes what arrived on one.
+wakers = []
+net = []
+
 
 class _Poll:
     def __init__(self):
         self._p = uselect.poll()
         self._bus = bus.sock()
         self._p.register(self._bus, uselect.POLLIN)
+        self._stop = None
+        self._net = {}  # real socket -> its owner's object, registered while it is open
+
+    def _sync_net(self):
+        live = {}
+        for owner in net:
+            for s in owner.net_sockets():
+                live[s.sock] = s
+        for k in list(self._net):
+            if k not in live:
+                del self._net[k]
+                try:
+                    self._p.unregister(k)
+                except (OSError, KeyError):
+                    pass
+        for k, s in live.items():
+            if k not in self._net:
+                self._net[k] = s
+                self._p.register(k, uselect.POLLIN)
 
     def register(self, obj, eventmask=POLLIN | POLLOUT):
         self._p.register(obj, eventmask)
@@ -44,6 +69,12 @@ class _Poll:
         for r in res:
             if r[0] is self._bus:
                 saw_bus = True
+            elif r[0] in self._net:
+                saw_bus = True  # hardware input: handled here, not the firmware's
+                if not clock.can_skip():
+                    clock.woken(self._stop)  # it came now, in device time as the throttle has it
+                for owner in net:
+                    owner.net_input(self._net[r[0]])
             else:
                 out.append((r[0], r[1]))
         if saw_bus:
@@ -59,6 +90,13 @@ class _Poll:
             gate.enter()
         while True:
             stop = deadline
+            self._stop = deadline
+            if net:
+                self._sync_net()
+            for w in wakers:
+                due = w()
+                if due is not None and (stop is None or due < stop):
+                    stop = due if due > clock.now_us() else clock.now_us()
             if gated:
                 due = gate.due_us()  # replay: this point takes an input at that device time
                 if due is not None:
@@ -78,6 +116,9 @@ class _Poll:
                     wall_ms = 0
                 else:
                     wall_ms = (clock.wall_us_to(stop) + 999) // 1000
+                    left = clock.hold_left_us()
+                    if left and wall_ms > left // 1000 + 1:
+                        wall_ms = left // 1000 + 1  # a network hold ends first: skipping resumes there
             out, saw_bus = self._ready(self._p.poll(wall_ms))
             bus.take_interrupt()
             if out:

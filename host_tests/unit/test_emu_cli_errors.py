@@ -44,6 +44,8 @@ def files(tmp_path: Path) -> dict[str, str]:
     put("hugeat.json", b'{"steps": [{"at": 1' + b"0" * 400 + b', "set": {"load.current": 5}}]}')
     put("infperiod.json", b'{"steps": [{"at": 0, "set": {"load.current": 5}}], "repeat": true, "period": 1e999}')
     put("infcut.json", b'{"steps": [{"at": 0, "cut": 1e999}]}')
+    put("linknan.json", b'{"steps": [{"at": 0, "set": {"link.loss": NaN}}]}')
+    put("linkprofile.json", b'{"steps": [{"at": 0, "set": {"link.profile": "5g"}}]}')
     put("deep.json", b"[" * 100000 + b"]" * 100000)
     put("good.json", json.dumps(good).encode())
     (tmp_path / "folder").mkdir()
@@ -197,6 +199,18 @@ case("ctl-scenario-both", CTL + ["scenario", "{good}", "--clear"], 2, "--clear")
 for name, words in JSON_FILES:
     case(f"ctl-scenario-{name}", CTL + ["scenario", "{" + name + "}"], 2,
          "is a directory" if name == "folder" else words)
+# the radio link and the modems
+case("run-scenario-link-nan", RUN + ["--scenario", "{linknan}"], 2, "NaN")
+case("run-scenario-link-profile", RUN + ["--scenario", "{linkprofile}"], 2, "link.profile: expected one of")
+case("ctl-scenario-link-profile", CTL + ["scenario", "{linkprofile}"], 2, "link.profile: expected one of")
+case("ctl-modem-not-running", CTL + ["modem", "wedge"], 7, "no emulator is running")
+case("ctl-modem-bad-action", CTL + ["modem", "explode"], 2, "explode")
+case("ctl-modem-no-action", CTL + ["modem"], 2, "ACTION")
+case("modem-no-state", ["modem"], 2, "--state")
+case("modem-state-file", ["modem", "--state", "{file}"], 2, "--state")
+case("modem-link-unknown", ["modem", "--state", "{nostate}", "--link", "5g"], 2, "--link")
+for v in ["-1", "abc", "1e10", "4294967296"]:
+    case(f"modem-seed-{v}", ["modem", "--state", "{nostate}", "--seed", v], 2, "--seed")
 
 # meter-emu console
 case("console-no-state", ["console"], 2, "--state")

@@ -19,11 +19,16 @@ NUMERIC = {
     "grid.drift_period_s": "{}", "grid.harmonics": "3:{}", "grid.harmonics ": "3:0.05:{}", "grid.sag": "{}:2",
     "grid.sag ": "0.7:{}", "load.current": "{}", "load.pf": "{}", "load.steps": "{}:60", "load.steps ": "5:{}",
     "bl0942.error_rate": "{}",
+    "link.down_kbps": "{}", "link.up_kbps": "{}", "link.loss": "{}", "link.dup": "{}", "link.reorder": "{}",
+    "link.idle_s": "{}", "link.nat": "{}", "link.rtt_s": "{}:1", "link.rtt_s ": "0.5:{}", "link.reconnect_s": "{}:15",
+    "link.reconnect_s ": "2:{}",
 }
 OUT_OF_RANGE = {"speed": ["0", "-1", "2e6"], "rtc.drift_ppm": ["20000"], "power.restore_delay": ["-1", "1e6"],
                 "wire.error_rate": ["1.5"], "adc.26": ["11"], "grid.voltage": ["601", "-1"],
                 "grid.frequency": ["39"], "load.current": ["1001"], "load.pf": ["-0.1"],
-                "bl0942.error_rate": ["2"]}
+                "bl0942.error_rate": ["2"], "link.loss": ["1.5", "-0.1"], "link.down_kbps": ["100001"],
+                "link.idle_s": ["-1", "90000"], "link.nat": ["0", "86401"], "link.rtt_s": ["0:121", "-1:1"],
+                "link.reconnect_s": ["2:200"]}
 
 
 @pytest.fixture
@@ -47,6 +52,33 @@ def test_every_numeric_setting_refuses_non_finite_numbers_by_name(meter, key, ra
 def test_numbers_out_of_range_are_refused_with_the_range(meter, key, raw):
     with pytest.raises(ControlError, match=rf"^{key}: .*(outside|expected)"):
         meter._check_one(key, raw)
+
+
+@pytest.mark.parametrize(("key", "raw", "what"), [
+    ("link.profile", "nb3-great", "expected one of nb1-edge, nb1-good, nb2-good, none"),
+    ("link.rtt_s", "1.5:0.5", "LO must not be above HI"),
+    ("link.rtt_s", "1", "expected LO:HI seconds"),
+    ("link.reconnect_s", "2:3:4", "expected LO:HI seconds"),
+    ("link.nat", "sometimes", "got 'sometimes'; or 'on' \\(30 s\\) or 'off'"),
+    ("link.jitter", "1", "unknown key"),
+])
+def test_link_settings_refuse_bad_values_by_name(meter, key, raw, what):
+    with pytest.raises(ControlError, match=rf"^{key}: .*{what}|unknown key '{key}'"):
+        meter._check_one(key, raw)
+
+
+def test_link_settings_good_values(meter):
+    assert meter._check_one("link.profile", "nb1-edge") == "nb1-edge"
+    assert meter._check_one("link.rtt_s", "0.5:1.5") == [0.5, 1.5]
+    assert meter._check_one("link.nat", "on") == 30 and meter._check_one("link.nat", "off") is None
+    assert meter._check_one("link.loss", "0.2") == 0.2 and meter._check_one("link.idle_s", "20") == 20
+
+
+def test_ctl_modem_refuses_an_unknown_action(meter):
+    replies = _Replies()
+    meter._on_control({"verb": "modem", "action": "explode"}, replies)
+    assert replies == [{"ok": False, "error": "modem action: expected one of remove, insert, wedge, deny, allow, "
+                                              "got 'explode'"}]
 
 
 def test_good_values_pass():

@@ -1,0 +1,49 @@
+# Test stand-in for emulator/device/_emu_clock.py for the modem tests: device time moves only when the test moves it;
+# hold_for records what the module asked (the real clock then caps the speed at 1x).
+_now = [0]
+holds = []
+
+
+def now_us():
+    return _now[0]
+
+
+def set_us(t):
+    _now[0] = int(t)
+
+
+def skip(us):
+    if us > 0:
+        _now[0] += int(us)
+
+
+def skip_until(t):
+    set_us(t)
+
+
+def hold_for(wall_us):
+    holds.append(wall_us)
+
+
+def wdt_check(now):
+    pass
+
+
+def wdt_start(ms):
+    pass
+
+
+def wdt_feed():
+    pass
+
+
+def can_skip():
+    return True
+
+
+def take_credit():
+    pass
+
+
+def hold_left_us():
+    return 0
