@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
 # bus messages that change what the firmware sees: gated. Not gated: "config", "query" (reads), "hold" (pacing only)
 GATED = frozenset({"grid", "scenario", "input", "adc", "advance", "run", "speed", "drift", "cut_at"})
-CONSOLE_MAX = 512  # console bytes handed over at one point: about a board's UART receive buffer
+# console bytes the firmware may have unread after a hand-over: about a board's UART receive buffer. More waits in
+# the queue for a later point (one hand-over per point: emulator/device/select.py), so the VM's stdin never fills up
+# while it stands at a point (a window of two 2.8 KB upload chunks once filled the pty's 4 KB, and the hand-over's
+# writes timed out: input lost, the upload stalled)
+CONSOLE_MAX = 512
 READABLE_TIMEOUT = 2.0  # wall seconds for written console bytes to become readable on the VM's side
 
 
@@ -107,9 +111,13 @@ class InputGate:
         rest: list[tuple] = []
         q, self.queue = self.queue, []
         self.notified = False
+        room = CONSOLE_MAX - self._console_unread()  # a board's receive buffer: what the firmware has not read yet
         for k, it in enumerate(q):
             if it[0] == "console":
                 data: bytes = it[1]
+                if room <= 0:  # the rest waits for a later point, as a flow-controlled line holds the sender back
+                    rest = q[k:]
+                    break
                 if CTRL_C in data and self._interrupt_on():
                     before, _, after = data.partition(bytes([CTRL_C]))
                     if before:
@@ -119,12 +127,13 @@ class InputGate:
                     actions.append(("interrupt",))
                     rest = ([("console", after)] if after else []) + q[k + 1:]
                     break
-                if len(data) > CONSOLE_MAX:
-                    rest = [("console", data[CONSOLE_MAX:])] + q[k + 1:]
-                    data = data[:CONSOLE_MAX]
+                if len(data) > room:
+                    rest = [("console", data[room:])] + q[k + 1:]
+                    data = data[:room]
                     items.append({"console": data.hex()})
                     actions.append(("console", data))
                     break
+                room -= len(data)
                 items.append({"console": data.hex()})
                 actions.append(("console", data))
             elif it[0] == "bus":
@@ -165,6 +174,10 @@ class InputGate:
             elif kind == "stop":
                 out.append(("stop",))
         return out
+
+    def _console_unread(self) -> int:
+        wire = self.meter.wire
+        return 0 if wire is None else wire.device_unread()
 
     def _interrupt_on(self) -> bool:
         pid = self.meter.proc.pid if self.meter.proc else None

@@ -40,8 +40,9 @@ class Meter(ControlVerbs):
                  firmware_dir: Path | None = None, announce: Callable[[str], None] = print, blank: bool = False,
                  scenario: dict | None = None, seed: int | None = None, rtc_start_ns: int | None = None,
                  run_for_s: float | None = None, console_log: str | None = None, record: str | None = None,
-                 replay: Recording | None = None):
+                 replay: Recording | None = None, modem: bool = False):
         self.board = load_board(board_id)
+        self.modem = modem  # `run --modem`: the NB-IoT module on uarts.modem (emulator/radio.py)
         self.record_path = record  # `run --record FILE`: outside input goes through the input gate and is written down
         self.replay = replay  # `meter-emu replay`: the recorded input, delivered at its stamps
         self.gate: InputGate | None = None
@@ -200,7 +201,7 @@ class Meter(ControlVerbs):
             "adc": {str(k): v for k, v in self.adc.items()},
             "watch": watch,
             "install": install,
-            "heap_extra": shim_heap_extra(self.board),
+            "heap_extra": shim_heap_extra(self.board, getattr(self, "modem_address", None) is not None),
             "skip_main": self.boot_raw_repl,
             "cut_at": None if install or not self.armed_cut else self.armed_cut,
             "grid": self.meta.get("grid") or gridmodel.defaults(self.board),  # the install run has none yet

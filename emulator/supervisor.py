@@ -33,9 +33,10 @@ SHIM_HEAP_EXTRA = 88 * 1024
 MODEM_HEAP_EXTRA = 36 * 1024
 
 
-def shim_heap_extra(board: dict) -> int:
-    """The VM's heap beyond the firmware's share, for the emulator's own modules on this board."""
-    return SHIM_HEAP_EXTRA + (MODEM_HEAP_EXTRA if board.get("uarts", {}).get("modem") else 0)
+def shim_heap_extra(board: dict, modem: bool) -> int:
+    """The VM's heap beyond the firmware's share, for the emulator's own modules on this board (the NB-IoT module's
+    when it is fitted: `run --modem`)."""
+    return SHIM_HEAP_EXTRA + (MODEM_HEAP_EXTRA if modem and board.get("uarts", {}).get("modem") else 0)
 BOOT_TIMEOUT = 20.0  # wall seconds for a VM to connect to the bus
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts CPU time in these
 WDT_CPU_CHECK_S = 0.1  # the backstop reads /proc at most this often (the loop runs at every bus message)
@@ -64,7 +65,9 @@ class Supervisor(MeterState):
         env = dict(os.environ)
         env["MICROPYPATH"] = f"{DEVICE_DIR}:.frozen"
         env["MEMU_BUS"] = bus.vm_address
-        cmd = [self.micropython, "-X", f"heapsize={self.board['heap_bytes'] * WORD_SCALE + shim_heap_extra(self.board)}", "-i", str(ROM)]
+        fitted = getattr(self, "modem_address", None) is not None  # the NB-IoT module (World._radio_init)
+        heap = self.board["heap_bytes"] * WORD_SCALE + shim_heap_extra(self.board, fitted)
+        cmd = [self.micropython, "-X", f"heapsize={heap}", "-i", str(ROM)]
         if stdio == subprocess.PIPE:
             return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     env=env, start_new_session=True)

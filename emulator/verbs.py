@@ -223,7 +223,7 @@ class ControlVerbs(World):
         """`ctl modem ACTION`: the NB-IoT module pulled out or put back, wedged, registration denied or allowed."""
         action = radio.modem_action(req.get("action"))
         if getattr(self, "modem_address", None) is None:
-            raise ControlError("this board has no modem UART (uarts.modem)")
+            raise ControlError("no NB-IoT module fitted: start the meter with `meter-emu run --modem` (its board names uarts.modem)")
         m = self.meta["modem"]
         if action in ("remove", "insert"):
             m["present"] = action == "insert"

@@ -190,6 +190,10 @@ class Wire(threading.Thread):
         while _unread(self.dev_slave) < before + len(data) and time.monotonic() < end:
             time.sleep(0.0005)
 
+    def device_unread(self) -> int:
+        """Console bytes written to the VM's side that the firmware has not read yet."""
+        return _unread(self.dev_slave)
+
     def settle_output(self, timeout: float) -> None:
         """Wait until everything the device printed has been through the wire (the end of a recorded run)."""
         end = time.monotonic() + timeout

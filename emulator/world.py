@@ -36,8 +36,8 @@ class World(Supervisor):
     # -- the NB-IoT radio: the meter's address, the link's settings and the module's presence (meta.json) ---------
     def _radio_init(self) -> None:
         self.modem_address = None
-        if not self.board.get("uarts", {}).get("modem"):
-            return
+        if not getattr(self, "modem", False) or not self.board.get("uarts", {}).get("modem"):
+            return  # no module fitted (`run --modem` fits one on a board with a modem UART)
         self.modem_address = radio.meter_address(self.state.path)
         link = self.meta.get("link")
         self.meta["link"] = link if isinstance(link, dict) else radio.defaults()
@@ -61,7 +61,7 @@ class World(Supervisor):
 
     def _link_set(self, key: str, v: object) -> object:
         if getattr(self, "modem_address", None) is None:
-            raise ControlError(f"{key}: this board has no modem UART (uarts.modem)")
+            raise ControlError(f"{key}: no NB-IoT module fitted: start the meter with `meter-emu run --modem`")
         radio.apply(self.meta["link"], key, v)
         self.state.write_meta(self.meta)
         if self.bus and self.powered:

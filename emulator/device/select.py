@@ -88,6 +88,7 @@ class _Poll:
         gated = gate.MODE is not None
         if gated:
             gate.enter()
+        taken = False  # record: one hand-over per point, then the firmware runs (and reads what came)
         while True:
             stop = deadline
             self._stop = deadline
@@ -105,8 +106,9 @@ class _Poll:
                         continue
                     if stop is None or due < stop:
                         stop = due
-                elif gate.wanted():  # record: the host has input queued
+                elif gate.wanted() and not taken:  # record: the host has input queued
                     gate.take(clock.now_us())
+                    taken = True
                     continue
             if stop is None:
                 wall_ms = -1

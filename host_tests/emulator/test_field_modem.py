@@ -138,7 +138,7 @@ def test_a_field_modem_reaches_an_emulated_meter_through_its_module(field_modem,
     modem = load_board("rpi_pico")["uarts"]["modem"]
     program = PROGRAM.format(modem=json.dumps(modem), host_port=40555).replace('"127.0.0.1"', f'"{fm_address}"')
     (fw / "boot.py").write_text(program)
-    emu = start_emulator("rpi_pico", speed="max", seed=5, args=("--firmware", str(fw)))
+    emu = start_emulator("rpi_pico", speed="max", seed=5, args=("--modem", "--firmware", str(fw)))
     _wait_console(emu, "RESULT READY")
     emu.set(link__profile="nb1-good", link__loss=0)
     at, eps = field_modem("fm")

@@ -118,7 +118,7 @@ def test_a_vm_program_talks_at_and_exchanges_datagrams_with_the_host(start_emula
     host.bind(("127.0.0.1", 0))
     try:
         fw = program_firmware(board, host.getsockname()[1])
-        emu = start_emulator(board, speed="max", seed=3, args=("--firmware", str(fw)))
+        emu = start_emulator(board, speed="max", seed=3, args=("--modem", "--firmware", str(fw)))
         udp = emu.endpoints["udp"]
         assert udp["port"] == 1337 and udp["address"].startswith("127.") and udp["address"] != "127.0.0.1"
         _wait_console(emu, "RESULT READY")

@@ -46,6 +46,7 @@ def files(tmp_path: Path) -> dict[str, str]:
     put("infcut.json", b'{"steps": [{"at": 0, "cut": 1e999}]}')
     put("linknan.json", b'{"steps": [{"at": 0, "set": {"link.loss": NaN}}]}')
     put("linkprofile.json", b'{"steps": [{"at": 0, "set": {"link.profile": "5g"}}]}')
+    put("linkgood.json", b'{"steps": [{"at": 0, "set": {"link.profile": "nb1-good"}}]}')
     put("deep.json", b"[" * 100000 + b"]" * 100000)
     put("good.json", json.dumps(good).encode())
     (tmp_path / "folder").mkdir()
@@ -129,6 +130,7 @@ for v in ["yesterday", "2026-13-01T00:00:00Z", "1999-12-31T23:59:59Z", "2100-01-
 for name, words in JSON_FILES:
     code_words = "is a directory" if name == "folder" else words  # click refuses a folder for a FILE option
     case(f"run-scenario-{name}", RUN + ["--scenario", "{" + name + "}"], 2, code_words)
+case("run-scenario-link-without-modem", RUN + ["--scenario", "{linkgood}"], 2, "add --modem")
 case("run-console-log-folder", RUN + ["--console-log", "{folder}"], 2, "--console-log")
 case("run-console-log-nodir", RUN + ["--console-log", "{nodir}"], 2, "no such folder")
 case("run-record-folder", RUN + ["--record", "{folder}"], 2, "--record")
