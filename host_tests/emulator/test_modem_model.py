@@ -1,5 +1,5 @@
 """The meter's NB-IoT module (emulator/device/_emu_modem.py) in the real MicroPython VM, with stand-ins for the bus
-and a clock the test drives (vm_stubs here, then host_tests/vm/emu_stubs): what the firmware reads on uarts.modem,
+and a clock the test drives (host_tests/vm/emu_stubs): what the firmware reads on uarts.modem,
 when each byte arrives, the AT answers and URCs, and datagrams on real loopback sockets."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from emulator.grid import defaults
 from meterkit.boards import load_board
 
 ROOT = Path(__file__).resolve().parents[2]
-STUBS = [Path(__file__).resolve().parent / "vm_stubs", ROOT / "host_tests" / "vm" / "emu_stubs"]
+STUBS = [ROOT / "host_tests" / "vm" / "emu_stubs"]
 DEVICE = ROOT / "emulator" / "device"
 PRELUDE = """
 import json

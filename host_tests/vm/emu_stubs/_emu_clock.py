@@ -1,5 +1,7 @@
-# Test stand-in for emulator/device/_emu_clock.py: device time only moves when a test (or skip) moves it.
+# Test stand-in for emulator/device/_emu_clock.py: device time only moves when a test (or skip) moves it; hold_for
+# records what the NB-IoT module asked (the real clock then caps the speed at 1x).
 _now = [0]
+holds = []
 
 
 def now_us():
@@ -45,3 +47,15 @@ def speed_name():
 
 def wait_us(us):
     skip(us)
+
+
+def hold_for(wall_us):
+    holds.append(wall_us)
+
+
+def hold_left_us():
+    return 0
+
+
+def take_credit():
+    pass
