@@ -121,6 +121,24 @@ def _echoes(meter: tuple, texts: list[str], timeout: float = 60) -> list[str]:
     return asyncio.run(go())
 
 
+def _echo_across(meter: tuple, text: str, action, timeout: float = 300) -> str:
+    """An echo asked (the link's params read first) while `action()` is done (the host sends again until answered):
+    the echo."""
+
+    async def later() -> None:
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(action)
+
+    async def go() -> str:
+        acting = asyncio.ensure_future(later())  # from the link's start: its connect reads params through it too
+        async with MeterLink(meter[1], timeout=timeout) as link:
+            rsp = await link.request(EchoWrite(d=text), "echo", retries=3)
+        await acting
+        return rsp.r
+
+    return asyncio.run(go())
+
+
 @pytest.fixture
 def driver_meter(start_emulator, tmp_path):
     """A meter running the firmware's modem driver and SMP over UDP; (emu, link URL, the buf_count its OS group
@@ -161,6 +179,8 @@ def test_the_driver_serves_smp_over_udp_and_recovers_a_wedged_module_and_a_denia
     # the module stops answering: the driver's keep-alive finds it silent, pulses the power key, brings it back
     con = len(_console(emu))
     emu.ctl("modem", "wedge")
+    # an echo asked now is answered once the driver has the module back (the host sends it again meanwhile)
+    assert _echoes(meter, ["during-wedge"], timeout=300) == ["during-wedge"]
     at = _wait_console(emu, r"MODEM silent", con)
     at = _wait_console(emu, r"MODEM pulsed 1", at)
     at = _wait_console(emu, r"MODEM restarted", at)
@@ -173,7 +193,8 @@ def test_the_driver_serves_smp_over_udp_and_recovers_a_wedged_module_and_a_denia
     at = _wait_console(emu, r"MODEM lost", con)
     at = _wait_console(emu, r"MODEM denied", at)
     assert emu.status()["device"]["modem"]["stat"] == 3
-    emu.ctl("modem", "allow")
+    # an echo asked while denied is answered once the network allows the module again
+    assert _echo_across(meter, "across-denial", lambda: emu.ctl("modem", "allow")) == "across-denial"
     _wait_console(emu, r"MODEM up", at)
     assert _echoes(meter, ["after-denial"]) == ["after-denial"]
 
