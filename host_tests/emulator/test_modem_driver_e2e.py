@@ -14,6 +14,8 @@ import json
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -171,6 +173,15 @@ def test_the_driver_serves_smp_over_udp_and_recovers_a_wedged_module_and_a_denia
     assert _echoes(meter, ["a", "b" * 498]) == ["a", "b" * 498]
     st = emu.status()["device"]["modem"]
     assert st["state"] == "on" and st["sockets"] == [0] and st["dropped_rx"] == 0
+    # `ota echo` as a field engineer runs it, over the same link (`ota info` also reads the update group, which
+    # this test's server does not have)
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "ota"), "echo", "--port", meter[1], "--timeout", "30", "--json", "cli"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and json.loads(r.stdout) == {"ok": True, "echo": "cli"}, r.stdout + r.stderr
     # nb2-good, its own loss included: an idle radio reconnects, a lost datagram is sent again
     emu.set(link__profile="nb2-good")
     emu.ctl("time", "--advance", "30")
