@@ -246,7 +246,6 @@ def test_a_meter_that_never_takes_a_chunk_ends_the_upload_with_a_timeout(meter_d
     assert "without taking one" in str(e.value)
 
 
-
 def test_from_binds_the_host_s_own_port_so_a_fixed_peer_meter_can_answer():
     """`udp://HOST:PORT?from=LPORT`: requests leave from LPORT (a BC660K meter answers only the head-end address
     it was opened with), and the replies sent to LPORT are taken."""
