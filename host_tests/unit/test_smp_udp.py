@@ -1,8 +1,9 @@
 """SMP over UDP with retransmission (ota_tool/smp_udp.py, upload.py) against the firmware's own SMP dispatch on a
 real UDP socket behind a seeded fault injector (host_tests/unit/udp_meter.py).
 
-INTERIM: the emulated meter does not serve UDP yet (its modem and the firmware's UDP server are being built);
-until it does, these tests stand in for the e2e push over udp://. They assert correctness only (every answer is its
+INTERIM: the emulated meter's app does not start its modem driver yet (host_tests/emulator/test_modem_driver_e2e.py
+runs the driver and its UDP server from a test firmware, echoes only); until the app does, these tests stand in for
+the e2e push over udp://. They assert correctness only (every answer is its
 own request's, the image arrives whole and verified), never how long anything took."""
 
 from __future__ import annotations
