@@ -136,7 +136,8 @@ class MeterLink:
         return self
 
     async def _open_udp(self) -> MeterLink:
-        self._transport = SmpUdpTransport(self.url.port, self.datagram_max, self.rto)  # one timer for the link
+        # one timer for the link; `?from=` binds the host's own port
+        self._transport = SmpUdpTransport(self.url.port, self.datagram_max, self.rto, self.url.local_port)
         self._client = _Client(self._transport, self.url.host, timeout_s=self.timeout)
         try:
             await self._client.connect()

@@ -1,6 +1,7 @@
 """A meter's link named by one string, in the manner of pyserial's URL handlers: a device path (`/dev/ttyUSB0`, an
-emulator's `STATE/console`), `udp://HOST[:PORT]` (SMP over UDP through an IP route to the meter: the operator's
-private APN, a test network; port 1337 by default), and `modem:///dev/ttyUSB2?to=ADDR[&apn=NAME]` (a USB NB-IoT
+emulator's `STATE/console`), `udp://HOST[:PORT][?from=LPORT]` (SMP over UDP through an IP route to the meter: the
+operator's private APN, a test network; port 1337 by default; `from` binds the host's own UDP port, for a meter whose
+module answers only the head-end address it was configured with), and `modem:///dev/ttyUSB2?to=ADDR[&apn=NAME]` (a USB NB-IoT
 modem driven with AT commands: reserved, not built yet). Parsing only: the link itself is ota_tool/link.py."""
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ UDP = "udp"
 MODEM = "modem"
 SCHEMES = (UDP, MODEM)
 MODEM_PARAMS = ("to", "apn")
+UDP_PARAMS = ("from",)
 _HOSTNAME = re.compile(
     r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
     r"[A-Za-z0-9])?)*\.?"
 )
-URL_FORMS = "a device path (/dev/ttyUSB0), udp://HOST[:PORT] or modem:///dev/ttyUSB2?to=ADDR"
+URL_FORMS = "a device path (/dev/ttyUSB0), udp://HOST[:PORT][?from=LPORT] or modem:///dev/ttyUSB2?to=ADDR"
 
 
 @dataclass(frozen=True)
@@ -31,12 +33,14 @@ class LinkUrl:
     path: str = ""  # SERIAL, MODEM: the device
     host: str = ""  # UDP: the meter's address; MODEM: the meter's address (`to`)
     port: int = SMP_UDP_PORT
+    local_port: int | None = None  # UDP: the host's own port (`?from=`); None: any free one
     params: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         if self.kind == UDP:
             host = f"[{self.host}]" if ":" in self.host else self.host
-            return f"udp://{host}:{self.port}"
+            tail = "" if self.local_port is None else f"?from={self.local_port}"
+            return f"udp://{host}:{self.port}{tail}"
         if self.kind == MODEM:
             return f"modem://{self.path}?" + "&".join(f"{k}={v}" for k, v in self.params.items())
         return self.path
@@ -66,8 +70,8 @@ def parse(text: str) -> LinkUrl:
 
 
 def _udp(text: str, parts) -> LinkUrl:
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise BadInput(f"--port {text!r}: a udp link is udp://HOST[:PORT] and nothing more")
+    if parts.path not in ("", "/") or parts.fragment:
+        raise BadInput(f"--port {text!r}: a udp link is udp://HOST[:PORT][?from=LPORT] and nothing more")
     if parts.username is not None or parts.password is not None:
         raise BadInput(f"--port {text!r}: a udp link takes no user name or password")
     host = parts.hostname or ""
@@ -84,7 +88,24 @@ def _udp(text: str, parts) -> LinkUrl:
         port = SMP_UDP_PORT
     if not 1 <= port <= 65535:
         raise BadInput(f"--port {text!r}: the port must be a number from 1 to 65535")
-    return LinkUrl(UDP, host=host, port=port)
+    return LinkUrl(UDP, host=host, port=port, local_port=_local_port(text, parts.query))
+
+
+def _local_port(text: str, query: str) -> int | None:
+    """The host's own UDP port from `?from=LPORT`, or None without a query."""
+    if not query:
+        return None
+    try:
+        q = parse_qs(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise BadInput(f"--port {text!r}: the part after '?' is not NAME=VALUE&...") from None
+    unknown = sorted(set(q) - set(UDP_PARAMS))
+    if unknown:
+        raise BadInput(f"--port {text!r}: unknown udp parameter {unknown[0]!r}; it takes " + ", ".join(UDP_PARAMS))
+    v = q["from"]
+    if len(v) != 1 or not v[0].isdigit() or not 1 <= int(v[0]) <= 65535:
+        raise BadInput(f"--port {text!r}: from= takes the host's own UDP port once, a number from 1 to 65535")
+    return int(v[0])
 
 
 def check_host(host: str, text: str) -> None:

@@ -7,7 +7,8 @@ smpclient's SMPUDPTransport is stop-and-wait without retransmission: its receive
 comes next (a late reply to an earlier request leaves the client one sequence number behind for good) and its
 send() splits a large frame over several datagrams (a meter reads one frame per datagram). This transport keeps its
 socket handling (connect, the datagram endpoint, disconnect) and replaces those three, behind the same SMPTransport
-interface the serial link uses, so smpclient's SMPClient drives it unchanged."""
+interface the serial link uses, so smpclient's SMPClient drives it unchanged. `local_port` binds the host's own
+port: a BC660K-style meter sends only to the head-end address:port its socket was opened with."""
 
 from __future__ import annotations
 
@@ -97,11 +98,18 @@ class SmpUdpTransport(SMPUDPTransport):
     (the link sets it per request: only for requests that are safe to repeat). Counters: `retransmissions`, `stale`
     (replies to no waiting request, dropped), `runts` (datagrams that are no whole SMP frame, dropped)."""
 
-    def __init__(self, port: int = SMP_UDP_PORT, datagram_max: int = DATAGRAM_MAX, rto: Rto | None = None):
+    def __init__(
+        self,
+        port: int = SMP_UDP_PORT,
+        datagram_max: int = DATAGRAM_MAX,
+        rto: Rto | None = None,
+        local_port: int | None = None,
+    ):
         if not DATAGRAM_MIN <= datagram_max <= 65507:
             raise BadInput(f"datagram size {datagram_max}: give {DATAGRAM_MIN} to 65507 bytes")
         super().__init__(mtu=datagram_max)
         self.port = port
+        self.local_port = local_port  # the host's own UDP port; None: any free one
         self.datagram_max = datagram_max
         self.rto = rto or Rto()
         self.resend = True
@@ -110,7 +118,10 @@ class SmpUdpTransport(SMPUDPTransport):
         self.runts = 0
 
     async def connect(self, address: str, timeout_s: float, port: int | None = None) -> None:
-        await asyncio.wait_for(self._client.connect(Addr(host=address, port=port or self.port)), timeout_s)
+        local = None
+        if self.local_port is not None:  # a head-end at a fixed address: the meter's module answers only that
+            local = Addr(host="::" if ":" in address else "0.0.0.0", port=self.local_port)
+        await asyncio.wait_for(self._client.connect(Addr(host=address, port=port or self.port), local), timeout_s)
 
     @property
     def max_unencoded_size(self) -> int:

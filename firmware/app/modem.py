@@ -31,6 +31,7 @@ _BACKOFF_MIN_MS = const(2000)
 _BACKOFF_MAX_MS = const(600000)
 _PWRKEY_AFTER = const(2)  # failed bring-ups in a row before each power-key pulse
 _BOOT_MS = const(3000)  # after a pulse, before the module answers AT
+_PROBE_MS = const(60000)  # while up, the module is asked AT this often: a wedged one pushes nothing to notice
 
 # what `notify` is told
 EVENT_UP = "up"
@@ -159,6 +160,7 @@ class Modem:
     backoff_ms = _BACKOFF_MIN_MS
     backoff_max_ms = _BACKOFF_MAX_MS
     boot_ms = _BOOT_MS
+    probe_ms = _PROBE_MS
 
     def __init__(self, stream, kind, pwrkey=None, notify=None):
         self.kind = kind
@@ -272,7 +274,7 @@ class Modem:
                 backoff = self.backoff_ms
                 self._set(LINK_UP)
                 self._tell(EVENT_UP)
-                await self._lost.wait()
+                await self._watch()
                 self._tell(EVENT_LOST)
                 continue
             except Exception as e:  # AtError, AtTimeout, LinkDown, and whatever else: the supervisor never stops
@@ -298,6 +300,19 @@ class Modem:
             await self._open(s)
         if self._lost.is_set():  # lost again while the sockets opened
             raise LinkDown(self.last_error)
+
+    async def _watch(self):
+        """While the link is up: until it is lost, ask the module AT every probe_ms. A wedged module sends no URC
+        and takes no datagram, so without a question nothing would show it gone; silent, it is lost (EVENT_SILENT)
+        and the supervisor's recovery pulses the power key."""
+        while not self._lost.is_set():
+            try:
+                await asyncio.wait_for(self._lost.wait(), self.probe_ms / 1000)
+            except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
+                try:
+                    await self._sync()
+                except AtTimeout:
+                    self.lose("module silent")
 
     async def _sync(self):
         for _ in range(_SYNC_TRIES):

@@ -5,7 +5,7 @@
 # app/modem.py DIALECTS.
 from micropython import const
 
-from app.modem_at import REG_SEARCHING, hex_into, number, starts
+from app.modem_at import REG_SEARCHING, AtError, hex_into, number, starts
 
 MAX_DATAGRAM = const(512)  # bytes per datagram the module takes in one AT+QISEND (and pushes in one URC)
 # the longest line it sends: +QIURC: "recv",<id 0-4>,<len ≤ 512>,"<hex>" (22 bytes of head, the hex, a quote)
@@ -18,6 +18,7 @@ _PUSH = const(1)  # access mode: received data pushed in the URC
 _SHORT_MS = const(1000)
 _OPEN_MS = const(5000)
 _SEND_MS = const(10000)
+_SOCKET_IN_USE = const(563)
 
 # +CME ERROR codes (AT+CMEE=1) this module uses, by name; +QIOPEN <err> uses the 55x-57x socket codes
 ERRORS = {
@@ -29,7 +30,7 @@ ERRORS = {
     304: "PDN not active",
     552: "invalid parameter",
     553: "no memory",
-    563: "socket id in use",
+    _SOCKET_IN_USE: "socket id in use",
     566: "connect refused",
     568: "socket busy",
     569: "timeout",
@@ -81,9 +82,17 @@ class Dialect:
         return REG_SEARCHING
 
     async def open(self, at, sid, ip, rport, lport):
-        """Ask for a UDP socket; the outcome comes later as +QIOPEN (link.opened)."""
+        """Ask for a UDP socket; the outcome comes later as +QIOPEN (link.opened). A socket id the module still
+        holds (563: the link was lost under a send that timed out, or a probe the module missed, while its socket
+        stayed open) is closed on the module and asked for again."""
         cmd = ('AT+QIOPEN=%d,%d,"UDP","%s",%d,%d,%d' % (_CONTEXT, sid, ip, rport, lport, _PUSH)).encode()
-        await at.command(cmd, self.open_ms)
+        try:
+            await at.command(cmd, self.open_ms)
+        except AtError as e:
+            if e.code != _SOCKET_IN_USE:
+                raise
+            await self.close(at, sid)
+            await at.command(cmd, self.open_ms)
 
     async def close(self, at, sid):
         await at.command(b"AT+QICLOSE=%d" % sid, self.open_ms)

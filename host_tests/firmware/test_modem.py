@@ -588,6 +588,86 @@ def test_a_send_that_times_out_starts_recovery_and_a_closed_socket_is_closed_on_
     assert script.commands.count(OPEN) == 2
 
 
+class _Holding(Bc660k):
+    """A BC660K that keeps its sockets open until AT+QICLOSE (an open of a held id is +CME ERROR: 563), and can
+    stop answering QISEND or anything at all."""
+
+    def __init__(self):
+        super().__init__()
+        self.held = set()
+        self.mute_send = False
+
+    def __call__(self, cmd):
+        if not self.answering:
+            return b""
+        if cmd.startswith(b"AT+QIOPEN="):
+            sid = int(cmd[len(b"AT+QIOPEN=0,") :].split(b",")[0])
+            if sid in self.held:
+                return b"\r\n+CME ERROR: 563\r\n"
+            self.held.add(sid)
+        if cmd.startswith(b"AT+QICLOSE="):
+            self.held.discard(int(cmd[len(b"AT+QICLOSE=") :]))
+        if cmd.startswith(b"AT+QISEND=") and self.mute_send:
+            return b""
+        return super().__call__(cmd)
+
+
+def test_a_socket_the_module_still_holds_after_a_lost_link_is_closed_there_and_opened_again():
+    module = _Holding()
+    script, m = make(module)
+    m.dialect.send_ms = 100
+
+    async def main():
+        task = asyncio.create_task(m.run())
+        await m.wait_up()
+        sock = await m.open("10.0.0.1", 1337, 1337)
+        module.mute_send = True
+        try:
+            await sock.send(b"x")
+            raise AssertionError("no timeout")
+        except modem.LinkDown:
+            pass
+        module.mute_send = False
+        await until(lambda: m.link == modem.LINK_UP and sock.is_open)
+        await sock.send(b"y")
+        stop(task)
+
+    run(main)
+    n = script.commands.index(b"AT+QICLOSE=0")
+    assert script.commands[n - 1 : n + 2] == [OPEN, b"AT+QICLOSE=0", OPEN]
+    assert m.failures == 0 and m.pulses == 0 and module.held == {0}
+
+
+def test_a_module_that_wedges_while_the_link_is_up_is_found_by_the_keep_alive_and_pulsed():
+    module = _Holding()
+    events = []
+
+    def pulsed():
+        module.held.clear()
+        module.answering = True
+        script.push(b"\r\nRDY\r\n")
+
+    pin = Pin(pulsed)
+    script, m = make(module, pin=pin, events=events)
+    m.probe_ms = 50
+
+    async def main():
+        task = asyncio.create_task(m.run())
+        await m.wait_up()
+        sock = await m.open("10.0.0.1", 1337, 1337)
+        n = len(script.commands)
+        await until(lambda: script.commands.count(b"AT") > 1)  # the keep-alive asks while the link is idle
+        module.answering = False  # wedged: no URC, no answer
+        await until(lambda: m.pulses == 1 and m.link == modem.LINK_UP and sock.is_open)
+        stop(task)
+        return n
+
+    n = run(main)
+    assert b"AT" in script.commands[n:] and pin.levels == [1, 0]
+    assert events[:3] == [modem.EVENT_UP, modem.EVENT_SILENT, modem.EVENT_LOST]
+    assert events[-3:] == [modem.EVENT_PULSED, modem.EVENT_RESTARTED, modem.EVENT_UP]
+
+
 def test_the_running_driver_holds_no_more_memory_after_a_flood_than_before():
     script, m = make(Bc660k())
     flood = (

@@ -162,7 +162,7 @@ BASE = {
 
 # --port values that are no link (each one line naming the problem, exit 2), and the modem link not built yet
 BAD_LINKS = ["udp://", "udp://:1337", "udp://10.0.0.1:0", "udp://10.0.0.1:99999", "udp://10.0.0.1:port",
-             "udp://10.0.0.1/path", "udp://user@10.0.0.1", "udp://no_such..host", "ftp://10.0.0.1",
+             "udp://10.0.0.1/path", "udp://user@10.0.0.1", "udp://10.0.0.1?from=0", "udp://10.0.0.1?to=5", "udp://no_such..host", "ftp://10.0.0.1",
              "udp:/10.0.0.1", "modem://ttyUSB2?to=10.0.0.1", "modem:///dev/ttyUSB2",
              "modem:///dev/ttyUSB2?to=10.0.0.1&pin=1234", "modem:///dev/ttyUSB2?to=", "bad\x01port"]
 NOT_BUILT = "modem:///dev/ttyUSB2?to=10.64.0.17&apn=meters.example"

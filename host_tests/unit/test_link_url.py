@@ -31,6 +31,13 @@ def test_a_udp_link_prints_as_it_is_reached():
     assert str(link_url.parse("udp://[fd00::17]")) == "udp://[fd00::17]:1337"
 
 
+def test_a_udp_link_can_name_the_host_s_own_port():
+    u = link_url.parse("udp://127.9.0.4:1337?from=40123")
+    assert (u.host, u.port, u.local_port) == ("127.9.0.4", 1337, 40123)
+    assert str(u) == "udp://127.9.0.4:1337?from=40123"
+    assert link_url.parse("udp://10.64.0.17").local_port is None
+
+
 def test_a_modem_link_is_checked_then_refused_as_not_built():
     with pytest.raises(NotBuilt) as e:
         link_url.parse("modem:///dev/ttyUSB2?to=10.64.0.17&apn=meters.example")
@@ -55,6 +62,10 @@ def test_a_modem_link_is_checked_then_refused_as_not_built():
         ("modem:///dev/ttyUSB2", "?to=ADDR"),
         ("modem:///dev/ttyUSB2?to=10.0.0.1&pin=1", "unknown modem parameter 'pin'"),
         ("udp://999.1.1.1", "neither an IP address nor a host name"),
+        ("udp://10.0.0.1?from=70000", "from= takes"),
+        ("udp://10.0.0.1?from=1&from=2", "from= takes"),
+        ("udp://10.0.0.1?to=5", "unknown udp parameter 'to'"),
+        ("udp://10.0.0.1?from", "NAME=VALUE"),
     ],
 )
 def test_bad_links_name_the_problem(text, words):

@@ -1,8 +1,9 @@
 """SMP over UDP with retransmission (ota_tool/smp_udp.py, upload.py) against the firmware's own SMP dispatch on a
 real UDP socket behind a seeded fault injector (host_tests/unit/udp_meter.py).
 
-INTERIM: the emulated meter does not serve UDP yet (its modem and the firmware's UDP server are being built);
-until it does, these tests stand in for the e2e push over udp://. They assert correctness only (every answer is its
+INTERIM: the emulated meter's app does not start its modem driver yet (host_tests/emulator/test_modem_driver_e2e.py
+runs the driver and its UDP server from a test firmware, echoes only); until the app does, these tests stand in for
+the e2e push over udp://. They assert correctness only (every answer is its
 own request's, the image arrives whole and verified), never how long anything took."""
 
 from __future__ import annotations
@@ -244,3 +245,41 @@ def test_a_meter_that_never_takes_a_chunk_ends_the_upload_with_a_timeout(meter_d
     with pytest.raises(DeviceTimeout) as e:
         asyncio.run(_push(meter, signed_image(3_000)))
     assert "without taking one" in str(e.value)
+
+
+def test_from_binds_the_host_s_own_port_so_a_fixed_peer_meter_can_answer():
+    """`udp://HOST:PORT?from=LPORT`: requests leave from LPORT (a BC660K meter answers only the head-end address
+    it was opened with), and the replies sent to LPORT are taken."""
+    import socket
+    import threading
+
+    meter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    meter.bind(("127.0.0.1", 0))
+    meter.settimeout(10)
+    free = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    free.bind(("127.0.0.1", 0))
+    lport = free.getsockname()[1]
+    free.close()
+    seen = []
+
+    def serve() -> None:  # the connect's parameters read, then the echo: each answered to where it came from
+        for _ in range(2):
+            data, src = meter.recvfrom(2048)
+            seen.append(src[1])
+            req = cbor.loads(data[8:]) if len(data) > 8 else {}
+            rsp = {"r": req["d"]} if data[7] == 0 else {"buf_size": 2048, "buf_count": 1}
+            body = cbor.dumps(rsp)
+            meter.sendto(bytes([data[0] + 1, 0, 0, len(body)]) + data[4:8] + body, src)
+
+    async def go() -> str:
+        async with MeterLink(f"udp://127.0.0.1:{meter.getsockname()[1]}?from={lport}", timeout=5) as link:
+            return (await link.request(EchoWrite(d="fixed"), "echo")).r
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        assert asyncio.run(go()) == "fixed"
+    finally:
+        t.join(10)
+        meter.close()
+    assert seen == [lport, lport]
