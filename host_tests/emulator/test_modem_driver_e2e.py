@@ -155,7 +155,7 @@ def driver_meter(start_emulator, tmp_path):
         spec["not_started"] = []
         (fw / "app" / "modules.json").write_text(json.dumps(spec))
         (fw / "boot.py").write_text(PROGRAM.format(board=json.dumps(load_board(board)), host_port=port))
-        emu = start_emulator(board, speed="max", seed=seed, args=("--firmware", str(fw)))
+        emu = start_emulator(board, speed="max", seed=seed, args=("--modem", "--firmware", str(fw)))
         udp = emu.endpoints["udp"]
         _wait_console(emu, "MODEM up")
         usb = load_board(board)["uarts"]["console"].get("id") == "usb"
