@@ -43,10 +43,20 @@ class UpdateStatusReadResponse(smpmsg.ReadResponse):
     trial: dict | None = None
 
 
+class MeterErrorV1(smperr.ErrorV1):
+    """A group 64 error as an SMP v1 meter sends it (`{"rc": n}`): a meter without the group answers ENOTSUP so."""
+
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METER
+
+
+class MeterErrorV2(smperr.ErrorV2):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METER
+
+
 class UpdateStatusRead(UpdateStatusReadRequest):
     _Response = UpdateStatusReadResponse
-    _ErrorV1 = smperr.ErrorV1
-    _ErrorV2 = smperr.ErrorV2
+    _ErrorV1 = MeterErrorV1
+    _ErrorV2 = MeterErrorV2
 
 
 # Standard requests with the signed command envelope a locked meter needs (docs/smp-groups.md, "Locked meters").
@@ -80,6 +90,10 @@ class MeteringError(smperr.ErrorV2[MeteringRc]):
     _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
 
 
+class MeteringErrorV1(smperr.ErrorV1):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
+
+
 class MeterReadRequest(smpmsg.ReadRequest):
     _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
     _COMMAND_ID: ClassVar[int] = 0
@@ -107,7 +121,7 @@ class MeterReadResponse(smpmsg.ReadResponse):
 
 class MeterRead(MeterReadRequest):
     _Response = MeterReadResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = MeteringErrorV1
     _ErrorV2 = MeteringError
 
 
@@ -133,7 +147,7 @@ class CalibrateWriteResponse(smpmsg.WriteResponse):
 
 class CalibrateWrite(CalibrateWriteRequest):
     _Response = CalibrateWriteResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = MeteringErrorV1
     _ErrorV2 = MeteringError
 
 
@@ -154,5 +168,5 @@ class CalibrationReadResponse(smpmsg.ReadResponse):
 
 class CalibrationRead(CalibrationReadRequest):
     _Response = CalibrationReadResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = MeteringErrorV1
     _ErrorV2 = MeteringError

@@ -29,6 +29,10 @@ class SupplyError(smperr.ErrorV2[SupplyRc]):
     _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
 
 
+class SupplyErrorV1(smperr.ErrorV1):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+
+
 # 0 status
 class StatusReadRequest(smpmsg.ReadRequest):
     _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
@@ -57,7 +61,7 @@ class StatusReadResponse(smpmsg.ReadResponse):
 
 class StatusRead(StatusReadRequest):
     _Response = StatusReadResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
 
 
@@ -81,7 +85,7 @@ class RelayWriteResponse(smpmsg.WriteResponse):
 
 class RelayWrite(RelayWriteRequest):
     _Response = RelayWriteResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
 
 
@@ -106,7 +110,7 @@ class TopupWriteResponse(smpmsg.WriteResponse):
 
 class TopupWrite(TopupWriteRequest):
     _Response = TopupWriteResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
 
 
@@ -125,7 +129,7 @@ class SettingsReadResponse(smpmsg.ReadResponse):
 
 class SettingsRead(SettingsReadRequest):
     _Response = SettingsReadResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
 
 
@@ -146,7 +150,7 @@ class SettingsWriteResponse(smpmsg.WriteResponse):
 
 class SettingsWrite(SettingsWriteRequest):
     _Response = SettingsWriteResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
 
 
@@ -170,7 +174,7 @@ class ClockWriteResponse(smpmsg.WriteResponse):
 
 class ClockWrite(ClockWriteRequest):
     _Response = ClockWriteResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
 
 
@@ -193,7 +197,7 @@ class EventsReadResponse(smpmsg.ReadResponse):
 
 class EventsRead(EventsReadRequest):
     _Response = EventsReadResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
 
 
@@ -214,7 +218,7 @@ class EmergencyWriteResponse(smpmsg.WriteResponse):
 
 class EmergencyWrite(EmergencyWriteRequest):
     _Response = EmergencyWriteResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
 
 
@@ -239,7 +243,7 @@ class CreditResetWriteResponse(smpmsg.WriteResponse):
 
 class CreditResetWrite(CreditResetWriteRequest):
     _Response = CreditResetWriteResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
 
 
@@ -258,7 +262,7 @@ class CalendarReadResponse(smpmsg.ReadResponse):
 
 class CalendarRead(CalendarReadRequest):
     _Response = CalendarReadResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
 
 
@@ -279,5 +283,5 @@ class CalendarWriteResponse(smpmsg.WriteResponse):
 
 class CalendarWrite(CalendarWriteRequest):
     _Response = CalendarWriteResponse
-    _ErrorV1 = smperr.ErrorV1
+    _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
