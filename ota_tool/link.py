@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from smp import header as smphdr
 from smp.exceptions import SMPException
 from smpclient import SMPClient
 from smpclient.exceptions import SMPBadSequence
@@ -199,8 +200,8 @@ class MeterLink:
         busy = 0
         attempt = 0
         sent_again = 0
-        if self.udp:  # the transport sends again what is safe to repeat, within the timeout
-            self._transport.resend = retries > 0
+        if self.udp:  # the transport sends again what is safe to repeat, within the timeout: a read always is
+            self._transport.resend = retries > 0 or req.header.op == smphdr.OP.READ
             sent_again = self._transport.retransmissions
         while True:
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from smpclient.requests.os_management import EchoWrite
+from smpclient.requests.os_management import EchoWrite, OSApplicationInfoRead
 from udp_meter import BOARD, Faults, UdpMeter, flash
 
 import cbor
@@ -136,6 +136,25 @@ def test_only_a_request_safe_to_repeat_is_sent_again(meter_dir):
     served = asyncio.run(go())
     assert not any(b"once" in f for f in served)  # lost once, never sent again
     assert sum(b"again" in f for f in served) >= 1  # lost once, sent again, served
+
+
+def test_a_read_is_sent_again_whoever_asks(meter_dir):
+    """An SMP read changes nothing on the meter, so the UDP link sends it again even when its caller declared no
+    retries (`ota info` did, and one lost datagram on an NB-IoT link cost the whole --timeout)."""
+
+    async def go():
+        meter = UdpMeter(Faults(drop_requests={2}))  # 1: smpclient's parameters read; 2: the info read
+        url = await meter.start()
+        link = fast(MeterLink(url, timeout=2.0))
+        try:
+            async with link:
+                rsp = await link.request(OSApplicationInfoRead(format="i"), "info board")
+                return rsp.output, link._transport.retransmissions
+        finally:
+            meter.close()
+
+    output, again = asyncio.run(go())
+    assert output == BOARD["id"] and again >= 1
 
 
 async def _push(
