@@ -53,7 +53,8 @@ class Chunk:
 
 @dataclass
 class Stats:
-    retries: int = 0  # timeouts and go-backs: chunks sent again
+    retries: int = 0  # chunks sent again (after a timeout, or a go-back to the meter's offset)
+    timeouts: int = 0  # waits for an answer that ended with none
     stale: int = 0  # answers to chunks no longer waited for (dropped)
     damaged: int = 0  # frames that did not decode (serial noise)
     chunks: int = 0
@@ -86,6 +87,7 @@ async def upload(
     acked = 0  # the meter's offset as last reported (it only grows)
     started = False  # the first chunk was answered
     next_off = 0
+    sent_to = 0  # the end of the furthest chunk sent: a chunk below it is one sent again
     stalls = 0
     idle_answers = 0
     progressed = time.monotonic()
@@ -110,6 +112,9 @@ async def upload(
             c = Chunk(next_off, next_off + len(req.data), frame, time.monotonic())
             await pipe.send(frame)
             inflight[fid.reply()] = (c, req)
+            if c.off < sent_to:
+                st.retries += 1
+            sent_to = max(sent_to, c.end)
             st.chunks += 1
             st.sent_bytes += len(frame)
             next_off = c.end
@@ -122,7 +127,7 @@ async def upload(
             frame = await asyncio.wait_for(pipe.receive(), max(wait, 0.001))
         except TimeoutError:
             stalls += 1
-            st.retries += 1
+            st.timeouts += 1
             if stalls > MAX_STALLS and time.monotonic() - progressed > STALL_WINDOW:
                 raise DeviceTimeout(
                     f"upload stalled at byte {acked} of {total}: {stalls - 1} retries in "
