@@ -53,40 +53,51 @@ def compile_loader(firmware_dir: Path, arch: str) -> list[tuple[str, bytes]]:
     return out
 
 
+BOARD_KEYED = ("frontend", "modem")  # modules.json sections keyed by the board file's frontend.type and modem.type
+
+
 class AppModulesInvalid(ValueError):
     """firmware/app/modules.json is unreadable, names a module that does not exist, or has no entry for the
-    board's front end (the message says which)."""
+    board's front end or modem type (the message says which)."""
 
 
 def app_sources(board: dict, firmware_dir: Path = FIRMWARE_DIR) -> list[Path]:
     """The app's source files this board gets, sorted: every module of the app package but the other front ends'
+    and the modem drivers of other module types, or all of them on a board without a modem
     (firmware/app/modules.json), so a board's flash and upload carry only what it can import."""
     src = firmware_dir / APP_PACKAGE
     spec_path = src / APP_MODULES
     try:
         spec = json.loads(spec_path.read_text())
-        by_frontend = spec["frontend"]
-        if not isinstance(by_frontend, dict) or not all(
-                isinstance(v, list) and all(isinstance(m, str) for m in v) for v in by_frontend.values()):
-            raise TypeError("'frontend' must map each front end to a list of module file names")
+        sections = {k: spec[k] if k == "frontend" else spec.get(k, {}) for k in BOARD_KEYED}
+        for k, by_type in sections.items():
+            if not isinstance(by_type, dict) or not all(
+                    isinstance(v, list) and all(isinstance(m, str) for m in v) for v in by_type.values()):
+                raise TypeError(f"{k!r} must map each {k} type to a list of module file names")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise AppModulesInvalid(f"{spec_path}: {type(e).__name__}: {e}") from e
-    kind = board["frontend"]["type"]
-    if kind not in by_frontend:
-        raise AppModulesInvalid(f"{spec_path}: no entry for front end {kind!r} (board {board['id']}); "
-                                f"it has {sorted(by_frontend)}")
     unstarted = spec.get("not_started", [])
     if not isinstance(unstarted, list) or not all(isinstance(m, str) for m in unstarted):
         raise AppModulesInvalid(f"{spec_path}: 'not_started' must be a list of module file names")
     files = list(_python_files(src))
     names = {p.relative_to(src).as_posix() for p in files}
-    for k, mods in [*by_frontend.items(), ("not_started", unstarted)]:
+    listed = [(f"{k} {t!r}", mods) for k, by_type in sections.items() for t, mods in by_type.items()]
+    for what, mods in [*listed, ("'not_started'", unstarted)]:
         missing = sorted(set(mods) - names)
         if missing:
-            what = "'not_started'" if k == "not_started" else f"front end {k!r}"
             raise AppModulesInvalid(f"{spec_path}: {what} lists {', '.join(missing)}, not in {src}")
-    others = {m for k, mods in by_frontend.items() if k != kind for m in mods} - set(by_frontend[kind])
-    others |= set(unstarted)
+    kind = board["frontend"]["type"]
+    if kind not in sections["frontend"]:
+        raise AppModulesInvalid(f"{spec_path}: no entry for front end {kind!r} (board {board['id']}); "
+                                f"it has {sorted(sections['frontend'])}")
+    modem = (board.get("modem") or {}).get("type")
+    if modem is not None and modem not in sections["modem"]:
+        raise AppModulesInvalid(f"{spec_path}: no entry for modem type {modem!r} (board {board['id']}); "
+                                f"it has {sorted(sections['modem'])}")
+    mine = {"frontend": kind, "modem": modem}
+    others: set[str] = set(unstarted)
+    for k, by_type in sections.items():
+        others |= {m for t, mods in by_type.items() if t != mine[k] for m in mods} - set(by_type.get(mine[k], []))
     return [p for p in files if p.relative_to(src).as_posix() not in others]
 
 

@@ -5,8 +5,8 @@ sent again only when the caller says they are safe to repeat.
 
 smpclient's SMPUDPTransport is stop-and-wait without retransmission: its receive() hands back whatever datagram
 comes next (a late reply to an earlier request leaves the client one sequence number behind for good) and its
-send() splits a large frame over several datagrams (a meter reads one frame per datagram). This transport keeps its
-socket handling (connect, the datagram endpoint, disconnect) and replaces those three, behind the same SMPTransport
+send() splits a large frame over several datagrams (a meter reads one request per datagram). This transport keeps
+its socket handling (connect, the datagram endpoint, disconnect) and replaces those three, behind the same SMPTransport
 interface the serial link uses, so smpclient's SMPClient drives it unchanged. `local_port` binds the host's own
 port: a BC660K-style meter sends only to the head-end address:port its socket was opened with."""
 
@@ -33,6 +33,7 @@ RTT_ALPHA = 1 / 8
 RTT_BETA = 1 / 4
 DATAGRAM_MAX = 512  # bytes of SMP frame per datagram on the BC660K path (its AT send takes 512 B of payload)
 DATAGRAM_MIN = 64  # below this no upload chunk fits beside its request's fields
+RESPONSE_OPS = (1, 3)  # SMP read response, write response
 
 
 class Rto:
@@ -88,9 +89,21 @@ class FrameId:
         return FrameId(self.op + 1, self.group, self.sequence, self.command)
 
 
+def frame_length(frame: bytes) -> int:
+    """The length of the SMP frame whose header starts `frame` (header included)."""
+    return ((frame[2] << 8) | frame[3]) + smphdr.Header.SIZE
+
+
 def whole(frame: bytes) -> bool:
     """A datagram that is exactly one SMP frame: its header's length matches what follows."""
-    return len(frame) >= smphdr.Header.SIZE and ((frame[2] << 8) | frame[3]) == len(frame) - smphdr.Header.SIZE
+    return len(frame) >= smphdr.Header.SIZE and frame_length(frame) == len(frame)
+
+
+def starts(frame: bytes) -> bool:
+    """A datagram that starts a reply longer than itself: a response header (reserved bits clear, op read or
+    write response) whose length runs past the datagram's end."""
+    return (len(frame) >= smphdr.Header.SIZE and frame[0] & 0xE0 == 0 and frame[0] & 7 in RESPONSE_OPS
+            and frame_length(frame) > len(frame))
 
 
 class SmpUdpTransport(SMPUDPTransport):
@@ -139,12 +152,29 @@ class SmpUdpTransport(SMPUDPTransport):
         self._client.send(bytes(data))
 
     async def receive(self) -> bytes:
-        """The next datagram that is one whole SMP frame (any other is counted in `runts` and dropped)."""
+        """The next whole SMP frame: one datagram, or a reply the meter sent over several (the first starts with
+        the header, whose length counts the rest: smpclient's UDP transport and SMP over BLE read it so). A
+        datagram that neither is, starts nor continues a frame is counted in `runts` and dropped, and so is a
+        frame left unfinished by a lost or reordered datagram (its request is sent again)."""
+        partial: bytearray | None = None
+        need = 0
         while True:
-            frame = await self._client.receive()
-            if whole(frame):
-                return frame
-            self.runts += 1
+            d = await self._client.receive()
+            if whole(d):
+                if partial is not None:
+                    self.runts += 1
+                return d
+            if starts(d):
+                if partial is not None:
+                    self.runts += 1
+                partial, need = bytearray(d), frame_length(d)
+            elif partial is not None and len(partial) + len(d) <= need:
+                partial += d
+                if len(partial) == need:
+                    return bytes(partial)
+            else:
+                self.runts += 1
+                partial = None
 
     def drop_waiting(self) -> None:
         """Forget datagrams that arrived while nobody waited (late replies, duplicates)."""

@@ -17,6 +17,7 @@ stamp = None  # set by the RTC: world time, sent with every halt so the host car
 # before the ballast); when the firmware's long-running heap has no hole left for a shim's need, the block is given
 # up for it and taken back afterwards, so the emulator never ends the firmware with its own MemoryError.
 _spare = [bytearray()][:0]
+dropped = 0  # shim work lost to a full heap (shim_work)
 _spare_bytes = [0]
 
 
@@ -75,22 +76,47 @@ def _lines():
 
 
 def _dispatch(line):
+    shim_work(_handle, line)  # the handlers set state or answer: doing one again after a failed start is harmless
+
+
+def shim_work(fn, arg):
+    """fn(arg), the shims' own work inside the board's heap: on a MemoryError (the firmware has the heap) once more
+    with the shims' room given back, and dropped if it fails again (a query times out on the host, a datagram is
+    lost on the radio) rather than ending the firmware."""
+    global dropped
     try:
-        _handle(line)
+        fn(arg)
     except MemoryError:  # noqa: B014
-        if _spare:
-            _spare.pop()  # the shims' own room, for this message only (pop: nothing to allocate)
+        _spare.clear()  # the shims' own room, for this work only (clear: no reference left in this frame)
         gc.collect()
         try:
-            _handle(line)  # the handlers set state or answer: doing one again after a failed start is harmless
+            fn(arg)
         except MemoryError:  # noqa: B014
-            pass  # dropped (a query times out on the host) rather than ending the firmware
+            dropped += 1
         gc.collect()
     if not _spare:
         try:
             _spare.append(bytearray(_spare_bytes[0]))
         except MemoryError:  # noqa: B014
             pass  # taken back at a later message
+
+
+def with_room(fn, arg):
+    """fn(arg) with the shims' room given back for it (a model's work inside the board's heap, which the firmware
+    may have filled: the module's model decoding a datagram), taken again after. A MemoryError even so is counted
+    in `dropped` (the work is lost, as a datagram on the radio) and never reaches the firmware."""
+    global dropped
+    _spare.clear()  # not pop(): the popped room would stay referenced from this frame's stack until it returns
+    try:
+        fn(arg)
+    except MemoryError:  # noqa: B014
+        dropped += 1
+    finally:
+        if not _spare:
+            try:
+                _spare.append(bytearray(_spare_bytes[0]))
+            except MemoryError:  # noqa: B014
+                pass  # taken back at a later message
 
 
 def _handle(line):

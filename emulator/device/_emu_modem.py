@@ -345,8 +345,9 @@ class Module:
         else:
             try:
                 res = self._run(t, text[2:], up[2:], lines)
-            except Exception:  # a bug in this model must not end the firmware's UART write: counted, answered ERROR
+            except Exception as e:  # a bug in this model must not end the firmware's UART write: counted, ERROR
                 self.stats["model_errors"] += 1
+                self.stats["last_model_error"] = repr(e)[:80]
                 lines = []
                 res = "ERROR"
         k = 0
@@ -609,6 +610,8 @@ class Module:
 
     def status(self):
         return {
+            "queues": {"events": len(self._events), "out": len(self._out), "rx": len(self.rx), "cmd": len(self._cmd),
+                       "sent": len(self._sent), "link": self.link.backlog() if hasattr(self.link, "backlog") else -1},
             "state": self.state,
             "present": self.present,
             "stat": self.stat,
@@ -656,20 +659,20 @@ def _ints(args, n):
 
 
 def _split(raw):
-    """Arguments split at commas outside quotes."""
+    """Arguments split at commas outside quotes (by index: a list of characters would take 16 bytes per hex digit
+    of a datagram from the board's heap)."""
     out = []
-    cur = []
+    start = 0
     q = False
-    for ch in raw:
+    for i in range(len(raw)):
+        ch = raw[i]
         if ch == '"':
             q = not q
-        if ch == "," and not q:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    if cur or out:
-        out.append("".join(cur).strip())
+        elif ch == "," and not q:
+            out.append(raw[start:i].strip())
+            start = i + 1
+    if start < len(raw) or out:
+        out.append(raw[start:].strip())
     return out
 
 
@@ -757,16 +760,18 @@ class Port(io.IOBase):
         if k == 0:
             return None
         out = bytes(rx[:k])
-        MODULE.rx = rx[k:]
+        rx[:k] = b""  # in place: the buffer keeps its room (a model in the board's heap must not churn it)
         return out
 
     def readinto(self, buf, n=-1):
-        want = len(buf) if n is None or n < 0 else min(n, len(buf))
-        data = self.read(want)
-        if data is None:
+        MODULE.settle(clock.now_us())
+        rx = MODULE.rx
+        k = min(len(buf) if n is None or n < 0 else min(n, len(buf)), len(rx))
+        if k == 0:
             return None
-        buf[: len(data)] = data
-        return len(data)
+        buf[:k] = memoryview(rx)[:k]
+        rx[:k] = b""
+        return k
 
     def readline(self):
         MODULE.settle(clock.now_us())
@@ -774,8 +779,11 @@ class Port(io.IOBase):
         return self.read(i + 1 if i >= 0 else -1)
 
     def write(self, buf):
-        MODULE.mcu_write(buf, self._baud)
+        bus.with_room(self._write, buf)  # the model's work in the board's heap, which the firmware may have filled
         return len(buf)
+
+    def _write(self, buf):
+        MODULE.mcu_write(buf, self._baud)
 
     def flush(self):
         pass

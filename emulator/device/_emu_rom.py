@@ -51,6 +51,7 @@ sys.modules["os"] = _emu_os
 
 cfg_gated = _emu_gate.MODE is not None
 SHIM_ROOM = 8192  # of the shims' spare share: kept for their own run-time work (_emu_bus.keep_spare)
+MODEM_ROOM = 24576  # with the NB-IoT module's model: its lines and datagrams are run-time work too
 
 
 def _ballast(extra):
@@ -61,7 +62,7 @@ def _ballast(extra):
     gc.collect()
     spare = extra - gc.mem_alloc()
     bus.send({"t": "shim_heap", "used": gc.mem_alloc(), "spare": spare})
-    room = min(max(spare, 0), SHIM_ROOM)
+    room = min(max(spare, 0), SHIM_ROOM if _emu_modem is None else MODEM_ROOM)
     bus.keep_spare(room)  # the shims' run-time room (bus.py), out of their share
     spare -= room
     return bytearray(spare) if spare > 0 else None
@@ -82,7 +83,8 @@ def _on_query(msg):
         st["modem"] = _emu_modem.MODULE.status()
     st.update({"t": "status", "id": msg["id"], "us": _emu_clock.now_us(), "world_ns": _emu_rtc.world_ns(),
                "rtc": "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6], "flash_ops": _emu_flash.ops(),
-               "heap_free": gc.mem_free(), "heap_used": gc.mem_alloc(), "speed": _emu_clock.speed_name()})
+               "heap_free": gc.mem_free(), "heap_used": gc.mem_alloc(), "speed": _emu_clock.speed_name(),
+               "shim_dropped": bus.dropped})
     bus.send(st)
 
 

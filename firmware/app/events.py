@@ -21,6 +21,7 @@ POWER_FAIL = 101
 POWER_RESTORE = 102
 CLOCK_SET = 151
 COVER_OPEN = 251
+MODULE_SILENT = 209  # IS 15959 "communication module removed": the module answers nothing (removed, unpowered, wedged)
 LOAD_DISCONNECTED = 301
 LOAD_CONNECTED = 302
 RELAY_FAULT = 303
@@ -46,6 +47,11 @@ APP_INSTALLED = 421
 INSTALL_REFUSED = 422
 APP_CONFIRMED = 423
 ROLLED_BACK = 424
+LINK_UP = 431  # NB-IoT: registered and the head-end's socket open (app/network.py)
+LINK_LOST = 432
+REGISTRATION_DENIED = 433
+MODULE_RESTARTED = 434  # the module said RDY without the meter restarting it
+MODULE_PULSED = 435  # the meter pulsed the module's power key to bring it back
 # the loader's update events (loader/journal.py) the ring takes, by kind
 UPDATE_CODES = {"installed": APP_INSTALLED, "install-refused": INSTALL_REFUSED, "confirmed": APP_CONFIRMED,
                 "rollback": ROLLED_BACK, "settings-set-aside": SETTINGS_INVALID}

@@ -1,5 +1,6 @@
-# The application's main loop: asyncio tasks for the heartbeat, the SMP console and metering; the supply (relay,
-# credit, load limit) runs its rules at each metering reading.
+# The application's main loop: asyncio tasks for the heartbeat, the SMP console, metering and the network (SMP over
+# NB-IoT, on a meter with a module and a head-end); the supply (relay, credit, load limit) runs its rules at each
+# metering reading.
 import asyncio
 
 from app import console, heartbeat
@@ -12,6 +13,7 @@ def run(ctx):
 async def _main(ctx):
     from app.meter_group import MeterGroup
     from app.metering import Metering
+    from app.network import Network
     from app.supply import Supply
     from app.supply_group import SupplyGroup
 
@@ -24,8 +26,10 @@ async def _main(ctx):
     supply = Supply(ctx, meter)  # reconciles the relay with its persisted state before the first reading
     meter.listeners.append(supply.on_reading)
     SupplyGroup(ctx, supply).register(ctx.server)
+    net = Network(ctx, supply.log)
+    net.register(ctx.server)
     _feed(ctx)
-    tasks = [beat.run(), serve.run(), meter.run()]
+    tasks = [beat.run(), serve.run(), meter.run(), net.run()]
     if ctx.test_boot:  # deferred for RAM: only a test boot runs the self-test, most boots never load it
         from app import selftest
 

@@ -1,7 +1,9 @@
-# SMP over UDP through the modem (port 1337, docs/firmware-engineer.md "SMP over UDP"): one SMP packet per datagram,
+# SMP over UDP through the modem (port 1337, docs/firmware-engineer.md "SMP over UDP"): one SMP request per datagram,
 # answered by the console's own SMP server — the same groups, handlers and authorisation, so locked-mode rules and
 # signed envelopes apply exactly as over serial — one request at a time between the two (a request is handled
-# without an await). Replies go back through the same socket.
+# without an await). Replies go back through the same socket; a reply larger than a datagram goes in several, the
+# first starting with the SMP header whose length counts the rest (as SMP over BLE splits a packet over notifications;
+# smpclient's UDP transport and ota reassemble it), so a status read fits the module's 512-byte datagrams.
 #
 # No amplifier: a reply may be larger than its request only when it can reach no one but the socket's configured
 # remote (the dialect's FIXED_PEER: a BC660K "UDP" socket sends only to the address the meter opened it with, so a
@@ -26,7 +28,7 @@ class SmpOverUdp:
         self._out = bytearray(sock.modem.max_datagram)
         self.answered = 0
         self.unsent = 0  # the link failed under the reply: the client retries
-        self.too_big = 0  # the reply does not fit one datagram
+        self.split = 0  # datagrams beyond a reply's first (a reply larger than one datagram)
         self.refused_large = 0  # an amplifier's reply, not sent
 
     async def run(self):
@@ -43,31 +45,38 @@ class SmpOverUdp:
         server.after_reply = None
         if r is None:
             return
-        n = self._put(r[0], r[1], len(req))
-        r = None  # its room is free for the work after the reply
-        if n:
+        hdr, body = r
+        r = None
+        n = len(hdr) + len(body)
+        if not self.fixed_peer and n > AMPLIFY * len(req):
+            self.refused_large += 1
+        else:
             try:
-                await self.sock.send(self._out, n)
+                await self._send(hdr, body)
                 self.answered += 1
             except (LinkDown, SendFailed, AtError):
                 self.unsent += 1
+        hdr = body = None  # their room is free for the work after the reply
         if after is not None:  # the request was handled: what it asked for after its reply happens either way
             try:
                 after()
             except Exception:  # work after a reply must never end the server (the console's rule too)
                 server.errors += 1
 
-    def _put(self, hdr, body, asked):
-        """The reply's length once copied into the datagram buffer, or 0 when it must not be sent."""
+    async def _send(self, hdr, body):
+        """hdr + body in as many datagrams as it takes, each copied into the one datagram buffer."""
         out = self._out
-        n = len(hdr) + len(body)
-        if n > len(out):
-            self.too_big += 1
-            return 0
-        if not self.fixed_peer and n > AMPLIFY * asked:
-            self.refused_large += 1
-            return 0
+        cap = len(out)
         k = len(hdr)
         out[:k] = hdr
-        out[k:n] = body
-        return n
+        src = memoryview(body)
+        pos = 0
+        while True:
+            take = min(cap - k, len(src) - pos)
+            out[k : k + take] = src[pos : pos + take]
+            pos += take
+            await self.sock.send(out, k + take)
+            if pos >= len(src):
+                return
+            self.split += 1
+            k = 0

@@ -1,6 +1,6 @@
 """SMP over UDP through the modem driver (app/modem_smp.py), on CPython and the VM, against the scripted BC660K: one
-packet per datagram answered exactly as the console's server answers it, replies that do not fit or would amplify
-are not sent, work after a reply runs after it has gone, and nothing a datagram holds stops the server."""
+request per datagram answered exactly as the console's server answers it, a reply larger than a datagram sent in
+several that its header's length ties together, replies that would amplify are not sent, work after a reply runs after it has gone, and nothing a datagram holds stops the server."""
 
 import asyncio
 import binascii
@@ -57,11 +57,11 @@ def serve(requests, module=None, fixed_peer=None, server=None):
         udp = modem_smp.SmpOverUdp(server, sock, fixed_peer)
         serving = asyncio.create_task(udp.run())
         for req in requests:
-            done = udp.answered + udp.unsent + udp.too_big + udp.refused_large + server.errors + sock.malformed
+            done = udp.answered + udp.unsent + udp.refused_large + server.errors + sock.malformed
             script.push(recv_urc(sock.id, req))
             for _ in range(300):
                 await asyncio.sleep(0.01)
-                if udp.answered + udp.unsent + udp.too_big + udp.refused_large + server.errors + sock.malformed > done:
+                if udp.answered + udp.unsent + udp.refused_large + server.errors + sock.malformed > done:
                     break
         serving.cancel()
         task.cancel()
@@ -86,14 +86,21 @@ def test_what_is_not_an_smp_request_gets_no_reply_and_the_next_one_is_served():
     assert cbor.loads(replies[0][8:]) == {"rc": smp.EINVAL}
 
 
-def test_a_reply_that_does_not_fit_a_datagram_is_not_sent():
+def test_a_reply_larger_than_a_datagram_goes_in_several_that_the_header_s_length_ties_together():
     server = _server()
     cap = modem_bc660k.MAX_DATAGRAM
     server.register(64, 0, lambda req: {"x": "y" * req["n"]})
     fits = _req(smp.OP_READ, 64, 0, {"n": cap - 8 - 6})  # 8 header bytes, {"x": <string of n>} in 6 more
-    too_big = _req(smp.OP_READ, 64, 0, {"n": cap - 8 - 5})
-    replies, udp, _ = serve([too_big, fits], server=server)
-    assert [len(r) for r in replies] == [cap] and udp.too_big == 1
+    one_more = _req(smp.OP_READ, 64, 0, {"n": cap - 8 - 5})
+    large = _req(smp.OP_READ, 64, 0, {"n": 1500})
+    replies, udp, _ = serve([fits, one_more, large], server=server)
+    assert [len(r) for r in replies] == [cap, cap, 1, cap, cap, 1500 + 8 + 6 - 2 * cap]
+    assert udp.answered == 3 and udp.split == 3
+    for first, parts in ((0, 1), (1, 2), (3, 3)):
+        frame = b"".join(replies[first : first + parts])
+        assert (frame[2] << 8 | frame[3]) == len(frame) - 8  # the first datagram's header counts them all
+    assert cbor.loads(b"".join(replies[3:])[8:]) == {"x": "y" * 1500}
+    assert cbor.loads(b"".join(replies[1:3])[8:]) == {"x": "y" * (cap - 8 - 5)}
 
 
 def test_no_reply_amplifies_on_a_socket_that_answers_any_sender():

@@ -1,4 +1,5 @@
-"""Each board gets the app modules it can import, and not the other front end's (firmware/app/modules.json, read by
+"""Each board gets the app modules it can import, and not the other front end's or another module type's modem driver
+(firmware/app/modules.json, read by
 meterkit.layout.app_sources for `ota build`, `ota provision` and the emulator); a broken list fails the build with a
 message naming the problem."""
 
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BOARDS = sorted(p.stem for p in (ROOT / "boards").glob("*.json"))
 _FILE = json.loads((ROOT / "firmware" / "app" / "modules.json").read_text())
 SPEC = _FILE["frontend"]
+MODEMS = _FILE["modem"]
 NOT_STARTED = set(_FILE.get("not_started", []))
 
 
@@ -33,8 +35,20 @@ def test_a_board_gets_its_front_end_and_not_the_others(board_id):
     assert set(SPEC[kind]) <= got
     assert not ({m for k, v in SPEC.items() if k != kind for m in v} - set(SPEC[kind])) & got
     every = {p.name for p in (ROOT / "firmware" / "app").glob("*.py")}
-    assert every - got == ({m for k, v in SPEC.items() if k != kind for m in v} - set(SPEC[kind])) | NOT_STARTED
-    assert not NOT_STARTED & got  # built and tested, but no board's app starts them yet: not shipped
+    modem = (load_board(board_id).get("modem") or {}).get("type")
+    other_modems = {m for k, v in MODEMS.items() if k != modem for m in v} - set(MODEMS.get(modem, []))
+    assert every - got == ({m for k, v in SPEC.items() if k != kind for m in v} - set(SPEC[kind])) | NOT_STARTED \
+        | other_modems
+    assert not NOT_STARTED & got  # built and tested, but no board's app starts them: not shipped
+
+
+def test_a_board_without_a_modem_gets_no_driver_and_one_with_gets_its_own():
+    board = load_board("esp32_devkitc")
+    assert board["modem"]["type"] == "bc660k"
+    assert set(MODEMS["bc660k"]) <= {p.name for p in layout.app_sources(board)}
+    bare = {k: v for k, v in board.items() if k != "modem"}
+    got = {p.name for p in layout.app_sources(bare)}
+    assert not {m for v in MODEMS.values() for m in v} & got and "network.py" in got
 
 
 def test_every_front_end_of_the_board_schema_has_an_entry():
@@ -56,6 +70,9 @@ def test_the_bundle_carries_exactly_the_boards_modules(board_id):
     ('{}', "KeyError"),
     ('{"frontend": {"adc": [], "bl0942": []}, "not_started": ["gone.py"]}', "'not_started' lists gone.py"),
     ('{"frontend": {"adc": [], "bl0942": []}, "not_started": "modem.py"}', "'not_started' must be a list"),
+    ('{"frontend": {"adc": [], "bl0942": []}, "modem": {"bg95": ["modem.py"]}}', "no entry for modem type 'bc660k'"),
+    ('{"frontend": {"adc": [], "bl0942": []}, "modem": {"bc660k": "modem.py"}}', "'modem' must map"),
+    ('{"frontend": {"adc": [], "bl0942": []}, "modem": {"bc660k": ["modem_bg.py"]}}', "modem 'bc660k' lists modem_bg"),
 ])
 def test_a_broken_list_fails_the_build_naming_the_problem(tmp_path, spec, problem):
     fw = tmp_path / "firmware"

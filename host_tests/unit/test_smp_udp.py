@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from smpclient.requests.os_management import EchoWrite, OSApplicationInfoRead
 from udp_meter import BOARD, Faults, UdpMeter, flash
 
@@ -19,7 +21,7 @@ from meterkit import layout
 from ota_tool import image, keys, push
 from ota_tool.errors import DeviceTimeout
 from ota_tool.link import MeterLink
-from ota_tool.smp_udp import RTO_GRANULARITY, Rto
+from ota_tool.smp_udp import RTO_GRANULARITY, Rto, SmpUdpTransport
 
 DEV_IMAGE_KEY = layout.ROOT / "keys" / "dev" / "image-DEVELOPMENT-ONLY-ed25519.pem"
 
@@ -302,3 +304,42 @@ def test_from_binds_the_host_s_own_port_so_a_fixed_peer_meter_can_answer():
         t.join(10)
         meter.close()
     assert seen == [lport, lport]
+
+
+class _Datagrams:
+    """The transport's datagram endpoint, replaced by a list of what arrives (the reassembly alone)."""
+
+    def __init__(self, datagrams: list[bytes]):
+        self.datagrams = list(datagrams)
+
+    async def receive(self) -> bytes:
+        return self.datagrams.pop(0)
+
+
+def _reassembled(datagrams: list[bytes]) -> tuple[bytes, int]:
+    t = SmpUdpTransport()
+    t._client = _Datagrams(datagrams)  # type: ignore[assignment]
+    return asyncio.run(t.receive()), t.runts
+
+
+def _reply(n: int, seq: int = 3) -> bytes:
+    body = cbor.dumps({"x": "y" * n})
+    return bytes([3, 0, len(body) >> 8, len(body) & 0xFF, 0, 66, seq, 0]) + body
+
+
+@given(n=st.integers(0, 2000), cap=st.integers(64, 600))
+def test_a_reply_split_over_datagrams_of_any_size_is_put_back_together(n, cap):
+    frame = _reply(n)
+    parts = [frame[i : i + cap] for i in range(0, len(frame), cap)]
+    assert _reassembled(parts) == (frame, 0)
+
+
+def test_a_frame_left_unfinished_by_a_lost_datagram_is_dropped_and_the_next_whole_one_taken():
+    big, small = _reply(1200), _reply(10, seq=4)
+    parts = [big[:512], big[512:1024], big[1024:]]
+    assert _reassembled([parts[0], parts[2], small]) == (small, 1)  # the middle lost: never complete, dropped
+    assert _reassembled([parts[0], small]) == (small, 1)
+    # a datagram that starts nothing (the meter's uplink map: reserved bits set) neither starts nor ends a frame
+    uplink = cbor.dumps({"meter": "m", "seq": 1, "up_s": 5, "link": "up"})
+    assert uplink[0] == 0xA4 and _reassembled([uplink, *parts]) == (big, 1)
+    assert _reassembled([parts[1], parts[0], parts[1], parts[2]]) == (big, 1)  # reordered: the stray one dropped

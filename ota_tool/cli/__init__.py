@@ -61,9 +61,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import device, image, meter, supply, trust
+    from . import device, image, meter, network, supply, trust
 
-    for group in (image, trust, device, meter, supply):
+    for group in (image, trust, device, meter, supply, network):
         for command in group.COMMANDS:
             main.add_command(command)
 

@@ -1,0 +1,174 @@
+# The meter on its NB-IoT network (docs/firmware-engineer.md "The network"), and SMP group 67 "network":
+#   0 status   read   the head-end, the link's state and counters
+#   1 headend  read: {headend}; write {headend, envelope}   signed "meter.headend" {headend}
+# A meter talks to one head-end: a BC660K "UDP" socket sends only to the address it was opened to. The head-end is
+# `headend` in meter/config.json ({ip, port, uplink_s} or null), set by the signed command and used from the next
+# boot; the file's one rule applies (loader/settings.py: a bad value is the default, null, plus event 411). The
+# driver (app/modem*.py) is imported and started only on a board with a modem (board key `modem`) and a head-end:
+# a meter without one pays this module's RAM only. Serving SMP over UDP shares the console's server, so the same
+# groups, signed envelopes and refusal limits apply. The optional uplink (every uplink_s while the link is up)
+# keeps the operator's NAT mapping open and tells the head-end where the meter is (docs/smp-groups.md "uplink").
+import asyncio
+import time
+
+from micropython import const
+
+from app import events
+from loader import commands, settings, smp, store, strict
+
+GROUP_NETWORK = const(67)
+_CMD_STATUS = const(0)
+_CMD_HEADEND = const(1)
+RC_NOT_AUTHORISED = const(1)  # the envelope was refused (the reason is in supply status last_refusal and an event)
+RC_BAD_HEADEND = const(2)  # the head-end is not {ip, port, uplink_s} with a numeric address (the reply names it)
+HEADEND = "headend"
+UPLINK_MIN_S = const(20)  # an uplink more often than this would cost the module's power for nothing
+UPLINK_MAX_S = const(86400)
+_QUIET_MS = const(600000)  # one link event of a kind per this long: a flapping link does not wear the flash
+_ADDRESS_CHARS = "0123456789abcdefABCDEF.:"
+_ADDRESS_MAX = const(45)
+LINKS = ("off", "searching", "denied", "up")  # app.modem LINK_* by value
+
+
+def check_headend(v):
+    """The problem with a head-end value (None or {ip, port, uplink_s}), or None when it is good."""
+    if v is None:
+        return None
+    if type(v) is not dict or len(v) != 3 or "ip" not in v or "port" not in v or "uplink_s" not in v:
+        return "not {ip, port, uplink_s}"
+    ip = v["ip"]
+    if type(ip) is not str or not 0 < len(ip) <= _ADDRESS_MAX or any(c not in _ADDRESS_CHARS for c in ip):
+        return "ip is not a numeric address"
+    if not strict.is_int(v["port"], 1, 65535):
+        return "port is not 1..65535"
+    u = v["uplink_s"]
+    if not (strict.is_int(u, 0, 0) or strict.is_int(u, UPLINK_MIN_S, UPLINK_MAX_S)):
+        return "uplink_s is not 0 or %d..%d" % (UPLINK_MIN_S, UPLINK_MAX_S)
+    return None
+
+
+class Network:
+    """The head-end setting, the modem when one is started, and group 67. `run()` is the app's task."""
+
+    def __init__(self, ctx, log):
+        self.ctx = ctx
+        self.log = log  # the app's EventLog
+        cfg, why = settings.read({HEADEND: None}, {HEADEND: lambda v: check_headend(v) is None})
+        if why is not None:
+            log.add(events.SETTINGS_INVALID, HEADEND + ": " + why)
+        self.headend = cfg[HEADEND]
+        self.saved = self.headend  # what the next boot uses
+        self.modem = None
+        self.udp = None
+        self.uplinks = 0
+        self.quieted = 0  # link events not recorded (one of a kind per _QUIET_MS)
+        self.last_refusal = ""  # why the last head-end change was refused
+        self._said = {}  # event code -> ticks_ms of its last record
+
+    def register(self, server):
+        server.register(GROUP_NETWORK, _CMD_STATUS, self.status, write=False)
+        server.register(GROUP_NETWORK, _CMD_HEADEND, self.headend_cmd)
+
+    # -- group 67 ------------------------------------------------------------------------------------------------------
+    def status(self, req=None):
+        m = self.modem
+        out = {HEADEND: self.headend, "next_boot": self.saved, "fitted": self.ctx.board.get("modem") is not None,
+               "link": "none" if m is None else LINKS[m.link], "uplinks": self.uplinks,
+               "quieted": self.quieted, "last_refusal": self.last_refusal}
+        if m is not None:
+            out["modem"] = {"stat": m.stat, "failures": m.failures, "pulses": m.pulses, "restarts": m.restarts,
+                            "sent": m.sent, "stray": m.stray, "last_error": str(m.last_error or "")}
+        u = self.udp
+        if u is not None:
+            s = u.sock
+            out["smp"] = {"answered": u.answered, "unsent": u.unsent, "split": u.split,
+                          "refused_large": u.refused_large, "dropped": s.dropped, "malformed": s.malformed}
+        return out
+
+    def headend_cmd(self, req):
+        if HEADEND in req:
+            new = req.get(HEADEND)
+            try:
+                commands.authorise(self.ctx, req, "meter.headend", {HEADEND: new}, logged=False)
+            except commands.Refused as e:
+                self.last_refusal = "meter.headend: " + e.reason
+                self.log.add(events.COMMAND_REFUSED, self.last_refusal)
+                raise smp.SmpError(smp.EACCESSDENIED, RC_NOT_AUTHORISED) from None
+            why = check_headend(new)
+            if why is not None:
+                self.last_refusal = HEADEND + ": " + why
+                self.log.add(events.SETTINGS_INVALID, self.last_refusal)
+                raise smp.SmpError(smp.EINVAL, RC_BAD_HEADEND)
+            try:
+                raw = store.read_json(settings.PATH, {})
+            except ValueError:
+                raw = {}  # unreadable: every reader already runs on its defaults
+            if type(raw) is not dict:
+                raw = {}
+            raw[HEADEND] = new
+            store.write_json(settings.PATH, raw)
+            self.saved = new
+            self.log.add(events.SETTINGS_CHANGED, HEADEND)
+        return {HEADEND: self.saved, "now": self.headend}
+
+    # -- the link --------------------------------------------------------------------------------------------------------
+    async def run(self):
+        """Serve SMP over UDP to the head-end, forever; returns at once without a modem or a head-end. Whatever
+        goes wrong here ends the network alone, with event 432, never the app: metering and the console go on."""
+        h = self.headend
+        if h is None or self.ctx.board.get("modem") is None:
+            return
+        try:
+            from app import modem, modem_smp  # deferred: only a meter with a module and a head-end holds the driver
+
+            self.modem = m = modem.from_board(self.ctx.board, self._event)
+            supervisor = asyncio.create_task(m.run())
+            sock = await m.open(h["ip"], h["port"], modem_smp.PORT)  # opened by the supervisor once registered
+            self.udp = modem_smp.SmpOverUdp(self.ctx.server, sock)
+            if h["uplink_s"]:
+                asyncio.create_task(self._uplink(m, sock, h["uplink_s"], modem.LINK_UP))
+            await self.udp.run()
+            await supervisor
+        except Exception as e:  # noqa: BLE001 - the rule above
+            self.log.add(events.LINK_LOST, "network stopped: %s" % repr(e))
+
+    async def _uplink(self, m, sock, period_s, up):
+        """While the link is up, every period_s: a CBOR map {meter, seq, up_s, link} to the head-end. Its first
+        byte, 0xA4 (a map of 4), reads as an SMP header with reserved bits set and op 4, which SMP does not define:
+        no SMP client takes it for a reply."""
+        from cbor import dumps
+
+        while True:
+            await asyncio.sleep(period_s)
+            if m.link != up:
+                continue
+            self.uplinks += 1
+            msg = dumps({"meter": self.ctx.meter_id, "seq": self.uplinks, "up_s":
+                         time.ticks_diff(time.ticks_ms(), self.ctx.started_ms) // 1000, "link": "up"})
+            try:
+                await sock.send(msg)
+            except Exception:  # noqa: BLE001 - LinkDown, SendFailed, AtError: the next period tries again
+                self.uplinks -= 1
+
+    def _event(self, what):
+        code = _EVENTS.get(what)
+        if code is None:
+            return
+        now = time.ticks_ms()
+        last = self._said.get(code)
+        if last is not None and time.ticks_diff(now, last) < _QUIET_MS:
+            self.quieted += 1
+            return
+        self._said[code] = now
+        m = self.modem
+        self.log.add(code, what if m is None or m.last_error is None else "%s: %s" % (what, m.last_error))
+
+
+_EVENTS = {
+    "up": events.LINK_UP,
+    "lost": events.LINK_LOST,
+    "denied": events.REGISTRATION_DENIED,
+    "restarted": events.MODULE_RESTARTED,
+    "silent": events.MODULE_SILENT,
+    "pulsed": events.MODULE_PULSED,
+}

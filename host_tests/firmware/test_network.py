@@ -1,0 +1,98 @@
+"""The meter's network setting and group 67 (app/network.py): the head-end checked by type and value, a bad stored
+head-end read as none with an event (never a failed start), an unsigned change refused with nothing stored, the
+network task idle without a module or a head-end, and link events one of a kind per quiet period."""
+import asyncio
+
+import fwtest
+from app import events, network
+from loader import settings, smp, store
+
+
+class Log:
+    def __init__(self):
+        self.got = []
+
+    def add(self, code, detail=""):
+        self.got.append((code, detail))
+
+
+class Ctx:
+    meter_id = "m-1"
+    mode = "development"
+    started_ms = 0
+
+    def __init__(self, modem=True):
+        self.board = {"id": "esp32_devkitc", "modem": {"type": "bc660k"}} if modem else {"id": "esp32_devkitc"}
+        self.refusals = [None, 0, ""]
+
+
+GOOD = {"ip": "10.64.0.1", "port": 4059, "uplink_s": 600}
+
+
+def test_a_head_end_is_checked_by_type_and_value():
+    assert network.check_headend(None) is None and network.check_headend(GOOD) is None
+    assert network.check_headend(dict(GOOD, uplink_s=0)) is None
+    assert network.check_headend(dict(GOOD, ip="fd00::1")) is None
+    for bad, why in ((dict(GOOD, port=4059.0), "port"), (dict(GOOD, port=True), "port"), (dict(GOOD, port=0), "port"),
+                     (dict(GOOD, port=65536), "port"), (dict(GOOD, uplink_s=5), "uplink_s"),
+                     (dict(GOOD, uplink_s=600.0), "uplink_s"), (dict(GOOD, ip="meters.example"), "ip"),
+                     (dict(GOOD, ip='10.0.0.1",1'), "ip"), (dict(GOOD, ip=""), "ip"), (dict(GOOD, ip=None), "ip"),
+                     ({"ip": "10.0.0.1", "port": 1}, "not {ip"), (dict(GOOD, extra=1), "not {ip"),
+                     ([GOOD], "not {ip"), ("10.0.0.1:4059", "not {ip")):
+        why_got = network.check_headend(bad)
+        assert why_got is not None and why_got.startswith(why), (bad, why_got)
+
+
+def test_a_bad_stored_head_end_is_none_with_an_event_and_the_network_stays_off():
+    def body():
+        fwtest.write(settings.PATH, b'{"headend": {"ip": "10.64.0.1", "port": "4059", "uplink_s": 0}}')
+        log = Log()
+        net = network.Network(Ctx(), log)
+        assert net.headend is None and log.got == [(events.SETTINGS_INVALID, "headend: bad value for headend")]
+        asyncio.run(net.run())  # returns at once: no head-end, no driver
+        assert net.modem is None and net.status()["link"] == "none"
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_without_a_module_the_network_never_starts_even_with_a_head_end():
+    def body():
+        fwtest.write(settings.PATH, b'{"headend": {"ip": "10.64.0.1", "port": 4059, "uplink_s": 0}}')
+        net = network.Network(Ctx(modem=False), Log())
+        assert net.headend == {"ip": "10.64.0.1", "port": 4059, "uplink_s": 0}
+        asyncio.run(net.run())
+        st = net.status()
+        assert net.modem is None and st["fitted"] is False and st["link"] == "none" and "modem" not in st
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_an_unsigned_head_end_change_is_refused_and_nothing_is_stored():
+    def body():
+        fwtest.write(settings.PATH, b'{"recovery_relay": "hold"}')
+        log = Log()
+        net = network.Network(Ctx(), log)
+        server = smp.Server()
+        net.register(server)
+        e = fwtest.raises(smp.SmpError, net.headend_cmd, {"headend": GOOD})
+        assert (e.rc, e.group_rc) == (smp.EACCESSDENIED, network.RC_NOT_AUTHORISED)
+        assert net.status()["last_refusal"] == "meter.headend: no-envelope"
+        assert log.got == [(events.COMMAND_REFUSED, "meter.headend: no-envelope")]
+        assert store.read_json(settings.PATH, {}) == {"recovery_relay": "hold"} and net.saved is None
+        assert net.headend_cmd({}) == {"headend": None, "now": None}
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_link_events_are_recorded_one_of_a_kind_per_quiet_period():
+    fwtest.in_workdir(_quiet, "meter")
+
+
+def _quiet():
+    log = Log()
+    net = network.Network(Ctx(), log)
+    for what in ("up", "lost", "up", "lost", "silent", "pulsed", "restarted", "denied", "nonsense"):
+        net._event(what)
+    assert [c for c, _ in log.got] == [events.LINK_UP, events.LINK_LOST, events.MODULE_SILENT, events.MODULE_PULSED,
+                                       events.MODULE_RESTARTED, events.REGISTRATION_DENIED]
+    assert net.quieted == 2 and events.MODULE_SILENT == 209
