@@ -9,9 +9,14 @@
 # remote (the dialect's FIXED_PEER: a BC660K "UDP" socket sends only to the address the meter opened it with, so a
 # datagram with a spoofed source makes the meter answer its own head-end). On a socket that answers each datagram's
 # sender, a reply over AMPLIFY times its request is not sent (counted in `refused_large`).
+#
+# OS params over UDP reports this transport's buffers, not the console's: buf_size the datagram cap (a larger request
+# cannot arrive) and buf_count the socket's receive slots (modem.QUEUE): the request being
+# answered holds one until its reply has gone, and a datagram that finds them all taken is dropped, so a client may
+# have QUEUE requests in flight (docs/smp-groups.md).
 from micropython import const
 
-from app.modem import LinkDown, SendFailed
+from app.modem import QUEUE, LinkDown, SendFailed
 from app.modem_at import AtError
 
 PORT = const(1337)
@@ -26,6 +31,7 @@ class SmpOverUdp:
         self.sock = sock
         self.fixed_peer = sock.modem.kind.FIXED_PEER if fixed_peer is None else fixed_peer
         self._out = bytearray(sock.modem.max_datagram)
+        self._bufs = (sock.modem.max_datagram, QUEUE)
         self.answered = 0
         self.unsent = 0  # the link failed under the reply: the client retries
         self.split = 0  # datagrams beyond a reply's first (a reply larger than one datagram)
@@ -39,7 +45,7 @@ class SmpOverUdp:
     async def answer(self, req):
         """Answer one request datagram (a buffer, valid until this returns)."""
         server = self.server
-        r = server.respond(req)
+        r = server.respond(req, self._bufs)
         # taken before the first await: a console request handled meanwhile sets its own
         after = server.after_reply
         server.after_reply = None

@@ -168,23 +168,22 @@ class ImageGroup:
         if off == 0:
             import gc
 
-            gc.collect()  # a new upload: what earlier requests left behind is collected while the heap is in pieces
+            gc.collect()  # a first chunk: what earlier requests left behind is collected while the heap is in pieces
             length = req.get("len")
             sha = req.get("sha")
             if sha is not None and (not isinstance(sha, bytes) or len(sha) != 32):
                 raise smp.SmpError(smp.EINVAL)
             have = _size(STAGING)
             rec = self.rec
-            if (rec and sha and rec.get("sha") == sha.hex() and rec.get("len") == length and 0 < have < length
-                    and self.state == ST_RECEIVING):
-                return {"off": have}  # resume where the interrupted transfer stopped
+            if rec and sha and rec.get("sha") == sha.hex() and rec.get("len") == length and 0 < have <= length:
+                return self._again(have, length)
             self._start(length, sha, data)
         if self.rec is None:
             raise smp.SmpError(smp.EBADSTATE)
         expected = _size(STAGING)
-        if off != expected:
-            return {"off": expected}
         length = self.rec["len"]
+        if off != expected or expected >= length:  # out of order, or past a complete upload: nothing is written
+            return {"off": expected}
         if expected + len(data) > length:
             raise smp.SmpError(smp.EINVAL)
         with open(STAGING, "ab") as f:
@@ -197,6 +196,21 @@ class ImageGroup:
             self.state = ST_VERIFYING
             self.ctx.server.after_reply = self.verify_staged
         return rsp
+
+    def _again(self, have, length):
+        """The first chunk of the upload we hold (same sha and len) sent again: a duplicate datagram, a late
+        retransmission, or a client resuming after link loss or a reset. Never a restart: the answer is where the
+        upload stands (all of it once complete, and a verified upload is kept); to send the same image again from
+        the start, erase first. A complete upload not accepted (its verification ran out of memory) is judged again
+        after this reply."""
+        if have < length:
+            self.state = ST_RECEIVING  # a refused attempt at another upload may have said rejected meanwhile
+            self.reason = ""
+        elif self.state != ST_ACCEPTED:
+            self.state = ST_VERIFYING
+            self.reason = ""
+            self.ctx.server.after_reply = self.verify_staged
+        return {"off": have}
 
     def _file_sha(self):
         return slots.file_sha256(STAGING)

@@ -17,7 +17,8 @@ CMD_NAME_RESET = "os.reset"
 # Request buffers the console offers a host (buf_count): a USB CDC console is flow controlled (MicroPython's rp2
 # port leaves what its 512-byte stdin ring cannot take in TinyUSB, whose endpoint then holds the host back), so a
 # second request waits whole while the first is served; a UART console is not (the ESP32 port's 260-byte stdin ring
-# drops what it cannot take), so one request at a time.
+# drops what it cannot take), so one request at a time. Another transport (SMP over UDP, app/modem_smp.py) hands the
+# server its own figures with each request (smp.Server.bufs).
 CONSOLE_USB = "usb"
 _BUFS_FLOW_CONTROLLED = const(2)
 
@@ -29,6 +30,7 @@ class OsGroup:
         self.ctx = ctx
 
     def register(self, server):
+        self._server = server
         server.register(smp.GROUP_OS, _CMD_ECHO, self.echo)
         server.register(smp.GROUP_OS, _CMD_RESET, self.reset, read=False)
         server.register(smp.GROUP_OS, _CMD_PARAMS, self.params, write=False)
@@ -65,6 +67,10 @@ class OsGroup:
         return {}
 
     def params(self, req):
+        """The buffers of the transport this request came through: the console's, or those the transport named."""
+        bufs = self._server.bufs
+        if bufs is not None:
+            return {"buf_size": bufs[0], "buf_count": bufs[1]}
         console = self.ctx.board.get("uarts", {}).get("console", {})
         return {"buf_size": smp.BUF_SIZE,
                 "buf_count": _BUFS_FLOW_CONTROLLED if console.get("id") == CONSOLE_USB else 1}

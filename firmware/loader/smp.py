@@ -53,6 +53,9 @@ class Server:
         self.requests = 0
         self.errors = 0
         self.after_reply = None  # a callable set by a handler, run once its response has been written
+        # (buf_size, buf_count) of the transport the request being handled came through, which OS params reports;
+        # None for the console (the OS group works its figures out from the board)
+        self.bufs = None
 
     def register(self, group, cmd, handler, read=True, write=True):
         if read:
@@ -65,10 +68,12 @@ class Server:
         r = self.respond(frame)
         return None if r is None else r[0] + r[1]
 
-    def respond(self, frame):
+    def respond(self, frame, bufs=None):
         """(header, body) of the response to one request packet, or None for packets that get no answer. A handler
         returns its response map, or bytes: the map already encoded (a reply kept from an earlier request). A read
-        the heap cannot serve is answered once more after a collection, then EBUSY (retry); a write, ENOMEM."""
+        the heap cannot serve is answered once more after a collection, then EBUSY (retry); a write, ENOMEM. `bufs`:
+        the transport's (buf_size, buf_count), None for the console's (see self.bufs)."""
+        self.bufs = bufs
         if len(frame) < HEADER_SIZE:
             return None
         b0 = frame[0]

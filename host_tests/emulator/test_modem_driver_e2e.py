@@ -111,10 +111,9 @@ def _echoes(meter: tuple, texts: list[str], timeout: float = 60) -> list[str]:
     async def go() -> list[str]:
         out = []
         async with MeterLink(url, timeout=timeout) as link:
-            # the loader's OS group answers over UDP as over the console: its buffer size, and the console's count
-            # (2 on a USB CDC console, 1 on a UART: docs/smp-groups.md)
-            # the loader's OS group answers over UDP as over the console: buf_count is the console's
-            assert await link.params() == (2048, buf_count)
+            # the loader's OS group answers over UDP with this transport's buffers, not the console's: the datagram
+            # cap and the socket's receive slots (docs/smp-groups.md)
+            assert await link.params() == (512, buf_count)
             for t in texts:
                 rsp = await link.request(EchoWrite(d=t), "echo", retries=3)
                 out.append(rsp.r)
@@ -144,7 +143,7 @@ def _echo_across(meter: tuple, text: str, action, timeout: float = 300) -> str:
 @pytest.fixture
 def driver_meter(start_emulator, tmp_path):
     """A meter running the firmware's modem driver and SMP over UDP; (emu, link URL, the buf_count its OS group
-    reports: 2 on a USB CDC console, 1 on a UART, docs/smp-groups.md)."""
+    reports over UDP: the socket's two receive slots on every board, docs/smp-groups.md)."""
 
     def start(board: str, seed: int = 5):
         port = _free_udp_port()
@@ -158,8 +157,7 @@ def driver_meter(start_emulator, tmp_path):
         emu = start_emulator(board, speed="max", seed=seed, args=("--modem", "--firmware", str(fw)))
         udp = emu.endpoints["udp"]
         _wait_console(emu, "MODEM up")
-        usb = load_board(board)["uarts"]["console"].get("id") == "usb"
-        return emu, f"udp://{udp['address']}:{udp['port']}?from={port}", 2 if usb else 1
+        return emu, f"udp://{udp['address']}:{udp['port']}?from={port}", 2
 
     return start
 

@@ -229,6 +229,155 @@ def test_a_test_slot_that_is_not_bootable_is_rolled_back_once_with_its_reason():
     fwtest.in_workdir(body, "meter")
 
 
+# -- upload: repeated and out-of-order chunks (issue 18: over UDP a datagram may come twice, late or out of order) --
+def _upload(ctx):
+    return ctx.server._handlers[(smp.GROUP_IMAGE, image_group.CMD_UPLOAD, smp.OP_WRITE)]
+
+
+def _first(data, n=200, sha=True):
+    """The first chunk of an upload of `data`, as ota and smpmgr send it (with the image's SHA-256)."""
+    req = {"off": 0, "data": data[:n], "len": len(data)}
+    if sha:
+        req["sha"] = hashlib.sha256(data).digest()
+    return req
+
+
+def _send_rest(ctx, data, off, n=200):
+    up = _upload(ctx)
+    while off < len(data):
+        off = up({"off": off, "data": data[off:off + n]})["off"]
+    return off
+
+
+def _after(ctx):
+    """Run the work the last reply left (the verification after the last chunk); whether there was any."""
+    after, ctx.server.after_reply = ctx.server.after_reply, None
+    if after is not None:
+        after()
+    return after is not None
+
+
+def _staged_size():
+    import os
+
+    return os.stat(staging.STAGING)[6]
+
+
+def test_a_repeated_first_chunk_never_restarts_a_complete_upload():
+    def body():
+        _meter()
+        ctx, g = _boot()
+        data = fwtest.fixture("bundle_good.img")
+        up = _upload(ctx)
+        # one chunk holds the whole image: its duplicate arrives before the verification (the reply's after-work)
+        assert up(_first(data, 1024))["off"] == len(data)
+        assert up(_first(data, 1024)) == {"off": len(data)}
+        assert _after(ctx) and _status(ctx)["state"] == "accepted"
+        h = _status(ctx)["hash"]
+        # in 200-byte chunks, verified, install requested: a late first chunk is answered with the end and keeps it all
+        assert up(_first(data)) == {"off": len(data)}
+        ctx2, g = _boot()  # a new boot judges the kept upload again
+        up = _upload(ctx2)
+        assert _status(ctx2)["state"] == "accepted"
+        state_write = ctx2.server._handlers[(smp.GROUP_IMAGE, image_group.CMD_STATE, smp.OP_WRITE)]
+        assert state_write({"hash": h, "confirm": False})["images"][1]["pending"] is True
+        for n in (200, 1024):
+            assert up(_first(data, n)) == {"off": len(data)}
+            assert ctx2.server.after_reply is None  # nothing to verify again
+            st = _status(ctx2)
+            assert (st["state"], st["received"], st["hash"]) == ("accepted", len(data), h)
+            assert _staged_size() == len(data) and update.pending()["hash"] == h.hex()
+        assert install.install(BOARD) is not None  # and the install at the next boot finds it whole
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_out_of_order_and_late_chunks_are_answered_with_the_expected_offset_and_change_nothing():
+    def body():
+        _meter()
+        ctx, g = _boot()
+        data = fwtest.fixture("bundle_good.img")
+        up = _upload(ctx)
+        assert up(_first(data)) == {"off": 200}
+        for off in (400, 600, len(data), 201, 199, 100):  # ahead, behind, the end: none is written
+            assert up({"off": off, "data": data[off:off + 200]}) == {"off": 200}, off
+            assert _staged_size() == 200 and _status(ctx)["state"] == "receiving"
+        assert up(_first(data)) == {"off": 200}  # the first chunk again: where the upload stands (resume)
+        assert up({"off": 200, "data": data[200:400]}) == {"off": 400}
+        # a reset mid-upload: the first chunk resumes it
+        ctx, g = _boot()
+        up = _upload(ctx)
+        assert _status(ctx)["state"] == "receiving" and up(_first(data)) == {"off": 400}
+        assert _send_rest(ctx, data, 400) == len(data) and _after(ctx) and _status(ctx)["state"] == "accepted"
+        # after the end: a late chunk, an empty one at the end, one past it: the end, nothing verified again
+        for off, chunk in ((200, data[200:400]), (len(data), b""), (len(data), b"x")):
+            assert up({"off": off, "data": chunk}) == {"off": len(data)}, off
+            assert ctx.server.after_reply is None and _status(ctx)["state"] == "accepted"
+        assert _staged_size() == len(data)
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_new_upload_still_starts_afresh():
+    def body():
+        _meter()
+        ctx, g = _boot()
+        data = fwtest.fixture("bundle_good.img")
+        other = fwtest.fixture("bundle_hash.img")
+        same_len = data[:-1] + bytes((data[-1] ^ 1,))
+        up = _upload(ctx)
+        # another image (another sha, or another length), or a first chunk without sha (nothing names the upload):
+        # each replaces the accepted upload
+        for first in (_first(other), _first(same_len), _first(data, sha=False)):
+            assert up(_first(data)) in ({"off": 200}, {"off": len(data)})
+            _send_rest(ctx, data, _staged_size())
+            _after(ctx)
+            assert _status(ctx)["state"] == "accepted"
+            assert up(first) == {"off": 200}
+            st = _status(ctx)
+            assert (st["state"], st["received"], st["length"]) == ("receiving", 200, first["len"])
+            assert "hash" not in st and len(_read(ctx.server, smp.GROUP_IMAGE, 0)["images"]) == 2  # slot b's again
+        # after an erase, the same image starts from its first byte
+        assert up(_first(data)) == {"off": 200} and _send_rest(ctx, data, 200) == len(data) and _after(ctx)
+        assert _status(ctx)["state"] == "accepted"
+        erase = ctx.server._handlers[(smp.GROUP_IMAGE, 5, smp.OP_WRITE)]
+        assert erase({"slot": 1}) == {}
+        assert up(_first(data)) == {"off": 200} and _status(ctx)["state"] == "receiving"
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_the_upload_held_is_taken_up_again_after_a_refused_attempt_and_after_running_out_of_memory():
+    def body():
+        _meter()
+        ctx, g = _boot()
+        data = fwtest.fixture("bundle_good.img")
+        up = _upload(ctx)
+        # an attempt at an upload too large for the slot is refused (rejected: oversize) while one is under way
+        assert up(_first(data)) == {"off": 200} and up({"off": 200, "data": data[200:400]}) == {"off": 400}
+        big = {"off": 0, "data": data[:200], "len": 10 ** 7, "sha": b"\x11" * 32}
+        assert fwtest.raises(smp.SmpError, up, big).rc == smp.ENOMEM
+        assert _status(ctx)["state"] == "rejected"
+        assert up(_first(data)) == {"off": 400} and _status(ctx)["state"] == "receiving"  # resumed
+        # its verification runs out of memory: the upload is kept; its first chunk sent again judges it again
+        real = staging.check_staged
+
+        def no_memory(board):
+            raise MemoryError
+
+        staging.check_staged = no_memory
+        try:
+            assert _send_rest(ctx, data, 400) == len(data) and _after(ctx)
+        finally:
+            staging.check_staged = real
+        st = _status(ctx)
+        assert (st["state"], st["reason"], st["received"]) == ("rejected", "out-of-memory", len(data))
+        assert up(_first(data)) == {"off": len(data)} and _status(ctx)["state"] == "verifying"
+        assert _after(ctx) and _status(ctx)["state"] == "accepted"
+
+    fwtest.in_workdir(body, "meter")
+
+
 # -- a heap in small pieces -------------------------------------------------------------------------------------------
 def _fragment(hole):
     """Take the whole heap in blocks of `hole` bytes (and every smaller gap in a chain of small ones), then free every

@@ -39,10 +39,12 @@ def _req(op, group, cmd, payload, seq=7):
 
 ECHO = _req(smp.OP_WRITE, smp.GROUP_OS, 0, {"d": "hello"})
 INFO = _req(smp.OP_READ, smp.GROUP_OS, 7, {"format": "a"})
+PARAMS = _req(smp.OP_READ, smp.GROUP_OS, 6, {})
 
 
 def serve(requests, module=None, fixed_peer=None, server=None):
-    """Bring the scripted module up, serve SMP on it, deliver each request datagram; the replies the module sent."""
+    """Bring the scripted module up, serve SMP on it, deliver each request datagram (a tuple of them: all at once, as
+    a burst from the network); the replies the module sent."""
     module = module or Bc660k()
     script = Script(module)
     m = modem.Modem(stream(script), modem_bc660k)
@@ -57,11 +59,14 @@ def serve(requests, module=None, fixed_peer=None, server=None):
         udp = modem_smp.SmpOverUdp(server, sock, fixed_peer)
         serving = asyncio.create_task(udp.run())
         for req in requests:
+            burst = req if isinstance(req, tuple) else (req,)
             done = udp.answered + udp.unsent + udp.refused_large + server.errors + sock.malformed
-            script.push(recv_urc(sock.id, req))
+            done += sock.dropped + len(burst)
+            script.push(b"".join(recv_urc(sock.id, r) for r in burst))
             for _ in range(300):
                 await asyncio.sleep(0.01)
-                if udp.answered + udp.unsent + udp.refused_large + server.errors + sock.malformed > done:
+                if (udp.answered + udp.unsent + udp.refused_large + server.errors + sock.malformed
+                        + sock.dropped >= done):
                     break
         serving.cancel()
         task.cancel()
@@ -159,3 +164,26 @@ def test_a_locked_meter_refuses_over_udp_what_it_refuses_over_the_console():
     replies, udp, _ = serve([reset], server=server)
     assert replies == [server.handle(reset)] and cbor.loads(replies[0][8:]) == {"rc": smp.EBUSY}
     assert ctx.resets == []
+
+
+def test_os_params_over_udp_name_the_socket_s_buffers_not_the_console_s():
+    # buf_size: the datagram cap (no larger request arrives, no larger reply goes); buf_count: the socket's receive
+    # slots. The console's own figures are untouched, before and after a UDP request.
+    server = _server()
+    console = {"buf_size": smp.BUF_SIZE, "buf_count": 1}  # this board has a UART console
+    assert cbor.loads(server.handle(PARAMS)[8:]) == console
+    replies, udp, _ = serve([PARAMS, ECHO], server=server)
+    assert cbor.loads(replies[0][8:]) == {"buf_size": modem_bc660k.MAX_DATAGRAM, "buf_count": modem.QUEUE}
+    assert modem.QUEUE == 2 and udp.answered == 2
+    assert cbor.loads(server.handle(PARAMS)[8:]) == console
+
+
+def test_as_many_requests_as_buf_count_arriving_at_once_are_all_answered():
+    # what the buf_count over UDP promises: QUEUE datagrams arriving back to back (while the first is answered) are
+    # all served; one more finds the socket's slots taken and is dropped (the client's retry covers it)
+    echoes = tuple(_req(smp.OP_WRITE, smp.GROUP_OS, 0, {"d": "e%d" % i}, seq=i) for i in range(modem.QUEUE + 1))
+    replies, udp, _ = serve([echoes[:modem.QUEUE]])
+    assert [cbor.loads(r[8:])["r"] for r in replies] == ["e%d" % i for i in range(modem.QUEUE)]
+    assert udp.answered == modem.QUEUE and udp.sock.dropped == 0
+    replies, udp, _ = serve([echoes])
+    assert len(replies) == modem.QUEUE and udp.answered == modem.QUEUE and udp.sock.dropped == 1
