@@ -4,9 +4,9 @@
 # reopen the sockets, pulse the power key after repeated failures, back off exponentially between tries. Every wait
 # is an await, so metering never waits for the module.
 #
-# Memory: the AT channel's line buffer and the dialect's command buffer (each ≈ 2 × the datagram cap) and QUEUE
-# received-datagram buffers per socket, all made when the modem or the socket is; a datagram arriving to a full
-# queue is dropped and counted (UDP: the sender retries).
+# Memory: the AT channel's line buffer (≈ 2 × the datagram cap: data comes as hex) and _QUEUE received-datagram
+# buffers per socket, all made when the modem or the socket is; a datagram arriving to a full queue is dropped and
+# counted (UDP: the sender retries). A sent datagram goes to the module as hex in small pieces, never built whole.
 import asyncio
 
 from micropython import const
@@ -22,7 +22,7 @@ LINK_UP = const(3)  # registered; open sockets can send
 
 _ADDRESS_CHARS = "0123456789abcdefABCDEF.:"
 _ADDRESS_MAX = const(45)
-QUEUE = const(2)  # received datagrams held per socket
+_QUEUE = const(2)  # received datagrams held per socket
 _SYNC_TRIES = const(5)
 _SYNC_MS = const(500)
 _REGISTER_MS = const(180000)  # searching longer than this goes through recovery
@@ -38,7 +38,8 @@ EVENT_UP = "up"
 EVENT_LOST = "lost"
 EVENT_DENIED = "denied"
 EVENT_PULSED = "pulsed"
-EVENT_RESTARTED = "restarted"  # the module said RDY: it restarted (power, a pulse, its own watchdog)
+EVENT_RESTARTED = "restarted"  # the module said RDY: it restarted (a pulse, a brown-out, its own watchdog), not the
+# RDY of its power-up with the meter's (one before the module first answered AT, and before any pulse)
 EVENT_SILENT = "silent"  # the module did not answer AT: removed, unpowered or wedged
 
 
@@ -90,8 +91,8 @@ class Socket:
         self.lport = lport
         self.is_open = False
         self.err = -1  # the module's last +QIOPEN result for it; -1 while none
-        self._slots = [bytearray(modem.max_datagram) for _ in range(QUEUE)]
-        self._sizes = [0] * QUEUE
+        self._slots = [bytearray(modem.max_datagram) for _ in range(_QUEUE)]
+        self._sizes = [0] * _QUEUE
         self._head = 0
         self._count = 0
         self._held = False
@@ -120,26 +121,13 @@ class Socket:
         """Await the next datagram; a memoryview of it, valid until the next recv on this socket."""
         if self._held:
             self._held = False
-            self._head = (self._head + 1) % QUEUE
+            self._head = (self._head + 1) % _QUEUE
             self._count -= 1
         while self._count == 0:
             self._ready.clear()
             await self._ready.wait()
         self._held = True
         return memoryview(self._slots[self._head])[: self._sizes[self._head]]
-
-    def _arrived(self, size, buf, start, end):
-        if self._count == QUEUE:
-            self.dropped += 1
-            return
-        i = (self._head + self._count) % QUEUE
-        n = unhex_into(buf, start, end, self._slots[i])
-        if n < 0 or n != size:
-            self.malformed += 1
-            return
-        self._sizes[i] = n
-        self._count += 1
-        self._ready.set()
 
     async def close(self):
         m = self.modem
@@ -166,7 +154,7 @@ class Modem:
         self.kind = kind
         self.max_datagram = kind.MAX_DATAGRAM
         self.dialect = kind.Dialect(self)
-        self.at = AtChannel(stream, self.dialect.urc, kind.LINE_MAX, kind.ERRORS)
+        self.at = AtChannel(stream, self.dialect.urc, kind.LINE_MAX)
         self.pwrkey = pwrkey
         self.notify = notify
         self.link = LINK_OFF
@@ -181,8 +169,9 @@ class Modem:
         self.restarts = 0  # RDY seen: the module restarted
         self.sent = 0
         self.stray = 0  # datagrams for a socket the meter has not opened
-        self.bad_urcs = 0  # data URCs the dialect could not parse
+        self.bad_urcs = 0  # data URCs the dialect could not parse (it counts them here)
         self.last_error = None
+        self._heard = False  # the module has answered AT, or been pulsed, since the meter started
 
     # -- the transport API --------------------------------------------------------------------------------------------
     async def open(self, ip, rport, lport):
@@ -228,8 +217,17 @@ class Modem:
         s = self.sockets.get(sid)
         if s is None:
             self.stray += 1
+        elif s._count == _QUEUE:
+            s.dropped += 1
         else:
-            s._arrived(size, buf, start, end)
+            i = (s._head + s._count) % _QUEUE
+            n = unhex_into(buf, start, end, s._slots[i])
+            if n < 0 or n != size:
+                s.malformed += 1
+                return
+            s._sizes[i] = n
+            s._count += 1
+            s._ready.set()
 
     def closed(self, sid):
         s = self.sockets.get(sid)
@@ -239,13 +237,11 @@ class Modem:
                 self.lose("socket closed")
 
     def restarted(self):
-        self.restarts += 1
-        self._tell(EVENT_RESTARTED)
+        if self._heard:  # else the RDY of the module's power-up, with the meter's: not a restart
+            self.restarts += 1
+            self._tell(EVENT_RESTARTED)
         if self.link != LINK_OFF:
             self.lose("module restarted")
-
-    def malformed(self):
-        self.bad_urcs += 1
 
     def lose(self, why):
         """The link is gone (why: text): sockets are shut and the supervisor brings everything back."""
@@ -257,35 +253,49 @@ class Modem:
 
     # -- the supervisor -------------------------------------------------------------------------------------------------
     async def run(self):
-        """Forever: bring the link up, wait until it is lost, recover; back off after each failure and pulse the
-        power key (when the board has one) after every _PWRKEY_AFTER failures in a row."""
+        """Forever: bring the link up; while it is up, ask the module AT every probe_ms until the link is lost (a
+        wedged module sends no URC and takes no datagram, so without a question nothing would show it gone: silent,
+        it is lost, EVENT_SILENT); recover. Back off after each failure and pulse the power key (when the board has
+        one) after every _PWRKEY_AFTER failures in a row."""
         reader = asyncio.create_task(self.at.run())
+        backoff = self.backoff_ms
+        lost = self._lost
         try:
-            await self._supervise()
+            while True:
+                try:
+                    await self._bring_up()
+                    self.failures = 0
+                    backoff = self.backoff_ms
+                    self._set(LINK_UP)
+                    self._tell(EVENT_UP)
+                    while not lost.is_set():
+                        try:
+                            await asyncio.wait_for(lost.wait(), self.probe_ms / 1000)
+                        except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
+                            try:
+                                await self._sync()
+                            except AtTimeout:
+                                self.lose("module silent")
+                    self._tell(EVENT_LOST)
+                    continue
+                except Exception as e:  # AtError, AtTimeout, LinkDown, and whatever else: the supervisor never stops
+                    self.failures += 1
+                    self.last_error = e
+                if self.link != LINK_DENIED:
+                    self._set(LINK_OFF)
+                key = self.pwrkey
+                if key is not None and self.failures % _PWRKEY_AFTER == 0:
+                    self.pulses += 1
+                    self._heard = True  # the RDY that follows is a restart the meter made
+                    self._tell(EVENT_PULSED)
+                    key.value(1)
+                    await asyncio.sleep(self.pwrkey_ms / 1000)
+                    key.value(0)
+                    await asyncio.sleep(self.boot_ms / 1000)
+                await asyncio.sleep(backoff / 1000)
+                backoff = min(backoff * 2, self.backoff_max_ms)
         finally:
             reader.cancel()
-
-    async def _supervise(self):
-        backoff = self.backoff_ms
-        while True:
-            try:
-                await self._bring_up()
-                self.failures = 0
-                backoff = self.backoff_ms
-                self._set(LINK_UP)
-                self._tell(EVENT_UP)
-                await self._watch()
-                self._tell(EVENT_LOST)
-                continue
-            except Exception as e:  # AtError, AtTimeout, LinkDown, and whatever else: the supervisor never stops
-                self.failures += 1
-                self.last_error = e
-            if self.link != LINK_DENIED:
-                self._set(LINK_OFF)
-            if self.pwrkey is not None and self.failures % _PWRKEY_AFTER == 0:
-                await self._pulse()
-            await asyncio.sleep(backoff / 1000)
-            backoff = min(backoff * 2, self.backoff_max_ms)
 
     async def _bring_up(self):
         self._lost.clear()
@@ -301,23 +311,11 @@ class Modem:
         if self._lost.is_set():  # lost again while the sockets opened
             raise LinkDown(self.last_error)
 
-    async def _watch(self):
-        """While the link is up: until it is lost, ask the module AT every probe_ms. A wedged module sends no URC
-        and takes no datagram, so without a question nothing would show it gone; silent, it is lost (EVENT_SILENT)
-        and the supervisor's recovery pulses the power key."""
-        while not self._lost.is_set():
-            try:
-                await asyncio.wait_for(self._lost.wait(), self.probe_ms / 1000)
-            except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
-                try:
-                    await self._sync()
-                except AtTimeout:
-                    self.lose("module silent")
-
     async def _sync(self):
         for _ in range(_SYNC_TRIES):
             try:
                 await self.at.command(b"AT", self.sync_ms)
+                self._heard = True
                 return
             except AtTimeout:
                 pass
@@ -346,20 +344,12 @@ class Modem:
         except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
             raise AtTimeout(b"+QIOPEN") from None
         if s.err != 0:
-            raise AtError(b"+QIOPEN", s.err, self.kind.ERRORS.get(s.err, ""))
+            raise AtError(b"+QIOPEN", s.err)
 
     async def _until_opened(self, s):
         while s.err < 0:
             self._changed.clear()
             await self._changed.wait()
-
-    async def _pulse(self):
-        self.pulses += 1
-        self._tell(EVENT_PULSED)
-        self.pwrkey.value(1)
-        await asyncio.sleep(self.pwrkey_ms / 1000)
-        self.pwrkey.value(0)
-        await asyncio.sleep(self.boot_ms / 1000)
 
     def _set(self, link):
         self.link = link

@@ -74,7 +74,7 @@ def drive(replies, cuts):
             return True
         return False
 
-    at = AtChannel(stream(script), on_urc, LINE_MAX, {})
+    at = AtChannel(stream(script), on_urc, LINE_MAX)
 
     async def main():
         results = []
