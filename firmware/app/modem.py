@@ -96,7 +96,6 @@ class Socket:
         self._head = 0
         self._count = 0
         self._held = False
-        self._ready = asyncio.Event()
         self.dropped = 0  # arrived to a full queue
         self.malformed = 0  # bad hex or a length that did not match
 
@@ -123,9 +122,10 @@ class Socket:
             self._held = False
             self._head = (self._head + 1) % _QUEUE
             self._count -= 1
+        changed = self.modem._changed  # the modem's one event: set by every arrival and every change of state
         while self._count == 0:
-            self._ready.clear()
-            await self._ready.wait()
+            changed.clear()
+            await changed.wait()
         self._held = True
         return memoryview(self._slots[self._head])[: self._sizes[self._head]]
 
@@ -227,7 +227,7 @@ class Modem:
                 return
             s._sizes[i] = n
             s._count += 1
-            s._ready.set()
+            self._changed.set()
 
     def closed(self, sid):
         s = self.sockets.get(sid)

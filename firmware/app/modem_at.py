@@ -122,7 +122,8 @@ class AtChannel:
         self._overlong = False
         self._skip_space = False
         self._want_prompt = False
-        self._busy = asyncio.Lock()
+        self._busy = False
+        self._idle = asyncio.Event()
         self._done = asyncio.Event()
         self._pending = False
         self._prefix = None
@@ -223,51 +224,54 @@ class AtChannel:
         `finals` are extra final lines of this command (b"SEND OK"); `skip_ok` makes OK an intermediate line for
         it. With `data`, the channel waits for the `>` prompt and then writes data. Raises AtError for ERROR /
         +CME ERROR (its code), AtTimeout when nothing final arrives in timeout_ms."""
-        async with self._busy:
-            self.info.clear()
-            self.final = None
-            self._prefix = prefix
-            self._finals = finals
-            self._skip_ok = skip_ok
-            self._done.clear()
-            self._pending = True
-            self._want_prompt = data is not None
-            w = self.stream
-            name = cmd
-            try:
-                if type(cmd) is tuple:
-                    name, src, n, cmd = cmd
-                    w.write(name)
-                    out = self._hex
-                    step = _HEX_OUT // 2
-                    for i in range(0, n, step):
-                        k = hex_into(src, min(step, n - i), out, 0, i)
-                        w.write(out if k == _HEX_OUT else memoryview(out)[:k])
-                        await w.drain()  # the piece has left (or is copied): its buffer is free again
-                w.write(cmd)
-                w.write(b"\r")
-                await w.drain()
-                if data is not None:
-                    await self._wait(name, timeout_ms)
-                    if self.final is None:  # the prompt, not a refusal
-                        self._done.clear()
-                        w.write(data)
-                        await w.drain()
-                await self._wait(name, timeout_ms)
-            finally:
-                self._pending = False
-                self._want_prompt = False
-            final = self.final
-            if final is None:
-                raise AtTimeout(name) from None
-            if final == _ERROR:
-                raise AtError(name, NO_CODE)
-            if starts(final, len(final), _CME) or starts(final, len(final), _CMS):
-                raise AtError(name, number(final, len(_CME), len(final))[0])
-            return final
-
-    async def _wait(self, cmd, timeout_ms):
+        while self._busy:  # one command at a time (an Event, not an asyncio.Lock: its module costs the app RAM)
+            self._idle.clear()
+            await self._idle.wait()
+        self._busy = True
+        self.info.clear()
+        self.final = None
+        self._prefix = prefix
+        self._finals = finals
+        self._skip_ok = skip_ok
+        self._done.clear()
+        self._pending = True
+        self._want_prompt = data is not None
+        w = self.stream
+        name = cmd
         try:
-            await asyncio.wait_for(self._done.wait(), timeout_ms / 1000)
-        except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
-            raise AtTimeout(cmd) from None
+            if type(cmd) is tuple:
+                name, src, n, cmd = cmd
+                w.write(name)
+                out = self._hex
+                step = _HEX_OUT // 2
+                for i in range(0, n, step):
+                    k = hex_into(src, min(step, n - i), out, 0, i)
+                    w.write(out if k == _HEX_OUT else memoryview(out)[:k])
+                    await w.drain()  # the piece has left (or is copied): its buffer is free again
+            w.write(cmd)
+            w.write(b"\r")
+            await w.drain()
+            while True:
+                try:
+                    await asyncio.wait_for(self._done.wait(), timeout_ms / 1000)
+                except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
+                    break  # final is None: AtTimeout
+                if data is None or self.final is not None:
+                    break
+                self._done.clear()  # the prompt, not a refusal: the data, then the final result
+                w.write(data)
+                await w.drain()
+                data = None
+        finally:
+            self._pending = False
+            self._want_prompt = False
+            self._busy = False
+            self._idle.set()
+        final = self.final
+        if final is None:
+            raise AtTimeout(name)
+        if final == _ERROR:
+            raise AtError(name, NO_CODE)
+        if starts(final, len(final), _CME) or starts(final, len(final), _CMS):
+            raise AtError(name, number(final, len(_CME), len(final))[0])
+        return final
