@@ -4,14 +4,15 @@
 # reopen the sockets, pulse the power key after repeated failures, back off exponentially between tries. Every wait
 # is an await, so metering never waits for the module.
 #
-# Memory: the AT channel's line buffer (≈ 2 × the datagram cap: data comes as hex) and _QUEUE received-datagram
-# buffers per socket, all made when the modem or the socket is; a datagram arriving to a full queue is dropped and
-# counted (UDP: the sender retries). A sent datagram goes to the module as hex in small pieces, never built whole.
+# Memory: the AT channel's line buffer (a datagram and a URC's head: the hex is decoded as it comes) and _QUEUE
+# received-datagram buffers per socket, all made when the modem or the socket is; a datagram arriving to a full queue
+# is dropped and counted (UDP: the sender retries). A datagram sent goes to the module as hex in small pieces, never
+# built whole.
 import asyncio
 
 from micropython import const
 
-from app.modem_at import REG_DENIED, REG_HOME, REG_ROAMING, AtChannel, AtError, AtTimeout, unhex_into
+from app.modem_at import REG_DENIED, REG_HOME, REG_ROAMING, AtChannel, AtError, AtTimeout
 
 DIALECTS = ("bc660k",)  # the modem.type values this firmware drives (boards/SCHEMA.md)
 
@@ -73,7 +74,8 @@ def from_board(board, notify=None):
     import machine
 
     u = board["uarts"]["modem"]
-    uart = machine.UART(u["id"], baudrate=u["baud"], tx=u["tx"], rx=u["rx"], rxbuf=kind.LINE_MAX)
+    # the UART's own ring holds a whole line as it comes on the wire, the data in hex (twice the channel's line)
+    uart = machine.UART(u["id"], baudrate=u["baud"], tx=u["tx"], rx=u["rx"], rxbuf=2 * kind.LINE_MAX)
     key = spec.get("pwrkey")
     pin = None if key is None else machine.Pin(key, machine.Pin.OUT, value=0)
     return Modem(asyncio.StreamReader(uart), kind, pin, notify)
@@ -154,7 +156,7 @@ class Modem:
         self.kind = kind
         self.max_datagram = kind.MAX_DATAGRAM
         self.dialect = kind.Dialect(self)
-        self.at = AtChannel(stream, self.dialect.urc, kind.LINE_MAX)
+        self.at = AtChannel(stream, self.dialect.urc, kind.LINE_MAX, kind.DATA_HEAD)
         self.pwrkey = pwrkey
         self.notify = notify
         self.link = LINK_OFF
@@ -219,13 +221,12 @@ class Modem:
             self.stray += 1
         elif s._count == _QUEUE:
             s.dropped += 1
+        elif self.at.bad_data or end - start != size or size > self.max_datagram:  # not hex, or not its length
+            s.malformed += 1
         else:
             i = (s._head + s._count) % _QUEUE
-            n = unhex_into(buf, start, end, s._slots[i])
-            if n < 0 or n != size:
-                s.malformed += 1
-                return
-            s._sizes[i] = n
+            s._slots[i][:size] = memoryview(buf)[start:end]
+            s._sizes[i] = size
             s._count += 1
             self._changed.set()
 

@@ -5,8 +5,10 @@
 # Memory is fixed when the channel is made, whatever the module sends: one line buffer (a line longer than it is
 # discarded up to its end and counted, never grown), one read chunk, one small buffer through which a command's data
 # is written as hex (never the whole command at once), at most INFO_LINES information lines kept per command (more
-# are counted). Error results keep the module's number only: names would cost RAM on every meter, and the host
-# names them (meterkit.boards.MODEM_ERRORS). Bytes are never decoded as text, so NULs, 0xFF and lone CRs are just bytes. Nothing
+# are counted). A dialect whose data comes as quoted hex in a URC names that URC's head (`data_head`): the channel
+# decodes the quoted digits into bytes as they arrive, so the line buffer holds a datagram once, not its hex twice.
+# Error results keep the module's number only: names would cost RAM on every meter, and the host names them
+# (meterkit.boards.MODEM_ERRORS). Bytes are never decoded as text, so NULs, 0xFF and lone CRs are just bytes. Nothing
 # blocks: the reader awaits the stream (MicroPython's `asyncio.StreamReader(uart)`, or anything with the same async
 # `readinto`/`write`/`drain`), and a command awaits its result with a timeout.
 import asyncio
@@ -17,6 +19,13 @@ _CR = const(13)
 _LF = const(10)
 _PROMPT = const(62)  # '>': the module wants the command's data
 _SPACE = const(32)
+_QUOTE = const(34)
+# where feed() is in a data line: _PLAIN (any other line, or after the data's closing quote), _ARMED (its head seen,
+# before the opening quote), _HIGH / _LOW (in the quoted digits, expecting a byte's first / second digit)
+_PLAIN = const(0)
+_ARMED = const(1)
+_HIGH = const(2)
+_LOW = const(3)
 _CHUNK = const(64)  # bytes read from the stream at a time
 _HEX_OUT = const(64)  # hex digits written to the stream at a time
 _IDLE_S = 0.05  # a stream at its end (a closed pty, a test script run dry) is retried this often, never spun on
@@ -80,23 +89,6 @@ def hex_into(src, n, dst, at, start=0):
     return at
 
 
-def unhex_into(src, start, end, dst):
-    """Decode the hex digits src[start:end] into dst from index 0; return the byte count, or -1 when the digits are
-    odd in number, not hex, or more than dst holds (dst is then partly written). No allocation."""
-    count = end - start
-    if count & 1 or count // 2 > len(dst):
-        return -1
-    j = 0
-    for i in range(start, end, 2):
-        hi = _nibble(src[i])
-        lo = _nibble(src[i + 1])
-        if hi < 0 or lo < 0:
-            return -1
-        dst[j] = hi << 4 | lo
-        j += 1
-    return j
-
-
 def _nibble(c):
     if 48 <= c <= 57:
         return c - 48
@@ -110,12 +102,19 @@ def _nibble(c):
 class AtChannel:
     """One module's command channel. `urc(buf, n)` is the dialect's handler for a line that is not part of the
     current command's response: it must use buf[:n] before returning (the buffer is reused) and return whether it
-    knew the line."""
+    knew the line. In a line that starts with `data_head` the digits between the first quote after the head and the
+    next one arrive decoded, one byte for two digits, the quotes kept; `bad_data` says, while `urc` runs, whether
+    they were not all hex or odd in number (or never closed)."""
 
-    def __init__(self, stream, urc, line_max):
+    def __init__(self, stream, urc, line_max, data_head=None):
         self.stream = stream
         self.urc = urc
         self.line = bytearray(line_max)
+        self._head = data_head
+        self._head_n = -1 if data_head is None else len(data_head)
+        self._hx = _PLAIN
+        self._hi = 0
+        self.bad_data = False
         self._chunk = bytearray(_CHUNK)
         self._hex = bytearray(_HEX_OUT)
         self._n = 0
@@ -153,9 +152,12 @@ class AtChannel:
         line = self.line
         cap = len(line)
         k = self._n
+        hx = self._hx
         for i in range(n):
             b = data[i]
             if b == _CR or b == _LF:
+                if hx >= _HIGH:
+                    self.bad_data = True  # the digits never closed
                 if self._overlong:
                     self._overlong = False
                     self.overlong += 1
@@ -166,6 +168,8 @@ class AtChannel:
                     except Exception:  # a dialect's bug or a MemoryError must not end the reader: drop the line
                         self.faults += 1
                 k = 0
+                hx = _PLAIN
+                self.bad_data = False
                 continue
             if self._overlong:
                 continue
@@ -179,6 +183,24 @@ class AtChannel:
                     self._skip_space = True
                     self._done.set()
                     continue
+            elif k == self._head_n and hx == _PLAIN and starts(line, k, self._head):
+                hx = _ARMED
+            if hx:
+                if b == _QUOTE:
+                    if hx == _LOW:
+                        self.bad_data = True  # an odd number of digits
+                    hx = _HIGH if hx == _ARMED else _PLAIN
+                elif hx != _ARMED:
+                    v = _nibble(b)
+                    if v < 0:
+                        self.bad_data = True
+                        v = 0
+                    if hx == _HIGH:
+                        self._hi = v
+                        hx = _LOW
+                        continue
+                    b = self._hi << 4 | v
+                    hx = _HIGH
             if k == cap:
                 self._overlong = True
                 k = 0
@@ -186,6 +208,7 @@ class AtChannel:
             line[k] = b
             k += 1
         self._n = k
+        self._hx = hx
 
     def _line(self, n):
         buf = self.line

@@ -1,15 +1,16 @@
 # The Quectel BC660K-GL dialect (NB-IoT; docs/firmware-engineer.md "The modem driver"): the module's own commands
 # and URCs, behind the transport in app/modem.py. Hex data both ways (AT+QICFG="dataformat",1,1), UDP sockets in
 # direct-push mode on context 0, a datagram pushed as `+QIURC: "recv",<id>,<len>,"<hex>"` with no sender address.
-# Another module is another file with the same names (Dialect, LINE_MAX, MAX_DATAGRAM, PWRKEY_MS, SOCKETS,
+# Another module is another file with the same names (Dialect, LINE_MAX, DATA_HEAD, MAX_DATAGRAM, PWRKEY_MS, SOCKETS,
 # FIXED_PEER), listed in app/modem.py DIALECTS.
 from micropython import const
 
 from app.modem_at import REG_SEARCHING, AtError, number, starts
 
 MAX_DATAGRAM = const(512)  # bytes per datagram the module takes in one AT+QISEND (and pushes in one URC)
-# the longest line it sends: +QIURC: "recv",<id 0-4>,<len ≤ 512>,"<hex>" (22 bytes of head, the hex, a quote)
-LINE_MAX = const(22 + 2 * MAX_DATAGRAM + 1)
+# the longest line it sends, +QIURC: "recv",<id 0-4>,<len ≤ 512>,"<hex>", as the channel holds it: 22 bytes of head,
+# the datagram (its hex is decoded as it arrives: DATA_HEAD), the closing quote
+LINE_MAX = const(22 + MAX_DATAGRAM + 1)
 PWRKEY_MS = const(700)  # PWRKEY held low ≥ 500 ms switches the module on (or off)
 SOCKETS = const(5)  # connect ids 0..4
 FIXED_PEER = True  # a "UDP" socket sends only to the remote it was opened with (app/modem_smp.py: no amplifier)
@@ -26,6 +27,7 @@ _SETUP = (b"ATE0", b"AT+CMEE=1", b'AT+QICFG="dataformat",1,1', b"AT+CEREG=1")
 _CEREG = b"+CEREG: "
 _QIOPEN = b"+QIOPEN: "
 _RECV = b'+QIURC: "recv",'
+DATA_HEAD = _RECV  # the URC whose quoted hex the channel decodes as it arrives (app/modem_at.py)
 _CLOSED = b'+QIURC: "closed",'
 _RDY = b"RDY"
 _SEND_OK = b"SEND OK"
@@ -35,7 +37,8 @@ _KNOWN = (b"+CPIN:", b"+IP:", b"+QNBIOTEVENT:", b"+QIURC:", b"+CSCON:", b"+QATSL
 
 class Dialect:
     """BC660K commands over an AtChannel; URCs reported to `link` (app/modem.py Modem): registration(stat),
-    opened(id, err), datagram(id, size, buf, start, end) with the hex digits at buf[start:end], closed(id), restarted();
+    opened(id, err), datagram(id, size, buf, start, end) with the data at buf[start:end] (decoded by the channel),
+    closed(id), restarted();
     a data URC it cannot parse adds one to link.bad_urcs."""
 
     send_ms = _SEND_MS  # AT+QISEND's timeout: a class value, which a test shortens on its instance

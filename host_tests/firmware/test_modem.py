@@ -9,7 +9,7 @@ from scripted_module import Bc660k, Pin, Script, allocated, recv_urc, run, start
 
 import fwtest
 from app import modem, modem_bc660k
-from app.modem_at import NO_CODE, AtChannel, AtError, AtTimeout, hex_into, unhex_into
+from app.modem_at import NO_CODE, AtChannel, AtError, AtTimeout, hex_into
 
 SETUP = [b"AT", b"ATE0", b"AT+CMEE=1", b'AT+QICFG="dataformat",1,1', b"AT+CEREG=1", b"AT+CEREG?"]
 OPEN = b'AT+QIOPEN=0,0,"UDP","10.0.0.1",1337,1337,1'
@@ -220,7 +220,8 @@ def test_the_line_buffer_holds_a_full_datagram_and_not_a_byte_more():
 
     full, small = run(main)
     assert full == b"\xaa" * cap and small == b"ok" and m.at.overlong == 1
-    assert len(recv_urc(0, b"\xaa" * cap)) - 4 <= modem_bc660k.LINE_MAX < len(recv_urc(0, b"\xbb" * (cap + 1))) - 4
+    # the channel holds the line with its hex decoded: the URC's longest head, the datagram, the closing quote
+    assert modem_bc660k.LINE_MAX == len(b'+QIURC: "recv",4,512,"') + cap + 1
 
 
 def test_malformed_and_stray_datagrams_are_counted_not_delivered():
@@ -387,7 +388,7 @@ def test_an_unknown_modem_type_is_a_specific_error_and_no_modem_means_none():
     assert modem.from_board({"id": "x", "uarts": {}}) is None
     for kind in modem.DIALECTS:
         d = modem.dialect(kind)
-        assert d.MAX_DATAGRAM > 0 and d.LINE_MAX >= 2 * d.MAX_DATAGRAM
+        assert d.MAX_DATAGRAM > 0 and d.LINE_MAX > len(d.DATA_HEAD) + d.MAX_DATAGRAM
 
 
 # -- recovery ------------------------------------------------------------------------------------------------------------
@@ -507,17 +508,36 @@ def test_hex_round_trips_every_byte_into_preallocated_buffers():
     text = bytearray(600)
     end = hex_into(data, 256, text, 4)
     assert end == 516 and bytes(text[4:end]) == "".join("%02X" % b for b in data).encode()
-    back = bytearray(256)
-    assert unhex_into(text, 4, end, back) == 256 and bytes(back) == data
-    assert unhex_into(b"00aAfF", 0, 6, back) == 3 and bytes(back[:3]) == b"\x00\xaa\xff"
+    assert hex_into(data, 2, text, 0, 254) == 4 and bytes(text[:4]) == b"FEFF"
+    # the channel decodes a data line's quoted digits into its line buffer as they arrive: 256 bytes of data in
+    # 519 bytes on the wire fit a 300-byte buffer, whole or fed one byte at a time
+    wire = b'+D:0,"' + bytes(text[4:end]) + b'"\r\n+D:1,"00aAfF"\r\n'
+    for step in (len(wire), 1):
+        lines, at = _data_lines(300)
+        for i in range(0, len(wire), step):
+            piece = wire[i : i + step]
+            at.feed(piece, len(piece))
+        assert lines == [(b'+D:0,"' + data + b'"', False), (b'+D:1,"\x00\xaa\xff"', False)]
+        assert at.overlong == 0 and at.unknown == 0
+
+
+def _data_lines(line_max):
+    """A channel whose lines starting +D: carry quoted hex: each line as the dialect sees it, with at.bad_data."""
+    lines = []
+    at = AtChannel(None, lambda buf, n: lines.append((bytes(buf[:n]), at.bad_data)) or True, line_max, b"+D:")
+    return lines, at
 
 
 def test_bad_hex_is_refused():
-    out = bytearray(2)
-    assert unhex_into(b"0G", 0, 2, out) == -1
-    assert unhex_into(b"000", 0, 3, out) == -1
-    assert unhex_into(b"000000", 0, 6, out) == -1  # more than the buffer holds
-    assert unhex_into(b" 0", 0, 2, out) == -1
+    seen, at = _data_lines(16)
+    for line in (b'+D:"0G"', b'+D:"000"', b'+D:" 0"', b'+D:"00', b'+D:"0a"', b'+D:"0A"x'):
+        wire = line + b"\r\n"
+        at.feed(wire, len(wire))
+    assert [bad for _, bad in seen] == [True, True, True, True, False, False]
+    assert seen[-1][0] == b'+D:"\x0a"x'  # after the closing quote the line is plain again
+    wire = b'+D:"' + b"00" * 13 + b'"\r\n'  # more data than the line buffer holds: overlong, dropped whole
+    at.feed(wire, len(wire))
+    assert len(seen) == 6 and at.overlong == 1
 
 
 def test_addresses_and_ports_that_cannot_go_into_a_command_line_are_refused():
