@@ -204,7 +204,7 @@ class Modem:
     # -- what the dialect reports (synchronous, from the reader task) ----------------------------------------------------
     def registration(self, stat):
         self.stat = stat
-        if self.link == LINK_UP and not _registered(stat):
+        if self.link == LINK_UP and stat != REG_HOME and stat != REG_ROAMING:
             self.lose("deregistered")
         self._changed.set()
 
@@ -324,7 +324,7 @@ class Modem:
         raise AtTimeout(b"AT")
 
     async def _until_registered(self):
-        while not _registered(self.stat):
+        while self.stat != REG_HOME and self.stat != REG_ROAMING:  # (1 home, 5 roaming: registered)
             if self._lost.is_set():  # RDY: the module restarted and forgot its setup
                 raise LinkDown(self.last_error)
             if self.stat == REG_DENIED:
@@ -362,12 +362,11 @@ class Modem:
 
 
 def _check_address(ip, rport, lport):
-    if not (isinstance(ip, str) and 0 < len(ip) <= _ADDRESS_MAX) or any(c not in _ADDRESS_CHARS for c in ip):
+    ok = isinstance(ip, str) and 0 < len(ip) <= _ADDRESS_MAX
+    for c in ip if ok else "":
+        ok = ok and c in _ADDRESS_CHARS
+    if not ok:
         raise ValueError("not a numeric IP address: %r" % (ip,))
     for port in (rport, lport):
         if not (isinstance(port, int) and 0 <= port <= 65535):
             raise ValueError("not a UDP port: %r" % (port,))
-
-
-def _registered(stat):
-    return stat == REG_HOME or stat == REG_ROAMING
