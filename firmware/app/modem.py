@@ -78,7 +78,36 @@ def from_board(board, notify=None):
     uart = machine.UART(u["id"], baudrate=u["baud"], tx=u["tx"], rx=u["rx"], rxbuf=2 * kind.LINE_MAX)
     key = spec.get("pwrkey")
     pin = None if key is None else machine.Pin(key, machine.Pin.OUT, value=0)
-    return Modem(asyncio.StreamReader(uart), kind, pin, notify)
+    return Modem(UartStream(uart), kind, pin, notify)
+
+
+class UartStream:
+    """The AT channel's stream over a board's UART (async `readinto`, `write`, `drain`), as asyncio.StreamReader(uart)
+    would be, without asyncio's stream module (1.9 kB of the VM's heap, which the app loads for nothing else). It
+    waits for the UART as StreamReader does, through asyncio's I/O queue (app/console.py `_readable`, and its test,
+    say why that private name is safe to use). Bytes the UART does not take at once wait in `drain`."""
+
+    def __init__(self, uart):
+        self.uart = uart
+        self.out = b""
+
+    # readinto and drain are generators, as StreamReader's own: MicroPython's asyncio awaits them (never run on CPython)
+    def readinto(self, buf):
+        yield asyncio.core._io_queue.queue_read(self.uart)  # type: ignore[attr-defined]  # until readable
+        return self.uart.readinto(buf)
+
+    def write(self, buf):
+        if not self.out:
+            n = self.uart.write(buf)
+            if n == len(buf):
+                return
+            buf = buf[n or 0 :]
+        self.out += buf
+
+    def drain(self):
+        while self.out:
+            yield asyncio.core._io_queue.queue_write(self.uart)  # type: ignore[attr-defined]  # until writable
+            self.out = self.out[self.uart.write(self.out) or 0 :]
 
 
 class Socket:

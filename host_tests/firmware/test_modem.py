@@ -64,6 +64,38 @@ def test_bring_up_sends_the_setup_then_opens_and_datagrams_go_both_ways():
     assert m.link == modem.LINK_UP and m.sent == 1 and events == [modem.EVENT_UP]
 
 
+def test_the_board_s_uart_stream_carries_the_driver_and_finishes_writes_the_uart_takes_in_part():
+    # from_board wraps the board's machine.UART in modem.UartStream (asyncio's private I/O queue, as app/console.py;
+    # test_app_console.py checks the name is still there): MicroPython only, on CPython this checks nothing
+    import sys
+
+    if sys.implementation.name != "micropython":
+        return
+    import scripted_module
+
+    class Slow(scripted_module._Uart):  # takes at most 5 bytes a write, as a UART whose TX ring is full
+        def write(self, data):
+            data = bytes(data[:5])
+            self.script.received(data)
+            return len(data)
+
+    script = Script(Bc660k())
+    m = modem.Modem(modem.UartStream(Slow(script)), modem_bc660k)
+
+    async def main():
+        task = asyncio.create_task(m.run())
+        await asyncio.wait_for(m.wait_up(), 10)  # a broken stream fails here, not hangs
+        sock = await m.open("10.0.0.1", 1337, 1337)
+        await sock.send(b"\x00\x01\xfe\xff hi" * 10)
+        script.push(recv_urc(0, b"\x10\x00\r\n\xff"))
+        got = bytes(await sock.recv())
+        stop(task)
+        return got
+
+    assert run(main) == b"\x10\x00\r\n\xff"
+    assert script.commands == SETUP + [OPEN, b'AT+QISEND=0,70,"' + b"0001FEFF206869" * 10 + b'"']
+
+
 def test_a_socket_opened_before_the_link_is_up_opens_when_it_comes_up():
     script, m = make(Bc660k(stat=2))
 
