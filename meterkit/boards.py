@@ -71,7 +71,7 @@ MODEM_ERRORS = {
 }
 """What each module's `+CME ERROR: <n>` (AT+CMEE=1) and `+QIOPEN: <id>,<err>` numbers mean, by `modem.type`. The
 firmware keeps only the numbers (app.modem_at AtError.code, a meter's `last_error`): names would cost RAM on every
-meter. docs/firmware-engineer.md "BC660K notes" lists the same table."""
+meter. This is the one table of them (docs/firmware-engineer.md points here)."""
 
 
 def modem_error_name(kind: str, code: int) -> str:

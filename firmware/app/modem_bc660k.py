@@ -20,8 +20,8 @@ _SHORT_MS = const(1000)
 _OPEN_MS = const(5000)
 _SEND_MS = const(10000)
 _SOCKET_IN_USE = const(563)  # +CME ERROR to AT+QIOPEN for an id the module still holds
-# The module's +CME ERROR (AT+CMEE=1) and +QIOPEN <err> numbers stay numbers on the meter: their names are in
-# meterkit.boards.MODEM_ERRORS for the host, and in docs/firmware-engineer.md "BC660K notes".
+# The module's +CME ERROR (AT+CMEE=1) and +QIOPEN <err> numbers stay numbers on the meter: names would cost every
+# meter RAM, and the host names them (meterkit.boards.MODEM_ERRORS).
 
 _SETUP = (b"ATE0", b"AT+CMEE=1", b'AT+QICFG="dataformat",1,1', b"AT+CEREG=1")
 _CEREG = b"+CEREG: "
