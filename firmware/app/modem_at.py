@@ -9,8 +9,9 @@
 # decodes the quoted digits into bytes as they arrive, so the line buffer holds a datagram once, not its hex twice.
 # Error results keep the module's number only: names would cost RAM on every meter, and the host names them
 # (meterkit.boards.MODEM_ERRORS). Bytes are never decoded as text, so NULs, 0xFF and lone CRs are just bytes. Nothing
-# blocks: the reader awaits the stream (MicroPython's `asyncio.StreamReader(uart)`, or anything with the same async
-# `readinto`/`write`/`drain`), and a command awaits its result with a timeout.
+# blocks: the reader awaits the stream (app/modem.py `UartStream` over the board's UART, MicroPython's
+# `asyncio.StreamReader` in the tests, or anything with the same async `readinto`/`write`/`drain`), and a command
+# awaits its result with a timeout.
 import asyncio
 
 from micropython import const
