@@ -50,6 +50,35 @@ MODEM_TYPES = ("bc660k",)
 """`modem.type` values: the cellular modules the firmware has an AT dialect for (firmware/app/modem.py DIALECTS;
 host_tests/unit/test_board_modem.py checks the two lists agree)."""
 
+MODEM_ERRORS = {
+    "bc660k": {
+        3: "operation not allowed",
+        4: "operation not supported",
+        30: "no network service",
+        50: "bad parameter",
+        302: "UE busy",
+        304: "PDN not active",
+        552: "invalid parameter",
+        553: "no memory",
+        563: "socket id in use",
+        566: "connect refused",
+        568: "socket busy",
+        569: "timeout",
+        570: "network down",
+        573: "unreachable",
+        602: "no RRC connection",
+    },
+}
+"""What each module's `+CME ERROR: <n>` (AT+CMEE=1) and `+QIOPEN: <id>,<err>` numbers mean, by `modem.type`. The
+firmware keeps only the numbers (app.modem_at AtError.code, a meter's `last_error`): names would cost RAM on every
+meter. This is the one table of them (docs/firmware-engineer.md points here)."""
+
+
+def modem_error_name(kind: str, code: int) -> str:
+    """The name of a module's error number ("" when the table has none): `modem_error_name("bc660k", 302)` is
+    "UE busy"."""
+    return MODEM_ERRORS.get(kind, {}).get(code, "")
+
 ESP32_ATTENUATIONS_DB = (0, 2.5, 6, 11)
 """`adc.attenuation_db` values: MicroPython's ADC.ATTN_0DB, ATTN_2_5DB, ATTN_6DB, ATTN_11DB."""
 ESP32_FULL_SCALE_V = {0: 0.95, 2.5: 1.25, 6: 1.75, 11: 3.1}

@@ -4,14 +4,15 @@
 # reopen the sockets, pulse the power key after repeated failures, back off exponentially between tries. Every wait
 # is an await, so metering never waits for the module.
 #
-# Memory: the AT channel's line buffer and the dialect's command buffer (each ≈ 2 × the datagram cap) and QUEUE
-# received-datagram buffers per socket, all made when the modem or the socket is; a datagram arriving to a full
-# queue is dropped and counted (UDP: the sender retries).
+# Memory: the AT channel's line buffer (a datagram and a URC's head: the hex is decoded as it comes) and QUEUE
+# received-datagram buffers per socket, all made when the modem or the socket is; a datagram arriving to a full queue
+# is dropped and counted (UDP: the sender retries). A datagram sent goes to the module as hex in small pieces, never
+# built whole.
 import asyncio
 
 from micropython import const
 
-from app.modem_at import REG_DENIED, REG_HOME, REG_ROAMING, AtChannel, AtError, AtTimeout, unhex_into
+from app.modem_at import REG_DENIED, REG_HOME, REG_ROAMING, AtChannel, AtError, AtTimeout
 
 DIALECTS = ("bc660k",)  # the modem.type values this firmware drives (boards/SCHEMA.md)
 
@@ -22,7 +23,7 @@ LINK_UP = const(3)  # registered; open sockets can send
 
 _ADDRESS_CHARS = "0123456789abcdefABCDEF.:"
 _ADDRESS_MAX = const(45)
-QUEUE = const(2)  # received datagrams held per socket
+QUEUE = const(2)  # received datagrams held per socket (public: SMP over UDP reports it as its buf_count)
 _SYNC_TRIES = const(5)
 _SYNC_MS = const(500)
 _REGISTER_MS = const(180000)  # searching longer than this goes through recovery
@@ -38,7 +39,8 @@ EVENT_UP = "up"
 EVENT_LOST = "lost"
 EVENT_DENIED = "denied"
 EVENT_PULSED = "pulsed"
-EVENT_RESTARTED = "restarted"  # the module said RDY: it restarted (power, a pulse, its own watchdog)
+EVENT_RESTARTED = "restarted"  # the module said RDY: it restarted (a pulse, a brown-out, its own watchdog), not the
+# RDY of its power-up with the meter's (one before the module first answered AT, and before any pulse)
 EVENT_SILENT = "silent"  # the module did not answer AT: removed, unpowered or wedged
 
 
@@ -72,10 +74,40 @@ def from_board(board, notify=None):
     import machine
 
     u = board["uarts"]["modem"]
-    uart = machine.UART(u["id"], baudrate=u["baud"], tx=u["tx"], rx=u["rx"], rxbuf=kind.LINE_MAX)
+    # the UART's own ring holds a whole line as it comes on the wire, the data in hex (twice the channel's line)
+    uart = machine.UART(u["id"], baudrate=u["baud"], tx=u["tx"], rx=u["rx"], rxbuf=2 * kind.LINE_MAX)
     key = spec.get("pwrkey")
     pin = None if key is None else machine.Pin(key, machine.Pin.OUT, value=0)
-    return Modem(asyncio.StreamReader(uart), kind, pin, notify)
+    return Modem(UartStream(uart), kind, pin, notify)
+
+
+class UartStream:
+    """The AT channel's stream over a board's UART (async `readinto`, `write`, `drain`), as asyncio.StreamReader(uart)
+    would be, without asyncio's stream module (1.9 kB of the VM's heap, which the app loads for nothing else). It
+    waits for the UART as StreamReader does, through asyncio's I/O queue (app/console.py `_readable`, and its test,
+    say why that private name is safe to use). Bytes the UART does not take at once wait in `drain`."""
+
+    def __init__(self, uart):
+        self.uart = uart
+        self.out = b""
+
+    # readinto and drain are generators, as StreamReader's own: MicroPython's asyncio awaits them (never run on CPython)
+    def readinto(self, buf):
+        yield asyncio.core._io_queue.queue_read(self.uart)  # type: ignore[attr-defined]  # until readable
+        return self.uart.readinto(buf)
+
+    def write(self, buf):
+        if not self.out:
+            n = self.uart.write(buf)
+            if n == len(buf):
+                return
+            buf = buf[n or 0 :]
+        self.out += buf
+
+    def drain(self):
+        while self.out:
+            yield asyncio.core._io_queue.queue_write(self.uart)  # type: ignore[attr-defined]  # until writable
+            self.out = self.out[self.uart.write(self.out) or 0 :]
 
 
 class Socket:
@@ -95,7 +127,6 @@ class Socket:
         self._head = 0
         self._count = 0
         self._held = False
-        self._ready = asyncio.Event()
         self.dropped = 0  # arrived to a full queue
         self.malformed = 0  # bad hex or a length that did not match
 
@@ -122,24 +153,12 @@ class Socket:
             self._held = False
             self._head = (self._head + 1) % QUEUE
             self._count -= 1
+        changed = self.modem._changed  # the modem's one event: set by every arrival and every change of state
         while self._count == 0:
-            self._ready.clear()
-            await self._ready.wait()
+            changed.clear()
+            await changed.wait()
         self._held = True
         return memoryview(self._slots[self._head])[: self._sizes[self._head]]
-
-    def _arrived(self, size, buf, start, end):
-        if self._count == QUEUE:
-            self.dropped += 1
-            return
-        i = (self._head + self._count) % QUEUE
-        n = unhex_into(buf, start, end, self._slots[i])
-        if n < 0 or n != size:
-            self.malformed += 1
-            return
-        self._sizes[i] = n
-        self._count += 1
-        self._ready.set()
 
     async def close(self):
         m = self.modem
@@ -166,7 +185,7 @@ class Modem:
         self.kind = kind
         self.max_datagram = kind.MAX_DATAGRAM
         self.dialect = kind.Dialect(self)
-        self.at = AtChannel(stream, self.dialect.urc, kind.LINE_MAX, kind.ERRORS)
+        self.at = AtChannel(stream, self.dialect.urc, kind.LINE_MAX, kind.DATA_HEAD)
         self.pwrkey = pwrkey
         self.notify = notify
         self.link = LINK_OFF
@@ -181,8 +200,9 @@ class Modem:
         self.restarts = 0  # RDY seen: the module restarted
         self.sent = 0
         self.stray = 0  # datagrams for a socket the meter has not opened
-        self.bad_urcs = 0  # data URCs the dialect could not parse
+        self.bad_urcs = 0  # data URCs the dialect could not parse (it counts them here)
         self.last_error = None
+        self._heard = False  # the module has answered AT, or been pulsed, since the meter started
 
     # -- the transport API --------------------------------------------------------------------------------------------
     async def open(self, ip, rport, lport):
@@ -213,7 +233,7 @@ class Modem:
     # -- what the dialect reports (synchronous, from the reader task) ----------------------------------------------------
     def registration(self, stat):
         self.stat = stat
-        if self.link == LINK_UP and not _registered(stat):
+        if self.link == LINK_UP and stat != REG_HOME and stat != REG_ROAMING:
             self.lose("deregistered")
         self._changed.set()
 
@@ -228,8 +248,16 @@ class Modem:
         s = self.sockets.get(sid)
         if s is None:
             self.stray += 1
+        elif s._count == QUEUE:
+            s.dropped += 1
+        elif self.at.bad_data or end - start != size or size > self.max_datagram:  # not hex, or not its length
+            s.malformed += 1
         else:
-            s._arrived(size, buf, start, end)
+            i = (s._head + s._count) % QUEUE
+            s._slots[i][:size] = memoryview(buf)[start:end]
+            s._sizes[i] = size
+            s._count += 1
+            self._changed.set()
 
     def closed(self, sid):
         s = self.sockets.get(sid)
@@ -239,13 +267,11 @@ class Modem:
                 self.lose("socket closed")
 
     def restarted(self):
-        self.restarts += 1
-        self._tell(EVENT_RESTARTED)
+        if self._heard:  # else the RDY of the module's power-up, with the meter's: not a restart
+            self.restarts += 1
+            self._tell(EVENT_RESTARTED)
         if self.link != LINK_OFF:
             self.lose("module restarted")
-
-    def malformed(self):
-        self.bad_urcs += 1
 
     def lose(self, why):
         """The link is gone (why: text): sockets are shut and the supervisor brings everything back."""
@@ -257,35 +283,49 @@ class Modem:
 
     # -- the supervisor -------------------------------------------------------------------------------------------------
     async def run(self):
-        """Forever: bring the link up, wait until it is lost, recover; back off after each failure and pulse the
-        power key (when the board has one) after every _PWRKEY_AFTER failures in a row."""
+        """Forever: bring the link up; while it is up, ask the module AT every probe_ms until the link is lost (a
+        wedged module sends no URC and takes no datagram, so without a question nothing would show it gone: silent,
+        it is lost, EVENT_SILENT); recover. Back off after each failure and pulse the power key (when the board has
+        one) after every _PWRKEY_AFTER failures in a row."""
         reader = asyncio.create_task(self.at.run())
+        backoff = self.backoff_ms
+        lost = self._lost
         try:
-            await self._supervise()
+            while True:
+                try:
+                    await self._bring_up()
+                    self.failures = 0
+                    backoff = self.backoff_ms
+                    self._set(LINK_UP)
+                    self._tell(EVENT_UP)
+                    while not lost.is_set():
+                        try:
+                            await asyncio.wait_for(lost.wait(), self.probe_ms / 1000)
+                        except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
+                            try:
+                                await self._sync()
+                            except AtTimeout:
+                                self.lose("module silent")
+                    self._tell(EVENT_LOST)
+                    continue
+                except Exception as e:  # AtError, AtTimeout, LinkDown, and whatever else: the supervisor never stops
+                    self.failures += 1
+                    self.last_error = e
+                if self.link != LINK_DENIED:
+                    self._set(LINK_OFF)
+                key = self.pwrkey
+                if key is not None and self.failures % _PWRKEY_AFTER == 0:
+                    self.pulses += 1
+                    self._heard = True  # the RDY that follows is a restart the meter made
+                    self._tell(EVENT_PULSED)
+                    key.value(1)
+                    await asyncio.sleep(self.pwrkey_ms / 1000)
+                    key.value(0)
+                    await asyncio.sleep(self.boot_ms / 1000)
+                await asyncio.sleep(backoff / 1000)
+                backoff = min(backoff * 2, self.backoff_max_ms)
         finally:
             reader.cancel()
-
-    async def _supervise(self):
-        backoff = self.backoff_ms
-        while True:
-            try:
-                await self._bring_up()
-                self.failures = 0
-                backoff = self.backoff_ms
-                self._set(LINK_UP)
-                self._tell(EVENT_UP)
-                await self._watch()
-                self._tell(EVENT_LOST)
-                continue
-            except Exception as e:  # AtError, AtTimeout, LinkDown, and whatever else: the supervisor never stops
-                self.failures += 1
-                self.last_error = e
-            if self.link != LINK_DENIED:
-                self._set(LINK_OFF)
-            if self.pwrkey is not None and self.failures % _PWRKEY_AFTER == 0:
-                await self._pulse()
-            await asyncio.sleep(backoff / 1000)
-            backoff = min(backoff * 2, self.backoff_max_ms)
 
     async def _bring_up(self):
         self._lost.clear()
@@ -301,23 +341,11 @@ class Modem:
         if self._lost.is_set():  # lost again while the sockets opened
             raise LinkDown(self.last_error)
 
-    async def _watch(self):
-        """While the link is up: until it is lost, ask the module AT every probe_ms. A wedged module sends no URC
-        and takes no datagram, so without a question nothing would show it gone; silent, it is lost (EVENT_SILENT)
-        and the supervisor's recovery pulses the power key."""
-        while not self._lost.is_set():
-            try:
-                await asyncio.wait_for(self._lost.wait(), self.probe_ms / 1000)
-            except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
-                try:
-                    await self._sync()
-                except AtTimeout:
-                    self.lose("module silent")
-
     async def _sync(self):
         for _ in range(_SYNC_TRIES):
             try:
                 await self.at.command(b"AT", self.sync_ms)
+                self._heard = True
                 return
             except AtTimeout:
                 pass
@@ -325,7 +353,7 @@ class Modem:
         raise AtTimeout(b"AT")
 
     async def _until_registered(self):
-        while not _registered(self.stat):
+        while self.stat != REG_HOME and self.stat != REG_ROAMING:  # (1 home, 5 roaming: registered)
             if self._lost.is_set():  # RDY: the module restarted and forgot its setup
                 raise LinkDown(self.last_error)
             if self.stat == REG_DENIED:
@@ -346,20 +374,12 @@ class Modem:
         except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
             raise AtTimeout(b"+QIOPEN") from None
         if s.err != 0:
-            raise AtError(b"+QIOPEN", s.err, self.kind.ERRORS.get(s.err, ""))
+            raise AtError(b"+QIOPEN", s.err)
 
     async def _until_opened(self, s):
         while s.err < 0:
             self._changed.clear()
             await self._changed.wait()
-
-    async def _pulse(self):
-        self.pulses += 1
-        self._tell(EVENT_PULSED)
-        self.pwrkey.value(1)
-        await asyncio.sleep(self.pwrkey_ms / 1000)
-        self.pwrkey.value(0)
-        await asyncio.sleep(self.boot_ms / 1000)
 
     def _set(self, link):
         self.link = link
@@ -371,12 +391,11 @@ class Modem:
 
 
 def _check_address(ip, rport, lport):
-    if not (isinstance(ip, str) and 0 < len(ip) <= _ADDRESS_MAX) or any(c not in _ADDRESS_CHARS for c in ip):
+    ok = isinstance(ip, str) and 0 < len(ip) <= _ADDRESS_MAX
+    for c in ip if ok else "":
+        ok = ok and c in _ADDRESS_CHARS
+    if not ok:
         raise ValueError("not a numeric IP address: %r" % (ip,))
     for port in (rport, lport):
         if not (isinstance(port, int) and 0 <= port <= 65535):
             raise ValueError("not a UDP port: %r" % (port,))
-
-
-def _registered(stat):
-    return stat == REG_HOME or stat == REG_ROAMING

@@ -3,10 +3,15 @@
 # unsolicited result (URC), whenever it arrives — between a command's lines or after its OK.
 #
 # Memory is fixed when the channel is made, whatever the module sends: one line buffer (a line longer than it is
-# discarded up to its end and counted, never grown), one read chunk, at most INFO_LINES information lines kept per
-# command (more are counted). Bytes are never decoded as text, so NULs, 0xFF and lone CRs are just bytes. Nothing
-# blocks: the reader awaits the stream (MicroPython's `asyncio.StreamReader(uart)`, or anything with the same async
-# `readinto`/`write`/`drain`), and a command awaits its result with a timeout.
+# discarded up to its end and counted, never grown), one read chunk, one small buffer through which a command's data
+# is written as hex (never the whole command at once), at most INFO_LINES information lines kept per command (more
+# are counted). A dialect whose data comes as quoted hex in a URC names that URC's head (`data_head`): the channel
+# decodes the quoted digits into bytes as they arrive, so the line buffer holds a datagram once, not its hex twice.
+# Error results keep the module's number only: names would cost RAM on every meter, and the host names them
+# (meterkit.boards.MODEM_ERRORS). Bytes are never decoded as text, so NULs, 0xFF and lone CRs are just bytes. Nothing
+# blocks: the reader awaits the stream (app/modem.py `UartStream` over the board's UART, MicroPython's
+# `asyncio.StreamReader` in the tests, or anything with the same async `readinto`/`write`/`drain`), and a command
+# awaits its result with a timeout.
 import asyncio
 
 from micropython import const
@@ -15,7 +20,15 @@ _CR = const(13)
 _LF = const(10)
 _PROMPT = const(62)  # '>': the module wants the command's data
 _SPACE = const(32)
+_QUOTE = const(34)
+# where feed() is in a data line: _PLAIN (any other line, or after the data's closing quote), _ARMED (its head seen,
+# before the opening quote), _HIGH / _LOW (in the quoted digits, expecting a byte's first / second digit)
+_PLAIN = const(0)
+_ARMED = const(1)
+_HIGH = const(2)
+_LOW = const(3)
 _CHUNK = const(64)  # bytes read from the stream at a time
+_HEX_OUT = const(64)  # hex digits written to the stream at a time
 _IDLE_S = 0.05  # a stream at its end (a closed pty, a test script run dry) is retried this often, never spun on
 INFO_LINES = const(4)
 NO_CODE = const(-1)  # AtError.code of a plain ERROR
@@ -34,14 +47,12 @@ _NO_FINALS = ()  # type: tuple
 
 
 class AtError(Exception):
-    """The module refused a command: `code` is its +CME/+CMS ERROR number (NO_CODE for a plain ERROR), `name` what
-    the dialect calls that code ("" when it has no name for it)."""
+    """The module refused a command: `code` is its +CME/+CMS ERROR number (NO_CODE for a plain ERROR)."""
 
-    def __init__(self, command, code, name):
-        super().__init__(command, code, name)
+    def __init__(self, command, code):
+        super().__init__(command, code)
         self.command = command
         self.code = code
-        self.name = name
 
 
 class AtTimeout(Exception):
@@ -68,32 +79,15 @@ def number(buf, i, n):
     return v, i
 
 
-def hex_into(src, n, dst, at):
-    """Write src[:n] as 2n upper-case hex digits into dst from index `at`; return the index after them. No
-    allocation: dst is the caller's preallocated buffer (IndexError if it is too short)."""
-    for i in range(n):
+def hex_into(src, n, dst, at, start=0):
+    """Write src[start:start + n] as 2n upper-case hex digits into dst from index `at`; return the index after them.
+    No allocation: dst is the caller's preallocated buffer (IndexError if it is too short)."""
+    for i in range(start, start + n):
         b = src[i]
         dst[at] = _HEX[b >> 4]
         dst[at + 1] = _HEX[b & 15]
         at += 2
     return at
-
-
-def unhex_into(src, start, end, dst):
-    """Decode the hex digits src[start:end] into dst from index 0; return the byte count, or -1 when the digits are
-    odd in number, not hex, or more than dst holds (dst is then partly written). No allocation."""
-    count = end - start
-    if count & 1 or count // 2 > len(dst):
-        return -1
-    j = 0
-    for i in range(start, end, 2):
-        hi = _nibble(src[i])
-        lo = _nibble(src[i + 1])
-        if hi < 0 or lo < 0:
-            return -1
-        dst[j] = hi << 4 | lo
-        j += 1
-    return j
 
 
 def _nibble(c):
@@ -109,19 +103,27 @@ def _nibble(c):
 class AtChannel:
     """One module's command channel. `urc(buf, n)` is the dialect's handler for a line that is not part of the
     current command's response: it must use buf[:n] before returning (the buffer is reused) and return whether it
-    knew the line. `error_names` maps +CME ERROR codes to names."""
+    knew the line. In a line that starts with `data_head` the digits between the first quote after the head and the
+    next one arrive decoded, one byte for two digits, the quotes kept; `bad_data` says, while `urc` runs, whether
+    they were not all hex or odd in number (or never closed)."""
 
-    def __init__(self, stream, urc, line_max, error_names):
+    def __init__(self, stream, urc, line_max, data_head=None):
         self.stream = stream
         self.urc = urc
-        self.error_names = error_names
         self.line = bytearray(line_max)
+        self._head = data_head
+        self._head_n = -1 if data_head is None else len(data_head)
+        self._hx = _PLAIN
+        self._hi = 0
+        self.bad_data = False
         self._chunk = bytearray(_CHUNK)
+        self._hex = bytearray(_HEX_OUT)
         self._n = 0
         self._overlong = False
         self._skip_space = False
         self._want_prompt = False
-        self._busy = asyncio.Lock()
+        self._busy = False
+        self._idle = asyncio.Event()
         self._done = asyncio.Event()
         self._pending = False
         self._prefix = None
@@ -151,9 +153,12 @@ class AtChannel:
         line = self.line
         cap = len(line)
         k = self._n
+        hx = self._hx
         for i in range(n):
             b = data[i]
             if b == _CR or b == _LF:
+                if hx >= _HIGH:
+                    self.bad_data = True  # the digits never closed
                 if self._overlong:
                     self._overlong = False
                     self.overlong += 1
@@ -164,6 +169,8 @@ class AtChannel:
                     except Exception:  # a dialect's bug or a MemoryError must not end the reader: drop the line
                         self.faults += 1
                 k = 0
+                hx = _PLAIN
+                self.bad_data = False
                 continue
             if self._overlong:
                 continue
@@ -177,6 +184,24 @@ class AtChannel:
                     self._skip_space = True
                     self._done.set()
                     continue
+            elif k == self._head_n and hx == _PLAIN and starts(line, k, self._head):
+                hx = _ARMED
+            if hx:
+                if b == _QUOTE:
+                    if hx == _LOW:
+                        self.bad_data = True  # an odd number of digits
+                    hx = _HIGH if hx == _ARMED else _PLAIN
+                elif hx != _ARMED:
+                    v = _nibble(b)
+                    if v < 0:
+                        self.bad_data = True
+                        v = 0
+                    if hx == _HIGH:
+                        self._hi = v
+                        hx = _LOW
+                        continue
+                    b = self._hi << 4 | v
+                    hx = _HIGH
             if k == cap:
                 self._overlong = True
                 k = 0
@@ -184,89 +209,93 @@ class AtChannel:
             line[k] = b
             k += 1
         self._n = k
+        self._hx = hx
 
     def _line(self, n):
         buf = self.line
         if self._pending:
-            if self._is_final(buf, n):
+            final = (n == 2 and starts(buf, n, _OK) and not self._skip_ok) or (n == 5 and starts(buf, n, _ERROR))
+            final = final or starts(buf, n, _CME) or starts(buf, n, _CMS)
+            for f in self._finals:
+                final = final or (n == len(f) and starts(buf, n, f))
+            if final:
                 self._pending = False
                 self._want_prompt = False
                 self.final = bytes(buf[:n])
                 self._done.set()
                 return
             prefix = self._prefix
-            if prefix is not None and starts(buf, n, prefix):
-                self._keep(buf, n)
-                return
-            if self.urc(buf, n):
-                return
-            if prefix is None:
-                self._keep(buf, n)  # a bare value line (an IMEI, a stray echo)
-                return
-        elif self.urc(buf, n):
-            return
-        self.unknown += 1
-
-    def _keep(self, buf, n):
-        if len(self.info) < INFO_LINES:
-            self.info.append(bytes(buf[:n]))
-        else:
-            self.info_dropped += 1
-
-    def _is_final(self, buf, n):
-        if n == 2 and starts(buf, n, _OK):
-            return not self._skip_ok
-        if n == 5 and starts(buf, n, _ERROR):
-            return True
-        if starts(buf, n, _CME) or starts(buf, n, _CMS):
-            return True
-        for f in self._finals:
-            if n == len(f) and starts(buf, n, f):
-                return True
-        return False
+            if prefix is None or not starts(buf, n, prefix):
+                if self.urc(buf, n):
+                    return
+                if prefix is not None:
+                    self.unknown += 1
+                    return
+            # the command's information: a line with its prefix, or (no prefix) a bare value line such as an IMEI
+            if len(self.info) < INFO_LINES:
+                self.info.append(bytes(buf[:n]))
+            else:
+                self.info_dropped += 1
+        elif not self.urc(buf, n):
+            self.unknown += 1
 
     # -- commands --------------------------------------------------------------------------------------------------
     async def command(self, cmd, timeout_ms, prefix=None, finals=(), skip_ok=False, data=None):
-        """Send `cmd` (bytes, without the CR) and await its final result; return the final line. Information lines
-        starting with `prefix` (or, without a prefix, every line the dialect does not know as a URC) are in
-        self.info until the next command. `finals` are extra final lines of this command (b"SEND OK"); `skip_ok`
-        makes OK an intermediate line for it. With `data`, the channel waits for the `>` prompt and then writes
-        data. Raises AtError for ERROR / +CME ERROR, AtTimeout when nothing final arrives in timeout_ms."""
-        async with self._busy:
-            self.info.clear()
-            self.final = None
-            self._prefix = prefix
-            self._finals = finals
-            self._skip_ok = skip_ok
-            self._done.clear()
-            self._pending = True
-            self._want_prompt = data is not None
-            try:
-                self.stream.write(cmd)
-                self.stream.write(b"\r")
-                await self.stream.drain()
-                if data is not None:
-                    await self._wait(cmd, timeout_ms)
-                    if self.final is None:  # the prompt, not a refusal
-                        self._done.clear()
-                        self.stream.write(data)
-                        await self.stream.drain()
-                await self._wait(cmd, timeout_ms)
-            finally:
-                self._pending = False
-                self._want_prompt = False
-            final = self.final
-            if final is None:
-                raise AtTimeout(cmd) from None
-            if final == _ERROR:
-                raise AtError(cmd, NO_CODE, "")
-            if starts(final, len(final), _CME) or starts(final, len(final), _CMS):
-                code, _ = number(final, len(_CME), len(final))
-                raise AtError(cmd, code, self.error_names.get(code, ""))
-            return final
-
-    async def _wait(self, cmd, timeout_ms):
+        """Send `cmd` (without the CR) and await its final result; return the final line. `cmd` is bytes, or a
+        tuple (head, buf, n, tail): head, then buf[:n] as upper-case hex digits, then tail, written in small pieces
+        (a command carrying a datagram is never built whole in RAM). Information lines starting with `prefix` (or,
+        without a prefix, every line the dialect does not know as a URC) are in self.info until the next command.
+        `finals` are extra final lines of this command (b"SEND OK"); `skip_ok` makes OK an intermediate line for
+        it. With `data`, the channel waits for the `>` prompt and then writes data. Raises AtError for ERROR /
+        +CME ERROR (its code), AtTimeout when nothing final arrives in timeout_ms."""
+        while self._busy:  # one command at a time (an Event, not an asyncio.Lock: its module costs the app RAM)
+            self._idle.clear()
+            await self._idle.wait()
+        self._busy = True
+        self.info.clear()
+        self.final = None
+        self._prefix = prefix
+        self._finals = finals
+        self._skip_ok = skip_ok
+        self._done.clear()
+        self._pending = True
+        self._want_prompt = data is not None
+        w = self.stream
+        name = cmd
         try:
-            await asyncio.wait_for(self._done.wait(), timeout_ms / 1000)
-        except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
-            raise AtTimeout(cmd) from None
+            if type(cmd) is tuple:
+                name, src, n, cmd = cmd
+                w.write(name)
+                out = self._hex
+                step = _HEX_OUT // 2
+                for i in range(0, n, step):
+                    k = hex_into(src, min(step, n - i), out, 0, i)
+                    w.write(out if k == _HEX_OUT else memoryview(out)[:k])
+                    await w.drain()  # the piece has left (or is copied): its buffer is free again
+            w.write(cmd)
+            w.write(b"\r")
+            await w.drain()
+            while True:
+                try:
+                    await asyncio.wait_for(self._done.wait(), timeout_ms / 1000)
+                except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
+                    break  # final is None: AtTimeout
+                if data is None or self.final is not None:
+                    break
+                self._done.clear()  # the prompt, not a refusal: the data, then the final result
+                w.write(data)
+                await w.drain()
+                data = None
+        finally:
+            self._pending = False
+            self._want_prompt = False
+            self._busy = False
+            self._idle.set()
+        final = self.final
+        if final is None:
+            raise AtTimeout(name)
+        if final == _ERROR:
+            raise AtError(name, NO_CODE)
+        if starts(final, len(final), _CME) or starts(final, len(final), _CMS):
+            raise AtError(name, number(final, len(_CME), len(final))[0])
+        return final

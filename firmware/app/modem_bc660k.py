@@ -1,15 +1,16 @@
 # The Quectel BC660K-GL dialect (NB-IoT; docs/firmware-engineer.md "The modem driver"): the module's own commands
 # and URCs, behind the transport in app/modem.py. Hex data both ways (AT+QICFG="dataformat",1,1), UDP sockets in
 # direct-push mode on context 0, a datagram pushed as `+QIURC: "recv",<id>,<len>,"<hex>"` with no sender address.
-# Another module is another file with the same names (Dialect, LINE_MAX, MAX_DATAGRAM, PWRKEY_MS), listed in
-# app/modem.py DIALECTS.
+# Another module is another file with the same names (Dialect, LINE_MAX, DATA_HEAD, MAX_DATAGRAM, PWRKEY_MS, SOCKETS,
+# FIXED_PEER), listed in app/modem.py DIALECTS.
 from micropython import const
 
-from app.modem_at import REG_SEARCHING, AtError, hex_into, number, starts
+from app.modem_at import REG_SEARCHING, AtError, number, starts
 
 MAX_DATAGRAM = const(512)  # bytes per datagram the module takes in one AT+QISEND (and pushes in one URC)
-# the longest line it sends: +QIURC: "recv",<id 0-4>,<len ≤ 512>,"<hex>" (22 bytes of head, the hex, a quote)
-LINE_MAX = const(22 + 2 * MAX_DATAGRAM + 1)
+# the longest line it sends, +QIURC: "recv",<id 0-4>,<len ≤ 512>,"<hex>", as the channel holds it: 22 bytes of head,
+# the datagram (its hex is decoded as it arrives: DATA_HEAD), the closing quote
+LINE_MAX = const(22 + MAX_DATAGRAM + 1)
 PWRKEY_MS = const(700)  # PWRKEY held low ≥ 500 ms switches the module on (or off)
 SOCKETS = const(5)  # connect ids 0..4
 FIXED_PEER = True  # a "UDP" socket sends only to the remote it was opened with (app/modem_smp.py: no amplifier)
@@ -18,62 +19,41 @@ _PUSH = const(1)  # access mode: received data pushed in the URC
 _SHORT_MS = const(1000)
 _OPEN_MS = const(5000)
 _SEND_MS = const(10000)
-_SOCKET_IN_USE = const(563)
+_SOCKET_IN_USE = const(563)  # +CME ERROR to AT+QIOPEN for an id the module still holds
+# The module's +CME ERROR (AT+CMEE=1) and +QIOPEN <err> numbers stay numbers on the meter: names would cost every
+# meter RAM, and the host names them (meterkit.boards.MODEM_ERRORS).
 
-# +CME ERROR codes (AT+CMEE=1) this module uses, by name; +QIOPEN <err> uses the 55x-57x socket codes
-ERRORS = {
-    3: "operation not allowed",
-    4: "operation not supported",
-    30: "no network service",
-    50: "bad parameter",
-    302: "UE busy",
-    304: "PDN not active",
-    552: "invalid parameter",
-    553: "no memory",
-    _SOCKET_IN_USE: "socket id in use",
-    566: "connect refused",
-    568: "socket busy",
-    569: "timeout",
-    570: "network down",
-    573: "unreachable",
-    602: "no RRC connection",
-}
-
-SETUP = (b"ATE0", b"AT+CMEE=1", b'AT+QICFG="dataformat",1,1', b"AT+CEREG=1")
-
+_SETUP = (b"ATE0", b"AT+CMEE=1", b'AT+QICFG="dataformat",1,1', b"AT+CEREG=1")
 _CEREG = b"+CEREG: "
 _QIOPEN = b"+QIOPEN: "
 _RECV = b'+QIURC: "recv",'
+DATA_HEAD = _RECV  # the URC whose quoted hex the channel decodes as it arrives (app/modem_at.py)
 _CLOSED = b'+QIURC: "closed",'
 _RDY = b"RDY"
 _SEND_OK = b"SEND OK"
-_SEND_FAIL = b"SEND FAIL"
-_SEND_FINALS = (_SEND_OK, _SEND_FAIL)
+_SEND_FINALS = (_SEND_OK, b"SEND FAIL")
 _KNOWN = (b"+CPIN:", b"+IP:", b"+QNBIOTEVENT:", b"+QIURC:", b"+CSCON:", b"+QATSLEEP", b"+QATWAKEUP")
 
 
 class Dialect:
     """BC660K commands over an AtChannel; URCs reported to `link` (app/modem.py Modem): registration(stat),
-    opened(id, err), datagram(id, size, buf, start, end) with the hex digits at buf[start:end], closed(id), restarted(),
-    malformed()."""
+    opened(id, err), datagram(id, size, buf, start, end) with the data at buf[start:end] (decoded by the channel),
+    closed(id), restarted();
+    a data URC it cannot parse adds one to link.bad_urcs."""
 
-    # command timeouts in ms: class values, which a test shortens on its instance
-    short_ms = _SHORT_MS
-    open_ms = _OPEN_MS
-    send_ms = _SEND_MS
+    send_ms = _SEND_MS  # AT+QISEND's timeout: a class value, which a test shortens on its instance
 
     def __init__(self, link):
         self.link = link
-        self._cmd = bytearray(32 + 2 * MAX_DATAGRAM)  # AT+QISEND=<id>,<len>,"<hex>" built here, never allocated
 
     async def start(self, at):
         """Echo off, numeric errors, hex data, registration URCs on."""
-        for cmd in SETUP:
-            await at.command(cmd, self.short_ms)
+        for cmd in _SETUP:
+            await at.command(cmd, _SHORT_MS)
 
     async def registration(self, at):
         """The registration stat now (AT+CEREG? → +CEREG: <n>,<stat>)."""
-        await at.command(b"AT+CEREG?", self.short_ms, prefix=_CEREG)
+        await at.command(b"AT+CEREG?", _SHORT_MS, prefix=_CEREG)
         for line in at.info:
             n, i = number(line, len(_CEREG), len(line))
             if n >= 0 and i < len(line) and line[i] == 44:
@@ -87,29 +67,23 @@ class Dialect:
         stayed open) is closed on the module and asked for again."""
         cmd = ('AT+QIOPEN=%d,%d,"UDP","%s",%d,%d,%d' % (_CONTEXT, sid, ip, rport, lport, _PUSH)).encode()
         try:
-            await at.command(cmd, self.open_ms)
+            await at.command(cmd, _OPEN_MS)
         except AtError as e:
             if e.code != _SOCKET_IN_USE:
                 raise
             await self.close(at, sid)
-            await at.command(cmd, self.open_ms)
+            await at.command(cmd, _OPEN_MS)
 
     async def close(self, at, sid):
-        await at.command(b"AT+QICLOSE=%d" % sid, self.open_ms)
+        await at.command(b"AT+QICLOSE=%d" % sid, _OPEN_MS)
 
     async def send(self, at, sid, data, n):
         """Send data[:n] as one datagram; True on SEND OK, False on SEND FAIL (the radio's buffer is full)."""
         if n > MAX_DATAGRAM:
             raise ValueError("datagram over %d bytes" % MAX_DATAGRAM)
-        cmd = self._cmd
-        head = b'AT+QISEND=%d,%d,"' % (sid, n)
-        k = len(head)
-        cmd[:k] = head
-        k = hex_into(data, n, cmd, k)
-        cmd[k] = 34  # '"'
-        # some firmware answers OK before SEND OK: OK is not final here
-        final = await at.command(memoryview(cmd)[: k + 1], self.send_ms, finals=_SEND_FINALS, skip_ok=True)
-        return final == _SEND_OK
+        # the data goes out as hex in pieces (at.command); some firmware answers OK before SEND OK: not final here
+        cmd = (b'AT+QISEND=%d,%d,"' % (sid, n), data, n, b'"')
+        return await at.command(cmd, self.send_ms, finals=_SEND_FINALS, skip_ok=True) == _SEND_OK
 
     def urc(self, buf, n):
         link = self.link
@@ -118,7 +92,7 @@ class Dialect:
             size, i = number(buf, i + 1, n)
             # ,"<hex>" closes the line
             if sid < 0 or size < 0 or i + 3 > n or buf[i] != 44 or buf[i + 1] != 34 or buf[n - 1] != 34:
-                link.malformed()
+                link.bad_urcs += 1
             else:
                 link.datagram(sid, size, buf, i + 2, n - 1)
             return True

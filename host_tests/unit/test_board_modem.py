@@ -39,6 +39,21 @@ def test_the_host_knows_exactly_the_firmware_s_dialects():
         assert (ROOT / "firmware" / "app" / f"modem_{t}.py").exists()
 
 
+def test_the_host_names_every_dialect_s_error_numbers():
+    # the firmware keeps the numbers only (AtError.code); what they mean is the host's table
+    assert sorted(boards.MODEM_ERRORS) == sorted(boards.MODEM_TYPES)
+    assert boards.modem_error_name("bc660k", 302) == "UE busy"
+    assert boards.modem_error_name("bc660k", 566) == "connect refused"
+    assert boards.modem_error_name("bc660k", 568) == "socket busy"
+    assert boards.modem_error_name("bc660k", 304) == "PDN not active"
+    assert boards.modem_error_name("bc660k", 50) == "bad parameter"
+    assert boards.modem_error_name("bc660k", 9999) == ""
+    assert boards.modem_error_name("sim800", 302) == ""
+    # the dialect's own use of a number (563: the module still holds a socket id) is in the table
+    source = (ROOT / "firmware" / "app" / "modem_bc660k.py").read_text()
+    assert "_SOCKET_IN_USE = const(563)" in source and boards.MODEM_ERRORS["bc660k"][563] == "socket id in use"
+
+
 @pytest.mark.parametrize("board_id", boards.list_boards())
 def test_every_shipped_board_names_its_module_and_a_free_output_for_the_power_key(board_id):
     m = load_board(board_id)["modem"]

@@ -69,12 +69,12 @@ def drive(replies, cuts):
     script = Script(lambda cmd: queue.pop(0), cuts)
 
     def on_urc(buf, n):
-        if bytes(buf[:2]) == b"+U":
+        if n >= 2 and bytes(buf[:2]) == b"+U":  # buf[n:] holds older lines: never read past n
             urcs.append(bytes(buf[:n]))
             return True
         return False
 
-    at = AtChannel(stream(script), on_urc, LINE_MAX, {})
+    at = AtChannel(stream(script), on_urc, LINE_MAX)
 
     async def main():
         results = []
