@@ -149,10 +149,10 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
 
 def probe_timeout(port: str, timeout: float) -> float:
     """How long one probe waits while the meter reboots: short on a serial line, where an answer takes
-    milliseconds; the whole timeout over UDP, where one round trip may take seconds."""
-    from .link_url import UDP, parse
+    milliseconds; the whole timeout over UDP (a socket's or a modem's), where one round trip may take seconds."""
+    from .link_url import SERIAL, parse
 
-    return timeout if parse(port).kind == UDP else min(timeout, PROBE_TIMEOUT)
+    return timeout if parse(port).kind != SERIAL else min(timeout, PROBE_TIMEOUT)
 
 
 def _refusal_rc(e: SMPUploadError) -> tuple[int, int | None]:

@@ -1,0 +1,118 @@
+"""ota's `modem://` link end to end: `ota` drives the emulated field modem (`meter-emu modem`, a BG95 on a pty whose
+datagrams leave on real loopback sockets, through its own link model) with AT commands, and reaches a meter whose
+VM runs the firmware's own modem driver and SMP-over-UDP server (the program of test_modem_driver_e2e.py) through the
+meter's BC660K module. The meter's socket answers only its head-end: the field modem's address and the local port
+the link opens (`from=`). With no link model and through `nb2-good`; then what a field engineer meets when the
+modem cannot carry the link: registration denied, still searching, no SIM. Nothing here asserts wall-clock timing.
+A modem that answers SEND FAIL, and a port nobody answers: host_tests/unit/test_modem_link.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emulator import radio
+from ota_tool import meter_info
+from ota_tool.cli.exits import Exit
+from ota_tool.errors import ModemError
+from ota_tool.link import MeterLink
+from ota_tool.modem_link import ModemDatagrams
+
+from .test_modem_driver_e2e import _free_udp_port, driver_meter  # noqa: F401 (a fixture)
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def field_modem(tmp_path):
+    """Start `meter-emu modem` in STATE (extra options as given); its endpoints.json. Stopped at teardown."""
+    procs: list[subprocess.Popen] = []
+
+    def start(state: Path, *args: str) -> dict:
+        p = subprocess.Popen([str(BIN / "meter-emu"), "modem", "--state", str(state), *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(p)
+        line = p.stdout.readline()
+        assert line.startswith("modem: "), line + p.stderr.read()
+        return json.loads((state / "endpoints.json").read_text())
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(10)
+
+
+def ota(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ota"), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("profile", ["none", "nb2-good"])
+def test_ota_reaches_the_meter_through_the_field_modem(driver_meter, field_modem, tmp_path, profile):  # noqa: F811
+    fm_state = tmp_path / "fm"
+    lport = _free_udp_port()
+    emu, _, buf_count = driver_meter("rpi_pico", head_end=radio.meter_address(fm_state), port=lport)
+    fm = field_modem(fm_state, "--link", profile)
+    meter = emu.endpoints["udp"]
+    url = f"modem://{fm['modem']}?to={meter['address']}:{meter['port']}&from={lport}"
+
+    r = ota("echo", "--port", url, "--timeout", "60", "--json", "over the air")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"ok": True, "echo": "over the air"}, r.stdout + r.stderr
+
+    async def go() -> tuple[dict, tuple[int, int], list[str], int]:
+        async with MeterLink(url, timeout=60) as link:
+            info = await meter_info.read_info(link)
+            params = await link.params()
+            # the largest: a 498-character echo is a 512-byte SMP frame each way
+            echoes = [await meter_info.echo(link, t) for t in ("a", "b" * 498, "\r\n\x00")]
+            return info, params, echoes, link._transport.endpoint.strangers
+
+    info, params, echoes, strangers = asyncio.run(go())
+    assert info["meter_id"] == "e2e-1" and (info["buf_size"], info["buf_count"]) == params == (2048, buf_count)
+    assert echoes == ["a", "b" * 498, "\r\n\x00"] and strangers == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--registration", "denied"), "modem registration denied by the network"),
+        (("--no-sim",), "no SIM in the modem on"),
+    ],
+)
+def test_a_modem_that_cannot_carry_the_link_is_named_with_its_exit(field_modem, tmp_path, args, words):
+    fm = field_modem(tmp_path / "fm", *args)
+    r = ota("echo", "--port", f"modem://{fm['modem']}?to=127.0.0.2", "--timeout", "5", "--json")
+    out = json.loads(r.stdout)
+    assert r.returncode == Exit.MODEM and out["ok"] is False and out["error"] == "modem", r.stdout + r.stderr
+    assert words in out["message"]
+
+
+def test_a_modem_still_searching_is_named_with_how_long(field_modem, tmp_path):
+    fm = field_modem(tmp_path / "fm", "--registration", "searching")
+
+    async def go() -> None:
+        link = ModemDatagrams(fm["modem"], "127.0.0.2", 1337, register_wait=3)
+        await link.open(5)
+
+    with pytest.raises(ModemError, match=r"modem not registered: searching for [0-9]+ s"):
+        asyncio.run(go())
+
+
+def test_no_answer_on_the_modem_s_port_is_named(tmp_path):
+    import os
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    try:
+        r = ota("echo", "--port", f"modem://{path}?to=127.0.0.2", "--json")
+    finally:
+        os.close(master)
+        os.close(slave)
+    out = json.loads(r.stdout)
+    assert r.returncode == Exit.MODEM and f"modem not answering on {path}" in out["message"], r.stdout + r.stderr
