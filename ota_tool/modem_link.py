@@ -292,6 +292,7 @@ class ModemDatagrams:
         self._opened: asyncio.Future[int] | None = None
         self._socket_open = False
         self._draining: asyncio.Task[None] | None = None
+        self._last_drain = 0.0  # loop time the last AT+QIRD drain started
 
     @property
     def at(self) -> AtPort:
@@ -432,6 +433,7 @@ class ModemDatagrams:
                 raise ModemError(f"the modem could not open its UDP socket on local port {self.local_port}: "
                                  f"{CME_WORDS.get(err, 'error')} (+QIOPEN error {err})")
             self._socket_open = True
+            self._last_drain = asyncio.get_running_loop().time()
             return
 
     # -- datagrams -------------------------------------------------------------------------------------------------
@@ -452,6 +454,7 @@ class ModemDatagrams:
 
     def _start_drain(self) -> None:
         if self._draining is None or self._draining.done():
+            self._last_drain = asyncio.get_running_loop().time()
             self._draining = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
@@ -479,6 +482,9 @@ class ModemDatagrams:
                 raise self.at.gone
             if not self._socket_open:
                 raise ModemError("the modem closed its UDP socket (the network dropped the data connection)")
+            # the transport's waits are shorter than the poll: count from the last read, not from this wait
+            if asyncio.get_running_loop().time() - self._last_drain >= RECEIVE_POLL_S:
+                self._start_drain()
             try:
                 data = await asyncio.wait_for(self._rx.get(), RECEIVE_POLL_S)
             except TimeoutError:

@@ -52,6 +52,11 @@ def encode(item) -> bytes:
     return b"\r\n> "
 
 
+def pieces(stream: bytes, cuts: list[int]) -> list[bytes]:
+    """`stream` cut at the (sorted) offsets `cuts`."""
+    return [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+
+
 def expected(item):
     kind, v = item
     if kind == "line":
@@ -81,8 +86,8 @@ def test_any_cutting_of_the_modem_s_output_gives_the_same_events(items, data):
     for seg, ends_in_prompt in segments:
         cuts = sorted(data.draw(st.lists(st.integers(0, len(seg)), max_size=8)))
         r.expect_prompt = ends_in_prompt
-        for a, b in zip([0, *cuts], [*cuts, len(seg)]):
-            got += r.feed(seg[a:b])
+        for piece in pieces(seg, cuts):
+            got += r.feed(piece)
             assert len(r._buf) <= max(LINE_MAX + 2, DATA_MAX)  # memory bound, whatever comes
     assert got == [e for e in map(expected, items) if e is not None]
     assert r.overlong == sum(1 for k, _ in items if k == "overlong")
@@ -136,6 +141,44 @@ def test_a_command_takes_its_answer_and_leaves_the_urcs_that_come_inside_it():
     # the +CEREG lines are the command's answer (its prefix), the URC form among them too; the recv URC is not
     assert reply.lines == ["+CEREG: 0,2", "+CEREG: 1"] and reply.result == "OK"
     assert urcs == ['+QIURC: "recv",0'] and late == 1 and after == 2  # the junk line, then the late OK
+
+
+answer_line = st.from_regex(r'\+QIACT: 1,1,1,"10\.[0-9]{1,3}\.0\.1"', fullmatch=True)
+garbage_line = text.filter(lambda t: not t.startswith(("+", "OK", "ERROR", "SEND", "NO CARRIER", "RDY", "APP RDY",
+                                                       "POWERED")))
+between = st.lists(st.one_of(urc.map(lambda u: ("urc", u)), garbage_line.map(lambda g: ("garbage", g))), max_size=3)
+final = st.one_of(st.just("OK"), st.integers(0, 999).map(lambda n: f"+CME ERROR: {n}"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(answer_line, between), max_size=4), final, between, st.data())
+def test_a_command_s_answer_comes_whole_whatever_the_cuts_and_the_urcs_inside_it(answer, result, after, data):
+    """AT+QIACT? answered by its +QIACT lines with URCs and garbage between them and after the final result, the
+    whole stream cut at random places: the reply holds exactly the answer lines, every URC reaches on_urc in order,
+    every garbage line is counted."""
+
+    def lines(items) -> bytes:
+        return b"".join(b"\r\n" + t.encode("latin-1") + b"\r\n" for t in items)
+
+    stream = b"".join(lines([line, *(t for _, t in extra)]) for line, extra in answer) + lines([result])
+    stream += lines(t for _, t in after)
+    noise = [x for _, extra in answer for x in extra]
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
+
+    async def go():
+        urcs: list[str] = []
+        port = AtPort(lambda b: None, "/dev/test", urcs.append)
+        task = asyncio.ensure_future(port.command("AT+QIACT?", check=False))
+        await asyncio.sleep(0)
+        for piece in pieces(stream, cuts):
+            port.feed(piece)
+        return await task, urcs, port.unsolicited
+
+    reply, urcs, unsolicited = asyncio.run(go())
+    everything = noise + after
+    assert reply.lines == [line for line, _ in answer] and reply.result == result
+    assert urcs == [t for k, t in everything if k == "urc"]
+    assert unsolicited == sum(1 for k, _ in everything if k == "garbage")
 
 
 def test_a_command_the_modem_refuses_raises_at_error_and_silence_a_modem_error():
