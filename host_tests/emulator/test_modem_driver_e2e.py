@@ -146,9 +146,10 @@ def driver_meter(start_emulator, tmp_path):
     """A meter running the firmware's modem driver and SMP over UDP; (emu, link URL, the buf_count its OS group
     reports: 2 on a USB CDC console, 1 on a UART, docs/smp-groups.md)."""
 
-    def start(board: str, seed: int = 5, head_end: str = "127.0.0.1", port: int | None = None):
+    def start(board: str, seed: int = 5, head_end: str = "127.0.0.1", port: int | None = None,
+              program: str = PROGRAM):
         """`head_end`, `port`: the address and port the meter's socket answers (this computer's UDP port, or a
-        field modem's address and the local port its socket opens)."""
+        field modem's address and the local port its socket opens); `program`: boot.py, formatted as PROGRAM."""
         port = port or _free_udp_port()
         fw = tmp_path / "firmware"
         shutil.copytree(ROOT / "firmware", fw)
@@ -156,7 +157,7 @@ def driver_meter(start_emulator, tmp_path):
         spec = json.loads((fw / "app" / "modules.json").read_text())
         spec["not_started"] = []
         (fw / "app" / "modules.json").write_text(json.dumps(spec))
-        (fw / "boot.py").write_text(PROGRAM.format(board=json.dumps(load_board(board)), head_end=head_end,
+        (fw / "boot.py").write_text(program.format(board=json.dumps(load_board(board)), head_end=head_end,
                                                    host_port=port))
         emu = start_emulator(board, speed="max", seed=seed, args=("--modem", "--firmware", str(fw)))
         udp = emu.endpoints["udp"]

@@ -1,7 +1,8 @@
 """ota's `modem://` link end to end: `ota` drives the emulated field modem (`meter-emu modem`, a BG95 on a pty whose
 datagrams leave on real loopback sockets, through its own link model) with AT commands, and reaches a meter whose
 VM runs the firmware's own modem driver and SMP-over-UDP server (the program of test_modem_driver_e2e.py) through the
-meter's BC660K module. The meter's socket answers only its head-end: the field modem's address and the local port
+meter's BC660K module (with the loader's context, OS and image groups, so `ota info` gets its update status). The
+meter's socket answers only its head-end: the field modem's address and the local port
 the link opens (`from=`). With no link model and through `nb2-good`; then what a field engineer meets when the
 modem cannot carry the link: registration denied, still searching, no SIM. Nothing here asserts wall-clock timing.
 A modem that answers SEND FAIL, and a port nobody answers: host_tests/unit/test_modem_link.py."""
@@ -17,15 +18,33 @@ from pathlib import Path
 import pytest
 
 from emulator import radio
-from ota_tool import meter_info
+from meterkit import layout
+from ota_tool import image, keys, meter_info
 from ota_tool.cli.exits import Exit
 from ota_tool.errors import ModemError
 from ota_tool.link import MeterLink
 from ota_tool.modem_link import ModemDatagrams
 
-from .test_modem_driver_e2e import _free_udp_port, driver_meter  # noqa: F401 (a fixture)
+from .test_modem_driver_e2e import PROGRAM, _free_udp_port, driver_meter  # noqa: F401 (a fixture)
+
+# the meter's program with the loader's own context, OS and image groups (the update status `ota info` reads)
+SERVED = """
+    from loader.context import Context
+    from loader.image_group import ImageGroup
+
+    ctx = Context()
+    server = ctx.server
+    OsGroup(ctx).register(server)
+    ImageGroup(ctx).register(server)
+"""
+PROGRAM_INFO = PROGRAM.replace("""
+    server = smp.Server()
+    OsGroup(Ctx()).register(server)
+""", SERVED)
+assert PROGRAM_INFO != PROGRAM
 
 BIN = Path(sys.executable).parent
+DEV_IMAGE_KEY = layout.ROOT / "keys" / "dev" / "image-DEVELOPMENT-ONLY-ed25519.pem"
 
 
 @pytest.fixture
@@ -55,25 +74,48 @@ def ota(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def test_ota_reaches_the_meter_through_the_field_modem(driver_meter, field_modem, tmp_path, profile):  # noqa: F811
     fm_state = tmp_path / "fm"
     lport = _free_udp_port()
-    emu, _, buf_count = driver_meter("rpi_pico", head_end=radio.meter_address(fm_state), port=lport)
+    emu = driver_meter("rpi_pico", head_end=radio.meter_address(fm_state), port=lport, program=PROGRAM_INFO)[0]
     fm = field_modem(fm_state, "--link", profile)
     meter = emu.endpoints["udp"]
     url = f"modem://{fm['modem']}?to={meter['address']}:{meter['port']}&from={lport}"
 
     r = ota("echo", "--port", url, "--timeout", "60", "--json", "over the air")
     assert r.returncode == 0 and json.loads(r.stdout) == {"ok": True, "echo": "over the air"}, r.stdout + r.stderr
+    r = ota("info", "--port", url, "--timeout", "60", "--json")
+    info = json.loads(r.stdout)
+    assert r.returncode == 0 and info["ok"] and info["board"] == "rpi_pico", r.stdout + r.stderr
+    assert info["app"] == "recovery" and info["mode"] == "development"  # what the test program's context reports
 
-    async def go() -> tuple[dict, tuple[int, int], list[str], int]:
+    async def go() -> tuple[tuple[int, int], list[str], int]:
         async with MeterLink(url, timeout=60) as link:
-            info = await meter_info.read_info(link)
             params = await link.params()
             # the largest: a 498-character echo is a 512-byte SMP frame each way
             echoes = [await meter_info.echo(link, t) for t in ("a", "b" * 498, "\r\n\x00")]
-            return info, params, echoes, link._transport.endpoint.strangers
+            return params, echoes, link._transport.endpoint.strangers
 
-    info, params, echoes, strangers = asyncio.run(go())
-    assert info["meter_id"] == "e2e-1" and (info["buf_size"], info["buf_count"]) == params == (2048, buf_count)
+    params, echoes, strangers = asyncio.run(go())
+    assert params == (info["buf_size"], info["buf_count"])
     assert echoes == ["a", "b" * 498, "\r\n\x00"] and strangers == 0
+
+
+def test_ota_push_uploads_an_image_through_the_field_modem(driver_meter, field_modem, tmp_path):  # noqa: F811
+    """An upload (no install: the test program is no app to test-boot) through nb2-good, chunks resent from the
+    meter's offset where the link loses them; the meter verifies the whole image and accepts it."""
+    fm_state = tmp_path / "fm"
+    lport = _free_udp_port()
+    emu = driver_meter("rpi_pico", head_end=radio.meter_address(fm_state), port=lport, program=PROGRAM_INFO)[0]
+    fm = field_modem(fm_state, "--link", "nb2-good", "--seed", "3")
+    meter = emu.endpoints["udp"]
+    payload = bytes((i * 131 + (i >> 7)) & 0xFF for i in range(6000))
+    img = tmp_path / "app.img"
+    img.write_bytes(image.sign(image.unsigned_prefix(payload, image.Version.parse("1.2.3"), 5, "rpi_pico",
+                                                     layout.loader_api()), keys.load_private(DEV_IMAGE_KEY)))
+    url = f"modem://{fm['modem']}?to={meter['address']}:{meter['port']}&from={lport}"
+    # not a bundle: the local check would refuse it; the meter checks the bundle only when it installs
+    r = ota("push", str(img), "--port", url, "--timeout", "60", "--no-local-check", "--json")
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["state"] == "accepted", r.stdout + r.stderr
+    assert out["uploaded"] == img.stat().st_size
 
 
 @pytest.mark.parametrize(
