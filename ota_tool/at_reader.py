@@ -15,7 +15,7 @@ from dataclasses import dataclass
 LINE_MAX = 1024  # longer lines are no answer the driver waits for: dropped and counted in `overlong`
 DATA_MAX = 1500  # AT+QIRD reads at most 1,500 bytes; a longer announced read is a broken header, read as a line
 PROMPT = b">"
-_QIRD = re.compile(rb'\+QIRD: (\d+),"([^"]*)",(\d+)')
+_QIRD = re.compile(rb'\+QIRD: (\d+),"?([^",]*)"?,(\d+)')  # the address quoted (BG95) or not
 
 
 @dataclass(frozen=True)

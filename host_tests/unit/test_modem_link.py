@@ -52,6 +52,12 @@ def encode(item) -> bytes:
     return b"\r\n> "
 
 
+def test_a_read_s_sender_may_come_unquoted_and_an_empty_read_is_a_line():
+    r = AtReader()
+    assert r.feed(b"\r\n+QIRD: 3,10.0.0.7,1337\r\n\n\r\x00\r\n\r\n+QIRD: 0\r\n") == [
+        Datagram("10.0.0.7", 1337, b"\n\r\x00"), Line("+QIRD: 0")]
+
+
 def pieces(stream: bytes, cuts: list[int]) -> list[bytes]:
     """`stream` cut at the (sorted) offsets `cuts`."""
     return [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
