@@ -295,3 +295,25 @@ def test_a_pty_nobody_answers_is_named():
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_a_modem_that_fails_while_ota_waits_for_the_meter_s_reset_is_named(monkeypatch):
+    """After a push's reset, ota probes until the meter answers: when what failed was the modem, it says so at the
+    end instead of "the meter did not come back"."""
+    from ota_tool import push
+
+    class Unplugged:
+        def __init__(self, *a, **k) -> None:
+            pass
+
+        async def __aenter__(self):
+            raise ModemError("the modem on /dev/ttyUSB2 went away (end of file): is it still plugged in?")
+
+        async def __aexit__(self, *exc) -> None:
+            pass
+
+    monkeypatch.setattr(push, "MeterLink", Unplugged)
+    with pytest.raises(ModemError, match="went away"):
+        asyncio.run(push.after_reset("modem:///dev/ttyUSB2?to=10.0.0.1", 115200, 1.0, wait=0.3))
+    with pytest.raises(ModemError, match="went away"):
+        asyncio.run(push.await_verdict("modem:///dev/ttyUSB2?to=10.0.0.1", 115200, 1.0, b"h", wait=0.3))
