@@ -340,7 +340,12 @@ def replay(recording_file: str, state_dir: str | None, console_log: str | None, 
               help="The modem's own radio link (the meter's is set with `ctl set link.*`).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Seed of the link's random draws.")
-def field_modem(state_dir: str, profile: str, seed: int) -> None:
+@click.option("--registration", default="home", show_default=True,
+              type=click.Choice(["home", "roaming", "searching", "denied"]),
+              help="What the network makes of the modem: registered (home or roaming) after 1 s, searching for "
+                   "ever, or denied (+CEREG: 3).")
+@click.option("--no-sim", is_flag=True, help="No SIM in the modem: AT+CPIN? answers +CME ERROR: 10.")
+def field_modem(state_dir: str, profile: str, seed: int, registration: str, no_sim: bool) -> None:
     """A field engineer's USB NB-IoT modem (Quectel BG95 dialect) on a pty, until Ctrl-C: prints
     `modem: PTY address ADDR` and writes STATE/endpoints.json ({"modem": PTY, "address": ADDR, ...}). Its UDP
     sockets ("UDP SERVICE") live on ADDR, its own loopback address; datagrams reach an emulated meter at the
@@ -363,7 +368,7 @@ def field_modem(state_dir: str, profile: str, seed: int) -> None:
             except (ValueError, OSError, AttributeError):
                 pass  # a stale file from a modem that was killed
         address = meter_address(state)
-        modem_ = fm.FieldModem(address, profile=profile, seed=seed)
+        modem_ = fm.FieldModem(address, profile=profile, seed=seed, registration=registration, sim=not no_sim)
         fm.publish(state, fm.endpoints(modem_.path, address, os.getpid()))
     except ControlError as e:
         _fail(e, 4)

@@ -31,6 +31,11 @@ E_SOCK_PARAM = 552
 E_SOCK_IN_USE = 563
 E_SOCK_OPEN_FAIL = 566
 E_NO_PDN = 304
+E_NO_SIM = 10
+# what the network does with the modem's registration (`meter-emu modem --registration`): its +CEREG stat after
+# REGISTER_S (before it, 2: searching)
+REGISTRATION = {"home": 1, "roaming": 5, "searching": 2, "denied": 3}
+STAT_SEARCHING = 2
 E_NETWORK_DOWN = 570  # +QIOPEN <err> with no active PDP context (the <err> numbers follow STANDARDS.md / issue 18)
 
 
@@ -46,8 +51,13 @@ class _Sock:
 class FieldModem:
     """The modem's state and its pty. `serve_forever()` runs it; `path` is the pty's slave to open (pyserial)."""
 
-    def __init__(self, address: str, profile: str = "none", seed: int = 0):
+    def __init__(self, address: str, profile: str = "none", seed: int = 0, registration: str = "home",
+                 sim: bool = True):
         self.address = address
+        self.final_stat = REGISTRATION[registration]
+        self.stat = STAT_SEARCHING
+        self.sim = sim
+        self.apn = ""
         self.link = linkmodel.Link(linkmodel.profile(profile), seed)
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
@@ -97,10 +107,11 @@ class FieldModem:
         if not self._said_rdy and now >= RDY_S * 1e6:
             self._said_rdy = True
             self._line_out("RDY")
-        if not self.registered and now >= REGISTER_S * 1e6:
-            self.registered = True
+        if self.stat != self.final_stat and now >= REGISTER_S * 1e6:
+            self.stat = self.final_stat
+            self.registered = self.stat in (1, 5)
             if self.cereg_n:
-                self._line_out("+CEREG: 1")
+                self._line_out(f"+CEREG: {self.stat}")
         self._run_events(now)
         wait = timeout
         if self._events:
@@ -217,11 +228,13 @@ class FieldModem:
             self.cmee = int(args)
             return "OK"
         if name == "+CPIN" and query:
+            if not self.sim:
+                return self._error(E_NO_SIM)
             lines.append("+CPIN: READY")
             return "OK"
         if name == "+CEREG":
             if query:
-                lines.append(f"+CEREG: {self.cereg_n},{1 if self.registered else 2}")
+                lines.append(f"+CEREG: {self.cereg_n},{self.stat}")
                 return "OK"
             if args not in ("0", "1", "2"):
                 return self._error(E_PARAM)
@@ -243,6 +256,17 @@ class FieldModem:
             if not self.registered:
                 return self._error(E_NO_PDN)
             self.context = True
+            return "OK"
+        if name == "+QICSGP":
+            p = [x.strip() for x in raw.split(",")]
+            if p[0] != str(CONTEXT):
+                return self._error(E_PARAM)
+            if len(p) == 1:
+                lines.append(f'+QICSGP: 1,"{self.apn}","","",0')
+                return "OK"
+            if len(p) < 3 or p[1] not in ("1", "2", "3") or not (p[2].startswith('"') and p[2].endswith('"')):
+                return self._error(E_PARAM)
+            self.apn = p[2].strip('"')
             return "OK"
         if name == "+CGPADDR":
             if self.context:

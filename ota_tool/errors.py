@@ -12,14 +12,6 @@ class BadInput(OtaError):
     """A file or value given to the library is not what it must be (the message names it)."""
 
 
-class NotBuilt(BadInput):
-    """A link the option names well but this ota cannot drive yet (a `modem://` link); `url` is what was parsed."""
-
-    def __init__(self, message: str, url: object = None):
-        super().__init__(message)
-        self.url = url
-
-
 class KeyProblem(OtaError):
     """A key file that cannot be used: missing, not an Ed25519 key, wrong passphrase, exists already."""
 
@@ -38,6 +30,11 @@ class DeviceTimeout(OtaError):
 
 class NoSmpReply(DeviceTimeout):
     """The port answers, but not with SMP (a REPL, a stopped app, another device)."""
+
+
+class ModemError(OtaError):
+    """The USB modem of a `modem://` link cannot carry the link: it does not answer, has no SIM, is not registered
+    or is denied by the network, has no data context, cannot open its socket or send (the message names which)."""
 
 
 class DeviceRefused(OtaError):

@@ -1,6 +1,7 @@
 """A meter's SMP link, named by a link URL (ota_tool/link_url.py): a serial port through smpclient's serial
-transport, or SMP over UDP with retransmission (ota_tool/smp_udp.py) through smpclient's client; connect, request,
-and errors turned into OtaError. A serial link also keeps the text the meter printed between SMP frames (its
+transport, or SMP over UDP with retransmission (ota_tool/smp_udp.py) through smpclient's client, its datagrams on a
+UDP socket of this computer or through a USB modem (ota_tool/modem_link.py); connect, request, and errors turned
+into OtaError. A serial link also keeps the text the meter printed between SMP frames (its
 console: log lines, a traceback)."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from smpclient.transport.serial import SMPSerialTransport
 
 from . import link_url
 from .errors import EACCESSDENIED, BadInput, DeviceRefused, DeviceTimeout, NoDevice, NoSmpReply, NotAuthorised
+from .modem_link import REGISTER_WAIT_S, ModemDatagrams
 from .smp_udp import DATAGRAM_MAX, RTO_FLOOR, RTO_INITIAL, Rto, SmpUdpTransport
 
 DEFAULT_TIMEOUT = 5.0
@@ -87,9 +89,10 @@ class _Client(SMPClient):
 
 
 class MeterLink:
-    """`port` is a link URL: a serial device path or udp://HOST[:PORT] (modem:// is refused: not built yet).
-    `timeout`: how long one request waits for its answer (on UDP, retransmissions of a request that is safe to
-    repeat happen inside it). `datagram_max`: on UDP, the largest SMP frame one datagram carries."""
+    """`port` is a link URL: a serial device path, udp://HOST[:PORT] or modem:///DEVICE?to=ADDR. `timeout`: how
+    long one request waits for its answer (on UDP, retransmissions of a request that is safe to repeat happen
+    inside it; a modem waits for registration this long, REGISTER_WAIT_S at the least). `datagram_max`: on UDP,
+    the largest SMP frame one datagram carries."""
 
     def __init__(self, port: str, baud: int = 115200, timeout: float = DEFAULT_TIMEOUT,
                  note: Callable[[str], None] | None = None, datagram_max: int = DATAGRAM_MAX):
@@ -109,7 +112,8 @@ class MeterLink:
 
     @property
     def udp(self) -> bool:
-        return self.url.kind == link_url.UDP
+        """SMP over UDP: on this computer's socket or through a modem."""
+        return self.url.kind in (link_url.UDP, link_url.MODEM)
 
     async def __aenter__(self) -> MeterLink:
         if self.udp:
@@ -137,8 +141,12 @@ class MeterLink:
         return self
 
     async def _open_udp(self) -> MeterLink:
-        # one timer for the link; `?from=` binds the host's own port
-        self._transport = SmpUdpTransport(self.url.port, self.datagram_max, self.rto, self.url.local_port)
+        # one timer for the link; `?from=` binds the host's own port (the modem socket's, on a modem link)
+        endpoint = None
+        if self.url.kind == link_url.MODEM:
+            endpoint = ModemDatagrams(self.url.path, self.url.host, self.url.port, self.url.local_port,
+                                      self.url.params.get("apn"), max(self.timeout, REGISTER_WAIT_S))
+        self._transport = SmpUdpTransport(self.url.port, self.datagram_max, self.rto, self.url.local_port, endpoint)
         self._client = _Client(self._transport, self.url.host, timeout_s=self.timeout)
         try:
             await self._client.connect()

@@ -1,8 +1,11 @@
 """A meter's link named by one string, in the manner of pyserial's URL handlers: a device path (`/dev/ttyUSB0`, an
 emulator's `STATE/console`), `udp://HOST[:PORT][?from=LPORT]` (SMP over UDP through an IP route to the meter: the
 operator's private APN, a test network; port 1337 by default; `from` binds the host's own UDP port, for a meter whose
-module answers only the head-end address it was configured with), and `modem:///dev/ttyUSB2?to=ADDR[&apn=NAME]` (a USB NB-IoT
-modem driven with AT commands: reserved, not built yet). Parsing only: the link itself is ota_tool/link.py."""
+module answers only the head-end address it was configured with), and
+`modem:///dev/ttyUSB2?to=ADDR[:PORT][&apn=NAME][&from=LPORT]` (SMP over UDP through a USB NB-IoT modem driven with
+AT commands, ota_tool/modem_link.py: the meter's IPv4 address and port, 1337 by default; the APN for the modem's data
+context; the modem socket's own port, for a meter that answers only its configured head-end). Parsing only: the
+link itself is ota_tool/link.py."""
 
 from __future__ import annotations
 
@@ -11,29 +14,31 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import BadInput, NotBuilt
+from .errors import BadInput
 
 SMP_UDP_PORT = 1337  # SMP over UDP (STANDARDS.md)
 SERIAL = "serial"
 UDP = "udp"
 MODEM = "modem"
 SCHEMES = (UDP, MODEM)
-MODEM_PARAMS = ("to", "apn")
+MODEM_PARAMS = ("to", "apn", "from")
 UDP_PARAMS = ("from",)
 _HOSTNAME = re.compile(
     r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
     r"[A-Za-z0-9])?)*\.?"
 )
-URL_FORMS = "a device path (/dev/ttyUSB0), udp://HOST[:PORT][?from=LPORT] or modem:///dev/ttyUSB2?to=ADDR"
+_APN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,98}[A-Za-z0-9])?")  # 3GPP TS 23.003: labels of letters, digits, '-'
+URL_FORMS = ("a device path (/dev/ttyUSB0), udp://HOST[:PORT][?from=LPORT] or "
+             "modem:///dev/ttyUSB2?to=ADDR[:PORT][&apn=NAME][&from=LPORT]")
 
 
 @dataclass(frozen=True)
 class LinkUrl:
     kind: str  # SERIAL, UDP or MODEM
     path: str = ""  # SERIAL, MODEM: the device
-    host: str = ""  # UDP: the meter's address; MODEM: the meter's address (`to`)
-    port: int = SMP_UDP_PORT
-    local_port: int | None = None  # UDP: the host's own port (`?from=`); None: any free one
+    host: str = ""  # UDP: the meter's address; MODEM: the meter's IPv4 address (`to`)
+    port: int = SMP_UDP_PORT  # the meter's port
+    local_port: int | None = None  # UDP: the host's own port, MODEM: the modem socket's (`from`); None: any free one
     params: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -47,8 +52,7 @@ class LinkUrl:
 
 
 def parse(text: str) -> LinkUrl:
-    """The link `text` names; BadInput naming the problem for anything else. A `modem://` link is checked, then
-    refused with NotBuilt (this ota cannot drive a modem yet)."""
+    """The link `text` names; BadInput naming the problem for anything else."""
     if not isinstance(text, str) or not text.strip():
         raise BadInput("--port is empty: give " + URL_FORMS)
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
@@ -102,10 +106,17 @@ def _local_port(text: str, query: str) -> int | None:
     unknown = sorted(set(q) - set(UDP_PARAMS))
     if unknown:
         raise BadInput(f"--port {text!r}: unknown udp parameter {unknown[0]!r}; it takes " + ", ".join(UDP_PARAMS))
-    v = q["from"]
-    if len(v) != 1 or not v[0].isdigit() or not 1 <= int(v[0]) <= 65535:
-        raise BadInput(f"--port {text!r}: from= takes the host's own UDP port once, a number from 1 to 65535")
+    return _from(text, q["from"], "the host's own UDP port")
+
+
+def _from(text: str, v: list[str], what: str) -> int:
+    if len(v) != 1 or not _port_number(v[0]):
+        raise BadInput(f"--port {text!r}: from= takes {what} once, a number from 1 to 65535")
     return int(v[0])
+
+
+def _port_number(v: str) -> bool:
+    return v.isdigit() and 1 <= int(v) <= 65535
 
 
 def check_host(host: str, text: str) -> None:
@@ -137,10 +148,16 @@ def _modem(text: str, parts) -> LinkUrl:
             raise BadInput(f"--port {text!r}: give {k}= once, with a value")
     if "to" not in q:
         raise BadInput(f"--port {text!r}: a modem link needs the meter's address: ?to=ADDR")
-    check_host(q["to"][0], text)
-    url = LinkUrl(MODEM, path=parts.path, host=q["to"][0], params={k: v[0] for k, v in q.items()})
-    raise NotBuilt(
-        f"--port {text!r}: modem links (a USB NB-IoT modem driven with AT commands) are not built yet "
-        "in this ota; reach the meter with udp://ADDR through an IP route, or its serial port",
-        url,
-    )
+    addr, colon, port = q["to"][0].partition(":")
+    try:
+        ipaddress.IPv4Address(addr)
+    except ValueError:
+        raise BadInput(f"--port {text!r}: to= takes the meter's IPv4 address (a modem sends to an address, "
+                       f"it resolves no name): {addr!r} is none") from None
+    if colon and not _port_number(port):
+        raise BadInput(f"--port {text!r}: the meter's port after to=ADDR: must be a number from 1 to 65535")
+    if "apn" in q and not _APN.fullmatch(q["apn"][0]):
+        raise BadInput(f"--port {text!r}: apn= takes an access point name (letters, digits, '-' and '.')")
+    local = _from(text, q["from"], "the modem socket's own port") if "from" in q else None
+    return LinkUrl(MODEM, path=parts.path, host=addr, port=int(port) if colon else SMP_UDP_PORT, local_port=local,
+                   params={k: v[0] for k, v in q.items()})

@@ -6,6 +6,7 @@ from smpclient.requests.os_management import EchoWrite, MCUMgrParametersRead, OS
 
 from .link import MeterLink
 
+ECHO_RETRIES = 3  # on a serial line; over UDP a request safe to repeat is resent until the timeout
 INFO_FIELDS = {"s": "kernel", "n": "meter_id", "r": "micropython", "v": "app", "b": "build", "m": "board_name",
                "p": "arch", "i": "board", "o": "os"}
 
@@ -22,7 +23,8 @@ async def read_info(link: MeterLink) -> dict:
 
 
 async def echo(link: MeterLink, text: str) -> str:
-    rsp = await link.request(EchoWrite(d=text), "echo")
+    # an echo changes nothing on the meter: safe to send again when it or its answer is lost
+    rsp = await link.request(EchoWrite(d=text), "echo", retries=ECHO_RETRIES)
     return rsp.r
 
 

@@ -20,7 +20,7 @@ from smpclient.requests.image_management import ImageStatesRead
 from . import image
 from . import upload as uploading
 from .authority import IMAGE_ERASE, IMAGE_STATE, OS_RESET, Authority
-from .errors import DeviceRefused, DeviceTimeout, ImageRejected, NotAuthorised, OtaError, RolledBack
+from .errors import DeviceRefused, DeviceTimeout, ImageRejected, ModemError, NotAuthorised, OtaError, RolledBack
 from .link import LINE_ERRORS, MeterLink
 from .meter_groups import SignedErase, SignedReset, SignedStatesWrite, UpdateStatusRead
 
@@ -149,10 +149,10 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
 
 def probe_timeout(port: str, timeout: float) -> float:
     """How long one probe waits while the meter reboots: short on a serial line, where an answer takes
-    milliseconds; the whole timeout over UDP, where one round trip may take seconds."""
-    from .link_url import UDP, parse
+    milliseconds; the whole timeout over UDP (a socket's or a modem's), where one round trip may take seconds."""
+    from .link_url import SERIAL, parse
 
-    return timeout if parse(port).kind == UDP else min(timeout, PROBE_TIMEOUT)
+    return timeout if parse(port).kind != SERIAL else min(timeout, PROBE_TIMEOUT)
 
 
 def _refusal_rc(e: SMPUploadError) -> tuple[int, int | None]:
@@ -231,6 +231,7 @@ async def after_reset(port: str, baud: int, timeout: float, booted: int | None =
     number before the reset; until the meter reports a higher one it has not rebooted yet."""
     end = time.monotonic() + wait
     console: list[str] = []
+    modem: ModemError | None = None  # the last try failed in the modem (a modem:// link), not at the meter
     await asyncio.sleep(0.2)
     while True:
         try:
@@ -248,9 +249,13 @@ async def after_reset(port: str, baud: int, timeout: float, booted: int | None =
                     st = await status(full)
                 console += full.console_lines(40)
                 return version, rows, st, console[-40:]
+        except ModemError as e:
+            modem = e
         except OtaError:
-            pass
+            modem = None
         if time.monotonic() > end:
+            if modem is not None:
+                raise modem  # what kept the meter out of reach: said, not "the meter did not come back"
             raise DeviceTimeout(f"{port}: the meter did not come back from its reset within {wait:g} s")
         await asyncio.sleep(0.2)
 
@@ -274,6 +279,7 @@ async def await_verdict(port: str, baud: int, timeout: float, image_hash: bytes,
     end = time.monotonic() + wait
     console: list[str] = []
     told = False
+    modem: ModemError | None = None  # as in after_reset
     while time.monotonic() < end:
         try:
             link = MeterLink(port, baud, probe_timeout(port, timeout))
@@ -284,12 +290,16 @@ async def await_verdict(port: str, baud: int, timeout: float, image_hash: bytes,
                         return await _app_version(link), await slots(link), st, console
                 finally:
                     console += link.console_lines(40)
+        except ModemError as e:
+            modem = e
         except OtaError:
-            pass  # the meter is resetting
+            modem = None  # the meter is resetting
         if not told and note is not None:
             note("the meter test-boots the image: waiting for its self-test to confirm it (or roll it back)")
             told = True
         await asyncio.sleep(1.0)
+    if modem is not None:
+        raise modem
     return None
 
 

@@ -5,9 +5,10 @@ sent again only when the caller says they are safe to repeat.
 
 smpclient's SMPUDPTransport is stop-and-wait without retransmission: its receive() hands back whatever datagram
 comes next (a late reply to an earlier request leaves the client one sequence number behind for good) and its
-send() splits a large frame over several datagrams (a meter reads one request per datagram). This transport keeps
-its socket handling (connect, the datagram endpoint, disconnect) and replaces those three, behind the same SMPTransport
-interface the serial link uses, so smpclient's SMPClient drives it unchanged. `local_port` binds the host's own
+send() splits a large frame over several datagrams (a meter reads one request per datagram). This transport replaces
+it behind the same SMPTransport interface the serial link uses, so smpclient's SMPClient drives it unchanged. The
+datagrams themselves come from a `Datagrams` endpoint: a UDP socket here (`UdpSocket`, smpclient's UDP client), or
+a USB modem's socket (ota_tool/modem_link.py); the SMP logic above them is one. `local_port` binds the host's own
 port: a BC660K-style meter sends only to the head-end address:port its socket was opened with."""
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from smp import header as smphdr
-from smpclient.transport._udp_client import Addr
-from smpclient.transport.udp import SMPUDPTransport
+from smpclient.transport import SMPTransport
+from smpclient.transport._udp_client import Addr, UDPClient
 
 from .errors import BadInput
 from .link_url import SMP_UDP_PORT
@@ -106,10 +108,77 @@ def starts(frame: bytes) -> bool:
             and frame_length(frame) > len(frame))
 
 
-class SmpUdpTransport(SMPUDPTransport):
-    """An SMPTransport for one meter at (host, port). `resend`: whether send_and_receive may send its request again
-    (the link sets it per request: only for requests that are safe to repeat). Counters: `retransmissions`, `stale`
-    (replies to no waiting request, dropped), `runts` (datagrams that are no whole SMP frame, dropped)."""
+class Datagrams(Protocol):
+    """One datagram endpoint towards one meter: what SMP over UDP needs of a UDP socket or of a modem's socket.
+    `receive` gives the next datagram from the meter (from no one else); `drop_waiting` forgets those that arrived
+    while nobody waited and says how many."""
+
+    async def open(self, timeout_s: float) -> None: ...
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def receive(self) -> bytes: ...
+
+    def drop_waiting(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class UdpSocket:
+    """A Datagrams endpoint on this computer's own UDP socket, connected to (host, port): smpclient's UDP client.
+    Its protocol queues every ICMP error (a port unreachable for each datagram sent to a meter that is not
+    listening) and nobody reads them: they are taken off at each send and receive, counted in `refusals`, the
+    last one kept in `last_error`."""
+
+    def __init__(self, host: str, port: int = SMP_UDP_PORT, local_port: int | None = None):
+        self.host = host
+        self.port = port
+        self.local_port = local_port
+        self.refusals = 0
+        self.last_error: Exception | None = None
+        self._client = UDPClient()
+
+    async def open(self, timeout_s: float) -> None:
+        local = None
+        if self.local_port is not None:  # a head-end at a fixed address: the meter's module answers only that
+            local = Addr(host="::" if ":" in self.host else "0.0.0.0", port=self.local_port)
+        await asyncio.wait_for(self._client.connect(Addr(host=self.host, port=self.port), local), timeout_s)
+
+    def _take_errors(self) -> None:
+        q = self._client._protocol.error_queue
+        while not q.empty():
+            self.last_error = q.get_nowait()
+            self.refusals += 1
+
+    async def send(self, data: bytes) -> None:
+        self._take_errors()
+        self._client.send(bytes(data))
+
+    async def receive(self) -> bytes:
+        frame = await self._client.receive()
+        self._take_errors()
+        return frame
+
+    def drop_waiting(self) -> int:
+        q = self._client._protocol.receive_queue
+        n = 0
+        while not q.empty():
+            q.get_nowait()
+            n += 1
+        self._take_errors()
+        return n
+
+    async def close(self) -> None:
+        if getattr(self._client, "_transport", None) is not None:
+            self._client.disconnect()
+            self._take_errors()
+
+
+class SmpUdpTransport(SMPTransport):
+    """An SMPTransport for one meter at (host, port), over a UDP socket or the `endpoint` given (a modem's).
+    `resend`: whether send_and_receive may send its request again (the link sets it per request: only for requests
+    that are safe to repeat). Counters: `retransmissions`, `stale` (replies to no waiting request, dropped), `runts`
+    (datagrams that are no whole SMP frame, dropped)."""
 
     def __init__(
         self,
@@ -117,24 +186,28 @@ class SmpUdpTransport(SMPUDPTransport):
         datagram_max: int = DATAGRAM_MAX,
         rto: Rto | None = None,
         local_port: int | None = None,
+        endpoint: Datagrams | None = None,
     ):
         if not DATAGRAM_MIN <= datagram_max <= 65507:
             raise BadInput(f"datagram size {datagram_max}: give {DATAGRAM_MIN} to 65507 bytes")
-        super().__init__(mtu=datagram_max)
         self.port = port
         self.local_port = local_port  # the host's own UDP port; None: any free one
         self.datagram_max = datagram_max
         self.rto = rto or Rto()
+        self.endpoint = endpoint  # None until connect makes a UDP socket
         self.resend = True
         self.retransmissions = 0
         self.stale = 0
         self.runts = 0
 
     async def connect(self, address: str, timeout_s: float, port: int | None = None) -> None:
-        local = None
-        if self.local_port is not None:  # a head-end at a fixed address: the meter's module answers only that
-            local = Addr(host="::" if ":" in address else "0.0.0.0", port=self.local_port)
-        await asyncio.wait_for(self._client.connect(Addr(host=address, port=port or self.port), local), timeout_s)
+        if self.endpoint is None:
+            self.endpoint = UdpSocket(address, port or self.port, self.local_port)
+        await self.endpoint.open(timeout_s)
+
+    async def disconnect(self) -> None:
+        if self.endpoint is not None:
+            await self.endpoint.close()
 
     @property
     def max_unencoded_size(self) -> int:
@@ -149,17 +222,19 @@ class SmpUdpTransport(SMPUDPTransport):
     async def send(self, data: bytes) -> None:
         if len(data) > self.max_unencoded_size:
             raise BadInput(f"a {len(data)} B request does not fit this link's {self.max_unencoded_size} B datagrams")
-        self._client.send(bytes(data))
+        assert self.endpoint is not None
+        await self.endpoint.send(bytes(data))
 
     async def receive(self) -> bytes:
         """The next whole SMP frame: one datagram, or a reply the meter sent over several (the first starts with
         the header, whose length counts the rest: smpclient's UDP transport and SMP over BLE read it so). A
         datagram that neither is, starts nor continues a frame is counted in `runts` and dropped, and so is a
         frame left unfinished by a lost or reordered datagram (its request is sent again)."""
+        assert self.endpoint is not None
         partial: bytearray | None = None
         need = 0
         while True:
-            d = await self._client.receive()
+            d = await self.endpoint.receive()
             if whole(d):
                 if partial is not None:
                     self.runts += 1
@@ -178,10 +253,8 @@ class SmpUdpTransport(SMPUDPTransport):
 
     def drop_waiting(self) -> None:
         """Forget datagrams that arrived while nobody waited (late replies, duplicates)."""
-        q = self._client._protocol.receive_queue
-        while not q.empty():
-            q.get_nowait()
-            self.stale += 1
+        if self.endpoint is not None:
+            self.stale += self.endpoint.drop_waiting()
 
     async def send_and_receive(self, data: bytes) -> bytes:
         """Send one request and return its reply; replies to anything else are dropped. With `resend`, the request

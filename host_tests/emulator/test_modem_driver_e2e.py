@@ -43,7 +43,7 @@ from loader import smp
 from loader.os_group import OsGroup
 
 BOARD = json.loads({board!r})
-HEAD_END = ("127.0.0.1", {host_port})
+HEAD_END = ({head_end!r}, {host_port})
 
 
 class Ctx:
@@ -145,15 +145,19 @@ def driver_meter(start_emulator, tmp_path):
     """A meter running the firmware's modem driver and SMP over UDP; (emu, link URL, the buf_count its OS group
     reports over UDP: the socket's two receive slots on every board, docs/smp-groups.md)."""
 
-    def start(board: str, seed: int = 5):
-        port = _free_udp_port()
+    def start(board: str, seed: int = 5, head_end: str = "127.0.0.1", port: int | None = None,
+              program: str = PROGRAM):
+        """`head_end`, `port`: the address and port the meter's socket answers (this computer's UDP port, or a
+        field modem's address and the local port its socket opens); `program`: boot.py, formatted as PROGRAM."""
+        port = port or _free_udp_port()
         fw = tmp_path / "firmware"
         shutil.copytree(ROOT / "firmware", fw)
         # this tree's app ships the driver the real app does not start yet (modules.json "not_started")
         spec = json.loads((fw / "app" / "modules.json").read_text())
         spec["not_started"] = []
         (fw / "app" / "modules.json").write_text(json.dumps(spec))
-        (fw / "boot.py").write_text(PROGRAM.format(board=json.dumps(load_board(board)), host_port=port))
+        (fw / "boot.py").write_text(program.format(board=json.dumps(load_board(board)), head_end=head_end,
+                                                   host_port=port))
         emu = start_emulator(board, speed="max", seed=seed, args=("--modem", "--firmware", str(fw)))
         udp = emu.endpoints["udp"]
         _wait_console(emu, "MODEM up")

@@ -161,12 +161,12 @@ BASE = {
     ("meter", "credit-reset"): lambda f: ([], [*P, "--balance", "1", "--top-tid", "1"]),
 }
 
-# --port values that are no link (each one line naming the problem, exit 2), and the modem link not built yet
+# --port values that are no link (each one line naming the problem, exit 2), and a modem link to no device
 BAD_LINKS = ["udp://", "udp://:1337", "udp://10.0.0.1:0", "udp://10.0.0.1:99999", "udp://10.0.0.1:port",
              "udp://10.0.0.1/path", "udp://user@10.0.0.1", "udp://10.0.0.1?from=0", "udp://10.0.0.1?to=5", "udp://no_such..host", "ftp://10.0.0.1",
              "udp:/10.0.0.1", "modem://ttyUSB2?to=10.0.0.1", "modem:///dev/ttyUSB2",
              "modem:///dev/ttyUSB2?to=10.0.0.1&pin=1234", "modem:///dev/ttyUSB2?to=", "bad\x01port"]
-NOT_BUILT = "modem:///dev/ttyUSB2?to=10.64.0.17&apn=meters.example"
+NO_MODEM = "modem:///dev/no-such-modem?to=10.64.0.17&apn=meters.example"
 BAD_NUMBERS = ["abc", "-5", "nan", "inf", "-inf", "1e309", "99999999999999999999999"]
 # values that are valid for a particular option (a balance may be negative: a debt)
 VALID = {(("meter", "credit-reset"), "balance", "-5"), (("meter", "clock"), "at", "-5"),
@@ -201,8 +201,8 @@ def cases() -> list[tuple[tuple[str, ...], str, str, str]]:
             elif isinstance(t, click.Choice):
                 out.append((path, p.name, "choice", "bogus"))
             elif p.name == "port":
-                out.append((path, p.name, "port", NOPORT))
-                out += [(path, p.name, "link", v) for v in (*BAD_LINKS, NOT_BUILT)]
+                out += [(path, p.name, "port", v) for v in (NOPORT, NO_MODEM)]
+                out += [(path, p.name, "link", v) for v in BAD_LINKS]
             elif isinstance(t, click.types.StringParamType) and p.name not in ("text", "passphrase_env"):
                 out += [(path, p.name, "string", v) for v in ("",) if (path, p.name, v) not in VALID]
     return out
@@ -241,8 +241,9 @@ def test_bad_input_gets_one_message_and_a_documented_exit(path, param, kind, val
         assert r.exit_code != Exit.NO_DEVICE, f"the bad {param} went unnoticed to the port: {text}"
     if kind == "link":  # a link URL is checked before anything is opened or read
         assert r.exit_code == Exit.USAGE and "--port" in r.stderr, text
-        if value == NOT_BUILT:
-            assert "not built yet" in r.stderr, text
+    if value == NO_MODEM:
+        assert r.exit_code in (Exit.USAGE, Exit.NO_DEVICE), text
+        assert r.exit_code == Exit.USAGE or "no modem at /dev/no-such-modem" in r.stderr, text
     messages = [ln for ln in r.stderr.splitlines() if ln.startswith(("ota:", "Error:"))]
     assert len(messages) == 1, text
 

@@ -211,6 +211,7 @@ case("ctl-modem-no-action", CTL + ["modem"], 2, "ACTION")
 case("modem-no-state", ["modem"], 2, "--state")
 case("modem-state-file", ["modem", "--state", "{file}"], 2, "--state")
 case("modem-link-unknown", ["modem", "--state", "{nostate}", "--link", "5g"], 2, "--link")
+case("modem-registration-unknown", ["modem", "--state", "{nostate}", "--registration", "maybe"], 2, "--registration")
 for v in ["-1", "abc", "1e10", "4294967296"]:
     case(f"modem-seed-{v}", ["modem", "--state", "{nostate}", "--seed", v], 2, "--seed")
 

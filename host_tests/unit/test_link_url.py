@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ota_tool import link_url
-from ota_tool.errors import BadInput, NotBuilt
+from ota_tool.errors import BadInput
 
 
 @pytest.mark.parametrize(
@@ -38,18 +38,19 @@ def test_a_udp_link_can_name_the_host_s_own_port():
     assert link_url.parse("udp://10.64.0.17").local_port is None
 
 
-def test_a_modem_link_is_checked_then_refused_as_not_built():
-    with pytest.raises(NotBuilt) as e:
-        link_url.parse("modem:///dev/ttyUSB2?to=10.64.0.17&apn=meters.example")
-    u = e.value.url
-    assert isinstance(u, link_url.LinkUrl)
-    assert (u.kind, u.path, u.host, u.params) == (
+def test_a_modem_link_names_the_device_the_meter_and_the_modem_socket_s_port():
+    u = link_url.parse("modem:///dev/ttyUSB2?to=10.64.0.17&apn=meters.example")
+    assert (u.kind, u.path, u.host, u.port, u.local_port, u.params) == (
         link_url.MODEM,
         "/dev/ttyUSB2",
         "10.64.0.17",
+        1337,
+        None,
         {"to": "10.64.0.17", "apn": "meters.example"},
     )
-    assert isinstance(e.value, BadInput) and "not built yet" in str(e.value)
+    u = link_url.parse("modem:///dev/pts/7?to=127.80.1.2:4000&from=40555")
+    assert (u.path, u.host, u.port, u.local_port) == ("/dev/pts/7", "127.80.1.2", 4000, 40555)
+    assert link_url.parse(str(u)) == u
 
 
 @pytest.mark.parametrize(
@@ -66,12 +67,18 @@ def test_a_modem_link_is_checked_then_refused_as_not_built():
         ("udp://10.0.0.1?from=1&from=2", "from= takes"),
         ("udp://10.0.0.1?to=5", "unknown udp parameter 'to'"),
         ("udp://10.0.0.1?from", "NAME=VALUE"),
+        ("modem:///dev/ttyUSB2?to=meter.example", "IPv4 address"),
+        ("modem:///dev/ttyUSB2?to=fd00::1", "IPv4 address"),
+        ("modem:///dev/ttyUSB2?to=10.0.0.1:0", "1 to 65535"),
+        ("modem:///dev/ttyUSB2?to=10.0.0.1:", "1 to 65535"),
+        ("modem:///dev/ttyUSB2?to=10.0.0.1&from=70000", "from= takes"),
+        ("modem:///dev/ttyUSB2?to=10.0.0.1&apn=a%22b", "apn= takes"),
     ],
 )
 def test_bad_links_name_the_problem(text, words):
     with pytest.raises(BadInput) as e:
         link_url.parse(text)
-    assert not isinstance(e.value, NotBuilt) and words in str(e.value)
+    assert words in str(e.value)
 
 
 def test_probes_after_a_reset_wait_a_radio_round_trip_over_udp():

@@ -9,6 +9,7 @@ own request's, the image arrives whole and verified), never how long anything to
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from hypothesis import given
@@ -18,10 +19,10 @@ from udp_meter import BOARD, Faults, UdpMeter, flash
 
 import cbor
 from meterkit import layout
-from ota_tool import image, keys, push
+from ota_tool import image, keys, meter_info, push
 from ota_tool.errors import DeviceTimeout
 from ota_tool.link import MeterLink
-from ota_tool.smp_udp import RTO_GRANULARITY, Rto, SmpUdpTransport
+from ota_tool.smp_udp import RTO_GRANULARITY, Rto, SmpUdpTransport, UdpSocket
 
 DEV_IMAGE_KEY = layout.ROOT / "keys" / "dev" / "image-DEVELOPMENT-ONLY-ed25519.pem"
 
@@ -157,6 +158,48 @@ def test_a_read_is_sent_again_whoever_asks(meter_dir):
 
     output, again = asyncio.run(go())
     assert output == BOARD["id"] and again >= 1
+
+
+def test_ota_echo_is_sent_again_when_lost(meter_dir):
+    """An echo changes nothing on the meter: `ota echo` (meter_info.echo) sends it again over UDP, as a read."""
+
+    async def go():
+        meter = UdpMeter(Faults(drop_requests={2}))  # 1: smpclient's parameters read; 2: the echo
+        url = await meter.start()
+        link = fast(MeterLink(url, timeout=2.0))
+        try:
+            async with link:
+                return await meter_info.echo(link, "lost once"), link._transport.retransmissions
+        finally:
+            meter.close()
+
+    text, again = asyncio.run(go())
+    assert text == "lost once" and again >= 1
+
+
+def test_icmp_refusals_are_taken_off_the_udp_socket_s_queue():
+    """smpclient's UDP protocol queues every ICMP error and nobody reads them: the endpoint takes them off at each
+    send and receive, so a meter that is not listening does not grow the host's memory."""
+
+    async def go():
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.bind(("127.0.0.1", 0))
+        port = sink.getsockname()[1]
+        sink.close()  # nobody listens there: every datagram comes back as a port unreachable
+        ep = UdpSocket("127.0.0.1", port)
+        await ep.open(5)
+        try:
+            for _ in range(50):
+                await ep.send(b"x" * 8)
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(0.05)
+            assert ep.drop_waiting() == 0
+            return ep.refusals, ep._client._protocol.error_queue.qsize(), ep.last_error
+        finally:
+            await ep.close()
+
+    refusals, queued, last = asyncio.run(go())
+    assert refusals >= 1 and queued == 0 and isinstance(last, ConnectionRefusedError)
 
 
 async def _push(
@@ -317,8 +360,7 @@ class _Datagrams:
 
 
 def _reassembled(datagrams: list[bytes]) -> tuple[bytes, int]:
-    t = SmpUdpTransport()
-    t._client = _Datagrams(datagrams)  # type: ignore[assignment]
+    t = SmpUdpTransport(endpoint=_Datagrams(datagrams))  # type: ignore[arg-type]
     return asyncio.run(t.receive()), t.runts
 
 

@@ -15,6 +15,7 @@ from ..errors import (
     DeviceTimeout,
     ImageRejected,
     KeyProblem,
+    ModemError,
     NoDevice,
     NotAuthorised,
     RolledBack,
@@ -41,6 +42,7 @@ class Exit(IntEnum):
     NO_SPACE = 13
     COMMAND_REFUSED = 14
     ROLLED_BACK = 15
+    MODEM = 16
     INTERRUPTED = 130
 
 
@@ -65,6 +67,8 @@ MEANING = {
                           "for any reason, its signature included (named: token-replayed, wrong-role, a bad "
                           "settings field, not allowed now, ...)",
     Exit.ROLLED_BACK: "the test boot of the pushed image failed and the meter rolled back (the reason is named)",
+    Exit.MODEM: "the USB modem of a modem:// link cannot carry it (named: not answering, no SIM, not registered, "
+                "registration denied, no data connection, cannot open its socket or send)",
     Exit.INTERRUPTED: "interrupted (Ctrl-C); a push resumes where it stopped when run again",
 }
 
@@ -90,7 +94,7 @@ def exit_for(e: BaseException) -> Exit:
     if isinstance(e, ImageRejected | image.ImageError):
         return rejection_exit(e.reason)
     table: list[tuple[type, Exit]] = [
-        (RolledBack, Exit.ROLLED_BACK), (BadInput, Exit.USAGE), (NoDevice, Exit.NO_DEVICE),
+        (RolledBack, Exit.ROLLED_BACK), (BadInput, Exit.USAGE), (NoDevice, Exit.NO_DEVICE), (ModemError, Exit.MODEM),
         (DeviceTimeout, Exit.TIMEOUT), (NotAuthorised, Exit.NOT_AUTHORISED), (CommandRefused, Exit.COMMAND_REFUSED),
         (DeviceRefused, Exit.REFUSED), (KeyProblem, Exit.KEY), (BuildFailed, Exit.BUILD),
     ]

@@ -22,8 +22,9 @@ from ..link import BAUD_RATES, MAX_TIMEOUT
 from .exits import Exit, exit_for, kind
 
 PORT_HELP = ("The meter's link: a serial port (/dev/ttyUSB0, /dev/ttyACM0, an emulator's STATE/console), or "
-             "udp://HOST[:1337] (SMP over UDP through an IP route to the meter; raise --timeout on NB-IoT); "
-             "modem:///dev/ttyUSB2?to=ADDR is not built yet.")
+             "udp://HOST[:1337] (SMP over UDP through an IP route to the meter; raise --timeout on NB-IoT), or "
+             "modem:///dev/ttyUSB2?to=ADDR[:1337][&apn=NAME][&from=LPORT] (SMP over UDP through a USB NB-IoT modem's "
+             "AT port; raise --timeout).")
 JSON_KEY = "ota.json"
 
 
@@ -86,7 +87,7 @@ def _baud(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
 def check_link(_ctx: click.Context | None, _param: click.Parameter | None, value: str | None) -> str | None:
     """--port is a link URL: one line naming what is wrong with it (exit 2), before anything else is done."""
     if value is not None:
-        link_url.parse(value)  # BadInput (and NotBuilt for modem://) end in fail(): "ota: ...", exit 2
+        link_url.parse(value)  # BadInput ends in fail(): "ota: ...", exit 2
     return value
 
 
