@@ -23,7 +23,9 @@ _SOCKET_IN_USE = const(563)  # +CME ERROR to AT+QIOPEN for an id the module stil
 # The module's +CME ERROR (AT+CMEE=1) and +QIOPEN <err> numbers stay numbers on the meter: names would cost every
 # meter RAM, and the host names them (meterkit.boards.MODEM_ERRORS).
 
-_SETUP = (b"ATE0", b"AT+CMEE=1", b'AT+QICFG="dataformat",1,1', b"AT+CEREG=1")
+# PSM off (AT+CPSMS=0): a mains-powered meter must stay reachable by its head-end; a module left in PSM by an earlier
+# setting (it is kept in the module's NVRAM) could be paged by nobody until the meter next sent
+_SETUP = (b"ATE0", b"AT+CMEE=1", b'AT+QICFG="dataformat",1,1', b"AT+CPSMS=0", b"AT+CEREG=1")
 _CEREG = b"+CEREG: "
 _QIOPEN = b"+QIOPEN: "
 _RECV = b'+QIURC: "recv",'

@@ -11,7 +11,7 @@ import fwtest
 from app import modem, modem_bc660k
 from app.modem_at import NO_CODE, AtChannel, AtError, AtTimeout, hex_into
 
-SETUP = [b"AT", b"ATE0", b"AT+CMEE=1", b'AT+QICFG="dataformat",1,1', b"AT+CEREG=1", b"AT+CEREG?"]
+SETUP = [b"AT", b"ATE0", b"AT+CMEE=1", b'AT+QICFG="dataformat",1,1', b"AT+CPSMS=0", b"AT+CEREG=1", b"AT+CEREG?"]
 OPEN = b'AT+QIOPEN=0,0,"UDP","10.0.0.1",1337,1337,1'
 
 
