@@ -15,19 +15,12 @@ import cbor2
 import pytest
 
 from host_tests.emu import BIN
+from host_tests.emulator.test_modem_driver_e2e import _free_udp_port
 from host_tests.supply_scenario import KEY, SIGNED_FOR
 from ota_tool import keys, network
 from ota_tool.authority import Authority
 from ota_tool.errors import Refused
 from ota_tool.link import MeterLink, run
-
-
-def _free_udp_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _ota(*args, expect: int = 0, timeout: float = 180):
