@@ -47,7 +47,7 @@ HOST_DIRS = ("ota_tool", "meterkit", "emulator", "host_tests")
 # added by the closure below.
 RUNTIME_ROOTS = (
     "loader.early", "loader.loaders", "loader.startup", "loader.context", "loader.recovery", "loader.starts",
-    "app.main", "app.meter_group", "app.metering", "app.supply", "app.supply_group",
+    "app.main", "app.meter_group", "app.metering", "app.supply", "app.supply_group", "app.network",
     "loader.trust",  # ImageGroup.__init__ loads the verifier while the heap is whole
 )
 # taken off the heap once the app starts (loader.forget, loader/startup.py): start-up-only modules; loader.loaders
@@ -55,8 +55,8 @@ RUNTIME_ROOTS = (
 # is imported only by an install, at boot (issue 17)
 RUNTIME_DROPPED = ("loader.starts", "loader.early", "loader.recovery", "loader.loaders", "loader.board")
 FRONTEND_MODULE = {"adc": "app.adc_frontend", "bl0942": "app.bl0942"}
-# Drivers a board has but the app does not start yet (issue 18: the modem driver, before its integration): their
-# import cost is in the rows; their objects (buffers made when the driver and a socket are, and whatever asyncio
+# Drivers the app starts only on some meters (issue 18: the modem driver, on a meter with a module and a head-end,
+# app/network.py): their import cost is in the rows, outside the run-time totals; their objects (buffers made when the driver and a socket are, and whatever asyncio
 # module they load on first use: Event's) are measured apart.
 DRIVERS = {"modem (bc660k, one socket, SMP over UDP)": (("app.modem", "app.modem_bc660k", "app.modem_smp"), """
 from app import modem, modem_bc660k, modem_smp
