@@ -8,9 +8,6 @@
 # a meter without one pays this module's RAM only. Serving SMP over UDP shares the console's server, so the same
 # groups, signed envelopes and refusal limits apply. The optional uplink (every uplink_s while the link is up)
 # keeps the operator's NAT mapping open and tells the head-end where the meter is (docs/smp-groups.md "uplink").
-import asyncio
-import time
-
 from micropython import const
 
 from app import events
@@ -24,10 +21,8 @@ RC_BAD_HEADEND = const(2)  # the head-end is not {ip, port, uplink_s} with a num
 HEADEND = "headend"
 UPLINK_MIN_S = const(20)  # an uplink more often than this would cost the module's power for nothing
 UPLINK_MAX_S = const(86400)
-_QUIET_MS = const(600000)  # one link event of a kind per this long: a flapping link does not wear the flash
 _ADDRESS_CHARS = "0123456789abcdefABCDEF.:"
 _ADDRESS_MAX = const(45)
-LINKS = ("off", "searching", "denied", "up")  # app.modem LINK_* by value
 
 
 def check_headend(v):
@@ -58,12 +53,8 @@ class Network:
             log.add(events.SETTINGS_INVALID, HEADEND + ": " + why)
         self.headend = cfg[HEADEND]
         self.saved = self.headend  # what the next boot uses
-        self.modem = None
-        self.udp = None
-        self.uplinks = 0
-        self.quieted = 0  # link events not recorded (one of a kind per _QUIET_MS)
+        self.link = None  # app/network_link.Link once started
         self.last_refusal = ""  # why the last head-end change was refused
-        self._said = {}  # event code -> ticks_ms of its last record
 
     def register(self, server):
         server.register(GROUP_NETWORK, _CMD_STATUS, self.status, write=False)
@@ -71,18 +62,10 @@ class Network:
 
     # -- group 67 ------------------------------------------------------------------------------------------------------
     def status(self, req=None):
-        m = self.modem
         out = {HEADEND: self.headend, "next_boot": self.saved, "fitted": self.ctx.board.get("modem") is not None,
-               "link": "none" if m is None else LINKS[m.link], "uplinks": self.uplinks,
-               "quieted": self.quieted, "last_refusal": self.last_refusal}
-        if m is not None:
-            out["modem"] = {"stat": m.stat, "failures": m.failures, "pulses": m.pulses, "restarts": m.restarts,
-                            "sent": m.sent, "stray": m.stray, "last_error": str(m.last_error or "")}
-        u = self.udp
-        if u is not None:
-            s = u.sock
-            out["smp"] = {"answered": u.answered, "unsent": u.unsent, "split": u.split,
-                          "refused_large": u.refused_large, "dropped": s.dropped, "malformed": s.malformed}
+               "link": "none", "uplinks": 0, "quieted": 0, "last_refusal": self.last_refusal}
+        if self.link is not None:
+            self.link.status_into(out)
         return out
 
     def headend_cmd(self, req):
@@ -113,62 +96,14 @@ class Network:
 
     # -- the link --------------------------------------------------------------------------------------------------------
     async def run(self):
-        """Serve SMP over UDP to the head-end, forever; returns at once without a modem or a head-end. Whatever
-        goes wrong here ends the network alone, with event 432, never the app: metering and the console go on."""
-        h = self.headend
-        if h is None or self.ctx.board.get("modem") is None:
+        """Serve SMP over UDP to the head-end, forever (app/network_link.py); returns at once without a modem or a
+        head-end."""
+        if self.headend is None or self.ctx.board.get("modem") is None:
             return
         try:
-            from app import modem, modem_smp  # deferred: only a meter with a module and a head-end holds the driver
-
-            self.modem = m = modem.from_board(self.ctx.board, self._event)
-            supervisor = asyncio.create_task(m.run())
-            sock = await m.open(h["ip"], h["port"], modem_smp.PORT)  # opened by the supervisor once registered
-            self.udp = modem_smp.SmpOverUdp(self.ctx.server, sock)
-            if h["uplink_s"]:
-                asyncio.create_task(self._uplink(m, sock, h["uplink_s"], modem.LINK_UP))
-            await self.udp.run()
-            await supervisor
-        except Exception as e:  # noqa: BLE001 - the rule above
+            from app.network_link import Link  # deferred: only a meter with a module and a head-end holds the link
+        except Exception as e:  # noqa: BLE001 - out of memory at the import: the network alone stops, never the app
             self.log.add(events.LINK_LOST, "network stopped: %s" % repr(e))
-
-    async def _uplink(self, m, sock, period_s, up):
-        """While the link is up, every period_s: a CBOR map {meter, seq, up_s, link} to the head-end. Its first
-        byte, 0xA4 (a map of 4), reads as an SMP header with reserved bits set and op 4, which SMP does not define:
-        no SMP client takes it for a reply."""
-        from cbor import dumps
-
-        while True:
-            await asyncio.sleep(period_s)
-            if m.link != up:
-                continue
-            self.uplinks += 1
-            msg = dumps({"meter": self.ctx.meter_id, "seq": self.uplinks, "up_s":
-                         time.ticks_diff(time.ticks_ms(), self.ctx.started_ms) // 1000, "link": "up"})
-            try:
-                await sock.send(msg)
-            except Exception:  # noqa: BLE001 - LinkDown, SendFailed, AtError: the next period tries again
-                self.uplinks -= 1
-
-    def _event(self, what):
-        code = _EVENTS.get(what)
-        if code is None:
             return
-        now = time.ticks_ms()
-        last = self._said.get(code)
-        if last is not None and time.ticks_diff(now, last) < _QUIET_MS:
-            self.quieted += 1
-            return
-        self._said[code] = now
-        m = self.modem
-        self.log.add(code, what if m is None or m.last_error is None else "%s: %s" % (what, m.last_error))
-
-
-_EVENTS = {
-    "up": events.LINK_UP,
-    "lost": events.LINK_LOST,
-    "denied": events.REGISTRATION_DENIED,
-    "restarted": events.MODULE_RESTARTED,
-    "silent": events.MODULE_SILENT,
-    "pulsed": events.MODULE_PULSED,
-}
+        self.link = Link(self.ctx, self.log, self.headend)
+        await self.link.run()

@@ -1,6 +1,7 @@
 """The meter's network setting and group 67 (app/network.py): the head-end checked by type and value, a bad stored
 head-end read as none with an event (never a failed start), an unsigned change refused with nothing stored, the
-network task idle without a module or a head-end, and link events one of a kind per quiet period."""
+network task idle without a module or a head-end (no link started), and link events one of a kind per
+quiet period (app/network_link.py)."""
 import asyncio
 
 import fwtest
@@ -50,7 +51,7 @@ def test_a_bad_stored_head_end_is_none_with_an_event_and_the_network_stays_off()
         net = network.Network(Ctx(), log)
         assert net.headend is None and log.got == [(events.SETTINGS_INVALID, "headend: bad value for headend")]
         asyncio.run(net.run())  # returns at once: no head-end, no driver
-        assert net.modem is None and net.status()["link"] == "none"
+        assert net.link is None and net.status()["link"] == "none"
 
     fwtest.in_workdir(body, "meter")
 
@@ -62,7 +63,7 @@ def test_without_a_module_the_network_never_starts_even_with_a_head_end():
         assert net.headend == {"ip": "10.64.0.1", "port": 4059, "uplink_s": 0}
         asyncio.run(net.run())
         st = net.status()
-        assert net.modem is None and st["fitted"] is False and st["link"] == "none" and "modem" not in st
+        assert net.link is None and st["fitted"] is False and st["link"] == "none" and "modem" not in st
 
     fwtest.in_workdir(body, "meter")
 
@@ -89,8 +90,10 @@ def test_link_events_are_recorded_one_of_a_kind_per_quiet_period():
 
 
 def _quiet():
+    from app import network_link
+
     log = Log()
-    net = network.Network(Ctx(), log)
+    net = network_link.Link(Ctx(), log, GOOD)
     for what in ("up", "lost", "up", "lost", "silent", "pulsed", "restarted", "denied", "nonsense"):
         net._event(what)
     assert [c for c, _ in log.got] == [events.LINK_UP, events.LINK_LOST, events.MODULE_SILENT, events.MODULE_PULSED,
