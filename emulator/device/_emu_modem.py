@@ -55,6 +55,9 @@ SEND_BUFFER = 1536  # bytes the module holds for the radio; a send that does not
 SOCKETS = 5  # connectID 0..4
 LINE_MAX = 1100  # longest command line taken (a 512-byte hex QISEND fits); a longer one gets ERROR
 NET_TURNAROUND_US = 250000  # wall time at most at 1x after a datagram leaves for the host
+# ... but only while a host talks to the meter: a datagram the meter sends on its own (an uplink) long after the last
+# one it received is answered by nobody the emulator must wait for, so idle time is still skipped around it
+CONVERSATION_US = 30000000
 RECV_MAX = 1500
 # error codes (+CME ERROR: n; 3GPP TS 27.007 and Quectel's TCP/IP application notes)
 E_NO_SERVICE = 30
@@ -89,6 +92,8 @@ class Module:
         self._line_free = 0
         self.byte_us = 87
         self.rx = bytearray()  # the MCU's UART receive buffer
+        self._heard_us = None  # device time of the last datagram from the network (a host talking to the meter)
+        self.empty_reads = 0  # readinto with nothing to read (a poll that said readable too early)
         self.rxbuf = UART_RXBUF
         self.dropped = 0  # bytes lost at the MCU's full receive buffer
         self._cmd = bytearray()
@@ -196,7 +201,8 @@ class Module:
                 try:
                     s.sock.sendto(data, dest)
                     self.stats["up"] += 1
-                    clock.hold_for(NET_TURNAROUND_US)
+                    if self._heard_us is not None and t - self._heard_us < CONVERSATION_US:
+                        clock.hold_for(NET_TURNAROUND_US)  # a host in a conversation may answer: give it wall time
                 except OSError:
                     self.stats["lost"] += 1
         elif kind == "rx":
@@ -204,6 +210,7 @@ class Module:
             self._down_bytes -= len(data)
             if s.open and self.state == ON and self.stat in (HOME, 5):
                 self.stats["down"] += 1
+                self._heard_us = t
                 self._emit(t, self._recv_urc(s.id, data))
             else:
                 self.stats["lost"] += 1
@@ -610,6 +617,7 @@ class Module:
 
     def status(self):
         return {
+            "empty_reads": self.empty_reads,
             "queues": {"events": len(self._events), "out": len(self._out), "rx": len(self.rx), "cmd": len(self._cmd),
                        "sent": len(self._sent), "link": self.link.backlog() if hasattr(self.link, "backlog") else -1},
             "state": self.state,
@@ -768,6 +776,7 @@ class Port(io.IOBase):
         rx = MODULE.rx
         k = min(len(buf) if n is None or n < 0 else min(n, len(buf)), len(rx))
         if k == 0:
+            MODULE.empty_reads += 1
             return None
         buf[:k] = memoryview(rx)[:k]
         rx[:k] = b""

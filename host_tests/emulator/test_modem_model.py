@@ -230,6 +230,8 @@ def test_udp_datagrams_both_ways_on_real_sockets(tmp_path):
         for s in modem.net_sockets():
             modem.net_input(s)
         out["recv"] = say("AT", 300000)
+        out["holds_before"] = len(clock.holds)
+        out["reply"] = say('AT+QISEND=0,2,"6869"')
         out["stats"] = M.stats
         out["close"] = say("AT+QICLOSE=0")
         out["sockets"] = sorted(M.socks)
@@ -247,9 +249,11 @@ def test_udp_datagrams_both_ways_on_real_sockets(tmp_path):
     assert out["peer_got"] == ["hello", out["address"], 1337]
     assert out["mismatch"] == out["badhex"] == out["big"] == "\r\n+CME ERROR: 50\r\n"
     assert out["recv"] == '\r\n+QIURC: "recv",0,9,"000162696E617279FF"\r\n\r\nOK\r\n'
-    assert out["stats"]["too_big"] == 1 and out["stats"]["up"] == 1 and out["stats"]["down"] == 1
-    assert out["close"] == "\r\nOK\r\n" and out["sockets"] == []
-    assert out["holds"] == 1  # the datagram that left for the host held device time at 1x for the answer
+    assert out["stats"]["too_big"] == 1 and out["stats"]["up"] == 2 and out["stats"]["down"] == 1
+    assert out["close"] == "\r\nOK\r\n" and out["sockets"] == [] and out["reply"] == "\r\nSEND OK\r\n"
+    # the meter's first datagram went out before the host said anything (an uplink): no one to wait for, no hold; its
+    # reply to the host's datagram held device time at 1x for the host's next word
+    assert (out["holds_before"], out["holds"]) == (0, 1)
 
 
 def test_urc_between_answer_lines(tmp_path):
