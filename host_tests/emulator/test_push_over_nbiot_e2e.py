@@ -4,7 +4,9 @@ that head-end (`udp://METER:1337?from=HEADEND_PORT`, as in test_network_e2e.py).
 
 - `ota push --test` of a signed app through a link outage mid-upload (`link.loss=1` for a while) completes; the new
   app test-boots, brings its network back (the head-end is in meter/config.json, outside the slots) and confirms;
-- a power cut mid-upload: the rerun resumes from the offset the meter kept (meter/upload.json) and completes.
+- a power cut mid-upload: the rerun resumes from the offset the meter kept (meter/upload.json) and completes;
+- through the field engineer's USB modem (`modem://`, `meter-emu modem`): `ota meter read`, `relay status`, a push;
+- a locked meter refuses unsigned commands over UDP exactly as over its console.
 
 The pushed app is a minimal one (heartbeat, console, network and self-test: about 15 kB, built as test_update.py
 builds its variants), so an upload through nb1-good fits the suite's budget; the reference app's push through the
@@ -26,6 +28,7 @@ from host_tests.e2e.test_update import variant
 from host_tests.emu import BIN, SmpLink
 from host_tests.supply_scenario import KEY, SIGNED_FOR
 
+from .test_modem_link_e2e import field_modem  # noqa: F401 (a fixture)
 from .test_network_e2e import _free_udp_port, _ota
 
 pytestmark = pytest.mark.e2e
@@ -196,3 +199,79 @@ def test_a_power_cut_mid_upload_over_udp_then_the_rerun_resumes_from_the_meter_s
     run = running_slot(url)
     assert run["version"] == "0.1.0", run
     assert emu.ctl("status")["formatted"] == 0
+
+
+def test_meter_commands_and_a_push_through_the_field_modem(start_emulator, field_modem, tmp_path):  # noqa: F811
+    """The field engineer's USB modem (`meter-emu modem`, BG95 dialect, driven by ota with AT commands) to the real
+    app's BC660K: the meter's head-end is the modem's address and the local port its socket opens (`from=`);
+    the meter's radio is nb1-good. `ota meter read` and `relay status` answer, and a push --test completes."""
+    fm = field_modem(tmp_path / "fm")
+    lport = _free_udp_port()
+    emu = start_emulator(BOARD, speed="max", seed=13, args=("--modem",))
+    emu.wait_boots(1)
+    _ota("meter", "network", "--port", emu.console, "--headend", f"{fm['address']}:{lport}", "--uplink", 0,
+         "--key", KEY, "--expires-in", SIGNED_FOR, "--json")
+    _ota("reset", "--port", emu.console)
+    emu.wait_boots(2)
+    socket_open(emu)
+    emu.ctl("set", "link.profile=nb1-good")
+    udp = emu.endpoints["udp"]
+    url = f"modem://{fm['modem']}?to={udp['address']}:{udp['port']}&from={lport}"
+
+    read = _ota("meter", "read", "--port", url, "--timeout", 30, "--json")
+    assert read["obis"] and read["ok"], read
+    relay = _ota("meter", "relay", "status", "--port", url, "--timeout", 30, "--json")
+    over_serial = _ota("meter", "relay", "status", "--port", emu.console, "--json")
+    assert relay["output"] is True and relay["relay"]["feedback"], relay
+    assert (relay["output"], relay["state"], relay["relay"]) == (over_serial["output"], over_serial["state"],
+                                                                  over_serial["relay"]), (relay, over_serial)
+
+    img = minimal_app(tmp_path, "1.4.0")
+    rc, r, err = finished(push(img, url, "--test", "--reset-wait", "240", "--verdict-wait", "240"))
+    assert rc == 0, (rc, r, err)
+    assert r["after"] == "app-1.4.0" and r["trial"]["outcome"] == "confirmed", r
+    run = running_slot(url)
+    assert run["version"] == "1.4.0" and run["confirmed"], run
+
+
+def test_a_locked_meter_over_udp_refuses_unsigned_commands_exactly_as_over_serial(start_emulator, tmp_path):
+    """A meter provisioned locked (production keys, as in test_locked.py), its head-end set with the production
+    command key: over UDP an unsigned relay command and an unsigned image state write are refused with the same
+    exit and the same message as over its console (the port named aside)."""
+    from host_tests.e2e.test_locked import production_keys
+
+    emu = start_emulator(BOARD, blank=True, baud=921600, speed="max", seed=17, args=("--modem",))
+    keys = production_keys(tmp_path)
+    con = emu.console
+    p = subprocess.run([str(BIN / "ota"), "provision", "--port", con, "--board", BOARD, "--lock", "--trust",
+                        str(keys["trust"]), "--json"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and json.loads(p.stdout)["mode"] == "locked", p.stdout + p.stderr
+    port = _free_udp_port()
+    # unsigned, and signed with the development key: refused; the production command key sets it
+    _ota("meter", "network", "--port", con, "--headend", f"127.0.0.1:{port}", expect=9)
+    _ota("meter", "network", "--port", con, "--headend", f"127.0.0.1:{port}", "--uplink", 0, "--key", KEY,
+         "--expires-in", SIGNED_FOR, expect=9)
+    _ota("meter", "network", "--port", con, "--headend", f"127.0.0.1:{port}", "--uplink", 0, "--key",
+         keys["command"], "--expires-in", SIGNED_FOR, "--json")
+    boots = emu.ctl("status")["boots"]
+    _ota("reset", "--port", con, "--key", keys["command"])
+    emu.wait_boots(boots + 1, timeout=60)
+    socket_open(emu)
+    udp = emu.endpoints["udp"]
+    url = f"udp://{udp['address']}:{udp['port']}?from={port}"
+
+    def refused(link: str, *args: str) -> tuple[int, str, dict]:
+        text = subprocess.run([str(BIN / "ota"), *args, "--port", link, "--timeout", "30"], capture_output=True,
+                              text=True, timeout=180)
+        js = subprocess.run([str(BIN / "ota"), *args, "--port", link, "--timeout", "30", "--json"],
+                            capture_output=True, text=True, timeout=180)
+        assert text.returncode == js.returncode, (text, js)
+        return text.returncode, (text.stdout + text.stderr).replace(link, "PORT"), json.loads(js.stdout)
+
+    for cmd in (("meter", "relay", "disconnect"), ("confirm",)):
+        over_serial = refused(con, *cmd)
+        over_udp = refused(url, *cmd)
+        assert over_serial[0] == 9 and "not authorised" in over_serial[1], over_serial
+        assert over_udp == over_serial, (cmd, over_udp, over_serial)
+    st = _ota("meter", "relay", "status", "--port", url, "--timeout", 30, "--json")
+    assert st["output"] is True, st  # nothing was done
