@@ -2,7 +2,7 @@
 `--modem`, --speed max) with a signed head-end serves SMP over UDP from its own app (app/network.py), and the host is
 that head-end (`udp://METER:1337?from=HEADEND_PORT`, as in test_network_e2e.py). Through `nb1-good`:
 
-- `ota push --test` of a signed app through a link outage mid-upload (`link.loss=1` for a while) completes; the new
+- `ota push --test` of a signed app (also through `nb1-edge`) through a link outage mid-upload (`link.loss=1` for a while) completes; the new
   app test-boots, brings its network back (the head-end is in meter/config.json, outside the slots) and confirms;
 - a power cut mid-upload: the rerun resumes from the offset the meter kept (meter/upload.json) and completes;
 - through the field engineer's USB modem (`modem://`, `meter-emu modem`): `ota meter read`, `relay status`, a push;
@@ -64,6 +64,7 @@ async def _main(ctx):
         tasks.append(selftest.run(ctx, beat))
     await asyncio.gather(*tasks)
 '''
+PROFILE_LOSS = {"nb1-good": 0.01, "nb1-edge": 0.05}  # emulator/device/_emu_link.py PROFILES
 TIMEOUT = "10"  # ota's per-request deadline over the radio (retransmissions happen inside it)
 
 
@@ -130,10 +131,11 @@ def running_slot(url: str) -> dict:
     return next(r for r in st["slots"] if r["active"])
 
 
-def test_push_through_nb1_good_survives_a_link_outage_and_the_new_app_confirms(networked, tmp_path):
+@pytest.mark.parametrize("profile", ["nb1-good", "nb1-edge"])
+def test_push_survives_a_link_outage_and_the_new_app_confirms(networked, tmp_path, profile):
     emu, url = networked
     img = minimal_app(tmp_path, "1.2.0")
-    emu.ctl("set", "link.profile=nb1-good")
+    emu.ctl("set", f"link.profile={profile}")
     p = push(img, url, "--test", "--reset-wait", "240", "--verdict-wait", "240")
     # a third of the way through the upload (about 30 chunks, beside the reads before it) the radio loses every
     # datagram both ways for a while: ota's timer backs off and it resends from the meter's offset when it is back
@@ -143,7 +145,7 @@ def test_push_through_nb1_good_survives_a_link_outage_and_the_new_app_confirms(n
     lost_from = downlinked(emu)
     time.sleep(6)  # wall seconds: several of ota's retransmission timeouts
     assert downlinked(emu) == lost_from, "nothing reached the meter during the outage"
-    emu.ctl("set", "link.loss=0.01")  # back to nb1-good's own loss
+    emu.ctl("set", f"link.loss={PROFILE_LOSS[profile]}")  # back to the profile's own loss
     rc, r, err = finished(p)
     assert rc == 0, (rc, r, err)
     assert r["before"] == "app-0.1.0" and r["after"] == "app-1.2.0", r
