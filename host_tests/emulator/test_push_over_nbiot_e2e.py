@@ -121,8 +121,15 @@ def wait_downlinked(emu, p: subprocess.Popen, n: int, timeout: float = 120) -> i
     raise TimeoutError(f"the module took fewer than {n} datagrams in {timeout:g} s")
 
 
-def finished(p: subprocess.Popen, timeout: float = 300) -> tuple[int, dict, str]:
-    out, err = p.communicate(timeout=timeout)
+def finished(p: subprocess.Popen, timeout: float = 240) -> tuple[int, dict, str]:
+    """The push's exit, its JSON and its stderr; a push still running after `timeout` is stopped (no orphan holds
+    the head-end's port or the modem's pty for the next test)."""
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        raise AssertionError(f"the push did not end in {timeout:g} s: {out}{err[-2000:]}") from None
     return p.returncode, (json.loads(out) if out.strip() else {}), err
 
 
