@@ -36,6 +36,7 @@ RTT_BETA = 1 / 4
 DATAGRAM_MAX = 512  # bytes of SMP frame per datagram on the BC660K path (its AT send takes 512 B of payload)
 DATAGRAM_MIN = 64  # below this no upload chunk fits beside its request's fields
 RESPONSE_OPS = (1, 3)  # SMP read response, write response
+CLOSE_TURNS = 100  # turns of the event loop a closing socket is given (asyncio closes it on the next one)
 
 
 class Rto:
@@ -169,8 +170,17 @@ class UdpSocket:
         return n
 
     async def close(self) -> None:
-        if getattr(self._client, "_transport", None) is not None:
+        """Close the socket, and return only once it is closed: asyncio closes a datagram transport's socket on a
+        later turn of its loop, and a link opened at once from the same `from=` port (ota push reconnecting after
+        the meter's reset) would otherwise find the port still taken (EADDRINUSE)."""
+        transport = getattr(self._client, "_transport", None)
+        if transport is not None:
+            sock = transport.get_extra_info("socket")
             self._client.disconnect()
+            for _ in range(CLOSE_TURNS):
+                if sock is None or sock.fileno() == -1:
+                    break
+                await asyncio.sleep(0)
             self._take_errors()
 
 

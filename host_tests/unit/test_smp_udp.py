@@ -349,6 +349,28 @@ def test_from_binds_the_host_s_own_port_so_a_fixed_peer_meter_can_answer():
     assert seen == [lport, lport]
 
 
+def test_a_link_from_the_same_port_opens_at_once_after_the_last_one_closed():
+    """`ota push --test` over `udp://…?from=LPORT` closes its probe link and opens the next one from LPORT at once
+    (after the meter's reset): asyncio closes a datagram socket only on a later turn of its loop, so `close` waits
+    for that. Before, the second bind failed with EADDRINUSE and the push reported that the meter did not come back
+    from its reset (host_tests/emulator/test_push_over_nbiot_e2e.py found it)."""
+    free = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    free.bind(("127.0.0.1", 0))
+    lport = free.getsockname()[1]
+    free.close()
+
+    async def go() -> int:
+        opened = 0
+        for _ in range(3):
+            ep = UdpSocket("127.0.0.1", 9, lport)
+            await ep.open(5)
+            opened += 1
+            await ep.close()
+        return opened
+
+    assert asyncio.run(go()) == 3
+
+
 class _Datagrams:
     """The transport's datagram endpoint, replaced by a list of what arrives (the reassembly alone)."""
 
