@@ -25,6 +25,7 @@ from .link import LINE_ERRORS, MeterLink
 from .meter_groups import SignedErase, SignedReset, SignedStatesWrite, UpdateStatusRead
 
 VERDICT_TIMEOUT = 60.0
+RESET_TRIES = 3  # a reset request lost on its way is sent again while the meter shows its old boot number
 PROBE_TIMEOUT = 1.0  # while the meter reboots: short probes (on a serial line; a radio link's round trip is longer)
 Note = Callable[[str], None]
 
@@ -195,11 +196,12 @@ async def boot_number(link: MeterLink) -> int | None:
 
 
 async def activate(link: MeterLink, image_hash: bytes, permanent: bool, authority: Authority | None = None,
-                   note: Note | None = None) -> bool:
+                   note: Note | None = None, booted: int | None = None) -> bool:
     """Ask the meter to install the verified upload at its next boot (as a test boot, or for good), then reset.
     Every envelope this needs is checked first (none is spent on work that cannot finish); a state write already
     pending for this image is not sent again. Returns whether the state write was skipped. A reset's answer lost
-    on the line is not an error here: the caller watches the boot number."""
+    on the line is not an error here: the caller watches the boot number; a reset request lost on its way is sent
+    again when the meter still shows the boot number `booted` (reset_until_gone)."""
     state_args = {"confirm": permanent, "hash": image_hash}
     skip = pending_for(await slots(link), image_hash, permanent)
     if authority is not None:
@@ -210,11 +212,29 @@ async def activate(link: MeterLink, image_hash: bytes, permanent: bool, authorit
     else:
         await _signed(link, authority, SignedStatesWrite, IMAGE_STATE, state_args, "mark the upload pending",
                       retries=5)
-    try:
-        await reset(link, authority)
-    except DeviceTimeout:
-        pass
+    await reset_until_gone(link, authority, booted)
     return skip
+
+
+async def reset_until_gone(link: MeterLink, authority: Authority | None = None, booted: int | None = None,
+                           tries: int = RESET_TRIES) -> None:
+    """Ask the meter to reset; when no answer comes, ask again only if the meter still answers with the boot number
+    `booted` (the request was lost on its way: a reset is not safe to repeat blindly, since its answer too may be
+    the one lost). A meter that answers nothing is taking its reset. The caller watches the boot number after."""
+    for _ in range(tries):
+        try:
+            await reset(link, authority)
+            return
+        except DeviceTimeout:
+            pass
+        if booted is None:
+            return
+        try:
+            now = await boot_number(link)
+        except OtaError:
+            return  # silent: rebooting
+        if now != booted:
+            return
 
 
 def pending_for(rows: list[dict], image_hash: bytes, permanent: bool) -> bool:
@@ -372,7 +392,7 @@ async def update(port: str, baud: int, timeout: float, data: bytes, mode: str | 
         if mode and r.image_hash:
             booted = await boot_number(link)
             r.skipped_state_write = await activate(link, r.image_hash, permanent=(mode == "confirm"),
-                                                   authority=authority, note=note)
+                                                   authority=authority, note=note, booted=booted)
     if mode:
         r.after, r.slots, st, r.console = await after_reset(port, baud, timeout, booted, wait=reset_wait)
         if mode == "test" and r.image_hash is not None and _testing(st, r.image_hash) and verdict_wait > 0:

@@ -407,3 +407,29 @@ def test_a_frame_left_unfinished_by_a_lost_datagram_is_dropped_and_the_next_whol
     uplink = cbor.dumps({"meter": "m", "seq": 1, "up_s": 5, "link": "up"})
     assert uplink[0] == 0xA4 and _reassembled([uplink, *parts]) == (big, 1)
     assert _reassembled([parts[1], parts[0], parts[1], parts[2]]) == (big, 1)  # reordered: the stray one dropped
+
+
+def test_a_reset_lost_on_its_way_is_sent_again_while_the_meter_shows_its_old_boot(meter_dir):
+    """A reset is not safe to repeat blindly (its answer may be what was lost, and the meter gone already); sent
+    again only when the meter still answers with the boot number from before it."""
+
+    async def go(drop: set[int]) -> tuple[list, list]:
+        meter = UdpMeter(Faults(drop_requests=drop))
+        url = await meter.start()
+        link = fast(MeterLink(url, timeout=0.5))
+        try:
+            async with link:
+                booted = await push.boot_number(link)
+                first = meter.arrived + 1
+                meter.faults.drop_requests = {first + k for k in drop}
+                await push.reset_until_gone(link, None, booted)
+                return meter.ctx.resets, meter.requests
+        finally:
+            meter.close()
+
+    resets, served = asyncio.run(go({0}))  # the first reset lost: the boot number read, the reset sent again
+    assert resets == [False]
+    resets, served = asyncio.run(go(set()))  # answered at once: sent once
+    assert resets == [False]
+    resets, served = asyncio.run(go({0, 2, 4}))  # lost every time: RESET_TRIES tries, then the caller's watch
+    assert resets == []
