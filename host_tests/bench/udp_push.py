@@ -19,8 +19,11 @@ bytes and for the wire bytes of one pass of ota's chunks (SMP header and CBOR fi
 a datagram's payload). Ratio = wall time / minimum. Before each run an echo wakes the radio (after 20 s without
 traffic it idles and the next datagram waits a 2-15 s reconnection).
 
+Figures and what they say: docs/BENCHMARKS.md "NB-IoT, first steps". At --speed 1 the whole sweep takes about 1.5 h
+(nb1-edge's 2 kbit/s: about 20 min per image for ota alone).
+
 Usage: python -m host_tests.bench.udp_push [--profile P ...] [--image reference|100k ...] [--smpmgr-timeout S ...]
-                                            [--no-smpmgr] [--json F]"""
+                                            [--no-smpmgr] [--no-ota] [--ota-timeout S] [--keep DIR] [--json F]"""
 
 from __future__ import annotations
 
