@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STUBS := .cache/stubs
 
-.PHONY: setup demo test stubs bench bench-demo bench-supply sweeps lint clean
+.PHONY: setup demo test stubs bench bench-demo bench-supply bench-udp sweeps lint clean
 
 $(VENV)/.installed-$(PYVER): pyproject.toml
 	@echo "setting up $(VENV) with $(PYTHON) (Python $(PYVER))"
@@ -47,6 +47,11 @@ bench-demo: setup
 bench-supply: setup
 	$(PY) -m host_tests.bench.supply
 	$(PY) -m host_tests.bench.refusal_flood
+
+# Pushes over SMP over UDP into an emulated meter's NB-IoT module at --speed 1, through nb2-good, nb1-good and nb1-edge,
+# with ota and with smpmgr (about 1.5 h on 2 cores: nb1-edge's 2 kbit/s alone takes most of it)
+bench-udp: setup
+	$(PY) -m host_tests.bench.udp_push
 
 # Exhaustive reports (about 50 min on 2 cores): every power-cut point on CPython over littlefs, every 3rd in the VM,
 # a Ctrl-C at 200 moments of the boot of a locked meter per board and mode file, and 40 Ctrl-Cs into a running

@@ -49,6 +49,9 @@ class PushResult:
     retries: int = 0
     window: int = 1
     sent_bytes: int = 0
+    timeouts: int = 0
+    go_backs: int = 0
+    stale: int = 0
     skipped_state_write: bool = False
     trial: dict | None = None
     console: list[str] = field(default_factory=list)
@@ -142,7 +145,8 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
         await asyncio.sleep(0.2)
     result = PushResult(uploaded=len(data), seconds=seconds, state=st.state, reason=st.reason,
                         version=st.image_version, image_hash=bytes(st.hash) if st.hash else None,
-                        retries=stats.retries, window=stats.window, sent_bytes=stats.sent_bytes)
+                        retries=stats.retries, window=stats.window, sent_bytes=stats.sent_bytes,
+                        timeouts=stats.timeouts, go_backs=stats.go_backs, stale=stats.stale)
     if st.state != "accepted":
         raise UpdateRejected(st.reason or st.state)
     return result

@@ -31,6 +31,28 @@ BUF_SIZE = 2048
 LINE_BUFFERS = BUF_SIZE // 128  # smpmgr's --line-buffers counts 128-byte console lines
 
 
+def reference_firmware(tmp: Path) -> tuple[Path, Path, int]:
+    """The firmware with the reference app's modules added to its app (as `ref_NAME.py`): (firmware folder, the
+    reference app's build folder, the reference app's .mpy bytes)."""
+    ref = tmp / "reference"
+    env = reference_app_env(tmp)
+    subprocess.run(["bash", str(REFERENCE_APP), str(ref)], check=True, capture_output=True, env=env)
+    fw = tmp / "fw"
+    shutil.copytree(ROOT / "firmware", fw)
+    for p in (ref / "py" / "app").glob("*.py"):
+        shutil.copy2(p, fw / "app" / f"ref_{p.name}")
+    mpy_bytes = sum(p.stat().st_size for p in (ref / "mpy" / "app").glob("*.mpy"))
+    return fw, ref, mpy_bytes
+
+
+def build_image(fw: Path, board: str, out: Path, version: str = "2.0.0") -> Path:
+    """`ota build` of a firmware folder, signed with the development image key (security counter 1)."""
+    subprocess.run([str(BIN / "ota"), "build", str(fw), "--board", board, "--version", version,
+                    "--security-counter", "1", "--key", str(DEV_IMAGE_KEY), "-o", str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
 def wait_confirmed(emu: Emulator, version: str, timeout: float = 120) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -52,19 +74,9 @@ def main() -> None:
                  "date": time.strftime("%Y-%m-%d"), "runs": args.runs, "boards": {}}
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
-        ref = tmp / "reference"
-        env = reference_app_env(tmp)
-        subprocess.run(["bash", str(REFERENCE_APP), str(ref)], check=True, capture_output=True, env=env)
-        fw = tmp / "fw"
-        shutil.copytree(ROOT / "firmware", fw)
-        for p in (ref / "py" / "app").glob("*.py"):
-            shutil.copy2(p, fw / "app" / f"ref_{p.name}")
-        mpy_bytes = sum(p.stat().st_size for p in (ref / "mpy" / "app").glob("*.mpy"))
+        fw, ref, mpy_bytes = reference_firmware(tmp)
         for board in args.boards or ["esp32_devkitc", "rpi_pico"]:
-            img = tmp / f"{board}.img"
-            subprocess.run([str(BIN / "ota"), "build", str(fw), "--board", board, "--version", "2.0.0",
-                            "--security-counter", "1", "--key", str(DEV_IMAGE_KEY), "-o", str(img)], check=True,
-                           capture_output=True)
+            img = build_image(fw, board, tmp / f"{board}.img")
             size = img.stat().st_size
             res: dict = {"image_bytes": size, "reference_mpy_bytes": mpy_bytes}
             cases: dict[str, list[float]] = {"ota_push_command": [], "ota_push_to_confirmed": [],

@@ -297,6 +297,9 @@ def test_ota_commands_over_a_udp_link(meter_dir, tmp_path):
     assert pushed.exit_code == 0, pushed.output
     report = json.loads(pushed.stdout)
     assert report["state"] == "accepted" and report["version"] == "1.4.0+0" and report["window"] == 3
+    # the upload's own counts, for the benchmark (host_tests/bench/udp_push.py): what went on the wire, sent again
+    assert report["sent_bytes"] >= len(data) and report["retries"] >= 0, report
+    assert all(isinstance(report[k], int) for k in ("timeouts", "go_backs", "stale")), report
     assert meter.meter.staged() == data
 
 

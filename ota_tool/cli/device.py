@@ -147,7 +147,9 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
         r = run(pushing.update(port, baud, timeout, data, mode_, auth, reset_wait, verdict_wait,
                                check=not no_local_check, progress=progress, note=note))
     report = {"uploaded": r.uploaded, "seconds": round(r.seconds, 3), "rate": round(r.rate), "state": r.state,
-              "version": r.version, "before": r.before, "retries": r.retries, "window": r.window}
+              "version": r.version, "before": r.before, "retries": r.retries, "window": r.window,
+              "timeouts": r.timeouts, "go_backs": r.go_backs, "stale": r.stale,
+              "sent_bytes": r.sent_bytes}
     if mode_:
         report.update({"after": r.after, "slots": r.slots, "trial": r.trial,
                        "skipped_state_write": r.skipped_state_write})
