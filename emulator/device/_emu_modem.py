@@ -758,11 +758,11 @@ class Port(io.IOBase):
         pass
 
     def any(self):
-        MODULE.settle(clock.now_us())
+        _settle()
         return len(MODULE.rx)
 
     def read(self, n=-1):
-        MODULE.settle(clock.now_us())
+        _settle()
         rx = MODULE.rx
         k = len(rx) if n is None or n < 0 or n > len(rx) else n
         if k == 0:
@@ -772,7 +772,7 @@ class Port(io.IOBase):
         return out
 
     def readinto(self, buf, n=-1):
-        MODULE.settle(clock.now_us())
+        _settle()
         rx = MODULE.rx
         k = min(len(buf) if n is None or n < 0 else min(n, len(buf)), len(rx))
         if k == 0:
@@ -783,7 +783,7 @@ class Port(io.IOBase):
         return k
 
     def readline(self):
-        MODULE.settle(clock.now_us())
+        _settle()
         i = MODULE.rx.find(b"\n")
         return self.read(i + 1 if i >= 0 else -1)
 
@@ -802,7 +802,7 @@ class Port(io.IOBase):
 
     def ioctl(self, req, arg):
         if req == _MP_STREAM_POLL:
-            MODULE.settle(clock.now_us())
+            _settle()
             ready = 0
             if arg & _POLLIN and MODULE.rx:
                 ready |= _POLLIN
@@ -812,10 +812,17 @@ class Port(io.IOBase):
         return -1  # no file descriptor behind it (MP_STREAM_GET_FILENO)
 
 
+def _settle():
+    """MODULE.settle now; when its work (a URC's bytes, in the heap the firmware fills) finds no room, once more with
+    the shims' room: what it cannot allocate even so is lost like a datagram on the radio (`_emu_bus.dropped`),
+    never the firmware's error."""
+    bus.shim_work(MODULE.settle, clock.now_us())  # settling again after a failure takes up where it stopped
+
+
 def waker():
     """For the select shim: the next device time the module needs the VM awake (None: nothing scheduled); what was
     due by now has happened."""
-    MODULE.settle(clock.now_us())
+    _settle()
     return MODULE.due_us(not MODULE.rx)
 
 
@@ -829,7 +836,7 @@ def net_input(s):
 
 def on_pin(gpio, level):
     if gpio == PWRKEY:
-        MODULE.pwrkey(level, clock.now_us())
+        bus.shim_work(lambda now: MODULE.pwrkey(level, now), clock.now_us())
 
 
 def _on_modem(msg):

@@ -74,7 +74,7 @@ class _Poll:
                 if not clock.can_skip():
                     clock.woken(self._stop)  # it came now, in device time as the throttle has it
                 for owner in net:
-                    bus.with_room(owner.net_input, self._net[r[0]])
+                    bus.shim_work(owner.net_input, self._net[r[0]])
             else:
                 out.append((r[0], r[1]))
         if saw_bus:

@@ -3,7 +3,12 @@
 # metering reading.
 import asyncio
 
+from micropython import const
+
 from app import console, heartbeat
+from loader import settings, store
+
+GROUP_NETWORK = const(67)  # app/network.py's group: status (0), head-end (1)
 
 
 def run(ctx):
@@ -13,7 +18,6 @@ def run(ctx):
 async def _main(ctx):
     from app.meter_group import MeterGroup
     from app.metering import Metering
-    from app.network import Network
     from app.supply import Supply
     from app.supply_group import SupplyGroup
 
@@ -26,15 +30,40 @@ async def _main(ctx):
     supply = Supply(ctx, meter)  # reconciles the relay with its persisted state before the first reading
     meter.listeners.append(supply.on_reading)
     SupplyGroup(ctx, supply).register(ctx.server)
-    net = Network(ctx, supply.log)
-    net.register(ctx.server)
+    net = _network(ctx, supply.log)
     _feed(ctx)
-    tasks = [beat.run(), serve.run(), meter.run(), net.run()]
+    tasks = [beat.run(), serve.run(), meter.run()]
+    if net is not None:
+        tasks.append(net.run())
     if ctx.test_boot:  # deferred for RAM: only a test boot runs the self-test, most boots never load it
         from app import selftest
 
         tasks.append(selftest.run(ctx, beat))
     await asyncio.gather(*tasks)
+
+
+def _network(ctx, log):
+    """SMP group 67 (app/network.py), loaded at the group's first request, or now when the meter may use its network
+    (a board with a modem and a head-end stored: then its Network, whose run() is a task). A meter without NB-IoT
+    never holds the module (issue 17's heap)."""
+    box = []  # type: list
+
+    def get():
+        if not box:
+            from app.network import Network
+
+            box.append(Network(ctx, log))
+        return box[0]
+
+    ctx.server.register(GROUP_NETWORK, 0, lambda req: get().status(req), write=False)
+    ctx.server.register(GROUP_NETWORK, 1, lambda req: get().headend_cmd(req))
+    if ctx.board.get("modem") is None:
+        return None
+    try:
+        raw = store.read_json(settings.PATH, {})
+    except ValueError:
+        return None  # the file does not parse: every reader runs on its defaults (no head-end)
+    return get() if type(raw) is dict and raw.get("headend") is not None else None
 
 
 def _feed(ctx):

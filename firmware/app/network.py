@@ -1,11 +1,13 @@
-# The meter on its NB-IoT network (docs/firmware-engineer.md "The network"), and SMP group 67 "network":
+# The meter on its NB-IoT network (docs/firmware-engineer.md "The network"), and the handlers of SMP group 67
+# "network" (registered by app/main.py, which loads this module only when it is needed):
 #   0 status   read   the head-end, the link's state and counters
 #   1 headend  read: {headend}; write {headend, envelope}   signed "meter.headend" {headend}
 # A meter talks to one head-end: a BC660K "UDP" socket sends only to the address it was opened to. The head-end is
 # `headend` in meter/config.json ({ip, port, uplink_s} or null), set by the signed command and used from the next
 # boot; the file's one rule applies (loader/settings.py: a bad value is the default, null, plus event 411). The
-# driver (app/modem*.py) is imported and started only on a board with a modem (board key `modem`) and a head-end:
-# a meter without one pays this module's RAM only. Serving SMP over UDP shares the console's server, so the same
+# link (app/network_link.py: the driver app/modem*.py, SMP over UDP, the uplink, the link's events) is imported and
+# started only on a board with a modem (board key `modem`) and a head-end; a meter without them does not even load
+# this module, unless group 67 is asked. Serving SMP over UDP shares the console's server, so the same
 # groups, signed envelopes and refusal limits apply. The optional uplink (every uplink_s while the link is up)
 # keeps the operator's NAT mapping open and tells the head-end where the meter is (docs/smp-groups.md "uplink").
 from micropython import const
@@ -13,9 +15,6 @@ from micropython import const
 from app import events
 from loader import commands, settings, smp, store, strict
 
-GROUP_NETWORK = const(67)
-_CMD_STATUS = const(0)
-_CMD_HEADEND = const(1)
 RC_NOT_AUTHORISED = const(1)  # the envelope was refused (the reason is in supply status last_refusal and an event)
 RC_BAD_HEADEND = const(2)  # the head-end is not {ip, port, uplink_s} with a numeric address (the reply names it)
 HEADEND = "headend"
@@ -55,10 +54,6 @@ class Network:
         self.saved = self.headend  # what the next boot uses
         self.link = None  # app/network_link.Link once started
         self.last_refusal = ""  # why the last head-end change was refused
-
-    def register(self, server):
-        server.register(GROUP_NETWORK, _CMD_STATUS, self.status, write=False)
-        server.register(GROUP_NETWORK, _CMD_HEADEND, self.headend_cmd)
 
     # -- group 67 ------------------------------------------------------------------------------------------------------
     def status(self, req=None):

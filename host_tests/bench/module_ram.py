@@ -47,7 +47,7 @@ HOST_DIRS = ("ota_tool", "meterkit", "emulator", "host_tests")
 # added by the closure below.
 RUNTIME_ROOTS = (
     "loader.early", "loader.loaders", "loader.startup", "loader.context", "loader.recovery", "loader.starts",
-    "app.main", "app.meter_group", "app.metering", "app.supply", "app.supply_group", "app.network",
+    "app.main", "app.meter_group", "app.metering", "app.supply", "app.supply_group",
     "loader.trust",  # ImageGroup.__init__ loads the verifier while the heap is whole
 )
 # taken off the heap once the app starts (loader.forget, loader/startup.py): start-up-only modules; loader.loaders

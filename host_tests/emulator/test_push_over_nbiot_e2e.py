@@ -35,7 +35,7 @@ pytestmark = pytest.mark.e2e
 
 BOARD = "esp32_devkitc"
 # the minimal app: what a test boot needs to come back on its network and confirm itself
-KEEP = {"__init__.py", "console.py", "heartbeat.py", "main.py", "selftest.py", "network.py", "events.py",
+KEEP = {"__init__.py", "console.py", "heartbeat.py", "main.py", "selftest.py", "network.py", "network_link.py", "events.py",
         "modem.py", "modem_at.py", "modem_bc660k.py", "modem_smp.py", "adc_frontend.py", "bl0942.py"}
 MINIMAL_MAIN = '''# A minimal app for the NB-IoT push tests: heartbeat, console, network (SMP over UDP) and the self-test.
 import asyncio
@@ -56,7 +56,8 @@ async def _main(ctx):
     log = events.EventLog()
     log.load()
     net = Network(ctx, log)
-    net.register(ctx.server)
+    ctx.server.register(67, 0, net.status, write=False)  # as app/main.py registers group 67
+    ctx.server.register(67, 1, net.headend_cmd)
     tasks = [beat.run(), serve.run(), net.run()]
     if ctx.test_boot:
         from app import selftest

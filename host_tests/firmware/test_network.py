@@ -73,8 +73,6 @@ def test_an_unsigned_head_end_change_is_refused_and_nothing_is_stored():
         fwtest.write(settings.PATH, b'{"recovery_relay": "hold"}')
         log = Log()
         net = network.Network(Ctx(), log)
-        server = smp.Server()
-        net.register(server)
         e = fwtest.raises(smp.SmpError, net.headend_cmd, {"headend": GOOD})
         assert (e.rc, e.group_rc) == (smp.EACCESSDENIED, network.RC_NOT_AUTHORISED)
         assert net.status()["last_refusal"] == "meter.headend: no-envelope"
