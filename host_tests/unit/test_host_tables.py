@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ota_tool import device_policy, supply
 from ota_tool.meter_groups import GROUP_METERING, MeteringRc
+from ota_tool.network_groups import GROUP_NETWORK, NetworkRc
 from ota_tool.supply_groups import GROUP_SUPPLY, SupplyRc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,11 +34,14 @@ def firmware_constants(path: Path, prefix: str) -> dict[str, int]:
 def test_group_return_codes_match_the_firmware_and_the_docs():
     fw65 = firmware_constants(FW / "app" / "meter_group.py", "RC_")
     fw66 = firmware_constants(FW / "app" / "supply_group.py", "RC_")
+    fw67 = firmware_constants(FW / "app" / "network.py", "RC_")
     assert fw65 == {m.name: m.value for m in MeteringRc if m.value}
     assert fw66 == {m.name: m.value for m in SupplyRc if m.value}
+    assert fw67 == {m.name: m.value for m in NetworkRc if m.value}
     doc = (DOCS / "smp-groups.md").read_text().split("## Group return codes", 1)[1]
     rows = {(int(g), int(rc), name) for g, rc, name in re.findall(r"^\| (\d+) \| (\d+) \| ([A-Z_]+) \|", doc, re.M)}
-    assert rows == {(GROUP_METERING, v, k) for k, v in fw65.items()} | {(GROUP_SUPPLY, v, k) for k, v in fw66.items()}
+    assert rows == {(GROUP_METERING, v, k) for k, v in fw65.items()} | {(GROUP_SUPPLY, v, k) for k, v in fw66.items()} \
+        | {(GROUP_NETWORK, v, k) for k, v in fw67.items()}
 
 
 def test_event_codes_are_the_firmware_s_and_the_docs_list_them_all():
