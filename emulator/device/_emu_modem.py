@@ -619,7 +619,7 @@ class Module:
         return {
             "empty_reads": self.empty_reads,
             "queues": {"events": len(self._events), "out": len(self._out), "rx": len(self.rx), "cmd": len(self._cmd),
-                       "sent": len(self._sent), "link": self.link.backlog() if hasattr(self.link, "backlog") else -1},
+                       "sent": len(self._sent)},
             "state": self.state,
             "present": self.present,
             "stat": self.stat,
