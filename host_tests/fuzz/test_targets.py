@@ -1,0 +1,70 @@
+"""Every meter-fuzz target, in the default run: its committed corpus replays with no finding on CPython and in the
+MicroPython VM, and a short seeded campaign (a fixed number of inputs, never a time budget: a busy host changes
+nothing but the duration) makes no new finding. The campaign's findings folder is kept in pytest's tmp_path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from meter_fuzz import engine, oracle, targets, vm
+
+NAMES = targets.names()
+RUNS = 3000  # per target, seeded: a few seconds each
+SLOW_MS_SUITE = 5000.0  # the time oracle stays on, with a bound no busy host reaches
+
+
+def test_every_target_has_seeds_modules_and_documented_errors():
+    assert len(NAMES) >= 2
+    for t in targets.load_all():
+        assert t.seed_inputs(), f"{t.name}: no committed seed corpus in {t.corpus_dir}"
+        assert t.modules and all(p.exists() for p in t.module_files), t.name
+        assert t.errors and all(issubclass(e, BaseException) for e in t.errors), t.name
+        assert t.summary, t.name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_corpus_replays_clean_on_cpython(name):
+    t = targets.load(name)
+    setup = getattr(t.probe, "setup", None)
+    if setup is not None:
+        setup()
+    for k, data in enumerate(t.seed_inputs()):
+        v = oracle.execute(t, data, slow_ms=SLOW_MS_SUITE, check_memory=True)
+        assert not v.is_finding, f"{name} seed {k}: {v.summary()}\n{v.traceback}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_corpus_replays_clean_in_the_vm(name):
+    t = targets.load(name)
+    recs = vm.replay(name, t.seed_inputs())
+    bad = [r for r in recs if r["verdict"] in oracle.FINDINGS]
+    assert not bad, f"{name} in the VM: {bad[:3]}"
+    assert len(recs) == len(t.seed_inputs())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_a_short_seeded_campaign_finds_nothing(name, tmp_path):
+    out = tmp_path / "fuzz-out"
+    proc = subprocess.run([sys.executable, "-m", "meter_fuzz.cli", "run", name, "--runs", str(RUNS), "--seed", "1",
+                           "--slow-ms", str(SLOW_MS_SUITE), "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=280)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    rec = json.loads(proc.stdout)
+    assert rec["execs"] >= RUNS and not rec["errors"], rec
+    found = [json.loads((Path(f) / "finding.json").read_text())["summary"] for f in rec["new_findings"]]
+    assert proc.returncode == 0 and not found, f"{name}: {found}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_vm_mutation_loop_finds_nothing(name):
+    t = targets.load(name)
+    execs, found = vm.mutate_loop(name, t.seed_inputs(), seed=1, runs=RUNS, max_len=engine.MAX_LEN,
+                                  dictionary=t.dictionary)
+    assert execs == RUNS
+    assert not found, f"{name} in the VM: {found[:2]}"

@@ -1,0 +1,69 @@
+"""What every probe shares, on CPython and in the MicroPython VM alike (no typing, no f-strings with `=`, no
+CPython-only modules).
+
+A probe module defines:
+    ERRORS   tuple of exception types the target documents for bad input (a verdict of "rejected", never a finding)
+    MODULES  the firmware modules the target exercises ("lib/cbor.py", "app/bl0942.py"): coverage is measured on them
+    run(data) feed one input (bytes) to the firmware; return a value for the host's differential check, or None
+and may define:
+    setup()  once per process, before the first input (e.g. a scratch folder)
+    MEM_BASE, MEM_PER_BYTE   the memory oracle's bound: MEM_BASE + MEM_PER_BYTE * len(data) bytes (CPython only)
+"""
+
+
+class Violation(Exception):
+    """An invariant the target promises was broken (a state change without a signature, a persisted setting that
+    makes start-up raise, a decoder that accepted what it must refuse, ...). Always a finding."""
+
+
+def check(cond, what):
+    if not cond:
+        raise Violation(what)
+
+
+_dirs = [0]
+
+
+def scratch(name):
+    """Make an empty scratch folder for one input, chdir into it and return the path; the folder of the previous
+    input is removed first, so no state carries from one input to the next."""
+    import os
+
+    base = "/tmp/meter-fuzz-%s-%d" % (name, _pid())
+    try:
+        os.chdir("/tmp")
+    except OSError:
+        pass
+    _rmtree(base)
+    os.mkdir(base)
+    os.chdir(base)
+    return base
+
+
+def _pid():
+    import os
+
+    if hasattr(os, "getpid"):
+        return os.getpid()
+    if not _dirs[0]:
+        _dirs[0] = int.from_bytes(os.urandom(3), "big")
+    return _dirs[0]
+
+
+def _rmtree(path):
+    import os
+
+    try:
+        entries = [e[0] for e in os.ilistdir(path)] if hasattr(os, "ilistdir") else os.listdir(path)
+    except OSError:
+        return
+    for name in entries:
+        p = path + "/" + name
+        try:
+            os.remove(p)
+        except OSError:
+            _rmtree(p)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass

@@ -1,0 +1,81 @@
+"""The fuzz targets: every probe module under probes/, with what only the host adds to it.
+
+A target's host extras live in meter_fuzz/host/<name>.py (optional) and may define:
+    differential(data, result)  raise fuzzcore.Violation when a reference library disagrees with the firmware
+                                (`result` is what the probe returned, or the documented error it raised)
+    mutator(data, max_size, seed) -> bytes   a structure-aware mutation (atheris custom mutator; the built-in
+                                engine uses it for half of its mutations)
+    seeds() -> iterable of bytes             inputs that generate the committed seed corpus (`meter-fuzz seeds`)
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from meter_fuzz import paths
+
+NOT_TARGETS = {"fuzzcore", "__init__"}
+
+
+class UnknownTarget(LookupError):
+    pass
+
+
+@dataclass
+class Target:
+    name: str
+    probe: ModuleType
+    host: ModuleType | None = None
+    summary: str = ""
+    errors: tuple[type[BaseException], ...] = field(default_factory=tuple)
+    modules: tuple[str, ...] = ()
+
+    @property
+    def corpus_dir(self) -> Path:
+        return paths.CORPUS_DIR / self.name
+
+    @property
+    def dictionary(self) -> Path | None:
+        p = paths.DICTS_DIR / f"{self.name}.dict"
+        return p if p.exists() else None
+
+    def seed_inputs(self) -> list[bytes]:
+        """The committed seed corpus (sorted by file name, so every run starts from the same inputs)."""
+        if not self.corpus_dir.is_dir():
+            return []
+        return [p.read_bytes() for p in sorted(self.corpus_dir.iterdir()) if p.is_file()]
+
+    def extra(self, name: str) -> Any:
+        return getattr(self.host, name, None) if self.host is not None else None
+
+    @property
+    def module_files(self) -> list[Path]:
+        return [paths.FIRMWARE_DIR / m for m in self.modules]
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in paths.PROBES_DIR.glob("*.py") if p.stem not in NOT_TARGETS)
+
+
+def load(name: str) -> Target:
+    if name not in names():
+        raise UnknownTarget(f"no fuzz target named {name!r}; `meter-fuzz list` names them: {', '.join(names())}")
+    paths.firmware_on_path()
+    probe = importlib.import_module(name)
+    try:
+        host = importlib.import_module(f"meter_fuzz.host.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"meter_fuzz.host.{name}":
+            raise
+        host = None
+    doc = (probe.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    return Target(name=name, probe=probe, host=host, summary=doc, errors=tuple(probe.ERRORS),
+                  modules=tuple(probe.MODULES))
+
+
+def load_all() -> list[Target]:
+    return [load(n) for n in names()]
