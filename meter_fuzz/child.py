@@ -4,6 +4,7 @@ folders; a status file (execs, seconds, new findings) is rewritten twice a secon
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -40,8 +41,6 @@ class Session:
             # a process without it before it becomes a finding
             suspects = Path(self.cfg["artifacts"] + "suspects")
             suspects.mkdir(exist_ok=True)
-            import hashlib
-
             (suspects / hashlib.sha1(data).hexdigest()[:16]).write_bytes(data)
         elif verdict.is_finding:
             f = findings.Finding.from_verdict(self.target.name, verdict, data, engine=self.cfg["engine"],
@@ -49,6 +48,7 @@ class Session:
             folder, is_new = findings.save(f, data, self.out)
             if is_new:
                 self.new.append(str(folder))
+                self.status()  # at once: libFuzzer ends the process with exit(), past Python's atexit
             else:
                 self.hits += 1
         now = time.monotonic()
@@ -68,7 +68,10 @@ class Session:
 def run_builtin(s: Session) -> None:
     cfg = s.cfg
     rng = random.Random(cfg["seed"])
-    corpus = s.target.seed_inputs() or [b""]
+    own = Path(cfg["corpus"])
+    own.mkdir(parents=True, exist_ok=True)
+    corpus = s.target.seed_inputs() + [p.read_bytes() for p in sorted(own.iterdir()) if p.is_file()]
+    corpus = corpus or [b""]
     tokens = mutate.parse_dictionary(s.target.dictionary.read_text()) if s.target.dictionary else []
     host_mutator = s.target.extra("mutator")
     seen: set[tuple[str, str, str]] = set()
@@ -91,6 +94,7 @@ def run_builtin(s: Session) -> None:
         if key not in seen and not v.is_finding:
             seen.add(key)
             corpus.append(data)
+            (own / hashlib.sha1(data).hexdigest()).write_bytes(data)
 
 
 def run_atheris(s: Session) -> None:
@@ -126,9 +130,7 @@ def run_atheris(s: Session) -> None:
         atheris.Setup(argv, test_one_input, custom_mutator=custom)
     else:
         atheris.Setup(argv, test_one_input)
-    import atexit
-    atexit.register(s.status, True)
-    atheris.Fuzz()
+    atheris.Fuzz()  # ends the process (libFuzzer's exit()): the parent reads execs and edges from the log
 
 
 def instrumented(cfg: dict) -> None:

@@ -172,7 +172,7 @@ def _vm_where(tb: str) -> str:
     last = ""
     for m in re.finditer(r'File "([^"]+)", line \d+, in (\S+)', tb):
         p = Path(m.group(1))
-        for base in (paths.FIRMWARE_DIR, paths.PROBES_DIR):
+        for base in (paths.FIRMWARE_DIR, *paths.probe_dirs()):
             try:
                 last = f"{p.resolve().relative_to(base)}:{m.group(2)}"
                 break

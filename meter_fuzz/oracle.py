@@ -60,7 +60,7 @@ def _where(exc: BaseException) -> str:
     firmware folder or the probes folder, with the function name."""
     best = ""
     for fs in traceback.extract_tb(exc.__traceback__):
-        for base in (paths.FIRMWARE_DIR, paths.PROBES_DIR, paths.ROOT):
+        for base in (paths.FIRMWARE_DIR, *paths.probe_dirs(), paths.ROOT):
             try:
                 rel = str(Path(fs.filename).resolve().relative_to(base))
             except ValueError:
@@ -72,56 +72,68 @@ def _where(exc: BaseException) -> str:
     return best
 
 
-def _call(target: Target, data: bytes) -> Verdict:
+def _failure(e: BaseException) -> Verdict:
+    kind = "violation" if type(e).__name__ == "Violation" else "exception"
+    return Verdict(kind, type(e).__name__, str(e)[:500], "".join(traceback.format_exception(e))[-6000:], _where(e))
+
+
+def _run(target: Target, data: bytes) -> tuple[Verdict, object]:
+    """The probe alone (what the time and memory oracles measure): its verdict and what it returned or raised."""
     try:
         result = target.probe.run(data)
     except target.errors as e:
-        result = e
-        verdict = Verdict("rejected", type(e).__name__, str(e)[:200])
+        return Verdict("rejected", type(e).__name__, str(e)[:200]), e
     except Exception as e:  # noqa: BLE001 - an undocumented exception is exactly what this oracle looks for
-        kind = "violation" if type(e).__name__ == "Violation" else "exception"
-        return Verdict(kind, type(e).__name__, str(e)[:500], "".join(traceback.format_exception(e))[-6000:],
-                       _where(e))
-    else:
-        verdict = Verdict("ok")
+        return _failure(e), None
+    return Verdict("ok"), result
+
+
+def _differential(target: Target, data: bytes, verdict: Verdict, result: object) -> Verdict:
     differential = target.extra("differential")
-    if differential is not None:
-        try:
-            differential(data, result)
-        except Exception as e:  # noqa: BLE001
-            kind = "violation" if type(e).__name__ == "Violation" else "exception"
-            return Verdict(kind, type(e).__name__, str(e)[:500], "".join(traceback.format_exception(e))[-6000:],
-                           _where(e))
+    if differential is None or verdict.is_finding:
+        return verdict
+    try:
+        differential(data, result)
+    except Exception as e:  # noqa: BLE001
+        return _failure(e)
     return verdict
 
 
-def execute(target: Target, data: bytes, *, slow_ms: float | None = SLOW_MS, check_memory: bool = False) -> Verdict:
-    """Run one input and judge it. `slow_ms=None` turns the time oracle off; `check_memory` runs it under
-    tracemalloc (several times slower: the engines sample it)."""
-    if check_memory:
-        tracemalloc.start()
-        tracemalloc.reset_peak()
-    t0 = time.perf_counter()
+def _call(target: Target, data: bytes) -> Verdict:
+    verdict, result = _run(target, data)
+    return _differential(target, data, verdict, result)
+
+
+def _traced(target: Target, data: bytes) -> tuple[Verdict, object, int]:
+    tracemalloc.start()
+    tracemalloc.reset_peak()
     try:
-        verdict = _call(target, data)
+        verdict, result = _run(target, data)
     finally:
-        elapsed = time.perf_counter() - t0
-        if check_memory:
-            peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return verdict, result, peak
+
+
+def execute(target: Target, data: bytes, *, slow_ms: float | None = SLOW_MS, check_memory: bool = False) -> Verdict:
+    """Run one input and judge it. `slow_ms=None` turns the time oracle off; `check_memory` runs the probe under
+    tracemalloc (several times slower: the engines sample it). Both oracles measure the probe alone, never the host's
+    differential check."""
+    peak = 0
+    t0 = time.perf_counter()
+    if check_memory:
+        verdict, result, peak = _traced(target, data)
+    else:
+        verdict, result = _run(target, data)
+    elapsed = time.perf_counter() - t0
+    verdict = _differential(target, data, verdict, result)
     verdict.seconds = elapsed
     if verdict.is_finding:
         return verdict
     if check_memory:
         bound = getattr(target.probe, "MEM_BASE", MEM_BASE) + getattr(target.probe, "MEM_PER_BYTE", MEM_PER_BYTE) * len(data)
         if peak > bound:  # once more: a first run can pay for lazy imports, caches or the engine's own counters
-            tracemalloc.start()
-            tracemalloc.reset_peak()
-            try:
-                _call(target, data)
-            finally:
-                peak = min(peak, tracemalloc.get_traced_memory()[1])
-                tracemalloc.stop()
+            peak = min(peak, _traced(target, data)[2])
         if peak > bound:
             return Verdict("memory", message=f"{peak} B traced peak for a {len(data)}-byte input (bound {bound} B)",
                            peak_bytes=peak, seconds=elapsed)
@@ -129,7 +141,7 @@ def execute(target: Target, data: bytes, *, slow_ms: float | None = SLOW_MS, che
         best = elapsed
         for _ in range(SLOW_RUNS - 1):
             t0 = time.perf_counter()
-            _call(target, data)
+            _run(target, data)
             best = min(best, time.perf_counter() - t0)
             if best * 1000 <= slow_ms:
                 break

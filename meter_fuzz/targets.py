@@ -1,6 +1,7 @@
 """The fuzz targets: every probe module under probes/, with what only the host adds to it.
 
-A target's host extras live in meter_fuzz/host/<name>.py (optional) and may define:
+A target's host extras live in meter_fuzz/host/<name>.py (for a tester's own probe folder, in <name>_host.py beside
+the probe; both optional) and may define:
     differential(data, result)  raise fuzzcore.Violation when a reference library disagrees with the firmware
                                 (`result` is what the probe returned, or the documented error it raised)
     mutator(data, max_size, seed) -> bytes   a structure-aware mutation (atheris custom mutator; the built-in
@@ -36,11 +37,16 @@ class Target:
 
     @property
     def corpus_dir(self) -> Path:
+        """The committed seeds: meter_fuzz/corpus/<name>, or corpus/<name> beside a tester's own probe folder."""
+        own = Path(self.probe.__file__).resolve().parent
+        if own != paths.PROBES_DIR:
+            return own / "corpus" / self.name
         return paths.CORPUS_DIR / self.name
 
     @property
     def dictionary(self) -> Path | None:
-        p = paths.DICTS_DIR / f"{self.name}.dict"
+        own = Path(self.probe.__file__).resolve().parent
+        p = (own / "dicts" if own != paths.PROBES_DIR else paths.DICTS_DIR) / f"{self.name}.dict"
         return p if p.exists() else None
 
     def seed_inputs(self) -> list[bytes]:
@@ -58,7 +64,8 @@ class Target:
 
 
 def names() -> list[str]:
-    return sorted(p.stem for p in paths.PROBES_DIR.glob("*.py") if p.stem not in NOT_TARGETS)
+    return sorted({p.stem for d in paths.probe_dirs() for p in d.glob("*.py")
+                   if p.stem not in NOT_TARGETS and not p.stem.endswith("_host")})
 
 
 def load(name: str) -> Target:
@@ -66,12 +73,15 @@ def load(name: str) -> Target:
         raise UnknownTarget(f"no fuzz target named {name!r}; `meter-fuzz list` names them: {', '.join(names())}")
     paths.firmware_on_path()
     probe = importlib.import_module(name)
-    try:
-        host = importlib.import_module(f"meter_fuzz.host.{name}")
-    except ModuleNotFoundError as e:
-        if e.name != f"meter_fuzz.host.{name}":
-            raise
-        host = None
+    host = None
+    # the package's targets keep their host extras in meter_fuzz/host/; a tester's own beside the probe (<name>_host.py)
+    for mod in (f"meter_fuzz.host.{name}", f"{name}_host"):
+        try:
+            host = importlib.import_module(mod)
+            break
+        except ModuleNotFoundError as e:
+            if e.name not in (mod, mod.rsplit(".", 1)[0]):
+                raise
     doc = (probe.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
     return Target(name=name, probe=probe, host=host, summary=doc, errors=tuple(probe.ERRORS),
                   modules=tuple(probe.MODULES))
