@@ -38,14 +38,14 @@ class Target:
     @property
     def corpus_dir(self) -> Path:
         """The committed seeds: meter_fuzz/corpus/<name>, or corpus/<name> beside a tester's own probe folder."""
-        own = Path(self.probe.__file__).resolve().parent
+        own = Path(self.probe.__file__ or "").resolve().parent
         if own != paths.PROBES_DIR:
             return own / "corpus" / self.name
         return paths.CORPUS_DIR / self.name
 
     @property
     def dictionary(self) -> Path | None:
-        own = Path(self.probe.__file__).resolve().parent
+        own = Path(self.probe.__file__ or "").resolve().parent
         p = (own / "dicts" if own != paths.PROBES_DIR else paths.DICTS_DIR) / f"{self.name}.dict"
         return p if p.exists() else None
 
