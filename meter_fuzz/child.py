@@ -119,7 +119,9 @@ def run_atheris(s: Session) -> None:
     if s.target.corpus_dir.is_dir():
         argv.append(str(s.target.corpus_dir))
     argv += [f"-seed={cfg['seed']}", f"-max_len={cfg['max_len']}", "-timeout=10", "-rss_limit_mb=4096",
-             f"-artifact_prefix={cfg['artifacts']}", "-print_final_stats=1", "-use_value_profile=1"]
+             f"-artifact_prefix={cfg['artifacts']}", "-print_final_stats=1"]
+    if s.target.extra("VALUE_PROFILE") is not False:  # comparisons as feedback: past magic numbers, at a cost
+        argv.append("-use_value_profile=1")
     if cfg.get("runs") is not None:
         argv.append(f"-runs={cfg['runs']}")
     if cfg.get("seconds") is not None:

@@ -6,7 +6,9 @@ the probe; both optional) and may define:
                                 (`result` is what the probe returned, or the documented error it raised)
     mutator(data, max_size, seed) -> bytes   a structure-aware mutation (atheris custom mutator; the built-in
                                 engine uses it for half of its mutations)
-    seeds() -> iterable of bytes             inputs that generate the committed seed corpus (`meter-fuzz seeds`)
+    seeds() -> iterable of bytes             inputs that generate the committed seed corpus
+    VALUE_PROFILE = False                    libFuzzer without -use_value_profile (on by default: it gets past magic
+                                             numbers and checksums, at some exec/s; off where it finds nothing more)
 """
 
 from __future__ import annotations

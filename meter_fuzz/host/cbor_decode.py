@@ -16,6 +16,8 @@ from typing import Any
 
 import cbor2
 
+VALUE_PROFILE = False  # 200k inputs reach the same 207 edges with and without it, at 11k exec/s instead of 8k
+
 MALFORMED = {"truncated", "length exceeds input", "invalid utf-8", "unexpected break", "reserved additional info",
              "trailing bytes"}
 
