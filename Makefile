@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STUBS := .cache/stubs
 
-.PHONY: setup demo test stubs bench bench-demo bench-supply bench-udp sweeps lint clean
+.PHONY: setup demo test stubs bench bench-demo bench-supply bench-udp bench-fuzz sweeps lint clean
 
 $(VENV)/.installed-$(PYVER): pyproject.toml
 	@echo "setting up $(VENV) with $(PYTHON) (Python $(PYVER))"
@@ -52,6 +52,11 @@ bench-supply: setup
 # with ota and with smpmgr (about 1.5 h on 2 cores: nb1-edge's 2 kbit/s alone takes most of it)
 bench-udp: setup
 	$(PY) -m host_tests.bench.udp_push
+
+# A recorded meter-fuzz campaign: 5 min of coverage-guided fuzzing per target, the VM's mutation loop, coverage
+# (docs/security-testing.md; about 1.5 h for every target)
+bench-fuzz: setup
+	$(PY) -m host_tests.bench.fuzz_campaign --time 300 --vm-runs 100000 --json fuzz-bench/campaign.json
 
 # Exhaustive reports (about 50 min on 2 cores): every power-cut point on CPython over littlefs, every 3rd in the VM,
 # a Ctrl-C at 200 moments of the boot of a locked meter per board and mode file, and 40 Ctrl-Cs into a running
