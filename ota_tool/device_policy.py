@@ -100,6 +100,12 @@ def event_codes(firmware_dir: Path = FIRMWARE_DIR) -> dict[int, str]:
     return {v: EVENT_WORDS.get(k, k.lower().replace("_", " ")) for k, v in consts.items() if 100 <= v <= 999}
 
 
+def uplink_bounds(firmware_dir: Path = FIRMWARE_DIR) -> tuple[int, int]:
+    """The shortest and longest uplink period a meter takes for its head-end (firmware/app/network.py)."""
+    consts = _int_constants(firmware_dir / "app" / "network.py")
+    return consts["UPLINK_MIN_S"], consts["UPLINK_MAX_S"]
+
+
 def class70_states(firmware_dir: Path = FIRMWARE_DIR) -> dict[int, str]:
     """DLMS class-70 control states as the firmware numbers them (firmware/app/disconnect.py)."""
     consts = _int_constants(firmware_dir / "app" / "disconnect.py")

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import ipaddress
 
+from . import device_policy
 from .authority import Authority
 from .errors import BadInput, DeviceRefused, NotAuthorised, Refused
 from .link import MeterLink
 from .network_groups import GROUP_NETWORK, HeadendRead, HeadendWrite, NetworkRc, StatusRead
 
-UPLINK_MIN_S = 20  # firmware/app/network.py
-UPLINK_MAX_S = 86400
+UPLINK_MIN_S, UPLINK_MAX_S = device_policy.uplink_bounds()  # firmware/app/network.py, read from its source
 HEADEND_CMD = "meter.headend"
 
 

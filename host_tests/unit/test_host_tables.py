@@ -31,6 +31,12 @@ def firmware_constants(path: Path, prefix: str) -> dict[str, int]:
     return out
 
 
+def test_group_numbers_match_the_firmware():
+    assert firmware_constants(FW / "app" / "meter_group.py", "GROUP_") == {"METERING": GROUP_METERING}
+    assert firmware_constants(FW / "app" / "supply_group.py", "GROUP_") == {"SUPPLY": GROUP_SUPPLY}
+    assert firmware_constants(FW / "app" / "main.py", "GROUP_") == {"NETWORK": GROUP_NETWORK}
+
+
 def test_group_return_codes_match_the_firmware_and_the_docs():
     fw65 = firmware_constants(FW / "app" / "meter_group.py", "RC_")
     fw66 = firmware_constants(FW / "app" / "supply_group.py", "RC_")

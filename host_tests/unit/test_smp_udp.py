@@ -1,10 +1,10 @@
 """SMP over UDP with retransmission (ota_tool/smp_udp.py, upload.py) against the firmware's own SMP dispatch on a
 real UDP socket behind a seeded fault injector (host_tests/unit/udp_meter.py).
 
-INTERIM: the emulated meter's app does not start its modem driver yet (host_tests/emulator/test_modem_driver_e2e.py
-runs the driver and its UDP server from a test firmware, echoes only); until the app does, these tests stand in for
-the e2e push over udp://. They assert correctness only (every answer is its
-own request's, the image arrives whole and verified), never how long anything took."""
+The e2e pushes through the emulated module and radio link are in host_tests/emulator/test_push_over_nbiot_e2e.py;
+these tests reach the faults a link model draws only rarely (a lost reset, any split of a reply, stale sequence
+numbers) on every run. They assert correctness only (every answer is its own request's, the image arrives whole and
+verified), never how long anything took."""
 
 from __future__ import annotations
 
