@@ -104,6 +104,28 @@ def _requests() -> list[bytes]:
     return pkts
 
 
+COMMAND_KEY = bytes(range(32))  # the fixtures' command key (host_tests/firmware/fixtures/make_images.py other_key)
+
+
+def _sign(cmd: str, args: dict, k: int) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from meterkit import envelope
+
+    key = Ed25519PrivateKey.from_private_bytes(COMMAND_KEY)
+    return envelope.make(key, "m-1", cmd, args, now=1_900_000_000, expires_in=100 * 86400,
+                         ident=bytes([0xF0 + k]) * 16)
+
+
+def _image_hash(image: bytes) -> bytes:
+    """The image's SHA-256 TLV: the hash the meter reports and a state write names."""
+    from ota_tool import image as ota_image
+
+    h = ota_image.parse(image).first(ota_image.Tlv.SHA256)
+    assert h is not None
+    return h
+
+
 def _upload(image: bytes, chunk: int) -> list[bytes]:
     out = []
     off = 0
@@ -145,6 +167,21 @@ def seeds():
     yield join([(0, p) for p in topup] + [(0, packet(1, 0, 66, 7, 0, cbor2.dumps({})))])
     relay = packet(1, 2, 66, 1, 1, cbor2.dumps({"action": "disconnect", "envelope": env["relay_off"]}))
     yield join([(0, relay), (0, relay), (1, packet(1, 0, 66, 2, 5, cbor2.dumps({"since": 0})))])
+    # commands no fixture signs, signed here with the fixtures' command key (meterkit's envelope encoder)
+    h = _image_hash(image)
+    signed = [(65, 1, {"step": "gain", "v": 230.0, "i": 5.0, "pf": 1.0, "n": 3}, "meter.calibrate"),
+              (67, 1, {"headend": {"ip": "10.0.0.1", "port": 1337, "uplink_s": 60}}, "meter.headend"),
+              (1, 5, {"slot": 1}, "image.erase"),
+              (1, 0, {"hash": h, "confirm": False}, "image.state")]
+    for k, (group, cmd, args, name) in enumerate(signed):
+        req = dict(args, envelope=_sign(name, args, k))
+        yield record(packet(1, 2, group, k, cmd, cbor2.dumps(req)))
+    # an upload, then its install requested: unsigned (development meter) and signed, then a confirm and a reset
+    state = {"hash": h, "confirm": False}
+    yield join([(0, p) for p in up] + [(0, packet(1, 2, 1, 20, 0, cbor2.dumps(state))),
+                                       (0, packet(1, 2, 1, 21, 0, cbor2.dumps(dict(state, envelope=_sign(
+                                           "image.state", state, 9))))),
+                                       (0, packet(1, 0, 64, 22, 0, cbor2.dumps({})))])
 
 
 # -- the structure-aware mutator ------------------------------------------------------------------------------------
