@@ -188,6 +188,7 @@ class Meter:
         self.template = None
         self.server = None
         self.dirty = True
+        self.stale = True
         self.touched = [False]
 
     def files(self):
@@ -213,12 +214,17 @@ class Meter:
     def setup(self):
         wallclock.rtc_now = lambda: RTC  # envelopes expire by it: one fixed moment, so every run is the same
         _remember_signatures()
+        _NO_MACHINE[0] = _machine_absent()
         self.base = _scratch(self.name)
         for path, data in self.files().items():
             _write(path, data)
         self.build()
         self.template = _snapshot(".")  # the files as the meter left them after its first start-up
+        self.baseline = [self.template.get(p) for p in self.protect]
         self.fresh()  # every input meets the meter built on the template: this one too
+        # a start-up on the template writes none of the protected files, so they are the template's whenever an
+        # input begins, whether or not the meter's objects have been built again yet
+        fuzzcore.check(self.protected() == self.baseline, "a start-up on the template changes a protected file")
         import gc
 
         if hasattr(gc, "freeze"):
@@ -229,23 +235,42 @@ class Meter:
 
     def fresh(self):
         """The template's files back in the meter's folder, and the meter's objects built on them again."""
-        _restore(".", self.template)
+        self.restore()
         self.build()
+        self.stale = False
+
+    def restore(self):
+        """The template's files back; the objects are built again only when a handler is reached (see _marking):
+        most mutated inputs never get that far. The protected files are the template's again."""
+        _restore(".", self.template)
         self.dirty = False
-        self.baseline = self.protected()
+        self.stale = True
 
     def build(self):
+        from loader import journal
+
+        journal._pending[:] = []
+        journal._sink[:] = []
+        import sys
+
+        absent = _NO_MACHINE[0] and "machine" not in sys.modules
+        if absent:
+            sys.modules["machine"] = None  # the supply's `import machine` fails at once, as importlib's search would
+        try:
+            self._build()
+        finally:
+            if absent:
+                del sys.modules["machine"]
+
+    def _build(self):
         from app import main as app_main
         from app.meter_group import MeterGroup
         from app.metering import Metering
         from app.supply import Supply
         from app.supply_group import SupplyGroup
-        from loader import journal
         from loader.image_group import ImageGroup
         from loader.os_group import OsGroup
 
-        journal._pending[:] = []
-        journal._sink[:] = []
         ctx = _Ctx(self.mode)
         meter = Metering(ctx, frontend=_Front())
         OsGroup(ctx).register(ctx.server)
@@ -257,19 +282,23 @@ class Meter:
         app_main._network(ctx, supply.log)
         import time
 
-        meter.account(time.ticks_ms())  # one reading (no load), as a running meter has: the metering read answers
+        # one reading (no load), as a running meter has, so the metering read answers; taken before the supply
+        # listens (its credit alerts at zero credit would write the event log three times per meter built)
+        listeners = meter.listeners
+        meter.listeners = []
+        meter.account(time.ticks_ms())
+        meter.listeners = listeners
         self.ctx = ctx
         self.server = ctx.server
         self._watch()
         self.udp = modem_smp.SmpOverUdp(self.server, _Sock(), fixed_peer=False)
 
     def _watch(self):
-        """Wrap every handler that may change state: reaching one makes the next input build the meter again."""
+        """Wrap every handler: one that may change state makes the next input start from the template again; any
+        handler reached while the objects are stale builds them first and hands the request to the new one."""
         h = self.server._handlers
-        touched = self.touched
         for key in list(h):
-            if key not in PURE:
-                h[key] = _marking(h[key], touched, WRITES_WITH.get(key[:2]))
+            h[key] = _marking(self, self.server, key, h[key], key in PURE, WRITES_WITH.get(key[:2]))
 
     def protected(self):
         out = []
@@ -279,6 +308,21 @@ class Meter:
             except OSError:
                 out.append(None)
         return out
+
+
+_NO_MACHINE = [False]  # CPython without a `machine` module (set by setup)
+
+
+def _machine_absent():
+    import sys
+
+    if sys.implementation.name == "micropython":
+        return False
+    try:
+        import machine  # noqa: F401
+    except ImportError:
+        return True
+    return False
 
 
 _VERIFIED = {}
@@ -378,9 +422,21 @@ def _prune(top, files, seen):
                 _write(p, files[p])
 
 
-def _marking(fn, touched, field):
+def _marking(m, server, key, fn, pure, field):
+    touched = m.touched
+
     def handler(req):
-        if field is None or field in req:
+        if m.stale:
+            m.build()
+            m.stale = False
+            new = m.server
+            new.bufs = server.bufs  # what the transport told the server this request came through
+            try:
+                return new._handlers[key](req)
+            finally:
+                server.after_reply = new.after_reply  # the work after the reply goes with the request's server
+                new.after_reply = None
+        if not pure and (field is None or field in req):
             touched[0] = True
         return fn(req)
 
@@ -425,15 +481,16 @@ def check_reply(req, hdr, body):
 
 
 def _console(m, pkt):
-    r = m.server.respond(pkt)
+    server = m.server  # (a handler may build the meter again: the request's reply and work stay with this one)
+    r = server.respond(pkt)
     if len(pkt) < smp.HEADER_SIZE or pkt[0] & 7 not in (smp.OP_READ, smp.OP_WRITE):
         check(r is None, "an answer to a packet that gets none")
         return None
     check(r is not None, "no answer to a request")
     rsp = check_reply(pkt, r[0], r[1])
-    after = m.server.after_reply  # loader/console.py: work after the reply (an upload's verification, a reset)
+    after = server.after_reply  # loader/console.py: work after the reply (an upload's verification, a reset)
     if after is not None:
-        m.server.after_reply = None
+        server.after_reply = None
         after()
     return rsp
 
@@ -473,9 +530,9 @@ def run_on(m, data):
         m.setup()
     os.chdir(m.base)  # the other meter of this process (dev, locked) may have been used last
     if m.dirty:
-        m.fresh()
+        m.restore()
     m.touched[0] = False
-    before = m.baseline  # the files as fresh() left them: an input that kept the meter changed none of them
+    before = m.baseline  # the template's: an input that kept the meter changed none of them
     out = []
     try:
         for ctl, pkt in records(data):
