@@ -173,6 +173,17 @@ def seeds():
               (67, 1, {"headend": {"ip": "10.0.0.1", "port": 1337, "uplink_s": 60}}, "meter.headend"),
               (1, 5, {"slot": 1}, "image.erase"),
               (1, 0, {"hash": h, "confirm": False}, "image.state")]
+    # signed but malformed: what the handlers check after the signature (the fuzzer cannot sign its own)
+    signed += [(66, 4, {"time": 2**70}, "clock.set"), (66, 4, {"time": "x"}, "clock.set"),
+               (66, 3, {"settings": [1]}, "supply.config"),
+               (66, 3, {"settings": {"tariff": {"flat": 1e300}, "control_mode": 2**64}}, "supply.config"),
+               (66, 3, {"settings": {"windows": {"daily": [["25:00", "08:00"]]}, "thresholds": [1e300]}},
+                "supply.config"),
+               (66, 8, {"calendar": {"tou": [["00:00", 2**40]], "tz_offset_min": 1e300}}, "meter.calendar"),
+               (66, 8, {"calendar": {"tou_weekend": [["00:00", 1]]}}, "meter.calendar"),
+               (67, 1, {"headend": {"ip": "1", "port": 1, "uplink_s": 2**40}}, "meter.headend"),
+               (66, 7, {"balance": 5, "top_tid": 2**40, "force": True}, "credit.reset"),
+               (66, 1, {"action": "disconnect"}, "supply.relay")]
     for k, (group, cmd, args, name) in enumerate(signed):
         req = dict(args, envelope=_sign(name, args, k))
         yield record(packet(1, 2, group, k, cmd, cbor2.dumps(req)))
