@@ -167,6 +167,17 @@ def seeds():
     yield join([(0, p) for p in topup] + [(0, packet(1, 0, 66, 7, 0, cbor2.dumps({})))])
     relay = packet(1, 2, 66, 1, 1, cbor2.dumps({"action": "disconnect", "envelope": env["relay_off"]}))
     yield join([(0, relay), (0, relay), (1, packet(1, 0, 66, 2, 5, cbor2.dumps({"since": 0})))])
+    # the upload's other ways: its first chunk again (resume, then after completion), an image the meter refuses
+    # whole (a development key's), a first chunk whose header is refused, an oversize length
+    yield join([(0, up[0]), (0, up[0]), (0, status)])
+    again = packet(1, 2, 1, 30, 1, cbor2.dumps({"off": 0, "data": image[:64], "len": len(image),
+                                                 "sha": hashlib.sha256(image).digest()}))
+    yield join([(0, p) for p in up] + [(0, again), (0, status)])
+    other = (FIXTURES / "good.img").read_bytes()
+    yield join([(0, p) for p in _upload(other, 1024)] + [(0, status)])
+    bad = {"off": 0, "data": b"\xff" * 64, "len": 5000, "sha": bytes(32)}
+    yield join([(0, packet(1, 2, 1, 1, 1, cbor2.dumps(bad))),
+                (0, packet(1, 2, 1, 2, 1, cbor2.dumps(dict(bad, len=10**9)))), (0, status)])
     # commands no fixture signs, signed here with the fixtures' command key (meterkit's envelope encoder)
     h = _image_hash(image)
     signed = [(65, 1, {"step": "gain", "v": 230.0, "i": 5.0, "pf": 1.0, "n": 3}, "meter.calibrate"),

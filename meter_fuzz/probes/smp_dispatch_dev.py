@@ -359,17 +359,28 @@ def _remember_signatures():
 
 def _scratch(name):
     """An empty folder for the meter's files, in RAM where the host has /dev/shm (a disk's rmdir costs more than the
-    meter's whole start-up), removed when the process ends."""
+    meter's whole start-up), removed when the process ends; the folders of CPython processes that ended without
+    removing theirs (libFuzzer leaves without Python's exit handlers) are removed here."""
     try:
         os.stat("/dev/shm")
     except OSError:
         return fuzzcore.scratch(name)
-    base = "/dev/shm/meter-fuzz-%s-%d" % (name, fuzzcore._pid())
+    import sys
+
+    vm = sys.implementation.name == "micropython"  # no getpid: a random id, so its folders cannot be judged
+    prefix = "meter-fuzz-%s-" % name
+    if not vm:
+        for entry in os.listdir("/dev/shm"):
+            pid = entry[len(prefix):]
+            if entry.startswith(prefix) and pid.isdigit():
+                try:
+                    os.stat("/proc/" + pid)
+                except OSError:
+                    fuzzcore._rmtree("/dev/shm/" + entry)
+    base = "/dev/shm/%s%s%d" % (prefix, "vm" if vm else "", fuzzcore._pid())
     fuzzcore._rmtree(base)
     os.mkdir(base)
     os.chdir(base)
-    import sys
-
     if hasattr(sys, "atexit"):
         sys.atexit(lambda: fuzzcore._rmtree(base))
     else:
