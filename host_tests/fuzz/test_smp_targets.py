@@ -135,3 +135,15 @@ def test_every_input_meets_the_same_meter(dev):
     assert again["credit"]["balance"] == first["credit"]["balance"] == 0
     assert again["events_seq"] == first["events_seq"]
     assert dev.probe.run(topup)[0]["balance"] == 10000  # the token is new again: its window was reset too
+
+
+def test_a_request_no_listed_key_signed_must_cost_no_signature_check(locked, monkeypatch):
+    """The fixed firmware refuses an envelope from an unlisted key before the trust store's root signature is
+    checked; with that short-cut gone (every signer looks listed), the regression input is a finding again."""
+    from loader import trust
+
+    data = (locked.corpus_dir / "regress-unverified-envelope").read_bytes()
+    assert oracle.execute(locked, data).kind == "ok"
+    monkeypatch.setattr(trust, "lists", lambda keyhash: True)
+    v = oracle.execute(locked, data)
+    assert v.kind == "violation" and "signature verification" in v.message, v.summary()

@@ -12,7 +12,8 @@ The server documents no exception for any packet (a handler's refusal is an SMP 
 or ENOMEM): ERRORS names one it never raises. Invariants (fuzzcore.Violation): a packet under 8 bytes or with a
 response op gets no answer, every other gets one SMP packet whose header matches the request (version, op + 1, flags
 0, group, seq, command) and whose length is its body's, a CBOR map (with an integer rc, or an err map, when it is an
-error); over UDP nothing larger than AMPLIFY times the request leaves; records that only signed commands may change
+error); over UDP nothing larger than AMPLIFY times the request leaves; a request costs the meter an Ed25519
+verification only when it carries an envelope or token naming a key of its trust store; records that only signed commands may change
 (the supply's, the clock, the head-end, the mode, the trust store, the counter) are unchanged, as no input can carry
 a valid signature for them (PROTECTED; smp_dispatch_locked protects every signed record).
 
@@ -219,6 +220,9 @@ class Meter:
         for path, data in self.files().items():
             _write(path, data)
         self.build()
+        from loader import image, trust
+
+        self.keyhashes = [image.keyhash(k["key"]) for k in trust.parse(self.trust)[0]["keys"]]
         self.template = _snapshot(".")  # the files as the meter left them after its first start-up
         self.baseline = [self.template.get(p) for p in self.protect]
         self.fresh()  # every input meets the meter built on the template: this one too
@@ -327,6 +331,7 @@ def _machine_absent():
 
 _VERIFIED = {}
 _VERIFIED_MAX = 256
+VERIFICATIONS = [0]  # Ed25519 verifications asked for (remembered or not), for the cost invariant
 
 
 def _remember_signatures():
@@ -341,6 +346,7 @@ def _remember_signatures():
     real = ed25519.verify
 
     def verify(public_key, message, signature):
+        VERIFICATIONS[0] += 1
         for v in (public_key, message, signature):
             if not isinstance(v, (bytes, bytearray, memoryview)):
                 return real(public_key, message, signature)  # whatever the verifier makes of it: not remembered
@@ -491,9 +497,43 @@ def check_reply(req, hdr, body):
     return rsp
 
 
+def _after_work(pkt):
+    """An upload: a complete one is verified (the image's own signature) by the work after its reply, which the UDP
+    server runs inside answer()."""
+    return len(pkt) >= smp.HEADER_SIZE and pkt[4:6] == b"\x00\x01" and pkt[7] == 1
+
+
+def _signed_by_a_listed_key(m, pkt):
+    """Whether the request carries an envelope or token naming a key of the meter's trust store: only such a
+    request may cost the meter a signature verification."""
+    try:
+        req = cbor.loads(memoryview(pkt)[smp.HEADER_SIZE:])
+    except ValueError:
+        return False
+    if not isinstance(req, dict):
+        return False
+    for field in ("envelope", "token"):
+        raw = req.get(field)
+        if isinstance(raw, bytes):
+            try:
+                outer = cbor.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(outer, dict) and outer.get("signer") in m.keyhashes:
+                return True
+    return False
+
+
+def _costs(m, pkt, n):
+    check(n == 0 or _signed_by_a_listed_key(m, pkt), "a request no listed key signed cost the meter %d signature "
+          "verification(s): anyone can make it pay that per request" % n)
+
+
 def _console(m, pkt):
     server = m.server  # (a handler may build the meter again: the request's reply and work stay with this one)
+    VERIFICATIONS[0] = 0
     r = server.respond(pkt)
+    _costs(m, pkt, VERIFICATIONS[0])
     if len(pkt) < smp.HEADER_SIZE or pkt[0] & 7 not in (smp.OP_READ, smp.OP_WRITE):
         check(r is None, "an answer to a packet that gets none")
         return None
@@ -510,12 +550,15 @@ def _udp(m, pkt):
     sock = m.udp.sock
     sock.sent = []
     coro = m.udp.answer(pkt)
+    VERIFICATIONS[0] = 0
     try:
         coro.send(None)
     except StopIteration:
         pass
     else:
         raise fuzzcore.Violation("the UDP answer waited on a socket that never blocks")
+    if not _after_work(pkt):
+        _costs(m, pkt, VERIFICATIONS[0])
     sent = sock.sent
     n = 0
     for d in sent:
