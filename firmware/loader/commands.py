@@ -47,6 +47,14 @@ def _open(ctx, raw, is_used):
 
     if not isinstance(raw, bytes):
         raise Refused(E_MISSING)
+    # what needs no signature check is refused first: a malformed envelope, or one from a key the store does not
+    # name (the store's root signature, checked by trust.load, costs an Ed25519 verification per request)
+    try:
+        signer = envelope.parse(raw)[2]
+    except envelope.EnvelopeError as e:
+        raise Refused(e.reason) from None
+    if not trust.lists(signer):
+        raise Refused(envelope.E_UNKNOWN_KEY)
     keys = trust.load()
     try:
         return envelope.open_envelope(raw, keys if ctx.mode == mode.DEVELOPMENT else [k for k in keys if not k.get("dev")],

@@ -26,9 +26,9 @@ class EnvelopeError(Exception):
         self.reason = reason
 
 
-def open_envelope(raw, trust_keys, meter_id, now, is_used):
-    """The verified body (dict) of a command envelope. `now`: RTC seconds since 1970, or None when the meter does
-    not know the time. `is_used(id)` tells whether an id was seen before. Raises EnvelopeError(reason)."""
+def parse(raw):
+    """(body dict, body bytes, signer, sig) of a well-formed envelope, nothing verified: what can be refused
+    before any signature is checked. Raises EnvelopeError(E_MALFORMED)."""
     try:
         outer = cbor.loads(raw)
         body_bytes = outer["body"]
@@ -43,6 +43,13 @@ def open_envelope(raw, trust_keys, meter_id, now, is_used):
         raise EnvelopeError(E_MALFORMED)
     if not isinstance(body.get("args", {}), dict):
         raise EnvelopeError(E_MALFORMED)
+    return body, body_bytes, signer, sig
+
+
+def open_envelope(raw, trust_keys, meter_id, now, is_used):
+    """The verified body (dict) of a command envelope. `now`: RTC seconds since 1970, or None when the meter does
+    not know the time. `is_used(id)` tells whether an id was seen before. Raises EnvelopeError(reason)."""
+    body, body_bytes, signer, sig = parse(raw)
     entry = None
     for k in trust_keys:
         if keyhash(k["key"]) == signer:

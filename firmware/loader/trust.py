@@ -61,6 +61,23 @@ def load():
         return []
 
 
+def lists(keyhash_):
+    """Whether the stored store names a key with this keyhash, its root signature not checked: a key it does not
+    name is trusted by no check of it, so a command from such a key is refused without the cost of one (an
+    Ed25519 verification, up to seconds on a board) that anyone could make the meter pay per request."""
+    raw = store.read_bytes(PATH)
+    if raw is None:
+        return False
+    try:
+        keys = parse(raw)[0]["keys"]
+    except TrustError:
+        return False
+    for k in keys:
+        if keyhash(k["key"]) == keyhash_:
+            return True
+    return False
+
+
 def counter():
     raw = store.read_bytes(PATH)
     try:

@@ -172,3 +172,44 @@ def test_a_locked_meter_rate_limits_resets_unless_the_reset_is_signed():
         assert _call(ctx.server, 0, 5, smp.OP_WRITE, {}) == {}
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_an_envelope_refused_without_a_signature_check_costs_none():
+    """Anyone can send a request with an `envelope` field: a malformed one, or one from a key the trust store does not
+    name, is refused before the store's root signature is checked (an Ed25519 verification per request, up to
+    seconds on a board: found by meter-fuzz smp_dispatch_locked). A key the store names still costs the checks."""
+    import ed25519
+
+    real = ed25519.verify
+    calls = []
+
+    def counting(*args):
+        calls.append(1)
+        return real(*args)
+
+    def body():
+        _locked()
+        ctx = Ctx()
+        req = {"confirm": True}
+        env = cbor.loads(fwtest.fixture("env_confirm.cbor"))
+        stranger = cbor.dumps({"body": env["body"], "signer": bytes(32), "sig": env["sig"]})
+        ed25519.verify = counting
+        try:
+            for raw, want in ((b"x", envelope.E_MALFORMED), (cbor.dumps({"body": b"", "signer": b"", "sig": b""}),
+                                                             envelope.E_MALFORMED),
+                              (stranger, envelope.E_UNKNOWN_KEY)):
+                assert _reason(commands.authorise, ctx, dict(req, envelope=raw), "image.state", req) == want
+            assert calls == []
+            ctx.mode = mode.DEVELOPMENT
+            assert _reason(commands.authorise, ctx, dict(req, envelope=stranger), "image.state", req) == \
+                envelope.E_UNKNOWN_KEY and calls == []
+            ctx.mode = mode.LOCKED
+            altered = cbor.dumps(dict(env, sig=bytes(64)))  # a key the store names: its signature is checked
+            assert _reason(commands.authorise, ctx, dict(req, envelope=altered), "image.state", req) == \
+                envelope.E_SIGNATURE and len(calls) == 2
+            assert commands.authorise(ctx, dict(req, envelope=fwtest.fixture("env_confirm.cbor")), "image.state",
+                                      req)["cmd"] == "image.state"
+        finally:
+            ed25519.verify = real
+
+    fwtest.in_workdir(body, "meter")
