@@ -142,9 +142,39 @@ def instrumented(cfg: dict) -> None:
     from meter_fuzz import paths
 
     paths.firmware_on_path()
-    with atheris.instrument_imports(include=["app", "loader", "cbor", "smp_serial", "ed25519", "sha512", cfg["target"],
-                                             "fuzzcore"]):
-        targets.load(cfg["target"])
+    import importlib.util
+
+    spec = importlib.util.find_spec(cfg["target"])
+    if spec is None or spec.origin is None:
+        raise targets.UnknownTarget(cfg["target"])
+    # the firmware modules the target names (not the whole firmware: an Ed25519 check that only gates a parser
+    # would cost every input its instrumentation), the probe, and what the host extra adds (INSTRUMENT)
+    modules = [_module_name(m) for m in _probe_modules(spec.origin)] or ["app", "loader", "cbor", "smp_serial"]
+    include = [*targets.names(), "fuzzcore", *modules]  # every probe: one may build on another
+    with atheris.instrument_imports(include=include):
+        t = targets.load(cfg["target"])
+    extra = t.extra("INSTRUMENT")
+    if extra:
+        with atheris.instrument_imports(include=list(extra)):
+            for name in extra:
+                importlib.import_module(name)
+
+
+def _probe_modules(origin: str) -> list[str]:
+    """The probe's MODULES, read from its source without importing it (an import now would be uninstrumented);
+    [] when the probe takes them from another module."""
+    import ast
+
+    for node in ast.parse(Path(origin).read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "MODULES" for t in node.targets):
+            return [str(v) for v in ast.literal_eval(node.value)]
+    return []
+
+
+def _module_name(path: str) -> str:
+    """"lib/cbor.py" -> "cbor", "loader/commands.py" -> "loader.commands" (as a board imports them)."""
+    p = path.removesuffix(".py")
+    return p.removeprefix("lib/").replace("/", ".")
 
 
 def main() -> None:

@@ -254,6 +254,36 @@ def minimize_cmd(finding: Path, max_tests: int, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("target")
+@click.option("--to", "dest", type=click.Path(path_type=Path, file_okay=False),
+              help="Where to write them [default: the target's committed corpus folder].")
+@json_option
+def seeds(target: str, dest: Path | None, as_json: bool) -> None:
+    """Write TARGET's generated seeds (its host extra's seeds()) into its corpus, one file per input named by its
+    hash; existing files are kept (regression inputs among them)."""
+    import hashlib
+
+    written = []
+    for name in _targets_arg(target):
+        t = targets.load(name)
+        gen = t.extra("seeds")
+        if gen is None:
+            _console().print(f"{name}: no seeds() in its host extra; its corpus is written by hand")
+            continue
+        folder = dest or t.corpus_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        for data in gen():
+            p = folder / f"seed-{hashlib.sha1(data).hexdigest()[:12]}"
+            if not p.exists():
+                p.write_bytes(data)
+                written.append(str(p))
+    if as_json:
+        click.echo(json.dumps({"written": written}, indent=2))
+    else:
+        _console().print(f"{len(written)} new seed files")
+
+
+@main.command()
 @out_option
 @click.option("--coverage/--no-coverage", default=True, show_default=True,
               help="Measure line/branch coverage of each target's modules by its seeds and campaign corpus.")

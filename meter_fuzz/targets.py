@@ -7,6 +7,8 @@ the probe; both optional) and may define:
     mutator(data, max_size, seed) -> bytes   a structure-aware mutation (atheris custom mutator; the built-in
                                 engine uses it for half of its mutations)
     seeds() -> iterable of bytes             inputs that generate the committed seed corpus
+    INSTRUMENT = ["ed25519", ...]            more modules for atheris to instrument (coverage feedback) than the
+                                             probe's MODULES, which always are
     VALUE_PROFILE = False                    libFuzzer without -use_value_profile (on by default: it gets past magic
                                              numbers and checksums, at some exec/s; off where it finds nothing more)
 """
@@ -66,8 +68,9 @@ class Target:
 
 
 def names() -> list[str]:
+    """Every probe module; `_name.py` is a helper several probes share, `name_host.py` a tester's host extra."""
     return sorted({p.stem for d in paths.probe_dirs() for p in d.glob("*.py")
-                   if p.stem not in NOT_TARGETS and not p.stem.endswith("_host")})
+                   if p.stem not in NOT_TARGETS and not p.stem.endswith("_host") and not p.stem.startswith("_")})
 
 
 def load(name: str) -> Target:
