@@ -495,8 +495,9 @@ def _reset_module_state():
     journal._pending[:] = []
 
 
-def _boot():
-    """The start-up's readers, in the firmware's order (see the module's docstring)."""
+def _boot(journal_read):
+    """The start-up's readers, in the firmware's order (see the module's docstring). `journal_read`: the update
+    journal is the damaged file, and this start-up has an update event to record (most have none)."""
     from app import main
     from app.metering import Metering
     from app.supply import Supply
@@ -526,6 +527,8 @@ def _boot():
     aside = starts.begin()
     if aside:
         journal.event("settings-set-aside", "%d failed starts: %s" % (starts.STRIKES_MAX, ", ".join(aside)))
+    elif journal_read:  # the start-up's update events (a rollback, an install, recovery's relay) read the journal
+        journal.event("rollback", "slot b not confirmed before reset")
     meter = Metering(ctx, _Front())
     sup = Supply(ctx, meter, set_rtc=lambda t: None)
     meter.listeners.append(sup.on_reading)
@@ -549,7 +552,7 @@ def run(data):
     _reset_module_state()
     was = _hardware()
     try:
-        ctx, meter, sup, rest = _boot()
+        ctx, meter, sup, rest = _boot(path == "meter/update-events.json")
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
         if path != "meter/board.json" or isinstance(e, BoardMissing):
             raise
