@@ -37,5 +37,5 @@ def seeds() -> Iterator[bytes]:
     for k, (kind, out) in enumerate(TRANSCRIPTS):
         yield _input(kind | ((k % 8) << 2) | (0x40 if k % 3 == 0 else 0), 7 + k, (k % 5) | ((k % 8) << 3),
                      bytes(range(k, k + 7 + k)), out)
-    yield _input(0x80 | 0x40, 0, 0x38, b"", b'\r\n+QIURC: "recv",1,1,"FF"\r\n')  # the largest datagram, at the end
+    yield _input(0x40, 0xFF, 0x38, b"", b'\r\n+QIURC: "recv",1,1,"FF"\r\n')  # the largest datagram, at the end
     yield _input(0x03 | 0x20, 1, 0x00, b"\x00", b"\r\n>")  # lower-case hex after a bare prompt

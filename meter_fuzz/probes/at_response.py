@@ -16,8 +16,9 @@ them here would be a verdict of "rejected" for a path that cannot raise it). Inv
 Input: three header bytes, the marker datagram's payload, then the noise.
   byte 0  bits 0-1 the command in flight (0 none, 1 a bare command, 2 AT+CEREG? with its prefix, 3 AT+QISEND with
           its finals, skip_ok and the `>` prompt); bits 2-4 the read size (64 for half of the values, else 1, 7, 31, 50); bit 5 the marker's hex in lower
-          case; bit 6 a second socket open; bit 7 the marker carries the largest datagram (512 bytes).
-  byte 1  bits 0-5 the marker's payload length (taken from the input, then padded with a counting pattern).
+          case; bit 6 a second socket open; bit 7 unused.
+  byte 1  bits 0-5 the marker's payload length (taken from the input, then padded with a counting pattern); 0xFF
+          the largest datagram (512 bytes).
   byte 2  bits 0-2 the marker's socket id (mod 5); bits 3-5 where in the noise it goes (eighths).
 """
 
@@ -129,7 +130,7 @@ def run(data):
         s.is_open = True
         m.sockets[k] = s
     sockets = list(m.sockets.values())
-    n = modem_bc660k.MAX_DATAGRAM if mode & 0x80 else size & 0x3F
+    n = modem_bc660k.MAX_DATAGRAM if size == 0xFF else size & 0x3F  # the largest rarely: it is 1 kB of hex to feed
     payload = bytearray(data[_HEADER : _HEADER + n])
     for i in range(len(payload), n):
         payload.append(i & 0xFF)
