@@ -86,3 +86,12 @@ def test_a_final_the_command_does_not_wait_for_is_a_violation(monkeypatch, kind)
     monkeypatch.setattr(modem_at.AtChannel, "_line", eager)
     v = oracle.execute(T, bytes((kind, 0, 0)) + b"\r\nWHAT\r\n", slow_ms=None)
     assert v.kind == "violation" and "final result" in v.message
+
+
+def test_a_registration_stat_that_is_not_a_number_is_a_violation(monkeypatch):
+    async def text(self, at):
+        return "1"
+
+    monkeypatch.setattr(modem_bc660k.Dialect, "registration", text)
+    v = oracle.execute(T, bytes((2, 0, 0)) + b"\r\n+CEREG: 1,1\r\nOK\r\n", slow_ms=None)
+    assert v.kind == "violation" and "registration stat" in v.message

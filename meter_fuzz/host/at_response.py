@@ -30,6 +30,8 @@ TRANSCRIPTS = (
     (0, b"\r\n+CPIN: READY\r\n\r\n+IP: 10.1.2.3\r\n\r\n+QNBIOTEVENT: \"ENTER PSM\"\r\n\r\n+CSCON: 0\r\n"),
     (1, b"\r\n+CMS ERROR: 500\r\n\r\nERROR\r\n"),
     (0, b"A" * 600 + b"\r\n"),  # an overlong line, discarded and counted
+    (2, b"\r\n+CEREG: 1,5\r\n\r\nOK\r\n"),  # registered, roaming
+    (2, b"\r\n+CEREG: 1,\r\n+CEREG: 2,3,\"1A2B\",\"01A2B3C4\",9\r\n\r\nOK\r\n"),
 )
 
 

@@ -11,7 +11,9 @@ them here would be a verdict of "rejected" for a path that cannot raise it). Inv
 - no line makes the dialect or the transport raise (the channel swallows that as `faults`: a finding here);
 - a well-formed `+QIURC: "recv",<id>,<len>,"<hex>"` placed on its own line anywhere in the noise is delivered
   byte-exact exactly once to its socket, and nothing else arrives or is counted meanwhile;
-- a command's final result is one the command waits for (OK, ERROR, +CME/+CMS ERROR, its own finals).
+- a command's final result is one the command waits for (OK, ERROR, +CME/+CMS ERROR, its own finals);
+- after AT+CEREG? is answered, the dialect reads a registration stat (an int) from the information lines the
+  channel kept (Dialect.registration, its awaited command stood in by one already answered).
 
 Input: three header bytes, the marker datagram's payload, then the noise.
   byte 0  bits 0-1 the command in flight (0 none, 1 a bare command, 2 AT+CEREG? with its prefix, 3 AT+QISEND with
@@ -158,4 +160,29 @@ def run(data):
               or final.startswith(b"+CMS ERROR: ") or final in at._finals)
         fuzzcore.check(ok, "final result %r for a command that does not wait for it" % (final[:40],))
         fuzzcore.check(not at._pending, "a final result left the command pending")
-    return len(got), m.stray, m.bad_urcs, at.overlong, at.unknown, at.info_dropped
+    stat = None
+    if kind == 2 and final is not None:
+        stat = _registration(m.dialect, at.info)
+        fuzzcore.check(type(stat) is int and stat >= -1, "registration stat %r" % (stat,))
+    return len(got), m.stray, m.bad_urcs, at.overlong, at.unknown, at.info_dropped, stat
+
+
+class _Answered:
+    """The channel after AT+CEREG? was answered: its information lines, as the real channel kept them."""
+
+    def __init__(self, info):
+        self.info = info
+
+    async def command(self, cmd, timeout_ms, prefix=None, finals=(), skip_ok=False, data=None):
+        return b"OK"
+
+
+def _registration(dialect, info):
+    """The dialect's reading of the +CEREG information lines (Dialect.registration, its coroutine run by hand: the
+    command it awaits has already been answered)."""
+    co = dialect.registration(_Answered(info))
+    try:
+        co.send(None)
+    except StopIteration as e:
+        return e.value
+    raise fuzzcore.Violation("Dialect.registration waited for an answered command")
