@@ -81,3 +81,17 @@ def test_a_record_reader_that_raises_on_a_bad_constant_is_a_finding(monkeypatch)
     v = _run(_raw("meter/calibration.json", b'{"kind": "calibration", "v": 1, "data": {"frontend": "adc", '
                                             b'"constants": {"v_gain": "x"}}}'))
     assert v.kind == "exception" and v.error == "ValueError"
+
+
+def test_the_template_board_is_the_real_board_file_and_the_machine_stand_in_does_not_stay():
+    import sys
+
+    from meterkit.boards import load_board
+    from meterkit.layout import device_board
+
+    real = device_board(load_board("esp32_devkitc"))
+    for doc in ("name", "notes"):  # prose the probe leaves out (board.load reads neither)
+        real.pop(doc, None)
+    real["adc"].pop("nonlinearity", None)
+    assert probe.BOARD == real
+    assert _run(SUPPLY_BAD).kind == "ok" and getattr(sys.modules.get("machine"), "__name__", "") != "_Machine"
