@@ -98,7 +98,8 @@ class EventLog:
 
     def load(self):
         """Read the ring; a damaged record starts a new one with a LOG_LOST event (sequence numbers go on from the
-        highest the damaged file still showed, so a reader never sees one repeat)."""
+        highest the damaged file still showed, so a reader never sees one repeat). A newer app's record (this one
+        was rolled back) is kept on flash untouched, and this app's ring lives in RAM until an update writes it."""
         try:
             _, data = store.read_record(self.path, RECORD, RECORD_VERSION, None)
             if data is not None:
@@ -114,10 +115,10 @@ class EventLog:
                             and strict.is_int(e[1], 0, 0xFFFF) and (e[2] is None or strict.is_int(e[2], 0, SEQ_MAX)) \
                             and type(e[3]) is str:
                         self._pack(e[0], e[1], e[2], e[3][:DETAIL_MAX])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError) as e:
             self.seq = self.floor = _highest_seq(self.path) + self.capacity + HELD_MAX
             self._clear()
-            self.add(LOG_LOST, "event log damaged")
+            self.add(LOG_LOST, "event log of a newer app kept" if isinstance(e, store.TooNew) else "event log damaged")
 
     def add(self, code, detail="", at=None):
         """Record an event now, or at `at` (RTC seconds) for one that happened before it could be recorded; returns
@@ -212,6 +213,10 @@ class EventLog:
 
         try:
             store.write_record(self.path, RECORD, RECORD_VERSION, None, dump)
+        except store.TooNew:
+            # a newer app's ring (this app was rolled back): kept as it is, never overwritten; this app's events stay
+            # in RAM (load started it afresh, event 409 first) and an update back to the newer app finds its own
+            pass
         except MemoryError:  # noqa: B014
             import gc
 

@@ -43,7 +43,7 @@ class Supply:
             # no power-fail interrupt on these boards: the failure is dated by the last register save before it
             # (at most persist_interval_s earlier), the restoration by the boot
             at = metering.regs.extra.get("at")
-            if strict.is_int(at, 0):
+            if strict.is_int(at, 0, clock.TIME_MAX):  # a later one is damage (and beyond an event's 64-bit time)
                 self.log.add(events.POWER_FAIL, "last saved reading", at)
             else:
                 self.log.add(events.POWER_FAIL, "time unknown")

@@ -34,6 +34,10 @@ def event(kind, detail="", burst=None):
         log = []
     if not isinstance(log, list):
         log = []
+    # entries of another shape are damage, not carried on: the list is written back (a value nested past
+    # MicroPython's recursion limit made json.dump raise out of the start-up)
+    log = [{"event": e["event"], "detail": e["detail"]} for e in log[-_EVENTS_KEPT:]
+           if type(e) is dict and type(e.get("event")) is str and type(e.get("detail")) is str]
     if burst is not None:
         if burst[1]:
             log.append({"event": kind, "detail": "+%d more, the last: %s" % (burst[1], burst[2])})

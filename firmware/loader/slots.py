@@ -6,7 +6,7 @@ import hashlib
 import os
 
 import cbor
-from loader import LOADER_API, store
+from loader import LOADER_API, store, strict
 
 NAMES = ("a", "b")
 ROOT = "slots"
@@ -24,12 +24,24 @@ def other(name):
     return NAMES[1] if name == NAMES[0] else NAMES[0]
 
 
+_TRIAL_KEYS = ("hash", "version", "outcome", "reason")
+
+
 def read_state():
-    st = store.read_pointer(STATE, NAMES)
-    if st.get("confirmed") not in NAMES:
-        st["confirmed"] = st["active"]
-    if st.get("test") not in NAMES:
-        st["test"] = None
+    """The pointer file's fields (update.py names them), each of its own shape: what a damaged file held anywhere
+    else is not kept, since each change writes this dict back (a value nested past MicroPython's recursion limit
+    made json.dump raise out of the start-up). A `tries` that is not an int counts as a try made (1)."""
+    raw = store.read_pointer(STATE, NAMES)
+    st = {"active": raw["active"]}
+    st["confirmed"] = raw["confirmed"] if raw.get("confirmed") in NAMES else raw["active"]
+    st["test"] = raw["test"] if raw.get("test") in NAMES else None
+    if "tries" in raw:
+        st["tries"] = raw["tries"] if strict.is_int(raw["tries"]) else 1
+    if raw.get("permanent"):
+        st["permanent"] = True
+    t = raw.get("trial")
+    if type(t) is dict:
+        st["trial"] = {k: t[k] for k in _TRIAL_KEYS if type(t.get(k)) in (str, int)}
     return st
 
 

@@ -126,7 +126,9 @@ def write_record(path, kind, version, data, dump=json.dump):
     """Replace the record atomically; refuses (TooNew) to overwrite a record of a newer format."""
     v = _stored_version(path, kind)
     if v is not None and v > version:
-        raise TooNew(path, v)
+        v = _parsed_version(path, kind)  # a newer head: kept only when the whole record parses (else damaged)
+        if v is not None and v > version:
+            raise TooNew(path, v)
     write_json(path, data, '%s%d, "data": ' % (_head(kind), version), dump)
 
 
@@ -149,6 +151,12 @@ def _stored_version(path, kind):
             return int(first[len(pre):end])
         except ValueError:
             return None
+    return _parsed_version(path, kind)
+
+
+def _parsed_version(path, kind):
+    """_stored_version by parsing the whole file: a head alone does not make a record (a torn or damaged file can
+    begin with one)."""
     try:
         rec = read_json(path)
     except ValueError:

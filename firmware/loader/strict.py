@@ -9,12 +9,18 @@ def is_int(v, lo=None, hi=None):
     return type(v) is int and (lo is None or v >= lo) and (hi is None or v <= hi)
 
 
+# the largest int is_number takes: every port's float holds it (single precision ends near 2**128). A JSON file can
+# hold an int of any size; float() of a larger one is infinite on MicroPython and OverflowError on CPython.
+_FLOAT_INT_MAX = 1 << 127
+
+
 def is_number(v, lo=None, hi=None):
-    """v is an int or a float (never a bool; never NaN or infinite), within lo..hi where given."""
+    """v is an int or a float (never a bool; never NaN or infinite; an int only where float(v) is finite on every
+    port), within lo..hi where given."""
     if type(v) is float:
         if v != v or v in (float("inf"), float("-inf")):
             return False
-    elif type(v) is not int:
+    elif type(v) is not int or not -_FLOAT_INT_MAX <= v <= _FLOAT_INT_MAX:
         return False
     return (lo is None or v >= lo) and (hi is None or v <= hi)
 

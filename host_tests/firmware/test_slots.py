@@ -94,3 +94,41 @@ def test_file_hash_is_chunked_and_exact():
         assert slots.file_sha256("f.bin") == hashlib.sha256(data).digest()
 
     fwtest.in_workdir(body)
+
+
+DEEP = "[" * 3000 + "]" * 3000  # past MicroPython's recursion limit for json.dump (the VM's; a board's is lower)
+
+
+def test_a_pointer_file_keeps_only_its_own_fields_so_a_damaged_one_is_written_back_whole():
+    # boot_choice writes the pointer dict back at each test boot: a value nested past the recursion limit anywhere
+    # in the file made json.dump raise out of the start-up in MicroPython (found by meter-fuzz boot_records)
+    from loader import update
+
+    def body():
+        fwtest.write(slots.STATE, '{"active": "a", "test": "b", "tries": 0, "x": %s, "trial": {"hash": "ab", '
+                     '"version": "1", "outcome": "testing", "reason": %s}}' % (DEEP, DEEP))
+        assert update.boot_choice() == ("b", True)
+        st = slots.read_state()
+        assert st == {"active": "a", "confirmed": "a", "test": "b", "tries": 1,
+                      "trial": {"hash": "ab", "version": "1", "outcome": "testing"}}, st
+        fwtest.write(slots.STATE, '{"active": "b", "test": "a", "tries": [0], "permanent": 1}')
+        st = slots.read_state()
+        assert st["tries"] == 1 and st["permanent"] is True and st["confirmed"] == "b"
+        assert update.boot_choice() == ("b", False)  # a damaged count is a try made: reverted
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_the_update_journal_drops_entries_of_another_shape():
+    from loader import journal, store
+
+    def body():
+        fwtest.write(journal.EVENTS, '[{"event": "installed", "detail": "slot b"}, %s, {"event": 5, "detail": ""}, '
+                     '{"event": "x", "detail": "y", "more": %s}]' % (DEEP, DEEP))
+        journal.event("rollback", "slot b not confirmed")
+        assert store.read_json(journal.EVENTS) == [{"event": "installed", "detail": "slot b"},
+                                                   {"event": "x", "detail": "y"},
+                                                   {"event": "rollback", "detail": "slot b not confirmed"}]
+        journal._pending[:] = []
+
+    fwtest.in_workdir(body, "meter")

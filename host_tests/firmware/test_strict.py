@@ -121,6 +121,14 @@ def test_damaged_records_are_treated_as_damaged_not_raised():
             calibrate.save(board, {"v_scale": 2.0, "i_scale": 1.0, "p_scale": 1.0, "cf_per_kwh": bad}, [], 0)
             consts, source = calibration.load(board)
             assert consts["cf_per_kwh"] == 3000.0 and consts["v_scale"] == 1.0 and source != "calibrated", (bad, source)
+        # an integer constant too large for a float (JSON holds any size: float() of it was inf on MicroPython and
+        # OverflowError on CPython, out of Metering's start-up; found by meter-fuzz boot_records)
+        for big in (10 ** 400, -(10 ** 400), 1 << 128):
+            fwtest.write(calibration.PATH, '{"kind": "calibration", "v": 1, "data": {"frontend": "bl0942", '
+                         '"constants": {"v_scale": %d, "i_scale": 1.0, "p_scale": 1.0}}}' % big)
+            consts, source = calibration.load(board)
+            assert consts["v_scale"] == 1.0 and source == "board (stored calibration holds a bad v_scale)", source
+        assert strict.is_number(1 << 127) and strict.is_number(-(1 << 127)) and not strict.is_number(10 ** 400)
         # the windows of a stored tariff with a list where an object is meant: a SettingsError, not a TypeError
         fwtest.raises(ValueError, credit.parse_windows, {"daily": 5})
 

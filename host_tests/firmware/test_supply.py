@@ -347,3 +347,26 @@ def test_update_events_before_and_after_the_app_started_reach_the_ring():
         assert [e["event"] for e in store.read_json(journal.EVENTS)][-2:] == ["installed", "confirmed"]
 
     _run(body)
+
+
+def test_a_power_failure_is_dated_only_by_a_believable_register_save_time():
+    def body():
+        import os
+
+        cause = supply._cause
+        supply._cause = lambda: "power on"
+        fwtest.write(trust.PATH, fwtest.fixture("trust_supply.cbor"))
+        try:
+            for at, dated in ((1800000000, True), (1 << 63, False), ((1 << 64) - 1, False), (-5, False)):
+                if store.exists(events.PATH):
+                    os.remove(events.PATH)
+                meter = Meter()
+                meter.regs.extra["at"] = at  # a register record with a valid CRC and this save time (meter-fuzz)
+                sup = supply.Supply(Ctx(), meter, set_rtc=lambda t: None)  # raised struct.error on CPython
+                fail = [e for e in sup.log.ring if e[1] == events.POWER_FAIL]
+                assert len(fail) == 1 and fail[0][3] == ("last saved reading" if dated else "time unknown"), (at, fail)
+                assert (fail[0][2] == at) == dated, (at, fail)
+        finally:
+            supply._cause = cause
+
+    _run(body)
