@@ -96,7 +96,13 @@ def run(target: str, seconds: float | None, runs: int | None, jobs: int, seed: i
     results = []
     for name in _targets_arg(target):
         if vm:
-            results.append(_run_vm(name, seed=seed, runs=runs or 10000, max_len=max_len, out=out))
+            r = _run_vm(name, seed=seed, runs=runs or 10000, max_len=max_len, out=out)
+            results.append(r)
+            if not as_json:
+                _console().print(f"{name}: {r['execs']:,} execs in the VM in {r['seconds']:.1f} s "
+                                 f"({r['exec_per_s']:,}/s, vm-builtin), {len(r['new_findings'])} new findings")
+                for f in r["new_findings"]:
+                    _console().print(f"  [red]finding[/] {f}  (reproduce: meter-fuzz repro {f} --vm)")
             continue
         c = engine.Campaign(target=name, out=out, engine=engine_name, seed=seed, runs=runs, seconds=seconds,
                             jobs=jobs, corpus=corpus, max_len=max_len, slow_ms=slow_ms)
