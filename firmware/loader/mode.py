@@ -19,7 +19,7 @@ def current():
             rec = json.loads(f.read())
     except OSError as e:
         return DEVELOPMENT if e.args[0] == _ENOENT else LOCKED  # missing: a fresh board; unreadable: locked
-    except ValueError:
+    except (ValueError, MemoryError, RuntimeError):  # not JSON, or nested past what the heap can parse: locked
         return LOCKED
     m = rec.get("mode") if isinstance(rec, dict) else None
     return m if m in (DEVELOPMENT, LOCKED) else LOCKED

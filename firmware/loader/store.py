@@ -50,14 +50,24 @@ def write_atomic(path, data):
 
 
 def read_json(path, default=None):
-    """Parsed JSON, `default` when the file is missing; ValueError when it exists but does not parse."""
+    """Parsed JSON, `default` when the file is missing; ValueError when it exists but does not parse. A file that
+    cannot be parsed in the whole heap (JSON nested a thousand deep: MemoryError on a board, a recursion error on
+    CPython) is corrupt too; a MemoryError is first retried after a collection, so a good file read while the heap
+    is busy is never called corrupt."""
     raw = read_bytes(path)
     if raw is None:
         return default
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise ValueError("corrupt " + path) from None
+    for again in (1, 0):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            break
+        except (MemoryError, RuntimeError):
+            if again:
+                import gc
+
+                gc.collect()
+    raise ValueError("corrupt " + path)
 
 
 def read_pointer(path, names):

@@ -60,6 +60,21 @@ def test_mode_fresh_board_is_development_and_corrupt_fails_closed():
         fwtest.write(mode.PATH, b"[1]")
         assert mode.current() == mode.LOCKED
         fwtest.raises(ValueError, mode.store_mode, "open")
+        fwtest.write(mode.PATH, b"[" * 200000 + b"]" * 200000)  # found by meter-fuzz boot_records (on a 64 KB heap)
+        assert mode.current() == mode.LOCKED
+
+    fwtest.in_workdir(body)
+
+
+def test_read_json_calls_a_file_nested_past_the_heap_corrupt():
+    def body():
+        fwtest.write("deep.json", b"[" * 200000 + b"]" * 200000)
+        try:
+            v = store.read_json("deep.json")
+        except ValueError as e:  # CPython's recursion limit, a board's heap: corrupt, never another exception
+            assert "corrupt deep.json" in str(e)
+        else:
+            assert isinstance(v, list)  # a heap large enough parses it (the unix VM's)
 
     fwtest.in_workdir(body)
 
