@@ -115,6 +115,8 @@ class Module:
         # a datagram read from a real socket, not yet on the link: socket, data, addr, whether a try failed
         self._taken = [None, None, None, False]
         self._failed = None  # the scheduled event whose work failed once for want of memory
+        self._recv_failed = False  # a real socket's datagram could not be read once for want of memory
+        self._sink = bytearray(RECV_MAX)  # what is read off a socket when even the room cannot take a datagram
         self._sent = []  # [tx_end, size] of datagrams still in the module's send buffer
         self._boot_values()
         if self.present:
@@ -636,6 +638,21 @@ class Module:
                     data, addr = s.sock.recvfrom(RECV_MAX)
                 except OSError:
                     return
+                except MemoryError:  # noqa: B014
+                    if not self._recv_failed:
+                        self._recv_failed = True  # the second try has the room
+                        raise
+                    # Not even with the room: what waits on the socket is lost (bus.dropped counts it), read into a
+                    # buffer made with the model; left there, it would keep the socket readable and the select
+                    # shim would spin on it without ever returning to the firmware.
+                    self._recv_failed = False
+                    try:
+                        while s.sock.readinto(self._sink):
+                            pass
+                    except OSError:
+                        pass
+                    raise
+                self._recv_failed = False
                 if not data and addr is None:
                     return
                 taken[0], taken[1], taken[2], taken[3] = s, data, addr, False

@@ -609,3 +609,46 @@ def test_a_urc_beyond_the_room_is_lost_counted_and_holds_up_nothing_after_it(tmp
     )
     assert out["big"] == "" and out["dropped"] == 1, out
     assert out["small"] == '\r\n+QIURC: "recv",0,2,"6869"\r\n' and out["down"] == 1, out
+
+
+def test_a_datagram_no_heap_can_read_is_drained_not_left_to_spin_the_select_shim(tmp_path):
+    """A datagram the heap cannot take off its real socket even with the room: read into the model's own buffer and
+    lost (counted once), so the socket is not left readable for the select shim to spin on."""
+    out = vm(
+        tmp_path,
+        REAL_BUS.replace("ROOM", "0") + FILL + textwrap.dedent("""
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        PEER_PORT = 40000 + (clock.now_us() % 20000)
+        peer.bind(socket.getaddrinfo("127.0.0.1", PEER_PORT)[0][-1])
+        boot()
+        say("ATE0")
+        registered()
+        say('AT+QICFG="dataformat",1,1')
+        say('AT+QIOPEN=0,0,"UDP","127.0.0.1",%d,1337,1' % PEER_PORT)
+        meter = socket.getaddrinfo(modem.ADDRESS, 1337)[0][-1]
+        import utime
+        peer.sendto(bytes(300), meter)
+        utime.sleep_ms(50)
+        socks = modem.net_sockets()
+        heap = fill()
+        for s in socks:
+            bus.shim_work(modem.net_input, s)
+        heap = None
+        gc.collect()
+        out["dropped"] = _real_bus["dropped"]
+        try:
+            socks[0].sock.recvfrom(1500)
+            out["left"] = True
+        except OSError:
+            out["left"] = False
+        peer.sendto(b"hi", meter)
+        utime.sleep_ms(50)
+        for s in socks:
+            bus.shim_work(modem.net_input, s)
+        clock.set_us(clock.now_us() + 5000000)
+        out["next"] = drain()
+    """),
+        rxbuf=2048,
+    )
+    assert out["dropped"] == 1 and out["left"] is False, out
+    assert out["next"] == '\r\n+QIURC: "recv",0,2,"6869"\r\n', out
