@@ -505,12 +505,12 @@ def test_garbage_on_the_uart_gets_errors_never_a_crash(tmp_path):
 
 # The emulator's own bus module (not the stand-in), for the shims' room: `_settle` and `net_input` run through its
 # shim_work, which does the work again with the room given back after a MemoryError
-REAL_BUS = """
-_real_bus = {"__name__": "_emu_bus"}
-exec(open(%r).read(), _real_bus)
+REAL_BUS = f"""
+_real_bus = {{"__name__": "_emu_bus"}}
+exec(open({str(DEVICE / "_emu_bus.py")!r}).read(), _real_bus)
 bus.shim_work = _real_bus["shim_work"]
 _real_bus["keep_spare"](ROOM)
-""" % str(DEVICE / "_emu_bus.py")
+"""
 FILL = """
 import gc
 def fill():
