@@ -66,7 +66,7 @@ sweeps: setup
 	$(PY) -m host_tests.bench.power_cut_vm --stride 3
 	$(PY) -m host_tests.bench.console_attack
 	$(PY) -m host_tests.bench.break_in
-	METERKIT_SWEEPS=1 $(PY) -m pytest -q host_tests/emulator/test_push_over_nbiot_e2e.py -k link_outage
+	METERKIT_SWEEPS=1 $(PY) -m pytest -q host_tests/emulator/test_push_over_nbiot_e2e.py -k "link_outage and nb1-edge"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -82,7 +82,10 @@ def _dispatch(line):
 def shim_work(fn, arg):
     """fn(arg), the shims' own work inside the board's heap: on a MemoryError (the firmware has the heap) once more
     with the shims' room given back, and dropped if it fails again (a query times out on the host, a datagram is
-    lost on the radio) rather than ending the firmware."""
+    lost on the radio) rather than ending the firmware. fn must be safe to run again after a MemoryError: the
+    second try has to find the work where the first left it (the module's schedule keeps an event until its work is
+    done, _emu_modem.Module.advance; a datagram that left the schedule before its URC was built was once lost with
+    no counter showing it)."""
     global dropped
     try:
         fn(arg)

@@ -59,6 +59,7 @@ NET_TURNAROUND_US = 250000  # wall time at most at 1x after a datagram leaves fo
 # one it received is answered by nobody the emulator must wait for, so idle time is still skipped around it
 CONVERSATION_US = 30000000
 RECV_MAX = 1500
+_HEX = b"0123456789ABCDEF"
 # error codes (+CME ERROR: n; 3GPP TS 27.007 and Quectel's TCP/IP application notes)
 E_NO_SERVICE = 30
 E_PARAM = 50
@@ -111,6 +112,11 @@ class Module:
             "model_errors": 0,
         }
         self._down_bytes = 0  # bytes of datagrams on their way down the link
+        # a datagram read from a real socket, not yet on the link: socket, data, addr, whether a try failed
+        self._taken = [None, None, None, False]
+        self._failed = None  # the scheduled event whose work failed once for want of memory
+        self._recv_failed = False  # a real socket's datagram could not be read once for want of memory
+        self._sink = bytearray(RECV_MAX)  # what is read off a socket when even the room cannot take a datagram
         self._sent = []  # [tx_end, size] of datagrams still in the module's send buffer
         self._boot_values()
         if self.present:
@@ -171,8 +177,23 @@ class Module:
             grid.touch(now)
         q = self._events
         while q and q[0][0] <= now:
-            t, _, kind, arg = q.pop(0)
-            self._event(t, kind, arg)
+            ev = q[0]
+            # Taken off the schedule only once done: a MemoryError (a URC with no hole in the heap the firmware
+            # fills) leaves it there for bus.shim_work's second try, with the shims' room; each event's work
+            # allocates before it changes anything. An event that fails twice is lost (bus.dropped counts it), as
+            # a datagram on the radio, rather than hold up every event behind it.
+            try:
+                self._event(ev[0], ev[2], ev[3])
+            except MemoryError:  # noqa: B014
+                if self._failed is not ev:
+                    self._failed = ev
+                    raise
+                self._failed = None
+                q.pop(0)
+                raise
+            q.pop(0)  # still ev: what it scheduled comes later (a power-up's fresh schedule is another list)
+            if self._failed is ev:
+                self._failed = None  # done on its second try: nothing of it stays referenced
 
     def _event(self, t, kind, arg):
         if kind == "say":
@@ -180,13 +201,13 @@ class Module:
                 self._emit(t, arg)
         elif kind == "boot":
             if self.state == BOOTING:
-                self.state = ON
+                if not self.wedge_pending and self.cfun == 1:
+                    self._search(t)  # (no +CEREG before RDY: a module powers up with its URCs off)
                 self._emit(t, b"\r\nRDY\r\n")
+                self.state = ON
                 if self.wedge_pending:
                     self.wedge_pending = False
                     self.state = WEDGED
-                elif self.cfun == 1:
-                    self._search(t)
         elif kind == "register":
             if self.state == ON and self.cfun == 1 and self.stat == SEARCHING:
                 self._set_stat(t, DENIED if self.deny else HOME)
@@ -207,23 +228,41 @@ class Module:
                     self.stats["lost"] += 1
         elif kind == "rx":
             s, data = arg
-            self._down_bytes -= len(data)
             if s.open and self.state == ON and self.stat in (HOME, 5):
+                self._emit(t, self._recv_urc(s.id, data))  # first: the allocation that may fail
                 self.stats["down"] += 1
                 self._heard_us = t
-                self._emit(t, self._recv_urc(s.id, data))
             else:
                 self.stats["lost"] += 1
+            self._down_bytes -= len(data)
 
     def _recv_urc(self, sid, data):
-        if self.fmt[1] == 1:
-            return b'\r\n+QIURC: "recv",%d,%d,"' % (sid, len(data)) + data.hex().upper().encode() + b'"\r\n'
-        return b'\r\n+QIURC: "recv",%d,%d,"' % (sid, len(data)) + data + b'"\r\n'
+        """The recv URC, built in one buffer of its final size (hex text, upper-case, in place): a 512-byte datagram
+        takes 1,051 bytes of the heap the firmware shares, not the 5 KB of strings that joining hex text took."""
+        head = b'\r\n+QIURC: "recv",%d,%d,"' % (sid, len(data))
+        k = len(head)
+        n = len(data)
+        width = 2 if self.fmt[1] == 1 else 1
+        out = bytearray(k + width * n + 3)
+        out[:k] = head
+        if width == 2:
+            hexd = _HEX
+            for b in data:
+                out[k] = hexd[b >> 4]
+                out[k + 1] = hexd[b & 15]
+                k += 2
+        else:
+            out[k : k + n] = data
+            k += n
+        out[k : k + 3] = b'"\r\n'
+        return out
 
     # -- the line to the MCU -------------------------------------------------------------------------------------
     def _emit(self, t, data):
+        """Say `data` (bytes, or a bytearray nobody changes afterwards) from device time t. All or nothing: a
+        MemoryError leaves the line as it was."""
         start = self._line_free if self._line_free > t else t
-        self._out.append([start, bytes(data), 0])
+        self._out.append([start, data, 0])
         self._line_free = start + len(data) * self.byte_us
 
     def settle(self, now):
@@ -235,12 +274,11 @@ class Module:
             n = self._visible(c, now)
             if n <= c[2]:
                 break
-            got = c[1][c[2] : n]
             room = self.rxbuf - len(self.rx)
-            if len(got) > room:
-                self.dropped += len(got) - room
-                got = got[:room]
-            self.rx.extend(got)
+            lost = n - c[2] - room
+            self.rx.extend(memoryview(c[1])[c[2] : n - lost if lost > 0 else n])  # may fail: nothing changed yet
+            if lost > 0:
+                self.dropped += lost
             c[2] = n
             if n < len(c[1]):
                 break
@@ -326,11 +364,11 @@ class Module:
     def _set_stat(self, t, stat):
         if stat == self.stat:
             return
-        self.stat = stat
         if self.cereg_n == 1:
             self._emit(t, b"\r\n+CEREG: %d\r\n" % stat)
         elif self.cereg_n >= 2:
             self._emit(t, b'\r\n+CEREG: %d,"0001","01A2D101",9\r\n' % stat)
+        self.stat = stat
 
     def registered(self):
         return self.stat in (HOME, 5)
@@ -589,31 +627,62 @@ class Module:
 
     # -- datagrams from the host ---------------------------------------------------------------------------------
     def net_input(self, s, now):
-        """A real socket is readable: take every datagram into the link (downlink) at device time now."""
+        """A real socket is readable: take every datagram into the link (downlink) at device time now. A datagram
+        read from the socket is held (`_taken`, no allocation) until it is on the link, so that bus.shim_work's
+        second try after a MemoryError takes it again rather than losing it."""
         self.advance(now)
+        taken = self._taken
         while True:
+            if taken[1] is None:
+                try:
+                    data, addr = s.sock.recvfrom(RECV_MAX)
+                except OSError:
+                    return
+                except MemoryError:  # noqa: B014
+                    if not self._recv_failed:
+                        self._recv_failed = True  # the second try has the room
+                        raise
+                    # Not even with the room: what waits on the socket is lost (bus.dropped counts it), read into a
+                    # buffer made with the model; left there, it would keep the socket readable and the select
+                    # shim would spin on it without ever returning to the firmware.
+                    self._recv_failed = False
+                    try:
+                        while s.sock.readinto(self._sink):
+                            pass
+                    except OSError:
+                        pass
+                    raise
+                self._recv_failed = False
+                if not data and addr is None:
+                    return
+                taken[0], taken[1], taken[2], taken[3] = s, data, addr, False
             try:
-                data, addr = s.sock.recvfrom(RECV_MAX)
-            except OSError:
-                return
-            if not data and addr is None:
-                return
-            if len(data) > DATAGRAM_MAX:
-                self.stats["too_big"] += 1
-                continue
-            src = ("%d.%d.%d.%d" % (addr[4], addr[5], addr[6], addr[7]), (addr[2] << 8) | addr[3])
-            if self.asleep(now):
-                self.stats["psm_dropped"] += 1  # the network cannot page a module in PSM: lost to the sender
-                continue
-            if self._down_bytes + len(data) > DOWNLINK_BUFFER:
-                self.stats["net_dropped"] += 1  # the network's buffer for this module is full (a flood)
-                continue
-            _, got = self.link.send(link.DOWN, now, len(data), flow=src)
-            for d in got:
-                self._down_bytes += len(data)
-                self.at(d, "rx", (s, data))
-            if not got:
-                self.stats["lost"] += 1
+                self._take(taken[0], taken[1], taken[2], now)
+            except MemoryError:  # noqa: B014
+                if not taken[3]:
+                    taken[3] = True  # held for the second try, with the room
+                    raise
+                taken[1] = None  # failed with the room too: lost (bus.dropped counts it)
+                raise
+            taken[0] = taken[1] = taken[2] = None
+
+    def _take(self, s, data, addr, now):
+        if len(data) > DATAGRAM_MAX:
+            self.stats["too_big"] += 1
+            return
+        src = ("%d.%d.%d.%d" % (addr[4], addr[5], addr[6], addr[7]), (addr[2] << 8) | addr[3])
+        if self.asleep(now):
+            self.stats["psm_dropped"] += 1  # the network cannot page a module in PSM: lost to the sender
+            return
+        if self._down_bytes + len(data) > DOWNLINK_BUFFER:
+            self.stats["net_dropped"] += 1  # the network's buffer for this module is full (a flood)
+            return
+        _, got = self.link.send(link.DOWN, now, len(data), flow=src)
+        for d in got:
+            self.at(d, "rx", (s, data))
+            self._down_bytes += len(data)
+        if not got:
+            self.stats["lost"] += 1
 
     def status(self):
         return {

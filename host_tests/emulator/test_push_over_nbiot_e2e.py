@@ -140,10 +140,15 @@ def running_slot(url: str) -> dict:
     return next(r for r in st["slots"] if r["active"])
 
 
-@pytest.mark.skipif(os.environ.get("METERKIT_SWEEPS") != "1",
-                    reason="a long radio link: in `make sweeps` (an nb1-good run stalled at byte 0 once under load, "
-                           "cause not found yet: issue 18's notes)")
-@pytest.mark.parametrize("profile", ["nb1-good", "nb1-edge"])
+# nb1-good runs in the default suite (about 57 s with its meter's start, 2026-12-06); nb1-edge's slower radio takes
+# about 72 s, so it stays in `make sweeps`. Both once stalled at byte 0 under load: the emulator's module model lost
+# every copy of the first 512-byte chunk when building its URC needed the shims' room (fixed in
+# emulator/device/_emu_modem.py, tested in test_modem_model.py).
+@pytest.mark.parametrize("profile", [
+    "nb1-good",
+    pytest.param("nb1-edge", marks=pytest.mark.skipif(os.environ.get("METERKIT_SWEEPS") != "1",
+                                                      reason="a long radio link (about 72 s): in `make sweeps`")),
+])
 def test_push_survives_a_link_outage_and_the_new_app_confirms(networked, tmp_path, profile):
     emu, url = networked
     img = minimal_app(tmp_path, "1.2.0")
