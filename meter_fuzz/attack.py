@@ -108,7 +108,7 @@ def serial_lines(pkt: bytes, line_length: int = 127) -> bytes:
     raw = struct.pack(">H", len(pkt) + 2) + pkt + struct.pack(">H", crc16(pkt))
     b64 = base64.b64encode(raw)
     out = bytearray()
-    step = line_length - 3
+    step = max(4, ((line_length - 4) // 4) * 4)  # whole base64 quanta per line, as smp.packet.encode
     for i in range(0, len(b64), step):
         out += (b"\x06\x09" if i == 0 else b"\x04\x14") + b64[i:i + step] + b"\n"
     return bytes(out)
@@ -493,7 +493,8 @@ class Stats:
 class Attack:
     def __init__(self, opts: Options):
         self.o = opts
-        self.rng = random.Random(opts.seed)
+        self.rng = random.Random(opts.seed)  # the inputs: the same sequence for a seed, however the meter answers
+        self.echo_rng = random.Random(opts.seed + 1)  # the monitors' echoes, which retries make timing-dependent
         self.g = Grammar(self.rng)
         self.steps: list[dict] = []
         self.stats = Stats()
@@ -601,7 +602,7 @@ class Attack:
         return self.con.request(lines, seq, timeout or self.o.reply_timeout)
 
     def echo(self, timeout: float) -> bool:
-        token = f"alive-{self.rng.randrange(10**9)}"
+        token = f"alive-{self.echo_rng.randrange(10**9)}"
         self.stats.echoes += 1
         f = self.smp_raw(2, 0, 0, {"d": token}, log=False, timeout=timeout)
         b = body_of(f)
@@ -777,9 +778,13 @@ class Attack:
                                  p.decode(), console=new[max(0, i - 400):i + 100].decode(errors="replace"))
         i = new.find(b"Traceback (most recent call last)")
         while i >= 0:
-            chunk = new[i:i + 1500]
-            lines = [ln.strip(b"\r") for ln in chunk.split(b"\n")[1:]]
-            exc = next((ln for ln in lines if ln and not ln.startswith(b" ")), b"?")
+            lines = [ln.strip(b"\r") for ln in new[i:].split(b"\n")[1:]]
+            exc = next((ln for ln in lines[:-1] if ln and not ln.startswith(b" ")), None)
+            if exc is None:  # the traceback's end has not arrived yet: look at it again next time
+                with self.con.lock:
+                    self.seen_at = min(self.seen_at, self.seen_at - len(new) + i + 16)
+                break
+            chunk = new[i:i + 3000]
             if not exc.startswith(b"KeyboardInterrupt"):
                 self.finding("console-traceback", f"the meter printed a traceback: {exc.decode(errors='replace')}",
                              exc.split(b":")[0].decode(errors="replace"), console=chunk.decode(errors="replace"))
