@@ -74,6 +74,8 @@ PROTECTED_PREFIXES = ("/slots/", "/loaders/")  # the app slots' and the loaders'
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 WEIGHTS = {"smp": 55, "upload": 12, "noise": 10, "control": 13, "sweep": 10}  # the input kinds and their shares
+UDP_WEIGHT = 40  # with --udp: datagrams to the meter's SMP-over-UDP port
+DEV_COMMAND_KEY = paths.ROOT / "keys" / "dev" / "command-DEVELOPMENT-ONLY-ed25519.pem"
 
 
 class Unreachable(RuntimeError):
@@ -441,6 +443,69 @@ class Console:
             pass
 
 
+class UdpLink:
+    """SMP over UDP as the meter's head-end: a socket bound to the head-end's address, requests to the meter's
+    udp://ADDR:PORT (endpoints.json `udp`)."""
+
+    def __init__(self, meter: tuple[str, int], local: tuple[str, int]):
+        import socket
+
+        self.meter = meter
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(local)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendto(data, self.meter)
+
+    def request(self, data: bytes, seq: int | None, timeout: float) -> bytes | None:
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sock.recvfrom(4096)  # replies to earlier datagrams are not this one's
+        except OSError:
+            pass
+        self.sock.sendto(data, self.meter)
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                f, _ = self.sock.recvfrom(4096)
+            except OSError:
+                return None
+            if len(f) >= 8 and f[0] != 0xA4 and (seq is None or f[6] == seq):
+                return f
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def set_headend(console: str, port: int) -> None:
+    """A development meter's head-end set with the development command key (`ota meter network`): from its next
+    boot it serves SMP over UDP to 127.0.0.1:port."""
+    import subprocess
+    import sys
+
+    ota = Path(sys.executable).parent / "ota"
+    if not DEV_COMMAND_KEY.exists():
+        raise Unreachable(f"--udp needs the development command key ({DEV_COMMAND_KEY}) to set the head-end")
+    p = subprocess.run([str(ota) if ota.exists() else "ota", "meter", "network", "--port", console, "--headend",
+                        f"127.0.0.1:{port}", "--uplink", "0", "--key", str(DEV_COMMAND_KEY), "--expires-in",
+                        str(90 * 86400), "--json"], capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        raise Unreachable(f"could not set the head-end: {p.stdout} {p.stderr}")
+
+
 def body_of(f: bytes | None) -> Any:
     if f is None or len(f) < 8:
         return None
@@ -471,6 +536,7 @@ class Options:
     weights: dict = field(default_factory=lambda: dict(WEIGHTS))
     progress: Callable[[dict], None] | None = None
     replay_steps: list[dict] | None = None
+    udp: bool = False  # also over the meter's SMP-over-UDP port (emulator: --modem and a head-end set before locking)
 
 
 @dataclass
@@ -513,6 +579,10 @@ class Attack:
         self.emu_log_at = 0
         self.events_before: list = []
         self.records_before: dict = {}
+        self.udp: UdpLink | None = None
+        self.udp_local: tuple[str, int] | None = None
+        if opts.udp and "udp" not in opts.weights:
+            opts.weights = dict(opts.weights, udp=UDP_WEIGHT)
 
     # -- set-up --------------------------------------------------------------------------------------------------------
     @property
@@ -536,6 +606,12 @@ class Attack:
                 # a development meter's REPL (where a Ctrl-C takes it) cannot run under a recording: its input
                 # waits for a point the VM never reaches (docs/emulator.md), so only a locked meter is recorded
                 self.recording = self.tmp / "emulator.rec" if self.o.record and self.o.locked else None
+                args: tuple[str, ...] = ()
+                if self.o.udp:
+                    # datagrams are not recorded inputs (docs/emulator.md): a run over UDP is not recorded
+                    self.recording = None
+                    args = ("--modem",)
+                    self.udp_local = ("127.0.0.1", free_udp_port())
                 if self.o.locked and self.recording is not None:
                     # locked through the REPL before the recorded run: a recording does not cover the REPL, and a
                     # recording made from this state folder starts with the locked flash image
@@ -545,11 +621,17 @@ class Attack:
                         lock_over_repl(emu.console)
                     finally:
                         emu.stop()
-                self.emu = Emulator(state, board=self.o.board, seed=self.o.seed, record=self.recording)
+                self.emu = Emulator(state, board=self.o.board, seed=self.o.seed, record=self.recording, args=args)
                 st = self.emu.wait_boots(1)
+                if self.udp_local is not None:
+                    set_headend(self.emu.console, self.udp_local[1])
+                    if not self.o.locked:
+                        self.emu.request({"verb": "reset", "kind": "hard"})
                 if self.o.locked and self.recording is None:
                     lock_over_repl(self.emu.console)
                     st = self.emu.status()
+                if self.udp_local is not None:
+                    self.wait_udp_socket()
             except (LaunchError, OSError, TimeoutError) as e:
                 raise Unreachable(str(e)) from None
             self.emu_boots = st.get("boots")
@@ -558,9 +640,16 @@ class Attack:
             assert self.o.port
             port = self.o.port
         self.con = Console(port, 115200)
+        if self.udp_local is not None and self.emu is not None:
+            ep = self.emu.endpoints.get("udp") or {}
+            if not ep:
+                raise Unreachable("the emulator publishes no udp endpoint (no --modem?)")
+            self.udp = UdpLink((ep["address"], int(ep["port"])), self.udp_local)
         # the meter answers an echo within the bound, or it is not reachable
         if not self.wait_echo(min(self.o.hang_bound_s, 30), log=False):
             raise Unreachable(f"no SMP echo from {port}")
+        if self.udp is not None and not self.udp_echo(60):
+            raise Unreachable("no SMP echo over UDP")
         st = body_of(self.smp_raw(0, 64, 0, {}, log=False)) or {}
         self.mode = st.get("mode", "unknown") if isinstance(st, dict) else "unknown"
         self.boot = st.get("boot") if isinstance(st, dict) else None
@@ -571,7 +660,32 @@ class Attack:
         self.records_before = self.records()
         self.seen_at = len(self.con.seen)
 
+    def wait_udp_socket(self, timeout: float = 90) -> None:
+        assert self.emu is not None
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            st = self.emu.status()
+            if st.get("power") == "on" and (st.get("device") or {}).get("modem", {}).get("sockets") == [0]:
+                return
+            time.sleep(0.2)
+        raise Unreachable("the meter did not open its head-end socket")
+
+    def udp_echo(self, bound: float) -> bool:
+        assert self.udp is not None
+        end = time.monotonic() + bound
+        while time.monotonic() < end:
+            token = f"udp-{self.echo_rng.randrange(10**9)}"
+            seq = self.next_seq()
+            self.stats.echoes += 1
+            b = body_of(self.udp.request(frame(2, 0, 0, seq, {"d": token}), seq, 3.0))
+            if isinstance(b, dict) and b.get("r") == token:
+                self.stats.answered += 1
+                return True
+        return False
+
     def stop(self) -> None:
+        if self.udp:
+            self.udp.close()
         if self.con:
             self.con.close()
         if self.emu:
@@ -701,6 +815,33 @@ class Attack:
                 off = rep["off"]
                 self.stats.replies += 1
 
+    def do_udp(self) -> None:
+        """A datagram to the meter's SMP-over-UDP port: a request from the grammar (valid or mutated) as one
+        datagram; now and then several back to back (the meter holds two), one past its 512-byte cap, an empty one,
+        or noise."""
+        r = self.rng
+        assert self.udp is not None
+        seq = self.next_seq()
+        name, pkt = self.g.smp(seq)
+        k = r.randrange(10)
+        if k == 0:
+            data = [pkt] * r.randrange(2, 5)
+        elif k == 1:
+            data = [pkt + bytes(r.randrange(256) for _ in range(r.choice([400, 600, 1400])))]
+        elif k == 2:
+            data = [r.choice([b"", b"\xa4", bytes(r.randrange(256) for _ in range(r.randrange(1, 64)))])]
+        else:
+            data = [pkt]
+        for d in data[:-1]:
+            self.log("udp", d, what=name)
+            self.udp.send(d)
+        self.log("udp", data[-1], what=name)
+        if len(data[-1]) >= 8 and data[-1][4:6] == b"\x00\x00" and data[-1][7] == 5 and data[-1][0] & 7 == 2:
+            self.reset_window = True
+            self.stats.resets_sent += 1
+        if self.udp.request(data[-1], seq if len(data[-1]) >= 8 else None, self.o.reply_timeout) is not None:
+            self.stats.replies += 1
+
     def do_noise(self) -> None:
         r = self.rng
         n = r.choice([1, 8, 64, 260, 600, 2100])
@@ -813,6 +954,9 @@ class Attack:
                 return False
             if not self.wait_echo(self.o.hang_bound_s):
                 return False
+        if self.udp is not None and not self.udp_echo(self.o.hang_bound_s):
+            self.finding("unrecovered-hang", f"the meter answers on its console but not over UDP for "
+                         f"{self.o.hang_bound_s:.0f} s", "udp-hang")
         self.check_reboots()
         return True
 
@@ -933,7 +1077,7 @@ class Attack:
                           engine="attack", seed=self.o.seed, runtime="emulator" if self.emu else "serial",
                           firmware_tree=paths.firmware_tree_hash() if self.emu else "",
                           found_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), size=len(self.steps),
-                          extra={"locked": self.locked, "emulator_locked": self.o.locked, "port": self.o.port,
+                          extra={"locked": self.locked, "emulator_locked": self.o.locked, "port": self.o.port, "udp": self.o.udp,
                                  "mode": self.mode, "steps": len(self.steps), **extra})
         folder, new = save(f, self.steps, self.o.out)
         self.stats.findings += 1
@@ -1011,6 +1155,9 @@ class Attack:
                     except Exception:
                         pass
                 self.reset_window = True
+            elif s.get("via") == "udp":
+                if self.udp is not None:
+                    self.udp.send(data)
             elif s.get("via") == "console":
                 assert self.con
                 self.con.write(data)

@@ -48,8 +48,9 @@ def _summary(stats: atk.Stats, label: str, seed: int) -> None:
               "a tester with a cable would), so the prompt and record monitors apply.")
 @click.option("--expect-locked", is_flag=True, help="Hold the meter to a locked meter's rules whatever it reports "
               "(a development meter then fails the prompt monitor: the monitors' own check).")
-@click.option("--udp", is_flag=True, help="Also attack over the meter's SMP-over-UDP port (not implemented yet: "
-              "refused).")
+@click.option("--udp", is_flag=True, help="With --emulator: also attack over the meter's SMP-over-UDP port (the "
+              "emulator runs with --modem; its head-end, this host, is set with the development command key before "
+              "the meter is locked; such a run is not recorded).")
 @click.option("--time", "seconds", type=click.FloatRange(min=1), help="Stop after this many seconds.")
 @click.option("--inputs", type=click.IntRange(min=1), help="Stop after this many inputs (what tests use: the time an "
               "input takes depends on the machine).")
@@ -89,6 +90,7 @@ def attack(port, board, locked, expect_locked, udp, seconds, inputs, seed, out, 
         locked = bool(extra.get("emulator_locked", extra.get("locked"))) and bool(board) and not port
         expect_locked = expect_locked or bool(extra.get("locked"))
         seed = int(meta.get("seed") or 0)
+        udp = udp or bool(extra.get("udp"))
     else:
         if seconds is None and inputs is None:
             _usage("give --time SECONDS or --inputs N")
@@ -96,8 +98,8 @@ def attack(port, board, locked, expect_locked, udp, seconds, inputs, seed, out, 
         _usage("give exactly one of --port and --emulator")
     if locked and port:
         _usage("--locked makes an emulated meter locked; a real meter is what it is (use --expect-locked)")
-    if udp:
-        _usage("--udp is not implemented yet")
+    if udp and port:
+        _usage("--udp goes with --emulator (the attacker sets the head-end of a meter it starts)")
     if board:
         from meterkit.boards import list_boards
 
@@ -106,7 +108,7 @@ def attack(port, board, locked, expect_locked, udp, seconds, inputs, seed, out, 
     chosen = [k.strip() for k in kinds.split(",") if k.strip()]
     if not chosen or any(k not in atk.WEIGHTS for k in chosen):
         _usage(f"--kinds takes some of {', '.join(atk.WEIGHTS)}")
-    label = "attack {}{}".format(board or port, " (locked)" if locked else "")
+    label = f"attack {board or port}{' (locked)' if locked else ''}{' +udp' if udp else ''}"
     if replay is not None:
         out_dir = Path(tempfile.mkdtemp(prefix="meter-fuzz-replay-"))
     else:
@@ -114,7 +116,7 @@ def attack(port, board, locked, expect_locked, udp, seconds, inputs, seed, out, 
     opts = atk.Options(port=port, board=board, locked=locked, expect_locked=True if expect_locked else None,
                        seconds=seconds, inputs=inputs, seed=seed, out=out_dir, record=not no_record and replay is None,
                        echo_every=echo_every, hang_bound_s=hang_bound, progress=_progress_line(as_json, label),
-                       replay_steps=steps, weights={k: atk.WEIGHTS[k] for k in chosen})
+                       replay_steps=steps, weights={k: atk.WEIGHTS[k] for k in chosen}, udp=udp)
     try:
         stats = atk.Attack(opts).run()
     except atk.Unreachable as e:

@@ -151,3 +151,15 @@ def test_the_record_monitor_reports_a_protected_file_altered_in_the_flash(tmp_pa
     got = findings_of(tmp_path / "out")
     assert [f["kind"] for f in got] == ["unauthorised-state-change"], got
     assert "meter/mode.json" in got[0]["summary"]
+
+
+@pytest.mark.e2e
+def test_a_seeded_run_over_udp_against_a_locked_meter_finds_nothing(tmp_path):
+    """--udp: the emulator runs with its NB-IoT module, the attacker is the head-end (set with the development key
+    before the meter is locked) and sends datagrams — single, back to back, oversized, empty — besides the console."""
+    p = meter_fuzz("--emulator", BOARD, "--locked", "--udp", "--inputs", "24", "--seed", "3", "--json",
+                   "--out", str(tmp_path / "out"))
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = json.loads(p.stdout)
+    assert r["findings"] == 0 and r["by_kind"].get("udp", 0) >= 5, r
+    assert r["events_new"].get("431", 0) >= 1, r  # the link came up: the datagrams reached the meter
