@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import queue
 import random
 import shutil
@@ -691,8 +692,13 @@ class Attack:
         if self.emu:
             self.emu.stop()
             if self.recording and self.recording.exists():
-                for folder in self.folders:
-                    shutil.copy(self.recording, folder / "emulator.rec")
+                for folder in self.folders:  # one recording of the session, linked into each of its findings
+                    dst = folder / "emulator.rec"
+                    dst.unlink(missing_ok=True)
+                    try:
+                        os.link(self.recording, dst)
+                    except OSError:
+                        shutil.copy(self.recording, dst)
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
 

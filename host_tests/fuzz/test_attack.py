@@ -162,4 +162,5 @@ def test_a_seeded_run_over_udp_against_a_locked_meter_finds_nothing(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     r = json.loads(p.stdout)
     assert r["findings"] == 0 and r["by_kind"].get("udp", 0) >= 5, r
-    assert r["events_new"].get("431", 0) >= 1, r  # the link came up: the datagrams reached the meter
+    # each liveness check echoed over the console and over UDP (the run starts only once a UDP echo came back)
+    assert r["answered"] >= 2 * (24 // 10) + 1, r  # a lost datagram is retried: echoes may exceed answers
