@@ -555,6 +555,8 @@ class Stats:
     record_changes: list = field(default_factory=list)
     elapsed_s: float = 0.0
     by_kind: dict = field(default_factory=dict)
+    mode: str = "unknown"  # what the meter reports (update status `mode`)
+    locked: bool = False  # held to a locked meter's rules (locked, or --expect-locked)
 
 
 class Attack:
@@ -657,6 +659,7 @@ class Attack:
         if self.o.locked and self.mode != "locked":
             self.finding("not-locked", f"the emulator was locked but the meter reports mode {self.mode!r}",
                          self.mode)
+        self.stats.mode, self.stats.locked = self.mode, self.locked
         self.events_before = self.read_events()
         self.records_before = self.records()
         self.seen_at = len(self.con.seen)

@@ -29,7 +29,8 @@ def _summary(stats: atk.Stats, label: str, seed: int) -> None:
     s = stats
     rate = s.inputs / s.elapsed_s if s.elapsed_s else 0.0
     click.echo("", err=True)
-    click.echo(f"{label}, seed {seed}: {s.inputs} inputs in {s.elapsed_s:.1f} s ({rate:.1f} inputs/s); {s.replies} SMP "
+    click.echo(f"{label} (the meter says {s.mode}{', held to locked rules' if s.locked else ''}), seed {seed}: "
+               f"{s.inputs} inputs in {s.elapsed_s:.1f} s ({rate:.1f} inputs/s); {s.replies} SMP "
                f"replies; echoes {s.answered}/{s.echoes} answered; reboots {s.reboots} ({s.expected_reboots} after "
                f"resets sent); findings {s.findings}")
     click.echo("  inputs by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(s.by_kind.items())))
@@ -138,7 +139,7 @@ def attack(port, board, locked, expect_locked, udp, seconds, inputs, seed, out, 
         sys.exit(atk.EXIT_FOUND if back else atk.EXIT_OK)
     if as_json:
         d = dict(stats.__dict__)
-        d.update({"target": label, "seed": seed, "board": board, "port": port, "locked": locked,
+        d.update({"target": label, "seed": seed, "board": board, "port": port, "udp": udp,
                   "inputs_per_s": round(stats.inputs / stats.elapsed_s, 2) if stats.elapsed_s else 0.0})
         click.echo(json.dumps(d, indent=2, default=str))
     else:
