@@ -692,6 +692,8 @@ class Attack:
             self.udp.close()
         if self.con:
             self.con.close()
+            for folder in self.folders:  # what the meter printed all session (the recording aside, the only trace
+                (folder / "console.log").write_bytes(bytes(self.con.seen))  # of a run that cannot be recorded)
         if self.emu:
             self.emu.stop()
             if self.recording and self.recording.exists():
