@@ -13,6 +13,8 @@ What it sends, every choice drawn from one `random.Random(seed)`:
            and what a tester types after them
   sweep    (emulator) a reset with one Ctrl-C a swept number of ms after the board starts boot.py, or (any meter) an
            SMP reset followed by control sequences at swept host delays
+  udp      (--udp, emulator) the grammar's requests as datagrams to the meter's SMP-over-UDP port, the attacker being
+           its head-end: single, back to back, past the 512-byte cap, empty, noise
 
 Monitors, checked all along:
   liveness   an SMP echo every `echo_every` inputs; no answer within `hang_bound_s` (retrying, and recovering a
@@ -33,8 +35,10 @@ Monitors, checked all along:
              "unauthorised-state-change" finding (the attacker never holds a valid signature)
 
 Findings go to OUT/findings/attack-<board>[-locked]/<kind>-<sig>/ (meter_fuzz/findings.py's layout) with the steps
-so far as inputs.jsonl ({"t", "via", "send" hex} per step), the emulator's recording when one was made, and
-`meter-fuzz attack --replay FOLDER` as the reproducer. No click here: meter_fuzz/attack_cli.py is the command."""
+so far as inputs.jsonl ({"t", "via", "send" hex} per step; "via" console, ctl or udp), what the meter printed all
+session (console.log), the emulator's recording when one was made (emulator.rec: a locked meter's run without
+--udp; `meter-emu replay` plays it), and `meter-fuzz attack --replay FOLDER` as the reproducer. No click here:
+meter_fuzz/attack_cli.py is the command."""
 
 from __future__ import annotations
 
