@@ -325,5 +325,7 @@ def report(out: Path, coverage: bool, as_json: bool) -> None:
         Console().print(f"{m['target']}: {m.get('summary', '')} ({m.get('hits', 1)} hits) — meter-fuzz repro {f}")
 
 
+from meter_fuzz.attack_cli import attack; main.add_command(attack)  # noqa: E402, E702, I001
+
 if __name__ == "__main__":
     main()

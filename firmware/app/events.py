@@ -131,13 +131,14 @@ class EventLog:
             if self.seq < self.floor:  # a reserved number: in the ring now, on flash when the burst ends
                 self._append(code, at, detail)
             else:  # the burst's numbers are used up: counted on the newest refusal
-                self.more += 1
                 last = self._entry(self._last)
-                if self.more == 1:
-                    self.more_base = last[3][: DETAIL_MAX - 7]
-                self._buf[self._last :] = b""
-                self._count -= 1
-                self._pack(last[0], last[1], last[2], "%s +%d" % (self.more_base, self.more))
+                base = last[3][: DETAIL_MAX - 7] if self.more == 0 else self.more_base
+                rec = self._record(last[0], last[1], last[2], "%s +%d" % (base, self.more + 1))
+                # the newest event replaced in one step, and the counts moved once it has been: a MemoryError
+                # (the heap is short while a flood is answered) leaves the ring as it was
+                self._buf[self._last :] = rec
+                self.more += 1
+                self.more_base = base
             self.unwritten = True
             return self._entry(self._last)[0]
         self._append(code, at, detail)
@@ -180,11 +181,18 @@ class EventLog:
         seq, code, at = struct.unpack_from(_HEAD, self._buf, k + 1)
         return seq, code, None if at == _NO_TIME else at, str(self._buf[k + _HEAD_SIZE + 1 : k + self._buf[k]], "utf-8")
 
-    def _pack(self, seq, code, at, detail):
+    def _record(self, seq, code, at, detail):
         d = detail.encode()
-        self._last = len(self._buf)
-        self._buf.extend(struct.pack(_RECORD, _HEAD_SIZE + 1 + len(d), seq, code, _NO_TIME if at is None else at))
-        self._buf.extend(d)
+        return struct.pack(_RECORD, _HEAD_SIZE + 1 + len(d), seq, code, _NO_TIME if at is None else at) + d
+
+    def _pack(self, seq, code, at, detail):
+        # the event is built whole, then added in one extend, and the offsets move only once it is in: a MemoryError
+        # on the way leaves the ring as it was (an offset moved first pointed past the end, and the next refusal of
+        # the burst, reading it back, ended the app with "ValueError: buffer too small" — found by meter-fuzz attack)
+        rec = self._record(seq, code, at, detail)
+        k = len(self._buf)
+        self._buf.extend(rec)
+        self._last = k
         self._count += 1
         while self._count > self.capacity:  # the oldest goes: the bytes move down in place
             n = self._buf[0]

@@ -174,3 +174,51 @@ def test_the_packed_ring_reads_the_stored_format_and_keeps_every_field():
         assert data["ring"][-1] == [73, ev.CLOCK_UNKNOWN, None, ("héllo ✓ " + "x" * 60)[: ev.DETAIL_MAX]]
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_a_refusal_the_heap_cannot_pack_leaves_the_ring_as_it_was():
+    # found by `meter-fuzz attack` on a locked emulated meter: a MemoryError while a refusal was packed (a flood of
+    # large requests leaves the heap short) left the newest-event offset past the end of the ring; the burst's next
+    # refusal read it back and the app ended with "ValueError: buffer too small" (a reboot from one unsigned request)
+    def body():
+        real = ev.struct
+        short = [0]
+
+        class Struct:
+            unpack_from = real.unpack_from
+
+            @staticmethod
+            def pack(*a):
+                if short[0]:
+                    short[0] -= 1
+                    raise MemoryError("memory allocation failed")
+                return real.pack(*a)
+
+        log = ev.EventLog(ticks_ms=lambda: 0)
+        log.load()
+        log.add(ev.COMMAND_REFUSED, "first")  # a burst of refusals starts
+        ev.struct = Struct
+        try:
+            short[0] = 1
+            fwtest.raises(MemoryError, log.add, ev.COMMAND_REFUSED, "second")
+            assert [e[3] for e in log.ring] == ["first"]
+            log.add(ev.COMMAND_REFUSED, "third")  # read the newest back: the ring was left whole
+            for k in range(ev.HELD_MAX):  # past the burst's reserved numbers: counted on the newest
+                log.add(ev.COMMAND_REFUSED, "more %d" % k)
+            newest = log.ring[-1]
+            n = int(newest[3].split(" +")[-1])
+            short[0] = 1
+            fwtest.raises(MemoryError, log.add, ev.COMMAND_REFUSED, "lost")
+            assert log.ring[-1] == newest
+            log.add(ev.COMMAND_REFUSED, "counted")
+        finally:
+            ev.struct = real
+        ring = log.ring
+        assert ring[-1][3].endswith(" +%d" % (n + 1)) and ring[-1][0] == newest[0], ring[-1]
+        assert [e[3] for e in ring][:2] == ["first", "third"]
+        again = ev.EventLog(ticks_ms=lambda: 0)
+        log.flush_due()
+        again.load()
+        assert [e[:2] for e in again.ring] == [e[:2] for e in _stored().ring]
+
+    fwtest.in_workdir(body, "meter")
