@@ -56,7 +56,8 @@ def _prepare():
             ctx.reset_now()  # stage 0 starts the new loader on its test boot
     import machine
 
-    name, manifest, test = choose(ctx.board, machine.reset_cause() == machine.WDT_RESET)
+    hung = machine.reset_cause() == machine.WDT_RESET
+    name, manifest, test = choose(ctx.board, hung)
     if name is None:
         from loader import recovery
 
@@ -86,7 +87,7 @@ def _prepare():
                                                      ", test boot" if test else ""))
     from loader import starts
 
-    aside = starts.begin()
+    aside = starts.begin(hung)
     if aside:
         journal.event("settings-set-aside", "%d failed starts: %s" % (starts.STRIKES_MAX, ", ".join(aside)))
     starts.forget()
@@ -107,6 +108,12 @@ def run():
         raise
     except Exception as e:
         sys.print_exception(e)
+        try:
+            from loader import starts
+
+            starts.crashed()  # a failed start, if it came before the app proved healthy (loader/starts.py)
+        except Exception:  # noqa: BLE001 - a full heap or flash must not keep the meter from its reset
+            pass
         if ctx.mode != mode.DEVELOPMENT or ctx.test_boot:
             ctx.reset_now(e)  # a failing test boot resets at once: the reset reverts it, the rollback names e
         raise

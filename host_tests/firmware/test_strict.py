@@ -139,15 +139,41 @@ def test_three_failed_starts_set_the_settings_aside():
     def body():
         store.write_json("meter/supply.json", {"control_mode": 5})
         store.write_json("meter/config.json", {"md_period_s": 900})
-        for _ in range(starts.STRIKES_MAX):
-            assert starts.begin() == []  # each start that never became healthy counts
+        for k in range(starts.STRIKES_MAX):
+            assert starts.begin(hung=False) == []
+            if k == 1:
+                assert starts.begin(hung=True) == []  # the last start hung: the watchdog ended it, one failure
+            else:
+                starts.crashed()  # the app raised before it proved healthy
         assert starts.begin() == ["meter/supply.json", "meter/config.json"]
         assert not store.exists("meter/supply.json")
         assert store.read_json("meter/supply.json" + starts.ASIDE) == {"control_mode": 5}
         starts.healthy()
         assert store.read_json(starts.PATH) == {"failed": 0}
         store.write_json(starts.PATH, {"failed": "3"})  # a damaged count starts again
-        assert starts.begin() == [] and store.read_json(starts.PATH) == {"failed": 1}
+        assert starts.begin() == [] and store.read_json(starts.PATH) == {"failed": 0, "open": True}
+        starts.crashed()
+        starts.crashed()  # a second report of the same start does not count twice
+        assert store.read_json(starts.PATH) == {"failed": 1}
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_power_cuts_and_resets_during_start_up_never_set_the_settings_aside():
+    # found by meter-fuzz attack: three quick power cuts on a locked meter set its signed supply settings aside,
+    # and a prepaid meter without them never disconnects
+    def body():
+        store.write_json("meter/supply.json", {"control_mode": 5})
+        for _ in range(4 * starts.STRIKES_MAX):
+            assert starts.begin(hung=False) == []  # each start ended by a power cut or a reset, never healthy
+        assert store.read_json("meter/supply.json") == {"control_mode": 5}
+        starts.crashed()
+        starts.begin()
+        starts.crashed()
+        for _ in range(3):
+            starts.begin()  # power cuts between failures neither count nor clear the count
+        starts.crashed()
+        assert starts.begin() == ["meter/supply.json"]
 
     fwtest.in_workdir(body, "meter")
 
