@@ -33,6 +33,19 @@ def files(image: bytes, block_size: int) -> dict[str, str]:
     return out
 
 
+def read(image: bytes, block_size: int, path: str) -> bytes | None:
+    """One file's bytes, or None when the image does not hold it."""
+    ctx = UserContext(len(image))
+    ctx.buffer[:] = image
+    fs = LittleFS(context=ctx, mount=False, **lfs_config(block_size, len(image) // block_size))
+    fs.mount()
+    try:
+        with fs.open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
 def differences(a: Path, b: Path, block_size: int) -> list[str]:
     """The files that differ between two flash images, one line each ("only in A", "only in B", "differs")."""
     fa, fb = files(a.read_bytes(), block_size), files(b.read_bytes(), block_size)
