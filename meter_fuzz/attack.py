@@ -61,6 +61,7 @@ from typing import Any
 import cbor2
 
 from meter_fuzz import findings, paths
+from meter_fuzz.emu_launch import Emulator, LaunchError
 
 PROMPTS = (b">>>", b"raw REPL", b"paste mode")
 CTRL = {"ctrl-a": b"\x01", "ctrl-b": b"\x02", "ctrl-c": b"\x03", "ctrl-d": b"\x04", "ctrl-e": b"\x05"}
@@ -571,7 +572,7 @@ class Attack:
         self.g = Grammar(self.rng)
         self.steps: list[dict] = []
         self.stats = Stats()
-        self.emu = None
+        self.emu: Emulator | None = None
         self.con: Console | None = None
         self.seq = 0
         self.t0 = time.monotonic()
@@ -605,8 +606,6 @@ class Attack:
 
     def start(self) -> None:
         if self.o.board:
-            from meter_fuzz.emu_launch import Emulator, LaunchError
-
             self.tmp = Path(tempfile.mkdtemp(prefix="meter-fuzz-attack-"))
             state = self.tmp / "meter"
             try:
@@ -1048,7 +1047,7 @@ class Attack:
                 if not isinstance(s, dict):
                     continue
                 slot = s.get("slot")
-                keys = ("version", "hash", "active", "confirmed", "pending", "permanent") if slot == 0 else (
+                keys: tuple[str, ...] = ("version", "hash", "active", "confirmed", "pending", "permanent") if slot == 0 else (
                     "pending", "permanent")
                 for k in keys:
                     rec[f"image.slot{slot}.{k}"] = _plain(s.get(k))

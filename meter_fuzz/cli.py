@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from meter_fuzz import engine, findings, minimize, oracle, stats, targets, vm
+from meter_fuzz.attack_cli import attack
 
 EXIT_FOUND = 1
 EXIT_USAGE = 2
@@ -203,7 +204,13 @@ def _finding(folder: Path) -> tuple[dict, bytes, targets.Target]:
 @click.option("--vm", is_flag=True, help="Replay in the MicroPython VM instead of CPython.")
 @json_option
 def repro(finding: Path, vm: bool, as_json: bool) -> None:
-    """Replay FINDING (a folder under OUT/findings). Exit 1 while it still reproduces, 0 once it is fixed."""
+    """Replay FINDING (a folder under OUT/findings). Exit 1 while it still reproduces, 0 once it is fixed. An
+    attacker's finding (inputs.jsonl) is replayed by `meter-fuzz attack --replay FINDING` against a meter."""
+    if (finding / "inputs.jsonl").exists():
+        meta = findings.load_meta(finding)
+        _console().print(f"{finding} is a black-box attacker's finding: its steps are replayed against a running meter "
+                         f"with: {meta.get('repro') or f'meter-fuzz attack --replay {finding}'}")
+        sys.exit(EXIT_USAGE)
     meta, data, t = _finding(finding)
     if vm:
         try:
@@ -322,10 +329,11 @@ def report(out: Path, coverage: bool, as_json: bool) -> None:
                       str(len(r["findings"])))
     Console().print(table)
     for f, m in found:
-        Console().print(f"{m['target']}: {m.get('summary', '')} ({m.get('hits', 1)} hits) — meter-fuzz repro {f}")
+        Console().print(f"{m['target']}: {m.get('summary', '')} ({m.get('hits', 1)} hits) — "
+                        f"{m.get('repro') or f'meter-fuzz repro {f}'}")
 
 
-from meter_fuzz.attack_cli import attack; main.add_command(attack)  # noqa: E402, E702, I001
+main.add_command(attack)
 
 if __name__ == "__main__":
     main()

@@ -145,7 +145,7 @@ def differential(data: bytes, result) -> None:
                         f"{ref.counts()}, the firmware {len(frames)} frames {frames[:2]!r} with {counts}")
     for f in frames:
         d = smp_serial.Decoder(max_frame)
-        got = []
+        got: list = []
         for line in smp_packet.encode(f):
             got += d.feed_bytes(line) or []
         if got != [f]:

@@ -41,7 +41,7 @@ def record(pkt: bytes, udp: bool = False) -> bytes:
 
 
 def records(data: bytes) -> list[tuple[int, bytes]]:
-    out = []
+    out: list[tuple[int, bytes]] = []
     i = 0
     while i + 3 <= len(data) and len(out) < MAX_RECORDS:
         n = struct.unpack(">H", data[i + 1:i + 3])[0]
@@ -74,7 +74,7 @@ def _requests() -> list[bytes]:
     env = _envelopes()
     image = (FIXTURES / "other_key.img").read_bytes()
     out = [osm.EchoWriteRequest(d="hello"), osm.MCUMgrParametersReadRequest(),
-           osm.OSApplicationInfoReadRequest(format="a"), osm.ResetWriteRequest(force=False),
+           osm.OSApplicationInfoReadRequest(format="a"), osm.ResetWriteRequest(force=0),
            mg.SignedReset(envelope=env["env_reset"]),
            img.ImageStatesReadRequest(), ImageStatesWrite(hash=bytes(32), confirm=True),
            mg.SignedStatesWrite(confirm=True, envelope=env["env_confirm"]), ImageErase(slot=1),
@@ -238,7 +238,7 @@ def _value(rng: random.Random, old):
         return old + rng.choice((-1, 1, -2, 2, 512, -512, 1024))
     if k == 8 and isinstance(old, (bytes, str)) and old:
         i = rng.randrange(len(old))
-        return old[:i] if rng.randrange(2) else old + old[i:]
+        return old[:i] if rng.randrange(2) else old + old[i:]  # type: ignore[operator]  # both str or both bytes
     if k == 9:
         v = rng.choice(_envelopes_list())
         return v
@@ -277,13 +277,13 @@ def _mutate_tree(rng: random.Random, obj, depth: int = 0):
             out[key] = _mutate_tree(rng, out[key], depth + 1)
         return out
     if isinstance(obj, list) and obj and depth < 4 and rng.randrange(3):
-        out = list(obj)
-        i = rng.randrange(len(out))
+        items = list(obj)
+        i = rng.randrange(len(items))
         if rng.randrange(3) == 0:
-            del out[i]
+            del items[i]
         else:
-            out[i] = _mutate_tree(rng, out[i], depth + 1)
-        return out
+            items[i] = _mutate_tree(rng, items[i], depth + 1)
+        return items
     if isinstance(obj, bytes) and len(obj) > 8 and rng.randrange(3) == 0:
         try:  # an envelope or token inside: mutate what it carries, the signature then no longer covers it
             inner = cbor2.loads(obj)
