@@ -12,7 +12,7 @@ _GROUP_NETWORK = const(67)  # app/network.py's group: status (0), head-end (1)
 # network (a board with a modem and a head-end stored: then its run() is a task); until then this holds (ctx, log).
 # A meter without NB-IoT never loads the module (issue 17's heap). Module-level, with two plain lambdas, rather than
 # closures: cells and closure objects cost the app's long-running heap about 0.3 KB VM more (issue 19).
-_net = []
+_net = []  # type: list
 
 
 def run(ctx):
