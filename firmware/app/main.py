@@ -6,9 +6,13 @@ import asyncio
 from micropython import const
 
 from app import console, heartbeat
-from loader import settings, store
 
-GROUP_NETWORK = const(67)  # app/network.py's group: status (0), head-end (1)
+_GROUP_NETWORK = const(67)  # app/network.py's group: status (0), head-end (1)
+# Group 67's Network (app/network.py) is made at the group's first request, or at start when the meter may use its
+# network (a board with a modem and a head-end stored: then its run() is a task); until then this holds (ctx, log).
+# A meter without NB-IoT never loads the module (issue 17's heap). Module-level, with two plain lambdas, rather than
+# closures: cells and closure objects cost the app's long-running heap about 0.3 KB VM more (issue 19).
+_net = []  # type: list
 
 
 def run(ctx):
@@ -30,7 +34,17 @@ async def _main(ctx):
     supply = Supply(ctx, meter)  # reconciles the relay with its persisted state before the first reading
     meter.listeners.append(supply.on_reading)
     SupplyGroup(ctx, supply).register(ctx.server)
-    net = _network(ctx, supply.log)
+    _net[:] = (ctx, supply.log)
+    ctx.server.register(_GROUP_NETWORK, 0, lambda req: _get().status(req), write=False)
+    ctx.server.register(_GROUP_NETWORK, 1, lambda req: _get().headend_cmd(req))
+    net = None
+    if ctx.board.get("modem") is not None:
+        from loader import settings  # loaded already (the supply reads it): a local name, no global here
+
+        # a head-end stored, whatever its value (`type` passes every one; Network checks it); a file that does not
+        # parse or is not an object gives the default, None, as to every reader
+        if settings.read({"headend": None}, {"headend": type})[0]["headend"] is not None:
+            net = _get()
     _feed(ctx)
     tasks = [beat.run(), serve.run(), meter.run()]
     if net is not None:
@@ -42,28 +56,12 @@ async def _main(ctx):
     await asyncio.gather(*tasks)
 
 
-def _network(ctx, log):
-    """SMP group 67 (app/network.py), loaded at the group's first request, or now when the meter may use its network
-    (a board with a modem and a head-end stored: then its Network, whose run() is a task). A meter without NB-IoT
-    never holds the module (issue 17's heap)."""
-    box = []  # type: list
+def _get():
+    if len(_net) > 1:
+        from app.network import Network
 
-    def get():
-        if not box:
-            from app.network import Network
-
-            box.append(Network(ctx, log))
-        return box[0]
-
-    ctx.server.register(GROUP_NETWORK, 0, lambda req: get().status(req), write=False)
-    ctx.server.register(GROUP_NETWORK, 1, lambda req: get().headend_cmd(req))
-    if ctx.board.get("modem") is None:
-        return None
-    try:
-        raw = store.read_json(settings.PATH, {})
-    except ValueError:
-        return None  # the file does not parse: every reader runs on its defaults (no head-end)
-    return get() if type(raw) is dict and raw.get("headend") is not None else None
+        _net[:] = [Network(_net[0], _net[1])]
+    return _net[0]
 
 
 def _feed(ctx):

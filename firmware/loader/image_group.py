@@ -176,7 +176,19 @@ class ImageGroup:
             have = _size(STAGING)
             rec = self.rec
             if rec and sha and rec.get("sha") == sha.hex() and rec.get("len") == length and 0 < have <= length:
-                return self._again(have, length)
+                # The first chunk of the upload we hold (same sha and len) sent again: a duplicate datagram, a late
+                # retransmission, or a client resuming after link loss or a reset. Never a restart: the answer is
+                # where the upload stands (all of it once complete, and a verified upload is kept); to send the same
+                # image again from the start, erase first. A complete upload not accepted (its verification ran out
+                # of memory) is judged again after this reply. (Inline, not a method: issue 19's heap.)
+                if have < length:
+                    self.state = ST_RECEIVING  # a refused attempt at another upload may have said rejected meanwhile
+                    self.reason = ""
+                elif self.state != ST_ACCEPTED:
+                    self.state = ST_VERIFYING
+                    self.reason = ""
+                    self.ctx.server.after_reply = self.verify_staged
+                return {"off": have}
             self._start(length, sha, data)
         if self.rec is None:
             raise smp.SmpError(smp.EBADSTATE)
@@ -196,21 +208,6 @@ class ImageGroup:
             self.state = ST_VERIFYING
             self.ctx.server.after_reply = self.verify_staged
         return rsp
-
-    def _again(self, have, length):
-        """The first chunk of the upload we hold (same sha and len) sent again: a duplicate datagram, a late
-        retransmission, or a client resuming after link loss or a reset. Never a restart: the answer is where the
-        upload stands (all of it once complete, and a verified upload is kept); to send the same image again from
-        the start, erase first. A complete upload not accepted (its verification ran out of memory) is judged again
-        after this reply."""
-        if have < length:
-            self.state = ST_RECEIVING  # a refused attempt at another upload may have said rejected meanwhile
-            self.reason = ""
-        elif self.state != ST_ACCEPTED:
-            self.state = ST_VERIFYING
-            self.reason = ""
-            self.ctx.server.after_reply = self.verify_staged
-        return {"off": have}
 
     def _file_sha(self):
         return slots.file_sha256(STAGING)

@@ -61,7 +61,7 @@ def _status(ctx):
 def _push(ctx, name="bundle_good.img", confirm=False):
     """ota push: upload in 1 KB chunks, verification after the last reply, then the state write."""
     data = fwtest.fixture(name)
-    g = ctx.server._handlers[(smp.GROUP_IMAGE, image_group.CMD_UPLOAD, smp.OP_WRITE)]
+    g = ctx.server._handlers[smp.key(smp.GROUP_IMAGE, image_group.CMD_UPLOAD, smp.OP_WRITE)]
     off = 0
     while off < len(data):
         req = {"off": off, "data": data[off:off + 1024]}
@@ -73,7 +73,7 @@ def _push(ctx, name="bundle_good.img", confirm=False):
     after()
     st = _status(ctx)
     if st["state"] == image_group.ST_ACCEPTED:
-        state_write = ctx.server._handlers[(smp.GROUP_IMAGE, image_group.CMD_STATE, smp.OP_WRITE)]
+        state_write = ctx.server._handlers[smp.key(smp.GROUP_IMAGE, image_group.CMD_STATE, smp.OP_WRITE)]
         state_write({"hash": st["hash"], "confirm": confirm})
     return st
 
@@ -231,7 +231,7 @@ def test_a_test_slot_that_is_not_bootable_is_rolled_back_once_with_its_reason():
 
 # -- upload: repeated and out-of-order chunks (issue 18: over UDP a datagram may come twice, late or out of order) --
 def _upload(ctx):
-    return ctx.server._handlers[(smp.GROUP_IMAGE, image_group.CMD_UPLOAD, smp.OP_WRITE)]
+    return ctx.server._handlers[smp.key(smp.GROUP_IMAGE, image_group.CMD_UPLOAD, smp.OP_WRITE)]
 
 
 def _first(data, n=200, sha=True):
@@ -279,7 +279,7 @@ def test_a_repeated_first_chunk_never_restarts_a_complete_upload():
         ctx2, g = _boot()  # a new boot judges the kept upload again
         up = _upload(ctx2)
         assert _status(ctx2)["state"] == "accepted"
-        state_write = ctx2.server._handlers[(smp.GROUP_IMAGE, image_group.CMD_STATE, smp.OP_WRITE)]
+        state_write = ctx2.server._handlers[smp.key(smp.GROUP_IMAGE, image_group.CMD_STATE, smp.OP_WRITE)]
         assert state_write({"hash": h, "confirm": False})["images"][1]["pending"] is True
         for n in (200, 1024):
             assert up(_first(data, n)) == {"off": len(data)}
@@ -340,7 +340,7 @@ def test_a_new_upload_still_starts_afresh():
         # after an erase, the same image starts from its first byte
         assert up(_first(data)) == {"off": 200} and _send_rest(ctx, data, 200) == len(data) and _after(ctx)
         assert _status(ctx)["state"] == "accepted"
-        erase = ctx.server._handlers[(smp.GROUP_IMAGE, 5, smp.OP_WRITE)]
+        erase = ctx.server._handlers[smp.key(smp.GROUP_IMAGE, 5, smp.OP_WRITE)]
         assert erase({"slot": 1}) == {}
         assert up(_first(data)) == {"off": 200} and _status(ctx)["state"] == "receiving"
 
