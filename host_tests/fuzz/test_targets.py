@@ -68,3 +68,17 @@ def test_the_vm_mutation_loop_finds_nothing(name):
                                   dictionary=t.dictionary)
     assert execs == RUNS
     assert not found, f"{name} in the VM: {found[:2]}"
+
+
+def test_the_probes_wire_group_67_as_the_app_does():
+    """meter_fuzz/probes/_appwire.py mirrors lines of app/main.py's _main (inline there for the heap)."""
+    import ast
+
+    from meter_fuzz import paths
+
+    src = (paths.FIRMWARE_DIR / "app" / "main.py").read_text()
+    tree = ast.parse((paths.PROBES_DIR / "_appwire.py").read_text())
+    mirrors = next(ast.literal_eval(n.value) for n in tree.body
+                   if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "MIRRORS")
+    missing = [line for line in mirrors if line not in src]
+    assert not missing, f"app/main.py changed; update meter_fuzz/probes/_appwire.py: {missing}"

@@ -34,7 +34,7 @@ def firmware_constants(path: Path, prefix: str) -> dict[str, int]:
 def test_group_numbers_match_the_firmware():
     assert firmware_constants(FW / "app" / "meter_group.py", "GROUP_") == {"METERING": GROUP_METERING}
     assert firmware_constants(FW / "app" / "supply_group.py", "GROUP_") == {"SUPPLY": GROUP_SUPPLY}
-    assert firmware_constants(FW / "app" / "main.py", "GROUP_") == {"NETWORK": GROUP_NETWORK}
+    assert firmware_constants(FW / "app" / "main.py", "_GROUP_") == {"NETWORK": GROUP_NETWORK}
 
 
 def test_group_return_codes_match_the_firmware_and_the_docs():

@@ -14,7 +14,7 @@ The boot, in the order the firmware runs it (boot.py, then main.py):
                              loaders.under_test; starts.begin (starts.json) and its journal event
   app/main.py _main          Metering (calibration.json, config.json's metering keys, meter/energy.a/.b),
                              Supply (events.json, supply.json, config.json, disconnect.json, supply-hold.json,
-                             clock.json, credit.json), main._network and Network (config.json's head-end)
+                             clock.json, credit.json), group 67 and Network as main._main wires them (config.json's head-end)
 startup._prepare and app.main._main themselves are not called: they put the slot on sys.path, arm a watchdog and
 run the app's event loop; the probe calls the functions they call, in their order. The board's hardware is a
 stand-in `machine` (pins read high, relay pulses recorded, no sleeps) when the runtime has none.
@@ -498,7 +498,8 @@ def _reset_module_state():
 def _boot(journal_read):
     """The start-up's readers, in the firmware's order (see the module's docstring). `journal_read`: the update
     journal is the damaged file, and this start-up has an update event to record (most have none)."""
-    from app import main
+    import _appwire
+
     from app.metering import Metering
     from app.supply import Supply
     from loader import board as board_file
@@ -532,7 +533,7 @@ def _boot(journal_read):
     meter = Metering(ctx, _Front())
     sup = Supply(ctx, meter, set_rtc=lambda t: None)
     meter.listeners.append(sup.on_reading)
-    net = main._network(ctx, sup.log)
+    net = _appwire.network(ctx, sup.log)
     codes = [e[1] for e in sup.log.ring]
     fuzzcore.check(mode.current() in (mode.DEVELOPMENT, mode.LOCKED), "mode.current() gave %r" % (mode.current(),))
     return ctx, meter, sup, (net, codes)

@@ -267,7 +267,8 @@ class Meter:
                 del sys.modules["machine"]
 
     def _build(self):
-        from app import main as app_main
+        import _appwire
+
         from app.meter_group import MeterGroup
         from app.metering import Metering
         from app.supply import Supply
@@ -283,7 +284,7 @@ class Meter:
         supply = Supply(ctx, meter, set_rtc=lambda t: None)
         meter.listeners.append(supply.on_reading)
         SupplyGroup(ctx, supply).register(ctx.server)
-        app_main._network(ctx, supply.log)
+        _appwire.network(ctx, supply.log)
         import time
 
         # one reading (no load), as a running meter has, so the metering read answers; taken before the supply
@@ -302,7 +303,8 @@ class Meter:
         handler reached while the objects are stale builds them first and hands the request to the new one."""
         h = self.server._handlers
         for key in list(h):
-            h[key] = _marking(self, self.server, key, h[key], key in PURE, WRITES_WITH.get(key[:2]))
+            gco = (key >> 10, (key >> 2) & 0xFF, key & 3)  # smp.key's (group, cmd, op)
+            h[key] = _marking(self, self.server, key, h[key], gco in PURE, WRITES_WITH.get(gco[:2]))
 
     def protected(self):
         out = []
