@@ -109,7 +109,7 @@ def check_manifest(m, info, budget):
         raise BundleError(B_AGREE, "version")
     if m.get("security_counter") != info["counter"]:
         raise BundleError(B_AGREE, "security counter")
-    if kind(m) not in _ROOTS:
+    if type(kind(m)) is not str or kind(m) not in _ROOTS:  # (a list or a map is no dict key: a TypeError)
         raise BundleError(B_FORMAT, "kind")
     paths = set()
     total = 0
