@@ -113,7 +113,7 @@ def _unpack(s, m, root):
             while left:
                 try:
                     n = s.readinto(mv[:min(1024, left)])
-                except (OSError, ValueError):  # as bundle.check_files: a refusal, never an exception out of the boot
+                except bundle.STREAM_ERRORS:  # as bundle.check_files: a refusal, never an exception out of the boot
                     raise bundle.BundleError(bundle.B_FORMAT, "corrupt deflate stream") from None
                 if not n:
                     raise bundle.BundleError(bundle.B_FORMAT, "bundle ends early")

@@ -55,6 +55,8 @@ def test_each_bundle_problem_is_named():
         "hash": bundle.B_HASH,
         "trailing": bundle.B_FORMAT,
         "short": bundle.B_FORMAT,
+        "corrupt": bundle.B_FORMAT,
+        "truncated": bundle.B_FORMAT,
     }
     for name, want in cases.items():
         assert _reason(name) == want, (name, _reason(name))
