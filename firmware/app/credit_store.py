@@ -57,7 +57,8 @@ class CreditStore:
             return
         store.write_record(self.path, RECORD, RECORD_VERSION,
                            {"ledger": self.ledger.record(), "tokens": self.tokens.record(),
-                            "import_mj": self.import_mj, "day": self.day, "month": self.month}, replace_newer=replace_newer)
+                            "import_mj": self.import_mj, "day": self.day, "month": self.month},
+                           replace_newer=replace_newer)
         self.newer = False
 
     def topup(self, tid, amount):
