@@ -89,5 +89,12 @@ def test_a_newer_apps_record_is_left_alone_until_a_reset_replaces_it():
         back = credit_store.CreditStore()
         assert back.load() is None and back.ledger.balance == 4200
         assert back.topup(3, 100) == tokens.E_REPLAYED and back.topup(4, 100) is None
+        damaged = b'{"kind": "credit", "v": 2, "data": ]'  # damaged, and its head names a newer format
+        fwtest.write(credit_store.PATH, damaged)
+        s = credit_store.CreditStore()
+        assert s.load() is not None and s.charge_to(t, 5 * KWH, 1, 0) == 0
+        s.save()
+        with open(credit_store.PATH, "rb") as f:
+            assert f.read() == damaged
 
     fwtest.in_workdir(body, "meter")
