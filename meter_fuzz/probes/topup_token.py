@@ -3,7 +3,7 @@ app/credit.py Ledger, and the signed-token path of app/supply_group.py: loader/c
 operations on one meter's credit record. Documented error: Refused (a signed token refused; the probe records it and
 goes on). CreditStore's own refusals are return values (a reason string), never exceptions.
 
-Input: a sequence of up to 48 operations, each an opcode byte b (b & 7) and its argument bytes:
+Input: a sequence of up to 24 operations, each an opcode byte b (b & 7) and its argument bytes:
     0 topup(tid, amount)      2-byte tid, 4-byte amount; b >> 3 & 3 makes one of them a float, a bool or 2**70
     1 save and reload         a new CreditStore loads the record: the state must come back exactly
     2 damage                  a 1-byte length n, n bytes written over the record, then a reload (problem set or not)
@@ -104,7 +104,7 @@ TOKENS = (
         "6572636d2d3166666f726d617401667369676e65725820a050837d85070582ccf7394b0988847cc312cb88259b894899f6f239cf1791a5"
     )),
 )
-OPS_MAX = 48  # operations per input (each write is a file replaced and read back: long inputs would only be slow)
+OPS_MAX = 24  # operations per input (each write is a file replaced and read back: long inputs would only be slow)
 TOKENS_MAX = 3  # signed tokens opened per input (two signature checks each: the rest of an input stays fast)
 VALID = ("token1", "token2", "token3", "token4", "token70")
 

@@ -70,7 +70,7 @@ def run(data):
         signed_by = _root_of(new["keys"], signer)
     fuzzcore.check(signed_by is not None, "an update not signed by a root key of the current store was accepted")
     fuzzcore.check(any(image.ROLE_ROOT in k["roles"] for k in new["keys"]), "an update without a root key was accepted")
-    fuzzcore.check(trust.load() == new["keys"],
+    fuzzcore.check(trust.load() == new["keys"] and trust.counter() == new["counter"],
                    "an accepted update is a store every later use refuses (not signed by one of its own root keys): "
                    "the meter now trusts nothing")
     return {"accepted": True, "raw": raw, "key": signed_by["key"]}
