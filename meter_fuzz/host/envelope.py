@@ -111,6 +111,8 @@ def seeds() -> Iterator[bytes]:
     yield pack(4, signing.fixture("env_wrong_role.cbor"), ["relay", {}])
     yield pack(72, signing.fixture("env_confirm.cbor"), ["image.state", {"confirm": True}])
     yield pack(72, signing.fixture("env_confirm.cbor"), ["image.state", {"confirm": 1}])
+    yield pack(72 | 16, signing.fixture("env_confirm.cbor"), ["image.state", {"confirm": True}])
+    yield pack(72 | 128, signing.fixture("env_confirm.cbor"), ["image.state", {"confirm": True}])
     yield pack(76, signing.fixture("env_reset.cbor"), ["os.reset", {}])
     supply = cbor2.loads(signing.fixture("supply.cbor"))
     yield pack(0, supply["settings_mode5"], ["supply.config", {"settings": {"control_mode": 5}}])

@@ -9,7 +9,8 @@ Input: a switch byte s, a 2-byte big-endian length n, n bytes of envelope, then 
     s & 4     development meter (dev keys obeyed), else locked (dev keys filtered out)
     s & 72    both bits (8 and 64): the full path: commands.authorise on a meter whose trust store is trust_v2 (used ids in a file, the
               real RTC), else envelope.open_envelope on a fixed key list, then strict.same on the arguments
-    s & 16    the id bytes(range(16)) counts as used
+    s & 16    the id bytes(range(16)) counts as used (full path: meter/command-ids.json lists id 01..01)
+    s & 128   (full path) meter/command-ids.json is damaged
     s & 32    no envelope at all: strict.same(envelope part, request part), both decoded as CBOR (fast: the
               host's differential compares the verdict with canonical CBOR encodings)
 Invariant: an accepted envelope names, by keyhash, a key holding the command role in the trust list it was opened
@@ -88,6 +89,9 @@ def run(data):
         os.mkdir("meter")
         with open("meter/trust.cbor", "wb") as f:
             f.write(TRUST_V2)
+        if s & 144:  # the used ids: damaged (bit 128), or holding env_confirm's id (bit 16)
+            with open(commands.IDS, "w") as f:
+                f.write("[1, 2]" if s & 128 else '{"floor": 0, "ids": [["%s", 2000003600]]}' % ("01" * 16))
         from loader import trust
 
         keys = trust.load()
