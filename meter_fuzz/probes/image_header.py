@@ -10,9 +10,9 @@ Input: a switch byte s, then the image. The switch fixes up what gates the parse
     s & 8     a locked meter (development keys refused), else a development one
     s >> 4 & 3  the stored security counter: 0, 5, 6, 40
     s & 64    the meter is an rpi_pico, else an esp32_devkitc
-Invariant: an accepted image's SHA-256 over header, payload and protected TLVs (computed here, apart from the
-firmware's stream) equals its SHA256 TLV, and its KEYHASH names an image-role key of the trust list (not a
-development key on a locked meter). The host checks its signature with cryptography and imgtool, and its structure
+Invariants: an accepted image passes the upload's first-chunk check (check_header); its SHA-256 over header,
+payload and protected TLVs (computed here, apart from the firmware's stream) equals its SHA256 TLV; its KEYHASH names
+an image-role key of the trust list (not a development key on a locked meter). The host checks its signature with cryptography and imgtool, and its structure
 with ota_tool (meter_fuzz/host/image_header.py)."""
 
 import hashlib
@@ -86,6 +86,12 @@ def run(data):
     img = fix(data)
     s = data[0] if data else 0
     board, counter, development = policy(s)
+    early = None
+    if len(img) >= image.HEADER_SIZE:  # the upload's first-chunk check (loader/image_group.py)
+        try:
+            image.check_header(img[:image.HEADER_SIZE], len(img), BUDGET)
+        except image.Rejected as e:
+            early = e
     info = image.read(io.BytesIO(img), len(img), BUDGET)
     entry = image.accept(info, TRUST, board, LOADER_API, counter, MAX_STEP, development)
     end_prot = info["hdr_size"] + info["img_size"] + _u16(img, 10)
@@ -96,5 +102,6 @@ def run(data):
     fuzzcore.check(development or not entry.get("dev"), "a locked meter accepted a development-key image")
     fuzzcore.check(counter <= info["counter"] <= counter + MAX_STEP and info["board"] == board.encode(),
                    "an image was accepted for another board or outside the counter window")
+    fuzzcore.check(early is None, "an image accepted whole is refused by the first-chunk check (%s)" % early)
     return {"accepted": True, "image": img, "key": entry["key"], "digest": info["digest"],
             "signature": info["signature"]}
