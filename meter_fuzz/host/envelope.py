@@ -78,7 +78,7 @@ def mutator(data: bytes, max_size: int, seed: int) -> bytes:
     except Exception:  # noqa: BLE001 - not a well-formed input: start from a fresh envelope
         s, body = rng.randrange(256) & ~32, {"format": 1, "role": "command", "meter": "m-1", "cmd": "relay",
                                             "args": {}, "id": bytes(range(16)), "exp": LATER + 3600}
-    args = body.get("args") if isinstance(body.get("args"), dict) else {}
+    args: dict = body["args"] if isinstance(body.get("args"), dict) else {}
     key = rng.choice(["state", "slot", "confirm", "tid", "amount", "t", 1])
     args[key] = _tricky(rng)
     body["args"] = args

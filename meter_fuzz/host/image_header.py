@@ -18,7 +18,7 @@ import hashlib
 import random
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -97,9 +97,9 @@ def tlv(kind: int, value: bytes) -> bytes:
 
 
 def build(payload: bytes, *, version=(1, 2, 3, 4), counter=5, board=b"esp32_devkitc", api=API, flags=0, hdr_pad=0,
-          prot_extra: list[bytes] = (), unprot_extra: list[bytes] = (), key=None, prot_size_delta=0,
+          prot_extra: Sequence[bytes] = (), unprot_extra: Sequence[bytes] = (), key=None, prot_size_delta=0,
           sig_override: bytes | None = None, keyhash_override: bytes | None = None, sha_override: bytes | None = None,
-          trailing=b"", no_prot=False, unprot_first: list[bytes] = ()) -> bytes:
+          trailing=b"", no_prot=False, unprot_first: Sequence[bytes] = ()) -> bytes:
     key = key or signing.dev_image_key()
     prot_body = b"" if no_prot else tlv(0x50, struct.pack("<I", counter)) + tlv(0xA0, board) + tlv(0xA1, struct.pack("<H", api))
     prot_body += b"".join(prot_extra)
