@@ -23,6 +23,7 @@ class CreditStore:
         self.day = None  # the local day (days since 1970) fixed charges were last taken for
         self.month = None  # its month (year * 12 + month): the slabs restart when it changes
         self.problem = None
+        self.newer = False  # the record is a newer app's (this one was rolled back to): left as it is until a reset
 
     def load(self):
         """Read the record; a damaged one is refused whole rather than half used: problem is set, the balance stays
@@ -42,14 +43,27 @@ class CreditStore:
                 if not all(v is None or strict.is_int(v, 0, 1 << 30) for v in (day, month)):
                     raise ValueError("bad calendar")
                 self.ledger, self.tokens, self.import_mj, self.day, self.month = led, win, mj, day, month
+        except store.TooNew as e:  # (a ValueError: first)
+            self.problem = str(e)
+            self.newer = True
         except (ValueError, KeyError, TypeError) as e:
             self.problem = str(e)
         return self.problem
 
-    def save(self):
-        store.write_record(self.path, RECORD, RECORD_VERSION,
-                           {"ledger": self.ledger.record(), "tokens": self.tokens.record(),
-                            "import_mj": self.import_mj, "day": self.day, "month": self.month})
+    def save(self, replace_newer=False):
+        """Write the record. A newer app's record (problem set at load) is left as it is: this app's charges stay in
+        RAM and its top-ups are refused, until the head-end's reset replaces it (`replace_newer`)."""
+        if self.newer and not replace_newer:
+            return
+        try:
+            store.write_record(self.path, RECORD, RECORD_VERSION,
+                               {"ledger": self.ledger.record(), "tokens": self.tokens.record(),
+                                "import_mj": self.import_mj, "day": self.day, "month": self.month},
+                               replace_newer=replace_newer)
+        except store.TooNew:  # a record that failed to load for another fault but whose head names a newer format
+            self.newer = True
+            return
+        self.newer = False
 
     def topup(self, tid, amount):
         """Apply a verified top-up token; None when applied, else why not (nothing changes then)."""
@@ -74,7 +88,7 @@ class CreditStore:
         self.ledger = credit.Ledger()
         self.ledger.balance = balance
         self.problem = None
-        self.save()
+        self.save(replace_newer=True)
         return old
 
     def new_day(self, tariff, day, month):

@@ -24,6 +24,11 @@ B_OVERSIZE = "oversize"
 B_HASH = "file-hash"
 
 
+# what reading a broken deflate stream raises: OSError or ValueError, and on MicroPython EOFError for a stream that
+# ends inside a block (each is the refusal B_FORMAT, never an exception out of the install at boot)
+STREAM_ERRORS = (OSError, ValueError, EOFError)
+
+
 class BundleError(Exception):
     def __init__(self, reason, detail=""):
         super().__init__(reason + (": " + detail if detail else ""))
@@ -46,7 +51,7 @@ def _exact(stream, n):
     while len(out) < n:  # (one read, one allocation, in the common case: no concatenation of the first part)
         try:
             part = stream.read(n - len(out))
-        except (OSError, ValueError):
+        except STREAM_ERRORS:
             raise BundleError(B_FORMAT, "corrupt deflate stream") from None
         if not part:
             raise BundleError(B_FORMAT, "bundle ends early")
@@ -109,7 +114,7 @@ def check_manifest(m, info, budget):
         raise BundleError(B_AGREE, "version")
     if m.get("security_counter") != info["counter"]:
         raise BundleError(B_AGREE, "security counter")
-    if kind(m) not in _ROOTS:
+    if type(kind(m)) is not str or kind(m) not in _ROOTS:  # (a list or a map is no dict key: a TypeError)
         raise BundleError(B_FORMAT, "kind")
     paths = set()
     total = 0
@@ -135,7 +140,7 @@ def check_files(stream, m):
         while left:
             try:
                 n = stream.readinto(mv[:min(_CHUNK, left)])
-            except (OSError, ValueError):
+            except STREAM_ERRORS:
                 raise BundleError(B_FORMAT, "corrupt deflate stream") from None
             if not n:
                 raise BundleError(B_FORMAT, "bundle ends early")
@@ -145,7 +150,7 @@ def check_files(stream, m):
             raise BundleError(B_HASH, f["path"])
     try:
         extra = stream.read(1)
-    except (OSError, ValueError):
+    except STREAM_ERRORS:
         raise BundleError(B_FORMAT, "corrupt deflate stream") from None
     if extra:
         raise BundleError(B_FORMAT, "data after the last file")

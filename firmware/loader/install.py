@@ -111,7 +111,10 @@ def _unpack(s, m, root):
         left = f["size"]
         with open(path + store.TMP_SUFFIX, "wb") as out:
             while left:
-                n = s.readinto(mv[:min(1024, left)])
+                try:
+                    n = s.readinto(mv[:min(1024, left)])
+                except bundle.STREAM_ERRORS:  # as bundle.check_files: a refusal, never an exception out of the boot
+                    raise bundle.BundleError(bundle.B_FORMAT, "corrupt deflate stream") from None
                 if not n:
                     raise bundle.BundleError(bundle.B_FORMAT, "bundle ends early")
                 h.update(mv[:n])

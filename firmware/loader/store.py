@@ -132,10 +132,11 @@ def read_record(path, kind, max_version, default=None):
     return rec["v"], rec.get("data")
 
 
-def write_record(path, kind, version, data, dump=json.dump):
-    """Replace the record atomically; refuses (TooNew) to overwrite a record of a newer format."""
+def write_record(path, kind, version, data, dump=json.dump, replace_newer=False):
+    """Replace the record atomically; refuses (TooNew) to overwrite a record of a newer format, unless
+    `replace_newer` (an explicit decision to drop it, such as the head-end's credit reset)."""
     v = _stored_version(path, kind)
-    if v is not None and v > version:
+    if v is not None and v > version and not replace_newer:
         v = _parsed_version(path, kind)  # a newer head: kept only when the whole record parses (else damaged)
         if v is not None and v > version:
             raise TooNew(path, v)

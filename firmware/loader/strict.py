@@ -26,8 +26,8 @@ def is_number(v, lo=None, hi=None):
 
 
 def same(a, b):
-    """a and b are the same value of the same type, recursively, dict keys included: `==` without 5 == 5.0 == True.
-    What a signed command's arguments are compared with."""
+    """a and b are the same value of the same type, recursively, dict keys included: `==` without 5 == 5.0 == True
+    (nor 0.0 == -0.0). What a signed command's arguments are compared with."""
     if type(a) is not type(b):
         return False
     if type(a) is dict:
@@ -49,4 +49,7 @@ def same(a, b):
             if not same(a[k], b[k]):
                 return False
         return True
+    if type(a) is float and a == 0.0:
+        # 0.0 == -0.0, yet they are two CBOR values: an envelope signed for -0.0 must not authorise 0.0
+        return b == 0.0 and str(a) == str(b)
     return a == b

@@ -1,7 +1,7 @@
 # The meter's trust store (meter/trust.cbor, outside the app slots): the public keys it trusts, by role. It is a
 # CBOR map {body, signer, sig}: body is the canonical CBOR of {format, counter, keys: [{key, roles, dev, name}]},
-# signed (Ed25519 over body) by a root-role key. An update must be signed by a root key of the *current* store and
-# carry a higher counter, so a leaked image or command key can be revoked and can never add keys. A missing or
+# signed (Ed25519 over body) by a root-role key. An update must be signed by a root key of the *current* store that
+# it keeps (every use checks a store against its own root keys) and carry a higher counter, so a leaked image or command key can be revoked and can never add keys. A missing or
 # corrupt store trusts nothing (fail closed).
 import cbor
 import ed25519
@@ -35,11 +35,16 @@ def parse(raw):
     return body, outer["body"], signer, sig
 
 
-def _root_signed(signed_by_keys, body_bytes, signer, sig):
-    for k in signed_by_keys:
+def _root_key(keys, signer):
+    for k in keys:
         if ROLE_ROOT in k["roles"] and keyhash(k["key"]) == signer:
-            return ed25519.verify(k["key"], body_bytes, sig)
-    return False
+            return k
+    return None
+
+
+def _root_signed(signed_by_keys, body_bytes, signer, sig):
+    k = _root_key(signed_by_keys, signer)
+    return k is not None and ed25519.verify(k["key"], body_bytes, sig)
 
 
 def check(raw):
@@ -87,8 +92,8 @@ def counter():
 
 
 def update(new_raw):
-    """Replace the store with `new_raw` when a root key of the current store signed it and its counter is higher.
-    Returns the new body; raises TrustError naming the refusal."""
+    """Replace the store with `new_raw` when a root key of the current store signed it, the new store keeps that
+    root key and its counter is higher. Returns the new body; raises TrustError naming the refusal."""
     cur_raw = store.read_bytes(PATH)
     body, body_bytes, signer, sig = parse(new_raw)
     if cur_raw is not None:
@@ -104,5 +109,10 @@ def update(new_raw):
         raise TrustError("signature")
     if not any(ROLE_ROOT in k["roles"] for k in body["keys"]):
         raise TrustError("no root key left")
+    if _root_key(body["keys"], signer) is None:
+        # every later use checks the store against its own root keys (check): a store that drops its signer would be
+        # refused there, and the meter would trust nothing. (The same keyhash is the same key, whose signature was
+        # just verified.)
+        raise TrustError("signer not kept as a root key")
     store.write_atomic(PATH, new_raw)
     return body

@@ -55,6 +55,8 @@ def test_each_bundle_problem_is_named():
         "hash": bundle.B_HASH,
         "trailing": bundle.B_FORMAT,
         "short": bundle.B_FORMAT,
+        "corrupt": bundle.B_FORMAT,
+        "truncated": bundle.B_FORMAT,
     }
     for name, want in cases.items():
         assert _reason(name) == want, (name, _reason(name))
@@ -67,3 +69,12 @@ def test_safe_paths():
     for p in ("", "/app/a.mpy", "app/../a", "app//a", "app/./a", "boot.py", "app\\a", 5, None):
         assert not bundle.safe_path(p), p
 
+
+
+def test_a_manifest_kind_of_any_other_type_is_a_format_refusal():
+    info = {"board": b"esp32_devkitc", "loader_api": LOADER_API, "version": "1.2.3+4", "counter": 5}
+    for k in ([], {}, ["app"], 1, None, "other"):
+        m = {"format": 1, "board": "esp32_devkitc", "loader_api": LOADER_API, "version": "1.2.3+4",
+             "security_counter": 5, "kind": k, "files": []}
+        e = fwtest.raises(bundle.BundleError, bundle.check_manifest, m, info, BUDGET)
+        assert e.reason == bundle.B_FORMAT, k

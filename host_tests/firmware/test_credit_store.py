@@ -69,3 +69,32 @@ def test_a_day_is_charged_once_however_the_clock_or_calendar_steps():
         assert back.load() is None and back.day == 20008, "the mark is in the record"
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_a_newer_apps_record_is_left_alone_until_a_reset_replaces_it():
+    """After a rollback from an app with a newer credit record format, this app refuses top-ups (problem set) and
+    never raises at a reading or a save (store.TooNew), leaving the record as it is; the head-end's reset replaces it."""
+    def body():
+        newer = b'{"kind": "credit", "v": 2, "data": {"ledger": "new"}}'
+        fwtest.write(credit_store.PATH, newer)
+        s = credit_store.CreditStore()
+        assert "newer" in s.load() and s.topup(1, 1000) == credit_store.E_DAMAGED
+        t = credit.parse_tariff({"flat": 1000, "fixed_daily": 500})
+        assert s.charge_to(t, 5 * KWH, 1, 0) == 0 and s.charge_to(t, 7 * KWH, 1, 0) == 2000
+        assert s.new_day(t, 20000, 657) == 0 and s.new_day(t, 20001, 657) == 500
+        s.save()
+        with open(credit_store.PATH, "rb") as f:
+            assert f.read() == newer
+        s.reset(4200, 3)
+        back = credit_store.CreditStore()
+        assert back.load() is None and back.ledger.balance == 4200
+        assert back.topup(3, 100) == tokens.E_REPLAYED and back.topup(4, 100) is None
+        damaged = b'{"kind": "credit", "v": 2, "data": ]'  # damaged, and its head names a newer format
+        fwtest.write(credit_store.PATH, damaged)
+        s = credit_store.CreditStore()
+        assert s.load() is not None and s.charge_to(t, 5 * KWH, 1, 0) == 0
+        s.save()
+        with open(credit_store.PATH, "rb") as f:
+            assert f.read() == damaged
+
+    fwtest.in_workdir(body, "meter")

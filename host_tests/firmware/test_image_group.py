@@ -195,7 +195,8 @@ def test_a_signed_bundle_the_install_refuses_leaves_the_running_app():
     bundle with a bad file or path is accepted at upload, refused by the install with its reason, and the meter boots
     its running app; nothing of the bad bundle is left in a slot."""
     for fixture, reason in (("bundle_hash.img", "file-hash"), ("bundle_dotdot.img", "manifest-path"),
-                            ("bundle_shadow.img", "shadowed-py")):
+                            ("bundle_shadow.img", "shadowed-py"), ("bundle_corrupt.img", "bundle-format"),
+                            ("bundle_truncated.img", "bundle-format")):
         def body(fixture=fixture, reason=reason):
             journal._pending[:] = []
             _meter()

@@ -15,8 +15,10 @@ def test_is_int_is_number_and_same_tell_5_from_5_0_and_true():
     assert strict.same({"a": [1, 2.0, "x", None, b"\x00"]}, {"a": [1, 2.0, "x", None, b"\x00"]})
     for a, b in ((5, 5.0), (5, True), (1, True), (0, False), ({"m": 5}, {"m": 5.0}), ([1], [True]),
                  ({1: "x"}, {True: "x"}), ({"a": 1}, {"a": 1, "b": 2}), ([1, 2], [1]), ("5", 5),
-                 (float("nan"), float("nan"))):
+                 (float("nan"), float("nan")), (0.0, -0.0), ({"t": -0.0}, {"t": 0.0}), ([0.0], [-0.0])):
         assert not strict.same(a, b) and not strict.same(b, a), (a, b)
+    for v in (0.0, -0.0, cbor.loads(b"\xf9\x80\x00"), 1.5):
+        assert strict.same(v, v) and strict.same([v], [v]), v
 
 
 class Ctx:

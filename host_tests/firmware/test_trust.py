@@ -35,7 +35,8 @@ def test_updates_that_must_be_refused():
         trust.update(fwtest.fixture("trust_v1.cbor"))
         for name, why in (("trust_v2_stranger.cbor", "not signed by a current root key"),
                           ("trust_v1.cbor", "counter not above 1"),
-                          ("trust_v2_noroot.cbor", "no root key left")):
+                          ("trust_v2_noroot.cbor", "no root key left"),
+                          ("trust_v2_drops_signer.cbor", "signer not kept as a root key")):
             e = fwtest.raises(trust.TrustError, trust.update, fwtest.fixture(name))
             assert str(e) == why, (name, str(e))
         fwtest.raises(trust.TrustError, trust.update, b"\x00garbage")
