@@ -64,7 +64,7 @@ class Network:
         return out
 
     def headend_cmd(self, req):
-        if HEADEND in req:
+        if HEADEND in req and self.ctx.server.op == smp.OP_WRITE:  # a read changes nothing
             new = req.get(HEADEND)
             try:
                 commands.authorise(self.ctx, req, "meter.headend", {HEADEND: new}, logged=False)

@@ -98,7 +98,7 @@ class SupplyGroup:
                 "output": c.output}
 
     def settings(self, req):
-        if "settings" not in req:  # a read
+        if "settings" not in req or self.ctx.server.op != smp.OP_WRITE:  # a read (SMP: a read changes nothing)
             raw = dict(self.s.settings)
             for k in ("tariff_p", "windows_p", "limit_p"):
                 raw.pop(k, None)
@@ -166,7 +166,7 @@ class SupplyGroup:
         """The metering calendar the tariff's TOU rates follow: the local time offset and the TOU zone tables. A
         change is checked whole, saved in meter/config.json in one write and used from the next reading on."""
         m = self.s.m
-        if "calendar" in req:
+        if "calendar" in req and self.ctx.server.op == smp.OP_WRITE:  # a read changes nothing
             new = req.get("calendar")
             self._authorise(req, "meter.calendar", {"calendar": new})
             why = meter_settings.check_calendar(new)

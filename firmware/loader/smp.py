@@ -56,6 +56,7 @@ class Server:
         # (buf_size, buf_count) of the transport the request being handled came through, which OS params reports;
         # None for the console (the OS group works its figures out from the board)
         self.bufs = None
+        self.op = OP_READ  # the request being handled: a handler taking both ops writes only on OP_WRITE
 
     def register(self, group, cmd, handler, read=True, write=True):
         if read:
@@ -83,6 +84,7 @@ class Server:
         version = (b0 >> 3) & 3
         group = (frame[4] << 8) | frame[5]
         self.requests += 1
+        self.op = op
         try:
             body = self._body(frame, group, op)
         except MemoryError:

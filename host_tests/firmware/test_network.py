@@ -25,6 +25,8 @@ class Ctx:
     def __init__(self, modem=True):
         self.board = {"id": "esp32_devkitc", "modem": {"type": "bc660k"}} if modem else {"id": "esp32_devkitc"}
         self.refusals = [None, 0, ""]
+        self.server = smp.Server()
+        self.server.op = smp.OP_WRITE  # handlers called directly stand for a write request
 
 
 GOOD = {"ip": "10.64.0.1", "port": 4059, "uplink_s": 600}
@@ -97,3 +99,21 @@ def _quiet():
     assert [c for c, _ in log.got] == [events.LINK_UP, events.LINK_LOST, events.MODULE_SILENT, events.MODULE_PULSED,
                                        events.MODULE_RESTARTED, events.REGISTRATION_DENIED]
     assert net.quieted == 2 and events.MODULE_SILENT == 209
+
+
+def test_a_read_request_never_changes_the_head_end():
+    # a READ of 67/1 carrying a head-end is answered as a read: not even refused, nothing checked or stored
+    import cbor
+
+    def body():
+        fwtest.write(settings.PATH, b'{"recovery_relay": "hold"}')
+        log = Log()
+        ctx = Ctx()
+        net = network.Network(ctx, log)
+        ctx.server.register(67, 1, net.headend_cmd)
+        b = cbor.dumps({"headend": GOOD})
+        rsp = cbor.loads(ctx.server.handle(smp.header(1, smp.OP_READ, len(b), 67, 0, 1) + b)[8:])
+        assert rsp == {"headend": None, "now": None} and log.got == []
+        assert store.read_json(settings.PATH, {}) == {"recovery_relay": "hold"}
+
+    fwtest.in_workdir(body, "meter")

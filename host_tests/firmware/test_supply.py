@@ -4,7 +4,19 @@ from test_disconnect import RelayModel
 
 import cbor
 import fwtest
-from app import credit, disconnect, dsp, events, meter_settings, metering, registers, supply, supply_group, tick
+from app import (
+    credit,
+    disconnect,
+    dsp,
+    events,
+    meter_settings,
+    metering,
+    registers,
+    supply,
+    supply_group,
+    supply_settings,
+    tick,
+)
 from loader import journal, mode, smp, store, trust
 
 KWH = credit.MJ_PER_KWH
@@ -44,6 +56,7 @@ class Ctx:
     def __init__(self):
         self.hal = Hal()
         self.server = smp.Server()
+        self.server.op = smp.OP_WRITE  # handlers called directly stand for a write request (reads: their own test)
         self.before_reset = []
 
 
@@ -368,5 +381,27 @@ def test_a_power_failure_is_dated_only_by_a_believable_register_save_time():
                 assert (fail[0][2] == at) == dated, (at, fail)
         finally:
             supply._cause = cause
+
+    _run(body)
+
+
+def test_a_read_request_never_writes_even_with_a_signed_value():
+    # found by meter-fuzz smp_dispatch: 66/3 and 66/8 took one handler for both ops, so a READ carrying the field
+    # (and a valid envelope) wrote it; SMP says a read changes nothing (and the server retries a read on MemoryError)
+    def body():
+        ctx, meter, sup, grp = _setup(settings=False)
+        grp.register(ctx.server)
+        new = cbor.loads(cbor.loads(env("calendar"))["body"])["args"]["calendar"]
+        for cmd, req in ((3, {"settings": cbor.loads(cbor.loads(env("settings"))["body"])["args"]["settings"],
+                              "envelope": env("settings")}),
+                         (8, {"calendar": new, "envelope": env("calendar")})):
+            b = cbor.dumps(req)
+            rsp = ctx.server.handle(smp.header(1, smp.OP_READ, len(b), supply_group.GROUP_SUPPLY, 0, cmd) + b)
+            assert rsp[0] & 7 == smp.OP_READ_RSP and "rc" not in cbor.loads(rsp[8:])
+        assert store.read_json(supply_settings.PATH, None) is None and sup.control.mode == disconnect.DEFAULT_MODE
+        assert store.read_json(meter_settings.PATH, None) is None and meter.tou == [(0, 1)]
+        b = cbor.dumps({"calendar": new, "envelope": env("calendar")})  # the same as a write: applied
+        rsp = ctx.server.handle(smp.header(1, smp.OP_WRITE, len(b), supply_group.GROUP_SUPPLY, 0, 8) + b)
+        assert "rc" not in cbor.loads(rsp[8:]) and meter.tou != [(0, 1)]
 
     _run(body)
