@@ -50,16 +50,17 @@ def write_atomic(path, data):
 
 
 def read_json(path, default=None):
-    """Parsed JSON, `default` when the file is missing; ValueError when it exists but does not parse. A file that
-    cannot be parsed in the whole heap (JSON nested a thousand deep: MemoryError on a board, a recursion error on
-    CPython) is corrupt too; a MemoryError is first retried after a collection, so a good file read while the heap
-    is busy is never called corrupt."""
-    raw = read_bytes(path)
-    if raw is None:
-        return default
+    """Parsed JSON, `default` when the file is missing; ValueError when it exists but does not parse. Parsed from
+    the open file, never read whole first: the event ring's 2.8 KB as one block once failed to allocate at a locked
+    meter's start on a fragmented heap (meter-fuzz attack). A file that cannot be parsed in the whole heap (JSON
+    nested a thousand deep: MemoryError on a board, a recursion error on CPython) is corrupt too; a MemoryError is
+    first retried after a collection, so a good file read while the heap is busy is never called corrupt."""
     for again in (1, 0):
         try:
-            return json.loads(raw)
+            with open(path, "rb") as f:
+                return json.load(f)
+        except OSError:
+            return default
         except ValueError:
             break
         except (MemoryError, RuntimeError):
