@@ -42,14 +42,20 @@ def _lines(proc: subprocess.CompletedProcess) -> list[dict]:
     return recs
 
 
+def _files(tmp: str, prefix: str, inputs: list[bytes]) -> list[str]:
+    """The inputs as files in `tmp` (the VM reads its inputs from files: no stdin framing to get wrong)."""
+    files = []
+    for k, data in enumerate(inputs):
+        p = Path(tmp) / f"{prefix}{k:05d}"
+        p.write_bytes(data)
+        files.append(str(p))
+    return files
+
+
 def replay(target: str, inputs: list[bytes], timeout: float = 600) -> list[dict]:
     """Each input's verdict in the VM: {"verdict", "error", "message", "tb"}."""
     with tempfile.TemporaryDirectory(prefix="meter-fuzz-vm-") as tmp:
-        files = []
-        for k, data in enumerate(inputs):
-            p = Path(tmp) / f"in{k:05d}"
-            p.write_bytes(data)
-            files.append(str(p))
+        files = _files(tmp, "in", inputs)
         proc = subprocess.run([micropython(), "-X", f"heapsize={HEAP}", str(VM_MAIN), target, "replay", *files],
                               capture_output=True, text=True, env=_env(), timeout=timeout, cwd=tmp)
         return _lines(proc)[:-1]
@@ -59,11 +65,7 @@ def mutate_loop(target: str, corpus: list[bytes], *, seed: int, runs: int, max_l
                 dictionary: Path | None, timeout: float = 3600) -> tuple[int, list[dict]]:
     """The VM's own mutation loop: (execs, findings) where each finding carries its input as hex."""
     with tempfile.TemporaryDirectory(prefix="meter-fuzz-vm-") as tmp:
-        files = []
-        for k, data in enumerate(corpus):
-            p = Path(tmp) / f"seed{k:05d}"
-            p.write_bytes(data)
-            files.append(str(p))
+        files = _files(tmp, "seed", corpus)
         proc = subprocess.run([micropython(), "-X", f"heapsize={HEAP}", str(VM_MAIN), target, "mutate", str(seed),
                                str(runs), str(max_len), str(dictionary) if dictionary else "-", *files],
                               capture_output=True, text=True, env=_env(), timeout=timeout, cwd=tmp)
