@@ -28,3 +28,13 @@ def network(ctx, log):
         if settings.read({"headend": None}, {"headend": type})[0]["headend"] is not None:
             return main._get()
     return None
+
+
+def fresh_ram():
+    """What a reset clears and a probe building a meter must clear too: the loader's journal sink and its events
+    waiting for one (module state that otherwise carries from one input, or one test, to the next)."""
+    from loader import journal
+
+    journal._sink[:] = []
+    journal._pending[:] = []
+    main._net[:] = []

@@ -505,6 +505,7 @@ def _boot(journal_read):
     from loader import board as board_file
     from loader import early, journal, loaders, mode, recovery, starts, startup, update
 
+    _appwire.fresh_ram()
     early.run()
     try:
         board_file.load()

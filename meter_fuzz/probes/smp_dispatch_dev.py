@@ -276,6 +276,7 @@ class Meter:
         from loader.image_group import ImageGroup
         from loader.os_group import OsGroup
 
+        _appwire.fresh_ram()
         ctx = _Ctx(self.mode)
         meter = Metering(ctx, frontend=_Front())
         OsGroup(ctx).register(ctx.server)
