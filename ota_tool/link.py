@@ -23,7 +23,7 @@ from smpclient.transport.serial import SMPSerialTransport
 from . import link_url
 from .errors import EACCESSDENIED, BadInput, DeviceRefused, DeviceTimeout, NoDevice, NoSmpReply, NotAuthorised
 from .modem_link import REGISTER_WAIT_S, ModemDatagrams
-from .smp_udp import DATAGRAM_MAX, RTO_FLOOR, RTO_INITIAL, Rto, SmpUdpTransport
+from .smp_udp import DATAGRAM_MAX, RTO_FLOOR, RTO_INITIAL, FrameId, Rto, SmpUdpTransport
 
 DEFAULT_TIMEOUT = 5.0
 MAX_TIMEOUT = 3600.0
@@ -35,6 +35,7 @@ LINE_ERRORS = (TimeoutError, SMPBadSequence, SMPException, ValueError)
 CONNECT_TRIES = 3  # connects whose first answer was lost or damaged on the line
 BUSY_RETRIES = 5  # a read the meter answers "busy" (its heap is in use) is asked again this often
 BUSY_WAIT_S = 0.5
+RETRY_WAIT_CAP_S = 60.0  # a request sent again on a serial link waits twice as long each time, up to this
 CONSOLE_KEPT = 16384  # bytes of console text a link keeps (the newest)
 CHUNK_WAIT = 2.0  # a 2 KB chunk is answered in about 0.2 s at 115200 baud: longer means it was lost
 
@@ -88,6 +89,24 @@ class _Client(SMPClient):
         return rsp
 
 
+class _SerialTransport(SMPSerialTransport):
+    """smpclient's serial transport, with a reply to an earlier request dropped instead of taken for this one's:
+    a request sent again after a timeout (a new sequence number) must not fail on the late answer to the try before
+    it (smpclient raised SMPBadSequence, which ended the new try at once: each late answer then ended the next try,
+    and a slow meter never got one through). The caller's timeout ends the wait."""
+
+    stale = 0
+
+    async def send_and_receive(self, data: bytes) -> bytes:  # type: ignore[misc]  # smpclient marks it final
+        want = FrameId.of(data)
+        await self.send(data)
+        while True:
+            frame = await self.receive()
+            if want is None or FrameId.of(frame) == want.reply():
+                return frame
+            self.stale += 1
+
+
 class MeterLink:
     """`port` is a link URL: a serial device path, udp://HOST[:PORT] or modem:///DEVICE?to=ADDR. `timeout`: how
     long one request waits for its answer (on UDP, retransmissions of a request that is safe to repeat happen
@@ -121,7 +140,7 @@ class MeterLink:
         # smpclient's connect opens the port and reads the meter's buffer parameters: an answer lost or damaged on
         # the line there is tried again, as any read's; only the port itself failing is "no device"
         for attempt in range(CONNECT_TRIES):
-            self._transport = SMPSerialTransport(baudrate=self.baud)
+            self._transport = _SerialTransport(baudrate=self.baud)
             self._client = _Client(self._transport, self.port, timeout_s=self.timeout)
             try:
                 await self._client.connect()
@@ -200,10 +219,10 @@ class MeterLink:
         text = self.console.decode("utf-8", "replace").replace("\r", "")
         return [ln for ln in text.split("\n") if ln.strip()][-n:]
 
-    async def request(self, req: Any, what: str, retries: int = 0) -> Any:
+    async def request(self, req: Any, what: str, retries: int = 0, wait_s: float | None = None) -> Any:
         """Send one request; `retries` > 0 only for requests that are safe to repeat (reads, idempotent writes),
         so a frame lost or corrupted on the line is sent again, and a "busy" answer is asked again after a
-        moment (the note callback is told)."""
+        moment (the note callback is told). `wait_s`: how long the first try waits (default: the link's timeout)."""
         assert self._client is not None
         busy = 0
         attempt = 0
@@ -213,7 +232,12 @@ class MeterLink:
             sent_again = self._transport.retransmissions
         while True:
             try:
-                rsp = await self._client.request(req)
+                # each try waits twice as long as the last (as the UDP link's retransmission timer does): a meter
+                # whose work on the request outlasts the timeout (a slow or loaded one) answers an earlier try late,
+                # and a try that waits no longer than the one before would never see an answer
+                wait = wait_s if attempt == 0 or self.udp else min((wait_s or self.timeout) * 2 ** attempt,
+                                                                    RETRY_WAIT_CAP_S)
+                rsp = await self._client.request(req, wait)
             except LINE_ERRORS as e:
                 self._take_console()
                 if attempt >= retries or self.udp:

@@ -21,7 +21,7 @@ from . import image
 from . import upload as uploading
 from .authority import IMAGE_ERASE, IMAGE_STATE, OS_RESET, Authority
 from .errors import DeviceRefused, DeviceTimeout, ImageRejected, ModemError, NotAuthorised, OtaError, RolledBack
-from .link import LINE_ERRORS, MeterLink
+from .link import LINE_ERRORS, RETRY_WAIT_CAP_S, MeterLink
 from .meter_groups import SignedErase, SignedReset, SignedStatesWrite, UpdateStatusRead
 
 VERDICT_TIMEOUT = 60.0
@@ -178,7 +178,9 @@ async def _signed(link: MeterLink, authority: Authority | None, request_type: ty
     for attempt in range(retries + 1):
         env = await authority.envelope(link, cmd, args) if authority is not None else None
         try:
-            return await link.request(request_type(**args, envelope=env), what)
+            # a try after a timeout waits twice as long (link.RETRY_WAIT_CAP_S at most): see MeterLink.request
+            wait = None if attempt == 0 else min(link.timeout * 2 ** attempt, RETRY_WAIT_CAP_S)
+            return await link.request(request_type(**args, envelope=env), what, wait_s=wait)
         except DeviceTimeout:
             if attempt == retries:
                 raise
