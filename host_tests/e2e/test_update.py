@@ -118,7 +118,12 @@ def test_a_bad_app_is_rolled_back(start_emulator, tmp_path, fault):
         elif fault == "hangs":
             (app / "main.py").write_text("def run(ctx):\n    while True:\n        pass\n")
         else:
-            st = (app / "selftest.py").read_text().replace("BEATS_NEEDED = 3", "BEATS_NEEDED = 10**9")
+            # never confirms; its deadline cut from 120 s to 15 s, so the rollback is seen in a fraction of the time
+            # (the deadline is the app's own number: what is tested is that the loader reverts an unconfirmed app)
+            st = (app / "selftest.py").read_text()
+            assert "BEATS_NEEDED = 3" in st and "CONFIRM_TIMEOUT_MS = 120000" in st
+            st = st.replace("BEATS_NEEDED = 3", "BEATS_NEEDED = 10**9").replace("CONFIRM_TIMEOUT_MS = 120000",
+                                                                             "CONFIRM_TIMEOUT_MS = 15000")
             (app / "selftest.py").write_text(st)
 
     img = variant(tmp_path, fault, "rpi_pico", "6.6.6", 1, edit)

@@ -1,0 +1,120 @@
+"""The meter's DLMS HDLC layer (firmware/app/hdlc.py, on CPython) against a real DLMS client's: gurux-dlms's
+GXDLMSClient builds the frames and parses the meter's answers — connection with parameter negotiation, a response
+longer than one frame polled segment by segment, disconnection. gurux-dlms is GPLv2: a test-only extra the package
+never imports. The APDUs here are stand-ins for the DLMS server above the link, which is not built yet (issue 20)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+gurux = pytest.importorskip("gurux_dlms")
+from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData  # noqa: E402
+from gurux_dlms.enums import Authentication, InterfaceType  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+for p in (ROOT / "firmware", ROOT / "meterkit" / "mpy_compat"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import mpy_port  # noqa: E402
+
+mpy_port.install()
+from app import hdlc  # noqa: E402
+
+# a GET.response-normal carrying an octet string of 288 bytes: a real xDLMS answer gurux can parse, longer than
+# two 128-byte information fields
+VALUE = bytes(range(256)) + bytes(range(32))
+ANSWER = bytes([0xC4, 0x01, 0xC1, 0x00, 0x09, 0x82, 0x01, 0x20]) + VALUE
+
+
+class Meter:
+    """The meter's HDLC end: a deframer and a link at server address 1, the way the port's task will drive them."""
+
+    def __init__(self, max_info: int = 128):
+        self.requests: list[bytes] = []
+        self.link = hdlc.Link(1, 1, self._apdu, max_info=max_info)
+        self.deframer = hdlc.Deframer(max_info)
+        self.deframer.on_frame = self._frame
+        self.out: list[bytes] = []
+
+    def _apdu(self, apdu) -> bytes:
+        self.requests.append(bytes(apdu))
+        return ANSWER
+
+    def _frame(self, f) -> None:
+        r = self.link.receive(f, 0)
+        if r is not None:
+            self.out.append(bytes(r))
+
+    def send(self, data) -> bytes:
+        n = len(self.out)
+        self.deframer.feed(bytes(data))
+        assert len(self.out) == n + 1, f"the meter answered {len(self.out) - n} frames"
+        return self.out[-1]
+
+
+def client(max_tx: int = 128, max_rx: int = 128) -> GXDLMSClient:
+    c = GXDLMSClient(True, 16, 1, Authentication.NONE, None, InterfaceType.HDLC)
+    c.hdlcSettings.maxInfoTX = max_tx
+    c.hdlcSettings.maxInfoRX = max_rx
+    return c
+
+
+@pytest.mark.parametrize("max_tx,max_rx", [(128, 128), (64, 256), (32, 48)])
+def test_gurux_connects_reads_a_segmented_answer_and_disconnects(max_tx, max_rx):
+    c = client(max_tx, max_rx)
+    meter = Meter()
+    reply = GXReplyData()
+    c.getData(GXByteBuffer(meter.send(c.snrmRequest())), reply)
+    c.parseUAResponse(reply.data)  # gurux takes the negotiated lengths from the meter's UA
+    assert (c.hdlcSettings.maxInfoTX, c.hdlcSettings.maxInfoRX) == (min(max_tx, 128), min(max_rx, 128))
+    assert (meter.link.rx_info, meter.link.tx_info) == (min(max_tx, 128), min(max_rx, 128))
+
+    frames = c.aarqRequest()  # an I-frame (two for a 32-byte field: gurux segments the request itself)
+    assert len(frames) == (2 if max_tx < 34 else 1)  # the AARQ is 34 bytes with its LLC header
+    reply = GXReplyData()
+    answer = b""
+    for k, frame in enumerate(frames):
+        answer = meter.send(frame)
+        if k < len(frames) - 1:  # the meter's RR for a request segment: gurux reads it before the next one
+            assert answer[5] & 0x0F == 0x01
+            c.getData(GXByteBuffer(answer), GXReplyData())
+    assert meter.requests == [meter.requests[0]] and meter.requests[0][:2] == b"\x60\x1d"  # the AARQ, LLC stripped
+    polls = 0
+    while True:
+        c.getData(GXByteBuffer(answer), reply)
+        if not reply.isMoreData():
+            break
+        answer = meter.send(c.receiverReady(reply))  # RR: the next segment
+        polls += 1
+    assert bytes(reply.value) == VALUE
+    assert polls == -(-(len(ANSWER) + 3) // min(max_rx, 128)) - 1
+
+    disc = c.disconnectRequest()
+    assert meter.send(disc)[5] == 0x73  # UA
+    assert meter.send(disc)[5] == 0x1F  # DM: already disconnected
+    assert meter.link.state == hdlc.DISCONNECTED
+
+
+def test_a_repeated_request_frame_gets_the_same_answer_once():
+    """The client sends its I-frame again (the meter's answer was lost on the line): the meter sends the same frame
+    again, and the request reaches the server above once; gurux still reads the whole answer."""
+    c = client()
+    meter = Meter()
+    reply = GXReplyData()
+    c.getData(GXByteBuffer(meter.send(c.snrmRequest())), reply)
+    c.parseUAResponse(reply.data)
+    aarq = bytes(c.aarqRequest()[0])
+    first = meter.send(aarq)
+    assert meter.send(aarq) == first and len(meter.requests) == 1
+    reply = GXReplyData()
+    answer = first
+    while True:
+        c.getData(GXByteBuffer(answer), reply)
+        if not reply.isMoreData():
+            break
+        answer = meter.send(c.receiverReady(reply))
+    assert bytes(reply.value) == VALUE
