@@ -1,7 +1,8 @@
-"""The meter's DLMS HDLC layer (firmware/app/hdlc.py, on CPython) against a real DLMS client's: gurux-dlms's
+"""The meter's DLMS layers (firmware/app/hdlc.py and app/cosem.py, on CPython) against a real DLMS client: gurux-dlms's
 GXDLMSClient builds the frames and parses the meter's answers — connection with parameter negotiation, a response
-longer than one frame polled segment by segment, disconnection. gurux-dlms is GPLv2: a test-only extra the package
-never imports. The APDUs here are stand-ins for the DLMS server above the link, which is not built yet (issue 20)."""
+longer than one frame polled segment by segment, disconnection, then the public client's association, GETs of a
+register's value and scaler, an undefined object, release. gurux-dlms is GPLv2: a test-only extra the package never
+imports. The object model here is a small table: the meter's own (registers, clock, class 70) is not wired yet."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 gurux = pytest.importorskip("gurux_dlms")
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData  # noqa: E402
 from gurux_dlms.enums import Authentication, InterfaceType  # noqa: E402
+from gurux_dlms.objects import GXDLMSClock, GXDLMSRegister  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 for p in (ROOT / "firmware", ROOT / "meterkit" / "mpy_compat"):
@@ -22,7 +24,7 @@ for p in (ROOT / "firmware", ROOT / "meterkit" / "mpy_compat"):
 import mpy_port  # noqa: E402
 
 mpy_port.install()
-from app import hdlc  # noqa: E402
+from app import cosem, hdlc  # noqa: E402
 
 # a GET.response-normal carrying an octet string of 288 bytes: a real xDLMS answer gurux can parse, longer than
 # two 128-byte information fields
@@ -33,9 +35,9 @@ ANSWER = bytes([0xC4, 0x01, 0xC1, 0x00, 0x09, 0x82, 0x01, 0x20]) + VALUE
 class Meter:
     """The meter's HDLC end: a deframer and a link at server address 1, the way the port's task will drive them."""
 
-    def __init__(self, max_info: int = 128):
+    def __init__(self, max_info: int = 128, on_apdu=None):
         self.requests: list[bytes] = []
-        self.link = hdlc.Link(1, 1, self._apdu, max_info=max_info)
+        self.link = hdlc.Link(1, 1, on_apdu or self._apdu, max_info=max_info)
         self.deframer = hdlc.Deframer(max_info)
         self.deframer.on_frame = self._frame
         self.out: list[bytes] = []
@@ -118,3 +120,67 @@ def test_a_repeated_request_frame_gets_the_same_answer_once():
             break
         answer = meter.send(c.receiverReady(reply))
     assert bytes(reply.value) == VALUE
+
+
+VOLTAGE = cosem.obis("1.0.12.7.0.255")
+ENERGY = cosem.obis("1.0.1.8.0.255")
+
+
+def model(cls: int, obis: bytes, attr: int):
+    """A small object table in the meter's terms: instantaneous voltage 230.12 V (centivolts, scaler -2), active
+    energy import 123,456,789 Wh (scaler 0, a long64-unsigned register)."""
+    if cls == 3 and obis in (VOLTAGE, ENERGY):
+        if attr == 1:
+            return cosem.octets(obis)
+        if attr == 2:
+            return cosem.number(cosem.LONG_UNSIGNED, 23012) if obis == VOLTAGE else \
+                cosem.number(cosem.LONG64_UNSIGNED, 123456789)
+        if attr == 3:
+            return cosem.scaler_unit(-2, 35) if obis == VOLTAGE else cosem.scaler_unit(0, 30)
+    return cosem.OBJECT_UNDEFINED
+
+
+def exchange(meter: Meter, c: GXDLMSClient, frames) -> GXReplyData:
+    reply = GXReplyData()
+    for k, frame in enumerate(frames):
+        answer = meter.send(frame)
+        if k < len(frames) - 1:
+            c.getData(GXByteBuffer(answer), GXReplyData())
+    while True:
+        c.getData(GXByteBuffer(answer), reply)
+        if not reply.isMoreData():
+            return reply
+        answer = meter.send(c.receiverReady(reply))
+
+
+def test_gurux_associates_as_the_public_client_and_reads_registers():
+    assoc = cosem.Association(model)
+    meter = Meter(on_apdu=assoc.apdu)
+    meter.link.on_disconnect = assoc.release
+    c = client()
+    c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
+    c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+    assert assoc.associated and c.maxReceivePDUSize == cosem.MAX_PDU
+
+    for ln, value, unit in (("1.0.12.7.0.255", 230.12, 35), ("1.0.1.8.0.255", 123456789, 30)):
+        reg = GXDLMSRegister(ln)
+        for attr in (3, 2):  # the scaler first: gurux applies it to the value
+            c.updateValue(reg, attr, exchange(meter, c, c.read(reg, attr)).value)
+        assert (reg.value, int(reg.unit)) == (value, unit)
+
+    reply = exchange(meter, c, c.read(GXDLMSClock("0.0.1.0.0.255"), 2))  # not in this table
+    assert reply.error == cosem.OBJECT_UNDEFINED
+
+    exchange(meter, c, c.releaseRequest())
+    assert not assoc.associated
+    assert meter.send(c.disconnectRequest())[5] == 0x73 and meter.link.state == hdlc.DISCONNECTED
+
+
+def test_gurux_with_a_password_is_refused_by_the_public_association():
+    assoc = cosem.Association(model)
+    meter = Meter(on_apdu=assoc.apdu)
+    c = GXDLMSClient(True, 16, 1, Authentication.LOW, "12345678", InterfaceType.HDLC)
+    c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
+    with pytest.raises(Exception, match="(?i)authentication|mechanism|rejected"):
+        c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+    assert not assoc.associated

@@ -1,0 +1,259 @@
+"""The DLMS/COSEM application layer for the public client (IEC 62056-53/-5-3, the association IS 15959 gives client
+SAP 16: no security, GET only), above app/hdlc.py's link; runs unchanged on the boards, the VM and CPython.
+
+`Association(get).apdu(request)` answers one request APDU (a bytes-like without its LLC header) with a response
+APDU (bytes):
+- AARQ (0x60): accepted when it asks for logical-name referencing without ciphering, no authentication mechanism
+  (or the lowest level's "none") and carries an xDLMS InitiateRequest of DLMS version 6; the AARE then gives the
+  negotiated conformance (GET only: the proposed bits AND CONFORMANCE) and the meter's largest PDU. Anything else
+  gets an AARE that rejects it (result 1 and a diagnostic: 2 application context not supported, 11 mechanism not
+  recognised, 1 no reason, with an InitiateError for a version below 6) and no association.
+- RLRQ (0x62): RLRE (reason normal) and the association ends (as it does when the link disconnects: `release()`).
+- GET.request normal (0xC0 0x01): `get(class_id, obis, attribute)` — the meter's object model — returns the value's
+  A-XDR encoding (bytes) or a data-access-result number (4 object undefined, 3 read-write denied, ...), which the
+  GET.response carries. A selective access part is refused (3): profiles with selective access come with the object
+  model that has them.
+- Anything else, or a GET before an association: an ExceptionResponse (0xD8; service not allowed or unknown), never
+  an exception out of apdu(). A response longer than the client's largest PDU is refused as well (GET with block
+  transfer is not offered in the conformance).
+"""
+
+from micropython import const
+
+# conformance block bits (a 24-bit number, bit 0 of the standard's numbering being the MSB)
+CONF_GET = const(0x000010)
+CONFORMANCE = CONF_GET
+DLMS_VERSION = const(6)
+MAX_PDU = const(512)  # the largest APDU this end receives (the AARE's server-max-receive-pdu-size)
+
+# data-access-result
+OBJECT_UNDEFINED = const(4)
+READ_WRITE_DENIED = const(3)
+OTHER_REASON = const(250)
+
+# the application context and mechanism names: 2.16.756.5.8.1.x and 2.16.756.5.8.2.x
+_CONTEXT = b"\x60\x85\x74\x05\x08\x01"
+_MECHANISM = b"\x60\x85\x74\x05\x08\x02"
+_LN_NO_CIPHER = const(1)
+# AARE diagnostics (acse-service-user)
+_DIAG_NONE = const(0)
+_DIAG_NO_REASON = const(1)
+_DIAG_CONTEXT = const(2)
+_DIAG_MECHANISM = const(11)
+
+_AARQ = const(0x60)
+_AARE = const(0x61)
+_RLRQ = const(0x62)
+_RLRE = const(0x63)
+_GET_REQUEST = const(0xC0)
+_GET_RESPONSE = const(0xC4)
+_EXCEPTION = const(0xD8)
+_NORMAL = const(1)
+
+# A-XDR type tags
+NULL = const(0)
+BOOLEAN = const(3)
+DOUBLE_LONG = const(5)
+DOUBLE_LONG_UNSIGNED = const(6)
+OCTET_STRING = const(9)
+VISIBLE_STRING = const(10)
+INTEGER = const(15)
+LONG = const(16)
+UNSIGNED = const(17)
+LONG_UNSIGNED = const(18)
+LONG64 = const(20)
+LONG64_UNSIGNED = const(21)
+ENUM = const(22)
+STRUCTURE = const(2)
+
+_SIZES = {BOOLEAN: 1, INTEGER: 1, UNSIGNED: 1, ENUM: 1, LONG: 2, LONG_UNSIGNED: 2, DOUBLE_LONG: 4,
+          DOUBLE_LONG_UNSIGNED: 4, LONG64: 8, LONG64_UNSIGNED: 8}
+
+
+class Malformed(Exception):
+    """A request APDU that does not parse (never escapes apdu(): it becomes a refusal)."""
+
+
+def number(tag, value):
+    """The A-XDR encoding of an integer of type `tag` (BOOLEAN, INTEGER ... LONG64_UNSIGNED, ENUM); ValueError when
+    the value does not fit the type."""
+    size = _SIZES[tag]
+    signed = tag in (INTEGER, LONG, DOUBLE_LONG, LONG64)
+    lo = -(1 << (8 * size - 1)) if signed else 0
+    hi = (1 << (8 * size - 1)) - 1 if signed else (1 << (8 * size)) - 1
+    if tag == BOOLEAN:
+        value = 1 if value else 0
+    if not lo <= value <= hi:
+        raise ValueError("out of range")
+    return bytes((tag,)) + (value & ((1 << (8 * size)) - 1)).to_bytes(size, "big")
+
+
+def octets(data, tag=OCTET_STRING):
+    """An octet-string (or visible-string) of fewer than 128 bytes: the tag, its length, the bytes."""
+    if len(data) > 127:
+        raise ValueError("too long")
+    return bytes((tag, len(data))) + bytes(data)
+
+
+def structure(*parts):
+    """A structure of already encoded values."""
+    return bytes((STRUCTURE, len(parts))) + b"".join(parts)
+
+
+def scaler_unit(scaler, unit):
+    """A register's attribute 3: structure {integer scaler, enum unit} (units: 27 W, 35 V, 33 A, 30 Wh, 44 Hz ...)."""
+    return structure(number(INTEGER, scaler), number(ENUM, unit))
+
+
+def _tlv(buf, i, end):
+    """The BER element at buf[i:end]: (tag, start of its value, end of its value)."""
+    if i + 2 > end:
+        raise Malformed()
+    tag = buf[i]
+    n = buf[i + 1]
+    i += 2
+    if n & 0x80:  # long form: 1 or 2 length bytes are enough for any APDU here
+        k = n & 0x7F
+        if k not in (1, 2) or i + k > end:
+            raise Malformed()
+        n = 0
+        for _ in range(k):
+            n = (n << 8) | buf[i]
+            i += 1
+    if i + n > end:
+        raise Malformed()
+    return tag, i, i + n
+
+
+class Association:
+    """One client's application association over one link (see the module docstring)."""
+
+    def __init__(self, get, max_pdu=MAX_PDU):
+        self.get = get
+        self.max_pdu = max_pdu
+        self.associated = False
+        self.client_pdu = 0  # the client's largest PDU, from its InitiateRequest
+        self.conformance = 0
+        self.refused = 0  # requests refused, for diagnosis
+
+    def release(self):
+        self.associated = False
+
+    def apdu(self, req):
+        try:
+            if not len(req):
+                raise Malformed()
+            tag = req[0]
+            if tag == _AARQ:
+                return self._aarq(req)
+            if tag == _RLRQ:
+                _tlv(req, 0, len(req))
+                self.associated = False
+                return b"\x63\x03\x80\x01\x00"
+            if not self.associated:
+                return self._refuse(1, 1)  # service not allowed, operation not possible
+            if tag == _GET_REQUEST and len(req) >= 2 and req[1] == _NORMAL:
+                return self._get(req)
+            return self._refuse(2, 2)  # service unknown, not supported
+        except (Malformed, IndexError):
+            return self._refuse(2, 3)  # service unknown, other reason
+
+    def _refuse(self, state, service):
+        self.refused += 1
+        return bytes((_EXCEPTION, state, service))
+
+    def _aarq(self, req):
+        self.associated = False
+        tag, i, end = _tlv(req, 0, len(req))
+        context = mechanism = None
+        initiate = None
+        while i < end:
+            t, v, e = _tlv(req, i, end)
+            if t == 0xA1:  # application-context-name: an object identifier (universal tag 6), nothing else
+                k, s, f = _tlv(req, v, e)
+                context = bytes(req[s:f]) if k == 0x06 and f == e else b""
+            elif t == 0x8B:  # mechanism-name (implicit object identifier)
+                mechanism = bytes(req[v:e])
+            elif t == 0xBE:  # user-information: an octet string holding the xDLMS InitiateRequest
+                _, s, f = _tlv(req, v, e)
+                initiate = (s, f)
+            i = e
+        if context is None or len(context) != 7 or context[:6] != _CONTEXT or context[6] != _LN_NO_CIPHER:
+            return self._aare(_DIAG_CONTEXT)
+        if mechanism is not None and (len(mechanism) != 7 or mechanism[:6] != _MECHANISM or mechanism[6] != 0):
+            return self._aare(_DIAG_MECHANISM)
+        if initiate is None:
+            return self._aare(_DIAG_NO_REASON)
+        s, f = initiate
+        version, conformance, pdu = self._initiate(req, s, f)
+        if version < DLMS_VERSION:
+            return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x01")  # InitiateError: DLMS version too low
+        self.conformance = conformance & CONFORMANCE
+        self.client_pdu = pdu
+        if not self.conformance or pdu < 12:
+            return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x03")  # InitiateError: incompatible conformance
+        self.associated = True
+        c = self.conformance
+        info = (b"\x08\x00\x06\x5f\x1f\x04\x00" + bytes(((c >> 16) & 0xFF, (c >> 8) & 0xFF, c & 0xFF))
+                + bytes((self.max_pdu >> 8, self.max_pdu & 0xFF)) + b"\x00\x07")
+        return self._aare(_DIAG_NONE, info)
+
+    def _initiate(self, req, i, end):
+        """InitiateRequest: (proposed DLMS version, proposed conformance, client max receive PDU size)."""
+        if end - i < 13 or req[i] != 0x01:
+            raise Malformed()
+        i += 1
+        if req[i]:  # dedicated-key present: only with ciphering, which this association does not offer
+            raise Malformed()
+        i += 1
+        for _ in range(2):  # response-allowed, proposed-quality-of-service: both optional one-byte values
+            if req[i]:
+                i += 1
+            i += 1
+        if i + 9 > end or req[i + 1] != 0x5F or req[i + 2] != 0x1F or req[i + 3] != 4:
+            raise Malformed()
+        version = req[i]
+        conformance = (req[i + 5] << 16) | (req[i + 6] << 8) | req[i + 7]
+        pdu = (req[i + 8] << 8) | req[i + 9] if i + 10 <= end else 0
+        if i + 10 > end:
+            raise Malformed()
+        return version, conformance, pdu
+
+    def _aare(self, diagnostic, info=None):
+        if diagnostic:
+            self.refused += 1
+        body = (b"\xa1\x09\x06\x07" + _CONTEXT + bytes((_LN_NO_CIPHER,))
+                + bytes((0xA2, 3, 2, 1, 1 if diagnostic else 0))
+                + bytes((0xA3, 5, 0xA1, 3, 2, 1, diagnostic)))
+        if info is not None:
+            body += bytes((0xBE, len(info) + 2, 0x04, len(info))) + info
+        return bytes((_AARE, len(body))) + body
+
+    def _get(self, req):
+        if len(req) < 13:
+            raise Malformed()
+        invoke = req[2]
+        class_id = (req[3] << 8) | req[4]
+        obis = bytes(req[5:11])
+        attribute = req[11]
+        if req[12]:  # selective access
+            return self._result(invoke, READ_WRITE_DENIED)
+        try:
+            value = self.get(class_id, obis, attribute)
+        except Exception:  # noqa: BLE001 - a fault in the object model is an answer, not the end of the server
+            value = OTHER_REASON
+        if isinstance(value, int):
+            return self._result(invoke, value)
+        out = bytes((_GET_RESPONSE, _NORMAL, invoke, 0)) + value
+        if len(out) > self.client_pdu:
+            return self._result(invoke, OTHER_REASON)
+        return out
+
+    def _result(self, invoke, code):
+        self.refused += 1
+        return bytes((_GET_RESPONSE, _NORMAL, invoke, 1, code))
+
+
+def obis(text):
+    """"1.0.1.8.0.255" -> the six bytes of the OBIS code."""
+    return bytes(int(p) for p in text.split("."))

@@ -1,0 +1,31 @@
+"""Host extras of cosem_apdu: seed sequences of the APDUs a real DLMS client sends (gurux-dlms 1.0.203's AARQ for the
+public client and with a password, its GET.request and RLRQ, as in host_tests/firmware/test_cosem.py), variants the
+association refuses, and GETs of every object the probe's model holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+AARQ = bytes.fromhex("601da109060760857405080101be10040e01000000065f1f0400401e5dffff")
+AARQ_LLS = bytes.fromhex("6036a1090607608574050801018a0207808b0760857405080201ac0a80083132333435363738be10040e0100"
+                         "0000065f1f0400401e5dffff")
+GET_VOLTAGE = bytes.fromhex("c001c1000301000c0700ff0200")
+GET_SCALER = bytes.fromhex("c001c1000301000c0700ff0300")
+GET_LONG = bytes.fromhex("c001c100010000002a0000ff0200")
+RLRQ = bytes.fromhex("6200")
+
+
+def _seq(*apdus: bytes) -> bytes:
+    return b"".join(bytes([len(a)]) + a for a in apdus)
+
+
+def seeds() -> Iterator[bytes]:
+    small_pdu = AARQ[:-2] + b"\x00\x10"
+    yield _seq(AARQ, GET_VOLTAGE, GET_SCALER, GET_LONG, RLRQ, GET_VOLTAGE)
+    yield _seq(GET_VOLTAGE, AARQ, GET_VOLTAGE[:11] + b"\xee\x00", GET_VOLTAGE[:12] + b"\x01\x01\x02\x00")
+    yield _seq(AARQ_LLS, GET_VOLTAGE, AARQ, GET_VOLTAGE)
+    yield _seq(small_pdu, GET_LONG, GET_VOLTAGE)
+    yield _seq(AARQ.replace(b"\x05\x08\x01\x01", b"\x05\x08\x01\x03"), GET_VOLTAGE)
+    yield _seq(AARQ.replace(b"\x00\x06\x5f\x1f", b"\x00\x05\x5f\x1f"), AARQ, b"\xc0\x02\xc1\x00\x00\x00\x01",
+               b"\xc0\x03\x41\x02", b"\xd8\x01\x01", b"\x62\x03\x80\x01\x00")
+    yield _seq(AARQ, AARQ[:-3], GET_VOLTAGE)
