@@ -20,18 +20,18 @@ Memory is one buffer of max_info + FRAME_OVERHEAD bytes, whatever the line carri
 
 Link(server_address, on_apdu) is the secondary station of one logical device: `receive(frame, now_ms)` takes a
 frame addressed to it and returns the frame to send back (a view of the link's output buffer, valid until the next
-call) or None. SNRM connects (UA, with the negotiated information-field lengths and window), DISC disconnects (UA,
-or DM when not connected), I-frames carry the LLC header and an APDU (segmented in either direction, one frame in
-flight: window 1), RR asks for the next segment of a response. `on_apdu(apdu)` answers a whole request APDU (a
+call) or None. _SNRM connects (_UA, with the negotiated information-field lengths and window), _DISC disconnects (_UA,
+or _DM when not connected), I-frames carry the LLC header and an APDU (segmented in either direction, one frame in
+flight: window 1), _RR asks for the next segment of a response. `on_apdu(apdu)` answers a whole request APDU (a
 memoryview, LLC stripped) with a response APDU (bytes-like) or None; `on_disconnect()`, if set, runs whenever the
-link leaves the connected state (DISC, a new SNRM, the inactivity timeout), so the association above is released.
+link leaves the connected state (_DISC, a new _SNRM, the inactivity timeout), so the association above is released.
 """
 
 import time
 
 from micropython import const
 
-FLAG = const(0x7E)
+_FLAG = const(0x7E)
 _FORMAT = const(0xA0)  # frame format type 3, in the first format byte
 _SEGMENT = const(0x08)  # the segmentation bit, in the first format byte
 FRAME_OVERHEAD = const(15)  # format 2, addresses up to 4 + 4, control 1, HCS 2, FCS 2 (flags not stored)
@@ -39,28 +39,28 @@ _MIN_LEN = const(7)  # format 2, two one-byte addresses, control, FCS 2
 
 # control field (the P/F bit is 0x10)
 _PF = const(0x10)
-SNRM = const(0x83)
-DISC = const(0x43)
-UA = const(0x63)
-DM = const(0x0F)
-FRMR = const(0x87)
-UI = const(0x03)
-RR = const(0x01)  # | N(R) << 5
-RNR = const(0x05)
+_SNRM = const(0x83)
+_DISC = const(0x43)
+_UA = const(0x63)
+_DM = const(0x0F)
+_FRMR = const(0x87)
+_UI = const(0x03)
+_RR = const(0x01)  # | N(R) << 5
+_RNR = const(0x05)
 
 # the LLC header that opens an information field's first segment (IEC 62056-46 §6.4.4.4.3.4)
 LLC_REQUEST = b"\xe6\xe6\x00"
 LLC_RESPONSE = b"\xe6\xe7\x00"
 
-# SNRM / UA parameter negotiation (ISO/IEC 13239 format 0x81, group 0x80)
+# _SNRM / _UA parameter negotiation (ISO/IEC 13239 format 0x81, group 0x80)
 _NEG_FORMAT = const(0x81)
 _NEG_GROUP = const(0x80)
 _MAX_TX = const(0x05)
 _MAX_RX = const(0x06)
 _WIN_TX = const(0x07)
 _WIN_RX = const(0x08)
-DEFAULT_INFO = const(128)  # the default maximum information field length, each way
-MIN_INFO = const(32)  # below this no AARE fits a few frames; a proposal under it is raised to it
+_DEFAULT_INFO = const(128)  # the default maximum information field length, each way
+_MIN_INFO = const(32)  # below this no AARE fits a few frames; a proposal under it is raised to it
 
 # CRC-16/X.25: reflected polynomial 0x8408, initial 0xFFFF, final XOR 0xFFFF; a 16-entry nibble table (32 bytes:
 # frames are short, two lookups a byte cost less RAM than a 512-byte table)
@@ -141,7 +141,7 @@ class Frame:
 class Deframer:
     """HDLC frames out of any fragments of the line (see the module docstring)."""
 
-    def __init__(self, max_info=DEFAULT_INFO):
+    def __init__(self, max_info=_DEFAULT_INFO):
         self._buf = bytearray(max_info + FRAME_OVERHEAD)
         self._mv = memoryview(self._buf)
         self._n = 0
@@ -169,7 +169,7 @@ class Deframer:
             b = data[i]
             i += 1
             if not self._in:
-                if b == FLAG:
+                if b == _FLAG:
                     self._in = True
                     self._n = 0
                     self._need = 0
@@ -177,7 +177,7 @@ class Deframer:
             k = self._n
             if self._need == 0:
                 if k == 0:
-                    if b == FLAG:
+                    if b == _FLAG:
                         continue  # back-to-back flags: still between frames
                     if b & 0xF0 != _FORMAT:
                         self._bad()
@@ -204,7 +204,7 @@ class Deframer:
                 i += m - 1
                 continue
             # the byte after the frame must be a flag: it closes this frame and may open the next
-            if b != FLAG:
+            if b != _FLAG:
                 self._bad()
                 continue
             self._n = 0
@@ -249,7 +249,7 @@ def encode(buf, dst, dst_size, src, src_size, control, info=None, segmented=Fals
     """Write a whole frame, flags included, into buf; return its length. `info` is bytes-like or None."""
     m = len(info) if info else 0
     n = 2 + dst_size + src_size + 1 + (m + 2 if m else 0) + 2
-    buf[0] = FLAG
+    buf[0] = _FLAG
     buf[1] = _FORMAT | (_SEGMENT if segmented else 0) | (n >> 8)
     buf[2] = n & 0xFF
     i = put_address(buf, 3, dst, dst_size)
@@ -266,12 +266,12 @@ def encode(buf, dst, dst_size, src, src_size, control, info=None, segmented=Fals
     c = crc16(buf, 1, i)
     buf[i] = c & 0xFF
     buf[i + 1] = c >> 8
-    buf[i + 2] = FLAG
+    buf[i + 2] = _FLAG
     return i + 3
 
 
 def parameters(info):
-    """The negotiation parameters in an SNRM's or UA's information field, as (max_tx, max_rx, window_tx,
+    """The negotiation parameters in an _SNRM's or _UA's information field, as (max_tx, max_rx, window_tx,
     window_rx), each None when absent. ValueError for a field that is not the 0x81 0x80 group, or a parameter
     that overruns it or is longer than four bytes."""
     out = [None, None, None, None]  # type: list
@@ -300,7 +300,7 @@ def parameters(info):
 
 def put_parameters(buf, i, max_tx, max_rx, window_tx, window_rx):
     """Write the 0x81 0x80 negotiation group (lengths in two bytes, windows in four, as IEC 62056-46's example
-    UA does); return the index after it."""
+    _UA does); return the index after it."""
     buf[i] = _NEG_FORMAT
     buf[i + 1] = _NEG_GROUP
     buf[i + 2] = 20
@@ -322,7 +322,7 @@ CONNECTED = const(1)  # NRM
 class Link:
     """The secondary station of one logical device (see the module docstring)."""
 
-    def __init__(self, address, address_size, on_apdu, max_info=DEFAULT_INFO, max_apdu=512, timeout_ms=120000):
+    def __init__(self, address, address_size, on_apdu, max_info=_DEFAULT_INFO, max_apdu=512, timeout_ms=120000):
         self.address = address
         self.address_size = address_size
         self.on_apdu = on_apdu
@@ -331,8 +331,8 @@ class Link:
         self.timeout_ms = timeout_ms
         self.state = DISCONNECTED
         self.client = 0
-        self.tx_info = DEFAULT_INFO  # negotiated: the longest information field this end may send
-        self.rx_info = DEFAULT_INFO
+        self.tx_info = _DEFAULT_INFO  # negotiated: the longest information field this end may send
+        self.rx_info = _DEFAULT_INFO
         self._vs = 0  # V(S): the N(S) of the next I-frame sent
         self._vr = 0  # V(R): the N(S) expected of the next I-frame received
         self._last_ms = None
@@ -343,7 +343,7 @@ class Link:
         self._resp_at = 0
         self._out = bytearray(max_info + FRAME_OVERHEAD + 2)
         self._out_n = 0  # the last frame sent (a repeat of it answers a repeated poll)
-        self.rejected = 0  # frames refused (FRMR) or ignored as out of sequence
+        self.rejected = 0  # frames refused (_FRMR) or ignored as out of sequence
 
     def _send(self, control, info=None, segmented=False):
         self._out_n = encode(self._out, self.client, 1, self.address, self.address_size, control, info, segmented)
@@ -378,48 +378,48 @@ class Link:
         self._last_ms = now_ms
         c = f.control
         kind = c & ~_PF
-        if kind == SNRM:
+        if kind == _SNRM:
             return self._snrm(f)
-        if kind == DISC:
+        if kind == _DISC:
             self.client = f.src
             if self.state != CONNECTED:
-                return self._send(DM | _PF)
-            out = self._send(UA | _PF)
-            self._drop()  # a repeated DISC then gets DM
+                return self._send(_DM | _PF)
+            out = self._send(_UA | _PF)
+            self._drop()  # a repeated _DISC then gets _DM
             return out
         if self.state != CONNECTED or f.src != self.client:
-            if kind == UI or not c & _PF:
+            if kind == _UI or not c & _PF:
                 return None
             self.client = f.src
-            return self._send(DM | _PF)
+            return self._send(_DM | _PF)
         if c & 1 == 0:
             return self._iframe(f, c)
-        if c & 3 == 1:  # RR or RNR: the client acknowledges and polls
+        if c & 3 == 1:  # _RR or _RNR: the client acknowledges and polls
             return self._rr(c >> 5)
-        if kind == UI:
+        if kind == _UI:
             return None
         self.rejected += 1
-        return self._send(FRMR | _PF)
+        return self._send(_FRMR | _PF)
 
     def _snrm(self, f):
         try:
             max_tx, max_rx, _w_tx, _w_rx = parameters(f.info)
-        except ValueError:  # refused: the link is left disconnected (DM says so)
+        except ValueError:  # refused: the link is left disconnected (_DM says so)
             self.rejected += 1
             self._drop()
             self.client = f.src
-            return self._send(DM | _PF)
+            return self._send(_DM | _PF)
         self._drop()
         self.client = f.src
         # the client's transmit length is this end's receive length, and the other way round
-        self.rx_info = max(MIN_INFO, min(self.max_info, DEFAULT_INFO if max_tx is None else max_tx))
-        self.tx_info = max(MIN_INFO, min(self.max_info, DEFAULT_INFO if max_rx is None else max_rx))
+        self.rx_info = max(_MIN_INFO, min(self.max_info, _DEFAULT_INFO if max_tx is None else max_tx))
+        self.tx_info = max(_MIN_INFO, min(self.max_info, _DEFAULT_INFO if max_rx is None else max_rx))
         self._vs = 0
         self._vr = 0
         self.state = CONNECTED
         buf = bytearray(23)
         put_parameters(buf, 0, self.tx_info, self.rx_info, 1, 1)
-        return self._send(UA | _PF, buf)
+        return self._send(_UA | _PF, buf)
 
     def _ack(self, nr):
         """The client's N(R): whether it acknowledges the last I-frame sent (else that frame is to be repeated)."""
@@ -433,7 +433,7 @@ class Link:
             if ns == (self._vr - 1) & 7 and self._out_n:
                 return self._repeat()
             self.rejected += 1
-            return self._send(RR | _PF | (self._vr << 5))
+            return self._send(_RR | _PF | (self._vr << 5))
         if not self._ack(nr):
             self.rejected += 1
             return self._repeat()
@@ -447,7 +447,7 @@ class Link:
             self._apdu[self._apdu_n:self._apdu_n + m] = info
             self._apdu_n += m
         if f.segmented:
-            return self._send(RR | _PF | (self._vr << 5))
+            return self._send(_RR | _PF | (self._vr << 5))
         n = self._apdu_n
         over = self._apdu_over
         self._apdu_n = 0
@@ -455,10 +455,10 @@ class Link:
         apdu = memoryview(self._apdu)[:n]
         if over or n < 3 or apdu[0] != 0xE6 or apdu[1] != 0xE6 or apdu[2] != 0:
             self.rejected += 1
-            return self._send(FRMR | _PF)
+            return self._send(_FRMR | _PF)
         answer = self.on_apdu(apdu[3:])
         if answer is None:
-            return self._send(RR | _PF | (self._vr << 5))
+            return self._send(_RR | _PF | (self._vr << 5))
         self._resp = LLC_RESPONSE + bytes(answer)
         self._resp_at = 0
         return self._segment()
@@ -480,4 +480,4 @@ class Link:
             return self._segment()
         if nr != self._vs and self._out_n:
             return self._repeat()  # the client did not get the last segment
-        return self._send(RR | _PF | (self._vr << 5))
+        return self._send(_RR | _PF | (self._vr << 5))

@@ -14,17 +14,25 @@ import pytest
 gurux = pytest.importorskip("gurux_dlms")
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData  # noqa: E402
 from gurux_dlms.enums import Authentication, InterfaceType  # noqa: E402
-from gurux_dlms.objects import GXDLMSClock, GXDLMSRegister  # noqa: E402
+from gurux_dlms.objects import (  # noqa: E402
+    GXDLMSClock,
+    GXDLMSData,
+    GXDLMSDisconnectControl,
+    GXDLMSExtendedRegister,
+    GXDLMSRegister,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-for p in (ROOT / "firmware", ROOT / "meterkit" / "mpy_compat"):
+for p in (ROOT / "firmware" / "lib", ROOT / "firmware", ROOT / "meterkit" / "mpy_compat"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
 import mpy_port  # noqa: E402
 
 mpy_port.install()
-from app import cosem, hdlc  # noqa: E402
+from app import cosem, disconnect, dlms_objects, dsp, hdlc, registers  # noqa: E402
+from app import relay as rl  # noqa: E402
+from app.tick import Tick  # noqa: E402
 
 # a GET.response-normal carrying an octet string of 288 bytes: a real xDLMS answer gurux can parse, longer than
 # two 128-byte information fields
@@ -184,3 +192,57 @@ def test_gurux_with_a_password_is_refused_by_the_public_association():
     with pytest.raises(Exception, match="(?i)authentication|mechanism|rejected"):
         c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
     assert not assoc.associated
+
+
+class RelayModel:
+    def __init__(self):
+        self.contact = True
+
+    def relay_pulse(self, connect, ms=100):
+        self.contact = connect
+        return True
+
+    def relay_closed(self):
+        return self.contact
+
+
+def test_gurux_reads_the_meters_own_objects(tmp_path, monkeypatch):
+    """The object model over a real reading, registers and class-70 control (app/dlms_objects.py), read by gurux
+    as a head-end would: values with their scalers applied, the clock, maximum demand, the name, the relay."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meter").mkdir()
+    reading, regs = dsp.Reading(), registers.Registers()
+    tick = Tick(reading, regs)
+    control = disconnect.DisconnectControl(rl.Relay(RelayModel(), 80, lambda c, d: None))
+    objects = dlms_objects.Objects(tick, control, b"MKT0000000000042", lambda: 330)
+    assoc = cosem.Association(objects.get)
+    meter = Meter(on_apdu=assoc.apdu)
+    c = client()
+    c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
+    c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+
+    def read(obj, *attrs):
+        for attr in attrs:
+            reply = exchange(meter, c, c.read(obj, attr))
+            assert reply.error == 0, (obj.logicalName, attr, reply.error)
+            c.updateValue(obj, attr, reply.value)
+        return obj
+
+    reading.voltage, reading.current, reading.p, reading.frequency = 229.87, 12.345, 2830.0, 50.02
+    tick.ms = 1
+    regs.add(0, 3600 * 1000 * 98765)  # 98,765 Wh imported
+    regs.md_w, regs.md_at = 4100.0, None
+    assert read(GXDLMSRegister("1.0.12.7.0.255"), 3, 2).value == pytest.approx(229.87)
+    assert read(GXDLMSRegister("1.0.11.7.0.255"), 3, 2).value == pytest.approx(12.345)
+    assert read(GXDLMSRegister("1.0.1.7.0.255"), 3, 2).value == 2830
+    assert read(GXDLMSRegister("1.0.14.7.0.255"), 3, 2).value == pytest.approx(50.02)
+    energy = read(GXDLMSRegister("1.0.1.8.0.255"), 3, 2)
+    assert energy.value == pytest.approx(98765) and int(energy.unit) == 30
+    assert read(GXDLMSExtendedRegister("1.0.1.6.0.255"), 3, 2).value == 4100
+    assert bytes(read(GXDLMSData("0.0.42.0.0.255"), 2).value) == b"MKT0000000000042"
+    dc = read(GXDLMSDisconnectControl("0.0.96.3.10.255"), 2, 3, 4)
+    assert (dc.outputState, int(dc.controlState), int(dc.controlMode)) == (True, 1, 6)
+    control.apply(disconnect.REMOTE_DISCONNECT, "test")
+    assert read(GXDLMSDisconnectControl("0.0.96.3.10.255"), 2).outputState is False
+    clock = read(GXDLMSClock("0.0.1.0.0.255"), 2)
+    assert clock.time is not None

@@ -68,7 +68,7 @@ def _fix(line):
     n = len(line)
     i = 0
     while i + 3 < n:
-        if line[i] != hdlc.FLAG or line[i + 1] & 0xF0 != 0xA0:
+        if line[i] != 0x7E or line[i + 1] & 0xF0 != 0xA0:  # a flag, then a frame format type 3
             i += 1
             continue
         end = i + 1 + (((line[i + 1] & 7) << 8) | line[i + 2])
@@ -99,7 +99,7 @@ def run(data):
     mode = data[0]
     step = STEPS[mode & 7]
     small = bool(mode & 0x10)
-    max_info = 32 if small else hdlc.DEFAULT_INFO
+    max_info = 32 if small else 128  # the default maximum information field
     max_apdu = 64 if small else 512
     line = bytearray(data[1:])
     if mode & 0x20:

@@ -1,0 +1,140 @@
+# The meter's COSEM objects as the public client reads them (IS 15959-2 names, STANDARDS.md): the `get` that
+# app/cosem.py's Association calls, over what the meter already keeps — the last metering reading and the energy
+# registers (app/tick.py Tick), the RTC and the calendar's time zone, the class-70 disconnect control and the meter's
+# identity. Read-only: nothing here changes the meter.
+#
+# Values are integers with a scaler, as DLMS registers carry them: volts in 0.01 V, amperes in mA, watts, vars and
+# volt-amperes whole, the power factor in thousandths, hertz in 0.01 Hz, energy in mWh (the registers' own exact
+# integers: app/registers.py). Before the first reading an instantaneous value is "temporary failure" (2), not a 0
+# that a head-end would store; a clock that lost power is sent "not specified" (0xFF) with clock status invalid.
+import time
+
+from micropython import const
+
+from app import cosem, registers
+from loader import wallclock
+
+_TEMPORARY_FAILURE = const(2)
+_NOT_SPECIFIED = b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x80\x00\x01"  # a date-time nobody knows: status invalid
+_CLASS_DATA = const(1)
+_CLASS_REGISTER = const(3)
+_CLASS_EXTENDED = const(4)
+_CLASS_CLOCK = const(8)
+_CLASS_DISCONNECT = const(70)
+# DLMS units (Blue Book table of units)
+_W = const(27)
+_VA = const(28)
+_VAR = const(29)
+_WH = const(30)
+_VAH = const(31)
+_VARH = const(32)
+_A = const(33)
+_V = const(35)
+_HZ = const(44)
+_NONE = const(255)
+
+LDN = cosem.obis("0.0.42.0.0.255")  # logical device name
+CLOCK = cosem.obis("0.0.1.0.0.255")
+DISCONNECT = cosem.obis("0.0.96.3.10.255")
+MAX_DEMAND = cosem.obis(registers.MD_OBIS)
+# instantaneous registers: (OBIS, Reading attribute, A-XDR type, scale to the integer, scaler, unit)
+INSTANT = (
+    (cosem.obis("1.0.12.7.0.255"), "voltage", cosem.LONG_UNSIGNED, 100, -2, _V),
+    (cosem.obis("1.0.11.7.0.255"), "current", cosem.DOUBLE_LONG_UNSIGNED, 1000, -3, _A),
+    (cosem.obis("1.0.1.7.0.255"), "p", cosem.DOUBLE_LONG, 1, 0, _W),
+    (cosem.obis("1.0.3.7.0.255"), "q", cosem.DOUBLE_LONG, 1, 0, _VAR),
+    (cosem.obis("1.0.9.7.0.255"), "s", cosem.DOUBLE_LONG_UNSIGNED, 1, 0, _VA),
+    (cosem.obis("1.0.13.7.0.255"), "pf", cosem.LONG, 1000, -3, _NONE),
+    (cosem.obis("1.0.14.7.0.255"), "frequency", cosem.LONG_UNSIGNED, 100, -2, _HZ),
+)
+ENERGY = tuple(cosem.obis(code) for code in registers.OBIS)
+_ENERGY_UNITS = (_WH, _WH, _VARH, _VARH, _VAH)  # by register index; the TOU zones are Wh
+
+
+def date_time(rtc, tz_offset_min):
+    """A COSEM date-time (12 octets) of RTC seconds (UTC) in local time; deviation not specified (0x8000), as
+    IS 15959 meters send it; status 0. None gives the not-specified value with status invalid."""
+    if rtc is None:
+        return _NOT_SPECIFIED
+    t = time.gmtime(rtc + tz_offset_min * 60 - wallclock.PORT_EPOCH_S)
+    return bytes((t[0] >> 8, t[0] & 0xFF, t[1], t[2], t[6] + 1, t[3], t[4], t[5], 0, 0x80, 0x00, 0))
+
+
+def _clamped(tag, v):
+    try:
+        return cosem.number(tag, v)
+    except ValueError:  # a value beyond the type (a damaged front end): the type's limit, never a wrong number
+        lo_hi = {cosem.LONG_UNSIGNED: (0, 65535), cosem.LONG: (-32768, 32767),
+                 cosem.DOUBLE_LONG_UNSIGNED: (0, 4294967295), cosem.DOUBLE_LONG: (-2147483648, 2147483647)}[tag]
+        return cosem.number(tag, max(lo_hi[0], min(lo_hi[1], v)))
+
+
+class Objects:
+    """`get(class_id, obis, attribute)` for cosem.Association. `tick` is the metering's Tick (its reading and
+    registers), `control` the class-70 DisconnectControl (or None on a meter without a relay), `tz_offset_min` a
+    callable giving the calendar's offset, `name` the logical device name (bytes, at most 16)."""
+
+    def __init__(self, tick, control, name, tz_offset_min):
+        self.tick = tick
+        self.control = control
+        self.name = name
+        self.tz = tz_offset_min
+
+    def get(self, cls, obis, attr):
+        if attr == 1:  # every object's logical name
+            return cosem.octets(obis) if self._known(cls, obis) else cosem.OBJECT_UNDEFINED
+        if cls == _CLASS_REGISTER:
+            return self._register(obis, attr)
+        if cls == _CLASS_EXTENDED and obis == MAX_DEMAND:
+            regs = self.tick.regs
+            if attr == 2:
+                return _clamped(cosem.DOUBLE_LONG_UNSIGNED, int(regs.md_w))
+            if attr == 3:
+                return cosem.scaler_unit(0, _W)
+            if attr == 5:
+                return cosem.octets(date_time(regs.md_at, self.tz()))
+            return cosem.READ_WRITE_DENIED
+        if cls == _CLASS_CLOCK and obis == CLOCK:
+            if attr == 2:
+                return cosem.octets(date_time(wallclock.rtc_now(), self.tz()))
+            if attr == 3:
+                return cosem.number(cosem.LONG, -self.tz())  # minutes from local time to UTC (Blue Book's sign)
+            return cosem.READ_WRITE_DENIED
+        if cls == _CLASS_DATA and obis == LDN:
+            return cosem.octets(self.name) if attr == 2 else cosem.READ_WRITE_DENIED
+        if cls == _CLASS_DISCONNECT and obis == DISCONNECT and self.control is not None:
+            c = self.control
+            if attr == 2:
+                return cosem.number(cosem.BOOLEAN, c.output)
+            if attr == 3:
+                return cosem.number(cosem.ENUM, c.state)
+            if attr == 4:
+                return cosem.number(cosem.ENUM, c.mode)
+            return cosem.READ_WRITE_DENIED
+        return cosem.OBJECT_UNDEFINED
+
+    def _known(self, cls, obis):
+        if cls == _CLASS_REGISTER:
+            return obis in ENERGY or any(row[0] == obis for row in INSTANT)
+        return (cls, obis) in ((_CLASS_EXTENDED, MAX_DEMAND), (_CLASS_CLOCK, CLOCK), (_CLASS_DATA, LDN)) or (
+            cls == _CLASS_DISCONNECT and obis == DISCONNECT and self.control is not None)
+
+    def _register(self, obis, attr):
+        for code, name, tag, scale, scaler, unit in INSTANT:
+            if code == obis:
+                if attr == 3:
+                    return cosem.scaler_unit(scaler, unit)
+                if attr != 2:
+                    return cosem.READ_WRITE_DENIED
+                if self.tick.ms is None:
+                    return _TEMPORARY_FAILURE
+                v = getattr(self.tick.reading, name)
+                return _clamped(tag, int(round(v * scale)))
+        if obis in ENERGY:
+            k = ENERGY.index(obis)
+            if attr == 3:
+                return cosem.scaler_unit(-3, _ENERGY_UNITS[k] if k < len(_ENERGY_UNITS) else _WH)
+            if attr != 2:
+                return cosem.READ_WRITE_DENIED
+            return cosem.number(cosem.LONG64_UNSIGNED, self.tick.regs.mwh(k))
+        return cosem.OBJECT_UNDEFINED

@@ -1,0 +1,102 @@
+"""Report (MicroPython VM, no emulator): the RAM the DLMS layers (firmware/app/hdlc.py, app/cosem.py) cost beyond
+their import (`python -m host_tests.bench.module_ram` has that): the objects a port keeps while it serves (a deframer,
+a link and an association at the default 128-byte information field and 512-byte APDU), and what one client session
+allocates: SNRM, AARQ, GETs of a register's value and scaler, RLRQ, DISC, as a real client (gurux-dlms 1.0.203)
+sends them, with the collector off so every byte allocated is counted. Compare: the SMP serial console's decoder
+and server (smp_serial.Decoder at the console's BUF_SIZE, loader.smp.Server).
+
+Usage: python -m host_tests.bench.dlms_ram [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+
+SCRIPT = r"""
+import gc, sys
+sys.path[:0] = [%(fw)r, %(lib)r]
+from app import hdlc, cosem
+import smp_serial
+from loader import smp
+SNRM = bytes.fromhex("7ea0070321930f017e")
+AARQ = bytes.fromhex("7ea02b032110fbafe6e600601da109060760857405080101be10040e01000000065f1f0400401e5dffff91237e")
+V = cosem.obis("1.0.12.7.0.255")
+VAL = cosem.number(cosem.LONG_UNSIGNED, 23012)
+SU = cosem.scaler_unit(-2, 35)
+def model(cls, obis, attr):
+    if cls == 3 and obis == V:
+        return VAL if attr == 2 else SU
+    return cosem.OBJECT_UNDEFINED
+def frame(buf, control, info):
+    n = hdlc.encode(buf, 1, 1, 16, 1, control, info)
+    return bytes(buf[:n])
+scratch = bytearray(64)
+session = [SNRM, AARQ]
+ns = 1
+for k in range(20):
+    get = b"\xe6\xe6\x00\xc0\x01\xc1\x00\x03" + V + (b"\x02" if k %% 2 else b"\x03") + b"\x00"
+    session.append(frame(scratch, (ns << 1) | 0x10 | (((ns + 0) & 7) << 5), get))
+    ns = (ns + 1) & 7
+session.append(frame(scratch, (ns << 1) | 0x10 | (ns << 5), b"\xe6\xe6\x00\x62\x00"))
+session.append(frame(scratch, 0x53, None))
+gc.collect()
+a = gc.mem_free()
+assoc = cosem.Association(model)
+link = hdlc.Link(1, 1, assoc.apdu)
+link.on_disconnect = assoc.release
+d = hdlc.Deframer()
+answers = []
+d.on_frame = lambda f: answers.append(link.receive(f, 0) is not None)
+gc.collect()
+objects = a - gc.mem_free()
+gc.collect()
+gc.disable()
+before = gc.mem_alloc()
+for fr in session:
+    d.feed(fr)
+allocated = gc.mem_alloc() - before
+gc.enable()
+ok = answers.count(True) == len(session) and assoc.refused == 0 and link.state == hdlc.DISCONNECTED
+gc.collect()
+b = gc.mem_free()
+dec = smp_serial.Decoder(smp.BUF_SIZE)
+srv = smp.Server()
+gc.collect()
+smp_objects = b - gc.mem_free()
+print("RESULT", objects, allocated, len(session), 1 if ok else 0, smp_objects)
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    vm = Path(sys.executable).with_name("micropython")
+    code = SCRIPT % {"fw": str(FIRMWARE), "lib": str(FIRMWARE / "lib")}
+    p = subprocess.run([str(vm), "-X", "heapsize=256K", "-c", code], capture_output=True, text=True, timeout=120,
+                       env={"MICROPYPATH": ".frozen"})
+    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT")), None)
+    if p.returncode or line is None:
+        print(p.stdout + p.stderr, file=sys.stderr)
+        return 1
+    objects, allocated, frames, ok, smp_objects = (int(x) for x in line.split()[1:])
+    res = {"objects_vm_bytes": objects, "objects_board_estimate": objects // 2, "session_frames": frames,
+           "session_allocated_vm_bytes": allocated, "per_frame_vm_bytes": round(allocated / frames),
+           "session_ok": bool(ok), "smp_console_objects_vm_bytes": smp_objects}
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        for k, v in res.items():
+            print(f"{k:32} {v}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""firmware/app/dlms_objects.py on CPython and in the MicroPython VM (plain asserts; see conftest.py): the meter's
+COSEM objects over its real reading, registers, clock and class-70 control, read through app/cosem.py's GET."""
+
+import fwtest
+from app import cosem, disconnect, dlms_objects, dsp, registers
+from app import relay as rl
+from app.tick import Tick
+from loader import wallclock
+
+AARQ = bytes.fromhex("601da109060760857405080101be10040e01000000065f1f0400401e5dffff")
+
+
+class RelayModel:
+    """The board's relay as the HAL sees it (as in test_disconnect.py)."""
+
+    def __init__(self):
+        self.contact = True
+
+    def relay_pulse(self, connect, ms=100):
+        self.contact = connect
+        return True
+
+    def relay_closed(self):
+        return self.contact
+
+
+def meter(tz=330):
+    reading = dsp.Reading()
+    regs = registers.Registers()
+    tick = Tick(reading, regs)
+    control = disconnect.DisconnectControl(rl.Relay(RelayModel(), 80, lambda c, d: None))
+    objects = dlms_objects.Objects(tick, control, b"MKT0000000000042", lambda: tz)
+    a = cosem.Association(objects.get)
+    assert a.apdu(AARQ)[0] == 0x61 and a.associated
+    return tick, control, a
+
+
+def get(a, cls, ln, attr):
+    r = a.apdu(b"\xc0\x01\xc1" + bytes((cls >> 8, cls & 0xFF)) + cosem.obis(ln) + bytes((attr, 0)))
+    assert r[:3] == b"\xc4\x01\xc1", r
+    return r[3:]  # 0x00 + data, or 0x01 + data-access-result
+
+
+def _with_workdir(body):
+    import os
+
+    back = fwtest.workdir()
+    os.mkdir("meter")
+    try:
+        body()
+    finally:
+        os.chdir(back)
+
+
+def test_instantaneous_values_are_scaled_integers_and_refused_before_the_first_reading():
+    tick, _, a = meter()
+    assert get(a, 3, "1.0.12.7.0.255", 2) == b"\x01\x02"  # temporary failure: no reading yet
+    assert get(a, 3, "1.0.12.7.0.255", 3) == b"\x00\x02\x02\x0f\xfe\x16\x23"  # {-2, V}
+    r = tick.reading
+    r.voltage, r.current, r.p, r.q, r.s, r.pf, r.frequency = 230.126, 4.3215, -987.4, 120.6, 995.0, -0.9923, 49.987
+    tick.ms = 1
+    assert get(a, 3, "1.0.12.7.0.255", 2) == b"\x00\x12" + (23013).to_bytes(2, "big")
+    assert get(a, 3, "1.0.11.7.0.255", 2) == b"\x00\x06" + (4322).to_bytes(4, "big")
+    assert get(a, 3, "1.0.1.7.0.255", 2) == b"\x00\x05" + (2**32 - 987).to_bytes(4, "big")  # exporting: negative
+    assert get(a, 3, "1.0.13.7.0.255", 2) == b"\x00\x10" + (2**16 - 992).to_bytes(2, "big")
+    assert get(a, 3, "1.0.14.7.0.255", 2) == b"\x00\x12" + (4999).to_bytes(2, "big")
+    r.voltage = 1e6  # a damaged front end: the type's limit, never a wrapped number
+    assert get(a, 3, "1.0.12.7.0.255", 2) == b"\x00\x12\xff\xff"
+    assert get(a, 3, "1.0.12.7.0.255", 4) == b"\x01\x03"  # no such attribute: denied
+    assert get(a, 3, "1.0.12.7.0.255", 1) == b"\x00\x09\x06" + cosem.obis("1.0.12.7.0.255")
+
+
+def test_energy_registers_are_the_registers_exact_milliwatt_hours():
+    tick, _, a = meter()
+    regs = tick.regs
+    regs.add(0, 3600 * 1000 * 1234567 + 1800 * 1000)  # register 0, active import: 1,234,567.5 Wh in mJ
+    assert get(a, 3, "1.0.1.8.0.255", 2) == b"\x00\x15" + regs.mwh(0).to_bytes(8, "big")
+    assert regs.mwh(0) == 1234567500
+    assert get(a, 3, "1.0.1.8.0.255", 3) == b"\x00\x02\x02\x0f\xfd\x16\x1e"  # {-3, Wh}
+    assert get(a, 3, "1.0.3.8.0.255", 3) == b"\x00\x02\x02\x0f\xfd\x16\x20"  # varh
+    assert get(a, 3, "1.0.1.8.8.255", 2) == b"\x00\x15" + bytes(8)  # TOU zone 8
+    assert get(a, 3, "1.0.1.8.9.255", 2) == b"\x01\x04"  # no zone 9: undefined
+
+
+def test_clock_maximum_demand_name_and_disconnect_control():
+    _with_workdir(_clock_demand_name_control)  # the control persists its state: in a scratch folder
+
+
+def _clock_demand_name_control():
+    tick, control, a = meter(tz=330)
+    assert get(a, 8, "0.0.1.0.0.255", 3) == b"\x00\x10" + (2**16 - 330).to_bytes(2, "big")
+    got = get(a, 8, "0.0.1.0.0.255", 2)
+    assert got[:3] == b"\x00\x09\x0c" and len(got) == 15
+    now = wallclock.rtc_now()
+    if now is None:
+        assert got[3:] == b"\xff" * 9 + b"\x80\x00\x01"  # not specified, status invalid
+    else:
+        assert got[-3:] == b"\x80\x00\x00" and 2020 <= (got[3] << 8 | got[4]) < 2100
+    # a known time: 2026-12-06 05:30:00 UTC is 11:00 IST, a Sunday (7)
+    assert dlms_objects.date_time(1796535000, 330) == bytes((0x07, 0xEA, 12, 6, 7, 11, 0, 0, 0, 0x80, 0, 0))
+    tick.regs.md_w = 4321.7
+    tick.regs.md_at = None
+    assert get(a, 4, "1.0.1.6.0.255", 2) == b"\x00\x06" + (4321).to_bytes(4, "big")
+    assert get(a, 4, "1.0.1.6.0.255", 5) == b"\x00\x09\x0c" + b"\xff" * 9 + b"\x80\x00\x01"
+    assert get(a, 1, "0.0.42.0.0.255", 2) == b"\x00\x09\x10MKT0000000000042"
+    assert get(a, 70, "0.0.96.3.10.255", 2) == b"\x00\x03\x01"
+    assert control.apply(disconnect.REMOTE_DISCONNECT, "test") == "b"
+    assert get(a, 70, "0.0.96.3.10.255", 2) == b"\x00\x03\x00"
+    assert get(a, 70, "0.0.96.3.10.255", 3) == b"\x00\x16\x00"
+    assert get(a, 70, "0.0.96.3.10.255", 4) == b"\x00\x16\x06"
+    assert get(a, 3, "0.0.96.3.10.255", 2) == b"\x01\x04"  # the right name under another class: undefined
+
+
+def test_reads_change_nothing_on_flash():
+    def body():
+        import os
+
+        _, _, a = meter()
+        before = sorted(os.listdir("."))
+        for cls, ln in ((3, "1.0.12.7.0.255"), (8, "0.0.1.0.0.255"), (70, "0.0.96.3.10.255"), (1, "0.0.42.0.0.255")):
+            for attr in range(1, 6):
+                get(a, cls, ln, attr)
+        assert sorted(os.listdir(".")) == before
+
+    _with_workdir(body)
