@@ -25,6 +25,7 @@ from .consolelog import ConsoleLog
 from .control import ControlServer
 from .errors import BadInput, StateCorrupt, VmMissing
 from .gate import InputGate
+from .optical import OpticalPort
 from .recording import Recording
 from .statedir import StateDir
 from .supervisor import BOOT_TIMEOUT, CUT_TIMEOUT, WDT_CPU_CHECK_S, WDT_WALL_SLACK, micropython_path, shim_heap_extra
@@ -104,6 +105,7 @@ class Meter(ControlVerbs):
             if pin:
                 self.inputs[pin["gpio"]] = 1 if pin["active"] == "low" else 0
         self.wire: Wire | None = None
+        self.optical: OpticalPort | None = None
         self.console_view: ConsoleLog | None = None  # STATE/console.log, for `meter-emu console`
         self.bus: Bus | None = None
         self.control: ControlServer | None = None
@@ -211,6 +213,7 @@ class Meter(ControlVerbs):
             "gate": None if self.gate is None or install else self.gate.config(),
             "free": self.replay is not None,  # a replay runs as fast as the VM can: pacing changes no result
             "modem_net": self._modem_net(),
+            "optical": self.optical.tcp_port if self.optical is not None else None,
         }
 
     # -- running -------------------------------------------------------------------------------------------------
@@ -231,6 +234,9 @@ class Meter(ControlVerbs):
             self.wire.gate = lambda data: self.events.put(("gate_console", data))
             self.wire.on_output = self.gate.output
         self.wire.start()
+        if "optical" in self.board["uarts"]:  # the DLMS port: a pty of its own (emulator/optical.py)
+            self.optical = OpticalPort()
+            self.optical.start()
         self.control = ControlServer(self.state.control_address(), self.events)
         self.control.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -247,6 +253,8 @@ class Meter(ControlVerbs):
             self.state.write_meta(self.meta)
             self.control.stop()
             self.wire.stop()
+            if self.optical is not None:
+                self.optical.stop()
             self.bus.close()
             if self.console_view is not None:
                 self.console_view.close()
@@ -376,6 +384,7 @@ class Meter(ControlVerbs):
                     "pid": os.getpid(),
                     "baud": self.baud,
                     **self._radio_endpoints(),
+                    **({"optical": self.optical.path} if self.optical is not None else {}),
                 })
                 # the pty stays the line's second word (scripts take it with awk '{print $2}')
                 self.announce(f"console: {self.wire.path} board {self.board['id']} ({self.board['mcu']['family']})")

@@ -31,12 +31,14 @@ SHIM_HEAP_EXTRA = 88 * 1024
 # The NB-IoT module's model and the link's (emulator/device/_emu_modem.py, _emu_link.py, with the socket module) on a
 # board with a modem UART: measured ≈ 30 KB. A module is a chip of its own: none of it may come out of the board's heap.
 MODEM_HEAP_EXTRA = 36 * 1024
+OPTICAL_HEAP_EXTRA = 8 * 1024  # the DLMS port's line (_emu_optical): its socket and its 2 KB receive buffer
 
 
 def shim_heap_extra(board: dict, modem: bool) -> int:
     """The VM's heap beyond the firmware's share, for the emulator's own modules on this board (the NB-IoT module's
-    when it is fitted: `run --modem`)."""
-    return SHIM_HEAP_EXTRA + (MODEM_HEAP_EXTRA if modem and board.get("uarts", {}).get("modem") else 0)
+    when it is fitted: `run --modem`; the DLMS port's line on a board with uarts.optical)."""
+    return SHIM_HEAP_EXTRA + (MODEM_HEAP_EXTRA if modem and board.get("uarts", {}).get("modem") else 0) + (
+        OPTICAL_HEAP_EXTRA if board.get("uarts", {}).get("optical") else 0)
 BOOT_TIMEOUT = 20.0  # wall seconds for a VM to connect to the bus
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts CPU time in these
 WDT_CPU_CHECK_S = 0.1  # the backstop reads /proc at most this often (the loop runs at every bus message)

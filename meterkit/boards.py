@@ -435,6 +435,8 @@ class _Validator:
         if "modem" in top:
             self.modem(top["modem"])
         kind = self.frontend(top["frontend"]) if "frontend" in top else None
+        if kind == FRONTEND_BL0942 and isinstance(top.get("uarts"), dict) and "metering" not in top["uarts"]:
+            self.fail("uarts.metering", "missing (required when frontend.type is \"bl0942\": the IC's UART)")
         if kind == FRONTEND_BL0942:
             if "bl0942" not in top:
                 self.fail("bl0942", "missing (required when frontend.type is \"bl0942\": the IC's circuit)")
@@ -553,11 +555,11 @@ class _Validator:
             self.text("adc.nonlinearity", a["nonlinearity"])
 
     def uarts(self, value: Any) -> None:
-        u = self.obj("uarts", value, ("console", "metering", "modem"))
+        u = self.obj("uarts", value, ("console", "modem"), ("metering", "optical"))
         if u is None:
             return
         ids: dict[Any, str] = {}
-        for role in ("console", "metering", "modem"):
+        for role in ("console", "metering", "modem", "optical"):
             if role in u:
                 self.uart(f"uarts.{role}", role, u[role], ids)
 

@@ -63,7 +63,8 @@ class AppModulesInvalid(ValueError):
 
 def app_sources(board: dict, firmware_dir: Path = FIRMWARE_DIR) -> list[Path]:
     """The app's source files this board gets, sorted: every module of the app package but the other front ends'
-    and the modem drivers of other module types, or all of them on a board without a modem
+    and the modem drivers of other module types, or all of them on a board without a modem, and the DLMS port's
+    modules on a board without uarts.optical
     (firmware/app/modules.json), so a board's flash and upload carry only what it can import."""
     src = firmware_dir / APP_PACKAGE
     spec_path = src / APP_MODULES
@@ -77,12 +78,14 @@ def app_sources(board: dict, firmware_dir: Path = FIRMWARE_DIR) -> list[Path]:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise AppModulesInvalid(f"{spec_path}: {type(e).__name__}: {e}") from e
     unstarted = spec.get("not_started", [])
-    if not isinstance(unstarted, list) or not all(isinstance(m, str) for m in unstarted):
-        raise AppModulesInvalid(f"{spec_path}: 'not_started' must be a list of module file names")
+    optical = spec.get("optical", [])  # the DLMS port's modules: only for a board with uarts.optical
+    for key, mods in (("not_started", unstarted), ("optical", optical)):
+        if not isinstance(mods, list) or not all(isinstance(m, str) for m in mods):
+            raise AppModulesInvalid(f"{spec_path}: '{key}' must be a list of module file names")
     files = list(_python_files(src))
     names = {p.relative_to(src).as_posix() for p in files}
     listed = [(f"{k} {t!r}", mods) for k, by_type in sections.items() for t, mods in by_type.items()]
-    for what, mods in [*listed, ("'not_started'", unstarted)]:
+    for what, mods in [*listed, ("'not_started'", unstarted), ("'optical'", optical)]:
         missing = sorted(set(mods) - names)
         if missing:
             raise AppModulesInvalid(f"{spec_path}: {what} lists {', '.join(missing)}, not in {src}")
@@ -96,6 +99,8 @@ def app_sources(board: dict, firmware_dir: Path = FIRMWARE_DIR) -> list[Path]:
                                 f"it has {sorted(sections['modem'])}")
     mine = {"frontend": kind, "modem": modem}
     others: set[str] = set(unstarted)
+    if "optical" not in board.get("uarts", {}):
+        others |= set(optical)
     for k, by_type in sections.items():
         others |= {m for t, mods in by_type.items() if t != mine[k] for m in mods} - set(by_type.get(mine[k], []))
     return [p for p in files if p.relative_to(src).as_posix() not in others]

@@ -151,6 +151,9 @@ _METERING_UART = _board.get("uarts", {}).get("metering", {}).get("id")
 _modem = None
 if _cfg.get("modem_net") is not None and _board.get("uarts", {}).get("modem"):
     import _emu_modem as _modem  # the NB-IoT module on uarts.modem (imported by the ROM before the ballast)
+_optical = None
+if _cfg.get("optical") is not None and _board.get("uarts", {}).get("optical"):
+    import _emu_optical as _optical  # the DLMS port's line to the host's pty
 
 
 class ADC:
@@ -222,7 +225,8 @@ class ADC:
 
 class UART:
     """A UART with nothing attached, except uarts.metering on a BL0942 board, which reaches the IC's model
-    (_emu_bl0942), and uarts.modem, which reaches the NB-IoT module's (_emu_modem). Reads return None like an
+    (_emu_bl0942), uarts.modem, which reaches the NB-IoT module's (_emu_modem), and uarts.optical, which reaches
+    the host's DLMS pty (_emu_optical). Reads return None like an
     idle MicroPython UART with timeout=0."""
 
     def __new__(cls, id, *a, **kw):
@@ -232,6 +236,8 @@ class UART:
             return _emu_bl0942.Port(id, *a, **kw)
         if _modem is not None and id == _modem.UART_ID and cls is UART:
             return _modem.Port(id, *a, **kw)
+        if _optical is not None and id == _optical.UART_ID and cls is UART:
+            return _optical.Port(id, *a, **kw)
         return object.__new__(cls)
 
     def __init__(self, id, baudrate=9600, **kw):

@@ -17,8 +17,9 @@ if hasattr(uselect, "select"):
     select = uselect.select
 
 # Emulated hardware with events of its own on the device clock (the NB-IoT module): `wakers` give the next device
-# time it needs the VM awake, so an idle wait ends there; `net` gives the real sockets it owns (polled alongside the
-# bus, never reported to the firmware) and `net_input(sock)` takes what arrived on one.
+# time it needs the VM awake, so an idle wait ends there; `net` gives the real sockets each owner (the NB-IoT module,
+# the DLMS port's line) owns, polled alongside the bus and never reported to the firmware, and the owner's
+# `net_input(sock)` takes what arrived on one of its own.
 wakers = []
 net = []
 
@@ -35,7 +36,7 @@ class _Poll:
         live = {}
         for owner in net:
             for s in owner.net_sockets():
-                live[s.sock] = s
+                live[s.sock] = (owner, s)  # each socket's input goes to its own owner only
         for k in list(self._net):
             if k not in live:
                 del self._net[k]
@@ -73,8 +74,8 @@ class _Poll:
                 saw_bus = True  # hardware input: handled here, not the firmware's
                 if not clock.can_skip():
                     clock.woken(self._stop)  # it came now, in device time as the throttle has it
-                for owner in net:
-                    bus.shim_work(owner.net_input, self._net[r[0]])
+                owner, s = self._net[r[0]]
+                bus.shim_work(owner.net_input, s)
             else:
                 out.append((r[0], r[1]))
         if saw_bus:

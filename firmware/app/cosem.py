@@ -7,7 +7,8 @@ APDU (bytes):
   (or the lowest level's "none") and carries an xDLMS InitiateRequest of DLMS version 6; the AARE then gives the
   negotiated conformance (GET only: the proposed bits AND CONFORMANCE) and the meter's largest PDU. Anything else
   gets an AARE that rejects it (result 1 and a diagnostic: 2 application context not supported, 11 mechanism not
-  recognised, 1 no reason, with an InitiateError for a version below 6) and no association.
+  recognised, 1 no reason, with an InitiateError: 1 a version below 6, 2 no GET in the conformance, 3 a client PDU
+  under 12 bytes, 0 an AARQ that does not parse) and no association.
 - RLRQ (0x62): RLRE (reason normal) and the association ends (as it does when the link disconnects: `release()`).
 - GET.request normal (0xC0 0x01): `get(class_id, obis, attribute)` — the meter's object model — returns the value's
   A-XDR encoding (bytes) or a data-access-result number (4 object undefined, 3 read-write denied, ...), which the
@@ -145,7 +146,11 @@ class Association:
                 raise Malformed()
             tag = req[0]
             if tag == _AARQ:
-                return self._aarq(req)
+                try:
+                    return self._aarq(req)
+                except (Malformed, IndexError):  # an AARQ is answered with an AARE, also when it does not parse
+                    self.associated = False
+                    return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x00")  # InitiateError: other
             if tag == _RLRQ:
                 _tlv(req, 0, len(req))
                 self.associated = False
@@ -190,8 +195,10 @@ class Association:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x01")  # InitiateError: DLMS version too low
         self.conformance = conformance & CONFORMANCE
         self.client_pdu = pdu
-        if not self.conformance or pdu < 12:
-            return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x03")  # InitiateError: incompatible conformance
+        if not self.conformance:
+            return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x02")  # InitiateError: incompatible conformance
+        if pdu < 12:
+            return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x03")  # InitiateError: PDU size too short
         self.associated = True
         c = self.conformance
         info = (b"\x08\x00\x06\x5f\x1f\x04\x00" + bytes(((c >> 16) & 0xFF, (c >> 8) & 0xFF, c & 0xFF))

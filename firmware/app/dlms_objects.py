@@ -15,6 +15,7 @@ from app import cosem, registers
 from loader import wallclock
 
 _TEMPORARY_FAILURE = const(2)
+_CLASS_INCONSISTENT = const(9)
 _NOT_SPECIFIED = b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x80\x00\x01"  # a date-time nobody knows: status invalid
 _CLASS_DATA = const(1)
 _CLASS_REGISTER = const(3)
@@ -51,6 +52,13 @@ ENERGY = tuple(cosem.obis(code) for code in registers.OBIS)
 _ENERGY_UNITS = (_WH, _WH, _VARH, _VARH, _VAH)  # by register index; the TOU zones are Wh
 
 
+def logical_device_name(meter_id):
+    """16 octets: the manufacturer's three letters (IS 15959: its FLAG id), then the meter id's last 13 characters,
+    zero-padded."""
+    tail = meter_id.encode()[-13:]
+    return b"MKT" + b"0" * (13 - len(tail)) + tail
+
+
 def date_time(rtc, tz_offset_min):
     """A COSEM date-time (12 octets) of RTC seconds (UTC) in local time; deviation not specified (0x8000), as
     IS 15959 meters send it; status 0. None gives the not-specified value with status invalid."""
@@ -81,8 +89,13 @@ class Objects:
         self.tz = tz_offset_min
 
     def get(self, cls, obis, attr):
+        if not self._known(cls, obis):
+            for other in (_CLASS_DATA, _CLASS_REGISTER, _CLASS_EXTENDED, _CLASS_CLOCK, _CLASS_DISCONNECT):
+                if other != cls and self._known(other, obis):
+                    return _CLASS_INCONSISTENT  # the name is the meter's, under another class
+            return cosem.OBJECT_UNDEFINED
         if attr == 1:  # every object's logical name
-            return cosem.octets(obis) if self._known(cls, obis) else cosem.OBJECT_UNDEFINED
+            return cosem.octets(obis)
         if cls == _CLASS_REGISTER:
             return self._register(obis, attr)
         if cls == _CLASS_EXTENDED and obis == MAX_DEMAND:
@@ -91,6 +104,8 @@ class Objects:
                 return _clamped(cosem.DOUBLE_LONG_UNSIGNED, int(regs.md_w))
             if attr == 3:
                 return cosem.scaler_unit(0, _W)
+            if attr == 4:
+                return b"\x00"  # status: null-data (the meter keeps none for its demand)
             if attr == 5:
                 return cosem.octets(date_time(regs.md_at, self.tz()))
             return cosem.READ_WRITE_DENIED

@@ -60,7 +60,7 @@ _MAX_RX = const(0x06)
 _WIN_TX = const(0x07)
 _WIN_RX = const(0x08)
 _DEFAULT_INFO = const(128)  # the default maximum information field length, each way
-_MIN_INFO = const(32)  # below this no AARE fits a few frames; a proposal under it is raised to it
+_MIN_INFO = const(32)  # a client proposing less is refused (DM): an AARE would take too many frames
 
 # CRC-16/X.25: reflected polynomial 0x8408, initial 0xFFFF, final XOR 0xFFFF; a 16-entry nibble table (32 bytes:
 # frames are short, two lookups a byte cost less RAM than a 512-byte table)
@@ -336,13 +336,14 @@ class Link:
         self._vs = 0  # V(S): the N(S) of the next I-frame sent
         self._vr = 0  # V(R): the N(S) expected of the next I-frame received
         self._last_ms = None
-        self._apdu = bytearray(max_apdu)  # a request's segments, reassembled
+        self._apdu = bytearray(max_apdu + 3)  # a request's segments, reassembled: the APDU and its LLC header
         self._apdu_n = 0
         self._apdu_over = False
         self._resp = b""  # the response APDU (LLC included) being sent in segments; b"" when none is
         self._resp_at = 0
         self._out = bytearray(max_info + FRAME_OVERHEAD + 2)
         self._out_n = 0  # the last frame sent (a repeat of it answers a repeated poll)
+        self._answered = -1  # the N(S) of the I-frame whose answer is that frame (-1: it answered something else)
         self.rejected = 0  # frames refused (_FRMR) or ignored as out of sequence
 
     def _send(self, control, info=None, segmented=False):
@@ -359,6 +360,7 @@ class Link:
         self._apdu_over = False
         self._resp = b""
         self._out_n = 0
+        self._answered = -1
         if was and self.on_disconnect is not None:
             self.on_disconnect()
 
@@ -377,7 +379,12 @@ class Link:
         self.expired(now_ms)
         self._last_ms = now_ms
         c = f.control
+        if not c & _PF:
+            return None  # window 1: every frame a client sends polls; one that does not is not answered
         kind = c & ~_PF
+        if self.state == CONNECTED and f.src != self.client:
+            return None  # another client while one is connected: neither taken over nor disturbed (the inactivity
+            #             timeout frees a link whose client went away without DISC)
         if kind == _SNRM:
             return self._snrm(f)
         if kind == _DISC:
@@ -385,20 +392,22 @@ class Link:
             if self.state != CONNECTED:
                 return self._send(_DM | _PF)
             out = self._send(_UA | _PF)
-            self._drop()  # a repeated _DISC then gets _DM
+            self._drop()  # a repeated DISC then gets DM
             return out
-        if self.state != CONNECTED or f.src != self.client:
-            if kind == _UI or not c & _PF:
+        if self.state != CONNECTED:
+            if kind == _UI:
                 return None
             self.client = f.src
             return self._send(_DM | _PF)
         if c & 1 == 0:
             return self._iframe(f, c)
-        if c & 3 == 1:  # _RR or _RNR: the client acknowledges and polls
+        if kind & 0x0F == _RR:  # the client acknowledges and polls for the next segment
             return self._rr(c >> 5)
+        if kind & 0x0F == _RNR:  # the client is busy: acknowledged, the next segment waits for its RR
+            return self._send(_RR | _PF | (self._vr << 5))
         if kind == _UI:
             return None
-        self.rejected += 1
+        self.rejected += 1  # REJ, SREJ, UA, DM, FRMR from a client: not in IEC 62056-46's set for a client
         return self._send(_FRMR | _PF)
 
     def _snrm(self, f):
@@ -412,8 +421,13 @@ class Link:
         self._drop()
         self.client = f.src
         # the client's transmit length is this end's receive length, and the other way round
-        self.rx_info = max(_MIN_INFO, min(self.max_info, _DEFAULT_INFO if max_tx is None else max_tx))
-        self.tx_info = max(_MIN_INFO, min(self.max_info, _DEFAULT_INFO if max_rx is None else max_rx))
+        rx = min(self.max_info, _DEFAULT_INFO if max_tx is None else max_tx)
+        tx = min(self.max_info, _DEFAULT_INFO if max_rx is None else max_rx)
+        if rx < _MIN_INFO or tx < _MIN_INFO:  # never more than the client takes; too little for an AARE: refused
+            self.rejected += 1
+            return self._send(_DM | _PF)
+        self.rx_info = rx
+        self.tx_info = tx
         self._vs = 0
         self._vr = 0
         self.state = CONNECTED
@@ -429,8 +443,8 @@ class Link:
         ns = (c >> 1) & 7
         nr = c >> 5
         if ns != self._vr:
-            # a repeat of the previous I-frame (the client missed the answer): send the answer again
-            if ns == (self._vr - 1) & 7 and self._out_n:
+            # a repeat of the previous I-frame (the client missed the answer): send that answer again
+            if ns == (self._vr - 1) & 7 and self._answered == ns:
                 return self._repeat()
             self.rejected += 1
             return self._send(_RR | _PF | (self._vr << 5))
@@ -446,6 +460,7 @@ class Link:
         elif not self._apdu_over:
             self._apdu[self._apdu_n:self._apdu_n + m] = info
             self._apdu_n += m
+        self._answered = ns  # every return below answers this I-frame
         if f.segmented:
             return self._send(_RR | _PF | (self._vr << 5))
         n = self._apdu_n
@@ -477,6 +492,7 @@ class Link:
 
     def _rr(self, nr):
         if self._resp and nr == self._vs:
+            self._answered = -1  # the frame sent now is a later segment, not the I-frame's answer
             return self._segment()
         if nr != self._vs and self._out_n:
             return self._repeat()  # the client did not get the last segment

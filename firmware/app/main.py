@@ -1,6 +1,6 @@
-# The application's main loop: asyncio tasks for the heartbeat, the SMP console, metering and the network (SMP over
-# NB-IoT, on a meter with a module and a head-end); the supply (relay, credit, load limit) runs its rules at each
-# metering reading.
+# The application's main loop: asyncio tasks for the heartbeat, the SMP console, metering, the network (SMP over
+# NB-IoT, on a meter with a module and a head-end) and the DLMS port (on a board with uarts.optical); the supply
+# (relay, credit, load limit) runs its rules at each metering reading.
 import asyncio
 
 from micropython import const
@@ -49,6 +49,10 @@ async def _main(ctx):
     tasks = [beat.run(), serve.run(), meter.run()]
     if net is not None:
         tasks.append(net.run())
+    if "optical" in ctx.board["uarts"]:  # the DLMS port: its layers load at the first frame (app/dlms_port.py)
+        from app.dlms_port import OpticalPort
+
+        tasks.append(OpticalPort(ctx, meter, supply).run())
     if ctx.test_boot:  # deferred for RAM: only a test boot runs the self-test, most boots never load it
         from app import selftest
 

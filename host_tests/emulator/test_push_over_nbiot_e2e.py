@@ -76,6 +76,9 @@ def minimal_app(tmp_path: Path, version: str, counter: int = 1) -> Path:
             if f.name not in KEEP:
                 f.unlink()
         (app / "main.py").write_text(MINIMAL_MAIN)
+        spec = json.loads((app / "modules.json").read_text())
+        spec["optical"] = []  # the DLMS port's modules went with the rest: none to list
+        (app / "modules.json").write_text(json.dumps(spec))
 
     return variant(tmp_path, f"minimal-{version}", BOARD, version, counter, edit)
 

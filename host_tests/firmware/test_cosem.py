@@ -81,7 +81,12 @@ def test_aarqs_this_association_does_not_offer_are_rejected():
     aare = a.apdu(old)
     assert diagnostic(aare) == 1 and aare.endswith(b"\x0e\x01\x06\x01") and not a.associated
     no_get = AARQ.replace(b"\x40\x1e\x5d", b"\x40\x1e\x4d")
-    assert a.apdu(no_get).endswith(b"\x0e\x01\x06\x03") and not a.associated
+    assert a.apdu(no_get).endswith(b"\x0e\x01\x06\x02") and not a.associated  # incompatible conformance
+    tiny = AARQ[:-2] + b"\x00\x0b"
+    assert a.apdu(tiny).endswith(b"\x0e\x01\x06\x03") and not a.associated  # PDU size too short
+    keyed = AARQ.replace(b"\x04\x0e\x01\x00", b"\x04\x0e\x01\x01")  # a dedicated key: only with ciphering
+    aare = a.apdu(keyed)
+    assert aare[0] == 0x61 and diagnostic(aare) == 1 and aare.endswith(b"\x0e\x01\x06\x00") and not a.associated
     # a rejected AARQ after an accepted one ends the association too
     a = associated()
     a.apdu(ciphered)

@@ -108,7 +108,8 @@ def _clock_demand_name_control():
     assert get(a, 70, "0.0.96.3.10.255", 2) == b"\x00\x03\x00"
     assert get(a, 70, "0.0.96.3.10.255", 3) == b"\x00\x16\x00"
     assert get(a, 70, "0.0.96.3.10.255", 4) == b"\x00\x16\x06"
-    assert get(a, 3, "0.0.96.3.10.255", 2) == b"\x01\x04"  # the right name under another class: undefined
+    assert get(a, 3, "0.0.96.3.10.255", 2) == b"\x01\x09"  # the meter's name under another class: inconsistent
+    assert get(a, 4, "1.0.1.6.0.255", 4) == b"\x00\x00"  # demand status: null-data
 
 
 def test_reads_change_nothing_on_flash():

@@ -274,3 +274,75 @@ def test_a_longest_frame_with_four_byte_addresses_fits():
     assert n == len(buf)
     got = frames_of(d, bytes(buf[:n]))
     assert len(got) == 1 and got[0][4] == bytes(32) and d.oversize == 0
+
+
+def test_another_client_neither_takes_over_nor_drops_a_connected_link():
+    got, on_apdu = answer_with(b"\x61\x00")
+    link, d, out = _link(on_apdu)
+    d.feed(GURUX_SNRM)
+    buf = bytearray(64)
+    for control in (0x93, 0x53, 0x11, 0x10):  # SNRM, DISC, RR, I-frame from client 1
+        n = hdlc.encode(buf, 1, 1, 1, 1, control, b"\xe6\xe6\x00\x60\x00" if control == 0x10 else None)
+        d.feed(bytes(buf[:n]))
+        assert out[-1] == b"" and link.state == hdlc.CONNECTED and link.client == 16
+    assert got == []
+    d.feed(GURUX_AARQ)  # client 16 goes on as if nothing came
+    assert got == [GURUX_AARQ[11:-3]] and _decode(out[-1])[3] == 0x30
+
+
+def test_rnr_holds_the_next_segment_until_rr():
+    got, on_apdu = answer_with(bytes(300))
+    link, d, out = _link(on_apdu)
+    d.feed(GURUX_SNRM)
+    d.feed(GURUX_AARQ)
+    assert _decode(out[-1])[5]  # a first segment, more to come
+    buf = bytearray(16)
+    n = hdlc.encode(buf, 1, 1, 16, 1, 0x15 | (1 << 5))  # RNR, N(R) 1
+    d.feed(bytes(buf[:n]))
+    assert _decode(out[-1])[3] == 0x31  # RR: acknowledged, no I-frame
+    d.feed(_rr(1))
+    assert _decode(out[-1])[3] & 1 == 0  # the next segment now
+    n = hdlc.encode(buf, 1, 1, 16, 1, 0x19 | (2 << 5))  # REJ: not in IEC 62056-46's set
+    d.feed(bytes(buf[:n]))
+    assert _decode(out[-1])[3] == 0x97
+
+
+def test_a_request_of_max_apdu_bytes_fits_with_its_llc_header():
+    got, on_apdu = answer_with(b"\x00")
+    link = hdlc.Link(1, 1, on_apdu, max_apdu=200)
+    d = hdlc.Deframer()
+    out = []
+    d.on_frame = lambda f: out.append(bytes(link.receive(f, 0) or b""))
+    d.feed(GURUX_SNRM)
+    req = hdlc.LLC_REQUEST + bytes(range(200))
+    d.feed(_iframe(0, 0, req[:128], True))
+    d.feed(_iframe(1, 0, req[128:]))
+    assert got == [req[3:]]
+
+
+def test_a_client_offering_too_little_is_refused_and_never_sent_more_than_it_takes():
+    _, on_apdu = answer_with(bytes(100))
+    link, d, out = _link(on_apdu)
+    buf = bytearray(64)
+    neg = bytearray(23)
+    hdlc.put_parameters(neg, 0, 128, 16, 1, 1)  # the client takes 16 bytes at most
+    n = hdlc.encode(buf, 1, 1, 16, 1, 0x93, neg)
+    d.feed(bytes(buf[:n]))
+    assert _decode(out[-1])[3] == 0x1F and link.state == hdlc.DISCONNECTED
+    hdlc.put_parameters(neg, 0, 128, 40, 1, 1)
+    n = hdlc.encode(buf, 1, 1, 16, 1, 0x93, neg)
+    d.feed(bytes(buf[:n]))
+    d.feed(GURUX_AARQ)
+    assert link.tx_info == 40 and len(_decode(out[-1])[4]) == 40
+
+
+def test_frames_without_the_poll_bit_get_no_answer_and_a_repeat_is_only_of_its_answer():
+    got, on_apdu = answer_with(b"\x61\x00")
+    link, d, out = _link(on_apdu)
+    d.feed(GURUX_SNRM)
+    buf = bytearray(32)
+    n = hdlc.encode(buf, 1, 1, 16, 1, 0x00, hdlc.LLC_REQUEST + b"\x60\x00")  # I-frame, N(S) 0, no P bit
+    d.feed(bytes(buf[:n]))
+    assert out[-1] == b"" and got == []
+    d.feed(_iframe(7, 0, hdlc.LLC_REQUEST + b"\x60\x00"))  # N(S) 7 right after SNRM: not a repeat of anything
+    assert _decode(out[-1])[3] == 0x11 and got == []  # RR(0), not the UA again

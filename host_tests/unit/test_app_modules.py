@@ -37,8 +37,9 @@ def test_a_board_gets_its_front_end_and_not_the_others(board_id):
     every = {p.name for p in (ROOT / "firmware" / "app").glob("*.py")}
     modem = (load_board(board_id).get("modem") or {}).get("type")
     other_modems = {m for k, v in MODEMS.items() if k != modem for m in v} - set(MODEMS.get(modem, []))
+    optical = set() if "optical" in load_board(board_id)["uarts"] else set(_FILE["optical"])
     assert every - got == ({m for k, v in SPEC.items() if k != kind for m in v} - set(SPEC[kind])) | NOT_STARTED \
-        | other_modems
+        | other_modems | optical
     assert not NOT_STARTED & got  # built and tested, but no board's app starts them: not shipped
 
 
@@ -81,3 +82,9 @@ def test_a_broken_list_fails_the_build_naming_the_problem(tmp_path, spec, proble
     with pytest.raises(BuildFailed, match=problem) as e:
         bundle.build(fw, "esp32_devkitc", "1.0.0", 1)
     assert "modules.json" in str(e.value)
+
+
+def test_only_a_board_with_an_optical_port_gets_the_dlms_modules():
+    with_port = names("esp32_devkitc")
+    assert set(_FILE["optical"]) <= with_port and "dlms_port.py" in with_port
+    assert not set(_FILE["optical"]) & names("esp32_devkitc_bl0942")  # its third UART drives the BL0942

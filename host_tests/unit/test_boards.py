@@ -58,6 +58,12 @@ def delete_in(d: dict, path: str) -> None:
     del d[last]
 
 
+def delete_in_copy(d: dict, path: str) -> dict:
+    d = copy.deepcopy(d)
+    delete_in(d, path)
+    return d
+
+
 def leaf_paths(d: dict, prefix: str = "") -> list[str]:
     out = []
     for k, v in d.items():
@@ -105,7 +111,7 @@ def test_module_cli_validates_every_board(capsys):
 
 # -- missing, wrong type, unknown keys ---------------------------------------------------------------------------
 
-OPTIONAL = {"notes", "pins.cover", "flash.erase_cycles", "flash.erase_us", "flash.page_program_us", "adc.nonlinearity", "adc.bias_volts", "adc.read_us", "metering.accuracy"}
+OPTIONAL = {"notes", "uarts.optical", "pins.cover", "flash.erase_cycles", "flash.erase_us", "flash.page_program_us", "adc.nonlinearity", "adc.bias_volts", "adc.read_us", "metering.accuracy"}
 OPTIONAL_BL0942 = {"frontend.address", "frontend.period_ms"}
 
 
@@ -337,20 +343,26 @@ def test_uart_ids_per_family_and_unique():
     assert pico_errors(lambda d: set_in(d, "uarts.console", {"id": 2, "baud": 115200, "tx": 8, "rx": 9})) == [
         f'{PICO}: uarts.console.id: expected one of 0, 1 for rp2040 (or "usb" for the console), got 2']
     assert esp_errors(lambda d: set_in(d, "uarts.modem.id", 2)) == [
-        f"{ESP}: uarts.modem.id: UART 2 is already used by uarts.metering"]
+        f"{ESP}: uarts.optical.id: UART 2 is already used by uarts.modem"]
 
 
 def test_rp2040_uart_pin_functions():
-    assert pico_errors(lambda d: set_in(d, "uarts.metering.rx", 6)) == [
-        f"{PICO}: uarts.metering.rx: GPIO 6 cannot be UART1 RX on rp2040; UART1 RX is on GPIO 5, 9, 21, 25"]
+    assert pico_errors(lambda d: set_in(d, "uarts.optical.rx", 6)) == [
+        f"{PICO}: uarts.optical.rx: GPIO 6 cannot be UART1 RX on rp2040; UART1 RX is on GPIO 5, 9, 21, 25"]
     d = board("rpi_pico")
     d["uarts"]["modem"].update(tx=12, rx=13)  # UART0's other pin pair
     validate_board(d, PICO)
 
 
 def test_uart_baud_range():
-    assert esp_errors(lambda d: set_in(d, "uarts.metering.baud", 0)) == [
-        f"{ESP}: uarts.metering.baud: expected an integer 300..5000000, got 0"]
+    assert esp_errors(lambda d: set_in(d, "uarts.optical.baud", 0)) == [
+        f"{ESP}: uarts.optical.baud: expected an integer 300..5000000, got 0"]
+
+
+def test_the_metering_uart_is_required_by_an_ic_front_end_only_and_the_optical_port_is_optional():
+    errors = errors_of(delete_in_copy(board("esp32_devkitc_bl0942"), "uarts.metering"), ESP, "esp32_devkitc")
+    assert any("uarts.metering: missing (required when frontend.type is \"bl0942\"" in e for e in errors), errors
+    validate_board(delete_in_copy(board("esp32_devkitc"), "uarts.optical"), ESP, file_stem="esp32_devkitc")
 
 
 # -- loading: files, JSON errors, ids ----------------------------------------------------------------------------

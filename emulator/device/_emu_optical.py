@@ -1,0 +1,148 @@
+# The meter's DLMS port on the board's uarts.optical (an optical probe head or an RS-485 transceiver):
+# machine.UART(uarts.optical.id) reaches a pty on the host (emulator/optical.py: what a user's DLMS client opens, as
+# it would open a probe head's /dev/ttyUSB0) through one loopback TCP connection. The line is a cable, not a model:
+# no line rate and no faults (the console's wire has those). Bytes from the host arrive at wall moments, as console
+# bytes and datagrams do; after the meter answers, device time runs at most at 1x for TURNAROUND_US of wall time so
+# that the client's next frame can come before the link's inactivity timeout at --speed max. Recorded runs do not
+# gate this input (nor the network's): a run with a DLMS client does not replay.
+import io
+import select
+import socket
+
+import _emu_bus as bus
+import _emu_clock as clock
+
+_cfg = bus.config
+UART_ID = _cfg["board"]["uarts"]["optical"]["id"]
+_PORT = _cfg["optical"]
+RX_MAX = 2048  # bytes from the host the MCU's buffer holds; more are lost, as on a UART nobody drains
+_READ = 256
+TURNAROUND_US = 250000
+_MP_STREAM_POLL = 3
+_POLLIN = 1
+_POLLOUT = 4
+
+
+class _Conn:
+    """The connection to the host, as the select shim's net hook expects it (`sock`)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+
+
+class Line:
+    def __init__(self):
+        self.rx = bytearray()
+        self._buf = bytearray(_READ)
+        self.lost = 0
+        self.conn = None
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.connect(socket.getaddrinfo("127.0.0.1", _PORT)[0][-1])
+            s.setblocking(False)
+            self.conn = _Conn(s)
+        except OSError:  # the host's port is gone (the emulator stopping): the line is dead, not the board
+            self.conn = None
+
+    def input(self):
+        c = self.conn
+        while c is not None:
+            try:
+                n = c.sock.readinto(self._buf)
+            except OSError:
+                return
+            if n is None:
+                return
+            if not n:  # the host closed its end
+                self.conn = None
+                c.sock.close()
+                return
+            room = RX_MAX - len(self.rx)
+            if n > room:
+                self.lost += n - room
+                n = room
+            self.rx.extend(memoryview(self._buf)[:n])
+
+    def send(self, buf):
+        c = self.conn
+        if c is None:
+            return
+        mv = memoryview(buf)
+        while len(mv):
+            try:
+                k = c.sock.write(mv)
+            except OSError:
+                return
+            if k:
+                mv = mv[k:]
+        clock.hold_for(TURNAROUND_US)
+
+
+LINE = Line()
+
+
+class Port(io.IOBase):
+    """machine.UART(uarts.optical.id): pollable by select.poll, so asyncio waits for it as for any stream."""
+
+    def __init__(self, id, baudrate=9600, **kw):
+        self._id = id
+        self.init(baudrate, **kw)
+
+    def init(self, baudrate=9600, **kw):
+        self._baud = baudrate
+
+    def deinit(self):
+        pass
+
+    def any(self):
+        return len(LINE.rx)
+
+    def read(self, n=-1):
+        rx = LINE.rx
+        k = len(rx) if n is None or n < 0 or n > len(rx) else n
+        if k == 0:
+            return None
+        out = bytes(rx[:k])
+        rx[:k] = b""
+        return out
+
+    def readinto(self, buf, n=-1):
+        rx = LINE.rx
+        k = min(len(buf) if n is None or n < 0 else min(n, len(buf)), len(rx))
+        if k == 0:
+            return None
+        buf[:k] = memoryview(rx)[:k]
+        rx[:k] = b""
+        return k
+
+    def write(self, buf):
+        bus.with_room(LINE.send, buf)
+        return len(buf)
+
+    def flush(self):
+        pass
+
+    def txdone(self):
+        return True
+
+    def ioctl(self, req, arg):
+        if req == _MP_STREAM_POLL:
+            ready = 0
+            if arg & _POLLIN and LINE.rx:
+                ready |= _POLLIN
+            if arg & _POLLOUT:
+                ready |= _POLLOUT
+            return ready
+        return -1
+
+
+def net_sockets():
+    return [LINE.conn] if LINE.conn is not None else []
+
+
+def net_input(s):
+    if s is LINE.conn:
+        LINE.input()
+
+
+select.net.append(__import__("sys").modules[__name__])

@@ -1,0 +1,84 @@
+"""Test-side DLMS client: gurux-dlms's GXDLMSClient (GPLv2, a test-only extra the package never imports) over a
+serial port with pyserial, as a utility engineer's tool reads a meter through an optical probe head. Frames are
+read by their length field (IEC 62056-46 has no byte stuffing: a flag may appear inside a frame)."""
+
+from __future__ import annotations
+
+import time
+
+import serial
+from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
+from gurux_dlms.enums import Authentication, InterfaceType
+
+
+class NoAnswer(TimeoutError):
+    pass
+
+
+class DlmsClient:
+    def __init__(self, port: str, baud: int = 9600, timeout: float = 10.0, client: int = 16, server: int = 1):
+        self.port = serial.Serial(port, baud, timeout=0.2)
+        self.timeout = timeout
+        self.c = GXDLMSClient(True, client, server, Authentication.NONE, None, InterfaceType.HDLC)
+
+    def close(self) -> None:
+        self.port.close()
+
+    def __enter__(self) -> DlmsClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def frame(self) -> bytes:
+        """The next whole frame the meter sends (flags included)."""
+        end = time.monotonic() + self.timeout
+        buf = bytearray()
+        while time.monotonic() < end:
+            b = self.port.read(1)
+            if not b:
+                continue
+            if not buf:
+                if b == b"\x7e":
+                    buf += b
+                continue
+            if len(buf) == 1 and b == b"\x7e":
+                continue  # back-to-back flags
+            buf += b
+            if len(buf) >= 3:
+                need = (((buf[1] & 7) << 8) | buf[2]) + 2  # the length counts between the flags
+                if len(buf) >= need:
+                    return bytes(buf)
+        raise NoAnswer(f"no frame from the meter in {self.timeout} s (got {bytes(buf).hex()})")
+
+    def exchange(self, frames) -> GXReplyData:
+        reply = GXReplyData()
+        answer = b""
+        for k, fr in enumerate(frames):
+            self.port.write(bytes(fr))
+            answer = self.frame()
+            if k < len(frames) - 1:
+                self.c.getData(GXByteBuffer(answer), GXReplyData())
+        while True:
+            self.c.getData(GXByteBuffer(answer), reply)
+            if not reply.isMoreData():
+                return reply
+            self.port.write(bytes(self.c.receiverReady(reply)))
+            answer = self.frame()
+
+    def connect(self) -> None:
+        self.c.parseUAResponse(self.exchange([self.c.snrmRequest()]).data)
+        self.c.parseAareResponse(self.exchange(self.c.aarqRequest()).data)
+
+    def read(self, obj, *attrs: int):
+        for attr in attrs:
+            reply = self.exchange(self.c.read(obj, attr))
+            if reply.error:
+                raise LookupError(f"{obj.logicalName} attribute {attr}: data-access-result {reply.error}")
+            self.c.updateValue(obj, attr, reply.value)
+        return obj
+
+    def disconnect(self) -> bytes:
+        self.exchange(self.c.releaseRequest())
+        self.port.write(bytes(self.c.disconnectRequest()))
+        return self.frame()

@@ -1,0 +1,95 @@
+"""A utility engineer's DLMS client (gurux-dlms) reads an emulated meter through its optical port (issue 20): the
+board's uarts.optical is a pty of the emulator, the firmware's app/dlms_port.py serves IEC 62056-46 HDLC there and
+the public client's association reads the meter's objects. The figures agree with what the meter gives over SMP;
+the relay's state follows a signed SMP disconnect; noise on the port never loads the DLMS layers nor stops metering."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+pytest.importorskip("gurux_dlms")
+from gurux_dlms.objects import (  # noqa: E402
+    GXDLMSClock,
+    GXDLMSData,
+    GXDLMSDisconnectControl,
+    GXDLMSRegister,
+)
+
+from host_tests.dlms_client import DlmsClient, NoAnswer  # noqa: E402
+from host_tests.emu import ota  # noqa: E402
+from host_tests.supply_scenario import KEY, SIGNED_FOR  # noqa: E402
+
+
+def smp_read(emu) -> dict:
+    p = ota("meter", "read", "--port", emu.console, "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads(p.stdout)
+
+
+def settle(emu, readings: int = 2) -> dict:
+    """Wait until the meter has taken `readings` more readings."""
+    first = smp_read(emu)["readings"]
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        r = smp_read(emu)
+        if r["readings"] >= first + readings:
+            return r
+        time.sleep(0.5)
+    raise TimeoutError("no new readings")
+
+
+@pytest.mark.parametrize("board", ["esp32_devkitc", "rpi_pico"])
+def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emulator, board):
+    emu = start_emulator(board, speed="1")
+    emu.wait_boots(1)
+    assert "optical" in emu.endpoints
+    emu.set(load__current=6)
+    settle(emu, 3)
+    emu.set(load__current=0)  # no load: the energy registers stand still while both sides read them
+    smp = settle(emu, 2)["obis"]
+    with DlmsClient(emu.endpoints["optical"]) as c:
+        c.connect()
+        energy = c.read(GXDLMSRegister("1.0.1.8.0.255"), 3, 2)
+        assert int(energy.unit) == 30 and energy.value == pytest.approx(smp["1.0.1.8.0.255"], abs=1e-6)  # Wh
+        assert energy.value > 0
+        volts = c.read(GXDLMSRegister("1.0.12.7.0.255"), 3, 2)
+        assert int(volts.unit) == 35 and volts.value == pytest.approx(smp["1.0.12.7.0.255"], rel=0.01)
+        hz = c.read(GXDLMSRegister("1.0.14.7.0.255"), 3, 2)
+        assert hz.value == pytest.approx(smp["1.0.14.7.0.255"], abs=0.05)
+        amps = c.read(GXDLMSRegister("1.0.11.7.0.255"), 3, 2)
+        assert int(amps.unit) == 33 and amps.value == pytest.approx(smp["1.0.11.7.0.255"], abs=0.05)
+        name = bytes(c.read(GXDLMSData("0.0.42.0.0.255"), 2).value)
+        assert len(name) == 16 and name.startswith(b"MKT")
+        assert c.read(GXDLMSClock("0.0.1.0.0.255"), 2).time is not None
+        dc = c.read(GXDLMSDisconnectControl("0.0.96.3.10.255"), 2, 3, 4)
+        assert (dc.outputState, int(dc.controlState)) == (True, 1)
+
+        # the relay operated over SMP (signed): DLMS sees the class-70 object change
+        p = ota("meter", "relay", "disconnect", "--port", emu.console, "--key", str(KEY), "--expires-in",
+                str(SIGNED_FOR), "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        dc = c.read(GXDLMSDisconnectControl("0.0.96.3.10.255"), 2, 3)
+        assert (dc.outputState, int(dc.controlState)) == (False, 0)
+        with pytest.raises(LookupError, match="data-access-result 4"):  # an object the meter does not have
+            c.read(GXDLMSRegister("1.0.99.99.0.255"), 2)
+        assert c.disconnect()[5] == 0x73  # UA
+
+
+def test_noise_on_the_optical_port_neither_loads_dlms_nor_stops_metering(start_emulator):
+    emu = start_emulator("esp32_devkitc", speed="1")
+    emu.wait_boots(1)
+    with DlmsClient(emu.endpoints["optical"], timeout=3) as c:
+        c.port.write(bytes(range(0x00, 0x7E)) * 8)  # light on the probe with no flag in it: nothing to answer
+        with pytest.raises(NoAnswer):
+            c.frame()
+        junk = b"\x7e\xa0\x07\x03\x21\x93\x00\x00\x7e" + b"\x7e\xff" * 200 + b"\x7e\xa7\xff" + bytes(300)
+        c.port.write(junk)  # frames with bad check sequences, lengths and formats: counted, never answered
+        with pytest.raises(NoAnswer):
+            c.frame()
+        before = smp_read(emu)["readings"]
+        c.connect()  # a well-formed session after all that
+        assert c.read(GXDLMSRegister("1.0.12.7.0.255"), 3, 2).value > 100
+    assert settle(emu, 2)["readings"] > before  # metering went on throughout
