@@ -30,9 +30,10 @@ class DlmsClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def frame(self) -> bytes:
-        """The next whole frame the meter sends (flags included)."""
-        end = time.monotonic() + self.timeout
+    def frame(self, timeout: float | None = None) -> bytes:
+        """The next whole frame the meter sends (flags included); NoAnswer after `timeout` (default: the client's)."""
+        wait = self.timeout if timeout is None else timeout
+        end = time.monotonic() + wait
         buf = bytearray()
         while time.monotonic() < end:
             b = self.port.read(1)
@@ -49,7 +50,7 @@ class DlmsClient:
                 need = (((buf[1] & 7) << 8) | buf[2]) + 2  # the length counts between the flags
                 if len(buf) >= need:
                     return bytes(buf)
-        raise NoAnswer(f"no frame from the meter in {self.timeout} s (got {bytes(buf).hex()})")
+        raise NoAnswer(f"no frame from the meter in {wait} s (got {bytes(buf).hex()})")
 
     def exchange(self, frames) -> GXReplyData:
         reply = GXReplyData()

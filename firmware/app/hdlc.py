@@ -15,8 +15,10 @@ HCS (2, only when an information field follows) | information | FCS (2) | 0x7E.
 Deframer(max_info) assembles frames from any fragments of the line; its `on_frame(frame)` receives each frame whose
 length, HCS and FCS are right (a `Frame`, valid only during the call: its `info` is a view of the deframer's buffer).
 Everything else is counted (`bad_frames`: a wrong format, a wrong check sequence, a length below the smallest frame
-or a frame not closed by a flag; `oversize`: longer than max_info allows) and the deframer hunts for the next flag.
-Memory is one buffer of max_info + FRAME_OVERHEAD bytes, whatever the line carries.
+or a frame not closed by a flag; `oversize`: longer than max_info allows) and the bytes after its opening flag are
+scanned again for the next one (noise that looks like a frame's start never swallows the real frame behind it).
+Memory is one buffer of max_info + FRAME_OVERHEAD bytes, whatever the line carries, and a copy of a false start's
+bytes while they are scanned again.
 
 Link(server_address, on_apdu) is the secondary station of one logical device: `receive(frame, now_ms)` takes a
 frame addressed to it and returns the frame to send back (a view of the link's output buffer, valid until the next
@@ -146,6 +148,7 @@ class Deframer:
         self._mv = memoryview(self._buf)
         self._n = 0
         self._need = 0  # the frame's length from its format field (0 while it is not read yet)
+        self._hdr = False  # its header (addresses, control, HCS) checked
         self._in = False  # after an opening flag
         self.frame = Frame()
         self.on_frame = None
@@ -156,12 +159,23 @@ class Deframer:
     def reset(self):
         self._n = 0
         self._need = 0
+        self._hdr = False
         self._in = False
 
     def feed(self, data, n=None):
         """Take the next bytes of the line (data[:n], all of it when n is None)."""
-        if n is None:
-            n = len(data)
+        rest = self._run(data, len(data) if n is None else n)
+        while rest is not None:  # a false start: its bytes are looked at again for the next flag
+            rest = self._run(rest, len(rest))
+
+    def _again(self, k, b, data, i, n):
+        """After a false start (a flag in noise, or a damaged frame): the bytes it took — its k stored bytes, then
+        the byte `b` that showed it (None when stored) — and the rest of this input, to be scanned again from the
+        byte after its opening flag, so that a real frame inside them is not lost with it."""
+        self.reset()
+        return bytes(self._mv[:k]) + (bytes((b,)) if b is not None else b"") + bytes(data[i:n])
+
+    def _run(self, data, n):
         buf = self._buf
         cap = len(buf)
         i = 0
@@ -180,47 +194,86 @@ class Deframer:
                     if b == _FLAG:
                         continue  # back-to-back flags: still between frames
                     if b & 0xF0 != _FORMAT:
-                        self._bad()
+                        self._bad()  # (the byte is no flag: hunting goes on from the next one)
                         continue
                     buf[0] = b
                     self._n = 1
                     continue
                 need = ((buf[0] & 7) << 8) | b
+                if need < _MIN_LEN:
+                    self.bad_frames += 1
+                    return self._again(1, b, data, i, n)
+                if need > cap:
+                    self.oversize += 1
+                    return self._again(1, b, data, i, n)
                 buf[1] = b
                 self._n = 2
-                if need < _MIN_LEN:
-                    self._bad()
-                elif need > cap:
-                    self.oversize += 1
-                    self.reset()
-                else:
-                    self._need = need
+                self._need = need
                 continue
             if k < self._need:
                 # copy the rest of the frame that this fragment holds in one slice
                 m = min(self._need - k, n - i + 1)
                 buf[k:k + m] = data[i - 1:i - 1 + m]
-                self._n = k + m
+                k += m
+                self._n = k
                 i += m - 1
+                if not self._hdr:
+                    h = self._header(k)
+                    if h < 0:  # addresses or HCS wrong: a false start, known before its length is read
+                        self.bad_frames += 1
+                        return self._again(k, None, data, i, n)
+                    self._hdr = h > 0
                 continue
             # the byte after the frame must be a flag: it closes this frame and may open the next
             if b != _FLAG:
-                self._bad()
-                continue
+                self.bad_frames += 1
+                return self._again(k, b, data, i, n)
             self._n = 0
             self._need = 0
-            self._frame(k)
+            self._hdr = False
+            if not self._frame(k):
+                self.bad_frames += 1
+                return self._again(k, b, data, i, n)
+        return None
 
     def _bad(self):
         self.bad_frames += 1
         self.reset()
 
+    def _header(self, k):
+        """With k bytes of a frame stored: 1 its addresses, control and HCS are right (or it has no information
+        field, so no HCS), 0 not enough bytes yet to tell, -1 they are wrong."""
+        buf = self._buf
+        i = 2
+        for _ in range(2):  # destination, then source: 1, 2 or 4 bytes, the last with its low bit set
+            j = 0
+            while True:
+                if i >= k:
+                    return 0
+                b = buf[i]
+                i += 1
+                j += 1
+                if b & 1:
+                    break
+                if j == 4:
+                    return -1
+            if j == 3:
+                return -1
+        end = i + 1  # after the control field
+        need = self._need
+        if need == end + 2:
+            return 1  # no information field
+        if need < end + 5:  # too short for an FCS, or for an HCS, information and FCS
+            return -1
+        if k < end + 2:
+            return 0
+        return 1 if crc16(buf, 0, end) == buf[end] | (buf[end + 1] << 8) else -1
+
     def _frame(self, n):
-        """Check and decode buf[:n]; hand it to on_frame."""
+        """Check and decode buf[:n] and hand it to on_frame; False when it is not a frame (its checks fail)."""
         buf = self._buf
         if crc16(buf, 0, n - 2) != buf[n - 2] | (buf[n - 1] << 8):
-            self.bad_frames += 1
-            return
+            return False
         f = self.frame
         f.dst, i = _address(buf, 2, n - 3)
         f.dst_size = i - 2
@@ -228,14 +281,12 @@ class Deframer:
         f.src, i = _address(buf, i, n - 3)
         f.src_size = i - k
         if f.dst < 0 or f.src < 0 or i > n - 3:
-            self.bad_frames += 1
-            return
+            return False
         f.control = buf[i]
         i += 1
         if n - i > 2:  # an information field: the header check sequence comes first
             if n - i < 5 or crc16(buf, 0, i) != buf[i] | (buf[i + 1] << 8):
-                self.bad_frames += 1
-                return
+                return False
             f.info = self._mv[i + 2:n - 2]
         else:
             f.info = self._mv[0:0]
@@ -243,6 +294,7 @@ class Deframer:
         self.frames += 1
         if self.on_frame is not None:
             self.on_frame(f)
+        return True
 
 
 def encode(buf, dst, dst_size, src, src_size, control, info=None, segmented=False):

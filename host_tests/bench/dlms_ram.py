@@ -2,7 +2,8 @@
 their import (`python -m host_tests.bench.module_ram` has that): the objects a port keeps while it serves (a deframer,
 a link and an association at the default 128-byte information field and 512-byte APDU), and what one client session
 allocates: SNRM, AARQ, GETs of a register's value and scaler, RLRQ, DISC, as a real client (gurux-dlms 1.0.203)
-sends them, with the collector off so every byte allocated is counted. Compare: the SMP serial console's decoder
+sends them, with the collector off so every byte allocated is counted, and the bytes each way (the line time at
+9600 baud 8N1: what the session costs on an optical probe, turnarounds aside). Compare: the SMP serial console's decoder
 and server (smp_serial.Decoder at the console's BUF_SIZE, loader.smp.Server).
 
 Usage: python -m host_tests.bench.dlms_ram [--json]
@@ -53,7 +54,13 @@ link = hdlc.Link(1, 1, assoc.apdu)
 link.on_disconnect = assoc.release
 d = hdlc.Deframer()
 answers = []
-d.on_frame = lambda f: answers.append(link.receive(f, 0) is not None)
+sent = [0]
+def on(f):
+    r = link.receive(f, 0)
+    answers.append(r is not None)
+    if r is not None:
+        sent[0] += len(r)
+d.on_frame = on
 gc.collect()
 objects = a - gc.mem_free()
 gc.collect()
@@ -70,7 +77,7 @@ dec = smp_serial.Decoder(smp.BUF_SIZE)
 srv = smp.Server()
 gc.collect()
 smp_objects = b - gc.mem_free()
-print("RESULT", objects, allocated, len(session), 1 if ok else 0, smp_objects)
+print("RESULT", objects, allocated, len(session), 1 if ok else 0, smp_objects, sum(len(x) for x in session), sent[0])
 """
 
 
@@ -86,10 +93,12 @@ def main() -> int:
     if p.returncode or line is None:
         print(p.stdout + p.stderr, file=sys.stderr)
         return 1
-    objects, allocated, frames, ok, smp_objects = (int(x) for x in line.split()[1:])
+    objects, allocated, frames, ok, smp_objects, bytes_in, bytes_out = (int(x) for x in line.split()[1:])
     res = {"objects_vm_bytes": objects, "objects_board_estimate": objects // 2, "session_frames": frames,
            "session_allocated_vm_bytes": allocated, "per_frame_vm_bytes": round(allocated / frames),
-           "session_ok": bool(ok), "smp_console_objects_vm_bytes": smp_objects}
+           "session_ok": bool(ok), "smp_console_objects_vm_bytes": smp_objects,
+           "session_bytes_to_meter": bytes_in, "session_bytes_from_meter": bytes_out,
+           "session_line_seconds_at_9600": round((bytes_in + bytes_out) * 10 / 9600, 2)}
     if args.json:
         print(json.dumps(res, indent=2))
     else:

@@ -346,3 +346,20 @@ def test_frames_without_the_poll_bit_get_no_answer_and_a_repeat_is_only_of_its_a
     assert out[-1] == b"" and got == []
     d.feed(_iframe(7, 0, hdlc.LLC_REQUEST + b"\x60\x00"))  # N(S) 7 right after SNRM: not a repeat of anything
     assert _decode(out[-1])[3] == 0x11 and got == []  # RR(0), not the UA again
+
+
+def test_noise_that_looks_like_a_frame_start_does_not_swallow_the_frame_behind_it():
+    # a flag and a format byte in the noise make the real frame's flag read as a length (0x7E, 126 bytes): the
+    # false start's bytes are scanned again, and the real frame comes out (found by a review's random streams)
+    for noise in (b"\x7e\xa8", b"\x5f\x7e\xa0", b"\x7e\xa0\x09\x03\x21", b"\x7e\xa7\xff", b"\x7e\xa0\x03"):
+        for step in (0, 1, 3):
+            d = hdlc.Deframer()
+            c = Catch(d)
+            line = noise + GURUX_SNRM + GURUX_DISC
+            if step:
+                for i in range(0, len(line), step):
+                    d.feed(line[i:i + step])
+            else:
+                d.feed(line)
+            assert [g[3] for g in c.frames] == [0x93, 0x53], (noise, step, c.frames)
+            assert d.bad_frames + d.oversize >= 1
