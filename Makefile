@@ -29,7 +29,7 @@ demo: setup
 	$(PY) -m emulator.demo
 
 test: setup stubs
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 3 --dist loadfile
 
 bench: setup
 	$(PY) -m host_tests.bench.run
