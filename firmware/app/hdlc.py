@@ -429,14 +429,14 @@ class Link:
         if f.dst != self.address or f.dst_size != self.address_size or f.src_size != 1:
             return None  # not for this station, or not from a client (a client's address is one byte)
         self.expired(now_ms)
-        self._last_ms = now_ms
         c = f.control
         if not c & _PF:
             return None  # window 1: every frame a client sends polls; one that does not is not answered
         kind = c & ~_PF
         if self.state == CONNECTED and f.src != self.client:
-            return None  # another client while one is connected: neither taken over nor disturbed (the inactivity
-            #             timeout frees a link whose client went away without DISC)
+            return None  # another client while one is connected: neither taken over nor disturbed, nor does it keep
+            #             the link alive (the inactivity timeout frees a link whose client went away without DISC)
+        self._last_ms = now_ms
         if kind == _SNRM:
             return self._snrm(f)
         if kind == _DISC:

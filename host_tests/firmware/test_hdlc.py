@@ -363,3 +363,24 @@ def test_noise_that_looks_like_a_frame_start_does_not_swallow_the_frame_behind_i
                 d.feed(line)
             assert [g[3] for g in c.frames] == [0x93, 0x53], (noise, step, c.frames)
             assert d.bad_frames + d.oversize >= 1
+
+
+def test_another_clients_frames_do_not_keep_a_silent_clients_link_alive():
+    # client 16 connects and goes silent; client 1 keeps asking: once the inactivity timeout has passed since
+    # client 16's last frame, client 1 gets the link (its own frames never reset that clock)
+    _, on_apdu = answer_with(b"\x61\x00")
+    link = hdlc.Link(1, 1, on_apdu, timeout_ms=1000)
+    d = hdlc.Deframer()
+    out = []
+    now = [0]
+    d.on_frame = lambda f: out.append(bytes(link.receive(f, now[0]) or b""))
+    d.feed(GURUX_SNRM)
+    buf = bytearray(16)
+    n = hdlc.encode(buf, 1, 1, 1, 1, 0x93)
+    for t in (400, 800):
+        now[0] = t
+        d.feed(bytes(buf[:n]))
+        assert out[-1] == b"" and link.client == 16
+    now[0] = 1200
+    d.feed(bytes(buf[:n]))
+    assert _decode(out[-1])[3] == 0x73 and link.client == 1  # UA to client 1
