@@ -91,7 +91,7 @@ class Console:
                     dec.send(line)
                 except StopIteration as done:
                     return cbor2.loads(done.value[8:]) if len(done.value) > 8 else {}
-        raise TimeoutError("no SMP reply")
+        raise TimeoutError(f"no SMP reply in {timeout} s; the console's last bytes: {bytes(self.seen[-600:])!r}")
 
 
 def attempt(emu: Emulator, ms: float) -> dict:

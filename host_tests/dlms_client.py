@@ -15,6 +15,13 @@ class NoAnswer(TimeoutError):
     pass
 
 
+class Disconnected(ConnectionError):
+    """The meter answered DM: no association holds the link (it ended, or the meter gave its heap away)."""
+
+
+DM = 0x1F  # the control field of a DM frame, poll/final bit set
+
+
 class DlmsClient:
     def __init__(self, port: str, baud: int = 9600, timeout: float = 10.0, client: int = 16, server: int = 1):
         self.port = serial.Serial(port, baud, timeout=0.2)
@@ -58,6 +65,8 @@ class DlmsClient:
         for k, fr in enumerate(frames):
             self.port.write(bytes(fr))
             answer = self.frame()
+            if answer[5] == DM:  # flag, format (2), the client's address (1 byte), the server's (1 byte), control
+                raise Disconnected("the meter answered DM: the link is not connected")
             if k < len(frames) - 1:
                 self.c.getData(GXByteBuffer(answer), GXReplyData())
         while True:

@@ -32,7 +32,11 @@ class _Conn:
 
 class Line:
     def __init__(self):
-        self.rx = bytearray()
+        # the MCU's receive buffer, taken once with the shims' share (a board's UART driver keeps it outside the GC
+        # heap): bytes wait in rx[head:tail], and taking them allocates nothing the firmware's heap would feel
+        self.rx = bytearray(RX_MAX)
+        self.head = 0
+        self.tail = 0
         self._buf = bytearray(_READ)
         self.lost = 0
         self.conn = None
@@ -57,11 +61,25 @@ class Line:
                 self.conn = None
                 c.sock.close()
                 return
-            room = RX_MAX - len(self.rx)
+            room = RX_MAX - (self.tail - self.head)
             if n > room:
                 self.lost += n - room
                 n = room
-            self.rx.extend(memoryview(self._buf)[:n])
+            rx = memoryview(self.rx)
+            if self.tail + n > RX_MAX:  # what waits moves to the front (rare: the port reads what it has)
+                k = self.tail - self.head
+                rx[:k] = rx[self.head:self.tail]
+                self.head, self.tail = 0, k
+            rx[self.tail:self.tail + n] = memoryview(self._buf)[:n]
+            self.tail += n
+
+    def take(self, n):
+        """The first n waiting bytes, as a view (valid until the next input)."""
+        h = self.head
+        self.head = h + n
+        if self.head == self.tail:
+            self.head = self.tail = 0
+        return memoryview(self.rx)[h:h + n]
 
     def send(self, buf):
         c = self.conn
@@ -95,24 +113,20 @@ class Port(io.IOBase):
         pass
 
     def any(self):
-        return len(LINE.rx)
+        return LINE.tail - LINE.head
 
     def read(self, n=-1):
-        rx = LINE.rx
-        k = len(rx) if n is None or n < 0 or n > len(rx) else n
+        have = LINE.tail - LINE.head
+        k = have if n is None or n < 0 or n > have else n
         if k == 0:
             return None
-        out = bytes(rx[:k])
-        rx[:k] = b""
-        return out
+        return bytes(LINE.take(k))
 
     def readinto(self, buf, n=-1):
-        rx = LINE.rx
-        k = min(len(buf) if n is None or n < 0 else min(n, len(buf)), len(rx))
+        k = min(len(buf) if n is None or n < 0 else min(n, len(buf)), LINE.tail - LINE.head)
         if k == 0:
             return None
-        buf[:k] = memoryview(rx)[:k]
-        rx[:k] = b""
+        buf[:k] = LINE.take(k)
         return k
 
     def write(self, buf):
@@ -128,7 +142,7 @@ class Port(io.IOBase):
     def ioctl(self, req, arg):
         if req == _MP_STREAM_POLL:
             ready = 0
-            if arg & _POLLIN and LINE.rx:
+            if arg & _POLLIN and LINE.tail > LINE.head:
                 ready |= _POLLIN
             if arg & _POLLOUT:
                 ready |= _POLLOUT

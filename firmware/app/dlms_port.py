@@ -1,30 +1,56 @@
-# The DLMS/COSEM port (board key uarts.optical: an optical probe head or an RS-485 transceiver, IEC 62056-46 HDLC),
-# a task of the app. It waits for the line and loads the DLMS layers (app/hdlc.py, cosem.py, dlms_objects.py) only at
-# the first flag byte: a meter nobody reads this way never pays their RAM (issue 17's heap); once loaded they stay
-# until the next reset. Frames are answered as they complete: the HDLC server address is 1 (the management logical
-# device, one-byte form), the public client's association (client SAP 16) reads the meter's objects, read-only.
+# The DLMS/COSEM port's sessions (board key uarts.optical: an optical probe head or an RS-485 transceiver, IEC 62056-46
+# HDLC). The app's line task (app/main.py _optical) waits for a flag byte with nothing of DLMS on the heap; at one it
+# brings in this module and serve() loads the layers (app/hdlc.py, cosem.py, dlms_objects.py: about 10.5 KB of an
+# ESP32's heap). They serve the line until no association is connected and it has been quiet for IDLE_MS (after the
+# client's DISC, or its link's inactivity timeout); then they and this module leave the heap again. A meter nobody
+# reads this way never pays for them. They also give way to the meter's own work: when a signed command or an
+# upload's check finds no room, the SMP server asks the session for its heap (loader/smp.py make_room) and the layers
+# go at once; the client's next frame is answered DM (disconnected) and it connects again. Frames are answered as
+# they complete: the HDLC server address is 1 (the management logical device, one-byte form), the public client's
+# association (client SAP 16) reads the meter's objects, read-only.
+import asyncio
 import time
 
-import machine
 from micropython import const
 
+import loader
 from app.console import _readable
 
-_CHUNK = const(64)
 _SERVER = const(1)
+IDLE_MS = const(5000)  # no association and a quiet line this long: the session ends, its code leaves the heap
+LAYERS = ("app.hdlc", "app.cosem", "app.dlms_objects")
+
+
+async def serve(ctx, metering, supply, uart, buf, n):
+    """Serve the line from its first flag (the n bytes in buf) until no client holds it; then the DLMS code, this
+    module included, leaves the heap."""
+    port = OpticalPort(ctx, metering, supply, uart, buf)
+    try:
+        port.feed(n)
+        await port.session()
+    finally:
+        port.close()
 
 
 class OpticalPort:
-    def __init__(self, ctx, metering, supply):
-        u = ctx.board["uarts"]["optical"]
-        self.uart = machine.UART(u["id"], baudrate=u["baud"], tx=u["tx"], rx=u["rx"], timeout=0)
+    def __init__(self, ctx, metering, supply, uart, buf):
+        self.uart = uart
         self.ctx = ctx
         self.metering = metering
         self.supply = supply
-        self.buf = bytearray(_CHUNK)
-        self.deframer = None  # the DLMS layers, loaded at the first flag
-        self.noise = 0  # bytes before the first flag (a probe's light, a bus's idle): counted, nothing loaded
+        self.buf = buf
+        self.deframer = None  # the DLMS layers while loaded: the deframer, whose frames go to the link
+        self.link = None
+        self.last_ms = time.ticks_ms()  # when the line last brought bytes
+        self.idle_ms = IDLE_MS
+        self.loads = 0  # times the layers were loaded in this session
+        self.released = 0  # of those, ended to give the heap to a signed command or an upload's check
+        self.noise = 0  # bytes with no flag while the layers were out: counted, nothing loaded
         self.faults = 0  # exceptions out of the DLMS layers (each drops the line's state)
+        self._releasers = getattr(ctx.server, "releasers", None)  # a loader before make_room has none
+        self._release = self.give_heap  # one bound method, so that close() finds the one it registered
+        if self._releasers is not None:
+            self._releasers.append(self._release)
 
     def _load(self):
         from app import cosem, dlms_objects, hdlc
@@ -37,33 +63,78 @@ class OpticalPort:
         link = hdlc.Link(_SERVER, 1, assoc.apdu)
         link.on_disconnect = assoc.release
         uart = self.uart
+        port = self
 
         def answer(f):
-            r = link.receive(f, time.ticks_ms())
+            r = link.receive(f, port.last_ms)  # the moment its bytes came: the link's clock and the port's agree
             if r is not None:
                 uart.write(r)
 
         d = hdlc.Deframer()
         d.on_frame = answer
         self.deframer = d
+        self.link = link
+        self.loads += 1
         return d
 
-    async def run(self):
+    def unload(self):
+        """Take the DLMS layers off the heap (nothing of them stays referenced); whether they were loaded."""
+        if self.deframer is None:
+            return False
+        self.deframer = None
+        self.link = None
+        for name in LAYERS:
+            loader.forget(name)
+        return True
+
+    def give_heap(self):
+        """The SMP server's releaser: a session in progress ends so that a signed command or an upload's check finds
+        room (its client's next frame gets DM)."""
+        if self.unload():
+            self.released += 1
+            return True
+        return False
+
+    def idle(self, now_ms):
+        """Whether the layers can go: no association connected (a link whose client went silent is disconnected
+        here, at its inactivity timeout) and the line quiet for idle_ms."""
+        link = self.link
+        return link is not None and not link.connected(now_ms) and time.ticks_diff(now_ms, self.last_ms) >= self.idle_ms
+
+    def feed(self, n):
+        """The n bytes in self.buf, from the line."""
+        self.last_ms = time.ticks_ms()
         buf = self.buf
+        try:
+            d = self.deframer
+            if d is None:
+                if buf.find(b"\x7e", 0, n) < 0:
+                    self.noise += n
+                    return
+                d = self._load()
+            d.feed(buf, n)
+        except Exception:  # noqa: BLE001 - a fault here (a MemoryError, a bug) must not end metering's app:
+            self.faults += 1  # the line's state is dropped, the client starts again with SNRM
+            self.unload()
+
+    async def session(self):
+        """Read and answer the line while the layers are in; return once the session is over (idle, a fault, or
+        the heap given away and the line quiet)."""
         uart = self.uart
-        while True:
-            await _readable(uart)
-            n = uart.readinto(buf)
-            if not n:
-                continue
+        while self.deframer is not None:
             try:
-                d = self.deframer
-                if d is None:
-                    if buf.find(b"\x7e", 0, n) < 0:
-                        self.noise += n
-                        continue
-                    d = self._load()
-                d.feed(buf, n)
-            except Exception:  # noqa: BLE001 - a fault here (a MemoryError, a bug) must not end metering's app:
-                self.faults += 1  # the line's state is dropped, the client starts again with SNRM
-                self.deframer = None
+                await asyncio.wait_for_ms(_readable(uart), self.idle_ms)
+            except asyncio.TimeoutError:  # noqa: UP041 - MicroPython has no builtin TimeoutError
+                if self.deframer is None or self.idle(time.ticks_ms()):
+                    return
+                continue
+            n = uart.readinto(self.buf)
+            if n:
+                self.feed(n)
+
+    def close(self):
+        """The session is over: the layers and this module leave the heap."""
+        if self._releasers is not None and self._release in self._releasers:
+            self._releasers.remove(self._release)
+        self.unload()
+        loader.forget("app.dlms_port")

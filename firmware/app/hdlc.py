@@ -424,6 +424,11 @@ class Link:
             return True
         return False
 
+    def connected(self, now_ms):
+        """Whether a client holds the link (one silent past the inactivity timeout is let go here)."""
+        self.expired(now_ms)
+        return self.state == CONNECTED
+
     def receive(self, f, now_ms):
         """Answer frame `f` (a Frame addressed to this link); None when nothing is to be sent."""
         if f.dst != self.address or f.dst_size != self.address_size or f.src_size != 1:

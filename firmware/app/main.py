@@ -8,6 +8,7 @@ from micropython import const
 from app import console, heartbeat
 
 _GROUP_NETWORK = const(67)  # app/network.py's group: status (0), head-end (1)
+_OPTICAL_CHUNK = const(64)  # what the DLMS port's line task reads at a time
 # Group 67's Network (app/network.py) is made at the group's first request, or at start when the meter may use its
 # network (a board with a modem and a head-end stored: then its run() is a task); until then this holds (ctx, log).
 # A meter without NB-IoT never loads the module (issue 17's heap). Module-level, with two plain lambdas, rather than
@@ -49,15 +50,35 @@ async def _main(ctx):
     tasks = [beat.run(), serve.run(), meter.run()]
     if net is not None:
         tasks.append(net.run())
-    if "optical" in ctx.board["uarts"]:  # the DLMS port: its layers load at the first frame (app/dlms_port.py)
-        from app.dlms_port import OpticalPort
-
-        tasks.append(OpticalPort(ctx, meter, supply).run())
+    if "optical" in ctx.board["uarts"]:  # the DLMS port: its code comes in for a session only (app/dlms_port.py)
+        tasks.append(_optical(ctx, meter, supply))
     if ctx.test_boot:  # deferred for RAM: only a test boot runs the self-test, most boots never load it
         from app import selftest
 
         tasks.append(selftest.run(ctx, beat))
     await asyncio.gather(*tasks)
+
+
+async def _optical(ctx, meter, supply):
+    # The DLMS port's line (uarts.optical). Bytes before a flag (a probe's light, a bus's idle) are dropped; at a flag
+    # a session starts (app/dlms_port.py serve) and holds the line until no client does, then its code leaves the
+    # heap: a meter nobody reads this way keeps only this loop and its buffer.
+    import machine
+
+    u = ctx.board["uarts"]["optical"]
+    uart = machine.UART(u["id"], baudrate=u["baud"], tx=u["tx"], rx=u["rx"], timeout=0)
+    buf = bytearray(_OPTICAL_CHUNK)
+    while True:
+        await console._readable(uart)
+        n = uart.readinto(buf)
+        if n and buf.find(b"\x7e", 0, n) >= 0:
+            await _dlms_session(ctx, meter, supply, uart, buf, n)
+
+
+async def _dlms_session(ctx, meter, supply, uart, buf, n):
+    from app import dlms_port  # a local of this frame only: nothing keeps the module once serve() has forgotten it
+
+    await dlms_port.serve(ctx, meter, supply, uart, buf, n)
 
 
 def _get():

@@ -228,17 +228,24 @@ class ImageGroup:
         # boot, on a heap in one piece, as it unpacks into the inactive slot: its inflate window and manifest needed
         # 9.7 KB held from boot here (issue 17). Only a broken builder signs a bad bundle; `ota push` and `ota verify`
         # run the same bundle check on the host first, and an install that refuses one leaves the running app.
-        try:
-            info = staging.check_staged(self.ctx.board)
-        except image.Rejected as e:
-            self._reject(e.reason)
-            self._clear()
-            return
-        except MemoryError:  # noqa: B014
-            # not the image's fault: keep the upload, report, and let a reset (fresh heap) judge it again
-            self.state = ST_REJECTED
-            self.reason = "out-of-memory"
-            return
+        for again in (True, False):  # once more when the releasers gave heap back (a DLMS session's layers)
+            try:
+                info = staging.check_staged(self.ctx.board)
+                break
+            except image.Rejected as e:
+                self._reject(e.reason)
+                self._clear()
+                return
+            except MemoryError:  # noqa: B014
+                pass
+            if not (again and self.ctx.server.make_room()):
+                # not the image's fault: keep the upload, report, and let a reset (fresh heap) judge it again
+                self.state = ST_REJECTED
+                self.reason = "out-of-memory"
+                return
+            import gc
+
+            gc.collect()
         self.staged = {"version": info["version"], "hash": info["sha256"], "counter": info["counter"]}
         self.state = ST_ACCEPTED
 

@@ -57,6 +57,9 @@ class Server:
         # None for the console (the OS group works its figures out from the board)
         self.bufs = None
         self.op = OP_READ  # the request being handled: a handler taking both ops writes only on OP_WRITE
+        # callables that give back heap the meter can do without for a moment (the app's DLMS session), each saying
+        # whether it freed something: a signed command or an upload's check outranks them (make_room)
+        self.releasers = []
 
     def register(self, group, cmd, handler, read=True, write=True):
         if read:
@@ -72,8 +75,9 @@ class Server:
     def respond(self, frame, bufs=None):
         """(header, body) of the response to one request packet, or None for packets that get no answer. A handler
         returns its response map, or bytes: the map already encoded (a reply kept from an earlier request). A read
-        the heap cannot serve is answered once more after a collection, then EBUSY (retry); a write, ENOMEM. `bufs`:
-        the transport's (buf_size, buf_count), None for the console's (see self.bufs)."""
+        the heap cannot serve is answered once more after a collection, then EBUSY (retry); a write once more only when
+        the releasers gave heap back (make_room), then ENOMEM. `bufs`: the transport's (buf_size, buf_count), None for
+        the console's (see self.bufs)."""
         self.bufs = bufs
         if len(frame) < HEADER_SIZE:
             return None
@@ -89,7 +93,11 @@ class Server:
             body = self._body(frame, group, op)
         except MemoryError:
             body = None
-            if op == OP_READ:  # a read changes nothing: what the failed attempt left is collected, then once more
+        if body is None:
+            # A read changes nothing: what the failed attempt left is collected, then once more. A write runs again
+            # only with heap given back: a handler leaves nothing half-done on a MemoryError (a signed command's id
+            # is recorded after its check; an upload's chunk is taken once, by its offset).
+            if op == OP_READ or self.make_room():
                 import gc
 
                 gc.collect()
@@ -101,6 +109,13 @@ class Server:
                 self.errors += 1
                 body = _rc(EBUSY if op == OP_READ else ENOMEM)
         return header(version, op + 1, len(body), group, frame[6], frame[7]), body
+
+    def make_room(self):
+        """Ask the releasers for their heap; whether any gave some back."""
+        freed = False
+        for fn in self.releasers:
+            freed = fn() or freed
+        return freed
 
     def _body(self, frame, group, op):
         try:

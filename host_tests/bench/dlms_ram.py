@@ -4,7 +4,10 @@ a link and an association at the default 128-byte information field and 512-byte
 allocates: SNRM, AARQ, GETs of a register's value and scaler, RLRQ, DISC, as a real client (gurux-dlms 1.0.203)
 sends them, with the collector off so every byte allocated is counted, and the bytes each way (the line time at
 9600 baud 8N1: what the session costs on an optical probe, turnarounds aside). Compare: the SMP serial console's decoder
-and server (smp_serial.Decoder at the console's BUF_SIZE, loader.smp.Server).
+and server (smp_serial.Decoder at the console's BUF_SIZE, loader.smp.Server). Then a session through the port itself
+(app/dlms_port.py: its module, the three layers and their objects, as a meter loads them at a client's first flag):
+the heap it holds while in, and what stays on the heap after it ends (its modules forgotten; MicroPython never frees
+interned names, so the first session leaves those).
 
 Usage: python -m host_tests.bench.dlms_ram [--json]
 """
@@ -80,6 +83,60 @@ smp_objects = b - gc.mem_free()
 print("RESULT", objects, allocated, len(session), 1 if ok else 0, smp_objects, sum(len(x) for x in session), sent[0])
 """
 
+SESSION = r"""
+import gc, sys
+sys.path[:0] = [%(fw)r, %(lib)r]
+import loader
+from app import console, disconnect, dsp, registers, relay as rl
+from app.tick import Tick
+from loader import smp
+class RelayModel:
+    def relay_pulse(self, connect, ms=100):
+        return True
+    def relay_closed(self):
+        return True
+class Line:
+    def __init__(self):
+        self.out = 0
+    def write(self, b):
+        self.out += 1
+        return len(b)
+class Ctx:
+    def __init__(self):
+        self.server = smp.Server()
+        self.meter_id = "meter-42"
+class Metering:
+    def __init__(self):
+        self.tick = Tick(dsp.Reading(), registers.Registers())
+        self.cfg = {"tz_offset_min": 330}
+class Supply:
+    def __init__(self):
+        self.control = disconnect.DisconnectControl(rl.Relay(RelayModel(), 80, lambda c, d: None))
+ctx, m, s, line, buf = Ctx(), Metering(), Supply(), Line(), bytearray(64)
+FRAMES = [bytes.fromhex(h) for h in ("7ea0070321930f017e",
+          "7ea02b032110fbafe6e600601da109060760857405080101be10040e01000000065f1f0400401e5dffff91237e",
+          "7ea00703215303c77e")]
+def session():
+    from app import dlms_port
+    p = dlms_port.OpticalPort(ctx, m, s, line, buf)
+    for f in FRAMES:
+        buf[:len(f)] = f
+        p.feed(len(f))
+    gc.collect()
+    inside = base - gc.mem_free()
+    p.close()
+    return inside
+gc.collect()
+base = gc.mem_free()
+first = session()
+gc.collect()
+left1 = base - gc.mem_free()
+second = session()
+gc.collect()
+left2 = base - gc.mem_free()
+print("SESSION", first, left1, second, left2, line.out, len(ctx.server.releasers), 1 if "app.hdlc" in sys.modules else 0)
+"""
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -94,16 +151,27 @@ def main() -> int:
         print(p.stdout + p.stderr, file=sys.stderr)
         return 1
     objects, allocated, frames, ok, smp_objects, bytes_in, bytes_out = (int(x) for x in line.split()[1:])
+    p = subprocess.run([str(vm), "-X", "heapsize=256K", "-c", SESSION % {"fw": str(FIRMWARE), "lib": str(FIRMWARE / "lib")}],
+                       capture_output=True, text=True, timeout=120, env={"MICROPYPATH": ".frozen"})
+    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("SESSION")), None)
+    if p.returncode or line is None:
+        print(p.stdout + p.stderr, file=sys.stderr)
+        return 1
+    inside1, left1, inside2, left2, answers, releasers, layers_left = (int(x) for x in line.split()[1:])
+    ok = ok and answers == 6 and releasers == 0 and layers_left == 0
     res = {"objects_vm_bytes": objects, "objects_board_estimate": objects // 2, "session_frames": frames,
            "session_allocated_vm_bytes": allocated, "per_frame_vm_bytes": round(allocated / frames),
            "session_ok": bool(ok), "smp_console_objects_vm_bytes": smp_objects,
            "session_bytes_to_meter": bytes_in, "session_bytes_from_meter": bytes_out,
-           "session_line_seconds_at_9600": round((bytes_in + bytes_out) * 10 / 9600, 2)}
+           "session_line_seconds_at_9600": round((bytes_in + bytes_out) * 10 / 9600, 2),
+           "port_session_held_vm_bytes": inside1, "port_session_held_board_estimate": inside1 // 2,
+           "left_after_first_session_vm_bytes": left1, "port_second_session_held_vm_bytes": inside2,
+           "left_after_second_session_vm_bytes": left2}
     if args.json:
         print(json.dumps(res, indent=2))
     else:
         for k, v in res.items():
-            print(f"{k:32} {v}")
+            print(f"{k:38} {v}")
     return 0 if ok else 1
 
 

@@ -281,9 +281,9 @@ def vm_driver_objects(tree: Path, setup: str) -> int:
 
 
 def runtime_set(deps: dict[str, list[str]], board: dict) -> list[str]:
+    # (a board with uarts.optical runs the DLMS port's line task, in app.main; app.dlms_port and the layers load for
+    # a session only and leave after it: host_tests/bench/dlms_ram.py measures a session and what it leaves)
     roots = list(RUNTIME_ROOTS) + [FRONTEND_MODULE[board["frontend"]["type"]]]
-    if "optical" in board["uarts"]:  # the DLMS port's task runs on such a board (its layers load at a first frame)
-        roots.append("app.dlms_port")
     return [m for m in import_order(deps, roots) if m not in RUNTIME_DROPPED]
 
 

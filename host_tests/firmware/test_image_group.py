@@ -379,6 +379,39 @@ def test_the_upload_held_is_taken_up_again_after_a_refused_attempt_and_after_run
     fwtest.in_workdir(body, "meter")
 
 
+def test_a_check_out_of_memory_runs_once_more_when_a_releaser_gives_heap_back():
+    def body():
+        _meter()
+        ctx, g = _boot()
+        data = fwtest.fixture("bundle_good.img")
+        real = staging.check_staged
+        held = [bytearray(64)]  # a DLMS session's layers, say
+        tries = []
+
+        def short_while_held(board):
+            tries.append(1)
+            if held:
+                raise MemoryError
+            return real(board)
+
+        def release():
+            had = bool(held)
+            held.clear()
+            return had
+
+        staging.check_staged = short_while_held
+        try:
+            up = _upload(ctx)
+            assert up(_first(data)) == {"off": 200}
+            ctx.server.releasers.append(release)
+            assert _send_rest(ctx, data, 200) == len(data) and _after(ctx)
+        finally:
+            staging.check_staged = real
+        assert _status(ctx)["state"] == "accepted" and len(tries) == 2 and held == []
+
+    fwtest.in_workdir(body, "meter")
+
+
 # -- a heap in small pieces -------------------------------------------------------------------------------------------
 def _fragment(hole):
     """Take the whole heap in blocks of `hole` bytes (and every smaller gap in a chain of small ones), then free every

@@ -117,6 +117,36 @@ def test_a_read_the_heap_cannot_serve_is_tried_again_then_busy_and_a_write_is_ou
     assert s.errors == 2
 
 
+def test_a_write_the_heap_cannot_serve_runs_once_more_only_when_a_releaser_gave_heap_back():
+    s, _ = _server()
+    calls = []
+    room = []  # what the releaser holds (a DLMS session's layers on a meter)
+
+    def needs_room(req):
+        calls.append(1)
+        if room:
+            raise MemoryError
+        return {"done": len(calls)}
+
+    def release():
+        had = bool(room)
+        room.clear()
+        return had
+
+    s.register(64, 3, needs_room)
+    s.releasers.append(lambda: False)  # a releaser with nothing to give
+    room.append(bytearray(64))
+    assert _parse(s.handle(_req(smp.OP_WRITE, 64, 3, {})))[5] == {"rc": smp.ENOMEM}  # nothing given: not run again
+    assert len(calls) == 1
+    s.releasers.append(release)
+    assert _parse(s.handle(_req(smp.OP_WRITE, 64, 3, {})))[5] == {"done": 3}  # given back: run once more
+    assert room == [] and len(calls) == 3 and s.errors == 1
+    room.append(bytearray(64))
+    s.releasers[1] = lambda: False  # room that stays taken: the second attempt fails too, ENOMEM, never a third
+    assert _parse(s.handle(_req(smp.OP_WRITE, 64, 3, {})))[5] == {"rc": smp.ENOMEM}
+    assert len(calls) == 4
+
+
 def test_a_handler_may_answer_with_its_reply_already_encoded():
     s, _ = _server()
     s.register(64, 3, lambda req: cbor.dumps({"kept": True}), write=False)

@@ -1,6 +1,8 @@
-"""What CPython lacks of MicroPython's `os` and `time` for firmware code run on it (firmware tests, the littlefs
-power-cut sweeps): os.ilistdir and the tick functions. `install()` adds them; the VM and boards have their own."""
+"""What CPython lacks of MicroPython's `os`, `time` and `asyncio` for firmware code run on it (firmware tests, the
+littlefs power-cut sweeps): os.ilistdir, the tick functions, asyncio.sleep_ms and wait_for_ms. `install()` adds them; the VM and
+boards have their own."""
 
+import asyncio
 import os
 import time
 
@@ -23,3 +25,6 @@ def install() -> None:
         time.ticks_ms = lambda: int(time.monotonic() * 1000) & (TICKS_PERIOD - 1)  # type: ignore[attr-defined]
         time.ticks_add = lambda t, d: (t + d) & (TICKS_PERIOD - 1)  # type: ignore[attr-defined]
         time.ticks_diff = _ticks_diff  # type: ignore[attr-defined]
+    if not hasattr(asyncio, "sleep_ms"):
+        asyncio.sleep_ms = lambda ms: asyncio.sleep(ms / 1000)  # type: ignore[attr-defined]
+        asyncio.wait_for_ms = lambda aw, ms: asyncio.wait_for(aw, ms / 1000)  # type: ignore[attr-defined]

@@ -1,0 +1,236 @@
+"""firmware/app/dlms_port.py on CPython and in the MicroPython VM (plain asserts; see conftest.py): the DLMS layers
+load at a session's first flag and leave the heap (sys.modules and the app package) once no association is connected
+and the line is quiet, at a fault, or when the SMP server needs their heap for a signed command (loader/smp.py
+make_room); the client of a session ended that way is told DM and connects again. The line here is a byte sink:
+host_tests/e2e/test_dlms_optical.py drives the real port of an emulated board."""
+
+import sys
+import time
+
+from test_hdlc import GURUX_AARQ, GURUX_DISC, GURUX_SNRM
+
+from app import disconnect, dlms_port, dsp, registers
+from app import relay as rl
+from app.tick import Tick
+from loader import smp
+
+UA, DM = 0x73, 0x1F
+
+
+class RelayModel:
+    def __init__(self):
+        self.contact = True
+
+    def relay_pulse(self, connect, ms=100):
+        self.contact = connect
+        return True
+
+    def relay_closed(self):
+        return self.contact
+
+
+class Line:
+    """The UART: what the port writes, frame by frame."""
+
+    def __init__(self):
+        self.out = []
+
+    def write(self, buf):
+        self.out.append(bytes(buf))
+        return len(buf)
+
+
+class Ctx:
+    def __init__(self):
+        self.server = smp.Server()
+        self.meter_id = "meter-42"
+
+
+class Metering:
+    def __init__(self):
+        self.tick = Tick(dsp.Reading(), registers.Registers())
+        self.cfg = {"tz_offset_min": 330}
+
+
+class Supply:
+    def __init__(self):
+        self.control = disconnect.DisconnectControl(rl.Relay(RelayModel(), 80, lambda c, d: None))
+
+
+def port():
+    import loader
+
+    for name in dlms_port.LAYERS:  # each test starts with the layers off the heap, as a meter does
+        loader.forget(name)
+    line = Line()
+    p = dlms_port.OpticalPort(Ctx(), Metering(), Supply(), line, bytearray(64))
+    return p, line
+
+
+def send(p, data):
+    for i in range(0, len(data), len(p.buf)):
+        piece = data[i:i + len(p.buf)]
+        p.buf[:len(piece)] = piece
+        p.feed(len(piece))
+
+
+def loaded():
+    import app
+
+    return [m for m in dlms_port.LAYERS if m in sys.modules or hasattr(app, m[4:])]
+
+
+def control(frame):
+    return frame[5]  # flag, format 2, destination (the client: 1 byte), source (the server: 1 byte), control
+
+
+def run(coro_fn):
+    """Run coro_fn() on asyncio: the port's idle watch is a task of the running loop."""
+    import asyncio
+
+    return asyncio.run(coro_fn())
+
+
+def session_then_quiet(p, line):
+    send(p, GURUX_SNRM)
+    send(p, GURUX_AARQ)
+    assert [control(f) for f in line.out] == [UA, 0x30] and line.out[1][11] == 0x61  # UA, then the AARE
+    send(p, GURUX_DISC)
+    assert control(line.out[-1]) == UA
+
+
+def test_noise_without_a_flag_loads_nothing():
+    async def body():
+        p, line = port()
+        send(p, bytes(range(0x00, 0x7E)) * 2)
+        assert p.deframer is None and p.noise == 252 and p.loads == 0 and line.out == [] and loaded() == []
+
+    run(body)
+
+
+def test_a_session_loads_the_layers_and_a_quiet_line_after_disc_unloads_them():
+    async def body():
+        p, line = port()
+        session_then_quiet(p, line)
+        assert p.loads == 1 and loaded() == list(dlms_port.LAYERS)
+        assert not p.idle(time.ticks_add(p.last_ms, p.idle_ms - 1))  # quiet, but not long enough yet
+        assert p.idle(time.ticks_add(p.last_ms, p.idle_ms))
+        assert p.unload() and p.deframer is None and p.link is None and loaded() == []
+        assert not p.unload()  # nothing left to take
+        send(p, GURUX_SNRM)  # the next session loads them again
+        assert control(line.out[-1]) == UA and p.loads == 2 and loaded() == list(dlms_port.LAYERS)
+        p.unload()
+
+    run(body)
+
+
+def test_a_connected_link_stays_loaded_until_its_inactivity_timeout():
+    async def body():
+        p, line = port()
+        send(p, GURUX_SNRM)
+        send(p, GURUX_AARQ)
+        quiet = time.ticks_add(p.last_ms, p.idle_ms * 4)
+        assert not p.idle(quiet)  # a client between two reads: its association stays
+        gone = time.ticks_add(p.last_ms, p.link.timeout_ms + 1)
+        assert p.idle(gone)  # it went away without DISC: the link's timeout lets it go
+        p.unload()
+
+    run(body)
+
+
+def test_the_smp_servers_make_room_ends_a_session_and_its_client_is_told_dm():
+    async def body():
+        p, line = port()
+        send(p, GURUX_SNRM)
+        send(p, GURUX_AARQ)
+        server = p.ctx.server
+        assert server.releasers == [p.give_heap]
+        assert server.make_room() and p.released == 1 and loaded() == []
+        assert not server.make_room()  # nothing more to give
+        send(p, GURUX_AARQ)  # the client, unaware, goes on: an I-frame on a link that is not connected
+        assert control(line.out[-1]) == DM and p.loads == 2
+        send(p, GURUX_SNRM)  # and connects again
+        assert control(line.out[-1]) == UA
+        p.unload()
+
+    run(body)
+
+
+def test_a_fault_in_the_layers_is_counted_and_drops_them():
+    async def body():
+        p, line = port()
+        send(p, GURUX_SNRM)
+
+        def broken(apdu):
+            raise ValueError("a bug in a layer")
+
+        p.link.on_apdu = broken
+        send(p, GURUX_AARQ)
+        assert p.faults == 1 and p.deframer is None and loaded() == []
+        send(p, GURUX_SNRM)  # the client starts again and is served
+        assert control(line.out[-1]) == UA and p.faults == 1
+        p.unload()
+
+    run(body)
+
+
+def test_a_session_ends_when_its_line_goes_quiet_and_takes_its_code_off_the_heap():
+    if sys.implementation.name != "micropython":
+        return
+    import asyncio
+    import io
+
+    class Pollable(io.IOBase):
+        """A line asyncio can wait on (select.poll through ioctl), as the UART the session reads: MicroPython's
+        asyncio only (app/console.py's readable wait), so the [vm] run is the one that matters."""
+
+        def __init__(self):
+            self.rx = bytearray()
+            self.out = []
+
+        def ioctl(self, req, arg):
+            if req == 3:  # MP_STREAM_POLL
+                return (arg & 1 if self.rx else 0) | (arg & 4)
+            return -1
+
+        def readinto(self, buf):
+            k = min(len(buf), len(self.rx))
+            if not k:
+                return None
+            buf[:k] = self.rx[:k]
+            self.rx = self.rx[k:]
+            return k
+
+        def write(self, buf):
+            self.out.append(bytes(buf))
+            return len(buf)
+
+    async def body():
+        import loader
+
+        for name in dlms_port.LAYERS:
+            loader.forget(name)
+        line = Pollable()
+        ctx = Ctx()
+        p = dlms_port.OpticalPort(ctx, Metering(), Supply(), line, bytearray(64))
+        p.idle_ms = 30  # the quiet a session waits for before it ends (5 s on a meter)
+        p.buf[:len(GURUX_SNRM)] = GURUX_SNRM
+        p.feed(len(GURUX_SNRM))
+
+        async def client():
+            for frame in (GURUX_AARQ, GURUX_DISC):
+                line.rx += frame
+                for _ in range(100):
+                    if line.rx:
+                        await asyncio.sleep_ms(5)
+            return None
+
+        task = asyncio.create_task(client())
+        await asyncio.wait_for_ms(p.session(), 5000)  # generous: the session needs about two quiet periods
+        await task
+        assert [control(f) for f in line.out] == [UA, 0x30, UA]  # UA, the AARE, UA to the DISC
+        assert ctx.server.releasers == [p._release]
+        p.close()
+        assert ctx.server.releasers == [] and loaded() == [] and "app.dlms_port" not in sys.modules
+
+    asyncio.run(body())
