@@ -105,6 +105,10 @@ def attempt(emu: Emulator, ms: float) -> dict:
         con.seen.clear()
         emu.ctl("reset", "--ctrl-c-after", str(ms))
         came_back = con.read_until(b"loader: app", BOOT_WAIT_S)
+        # The Ctrl-C leaves `ms` of wall time after the boot began, which was before the loader's line: past this
+        # moment it is on the line. Before it, it could land inside one of the requests below, as a byte in the
+        # middle of an SMP frame, which the meter rightly drops: the attacker's own noise, not the meter's fault.
+        time.sleep(ms / 1000 + 0.1)
         echo = None
         for _ in range(10):  # the app's console task starts a moment after the loader's line
             try:

@@ -1,7 +1,7 @@
 # The DLMS/COSEM port's sessions (board key uarts.optical: an optical probe head or an RS-485 transceiver, IEC 62056-46
 # HDLC). The app's line task (app/main.py _optical) waits for a flag byte with nothing of DLMS on the heap; at one it
 # brings in this module and serve() loads the layers (app/hdlc.py, cosem.py, dlms_objects.py: about 10.5 KB of an
-# ESP32's heap). They serve the line until no association is connected and it has been quiet for IDLE_MS (after the
+# ESP32's heap). They serve the line until no association is connected and it has been quiet for _IDLE_MS (after the
 # client's DISC, or its link's inactivity timeout); then they and this module leave the heap again. A meter nobody
 # reads this way never pays for them. They also give way to the meter's own work: when a signed command or an
 # upload's check finds no room, the SMP server asks the session for its heap (loader/smp.py make_room) and the layers
@@ -17,7 +17,7 @@ import loader
 from app.console import _readable
 
 _SERVER = const(1)
-IDLE_MS = const(5000)  # no association and a quiet line this long: the session ends, its code leaves the heap
+_IDLE_MS = const(5000)  # no association and a quiet line this long: the session ends, its code leaves the heap
 LAYERS = ("app.hdlc", "app.cosem", "app.dlms_objects")
 
 
@@ -42,7 +42,7 @@ class OpticalPort:
         self.deframer = None  # the DLMS layers while loaded: the deframer, whose frames go to the link
         self.link = None
         self.last_ms = time.ticks_ms()  # when the line last brought bytes
-        self.idle_ms = IDLE_MS
+        self.idle_ms = _IDLE_MS
         self.loads = 0  # times the layers were loaded in this session
         self.released = 0  # of those, ended to give the heap to a signed command or an upload's check
         self.noise = 0  # bytes with no flag while the layers were out: counted, nothing loaded

@@ -228,7 +228,7 @@ class ImageGroup:
         # boot, on a heap in one piece, as it unpacks into the inactive slot: its inflate window and manifest needed
         # 9.7 KB held from boot here (issue 17). Only a broken builder signs a bad bundle; `ota push` and `ota verify`
         # run the same bundle check on the host first, and an install that refuses one leaves the running app.
-        for again in (True, False):  # once more when the releasers gave heap back (a DLMS session's layers)
+        for again in (True, False):
             try:
                 info = staging.check_staged(self.ctx.board)
                 break
@@ -238,11 +238,14 @@ class ImageGroup:
                 return
             except MemoryError:  # noqa: B014
                 pass
-            if not (again and self.ctx.server.make_room()):
+            if not again:
                 # not the image's fault: keep the upload, report, and let a reset (fresh heap) judge it again
                 self.state = ST_REJECTED
                 self.reason = "out-of-memory"
                 return
+            # The check changes nothing: once more, with what the releasers give back (a DLMS session's layers) and
+            # what the failed attempt left collected (the verifier's modules it imported stay: less to find now).
+            self.ctx.server.make_room()
             import gc
 
             gc.collect()

@@ -379,7 +379,7 @@ def test_the_upload_held_is_taken_up_again_after_a_refused_attempt_and_after_run
     fwtest.in_workdir(body, "meter")
 
 
-def test_a_check_out_of_memory_runs_once_more_when_a_releaser_gives_heap_back():
+def test_a_check_out_of_memory_runs_once_more_with_what_the_releasers_give_back():
     def body():
         _meter()
         ctx, g = _boot()
@@ -408,6 +408,31 @@ def test_a_check_out_of_memory_runs_once_more_when_a_releaser_gives_heap_back():
         finally:
             staging.check_staged = real
         assert _status(ctx)["state"] == "accepted" and len(tries) == 2 and held == []
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_check_short_of_memory_once_is_tried_again_and_twice_is_reported():
+    def body():
+        _meter()
+        ctx, g = _boot()
+        data = fwtest.fixture("bundle_good.img")
+        real = staging.check_staged
+        tries = []
+
+        def short_once(board):  # a heap in pieces: the failed attempt's garbage collected, the second fits
+            tries.append(1)
+            if len(tries) == 1:
+                raise MemoryError
+            return real(board)
+
+        staging.check_staged = short_once
+        try:
+            assert _upload(ctx)(_first(data)) == {"off": 200}
+            assert _send_rest(ctx, data, 200) == len(data) and _after(ctx)
+        finally:
+            staging.check_staged = real
+        assert _status(ctx)["state"] == "accepted" and len(tries) == 2
 
     fwtest.in_workdir(body, "meter")
 
