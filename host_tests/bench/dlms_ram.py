@@ -85,16 +85,12 @@ print("RESULT", objects, allocated, len(session), 1 if ok else 0, smp_objects, s
 
 SESSION = r"""
 import gc, sys
-sys.path[:0] = [%(fw)r, %(lib)r]
+sys.path[:0] = [%(fw)r, %(lib)r, %(tests)r]
+import fwtest
 import loader
-from app import console, disconnect, dsp, registers, relay as rl
+from app import console, dsp, registers
 from app.tick import Tick
 from loader import smp
-class RelayModel:
-    def relay_pulse(self, connect, ms=100):
-        return True
-    def relay_closed(self):
-        return True
 class Line:
     def __init__(self):
         self.out = 0
@@ -111,7 +107,7 @@ class Metering:
         self.cfg = {"tz_offset_min": 330}
 class Supply:
     def __init__(self):
-        self.control = disconnect.DisconnectControl(rl.Relay(RelayModel(), 80, lambda c, d: None))
+        self.control = fwtest.disconnect_control()
 ctx, m, s, line, buf = Ctx(), Metering(), Supply(), Line(), bytearray(64)
 FRAMES = [bytes.fromhex(h) for h in ("7ea0070321930f017e",
           "7ea02b032110fbafe6e600601da109060760857405080101be10040e01000000065f1f0400401e5dffff91237e",
@@ -151,7 +147,8 @@ def main() -> int:
         print(p.stdout + p.stderr, file=sys.stderr)
         return 1
     objects, allocated, frames, ok, smp_objects, bytes_in, bytes_out = (int(x) for x in line.split()[1:])
-    p = subprocess.run([str(vm), "-X", "heapsize=256K", "-c", SESSION % {"fw": str(FIRMWARE), "lib": str(FIRMWARE / "lib")}],
+    p = subprocess.run([str(vm), "-X", "heapsize=256K", "-c", SESSION % {"fw": str(FIRMWARE), "lib": str(FIRMWARE / "lib"),
+                                                                "tests": str(ROOT / "host_tests" / "firmware")}],
                        capture_output=True, text=True, timeout=120, env={"MICROPYPATH": ".frozen"})
     line = next((ln for ln in p.stdout.splitlines() if ln.startswith("SESSION")), None)
     if p.returncode or line is None:

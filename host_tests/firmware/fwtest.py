@@ -92,3 +92,31 @@ def in_workdir(fn, *dirs):
         return fn()
     finally:
         os.chdir(back)
+
+
+class RelayModel:
+    """The board's relay as the HAL sees it (app/relay.py's hal): coils that move the contact unless it is stuck, and a
+    feedback input (None when the board has none)."""
+
+    def __init__(self, closed=True, feedback=True):
+        self.contact = closed
+        self.stuck = False
+        self.feedback = feedback
+        self.pulses = []
+
+    def relay_pulse(self, connect, ms=100):
+        self.pulses.append((connect, ms))
+        if not self.stuck:
+            self.contact = connect
+        return True
+
+    def relay_closed(self):
+        return self.contact if self.feedback else None
+
+
+def disconnect_control():
+    """A class-70 disconnect control over a RelayModel, as the supply makes one (app/disconnect.py)."""
+    from app import disconnect
+    from app import relay as rl
+
+    return disconnect.DisconnectControl(rl.Relay(RelayModel(), 80, lambda c, d: None))

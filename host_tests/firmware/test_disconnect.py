@@ -30,23 +30,7 @@ def expected(mode, state, trigger):
     return None, state
 
 
-class RelayModel:
-    """The board's relay as the HAL sees it: coils that move the contact unless it is stuck, and a feedback input."""
-
-    def __init__(self, closed=True, feedback=True):
-        self.contact = closed
-        self.stuck = False
-        self.feedback = feedback
-        self.pulses = []
-
-    def relay_pulse(self, connect, ms=100):
-        self.pulses.append((connect, ms))
-        if not self.stuck:
-            self.contact = connect
-        return True
-
-    def relay_closed(self):
-        return self.contact if self.feedback else None
+RelayModel = fwtest.RelayModel
 
 
 def test_every_mode_state_and_trigger_follows_the_standard():

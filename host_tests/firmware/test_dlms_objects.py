@@ -3,32 +3,17 @@ COSEM objects over its real reading, registers, clock and class-70 control, read
 
 import fwtest
 from app import cosem, disconnect, dlms_objects, dsp, registers
-from app import relay as rl
 from app.tick import Tick
 from loader import wallclock
 
 AARQ = bytes.fromhex("601da109060760857405080101be10040e01000000065f1f0400401e5dffff")
 
 
-class RelayModel:
-    """The board's relay as the HAL sees it (as in test_disconnect.py)."""
-
-    def __init__(self):
-        self.contact = True
-
-    def relay_pulse(self, connect, ms=100):
-        self.contact = connect
-        return True
-
-    def relay_closed(self):
-        return self.contact
-
-
 def meter(tz=330):
     reading = dsp.Reading()
     regs = registers.Registers()
     tick = Tick(reading, regs)
-    control = disconnect.DisconnectControl(rl.Relay(RelayModel(), 80, lambda c, d: None))
+    control = fwtest.disconnect_control()
     objects = dlms_objects.Objects(tick, control, b"MKT0000000000042", lambda: tz)
     a = cosem.Association(objects.get)
     assert a.apdu(AARQ)[0] == 0x61 and a.associated

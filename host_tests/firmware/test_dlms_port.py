@@ -9,24 +9,12 @@ import time
 
 from test_hdlc import GURUX_AARQ, GURUX_DISC, GURUX_SNRM
 
-from app import disconnect, dlms_port, dsp, registers
-from app import relay as rl
+import fwtest
+from app import dlms_port, dsp, registers
 from app.tick import Tick
 from loader import smp
 
 UA, DM = 0x73, 0x1F
-
-
-class RelayModel:
-    def __init__(self):
-        self.contact = True
-
-    def relay_pulse(self, connect, ms=100):
-        self.contact = connect
-        return True
-
-    def relay_closed(self):
-        return self.contact
 
 
 class Line:
@@ -54,7 +42,7 @@ class Metering:
 
 class Supply:
     def __init__(self):
-        self.control = disconnect.DisconnectControl(rl.Relay(RelayModel(), 80, lambda c, d: None))
+        self.control = fwtest.disconnect_control()
 
 
 def port():

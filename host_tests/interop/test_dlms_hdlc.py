@@ -29,9 +29,10 @@ for p in (ROOT / "firmware" / "lib", ROOT / "firmware", ROOT / "meterkit" / "mpy
 
 import mpy_port  # noqa: E402
 
+from host_tests.firmware import fwtest  # noqa: E402
+
 mpy_port.install()
 from app import cosem, disconnect, dlms_objects, dsp, hdlc, registers  # noqa: E402
-from app import relay as rl  # noqa: E402
 from app.tick import Tick  # noqa: E402
 
 # a GET.response-normal carrying an octet string of 288 bytes: a real xDLMS answer gurux can parse, longer than
@@ -194,18 +195,6 @@ def test_gurux_with_a_password_is_refused_by_the_public_association():
     assert not assoc.associated
 
 
-class RelayModel:
-    def __init__(self):
-        self.contact = True
-
-    def relay_pulse(self, connect, ms=100):
-        self.contact = connect
-        return True
-
-    def relay_closed(self):
-        return self.contact
-
-
 def test_gurux_reads_the_meters_own_objects(tmp_path, monkeypatch):
     """The object model over a real reading, registers and class-70 control (app/dlms_objects.py), read by gurux
     as a head-end would: values with their scalers applied, the clock, maximum demand, the name, the relay."""
@@ -213,7 +202,7 @@ def test_gurux_reads_the_meters_own_objects(tmp_path, monkeypatch):
     (tmp_path / "meter").mkdir()
     reading, regs = dsp.Reading(), registers.Registers()
     tick = Tick(reading, regs)
-    control = disconnect.DisconnectControl(rl.Relay(RelayModel(), 80, lambda c, d: None))
+    control = fwtest.disconnect_control()
     objects = dlms_objects.Objects(tick, control, b"MKT0000000000042", lambda: 330)
     assoc = cosem.Association(objects.get)
     meter = Meter(on_apdu=assoc.apdu)
