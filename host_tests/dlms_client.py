@@ -77,6 +77,9 @@ class DlmsClient:
             answer = self.frame()
 
     def connect(self) -> None:
+        # a fresh start: gurux keeps its HDLC frame numbers across a new SNRM unless its session is dropped first
+        # (after a DM the meter's link starts from 0 and would not take the old numbers)
+        self.c.disconnectRequest()
         self.c.parseUAResponse(self.exchange([self.c.snrmRequest()]).data)
         self.c.parseAareResponse(self.exchange(self.c.aarqRequest()).data)
 

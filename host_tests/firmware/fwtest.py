@@ -120,3 +120,46 @@ def disconnect_control():
     from app import relay as rl
 
     return disconnect.DisconnectControl(rl.Relay(RelayModel(), 80, lambda c, d: None))
+
+
+class Line:
+    """A UART the firmware writes to: what it wrote, write by write."""
+
+    def __init__(self):
+        self.out = []
+
+    def write(self, buf):
+        self.out.append(bytes(buf))
+        return len(buf)
+
+
+class _Parts:
+    pass
+
+
+def meter_parts():
+    """(ctx, metering, supply) as app/dlms_port.py's OpticalPort uses them: a fresh SMP server and meter id, a reading
+    with its registers, a class-70 control."""
+    from app import dsp, registers
+    from app.tick import Tick
+    from loader import smp
+
+    ctx, metering, supply = _Parts(), _Parts(), _Parts()
+    ctx.server = smp.Server()
+    ctx.meter_id = "meter-42"
+    metering.tick = Tick(dsp.Reading(), registers.Registers())
+    metering.cfg = {"tz_offset_min": 330}
+    supply.control = disconnect_control()
+    return ctx, metering, supply
+
+
+def optical_port(line, parts=None, buf_size=64):
+    """An app/dlms_port.py OpticalPort on `line` over `parts` (meter_parts() when None), with the DLMS layers off the
+    heap first, as on a meter before a session."""
+    import loader
+    from app import dlms_port
+
+    for name in dlms_port.LAYERS:
+        loader.forget(name)
+    ctx, metering, supply = parts or meter_parts()
+    return dlms_port.OpticalPort(ctx, metering, supply, line, bytearray(buf_size))

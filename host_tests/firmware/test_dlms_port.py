@@ -10,49 +10,14 @@ import time
 from test_hdlc import GURUX_AARQ, GURUX_DISC, GURUX_SNRM
 
 import fwtest
-from app import dlms_port, dsp, registers
-from app.tick import Tick
-from loader import smp
+from app import dlms_port
 
 UA, DM = 0x73, 0x1F
 
 
-class Line:
-    """The UART: what the port writes, frame by frame."""
-
-    def __init__(self):
-        self.out = []
-
-    def write(self, buf):
-        self.out.append(bytes(buf))
-        return len(buf)
-
-
-class Ctx:
-    def __init__(self):
-        self.server = smp.Server()
-        self.meter_id = "meter-42"
-
-
-class Metering:
-    def __init__(self):
-        self.tick = Tick(dsp.Reading(), registers.Registers())
-        self.cfg = {"tz_offset_min": 330}
-
-
-class Supply:
-    def __init__(self):
-        self.control = fwtest.disconnect_control()
-
-
 def port():
-    import loader
-
-    for name in dlms_port.LAYERS:  # each test starts with the layers off the heap, as a meter does
-        loader.forget(name)
-    line = Line()
-    p = dlms_port.OpticalPort(Ctx(), Metering(), Supply(), line, bytearray(64))
-    return p, line
+    line = fwtest.Line()
+    return fwtest.optical_port(line), line
 
 
 def send(p, data):
@@ -194,13 +159,9 @@ def test_a_session_ends_when_its_line_goes_quiet_and_takes_its_code_off_the_heap
             return len(buf)
 
     async def body():
-        import loader
-
-        for name in dlms_port.LAYERS:
-            loader.forget(name)
         line = Pollable()
-        ctx = Ctx()
-        p = dlms_port.OpticalPort(ctx, Metering(), Supply(), line, bytearray(64))
+        p = fwtest.optical_port(line)
+        ctx = p.ctx
         p.idle_ms = 30  # the quiet a session waits for before it ends (5 s on a meter)
         p.buf[:len(GURUX_SNRM)] = GURUX_SNRM
         p.feed(len(GURUX_SNRM))

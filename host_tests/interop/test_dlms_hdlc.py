@@ -235,3 +235,44 @@ def test_gurux_reads_the_meters_own_objects(tmp_path, monkeypatch):
     assert read(GXDLMSDisconnectControl("0.0.96.3.10.255"), 2).outputState is False
     clock = read(GXDLMSClock("0.0.1.0.0.255"), 2)
     assert clock.time is not None
+
+
+class PortMeter:
+    """The meter's DLMS port itself (app/dlms_port.py OpticalPort over the meter's objects), fed as its line task
+    feeds it, in `exchange`'s shape: send a frame, get the answer."""
+
+    def __init__(self):
+        self.line = fwtest.Line()
+        self.port = fwtest.optical_port(self.line)
+
+    def send(self, data) -> bytes:
+        n = len(self.line.out)
+        buf = self.port.buf
+        data = bytes(data)
+        for i in range(0, len(data), len(buf)):
+            piece = data[i:i + len(buf)]
+            buf[:len(piece)] = piece
+            self.port.feed(len(piece))
+        assert len(self.line.out) == n + 1, f"the meter answered {len(self.line.out) - n} frames"
+        return self.line.out[-1]
+
+
+def test_gurux_connects_again_after_the_meter_gave_its_session_to_signed_work():
+    """A signed command found no room and the SMP server took the DLMS session's heap (loader/smp.py make_room): the
+    client's next request is answered DM, and a client that starts afresh (gurux keeps its HDLC frame numbers across
+    a new SNRM unless told: disconnectRequest() resets them) associates again and reads on."""
+    meter = PortMeter()
+    c = client()
+    c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
+    c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+    dc = GXDLMSDisconnectControl("0.0.96.3.10.255")
+    c.updateValue(dc, 2, exchange(meter, c, c.read(dc, 2)).value)
+    assert dc.outputState is True
+    assert meter.port.ctx.server.make_room() and meter.port.released == 1 and meter.port.deframer is None
+    dm = meter.send(c.read(dc, 2)[0])
+    assert dm[5] == 0x1F  # DM: the link is not connected
+    c.disconnectRequest()  # the client drops its side of the session too
+    c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
+    c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+    c.updateValue(dc, 2, exchange(meter, c, c.read(dc, 2)).value)
+    assert dc.outputState is True and meter.port.loads == 2
