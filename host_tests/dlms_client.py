@@ -91,6 +91,13 @@ class DlmsClient:
             self.c.updateValue(obj, attr, reply.value)
         return obj
 
+    def objects(self):
+        """The association's object list (0.0.40.0.0.255 attribute 2), parsed by gurux: what a DLMS tool reads first."""
+        reply = self.exchange([self.c.getObjectsRequest()])
+        if reply.error:
+            raise LookupError(f"0.0.40.0.0.255 attribute 2: data-access-result {reply.error}")
+        return self.c.parseObjects(reply.data, True)
+
     def disconnect(self) -> bytes:
         self.exchange(self.c.releaseRequest())
         self.port.write(bytes(self.c.disconnectRequest()))

@@ -5,25 +5,32 @@ SAP 16: no security, GET only), above app/hdlc.py's link; runs unchanged on the 
 APDU (bytes):
 - AARQ (0x60): accepted when it asks for logical-name referencing without ciphering, no authentication mechanism
   (or the lowest level's "none") and carries an xDLMS InitiateRequest of DLMS version 6; the AARE then gives the
-  negotiated conformance (GET only: the proposed bits AND CONFORMANCE) and the meter's largest PDU. Anything else
+  negotiated conformance (GET, and block transfer with GET if proposed: the proposed bits AND CONFORMANCE; without
+  GET it is refused) and the meter's largest PDU. Anything else
   gets an AARE that rejects it (result 1 and a diagnostic: 2 application context not supported, 11 mechanism not
   recognised, 1 no reason, with an InitiateError: 1 a version below 6, 2 no GET in the conformance, 3 a client PDU
   under 12 bytes, 0 an AARQ that does not parse) and no association.
 - RLRQ (0x62): RLRE (reason normal) and the association ends (as it does when the link disconnects: `release()`).
 - GET.request normal (0xC0 0x01): `get(class_id, obis, attribute)` — the meter's object model — returns the value's
-  A-XDR encoding (bytes) or a data-access-result number (4 object undefined, 3 read-write denied, ...), which the
-  GET.response carries. A selective access part is refused (3): profiles with selective access come with the object
+  A-XDR encoding (bytes, or a list of bytes: a long value in pieces, so that no large block of the heap is needed) or
+  a data-access-result number (4 object undefined, 3 read-write denied, ...), which the GET.response carries. A selective access part is refused (3): profiles with selective access come with the object
   model that has them.
+- GET with block transfer: a value longer than fits a PDU (the smaller of the client's largest, from its
+  InitiateRequest, and MAX_PDU, this end's) goes as GET.response-with-datablock in blocks that fit it, one per
+  GET.request-next (0xC0 0x02) acknowledging the block before; each block is put together from the value's pieces
+  when it is asked for; the next block asked for out of turn ends the transfer (data-block-number-invalid), a next with none under
+  way gets no-long-get-in-progress, and any other request ends it. Offered in the conformance (block-transfer-with-
+  get); a client that does not take it gets other-reason (250) for such a value.
 - Anything else, or a GET before an association: an ExceptionResponse (0xD8; service not allowed or unknown), never
-  an exception out of apdu(). A response longer than the client's largest PDU is refused as well (GET with block
-  transfer is not offered in the conformance).
+  an exception out of apdu().
 """
 
 from micropython import const
 
 # conformance block bits (a 24-bit number, bit 0 of the standard's numbering being the MSB)
 CONF_GET = const(0x000010)
-CONFORMANCE = CONF_GET
+CONF_BLOCK_GET = const(0x001000)  # block-transfer-with-get-or-read
+CONFORMANCE = CONF_GET | CONF_BLOCK_GET
 DLMS_VERSION = const(6)
 MAX_PDU = const(512)  # the largest APDU this end receives (the AARE's server-max-receive-pdu-size)
 
@@ -31,6 +38,9 @@ MAX_PDU = const(512)  # the largest APDU this end receives (the AARE's server-ma
 OBJECT_UNDEFINED = const(4)
 READ_WRITE_DENIED = const(3)
 OTHER_REASON = const(250)
+_NO_LONG_GET = const(16)  # no-long-get-in-progress
+_BLOCK_INVALID = const(19)  # data-block-number-invalid
+_BLOCK_OVERHEAD = const(12)  # a block response's bytes around its data: C4 02 invoke, last, number (4), 00, length (3)
 
 # the application context and mechanism names: 2.16.756.5.8.1.x and 2.16.756.5.8.2.x
 _CONTEXT = b"\x60\x85\x74\x05\x08\x01"
@@ -50,6 +60,8 @@ _GET_REQUEST = const(0xC0)
 _GET_RESPONSE = const(0xC4)
 _EXCEPTION = const(0xD8)
 _NORMAL = const(1)
+_NEXT = const(2)
+_WITH_DATABLOCK = const(2)
 
 # A-XDR type tags
 NULL = const(0)
@@ -66,6 +78,7 @@ LONG64 = const(20)
 LONG64_UNSIGNED = const(21)
 ENUM = const(22)
 STRUCTURE = const(2)
+ARRAY = const(1)
 
 _SIZES = {BOOLEAN: 1, INTEGER: 1, UNSIGNED: 1, ENUM: 1, LONG: 2, LONG_UNSIGNED: 2, DOUBLE_LONG: 4,
           DOUBLE_LONG_UNSIGNED: 4, LONG64: 8, LONG64_UNSIGNED: 8}
@@ -99,6 +112,25 @@ def octets(data, tag=OCTET_STRING):
 def structure(*parts):
     """A structure of already encoded values."""
     return bytes((STRUCTURE, len(parts))) + b"".join(parts)
+
+
+def length(n):
+    """An A-XDR length (or element count): one byte under 128, else 0x81 or 0x82 and one or two bytes."""
+    if n < 0x80:
+        return bytes((n,))
+    if n < 0x100:
+        return bytes((0x81, n))
+    return bytes((0x82, n >> 8, n & 0xFF))
+
+
+def array(count, body):
+    """An array of `count` already encoded elements (`body`: them, joined)."""
+    return array_head(count) + body
+
+
+def array_head(count):
+    """An array's tag and element count: the first piece of an array sent in pieces."""
+    return bytes((ARRAY,)) + length(count)
 
 
 def scaler_unit(scaler, unit):
@@ -136,9 +168,13 @@ class Association:
         self.client_pdu = 0  # the client's largest PDU, from its InitiateRequest
         self.conformance = 0
         self.refused = 0  # requests refused, for diagnosis
+        self._long = None  # the pieces still to send of a value going out in blocks, None when none is
+        self._at = 0  # how much of the first of them has gone
+        self._block = 0  # the number of the last block sent
 
     def release(self):
         self.associated = False
+        self._long = None
 
     def apdu(self, req):
         try:
@@ -157,6 +193,9 @@ class Association:
                 return b"\x63\x03\x80\x01\x00"
             if not self.associated:
                 return self._refuse(1, 1)  # service not allowed, operation not possible
+            if tag == _GET_REQUEST and len(req) >= 2 and req[1] == _NEXT:
+                return self._next(req)
+            self._long = None  # any other request ends a transfer in blocks
             if tag == _GET_REQUEST and len(req) >= 2 and req[1] == _NORMAL:
                 return self._get(req)
             return self._refuse(2, 2)  # service unknown, not supported
@@ -195,7 +234,7 @@ class Association:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x01")  # InitiateError: DLMS version too low
         self.conformance = conformance & CONFORMANCE
         self.client_pdu = pdu
-        if not self.conformance:
+        if not self.conformance & CONF_GET:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x02")  # InitiateError: incompatible conformance
         if pdu < 12:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x03")  # InitiateError: PDU size too short
@@ -251,10 +290,52 @@ class Association:
             value = OTHER_REASON
         if isinstance(value, int):
             return self._result(invoke, value)
-        out = bytes((_GET_RESPONSE, _NORMAL, invoke, 0)) + value
-        if len(out) > self.client_pdu:
+        pieces = [value] if isinstance(value, bytes) else value
+        if sum(len(p) for p in pieces) + 4 <= min(self.client_pdu, self.max_pdu):
+            return bytes((_GET_RESPONSE, _NORMAL, invoke, 0)) + b"".join(pieces)
+        if not self.conformance & CONF_BLOCK_GET or self.client_pdu <= _BLOCK_OVERHEAD:
             return self._result(invoke, OTHER_REASON)
-        return out
+        self._long = list(pieces)
+        self._at = 0
+        self._block = 0
+        return self._send_block(invoke)
+
+    def _next(self, req):
+        if len(req) != 7:
+            raise Malformed()
+        invoke = req[2]
+        number = (req[3] << 24) | (req[4] << 16) | (req[5] << 8) | req[6]
+        if self._long is None:
+            return self._block_result(invoke, number, _NO_LONG_GET)
+        if number != self._block:  # not the block just sent acknowledged: the transfer ends
+            self._long = None
+            return self._block_result(invoke, number, _BLOCK_INVALID)
+        return self._send_block(invoke)
+
+    def _send_block(self, invoke):
+        room = min(self.client_pdu, self.max_pdu) - _BLOCK_OVERHEAD
+        pieces = self._long
+        taken = []
+        while pieces and room > 0:
+            p = pieces[0]
+            part = p[self._at:self._at + room]
+            taken.append(part)
+            room -= len(part)
+            self._at += len(part)
+            if self._at >= len(p):
+                pieces.pop(0)
+                self._at = 0
+        self._block += 1
+        last = not pieces
+        if last:
+            self._long = None
+        chunk = b"".join(taken)
+        return (bytes((_GET_RESPONSE, _WITH_DATABLOCK, invoke, 1 if last else 0)) + self._block.to_bytes(4, "big")
+                + b"\x00" + length(len(chunk)) + chunk)
+
+    def _block_result(self, invoke, number, code):
+        self.refused += 1
+        return bytes((_GET_RESPONSE, _WITH_DATABLOCK, invoke, 1)) + number.to_bytes(4, "big") + bytes((1, code))
 
     def _result(self, invoke, code):
         self.refused += 1

@@ -1,7 +1,8 @@
 # The meter's COSEM objects as the public client reads them (IS 15959-2 names, STANDARDS.md): the `get` that
 # app/cosem.py's Association calls, over what the meter already keeps — the last metering reading and the energy
 # registers (app/tick.py Tick), the RTC and the calendar's time zone, the class-70 disconnect control and the meter's
-# identity. Read-only: nothing here changes the meter.
+# identity — and the association object (class 15, version 1) that lists them all with their access rights, which
+# a DLMS tool reads first to learn what the meter has. Read-only: nothing here changes the meter.
 #
 # Values are integers with a scaler, as DLMS registers carry them: volts in 0.01 V, amperes in mA, watts, vars and
 # volt-amperes whole, the power factor in thousandths, hertz in 0.01 Hz, energy in mWh (the registers' own exact
@@ -22,6 +23,9 @@ _CLASS_REGISTER = const(3)
 _CLASS_EXTENDED = const(4)
 _CLASS_CLOCK = const(8)
 _CLASS_DISCONNECT = const(70)
+_CLASS_ASSOCIATION = const(15)
+_READ_ONLY = const(1)  # attribute access mode
+_ASSOCIATED = const(2)  # association_status
 # DLMS units (Blue Book table of units)
 _W = const(27)
 _VA = const(28)
@@ -38,6 +42,21 @@ LDN = cosem.obis("0.0.42.0.0.255")  # logical device name
 CLOCK = cosem.obis("0.0.1.0.0.255")
 DISCONNECT = cosem.obis("0.0.96.3.10.255")
 MAX_DEMAND = cosem.obis(registers.MD_OBIS)
+ASSOCIATION = cosem.obis("0.0.40.0.0.255")  # the current association
+PUBLIC_ASSOCIATION = cosem.obis("0.0.40.0.1.255")  # IS 15959's name for the public client's
+# per class: (version, the attributes it has, those this association reads as a bit mask of their ids, its methods)
+_SHAPES = {
+    _CLASS_DATA: (0, 2, 0b110, 0),
+    _CLASS_REGISTER: (0, 3, 0b1110, 1),
+    _CLASS_EXTENDED: (0, 5, 0b111110, 1),
+    _CLASS_CLOCK: (0, 9, 0b1110, 6),
+    _CLASS_DISCONNECT: (0, 4, 0b11110, 2),
+    _CLASS_ASSOCIATION: (1, 9, 0b1101111110, 4),  # every attribute but 7, the secret
+}
+_CONTEXT_NAME = b"\x60\x85\x74\x05\x08\x01\x01"  # logical-name referencing, no ciphering
+_MECHANISM_NONE = b"\x60\x85\x74\x05\x08\x02\x00"  # lowest-level security: no authentication
+_CLIENT_SAP = const(16)
+_SERVER_SAP = const(1)
 # instantaneous registers: (OBIS, Reading attribute, A-XDR type, scale to the integer, scaler, unit)
 INSTANT = (
     (cosem.obis("1.0.12.7.0.255"), "voltage", cosem.LONG_UNSIGNED, 100, -2, _V),
@@ -68,6 +87,18 @@ def date_time(rtc, tz_offset_min):
     return bytes((t[0] >> 8, t[0] & 0xFF, t[1], t[2], t[6] + 1, t[3], t[4], t[5], 0, 0x80, 0x00, 0))
 
 
+def _element(cls, obis):
+    """One object_list element: class, version, logical name and access rights (read-only attributes, no methods)."""
+    version, attrs, readable, methods = _SHAPES[cls]
+    a = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, _READ_ONLY if readable >> i & 1
+                                                                             else 0), b"\x00")
+                 for i in range(1, attrs + 1))
+    m = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, 0))
+                 for i in range(1, methods + 1))
+    return cosem.structure(cosem.number(cosem.LONG_UNSIGNED, cls), cosem.number(cosem.UNSIGNED, version),
+                           cosem.octets(obis), cosem.structure(cosem.array(attrs, a), cosem.array(methods, m)))
+
+
 def _clamped(tag, v):
     try:
         return cosem.number(tag, v)
@@ -90,12 +121,14 @@ class Objects:
 
     def get(self, cls, obis, attr):
         if not self._known(cls, obis):
-            for other in (_CLASS_DATA, _CLASS_REGISTER, _CLASS_EXTENDED, _CLASS_CLOCK, _CLASS_DISCONNECT):
+            for other in _SHAPES:
                 if other != cls and self._known(other, obis):
                     return _CLASS_INCONSISTENT  # the name is the meter's, under another class
             return cosem.OBJECT_UNDEFINED
         if attr == 1:  # every object's logical name
             return cosem.octets(obis)
+        if cls == _CLASS_ASSOCIATION:
+            return self._association(attr)
         if cls == _CLASS_REGISTER:
             return self._register(obis, attr)
         if cls == _CLASS_EXTENDED and obis == MAX_DEMAND:
@@ -131,8 +164,41 @@ class Objects:
     def _known(self, cls, obis):
         if cls == _CLASS_REGISTER:
             return obis in ENERGY or any(row[0] == obis for row in INSTANT)
-        return (cls, obis) in ((_CLASS_EXTENDED, MAX_DEMAND), (_CLASS_CLOCK, CLOCK), (_CLASS_DATA, LDN)) or (
+        return (cls, obis) in ((_CLASS_EXTENDED, MAX_DEMAND), (_CLASS_CLOCK, CLOCK), (_CLASS_DATA, LDN),
+                               (_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION)) or (
             cls == _CLASS_DISCONNECT and obis == DISCONNECT and self.control is not None)
+
+    def names(self):
+        """(class, OBIS) of every object this association reads, in the order of the object list."""
+        out = [(_CLASS_REGISTER, row[0]) for row in INSTANT] + [(_CLASS_REGISTER, code) for code in ENERGY]
+        out += [(_CLASS_EXTENDED, MAX_DEMAND), (_CLASS_CLOCK, CLOCK), (_CLASS_DATA, LDN)]
+        if self.control is not None:
+            out.append((_CLASS_DISCONNECT, DISCONNECT))
+        out += [(_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION)]
+        return out
+
+    def _association(self, attr):
+        if attr == 2:  # object_list: {class, version, name, {attribute access, method access}} per object, in
+            names = self.names()  # pieces (1.5 KB in one block of the heap failed on an ESP32's, in small pieces)
+            return [cosem.array_head(len(names))] + [_element(cls, obis) for cls, obis in names]
+        if attr == 3:  # associated_partners_id
+            return cosem.structure(cosem.number(cosem.INTEGER, _CLIENT_SAP),
+                                   cosem.number(cosem.LONG_UNSIGNED, _SERVER_SAP))
+        if attr == 4:
+            return cosem.octets(_CONTEXT_NAME)
+        if attr == 5:  # xDLMS_context_info: conformance, max receive and send PDU, version, QoS, cyphering info
+            return cosem.structure(b"\x04\x18" + cosem.CONFORMANCE.to_bytes(3, "big"),
+                                   cosem.number(cosem.LONG_UNSIGNED, cosem.MAX_PDU),
+                                   cosem.number(cosem.LONG_UNSIGNED, cosem.MAX_PDU),
+                                   cosem.number(cosem.UNSIGNED, cosem.DLMS_VERSION),
+                                   cosem.number(cosem.INTEGER, 0), cosem.octets(b""))
+        if attr == 6:
+            return cosem.octets(_MECHANISM_NONE)
+        if attr == 8:
+            return cosem.number(cosem.ENUM, _ASSOCIATED)
+        if attr == 9:  # security_setup_reference: none (no security in this association)
+            return cosem.octets(bytes(6))
+        return cosem.READ_WRITE_DENIED
 
     def _register(self, obis, attr):
         for code, name, tag, scale, scaler, unit in INSTANT:

@@ -1,6 +1,7 @@
 """A utility engineer's DLMS client (gurux-dlms) reads an emulated meter through its optical port (issue 20): the
 board's uarts.optical is a pty of the emulator, the firmware's app/dlms_port.py serves IEC 62056-46 HDLC there and
-the public client's association reads the meter's objects. The figures agree with what the meter gives over SMP;
+the public client's association reads the meter's objects, their list first (the association object, as a DLMS tool
+does). The figures agree with what the meter gives over SMP;
 the relay's state follows a signed SMP disconnect; noise on the port never loads the DLMS layers nor stops metering."""
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
     smp = settle(emu, 2)["obis"]
     with DlmsClient(emu.endpoints["optical"], timeout=20) as c:
         c.connect()
+        listed = {(int(o.objectType), o.logicalName) for o in c.objects()}  # what a DLMS tool reads first
+        assert {(3, "1.0.12.7.0.255"), (3, "1.0.1.8.0.255"), (8, "0.0.1.0.0.255"), (70, "0.0.96.3.10.255"),
+                (15, "0.0.40.0.0.255")} <= listed and len(listed) == 26
         energy = c.read(GXDLMSRegister("1.0.1.8.0.255"), 3, 2)
         assert int(energy.unit) == 30 and energy.value == pytest.approx(smp["1.0.1.8.0.255"], abs=1e-6)  # Wh
         assert energy.value > 0

@@ -31,14 +31,17 @@ def associated():
     return a
 
 
-def test_aarq_of_the_public_client_is_accepted_with_get_only():
+def test_aarq_of_the_public_client_is_accepted_with_get_and_block_transfer():
     a = cosem.Association(model)
     aare = a.apdu(AARQ)
-    # result accepted, diagnostic none, InitiateResponse: version 6, conformance GET, our PDU size, VAA name 7
+    # result accepted, diagnostic none, InitiateResponse: version 6, conformance GET and block transfer with GET (both
+    # proposed by gurux), our PDU size, VAA name 7
     assert b"\xa2\x03\x02\x01\x00" in aare and b"\xa3\x05\xa1\x03\x02\x01\x00" in aare
-    assert aare.endswith(b"\x08\x00\x06\x5f\x1f\x04\x00\x00\x00\x10\x02\x00\x00\x07")
+    assert aare.endswith(b"\x08\x00\x06\x5f\x1f\x04\x00\x00\x10\x10\x02\x00\x00\x07")
     assert aare[1] == len(aare) - 2
-    assert a.associated and a.conformance == cosem.CONF_GET and a.client_pdu == 0xFFFF
+    assert a.associated and a.conformance == cosem.CONF_GET | cosem.CONF_BLOCK_GET and a.client_pdu == 0xFFFF
+    no_blocks = AARQ.replace(b"\x40\x1e\x5d", b"\x40\x0e\x5d")  # a client without block transfer: GET only
+    assert a.apdu(no_blocks)[-7:-4] == b"\x00\x00\x10" and a.conformance == cosem.CONF_GET
 
 
 def test_get_before_an_association_is_not_allowed():
@@ -103,14 +106,59 @@ def test_malformed_requests_get_an_exception_response_never_an_exception():
     assert a.apdu(b"\xc0\x03\x41\x02") == b"\xd8\x02\x02"  # GET with a list: not offered
 
 
-def test_a_value_longer_than_the_clients_pdu_is_refused():
-    small = AARQ[:-2] + b"\x00\x10"  # the client takes 16-byte PDUs at most
+def _big(cls, obis, attr):
+    return cosem.octets(bytes(range(100)))  # 102 bytes encoded
 
-    def big(cls, obis, attr):
-        return cosem.octets(bytes(20))
 
-    a = cosem.Association(big)
-    assert a.apdu(small)[0] == 0x61 and a.client_pdu == 16
+def _next(invoke, number):
+    return bytes((0xC0, 0x02, invoke)) + number.to_bytes(4, "big")
+
+
+def _block(r):
+    """(last, number, data) of a GET.response-with-datablock carrying raw data."""
+    assert r[:2] == b"\xc4\x02" and r[8] == 0, r  # C4 02 invoke, last, number (4), raw-data (0), length, data
+    n = r[9]
+    assert len(r) == 10 + n
+    return bool(r[3]), int.from_bytes(r[4:8], "big"), r[10:]
+
+
+def test_a_value_longer_than_the_clients_pdu_goes_in_blocks_one_per_get_next():
+    a = cosem.Association(_big)
+    assert a.apdu(AARQ[:-2] + b"\x00\x30")[0] == 0x61 and a.client_pdu == 48  # blocks of 36 bytes
+    got = []
+    r = a.apdu(GET_VOLTAGE)
+    while True:
+        last, number, data = _block(r)
+        got.append(number)
+        if last:
+            break
+        r = a.apdu(_next(0xC1, number))
+    assert got == [1, 2, 3] and a.refused == 0
+    # the whole value, as the blocks carried it
+    blocks = [a.apdu(GET_VOLTAGE)] + [a.apdu(_next(0xC1, k)) for k in (1, 2)]
+    assert b"".join(_block(b)[2] for b in blocks) == _big(3, VOLTAGE, 2)
+    assert a.apdu(_next(0xC1, 3)) == b"\xc4\x02\xc1\x01\x00\x00\x00\x03\x01\x10"  # done: no long get in progress
+
+
+def test_a_block_out_of_turn_or_another_request_ends_a_transfer():
+    a = cosem.Association(_big)
+    a.apdu(AARQ[:-2] + b"\x00\x30")
+    assert not _block(a.apdu(GET_VOLTAGE))[0]
+    assert a.apdu(_next(0xC1, 5)) == b"\xc4\x02\xc1\x01\x00\x00\x00\x05\x01\x13"  # data-block-number-invalid
+    assert a.apdu(_next(0xC1, 1))[-1] == 0x10  # the transfer ended: no long get in progress
+    assert not _block(a.apdu(GET_VOLTAGE))[0]
+    assert a.apdu(RLRQ)[0] == 0x63 and a.apdu(_next(0xC1, 1))[0] == 0xD8  # released: not associated
+    a.apdu(AARQ[:-2] + b"\x00\x30")
+    assert not _block(a.apdu(GET_VOLTAGE))[0]
+    assert a.apdu(GET_VOLTAGE)[:2] == b"\xc4\x02"  # a new GET starts again from block 1
+    assert _block(a.apdu(_next(0xC1, 1)))[1] == 2
+    assert a.apdu(b"\xc0\x02\xc1\x00\x01")[0] == 0xD8  # a next that does not parse
+
+
+def test_a_long_value_for_a_client_without_block_transfer_is_refused():
+    a = cosem.Association(_big)
+    no_blocks = AARQ.replace(b"\x40\x1e\x5d", b"\x40\x0e\x5d")[:-2] + b"\x00\x30"
+    assert a.apdu(no_blocks)[0] == 0x61 and a.client_pdu == 48 and a.conformance == cosem.CONF_GET
     assert a.apdu(GET_VOLTAGE) == b"\xc4\x01\xc1\x01\xfa"
 
 

@@ -109,3 +109,48 @@ def test_reads_change_nothing_on_flash():
         assert sorted(os.listdir(".")) == before
 
     _with_workdir(body)
+
+
+def get_long(a, cls, ln, attr):
+    """A value that goes in blocks (GET with block transfer), put together as a client does; with the blocks' count."""
+    r = a.apdu(b"\xc0\x01\xc1" + bytes((cls >> 8, cls & 0xFF)) + cosem.obis(ln) + bytes((attr, 0)))
+    data, blocks = b"", 0
+    while True:
+        assert r[:3] == b"\xc4\x02\xc1" and r[8] == 0, r  # with datablock: raw data
+        n, i = r[9], 10
+        if n & 0x80:
+            n, i = int.from_bytes(r[10:10 + (n & 0x7F)], "big"), 10 + (n & 0x7F)
+        assert len(r) == i + n
+        data += r[i:]
+        blocks += 1
+        if r[3]:  # the last block
+            return b"\x00" + data, blocks
+        r = a.apdu(b"\xc0\x02\xc1" + r[4:8])
+
+
+def test_the_association_object_lists_every_object_with_read_only_access():
+    tick, control, a = meter()
+    v, blocks = get_long(a, 15, "0.0.40.0.0.255", 2)
+    assert blocks == 3  # 1,456 bytes in blocks of at most 500 (the meter's PDU, 512, less a block's header)
+    # 26 objects: 7 instantaneous, 13 energy, maximum demand, clock, name, disconnect control, 2 associations
+    assert v[:3] == b"\x00\x01\x1a"
+    # the first: class 3 version 0 1.0.12.7.0.255, attributes 1-3 read-only, method 1 (reset) no access
+    first = (b"\x02\x04\x12\x00\x03\x11\x00\x09\x06\x01\x00\x0c\x07\x00\xff\x02\x02"
+             b"\x01\x03\x02\x03\x0f\x01\x16\x01\x00\x02\x03\x0f\x02\x16\x01\x00\x02\x03\x0f\x03\x16\x01\x00"
+             b"\x01\x01\x02\x02\x0f\x01\x16\x00")
+    assert v[3:3 + len(first)] == first
+    assert b"\x12\x00\x46\x11\x00\x09\x06\x00\x00\x60\x03\x0a\xff" in v  # class 70 0.0.96.3.10.255 is listed
+    assoc = b"\x12\x00\x0f\x11\x01\x09\x06\x00\x00\x28\x00\x00\xff"  # class 15 version 1 0.0.40.0.0.255
+    i = v.index(assoc) + len(assoc)
+    assert v[i + 2:i + 4] == b"\x01\x09" and b"\x0f\x07\x16\x00" in v[i:i + 70]  # 9 attributes, the secret no access
+    assert get_long(a, 15, "0.0.40.0.1.255", 2)[0] == v  # IS 15959's name for the public client's association
+    assert get(a, 15, "0.0.40.0.0.255", 3) == b"\x00\x02\x02\x0f\x10\x12\x00\x01"  # client SAP 16, server SAP 1
+    assert get(a, 15, "0.0.40.0.0.255", 4) == b"\x00\x09\x07\x60\x85\x74\x05\x08\x01\x01"
+    assert get(a, 15, "0.0.40.0.0.255", 5)[:8] == b"\x00\x02\x06\x04\x18\x00\x10\x10"  # GET, block transfer
+    assert get(a, 15, "0.0.40.0.0.255", 6) == b"\x00\x09\x07\x60\x85\x74\x05\x08\x02\x00"  # no authentication
+    assert get(a, 15, "0.0.40.0.0.255", 7) == b"\x01\x03"  # the secret: read-write denied
+    assert get(a, 15, "0.0.40.0.0.255", 8) == b"\x00\x16\x02"  # associated
+    assert get(a, 15, "0.0.40.0.0.255", 1) == b"\x00\x09\x06\x00\x00\x28\x00\x00\xff"
+    assert get(a, 1, "0.0.40.0.0.255", 2) == b"\x01\x09"  # its name under another class: class inconsistent
+    without_relay = dlms_objects.Objects(tick, None, b"MKT0000000000042", lambda: 330)
+    assert (70, dlms_objects.DISCONNECT) not in without_relay.names() and len(without_relay.names()) == 25

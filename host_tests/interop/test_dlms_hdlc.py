@@ -13,7 +13,7 @@ import pytest
 
 gurux = pytest.importorskip("gurux_dlms")
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData  # noqa: E402
-from gurux_dlms.enums import Authentication, InterfaceType  # noqa: E402
+from gurux_dlms.enums import Authentication, InterfaceType, ObjectType  # noqa: E402
 from gurux_dlms.objects import (  # noqa: E402
     GXDLMSClock,
     GXDLMSData,
@@ -276,3 +276,39 @@ def test_gurux_connects_again_after_the_meter_gave_its_session_to_signed_work():
     c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
     c.updateValue(dc, 2, exchange(meter, c, c.read(dc, 2)).value)
     assert dc.outputState is True and meter.port.loads == 2
+
+
+@pytest.mark.parametrize("pdu", [0xFFFF, 128])
+def test_gurux_reads_the_object_list_and_the_association_as_a_dlms_tool_does_first(pdu):
+    """The association object (class 15, 0.0.40.0.0.255): gurux's getObjects() parses the object list into the
+    meter's objects with their classes and access rights. The list (1.5 KB) goes with GET with block transfer, in
+    blocks that fit the smaller PDU of the two ends (the meter's 512 bytes, or a client's 128), gurux asking for
+    each."""
+    meter = PortMeter()
+    c = client()
+    c.maxReceivePDUSize = pdu
+    c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
+    c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+    reply = exchange(meter, c, [c.getObjectsRequest()])
+    blocks = meter.port.link.on_apdu.__self__._block  # the association's last block number (0: one APDU)
+    from app import dlms_objects
+
+    size = sum(len(p) for p in dlms_objects.Objects(None, object(), b"", None).get(15, dlms_objects.ASSOCIATION, 2))
+    assert blocks == -(-size // (min(pdu, cosem.MAX_PDU) - 12)), (blocks, size)  # 3 blocks of 500 B, 13 of 116 B
+    objects = c.parseObjects(reply.data, True)
+
+    want = [(cls, ".".join(str(b) for b in obis)) for cls, obis in dlms_objects.Objects(None, object(), b"", None).names()]
+    assert [(int(o.objectType), o.logicalName) for o in objects] == want
+    volts = objects.findByLN(ObjectType.REGISTER, "1.0.12.7.0.255")
+    assert [int(volts.getAccess(i)) for i in (1, 2, 3)] == [1, 1, 1]  # read-only
+    clock = objects.findByLN(ObjectType.CLOCK, "0.0.1.0.0.255")
+    assert int(clock.getAccess(2)) == 1 and int(clock.getAccess(4)) == 0 and int(clock.getMethodAccess(1)) == 0
+    assoc = objects.findByLN(ObjectType.ASSOCIATION_LOGICAL_NAME, "0.0.40.0.0.255")
+    assert assoc.version == 1 and int(assoc.getAccess(7)) == 0  # the secret: no access
+    for attr in (3, 4, 5, 6, 8):
+        r = exchange(meter, c, c.read(assoc, attr))
+        assert r.error == 0, (attr, r.error)
+        c.updateValue(assoc, attr, r.value)
+    assert (assoc.clientSAP, assoc.serverSAP) == (16, 1)
+    assert assoc.applicationContextName.contextId == 1 and assoc.authenticationMechanismName.mechanismId == 0
+    assert assoc.xDLMSContextInfo.maxReceivePduSize == 512 and int(assoc.associationStatus) == 2

@@ -12,6 +12,7 @@ AARQ_LLS = bytes.fromhex("6036a1090607608574050801018a0207808b0760857405080201ac
 GET_VOLTAGE = bytes.fromhex("c001c1000301000c0700ff0200")
 GET_SCALER = bytes.fromhex("c001c1000301000c0700ff0300")
 GET_LONG = bytes.fromhex("c001c100010000002a0000ff0200")
+GET_LIST = bytes.fromhex("c001c1000f0000280000ff0200")  # the association's object list: class 15, attribute 2
 RLRQ = bytes.fromhex("6200")
 
 
@@ -29,3 +30,8 @@ def seeds() -> Iterator[bytes]:
     yield _seq(AARQ.replace(b"\x00\x06\x5f\x1f", b"\x00\x05\x5f\x1f"), AARQ, b"\xc0\x02\xc1\x00\x00\x00\x01",
                b"\xc0\x03\x41\x02", b"\xd8\x01\x01", b"\x62\x03\x80\x01\x00")
     yield _seq(AARQ, AARQ[:-3], GET_VOLTAGE)
+    # GET with block transfer: a long value at a small PDU, the nexts in turn, out of turn, with none under way
+    nxt = [b"\xc0\x02\xc1" + k.to_bytes(4, "big") for k in range(4)]
+    yield _seq(AARQ[:-2] + b"\x00\x30", GET_LONG, nxt[1], nxt[2], nxt[3], nxt[1])
+    yield _seq(AARQ[:-2] + b"\x00\x30", GET_LONG, nxt[3], GET_LONG, GET_VOLTAGE, nxt[1])
+    yield _seq(AARQ, GET_LIST, nxt[1], nxt[2], RLRQ, nxt[3])

@@ -10,7 +10,10 @@ ExceptionResponse): ERRORS names an exception that is never raised. Invariants (
   AARE and RLRE) is the rest of it;
 - a GET is answered with data only on an association that an AARQ of the public client opened (logical names, no
   ciphering, no password) and no RLRQ, refused AARQ or malformed AARQ has closed since; the data is the object
-  model's own for that object, and a GET.response never exceeds the client's largest PDU;
+  model's own for that object, and a GET.response never exceeds the smaller PDU of the two ends;
+- GET with block transfer: a datablock answers a GET.request normal (block 1) or next; the blocks of one transfer are
+  numbered 1, 2, ... and, put together, are the model's value for the object; a next out of turn or with no
+  transfer under way gets a data-access-result, never data;
 - the negotiated conformance is within what the meter offers.
 """
 
@@ -29,11 +32,19 @@ MEM_BASE = 32 * 1024
 MEM_PER_BYTE = 64
 _VOLTAGE = cosem.obis("1.0.12.7.0.255")
 _LONG = cosem.obis("0.0.42.0.0.255")
+_LIST = cosem.obis("0.0.40.0.0.255")
 _VALUES = {
     (3, _VOLTAGE, 2): cosem.number(cosem.LONG_UNSIGNED, 23012),
     (3, _VOLTAGE, 3): cosem.scaler_unit(-2, 35),
     (1, _LONG, 2): cosem.octets(bytes(range(100))),  # longer than a small client PDU
+    # a long value in pieces, as the object list is given (longer than the meter's PDU)
+    (15, _LIST, 2): [cosem.array_head(40)] + [cosem.structure(cosem.number(cosem.LONG_UNSIGNED, k),
+                                                              cosem.octets(bytes(k % 7 + 1))) for k in range(40)],
 }
+
+
+def _whole(v):
+    return v if isinstance(v, bytes) else b"".join(v)
 _PUBLIC = bytes.fromhex("a109060760857405080101")
 
 
@@ -58,6 +69,7 @@ def _records(data):
 def run(data):
     a = cosem.Association(_model)
     answers = []
+    transfer = None  # (the object's key, the number of the last block, the data so far) of a transfer under way
     for req in _records(data):
         was = a.associated
         r = a.apdu(req)
@@ -72,12 +84,39 @@ def run(data):
             if accepted:
                 check(_PUBLIC in req and not (a.conformance & ~cosem.CONFORMANCE), "an association not offered")
         elif tag == 0xC4:
-            check(len(req) >= 13 and req[0] == 0xC0 and req[1] == 1, "a GET.response to %r" % (req[:4],))
+            normal = len(req) >= 13 and req[0] == 0xC0 and req[1] == 1
+            check(normal or (len(req) == 7 and req[:2] == b"\xc0\x02"), "a GET.response to %r" % (req[:4],))
             check(was and a.associated, "a GET answered without an association")
-            check(len(r) <= a.client_pdu or r[3] == 1, "a GET.response over the client's PDU")
-            if r[3] == 0:
-                key = ((req[3] << 8) | req[4], bytes(req[5:11]), req[11])
-                check(r[4:] == _VALUES.get(key), "data for %r that the model does not hold" % (key,))
+            check(len(r) <= min(a.client_pdu, cosem.MAX_PDU) or r[3] == 1 or (r[1] == 2 and r[8] == 1),
+                  "a GET.response over the smaller PDU")
+            key = ((req[3] << 8) | req[4], bytes(req[5:11]), req[11]) if normal else None
+            if r[1] == 1:
+                check(normal, "a normal GET.response to a next")
+                if r[3] == 0:
+                    check(r[4:] == _whole(_VALUES.get(key)), "data for %r that the model does not hold" % (key,))
+                transfer = None
+            else:
+                check(r[1] == 2 and len(r) >= 10, "a GET.response of kind %d" % r[1])
+                number = int.from_bytes(r[4:8], "big")
+                if r[8] == 1:  # a data-access-result: the transfer (if any) is over
+                    check(not normal and (transfer is None or number != transfer[1]), "a next in turn refused")
+                    transfer = None
+                else:
+                    check(r[8] == 0, "a datablock of choice %d" % r[8])
+                    if normal:
+                        check(number == 1 and key in _VALUES, "a transfer of %r from block %d" % (key, number))
+                        transfer = (key, 0, b"")
+                    check(transfer is not None and number == transfer[1] + 1, "block %d out of turn" % number)
+                    n, i = r[9], 10
+                    if n & 0x80:
+                        n, i = int.from_bytes(r[10:10 + (n & 0x7F)], "big"), 10 + (n & 0x7F)
+                    check(len(r) == i + n, "a block whose length is not the rest of it")
+                    transfer = (transfer[0], number, transfer[2] + r[i:])
+                    if r[3]:  # the last block: together they are the value
+                        check(transfer[2] == _whole(_VALUES[transfer[0]]), "blocks that are not %r" % (transfer[0],))
+                        transfer = None
+        if tag != 0xC4:
+            transfer = None
         elif tag == 0x63:
             check(not a.associated, "an association after its release")
         answers.append(tag)
