@@ -13,8 +13,9 @@ APDU (bytes):
 - RLRQ (0x62): RLRE (reason normal) and the association ends (as it does when the link disconnects: `release()`).
 - GET.request normal (0xC0 0x01): `get(class_id, obis, attribute)` — the meter's object model — returns the value's
   A-XDR encoding (bytes, or a list of bytes: a long value in pieces, so that no large block of the heap is needed) or
-  a data-access-result number (4 object undefined, 3 read-write denied, ...), which the GET.response carries. A selective access part is refused (3): profiles with selective access come with the object
-  model that has them.
+  a data-access-result number (4 object undefined, 3 read-write denied, ...), which the GET.response carries. With a
+  selective access part, `get(class_id, obis, attribute, (selector, parameters))`: the selector (1 by range, 2 by
+  entry) and its A-XDR parameters, for the model to apply (one that takes none refuses it).
 - GET with block transfer: a value longer than fits a PDU (the smaller of the client's largest, from its
   InitiateRequest, and MAX_PDU, this end's) goes as GET.response-with-datablock in blocks that fit it, one per
   GET.request-next (0xC0 0x02) acknowledging the block before; each block is put together from the value's pieces
@@ -38,6 +39,7 @@ MAX_PDU = const(512)  # the largest APDU this end receives (the AARE's server-ma
 OBJECT_UNDEFINED = const(4)
 READ_WRITE_DENIED = const(3)
 OTHER_REASON = const(250)
+TYPE_UNMATCHED = const(12)
 _NO_LONG_GET = const(16)  # no-long-get-in-progress
 _BLOCK_INVALID = const(19)  # data-block-number-invalid
 _BLOCK_OVERHEAD = const(12)  # a block response's bytes around its data: C4 02 invoke, last, number (4), 00, length (3)
@@ -282,10 +284,14 @@ class Association:
         class_id = (req[3] << 8) | req[4]
         obis = bytes(req[5:11])
         attribute = req[11]
-        if req[12]:  # selective access
-            return self._result(invoke, READ_WRITE_DENIED)
+        access = None
+        if req[12]:  # selective access: the selector and its parameters
+            if req[12] != 1 or len(req) < 15:
+                raise Malformed()
+            access = (req[13], bytes(req[14:]))
         try:
-            value = self.get(class_id, obis, attribute)
+            value = self.get(class_id, obis, attribute) if access is None else self.get(class_id, obis, attribute,
+                                                                                        access)
         except Exception:  # noqa: BLE001 - a fault in the object model is an answer, not the end of the server
             value = OTHER_REASON
         if isinstance(value, int):

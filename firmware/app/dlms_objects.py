@@ -1,8 +1,16 @@
 # The meter's COSEM objects as the public client reads them (IS 15959-2 names, STANDARDS.md): the `get` that
 # app/cosem.py's Association calls, over what the meter already keeps — the last metering reading and the energy
 # registers (app/tick.py Tick), the RTC and the calendar's time zone, the class-70 disconnect control and the meter's
-# identity — and the association object (class 15, version 1) that lists them all with their access rights, which
-# a DLMS tool reads first to learn what the meter has. Read-only: nothing here changes the meter.
+# identity, the event log (app/events.py) as IS 15959's event profiles (class 7, one per category, with selective
+# access by entry and by range) and their last-event codes — and the association object (class 15, version 1) that
+# lists them all with their access rights, which a DLMS tool reads first to learn what the meter has. Read-only:
+# nothing here changes the meter.
+#
+# The event profiles are views of the one ring of app/events.py (64 events of every kind; IS 15959's own codes only,
+# below 400, by its ranges: 1-50 voltage, 51-100 current, 101-150 power, 151-200 transaction, 201-250 other, 251-300
+# non-rollover, 301-350 control): each row is the event's time and code (the IS 15959 profiles' snapshot of current,
+# voltage, power factor and energy at the event are not kept by the ring), and the "non-rollover" one rolls over
+# with the ring: a compartment of its own is still to build (docs/SECURITY.md).
 #
 # Values are integers with a scaler, as DLMS registers carry them: volts in 0.01 V, amperes in mA, watts, vars and
 # volt-amperes whole, the power factor in thousandths, hertz in 0.01 Hz, energy in mWh (the registers' own exact
@@ -24,6 +32,9 @@ _CLASS_EXTENDED = const(4)
 _CLASS_CLOCK = const(8)
 _CLASS_DISCONNECT = const(70)
 _CLASS_ASSOCIATION = const(15)
+_CLASS_PROFILE = const(7)
+_CATEGORIES = const(7)  # IS 15959's event categories: 0 voltage ... 6 control
+_CODE_LIMIT = const(351)  # IS 15959's codes end at the control category's range
 _READ_ONLY = const(1)  # attribute access mode
 _ASSOCIATED = const(2)  # association_status
 # DLMS units (Blue Book table of units)
@@ -52,7 +63,10 @@ _SHAPES = {
     _CLASS_CLOCK: (0, 9, 0b1110, 6),
     _CLASS_DISCONNECT: (0, 4, 0b11110, 2),
     _CLASS_ASSOCIATION: (1, 9, 0b1101111110, 4),  # every attribute but 7, the secret
+    _CLASS_PROFILE: (1, 8, 0b111111110, 2),
 }
+EVENT_LOGS = tuple(cosem.obis("0.0.99.98.%d.255" % k) for k in range(_CATEGORIES))
+LAST_EVENT = tuple(cosem.obis("0.0.96.11.%d.255" % k) for k in range(_CATEGORIES))
 _CONTEXT_NAME = b"\x60\x85\x74\x05\x08\x01\x01"  # logical-name referencing, no ciphering
 _MECHANISM_NONE = b"\x60\x85\x74\x05\x08\x02\x00"  # lowest-level security: no authentication
 _CLIENT_SAP = const(16)
@@ -87,11 +101,31 @@ def date_time(rtc, tz_offset_min):
     return bytes((t[0] >> 8, t[0] & 0xFF, t[1], t[2], t[6] + 1, t[3], t[4], t[5], 0, 0x80, 0x00, 0))
 
 
+def _capture(cls, obis):
+    """A capture object definition: {class, logical name, attribute 2, data index 0}."""
+    return cosem.structure(cosem.number(cosem.LONG_UNSIGNED, cls), cosem.octets(obis), cosem.number(cosem.INTEGER, 2),
+                           cosem.number(cosem.LONG_UNSIGNED, 0))
+
+
+def _rtc(dt, tz_offset_min):
+    """RTC seconds (UTC) of a COSEM date-time in local time; None when a field is not specified."""
+    y, mo, d, hh, mm, ss = (dt[0] << 8) | dt[1], dt[2], dt[3], dt[5], dt[6], dt[7]
+    if y == 0xFFFF or 0xFF in (mo, d, hh, mm, ss) or not (1 <= mo <= 12 and 1 <= d <= 31):
+        return None
+    y -= mo <= 2  # days from the civil date (H. Hinnant's algorithm): no mktime, which is local time on CPython
+    era = y // 400
+    yoe = y - era * 400
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    return (era * 146097 + doe - 719468) * 86400 + hh * 3600 + mm * 60 + ss - tz_offset_min * 60
+
+
 def _element(cls, obis):
-    """One object_list element: class, version, logical name and access rights (read-only attributes, no methods)."""
+    """One object_list element: class, version, logical name and access rights (read-only attributes, no methods; a
+    profile's buffer takes selective access by range and by entry)."""
     version, attrs, readable, methods = _SHAPES[cls]
     a = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, _READ_ONLY if readable >> i & 1
-                                                                             else 0), b"\x00")
+                                                                             else 0),
+                                 b"\x01\x02\x0f\x01\x0f\x02" if cls == _CLASS_PROFILE and i == 2 else b"\x00")
                  for i in range(1, attrs + 1))
     m = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, 0))
                  for i in range(1, methods + 1))
@@ -109,17 +143,21 @@ def _clamped(tag, v):
 
 
 class Objects:
-    """`get(class_id, obis, attribute)` for cosem.Association. `tick` is the metering's Tick (its reading and
+    """`get(class_id, obis, attribute, access)` for cosem.Association. `tick` is the metering's Tick (its reading and
     registers), `control` the class-70 DisconnectControl (or None on a meter without a relay), `tz_offset_min` a
-    callable giving the calendar's offset, `name` the logical device name (bytes, at most 16)."""
+    callable giving the calendar's offset, `name` the logical device name (bytes, at most 16), `log` the event log
+    (app/events.py EventLog; None: no event profiles)."""
 
-    def __init__(self, tick, control, name, tz_offset_min):
+    def __init__(self, tick, control, name, tz_offset_min, log=None):
         self.tick = tick
         self.control = control
         self.name = name
         self.tz = tz_offset_min
+        self.log = log
 
-    def get(self, cls, obis, attr):
+    def get(self, cls, obis, attr, access=None):
+        if access is not None and not (cls == _CLASS_PROFILE and attr == 2 and self._known(cls, obis)):
+            return cosem.READ_WRITE_DENIED  # selective access: the profiles' buffers only
         if not self._known(cls, obis):
             for other in _SHAPES:
                 if other != cls and self._known(other, obis):
@@ -129,6 +167,13 @@ class Objects:
             return cosem.octets(obis)
         if cls == _CLASS_ASSOCIATION:
             return self._association(attr)
+        if cls == _CLASS_PROFILE:
+            return self._profile(EVENT_LOGS.index(obis), attr, access)
+        if cls == _CLASS_DATA and obis in LAST_EVENT:
+            if attr != 2:
+                return cosem.READ_WRITE_DENIED
+            rows = self._rows(LAST_EVENT.index(obis))
+            return cosem.number(cosem.LONG_UNSIGNED, rows[-1][1] if rows else 0)
         if cls == _CLASS_REGISTER:
             return self._register(obis, attr)
         if cls == _CLASS_EXTENDED and obis == MAX_DEMAND:
@@ -164,6 +209,9 @@ class Objects:
     def _known(self, cls, obis):
         if cls == _CLASS_REGISTER:
             return obis in ENERGY or any(row[0] == obis for row in INSTANT)
+        if self.log is not None and ((cls == _CLASS_PROFILE and obis in EVENT_LOGS)
+                                     or (cls == _CLASS_DATA and obis in LAST_EVENT)):
+            return True
         return (cls, obis) in ((_CLASS_EXTENDED, MAX_DEMAND), (_CLASS_CLOCK, CLOCK), (_CLASS_DATA, LDN),
                                (_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION)) or (
             cls == _CLASS_DISCONNECT and obis == DISCONNECT and self.control is not None)
@@ -174,7 +222,60 @@ class Objects:
         out += [(_CLASS_EXTENDED, MAX_DEMAND), (_CLASS_CLOCK, CLOCK), (_CLASS_DATA, LDN)]
         if self.control is not None:
             out.append((_CLASS_DISCONNECT, DISCONNECT))
+        if self.log is not None:
+            out += [(_CLASS_PROFILE, name) for name in EVENT_LOGS] + [(_CLASS_DATA, name) for name in LAST_EVENT]
         out += [(_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION)]
+        return out
+
+    def _rows(self, k):
+        """(RTC s or None, code) of the ring's events of category k, oldest first."""
+        return [(e[2], e[1]) for e in self.log.ring if 0 < e[1] < _CODE_LIMIT and (e[1] - 1) // 50 == k]
+
+    def _profile(self, k, attr, access):
+        if attr == 2:
+            return self._buffer(k, access)
+        if attr == 3:  # capture_objects: the clock's time and the category's last-event code
+            return cosem.array(2, _capture(_CLASS_CLOCK, CLOCK) + _capture(_CLASS_DATA, LAST_EVENT[k]))
+        if attr == 4:
+            return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, 0)  # capture_period: at each event
+        if attr == 5:
+            return cosem.number(cosem.ENUM, 1)  # sort_method: fifo
+        if attr == 6:
+            return _capture(0, bytes(6))  # sort_object: none
+        if attr == 7:
+            return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, len(self._rows(k)))
+        if attr == 8:  # profile_entries: the ring's, which every category shares
+            return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, self.log.capacity)
+        return cosem.READ_WRITE_DENIED
+
+    def _buffer(self, k, access):
+        """The rows of event profile k, all of them or those `access` selects (by entry: from/to entry and column, 0
+        for the last; by range: on the clock's column, local date-times, all columns)."""
+        rows = self._rows(k)
+        first, last = 0, 2
+        if access is not None:
+            selector, p = access
+            if selector == 2 and len(p) == 18 and p[:3] == b"\x02\x04\x06" and p[7] == 6 and p[12] == 18 \
+                    and p[15] == 18:
+                e0, e1 = int.from_bytes(p[3:7], "big"), int.from_bytes(p[8:12], "big")
+                c0, c1 = int.from_bytes(p[13:15], "big"), int.from_bytes(p[16:18], "big")
+                if e0 < 1 or c0 < 1 or (e1 and e1 < e0) or (c1 and c1 < c0) or c0 > 2:
+                    return cosem.TYPE_UNMATCHED
+                rows = rows[e0 - 1:e1 or len(rows)]
+                first, last = c0 - 1, min(c1 or 2, 2)
+            elif selector == 1 and len(p) == 50 and p[:2] == b"\x02\x04" and p[2:20] == _capture(_CLASS_CLOCK, CLOCK) \
+                    and p[20:22] == p[34:36] == b"\x09\x0c" and p[48:] == b"\x01\x00":
+                lo, hi = _rtc(p[22:34], self.tz()), _rtc(p[36:48], self.tz())
+                if lo is None or hi is None:
+                    return cosem.TYPE_UNMATCHED
+                rows = [r for r in rows if r[0] is not None and lo <= r[0] <= hi]
+            else:
+                return cosem.TYPE_UNMATCHED
+        tz = self.tz()
+        out = [cosem.array_head(len(rows))]
+        for at, code in rows:
+            cells = (cosem.octets(date_time(at, tz)), cosem.number(cosem.LONG_UNSIGNED, code))[first:last]
+            out.append(cosem.structure(*cells))
         return out
 
     def _association(self, attr):

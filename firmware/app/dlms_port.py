@@ -58,7 +58,7 @@ class OpticalPort:
         m = self.metering
         objects = dlms_objects.Objects(m.tick, self.supply.control,
                                        dlms_objects.logical_device_name(self.ctx.meter_id),
-                                       lambda: m.cfg["tz_offset_min"])
+                                       lambda: m.cfg["tz_offset_min"], self.supply.log)
         assoc = cosem.Association(objects.get)
         link = hdlc.Link(_SERVER, 1, assoc.apdu)
         link.on_disconnect = assoc.release

@@ -6,6 +6,7 @@ the relay's state follows a signed SMP disconnect; noise on the port never loads
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 
@@ -16,6 +17,7 @@ from gurux_dlms.objects import (  # noqa: E402
     GXDLMSClock,
     GXDLMSData,
     GXDLMSDisconnectControl,
+    GXDLMSProfileGeneric,
     GXDLMSRegister,
 )
 
@@ -55,7 +57,14 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         c.connect()
         listed = {(int(o.objectType), o.logicalName) for o in c.objects()}  # what a DLMS tool reads first
         assert {(3, "1.0.12.7.0.255"), (3, "1.0.1.8.0.255"), (8, "0.0.1.0.0.255"), (70, "0.0.96.3.10.255"),
-                (15, "0.0.40.0.0.255")} <= listed and len(listed) == 26
+                (7, "0.0.99.98.2.255"), (15, "0.0.40.0.0.255")} <= listed and len(listed) == 40
+        # the power-related event profile is the power events `ota meter events` lists (101 and 102 at first boot)
+        tz = json.loads(ota("meter", "calendar", "--port", emu.console, "--json").stdout)["tz_offset_min"]
+        logged = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
+        want = [(e["code"], datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=e["rtc"] + 60 * tz))
+                for e in logged if 101 <= e["code"] <= 150]
+        power = c.read(GXDLMSProfileGeneric("0.0.99.98.2.255"), 3, 2)
+        assert [(r[1], r[0].value.replace(tzinfo=None)) for r in power.buffer] == want and len(want) >= 2
         energy = c.read(GXDLMSRegister("1.0.1.8.0.255"), 3, 2)
         assert int(energy.unit) == 30 and energy.value == pytest.approx(smp["1.0.1.8.0.255"], abs=1e-6)  # Wh
         assert energy.value > 0

@@ -150,6 +150,7 @@ def meter_parts():
     metering.tick = Tick(dsp.Reading(), registers.Registers())
     metering.cfg = {"tz_offset_min": 330}
     supply.control = disconnect_control()
+    supply.log = None  # no event log: no event profiles (a test that wants them sets one)
     return ctx, metering, supply
 
 

@@ -12,7 +12,9 @@ RLRQ = bytes.fromhex("6200")
 VOLTAGE = cosem.obis("1.0.12.7.0.255")
 
 
-def model(cls, obis, attr):
+def model(cls, obis, attr, access=None):
+    if access is not None:
+        return cosem.READ_WRITE_DENIED  # no selective access here
     if cls == 3 and obis == VOLTAGE:
         if attr == 2:
             return cosem.number(cosem.LONG_UNSIGNED, 23012)
@@ -106,7 +108,7 @@ def test_malformed_requests_get_an_exception_response_never_an_exception():
     assert a.apdu(b"\xc0\x03\x41\x02") == b"\xd8\x02\x02"  # GET with a list: not offered
 
 
-def _big(cls, obis, attr):
+def _big(cls, obis, attr, access=None):
     return cosem.octets(bytes(range(100)))  # 102 bytes encoded
 
 

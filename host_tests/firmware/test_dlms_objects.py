@@ -154,3 +154,95 @@ def test_the_association_object_lists_every_object_with_read_only_access():
     assert get(a, 1, "0.0.40.0.0.255", 2) == b"\x01\x09"  # its name under another class: class inconsistent
     without_relay = dlms_objects.Objects(tick, None, b"MKT0000000000042", lambda: 330)
     assert (70, dlms_objects.DISCONNECT) not in without_relay.names() and len(without_relay.names()) == 25
+
+
+T0 = 1764547200  # 2025-12-01 00:00:00 UTC: 05:30 local at +330 minutes
+
+
+def _event_meter():
+    from app import events
+
+    now = [T0]
+    log = events.EventLog(clock=lambda: now[0])
+    for dt, code in ((0, 101), (60, 102), (120, 151), (180, 410), (240, 301), (300, 302), (360, 101), (420, 102)):
+        now[0] = T0 + dt
+        log.add(code, "test")
+    log.clock = None  # the RTC lost: events with no time
+    log.add(102, "time unknown")
+    log.add(251, "cover")
+    tick, control, _ = meter()
+    objects = dlms_objects.Objects(tick, control, b"MKT0000000000042", lambda: 330, log)
+    a = cosem.Association(objects.get)
+    assert a.apdu(AARQ)[0] == 0x61
+    return objects, a, log
+
+
+def _entry(e0, e1, c0=1, c1=0):
+    return b"\x02" + bytes((0x02, 0x04, 0x06)) + e0.to_bytes(4, "big") + b"\x06" + e1.to_bytes(4, "big") \
+        + b"\x12" + c0.to_bytes(2, "big") + b"\x12" + c1.to_bytes(2, "big")
+
+
+def _range(lo, hi):
+    clock = b"\x02\x04\x12\x00\x08\x09\x06\x00\x00\x01\x00\x00\xff\x0f\x02\x12\x00\x00"
+    dt = dlms_objects.date_time
+    return b"\x01\x02\x04" + clock + b"\x09\x0c" + dt(lo, 330) + b"\x09\x0c" + dt(hi, 330) + b"\x01\x00"
+
+
+def get_sel(a, ln, selection):
+    r = a.apdu(b"\xc0\x01\xc1\x00\x07" + cosem.obis(ln) + b"\x02\x01" + selection)
+    assert r[:3] == b"\xc4\x01\xc1", r
+    return r[3:]
+
+
+def row(at, code):
+    return b"\x02\x02\x09\x0c" + dlms_objects.date_time(at, 330) + b"\x12" + code.to_bytes(2, "big")
+
+
+def test_event_profiles_are_the_rings_is15959_events_by_category():
+    def body():
+        objects, a, log = _event_meter()
+        names = objects.names()
+        assert len(names) == 40 and (7, cosem.obis("0.0.99.98.5.255")) in names
+        power = get(a, 7, "0.0.99.98.2.255", 2)
+        assert power == b"\x00\x01\x05" + row(T0, 101) + row(T0 + 60, 102) + row(T0 + 360, 101) \
+            + row(T0 + 420, 102) + row(None, 102)
+        assert get(a, 7, "0.0.99.98.6.255", 2) == b"\x00\x01\x02" + row(T0 + 240, 301) + row(T0 + 300, 302)
+        assert get(a, 7, "0.0.99.98.3.255", 2) == b"\x00\x01\x01" + row(T0 + 120, 151)  # the clock set
+        assert get(a, 7, "0.0.99.98.5.255", 2) == b"\x00\x01\x01" + row(None, 251)  # the cover, time unknown
+        assert get(a, 7, "0.0.99.98.0.255", 2) == b"\x00\x01\x00"  # no voltage event; 410 (this kit's) in none
+        assert get(a, 1, "0.0.96.11.2.255", 2) == b"\x00\x12\x00\x66"  # the last power event: 102
+        assert get(a, 1, "0.0.96.11.0.255", 2) == b"\x00\x12\x00\x00"  # none yet: 0
+        assert get(a, 7, "0.0.99.98.2.255", 7) == b"\x00\x06\x00\x00\x00\x05"  # entries in use
+        assert get(a, 7, "0.0.99.98.2.255", 8) == b"\x00\x06\x00\x00\x00\x40"  # the ring's 64
+        assert get(a, 7, "0.0.99.98.2.255", 3) == (  # capture objects: the clock's time, the last-event code
+            b"\x00\x01\x02\x02\x04\x12\x00\x08\x09\x06\x00\x00\x01\x00\x00\xff\x0f\x02\x12\x00\x00"
+            b"\x02\x04\x12\x00\x01\x09\x06\x00\x00\x60\x0b\x02\xff\x0f\x02\x12\x00\x00")
+        assert get(a, 7, "0.0.99.98.7.255", 2) == b"\x01\x04"  # no such category
+        assert get(a, 1, "0.0.99.98.2.255", 2) == b"\x01\x09"  # a profile's name under another class
+
+    _with_workdir(body)
+
+
+def test_event_profiles_select_by_entry_and_by_range():
+    def body():
+        objects, a, log = _event_meter()
+        ln = "0.0.99.98.2.255"
+        assert get_sel(a, ln, _entry(2, 3)) == b"\x00\x01\x02" + row(T0 + 60, 102) + row(T0 + 360, 101)
+        assert get_sel(a, ln, _entry(4, 0)) == b"\x00\x01\x02" + row(T0 + 420, 102) + row(None, 102)  # to the last
+        codes = get_sel(a, ln, _entry(1, 2, 2, 2))  # the code column only
+        assert codes == b"\x00\x01\x02\x02\x01\x12\x00\x65\x02\x01\x12\x00\x66"
+        assert get_sel(a, ln, _entry(9, 0)) == b"\x00\x01\x00"  # past the end: none
+        # by range on the clock (local date-times), both ends included; an event with no time is never in one
+        assert get_sel(a, ln, _range(T0 + 60, T0 + 360)) == b"\x00\x01\x02" + row(T0 + 60, 102) + row(T0 + 360, 101)
+        assert get_sel(a, ln, _range(T0 + 1000, T0 + 2000)) == b"\x00\x01\x00"
+        # refused: a malformed or unsupported selection, selective access on anything but a profile's buffer
+        assert get_sel(a, ln, _entry(0, 2)) == b"\x01\x0c"  # entries count from 1
+        assert get_sel(a, ln, _entry(3, 2)) == b"\x01\x0c"
+        assert get_sel(a, ln, b"\x02\x02\x04\x06") == b"\x01\x0c"  # cut short
+        assert get_sel(a, ln, b"\x03\x00") == b"\x01\x0c"  # selector 3: not offered
+        unknown = _range(T0, T0 + 60)[:-16] + b"\xff" * 12 + b"\x01\x00"  # a date-time not specified
+        assert get_sel(a, ln, unknown) == b"\x01\x0c"
+        r = a.apdu(b"\xc0\x01\xc1\x00\x03" + cosem.obis("1.0.12.7.0.255") + b"\x02\x01" + _entry(1, 0))
+        assert r == b"\xc4\x01\xc1\x01\x03"  # a register: read-write denied
+
+    _with_workdir(body)

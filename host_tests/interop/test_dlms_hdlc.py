@@ -241,9 +241,9 @@ class PortMeter:
     """The meter's DLMS port itself (app/dlms_port.py OpticalPort over the meter's objects), fed as its line task
     feeds it, in `exchange`'s shape: send a frame, get the answer."""
 
-    def __init__(self):
+    def __init__(self, parts=None):
         self.line = fwtest.Line()
-        self.port = fwtest.optical_port(self.line)
+        self.port = fwtest.optical_port(self.line, parts)
 
     def send(self, data) -> bytes:
         n = len(self.line.out)
@@ -312,3 +312,43 @@ def test_gurux_reads_the_object_list_and_the_association_as_a_dlms_tool_does_fir
     assert (assoc.clientSAP, assoc.serverSAP) == (16, 1)
     assert assoc.applicationContextName.contextId == 1 and assoc.authenticationMechanismName.mechanismId == 0
     assert assoc.xDLMSContextInfo.maxReceivePduSize == 512 and int(assoc.associationStatus) == 2
+
+
+def test_gurux_reads_an_event_profile_whole_by_entry_and_by_range(tmp_path, monkeypatch):
+    """The power-related event profile (0.0.99.98.2.255, class 7) over the meter's own event log: gurux reads its
+    capture objects, then the buffer whole (in blocks at a 128-byte PDU), by entry and by range (local times)."""
+    import datetime
+
+    from gurux_dlms.objects import GXDLMSProfileGeneric
+
+    from app import events
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meter").mkdir()
+    t0 = 1764547200  # 2025-12-01 00:00 UTC, 05:30 at the meter's +330 minutes
+    now = [t0]
+    log = events.EventLog(clock=lambda: now[0])
+    for k in range(30):  # 15 power cuts: fail and restore, an hour apart
+        now[0] = t0 + 3600 * k
+        log.add(events.POWER_FAIL if k % 2 == 0 else events.POWER_RESTORE, "test")
+    parts = fwtest.meter_parts()
+    parts[2].log = log
+    meter = PortMeter(parts)
+    c = client()
+    c.maxReceivePDUSize = 128
+    c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
+    c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+    pg = GXDLMSProfileGeneric("0.0.99.98.2.255")
+    c.updateValue(pg, 3, exchange(meter, c, c.read(pg, 3)).value)
+    assert [(int(o.objectType), o.logicalName) for o, _ in pg.captureObjects] == [(8, "0.0.1.0.0.255"),
+                                                                                  (1, "0.0.96.11.2.255")]
+    c.updateValue(pg, 2, exchange(meter, c, c.read(pg, 2)).value)
+    assert len(pg.buffer) == 30 and [r[1] for r in pg.buffer[:3]] == [101, 102, 101]
+    local = datetime.datetime(2025, 12, 1, 5, 30)
+    assert pg.buffer[1][0].value.replace(tzinfo=None) == local + datetime.timedelta(hours=1)
+    c.updateValue(pg, 2, exchange(meter, c, c.readRowsByEntry(pg, 29, 2)).value)
+    assert [(r[0].value.replace(tzinfo=None), r[1]) for r in pg.buffer] == [
+        (local + datetime.timedelta(hours=28), 101), (local + datetime.timedelta(hours=29), 102)]
+    c.updateValue(pg, 2, exchange(meter, c, c.readRowsByRange(pg, local + datetime.timedelta(hours=2),
+                                                                 local + datetime.timedelta(hours=4))).value)
+    assert [r[1] for r in pg.buffer] == [101, 102, 101]

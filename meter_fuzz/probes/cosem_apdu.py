@@ -48,7 +48,9 @@ def _whole(v):
 _PUBLIC = bytes.fromhex("a109060760857405080101")
 
 
-def _model(cls, obis, attr):
+def _model(cls, obis, attr, access=None):
+    if access is not None:
+        return cosem.READ_WRITE_DENIED  # (selective access is dlms_objects' to apply)
     v = _VALUES.get((cls, bytes(obis), attr))
     if v is None:
         return cosem.OBJECT_UNDEFINED if attr != 0xEE else cosem.READ_WRITE_DENIED

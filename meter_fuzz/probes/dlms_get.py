@@ -1,0 +1,117 @@
+"""The meter's COSEM object model (app/dlms_objects.py `Objects.get`) as a GET reaches it through app/cosem.py: any
+class, logical name and attribute, with or without a selective access part whose selector and parameters are the
+client's bytes, over a fixed meter (a reading, registers, a class-70 control, an event log with events of every
+IS 15959 category, some with no time).
+
+Input: byte 0 picks the object: bits 0-5 an index into the meter's own names (past them: a name made of the next 6
+bytes), bit 6 the class taken from the next byte instead of the object's own; byte 1 the attribute; then, when
+byte 0's bit 7 is set, byte 2 the selector and the rest its parameters.
+
+get() documents no exception (a refusal is a data-access-result number): ERRORS names an exception that is never
+raised. Invariants (fuzzcore.Violation):
+- the answer is a data-access-result the model documents (2, 3, 4, 9, 12), or bytes, or a list of bytes (a long
+  value in pieces);
+- selective access is taken by a profile's buffer only; anything else with it is refused (3);
+- a profile's buffer is an array of the category's own events, in the ring's order, each its time and code: all of
+  them without a selection, a run of consecutive ones (whole rows or the columns asked for) selected by entry, some
+  of them selected by range; never a row the log does not hold.
+"""
+
+from fuzzcore import check
+
+from app import cosem, dlms_objects, dsp, registers
+from app.tick import Tick
+
+
+class NoError(Exception):
+    """Never raised: get() documents no exception for any request."""
+
+
+ERRORS = (NoError,)
+MODULES = ("app/dlms_objects.py",)
+MEM_BASE = 48 * 1024
+MEM_PER_BYTE = 64
+_T0 = 1764547200
+_ANSWERS = (2, 3, 4, 9, 12)
+
+
+class _Log:
+    """The event log as the object model reads it (app/events.py EventLog's ring and capacity)."""
+
+    capacity = 64
+    ring = [(k + 1, code, None if k % 5 == 4 else _T0 + 900 * k, "") for k, code in
+            enumerate((101, 102, 1, 51, 151, 157, 201, 209, 251, 301, 302, 303, 410, 101, 102, 12, 68, 350, 0, 399,
+                       50, 100, 150, 200, 250, 300, 351))]  # each category's last code, and the first past them
+
+
+class _Control:
+    output, state, mode = True, 1, 6
+
+
+_TICK = Tick(dsp.Reading(), registers.Registers())
+_OBJECTS = dlms_objects.Objects(_TICK, _Control(), b"MKT0000000000042", lambda: 330, _Log())
+_NAMES = _OBJECTS.names()
+_ROWS = {}  # category -> its rows' encodings, by columns (first, last)
+for _k in range(7):
+    _rows = [(e[2], e[1]) for e in _Log.ring if 0 < e[1] < 351 and (e[1] - 1) // 50 == _k]
+    _ROWS[_k] = {
+        cols: [cosem.structure(*(cosem.octets(dlms_objects.date_time(at, 330)),
+                                 cosem.number(cosem.LONG_UNSIGNED, code))[cols[0]:cols[1]]) for at, code in _rows]
+        for cols in ((0, 2), (0, 1), (1, 2))}
+
+
+def _is_run(rows, of):
+    n = len(rows)
+    return any(of[i:i + n] == rows for i in range(len(of) - n + 1)) if n else True
+
+
+def _is_subsequence(rows, of):
+    i = 0
+    for r in rows:
+        while i < len(of) and of[i] != r:
+            i += 1
+        if i == len(of):
+            return False
+        i += 1
+    return True
+
+
+def run(data):
+    if len(data) < 2:
+        return None
+    pick = data[0]
+    k = pick & 0x3F
+    rest = data[1:]
+    if k < len(_NAMES):
+        cls, obis = _NAMES[k]
+    else:
+        obis, rest = bytes(rest[:6]), rest[6:]
+        cls = 7
+    if pick & 0x40 and rest:
+        cls, rest = rest[0], rest[1:]
+    if not rest:
+        return None
+    attr, rest = rest[0], rest[1:]
+    access = None
+    if pick & 0x80 and rest:
+        access = (rest[0], bytes(rest[1:]))
+    v = _OBJECTS.get(cls, obis, attr) if access is None else _OBJECTS.get(cls, obis, attr, access)
+    if isinstance(v, int):
+        check(v in _ANSWERS, "data-access-result %r" % v)
+        return v
+    check(isinstance(v, (bytes, list)) and all(isinstance(p, bytes) for p in ([v] if isinstance(v, bytes) else v)),
+          "an answer of type %r" % type(v))
+    profile = cls == 7 and obis in dlms_objects.EVENT_LOGS and attr == 2
+    check(access is None or profile, "selective access taken by %r attribute %d" % (obis, attr))
+    if profile:
+        check(isinstance(v, list) and v[0][0] == cosem.ARRAY, "a buffer that is not an array")
+        rows = v[1:]
+        check(v[0] == cosem.array_head(len(rows)), "an array head that does not count its rows")
+        own = _ROWS[dlms_objects.EVENT_LOGS.index(obis)]
+        if access is None:
+            check(rows == own[(0, 2)], "not every event of the category")
+        elif access[0] == 2:
+            check(any(_is_run(rows, own[c]) for c in own), "rows by entry that are not a run of the category's")
+        else:
+            check(_is_subsequence(rows, own[(0, 2)]), "rows by range the log does not hold, or out of order")
+    return len(v)
