@@ -50,6 +50,7 @@ _HZ = const(44)
 _NONE = const(255)
 
 LDN = cosem.obis("0.0.42.0.0.255")  # logical device name
+MANUFACTURER = b"MeterKit"  # the name plate's manufacturer (the logical device name's three letters are MKT)
 CLOCK = cosem.obis("0.0.1.0.0.255")
 DISCONNECT = cosem.obis("0.0.96.3.10.255")
 MAX_DEMAND = cosem.obis(registers.MD_OBIS)
@@ -66,6 +67,11 @@ _SHAPES = {
     _CLASS_PROFILE: (1, 8, 0b111111110, 2),
 }
 EVENT_LOGS = tuple(cosem.obis("0.0.99.98.%d.255" % k) for k in range(_CATEGORIES))
+INSTANT_PROFILE = cosem.obis("1.0.94.91.0.255")  # IS 15959's instantaneous profile: one row, taken when read
+SCALER_PROFILE = cosem.obis("1.0.94.91.3.255")  # and its scaler profile: the same registers' scalers and units
+NAME_PLATE = cosem.obis("0.0.94.91.10.255")  # IS 15959's name plate details: one row of the items below
+# the name plate's items (class 1, octet-strings): serial number, manufacturer, firmware version, current rating
+PLATE_ITEMS = tuple(cosem.obis(c) for c in ("0.0.96.1.0.255", "0.0.96.1.1.255", "1.0.0.2.0.255", "0.0.94.91.12.255"))
 LAST_EVENT = tuple(cosem.obis("0.0.96.11.%d.255" % k) for k in range(_CATEGORIES))
 _CONTEXT_NAME = b"\x60\x85\x74\x05\x08\x01\x01"  # logical-name referencing, no ciphering
 _MECHANISM_NONE = b"\x60\x85\x74\x05\x08\x02\x00"  # lowest-level security: no authentication
@@ -82,6 +88,17 @@ INSTANT = (
     (cosem.obis("1.0.14.7.0.255"), "frequency", cosem.LONG_UNSIGNED, 100, -2, _HZ),
 )
 ENERGY = tuple(cosem.obis(code) for code in registers.OBIS)
+# the instantaneous profile's columns (IS 15959's instantaneous parameters this meter has, in its order): the clock,
+# V, I, PF, f, VA, W, the import kWh and kVAh, maximum demand and its time, the export kWh
+_SNAPSHOT = ((_CLASS_CLOCK, CLOCK, 2),) + tuple((_CLASS_REGISTER, cosem.obis(c), 2) for c in (
+    "1.0.12.7.0.255", "1.0.11.7.0.255", "1.0.13.7.0.255", "1.0.14.7.0.255", "1.0.9.7.0.255", "1.0.1.7.0.255",
+    "1.0.1.8.0.255", "1.0.9.8.0.255")) + ((_CLASS_EXTENDED, MAX_DEMAND, 2), (_CLASS_EXTENDED, MAX_DEMAND, 5),
+                                          (_CLASS_REGISTER, cosem.obis("1.0.2.8.0.255"), 2))
+_SCALERS = tuple((cls, obis, 3) for cls, obis, a in _SNAPSHOT if cls != _CLASS_CLOCK and a == 2)
+_PLATE = tuple((_CLASS_DATA, name, 2) for name in PLATE_ITEMS)
+# a snapshot profile's attributes 4-8: capture period 0 (taken when read), sort FIFO, no sort object, 1 entry of 1
+_PROFILE_ATTRS = (b"\x06\x00\x00\x00\x00", b"\x16\x01", b"\x02\x04\x12\x00\x00\x09\x06\x00\x00\x00\x00\x00\x00\x0f\x00\x12\x00\x00",
+                  b"\x06\x00\x00\x00\x01", b"\x06\x00\x00\x00\x01")
 _ENERGY_UNITS = (_WH, _WH, _VARH, _VARH, _VAH)  # by register index; the TOU zones are Wh
 
 
@@ -101,10 +118,10 @@ def date_time(rtc, tz_offset_min):
     return bytes((t[0] >> 8, t[0] & 0xFF, t[1], t[2], t[6] + 1, t[3], t[4], t[5], 0, 0x80, 0x00, 0))
 
 
-def _capture(cls, obis):
-    """A capture object definition: {class, logical name, attribute 2, data index 0}."""
-    return cosem.structure(cosem.number(cosem.LONG_UNSIGNED, cls), cosem.octets(obis), cosem.number(cosem.INTEGER, 2),
-                           cosem.number(cosem.LONG_UNSIGNED, 0))
+def _capture(cls, obis, attr=2):
+    """A capture object definition: {class, logical name, attribute, data index 0}."""
+    return cosem.structure(cosem.number(cosem.LONG_UNSIGNED, cls), cosem.octets(obis),
+                           cosem.number(cosem.INTEGER, attr), cosem.number(cosem.LONG_UNSIGNED, 0))
 
 
 def _rtc(dt, tz_offset_min):
@@ -125,7 +142,7 @@ def _element(cls, obis):
     version, attrs, readable, methods = _SHAPES[cls]
     a = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, _READ_ONLY if readable >> i & 1
                                                                              else 0),
-                                 b"\x01\x02\x0f\x01\x0f\x02" if cls == _CLASS_PROFILE and i == 2 else b"\x00")
+                                 b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and obis in EVENT_LOGS else b"\x00")
                  for i in range(1, attrs + 1))
     m = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, 0))
                  for i in range(1, methods + 1))
@@ -148,16 +165,18 @@ class Objects:
     callable giving the calendar's offset, `name` the logical device name (bytes, at most 16), `log` the event log
     (app/events.py EventLog; None: no event profiles)."""
 
-    def __init__(self, tick, control, name, tz_offset_min, log=None):
+    def __init__(self, tick, control, name, tz_offset_min, log=None, plate=None):
         self.tick = tick
         self.control = control
         self.name = name
         self.tz = tz_offset_min
         self.log = log
+        self.plate = plate  # the name plate's items (bytes each, PLATE_ITEMS' order), None: no name plate
 
     def get(self, cls, obis, attr, access=None):
-        if access is not None and not (cls == _CLASS_PROFILE and attr == 2 and self._known(cls, obis)):
-            return cosem.READ_WRITE_DENIED  # selective access: the profiles' buffers only
+        if access is not None and not (cls == _CLASS_PROFILE and attr == 2 and obis in EVENT_LOGS
+                                       and self._known(cls, obis)):
+            return cosem.READ_WRITE_DENIED  # selective access: the event profiles' buffers only
         if not self._known(cls, obis):
             for other in _SHAPES:
                 if other != cls and self._known(other, obis):
@@ -167,6 +186,11 @@ class Objects:
             return cosem.octets(obis)
         if cls == _CLASS_ASSOCIATION:
             return self._association(attr)
+        if cls == _CLASS_PROFILE and obis in (INSTANT_PROFILE, SCALER_PROFILE, NAME_PLATE):
+            return self._snapshot(_SNAPSHOT if obis == INSTANT_PROFILE else
+                                  (_SCALERS if obis == SCALER_PROFILE else _PLATE), attr)
+        if cls == _CLASS_DATA and obis in PLATE_ITEMS:
+            return cosem.octets(self.plate[PLATE_ITEMS.index(obis)]) if attr == 2 else cosem.READ_WRITE_DENIED
         if cls == _CLASS_PROFILE:
             return self._profile(EVENT_LOGS.index(obis), attr, access)
         if cls == _CLASS_DATA and obis in LAST_EVENT:
@@ -212,14 +236,21 @@ class Objects:
         if self.log is not None and ((cls == _CLASS_PROFILE and obis in EVENT_LOGS)
                                      or (cls == _CLASS_DATA and obis in LAST_EVENT)):
             return True
+        if self.plate is not None and ((cls == _CLASS_PROFILE and obis == NAME_PLATE)
+                                       or (cls == _CLASS_DATA and obis in PLATE_ITEMS)):
+            return True
         return (cls, obis) in ((_CLASS_EXTENDED, MAX_DEMAND), (_CLASS_CLOCK, CLOCK), (_CLASS_DATA, LDN),
-                               (_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION)) or (
+                               (_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION),
+                               (_CLASS_PROFILE, INSTANT_PROFILE), (_CLASS_PROFILE, SCALER_PROFILE)) or (
             cls == _CLASS_DISCONNECT and obis == DISCONNECT and self.control is not None)
 
     def names(self):
         """(class, OBIS) of every object this association reads, in the order of the object list."""
         out = [(_CLASS_REGISTER, row[0]) for row in INSTANT] + [(_CLASS_REGISTER, code) for code in ENERGY]
-        out += [(_CLASS_EXTENDED, MAX_DEMAND), (_CLASS_CLOCK, CLOCK), (_CLASS_DATA, LDN)]
+        out += [(_CLASS_EXTENDED, MAX_DEMAND), (_CLASS_CLOCK, CLOCK), (_CLASS_DATA, LDN),
+                (_CLASS_PROFILE, INSTANT_PROFILE), (_CLASS_PROFILE, SCALER_PROFILE)]
+        if self.plate is not None:
+            out += [(_CLASS_PROFILE, NAME_PLATE)] + [(_CLASS_DATA, name) for name in PLATE_ITEMS]
         if self.control is not None:
             out.append((_CLASS_DISCONNECT, DISCONNECT))
         if self.log is not None:
@@ -231,6 +262,21 @@ class Objects:
         """(RTC s or None, code) of the ring's events of category k, oldest first."""
         return [(e[2], e[1]) for e in self.log.ring if 0 < e[1] < _CODE_LIMIT and (e[1] - 1) // 50 == k]
 
+    def _snapshot(self, captures, attr):
+        """A profile of one row taken when read, of `captures`' values (a value not available is null-data): the
+        instantaneous profile, its scaler profile (the same registers' scaler_units), the name plate."""
+        if attr == 2:
+            cells = []
+            for cls, obis, a in captures:
+                v = self.get(cls, obis, a)
+                cells.append(v if isinstance(v, bytes) else b"\x00")
+            return cosem.array_head(1) + cosem.structure(*cells)
+        if attr == 3:
+            return cosem.array(len(captures), b"".join(_capture(cls, obis, a) for cls, obis, a in captures))
+        if attr in (4, 5, 6, 7, 8):  # capture period (none: taken when read), FIFO, no sort object, one entry of one
+            return _PROFILE_ATTRS[attr - 4]
+        return cosem.READ_WRITE_DENIED
+
     def _profile(self, k, attr, access):
         if attr == 2:
             return self._buffer(k, access)
@@ -241,7 +287,7 @@ class Objects:
         if attr == 5:
             return cosem.number(cosem.ENUM, 1)  # sort_method: fifo
         if attr == 6:
-            return _capture(0, bytes(6))  # sort_object: none
+            return _PROFILE_ATTRS[2]  # sort_object: none
         if attr == 7:
             return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, len(self._rows(k)))
         if attr == 8:  # profile_entries: the ring's, which every category shares

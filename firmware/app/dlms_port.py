@@ -56,9 +56,12 @@ class OpticalPort:
         from app import cosem, dlms_objects, hdlc
 
         m = self.metering
-        objects = dlms_objects.Objects(m.tick, self.supply.control,
-                                       dlms_objects.logical_device_name(self.ctx.meter_id),
-                                       lambda: m.cfg["tz_offset_min"], self.supply.log)
+        ctx = self.ctx
+        rating = ctx.board["metering"]
+        plate = (ctx.meter_id.encode(), dlms_objects.MANUFACTURER, (ctx.app_version or "").encode(),
+                 ("%g-%g A" % (rating["ib_amps"], rating["imax_amps"])).encode())
+        objects = dlms_objects.Objects(m.tick, self.supply.control, dlms_objects.logical_device_name(ctx.meter_id),
+                                       lambda: m.cfg["tz_offset_min"], self.supply.log, plate)
         assoc = cosem.Association(objects.get)
         link = hdlc.Link(_SERVER, 1, assoc.apdu)
         link.on_disconnect = assoc.release

@@ -24,6 +24,7 @@ from gurux_dlms.objects import (  # noqa: E402
 from host_tests.dlms_client import Disconnected, DlmsClient, NoAnswer  # noqa: E402
 from host_tests.emu import ota  # noqa: E402
 from host_tests.supply_scenario import KEY, SIGNED_FOR  # noqa: E402
+from meterkit.boards import load_board  # noqa: E402
 
 
 def smp_read(emu) -> dict:
@@ -57,7 +58,7 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         c.connect()
         listed = {(int(o.objectType), o.logicalName) for o in c.objects()}  # what a DLMS tool reads first
         assert {(3, "1.0.12.7.0.255"), (3, "1.0.1.8.0.255"), (8, "0.0.1.0.0.255"), (70, "0.0.96.3.10.255"),
-                (7, "0.0.99.98.2.255"), (15, "0.0.40.0.0.255")} <= listed and len(listed) == 40
+                (7, "0.0.99.98.2.255"), (7, "1.0.94.91.0.255"), (7, "0.0.94.91.10.255"), (15, "0.0.40.0.0.255")} <= listed and len(listed) == 47
         # the power-related event profile is the power events `ota meter events` lists (101 and 102 at first boot)
         tz = json.loads(ota("meter", "calendar", "--port", emu.console, "--json").stdout)["tz_offset_min"]
         logged = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
@@ -70,12 +71,26 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         assert energy.value > 0
         volts = c.read(GXDLMSRegister("1.0.12.7.0.255"), 3, 2)
         assert int(volts.unit) == 35 and volts.value == pytest.approx(smp["1.0.12.7.0.255"], rel=0.01)
+        # the instantaneous profile's row, scaled by its scaler profile: the same voltage and energy
+        inst, scal = (c.read(GXDLMSProfileGeneric(ln), 3, 2) for ln in ("1.0.94.91.0.255", "1.0.94.91.3.255"))
+        cols = [o.logicalName for o, _ in inst.captureObjects]
+        value = {o.logicalName: inst.buffer[0][cols.index(o.logicalName)] * 10 ** scal.buffer[0][k][0]
+                 for k, (o, _) in enumerate(scal.captureObjects)}
+        assert value["1.0.12.7.0.255"] == pytest.approx(smp["1.0.12.7.0.255"], rel=0.01)
+        assert value["1.0.1.8.0.255"] == pytest.approx(smp["1.0.1.8.0.255"], abs=1e-6)
         hz = c.read(GXDLMSRegister("1.0.14.7.0.255"), 3, 2)
         assert hz.value == pytest.approx(smp["1.0.14.7.0.255"], abs=0.05)
         amps = c.read(GXDLMSRegister("1.0.11.7.0.255"), 3, 2)
         assert int(amps.unit) == 33 and amps.value == pytest.approx(smp["1.0.11.7.0.255"], abs=0.05)
         name = bytes(c.read(GXDLMSData("0.0.42.0.0.255"), 2).value)
         assert len(name) == 16 and name.startswith(b"MKT")
+        plate = c.read(GXDLMSProfileGeneric("0.0.94.91.10.255"), 3, 2).buffer[0]
+        running = [s["version"] for s in json.loads(ota("status", "--port", emu.console, "--json").stdout)["slots"]
+                   if s["active"]]
+        assert bytes(plate[1]) == b"MeterKit" and bytes(plate[0]).endswith(name[-13:].lstrip(b"0")), plate
+        rating = load_board(board)["metering"]
+        assert bytes(plate[3]).decode() == f"{rating['ib_amps']:g}-{rating['imax_amps']:g} A"
+        assert [bytes(plate[2]).decode()] == running
         assert c.read(GXDLMSClock("0.0.1.0.0.255"), 2).time is not None
         dc = c.read(GXDLMSDisconnectControl("0.0.96.3.10.255"), 2, 3, 4)
         assert (dc.outputState, int(dc.controlState)) == (True, 1)

@@ -147,6 +147,8 @@ def meter_parts():
     ctx, metering, supply = _Parts(), _Parts(), _Parts()
     ctx.server = smp.Server()
     ctx.meter_id = "meter-42"
+    ctx.app_version = "1.2.3"
+    ctx.board = {"metering": {"ib_amps": 5.0, "imax_amps": 60.0}}
     metering.tick = Tick(dsp.Reading(), registers.Registers())
     metering.cfg = {"tz_offset_min": 330}
     supply.control = disconnect_control()

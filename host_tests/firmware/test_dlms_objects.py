@@ -131,9 +131,10 @@ def get_long(a, cls, ln, attr):
 def test_the_association_object_lists_every_object_with_read_only_access():
     tick, control, a = meter()
     v, blocks = get_long(a, 15, "0.0.40.0.0.255", 2)
-    assert blocks == 3  # 1,456 bytes in blocks of at most 500 (the meter's PDU, 512, less a block's header)
-    # 26 objects: 7 instantaneous, 13 energy, maximum demand, clock, name, disconnect control, 2 associations
-    assert v[:3] == b"\x00\x01\x1a"
+    assert blocks == 4  # 1,600 bytes in blocks of at most 500 (the meter's PDU, 512, less a block's header)
+    # 28 objects: 7 instantaneous, 13 energy, maximum demand, clock, name, the instantaneous and scaler profiles,
+    # disconnect control, 2 associations
+    assert v[:3] == b"\x00\x01\x1c"
     # the first: class 3 version 0 1.0.12.7.0.255, attributes 1-3 read-only, method 1 (reset) no access
     first = (b"\x02\x04\x12\x00\x03\x11\x00\x09\x06\x01\x00\x0c\x07\x00\xff\x02\x02"
              b"\x01\x03\x02\x03\x0f\x01\x16\x01\x00\x02\x03\x0f\x02\x16\x01\x00\x02\x03\x0f\x03\x16\x01\x00"
@@ -153,7 +154,7 @@ def test_the_association_object_lists_every_object_with_read_only_access():
     assert get(a, 15, "0.0.40.0.0.255", 1) == b"\x00\x09\x06\x00\x00\x28\x00\x00\xff"
     assert get(a, 1, "0.0.40.0.0.255", 2) == b"\x01\x09"  # its name under another class: class inconsistent
     without_relay = dlms_objects.Objects(tick, None, b"MKT0000000000042", lambda: 330)
-    assert (70, dlms_objects.DISCONNECT) not in without_relay.names() and len(without_relay.names()) == 25
+    assert (70, dlms_objects.DISCONNECT) not in without_relay.names() and len(without_relay.names()) == 27
 
 
 T0 = 1764547200  # 2025-12-01 00:00:00 UTC: 05:30 local at +330 minutes
@@ -202,7 +203,7 @@ def test_event_profiles_are_the_rings_is15959_events_by_category():
     def body():
         objects, a, log = _event_meter()
         names = objects.names()
-        assert len(names) == 40 and (7, cosem.obis("0.0.99.98.5.255")) in names
+        assert len(names) == 42 and (7, cosem.obis("0.0.99.98.5.255")) in names
         power = get(a, 7, "0.0.99.98.2.255", 2)
         assert power == b"\x00\x01\x05" + row(T0, 101) + row(T0 + 60, 102) + row(T0 + 360, 101) \
             + row(T0 + 420, 102) + row(None, 102)
@@ -244,5 +245,35 @@ def test_event_profiles_select_by_entry_and_by_range():
         assert get_sel(a, ln, unknown) == b"\x01\x0c"
         r = a.apdu(b"\xc0\x01\xc1\x00\x03" + cosem.obis("1.0.12.7.0.255") + b"\x02\x01" + _entry(1, 0))
         assert r == b"\xc4\x01\xc1\x01\x03"  # a register: read-write denied
+
+    _with_workdir(body)
+
+
+def test_the_instantaneous_profile_is_one_row_of_the_registers_and_its_scaler_profile_their_scalers():
+    def body():
+        tick, _, a = meter()
+        columns = (("1.0.12.7.0.255", 3), ("1.0.11.7.0.255", 3), ("1.0.13.7.0.255", 3), ("1.0.14.7.0.255", 3),
+                   ("1.0.9.7.0.255", 3), ("1.0.1.7.0.255", 3), ("1.0.1.8.0.255", 3), ("1.0.9.8.0.255", 3),
+                   ("1.0.1.6.0.255", 4), ("1.0.1.6.0.255", 4), ("1.0.2.8.0.255", 3))
+        captures = get(a, 7, "1.0.94.91.0.255", 3)
+        assert captures[:3] == b"\x00\x01\x0c"  # 12 columns: the clock first
+        assert captures[3:21] == b"\x02\x04\x12\x00\x08\x09\x06\x00\x00\x01\x00\x00\xff\x0f\x02\x12\x00\x00"
+        assert b"\x12\x00\x04\x09\x06\x01\x00\x01\x06\x00\xff\x0f\x05" in captures  # maximum demand's time
+        assert get(a, 7, "1.0.94.91.0.255", 2)[19:22] == b"\x00\x00\x00"  # before the first reading: null values
+        r = tick.reading
+        r.voltage, r.current, r.p, r.s, r.pf, r.frequency = 230.12, 4.321, 990.0, 995.0, 0.995, 49.98
+        tick.ms = 1
+        tick.regs.add(0, 3600 * 1000 * 1234)
+        row = get(a, 7, "1.0.94.91.0.255", 2)
+        assert row[:4] == b"\x00\x01\x01\x02" and row[4] == 12 and row[5:7] == b"\x09\x0c"  # one row, the clock
+        cells = b"".join(get(a, cls, ln, 2)[1:] for ln, cls in columns[:8])
+        assert row[5 + 14:5 + 14 + len(cells)] == cells  # the registers' own values, in the columns' order
+        scalers = get(a, 7, "1.0.94.91.3.255", 2)
+        assert scalers[:5] == b"\x00\x01\x01\x02\x0a"  # one row of 10: the registers', maximum demand's
+        assert scalers[5:] == b"".join(get(a, cls, ln, 3)[1:] for ln, cls in columns[:9] + columns[10:])
+        assert get(a, 7, "1.0.94.91.3.255", 3)[:3] == b"\x00\x01\x0a"
+        assert get(a, 7, "1.0.94.91.0.255", 7) == b"\x00\x06\x00\x00\x00\x01"  # one entry
+        sel = a.apdu(b"\xc0\x01\xc1\x00\x07" + cosem.obis("1.0.94.91.0.255") + b"\x02\x01" + _entry(1, 0))
+        assert sel == b"\xc4\x01\xc1\x01\x03"  # no selective access on a snapshot
 
     _with_workdir(body)

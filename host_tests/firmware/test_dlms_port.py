@@ -183,3 +183,22 @@ def test_a_session_ends_when_its_line_goes_quiet_and_takes_its_code_off_the_heap
         assert ctx.server.releasers == [] and loaded() == [] and "app.dlms_port" not in sys.modules
 
     asyncio.run(body())
+
+
+def test_a_session_serves_the_name_plate_from_the_meters_identity_and_board():
+    async def body():
+        p, line = port()
+        send(p, GURUX_SNRM)
+        send(p, GURUX_AARQ)
+        get = bytes.fromhex("e6e600c001c1000700005e5b0aff0200")  # the name plate's buffer
+        frame = bytearray(64)
+        from app import hdlc
+
+        n = hdlc.encode(frame, 1, 1, 16, 1, 0x32 | 0x10, get)  # I-frame N(S)=1 N(R)=1, poll
+        send(p, bytes(frame[:n]))
+        apdu = line.out[-1][11:-3]  # after the flag, format, addresses, control, HCS and the LLC header
+        assert apdu[:4] == b"\xc4\x01\xc1\x00" and apdu[4:8] == b"\x01\x01\x02\x04"  # one row of 4
+        assert apdu[8:] == (b"\x09\x08meter-42" + b"\x09\x08MeterKit" + b"\x09\x051.2.3" + b"\x09\x065-60 A")
+        p.unload()
+
+    run(body)

@@ -293,11 +293,12 @@ def test_gurux_reads_the_object_list_and_the_association_as_a_dlms_tool_does_fir
     blocks = meter.port.link.on_apdu.__self__._block  # the association's last block number (0: one APDU)
     from app import dlms_objects
 
-    size = sum(len(p) for p in dlms_objects.Objects(None, object(), b"", None).get(15, dlms_objects.ASSOCIATION, 2))
+    model = dlms_objects.Objects(None, object(), b"", None, None, (b"",) * 4)  # as the port makes it: a name plate
+    size = sum(len(p) for p in model.get(15, dlms_objects.ASSOCIATION, 2))
     assert blocks == -(-size // (min(pdu, cosem.MAX_PDU) - 12)), (blocks, size)  # 3 blocks of 500 B, 13 of 116 B
     objects = c.parseObjects(reply.data, True)
 
-    want = [(cls, ".".join(str(b) for b in obis)) for cls, obis in dlms_objects.Objects(None, object(), b"", None).names()]
+    want = [(cls, ".".join(str(b) for b in obis)) for cls, obis in model.names()]
     assert [(int(o.objectType), o.logicalName) for o in objects] == want
     volts = objects.findByLN(ObjectType.REGISTER, "1.0.12.7.0.255")
     assert [int(volts.getAccess(i)) for i in (1, 2, 3)] == [1, 1, 1]  # read-only
@@ -352,3 +353,37 @@ def test_gurux_reads_an_event_profile_whole_by_entry_and_by_range(tmp_path, monk
     c.updateValue(pg, 2, exchange(meter, c, c.readRowsByRange(pg, local + datetime.timedelta(hours=2),
                                                                  local + datetime.timedelta(hours=4))).value)
     assert [r[1] for r in pg.buffer] == [101, 102, 101]
+
+
+def test_gurux_reads_the_instantaneous_profile_and_scales_it_with_the_scaler_profile(tmp_path, monkeypatch):
+    """IS 15959's instantaneous profile (1.0.94.91.0.255): gurux reads its capture objects and its one row, and the
+    scaler profile (1.0.94.91.3.255) gives each register column's scaler and unit, as a head-end applies them."""
+    from gurux_dlms.objects import GXDLMSProfileGeneric
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meter").mkdir()
+    parts = fwtest.meter_parts()
+    tick = parts[1].tick
+    r = tick.reading
+    r.voltage, r.current, r.p, r.s, r.pf, r.frequency = 229.87, 12.345, 2830.0, 2840.0, 0.996, 50.02
+    tick.ms = 1
+    tick.regs.add(0, 3600 * 1000 * 98765)
+    meter = PortMeter(parts)
+    c = client()
+    c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
+    c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+    inst = GXDLMSProfileGeneric("1.0.94.91.0.255")
+    scal = GXDLMSProfileGeneric("1.0.94.91.3.255")
+    for pg in (inst, scal):
+        for attr in (3, 2):
+            c.updateValue(pg, attr, exchange(meter, c, c.read(pg, attr)).value)
+    names = [o.logicalName for o, _ in inst.captureObjects]
+    assert names[:3] == ["0.0.1.0.0.255", "1.0.12.7.0.255", "1.0.11.7.0.255"] and len(names) == 12
+    row, scalers = inst.buffer[0], scal.buffer[0]
+    scaled = {}
+    for k, (obj, _) in enumerate(scal.captureObjects):
+        scaler = scalers[k][0]
+        scaled[obj.logicalName] = row[names.index(obj.logicalName)] * 10 ** scaler
+    assert scaled["1.0.12.7.0.255"] == pytest.approx(229.87) and scaled["1.0.11.7.0.255"] == pytest.approx(12.345)
+    assert scaled["1.0.14.7.0.255"] == pytest.approx(50.02) and scaled["1.0.1.8.0.255"] == pytest.approx(98765)
+    assert scaled["1.0.13.7.0.255"] == pytest.approx(0.996)

@@ -13,12 +13,14 @@ RANGE = (b"\x02\x04" + CLOCK + b"\x09\x0c" + bytes.fromhex("07e90c0101051e0000ff
          + bytes.fromhex("07e90c0101080000 00ff8000".replace(" ", "")) + b"\x01\x00")
 
 
-PROFILES = range(24, 31)  # the probe meter's names(): 20 registers, demand, clock, name, disconnect, then these
-POWER = 26  # 0.0.99.98.2.255
+# the probe meter's names(): 20 registers, demand, clock, name, the instantaneous and scaler profiles (23, 24),
+# disconnect, then the event profiles
+PROFILES = range(26, 33)
+POWER = 28  # 0.0.99.98.2.255
 
 
 def seeds() -> Iterator[bytes]:
-    for k in range(40):
+    for k in range(42):
         for attr in (1, 2, 3, 7, 8):
             yield bytes((k, attr))
     for k in PROFILES:
@@ -28,5 +30,6 @@ def seeds() -> Iterator[bytes]:
     yield bytes((0x80 | POWER, 2, 1)) + RANGE[:-2] + b"\x01\x01\x02\x04"  # columns asked for by range: refused
     yield bytes((0x80 | POWER, 2, 3)) + ENTRY  # selector 3
     yield bytes((0x80 | 0, 2, 2)) + ENTRY  # a register with selective access
+    yield bytes((0x80 | 23, 2, 2)) + ENTRY  # the instantaneous profile: no selective access
     yield bytes((0xC0 | POWER, 1, 2))  # a profile's name under class 1
     yield bytes((63,)) + bytes.fromhex("0000636200ff") + b"\x02"  # a category the meter does not have

@@ -102,6 +102,9 @@ def run(data):
     check(isinstance(v, (bytes, list)) and all(isinstance(p, bytes) for p in ([v] if isinstance(v, bytes) else v)),
           "an answer of type %r" % type(v))
     profile = cls == 7 and obis in dlms_objects.EVENT_LOGS and attr == 2
+    if cls == 7 and obis in (dlms_objects.INSTANT_PROFILE, dlms_objects.SCALER_PROFILE) and attr == 2:
+        check(isinstance(v, bytes) and v[:4] == b"\x01\x01\x02" + bytes((12 if obis == dlms_objects.INSTANT_PROFILE
+                                                                             else 10,)), "a snapshot of another shape")
     check(access is None or profile, "selective access taken by %r attribute %d" % (obis, attr))
     if profile:
         check(isinstance(v, list) and v[0][0] == cosem.ARRAY, "a buffer that is not an array")
