@@ -41,7 +41,10 @@ def take(v):
     _pending[0] = False
     _next = None
     del _resume[:]
-    bus.send({"t": "due", "n": n, "us": v})
+    # with the world time at this point: a reset delivered here carries it over the reboot (the host's own idea of
+    # it comes from whatever message came last, a status query's among them, which wall time orders)
+    bus.send({"t": "due", "n": n, "us": v, "world_ns": bus.stamp()} if bus.stamp is not None else
+             {"t": "due", "n": n, "us": v})
     while not _resume:
         bus.wait()
     msg = _resume.pop()
