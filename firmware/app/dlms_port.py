@@ -86,7 +86,7 @@ class OpticalPort:
             return False
         self.deframer = None
         self.link = None
-        for name in LAYERS:
+        for name in LAYERS + ("app.dlms_profiles",):  # (the profiles' module, should a read have been cut short)
             loader.forget(name)
         return True
 

@@ -13,14 +13,14 @@ RANGE = (b"\x02\x04" + CLOCK + b"\x09\x0c" + bytes.fromhex("07e90c0101051e0000ff
          + bytes.fromhex("07e90c0101080000 00ff8000".replace(" ", "")) + b"\x01\x00")
 
 
-# the probe meter's names(): 20 registers, demand, clock, name, the instantaneous and scaler profiles (23, 24),
-# disconnect, then the event profiles
-PROFILES = range(26, 33)
-POWER = 28  # 0.0.99.98.2.255
+# the probe meter's names(): 20 registers, demand, clock, name, the instantaneous and scaler profiles (23, 24), the
+# name plate and its 4 items (25-29), disconnect, then the event profiles
+PROFILES = range(31, 38)
+POWER = 33  # 0.0.99.98.2.255
 
 
 def seeds() -> Iterator[bytes]:
-    for k in range(42):
+    for k in range(47):
         for attr in (1, 2, 3, 7, 8):
             yield bytes((k, attr))
     for k in PROFILES:

@@ -19,7 +19,7 @@ raised. Invariants (fuzzcore.Violation):
 
 from fuzzcore import check
 
-from app import cosem, dlms_objects, dsp, registers
+from app import cosem, dlms_objects, dlms_profiles, dsp, registers
 from app.tick import Tick
 
 
@@ -28,7 +28,7 @@ class NoError(Exception):
 
 
 ERRORS = (NoError,)
-MODULES = ("app/dlms_objects.py",)
+MODULES = ("app/dlms_objects.py", "app/dlms_profiles.py")
 MEM_BASE = 48 * 1024
 MEM_PER_BYTE = 64
 _T0 = 1764547200
@@ -49,7 +49,13 @@ class _Control:
 
 
 _TICK = Tick(dsp.Reading(), registers.Registers())
-_OBJECTS = dlms_objects.Objects(_TICK, _Control(), b"MKT0000000000042", lambda: 330, _Log())
+_OBJECTS = dlms_objects.Objects(_TICK, _Control(), b"MKT0000000000042", lambda: 330, _Log(),
+                                (b"meter-42", b"MeterKit", b"1.2.3", b"5-60 A"))
+# A meter takes app/dlms_profiles.py off the heap after each read of a profile (Objects._more); a probe that did so
+# would import it again for every input, a cost of the harness, not of the input: one read is always "under way",
+# and the module is imported here, with the probe, so that the fuzzer instruments it.
+_OBJECTS._depth = 1
+assert dlms_profiles.get
 _NAMES = _OBJECTS.names()
 _ROWS = {}  # category -> its rows' encodings, by columns (first, last)
 for _k in range(7):
