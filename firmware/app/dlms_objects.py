@@ -9,17 +9,26 @@
 # volt-amperes whole, the power factor in thousandths, hertz in 0.01 Hz, energy in mWh (the registers' own exact
 # integers: app/registers.py). Before the first reading an instantaneous value is "temporary failure" (2), not a 0
 # that a head-end would store; a clock that lost power is sent "not specified" (0xFF) with clock status invalid.
-import time
 
 from micropython import const
 
 import loader
 from app import cosem, registers
+from app.dlms_names import (
+    CLOCK,
+    EVENT_LOGS,
+    INSTANT_PROFILE,
+    LAST_EVENT,
+    MAX_DEMAND,
+    NAME_PLATE,
+    PLATE_ITEMS,
+    SCALER_PROFILE,
+    date_time,
+)
 from loader import wallclock
 
 _TEMPORARY_FAILURE = const(2)
 _CLASS_INCONSISTENT = const(9)
-_NOT_SPECIFIED = b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x80\x00\x01"  # a date-time nobody knows: status invalid
 _CLASS_DATA = const(1)
 _CLASS_REGISTER = const(3)
 _CLASS_EXTENDED = const(4)
@@ -29,7 +38,6 @@ _CLASS_ASSOCIATION = const(15)
 _CLASS_PROFILE = const(7)
 _CLASSES = (_CLASS_DATA, _CLASS_REGISTER, _CLASS_EXTENDED, _CLASS_PROFILE, _CLASS_CLOCK, _CLASS_ASSOCIATION,
             _CLASS_DISCONNECT)
-_CATEGORIES = const(7)  # IS 15959's event categories: 0 voltage ... 6 control
 # DLMS units (Blue Book table of units)
 _W = const(27)
 _VA = const(28)
@@ -44,18 +52,9 @@ _NONE = const(255)
 
 LDN = cosem.obis("0.0.42.0.0.255")  # logical device name
 MANUFACTURER = b"MeterKit"  # the name plate's manufacturer (the logical device name's three letters are MKT)
-CLOCK = cosem.obis("0.0.1.0.0.255")
 DISCONNECT = cosem.obis("0.0.96.3.10.255")
-MAX_DEMAND = cosem.obis(registers.MD_OBIS)
 ASSOCIATION = cosem.obis("0.0.40.0.0.255")  # the current association
 PUBLIC_ASSOCIATION = cosem.obis("0.0.40.0.1.255")  # IS 15959's name for the public client's
-EVENT_LOGS = tuple(cosem.obis("0.0.99.98.%d.255" % k) for k in range(_CATEGORIES))
-INSTANT_PROFILE = cosem.obis("1.0.94.91.0.255")  # IS 15959's instantaneous profile: one row, taken when read
-SCALER_PROFILE = cosem.obis("1.0.94.91.3.255")  # and its scaler profile: the same registers' scalers and units
-NAME_PLATE = cosem.obis("0.0.94.91.10.255")  # IS 15959's name plate details: one row of the items below
-# the name plate's items (class 1, octet-strings): serial number, manufacturer, firmware version, current rating
-PLATE_ITEMS = tuple(cosem.obis(c) for c in ("0.0.96.1.0.255", "0.0.96.1.1.255", "1.0.0.2.0.255", "0.0.94.91.12.255"))
-LAST_EVENT = tuple(cosem.obis("0.0.96.11.%d.255" % k) for k in range(_CATEGORIES))
 # instantaneous registers: (OBIS, Reading attribute, A-XDR type, scale to the integer, scaler, unit)
 INSTANT = (
     (cosem.obis("1.0.12.7.0.255"), "voltage", cosem.LONG_UNSIGNED, 100, -2, _V),
@@ -75,15 +74,6 @@ def logical_device_name(meter_id):
     zero-padded."""
     tail = meter_id.encode()[-13:]
     return b"MKT" + b"0" * (13 - len(tail)) + tail
-
-
-def date_time(rtc, tz_offset_min):
-    """A COSEM date-time (12 octets) of RTC seconds (UTC) in local time; deviation not specified (0x8000), as
-    IS 15959 meters send it; status 0. None gives the not-specified value with status invalid."""
-    if rtc is None:
-        return _NOT_SPECIFIED
-    t = time.gmtime(rtc + tz_offset_min * 60 - wallclock.PORT_EPOCH_S)
-    return bytes((t[0] >> 8, t[0] & 0xFF, t[1], t[2], t[6] + 1, t[3], t[4], t[5], 0, 0x80, 0x00, 0))
 
 
 def _clamped(tag, v):

@@ -18,7 +18,7 @@ from app.console import _readable
 
 _SERVER = const(1)
 _IDLE_MS = const(5000)  # no association and a quiet line this long: the session ends, its code leaves the heap
-LAYERS = ("app.hdlc", "app.cosem", "app.dlms_objects")
+LAYERS = ("app.hdlc", "app.cosem", "app.dlms_objects", "app.dlms_names")
 
 
 async def serve(ctx, metering, supply, uart, buf, n):

@@ -13,7 +13,7 @@
 from micropython import const
 
 from app import cosem
-from app.dlms_objects import (
+from app.dlms_names import (
     CLOCK,
     EVENT_LOGS,
     INSTANT_PROFILE,

@@ -1,0 +1,31 @@
+# The names both app/dlms_objects.py and app/dlms_profiles.py use (profiles, their capture objects) and the COSEM
+# date-time, in a module of their own so that neither imports the other (dlms_objects imports dlms_profiles for one
+# read at a time). IS 15959-2's names (STANDARDS.md).
+import time
+
+from micropython import const
+
+from app import cosem, registers
+from loader import wallclock
+
+_CATEGORIES = const(7)  # IS 15959's event categories: 0 voltage ... 6 control
+_NOT_SPECIFIED = b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x80\x00\x01"  # a date-time nobody knows: status invalid
+
+CLOCK = cosem.obis("0.0.1.0.0.255")
+MAX_DEMAND = cosem.obis(registers.MD_OBIS)
+EVENT_LOGS = tuple(cosem.obis("0.0.99.98.%d.255" % k) for k in range(_CATEGORIES))
+LAST_EVENT = tuple(cosem.obis("0.0.96.11.%d.255" % k) for k in range(_CATEGORIES))
+INSTANT_PROFILE = cosem.obis("1.0.94.91.0.255")  # IS 15959's instantaneous profile: one row, taken when read
+SCALER_PROFILE = cosem.obis("1.0.94.91.3.255")  # and its scaler profile: the same registers' scalers and units
+NAME_PLATE = cosem.obis("0.0.94.91.10.255")  # IS 15959's name plate details: one row of the items below
+# the name plate's items (class 1, octet-strings): serial number, manufacturer, firmware version, current rating
+PLATE_ITEMS = tuple(cosem.obis(c) for c in ("0.0.96.1.0.255", "0.0.96.1.1.255", "1.0.0.2.0.255", "0.0.94.91.12.255"))
+
+
+def date_time(rtc, tz_offset_min):
+    """A COSEM date-time (12 octets) of RTC seconds (UTC) in local time; deviation not specified (0x8000), as
+    IS 15959 meters send it; status 0. None gives the not-specified value with status invalid."""
+    if rtc is None:
+        return _NOT_SPECIFIED
+    t = time.gmtime(rtc + tz_offset_min * 60 - wallclock.PORT_EPOCH_S)
+    return bytes((t[0] >> 8, t[0] & 0xFF, t[1], t[2], t[6] + 1, t[3], t[4], t[5], 0, 0x80, 0x00, 0))
