@@ -1,7 +1,8 @@
 # The DLMS/COSEM port's sessions (board key uarts.optical: an optical probe head or an RS-485 transceiver, IEC 62056-46
 # HDLC). The app's line task (app/main.py _optical) waits for a flag byte with nothing of DLMS on the heap; at one it
-# brings in this module and serve() loads the layers (app/hdlc.py, cosem.py, dlms_objects.py: about 10.5 KB of an
-# ESP32's heap). They serve the line until no association is connected and it has been quiet for _IDLE_MS (after the
+# brings in this module and serve() loads the layers (app/hdlc.py, cosem.py, dlms_objects.py with dlms_names.py: a
+# session holds about 16 KB of an ESP32's heap with them, docs/BENCHMARKS.md; app/dlms_profiles.py comes in for a
+# profile's read only). They serve the line until no association is connected and it has been quiet for _IDLE_MS (after the
 # client's DISC, or its link's inactivity timeout); then they and this module leave the heap again. A meter nobody
 # reads this way never pays for them. They also give way to the meter's own work: when a signed command or an
 # upload's check finds no room, the SMP server asks the session for its heap (loader/smp.py make_room) and the layers

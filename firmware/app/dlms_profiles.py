@@ -25,6 +25,8 @@ from app.dlms_names import (
     date_time,
 )
 
+# (the classes as private consts, as in app/dlms_objects.py: MicroPython puts a private const's value in the code,
+# so the repeat costs no heap; shared public names would each take a module-dict entry and a lookup)
 _CLASS_DATA = const(1)
 _CLASS_REGISTER = const(3)
 _CLASS_EXTENDED = const(4)
