@@ -211,7 +211,7 @@ class Ctx:
         self.meter_id = "sweep"
         self.slot = None
         self.test_boot = False
-        self.manifest = None
+        self.facts = None
         self.app_version = None
         self.refused = ""
 
@@ -296,7 +296,7 @@ class Meter:
             break
         self.ctx = Ctx(self.board)
         self.ctx.slot = name
-        self.ctx.manifest = manifest
+        self.ctx.facts = update.slots_facts(name, manifest) if name else None  # as startup
         self.ctx.loader_test = loaders.under_test()
         self.ctx.test_boot = test or self.ctx.loader_test
         self.ctx.app_version = manifest.get("version") if manifest else None

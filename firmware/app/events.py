@@ -241,12 +241,27 @@ class EventLog:
 
 
 def _highest_seq(path):
-    raw = store.read_bytes(path) or b""
-    k = raw.find(b'"seq": ')
-    if k < 0:
+    """The "seq" of a ring file that did not parse, read in 128-byte pieces: the app's start reads it, where the heap
+    may hold no block as large as the file (a MemoryError there at every boot would be a start-up loop)."""
+    key = b'"seq": '
+    raw = b""
+    digits = b""
+    try:
+        with open(path, "rb") as f:
+            while True:
+                piece = f.read(128)
+                if not piece:
+                    return 0
+                raw = raw[-(len(key) - 1):] + piece
+                k = raw.find(key)
+                if k >= 0:
+                    digits = raw[k + len(key):]
+                    digits += f.read(max(0, 13 - len(digits)))
+                    break
+    except OSError:
         return 0
     n = 0
-    for c in raw[k + 7 : k + 20]:
+    for c in digits[:13]:
         if not 48 <= c <= 57:
             break
         n = n * 10 + c - 48

@@ -38,7 +38,7 @@ class Context:
         self.test_boot = False
         self.loader_test = False  # this boot runs a newly installed loader (see loader/loaders.py)
         self.wdt = None  # armed during a test boot; the app's heartbeat feeds it
-        self.manifest = None
+        self.facts = None  # {slot: (version, hash, bootable)}: loader/update.py slots_facts
         self.app_version = None
         self.before_reset = []  # callables run before a planned reset, so the app can persist its state
         self.reset_scheduler = None  # set by the app: schedules a reset after the reply has gone out

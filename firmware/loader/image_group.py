@@ -77,14 +77,16 @@ class ImageGroup:
         self.state = ST_RECEIVING if self.rec else ST_NONE
         self.reason = ""
         self.staged = None
-        self._facts = {}  # slot name -> (version, hash, bootable): see _slot_facts
+        # slot name -> (version, hash, bootable), for every image state read: the loader's (loader/update.py
+        # slots_facts, before the app's imports), else worked out here (recovery mode and tests)
+        facts = ctx.facts
+        if facts is None and ctx.slot is not None:
+            facts = update.slots_facts(ctx.slot, None)
+        self._facts = facts or {}
         self._other = None  # the other slot, when it holds a manifest
-        if ctx.slot is not None:  # while the heap is whole: both slots' facts for every image state read
-            self._slot_facts(ctx.slot, True)
-            if store.exists(slots.path(slots.other(ctx.slot)) + "/" + slots.MANIFEST):
-                self._other = slots.other(ctx.slot)
-                self._slot_facts(self._other, False)
-        ctx.manifest = None  # its one reader was _slot_facts, done above: the whole file list (~3.5 KB) leaves the heap
+        for name in self._facts:
+            if name != ctx.slot:
+                self._other = name
         self.keys, self.keys_dev = _image_keys()
         self._seen = None  # update.changes when the records below were read (see _fresh)
         self._replies = [None, None, None, None]  # key, encoded state read; key, encoded update status
@@ -263,25 +265,12 @@ class ImageGroup:
         self.staged = None
 
     # -- state ---------------------------------------------------------------------------------------------------
-    def _slot_facts(self, name, active):
-        """(version text, hash, bootable) of a slot, worked out once per boot: the slots change only at boot (the
-        loader's install), and reading a manifest whole later, on a heap in small pieces after hours of metering,
-        could fail where an image state read must not (it answered ENOMEM on the ESP32)."""
-        facts = self._facts.get(name)
-        if facts is None:
-            m = self.ctx.manifest if active else None
-            if m is None:
-                try:
-                    m = slots.read_manifest(name)
-                except ValueError:
-                    m = None
-            facts = (version_text((m or {}).get("version", "0.0.0")), update.slot_hash(name), m is not None)
-            self._facts[name] = facts
-        return facts
-
-    def _slot_entry(self, slot_no, name, active, confirmed, pending=False):
-        version, h, bootable = self._slot_facts(name, active)
-        return {"slot": slot_no, "version": version, "hash": h, "bootable": bootable, "pending": pending,
+    def _slot_entry(self, slot_no, name, active, confirmed):
+        # the facts were worked out once per boot: the slots change only at boot (the loader's install), and reading
+        # a manifest whole later, on a heap in small pieces after hours of metering, could fail where an image state
+        # read must not (it answered ENOMEM on the ESP32)
+        version, h, bootable = self._facts[name]
+        return {"slot": slot_no, "version": version_text(version), "hash": h, "bootable": bootable, "pending": False,
                 "confirmed": confirmed, "active": active, "permanent": False}
 
     def state_read(self, req):
@@ -312,7 +301,7 @@ class ImageGroup:
         if h is not None and self.state == ST_ACCEPTED and self.staged and h == self.staged["hash"]:
             update.request(h, confirm)
             return self.state_read({})
-        if self.ctx.slot is not None and (h is None or h == update.slot_hash(self.ctx.slot)):
+        if self.ctx.slot is not None and (h is None or h == self._facts[self.ctx.slot][1]):
             if not confirm:
                 raise smp.SmpError(smp.EINVAL)
             if self.ctx.test_boot:

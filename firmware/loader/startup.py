@@ -78,9 +78,10 @@ def _prepare():
         ctx.wdt = machine.WDT(timeout=TEST_WDT_MS)
     ctx.slot = name
     ctx.slot_path = slots.path(name)
-    ctx.manifest = manifest
+    ctx.facts = update.slots_facts(name, manifest)  # here, before the app's imports: see slots_facts
     v = manifest.get("version")
     ctx.app_version = v if type(v) is str else None
+    manifest = None
     root = os.getcwd().rstrip("/") + "/" + slots.path(name)
     sys.path.insert(0, root)
     print("loader: app %s from slot %s, %s mode%s" % (ctx.app_version, name, ctx.mode,

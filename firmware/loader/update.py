@@ -166,6 +166,28 @@ def slot_hash(name):
             return bytes.fromhex(info["hash"])
         except ValueError:
             pass  # damaged: the manifest's hash below
-    return hashlib.sha256(store.read_bytes(slots.path(name) + "/" + slots.MANIFEST) or b"").digest()
+    p = slots.path(name) + "/" + slots.MANIFEST
+    return slots.file_sha256(p) if store.exists(p) else hashlib.sha256(b"").digest()  # in pieces: see slots_facts
+
+
+def slots_facts(active, manifest):
+    """{slot: (version, hash, bootable)} for the slot booted (`manifest`: its manifest, read already, or None) and for
+    the other slot when it holds a manifest: what an image state read reports. The loader works them out before the
+    app's imports, while the heap holds little else; an app that read a manifest whole (3 KB) at its start failed
+    there with a MemoryError after recovery mode, on an ESP32 heap whose largest free block was 3.6 KB of 100 KB."""
+    facts = {}
+    for name in (active, slots.other(active)):
+        m = manifest if name == active else None
+        if m is None:
+            if name != active and not store.exists(slots.path(name) + "/" + slots.MANIFEST):
+                break
+            try:
+                m = slots.read_manifest(name)
+            except ValueError:
+                m = None
+        v = (m or {}).get("version")
+        facts[name] = (v if type(v) is str else None, slot_hash(name), m is not None)
+        m = None
+    return facts
 
 

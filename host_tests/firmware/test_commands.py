@@ -10,7 +10,7 @@ class Ctx:
     board = {"id": "esp32_devkitc", "flash": {"block_size": 4096, "block_count": 512}}
     slot = None
     test_boot = False
-    manifest = None
+    facts = None
     started_ms = 0
 
     def __init__(self):

@@ -38,6 +38,22 @@ def test_a_damaged_log_restarts_without_reusing_sequence_numbers():
     fwtest.in_workdir(body, "meter")
 
 
+def test_a_damaged_logs_sequence_number_is_found_wherever_it_lies_in_the_file():
+    # read in 128-byte pieces (the app's start has no room for the whole file on a fragmented heap): the key or its
+    # digits may straddle a piece's end
+    def body():
+        for pad in (0, 1, 115, 120, 121, 122, 127, 128, 129, 250, 300):
+            fwtest.write(ev.PATH, b"x" * pad + b'"seq": 4321, "ring": [')
+            assert ev._highest_seq(ev.PATH) == 4321, pad
+        fwtest.write(ev.PATH, b"x" * 121 + b'"seq": 12')  # the file ends inside the number
+        assert ev._highest_seq(ev.PATH) == 12
+        fwtest.write(ev.PATH, b"x" * 500)
+        assert ev._highest_seq(ev.PATH) == 0
+        assert ev._highest_seq("meter/none.json") == 0
+
+    fwtest.in_workdir(body, "meter")
+
+
 def test_a_rolled_back_app_keeps_a_newer_apps_ring_and_logs_in_ram():
     def body():
         from loader import store

@@ -64,7 +64,7 @@ class Ctx:
         self.refused = ""
         self.slot = "a"
         self.test_boot = False
-        self.manifest = None
+        self.facts = None
         self.resets: list[bool] = []
 
     def request_reset(self, force: bool = False) -> None:

@@ -11,7 +11,8 @@ The boot, in the order the firmware runs it (boot.py, then main.py):
   loader/startup.py          update.pending (update.json) and, when one is pending, the install (startup._install);
                              startup.choose: update.boot_choice and slots.select (slots.json, slots/a/manifest.cbor);
                              recovery.restore_relay (recovery-relay.json, supply-hold.json, config.json's loader keys);
-                             loaders.under_test; starts.begin (starts.json) and its journal event
+                             update.slots_facts (both slots' manifest.cbor and image.json); loaders.under_test;
+                             starts.begin (starts.json) and its journal event
   app/main.py _main          Metering (calibration.json, config.json's metering keys, meter/energy.a/.b),
                              Supply (events.json, supply.json, config.json, disconnect.json, supply-hold.json,
                              clock.json, credit.json), group 67 and Network as main._main wires them (config.json's head-end)
@@ -525,7 +526,7 @@ def _boot(journal_read):
     ctx.loader_test = loaders.under_test()
     ctx.test_boot = test or ctx.loader_test
     ctx.slot = name
-    ctx.manifest = manifest
+    ctx.facts = update.slots_facts(name, manifest)  # as startup._prepare
     aside = starts.begin()
     if aside:
         journal.event("settings-set-aside", "%d failed starts: %s" % (starts.STRIKES_MAX, ", ".join(aside)))

@@ -151,7 +151,7 @@ class _Ctx:
         self.test_boot = False
         self.loader_test = False
         self.wdt = None
-        self.manifest = None
+        self.facts = None
         self.app_version = "0.1.0"
         self.before_reset = []
         self.resets = 0
