@@ -20,6 +20,7 @@ _TLV_LOADER_API = const(0xA1)
 PROTECTED_MAX = const(256)  # our protected area is ~40 bytes; anything larger is refused before reading it
 UNPROTECTED_MAX = const(512)
 _CHUNK = const(1024)
+_CHUNK_MIN = const(64)
 # DER SubjectPublicKeyInfo prefix of an Ed25519 key: KEYHASH = SHA-256(prefix + raw key)
 _ED25519_SPKI_PREFIX = b"\x30\x2a\x30\x05\x06\x03\x2b\x65\x70\x03\x21\x00"
 
@@ -115,6 +116,20 @@ def check_header(hdr, file_size, slot_budget):
         raise Rejected(R_TRUNCATED, "declared sizes exceed the upload length")
 
 
+def _buffer():
+    """The hashing's read buffer: _CHUNK bytes, or a quarter as many down to _CHUNK_MIN where the heap has no piece
+    that large (an ESP32 with its network up, after a power cut, once had 69 KB free and none of it in a piece over
+    992 bytes: a check must not fail for want of one kilobyte in one piece)."""
+    n = _CHUNK
+    while True:
+        try:
+            return bytearray(n)
+        except MemoryError:
+            if n <= _CHUNK_MIN:
+                raise
+            n //= 4
+
+
 def read(f, file_size, slot_budget):
     """Parse and hash an image from an open binary file. Returns a dict: version, img_size, hdr_size, digest (the
     computed SHA-256), sha256/keyhash/signature (TLV values), counter, board, loader_api, payload_offset."""
@@ -134,10 +149,10 @@ def read(f, file_size, slot_budget):
         raise Rejected(R_TRUNCATED)
     h = hashlib.sha256(hdr)
     remaining = hdr_size + img_size - HEADER_SIZE
-    buf = bytearray(_CHUNK)
+    buf = _buffer()
     mv = memoryview(buf)
     while remaining:
-        n = f.readinto(mv[:min(_CHUNK, remaining)])
+        n = f.readinto(mv[:min(len(buf), remaining)])
         if not n:
             raise Rejected(R_TRUNCATED)
         h.update(mv[:n])
