@@ -88,7 +88,12 @@ class Metering:
 
     def short_of_memory(self, where):
         """A MemoryError in `where` skipped one interval: free what can be freed and say so, at most one event per
-        _MEMORY_HOLD_MS (a heap that stays full would otherwise write the ring's flash at every reading)."""
+        _MEMORY_HOLD_MS (a heap that stays full would otherwise write the ring's flash at every reading). What the
+        SMP server's releasers hold goes first (loader/smp.py make_room: a DLMS session on the optical port), so
+        that a reader on the port can cost metering and the supply's rules one interval at most, not one per reading."""
+        room = getattr(self.ctx.server, "make_room", None)  # a loader from before make_room has none
+        if room is not None:
+            room()
         gc.collect()
         self.skipped += 1
         now = time.ticks_ms()

@@ -164,3 +164,25 @@ def test_a_full_heap_skips_one_interval_and_metering_goes_on():
         assert registers.Persist().load(again) == "ok" and again.total_mj(registers.IMPORT) == 5 * 1000 * 1000
 
     _run(body)
+
+
+def test_a_full_heap_takes_the_dlms_session_s_heap_before_the_next_reading():
+    # a reader on the optical port holds its session's heap (about 16 KB of an ESP32's) until its client lets go; a
+    # MemoryError in metering or in the supply's rules asks the SMP server's releasers for it, as signed work does
+    def body():
+        front = Front()
+        m, sup = _meter(front)
+        given = []
+        m.ctx.server.releasers.append(lambda: given.append(1) is None)
+
+        def full(*args):
+            raise MemoryError("memory allocation failed")
+
+        sup.prepaid.tick = full
+        _read(m, front, 0)
+        assert given == [1] and _memory_events(sup.log) == ["listener, 1 skipped"]
+        del sup.prepaid.tick
+        _read(m, front, 1)
+        assert given == [1] and sup.store.import_mj == 1000 * 1000  # nothing more asked; the reading caught up
+
+    _run(body)
