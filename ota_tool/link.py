@@ -33,10 +33,12 @@ BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 46080
 # bytes that do not decode (bad delimiter, CRC, CBOR)
 LINE_ERRORS = (TimeoutError, SMPBadSequence, SMPException, ValueError)
 CONNECT_TRIES = 3  # connects whose first answer was lost or damaged on the line
+READ_RETRIES = 3  # a read (or an echo) changes nothing: sent again this often when it or its answer is lost
 BUSY_RETRIES = 5  # a read the meter answers "busy" (its heap is in use) is asked again this often
 BUSY_WAIT_S = 0.5
 RETRY_WAIT_CAP_S = 60.0  # a request sent again on a serial link waits twice as long each time, up to this
 CONSOLE_KEPT = 16384  # bytes of console text a link keeps (the newest)
+REPL_SIGNS = (b">>> ", b"raw REPL")  # the meter's console at MicroPython's prompt: its app is stopped, no retry helps
 CHUNK_WAIT = 2.0  # a 2 KB chunk is answered in about 0.2 s at 115200 baud: longer means it was lost
 
 
@@ -122,6 +124,7 @@ class MeterLink:
         self.note = note  # told of what the link does on its own (a retry after "busy")
         self.datagram_max = datagram_max
         self.console = bytearray()
+        self.console_total = 0  # bytes of console text taken since the link opened (self.console keeps the newest)
         self._client: _Client | None = None
         self._transport: Any = None
         self._params: tuple[int, int] | None = None
@@ -179,7 +182,8 @@ class MeterLink:
         """The meter's SMP buffer size and count (os group's MCUmgr parameters), read once per link."""
         if self._params is None:
             assert self._client is not None
-            rsp = self._client.params or await self.request(MCUMgrParametersRead(), "mcumgr parameters", retries=3)
+            rsp = self._client.params or await self.request(MCUMgrParametersRead(), "mcumgr parameters",
+                                                                  retries=READ_RETRIES)
             self._params = (int(rsp.buf_size), max(1, int(rsp.buf_count or 1)))
         return self._params
 
@@ -210,6 +214,7 @@ class MeterLink:
         buf = getattr(self._transport, "_serial_buffer", None)  # smpclient keeps non-SMP bytes here
         if buf:
             self.console += buf
+            self.console_total += len(buf)
             buf.clear()
             del self.console[:-CONSOLE_KEPT]
 
@@ -231,6 +236,8 @@ class MeterLink:
             self._transport.resend = retries > 0 or req.header.op == smphdr.OP.READ
             sent_again = self._transport.retransmissions
         while True:
+            self._take_console()
+            taken = self.console_total
             try:
                 # each try waits twice as long as the last (as the UDP link's retransmission timer does): a meter
                 # whose work on the request outlasts the timeout (a slow or loaded one) answers an earlier try late,
@@ -240,7 +247,9 @@ class MeterLink:
                 rsp = await self._client.request(req, wait)
             except LINE_ERRORS as e:
                 self._take_console()
-                if attempt >= retries or self.udp:
+                fresh = min(self.console_total - taken, 200)  # what the meter printed during this try
+                at_prompt = fresh > 0 and any(sign in self.console[-fresh:] for sign in REPL_SIGNS)
+                if attempt >= retries or self.udp or at_prompt:
                     if self.console:
                         tail = self.console[-80:].decode("utf-8", "replace").strip().splitlines()
                         raise NoSmpReply(f"{what}: {self.port} answers, but no SMP reply within {self.timeout:g} s "

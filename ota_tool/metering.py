@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from .authority import Authority
 from .errors import DeviceRefused, NotAuthorised, OtaError, Refused
-from .link import MeterLink
+from .link import READ_RETRIES, MeterLink
 from .meter_groups import GROUP_METERING, CalibrateWrite, CalibrationRead, MeteringRc, MeterRead
 
 CMD_CALIBRATE = "meter.calibrate"
@@ -70,14 +70,14 @@ def convert(raw: dict) -> dict:
 
 async def read(link: MeterLink) -> dict:
     try:
-        rsp = await link.request(MeterRead(), "meter read", retries=2)
+        rsp = await link.request(MeterRead(), "meter read", retries=READ_RETRIES)
     except DeviceRefused as e:
         raise _group_refusal(e, "meter read") from e
     return convert(rsp.model_dump(exclude={"header", "version", "sequence", "smp_data"}))
 
 
 async def calibration(link: MeterLink) -> dict:
-    rsp = await link.request(CalibrationRead(), "calibration read", retries=2)
+    rsp = await link.request(CalibrationRead(), "calibration read", retries=READ_RETRIES)
     return rsp.model_dump(exclude={"header", "version", "sequence", "smp_data"})
 
 

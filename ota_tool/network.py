@@ -9,7 +9,7 @@ import ipaddress
 from . import device_policy
 from .authority import Authority
 from .errors import BadInput, DeviceRefused, NotAuthorised, Refused
-from .link import MeterLink
+from .link import READ_RETRIES, MeterLink
 from .network_groups import GROUP_NETWORK, HeadendRead, HeadendWrite, NetworkRc, StatusRead
 
 UPLINK_MIN_S, UPLINK_MAX_S = device_policy.uplink_bounds()  # firmware/app/network.py, read from its source
@@ -38,7 +38,7 @@ def headend(ip: str, port: int, uplink_s: int = 0) -> dict:
 
 
 async def status(link: MeterLink) -> dict:
-    return _fields(await link.request(StatusRead(), "network status", retries=2))
+    return _fields(await link.request(StatusRead(), "network status", retries=READ_RETRIES))
 
 
 async def set_headend(link: MeterLink, authority: Authority, new: dict | None) -> dict:
@@ -56,4 +56,4 @@ async def set_headend(link: MeterLink, authority: Authority, new: dict | None) -
 
 
 async def read_headend(link: MeterLink) -> dict:
-    return _fields(await link.request(HeadendRead(), "head-end", retries=2))
+    return _fields(await link.request(HeadendRead(), "head-end", retries=READ_RETRIES))

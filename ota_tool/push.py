@@ -21,7 +21,7 @@ from . import image
 from . import upload as uploading
 from .authority import IMAGE_ERASE, IMAGE_STATE, OS_RESET, Authority
 from .errors import DeviceRefused, DeviceTimeout, ImageRejected, ModemError, NotAuthorised, OtaError, RolledBack
-from .link import LINE_ERRORS, RETRY_WAIT_CAP_S, MeterLink
+from .link import LINE_ERRORS, READ_RETRIES, RETRY_WAIT_CAP_S, MeterLink
 from .meter_groups import SignedErase, SignedReset, SignedStatesWrite, UpdateStatusRead
 
 VERDICT_TIMEOUT = 60.0
@@ -63,7 +63,7 @@ class PushResult:
 
 async def status(link: MeterLink) -> dict:
     """The meter's update status (group 64): state, reason, boot, and what it reports of its policy."""
-    rsp = await link.request(UpdateStatusRead(), "update status", retries=3)
+    rsp = await link.request(UpdateStatusRead(), "update status", retries=READ_RETRIES)
     return rsp.model_dump(exclude={"header", "version", "sequence", "smp_data"})
 
 
@@ -131,7 +131,7 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
                                        line_errors=LINE_ERRORS)
     except uploading.Refused as e:
         # the meter refused a chunk (e.g. a bad header in the first one): its update status says why
-        st = await link.request(UpdateStatusRead(), "update status", retries=3)
+        st = await link.request(UpdateStatusRead(), "update status", retries=READ_RETRIES)
         if st.state == "rejected":
             raise UpdateRejected(st.reason) from e
         rc, group = _refusal_rc(SMPUploadError(e.rsp))
@@ -139,7 +139,7 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
     seconds = time.monotonic() - t0
     end = time.monotonic() + VERDICT_TIMEOUT
     while True:
-        st = await link.request(UpdateStatusRead(), "update status", retries=3)
+        st = await link.request(UpdateStatusRead(), "update status", retries=READ_RETRIES)
         if st.state not in ("verifying", "receiving") or time.monotonic() > end:
             break
         await asyncio.sleep(0.2)
@@ -186,7 +186,7 @@ async def _signed(link: MeterLink, authority: Authority | None, request_type: ty
                 raise
             timed_out = True
         except NotAuthorised as e:
-            st = await link.request(UpdateStatusRead(), "update status", retries=3)
+            st = await link.request(UpdateStatusRead(), "update status", retries=READ_RETRIES)
             if timed_out and st.refused == "replayed":
                 return None
             hint = "this meter is locked: give --key or --envelope" if env is None else ""
@@ -198,7 +198,7 @@ async def _signed(link: MeterLink, authority: Authority | None, request_type: ty
 
 async def boot_number(link: MeterLink) -> int | None:
     """The meter's boot counter (update status), to tell when a reset has happened."""
-    return (await link.request(UpdateStatusRead(), "update status", retries=3)).boot
+    return (await link.request(UpdateStatusRead(), "update status", retries=READ_RETRIES)).boot
 
 
 async def activate(link: MeterLink, image_hash: bytes, permanent: bool, authority: Authority | None = None,
@@ -359,7 +359,7 @@ async def erase(link: MeterLink, authority: Authority | None = None) -> None:
 
 
 async def slots(link: MeterLink) -> list[dict]:
-    rsp = await link.request(ImageStatesRead(), "image state", retries=3)
+    rsp = await link.request(ImageStatesRead(), "image state", retries=READ_RETRIES)
     return [{"slot": i.slot, "version": i.version, "hash": bytes(i.hash).hex() if i.hash else None,
              "bootable": i.bootable, "pending": i.pending, "confirmed": i.confirmed, "active": i.active,
              "permanent": bool(getattr(i, "permanent", False))}

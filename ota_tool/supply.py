@@ -13,7 +13,7 @@ from meterkit import envelope
 from . import device_policy
 from .authority import Authority
 from .errors import DeviceRefused, NotAuthorised, Refused
-from .link import MeterLink
+from .link import READ_RETRIES, MeterLink
 from .supply_groups import (
     GROUP_SUPPLY,
     CalendarRead,
@@ -63,7 +63,7 @@ async def _send(link: MeterLink, req, what: str) -> dict:
 
 
 async def status(link: MeterLink) -> dict:
-    return _fields(await link.request(StatusRead(), "supply status", retries=2))
+    return _fields(await link.request(StatusRead(), "supply status", retries=READ_RETRIES))
 
 
 async def relay(link: MeterLink, authority: Authority, action: str) -> dict:
@@ -92,7 +92,7 @@ async def next_tid(link: MeterLink) -> int:
 
 
 async def settings(link: MeterLink) -> dict:
-    return _fields(await link.request(SettingsRead(), "supply settings", retries=2))["settings"]
+    return _fields(await link.request(SettingsRead(), "supply settings", retries=READ_RETRIES))["settings"]
 
 
 async def configure(link: MeterLink, authority: Authority, new: dict) -> dict:
@@ -102,7 +102,7 @@ async def configure(link: MeterLink, authority: Authority, new: dict) -> dict:
 
 async def calendar(link: MeterLink) -> dict:
     """The metering calendar: local time offset (tz_offset_min) and TOU zone tables (tou, tou_weekend)."""
-    return _fields(await link.request(CalendarRead(), "calendar", retries=2))["calendar"]
+    return _fields(await link.request(CalendarRead(), "calendar", retries=READ_RETRIES))["calendar"]
 
 
 async def set_calendar(link: MeterLink, authority: Authority, new: dict) -> dict:
@@ -138,7 +138,7 @@ async def events(link: MeterLink, since: int = 0) -> list[dict]:
     """Every event the meter still holds above sequence `since`, oldest first, paged 16 at a time."""
     out = []
     while True:
-        rsp = _fields(await link.request(EventsRead(since=since, limit=16), "events", retries=2))
+        rsp = _fields(await link.request(EventsRead(since=since, limit=16), "events", retries=READ_RETRIES))
         for seq, code, rtc, detail in rsp["events"]:
             out.append({"seq": seq, "code": code, "event": EVENTS.get(code, "event"), "rtc": rtc, "detail": detail})
         if not rsp["events"] or rsp["events"][-1][0] >= rsp["seq"]:
