@@ -30,9 +30,11 @@ datagram = st.tuples(
     st.integers(1, 65535),
     st.binary(min_size=1, max_size=200),
 ).map(lambda d: ("datagram", d))
-overlong = st.binary(min_size=LINE_MAX + 3, max_size=LINE_MAX + 300).map(
-    lambda b: ("overlong", b.replace(b"\n", b"x"))
-)
+# (not starting ">" after its CRs, as `text` does not: while a send waits for its prompt, a line starting ">" is the
+# prompt, by the reader's rule; hypothesis found an overlong ">\x00..." read as one)
+overlong = st.binary(min_size=LINE_MAX + 3, max_size=LINE_MAX + 300).map(lambda b: b.replace(b"\n", b"x")).filter(
+    lambda b: not b.lstrip(b"\r").startswith(b">")
+).map(lambda b: ("overlong", b))
 echo = st.sampled_from(["AT", "ATE0", 'AT+QISEND=0,4,"1.2.3.4",1337', "AT+QIRD=0"]).map(lambda t: ("echo", t))
 prompt = st.just(("prompt", None))
 session = st.lists(st.one_of(line, line, datagram, overlong, echo, prompt), min_size=1, max_size=25)
