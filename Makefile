@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STUBS := .cache/stubs
 
-.PHONY: setup demo test stubs bench bench-demo bench-supply bench-udp bench-fuzz sweeps lint clean
+.PHONY: setup demo test stubs bench bench-demo bench-supply bench-udp bench-fuzz sweeps explore lint clean
 
 $(VENV)/.installed-$(PYVER): pyproject.toml
 	@echo "setting up $(VENV) with $(PYTHON) (Python $(PYVER))"
@@ -67,6 +67,11 @@ sweeps: setup
 	$(PY) -m host_tests.bench.console_attack
 	$(PY) -m host_tests.bench.break_in
 	METERKIT_SWEEPS=1 $(PY) -m pytest -q host_tests/emulator/test_push_over_nbiot_e2e.py -k "link_outage and nb1-edge"
+
+# The property tests (hypothesis) with new random examples each run, where the suite draws the same ones every time:
+# a search, not a gate (about 5 min; run it a few times, report what it finds as a defect)
+explore: setup
+	METERKIT_HYPOTHESIS=explore $(PY) -m pytest -q -n 3 host_tests/unit host_tests/emulator/test_link_props.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

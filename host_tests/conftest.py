@@ -1,8 +1,17 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from host_tests.emu import Emulator
+
+# Property tests draw the same examples on every run of the suite (a gate that turns red on a newly drawn example
+# blocks whatever change happens to run then); `make explore` draws new ones (METERKIT_HYPOTHESIS=explore) to search.
+settings.register_profile("suite", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("METERKIT_HYPOTHESIS", "suite"))
 
 BOARDS = ["esp32_devkitc", "rpi_pico"]
 CONSOLE_TAIL = 4000  # characters of each emulated meter's console transcript shown with a failed test
