@@ -58,15 +58,16 @@ bench-udp: setup
 bench-fuzz: setup
 	$(PY) -m host_tests.bench.fuzz_campaign --time 300 --vm-runs 100000 --json fuzz-bench/campaign.json
 
-# Exhaustive reports (about 50 min on 2 cores): every power-cut point on CPython over littlefs, every 3rd in the VM,
+# Exhaustive reports (about 55 min on 2 cores): every power-cut point on CPython over littlefs, every 3rd in the VM,
 # a Ctrl-C at 200 moments of the boot of a locked meter per board and mode file, and 40 Ctrl-Cs into a running
-# development app per board (the VM must never die of one)
+# development app per board (the VM must never die of one); then the tests the default run samples out (-m sweep:
+# nb1-edge's push, the ADC board's record/replay, the Pico's garbage mode file)
 sweeps: setup
 	$(PY) -m host_tests.bench.power_cut_sweep
 	$(PY) -m host_tests.bench.power_cut_vm --stride 3
 	$(PY) -m host_tests.bench.console_attack
 	$(PY) -m host_tests.bench.break_in
-	METERKIT_SWEEPS=1 $(PY) -m pytest -q host_tests/emulator/test_push_over_nbiot_e2e.py -k "link_outage and nb1-edge"
+	METERKIT_SWEEPS=1 $(PY) -m pytest -q -n 3 -m sweep host_tests
 
 # The property tests (hypothesis) with new random examples each run, where the suite draws the same ones every time:
 # a search, not a gate (about 5 min; run it a few times, report what it finds as a defect)

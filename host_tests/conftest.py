@@ -14,6 +14,32 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("METERKIT_HYPOTHESIS", "suite"))
 
 BOARDS = ["esp32_devkitc", "rpi_pico"]
+SWEEPS = os.environ.get("METERKIT_SWEEPS") == "1"  # `make sweeps`: the cases the default run samples out
+
+# The files that take longest (`pytest --durations`, 2026-12-06: e2e/test_update.py alone ~550 s of one worker),
+# handed to the workers first: with `--dist loadfile` a file runs whole on one worker, and a long one started last
+# kept the run going for minutes on one worker after the others had finished. Only the order changes.
+LONGEST_FIRST = ("e2e/test_update.py", "e2e/test_metering.py", "e2e/test_console_attack.py",
+                 "unit/test_power_cut_sweep.py", "emulator/test_push_over_nbiot_e2e.py", "docs/test_doc_commands.py",
+                 "e2e/test_upload.py", "e2e/test_locked.py", "e2e/test_record_replay.py",
+                 "emulator/test_modem_driver_e2e.py", "emulator/test_modem_link_e2e.py", "e2e/test_dlms_optical.py",
+                 "e2e/test_supply.py", "fuzz/test_targets.py", "fuzz/test_attack.py", "e2e/test_deterministic_time.py")
+
+
+def sweep_only(why: str) -> tuple[pytest.MarkDecorator, pytest.MarkDecorator]:
+    """The marks of a case (pytest.param(..., marks=)) the default run leaves to `make sweeps` (METERKIT_SWEEPS=1
+    pytest -m sweep): `why` says what it costs."""
+    return pytest.mark.sweep, pytest.mark.skipif(not SWEEPS, reason=f"{why}: in `make sweeps`")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+
+    def key(item) -> int:
+        path = item.path.as_posix()
+        return next((r for name, r in rank.items() if path.endswith("host_tests/" + name)), len(rank))
+
+    items.sort(key=key)  # stable: within a file, and among the rest, the collection's order
 CONSOLE_TAIL = 4000  # characters of each emulated meter's console transcript shown with a failed test
 
 

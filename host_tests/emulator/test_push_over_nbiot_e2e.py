@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from host_tests.conftest import sweep_only
 from host_tests.e2e.test_update import variant
 from host_tests.emu import BIN, SmpLink
 from host_tests.supply_scenario import KEY, SIGNED_FOR
@@ -149,8 +149,7 @@ def running_slot(url: str) -> dict:
 # emulator/device/_emu_modem.py, tested in test_modem_model.py).
 @pytest.mark.parametrize("profile", [
     "nb1-good",
-    pytest.param("nb1-edge", marks=pytest.mark.skipif(os.environ.get("METERKIT_SWEEPS") != "1",
-                                                      reason="a long radio link (about 72 s): in `make sweeps`")),
+    pytest.param("nb1-edge", marks=sweep_only("a long radio link (about 72 s)")),
 ])
 def test_push_survives_a_link_outage_and_the_new_app_confirms(networked, tmp_path, profile):
     emu, url = networked
