@@ -61,7 +61,7 @@ bench-fuzz: setup
 # Exhaustive reports (about 55 min on 2 cores): every power-cut point on CPython over littlefs, every 3rd in the VM,
 # a Ctrl-C at 200 moments of the boot of a locked meter per board and mode file, and 40 Ctrl-Cs into a running
 # development app per board (the VM must never die of one); then the tests the default run samples out (-m sweep:
-# nb1-edge's push, the ADC board's record/replay, the Pico's garbage mode file)
+# nb1-edge's push, the ADC board's record/replay, the Pico's garbage mode file, a third VM power-cut point)
 sweeps: setup
 	$(PY) -m host_tests.bench.power_cut_sweep
 	$(PY) -m host_tests.bench.power_cut_vm --stride 3

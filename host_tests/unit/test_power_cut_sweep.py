@@ -1,7 +1,7 @@
 """Power cuts at every flash operation of a whole update (upload, verification, state write, install at boot, test
 boot, confirm), over a real littlefs on CPython (host_tests/lfs_meter.py): after power returns the meter boots a valid
 signed app, old or new and never a mix, and rerunning the push completes the update. Plain cuts at every operation
-of the firmware's own app on the Pico, every 50th in this suite; torn writes and the ESP32's geometry sampled more
+of the firmware's own app on the Pico, every 100th in this suite; torn writes and the ESP32's geometry sampled more
 thinly (the report command `python -m host_tests.bench.power_cut_sweep`, in `make sweeps`, runs every point of both
 boards, with a 76 kB app too). Plus a
 hypothesis state machine of uploads, installs, resets, confirms, bad images and power cuts between and inside them."""
@@ -59,12 +59,12 @@ def provisioned():
 
 
 def test_cut_points_of_an_update_recover_on_the_pico(images, provisioned):
-    """Every 50th flash operation of a whole update is a cut point (every one: `make sweeps`)."""
+    """Every 100th flash operation of a whole update is a cut point (every one: `make sweeps`)."""
     board, base = provisioned("rpi_pico")
     img = images["rpi_pico"]["1.5.0"]
     n = L.total_ops(board, base, img)
-    assert n > 50
-    points = list(range(1, n + 1, 50)) + [n + 1]
+    assert n > 100
+    points = list(range(1, n + 1, 100)) + [n + 1]
     outcomes = [L.sweep_point(board, base, img, OLD, "1.5.0", k, 0) for k in points]
     assert sum(o["cut"] for o in outcomes) == len(points) - 1  # each chosen operation was cut; the last run had none
     seen = {o["after_cut"] for o in outcomes}
@@ -77,18 +77,19 @@ def test_torn_writes_and_permanent_installs_sampled(images, provisioned, board_i
     board, base = provisioned(board_id)
     img = images[board_id]["1.5.0"]
     n = L.total_ops(board, base, img, permanent)
-    for k in range(1 + n % 80, n + 1, 80):
+    for k in range(1 + n % 160, n + 1, 160):
         L.sweep_point(board, base, img, OLD, "1.5.0", k, torn=1 + (k * 37) % 200, permanent=permanent)
 
 
 def test_cut_points_of_a_loader_update_recover(tmp_path, provisioned):
-    """Every 62nd cut point of a loader image (every one: the report command). Stage 0 (boot.py's own code) always finds a whole loader folder, old or new; the new one is
+    """Every 124th cut point of a loader image (every one: the report command). Stage 0 (boot.py's own code) always finds a whole loader folder, old or new; the new one is
     confirmed through the app's self-test, and a rerun completes an interrupted update."""
     board, base = provisioned("rpi_pico")
     img = L.build_image("rpi_pico", "1.1.0", 1, tmp_path, kind="loader")
     n = L.total_ops(board, base, img)
     assert n > 50
-    outcomes = [L.sweep_point(board, base, img, "1.0.0", "1.1.0+0", k, 0, kind="loader") for k in range(1, n + 2, 62)]
+    points = list(range(1, n + 1, 124)) + [n + 1]  # the last: no cut
+    outcomes = [L.sweep_point(board, base, img, "1.0.0", "1.1.0+0", k, 0, kind="loader") for k in points]
     assert {o["after_cut"] for o in outcomes} == {"1.0.0", "1.1.0+0"}
 
 
@@ -218,6 +219,6 @@ def test_update_state_machine(images, provisioned):
     UpdateMachine.imgs = images["rpi_pico"]
     UpdateMachine.base = base
     run = UpdateMachine.TestCase()
-    run.settings = settings(max_examples=35, stateful_step_count=12, deadline=None,
+    run.settings = settings(max_examples=20, stateful_step_count=12, deadline=None,
                             suppress_health_check=list(HealthCheck))
     run.runTest()
