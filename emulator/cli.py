@@ -477,10 +477,14 @@ def _call(st: StateDir | None, req: dict) -> None:
 
 
 @ctl.command()
+@click.option("--largest-free", is_flag=True,
+              help="Also find the largest block the firmware's heap could allocate now (device.heap_largest_free, "
+                   "VM bytes: a MemoryError with plenty free means the heap is in small pieces). It tries "
+                   "allocations, each failure a collection: for a look now and then, not for polling.")
 @click.pass_obj
-def status(st: StateDir | None) -> None:
+def status(st: StateDir | None, largest_free: bool) -> None:
     """Power, boots, reset cause, speed, line statistics, device heap and flash operations."""
-    _call(st, {"verb": "status"})
+    _call(st, {"verb": "status", "largest_free": True} if largest_free else {"verb": "status"})
 
 
 @ctl.command()

@@ -82,6 +82,7 @@ class Meter(ControlVerbs):
         self.wdt_cpu_checked = 0.0  # monotonic time of the last look at the VM's CPU time
         self.armed_cut: dict | None = None  # a cut not yet reached carries over a reset: the rest counts on
         self.pending_queries: dict[int, Callable[[dict | None], None]] = {}
+        self.largest_free_queries: set[int] = set()  # of those, the ones asking for the largest free block too
         self.query_deadlines: dict[int, float] = {}
         self.vm_ready = False
         self.ctrl_c_after_ms: float | None = None  # `ctl reset --ctrl-c-after`: a Ctrl-C this long after "booting"
@@ -345,6 +346,7 @@ class Meter(ControlVerbs):
                 if now >= until:
                     del self.query_deadlines[qid]
                     late = self.pending_queries.pop(qid, None)
+                    self.largest_free_queries.discard(qid)
                     if late:
                         late(None)
             for item in list(self.releases):
@@ -372,7 +374,7 @@ class Meter(ControlVerbs):
                 self.ctrl_c_after_ms = None
             assert self.bus is not None
             for qid in self.pending_queries:
-                self.bus.send({"t": "query", "id": qid})
+                self.bus.send(self._query_msg(qid))
             if not self.ready_published:
                 self.ready_published = True
                 assert self.wire is not None and self.control is not None
@@ -454,6 +456,7 @@ class Meter(ControlVerbs):
             if not isinstance(answered, int):
                 return
             self.query_deadlines.pop(answered, None)
+            self.largest_free_queries.discard(answered)
             cb = self.pending_queries.pop(answered, None)
             if cb:
                 cb(msg)

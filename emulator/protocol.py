@@ -6,7 +6,7 @@ from __future__ import annotations
 
 TO_DEVICE = {
     "config": "the board, its state and settings, at the VM's 'hello' (answer to it)",
-    "query": "ask for a status report (answered by 'status'); reads only",
+    "query": "ask for a status report (answered by 'status'); reads only; largest_free: true also bisects the heap",
     "hold": "a host is talking on the console: at most 1x, nothing skipped (device time's pacing only)",
     "speed": "device-time speed: a factor or 'max'",
     "run": "`ctl run`: run fast to a world time, then 1x",

@@ -126,6 +126,7 @@ class Supervisor(MeterState):
     def _drop_queries(self) -> None:
         """Queries a dead VM will never answer are answered without device data."""
         pending, self.pending_queries = self.pending_queries, {}
+        self.largest_free_queries = set()
         self.query_deadlines = {}
         for cb in pending.values():
             cb(None)
@@ -178,15 +179,23 @@ class Supervisor(MeterState):
             self.reset_cause = "hard"
         self._boot()
 
-    def _query(self, cb: Callable[[dict | None], None]) -> None:
+    def _query(self, cb: Callable[[dict | None], None], largest_free: bool = False) -> None:
         if not self.bus or not self.powered:
             cb(None)
             return
         self.query_seq += 1
         self.pending_queries[self.query_seq] = cb
         self.query_deadlines[self.query_seq] = time.monotonic() + QUERY_TIMEOUT
+        if largest_free:
+            self.largest_free_queries.add(self.query_seq)
         if self.vm_ready:  # else sent when the VM's shims are up (see "booting")
-            self.bus.send({"t": "query", "id": self.query_seq})
+            self.bus.send(self._query_msg(self.query_seq))
+
+    def _query_msg(self, qid: int) -> dict:
+        msg: dict = {"t": "query", "id": qid}
+        if qid in self.largest_free_queries:
+            msg["largest_free"] = True
+        return msg
 
     def _vm_running(self) -> bool:
         return bool(self.bus and self.powered and self.vm_ready and self.proc and self.proc.poll() is None)

@@ -38,7 +38,7 @@ class ControlVerbs(World):
         def done(st: dict | None) -> None:
             reply({"ok": True, **self._status(st)})
 
-        self._query(done)
+        self._query(done, largest_free=req.get("largest_free") is True)
 
     def _status(self, st: dict | None) -> dict:
         out = {
@@ -81,6 +81,8 @@ class ControlVerbs(World):
             dev = {k: v for k, v in st.items() if k not in ("t", "id", "grid", "true", "truth", "scenario")}
             # the VM's objects are twice a board's size (64-bit words): halve to compare with the board's heap
             dev["heap_free_board_estimate"] = st["heap_free"] // WORD_SCALE
+            if "heap_largest_free" in st:
+                dev["heap_largest_free_board_estimate"] = st["heap_largest_free"] // WORD_SCALE
             dev["heap_board_bytes"] = self.board["heap_bytes"]
             out["device"] = dev
         return out

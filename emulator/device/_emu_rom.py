@@ -85,7 +85,24 @@ def _on_query(msg):
                "rtc": "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6], "flash_ops": _emu_flash.ops(),
                "heap_free": gc.mem_free(), "heap_used": gc.mem_alloc(), "speed": _emu_clock.speed_name(),
                "shim_dropped": bus.dropped})
+    if msg.get("largest_free") and not cfg_gated:  # (allocations: never in a recorded run, whose GC must not move)
+        st["heap_largest_free"] = _largest_free()
     bus.send(st)
+
+
+def _largest_free():
+    """The largest bytearray the heap can give now, to 64 bytes: a bisection of allocations (each failure is a
+    collection), freed at once."""
+    lo, hi = 0, 1 << 22
+    while hi - lo > 64:
+        mid = (lo + hi) // 2
+        try:
+            b = bytearray(mid)
+            b = None  # noqa: F841
+            lo = mid
+        except MemoryError:
+            hi = mid
+    return lo
 
 
 bus.on("query", _on_query)

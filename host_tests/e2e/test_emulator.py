@@ -62,7 +62,11 @@ def test_board_boots_and_answers_smp(start_emulator, board):
         link.close()
     st = emu.ctl("status")
     assert st["board"] == board and st["power"] == "on" and st["boots"] == 1
-    assert st["device"]["heap_free"] > 0
+    assert st["device"]["heap_free"] > 0 and "heap_largest_free" not in st["device"]  # asked for only: it allocates
+    dev = emu.ctl("status", "--largest-free")["device"]
+    # the largest block the heap can give: some kilobytes, never more than is free, the board's estimate half of it
+    assert 1024 <= dev["heap_largest_free"] <= dev["heap_free"]
+    assert dev["heap_largest_free_board_estimate"] == dev["heap_largest_free"] // 2
 
 
 def test_unknown_command_is_not_supported_and_text_is_ignored(start_emulator):
