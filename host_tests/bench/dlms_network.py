@@ -36,6 +36,7 @@ def run(board: str, minutes: float, network: bool = True) -> dict:
     heap_idle: list[int] = []
     heap_session: list[int] = []
     reads = reconnects = 0
+    refused: dict[str, int] = {}  # "OBIS: data-access-result" -> reads the meter answered with it
     headend: HeadEnd | None = None
     with tempfile.TemporaryDirectory() as tmp:
         emu = Emulator(Path(tmp) / "meter", board=board, args=("--modem",) if network else ())
@@ -62,7 +63,11 @@ def run(board: str, minutes: float, network: bool = True) -> dict:
             t0 = time.monotonic()
             with DlmsClient(emu.endpoints["optical"], timeout=30) as c:
                 c.connect()
-                listed = len(c.objects())
+                try:
+                    listed: int | None = len(c.objects())
+                except LookupError as e:  # the object list found no room either
+                    listed = None
+                    refused["0.0.40.0.0.255 object list: " + str(e).rsplit(" ", 1)[-1]] = 1
                 k = 0
                 while time.monotonic() - t0 < minutes * 60:
                     obj, attrs = reading[k % len(reading)]
@@ -72,6 +77,9 @@ def run(board: str, minutes: float, network: bool = True) -> dict:
                     except Disconnected:  # the meter gave the session's heap away: connect again, as a reader does
                         reconnects += 1
                         c.connect()
+                    except LookupError as e:  # a data-access-result (250 other-reason: the read found no room)
+                        why = f"{obj.logicalName}: {str(e).rsplit(' ', 1)[-1]}"
+                        refused[why] = refused.get(why, 0) + 1
                     k += 1
                     if k % 4 == 0:
                         sample(heap_session)
@@ -91,7 +99,7 @@ def run(board: str, minutes: float, network: bool = True) -> dict:
             if headend is not None:
                 headend.close()
     out = {"board": board, "network": network, "wall_s": round(wall, 1), "objects_listed": listed,
-           "dlms_reads": reads, "reconnects": reconnects, "readings": after - before,
+           "dlms_reads": reads, "reconnects": reconnects, "refused_reads": refused, "readings": after - before,
            "out_of_memory_events": [e["detail"] for e in evs if e["code"] == OUT_OF_MEMORY],
            "heap_free_idle": {"before": heap_idle[:3], "after": heap_idle[3:]},
            "heap_free_session": {"min": min(heap_session), "max": max(heap_session), "samples": len(heap_session)}}
@@ -115,7 +123,8 @@ def main() -> None:
         return
     s, i = r["heap_free_session"], r["heap_free_idle"]
     print(f"{r['board']} ({'network up' if r['network'] else 'no network'}): {r['dlms_reads']} DLMS reads in "
-          f"{r['wall_s']:.0f} s, {r['reconnects']} reconnects; {r['readings']} readings; heap free (board estimate) "
+          f"{r['wall_s']:.0f} s, {r['reconnects']} reconnects, refused {r['refused_reads'] or 'none'}; "
+          f"{r['readings']} readings; heap free (board estimate) "
           f"idle before {min(i['before']) // 1024} KB, during the session {s['min'] // 1024}-{s['max'] // 1024} KB, "
           f"idle after {min(i['after']) // 1024} KB; out-of-memory events: {r['out_of_memory_events'] or 'none'}")
 
