@@ -43,6 +43,11 @@ _K = (
 )
 
 
+_W = [0] * 80  # the message schedule, one for every hash: preallocated at import (a verification then needs no block
+# of 80 words on a heap in small pieces: the loader imports the verifier while the heap is whole); _compress runs to
+# its end before another can start (no threads; nothing awaits inside it)
+
+
 def _compress(st, w, data, off):
     # one 128-byte block of data at off into the state list st; w is a preallocated 80-word schedule.
     # rotr(x, n) is the low 64 bits of xx >> n where xx = x * (2**64 + 1) holds x twice, so a sum of rotations is
@@ -88,7 +93,6 @@ class sha512:
 
     def __init__(self, data=b""):
         self._st = list(_IV)
-        self._w = [0] * 80
         self._buf = bytearray()
         self._n = 0
         if data:
@@ -106,10 +110,10 @@ class sha512:
             buf.extend(data[:i])
             if len(buf) < 128:
                 return
-            _compress(self._st, self._w, buf, 0)
+            _compress(self._st, _W, buf, 0)
             buf = self._buf = bytearray()
         while n - i >= 128:
-            _compress(self._st, self._w, data, i)
+            _compress(self._st, _W, data, i)
             i += 128
         if i < n:
             buf.extend(data[i:])
@@ -121,7 +125,7 @@ class sha512:
         tail = self._buf + b"\x80" + bytes((111 - r) % 128) + pack(">QQ", n >> 61, (n << 3) & _M)
         st = list(self._st)
         for off in range(0, len(tail), 128):
-            _compress(st, self._w, tail, off)
+            _compress(st, _W, tail, off)
         return pack(">8Q", *st)
 
     def hexdigest(self):
