@@ -34,6 +34,15 @@ def sample(emu: Emulator, n: int = 3) -> dict:
     return {"free": min(free), "largest_free": min(largest)}
 
 
+def settle(emu: Emulator, network: bool) -> None:
+    """SETTLE_S into the app; with a network, once its module has registered and its socket is open (the driver's
+    start-up allocations are over)."""
+    if network:
+        emu.wait_status(lambda st: st["device"].get("modem", {}).get("sockets") == [0], timeout=120,
+                        what="the head-end's socket")
+    time.sleep(SETTLE_S)
+
+
 def run(board: str, network: bool) -> dict:
     out: dict = {"board": board, "network": network}
     headend = None
@@ -44,7 +53,7 @@ def run(board: str, network: bool) -> dict:
             if network:
                 headend = HeadEnd()
                 network_up(emu, headend)
-            time.sleep(SETTLE_S)
+            settle(emu, network)
             out["ordinary_boot"] = sample(emu)
             boots = emu.status()["boots"]
             emu.ctl("press", "button", "--for", "3")
@@ -54,11 +63,11 @@ def run(board: str, network: bool) -> dict:
             out["recovery_mode"] = sample(emu)
             emu.ctl("reset")
             emu.wait_boots(boots + 2)
-            time.sleep(SETTLE_S)
+            settle(emu, network)
             out["after_recovery"] = sample(emu)
             emu.ctl("power-cut", "--off", "1")
             emu.wait_boots(boots + 3, timeout=60)
-            time.sleep(SETTLE_S + (10 if network else 0))  # with a network: its module registered, its socket open
+            settle(emu, network)
             out["after_power_cut"] = sample(emu)
         finally:
             emu.stop()
