@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from host_tests.bench.supply import HeadEnd, network_up
+from host_tests.bench.supply import networked_meter
 from host_tests.emu import Emulator
 
 SETTLE_S = 5  # wall seconds into the app before sampling (its start-up's work done, its first readings taken)
@@ -45,34 +43,23 @@ def settle(emu: Emulator, network: bool) -> None:
 
 def run(board: str, network: bool) -> dict:
     out: dict = {"board": board, "network": network}
-    headend = None
-    with tempfile.TemporaryDirectory() as tmp:
-        emu = Emulator(Path(tmp) / "meter", board=board, args=("--modem",) if network else ())
-        try:
-            emu.wait_boots(1)
-            if network:
-                headend = HeadEnd()
-                network_up(emu, headend)
-            settle(emu, network)
-            out["ordinary_boot"] = sample(emu)
-            boots = emu.status()["boots"]
-            emu.ctl("press", "button", "--for", "3")
-            emu.ctl("reset")
-            emu.wait_boots(boots + 1)
-            time.sleep(4)  # the button is let go; recovery mode serves SMP until it is reset
-            out["recovery_mode"] = sample(emu)
-            emu.ctl("reset")
-            emu.wait_boots(boots + 2)
-            settle(emu, network)
-            out["after_recovery"] = sample(emu)
-            emu.ctl("power-cut", "--off", "1")
-            emu.wait_boots(boots + 3, timeout=60)
-            settle(emu, network)
-            out["after_power_cut"] = sample(emu)
-        finally:
-            emu.stop()
-            if headend is not None:
-                headend.close()
+    with networked_meter(board, network) as (emu, _):
+        settle(emu, network)
+        out["ordinary_boot"] = sample(emu)
+        boots = emu.status()["boots"]
+        emu.ctl("press", "button", "--for", "3")
+        emu.ctl("reset")
+        emu.wait_boots(boots + 1)
+        time.sleep(4)  # the button is let go; recovery mode serves SMP until it is reset
+        out["recovery_mode"] = sample(emu)
+        emu.ctl("reset")
+        emu.wait_boots(boots + 2)
+        settle(emu, network)
+        out["after_recovery"] = sample(emu)
+        emu.ctl("power-cut", "--off", "1")
+        emu.wait_boots(boots + 3, timeout=60)
+        settle(emu, network)
+        out["after_power_cut"] = sample(emu)
     return out
 
 

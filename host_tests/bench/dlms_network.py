@@ -17,13 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from host_tests import supply_scenario as S
-from host_tests.bench.supply import UPLINK_S, HeadEnd, network_up
-from host_tests.emu import Emulator
+from host_tests.bench.supply import UPLINK_S, networked_meter
 
 OUT_OF_MEMORY = 418  # firmware/app/events.py
 
@@ -37,74 +34,66 @@ def run(board: str, minutes: float, network: bool = True) -> dict:
     heap_session: list[int] = []
     reads = reconnects = 0
     refused: dict[str, int] = {}  # "OBIS: data-access-result" -> reads the meter answered with it
-    headend: HeadEnd | None = None
-    with tempfile.TemporaryDirectory() as tmp:
-        emu = Emulator(Path(tmp) / "meter", board=board, args=("--modem",) if network else ())
-        try:
-            emu.wait_boots(1)
-            if network:
-                headend = HeadEnd()
-                network_up(emu, headend)
-            emu.set(load__current=6)
+    uplinks = None
+    with networked_meter(board, network) as (emu, headend):
+        emu.set(load__current=6)
 
-            def sample(into: list[int]) -> None:
-                dev = emu.status().get("device")
-                if dev is not None:
-                    into.append(dev["heap_free_board_estimate"])
+        def sample(into: list[int]) -> None:
+            dev = emu.status().get("device")
+            if dev is not None:
+                into.append(dev["heap_free_board_estimate"])
 
-            for _ in range(3):
-                sample(heap_idle)
-                time.sleep(1)
-            before = S.run_ota("meter", "read", "--port", emu.console, "--json")["readings"]
-            reading = [(GXDLMSProfileGeneric("0.0.99.98.2.255"), (3, 2)),
-                       (GXDLMSProfileGeneric("1.0.94.91.0.255"), (3, 2)),
-                       (GXDLMSProfileGeneric("1.0.94.91.3.255"), (3, 2)),
-                       (GXDLMSRegister("1.0.1.8.0.255"), (3, 2)), (GXDLMSRegister("1.0.12.7.0.255"), (3, 2))]
-            t0 = time.monotonic()
-            with DlmsClient(emu.endpoints["optical"], timeout=30) as c:
-                c.connect()
+        for _ in range(3):
+            sample(heap_idle)
+            time.sleep(1)
+        before = S.run_ota("meter", "read", "--port", emu.console, "--json")["readings"]
+        reading = [(GXDLMSProfileGeneric("0.0.99.98.2.255"), (3, 2)),
+                   (GXDLMSProfileGeneric("1.0.94.91.0.255"), (3, 2)),
+                   (GXDLMSProfileGeneric("1.0.94.91.3.255"), (3, 2)),
+                   (GXDLMSRegister("1.0.1.8.0.255"), (3, 2)), (GXDLMSRegister("1.0.12.7.0.255"), (3, 2))]
+        t0 = time.monotonic()
+        with DlmsClient(emu.endpoints["optical"], timeout=30) as c:
+            c.connect()
+            try:
+                listed: int | None = len(c.objects())
+            except LookupError as e:  # the object list found no room either
+                listed = None
+                refused["0.0.40.0.0.255 object list: " + str(e).rsplit(" ", 1)[-1]] = 1
+            k = 0
+            while time.monotonic() - t0 < minutes * 60:
+                obj, attrs = reading[k % len(reading)]
                 try:
-                    listed: int | None = len(c.objects())
-                except LookupError as e:  # the object list found no room either
-                    listed = None
-                    refused["0.0.40.0.0.255 object list: " + str(e).rsplit(" ", 1)[-1]] = 1
-                k = 0
-                while time.monotonic() - t0 < minutes * 60:
-                    obj, attrs = reading[k % len(reading)]
-                    try:
-                        c.read(obj, *attrs)
-                        reads += 1
-                    except Disconnected:  # the meter gave the session's heap away: connect again, as a reader does
-                        reconnects += 1
-                        c.connect()
-                    except LookupError as e:  # a data-access-result (250 other-reason: the read found no room)
-                        why = f"{obj.logicalName}: {str(e).rsplit(' ', 1)[-1]}"
-                        refused[why] = refused.get(why, 0) + 1
-                    k += 1
-                    if k % 4 == 0:
-                        sample(heap_session)
-                print(f"{board}: {reads} DLMS reads in {time.monotonic() - t0:.0f} s, {reconnects} reconnects",
-                      file=sys.stderr, flush=True)
-                c.disconnect()
-            wall = time.monotonic() - t0
-            time.sleep(7)  # the port's idle time (app/dlms_port.py _IDLE_MS 5 s): the layers leave the heap
-            for _ in range(3):
-                sample(heap_idle)
-                time.sleep(1)
-            after = S.run_ota("meter", "read", "--port", emu.console, "--json")["readings"]
-            evs = S.run_ota("meter", "events", "--port", emu.console, "--json")  # the list (run_ota unwraps it)
-            net = S.run_ota("meter", "network", "--port", emu.console, "--json") if network else None
-        finally:
-            emu.stop()
-            if headend is not None:
-                headend.close()
+                    c.read(obj, *attrs)
+                    reads += 1
+                except Disconnected:  # the meter gave the session's heap away: connect again, as a reader does
+                    reconnects += 1
+                    c.connect()
+                except LookupError as e:  # a data-access-result (250 other-reason: the read found no room)
+                    why = f"{obj.logicalName}: {str(e).rsplit(' ', 1)[-1]}"
+                    refused[why] = refused.get(why, 0) + 1
+                k += 1
+                if k % 4 == 0:
+                    sample(heap_session)
+            print(f"{board}: {reads} DLMS reads in {time.monotonic() - t0:.0f} s, {reconnects} reconnects",
+                  file=sys.stderr, flush=True)
+            c.disconnect()
+        wall = time.monotonic() - t0
+        time.sleep(7)  # the port's idle time (app/dlms_port.py _IDLE_MS 5 s): the layers leave the heap
+        for _ in range(3):
+            sample(heap_idle)
+            time.sleep(1)
+        after = S.run_ota("meter", "read", "--port", emu.console, "--json")["readings"]
+        evs = S.run_ota("meter", "events", "--port", emu.console, "--json")  # the list (run_ota unwraps it)
+        net = S.run_ota("meter", "network", "--port", emu.console, "--json") if network else None
+        if headend is not None:
+            uplinks = headend.uplinks
     out = {"board": board, "network": network, "wall_s": round(wall, 1), "objects_listed": listed,
            "dlms_reads": reads, "reconnects": reconnects, "refused_reads": refused, "readings": after - before,
            "out_of_memory_events": [e["detail"] for e in evs if e["code"] == OUT_OF_MEMORY],
            "heap_free_idle": {"before": heap_idle[:3], "after": heap_idle[3:]},
            "heap_free_session": {"min": min(heap_session), "max": max(heap_session), "samples": len(heap_session)}}
-    if headend is not None:
-        out["headend"] = {"uplink_s": UPLINK_S, "uplinks_received": headend.uplinks}
+    if uplinks is not None:
+        out["headend"] = {"uplink_s": UPLINK_S, "uplinks_received": uplinks}
         out["meter_network"] = net
     return out
 

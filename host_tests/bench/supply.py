@@ -18,6 +18,7 @@ fits the module without a head-end (the app leaves it off), which separates the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from host_tests import supply_scenario as S
@@ -84,6 +86,25 @@ def network_up(emu: Emulator, headend: HeadEnd) -> None:
     emu.wait_boots(boots + 1)
     emu.wait_status(lambda st: st["device"].get("modem", {}).get("sockets") == [0], timeout=120,
                     what="the head-end's socket")
+
+@contextlib.contextmanager
+def networked_meter(board: str, network: bool) -> Iterator[tuple[Emulator, HeadEnd | None]]:
+    """An emulated meter in a temporary state folder, booted; with `network` its NB-IoT module fitted and a head-end
+    given (network_up). Yields (emulator, head-end or None); stops both."""
+    headend = None
+    with tempfile.TemporaryDirectory() as tmp:
+        emu = Emulator(Path(tmp) / "meter", board=board, args=("--modem",) if network else ())
+        try:
+            emu.wait_boots(1)
+            if network:
+                headend = HeadEnd()
+                network_up(emu, headend)
+            yield emu, headend
+        finally:
+            emu.stop()
+            if headend is not None:
+                headend.close()
+
 
 BL0942_BOARDS = ["rpi_pico_bl0942", "esp32_devkitc_bl0942"]
 ADC_BOARDS = ["rpi_pico", "esp32_devkitc"]
