@@ -183,8 +183,8 @@ def slots_facts(active, manifest):
                 break
             try:
                 m = slots.read_manifest(name)
-            except ValueError:
-                m = None
+            except (ValueError, MemoryError, RuntimeError):  # whatever a stored file holds, the boot goes on:
+                m = None  # the slot is reported unbootable
         v = (m or {}).get("version")
         facts[name] = (v if type(v) is str else None, slot_hash(name), m is not None)
         m = None

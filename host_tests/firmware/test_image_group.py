@@ -552,6 +552,9 @@ def test_slot_facts_name_a_damaged_or_missing_manifest_and_a_slot_without_one():
         facts = update.slots_facts("a", None)
         assert facts["a"][:1] == ("0.1.0",) and facts["a"][2] is True
         assert facts["b"] == (None, hashlib.sha256(b"\xa1damaged").digest(), False)
+        for raw in (b"\x81" * 5000, b"\x9b" + b"\xff" * 8, b"\x5b\x00\x00\x00\x7f\xff\xff\xff\xff"):
+            fwtest.write("slots/b/manifest.cbor", raw)  # nested past any bound, a count or a length no heap holds
+            assert update.slots_facts("a", None)["b"][2] is False
         import os
 
         os.remove("slots/b/manifest.cbor")
