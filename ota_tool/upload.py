@@ -18,13 +18,14 @@ from typing import Any, Protocol
 
 from smpclient.requests.image_management import ImageUploadWrite
 
-from .errors import DeviceTimeout
+from .errors import ENOMEM, DeviceTimeout
 from .smp_udp import FrameId, Rto
 
 WINDOW_MAX = 4  # chunks in flight at most, whatever the meter reports
 MAX_STALLS = 12  # timeouts in a row without progress before giving up, and
 STALL_WINDOW = 60.0  # seconds without progress before giving up (the meter verifies a complete upload silently)
 IDLE_ANSWERS_MAX = 64  # answers in a row that moved the meter's offset nowhere: it refuses to take the chunk
+CHUNK_FLOOR = 128  # a chunk answered "out of memory" is sent again at half the size, down to this many bytes
 
 
 class Pipe(Protocol):
@@ -61,6 +62,7 @@ class Stats:
     sent_bytes: int = 0
     window: int = 1
     go_backs: int = 0  # times the upload went back to the meter's offset
+    chunk_cap: int | None = None  # the chunk size after "out of memory" answers (None: the link's size throughout)
 
 
 async def upload(
@@ -78,7 +80,10 @@ async def upload(
     """Upload `data` to slot 0; returns when the meter holds all of it. `make(request, data)` fills a request's
     chunk to the link's size (smpclient's _maximize_upload_packet); `decode(request, frame)` turns a reply frame
     into a response or error (or raises one of `line_errors`). Refused when the meter answers a chunk with an
-    error; DeviceTimeout after STALL_WINDOW s and MAX_STALLS timeouts without progress."""
+    error; DeviceTimeout after STALL_WINDOW s and MAX_STALLS timeouts without progress. A chunk answered "out of
+    memory" (the meter's heap had no block for its data: an ESP32's is in pieces of 1-4 KB) is sent again at half
+    the size, down to CHUNK_FLOOR, with one chunk in flight from then on: the meter takes a chunk whole or not at
+    all, so nothing is lost; only an "out of memory" at the floor is Refused."""
     total = len(data)
     digest = sha256(data).digest()
     window = max(1, min(window, WINDOW_MAX))
@@ -101,11 +106,13 @@ async def upload(
     while not (started and acked >= total):
         limit = window if started else 1
         while len(inflight) < limit and next_off < total:
+            piece = b"" if st.chunk_cap is None else data[next_off:next_off + st.chunk_cap]
             if next_off == 0:
-                req = ImageUploadWrite(off=0, data=b"", image=0, len=total, sha=digest)
+                req = ImageUploadWrite(off=0, data=piece, image=0, len=total, sha=digest)
             else:
-                req = ImageUploadWrite(off=next_off, data=b"")
-            req = make(req, data)
+                req = ImageUploadWrite(off=next_off, data=piece)
+            if st.chunk_cap is None:
+                req = make(req, data)  # as much as the link carries
             frame = bytes(req)
             fid = FrameId.of(frame)
             assert fid is not None
@@ -153,7 +160,13 @@ async def upload(
             continue
         off = getattr(rsp, "off", None)
         if off is None:
-            raise Refused(rsp)
+            size = c.end - c.off
+            if _rc(rsp) != ENOMEM or size <= CHUNK_FLOOR:
+                raise Refused(rsp)
+            st.chunk_cap = max(CHUNK_FLOOR, size // 2)
+            window = 1  # several chunks in flight would each need their block at once
+            go_back()
+            continue
         rto.sample(time.monotonic() - c.sent)  # each chunk sent again is a new request: its answer is unambiguous
         started = True
         stalls = 0
@@ -173,3 +186,11 @@ async def upload(
         if off != c.end:  # the meter expects another offset (a chunk lost or out of order, or a resume)
             go_back()
     return st
+
+
+def _rc(rsp: Any) -> int | None:
+    """The MCUmgr result code of an SMP error answer (v1's rc, v2's err.rc), None for anything else."""
+    rc = getattr(rsp, "rc", None)
+    if rc is None:
+        rc = getattr(getattr(rsp, "err", None), "rc", None)
+    return None if rc is None else int(rc)
