@@ -249,7 +249,9 @@ class MeterLink:
                 self._take_console()
                 fresh = min(self.console_total - taken, 200)  # what the meter printed during this try
                 at_prompt = fresh > 0 and any(sign in self.console[-fresh:] for sign in REPL_SIGNS)
-                if attempt >= retries or self.udp or at_prompt:
+                # over UDP the transport has resent within the timeout already; a request safe to repeat still
+                # gets its retries, each a whole timeout: a radio reconnecting after idle takes up to 15 s on NB-IoT
+                if attempt >= retries or at_prompt:
                     if self.console:
                         tail = self.console[-80:].decode("utf-8", "replace").strip().splitlines()
                         raise NoSmpReply(f"{what}: {self.port} answers, but no SMP reply within {self.timeout:g} s "
