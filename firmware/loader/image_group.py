@@ -78,7 +78,7 @@ class ImageGroup:
         self.reason = ""
         self.staged = None
         # slot name -> (version, hash, bootable), for every image state read: the loader's (loader/update.py
-        # slots_facts, before the app's imports), else worked out here (recovery mode and tests)
+        # slots_facts, before the app's imports), else worked out here (test harnesses; recovery mode has no slot)
         facts = ctx.facts
         if facts is None and ctx.slot is not None:
             facts = update.slots_facts(ctx.slot, None)
