@@ -621,7 +621,8 @@ def scenario(st: StateDir | None, scenario_file: str | None, clear: bool) -> Non
 @ctl.command()
 @click.argument("input_name", metavar="INPUT", default="button")
 @click.option("--for", "hold", type=Number(0, 3600, lo_open=True), default=0.2, show_default=True,
-              help="Seconds to hold it (up to 3600).")
+              help="Seconds of device time to hold it (up to 3600): at --speed max a long hold passes fast, and a "
+                   "busy host never stretches it. `ctl status` shows what is left of it (held_s).")
 @click.pass_obj
 def press(st: StateDir | None, input_name: str, hold: float) -> None:
     """Press an input of the board for a while: `button` (the consumer's button), or `cover` (the terminal cover

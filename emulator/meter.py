@@ -76,7 +76,7 @@ class Meter(ControlVerbs):
         self.inputs: dict[int, int] = {}
         self.adc: dict[int, float] = {}
         self.outputs: dict[int, int] = {}
-        self.releases: list[tuple[float, int, int]] = []
+        self.releases: dict[int, dict] = {}  # gpio -> {"value": level after the press, "due_ns": world time}
         self.wdt_deadline: float | None = None  # VM CPU seconds
         self.wdt_wall_deadline = 0.0
         self.wdt_cpu_checked = 0.0  # monotonic time of the last look at the VM's CPU time
@@ -189,6 +189,14 @@ class Meter(ControlVerbs):
     def _config(self, install: str | None = None) -> dict:
         rtc = dict(self.meta["rtc"])
         rtc["world_ns"] = self.meta["world_ns"]
+        holds = {}  # a press held across the reset (or the time off) goes on for what is left of it in device time
+        for gpio, r in list(self.releases.items()):
+            left_us = (r["due_ns"] - self.meta["world_ns"]) // 1000
+            if left_us > 0:
+                holds[str(gpio)] = [r["value"], left_us]
+            else:
+                self.inputs[gpio] = r["value"]
+                del self.releases[gpio]
         watch = [p["gpio"] for k, p in self.board["pins"].items() if k.startswith("relay_") and k != "relay_feedback"]
         return {
             "t": "config",
@@ -201,6 +209,7 @@ class Meter(ControlVerbs):
             "reset_cause": self.reset_cause,
             "unique_id": self.meta["unique_id"],
             "inputs": {str(k): v for k, v in self.inputs.items()},
+            "holds": holds,
             "adc": {str(k): v for k, v in self.adc.items()},
             "watch": watch,
             "install": install,
@@ -349,10 +358,6 @@ class Meter(ControlVerbs):
                     self.largest_free_queries.discard(qid)
                     if late:
                         late(None)
-            for item in list(self.releases):
-                if now >= item[0]:
-                    self.releases.remove(item)
-                    self._set_input(item[1], item[2])
             if now - last_tick > 1.0 and self.powered:
                 last_tick = now
                 self._query(lambda st: None)
@@ -433,6 +438,11 @@ class Meter(ControlVerbs):
             self.meta["rtc"]["offset_ns"] = int(msg["offset_ns"])
             self.meta["rtc"]["valid"] = True
             self.state.write_meta(self.meta)
+        elif t == "held":  # a press went in: the VM releases it at `due_ns` of device time
+            self.releases[int(msg["gpio"])] = {"value": int(msg["value"]), "due_ns": int(msg["due_ns"])}
+        elif t == "released":
+            self.inputs[int(msg["gpio"])] = int(msg["value"])
+            self.releases.pop(int(msg["gpio"]), None)
         elif t == "pin":
             self.outputs[int(msg["gpio"])] = int(msg["value"])
             self._relay_coil(int(msg["gpio"]), int(msg["value"]))

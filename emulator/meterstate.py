@@ -67,7 +67,7 @@ class MeterState:
     inputs: dict[int, int]
     outputs: dict[int, int]
     adc: dict[int, float]
-    releases: list[tuple[float, int, int]]
+    releases: dict[int, dict]
     relay_coils: dict[int, bool]
     relay_closed: bool
     relay_operations: int

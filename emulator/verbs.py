@@ -41,6 +41,7 @@ class ControlVerbs(World):
         self._query(done, largest_free=req.get("largest_free") is True)
 
     def _status(self, st: dict | None) -> dict:
+        world_ns = int((st or {}).get("world_ns") or self.meta["world_ns"])
         out = {
             "board": self.board["id"],
             "power": "on" if self.powered else "off",
@@ -54,6 +55,8 @@ class ControlVerbs(World):
             "console": self.wire.path if self.wire else None,
             "outputs": {str(k): v for k, v in sorted(self.outputs.items())},
             "inputs": {str(k): v for k, v in sorted(self.inputs.items())},
+            "held_s": {str(k): max(0.0, round((r["due_ns"] - world_ns) / 1e9, 3))
+                       for k, r in sorted(self.releases.items())},
             "wire": self.wire.stats() if self.wire else {},
             "interrupts": dict(self.wire.interrupts) if self.wire else {},
             "formatted": self.formatted,
@@ -217,8 +220,13 @@ class ControlVerbs(World):
         if not hold > 0:
             raise ControlError("--for is a duration in seconds, 0 < s <= 3600")
         active = 0 if pin["active"] == "low" else 1
-        self._set_input(pin["gpio"], active)
-        self.releases.append((time.monotonic() + hold, pin["gpio"], active ^ 1))
+        gpio = pin["gpio"]
+        # held for `hold` seconds of device time, whatever the run's speed or the host's load: the VM releases it
+        # (and says so); until the VM has it, and while the board is off, the host keeps the release's due time
+        if self.bus and self.powered:
+            self._to_vm({"t": "input", "gpio": gpio, "value": active, "for_us": int(hold * 1e6), "release": active ^ 1})
+        self.inputs[gpio] = active
+        self.releases[gpio] = {"value": active ^ 1, "due_ns": self.meta["world_ns"] + int(hold * 1e9)}
         reply({"ok": True, "input": name, "gpio": pin["gpio"], "held_for": hold})
 
     def _ctl_modem(self, req: dict, reply: Callable[[dict], None]) -> None:

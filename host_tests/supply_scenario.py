@@ -115,9 +115,13 @@ class Supply:
             self.emu.wait_status(lambda st: (st["relay"] == "closed") == closed, timeout=timeout,
                                  what=f"relay {'closed' if closed else 'open'}")
         except TimeoutError as e:
-            shown = "\n".join(f"{x['seq']} {x['rtc']} {x['code']} {x['event']} {x['detail']}" for x in self.events())
-            raise ScenarioError(f"relay not {'closed' if closed else 'open'}; the meter's events:\n{shown}\n"
+            raise ScenarioError(f"relay not {'closed' if closed else 'open'}; the meter's events:\n"
+                                f"{_shown(self.events())}\n"
                                 f"{self.status()}") from e
+
+
+def _shown(events: list[dict]) -> str:
+    return "\n".join(f"{x['seq']} {x['rtc']} {x['code']} {x['event']} {x['detail']}" for x in events)
 
 
 def start_day(emu: Emulator, day: str, settings: dict | None = None) -> Supply:
@@ -233,6 +237,10 @@ def rtc_loss(s: Supply, until_true: int) -> None:
     """The RTC's battery dies and the power fails (inside the night's window, credit spent): the meter boots not
     knowing the time, says so (event 406) and does not cut for credit, even past the window's end (`until_true`);
     once the head-end sets the clock it cuts within CUT_LATE_S."""
+    st = s.status()
+    if not (st["output"] and st["credit"]["window"] and st["credit"]["balance"] < 0):
+        raise ScenarioError(f"before the RTC loss the credit should be spent and the supply on inside a window: {st}; "
+                            f"the meter's events:\n{_shown(s.events())}")
     true0 = s.rtc()
     assert true0 is not None
     world0 = s.emu.ctl("time")["world_s"]
@@ -241,8 +249,12 @@ def rtc_loss(s: Supply, until_true: int) -> None:
     s.emu.ctl("power-cut", "--off", "1")
     s.emu.wait_boots(boots + 1)
     st = s.status()
+    import os
+    if os.environ.get("DBG_RTC"):
+        open(os.environ["DBG_RTC"], "w").write(f"{st}\n{_shown(s.events())}")
     if st["clock_known"] or not st["output"]:
-        raise ScenarioError(f"after the RTC loss the meter should not know the time and keep the supply on: {st}")
+        raise ScenarioError(f"after the RTC loss the meter should not know the time and keep the supply on: {st}; "
+                            f"the meter's events:\n{_shown(s.events())}")
 
     def true_now() -> int:
         return int(true0 + s.emu.ctl("time")["world_s"] - world0)

@@ -36,6 +36,7 @@ _end = None  # device µs where `meter-emu run --for` ends the run: the board ha
 _wdt_deadline = None
 _wdt_timeout = 0
 _wdt_reported = None  # real time of the last feed reported to the host
+_timers = []  # [device µs, fn], earliest first: the host's timed inputs (a press's release), due in device time
 
 
 def _real_us():
@@ -67,6 +68,8 @@ def read_us():
     firmware that reads the clock faster than the throttle allows waits here."""
     global _v
     _v += READ_COST_US
+    if _timers and _v >= _timers[0][0]:
+        _fire(_v)
     if _until is not None and _v >= _until:
         _arrive(_until)
     if _end is not None and _v >= _end:
@@ -176,6 +179,8 @@ def skip(us):
     global _v
     if us > 0:
         _v += us
+        if _timers and _v >= _timers[0][0]:
+            _fire(_v)
         if _until is not None and _v >= _until:
             _arrive(_until if _until > _v - us else _v)
         if _end is not None and _v >= _end:
@@ -206,12 +211,33 @@ def skip_until(target):
         if _wdt_deadline > _v:
             _v = _wdt_deadline
         wdt_check(_v)
+    if _timers and _timers[0][0] <= target:
+        _fire(target)
     if target > _v:
         _v = target
     if _until is not None and _v >= _until:
         _arrive(_until)
     if _end is not None and _v >= _end:
         _ended()
+
+
+def at(us, fn):
+    """fn() when device time reaches `us` (at once if it has): a timed input such as a press's release, so a hold
+    lasts its length in device time whatever the host's scheduling or the run's speed."""
+    _timers.append([us, fn])
+    _timers.sort(key=lambda e: e[0])
+    if _v >= us:
+        _fire(_v)
+
+
+def _fire(upto):
+    """Run the timers due by `upto`, each with device time standing at its own due time (never moved back)."""
+    global _v
+    while _timers and _timers[0][0] <= upto:
+        due, fn = _timers.pop(0)
+        if due > _v:
+            _v = due
+        fn()
 
 
 def wall_us_to(deadline):

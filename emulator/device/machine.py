@@ -119,7 +119,25 @@ class Pin:
 
 def _on_input(msg):
     g = int(msg["gpio"])
-    v = int(msg["value"])
+    _level(g, int(msg["value"]))
+    hold = msg.get("for_us")
+    if hold is not None:  # a press: released after `for_us` of device time; the host learns when (held, released)
+        import _emu_rtc
+
+        due_ns = _emu_rtc.world_ns() + int(hold) * 1000
+        bus.send({"t": "held", "gpio": g, "value": int(msg["release"]), "due_ns": due_ns})
+        _hold(g, int(msg["release"]), _clock.now_us() + int(hold))
+
+
+def _hold(g, release, due_us):
+    def released():
+        _level(g, release)
+        bus.send({"t": "released", "gpio": g, "value": release})
+
+    _clock.at(due_us, released)
+
+
+def _level(g, v):
     old = _inputs.get(g)
     _inputs[g] = v
     hit = _irqs.get(g)
@@ -139,6 +157,8 @@ def _on_adc(msg):
 
 
 bus.on("input", _on_input)
+for _k, _h in _cfg.get("holds", {}).items():  # presses held across the reset: [release level, device µs left]
+    _hold(int(_k), int(_h[0]), _clock.now_us() + int(_h[1]))
 bus.on("adc", _on_adc)
 
 _adc_cfg = _board.get("adc", {})

@@ -50,7 +50,8 @@ def run(board: str, network: bool) -> dict:
         emu.ctl("press", "button", "--for", "3")
         emu.ctl("reset")
         emu.wait_boots(boots + 1)
-        time.sleep(4)  # the button is let go; recovery mode serves SMP until it is reset
+        emu.wait_status(lambda st: not st["held_s"], timeout=60, what="the button let go")  # 3 s of device time
+        time.sleep(1)  # recovery mode serves SMP until it is reset
         out["recovery_mode"] = sample(emu)
         emu.ctl("reset")
         emu.wait_boots(boots + 2)

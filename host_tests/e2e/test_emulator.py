@@ -292,7 +292,7 @@ def test_button_held_at_boot_enters_recovery(start_emulator, board):
     emu.ctl("reset")
     assert info_version(emu) == "recovery"
     echo_ok(emu)  # the loader alone still serves SMP
-    time.sleep(4)
+    emu.wait_status(lambda st: not st["held_s"], timeout=60, what="the button released")  # 4 s of device time
     emu.ctl("reset")
     assert info_version(emu) == "app-0.1.0"
 
