@@ -14,7 +14,8 @@ TO_DEVICE = {
     "drift": "the RTC crystal's error, ppm",
     "grid": "settings of the grid and load model",
     "scenario": "start or clear a scenario",
-    "input": "an input pin's level (button, cover, relay feedback)",
+    "input": "an input pin's level (button, cover, relay feedback); with for_us and release: a press the VM lets go "
+             "after for_us of device time",
     "adc": "a fixed voltage at an ADC pin, or back to the model",
     "cut_at": "cut the power before the n-th flash operation from now",
     "power_cut": "halt now for a precise power cut (reply: 'off')",
@@ -38,6 +39,8 @@ FROM_DEVICE = {
     "wdt": "the watchdog was fed: its timeout (the host's backstop)",
     "run_target": "the world time a `ctl run` ends at",
     "arrived": "a `ctl run` reached its end",
+    "held": "a press went in: the world time (due_ns) the VM lets it go at, and the level it goes back to",
+    "released": "a press was let go (its device time is over)",
     "due": "input gate: the VM is at a point and takes what is queued",
     "interrupted": "the console's Ctrl-C was taken at a point ('raised': false when the firmware had turned it off)",
     "off": "halted for a precise power cut",

@@ -249,9 +249,6 @@ def rtc_loss(s: Supply, until_true: int) -> None:
     s.emu.ctl("power-cut", "--off", "1")
     s.emu.wait_boots(boots + 1)
     st = s.status()
-    import os
-    if os.environ.get("DBG_RTC"):
-        open(os.environ["DBG_RTC"], "w").write(f"{st}\n{_shown(s.events())}")
     if st["clock_known"] or not st["output"]:
         raise ScenarioError(f"after the RTC loss the meter should not know the time and keep the supply on: {st}; "
                             f"the meter's events:\n{_shown(s.events())}")
