@@ -73,7 +73,7 @@ def read_manifest(name):
     if raw is None:
         return None
     m = cbor.loads(raw)
-    if not isinstance(m, dict) or m.get("format") != 1 or not isinstance(m.get("files"), list):
+    if not isinstance(m, dict) or not strict.is_int(m.get("format"), 1, 1) or not isinstance(m.get("files"), list):
         raise ValueError("manifest format")
     return m
 
@@ -90,7 +90,7 @@ def check(name, board_id):
         return None, "no manifest"
     if m.get("board") != board_id:
         return None, "wrong board"
-    if m.get("loader_api") != LOADER_API:
+    if not strict.is_int(m.get("loader_api"), LOADER_API, LOADER_API):  # 2, never 2.0 or True
         return None, "loader api"
     want = {}
     for f in m["files"]:
@@ -109,7 +109,7 @@ def check(name, board_id):
         except OSError:
             return None, "missing " + rel
         f = want[rel]
-        if size != f.get("size") or file_sha256(full) != f.get("sha256"):
+        if not strict.is_int(f.get("size"), size, size) or file_sha256(full) != f.get("sha256"):
             return None, "hash mismatch " + rel
     return m, None
 

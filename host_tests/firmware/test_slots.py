@@ -63,6 +63,26 @@ def test_every_kind_of_damage_is_named():
             os.chdir(back)
 
 
+def test_a_manifest_s_numbers_are_compared_by_type_and_value():
+    # 1.0, True and 2.0 equal 1 and 2 in Python: a manifest that holds them is not the format it claims
+    def sized(size):
+        data = cbor.loads(_manifest(APP))
+        data["files"][0]["size"] = size
+        return cbor.dumps(data)
+
+    cases = [("manifest corrupt", _manifest(APP, fmt=True)), ("manifest corrupt", _manifest(APP, fmt=1.0)),
+             ("loader api", _manifest(APP, api=float(LOADER_API))), ("loader api", _manifest(APP, api=True)),
+             ("hash mismatch app/__init__.py", sized(float(len(APP["app/__init__.py"]))))]
+    for want, manifest in cases:
+        back = fwtest.workdir()
+        try:
+            _slot("a", manifest=manifest)
+            m, why = slots.check("a", BOARD)
+            assert m is None and why == want, (want, why)
+        finally:
+            os.chdir(back)
+
+
 def test_falls_back_to_the_other_slot_then_to_nothing():
     def body():
         _slot("b")

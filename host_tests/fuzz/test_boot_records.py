@@ -95,3 +95,20 @@ def test_the_template_board_is_the_real_board_file_and_the_machine_stand_in_does
     real["adc"].pop("nonlinearity", None)
     assert probe.BOARD == real
     assert _run(SUPPLY_BAD).kind == "ok" and getattr(sys.modules.get("machine"), "__name__", "") != "_Machine"
+
+
+def test_the_other_slot_s_manifest_never_stops_the_start_and_its_facts_are_checked(monkeypatch):
+    import cbor2
+
+    from loader import update
+
+    real = cbor2.loads(probe._template["slots/b/manifest.cbor"])
+    # corrupt, a format that only equals 1, not a map, a number for a version, nested deep
+    for body in (b"\xff\x00", cbor2.dumps(dict(real, format=True)), cbor2.dumps([real]),
+                 cbor2.dumps(dict(real, version=9)), b"\x81" * 5000):
+        v = _run(_raw("slots/b/manifest.cbor", body))
+        assert v.kind == "ok", v.summary()
+    bad = {"a": ("1.0.0", b"", True), "b": (9, b"", 1)}
+    monkeypatch.setattr(update, "slots_facts", lambda active, manifest: bad)
+    v = _run(_raw("slots/b/manifest.cbor", cbor2.dumps(real)))
+    assert v.kind == "violation" and "slot b's facts" in v.message

@@ -105,10 +105,12 @@ FILES = (
     ("meter/events.json", "J"),
     ("meter/disconnect.json", "J"),
     ("meter/clock.json", "J"),
+    ("slots/b/manifest.cbor", "C"),  # the other slot (an earlier app kept for rollback): update.slots_facts reads it
 )
 OPENED = "meter/recovery-relay.json"  # present with supply-hold.json damaged: restore_relay then reads it
 APP_FILE = "app/__init__.py"  # the template slot's one file
 APP_TEXT = b"# the fuzz template's app\n"
+OLD_TEXT = b"# the fuzz template's earlier app, in slot b\n"
 NOT_IN_TEMPLATE = {"meter/update.json": {"hash": "00" * 32, "permanent": False}}  # mutated from, absent by default
 
 _template = {}  # path -> bytes: the valid meter, written anew for each input
@@ -207,7 +209,7 @@ def _make_template():
     from loader import LOADER_API, journal, store, supply_hold
 
     _scratch()
-    for d in ("meter", "slots", "slots/a", "slots/a/app", "slots/b"):
+    for d in ("meter", "slots", "slots/a", "slots/a/app", "slots/b", "slots/b/app"):
         os.mkdir(d)
 
     def put(path, obj):
@@ -224,12 +226,13 @@ def _make_template():
                              "trial": {"hash": "ab" * 32, "version": "1.0.0", "outcome": "confirmed", "reason": ""}})
     put("meter/starts.json", {"failed": 1})
     put("meter/clock.json", {"set_at": 1800000000, "drift_s": -3, "ppm": 12, "sets": 4})
-    with open("slots/a/" + APP_FILE, "wb") as f:
-        f.write(APP_TEXT)
-    manifest = {"format": 1, "board": BOARD["id"], "loader_api": LOADER_API, "version": "1.0.0",
-                "files": [{"path": APP_FILE, "size": len(APP_TEXT), "sha256": hashlib.sha256(APP_TEXT).digest()}]}
-    with open("slots/a/manifest.cbor", "wb") as f:
-        f.write(cbor.dumps(manifest))
+    for slot, version, text in (("a", "1.0.0", APP_TEXT), ("b", "0.9.0", OLD_TEXT)):
+        with open("slots/%s/%s" % (slot, APP_FILE), "wb") as f:
+            f.write(text)
+        manifest = {"format": 1, "board": BOARD["id"], "loader_api": LOADER_API, "version": version,
+                    "files": [{"path": APP_FILE, "size": len(text), "sha256": hashlib.sha256(text).digest()}]}
+        with open("slots/%s/manifest.cbor" % slot, "wb") as f:
+            f.write(cbor.dumps(manifest))
     # the records the firmware writes, by its own writers
     journal._sink[:] = []
     journal.event("installed", "slot a 1.0.0")
@@ -477,7 +480,7 @@ def _lay_out(target, content):
     import os
 
     _scratch()
-    for d in ("meter", "slots", "slots/a", "slots/a/app", "slots/b"):
+    for d in ("meter", "slots", "slots/a", "slots/a/app", "slots/b", "slots/b/app"):
         os.mkdir(d)
     for path, data in _template.items():
         if path != target:
@@ -569,11 +572,24 @@ def run(data):
         _check_mode(ctx.mode, content)
     else:
         fuzzcore.check(ctx.mode == "locked", "a locked meter read as %r after damage to %s" % (ctx.mode, path))
+    if path.startswith("slots/b/"):
+        _check_other_slot(ctx)
     if meter is None:
         return "recovery"
     net, codes = rest
     _check_events(meter, sup, codes)
     return "app", ctx.meter_id, sup.control.state, net is not None, len(codes)
+
+
+def _check_other_slot(ctx):
+    """Whatever the other slot's manifest holds, the meter boots its active slot a, and the other slot's facts (what
+    an image state read reports) are (version or None, its hash, bootable): an app that read it at its start once
+    stopped there."""
+    booted = getattr(ctx, "slot", None)
+    fuzzcore.check(booted == "a", "damage to slot b's manifest booted %r" % (booted,))
+    f = getattr(ctx, "facts", {}).get("b")
+    fuzzcore.check(f is None or (len(f) == 3 and (f[0] is None or type(f[0]) is str) and type(f[2]) is bool),
+                   "slot b's facts are not (version, hash, bootable): %r" % (f,))
 
 
 def _check_events(meter, sup, codes):
