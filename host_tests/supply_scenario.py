@@ -225,11 +225,17 @@ def emergency_from_button(s: Supply) -> None:
     st = s.status()
     if st["output"] or st["credit"]["emergency_taken"]:
         raise ScenarioError(f"emergency credit needs a spent balance, the supply off, and none taken yet: {st}")
+    pressed_at = s.rtc()
+    assert pressed_at is not None
     s.emu.ctl("press", "button", "--for", "0.3")
     s.wait_relay(True)
     st = s.status()
-    if st["credit"]["emergency_taken"] != SETTINGS["emergency"] or not any(e["code"] == 403 for e in s.events()):
+    taken = [e for e in s.events() if e["code"] == 403]
+    if st["credit"]["emergency_taken"] != SETTINGS["emergency"] or not taken:
         raise ScenarioError(f"the button should have taken the emergency credit: {st}")
+    if not 0 <= taken[-1]["rtc"] - pressed_at <= 60:  # at the press's reading (1x: seconds, however busy the host)
+        raise ScenarioError(f"the emergency credit came {taken[-1]['rtc'] - pressed_at} s after the press; the "
+                            f"meter's events:\n{_shown(s.events())}")
     s.note(f"button: emergency credit {SETTINGS['emergency']}, supply back on")
 
 
