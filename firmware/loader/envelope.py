@@ -37,7 +37,8 @@ def parse(raw):
         body = cbor.loads(body_bytes)
     except (ValueError, KeyError, TypeError):
         raise EnvelopeError(E_MALFORMED) from None
-    if not isinstance(body, dict) or body.get("format") != 1 or not isinstance(body.get("cmd"), str):
+    if not isinstance(body, dict) or not strict.is_int(body.get("format"), 1, 1) or \
+            not isinstance(body.get("cmd"), str):
         raise EnvelopeError(E_MALFORMED)
     if not isinstance(body.get("id"), bytes) or len(body["id"]) != ID_SIZE or not strict.is_int(body.get("exp")):
         raise EnvelopeError(E_MALFORMED)

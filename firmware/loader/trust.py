@@ -5,7 +5,7 @@
 # corrupt store trusts nothing (fail closed).
 import cbor
 import ed25519
-from loader import store
+from loader import store, strict
 from loader.image import ROLE_ROOT, keyhash
 
 PATH = "meter/trust.cbor"
@@ -24,9 +24,10 @@ def parse(raw):
         sig = outer["sig"]
     except (ValueError, KeyError, TypeError):
         raise TrustError("malformed") from None
-    if not isinstance(body, dict) or body.get("format") != 1 or not isinstance(body.get("keys"), list):
+    if not isinstance(body, dict) or not strict.is_int(body.get("format"), 1, 1) or \
+            not isinstance(body.get("keys"), list):
         raise TrustError("format")
-    if not isinstance(body.get("counter"), int) or body["counter"] < 0:
+    if not strict.is_int(body.get("counter"), 0):  # never True: on CPython isinstance(True, int) holds, not on a board
         raise TrustError("counter")
     for k in body["keys"]:
         if (not isinstance(k, dict) or not isinstance(k.get("key"), bytes) or len(k["key"]) != 32
