@@ -10,7 +10,6 @@ import deflate
 from micropython import const
 
 import cbor
-from loader import strict
 
 MAGIC = b"MKB1"
 WBITS = const(12)
@@ -93,13 +92,18 @@ def read_manifest(stream):
         m = cbor.loads(_exact(stream, n))
     except ValueError:
         raise BundleError(B_FORMAT, "manifest CBOR") from None
-    if not isinstance(m, dict) or not strict.is_int(m.get("format"), 1, 1) or not isinstance(m.get("files"), list):
+    if not isinstance(m, dict) or not _is(m.get("format"), 1) or not isinstance(m.get("files"), list):
         raise BundleError(B_FORMAT, "manifest fields")
     for f in m["files"]:
-        if not isinstance(f, dict) or not strict.is_int(f.get("size"), 0) \
+        if not isinstance(f, dict) or type(f.get("size")) is not int or f["size"] < 0 \
                 or not isinstance(f.get("sha256"), bytes) or len(f["sha256"]) != 32:
             raise BundleError(B_FORMAT, "file entry")
     return m
+
+
+def _is(v, want):
+    """v is the int `want` (never True or 1.0). The module stands alone: `ota verify` runs it on the host as well."""
+    return type(v) is int and v == want
 
 
 def _version(v):
@@ -109,11 +113,11 @@ def _version(v):
 def check_manifest(m, info, budget):
     if m.get("board") != info["board"].decode():
         raise BundleError(B_AGREE, "board")
-    if not strict.is_int(m.get("loader_api"), info["loader_api"], info["loader_api"]):
+    if not _is(m.get("loader_api"), info["loader_api"]):
         raise BundleError(B_AGREE, "loader api")
     if not isinstance(m.get("version"), str) or _version(m["version"]) != info["version"]:
         raise BundleError(B_AGREE, "version")
-    if not strict.is_int(m.get("security_counter"), info["counter"], info["counter"]):
+    if not _is(m.get("security_counter"), info["counter"]):
         raise BundleError(B_AGREE, "security counter")
     if type(kind(m)) is not str or kind(m) not in _ROOTS:  # (a list or a map is no dict key: a TypeError)
         raise BundleError(B_FORMAT, "kind")
