@@ -48,8 +48,13 @@ class Bus:
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
                 for line in lines:
-                    if line:
-                        self.events.put(("bus", json.loads(line)))
+                    if not line:
+                        continue
+                    try:
+                        msg = json.loads(line)
+                    except ValueError:  # a line the VM cut short (out of heap mid-send, then ended): dropped
+                        continue
+                    self.events.put(("bus", msg))
         except OSError:
             pass
         self.events.put(("bus-closed", conn))

@@ -5,6 +5,7 @@ import gc
 import json
 import socket
 import struct
+import sys
 
 _sock = None
 _rx = b""
@@ -191,17 +192,57 @@ def idle():
         fn()
 
 
+_HALT_KEYS = ("t", "cause", "op", "off_s", "us", "world_ns")  # what a halt is without the hooks' extras
+
+
 def halt(msg):
-    """Tell the host what happened (power cut, reset) and wait to be ended: the host kills this process."""
+    """Tell the host what happened (power cut, reset) and wait to be ended: the host kills this process. A board's
+    reset never fails for want of heap, so neither does this: the message is built in the heap the firmware may have
+    filled (a reset once raised MemoryError here on an ESP32 heap in pieces, and the meter never reset). On a
+    MemoryError it goes again with the shims' room given back, then without the hooks' extras (the host then lacks
+    this boot's truth totals), and at worst the VM ends with status 4, which the host takes as a hard reset."""
     if stamp is not None:
         msg["world_ns"] = stamp()
-    for fn in halt_hooks:
-        fn(msg)
-    send(msg)
+    try:
+        _halt_send(msg)
+    except MemoryError:  # noqa: B014
+        _spare.clear()
+        gc.collect()
+        _end_line()  # ends a line the failure may have cut short (the host drops it)
+        try:
+            _halt_send(msg)  # the hooks again: each sets its keys, so a second run is the first one's result
+        except MemoryError:  # noqa: B014
+            try:
+                bare = {}
+                for k in _HALT_KEYS:
+                    if k in msg:
+                        bare[k] = msg[k]
+                msg = None
+                gc.collect()
+                _end_line()
+                send(bare)
+            except MemoryError:  # noqa: B014
+                sys.exit(4)
     _sock.setblocking(True)
     while True:
         if not _sock.readinto(_chunk):  # the preallocated chunk: nothing to allocate while the power goes
             _power_lost()
+
+
+def _halt_send(msg):
+    for fn in halt_hooks:
+        fn(msg)
+    send(msg)
+
+
+def _end_line():
+    while True:
+        try:
+            if _sock.send(b"\n"):
+                return
+        except OSError as e:
+            if e.errno != 11:
+                raise
 
 
 def _power_lost():
