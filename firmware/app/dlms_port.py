@@ -10,6 +10,7 @@
 # they complete: the HDLC server address is 1 (the management logical device, one-byte form), the public client's
 # association (client SAP 16) reads the meter's objects, read-only.
 import asyncio
+import gc
 import time
 
 from micropython import const
@@ -115,7 +116,12 @@ class OpticalPort:
                 if buf.find(b"\x7e", 0, n) < 0:
                     self.noise += n
                     return
-                d = self._load()
+                try:
+                    d = self._load()
+                except MemoryError:  # noqa: B014 - the ESP32's heap in pieces: once more on a collected heap,
+                    self.unload()  # so the client's SNRM is answered rather than dropped (it waited 20 s for it)
+                    gc.collect()
+                    d = self._load()
             d.feed(buf, n)
         except Exception:  # noqa: BLE001 - a fault here (a MemoryError, a bug) must not end metering's app:
             self.faults += 1  # the line's state is dropped, the client starts again with SNRM

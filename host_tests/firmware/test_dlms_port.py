@@ -127,6 +127,28 @@ def test_a_fault_in_the_layers_is_counted_and_drops_them():
     run(body)
 
 
+def test_layers_that_find_no_room_at_first_load_after_a_collection_and_the_snrm_is_answered():
+    # on the emulated ESP32 (its heap in pieces, the line under load) loading the layers once raised MemoryError
+    # ("allocating 1552 bytes"): the SNRM was dropped and the client waited 20 s for an answer
+    async def body():
+        p, line = port()
+        real = p._load
+        tries = []
+
+        def tight():
+            tries.append(1)
+            if len(tries) == 1:
+                raise MemoryError("memory allocation failed, allocating 1552 bytes")
+            return real()
+
+        p._load = tight
+        send(p, GURUX_SNRM)
+        assert len(tries) == 2 and control(line.out[-1]) == UA and p.faults == 0 and p.loads == 1
+        p.unload()
+
+    run(body)
+
+
 def test_a_session_ends_when_its_line_goes_quiet_and_takes_its_code_off_the_heap():
     if sys.implementation.name != "micropython":
         return
