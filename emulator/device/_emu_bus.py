@@ -247,8 +247,6 @@ def _end_line():
 
 def _power_lost():
     # The host went away: a board whose supply vanished stops executing at once.
-    import sys
-
     sys.exit(3)
 
 

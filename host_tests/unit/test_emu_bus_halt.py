@@ -6,9 +6,9 @@ raised MemoryError there (595 bytes of JSON on an ESP32 heap in pieces) and the 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from host_tests import vm_script
 
 BUS = Path(__file__).resolve().parents[2] / "emulator" / "device" / "_emu_bus.py"
 
@@ -47,12 +47,7 @@ code = None
 msg = {"t": "reset", "cause": "hard"}  # the firmware's reset asks with this, made before the heap is full
 gc.collect()
 head = None
-for size in %(pieces)s:  # the firmware's heap, in pieces
-    try:
-        while True:
-            head = [bytearray(size), head]
-    except MemoryError:
-        pass
+%(fill)s
 try:
     ns["halt"](msg)
 except SystemExit as e:
@@ -65,13 +60,8 @@ print("OUT " + json.dumps({"exit": code, "lines": [ln.decode() for ln in lines]}
 
 
 def _run(tmp_path: Path, room: int, pieces: tuple[int, ...], extra: int = 560) -> dict:
-    script = tmp_path / "t.py"
-    script.write_text(SCRIPT % {"bus": str(BUS), "room": room, "pieces": repr(pieces), "extra": extra})
-    exe = Path(sys.executable).with_name("micropython")
-    p = subprocess.run([str(exe), "-X", "heapsize=300000", str(script)], capture_output=True, text=True, timeout=60)
-    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("OUT ")), None)
-    assert p.returncode == 0 and line, p.stdout + p.stderr
-    out = json.loads(line[4:])
+    out = vm_script.run(tmp_path, SCRIPT % {"bus": str(BUS), "room": room, "fill": vm_script.FILL % (pieces,),
+                                            "extra": extra})
     out["messages"] = []
     for ln in out["lines"]:
         try:

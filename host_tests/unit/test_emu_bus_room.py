@@ -5,10 +5,9 @@ than raising into the firmware."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
+
+from host_tests import vm_script
 
 BUS = Path(__file__).resolve().parents[2] / "emulator" / "device" / "_emu_bus.py"
 
@@ -22,12 +21,7 @@ ns["keep_spare"](%(room)d)
 out = {"served": False, "dropped": False, "raised": False, "room": None}  # made before the heap is full
 gc.collect()
 head = None
-for size in (1024, 256, 64, 16):  # the firmware's heap, in pieces too small for the reply
-    try:
-        while True:
-            head = [bytearray(size), head]
-    except MemoryError:
-        pass
+%(fill)s
 try:
     ns["_dispatch"](b'{"t": "query", "n": 3000}')
     out["served"] = len(got) == 1
@@ -45,13 +39,9 @@ print("OUT " + json.dumps(out))
 
 
 def _run(tmp_path: Path, room: int) -> dict:
-    script = tmp_path / "t.py"
-    script.write_text(SCRIPT % {"bus": str(BUS), "room": room})
-    exe = Path(sys.executable).with_name("micropython")
-    p = subprocess.run([str(exe), "-X", "heapsize=300000", str(script)], capture_output=True, text=True, timeout=60)
-    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("OUT ")), None)
-    assert p.returncode == 0 and line, p.stdout + p.stderr
-    return json.loads(line[4:])
+    # the reply needs more than any piece of the filled heap holds
+    fill = vm_script.FILL % ((1024, 256, 64, 16),)
+    return vm_script.run(tmp_path, SCRIPT % {"bus": str(BUS), "room": room, "fill": fill})
 
 
 def test_a_shim_reply_the_fragmented_heap_cannot_hold_uses_the_room_and_gives_it_back(tmp_path):
