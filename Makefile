@@ -43,10 +43,12 @@ bench-demo: setup
 	$(PY) -m host_tests.bench.demo_runs --runs 10 --hogs 1
 
 # The prepaid month on both BL0942 boards and five hours on both ADC boards (about 1.5 h on 2 cores), then what
-# a flood of refused commands costs the flash (1 min)
+# a flood of refused commands costs the flash (1 min) and what IS 15959's event logs cost it over 15 years (10 s)
 bench-supply: setup
 	$(PY) -m host_tests.bench.supply
 	$(PY) -m host_tests.bench.refusal_flood
+	$(PY) -m host_tests.bench.event_log_wear
+	$(PY) -m host_tests.bench.event_log_wear --board rpi_pico
 
 # Pushes over SMP over UDP into an emulated meter's NB-IoT module at --speed 1, through nb2-good, nb1-good and nb1-edge,
 # with ota and with smpmgr (about 1.5 h on 2 cores: nb1-edge's 2 kbit/s alone takes most of it)
@@ -58,12 +60,14 @@ bench-udp: setup
 bench-fuzz: setup
 	$(PY) -m host_tests.bench.fuzz_campaign --time 300 --vm-runs 100000 --json fuzz-bench/campaign.json
 
-# Exhaustive reports (about 55 min on 2 cores): every power-cut point on CPython over littlefs, every 3rd in the VM,
+# Exhaustive reports (about 55 min on 2 cores): every power-cut point on CPython over littlefs (an update; the event
+# logs' 236), every 3rd in the VM,
 # a Ctrl-C at 200 moments of the boot of a locked meter per board and mode file, and 40 Ctrl-Cs into a running
 # development app per board (the VM must never die of one); then the tests the default run samples out (-m sweep:
 # nb1-edge's push, the ADC board's record/replay, the Pico's garbage mode file, a third VM power-cut point)
 sweeps: setup
 	$(PY) -m host_tests.bench.power_cut_sweep
+	METERKIT_SWEEPS=1 $(PY) -m pytest -q host_tests/unit/test_event_logs_power_cut.py
 	$(PY) -m host_tests.bench.power_cut_vm --stride 3
 	$(PY) -m host_tests.bench.console_attack
 	$(PY) -m host_tests.bench.break_in

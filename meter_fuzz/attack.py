@@ -278,7 +278,9 @@ class Grammar:
             ("supply.clock", 2, 66, 4, lambda: {"time": r.choice([0, 1_800_000_000, -1, 2**40]),
                                                  "envelope": self.envelope()}),
             ("supply.events", 0, 66, 5, lambda: r.choice([{}, {"since": r.randrange(-5, 2**33)},
-                                                          {"since": 0, "limit": r.randrange(-5, 100)}])),
+                                                          {"since": 0, "limit": r.randrange(-5, 100)},
+                                                          {"log": r.choice([r.randrange(-2, 9), 5.0, True, "5"]),
+                                                           "since": r.randrange(-5, 100)}])),
             ("supply.emergency", 2, 66, 6, lambda: {"envelope": self.envelope()}),
             ("supply.credit-reset", 2, 66, 7, lambda: {"balance": r.randrange(-2**40, 2**40), "top_tid":
                                                         r.randrange(2**33), "force": True, "envelope": self.envelope()}),

@@ -16,6 +16,7 @@ from .errors import DeviceRefused, NotAuthorised, Refused
 from .link import READ_RETRIES, MeterLink
 from .supply_groups import (
     GROUP_SUPPLY,
+    LOGS,
     CalendarRead,
     CalendarWrite,
     ClockWrite,
@@ -143,4 +144,21 @@ async def events(link: MeterLink, since: int = 0) -> list[dict]:
             out.append({"seq": seq, "code": code, "event": EVENTS.get(code, "event"), "rtc": rtc, "detail": detail})
         if not rsp["events"] or rsp["events"][-1][0] >= rsp["seq"]:
             return out
+        since = rsp["events"][-1][0]
+
+
+async def event_log(link: MeterLink, log: str, since: int = 0) -> dict:
+    """One IS 15959 event log (a name of LOGS): {log, total, depth, events}, its events above sequence `since`
+    oldest first; `total` counts every event the log has taken (a full non-rollover log only counts the later ones),
+    `depth` how many it keeps."""
+    out: list[dict] = []
+    while True:
+        rsp = _fields(await link.request(EventsRead(since=since, limit=16, log=LOGS.index(log)), "events",
+                                         retries=READ_RETRIES))
+        if rsp.get("log") != LOGS.index(log):
+            raise Refused(f"the meter answered with no {log} log: its app keeps one event ring only (update it)")
+        for seq, code, rtc in rsp["events"]:
+            out.append({"seq": seq, "code": code, "event": EVENTS.get(code, "event"), "rtc": rtc})
+        if not rsp["events"] or rsp["events"][-1][0] >= rsp["seq"]:
+            return {"log": log, "total": rsp["total"], "depth": rsp["depth"], "events": out}
         since = rsp["events"][-1][0]

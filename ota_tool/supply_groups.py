@@ -179,12 +179,19 @@ class ClockWrite(ClockWriteRequest):
 
 
 # 5 events
+# the values of a read's `log`: IS 15959's event categories, in the order of their code ranges (1-50 voltage ...
+# 301-350 control), of the meter's compartments (firmware/app/event_logs.py) and of its DLMS event profiles
+# (0.0.99.98.0-6.255)
+LOGS = ("voltage", "current", "power", "transaction", "other", "non-rollover", "control")
+
+
 class EventsReadRequest(smpmsg.ReadRequest):
     _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
     _COMMAND_ID: ClassVar[int] = 5
 
     since: int = 0
     limit: int = 16
+    log: int | None = None  # one IS 15959 category's compartment (0-6); none: the ring of every kind
 
 
 class EventsReadResponse(smpmsg.ReadResponse):
@@ -193,6 +200,9 @@ class EventsReadResponse(smpmsg.ReadResponse):
 
     events: list
     seq: int
+    log: int | None = None
+    total: int | None = None  # a compartment's: events it has logged
+    depth: int | None = None  # and how many it keeps
 
 
 class EventsRead(EventsReadRequest):

@@ -5,11 +5,10 @@
 # (0.0.96.11.0-6.255), and the association object (class 15, version 1) whose object list names every object with
 # its access rights, which a DLMS tool reads first to learn what the meter has.
 #
-# The event profiles are views of the one ring of app/events.py (64 events of every kind; IS 15959's own codes only,
-# below 400, by its ranges: 1-50 voltage, 51-100 current, 101-150 power, 151-200 transaction, 201-250 other, 251-300
-# non-rollover, 301-350 control): each row is the event's time and code (the IS 15959 profiles' snapshot of current,
-# voltage, power factor and energy at the event are not kept by the ring), and the "non-rollover" one rolls over
-# with the ring: a compartment of its own is still to build (docs/SECURITY.md).
+# The event profiles are the meter's IS 15959 event logs, a compartment per category (app/event_logs.py: 1-50
+# voltage, 51-100 current, 101-150 power, 151-200 transaction, 201-250 other, 251-300 non-rollover, 301-350 control;
+# the newest 50 of each, the first 10 tamper events for the meter's life): each row is the event's time and code (the
+# IS 15959 profiles' snapshot of current, voltage, power factor and energy at the event are not kept).
 from micropython import const
 
 from app import cosem
@@ -34,7 +33,6 @@ _CLASS_PROFILE = const(7)
 _CLASS_CLOCK = const(8)
 _CLASS_ASSOCIATION = const(15)
 _CLASS_DISCONNECT = const(70)
-_CODE_LIMIT = const(351)  # IS 15959's codes end at the control category's range
 _READ_ONLY = const(1)  # attribute access mode
 _ASSOCIATED = const(2)  # association_status
 # per class: (version, the attributes it has, those this association reads as a bit mask of their ids, its methods)
@@ -115,8 +113,8 @@ def _element(cls, obis):
 
 
 def _rows(objects, k):
-    """(RTC s or None, code) of the ring's events of category k, oldest first."""
-    return [(e[2], e[1]) for e in objects.log.ring if 0 < e[1] < _CODE_LIMIT and (e[1] - 1) // 50 == k]
+    """(RTC s or None, code) of category k's events, oldest first."""
+    return objects.log.rows(k)
 
 def _snapshot(objects, captures, attr):
     """A profile of one row taken when read, of `captures`' values (a value not available is null-data): the
@@ -146,8 +144,8 @@ def _profile(objects, k, attr, access):
         return _PROFILE_ATTRS[2]  # sort_object: none
     if attr == 7:
         return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, len(_rows(objects, k)))
-    if attr == 8:  # profile_entries: the ring's, which every category shares
-        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, objects.log.capacity)
+    if attr == 8:  # profile_entries: the compartment's depth (the ring's, shared by all, on a log without them)
+        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, objects.log.depth(k))
     return cosem.READ_WRITE_DENIED
 
 def _buffer(objects, k, access):

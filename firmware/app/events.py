@@ -15,6 +15,7 @@ import time
 
 from micropython import const
 
+from app import event_logs
 from loader import store, strict
 
 POWER_FAIL = 101
@@ -76,8 +77,9 @@ class EventLog:
     RTC seconds or _NO_TIME) and the detail in UTF-8. 64 events as tuples and strings held about 8 KB of the 64-bit
     VM's heap (two objects each); packed they take what their bytes take, about 2.5 KB (docs/BENCHMARKS.md)."""
 
-    def __init__(self, path=PATH, capacity=CAPACITY, clock=None, ticks_ms=time.ticks_ms):
+    def __init__(self, path=PATH, capacity=CAPACITY, clock=None, ticks_ms=time.ticks_ms, logs=None):
         self.path = path
+        self.logs = logs  # app/event_logs.py EventLogs: IS 15959's codes also kept per category (None: the ring only)
         self.capacity = capacity
         self.clock = clock  # clock() -> RTC seconds since 1970 (UTC), or None while the time is unknown
         self.ticks_ms = ticks_ms
@@ -146,9 +148,43 @@ class EventLog:
             self.burst_end = time.ticks_add(now, HOLD_MS)
             self.more = 0
             self._write(self.seq + HELD_MAX)
-        else:
-            self._write(max(self.floor, self.seq))
-        return self.seq
+            return self.seq
+        self._write(max(self.floor, self.seq))
+        seq = self.seq
+        if self.logs is not None:  # after the ring: a power cut between the two leaves it in the ring, taken later
+            problem = self.logs.add(self, seq, code, at)
+            if problem:
+                self.add(LOG_LOST, problem)
+        return seq
+
+    def entries(self, k):
+        """(sequence number, code, RTC s or None) of IS 15959 category k's events (app/event_logs.py), oldest first:
+        from its compartment, or the ring's view when the log keeps none."""
+        if self.logs is not None:
+            return self.logs.entries(self, k)
+        return [e for e in self.after(-1) if event_logs.category(e[1]) == k]
+
+    def after(self, seq):
+        """(sequence number, code, RTC s or None) of the ring's events above `seq`, oldest first, one at a time and
+        without their details: a compartment's read or write looks through the ring without building it whole."""
+        k = 0
+        while k < len(self._buf):
+            s, code, at = struct.unpack_from(_HEAD, self._buf, k + 1)
+            if s > seq:
+                yield s, code, None if at == _NO_TIME else at
+            k += self._buf[k]
+
+    def rows(self, k):
+        """(RTC s or None, code) of category k's events, oldest first: a DLMS event profile's rows."""
+        return [(e[2], e[1]) for e in self.entries(k)]
+
+    def depth(self, k):
+        """How many events of category k the log can hold."""
+        return self.capacity if self.logs is None else event_logs.depth(k)
+
+    def total(self, k):
+        """Events of category k logged (a full non-rollover compartment counts those it no longer keeps)."""
+        return len(self.entries(k)) if self.logs is None else self.logs.total(self, k)
 
     def flush_due(self):
         """Write a burst's refusals once it has ended (called at every reading)."""

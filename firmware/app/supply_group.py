@@ -123,10 +123,17 @@ class SupplyGroup:
     def events(self, req):
         since = req.get("since", 0)
         limit = req.get("limit", EVENTS_PER_READ)
-        if not strict.is_int(since) or not strict.is_int(limit, 1):
+        k = req.get("log")
+        if not strict.is_int(since) or not strict.is_int(limit, 1) or not (k is None or strict.is_int(k, 0, 6)):
             raise smp.SmpError(smp.EINVAL, RC_BAD_REQUEST)
         log = self.s.log
-        return {"events": log.since(since, min(limit, EVENTS_PER_READ)), "seq": log.seq}
+        if k is None:
+            return {"events": log.since(since, min(limit, EVENTS_PER_READ)), "seq": log.seq}
+        # one IS 15959 category's compartment (app/event_logs.py): `seq` its newest event's number, `total` how many
+        # it has logged, `depth` how many it keeps
+        rows = log.entries(k)
+        return {"log": k, "events": [list(e) for e in rows if e[0] > since][: min(limit, EVENTS_PER_READ)],
+                "seq": rows[-1][0] if rows else 0, "total": log.total(k), "depth": log.depth(k)}
 
     def emergency(self, req):
         self._authorise(req, "credit.emergency", {})

@@ -52,7 +52,12 @@ def test_calendar_change_cover_tamper_and_credit_reset(start_emulator):
     assert emu.status()["held_s"] == {}
     st = s.status()
     assert st["cover"] == {"open": False, "openings": 1}, st
-    assert [(e["code"], e["detail"]) for e in s.events() if e["code"] == 251] == [(251, "cover opened")]
+    ring = s.events()
+    assert [(e["code"], e["detail"]) for e in ring if e["code"] == 251] == [(251, "cover opened")]
+    # the opening is also in IS 15959's non-rollover log (firmware/app/event_logs.py), which no later event pushes out
+    tamper = s.ota("meter", "events", "--log", "non-rollover", "--json")
+    assert tamper == {"log": "non-rollover", "total": 1, "depth": 10, "events": [
+        {k: e[k] for k in ("seq", "code", "event", "rtc")} for e in ring if e["code"] == 251]}, tamper
 
     # a credit reset repairs a damaged record: on this healthy one it needs --force (refused before it is spent)
     out = s.signed("meter", "credit-reset", "--balance", 5000, "--top-tid", 10, expect=14)
@@ -70,5 +75,11 @@ def test_calendar_change_cover_tamper_and_credit_reset(start_emulator):
     assert r == {"balance": 1, "top_tid": 11}
     out = s.signed("meter", "topup", "--amount", 100, "--tid", 11, expect=14)
     assert "token-replayed" in out, out
-    resets = [e["detail"] for e in s.events() if e["code"] == 413]
+    ring = s.events()
+    resets = [e["detail"] for e in ring if e["code"] == 413]
     assert resets[-1].startswith("5") and resets[-1].endswith("-> 1, tokens to 11 spent, forced"), resets
+    # the control log holds the relay's events, as the ring does while it still has them all (64 events)
+    control = s.ota("meter", "events", "--log", "control", "--json")
+    assert len(ring) < 64 and [e["seq"] for e in control["events"]] == [e["seq"] for e in ring
+                                                                        if 301 <= e["code"] <= 350], (control, ring)
+    assert control["total"] == len(control["events"]) and control["depth"] == 50

@@ -249,6 +249,34 @@ def test_event_profiles_select_by_entry_and_by_range():
     _with_workdir(body)
 
 
+def test_event_profiles_read_the_compartments_a_refusal_flood_cannot_turn_over():
+    def body():
+        from app import event_logs, events
+
+        now = [T0]
+        log = events.EventLog(capacity=8, clock=lambda: now[0], logs=event_logs.EventLogs())
+        log.add(251, "cover")
+        for k in range(12):  # the power category: more than the ring holds
+            now[0] = T0 + 60 * (k + 1)
+            log.add(101 + k % 2)
+        for _ in range(40):
+            log.add(405, "bad token")  # the ring: refusals only now
+        tick, control, _ = meter()
+        a = cosem.Association(dlms_objects.Objects(tick, control, b"MKT0000000000042", lambda: 330, log).get)
+        assert a.apdu(AARQ)[0] == 0x61
+        assert all(e[1] == 405 for e in log.ring)
+        power = get(a, 7, "0.0.99.98.2.255", 2)
+        assert power == b"\x00\x01\x0c" + b"".join(row(T0 + 60 * (k + 1), 101 + k % 2) for k in range(12))
+        assert get(a, 7, "0.0.99.98.5.255", 2) == b"\x00\x01\x01" + row(T0, 251)
+        assert get(a, 1, "0.0.96.11.2.255", 2) == b"\x00\x12\x00\x66"  # the last power event: 102
+        assert get(a, 7, "0.0.99.98.2.255", 7) == b"\x00\x06\x00\x00\x00\x0c"  # entries in use
+        assert get(a, 7, "0.0.99.98.2.255", 8) == b"\x00\x06\x00\x00\x00\x32"  # a compartment's 50
+        assert get(a, 7, "0.0.99.98.5.255", 8) == b"\x00\x06\x00\x00\x00\x0a"  # the tamper compartment's 10
+        assert get_sel(a, "0.0.99.98.2.255", _entry(12, 0)) == b"\x00\x01\x01" + row(T0 + 720, 102)
+
+    _with_workdir(body)
+
+
 def test_the_instantaneous_profile_is_one_row_of_the_registers_and_its_scaler_profile_their_scalers():
     def body():
         tick, _, a = meter()

@@ -338,11 +338,22 @@ def test_cover_openings_are_tamper_events_at_most_one_a_minute():
         meter.run(sup, 1, 0, None, t0_ms=61000)
         assert (sup.log.ring[-1][1], sup.log.ring[-1][3]) == (events.COVER_OPEN, "cover opened 5 times")
         assert sup.status()["cover"] == {"open": False, "openings": 6}
+        # the tamper events are also in IS 15959's non-rollover log, read over SMP (group 66, command 5, "log": 5)
+        tamper = grp.events({"log": 5})
+        assert [e[1] for e in tamper["events"]] == [events.COVER_OPEN] * 2 and tamper["total"] == 2
+        assert tamper["depth"] == 10 and tamper["log"] == 5 and tamper["seq"] == tamper["events"][-1][0]
+        assert grp.events({"log": 5, "since": tamper["seq"]})["events"] == []
+        assert [e[1] for e in grp.events({"log": 2})["events"]] == [events.POWER_RESTORE]
+        for bad in (7, -1, True, 5.0, "5", None):
+            if bad is not None:
+                e = fwtest.raises(smp.SmpError, grp.events, {"log": bad})
+                assert e.rc == smp.EINVAL, bad
         # a meter that powers up with its cover off says so at once
         hal.cover_level = True
         again = supply.Supply(ctx, Meter(), set_rtc=lambda t: None)
         assert (again.log.ring[-1][1], again.log.ring[-1][3]) == (events.COVER_OPEN, "open at power-up")
         assert again.status()["cover"] == {"open": True, "openings": 1}
+        assert [e[1] for e in again.log.entries(5)] == [events.COVER_OPEN] * 3 and again.log.total(5) == 3
 
     _run(body)
 

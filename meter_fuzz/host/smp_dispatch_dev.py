@@ -28,7 +28,7 @@ GROUPS = (0, 1, 63, 64, 65, 66, 67, 68, 0xFFFF)
 KEYS = ("d", "format", "force", "envelope", "off", "data", "len", "sha", "image", "hash", "confirm", "slot",
         "action", "token", "settings", "time", "since", "limit", "balance", "top_tid", "calendar", "step", "v", "i",
         "pf", "n", "headend", "ip", "port", "uplink_s", "tariff", "flat", "tou", "tz_offset_min", "control_mode",
-        "load_limit", "windows", "emergency", "upgrade", "rc", "err", "")
+        "load_limit", "windows", "emergency", "upgrade", "rc", "err", "", "log")  # new keys last: the corpus keeps its meaning
 INTS = (0, 1, -1, 2, 3, 7, 23, 24, 255, 256, 1023, 1024, 2047, 2048, 4096, 65535, 65536, 2**31 - 1, 2**31, -2**31,
         2**32, 2**53, 2**63 - 1, 2**63, 2**64 - 1, -2**63, -2**64, 10**30, 1900000000, 2000003600)
 FLOATS = (0.0, -0.0, 0.5, 1.0, 3.0, 1e300, -1e300, float("inf"), float("-inf"), float("nan"), 2.0**64)

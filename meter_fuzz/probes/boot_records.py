@@ -45,7 +45,7 @@ MODULES = ("loader/early.py", "loader/context.py", "loader/startup.py", "loader/
            "loader/recovery.py", "loader/supply_hold.py", "loader/loaders.py", "loader/board.py",
            "loader/wallclock.py", "app/meter_settings.py", "app/supply_settings.py", "app/calibration.py",
            "app/credit_store.py", "app/registers.py", "app/events.py", "app/network.py", "app/disconnect.py",
-           "app/clock.py", "app/main.py")
+           "app/clock.py", "app/main.py", "app/event_logs.py")
 MEM_BASE = 512 * 1024  # a whole start-up: the app's objects, event ring, register and credit records
 MEM_PER_BYTE = 256
 
@@ -84,7 +84,8 @@ SUPPLY = {"control_mode": 1, "tariff": {"flat": 1000, "tou": {"3": 1400}, "fixed
           "emergency": 2000, "thresholds": [30, 10, 0],
           "load_limit": {"threshold_w": 4000, "over_s": 10, "lockout_s": 120, "max_trips": 3}}
 
-# (path, format): J a JSON file, C a CBOR one, R the register files (CBOR and a CRC-32)
+# (path, format): J a JSON file, C a CBOR one, R the register files (CBOR and a CRC-32), B a packed binary file
+# (app/event_logs.py's compartments)
 FILES = (
     ("meter/config.json", "J"),
     ("meter/mode.json", "J"),
@@ -106,6 +107,8 @@ FILES = (
     ("meter/disconnect.json", "J"),
     ("meter/clock.json", "J"),
     ("slots/b/manifest.cbor", "C"),  # the other slot (an earlier app kept for rollback): update.slots_facts reads it
+    ("meter/logs/2.bin", "B"),  # IS 15959's power events' compartment: the boot's power events are added to it
+    ("meter/logs/5.bin", "B"),  # the non-rollover (tamper) compartment: a cover off at power-up adds to it
 )
 OPENED = "meter/recovery-relay.json"  # present with supply-hold.json damaged: restore_relay then reads it
 APP_FILE = "app/__init__.py"  # the template slot's one file
@@ -205,7 +208,7 @@ def _make_template():
     import hashlib
     import os
 
-    from app import calibration, credit_store, disconnect, events, registers
+    from app import calibration, credit_store, disconnect, event_logs, events, registers
     from loader import LOADER_API, journal, store, supply_hold
 
     _scratch()
@@ -257,9 +260,11 @@ def _make_template():
     p = registers.Persist()
     p.save(regs)
     p.save(regs)
-    log = events.EventLog(clock=lambda: 1800000200)
+    log = events.EventLog(clock=lambda: 1800000200, logs=event_logs.EventLogs())
     log.load()
+    log.add(events.POWER_FAIL, "last saved reading", 1800000100)
     log.add(events.POWER_RESTORE, "power on")
+    log.add(events.COVER_OPEN, "cover open")
     log.add(events.SETTINGS_CHANGED, "tou")
     for path in _walk(".", ""):
         with open(path, "rb") as f:
@@ -432,6 +437,11 @@ def _damage(path, fmt, how, rest):
         if fmt == "J":
             real = json.loads(base if base is not None else json.dumps(NOT_IN_TEMPLATE[path]))
             body = _json_text(_mutate(real, rest, True))
+        elif fmt == "B":  # the real bytes, with (position, value) pairs from the rest written over them
+            body = bytearray(base)
+            for k in range(0, len(rest) - 1, 2):
+                body[rest[k] % len(body)] = rest[k + 1]
+            body = bytes(body)
         else:
             real = cbor.loads(base[:-4] if fmt == "R" else base)
             try:
@@ -480,7 +490,7 @@ def _lay_out(target, content):
     import os
 
     _scratch()
-    for d in ("meter", "slots", "slots/a", "slots/a/app", "slots/b", "slots/b/app"):
+    for d in ("meter", "meter/logs", "slots", "slots/a", "slots/a/app", "slots/b", "slots/b/app"):
         os.mkdir(d)
     for path, data in _template.items():
         if path != target:
@@ -578,6 +588,7 @@ def run(data):
         return "recovery"
     net, codes = rest
     _check_events(meter, sup, codes)
+    _check_power_log(sup)
     return "app", ctx.meter_id, sup.control.state, net is not None, len(codes)
 
 
@@ -603,6 +614,14 @@ def _check_events(meter, sup, codes):
         fuzzcore.check(problem is None or code in codes, "%s fell back (%s) without event %d" % (name, problem, code))
     if sup.store.problem is not None:
         fuzzcore.check(events.CREDIT_RECORD_DAMAGED in codes, "a damaged credit record without its event")
+
+
+def _check_power_log(sup):
+    """Whatever a compartment file holds, the boot's power restoration is in IS 15959's power log (app/event_logs.py:
+    from the file, or from the ring when the file is of a newer app or cannot be read)."""
+    rows = sup.log.rows(2)
+    fuzzcore.check(bool(rows) and rows[-1][1] == 102, "the boot's power restoration is not in the power log: %r"
+                   % (rows[-3:],))
 
 
 def _check_mode(got, content):

@@ -19,7 +19,7 @@ raised. Invariants (fuzzcore.Violation):
 
 from fuzzcore import check
 
-from app import cosem, dlms_objects, dlms_profiles, dsp, registers
+from app import cosem, dlms_objects, dlms_profiles, dsp, events, registers
 from app.tick import Tick
 
 
@@ -35,13 +35,13 @@ _T0 = 1764547200
 _ANSWERS = (2, 3, 4, 9, 12)
 
 
-class _Log:
-    """The event log as the object model reads it (app/events.py EventLog's ring and capacity)."""
-
-    capacity = 64
-    ring = [(k + 1, code, None if k % 5 == 4 else _T0 + 900 * k, "") for k, code in
-            enumerate((101, 102, 1, 51, 151, 157, 201, 209, 251, 301, 302, 303, 410, 101, 102, 12, 68, 350, 0, 399,
-                       50, 100, 150, 200, 250, 300, 351))]  # each category's last code, and the first past them
+# The event log: app/events.py's own, its ring packed in RAM as its load does (no file written), without the
+# compartments of app/event_logs.py (their files have their own tests and the boot_records target): the profiles read
+# the ring's view of each category.
+_LOG = events.EventLog()
+for _k, _code in enumerate((101, 102, 1, 51, 151, 157, 201, 209, 251, 301, 302, 303, 410, 101, 102, 12, 68, 350, 0, 399,
+                            50, 100, 150, 200, 250, 300, 351)):  # each category's last code, and the first past them
+    _LOG._pack(_k + 1, _code, None if _k % 5 == 4 else _T0 + 900 * _k, "")
 
 
 class _Control:
@@ -49,7 +49,7 @@ class _Control:
 
 
 _TICK = Tick(dsp.Reading(), registers.Registers())
-_OBJECTS = dlms_objects.Objects(_TICK, _Control(), b"MKT0000000000042", lambda: 330, _Log(),
+_OBJECTS = dlms_objects.Objects(_TICK, _Control(), b"MKT0000000000042", lambda: 330, _LOG,
                                 (b"meter-42", b"MeterKit", b"1.2.3", b"5-60 A"))
 # A meter takes app/dlms_profiles.py off the heap after each read of a profile (Objects._more); a probe that did so
 # would import it again for every input, a cost of the harness, not of the input: one read is always "under way",
@@ -59,7 +59,7 @@ assert dlms_profiles.get
 _NAMES = _OBJECTS.names()
 _ROWS = {}  # category -> its rows' encodings, by columns (first, last)
 for _k in range(7):
-    _rows = [(e[2], e[1]) for e in _Log.ring if 0 < e[1] < 351 and (e[1] - 1) // 50 == _k]
+    _rows = [(e[2], e[1]) for e in _LOG.ring if 0 < e[1] < 351 and (e[1] - 1) // 50 == _k]
     _ROWS[_k] = {
         cols: [cosem.structure(*(cosem.octets(dlms_objects.date_time(at, 330)),
                                  cosem.number(cosem.LONG_UNSIGNED, code))[cols[0]:cols[1]]) for at, code in _rows]

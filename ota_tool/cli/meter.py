@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..link import MeterLink, run
+from ..supply_groups import LOGS
 from .options import Finite, auth_options, authority, bar, emit, json_option, note, port_options
 
 
@@ -131,24 +132,38 @@ def calibration_cmd(port: str, baud: int, timeout: float, as_json: bool) -> None
 @port_options
 @click.option("--since", type=click.IntRange(0, 2**40), default=0, show_default=True,
               help="Only events with a higher sequence number.")
-@json_option(help="One JSON object {events: [{seq, code, event, rtc, detail}]}, or the failure.")
-def events_cmd(port: str, baud: int, timeout: float, since: int, as_json: bool) -> None:
-    """The meter's event log (IS 15959 style codes, oldest first)."""
+@click.option("--log", "log", type=click.Choice(LOGS), default=None,
+              help="One of IS 15959's event logs instead of the recent events of every kind: the meter keeps each "
+                   "category apart (the newest 50; non-rollover: the first 10 cover openings for its life).")
+@json_option(help="One JSON object {events: [{seq, code, event, rtc, detail}]} (with --log: {log, total, depth, "
+                  "events: [{seq, code, event, rtc}]}), or the failure.")
+def events_cmd(port: str, baud: int, timeout: float, since: int, log: str | None, as_json: bool) -> None:
+    """The meter's events (IS 15959 style codes, oldest first): the newest 64 of every kind, or one IS 15959 event
+    log with --log."""
     from .. import supply
 
     async def go():
         async with MeterLink(port, baud, timeout, note=note) as link:
-            return await supply.events(link, since)
+            if log is None:
+                return {"events": await supply.events(link, since)}
+            return await supply.event_log(link, log, since)
 
-    evs = run(go())
+    got = run(go())
+
+    def line(e: dict) -> str:
+        return (f"{e['seq']:6} "
+                + (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["rtc"])) if e["rtc"] else "(clock unknown)    ")
+                + f" {e['code']} {e['event']:22} {e.get('detail', '')}").rstrip()
 
     def text() -> str:
-        return "\n".join(
-            f"{e['seq']:6} "
-            + (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["rtc"])) if e["rtc"] else "(clock unknown)    ")
-            + f" {e['code']} {e['event']:22} {e['detail']}" for e in evs)
+        lines = [line(e) for e in got["events"]]
+        if log is not None:
+            kept = f"{got['total']} logged, the first {got['depth']} kept" if log == "non-rollover" else \
+                f"{got['total']} logged, the newest {got['depth']} kept"
+            lines.insert(0, f"{log} event log: {kept}")
+        return "\n".join(lines)
 
-    emit({"events": evs}, text)
+    emit(got, text)
 
 
 COMMANDS = [meter]

@@ -1,0 +1,183 @@
+# IS 15959's event logs: a compartment of its own per event category, so that no kind of event can push another
+# out. The ring of app/events.py holds the newest 64 events of every kind (this kit's 4xx codes too, which come as
+# fast as anyone can send refused tokens or commands); each IS 15959 code (1-350) is also kept here, in the file of its
+# category: 0 voltage (1-50), 1 current (51-100), 2 power (101-150), 3 transaction (151-200), 4 other (201-250),
+# 5 non-rollover (251-300: the terminal cover), 6 control (301-350). A compartment rolls over only on events of its
+# own category (the newest 50 kept); the non-rollover one never does: it keeps the first 10
+# events for the meter's life and counts the rest, so no flood of later events, of any kind, wipes tamper evidence.
+# The DLMS event profiles (0.0.99.98.0-6.255, app/dlms_profiles.py) read these.
+#
+# Power cuts: a compartment is written after the ring, by write-then-rename, so a cut leaves its old file or its
+# new one. A cut between the ring's write and the compartment's leaves the event in the ring only; the file records
+# the highest ring sequence number it has taken ("upto"), and the category's next event takes the ring's missed
+# ones first, while a read shows them at once. Nothing here is read at start-up except by the power events' own
+# add, which never raises: a damaged file is rebuilt from what the ring still holds of its category and the ring
+# says so (409), so no stored log can make start-up fail in a loop.
+#
+# A file: _HEAD (magic and format "EVL1", category, events of this category ever, upto), then the events oldest
+# first, each _ENTRY (ring sequence number, code, RTC seconds or -1: unknown), 18 bytes. Copied through a 144-byte
+# buffer when rewritten: its size on the heap does not depend on the depth.
+import os
+import struct
+
+from micropython import const
+
+from loader import store
+
+_TOP = "meter/logs"
+_NON_ROLLOVER = const(5)
+_DEPTH = const(50)  # events kept per rolling category
+_NR_DEPTH = const(10)  # tamper events kept for the meter's life
+_CODE_MAX = const(350)  # IS 15959's codes; above are this kit's, in the ring only
+_MAGIC = b"EVL"
+_FORMAT = const(1)
+_HEAD = "<3sBBIQ"  # magic, format, category, total, upto
+_HEAD_SIZE = const(17)
+_ENTRY = "<QHq"
+_ENTRY_SIZE = const(18)
+_COPY = const(8)  # entries per piece of a rewrite
+_TOTAL_MAX = const(0xFFFFFFFF)
+
+
+def category(code):
+    """The IS 15959 category (0-6) of an event code; None for this kit's own codes, which are kept in the ring only."""
+    if 0 < code <= _CODE_MAX:
+        return (code - 1) // 50
+    return None
+
+
+def depth(k):
+    return _NR_DEPTH if k == _NON_ROLLOVER else _DEPTH
+
+
+class EventLogs:
+    def __init__(self, top=_TOP):
+        self.top = top
+
+    def path(self, k):
+        return "%s/%d.bin" % (self.top, k)
+
+    def add(self, ring, seq, code, at):
+        """Keep the ring's event `seq` in its category's compartment, after any of the category's ring events the
+        file missed (a power cut after the ring's write). Returns None, or why the compartment was found damaged (the
+        caller records it in the ring; the file is rebuilt from the ring's events of its category). Never raises:
+        this runs in the app's start (the power events)."""
+        k = category(code)
+        if k is None:
+            return None
+        try:
+            try:
+                h = self._head(k, ring.seq)
+                if h is not None and seq > h[1]:  # None: a newer app's file, kept as it is (this app reads the ring)
+                    self._write(k, h[0], h[2], h[1], _fresh(ring, k, h[1], seq, code, at))
+                return None
+            except ValueError as e:  # damage, found in the head or in an entry as it was copied
+                self._write(k, 0, 0, 0, _fresh(ring, k, 0, seq, code, at))
+                return "event log %d damaged: %s" % (k, e)
+        except (OSError, MemoryError, ValueError, TypeError):  # noqa: B014
+            pass  # the file keeps its old content; the category's next event, or a read, takes this one from the ring
+        return None
+
+    def entries(self, ring, k):
+        """(sequence number, code, RTC s or None) of category k's events, oldest first: the compartment's, then the
+        ring's newer ones it has not taken yet; the ring's view alone when the file is of a newer app or cannot be
+        read."""
+        out = []  # type: list
+        upto = 0
+        try:
+            total, upto, n = self._head(k, ring.seq) or (0, 0, 0)
+            with open(self.path(k), "rb") as f:
+                f.seek(_HEAD_SIZE)
+                for _ in range(n):
+                    seq, code, at = _unpack(f.read(_ENTRY_SIZE), k, upto)
+                    out.append((seq, code, None if at < 0 else at))
+        except (OSError, ValueError):
+            out = []
+            upto = 0
+        for e in ring.after(upto):
+            if category(e[1]) == k and (k != _NON_ROLLOVER or len(out) < _NR_DEPTH):
+                out.append(e)
+        return out[-depth(k):] if k != _NON_ROLLOVER else out
+
+    def total(self, ring, k):
+        """Events of category k the meter has logged (those a full non-rollover compartment only counts included):
+        the compartment's count and the ring's events it has not taken yet; the ring's count when the file cannot be
+        read."""
+        try:
+            total, upto, _ = self._head(k, ring.seq) or (0, 0, 0)
+        except (OSError, ValueError):
+            total = upto = 0
+        return total + sum(1 for e in ring.after(upto) if category(e[1]) == k)
+
+    def _head(self, k, newest):
+        """(total, upto, entries) of compartment k: (0, 0, 0) when it has no file, None for a newer app's; ValueError
+        for damage. `newest`: the ring's newest sequence number (a file that took a later one would hide every event
+        up to it)."""
+        try:
+            size = os.stat(self.path(k))[6]
+            with open(self.path(k), "rb") as f:
+                raw = f.read(_HEAD_SIZE)
+        except OSError:
+            return 0, 0, 0
+        if len(raw) < _HEAD_SIZE or raw[:3] != _MAGIC:
+            raise ValueError("not an event log")
+        _, fmt, cat, total, upto = struct.unpack(_HEAD, raw)
+        if fmt > _FORMAT:
+            return None
+        n, rest = divmod(size - _HEAD_SIZE, _ENTRY_SIZE)
+        if fmt != _FORMAT or cat != k or rest or n > depth(k) or n > total or upto > newest:
+            raise ValueError("bad head or size")
+        return total, upto, n
+
+    def _write(self, k, total, keep, upto, fresh):
+        """Rewrite compartment k: its `keep` stored entries (each checked as it is copied: ValueError) and `fresh`, the
+        oldest dropped beyond the depth (the newest dropped instead in the non-rollover compartment)."""
+        if k == _NON_ROLLOVER:
+            new = fresh[: max(0, _NR_DEPTH - keep)]
+            drop = 0
+        else:
+            new = fresh[-_DEPTH:]
+            drop = max(0, keep + len(new) - _DEPTH)
+        total = min(total + len(fresh), _TOTAL_MAX)
+        store.makedirs(self.top)
+        path = self.path(k)
+        tmp = path + store.TMP_SUFFIX
+        buf = bytearray(_COPY * _ENTRY_SIZE)
+        with open(tmp, "wb") as out:
+            out.write(struct.pack(_HEAD, _MAGIC, _FORMAT, k, total, fresh[-1][0]))
+            if keep - drop > 0:
+                with open(path, "rb") as f:
+                    f.seek(_HEAD_SIZE + drop * _ENTRY_SIZE)
+                    left = keep - drop
+                    while left:
+                        m = min(left, _COPY)
+                        got = f.readinto(memoryview(buf)[: m * _ENTRY_SIZE])
+                        if got != m * _ENTRY_SIZE:
+                            raise OSError(5)  # the file shrank under us: keep the old one
+                        for i in range(m):
+                            _check(struct.unpack_from(_ENTRY, buf, i * _ENTRY_SIZE), k, upto)
+                        out.write(memoryview(buf)[:got])
+                        left -= m
+            for seq, code, at in new:
+                out.write(struct.pack(_ENTRY, seq, code, -1 if at is None else at))
+        os.rename(tmp, path)
+
+
+def _fresh(ring, k, upto, seq, code, at):
+    """The ring's events of category k after `upto` and before `seq`, then event `seq`: what a compartment takes."""
+    out = [e for e in ring.after(upto) if e[0] < seq and category(e[1]) == k]
+    out.append((seq, code, at))
+    return out
+
+
+def _unpack(raw, k, upto):
+    if len(raw) != _ENTRY_SIZE:
+        raise ValueError("short entry")
+    return _check(struct.unpack(_ENTRY, raw), k, upto)
+
+
+def _check(entry, k, upto):
+    """An entry of category k's file: its code in the category, its sequence number no later than the file's."""
+    if category(entry[1]) != k or entry[0] > upto:
+        raise ValueError("bad entry")
+    return entry
