@@ -130,9 +130,12 @@ def _on_input(msg):
 
 
 def _hold(g, release, due_us):
+    # fired from a clock read inside the firmware's own code: the host's message is shim work (a full heap drops it
+    # rather than raising MemoryError into the firmware's read of the clock; the host then sees the hold end at its
+    # due time, `held_s` counts down to it)
     def released():
         _level(g, release)
-        bus.send({"t": "released", "gpio": g, "value": release})
+        bus.shim_work(bus.send, {"t": "released", "gpio": g, "value": release})
 
     _clock.at(due_us, released)
 
