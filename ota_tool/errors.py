@@ -69,6 +69,11 @@ class Refused(OtaError):
         self.reason = reason
 
 
+class CheckDeferred(OtaError):
+    """The meter had no room on its heap to check a complete upload, twice: the image was not judged. The meter keeps
+    the upload and checks it again when it next starts (or when the same upload is sent again)."""
+
+
 class ImageRejected(OtaError):
     """The meter, or the same policy run locally, rejected an image; `reason` is the policy's code
     (docs/image-format.md)."""

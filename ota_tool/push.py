@@ -20,11 +20,23 @@ from smpclient.requests.image_management import ImageStatesRead
 from . import image
 from . import upload as uploading
 from .authority import IMAGE_ERASE, IMAGE_STATE, OS_RESET, Authority
-from .errors import DeviceRefused, DeviceTimeout, ImageRejected, ModemError, NotAuthorised, OtaError, RolledBack
+from .errors import (
+    CheckDeferred,
+    DeviceRefused,
+    DeviceTimeout,
+    ImageRejected,
+    ModemError,
+    NotAuthorised,
+    OtaError,
+    RolledBack,
+)
 from .link import LINE_ERRORS, READ_RETRIES, RETRY_WAIT_CAP_S, MeterLink
 from .meter_groups import SignedErase, SignedReset, SignedStatesWrite, UpdateStatusRead
 
 VERDICT_TIMEOUT = 60.0
+OUT_OF_MEMORY = "out-of-memory"  # the meter's verdict when its check found no room (loader/image_group.py): not the
+#                                  image's fault, the upload is kept
+RECHECKS = 1  # such a verdict: the upload's first chunk sent again, which makes the meter check it again
 RESET_TRIES = 3  # a reset request lost on its way is sent again while the meter shows its old boot number
 PROBE_TIMEOUT = 1.0  # while the meter reboots: short probes (on a serial line; a radio link's round trip is longer)
 Note = Callable[[str], None]
@@ -137,12 +149,20 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
         rc, group = _refusal_rc(SMPUploadError(e.rsp))
         raise DeviceRefused("upload", rc, group) from e
     seconds = time.monotonic() - t0
-    end = time.monotonic() + VERDICT_TIMEOUT
+    rechecks = 0
     while True:
-        st = await link.request(UpdateStatusRead(), "update status", retries=READ_RETRIES)
-        if st.state not in ("verifying", "receiving") or time.monotonic() > end:
+        st = await _verdict(link)
+        if st.state != "rejected" or st.reason != OUT_OF_MEMORY:
             break
-        await asyncio.sleep(0.2)
+        if rechecks == RECHECKS:
+            raise CheckDeferred("the meter had no memory free to check the image (twice); it keeps the upload and "
+                                "checks it again when it next starts: reset it (`ota reset`; a locked meter with "
+                                "--key), then `ota status` shows the verdict, or run this push again")
+        # the meter kept the whole upload: its first chunk again (answered with the whole length) makes it check
+        # the upload again, once the answer's garbage is collected
+        rechecks += 1
+        await uploading.upload(link, client._maximize_upload_packet, data, window=1, rto=link.rto,
+                               first_wait=max(link.timeout, 10.0), decode=link.decode, line_errors=LINE_ERRORS)
     result = PushResult(uploaded=len(data), seconds=seconds, state=st.state, reason=st.reason,
                         version=st.image_version, image_hash=bytes(st.hash) if st.hash else None,
                         retries=stats.retries, window=stats.window, sent_bytes=stats.sent_bytes,
@@ -150,6 +170,16 @@ async def push(link: MeterLink, data: bytes, progress: Callable[[int, int], None
     if st.state != "accepted":
         raise UpdateRejected(st.reason or st.state)
     return result
+
+
+async def _verdict(link: MeterLink):
+    """The meter's update status once its check of a complete upload is over (or VERDICT_TIMEOUT has passed)."""
+    end = time.monotonic() + VERDICT_TIMEOUT
+    while True:
+        st = await link.request(UpdateStatusRead(), "update status", retries=READ_RETRIES)
+        if st.state not in ("verifying", "receiving") or time.monotonic() > end:
+            return st
+        await asyncio.sleep(0.2)
 
 
 def probe_timeout(port: str, timeout: float) -> float:

@@ -18,9 +18,11 @@ from smpclient.requests.os_management import EchoWrite, OSApplicationInfoRead
 from udp_meter import BOARD, Faults, UdpMeter, flash
 
 import cbor
+from loader import staging
 from meterkit import layout
 from ota_tool import image, keys, meter_info, push
-from ota_tool.errors import DeviceTimeout
+from ota_tool.cli import exits
+from ota_tool.errors import CheckDeferred, DeviceTimeout
 from ota_tool.link import MeterLink
 from ota_tool.smp_udp import RTO_GRANULARITY, Rto, SmpUdpTransport, UdpSocket
 
@@ -230,6 +232,43 @@ def test_an_image_arrives_whole_and_verified_through_a_faulty_link(meter_dir, se
     assert r is not None and r.state == "accepted" and r.window == window
     assert meter.staged() == data
     assert r.image_hash == image.parse(data).first(image.Tlv.SHA256, "unprotected")
+
+
+def _check_without_room(monkeypatch, times: int) -> list[int]:
+    """The meter's check (loader/staging.py check_staged, the firmware's own) finds no room on its heap the first
+    `times` times it runs: the MemoryError a board's fragmented heap raises, which CPython never does by itself."""
+    calls = [0]
+    real = staging.check_staged
+
+    def check(board):
+        calls[0] += 1
+        if calls[0] <= times:
+            raise MemoryError
+        return real(board)
+
+    monkeypatch.setattr(staging, "check_staged", check)
+    return calls
+
+
+def test_an_out_of_memory_verdict_is_checked_again_and_the_image_accepted(meter_dir, monkeypatch):
+    # the meter's own retry (after make_room) fails too: its verdict is rejected/out-of-memory, the upload kept
+    calls = _check_without_room(monkeypatch, 2)
+    data = signed_image(6_000)
+    meter = UdpMeter()
+    r = asyncio.run(_push(meter, data))
+    assert r is not None and r.state == "accepted" and calls[0] == 3
+    assert meter.staged() == data
+
+
+def test_a_meter_that_never_finds_room_for_the_check_gets_a_clear_error_and_keeps_the_upload(meter_dir, monkeypatch):
+    calls = _check_without_room(monkeypatch, 100)
+    data = signed_image(6_000)
+    meter = UdpMeter()
+    with pytest.raises(CheckDeferred) as e:
+        asyncio.run(_push(meter, data))
+    assert "no memory free to check the image" in str(e.value) and "ota reset" in str(e.value)
+    assert exits.exit_for(e.value) == exits.Exit.REFUSED and calls[0] == 4  # two checks, each with its own retry
+    assert meter.staged() == data and meter.images.reason == "out-of-memory"
 
 
 def test_the_window_follows_the_meters_buffer_count(meter_dir):

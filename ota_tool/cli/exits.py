@@ -11,6 +11,7 @@ from .. import image
 from ..errors import (
     BadInput,
     BuildFailed,
+    CheckDeferred,
     DeviceRefused,
     DeviceTimeout,
     ImageRejected,
@@ -53,7 +54,8 @@ MEANING = {
                 "option needs (the message names it)",
     Exit.NO_DEVICE: "no device: the port does not exist (the ports that do are listed) or is busy",
     Exit.TIMEOUT: "the meter did not answer in time, or the port answers without SMP (a REPL, a stopped app)",
-    Exit.REFUSED: "the meter refused the request (its SMP error code is shown: busy, not found, ...)",
+    Exit.REFUSED: "the meter refused the request (its SMP error code is shown: busy, not found, ...), or had no "
+                  "memory free to check an upload (it keeps it and checks it at its next start)",
     Exit.KEY: "key problem: not an Ed25519 key, a wrong or missing passphrase, or (keygen) it exists already",
     Exit.BUILD: "build problem (mpy-cross, board file, firmware tree)",
     Exit.REJECTED: "image rejected for another reason (named: truncated, bad-tlv, hash-mismatch, ...)",
@@ -96,7 +98,7 @@ def exit_for(e: BaseException) -> Exit:
     table: list[tuple[type, Exit]] = [
         (RolledBack, Exit.ROLLED_BACK), (BadInput, Exit.USAGE), (NoDevice, Exit.NO_DEVICE), (ModemError, Exit.MODEM),
         (DeviceTimeout, Exit.TIMEOUT), (NotAuthorised, Exit.NOT_AUTHORISED), (CommandRefused, Exit.COMMAND_REFUSED),
-        (DeviceRefused, Exit.REFUSED), (KeyProblem, Exit.KEY), (BuildFailed, Exit.BUILD),
+        (DeviceRefused, Exit.REFUSED), (CheckDeferred, Exit.REFUSED), (KeyProblem, Exit.KEY), (BuildFailed, Exit.BUILD),
     ]
     for kind, code in table:
         if isinstance(e, kind):
