@@ -1,0 +1,199 @@
+"""The same meter read two ways agrees (issue 20): SMP (group 65's read, group 66's status and event logs: what `ota
+meter` shows) and DLMS/COSEM (app/dlms_objects.py through app/cosem.py's GET: what a head-end's DLMS client reads).
+Random sequences of loads, readings, relay commands, events of every kind (refusal floods included) and restarts on
+the firmware's own modules (CPython, a scratch flash folder): after each step the energy registers are the same
+milliwatt-hours, the instantaneous values the same within the DLMS scaler's rounding, the class-70 state, output and
+mode the same, and each IS 15959 event log the same events with the same times."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+ROOT = Path(__file__).resolve().parents[2]
+for p in (ROOT / "meterkit" / "mpy_compat", ROOT / "firmware" / "lib", ROOT / "firmware",
+          ROOT / "host_tests" / "firmware"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from test_supply import Ctx, Meter, at  # noqa: E402
+
+from app import cosem, dlms_objects, meter_group, registers, supply, supply_group  # noqa: E402
+from loader import mode  # noqa: E402
+
+AARQ = bytes.fromhex("601da109060760857405080101be10040e01000000065f1f0400401e5dffff")  # the public client's
+TZ = 330
+INSTANT = dict(meter_group.INSTANT)  # OBIS -> the reading's attribute
+SIGNED = {cosem.INTEGER, cosem.LONG, cosem.DOUBLE_LONG, cosem.LONG64}
+SIZES = {cosem.INTEGER: 1, cosem.UNSIGNED: 1, cosem.ENUM: 1, cosem.BOOLEAN: 1, cosem.LONG: 2,
+         cosem.LONG_UNSIGNED: 2, cosem.DOUBLE_LONG: 4, cosem.DOUBLE_LONG_UNSIGNED: 4, cosem.LONG64: 8,
+         cosem.LONG64_UNSIGNED: 8}
+CODES = (1, 51, 101, 102, 151, 201, 209, 251, 301, 302, 405, 408, 410, 421)
+
+
+def _number(data: bytes) -> int:
+    """An A-XDR integer (its tag first) as an int."""
+    tag, size = data[0], SIZES[data[0]]
+    return int.from_bytes(data[1:1 + size], "big", signed=tag in SIGNED)
+
+
+class MeterMeter(Meter):
+    """test_supply's metering stand-in with what group 65's read also asks (the front end, counters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = self.tick.reading
+        self.readings = 0
+        self.saved_ms = 0
+        self.cal_source = "defaults"
+        self.persist.writes = 0
+
+        class Front:
+            kind = "adc"
+            errors = 0
+
+        self.front = Front()
+
+
+class SameMeterTwoWays(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.back = os.getcwd()
+        self.dir = tempfile.TemporaryDirectory()
+        os.chdir(self.dir.name)
+        os.mkdir("meter")
+        self.ctx = Ctx()
+        self.ctx.mode = mode.DEVELOPMENT  # unsigned commands: what is compared here is reading, not authority
+        self.meter = MeterMeter()
+        self.minute = 9 * 60
+        self.start()
+
+    def start(self) -> None:
+        self.sup = supply.Supply(self.ctx, self.meter, set_rtc=lambda t: None)
+        self.grp = supply_group.SupplyGroup(self.ctx, self.sup)
+        self.mgrp = meter_group.MeterGroup(self.ctx, self.meter)
+        objects = dlms_objects.Objects(self.meter.tick, self.sup.control, b"MKT0000000000042", lambda: TZ,
+                                       self.sup.log)
+        self.assoc = cosem.Association(objects.get)
+        assert self.assoc.apdu(AARQ)[0] == 0x61 and self.assoc.associated
+
+    def teardown(self) -> None:
+        os.chdir(self.back)
+        self.dir.cleanup()
+
+    def get(self, cls: int, ln: str, attr: int) -> bytes:
+        """The value's A-XDR encoding, taken in blocks when it comes in blocks (GET-next per block)."""
+        r = self.assoc.apdu(b"\xc0\x01\xc1" + bytes((cls >> 8, cls & 0xFF)) + cosem.obis(ln) + bytes((attr, 0)))
+        if r[:4] == b"\xc4\x01\xc1\x00":
+            return r[4:]
+        data = b""
+        while True:
+            assert r[:3] == b"\xc4\x02\xc1" and r[8] == 0, (ln, attr, r[:12])
+            n, i = r[9], 10
+            if n & 0x80:
+                n, i = int.from_bytes(r[10:10 + (n & 0x7F)], "big"), 10 + (n & 0x7F)
+            data += r[i:i + n]
+            if r[3]:  # the last block
+                return data
+            r = self.assoc.apdu(b"\xc0\x02\xc1" + r[4:8])
+
+    # -- what happens to the meter
+    @rule(watts=st.integers(0, 6000), seconds=st.integers(1, 4), minutes=st.integers(0, 600))
+    def load(self, watts: int, seconds: int, minutes: int) -> None:
+        self.minute += minutes
+        day, minute = divmod(self.minute, 24 * 60)
+        self.meter.run(self.sup, seconds, watts, at(1 + day % 28, minute // 60, minute % 60),
+                       rtc=1_800_000_000 + self.minute * 60)
+
+    @rule(v=st.floats(0, 300), i=st.floats(0, 80), pf=st.floats(-1, 1), f=st.floats(45, 55))
+    def reading(self, v: float, i: float, pf: float, f: float) -> None:
+        r = self.meter.tick.reading
+        r.voltage, r.current, r.pf, r.frequency = v, i, pf, f
+        r.s = v * i
+        r.p = r.s * pf
+        r.q = (max(0.0, r.s * r.s - r.p * r.p)) ** 0.5
+        self.meter.tick.ms = (self.meter.tick.ms or 0) + 1000
+
+    @rule(action=st.sampled_from(["disconnect", "reconnect"]))
+    def relay(self, action: str) -> None:
+        try:
+            self.grp.relay({"action": action})
+        except Exception as e:  # noqa: BLE001 - a mode that allows no such change now: refused, an event
+            assert type(e).__name__ == "SmpError", e
+
+    @rule(code=st.sampled_from(CODES), n=st.integers(1, 60))
+    def events(self, code: int, n: int) -> None:
+        for _ in range(n):
+            self.sup.log.add(code, "prop")
+
+    @rule()
+    def restart(self) -> None:
+        self.start()  # the app's start again over the same flash: the ring and the logs read back
+
+    # -- the two readings agree
+    @invariant()
+    def registers_agree(self) -> None:
+        if self.meter.tick.ms is None:
+            return
+        smp = self.mgrp.read({})["obis"]
+        for k in range(registers.COUNT):
+            ln = registers.OBIS[k]
+            value, scaler = _number(self.get(3, ln, 2)), self.get(3, ln, 3)
+            assert scaler[:3] == b"\x02\x02\x0f" and scaler[3] == 0xFD, (ln, scaler)  # 10^-3 Wh: mWh
+            assert value == smp[ln], (ln, value, smp[ln])
+
+    @invariant()
+    def instantaneous_values_agree(self) -> None:
+        if self.meter.tick.ms is None:
+            return
+        smp = self.mgrp.read({})["obis"]
+        for ln in INSTANT:
+            raw, scaler = self.get(3, ln, 2), self.get(3, ln, 3)
+            step = 10.0 ** (scaler[3] - 256 if scaler[3] > 127 else scaler[3])
+            lo = -(1 << (8 * SIZES[raw[0]] - 1)) if raw[0] in SIGNED else 0
+            hi = (1 << (8 * SIZES[raw[0]] - (1 if raw[0] in SIGNED else 0))) - 1
+            n = _number(raw)
+            if lo < n < hi:  # at the type's limit the value is clamped (a damaged front end), never wrapped
+                assert abs(n * step - smp[ln]) <= step / 2 + 1e-9 * abs(smp[ln]), (ln, n, step, smp[ln])
+
+    @invariant()
+    def relay_agrees(self) -> None:
+        st_ = self.sup.status()
+        assert self.get(70, "0.0.96.3.10.255", 2) == bytes((cosem.BOOLEAN, 1 if st_["output"] else 0))
+        assert self.get(70, "0.0.96.3.10.255", 3) == bytes((cosem.ENUM, st_["state"]))
+        assert self.get(70, "0.0.96.3.10.255", 4) == bytes((cosem.ENUM, st_["mode"]))
+
+    @invariant()
+    def event_logs_agree(self) -> None:
+        for k in range(7):
+            smp = self.grp.events({"log": k, "limit": 100})
+            rows = [(e[1], e[2]) for e in _all(self.grp, k)]
+            assert smp["total"] >= len(rows) and smp["depth"] == (10 if k == 5 else 50)
+            dlms = self.get(7, f"0.0.99.98.{k}.255", 2)
+            want = cosem.array_head(len(rows)) + b"".join(
+                cosem.structure(cosem.octets(dlms_objects.date_time(at_, TZ)), cosem.number(cosem.LONG_UNSIGNED, c))
+                for c, at_ in rows)
+            assert dlms == want, (k, rows)
+            assert _number(self.get(7, f"0.0.99.98.{k}.255", 7)) == len(rows)
+
+
+def _all(grp, k: int) -> list:
+    """Every event of log k over SMP, paged as `ota meter events --log` pages it."""
+    out: list = []
+    since = 0
+    while True:
+        rsp = grp.events({"log": k, "since": since})
+        out += rsp["events"]
+        if not rsp["events"] or rsp["events"][-1][0] >= rsp["seq"]:
+            return out
+        since = rsp["events"][-1][0]
+
+
+TestSameMeterTwoWays = SameMeterTwoWays.TestCase
+TestSameMeterTwoWays.settings = settings(max_examples=25, stateful_step_count=12, deadline=None)
