@@ -73,3 +73,27 @@ def test_the_counter_step_and_slot_budget_are_the_firmware_s():
     assert dev.max_counter_step == step
     board = {"flash": {"block_size": 4096, "block_count": 512}}
     assert dev.slot_budget(board) == 4096 * 512 // 4
+
+
+def test_the_dlms_object_table_is_the_meters_object_list():
+    """docs/dlms.md lists every object of the public client's association, in the object list's order, under its
+    class (firmware/app/dlms_objects.py Objects.names() of a meter with every optional part)."""
+    import sys
+
+    for p in (ROOT / "meterkit" / "mpy_compat", FW / "lib", FW, ROOT / "host_tests" / "firmware"):
+        if str(p) not in sys.path:
+            sys.path.insert(0, str(p))
+    import mpy_port
+
+    mpy_port.install()
+    import fwtest
+    from app import dlms_objects, dsp, events, registers
+    from app.tick import Tick
+
+    objects = dlms_objects.Objects(Tick(dsp.Reading(), registers.Registers()), fwtest.disconnect_control(),
+                                   b"MKT0000000000042", lambda: 330, events.EventLog(), (b"s", b"m", b"v", b"r"))
+    want = [(cls, ".".join(str(b) for b in obis)) for cls, obis in objects.names()]
+    text = (DOCS / "dlms.md").read_text()
+    table = text.split("<!-- dlms-objects")[1].split("<!-- /dlms-objects -->")[0]
+    rows = re.findall(r"^\| ([\d.]+) \| (\d+) [a-z]", table, re.M)
+    assert [(int(c), ln) for ln, c in rows] == want
