@@ -189,6 +189,8 @@ def _memory_suspects(c: Campaign, folder: Path, engine: str, seed: int) -> list[
     proc = subprocess.run([sys.executable, "-m", "meter_fuzz.replay", "--memory", c.target, *map(str, files)],
                           capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONHASHSEED="0"))
     for line in proc.stdout.splitlines():
+        if not line.startswith("{"):
+            continue  # the firmware's own prints (a probe's meter logs its update events), not a verdict
         rec = json.loads(line)
         if rec["kind"] == "memory":
             data = Path(rec["file"]).read_bytes()

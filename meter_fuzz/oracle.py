@@ -131,11 +131,15 @@ def execute(target: Target, data: bytes, *, slow_ms: float | None = SLOW_MS, che
     if verdict.is_finding:
         return verdict
     if check_memory:
-        bound = getattr(target.probe, "MEM_BASE", MEM_BASE) + getattr(target.probe, "MEM_PER_BYTE", MEM_PER_BYTE) * len(data)
+        # the bytes the firmware was given: the input's, or more where the probe builds them from it (a structure-aware
+        # mutation that repeats a string: 97 input bytes made a 393 KB mode file, which its reader must parse)
+        size = max(len(data), getattr(target.probe, "mem_size", lambda d: 0)(data))
+        bound = getattr(target.probe, "MEM_BASE", MEM_BASE) + getattr(target.probe, "MEM_PER_BYTE", MEM_PER_BYTE) * size
         if peak > bound:  # once more: a first run can pay for lazy imports, caches or the engine's own counters
             peak = min(peak, _traced(target, data)[2])
         if peak > bound:
-            return Verdict("memory", message=f"{peak} B traced peak for a {len(data)}-byte input (bound {bound} B)",
+            return Verdict("memory", message=f"{peak} B traced peak for a {len(data)}-byte input, {size} bytes to the "
+                           f"firmware (bound {bound} B)",
                            peak_bytes=peak, seconds=elapsed)
     if slow_ms is not None and elapsed * 1000 > slow_ms:
         best = elapsed

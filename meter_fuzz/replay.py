@@ -13,8 +13,9 @@ from meter_fuzz import oracle, targets
 def main() -> None:
     if sys.argv[1] == "--memory":
         t = targets.load(sys.argv[2])
-        for name in sys.argv[3:]:
-            v = oracle.execute(t, Path(name).read_bytes(), slow_ms=None, check_memory=True)
+        files = [(name, Path(name).resolve()) for name in sys.argv[3:]]  # a probe may chdir into its scratch folder
+        for name, path in files:
+            v = oracle.execute(t, path.read_bytes(), slow_ms=None, check_memory=True)
             print(json.dumps({"file": name, "kind": v.kind, "message": v.message, "peak": v.peak_bytes}))
         return
     t = targets.load(sys.argv[1])
@@ -22,8 +23,8 @@ def main() -> None:
     if setup is not None:
         setup()
     n = 0
-    for d in sys.argv[2:]:
-        p = Path(d)
+    for d in [Path(a).resolve() for a in sys.argv[2:]]:
+        p = d
         for f in sorted(p.iterdir()) if p.is_dir() else []:
             if f.is_file():
                 oracle.execute(t, f.read_bytes(), slow_ms=None)

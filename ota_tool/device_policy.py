@@ -95,9 +95,11 @@ EVENT_WORDS = {"POWER_RESTORE": "power restored", "COVER_OPEN": "cover opened (t
 
 
 def event_codes(firmware_dir: Path = FIRMWARE_DIR) -> dict[int, str]:
-    """The meter's event codes (firmware/app/events.py: the 3-digit constants) and their names in words."""
+    """The meter's event codes (firmware/app/events.py: the public 3-digit constants; a private one is the module's own
+    number, such as the last IS 15959 code) and their names in words."""
     consts = _int_constants(firmware_dir / "app" / "events.py")
-    return {v: EVENT_WORDS.get(k, k.lower().replace("_", " ")) for k, v in consts.items() if 100 <= v <= 999}
+    return {v: EVENT_WORDS.get(k, k.lower().replace("_", " ")) for k, v in consts.items()
+            if 100 <= v <= 999 and not k.startswith("_")}
 
 
 def uplink_bounds(firmware_dir: Path = FIRMWARE_DIR) -> tuple[int, int]:

@@ -22,13 +22,9 @@ import struct
 
 from micropython import const
 
+from app.events import category, depth
 from loader import store
 
-_TOP = "meter/logs"
-_NON_ROLLOVER = const(5)
-_DEPTH = const(50)  # events kept per rolling category
-_NR_DEPTH = const(10)  # tamper events kept for the meter's life
-_CODE_MAX = const(350)  # IS 15959's codes; above are this kit's, in the ring only
 _MAGIC = b"EVL"
 _FORMAT = const(1)
 _HEAD = "<3sBBIQ"  # magic, format, category, total, upto
@@ -37,22 +33,12 @@ _ENTRY = "<QHq"
 _ENTRY_SIZE = const(18)
 _COPY = const(8)  # entries per piece of a rewrite
 _TOTAL_MAX = const(0xFFFFFFFF)
-
-
-def category(code):
-    """The IS 15959 category (0-6) of an event code; None for this kit's own codes, which are kept in the ring only."""
-    if 0 < code <= _CODE_MAX:
-        return (code - 1) // 50
-    return None
-
-
-def depth(k):
-    return _NR_DEPTH if k == _NON_ROLLOVER else _DEPTH
+_NON_ROLLOVER = const(5)
 
 
 class EventLogs:
-    def __init__(self, top=_TOP):
-        self.top = top
+    def __init__(self, top):
+        self.top = top  # the folder: app/events.py LOGS
 
     def path(self, k):
         return "%s/%d.bin" % (self.top, k)
@@ -95,7 +81,7 @@ class EventLogs:
             out = []
             upto = 0
         for e in ring.after(upto):
-            if category(e[1]) == k and (k != _NON_ROLLOVER or len(out) < _NR_DEPTH):
+            if category(e[1]) == k and (k != _NON_ROLLOVER or len(out) < depth(_NON_ROLLOVER)):
                 out.append(e)
         return out[-depth(k):] if k != _NON_ROLLOVER else out
 
@@ -133,11 +119,11 @@ class EventLogs:
         """Rewrite compartment k: its `keep` stored entries (each checked as it is copied: ValueError) and `fresh`, the
         oldest dropped beyond the depth (the newest dropped instead in the non-rollover compartment)."""
         if k == _NON_ROLLOVER:
-            new = fresh[: max(0, _NR_DEPTH - keep)]
+            new = fresh[: max(0, depth(_NON_ROLLOVER) - keep)]
             drop = 0
         else:
-            new = fresh[-_DEPTH:]
-            drop = max(0, keep + len(new) - _DEPTH)
+            new = fresh[-depth(k):]
+            drop = max(0, keep + len(new) - depth(k))
         total = min(total + len(fresh), _TOTAL_MAX)
         store.makedirs(self.top)
         path = self.path(k)

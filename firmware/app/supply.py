@@ -9,7 +9,7 @@ import time
 
 from micropython import const
 
-from app import clock, disconnect, event_logs, events, load_limit, prepaid, relay, supply_settings
+from app import clock, disconnect, events, load_limit, prepaid, relay, supply_settings
 from app.credit_store import CreditStore
 from loader import journal, settings, strict, wallclock
 
@@ -36,7 +36,7 @@ class Supply:
     def __init__(self, ctx, metering, set_rtc=clock.set_rtc):
         self.ctx = ctx
         self.m = metering
-        self.log = events.EventLog(clock=wallclock.rtc_now, logs=event_logs.EventLogs())
+        self.log = events.EventLog(clock=wallclock.rtc_now, logs=events.LOGS)
         self.log.load()
         cause = _cause()
         if cause == "power on":

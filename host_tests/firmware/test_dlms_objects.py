@@ -251,10 +251,10 @@ def test_event_profiles_select_by_entry_and_by_range():
 
 def test_event_profiles_read_the_compartments_a_refusal_flood_cannot_turn_over():
     def body():
-        from app import event_logs, events
+        from app import events
 
         now = [T0]
-        log = events.EventLog(capacity=8, clock=lambda: now[0], logs=event_logs.EventLogs())
+        log = events.EventLog(capacity=8, clock=lambda: now[0], logs=events.LOGS)
         log.add(251, "cover")
         for k in range(12):  # the power category: more than the ring holds
             now[0] = T0 + 60 * (k + 1)

@@ -7,18 +7,19 @@ def _log(now=None, capacity=ev.CAPACITY, ticks=None):
     kw = {}
     if ticks is not None:
         kw["ticks_ms"] = ticks
-    log = ev.EventLog(capacity=capacity, clock=(lambda: now[0]) if now else None, logs=el.EventLogs(), **kw)
+    log = ev.EventLog(capacity=capacity, clock=(lambda: now[0]) if now else None, logs=ev.LOGS, **kw)
     log.load()
     return log
 
 
-def _file_rows(logs, log, k):
-    return [(e[2], e[1]) for e in logs.entries(log, k)]
+def _file_rows(log, k):
+    """Category k's rows as its compartment file and the ring's newer events give them (app/event_logs.py's own)."""
+    return [(e[2], e[1]) for e in el.EventLogs(ev.LOGS).entries(log, k)]
 
 
 def test_each_is15959_category_keeps_its_own_compartment_and_this_kits_codes_stay_in_the_ring():
-    assert [el.category(c) for c in (1, 50, 51, 101, 151, 201, 251, 301, 350)] == [0, 0, 1, 2, 3, 4, 5, 6, 6]
-    assert [el.category(c) for c in (0, 351, 405, 408, 409, 0xFFFF)] == [None] * 6
+    assert [ev.category(c) for c in (1, 50, 51, 101, 151, 201, 251, 301, 350)] == [0, 0, 1, 2, 3, 4, 5, 6, 6]
+    assert [ev.category(c) for c in (0, 351, 405, 408, 409, 0xFFFF)] == [None] * 6
 
     def body():
         now = [1000]
@@ -28,7 +29,10 @@ def test_each_is15959_category_keeps_its_own_compartment_and_this_kits_codes_sta
             log.add(code, "x")
         assert log.rows(2) == [(1010, 101), (1020, 102)] and log.rows(3) == [(1030, 151)]
         assert log.rows(6) == [(1050, 301), (1060, 302)] and log.rows(5) == [(1070, 251)]
-        assert log.rows(0) == [] and log.depth(2) == el.depth(2) and log.depth(5) == el.depth(5)
+        assert log.rows(0) == [] and log.depth(2) == ev.depth(2) and log.depth(5) == ev.depth(5)
+        import sys
+
+        assert "app.event_logs" not in sys.modules  # its code leaves the heap after each add and read
         # what a boot reads back: the files, not the ring
         back = _log()
         back._clear()
@@ -60,22 +64,22 @@ def test_a_rolling_compartment_keeps_its_newest_and_the_tamper_compartment_its_f
     def body():
         now = [0]
         log = _log(now)
-        for k in range(el.depth(2) + 7):
+        for k in range(ev.depth(2) + 7):
             now[0] = 100 + k
             log.add(ev.LOAD_CONNECTED if k % 2 else ev.LOAD_DISCONNECTED)
         rows = log.rows(6)
-        assert len(rows) == el.depth(2) and rows[0][0] == 107 and rows[-1][0] == 100 + el.depth(2) + 6
-        for k in range(el.depth(5) + 5):
+        assert len(rows) == ev.depth(2) and rows[0][0] == 107 and rows[-1][0] == 100 + ev.depth(2) + 6
+        for k in range(ev.depth(5) + 5):
             now[0] = 1000 + k
             log.add(ev.COVER_OPEN)
         tamper = log.rows(5)
-        assert tamper == [(1000 + k, 251) for k in range(el.depth(5))]  # the first ten, never replaced
-        assert log.total(5) == el.depth(5) + 5  # the later ones counted
+        assert tamper == [(1000 + k, 251) for k in range(ev.depth(5))]  # the first ten, never replaced
+        assert log.total(5) == ev.depth(5) + 5  # the later ones counted
         for _ in range(3 * ev.CAPACITY):  # the ring turns over: the compartment does not change
             log.add(ev.POWER_RESTORE)
         assert log.rows(5) == tamper
-        with open(log.logs.path(5), "rb") as f:
-            assert len(f.read()) == 17 + 18 * el.depth(5)
+        with open(el.EventLogs(ev.LOGS).path(5), "rb") as f:
+            assert len(f.read()) == 17 + 18 * ev.depth(5)
 
     fwtest.in_workdir(body, "meter")
 
@@ -89,13 +93,13 @@ def test_an_event_a_power_cut_kept_out_of_its_compartment_is_taken_from_the_ring
         log.add(ev.POWER_RESTORE)
         log.logs = logs
         assert log.rows(2) == [(50, 101), (50, 102)]  # a read shows it at once
-        with open(logs.path(2), "rb") as f:
+        with open(el.EventLogs(ev.LOGS).path(2), "rb") as f:
             assert len(f.read()) == 17 + 18
         now[0] = 60
         log.add(ev.POWER_FAIL)  # the category's next event writes it first
         log.logs = None
-        assert _file_rows(logs, log, 2) == [(50, 101), (50, 102), (60, 101)]
-        with open(logs.path(2), "rb") as f:
+        assert _file_rows(log, 2) == [(50, 101), (50, 102), (60, 101)]
+        with open(el.EventLogs(ev.LOGS).path(2), "rb") as f:
             assert len(f.read()) == 17 + 3 * 18
 
     fwtest.in_workdir(body, "meter")
@@ -106,7 +110,7 @@ def test_a_damaged_compartment_is_rebuilt_from_the_ring_with_an_event_and_never_
         now = [70]
         log = _log(now)
         log.add(ev.POWER_RESTORE)
-        path = log.logs.path(2)
+        path = el.EventLogs(ev.LOGS).path(2)
         ahead = b"EVL\x01\x02" + bytes(4) + b"\x00\x00\x00\x00\x80" + bytes(3)  # took sequence number 2**39
         late = b"EVL\x01\x02\x01" + bytes(11) + b"\x09" + bytes(7) + b"\x65\x00" + bytes(8)  # upto 0, an event 9
         for bad in (b"", b"EVL", b"XYZ\x01" + bytes(13), b"EVL\x01\x03" + bytes(12), b"EVL\x01\x02" + bytes(13) + b"x",
@@ -117,16 +121,16 @@ def test_a_damaged_compartment_is_rebuilt_from_the_ring_with_an_event_and_never_
             log.add(ev.POWER_RESTORE)  # as a boot does
             assert log.ring[-1][1] == ev.LOG_LOST and log.ring[-1][0] == before + 2, bad
             assert log.ring[-1][3].startswith("event log 2 damaged")
-            power = [(e[2], e[1]) for e in log.ring if el.category(e[1]) == 2]
+            power = [(e[2], e[1]) for e in log.ring if ev.category(e[1]) == 2]
             with open(path, "rb") as f:
                 assert len(f.read()) == 17 + 18 * len(power)  # rebuilt from what the ring still has
             log.logs, logs = None, log.logs
-            assert _file_rows(logs, log, 2) == power and len(power) > 1
+            assert _file_rows(log, 2) == power and len(power) > 1
             log.logs = logs
         # a code in the wrong category, a file of a newer app: the one is damage, the other kept untouched
         fwtest.write(path, b"EVL\x01\x02\x01\x00\x00\x00" + bytes(8) + b"\x05" + bytes(7) + b"\x33\x01" + bytes(8))
         assert (0, 307) not in log.rows(2)
-        assert log.rows(2) == [(e[2], e[1]) for e in log.ring if el.category(e[1]) == 2]  # the ring's view
+        assert log.rows(2) == [(e[2], e[1]) for e in log.ring if ev.category(e[1]) == 2]  # the ring's view
         newer = b"EVL\x02\x02" + bytes(12)
         fwtest.write(path, newer)
         log.add(ev.POWER_FAIL)
@@ -141,13 +145,13 @@ def test_a_full_compartment_drops_its_oldest_on_the_rewrite_and_reads_back_after
     def body():
         now = [0]
         log = _log(now)
-        for k in range(el.depth(2) + 3):
+        for k in range(ev.depth(2) + 3):
             now[0] = k
             log.add(ev.POWER_RESTORE if k % 2 else ev.POWER_FAIL)
         back = _log()  # a boot reads the compartment from its file
         back._clear()
         rows = back.rows(2)
-        assert len(rows) == el.depth(2) and rows[0] == (3, 102) and rows[-1] == (el.depth(2) + 2, 101)
-        assert back.total(2) == el.depth(2) + 3
+        assert len(rows) == ev.depth(2) and rows[0] == (3, 102) and rows[-1] == (ev.depth(2) + 2, 101)
+        assert back.total(2) == ev.depth(2) + 3
 
     fwtest.in_workdir(body, "meter")

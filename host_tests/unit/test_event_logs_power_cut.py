@@ -6,6 +6,7 @@ one with METERKIT_SWEEPS=1 (`make sweeps`)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import pytest
@@ -13,35 +14,42 @@ import pytest
 from host_tests import lfs_meter as L
 from host_tests.lfs_meter import CutFlash, PowerCut, Volume  # first: it puts the firmware on sys.path
 
-from app import event_logs, events  # noqa: E402  isort: skip
+from app import events  # noqa: E402  isort: skip
+import loader  # noqa: E402  isort: skip
 from loader import store  # noqa: E402  isort: skip
 
 BS, BC = 4096, 64
-MODULES = (store, event_logs)
 # a day of a meter's events: power, clock, cover, relay and this kit's own (refusals, alerts) between them
 SCRIPT = (101, 102, 151, 405, 405, 401, 301, 402, 404, 302, 251, 408, 410, 209, 1, 51, 201, 301, 302, 251, 101, 102)
 NEXT = (1, 51, 101, 151, 201, 251, 301)  # one more of each category after the boot
 
 
 @pytest.fixture(autouse=True)
-def _host_os_back():
+def _host_os_back(monkeypatch):
+    # the app brings app/event_logs.py in for each add and read and forgets it after; kept here, so that the one
+    # module object bound to the littlefs volume is the one every add imports
+    real = loader.forget
+    monkeypatch.setattr(loader, "forget", lambda name: None if name == "app.event_logs" else real(name))
     yield
     L.unbind()
-    for m in MODULES + (events,):
+    for m in (store, importlib.import_module("app.event_logs"), events):
         m.__dict__.pop("open", None)
-    for m in MODULES:
+    for m in (store, importlib.import_module("app.event_logs")):
         m.os = os
 
 
 def _bind(vol: Volume) -> None:
-    for m in MODULES:
+    # the module object the app's next `from app import event_logs` finds (another test in this process may have
+    # let the one imported above go: the app forgets it after each use)
+    logs = importlib.import_module("app.event_logs")
+    for m in (store, logs):
         m.os = vol
         m.open = vol.open
     events.open = vol.open
 
 
 def _log(now: list[int]) -> events.EventLog:
-    log = events.EventLog(clock=lambda: now[0], logs=event_logs.EventLogs(), ticks_ms=lambda: now[0] * 1000)
+    log = events.EventLog(clock=lambda: now[0], logs=events.LOGS, ticks_ms=lambda: now[0] * 1000)
     log.load()
     return log
 
@@ -86,17 +94,16 @@ def _check(flash: CutFlash, done: list[tuple[int, int]], where: str) -> None:
     for k in range(7):
         got = [e[0] for e in log.entries(k)]
         assert got == sorted(set(got)), (where, k, got)
-        want = [seq for seq, code in done if event_logs.category(code) == k]
+        want = [seq for seq, code in done if events.category(code) == k]
         assert set(want) <= set(got), (where, k, want, got)
     for code in NEXT:  # each category's next event writes what its file missed
         log.add(code, "after")
-    in_ring = {k: [e[0] for e in log.after(-1) if event_logs.category(e[1]) == k] for k in range(7)}
-    logs, log.logs = log.logs, None
+    in_ring = {k: [e[0] for e in log.after(-1) if events.category(e[1]) == k] for k in range(7)}
     log._clear()  # the files alone: what a DLMS reader gets once the ring has turned over
     for k in range(7):
-        in_file = [e[0] for e in logs.entries(log, k)]
+        in_file = [e[0] for e in log.entries(k)]
         assert in_file[-len(in_ring[k]):] == in_ring[k], (where, k, in_file, in_ring[k])
-        assert {seq for seq, code in done if event_logs.category(code) == k} <= set(in_file), (where, k)
+        assert {seq for seq, code in done if events.category(code) == k} <= set(in_file), (where, k)
 
 
 def _points() -> list[int]:

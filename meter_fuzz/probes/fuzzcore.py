@@ -7,7 +7,10 @@ A probe module defines:
     run(data) feed one input (bytes) to the firmware; return a value for the host's differential check, or None
 and may define:
     setup()  once per process, before the first input (e.g. a scratch folder)
-    MEM_BASE, MEM_PER_BYTE   the memory oracle's bound: MEM_BASE + MEM_PER_BYTE * len(data) bytes (CPython only)
+    MEM_BASE, MEM_PER_BYTE   the memory oracle's bound: MEM_BASE + MEM_PER_BYTE * n bytes (CPython only), n the
+             input's length, or mem_size(data) when the probe defines it and it is larger
+    mem_size(data)  after run(data): how many bytes the firmware was given (a probe that builds a file from the
+             input, as boot_records' structure-aware mutations do, gives the file's size)
 """
 
 
