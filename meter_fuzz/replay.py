@@ -14,6 +14,9 @@ def main() -> None:
     if sys.argv[1] == "--memory":
         t = targets.load(sys.argv[2])
         files = [(name, Path(name).resolve()) for name in sys.argv[3:]]  # a probe may chdir into its scratch folder
+        setup = getattr(t.probe, "setup", None)
+        if setup is not None:
+            setup()
         for name, path in files:
             v = oracle.execute(t, path.read_bytes(), slow_ms=None, check_memory=True)
             print(json.dumps({"file": name, "kind": v.kind, "message": v.message, "peak": v.peak_bytes}))

@@ -114,7 +114,7 @@ def _element(cls, obis):
 
 def _rows(objects, k):
     """(RTC s or None, code) of category k's events, oldest first."""
-    return objects.log.rows(k)
+    return objects.log.compartments("rows", k)
 
 def _snapshot(objects, captures, attr):
     """A profile of one row taken when read, of `captures`' values (a value not available is null-data): the
@@ -145,7 +145,7 @@ def _profile(objects, k, attr, access):
     if attr == 7:
         return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, len(_rows(objects, k)))
     if attr == 8:  # profile_entries: the compartment's depth (the ring's, shared by all, on a log without them)
-        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, objects.log.depth(k))
+        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, objects.log.compartments("depth", k))
     return cosem.READ_WRITE_DENIED
 
 def _buffer(objects, k, access):

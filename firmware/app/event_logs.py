@@ -5,7 +5,9 @@
 # 5 non-rollover (251-300: the terminal cover), 6 control (301-350). A compartment rolls over only on events of its
 # own category (the newest 50 kept); the non-rollover one never does: it keeps the first 10
 # events for the meter's life and counts the rest, so no flood of later events, of any kind, wipes tamper evidence.
-# The DLMS event profiles (0.0.99.98.0-6.255, app/dlms_profiles.py) read these.
+# The DLMS event profiles (0.0.99.98.0-6.255, app/dlms_profiles.py) read these. This module is on the heap only for
+# one add or read (app/events.py EventLog._compartments brings it in and forgets it after): about 2 KB of a board's
+# heap that an app running for years would otherwise keep for a few events a day.
 #
 # Power cuts: a compartment is written after the ring, by write-then-rename, so a cut leaves its old file or its
 # new one. A cut between the ring's write and the compartment's leaves the event in the ring only; the file records
@@ -22,7 +24,6 @@ import struct
 
 from micropython import const
 
-from app.events import category, depth
 from loader import store
 
 _MAGIC = b"EVL"
@@ -34,6 +35,53 @@ _ENTRY_SIZE = const(18)
 _COPY = const(8)  # entries per piece of a rewrite
 _TOTAL_MAX = const(0xFFFFFFFF)
 _NON_ROLLOVER = const(5)
+_CODE_MAX = const(350)  # IS 15959's codes; above are this kit's, in the ring only
+_DEPTH = const(50)  # events a category's log keeps, the newest
+_NR_DEPTH = const(10)  # events the non-rollover (tamper) log keeps, the first, for the meter's life
+
+
+def category(code):
+    """The IS 15959 category (0 voltage, 1 current, 2 power, 3 transaction, 4 other, 5 non-rollover, 6 control) of an
+    event code by its range; None for this kit's own codes (4xx), which are kept in the ring only."""
+    if 0 < code <= _CODE_MAX:
+        return (code - 1) // 50
+    return None
+
+
+def depth_of(k):
+    """How many events category k's log keeps."""
+    return _NR_DEPTH if k == _NON_ROLLOVER else _DEPTH
+
+
+# What app/events.py EventLog.compartments calls, with the log (its ring, and `logs`: the folder, or None for a log
+# that keeps no compartments, whose categories are then the ring's view)
+def add(log, seq, code, at):
+    return EventLogs(log.logs).add(log, seq, code, at)
+
+
+def entries(log, k):
+    """(sequence number, code, RTC s or None) of category k's events, oldest first."""
+    if log.logs is None:
+        return [e for e in log.after(-1) if category(e[1]) == k]
+    return EventLogs(log.logs).entries(log, k)
+
+
+def rows(log, k):
+    """(RTC s or None, code) of category k's events, oldest first: a DLMS event profile's rows."""
+    return [(e[2], e[1]) for e in entries(log, k)]
+
+
+def depth(log, k):
+    """How many events of category k the log can hold (the ring's capacity for a log that keeps no compartments)."""
+    return log.capacity if log.logs is None else depth_of(k)
+
+
+def read(log, k):
+    """(entries, total, depth) of category k: what SMP's read of a log answers; `total` counts the events the log has
+    taken (a full non-rollover log counts those it no longer keeps)."""
+    got = entries(log, k)
+    total = len(got) if log.logs is None else EventLogs(log.logs).total(log, k)
+    return got, total, depth(log, k)
 
 
 class EventLogs:
@@ -81,9 +129,9 @@ class EventLogs:
             out = []
             upto = 0
         for e in ring.after(upto):
-            if category(e[1]) == k and (k != _NON_ROLLOVER or len(out) < depth(_NON_ROLLOVER)):
+            if category(e[1]) == k and (k != _NON_ROLLOVER or len(out) < _NR_DEPTH):
                 out.append(e)
-        return out[-depth(k):] if k != _NON_ROLLOVER else out
+        return out[-depth_of(k):] if k != _NON_ROLLOVER else out
 
     def total(self, ring, k):
         """Events of category k the meter has logged (those a full non-rollover compartment only counts included):
@@ -111,7 +159,7 @@ class EventLogs:
         if fmt > _FORMAT:
             return None
         n, rest = divmod(size - _HEAD_SIZE, _ENTRY_SIZE)
-        if fmt != _FORMAT or cat != k or rest or n > depth(k) or n > total or upto > newest:
+        if fmt != _FORMAT or cat != k or rest or n > depth_of(k) or n > total or upto > newest:
             raise ValueError("bad head or size")
         return total, upto, n
 
@@ -119,11 +167,11 @@ class EventLogs:
         """Rewrite compartment k: its `keep` stored entries (each checked as it is copied: ValueError) and `fresh`, the
         oldest dropped beyond the depth (the newest dropped instead in the non-rollover compartment)."""
         if k == _NON_ROLLOVER:
-            new = fresh[: max(0, depth(_NON_ROLLOVER) - keep)]
+            new = fresh[: max(0, _NR_DEPTH - keep)]
             drop = 0
         else:
-            new = fresh[-depth(k):]
-            drop = max(0, keep + len(new) - depth(k))
+            new = fresh[-depth_of(k):]
+            drop = max(0, keep + len(new) - depth_of(k))
         total = min(total + len(fresh), _TOTAL_MAX)
         store.makedirs(self.top)
         path = self.path(k)

@@ -72,22 +72,6 @@ _HEAD_SIZE = const(18)
 _NO_TIME = const(-1)
 LOGS = "meter/logs"  # IS 15959's event logs (app/event_logs.py): a compartment file per category
 _CODE_MAX = const(350)  # IS 15959's codes; above are this kit's, kept in the ring only
-_DEPTH = const(50)  # events a category's log keeps, the newest
-_NON_ROLLOVER = const(5)
-_NR_DEPTH = const(10)  # events the non-rollover (tamper) log keeps, the first, for the meter's life
-
-
-def category(code):
-    """The IS 15959 category (0 voltage, 1 current, 2 power, 3 transaction, 4 other, 5 non-rollover, 6 control) of an
-    event code by its range; None for this kit's own codes (4xx), which are kept in the ring only."""
-    if 0 < code <= _CODE_MAX:
-        return (code - 1) // 50
-    return None
-
-
-def depth(k):
-    """How many events IS 15959 category k's log keeps."""
-    return _NR_DEPTH if k == _NON_ROLLOVER else _DEPTH
 
 
 class EventLog:
@@ -169,32 +153,25 @@ class EventLog:
             return self.seq
         self._write(max(self.floor, self.seq))
         seq = self.seq
-        if self.logs is not None and category(code) is not None:  # after the ring: a power cut between the two
-            try:  # leaves the event in the ring, and the log takes it later
-                problem = self._compartments("add", seq, code, at)
+        if self.logs is not None and 0 < code <= _CODE_MAX:  # after the ring: a power cut between the two leaves
+            try:  # the event in the ring, and its log takes it later
+                problem = self.compartments("add", seq, code, at)
             except MemoryError:  # noqa: B014 - no room to bring the logs' code in: the ring has it, taken later
                 problem = None
             if problem:
                 self.add(LOG_LOST, problem)
         return seq
 
-    def _compartments(self, what, *args):
-        """app/event_logs.py's `what` on this log's compartments. The module comes onto the heap for the one call
-        and leaves it after (about 2 KB a board would otherwise keep for work done at an IS 15959 event or a read
-        of a log)."""
+    def compartments(self, what, *args):
+        """app/event_logs.py's function `what` (add, entries, rows, read, depth) on this log: IS 15959's event logs,
+        or the ring's view of a category when the log keeps none (logs None). The module comes onto the heap for the
+        one call and leaves it after (about 2 KB a board would otherwise keep for a few events a day)."""
         from app import event_logs
 
         try:
-            return getattr(event_logs.EventLogs(self.logs), what)(self, *args)
+            return getattr(event_logs, what)(self, *args)
         finally:
             loader.forget("app.event_logs")
-
-    def entries(self, k):
-        """(sequence number, code, RTC s or None) of IS 15959 category k's events (app/event_logs.py), oldest first:
-        from its compartment, or the ring's view when the log keeps none."""
-        if self.logs is not None:
-            return self._compartments("entries", k)
-        return [e for e in self.after(-1) if category(e[1]) == k]
 
     def after(self, seq):
         """(sequence number, code, RTC s or None) of the ring's events above `seq`, oldest first, one at a time and
@@ -205,18 +182,6 @@ class EventLog:
             if s > seq:
                 yield s, code, None if at == _NO_TIME else at
             k += self._buf[k]
-
-    def rows(self, k):
-        """(RTC s or None, code) of category k's events, oldest first: a DLMS event profile's rows."""
-        return [(e[2], e[1]) for e in self.entries(k)]
-
-    def depth(self, k):
-        """How many events of category k the log can hold."""
-        return self.capacity if self.logs is None else depth(k)
-
-    def total(self, k):
-        """Events of category k logged (a full non-rollover compartment counts those it no longer keeps)."""
-        return len(self.entries(k)) if self.logs is None else self._compartments("total", k)
 
     def flush_due(self):
         """Write a burst's refusals once it has ended (called at every reading)."""

@@ -131,9 +131,9 @@ class SupplyGroup:
             return {"events": log.since(since, min(limit, EVENTS_PER_READ)), "seq": log.seq}
         # one IS 15959 category's compartment (app/event_logs.py): `seq` its newest event's number, `total` how many
         # it has logged, `depth` how many it keeps
-        rows = log.entries(k)
+        rows, total, depth = log.compartments("read", k)
         return {"log": k, "events": [list(e) for e in rows if e[0] > since][: min(limit, EVENTS_PER_READ)],
-                "seq": rows[-1][0] if rows else 0, "total": log.total(k), "depth": log.depth(k)}
+                "seq": rows[-1][0] if rows else 0, "total": total, "depth": depth}
 
     def emergency(self, req):
         self._authorise(req, "credit.emergency", {})

@@ -18,8 +18,8 @@ def _file_rows(log, k):
 
 
 def test_each_is15959_category_keeps_its_own_compartment_and_this_kits_codes_stay_in_the_ring():
-    assert [ev.category(c) for c in (1, 50, 51, 101, 151, 201, 251, 301, 350)] == [0, 0, 1, 2, 3, 4, 5, 6, 6]
-    assert [ev.category(c) for c in (0, 351, 405, 408, 409, 0xFFFF)] == [None] * 6
+    assert [el.category(c) for c in (1, 50, 51, 101, 151, 201, 251, 301, 350)] == [0, 0, 1, 2, 3, 4, 5, 6, 6]
+    assert [el.category(c) for c in (0, 351, 405, 408, 409, 0xFFFF)] == [None] * 6
 
     def body():
         now = [1000]
@@ -27,16 +27,16 @@ def test_each_is15959_category_keeps_its_own_compartment_and_this_kits_codes_sta
         for code in (101, 102, 151, 405, 301, 302, 251, 410):
             now[0] += 10
             log.add(code, "x")
-        assert log.rows(2) == [(1010, 101), (1020, 102)] and log.rows(3) == [(1030, 151)]
-        assert log.rows(6) == [(1050, 301), (1060, 302)] and log.rows(5) == [(1070, 251)]
-        assert log.rows(0) == [] and log.depth(2) == ev.depth(2) and log.depth(5) == ev.depth(5)
+        assert log.compartments("rows", 2) == [(1010, 101), (1020, 102)] and log.compartments("rows", 3) == [(1030, 151)]
+        assert log.compartments("rows", 6) == [(1050, 301), (1060, 302)] and log.compartments("rows", 5) == [(1070, 251)]
+        assert log.compartments("rows", 0) == [] and log.compartments("depth", 2) == el.depth_of(2) and log.compartments("depth", 5) == el.depth_of(5)
         import sys
 
         assert "app.event_logs" not in sys.modules  # its code leaves the heap after each add and read
         # what a boot reads back: the files, not the ring
         back = _log()
         back._clear()
-        assert back.rows(6) == [(1050, 301), (1060, 302)] and back.total(6) == 2
+        assert back.compartments("rows", 6) == [(1050, 301), (1060, 302)] and back.compartments("read", 6)[1] == 2
 
     fwtest.in_workdir(body, "meter")
 
@@ -55,7 +55,7 @@ def test_a_flood_of_refusals_pushes_no_is15959_event_out_of_its_log():
             log.add(ev.TOKEN_REJECTED if k % 2 else ev.COMMAND_REFUSED, "bad")
             log.flush_due()
         assert all(e[1] in ev.REFUSALS for e in log.ring)  # the ring has only refusals now
-        assert log.rows(2) == [(5000, 102)] and log.rows(5) == [(5000, 251)] and log.rows(6) == [(5000, 301)]
+        assert log.compartments("rows", 2) == [(5000, 102)] and log.compartments("rows", 5) == [(5000, 251)] and log.compartments("rows", 6) == [(5000, 301)]
 
     fwtest.in_workdir(body, "meter")
 
@@ -64,22 +64,22 @@ def test_a_rolling_compartment_keeps_its_newest_and_the_tamper_compartment_its_f
     def body():
         now = [0]
         log = _log(now)
-        for k in range(ev.depth(2) + 7):
+        for k in range(el.depth_of(2) + 7):
             now[0] = 100 + k
             log.add(ev.LOAD_CONNECTED if k % 2 else ev.LOAD_DISCONNECTED)
-        rows = log.rows(6)
-        assert len(rows) == ev.depth(2) and rows[0][0] == 107 and rows[-1][0] == 100 + ev.depth(2) + 6
-        for k in range(ev.depth(5) + 5):
+        rows = log.compartments("rows", 6)
+        assert len(rows) == el.depth_of(2) and rows[0][0] == 107 and rows[-1][0] == 100 + el.depth_of(2) + 6
+        for k in range(el.depth_of(5) + 5):
             now[0] = 1000 + k
             log.add(ev.COVER_OPEN)
-        tamper = log.rows(5)
-        assert tamper == [(1000 + k, 251) for k in range(ev.depth(5))]  # the first ten, never replaced
-        assert log.total(5) == ev.depth(5) + 5  # the later ones counted
+        tamper = log.compartments("rows", 5)
+        assert tamper == [(1000 + k, 251) for k in range(el.depth_of(5))]  # the first ten, never replaced
+        assert log.compartments("read", 5)[1] == el.depth_of(5) + 5  # the later ones counted
         for _ in range(3 * ev.CAPACITY):  # the ring turns over: the compartment does not change
             log.add(ev.POWER_RESTORE)
-        assert log.rows(5) == tamper
+        assert log.compartments("rows", 5) == tamper
         with open(el.EventLogs(ev.LOGS).path(5), "rb") as f:
-            assert len(f.read()) == 17 + 18 * ev.depth(5)
+            assert len(f.read()) == 17 + 18 * el.depth_of(5)
 
     fwtest.in_workdir(body, "meter")
 
@@ -92,7 +92,7 @@ def test_an_event_a_power_cut_kept_out_of_its_compartment_is_taken_from_the_ring
         logs, log.logs = log.logs, None  # the cut: the ring written, the compartment not
         log.add(ev.POWER_RESTORE)
         log.logs = logs
-        assert log.rows(2) == [(50, 101), (50, 102)]  # a read shows it at once
+        assert log.compartments("rows", 2) == [(50, 101), (50, 102)]  # a read shows it at once
         with open(el.EventLogs(ev.LOGS).path(2), "rb") as f:
             assert len(f.read()) == 17 + 18
         now[0] = 60
@@ -116,12 +116,12 @@ def test_a_damaged_compartment_is_rebuilt_from_the_ring_with_an_event_and_never_
         for bad in (b"", b"EVL", b"XYZ\x01" + bytes(13), b"EVL\x01\x03" + bytes(12), b"EVL\x01\x02" + bytes(13) + b"x",
                     ahead, late):
             fwtest.write(path, bad)
-            assert log.rows(2)[-1] == (70, 102)  # unreadable: the ring's view
+            assert log.compartments("rows", 2)[-1] == (70, 102)  # unreadable: the ring's view
             before = log.seq
             log.add(ev.POWER_RESTORE)  # as a boot does
             assert log.ring[-1][1] == ev.LOG_LOST and log.ring[-1][0] == before + 2, bad
             assert log.ring[-1][3].startswith("event log 2 damaged")
-            power = [(e[2], e[1]) for e in log.ring if ev.category(e[1]) == 2]
+            power = [(e[2], e[1]) for e in log.ring if el.category(e[1]) == 2]
             with open(path, "rb") as f:
                 assert len(f.read()) == 17 + 18 * len(power)  # rebuilt from what the ring still has
             log.logs, logs = None, log.logs
@@ -129,8 +129,8 @@ def test_a_damaged_compartment_is_rebuilt_from_the_ring_with_an_event_and_never_
             log.logs = logs
         # a code in the wrong category, a file of a newer app: the one is damage, the other kept untouched
         fwtest.write(path, b"EVL\x01\x02\x01\x00\x00\x00" + bytes(8) + b"\x05" + bytes(7) + b"\x33\x01" + bytes(8))
-        assert (0, 307) not in log.rows(2)
-        assert log.rows(2) == [(e[2], e[1]) for e in log.ring if ev.category(e[1]) == 2]  # the ring's view
+        assert (0, 307) not in log.compartments("rows", 2)
+        assert log.compartments("rows", 2) == [(e[2], e[1]) for e in log.ring if el.category(e[1]) == 2]  # the ring's view
         newer = b"EVL\x02\x02" + bytes(12)
         fwtest.write(path, newer)
         log.add(ev.POWER_FAIL)
@@ -145,13 +145,13 @@ def test_a_full_compartment_drops_its_oldest_on_the_rewrite_and_reads_back_after
     def body():
         now = [0]
         log = _log(now)
-        for k in range(ev.depth(2) + 3):
+        for k in range(el.depth_of(2) + 3):
             now[0] = k
             log.add(ev.POWER_RESTORE if k % 2 else ev.POWER_FAIL)
         back = _log()  # a boot reads the compartment from its file
         back._clear()
-        rows = back.rows(2)
-        assert len(rows) == ev.depth(2) and rows[0] == (3, 102) and rows[-1] == (ev.depth(2) + 2, 101)
-        assert back.total(2) == ev.depth(2) + 3
+        rows = back.compartments("rows", 2)
+        assert len(rows) == el.depth_of(2) and rows[0] == (3, 102) and rows[-1] == (el.depth_of(2) + 2, 101)
+        assert back.compartments("read", 2)[1] == el.depth_of(2) + 3
 
     fwtest.in_workdir(body, "meter")

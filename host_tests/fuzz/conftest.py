@@ -12,5 +12,7 @@ def _no_probe_state_left():
 
     paths.firmware_on_path()
     import _appwire  # noqa: PLC0415  (on the path once the firmware is)
+    import fuzzcore  # noqa: PLC0415
 
     _appwire.fresh_ram()
+    fuzzcore.release_kept()  # the firmware's own tests in this worker forget what a probe kept

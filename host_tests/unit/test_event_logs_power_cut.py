@@ -38,6 +38,10 @@ def _host_os_back(monkeypatch):
         m.os = os
 
 
+def _category(code: int) -> int | None:
+    return importlib.import_module("app.event_logs").category(code)
+
+
 def _bind(vol: Volume) -> None:
     # the module object the app's next `from app import event_logs` finds (another test in this process may have
     # let the one imported above go: the app forgets it after each use)
@@ -92,18 +96,18 @@ def _check(flash: CutFlash, done: list[tuple[int, int]], where: str) -> None:
     log = _boot(flash)
     assert events.LOG_LOST not in [e[1] for e in log.ring], where
     for k in range(7):
-        got = [e[0] for e in log.entries(k)]
+        got = [e[0] for e in log.compartments("entries", k)]
         assert got == sorted(set(got)), (where, k, got)
-        want = [seq for seq, code in done if events.category(code) == k]
+        want = [seq for seq, code in done if _category(code) == k]
         assert set(want) <= set(got), (where, k, want, got)
     for code in NEXT:  # each category's next event writes what its file missed
         log.add(code, "after")
-    in_ring = {k: [e[0] for e in log.after(-1) if events.category(e[1]) == k] for k in range(7)}
+    in_ring = {k: [e[0] for e in log.after(-1) if _category(e[1]) == k] for k in range(7)}
     log._clear()  # the files alone: what a DLMS reader gets once the ring has turned over
     for k in range(7):
-        in_file = [e[0] for e in log.entries(k)]
+        in_file = [e[0] for e in log.compartments("entries", k)]
         assert in_file[-len(in_ring[k]):] == in_ring[k], (where, k, in_file, in_ring[k])
-        assert {seq for seq, code in done if events.category(code) == k} <= set(in_file), (where, k)
+        assert {seq for seq, code in done if _category(code) == k} <= set(in_file), (where, k)
 
 
 def _points() -> list[int]:

@@ -30,32 +30,6 @@ def network(ctx, log):
     return None
 
 
-def keep_loaded(*names):
-    """Keep these modules imported for the probe's life: the firmware brings them in for one piece of work and
-    forgets them after (their RAM: app/event_logs.py at each IS 15959 event and read of a log, app/events.py
-    _compartments; the installer and the bundle reader after an install at boot, loader/startup.py). A probe that did
-    so would import them again for every input, a cost of the harness that the memory oracle would charge to the
-    input (as the dlms_get probe keeps app/dlms_profiles.py). Module state they keep is theirs to reset."""
-    import loader
-
-    for name in names:
-        __import__(name)
-        _kept.add(name)
-    if _real:
-        return
-    _real.append(loader.forget)
-
-    def forget(name):
-        if name not in _kept:
-            _real[0](name)
-
-    loader.forget = forget
-
-
-_kept = set()  # the modules keep_loaded keeps
-_real = []  # loader's own forget, once keep_loaded has wrapped it
-
-
 def fresh_ram():
     """What a reset clears and a probe building a meter must clear too: the loader's journal sink and its events
     waiting for one (module state that otherwise carries from one input, or one test, to the next)."""

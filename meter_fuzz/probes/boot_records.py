@@ -197,12 +197,10 @@ class _Front:
 
 # -- the template meter ------------------------------------------------------------------------------------------------
 def setup():
-    import _appwire
-
     # the modules the start-up forgets once their work is done (loader/startup.py, context.py, app/events.py): kept,
     # so that no input pays for importing them again (a first import that compiles a module's source weighs more
     # than the memory bound allows for it)
-    _appwire.keep_loaded("app.event_logs", "loader.install", "loader.bundle", "loader.early", "loader.recovery",
+    fuzzcore.keep_loaded("app.event_logs", "loader.install", "loader.bundle", "loader.early", "loader.recovery",
                          "loader.loaders", "loader.starts", "loader.board")
     was = _hardware()
     try:
@@ -633,7 +631,7 @@ def _check_events(meter, sup, codes):
 def _check_power_log(sup):
     """Whatever a compartment file holds, the boot's power restoration is in IS 15959's power log (app/event_logs.py:
     from the file, or from the ring when the file is of a newer app or cannot be read)."""
-    rows = sup.log.rows(2)
+    rows = sup.log.compartments("rows", 2)
     fuzzcore.check(bool(rows) and rows[-1][1] == 102, "the boot's power restoration is not in the power log: %r"
                    % (rows[-3:],))
 

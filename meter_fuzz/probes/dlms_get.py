@@ -17,6 +17,7 @@ raised. Invariants (fuzzcore.Violation):
   of them selected by range; never a row the log does not hold.
 """
 
+import fuzzcore
 from fuzzcore import check
 
 from app import cosem, dlms_objects, dlms_profiles, dsp, events, registers
@@ -55,6 +56,12 @@ _OBJECTS = dlms_objects.Objects(_TICK, _Control(), b"MKT0000000000042", lambda: 
 # would import it again for every input, a cost of the harness, not of the input: one read is always "under way",
 # and the module is imported here, with the probe, so that the fuzzer instruments it.
 _OBJECTS._depth = 1
+
+
+def setup():
+    fuzzcore.keep_loaded("app.event_logs")  # the event profiles' rows (app/events.py compartments), likewise
+
+
 assert dlms_profiles.get
 _NAMES = _OBJECTS.names()
 _ROWS = {}  # category -> its rows' encodings, by columns (first, last)

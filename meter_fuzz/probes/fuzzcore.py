@@ -24,6 +24,41 @@ def check(cond, what):
         raise Violation(what)
 
 
+def keep_loaded(*names):
+    """Keep these modules imported for the probe's life: the firmware brings them in for one piece of work and
+    forgets them after (their RAM: app/event_logs.py at each IS 15959 event and read of a log, app/events.py
+    compartments; the installer and the bundle reader after an install at boot, loader/startup.py). A probe that did
+    so would import them again for every input, a cost of the harness that the memory oracle would charge to the
+    input (as the dlms_get probe keeps app/dlms_profiles.py). Module state they keep is theirs to reset."""
+    import loader
+
+    for name in names:
+        __import__(name)
+        _kept.add(name)
+    if _real:
+        return
+    _real.append(loader.forget)
+
+    def forget(name):
+        if name not in _kept:
+            _real[0](name)
+
+    loader.forget = forget
+
+
+def release_kept():
+    """Undo keep_loaded (a test process that runs a probe and then the firmware's own tests)."""
+    import loader
+
+    if _real:
+        loader.forget = _real.pop()
+    _kept.clear()
+
+
+_kept = set()  # type: set  # the modules keep_loaded keeps
+_real = []  # type: list  # loader's own forget, once keep_loaded has wrapped it
+
+
 _dirs = [0]
 
 

@@ -277,7 +277,7 @@ class Meter:
         from loader.os_group import OsGroup
 
         _appwire.fresh_ram()
-        _appwire.keep_loaded("app.event_logs")
+        fuzzcore.keep_loaded("app.event_logs")
         ctx = _Ctx(self.mode)
         meter = Metering(ctx, frontend=_Front())
         OsGroup(ctx).register(ctx.server)
