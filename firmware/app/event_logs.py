@@ -38,6 +38,7 @@ _NON_ROLLOVER = const(5)
 _CODE_MAX = const(350)  # IS 15959's codes; above are this kit's, in the ring only
 _DEPTH = const(50)  # events a category's log keeps, the newest
 _NR_DEPTH = const(10)  # events the non-rollover (tamper) log keeps, the first, for the meter's life
+_UPTO_MAX = 1 << 40  # app/events.py SEQ_MAX: a file's `upto` beyond it is damage
 
 
 def category(code):
@@ -74,6 +75,34 @@ def rows(log, k):
 def depth(log, k):
     """How many events of category k the log can hold (the ring's capacity for a log that keeps no compartments)."""
     return log.capacity if log.logs is None else depth_of(k)
+
+
+def settle(log):
+    """At the log's load: its sequence numbers go on above every compartment's `upto` (a ring restarted lower would
+    give numbers a compartment takes as already logged), then each compartment takes the ring's events of its
+    category it missed. A file that cannot be read is left to its category's next event. Returns why any was found
+    damaged (the caller records each: event 409)."""
+    logs = EventLogs(log.logs)
+    heads = []
+    for k in range(7):
+        try:
+            heads.append(logs._head(k, _UPTO_MAX))
+        except (OSError, ValueError):
+            heads.append(None)
+    top = max([h[1] for h in heads if h is not None] + [0])
+    if top > log.seq:
+        log.seq = log.floor = top
+    problems = []
+    for k in range(7):
+        newest = None
+        for e in log.after(0 if heads[k] is None else heads[k][1]):
+            if category(e[1]) == k:
+                newest = e
+        if newest is not None and heads[k] is not None:
+            problem = logs.add(log, newest[0], newest[1], newest[2])
+            if problem:
+                problems.append(problem)
+    return problems
 
 
 def read(log, k):
@@ -156,7 +185,7 @@ class EventLogs:
         if len(raw) < _HEAD_SIZE or raw[:3] != _MAGIC:
             raise ValueError("not an event log")
         _, fmt, cat, total, upto = struct.unpack(_HEAD, raw)
-        if fmt > _FORMAT:
+        if fmt > _FORMAT and cat == k:  # (a byte flipped in another's head is damage, not a newer app's file)
             return None
         n, rest = divmod(size - _HEAD_SIZE, _ENTRY_SIZE)
         if fmt != _FORMAT or cat != k or rest or n > depth_of(k) or n > total or upto > newest:

@@ -122,7 +122,21 @@ class EventLog:
         except (ValueError, KeyError, TypeError) as e:
             self.seq = self.floor = _highest_seq(self.path) + self.capacity + HELD_MAX
             self._clear()
-            self.add(LOG_LOST, "event log of a newer app kept" if isinstance(e, store.TooNew) else "event log damaged")
+            lost = "event log of a newer app kept" if isinstance(e, store.TooNew) else "event log damaged"
+        else:
+            lost = None
+        if self.logs is not None:
+            # IS 15959's logs hold ring numbers too: the ring goes on above the highest (a ring lost, or kept in RAM
+            # after a rollback, restarted below them), and each log takes the ring's events it missed (a power cut
+            # between the ring's write and its own)
+            try:
+                problems = self.compartments("settle")
+            except MemoryError:  # noqa: B014 - the logs' code found no room at this start: the next event settles
+                problems = []
+            for problem in problems:
+                self.add(LOG_LOST, problem)
+        if lost:
+            self.add(LOG_LOST, lost)
 
     def add(self, code, detail="", at=None):
         """Record an event now, or at `at` (RTC seconds) for one that happened before it could be recorded; returns

@@ -155,3 +155,54 @@ def test_a_full_compartment_drops_its_oldest_on_the_rewrite_and_reads_back_after
         assert back.compartments("read", 2)[1] == el.depth_of(2) + 3
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_a_ring_that_restarts_lower_goes_on_above_the_logs_and_keeps_them():
+    # the ring file lost (or kept in RAM after a rollback): it restarted at numbers the logs had taken, and the
+    # category's next event rebuilt its log from the ring (the first tamper events lost) or was skipped as logged
+    def body():
+        import os
+
+        now = [1000]
+        log = _log(now)
+        for code in (251, 251, 101, 102, 251):
+            log.add(code)
+        first = log.compartments("entries", 5)
+        os.remove(ev.PATH)  # flash damage: the ring's file gone
+        again = _log(now)
+        assert again.seq >= first[-1][0]  # its numbers go on above every log's
+        again.add(ev.COVER_OPEN)
+        assert again.compartments("entries", 5)[:3] == first and len(again.compartments("entries", 5)) == 4
+        assert ev.LOG_LOST not in [e[1] for e in again.ring]
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_start_writes_what_a_power_cut_kept_out_of_a_log():
+    def body():
+        now = [2000]
+        log = _log(now)
+        log.add(ev.COVER_OPEN)
+        log.logs = None  # the cut: the ring written, the tamper log not
+        log.add(ev.COVER_OPEN)
+        again = _log(now)  # the next start settles the logs from the ring
+        again._clear()  # the file alone
+        assert [e[0] for e in _file_entries(again, 5)] == [1, 2]
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_flipped_format_byte_is_damage_not_a_newer_apps_log():
+    def body():
+        now = [3000]
+        log = _log(now)
+        log.add(ev.POWER_RESTORE)
+        fwtest.write(el.EventLogs(ev.LOGS).path(2), b"EVL\x07\x05" + bytes(12))  # format 7, but category 5's head
+        log.add(ev.POWER_RESTORE)
+        assert log.ring[-1][1] == ev.LOG_LOST and log.ring[-1][3].startswith("event log 2 damaged")
+
+    fwtest.in_workdir(body, "meter")
+
+
+def _file_entries(log, k):
+    return el.EventLogs(ev.LOGS).entries(log, k)
