@@ -124,7 +124,7 @@ class EventLog:
             self._clear()
             lost = "event log of a newer app kept" if isinstance(e, store.TooNew) else "event log damaged"
         else:
-            lost = None
+            lost = ""
         if self.logs is not None:
             # IS 15959's logs hold ring numbers too: the ring goes on above the highest (a ring lost, or kept in RAM
             # after a rollback, restarted below them), and each log takes the ring's events it missed (a power cut

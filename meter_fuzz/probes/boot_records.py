@@ -441,7 +441,10 @@ def _damage(path, fmt, how, rest):
     else:
         if fmt == "J":
             real = json.loads(base if base is not None else json.dumps(NOT_IN_TEMPLATE[path]))
-            body = _json_text(_mutate(real, rest, True))
+            try:
+                body = _json_text(_mutate(real, rest, True))
+            except MemoryError:  # the VM's heap cannot build the file the mutation grew (a string repeated to 393 KB):
+                body = bytes(rest)  # the raw bytes instead, as for a CBOR value the encoder cannot take
         elif fmt == "B":  # the real bytes, with (position, value) pairs from the rest written over them
             body = bytearray(base)
             for k in range(0, len(rest) - 1, 2):
