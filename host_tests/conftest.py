@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 from hypothesis import settings
@@ -12,6 +13,14 @@ from host_tests.emu import Emulator
 settings.register_profile("suite", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("METERKIT_HYPOTHESIS", "suite"))
+
+# A suite started in the background of a non-interactive shell (`make test > log &`, nohup) inherits SIGINT
+# ignored, and Python keeps an ignored SIGINT ignored in every process it starts: each `ota` a test stops with
+# Ctrl-C (a `--watch`, a push the field engineer gives up on) then ran on until killed, and those tests failed on
+# that host only. The tests' Ctrl-C is the user's, at a terminal: this process takes SIGINT again (a handler is
+# reset to the default action in the programs it starts).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 BOARDS = ["esp32_devkitc", "rpi_pico"]
 SWEEPS = os.environ.get("METERKIT_SWEEPS") == "1"  # `make sweeps`: the cases the default run samples out
