@@ -13,8 +13,9 @@
 # new one. A cut between the ring's write and the compartment's leaves the event in the ring only; the file records
 # the highest ring sequence number it has taken ("upto"), and the category's next event takes the ring's missed
 # ones first, while a read shows them at once. Nothing here is read at start-up except by the power events' own
-# add, which never raises: a damaged file is rebuilt from what the ring still holds of its category and the ring
-# says so (409), so no stored log can make start-up fail in a loop.
+# add, which never raises: a damaged entry is dropped (the good ones kept, merged with the ring's), a damaged head
+# rebuilds the file from what the ring still holds of its category, the ring says so (409), and a write that failed
+# is tried again at a reading (app/events.py RETRY_MS); no stored log can make start-up fail in a loop.
 #
 # A file: _HEAD (magic and format "EVL1", category, events of this category ever, upto), then the events oldest
 # first, each _ENTRY (ring sequence number, code, RTC seconds or -1: unknown), 18 bytes. Copied through a 144-byte
@@ -81,7 +82,7 @@ def settle(log):
     """At the log's load: its sequence numbers go on above every compartment's `upto` (a ring restarted lower would
     give numbers a compartment takes as already logged), then each compartment takes the ring's events of its
     category it missed. A file that cannot be read is left to its category's next event. Returns why any was found
-    damaged (the caller records each: event 409)."""
+    damaged (the caller records each: event 409), and False for each write that failed (the caller tries again)."""
     logs = EventLogs(log.logs)
     heads = []
     for k in range(7):
@@ -100,7 +101,7 @@ def settle(log):
                 newest = e
         if newest is not None and heads[k] is not None:
             problem = logs.add(log, newest[0], newest[1], newest[2])
-            if problem:
+            if problem is not None:
                 problems.append(problem)
     return problems
 
@@ -122,41 +123,63 @@ class EventLogs:
 
     def add(self, ring, seq, code, at):
         """Keep the ring's event `seq` in its category's compartment, after any of the category's ring events the
-        file missed (a power cut after the ring's write). Returns None, or why the compartment was found damaged (the
-        caller records it in the ring; the file is rebuilt from the ring's events of its category). Never raises:
-        this runs in the app's start (the power events)."""
+        file missed (a power cut after the ring's write). Returns None; why the compartment was found damaged (the
+        caller records it in the ring); or False when the file could not be written (no room on the flash or the
+        heap: it keeps its old content, and the caller tries again while the ring still holds the event). A damaged head rebuilds the file from the ring's events of its category; a
+        damaged entry is dropped, and the good ones stay with what the ring holds (the first tamper events may be
+        older than anything in the ring). Never raises: this runs in the app's start (the power events)."""
         k = category(code)
         if k is None:
             return None
         try:
             try:
                 h = self._head(k, ring.seq)
-                if h is not None and seq > h[1]:  # None: a newer app's file, kept as it is (this app reads the ring)
-                    self._write(k, h[0], h[2], h[1], _fresh(ring, k, h[1], seq, code, at))
+            except ValueError as e:  # the head: nothing in the file can be trusted
+                fresh = _fresh(ring, k, 0, seq, code, at)
+                self._write(k, len(fresh), seq, fresh)
+                return "event log %d damaged: %s" % (k, e)
+            if h is None or seq <= h[1]:  # None: a newer app's file, kept as it is (this app reads the ring)
                 return None
-            except ValueError as e:  # damage, found in the head or in an entry as it was copied
-                self._write(k, 0, 0, 0, _fresh(ring, k, 0, seq, code, at))
+            fresh = _fresh(ring, k, h[1], seq, code, at)
+            try:
+                self._write(k, h[0] + len(fresh), seq, fresh, h[2], h[1])
+            except ValueError as e:  # an entry, found as it was copied
+                self._write(k, h[0] + len(fresh), seq, self.entries(ring, k) or fresh)
                 return "event log %d damaged: %s" % (k, e)
         except (OSError, MemoryError, ValueError, TypeError):  # noqa: B014
-            pass  # the file keeps its old content; the category's next event, or a read, takes this one from the ring
+            return False  # the file keeps its old content; a read takes this event from the ring meanwhile
         return None
 
     def entries(self, ring, k):
         """(sequence number, code, RTC s or None) of category k's events, oldest first: the compartment's, then the
-        ring's newer ones it has not taken yet; the ring's view alone when the file is of a newer app or cannot be
-        read."""
+        ring's newer ones it has not taken yet. A damaged entry is left out, and the ring's events of the category
+        fill in by sequence number; the ring's view alone when the head is damaged or of a newer app."""
         out = []  # type: list
-        upto = 0
+        upto = bad = 0
         try:
             total, upto, n = self._head(k, ring.seq) or (0, 0, 0)
             with open(self.path(k), "rb") as f:
                 f.seek(_HEAD_SIZE)
+                last = -1
                 for _ in range(n):
-                    seq, code, at = _unpack(f.read(_ENTRY_SIZE), k, upto)
+                    raw = f.read(_ENTRY_SIZE)
+                    try:
+                        seq, code, at = _unpack(raw, k, upto, last)
+                    except ValueError:
+                        bad += 1
+                        continue
                     out.append((seq, code, None if at < 0 else at))
+                    last = seq
         except (OSError, ValueError):
             out = []
             upto = 0
+        if bad:  # the ring's events of the category that the file's good entries lack, in order
+            have = [e[0] for e in out]
+            for e in ring.after(0):
+                if category(e[1]) == k and e[0] not in have:
+                    out.append(e)
+            out.sort()
+            return out[:_NR_DEPTH] if k == _NON_ROLLOVER else out[-depth_of(k):]
         for e in ring.after(upto):
             if category(e[1]) == k and (k != _NON_ROLLOVER or len(out) < _NR_DEPTH):
                 out.append(e)
@@ -192,33 +215,34 @@ class EventLogs:
             raise ValueError("bad head or size")
         return total, upto, n
 
-    def _write(self, k, total, keep, upto, fresh):
-        """Rewrite compartment k: its `keep` stored entries (each checked as it is copied: ValueError) and `fresh`, the
-        oldest dropped beyond the depth (the newest dropped instead in the non-rollover compartment)."""
+    def _write(self, k, total, upto, fresh, keep=0, was=0):
+        """Rewrite compartment k with `total` events logged and the ring's taken up to `upto`: its `keep` stored
+        entries (each checked as it is copied against the file's `was`: ValueError) and `fresh`, the oldest dropped
+        beyond the depth (the newest dropped instead in the non-rollover compartment)."""
         if k == _NON_ROLLOVER:
             new = fresh[: max(0, _NR_DEPTH - keep)]
             drop = 0
         else:
             new = fresh[-depth_of(k):]
             drop = max(0, keep + len(new) - depth_of(k))
-        total = min(total + len(fresh), _TOTAL_MAX)
         store.makedirs(self.top)
         path = self.path(k)
         tmp = path + store.TMP_SUFFIX
         buf = bytearray(_COPY * _ENTRY_SIZE)
         with open(tmp, "wb") as out:
-            out.write(struct.pack(_HEAD, _MAGIC, _FORMAT, k, total, fresh[-1][0]))
+            out.write(struct.pack(_HEAD, _MAGIC, _FORMAT, k, min(total, _TOTAL_MAX), upto))
             if keep - drop > 0:
                 with open(path, "rb") as f:
                     f.seek(_HEAD_SIZE + drop * _ENTRY_SIZE)
                     left = keep - drop
+                    last = -1
                     while left:
                         m = min(left, _COPY)
                         got = f.readinto(memoryview(buf)[: m * _ENTRY_SIZE])
                         if got != m * _ENTRY_SIZE:
                             raise OSError(5)  # the file shrank under us: keep the old one
                         for i in range(m):
-                            _check(struct.unpack_from(_ENTRY, buf, i * _ENTRY_SIZE), k, upto)
+                            last = _check(struct.unpack_from(_ENTRY, buf, i * _ENTRY_SIZE), k, was, last)[0]
                         out.write(memoryview(buf)[:got])
                         left -= m
             for seq, code, at in new:
@@ -233,14 +257,15 @@ def _fresh(ring, k, upto, seq, code, at):
     return out
 
 
-def _unpack(raw, k, upto):
+def _unpack(raw, k, upto, last):
     if len(raw) != _ENTRY_SIZE:
         raise ValueError("short entry")
-    return _check(struct.unpack(_ENTRY, raw), k, upto)
+    return _check(struct.unpack(_ENTRY, raw), k, upto, last)
 
 
-def _check(entry, k, upto):
-    """An entry of category k's file: its code in the category, its sequence number no later than the file's."""
-    if category(entry[1]) != k or entry[0] > upto:
+def _check(entry, k, upto, last):
+    """An entry of category k's file: its code in the category, its sequence number after the file's previous entry's
+    (`last`) and no later than the file's own."""
+    if category(entry[1]) != k or not last < entry[0] <= upto:
         raise ValueError("bad entry")
     return entry

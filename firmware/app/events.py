@@ -66,6 +66,7 @@ DETAIL_MAX = 48
 REFUSALS = (TOKEN_REJECTED, COMMAND_REFUSED)
 HOLD_MS = const(30000)  # refusals write the flash at most twice in this long
 HELD_MAX = const(8)  # refusals one burst may add to the ring; more are counted on the newest
+RETRY_MS = const(10000)  # a log whose write failed is tried again at a reading this long after
 _RECORD = "<BQHq"  # a packed event: its length, then _HEAD
 _HEAD = "<QHq"  # sequence number, code, RTC seconds (_NO_TIME: unknown)
 _HEAD_SIZE = const(18)
@@ -94,6 +95,7 @@ class EventLog:
         self.unwritten = False  # the ring holds refusals not yet on flash
         self.more = 0  # refusals counted on the newest one in this burst
         self.more_base = ""  # the newest refusal's detail before its count
+        self.unsettled = None  # a log's write failed: when (ticks ms) a reading settles the logs
 
     @property
     def ring(self):
@@ -129,12 +131,7 @@ class EventLog:
             # IS 15959's logs hold ring numbers too: the ring goes on above the highest (a ring lost, or kept in RAM
             # after a rollback, restarted below them), and each log takes the ring's events it missed (a power cut
             # between the ring's write and its own)
-            try:
-                problems = self.compartments("settle")
-            except MemoryError:  # noqa: B014 - the logs' code found no room at this start: the next event settles
-                problems = []
-            for problem in problems:
-                self.add(LOG_LOST, problem)
+            self.settle()
         if lost:
             self.add(LOG_LOST, lost)
 
@@ -169,12 +166,30 @@ class EventLog:
         seq = self.seq
         if self.logs is not None and 0 < code <= _CODE_MAX:  # after the ring: a power cut between the two leaves
             try:  # the event in the ring, and its log takes it later
-                problem = self.compartments("add", seq, code, at)
+                self._logged(self.compartments("add", seq, code, at))
             except MemoryError:  # noqa: B014 - no room to bring the logs' code in: the ring has it, taken later
-                problem = None
-            if problem:
-                self.add(LOG_LOST, problem)
+                self._unsettle()
         return seq
+
+    def settle(self):
+        """Each IS 15959 log takes the ring's events it missed: at the load, and after a log's write failed (no room on
+        the flash or the heap) at a reading every RETRY_MS until one succeeds, so the ring does not turn over first."""
+        self.unsettled = None
+        try:
+            for problem in self.compartments("settle"):
+                self._logged(problem)
+        except MemoryError:  # noqa: B014 - the logs' code found no room
+            self._unsettle()
+
+    def _unsettle(self):
+        self.unsettled = time.ticks_add(self.ticks_ms(), RETRY_MS)
+
+    def _logged(self, problem):
+        """A log's answer: None written, False not written (tried again), else why it was found damaged (409)."""
+        if problem is False:
+            self._unsettle()
+        elif problem:
+            self.add(LOG_LOST, problem)
 
     def compartments(self, what, *args):
         """app/event_logs.py's function `what` (add, entries, rows, read, depth) on this log: IS 15959's event logs,
@@ -203,6 +218,8 @@ class EventLog:
             self.burst_end = None
             if self.unwritten or self.floor > self.seq:  # and give back the numbers it did not use
                 self._write(self.seq)
+        if self.unsettled is not None and time.ticks_diff(self.ticks_ms(), self.unsettled) >= 0:
+            self.settle()
 
     def since(self, seq=0, limit=CAPACITY):
         """Events with a sequence number above `seq`, oldest first, at most `limit`, as (seq, code, RTC s or None,

@@ -1,4 +1,8 @@
+import os
+import struct
+
 import fwtest
+from loader import store
 from app import event_logs as el
 from app import events as ev
 
@@ -206,3 +210,96 @@ def test_a_flipped_format_byte_is_damage_not_a_newer_apps_log():
 
 def _file_entries(log, k):
     return el.EventLogs(ev.LOGS).entries(log, k)
+
+
+def _tamper_log_older_than_the_ring(now):
+    """A log whose first ten cover openings the ring no longer holds (only the file has them)."""
+    log = _log(now)
+    for k in range(el.depth_of(5)):
+        now[0] = 1000 + k
+        log.add(ev.COVER_OPEN)
+    for _ in range(2 * ev.CAPACITY):
+        log.add(ev.POWER_RESTORE)
+    return log
+
+
+def _damage(path, n, field, value):
+    """Set field 0 (sequence number) or 1 (code) of the file's entry n."""
+    with open(path, "rb") as f:
+        raw = bytearray(f.read())
+    at = 17 + 18 * n
+    seq, code, rtc = struct.unpack("<QHq", raw[at: at + 18])
+    raw[at: at + 18] = struct.pack("<QHq", *((value, code, rtc) if field == 0 else (seq, value, rtc)))
+    fwtest.write(path, bytes(raw))
+
+
+def test_a_damaged_entry_is_dropped_and_the_tamper_log_keeps_its_good_ones():
+    first = [(1000 + k, 251) for k in range(el.depth_of(5))]
+    # the 4th entry's code made 11 (not a tamper code); the 6th's sequence number made 1 (below the 5th's)
+    for n, field, value in ((3, 1, 11), (5, 0, 1)):
+        def body():
+            now = [0]
+            log = _tamper_log_older_than_the_ring(now)
+            _damage(el.EventLogs(ev.LOGS).path(5), n, field, value)
+            kept = first[:n] + first[n + 1:]
+            assert log.compartments("rows", 5) == kept  # a read leaves the damaged one out, and only it
+            now[0] = 5000
+            log.add(ev.COVER_OPEN)  # the category's next event finds the damage: the good nine stay, with this one
+            assert log.ring[-1][1] == ev.LOG_LOST and log.ring[-1][3].startswith("event log 5 damaged")
+            assert log.compartments("rows", 5) == kept + [(5000, 251)]
+            again = _log()  # after a boot, from the file alone
+            again._clear()
+            assert again.compartments("rows", 5) == kept + [(5000, 251)]
+            assert again.compartments("read", 5)[1] == el.depth_of(5) + 1  # the head's count, and the new one
+
+        fwtest.in_workdir(body, "meter")
+
+
+def test_a_rolling_log_with_a_damaged_entry_keeps_the_others_and_the_ring_s_newer_ones_in_order():
+    def body():
+        now = [0]
+        log = _log(now)
+        for k in range(4):
+            now[0] = 7000 + k
+            log.add(ev.LOAD_DISCONNECTED)
+        now[0] = 7005
+        log.add(ev.LOAD_DISCONNECTED)
+        for _ in range(ev.CAPACITY - 1):  # the ring turns over but for the last disconnection
+            log.add(ev.POWER_RESTORE)
+        _damage(el.EventLogs(ev.LOGS).path(6), 1, 1, 101)  # a power event's code in the control log
+        now[0] = 7010
+        log.add(ev.LOAD_CONNECTED)
+        assert log.ring[-1][1] == ev.LOG_LOST
+        rows = [(7000, 301), (7002, 301), (7003, 301), (7005, 301), (7010, 302)]
+        assert log.compartments("rows", 6) == rows
+        log._clear()  # the ring gone: the file alone holds what it kept
+        assert log.compartments("rows", 6) == rows
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_log_write_that_failed_is_tried_again_at_a_reading_before_the_ring_turns_over():
+    def body():
+        now, ms = [100], [0]
+        log = _log(now, ticks=lambda: ms[0])
+        log.add(ev.LOAD_DISCONNECTED)
+        blocker = el.EventLogs(ev.LOGS).path(6) + store.TMP_SUFFIX
+        os.mkdir(blocker)  # the log's write fails (as on a full flash)
+        now[0] = 200
+        log.add(ev.LOAD_CONNECTED)
+        assert log.ring[-1][1] == ev.LOAD_CONNECTED  # in the ring; the log's file kept its old content
+        log.flush_due()
+        os.rmdir(blocker)  # the room comes back
+        ms[0] = ev.RETRY_MS - 1
+        log.flush_due()  # too soon: not tried yet
+        with open(el.EventLogs(ev.LOGS).path(6), "rb") as f:
+            assert len(f.read()) == 17 + 18  # the disconnection only
+        ms[0] = ev.RETRY_MS
+        log.flush_due()  # a reading: the log takes what it missed
+        for _ in range(2 * ev.CAPACITY):  # then the ring turns over
+            log.add(ev.POWER_RESTORE)
+        again = _log()
+        again._clear()
+        assert again.compartments("rows", 6) == [(100, 301), (200, 302)]
+
+    fwtest.in_workdir(body, "meter")
