@@ -22,9 +22,11 @@
 # buffer when rewritten: its size on the heap does not depend on the depth.
 import os
 import struct
+import time
 
 from micropython import const
 
+from app import events
 from loader import store
 
 _MAGIC = b"EVL"
@@ -40,6 +42,8 @@ _CODE_MAX = const(350)  # IS 15959's codes; above are this kit's, in the ring on
 _DEPTH = const(50)  # events a category's log keeps, the newest
 _NR_DEPTH = const(10)  # events the non-rollover (tamper) log keeps, the first, for the meter's life
 _UPTO_MAX = 1 << 40  # app/events.py SEQ_MAX: a file's `upto` beyond it is damage
+RETRY_MS = const(10000)  # a log whose write failed is tried again at a reading this long after, then twice as long
+RETRY_MAX_MS = const(3600000)  # ... up to this
 
 
 def category(code):
@@ -58,7 +62,17 @@ def depth_of(k):
 # What app/events.py EventLog.compartments calls, with the log (its ring, and `logs`: the folder, or None for a log
 # that keeps no compartments, whose categories are then the ring's view)
 def add(log, seq, code, at):
-    return EventLogs(log.logs).add(log, seq, code, at)
+    _outcome(log, EventLogs(log.logs).add(log, seq, code, at))
+
+
+def _outcome(log, problem):
+    """What a compartment's write found: None nothing; False it failed (no room on the flash or the heap: the logs
+    settle at a reading RETRY_MS on, while the ring still holds the event); else why it was damaged (event 409)."""
+    if problem is False:  # each failure in a row doubles the wait, to RETRY_MAX_MS (a flash that stays full)
+        log.retry_ms = min(max(2 * log.retry_ms, RETRY_MS), RETRY_MAX_MS)
+        log.unsettled = time.ticks_add(log.ticks_ms(), log.retry_ms)
+    elif problem:
+        log.add(events.LOG_LOST, problem)
 
 
 def entries(log, k):
@@ -81,29 +95,30 @@ def depth(log, k):
 def settle(log):
     """At the log's load: its sequence numbers go on above every compartment's `upto` (a ring restarted lower would
     give numbers a compartment takes as already logged), then each compartment takes the ring's events of its
-    category it missed. A file that cannot be read is left to its category's next event. Returns why any was found
-    damaged (the caller records each: event 409), and False for each write that failed (the caller tries again)."""
+    category it missed, and one with a damaged head is rebuilt from them (event 409). A write that fails is tried
+    again at a reading RETRY_MS on; a file this app cannot read (a newer app's) is left as it is."""
+    log.unsettled = None
     logs = EventLogs(log.logs)
     heads = []
     for k in range(7):
         try:
             heads.append(logs._head(k, _UPTO_MAX))
-        except (OSError, ValueError):
+        except ValueError:
+            heads.append((0, 0, 0))  # damaged: the add below finds it so and rebuilds it
+        except OSError:
             heads.append(None)
     top = max([h[1] for h in heads if h is not None] + [0])
     if top > log.seq:
         log.seq = log.floor = top
-    problems = []
     for k in range(7):
         newest = None
         for e in log.after(0 if heads[k] is None else heads[k][1]):
             if category(e[1]) == k:
                 newest = e
         if newest is not None and heads[k] is not None:
-            problem = logs.add(log, newest[0], newest[1], newest[2])
-            if problem is not None:
-                problems.append(problem)
-    return problems
+            _outcome(log, logs.add(log, newest[0], newest[1], newest[2]))
+    if log.unsettled is None:
+        log.retry_ms = 0
 
 
 def read(log, k):
@@ -144,42 +159,48 @@ class EventLogs:
             try:
                 self._write(k, h[0] + len(fresh), seq, fresh, h[2], h[1])
             except ValueError as e:  # an entry, found as it was copied
-                self._write(k, h[0] + len(fresh), seq, self.entries(ring, k) or fresh)
+                kept = self.entries(ring, k) or fresh
+                self._write(k, max(h[0] + len(fresh), len(kept)), seq, kept)
                 return "event log %d damaged: %s" % (k, e)
-        except (OSError, MemoryError, ValueError, TypeError):  # noqa: B014
+        except (OSError, MemoryError):  # noqa: B014
             return False  # the file keeps its old content; a read takes this event from the ring meanwhile
+        except (ValueError, TypeError):
+            pass  # (not expected: the file keeps its old content, the category's next event tries again)
         return None
 
     def entries(self, ring, k):
         """(sequence number, code, RTC s or None) of category k's events, oldest first: the compartment's, then the
-        ring's newer ones it has not taken yet. A damaged entry is left out, and the ring's events of the category
-        fill in by sequence number; the ring's view alone when the head is damaged or of a newer app."""
+        ring's newer ones it has not taken yet; the ring's view alone when the head is damaged or of a newer app. When
+        an entry is damaged (not of the category, above the file's `upto`, or out of order), the ring's events of the
+        category stand for every number it still holds, and the file's longest run of rising numbers below those is
+        kept: the first tamper events outlive the ring (a later opening the ring holds may then take a lost one's
+        place among the first ten)."""
         out = []  # type: list
-        upto = bad = 0
+        upto = 0
+        bad = False
         try:
             total, upto, n = self._head(k, ring.seq) or (0, 0, 0)
             with open(self.path(k), "rb") as f:
                 f.seek(_HEAD_SIZE)
-                last = -1
                 for _ in range(n):
-                    raw = f.read(_ENTRY_SIZE)
                     try:
-                        seq, code, at = _unpack(raw, k, upto, last)
+                        seq, code, at = _unpack(f.read(_ENTRY_SIZE), k, upto)
                     except ValueError:
-                        bad += 1
+                        bad = True
                         continue
+                    if out and seq <= out[-1][0]:
+                        bad = True
                     out.append((seq, code, None if at < 0 else at))
-                    last = seq
         except (OSError, ValueError):
             out = []
             upto = 0
-        if bad:  # the ring's events of the category that the file's good entries lack, in order
-            have = [e[0] for e in out]
-            for e in ring.after(0):
-                if category(e[1]) == k and e[0] not in have:
-                    out.append(e)
-            out.sort()
-            return out[:_NR_DEPTH] if k == _NON_ROLLOVER else out[-depth_of(k):]
+        if bad:
+            first = None
+            for e in ring.after(-1):  # the ring's oldest number: it holds every event from there on
+                first = e[0]
+                break
+            out = _rising([e for e in out if first is None or e[0] < first])
+            upto = -1
         for e in ring.after(upto):
             if category(e[1]) == k and (k != _NON_ROLLOVER or len(out) < _NR_DEPTH):
                 out.append(e)
@@ -242,7 +263,10 @@ class EventLogs:
                         if got != m * _ENTRY_SIZE:
                             raise OSError(5)  # the file shrank under us: keep the old one
                         for i in range(m):
-                            last = _check(struct.unpack_from(_ENTRY, buf, i * _ENTRY_SIZE), k, was, last)[0]
+                            seq = _check(struct.unpack_from(_ENTRY, buf, i * _ENTRY_SIZE), k, was)[0]
+                            if seq <= last:
+                                raise ValueError("entries out of order")
+                            last = seq
                         out.write(memoryview(buf)[:got])
                         left -= m
             for seq, code, at in new:
@@ -257,15 +281,36 @@ def _fresh(ring, k, upto, seq, code, at):
     return out
 
 
-def _unpack(raw, k, upto, last):
+def _unpack(raw, k, upto):
     if len(raw) != _ENTRY_SIZE:
         raise ValueError("short entry")
-    return _check(struct.unpack(_ENTRY, raw), k, upto, last)
+    return _check(struct.unpack(_ENTRY, raw), k, upto)
 
 
-def _check(entry, k, upto, last):
-    """An entry of category k's file: its code in the category, its sequence number after the file's previous entry's
-    (`last`) and no later than the file's own."""
-    if category(entry[1]) != k or not last < entry[0] <= upto:
+def _check(entry, k, upto):
+    """An entry of category k's file: its code in the category, its sequence number no later than the file's."""
+    if category(entry[1]) != k or not 0 < entry[0] <= upto:
         raise ValueError("bad entry")
     return entry
+
+
+def _rising(es):
+    """The longest run of `es` (at most a log's depth) whose sequence numbers rise: one damaged number (raised, or
+    lowered) costs its own entry, not the ones after it."""
+    n = len(es)
+    best = [1] * n
+    prev = [-1] * n
+    end = -1
+    for i in range(n):
+        for j in range(i):
+            if es[j][0] < es[i][0] and best[j] + 1 > best[i]:
+                best[i] = best[j] + 1
+                prev[i] = j
+        if end < 0 or best[i] > best[end]:
+            end = i
+    out = []
+    while end >= 0:
+        out.append(es[end])
+        end = prev[end]
+    out.reverse()
+    return out

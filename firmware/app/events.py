@@ -66,7 +66,6 @@ DETAIL_MAX = 48
 REFUSALS = (TOKEN_REJECTED, COMMAND_REFUSED)
 HOLD_MS = const(30000)  # refusals write the flash at most twice in this long
 HELD_MAX = const(8)  # refusals one burst may add to the ring; more are counted on the newest
-RETRY_MS = const(10000)  # a log whose write failed is tried again at a reading this long after
 _RECORD = "<BQHq"  # a packed event: its length, then _HEAD
 _HEAD = "<QHq"  # sequence number, code, RTC seconds (_NO_TIME: unknown)
 _HEAD_SIZE = const(18)
@@ -96,6 +95,7 @@ class EventLog:
         self.more = 0  # refusals counted on the newest one in this burst
         self.more_base = ""  # the newest refusal's detail before its count
         self.unsettled = None  # a log's write failed: when (ticks ms) a reading settles the logs
+        self.retry_ms = 0  # ... after how long a wait (app/event_logs.py doubles it with each failure in a row)
 
     @property
     def ring(self):
@@ -115,12 +115,15 @@ class EventLog:
                 self.seq = max(seq, floor)
                 self.floor = self.seq
                 self._clear()
-                # [seq, code, RTC s or None, detail]; an entry of another shape is dropped, not trusted
+                # [seq, code, RTC s or None, detail]; an entry of another shape, or whose number does not rise (up
+                # to the record's), is dropped, not trusted
+                top = -1
                 for e in data["ring"][-self.capacity :]:
-                    if type(e) is list and len(e) == 4 and strict.is_int(e[0], 0, SEQ_MAX) \
+                    if type(e) is list and len(e) == 4 and strict.is_int(e[0], top + 1, self.seq) \
                             and strict.is_int(e[1], 0, 0xFFFF) and (e[2] is None or strict.is_int(e[2], 0, SEQ_MAX)) \
                             and type(e[3]) is str:
                         self._pack(e[0], e[1], e[2], e[3][:DETAIL_MAX])
+                        top = e[0]
         except (ValueError, KeyError, TypeError) as e:
             self.seq = self.floor = _highest_seq(self.path) + self.capacity + HELD_MAX
             self._clear()
@@ -131,7 +134,7 @@ class EventLog:
             # IS 15959's logs hold ring numbers too: the ring goes on above the highest (a ring lost, or kept in RAM
             # after a rollback, restarted below them), and each log takes the ring's events it missed (a power cut
             # between the ring's write and its own)
-            self.settle()
+            self._logs("settle")
         if lost:
             self.add(LOG_LOST, lost)
 
@@ -165,31 +168,16 @@ class EventLog:
         self._write(max(self.floor, self.seq))
         seq = self.seq
         if self.logs is not None and 0 < code <= _CODE_MAX:  # after the ring: a power cut between the two leaves
-            try:  # the event in the ring, and its log takes it later
-                self._logged(self.compartments("add", seq, code, at))
-            except MemoryError:  # noqa: B014 - no room to bring the logs' code in: the ring has it, taken later
-                self._unsettle()
+            self._logs("add", seq, code, at)  # the event in the ring, and its log takes it later if need be
         return seq
 
-    def settle(self):
-        """Each IS 15959 log takes the ring's events it missed: at the load, and after a log's write failed (no room on
-        the flash or the heap) at a reading every RETRY_MS until one succeeds, so the ring does not turn over first."""
-        self.unsettled = None
+    def _logs(self, what, *args):
+        """IS 15959's logs take an event ("add") or the ring's events they missed ("settle": at the load, and at a
+        reading after a log's write failed, app/event_logs.py RETRY_MS, so the ring does not turn over first)."""
         try:
-            for problem in self.compartments("settle"):
-                self._logged(problem)
-        except MemoryError:  # noqa: B014 - the logs' code found no room
-            self._unsettle()
-
-    def _unsettle(self):
-        self.unsettled = time.ticks_add(self.ticks_ms(), RETRY_MS)
-
-    def _logged(self, problem):
-        """A log's answer: None written, False not written (tried again), else why it was found damaged (409)."""
-        if problem is False:
-            self._unsettle()
-        elif problem:
-            self.add(LOG_LOST, problem)
+            self.compartments(what, *args)
+        except MemoryError:  # noqa: B014 - no room to bring the logs' code in: a reading 10 s on settles them
+            self.unsettled = time.ticks_add(self.ticks_ms(), 10000)
 
     def compartments(self, what, *args):
         """app/event_logs.py's function `what` (add, entries, rows, read, depth) on this log: IS 15959's event logs,
@@ -219,7 +207,7 @@ class EventLog:
             if self.unwritten or self.floor > self.seq:  # and give back the numbers it did not use
                 self._write(self.seq)
         if self.unsettled is not None and time.ticks_diff(self.ticks_ms(), self.unsettled) >= 0:
-            self.settle()
+            self._logs("settle")
 
     def since(self, seq=0, limit=CAPACITY):
         """Events with a sequence number above `seq`, oldest first, at most `limit`, as (seq, code, RTC s or None,

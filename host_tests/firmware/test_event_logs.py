@@ -290,16 +290,137 @@ def test_a_log_write_that_failed_is_tried_again_at_a_reading_before_the_ring_tur
         assert log.ring[-1][1] == ev.LOAD_CONNECTED  # in the ring; the log's file kept its old content
         log.flush_due()
         os.rmdir(blocker)  # the room comes back
-        ms[0] = ev.RETRY_MS - 1
+        ms[0] = el.RETRY_MS - 1
         log.flush_due()  # too soon: not tried yet
         with open(el.EventLogs(ev.LOGS).path(6), "rb") as f:
             assert len(f.read()) == 17 + 18  # the disconnection only
-        ms[0] = ev.RETRY_MS
+        ms[0] = el.RETRY_MS
         log.flush_due()  # a reading: the log takes what it missed
         for _ in range(2 * ev.CAPACITY):  # then the ring turns over
             log.add(ev.POWER_RESTORE)
         again = _log()
         again._clear()
         assert again.compartments("rows", 6) == [(100, 301), (200, 302)]
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_one_damaged_sequence_number_costs_its_own_entry_only():
+    first = [(1000 + k, 251) for k in range(el.depth_of(5))]
+
+    def raised():  # the first entry's number raised to the 9th's (the ring no longer holds any of them)
+        now = [0]
+        log = _tamper_log_older_than_the_ring(now)
+        _damage(el.EventLogs(ev.LOGS).path(5), 0, 0, 9)
+        assert log.compartments("rows", 5) == first[1:]
+        now[0] = 5000
+        log.add(ev.COVER_OPEN)
+        assert log.compartments("rows", 5) == first[1:] + [(5000, 251)]
+
+    def lowered_to_the_next():  # the 3rd entry's number made the 4th's (the ring holds them all: it stands for them)
+        now = [0]
+        log = _log(now)
+        for k in range(el.depth_of(5)):
+            now[0] = 1000 + k
+            log.add(ev.COVER_OPEN)
+        _damage(el.EventLogs(ev.LOGS).path(5), 2, 0, 4)
+        assert log.compartments("rows", 5) == first
+
+    fwtest.in_workdir(raised, "meter")
+    fwtest.in_workdir(lowered_to_the_next, "meter")
+
+
+def test_a_salvaged_log_counts_at_least_the_events_it_keeps():
+    def body():
+        now = [0]
+        log = _log(now)
+        for k in range(3):
+            now[0] = 1000 + k
+            log.add(ev.COVER_OPEN)
+        path = el.EventLogs(ev.LOGS).path(5)
+        _damage(path, 0, 1, 11)
+        with open(path, "rb") as f:
+            raw = bytearray(f.read())[: 17 + 2 * 18]  # two entries (one bad) under a count of two
+        raw[5:9] = struct.pack("<I", 2)
+        fwtest.write(path, bytes(raw))
+        now[0] = 2000
+        log.add(ev.COVER_OPEN)
+        assert log.ring[-1][1] == ev.LOG_LOST
+        assert el.EventLogs(ev.LOGS)._head(5, log.seq) == (4, log.seq - 1, 4)  # (total, upto, entries): sound
+        before = len(log.ring)
+        again = _log()  # the file the salvage wrote is sound: no second 409
+        assert [e[1] for e in again.ring].count(ev.LOG_LOST) == 1 and len(again.ring) == before
+        assert again.compartments("rows", 5) == [(1000, 251), (1001, 251), (1002, 251), (2000, 251)]
+        assert again.compartments("read", 5)[1] == 4
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_damaged_head_whose_rebuild_failed_is_rebuilt_at_a_later_reading():
+    def body():
+        now, ms = [100], [0]
+        log = _log(now, ticks=lambda: ms[0])
+        log.add(ev.LOAD_DISCONNECTED)
+        path = el.EventLogs(ev.LOGS).path(6)
+        fwtest.write(path, b"XYZ" + bytes(14))
+        os.mkdir(path + store.TMP_SUFFIX)  # the rebuild's write fails
+        now[0] = 200
+        log.add(ev.LOAD_CONNECTED)
+        os.rmdir(path + store.TMP_SUFFIX)
+        ms[0] = el.RETRY_MS
+        log.flush_due()
+        assert log.unsettled is None
+        assert log.ring[-1][1] == ev.LOG_LOST and log.ring[-1][3].startswith("event log 6 damaged")
+        for _ in range(2 * ev.CAPACITY):
+            log.add(ev.POWER_RESTORE)
+        again = _log()
+        again._clear()
+        assert again.compartments("rows", 6) == [(100, 301), (200, 302)]
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_log_that_cannot_be_written_is_tried_less_and_less_often():
+    def body():
+        now, ms = [100], [0]
+        log = _log(now, ticks=lambda: ms[0])
+        os.mkdir(ev.LOGS)
+        os.mkdir(el.EventLogs(ev.LOGS).path(6))  # as a flash that stays full: every write fails
+        log.add(ev.LOAD_CONNECTED)
+        tries = [0]
+        due = log.unsettled
+        for s in range(0, 86400, 10):  # a day of readings, one every 10 s
+            ms[0] = s * 1000
+            log.flush_due()
+            if log.unsettled != due:
+                tries.append(s)
+                due = log.unsettled
+        gaps = [b - a for a, b in zip(tries, tries[1:])]
+        assert gaps[:4] == [10, 20, 40, 80] and max(gaps) == el.RETRY_MAX_MS // 1000, gaps
+        assert len(tries) < 40  # not 8,640 writes a day
+        os.rmdir(el.EventLogs(ev.LOGS).path(6))
+        ms[0] += el.RETRY_MAX_MS
+        log.flush_due()
+        assert log.unsettled is None and log.retry_ms == 0
+        assert log.compartments("rows", 6) == [(100, 302)]
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_ring_whose_numbers_do_not_rise_is_not_trusted():
+    def body():
+        now = [0]
+        log = _log(now)
+        for k in range(3):
+            now[0] = 1000 + k
+            log.add(ev.COVER_OPEN)
+        _damage(el.EventLogs(ev.LOGS).path(5), 1, 1, 11)
+        store.write_record(ev.PATH, ev.RECORD, ev.RECORD_VERSION,
+                           {"seq": 3, "floor": 3, "ring": [[3, 251, None, ""], [3, 251, 5, ""], [2, 251, 6, ""],
+                                                           [9, 251, 7, ""]]})
+        again = _log(now)
+        assert [e[0] for e in again.ring if e[1] == 251] == [3]  # the repeat, the fall and the number above the
+        rows = again.compartments("rows", 5)  # record's are dropped; a read of the damaged log does not raise
+        assert rows[0] == (1000, 251) and (None, 251) in rows
 
     fwtest.in_workdir(body, "meter")
