@@ -5,14 +5,14 @@ ends where the persisted state says, a power cut never moves it by itself, and t
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import invariant, rule
+
+from host_tests.scratch_machine import ScratchMeterMachine
 
 ROOT = Path(__file__).resolve().parents[2]
 for p in (ROOT / "meterkit" / "mpy_compat", ROOT / "firmware" / "lib", ROOT / "firmware",
@@ -27,22 +27,15 @@ from app import relay as rl  # noqa: E402
 from loader import supply_hold  # noqa: E402
 
 
-class ClassSeventy(RuleBasedStateMachine):
+class ClassSeventy(ScratchMeterMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.back = os.getcwd()
-        self.dir = tempfile.TemporaryDirectory()
-        os.chdir(self.dir.name)
-        os.mkdir("meter")
         self.hw = RelayModel()
         self.ctl = dc.DisconnectControl(rl.Relay(self.hw))
         self.ctl.load()
         self.mode = dc.DEFAULT_MODE
         self.state = dc.CONNECTED
 
-    def teardown(self) -> None:
-        os.chdir(self.back)
-        self.dir.cleanup()
 
     @rule(trigger=st.sampled_from(dc.TRIGGERS))
     def trigger(self, trigger: str) -> None:

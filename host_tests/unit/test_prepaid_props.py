@@ -6,14 +6,14 @@ counts exactly once, and the balance is exactly top-ups minus the cost of the en
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import invariant, rule
+
+from host_tests.scratch_machine import ScratchMeterMachine
 
 ROOT = Path(__file__).resolve().parents[2]
 for p in (ROOT / "meterkit" / "mpy_compat", ROOT / "firmware" / "lib", ROOT / "firmware",
@@ -33,13 +33,9 @@ CONF = {"tariff": credit.parse_tariff({"flat": RATE}),
         "allowance": 2000, "thresholds": [30, 10, 0], "emergency": 5000}
 
 
-class PrepaidMeter(RuleBasedStateMachine):
+class PrepaidMeter(ScratchMeterMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.back = os.getcwd()
-        self.dir = tempfile.TemporaryDirectory()
-        os.chdir(self.dir.name)
-        os.mkdir("meter")
         self.hw = RelayModel()
         self.minute = 9 * 60  # device time in minutes since a Monday 00:00
         self.import_mj = 0
@@ -62,9 +58,6 @@ class PrepaidMeter(RuleBasedStateMachine):
         log.load()
         self.pp = prepaid.Prepaid(store, ctl, log, CONF)
 
-    def teardown(self) -> None:
-        os.chdir(self.back)
-        self.dir.cleanup()
 
     def local(self):
         if not self.clock:

@@ -7,14 +7,14 @@ mode the same, and each IS 15959 event log the same events with the same times."
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import invariant, rule
+
+from host_tests.scratch_machine import ScratchMeterMachine
 
 ROOT = Path(__file__).resolve().parents[2]
 for p in (ROOT / "meterkit" / "mpy_compat", ROOT / "firmware" / "lib", ROOT / "firmware",
@@ -61,13 +61,9 @@ class MeterMeter(Meter):
         self.front = Front()
 
 
-class SameMeterTwoWays(RuleBasedStateMachine):
+class SameMeterTwoWays(ScratchMeterMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.back = os.getcwd()
-        self.dir = tempfile.TemporaryDirectory()
-        os.chdir(self.dir.name)
-        os.mkdir("meter")
         self.ctx = Ctx()
         self.ctx.mode = mode.DEVELOPMENT  # unsigned commands: what is compared here is reading, not authority
         self.meter = MeterMeter()
@@ -83,9 +79,6 @@ class SameMeterTwoWays(RuleBasedStateMachine):
         self.assoc = cosem.Association(objects.get)
         assert self.assoc.apdu(AARQ)[0] == 0x61 and self.assoc.associated
 
-    def teardown(self) -> None:
-        os.chdir(self.back)
-        self.dir.cleanup()
 
     def get(self, cls: int, ln: str, attr: int) -> bytes:
         """The value's A-XDR encoding, taken in blocks when it comes in blocks (GET-next per block)."""
