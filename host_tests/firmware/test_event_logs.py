@@ -2,9 +2,9 @@ import os
 import struct
 
 import fwtest
-from loader import store
 from app import event_logs as el
 from app import events as ev
+from loader import store
 
 
 def _log(now=None, capacity=ev.CAPACITY, ticks=None):
@@ -237,7 +237,7 @@ def test_a_damaged_entry_is_dropped_and_the_tamper_log_keeps_its_good_ones():
     first = [(1000 + k, 251) for k in range(el.depth_of(5))]
     # the 4th entry's code made 11 (not a tamper code); the 6th's sequence number made 1 (below the 5th's)
     for n, field, value in ((3, 1, 11), (5, 0, 1)):
-        def body():
+        def body(n=n, field=field, value=value):
             now = [0]
             log = _tamper_log_older_than_the_ring(now)
             _damage(el.EventLogs(ev.LOGS).path(5), n, field, value)
@@ -395,7 +395,7 @@ def test_a_log_that_cannot_be_written_is_tried_less_and_less_often():
             if log.unsettled != due:
                 tries.append(s)
                 due = log.unsettled
-        gaps = [b - a for a, b in zip(tries, tries[1:])]
+        gaps = [tries[i + 1] - tries[i] for i in range(len(tries) - 1)]
         assert gaps[:4] == [10, 20, 40, 80] and max(gaps) == el.RETRY_MAX_MS // 1000, gaps
         assert len(tries) < 40  # not 8,640 writes a day
         os.rmdir(el.EventLogs(ev.LOGS).path(6))
