@@ -147,18 +147,36 @@ async def events(link: MeterLink, since: int = 0) -> list[dict]:
         since = rsp["events"][-1][0]
 
 
+# an event log row's snapshot (firmware/app/event_logs.py): the supply's figures at the event's reading, as the DLMS
+# registers give them (cV, mA, thousandths, mWh), and the name and scale of each in the host's answer
+SNAPSHOT = (("voltage", 100), ("current", 1000), ("pf", 1000), ("import_wh", 1000))
+
+
+def logged_event(row: list) -> dict:
+    """One row of a log read: [seq, code, RTC s, then the snapshot: V, I, PF, import energy, each None when the meter
+    had none]; a meter whose logs keep no snapshot (an app before it) sends the first three only."""
+    if type(row) is not list or len(row) not in (3, 3 + len(SNAPSHOT)):
+        raise Refused(f"the meter's event log row {row!r} is not [seq, code, time, V, I, PF, energy]")
+    seq, code, rtc = row[:3]
+    e = {"seq": seq, "code": code, "event": EVENTS.get(code, "event"), "rtc": rtc}
+    for (name, scale), v in zip(SNAPSHOT, row[3:] or [None] * len(SNAPSHOT), strict=True):
+        e[name] = None if v is None else v / scale
+    return e
+
+
 async def event_log(link: MeterLink, log: str, since: int = 0) -> dict:
     """One IS 15959 event log (a name of LOGS): {log, total, depth, events}, its events above sequence `since`
-    oldest first; `total` counts every event the log has taken (a full non-rollover log only counts the later ones),
-    `depth` how many it keeps."""
+    oldest first, each {seq, code, event, rtc, voltage, current, pf, import_wh} (the supply at the event: V, A, the
+    signed power factor, the import register in Wh; None each when the meter had no reading); `total` counts every
+    event the log has taken (a full non-rollover log only counts the later ones), `depth` how many it keeps."""
     out: list[dict] = []
     while True:
         rsp = _fields(await link.request(EventsRead(since=since, limit=16, log=LOGS.index(log)), "events",
                                          retries=READ_RETRIES))
         if rsp.get("log") != LOGS.index(log):
             raise Refused(f"the meter answered with no {log} log: its app keeps one event ring only (update it)")
-        for seq, code, rtc in rsp["events"]:
-            out.append({"seq": seq, "code": code, "event": EVENTS.get(code, "event"), "rtc": rtc})
+        for row in rsp["events"]:
+            out.append(logged_event(row))
         if not rsp["events"] or rsp["events"][-1][0] >= rsp["seq"]:
             return {"log": log, "total": rsp["total"], "depth": rsp["depth"], "events": out}
         since = rsp["events"][-1][0]

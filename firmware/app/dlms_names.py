@@ -17,6 +17,10 @@ EVENT_LOGS = tuple(cosem.obis("0.0.99.98.%d.255" % k) for k in range(_CATEGORIES
 LAST_EVENT = tuple(cosem.obis("0.0.96.11.%d.255" % k) for k in range(_CATEGORIES))
 INSTANT_PROFILE = cosem.obis("1.0.94.91.0.255")  # IS 15959's instantaneous profile: one row, taken when read
 SCALER_PROFILE = cosem.obis("1.0.94.91.3.255")  # and its scaler profile: the same registers' scalers and units
+EVENT_SCALERS = cosem.obis("1.0.94.91.7.255")  # the event profiles' scaler profile: their registers' scalers, units
+# the event profiles' columns after the clock and the code: the registers IS 15959 captures at each event, in its
+# order (current, voltage, power factor, import energy)
+EVENT_SNAPSHOT = tuple(cosem.obis(c) for c in ("1.0.11.7.0.255", "1.0.12.7.0.255", "1.0.13.7.0.255", "1.0.1.8.0.255"))
 NAME_PLATE = cosem.obis("0.0.94.91.10.255")  # IS 15959's name plate details: one row of the items below
 # the name plate's items (class 1, octet-strings): serial number, manufacturer, firmware version, current rating
 PLATE_ITEMS = tuple(cosem.obis(c) for c in ("0.0.96.1.0.255", "0.0.96.1.1.255", "1.0.0.2.0.255", "0.0.94.91.12.255"))

@@ -17,6 +17,7 @@ from app import cosem, registers
 from app.dlms_names import (
     CLOCK,
     EVENT_LOGS,
+    EVENT_SCALERS,
     INSTANT_PROFILE,
     LAST_EVENT,
     MAX_DEMAND,
@@ -148,7 +149,7 @@ class Objects:
     def _known(self, cls, obis):
         if cls == _CLASS_REGISTER:
             return obis in ENERGY or any(row[0] == obis for row in INSTANT)
-        if self.log is not None and ((cls == _CLASS_PROFILE and obis in EVENT_LOGS)
+        if self.log is not None and ((cls == _CLASS_PROFILE and (obis in EVENT_LOGS or obis == EVENT_SCALERS))
                                      or (cls == _CLASS_DATA and obis in LAST_EVENT)):
             return True
         if self.plate is not None and ((cls == _CLASS_PROFILE and obis == NAME_PLATE)
@@ -170,6 +171,7 @@ class Objects:
             out.append((_CLASS_DISCONNECT, DISCONNECT))
         if self.log is not None:
             out += [(_CLASS_PROFILE, name) for name in EVENT_LOGS] + [(_CLASS_DATA, name) for name in LAST_EVENT]
+            out.append((_CLASS_PROFILE, EVENT_SCALERS))
         out += [(_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION)]
         return out
 

@@ -7,14 +7,18 @@
 #
 # The event profiles are the meter's IS 15959 event logs, a compartment per category (app/event_logs.py: 1-50
 # voltage, 51-100 current, 101-150 power, 151-200 transaction, 201-250 other, 251-300 non-rollover, 301-350 control;
-# the newest 50 of each, the first 10 tamper events for the meter's life): each row is the event's time and code (the
-# IS 15959 profiles' snapshot of current, voltage, power factor and energy at the event are not kept).
+# the newest 50 of each, the first 10 tamper events for the meter's life): each row is the event's time and code, then
+# the current, voltage, power factor and import energy at its reading (null-data where the meter had none: an event
+# before the first reading after a start, or one a log took from the ring later), with their scalers in the event
+# scaler profile (1.0.94.91.7.255).
 from micropython import const
 
 from app import cosem
 from app.dlms_names import (
     CLOCK,
     EVENT_LOGS,
+    EVENT_SCALERS,
+    EVENT_SNAPSHOT,
     INSTANT_PROFILE,
     LAST_EVENT,
     MAX_DEMAND,
@@ -56,6 +60,10 @@ _SNAPSHOT = ((_CLASS_CLOCK, CLOCK, 2),) + tuple((_CLASS_REGISTER, cosem.obis(c),
     "1.0.1.8.0.255", "1.0.9.8.0.255")) + ((_CLASS_EXTENDED, MAX_DEMAND, 2), (_CLASS_EXTENDED, MAX_DEMAND, 5),
                                           (_CLASS_REGISTER, cosem.obis("1.0.2.8.0.255"), 2))
 _SCALERS = tuple((cls, obis, 3) for cls, obis, a in _SNAPSHOT if cls != _CLASS_CLOCK and a == 2)
+_EVENT_SCALERS = tuple((_CLASS_REGISTER, obis, 3) for obis in EVENT_SNAPSHOT)
+# an event row's snapshot columns, as their registers' values: current, voltage, power factor, import energy
+_EVENT_TYPES = (cosem.DOUBLE_LONG_UNSIGNED, cosem.LONG_UNSIGNED, cosem.LONG, cosem.LONG64_UNSIGNED)
+_EVENT_COLUMNS = const(6)  # the clock, the code, then the snapshot
 _PLATE = tuple((_CLASS_DATA, name, 2) for name in PLATE_ITEMS)
 # a snapshot profile's attributes 4-8: capture period 0 (taken when read), sort FIFO, no sort object, 1 entry of 1
 _PROFILE_ATTRS = (b"\x06\x00\x00\x00\x00", b"\x16\x01", b"\x02\x04\x12\x00\x00\x09\x06\x00\x00\x00\x00\x00\x00\x0f\x00\x12\x00\x00",
@@ -67,9 +75,9 @@ def get(objects, cls, obis, attr, access):
     but an event profile's buffer are answered there)."""
     if cls == _CLASS_ASSOCIATION:
         return _association(objects, attr)
-    if cls == _CLASS_PROFILE and obis in (INSTANT_PROFILE, SCALER_PROFILE, NAME_PLATE):
-        return _snapshot(objects, _SNAPSHOT if obis == INSTANT_PROFILE else
-                         (_SCALERS if obis == SCALER_PROFILE else _PLATE), attr)
+    if cls == _CLASS_PROFILE and obis in (INSTANT_PROFILE, SCALER_PROFILE, NAME_PLATE, EVENT_SCALERS):
+        return _snapshot(objects, _SNAPSHOT if obis == INSTANT_PROFILE else (
+            _SCALERS if obis == SCALER_PROFILE else (_PLATE if obis == NAME_PLATE else _EVENT_SCALERS)), attr)
     if obis in PLATE_ITEMS:
         return cosem.octets(objects.plate[PLATE_ITEMS.index(obis)]) if attr == 2 else cosem.READ_WRITE_DENIED
     if cls == _CLASS_PROFILE:
@@ -113,7 +121,7 @@ def _element(cls, obis):
 
 
 def _rows(objects, k):
-    """(RTC s or None, code) of category k's events, oldest first."""
+    """(RTC s or None, code, V, I, PF, import energy) of category k's events, oldest first (app/event_logs.py)."""
     return objects.log.compartments("rows", k)
 
 def _snapshot(objects, captures, attr):
@@ -134,8 +142,9 @@ def _snapshot(objects, captures, attr):
 def _profile(objects, k, attr, access):
     if attr == 2:
         return _buffer(objects, k, access)
-    if attr == 3:  # capture_objects: the clock's time and the category's last-event code
-        return cosem.array(2, _capture(_CLASS_CLOCK, CLOCK) + _capture(_CLASS_DATA, LAST_EVENT[k]))
+    if attr == 3:  # capture_objects: the clock's time, the category's last-event code, the snapshot's registers
+        return cosem.array(_EVENT_COLUMNS, _capture(_CLASS_CLOCK, CLOCK) + _capture(_CLASS_DATA, LAST_EVENT[k]) +
+                           b"".join(_capture(_CLASS_REGISTER, obis) for obis in EVENT_SNAPSHOT))
     if attr == 4:
         return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, 0)  # capture_period: at each event
     if attr == 5:
@@ -152,17 +161,17 @@ def _buffer(objects, k, access):
     """The rows of event profile k, all of them or those `access` selects (by entry: from/to entry and column, 0
     for the last; by range: on the clock's column, local date-times, all columns)."""
     rows = _rows(objects, k)
-    first, last = 0, 2
+    first, last = 0, _EVENT_COLUMNS
     if access is not None:
         selector, p = access
         if selector == 2 and len(p) == 18 and p[:3] == b"\x02\x04\x06" and p[7] == 6 and p[12] == 18 \
                 and p[15] == 18:
             e0, e1 = int.from_bytes(p[3:7], "big"), int.from_bytes(p[8:12], "big")
             c0, c1 = int.from_bytes(p[13:15], "big"), int.from_bytes(p[16:18], "big")
-            if e0 < 1 or c0 < 1 or (e1 and e1 < e0) or (c1 and c1 < c0) or c0 > 2:
+            if e0 < 1 or c0 < 1 or (e1 and e1 < e0) or (c1 and c1 < c0) or c0 > _EVENT_COLUMNS:
                 return cosem.TYPE_UNMATCHED
             rows = rows[e0 - 1:e1 or len(rows)]
-            first, last = c0 - 1, min(c1 or 2, 2)
+            first, last = c0 - 1, min(c1 or _EVENT_COLUMNS, _EVENT_COLUMNS)
         elif selector == 1 and len(p) == 50 and p[:2] == b"\x02\x04" and p[2:20] == _capture(_CLASS_CLOCK, CLOCK) \
                 and p[20:22] == p[34:36] == b"\x09\x0c" and p[48:] == b"\x01\x00":
             lo, hi = _rtc(p[22:34], objects.tz()), _rtc(p[36:48], objects.tz())
@@ -173,9 +182,11 @@ def _buffer(objects, k, access):
             return cosem.TYPE_UNMATCHED
     tz = objects.tz()
     out = [cosem.array_head(len(rows))]
-    for at, code in rows:
-        cells = (cosem.octets(date_time(at, tz)), cosem.number(cosem.LONG_UNSIGNED, code))[first:last]
-        out.append(cosem.structure(*cells))
+    for at, code, v, i, pf, e in rows:
+        snap = (i, v, pf, e)
+        cells = (cosem.octets(date_time(at, tz)), cosem.number(cosem.LONG_UNSIGNED, code)) + tuple(
+            b"\x00" if snap[n] is None else cosem.number(_EVENT_TYPES[n], snap[n]) for n in range(4))
+        out.append(cosem.structure(*cells[first:last]))
     return out
 
 def _association(objects, attr):

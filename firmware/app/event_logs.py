@@ -17,24 +17,38 @@
 # rebuilds the file from what the ring still holds of its category, the ring says so (409), and a write that failed
 # is tried again at a reading (app/events.py RETRY_MS); no stored log can make start-up fail in a loop.
 #
-# A file: _HEAD (magic and format "EVL1", category, events of this category ever, upto), then the events oldest
-# first, each _ENTRY (ring sequence number, code, RTC seconds or -1: unknown), 18 bytes. Copied through a 144-byte
-# buffer when rewritten: its size on the heap does not depend on the depth.
+# IS 15959's event profiles capture the supply at each event: an entry keeps the voltage, current and power factor
+# of the reading the event came in (the DLMS registers' own integers: cV, mA, thousandths) and the import energy
+# register (mWh), each unknown when there was none (an event before the first reading after a start, or one a log
+# took from the ring later, which keeps no snapshot).
+#
+# A file: _HEAD (magic and format "EVL" 2, category, events of this category ever, upto), then the events oldest
+# first, each _ENTRY (ring sequence number, code, RTC seconds or -1: unknown, V, I, PF, import mWh, each its type's
+# _NO_* when unknown), 34 bytes. A format-1 file (an earlier app's: 18-byte entries without the snapshot) is read and
+# rewritten as format 2 at its category's next event. Copied through a 272-byte buffer when rewritten: its size on
+# the heap does not depend on the depth.
 import os
 import struct
 import time
 
 from micropython import const
 
-from app import events
+from app import events, registers
 from loader import store
 
 _MAGIC = b"EVL"
-_FORMAT = const(1)
+_FORMAT = const(2)
 _HEAD = "<3sBBIQ"  # magic, format, category, total, upto
 _HEAD_SIZE = const(17)
-_ENTRY = "<QHq"
-_ENTRY_SIZE = const(18)
+_ENTRY = "<QHqHIhQ"  # sequence number, code, RTC s, V (cV), I (mA), PF (thousandths), import energy (mWh)
+_ENTRY_SIZE = const(34)
+_ENTRY_V1 = "<QHq"  # format 1: sequence number, code, RTC s
+_ENTRY_V1_SIZE = const(18)
+_NO_V = const(0xFFFF)  # unknown, per field
+_NO_I = const(0xFFFFFFFF)
+_NO_PF = const(-32768)
+_NO_E = const(0xFFFFFFFFFFFFFFFF)
+_UNKNOWN = (None, None, None, None)  # a snapshot nobody took
 _COPY = const(8)  # entries per piece of a rewrite
 _TOTAL_MAX = const(0xFFFFFFFF)
 _NON_ROLLOVER = const(5)
@@ -62,7 +76,19 @@ def depth_of(k):
 # What app/events.py EventLog.compartments calls, with the log (its ring, and `logs`: the folder, or None for a log
 # that keeps no compartments, whose categories are then the ring's view)
 def add(log, seq, code, at):
-    _outcome(log, EventLogs(log.logs).add(log, seq, code, at))
+    _outcome(log, EventLogs(log.logs).add(log, seq, code, at, snapshot(log.tick)))
+
+
+def snapshot(tick):
+    """(V in cV, I in mA, PF in thousandths, import energy in mWh) of the metering's last reading (`tick`, app/tick.py),
+    as the DLMS registers give them; None for each not known (no reading yet since the start, no metering)."""
+    if tick is None:
+        return _UNKNOWN
+    e = tick.regs.mwh(registers.IMPORT)
+    if tick.ms is None:
+        return None, None, None, e
+    r = tick.reading
+    return int(round(r.voltage * 100)), int(round(r.current * 1000)), int(round(r.pf * 1000)), e
 
 
 def _outcome(log, problem):
@@ -76,15 +102,16 @@ def _outcome(log, problem):
 
 
 def entries(log, k):
-    """(sequence number, code, RTC s or None) of category k's events, oldest first."""
+    """(sequence number, code, RTC s, V, I, PF, import energy) of category k's events, oldest first (snapshot function
+    above; None: unknown)."""
     if log.logs is None:
-        return [e for e in log.after(-1) if category(e[1]) == k]
+        return [e + _UNKNOWN for e in log.after(-1) if category(e[1]) == k]
     return EventLogs(log.logs).entries(log, k)
 
 
 def rows(log, k):
-    """(RTC s or None, code) of category k's events, oldest first: a DLMS event profile's rows."""
-    return [(e[2], e[1]) for e in entries(log, k)]
+    """(RTC s, code, V, I, PF, import energy) of category k's events, oldest first: a DLMS event profile's rows."""
+    return [(e[2], e[1]) + e[3:] for e in entries(log, k)]
 
 
 def depth(log, k):
@@ -104,7 +131,7 @@ def settle(log):
         try:
             heads.append(logs._head(k, _UPTO_MAX))
         except ValueError:
-            heads.append((0, 0, 0))  # damaged: the add below finds it so and rebuilds it
+            heads.append((0, 0, 0, _FORMAT))  # damaged: the add below finds it so and rebuilds it
         except OSError:
             heads.append(None)
     top = max([h[1] for h in heads if h is not None] + [0])
@@ -116,7 +143,7 @@ def settle(log):
             if category(e[1]) == k:
                 newest = e
         if newest is not None and heads[k] is not None:
-            _outcome(log, logs.add(log, newest[0], newest[1], newest[2]))
+            _outcome(log, logs.add(log, newest[0], newest[1], newest[2], _UNKNOWN))
     if log.unsettled is None:
         log.retry_ms = 0
 
@@ -136,7 +163,7 @@ class EventLogs:
     def path(self, k):
         return "%s/%d.bin" % (self.top, k)
 
-    def add(self, ring, seq, code, at):
+    def add(self, ring, seq, code, at, snap):
         """Keep the ring's event `seq` in its category's compartment, after any of the category's ring events the
         file missed (a power cut after the ring's write). Returns None; why the compartment was found damaged (the
         caller records it in the ring); or False when the file could not be written (no room on the flash or the
@@ -150,16 +177,16 @@ class EventLogs:
             try:
                 h = self._head(k, ring.seq)
             except ValueError as e:  # the head: nothing in the file can be trusted
-                fresh = _fresh(ring, k, 0, seq, code, at)
+                fresh = _fresh(ring, k, 0, (seq, code, at) + snap)
                 self._write(k, len(fresh), seq, fresh)
                 return "event log %d damaged: %s" % (k, e)
             if h is None or seq <= h[1]:  # None: a newer app's file, kept as it is (this app reads the ring)
                 return None
-            fresh = _fresh(ring, k, h[1], seq, code, at)
+            fresh = _fresh(ring, k, h[1], (seq, code, at) + snap)
             try:
-                self._write(k, h[0] + len(fresh), seq, fresh, h[2], h[1])
+                self._write(k, h[0] + len(fresh), seq, fresh, h[2], h[1], h[3])
             except ValueError as e:  # an entry, found as it was copied
-                kept = self.entries(ring, k) or fresh
+                kept = [e if e[0] != seq else fresh[-1] for e in self.entries(ring, k)] or fresh
                 self._write(k, max(h[0] + len(fresh), len(kept)), seq, kept)
                 return "event log %d damaged: %s" % (k, e)
         except (OSError, MemoryError):  # noqa: B014
@@ -179,18 +206,22 @@ class EventLogs:
         upto = 0
         bad = False
         try:
-            total, upto, n = self._head(k, ring.seq) or (0, 0, 0)
+            total, upto, n, fmt = self._head(k, ring.seq) or (0, 0, 0, _FORMAT)
+            size = _ENTRY_SIZE if fmt == _FORMAT else _ENTRY_V1_SIZE
             with open(self.path(k), "rb") as f:
                 f.seek(_HEAD_SIZE)
                 for _ in range(n):
+                    raw = f.read(size)
                     try:
-                        seq, code, at = _unpack(f.read(_ENTRY_SIZE), k, upto)
+                        if len(raw) != size:
+                            raise ValueError("short entry")
+                        e = _check(_unpack(raw, 0, fmt), k, upto)
                     except ValueError:
                         bad = True
                         continue
-                    if out and seq <= out[-1][0]:
+                    if out and e[0] <= out[-1][0]:
                         bad = True
-                    out.append((seq, code, None if at < 0 else at))
+                    out.append(e)
         except (OSError, ValueError):
             out = []
             upto = 0
@@ -203,7 +234,7 @@ class EventLogs:
             upto = -1
         for e in ring.after(upto):
             if category(e[1]) == k and (k != _NON_ROLLOVER or len(out) < _NR_DEPTH):
-                out.append(e)
+                out.append(e + _UNKNOWN)
         return out[-depth_of(k):] if k != _NON_ROLLOVER else out
 
     def total(self, ring, k):
@@ -211,35 +242,35 @@ class EventLogs:
         the compartment's count and the ring's events it has not taken yet; the ring's count when the file cannot be
         read."""
         try:
-            total, upto, _ = self._head(k, ring.seq) or (0, 0, 0)
+            total, upto = (self._head(k, ring.seq) or (0, 0))[:2]
         except (OSError, ValueError):
             total = upto = 0
         return total + sum(1 for e in ring.after(upto) if category(e[1]) == k)
 
     def _head(self, k, newest):
-        """(total, upto, entries) of compartment k: (0, 0, 0) when it has no file, None for a newer app's; ValueError
-        for damage. `newest`: the ring's newest sequence number (a file that took a later one would hide every event
+        """(total, upto, entries, format) of compartment k: (0, 0, 0, _FORMAT) when it has no file, None for a newer
+        app's; ValueError for damage. `newest`: the ring's newest sequence number (a file that took a later one would hide every event
         up to it)."""
         try:
             size = os.stat(self.path(k))[6]
             with open(self.path(k), "rb") as f:
                 raw = f.read(_HEAD_SIZE)
         except OSError:
-            return 0, 0, 0
+            return 0, 0, 0, _FORMAT
         if len(raw) < _HEAD_SIZE or raw[:3] != _MAGIC:
             raise ValueError("not an event log")
         _, fmt, cat, total, upto = struct.unpack(_HEAD, raw)
         if fmt > _FORMAT and cat == k:  # (a byte flipped in another's head is damage, not a newer app's file)
             return None
-        n, rest = divmod(size - _HEAD_SIZE, _ENTRY_SIZE)
-        if fmt != _FORMAT or cat != k or rest or n > depth_of(k) or n > total or upto > newest:
+        n, rest = divmod(size - _HEAD_SIZE, _ENTRY_SIZE if fmt == _FORMAT else _ENTRY_V1_SIZE)
+        if fmt not in (1, _FORMAT) or cat != k or rest or n > depth_of(k) or n > total or upto > newest:
             raise ValueError("bad head or size")
-        return total, upto, n
+        return total, upto, n, fmt
 
-    def _write(self, k, total, upto, fresh, keep=0, was=0):
+    def _write(self, k, total, upto, fresh, keep=0, was=0, fmt=_FORMAT):
         """Rewrite compartment k with `total` events logged and the ring's taken up to `upto`: its `keep` stored
-        entries (each checked as it is copied against the file's `was`: ValueError) and `fresh`, the oldest dropped
-        beyond the depth (the newest dropped instead in the non-rollover compartment)."""
+        entries (of format `fmt`, each checked as it is copied against the file's `was`: ValueError) and `fresh`,
+        the oldest dropped beyond the depth (the newest dropped instead in the non-rollover compartment)."""
         if k == _NON_ROLLOVER:
             new = fresh[: max(0, _NR_DEPTH - keep)]
             drop = 0
@@ -253,38 +284,55 @@ class EventLogs:
         with open(tmp, "wb") as out:
             out.write(struct.pack(_HEAD, _MAGIC, _FORMAT, k, min(total, _TOTAL_MAX), upto))
             if keep - drop > 0:
+                size = _ENTRY_SIZE if fmt == _FORMAT else _ENTRY_V1_SIZE
                 with open(path, "rb") as f:
-                    f.seek(_HEAD_SIZE + drop * _ENTRY_SIZE)
+                    f.seek(_HEAD_SIZE + drop * size)
                     left = keep - drop
                     last = -1
                     while left:
                         m = min(left, _COPY)
-                        got = f.readinto(memoryview(buf)[: m * _ENTRY_SIZE])
-                        if got != m * _ENTRY_SIZE:
+                        got = f.readinto(memoryview(buf)[: m * size])
+                        if got != m * size:
                             raise OSError(5)  # the file shrank under us: keep the old one
                         for i in range(m):
-                            seq = _check(struct.unpack_from(_ENTRY, buf, i * _ENTRY_SIZE), k, was)[0]
-                            if seq <= last:
+                            e = _check(_unpack(buf, i * size, fmt), k, was)
+                            if e[0] <= last:
                                 raise ValueError("entries out of order")
-                            last = seq
-                        out.write(memoryview(buf)[:got])
+                            last = e[0]
+                            if fmt != _FORMAT:  # an earlier app's entry: rewritten in this format
+                                out.write(_pack(e))
+                        if fmt == _FORMAT:
+                            out.write(memoryview(buf)[:got])
                         left -= m
-            for seq, code, at in new:
-                out.write(struct.pack(_ENTRY, seq, code, -1 if at is None else at))
+            for e in new:
+                out.write(_pack(e))
         os.rename(tmp, path)
 
 
-def _fresh(ring, k, upto, seq, code, at):
-    """The ring's events of category k after `upto` and before `seq`, then event `seq`: what a compartment takes."""
-    out = [e for e in ring.after(upto) if e[0] < seq and category(e[1]) == k]
-    out.append((seq, code, at))
+def _fresh(ring, k, upto, event):
+    """The ring's events of category k after `upto` and before `event` (an entry: seq, code, RTC s and the
+    snapshot), then `event`: what a compartment takes."""
+    out = [e + _UNKNOWN for e in ring.after(upto) if e[0] < event[0] and category(e[1]) == k]
+    out.append(event)
     return out
 
 
-def _unpack(raw, k, upto):
-    if len(raw) != _ENTRY_SIZE:
-        raise ValueError("short entry")
-    return _check(struct.unpack(_ENTRY, raw), k, upto)
+def _unpack(buf, at, fmt):
+    """The entry at offset `at` of `buf`, of format `fmt`, with None for each unknown field."""
+    if fmt != _FORMAT:
+        seq, code, rtc = struct.unpack_from(_ENTRY_V1, buf, at)
+        return (seq, code, None if rtc < 0 else rtc) + _UNKNOWN
+    seq, code, rtc, v, i, pf, e = struct.unpack_from(_ENTRY, buf, at)
+    return (seq, code, None if rtc < 0 else rtc, None if v == _NO_V else v, None if i == _NO_I else i,
+            None if pf == _NO_PF else pf, None if e == _NO_E else e)
+
+
+def _pack(e):
+    """An entry's bytes; a value beyond its field is held at the field's limit, never wrapped."""
+    seq, code, rtc, v, i, pf, en = e
+    return struct.pack(_ENTRY, seq, code, -1 if rtc is None else rtc, _NO_V if v is None else max(0, min(v, _NO_V - 1)),
+                       _NO_I if i is None else max(0, min(i, _NO_I - 1)),
+                       _NO_PF if pf is None else max(-32767, min(pf, 32767)), _NO_E if en is None else min(en, _NO_E - 1))
 
 
 def _check(entry, k, upto):

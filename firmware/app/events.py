@@ -96,6 +96,7 @@ class EventLog:
         self.more_base = ""  # the newest refusal's detail before its count
         self.unsettled = None  # a log's write failed: when (ticks ms) a reading settles the logs
         self.retry_ms = 0  # ... after how long a wait (app/event_logs.py doubles it with each failure in a row)
+        self.tick = None  # the metering's Tick (app/tick.py): IS 15959's logs keep the supply's figures at each event
 
     @property
     def ring(self):

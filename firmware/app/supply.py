@@ -37,6 +37,7 @@ class Supply:
         self.ctx = ctx
         self.m = metering
         self.log = events.EventLog(clock=wallclock.rtc_now, logs=events.LOGS)
+        self.log.tick = metering.tick
         self.log.load()
         cause = _cause()
         if cause == "power on":

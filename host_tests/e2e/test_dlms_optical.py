@@ -58,7 +58,7 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         c.connect()
         listed = {(int(o.objectType), o.logicalName) for o in c.objects()}  # what a DLMS tool reads first
         assert {(3, "1.0.12.7.0.255"), (3, "1.0.1.8.0.255"), (8, "0.0.1.0.0.255"), (70, "0.0.96.3.10.255"),
-                (7, "0.0.99.98.2.255"), (7, "1.0.94.91.0.255"), (7, "0.0.94.91.10.255"), (15, "0.0.40.0.0.255")} <= listed and len(listed) == 47
+                (7, "0.0.99.98.2.255"), (7, "1.0.94.91.0.255"), (7, "0.0.94.91.10.255"), (15, "0.0.40.0.0.255")} <= listed and len(listed) == 48
         # the power-related event profile is the power events `ota meter events` lists (101 and 102 at first boot)
         tz = json.loads(ota("meter", "calendar", "--port", emu.console, "--json").stdout)["tz_offset_min"]
         logged = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
@@ -66,6 +66,13 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
                 for e in logged if 101 <= e["code"] <= 150]
         power = c.read(GXDLMSProfileGeneric("0.0.99.98.2.255"), 3, 2)
         assert [(r[1], r[0].value.replace(tzinfo=None)) for r in power.buffer] == want and len(want) >= 2
+        # each row with the supply at the event (IS 15959's columns): none yet at the start's power events but the
+        # import register; their scalers in the event scaler profile
+        assert [o.logicalName for o, _ in power.captureObjects] == [
+            "0.0.1.0.0.255", "0.0.96.11.2.255", "1.0.11.7.0.255", "1.0.12.7.0.255", "1.0.13.7.0.255", "1.0.1.8.0.255"]
+        assert all(r[2:5] == [None, None, None] and isinstance(r[5], int) for r in power.buffer), power.buffer
+        escal = c.read(GXDLMSProfileGeneric("1.0.94.91.7.255"), 3, 2)
+        assert [s[0] for s in escal.buffer[0]] == [-3, -2, -3, -3], escal.buffer
         energy = c.read(GXDLMSRegister("1.0.1.8.0.255"), 3, 2)
         assert int(energy.unit) == 30 and energy.value == pytest.approx(smp["1.0.1.8.0.255"], abs=1e-6)  # Wh
         assert energy.value > 0

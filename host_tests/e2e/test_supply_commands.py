@@ -56,8 +56,12 @@ def test_calendar_change_cover_tamper_and_credit_reset(start_emulator):
     assert [(e["code"], e["detail"]) for e in ring if e["code"] == 251] == [(251, "cover opened")]
     # the opening is also in IS 15959's non-rollover log (firmware/app/event_logs.py), which no later event pushes out
     tamper = s.ota("meter", "events", "--log", "non-rollover", "--json")
-    assert tamper == {"log": "non-rollover", "total": 1, "depth": 10, "events": [
-        {k: e[k] for k in ("seq", "code", "event", "rtc")} for e in ring if e["code"] == 251]}, tamper
+    assert {k: tamper[k] for k in ("log", "total", "depth")} == {"log": "non-rollover", "total": 1, "depth": 10}
+    assert [{k: e[k] for k in ("seq", "code", "event", "rtc")} for e in tamper["events"]] == [
+        {k: e[k] for k in ("seq", "code", "event", "rtc")} for e in ring if e["code"] == 251], tamper
+    (opened,) = tamper["events"]  # with the supply at the opening's reading (IS 15959's snapshot columns)
+    assert 100 < opened["voltage"] < 300 and opened["current"] >= 0 and -1 <= opened["pf"] <= 1, opened
+    assert opened["import_wh"] >= 0, opened
 
     # a credit reset repairs a damaged record: on this healthy one it needs --force (refused before it is spent)
     out = s.signed("meter", "credit-reset", "--balance", 5000, "--top-tid", 10, expect=14)

@@ -195,15 +195,18 @@ def get_sel(a, ln, selection):
     return r[3:]
 
 
-def row(at, code):
-    return b"\x02\x02\x09\x0c" + dlms_objects.date_time(at, 330) + b"\x12" + code.to_bytes(2, "big")
+def row(at, code, snap=b"\x00\x00\x00\x00"):
+    """An event profile's row: the time and code, then the current, voltage, power factor and import energy at the
+    event (null-data each by default: a log with no metering behind it)."""
+    return b"\x02\x06\x09\x0c" + dlms_objects.date_time(at, 330) + b"\x12" + code.to_bytes(2, "big") + snap
 
 
 def test_event_profiles_are_the_rings_is15959_events_by_category():
     def body():
         objects, a, log = _event_meter()
         names = objects.names()
-        assert len(names) == 42 and (7, cosem.obis("0.0.99.98.5.255")) in names
+        assert len(names) == 43 and (7, cosem.obis("0.0.99.98.5.255")) in names
+        assert (7, cosem.obis("1.0.94.91.7.255")) in names  # the event profiles' scaler profile
         power = get(a, 7, "0.0.99.98.2.255", 2)
         assert power == b"\x00\x01\x05" + row(T0, 101) + row(T0 + 60, 102) + row(T0 + 360, 101) \
             + row(T0 + 420, 102) + row(None, 102)
@@ -215,9 +218,11 @@ def test_event_profiles_are_the_rings_is15959_events_by_category():
         assert get(a, 1, "0.0.96.11.0.255", 2) == b"\x00\x12\x00\x00"  # none yet: 0
         assert get(a, 7, "0.0.99.98.2.255", 7) == b"\x00\x06\x00\x00\x00\x05"  # entries in use
         assert get(a, 7, "0.0.99.98.2.255", 8) == b"\x00\x06\x00\x00\x00\x40"  # the ring's 64
-        assert get(a, 7, "0.0.99.98.2.255", 3) == (  # capture objects: the clock's time, the last-event code
-            b"\x00\x01\x02\x02\x04\x12\x00\x08\x09\x06\x00\x00\x01\x00\x00\xff\x0f\x02\x12\x00\x00"
-            b"\x02\x04\x12\x00\x01\x09\x06\x00\x00\x60\x0b\x02\xff\x0f\x02\x12\x00\x00")
+        assert get(a, 7, "0.0.99.98.2.255", 3) == (  # capture objects: the clock's time, the last-event code, then
+            b"\x00\x01\x06\x02\x04\x12\x00\x08\x09\x06\x00\x00\x01\x00\x00\xff\x0f\x02\x12\x00\x00"  # I, V, PF, kWh
+            b"\x02\x04\x12\x00\x01\x09\x06\x00\x00\x60\x0b\x02\xff\x0f\x02\x12\x00\x00"
+            + b"".join(b"\x02\x04\x12\x00\x03\x09\x06" + cosem.obis(ln) + b"\x0f\x02\x12\x00\x00"
+                       for ln in ("1.0.11.7.0.255", "1.0.12.7.0.255", "1.0.13.7.0.255", "1.0.1.8.0.255")))
         assert get(a, 7, "0.0.99.98.7.255", 2) == b"\x01\x04"  # no such category
         assert get(a, 1, "0.0.99.98.2.255", 2) == b"\x01\x09"  # a profile's name under another class
 
@@ -232,6 +237,8 @@ def test_event_profiles_select_by_entry_and_by_range():
         assert get_sel(a, ln, _entry(4, 0)) == b"\x00\x01\x02" + row(T0 + 420, 102) + row(None, 102)  # to the last
         codes = get_sel(a, ln, _entry(1, 2, 2, 2))  # the code column only
         assert codes == b"\x00\x01\x02\x02\x01\x12\x00\x65\x02\x01\x12\x00\x66"
+        assert get_sel(a, ln, _entry(1, 1, 5)) == b"\x00\x01\x01\x02\x02\x00\x00"  # PF and energy: not known here
+        assert get_sel(a, ln, _entry(1, 1, 7)) == b"\x01\x0c"  # no 7th column
         assert get_sel(a, ln, _entry(9, 0)) == b"\x00\x01\x00"  # past the end: none
         # by range on the clock (local date-times), both ends included; an event with no time is never in one
         assert get_sel(a, ln, _range(T0 + 60, T0 + 360)) == b"\x00\x01\x02" + row(T0 + 60, 102) + row(T0 + 360, 101)
@@ -303,5 +310,35 @@ def test_the_instantaneous_profile_is_one_row_of_the_registers_and_its_scaler_pr
         assert get(a, 7, "1.0.94.91.0.255", 7) == b"\x00\x06\x00\x00\x00\x01"  # one entry
         sel = a.apdu(b"\xc0\x01\xc1\x00\x07" + cosem.obis("1.0.94.91.0.255") + b"\x02\x01" + _entry(1, 0))
         assert sel == b"\xc4\x01\xc1\x01\x03"  # no selective access on a snapshot
+
+    _with_workdir(body)
+
+
+def test_an_event_row_carries_the_supply_s_figures_at_its_reading_with_their_scalers_in_a_profile():
+    def body():
+        from app import events
+
+        now = [T0]
+        tick, control, _ = meter()
+        log = events.EventLog(clock=lambda: now[0], logs=events.LOGS)
+        log.tick = tick
+        log.add(102, "before the first reading")  # the energy register only
+        r = tick.reading
+        r.voltage, r.current, r.pf = 231.47, 12.5, -0.874
+        tick.ms = 1
+        tick.regs.add(0, 3600 * 1000 * 1234)  # 1,234 Wh imported
+        now[0] = T0 + 60
+        log.add(301, "relay")
+        a = cosem.Association(dlms_objects.Objects(tick, control, b"MKT0000000000042", lambda: 330, log).get)
+        assert a.apdu(AARQ)[0] == 0x61
+        energy = get(a, 3, "1.0.1.8.0.255", 2)[1:]  # (the registers' values, without the get's success byte)
+        snap = b"".join(get(a, 3, ln, 2)[1:] for ln in ("1.0.11.7.0.255", "1.0.12.7.0.255", "1.0.13.7.0.255"))
+        assert get(a, 7, "0.0.99.98.6.255", 2) == b"\x00\x01\x01" + row(T0 + 60, 301, snap + energy)
+        assert get(a, 7, "0.0.99.98.2.255", 2) == b"\x00\x01\x01" + row(T0, 102, b"\x00\x00\x00\x15" + bytes(8))
+        assert get_sel(a, "0.0.99.98.6.255", _entry(1, 1, 6, 6)) == b"\x00\x01\x01\x02\x01" + energy
+        scalers = get(a, 7, "1.0.94.91.7.255", 2)  # one row: the four registers' scaler and unit
+        assert scalers == b"\x00\x01\x01\x02\x04" + b"".join(get(a, 3, ln, 3)[1:] for ln in (
+            "1.0.11.7.0.255", "1.0.12.7.0.255", "1.0.13.7.0.255", "1.0.1.8.0.255"))
+        assert get(a, 7, "1.0.94.91.7.255", 3)[:3] == b"\x00\x01\x04"
 
     _with_workdir(body)

@@ -16,6 +16,14 @@ def _log(now=None, capacity=ev.CAPACITY, ticks=None):
     return log
 
 
+ENTRY = 34  # bytes per entry in a log of this app's format (2)
+
+
+def _rows(log, k):
+    """Category k's DLMS rows, (RTC s, code) of each (the snapshot's columns left out)."""
+    return [r[:2] for r in log.compartments("rows", k)]
+
+
 def _file_rows(log, k):
     """Category k's rows as its compartment file and the ring's newer events give them (app/event_logs.py's own)."""
     return [(e[2], e[1]) for e in el.EventLogs(ev.LOGS).entries(log, k)]
@@ -31,16 +39,16 @@ def test_each_is15959_category_keeps_its_own_compartment_and_this_kits_codes_sta
         for code in (101, 102, 151, 405, 301, 302, 251, 410):
             now[0] += 10
             log.add(code, "x")
-        assert log.compartments("rows", 2) == [(1010, 101), (1020, 102)] and log.compartments("rows", 3) == [(1030, 151)]
-        assert log.compartments("rows", 6) == [(1050, 301), (1060, 302)] and log.compartments("rows", 5) == [(1070, 251)]
-        assert log.compartments("rows", 0) == [] and log.compartments("depth", 2) == el.depth_of(2) and log.compartments("depth", 5) == el.depth_of(5)
+        assert _rows(log, 2) == [(1010, 101), (1020, 102)] and _rows(log, 3) == [(1030, 151)]
+        assert _rows(log, 6) == [(1050, 301), (1060, 302)] and _rows(log, 5) == [(1070, 251)]
+        assert _rows(log, 0) == [] and log.compartments("depth", 2) == el.depth_of(2) and log.compartments("depth", 5) == el.depth_of(5)
         import sys
 
         assert "app.event_logs" not in sys.modules  # its code leaves the heap after each add and read
         # what a boot reads back: the files, not the ring
         back = _log()
         back._clear()
-        assert back.compartments("rows", 6) == [(1050, 301), (1060, 302)] and back.compartments("read", 6)[1] == 2
+        assert _rows(back, 6) == [(1050, 301), (1060, 302)] and back.compartments("read", 6)[1] == 2
 
     fwtest.in_workdir(body, "meter")
 
@@ -59,7 +67,7 @@ def test_a_flood_of_refusals_pushes_no_is15959_event_out_of_its_log():
             log.add(ev.TOKEN_REJECTED if k % 2 else ev.COMMAND_REFUSED, "bad")
             log.flush_due()
         assert all(e[1] in ev.REFUSALS for e in log.ring)  # the ring has only refusals now
-        assert log.compartments("rows", 2) == [(5000, 102)] and log.compartments("rows", 5) == [(5000, 251)] and log.compartments("rows", 6) == [(5000, 301)]
+        assert _rows(log, 2) == [(5000, 102)] and _rows(log, 5) == [(5000, 251)] and _rows(log, 6) == [(5000, 301)]
 
     fwtest.in_workdir(body, "meter")
 
@@ -71,19 +79,19 @@ def test_a_rolling_compartment_keeps_its_newest_and_the_tamper_compartment_its_f
         for k in range(el.depth_of(2) + 7):
             now[0] = 100 + k
             log.add(ev.LOAD_CONNECTED if k % 2 else ev.LOAD_DISCONNECTED)
-        rows = log.compartments("rows", 6)
+        rows = _rows(log, 6)
         assert len(rows) == el.depth_of(2) and rows[0][0] == 107 and rows[-1][0] == 100 + el.depth_of(2) + 6
         for k in range(el.depth_of(5) + 5):
             now[0] = 1000 + k
             log.add(ev.COVER_OPEN)
-        tamper = log.compartments("rows", 5)
+        tamper = _rows(log, 5)
         assert tamper == [(1000 + k, 251) for k in range(el.depth_of(5))]  # the first ten, never replaced
         assert log.compartments("read", 5)[1] == el.depth_of(5) + 5  # the later ones counted
         for _ in range(3 * ev.CAPACITY):  # the ring turns over: the compartment does not change
             log.add(ev.POWER_RESTORE)
-        assert log.compartments("rows", 5) == tamper
+        assert _rows(log, 5) == tamper
         with open(el.EventLogs(ev.LOGS).path(5), "rb") as f:
-            assert len(f.read()) == 17 + 18 * el.depth_of(5)
+            assert len(f.read()) == 17 + ENTRY * el.depth_of(5)
 
     fwtest.in_workdir(body, "meter")
 
@@ -96,15 +104,15 @@ def test_an_event_a_power_cut_kept_out_of_its_compartment_is_taken_from_the_ring
         logs, log.logs = log.logs, None  # the cut: the ring written, the compartment not
         log.add(ev.POWER_RESTORE)
         log.logs = logs
-        assert log.compartments("rows", 2) == [(50, 101), (50, 102)]  # a read shows it at once
+        assert _rows(log, 2) == [(50, 101), (50, 102)]  # a read shows it at once
         with open(el.EventLogs(ev.LOGS).path(2), "rb") as f:
-            assert len(f.read()) == 17 + 18
+            assert len(f.read()) == 17 + ENTRY
         now[0] = 60
         log.add(ev.POWER_FAIL)  # the category's next event writes it first
         log.logs = None
         assert _file_rows(log, 2) == [(50, 101), (50, 102), (60, 101)]
         with open(el.EventLogs(ev.LOGS).path(2), "rb") as f:
-            assert len(f.read()) == 17 + 3 * 18
+            assert len(f.read()) == 17 + 3 * ENTRY
 
     fwtest.in_workdir(body, "meter")
 
@@ -120,22 +128,22 @@ def test_a_damaged_compartment_is_rebuilt_from_the_ring_with_an_event_and_never_
         for bad in (b"", b"EVL", b"XYZ\x01" + bytes(13), b"EVL\x01\x03" + bytes(12), b"EVL\x01\x02" + bytes(13) + b"x",
                     ahead, late):
             fwtest.write(path, bad)
-            assert log.compartments("rows", 2)[-1] == (70, 102)  # unreadable: the ring's view
+            assert _rows(log, 2)[-1] == (70, 102)  # unreadable: the ring's view
             before = log.seq
             log.add(ev.POWER_RESTORE)  # as a boot does
             assert log.ring[-1][1] == ev.LOG_LOST and log.ring[-1][0] == before + 2, bad
             assert log.ring[-1][3].startswith("event log 2 damaged")
             power = [(e[2], e[1]) for e in log.ring if el.category(e[1]) == 2]
             with open(path, "rb") as f:
-                assert len(f.read()) == 17 + 18 * len(power)  # rebuilt from what the ring still has
+                assert len(f.read()) == 17 + ENTRY * len(power)  # rebuilt from what the ring still has
             log.logs, logs = None, log.logs
             assert _file_rows(log, 2) == power and len(power) > 1
             log.logs = logs
         # a code in the wrong category, a file of a newer app: the one is damage, the other kept untouched
         fwtest.write(path, b"EVL\x01\x02\x01\x00\x00\x00" + bytes(8) + b"\x05" + bytes(7) + b"\x33\x01" + bytes(8))
-        assert (0, 307) not in log.compartments("rows", 2)
-        assert log.compartments("rows", 2) == [(e[2], e[1]) for e in log.ring if el.category(e[1]) == 2]  # the ring's view
-        newer = b"EVL\x02\x02" + bytes(12)
+        assert (0, 307) not in _rows(log, 2)
+        assert _rows(log, 2) == [(e[2], e[1]) for e in log.ring if el.category(e[1]) == 2]  # the ring's view
+        newer = b"EVL\x03\x02" + bytes(12)
         fwtest.write(path, newer)
         log.add(ev.POWER_FAIL)
         with open(path, "rb") as f:
@@ -154,7 +162,7 @@ def test_a_full_compartment_drops_its_oldest_on_the_rewrite_and_reads_back_after
             log.add(ev.POWER_RESTORE if k % 2 else ev.POWER_FAIL)
         back = _log()  # a boot reads the compartment from its file
         back._clear()
-        rows = back.compartments("rows", 2)
+        rows = _rows(back, 2)
         assert len(rows) == el.depth_of(2) and rows[0] == (3, 102) and rows[-1] == (el.depth_of(2) + 2, 101)
         assert back.compartments("read", 2)[1] == el.depth_of(2) + 3
 
@@ -227,9 +235,10 @@ def _damage(path, n, field, value):
     """Set field 0 (sequence number) or 1 (code) of the file's entry n."""
     with open(path, "rb") as f:
         raw = bytearray(f.read())
-    at = 17 + 18 * n
-    seq, code, rtc = struct.unpack("<QHq", raw[at: at + 18])
-    raw[at: at + 18] = struct.pack("<QHq", *((value, code, rtc) if field == 0 else (seq, value, rtc)))
+    at = 17 + ENTRY * n
+    e = list(struct.unpack("<QHqHIhQ", raw[at: at + ENTRY]))
+    e[field] = value
+    raw[at: at + ENTRY] = struct.pack("<QHqHIhQ", *e)
     fwtest.write(path, bytes(raw))
 
 
@@ -242,14 +251,14 @@ def test_a_damaged_entry_is_dropped_and_the_tamper_log_keeps_its_good_ones():
             log = _tamper_log_older_than_the_ring(now)
             _damage(el.EventLogs(ev.LOGS).path(5), n, field, value)
             kept = first[:n] + first[n + 1:]
-            assert log.compartments("rows", 5) == kept  # a read leaves the damaged one out, and only it
+            assert _rows(log, 5) == kept  # a read leaves the damaged one out, and only it
             now[0] = 5000
             log.add(ev.COVER_OPEN)  # the category's next event finds the damage: the good nine stay, with this one
             assert log.ring[-1][1] == ev.LOG_LOST and log.ring[-1][3].startswith("event log 5 damaged")
-            assert log.compartments("rows", 5) == kept + [(5000, 251)]
+            assert _rows(log, 5) == kept + [(5000, 251)]
             again = _log()  # after a boot, from the file alone
             again._clear()
-            assert again.compartments("rows", 5) == kept + [(5000, 251)]
+            assert _rows(again, 5) == kept + [(5000, 251)]
             assert again.compartments("read", 5)[1] == el.depth_of(5) + 1  # the head's count, and the new one
 
         fwtest.in_workdir(body, "meter")
@@ -271,9 +280,9 @@ def test_a_rolling_log_with_a_damaged_entry_keeps_the_others_and_the_ring_s_newe
         log.add(ev.LOAD_CONNECTED)
         assert log.ring[-1][1] == ev.LOG_LOST
         rows = [(7000, 301), (7002, 301), (7003, 301), (7005, 301), (7010, 302)]
-        assert log.compartments("rows", 6) == rows
+        assert _rows(log, 6) == rows
         log._clear()  # the ring gone: the file alone holds what it kept
-        assert log.compartments("rows", 6) == rows
+        assert _rows(log, 6) == rows
 
     fwtest.in_workdir(body, "meter")
 
@@ -293,14 +302,14 @@ def test_a_log_write_that_failed_is_tried_again_at_a_reading_before_the_ring_tur
         ms[0] = el.RETRY_MS - 1
         log.flush_due()  # too soon: not tried yet
         with open(el.EventLogs(ev.LOGS).path(6), "rb") as f:
-            assert len(f.read()) == 17 + 18  # the disconnection only
+            assert len(f.read()) == 17 + ENTRY  # the disconnection only
         ms[0] = el.RETRY_MS
         log.flush_due()  # a reading: the log takes what it missed
         for _ in range(2 * ev.CAPACITY):  # then the ring turns over
             log.add(ev.POWER_RESTORE)
         again = _log()
         again._clear()
-        assert again.compartments("rows", 6) == [(100, 301), (200, 302)]
+        assert _rows(again, 6) == [(100, 301), (200, 302)]
 
     fwtest.in_workdir(body, "meter")
 
@@ -312,10 +321,10 @@ def test_one_damaged_sequence_number_costs_its_own_entry_only():
         now = [0]
         log = _tamper_log_older_than_the_ring(now)
         _damage(el.EventLogs(ev.LOGS).path(5), 0, 0, 9)
-        assert log.compartments("rows", 5) == first[1:]
+        assert _rows(log, 5) == first[1:]
         now[0] = 5000
         log.add(ev.COVER_OPEN)
-        assert log.compartments("rows", 5) == first[1:] + [(5000, 251)]
+        assert _rows(log, 5) == first[1:] + [(5000, 251)]
 
     def lowered_to_the_next():  # the 3rd entry's number made the 4th's (the ring holds them all: it stands for them)
         now = [0]
@@ -324,7 +333,7 @@ def test_one_damaged_sequence_number_costs_its_own_entry_only():
             now[0] = 1000 + k
             log.add(ev.COVER_OPEN)
         _damage(el.EventLogs(ev.LOGS).path(5), 2, 0, 4)
-        assert log.compartments("rows", 5) == first
+        assert _rows(log, 5) == first
 
     fwtest.in_workdir(raised, "meter")
     fwtest.in_workdir(lowered_to_the_next, "meter")
@@ -340,17 +349,17 @@ def test_a_salvaged_log_counts_at_least_the_events_it_keeps():
         path = el.EventLogs(ev.LOGS).path(5)
         _damage(path, 0, 1, 11)
         with open(path, "rb") as f:
-            raw = bytearray(f.read())[: 17 + 2 * 18]  # two entries (one bad) under a count of two
+            raw = bytearray(f.read())[: 17 + 2 * ENTRY]  # two entries (one bad) under a count of two
         raw[5:9] = struct.pack("<I", 2)
         fwtest.write(path, bytes(raw))
         now[0] = 2000
         log.add(ev.COVER_OPEN)
         assert log.ring[-1][1] == ev.LOG_LOST
-        assert el.EventLogs(ev.LOGS)._head(5, log.seq) == (4, log.seq - 1, 4)  # (total, upto, entries): sound
+        assert el.EventLogs(ev.LOGS)._head(5, log.seq) == (4, log.seq - 1, 4, 2)  # (total, upto, entries, format): sound
         before = len(log.ring)
         again = _log()  # the file the salvage wrote is sound: no second 409
         assert [e[1] for e in again.ring].count(ev.LOG_LOST) == 1 and len(again.ring) == before
-        assert again.compartments("rows", 5) == [(1000, 251), (1001, 251), (1002, 251), (2000, 251)]
+        assert _rows(again, 5) == [(1000, 251), (1001, 251), (1002, 251), (2000, 251)]
         assert again.compartments("read", 5)[1] == 4
 
     fwtest.in_workdir(body, "meter")
@@ -375,7 +384,7 @@ def test_a_damaged_head_whose_rebuild_failed_is_rebuilt_at_a_later_reading():
             log.add(ev.POWER_RESTORE)
         again = _log()
         again._clear()
-        assert again.compartments("rows", 6) == [(100, 301), (200, 302)]
+        assert _rows(again, 6) == [(100, 301), (200, 302)]
 
     fwtest.in_workdir(body, "meter")
 
@@ -402,7 +411,7 @@ def test_a_log_that_cannot_be_written_is_tried_less_and_less_often():
         ms[0] += el.RETRY_MAX_MS
         log.flush_due()
         assert log.unsettled is None and log.retry_ms == 0
-        assert log.compartments("rows", 6) == [(100, 302)]
+        assert _rows(log, 6) == [(100, 302)]
 
     fwtest.in_workdir(body, "meter")
 
@@ -420,7 +429,74 @@ def test_a_ring_whose_numbers_do_not_rise_is_not_trusted():
                                                            [9, 251, 7, ""]]})
         again = _log(now)
         assert [e[0] for e in again.ring if e[1] == 251] == [3]  # the repeat, the fall and the number above the
-        rows = again.compartments("rows", 5)  # record's are dropped; a read of the damaged log does not raise
+        rows = _rows(again, 5)  # record's are dropped; a read of the damaged log does not raise
         assert rows[0] == (1000, 251) and (None, 251) in rows
+
+    fwtest.in_workdir(body, "meter")
+
+
+class _Reading:
+    voltage = 230.126
+    current = 5.0004
+    pf = -0.9816
+
+
+class _Registers:
+    def mwh(self, k):
+        return 987654321 if k == 0 else 5  # the import register (index 0), the others
+
+
+def test_each_logged_event_keeps_the_supply_s_figures_at_its_reading():
+    from app import tick as tk
+
+    def body():
+        now = [500]
+        log = _log(now)
+        log.tick = tk.Tick(_Reading(), _Registers())
+        log.add(ev.POWER_RESTORE)  # before the first reading after a start: the energy register only
+        log.tick.ms = 1000
+        now[0] = 600
+        log.add(ev.LOAD_DISCONNECTED)
+        logs, log.logs = log.logs, None  # a power cut between the ring's write and the log's
+        log.add(ev.LOAD_CONNECTED)
+        log.logs = logs
+        assert log.compartments("rows", 2)[-1] == (500, 102, None, None, None, 987654321)
+        assert log.compartments("rows", 6) == [(600, 301, 23013, 5000, -982, 987654321),
+                                               (600, 302, None, None, None, None)]  # taken from the ring: none
+        again = _log()  # from the files, after a boot
+        again._clear()
+        assert again.compartments("rows", 6)[0] == (600, 301, 23013, 5000, -982, 987654321)
+        assert again.compartments("read", 6)[0][0] == (log.ring[-2][0], 301, 600, 23013, 5000, -982, 987654321)
+        # a value beyond its field is held at the field's limit, never wrapped
+        _Reading.voltage, _Reading.current = 700.0, -1.0
+        log.add(ev.LOAD_DISCONNECTED)
+        assert log.compartments("rows", 6)[-1][2:4] == (65534, 0)
+        _Reading.voltage, _Reading.current = 230.126, 5.0004
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_an_earlier_app_s_log_is_read_and_rewritten_in_this_format_with_nothing_lost():
+    def body():
+        now = [0]
+        log = _log(now)
+        for k in range(2 * ev.CAPACITY):  # the ring turns over: only the log has the first cover openings
+            now[0] = 100 + k
+            log.add(ev.COVER_OPEN if k < 3 else ev.POWER_RESTORE)
+        seq = log.seq
+        old = struct.pack("<3sBBIQ", b"EVL", 1, 5, 3, 3)  # format 1: 18-byte entries, no snapshot
+        old += b"".join(struct.pack("<QHq", n + 1, 251, 100 + n) for n in range(3))
+        fwtest.write(el.EventLogs(ev.LOGS).path(5), old)
+        first = [(100, 251, None, None, None, None), (101, 251, None, None, None, None),
+                 (102, 251, None, None, None, None)]
+        assert log.compartments("rows", 5) == first  # read as it is
+        now[0] = 900
+        log.add(ev.COVER_OPEN)
+        assert log.ring[-1][1] == ev.COVER_OPEN  # no damage found
+        with open(el.EventLogs(ev.LOGS).path(5), "rb") as f:
+            raw = f.read()
+        assert raw[3] == 2 and len(raw) == 17 + 4 * ENTRY  # rewritten in this format
+        assert log.compartments("rows", 5) == first + [(900, 251, None, None, None, None)]
+        assert log.compartments("read", 5)[1] == 4 and log.seq == seq + 1
 
     fwtest.in_workdir(body, "meter")

@@ -342,6 +342,11 @@ def test_cover_openings_are_tamper_events_at_most_one_a_minute():
         tamper = grp.events({"log": 5})
         assert [e[1] for e in tamper["events"]] == [events.COVER_OPEN] * 2 and tamper["total"] == 2
         assert tamper["depth"] == 10 and tamper["log"] == 5 and tamper["seq"] == tamper["events"][-1][0]
+        # each with the supply's figures at its reading: [seq, code, RTC s, V cV, I mA, PF thousandths, import mWh]
+        assert [len(e) for e in tamper["events"]] == [7, 7]
+        assert tamper["events"][-1][3:] == [int(round(meter.tick.reading.voltage * 100)),
+                                            int(round(meter.tick.reading.current * 1000)),
+                                            int(round(meter.tick.reading.pf * 1000)), meter.tick.regs.mwh(0)]
         assert grp.events({"log": 5, "since": tamper["seq"]})["events"] == []
         assert [e[1] for e in grp.events({"log": 2})["events"]] == [events.POWER_RESTORE]
         for bad in (7, -1, True, 5.0, "5", None):

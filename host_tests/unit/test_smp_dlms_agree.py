@@ -166,12 +166,15 @@ class SameMeterTwoWays(ScratchMeterMachine):
     def event_logs_agree(self) -> None:
         for k in range(7):
             smp = self.grp.events({"log": k, "limit": 100})
-            rows = [(e[1], e[2]) for e in _all(self.grp, k)]
+            rows = [e[1:] for e in _all(self.grp, k)]  # code, time, then V, I, PF and import energy at the event
             assert smp["total"] >= len(rows) and smp["depth"] == (10 if k == 5 else 50)
             dlms = self.get(7, f"0.0.99.98.{k}.255", 2)
+            types = (cosem.DOUBLE_LONG_UNSIGNED, cosem.LONG_UNSIGNED, cosem.LONG, cosem.LONG64_UNSIGNED)
             want = cosem.array_head(len(rows)) + b"".join(
-                cosem.structure(cosem.octets(dlms_objects.date_time(at_, TZ)), cosem.number(cosem.LONG_UNSIGNED, c))
-                for c, at_ in rows)
+                cosem.structure(cosem.octets(dlms_objects.date_time(at_, TZ)), cosem.number(cosem.LONG_UNSIGNED, c),
+                                *(b"\x00" if x is None else cosem.number(t, x) for t, x in zip(types, (i, v, pf, e),
+                                                                                             strict=True)))
+                for c, at_, v, i, pf, e in rows)
             assert dlms == want, (k, rows)
             assert _number(self.get(7, f"0.0.99.98.{k}.255", 7)) == len(rows)
 

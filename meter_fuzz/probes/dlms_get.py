@@ -64,13 +64,14 @@ def setup():
 
 assert dlms_profiles.get
 _NAMES = _OBJECTS.names()
-_ROWS = {}  # category -> its rows' encodings, by columns (first, last)
-for _k in range(7):
+_ROWS = {}  # category -> its rows' encodings, by columns (first, last): the time, the code, then the supply's four
+for _k in range(7):  # figures at the event (null-data: this log has no metering behind it)
     _rows = [(e[2], e[1]) for e in _LOG.ring if 0 < e[1] < 351 and (e[1] - 1) // 50 == _k]
     _ROWS[_k] = {
-        cols: [cosem.structure(*(cosem.octets(dlms_objects.date_time(at, 330)),
-                                 cosem.number(cosem.LONG_UNSIGNED, code))[cols[0]:cols[1]]) for at, code in _rows]
-        for cols in ((0, 2), (0, 1), (1, 2))}
+        (c0, c1): [cosem.structure(*((cosem.octets(dlms_objects.date_time(at, 330)),
+                                      cosem.number(cosem.LONG_UNSIGNED, code)) + (b"\x00",) * 4)[c0:c1])
+                   for at, code in _rows]
+        for c0 in range(6) for c1 in range(c0 + 1, 7)}
 
 
 def _is_run(rows, of):
@@ -125,9 +126,9 @@ def run(data):
         check(v[0] == cosem.array_head(len(rows)), "an array head that does not count its rows")
         own = _ROWS[dlms_objects.EVENT_LOGS.index(obis)]
         if access is None:
-            check(rows == own[(0, 2)], "not every event of the category")
+            check(rows == own[(0, 6)], "not every event of the category")
         elif access[0] == 2:
             check(any(_is_run(rows, own[c]) for c in own), "rows by entry that are not a run of the category's")
         else:
-            check(_is_subsequence(rows, own[(0, 2)]), "rows by range the log does not hold, or out of order")
+            check(_is_subsequence(rows, own[(0, 6)]), "rows by range the log does not hold, or out of order")
     return len(v)

@@ -136,7 +136,8 @@ def calibration_cmd(port: str, baud: int, timeout: float, as_json: bool) -> None
               help="One of IS 15959's event logs instead of the recent events of every kind: the meter keeps each "
                    "category apart (the newest 50; non-rollover: the first 10 cover openings for its life).")
 @json_option(help="One JSON object {events: [{seq, code, event, rtc, detail}]} (with --log: {log, total, depth, "
-                  "events: [{seq, code, event, rtc}]}), or the failure.")
+                  "events: [{seq, code, event, rtc, voltage, current, pf, import_wh}]}: the supply at each event, "
+                  "null where the meter had no reading), or the failure.")
 def events_cmd(port: str, baud: int, timeout: float, since: int, log: str | None, as_json: bool) -> None:
     """The meter's events (IS 15959 style codes, oldest first): the newest 64 of every kind, or one IS 15959 event
     log with --log."""
@@ -150,10 +151,17 @@ def events_cmd(port: str, baud: int, timeout: float, since: int, log: str | None
 
     got = run(go())
 
+    def supply_at(e: dict) -> str:
+        if "voltage" not in e:
+            return e.get("detail", "")
+        if e["voltage"] is None:
+            return "" if e["import_wh"] is None else f"(no reading) {e['import_wh']:.3f} Wh"
+        return f"{e['voltage']:.2f} V {e['current']:.3f} A PF {e['pf']:+.3f} {e['import_wh']:.3f} Wh"
+
     def line(e: dict) -> str:
         return (f"{e['seq']:6} "
                 + (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["rtc"])) if e["rtc"] else "(clock unknown)    ")
-                + f" {e['code']} {e['event']:22} {e.get('detail', '')}").rstrip()
+                + f" {e['code']} {e['event']:22} {supply_at(e)}").rstrip()
 
     def text() -> str:
         lines = [line(e) for e in got["events"]]
