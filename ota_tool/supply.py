@@ -155,8 +155,9 @@ SNAPSHOT = (("voltage", 100), ("current", 1000), ("pf", 1000), ("import_wh", 100
 def logged_event(row: list) -> dict:
     """One row of a log read: [seq, code, RTC s, then the snapshot: V, I, PF, import energy, each None when the meter
     had none]; a meter whose logs keep no snapshot (an app before it) sends the first three only."""
-    if type(row) is not list or len(row) not in (3, 3 + len(SNAPSHOT)):
-        raise Refused(f"the meter's event log row {row!r} is not [seq, code, time, V, I, PF, energy]")
+    if type(row) is not list or len(row) not in (3, 3 + len(SNAPSHOT)) or \
+            not all(type(v) is int or (v is None and k > 1) for k, v in enumerate(row)):
+        raise Refused(f"the meter's event log row {row!r} is not [seq, code, time, V, I, PF, energy] (integers)")
     seq, code, rtc = row[:3]
     e = {"seq": seq, "code": code, "event": EVENTS.get(code, "event"), "rtc": rtc}
     for (name, scale), v in zip(SNAPSHOT, row[3:] or [None] * len(SNAPSHOT), strict=True):

@@ -88,7 +88,10 @@ def snapshot(tick):
     if tick.ms is None:
         return None, None, None, e
     r = tick.reading
-    return int(round(r.voltage * 100)), int(round(r.current * 1000)), int(round(r.pf * 1000)), e
+    try:
+        return int(round(r.voltage * 100)), int(round(r.current * 1000)), int(round(r.pf * 1000)), e
+    except (ValueError, OverflowError, TypeError):  # a reading that is not a number (a damaged front end): the
+        return None, None, None, e  # event still goes into its log
 
 
 def _outcome(log, problem):
@@ -205,6 +208,7 @@ class EventLogs:
         out = []  # type: list
         upto = 0
         bad = False
+        mine = {}  # type: dict
         try:
             total, upto, n, fmt = self._head(k, ring.seq) or (0, 0, 0, _FORMAT)
             size = _ENTRY_SIZE if fmt == _FORMAT else _ENTRY_V1_SIZE
@@ -230,11 +234,15 @@ class EventLogs:
             for e in ring.after(-1):  # the ring's oldest number: it holds every event from there on
                 first = e[0]
                 break
+            for e in out:  # the file's good entries the ring also holds keep their snapshot (the ring has none)
+                if first is not None and e[0] >= first:
+                    mine[e[0]] = e
             out = _rising([e for e in out if first is None or e[0] < first])
             upto = -1
         for e in ring.after(upto):
             if category(e[1]) == k and (k != _NON_ROLLOVER or len(out) < _NR_DEPTH):
-                out.append(e + _UNKNOWN)
+                f = mine.get(e[0])
+                out.append(f if f is not None and f[1] == e[1] and f[2] == e[2] else e + _UNKNOWN)
         return out[-depth_of(k):] if k != _NON_ROLLOVER else out
 
     def total(self, ring, k):
@@ -328,7 +336,8 @@ def _unpack(buf, at, fmt):
 
 
 def _pack(e):
-    """An entry's bytes; a value beyond its field is held at the field's limit, never wrapped."""
+    """An entry's bytes; a value beyond its field is held one short of the field's limit (the limit means unknown),
+    never wrapped."""
     seq, code, rtc, v, i, pf, en = e
     return struct.pack(_ENTRY, seq, code, -1 if rtc is None else rtc, _NO_V if v is None else max(0, min(v, _NO_V - 1)),
                        _NO_I if i is None else max(0, min(i, _NO_I - 1)),

@@ -471,6 +471,10 @@ def test_each_logged_event_keeps_the_supply_s_figures_at_its_reading():
         _Reading.voltage, _Reading.current = 700.0, -1.0
         log.add(ev.LOAD_DISCONNECTED)
         assert log.compartments("rows", 6)[-1][2:4] == (65534, 0)
+        for bad in (float("inf"), float("nan")):  # a reading that is not a number: the event is logged all the same
+            _Reading.voltage = bad
+            log.add(ev.LOAD_CONNECTED)
+            assert log.compartments("rows", 6)[-1][1:] == (302, None, None, None, 987654321)
         _Reading.voltage, _Reading.current = 230.126, 5.0004
 
     fwtest.in_workdir(body, "meter")
@@ -498,5 +502,30 @@ def test_an_earlier_app_s_log_is_read_and_rewritten_in_this_format_with_nothing_
         assert raw[3] == 2 and len(raw) == 17 + 4 * ENTRY  # rewritten in this format
         assert log.compartments("rows", 5) == first + [(900, 251, None, None, None, None)]
         assert log.compartments("read", 5)[1] == 4 and log.seq == seq + 1
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_damaged_entry_costs_no_other_entry_its_figures():
+    from app import tick as tk
+
+    def body():
+        now = [100]
+        log = _log(now)
+        log.tick = tk.Tick(_Reading(), _Registers())
+        log.tick.ms = 1
+        for k in range(4):
+            now[0] = 100 + k
+            log.add(ev.LOAD_DISCONNECTED)
+        _damage(el.EventLogs(ev.LOGS).path(6), 1, 1, 11)  # the 2nd entry's code: the ring still holds its event
+        now[0] = 110
+        log.add(ev.LOAD_CONNECTED)
+        figs = (23013, 5000, -982, 987654321)
+        want = [(100, 301) + figs, (101, 301, None, None, None, None), (102, 301) + figs, (103, 301) + figs,
+                (110, 302) + figs]
+        assert log.compartments("rows", 6) == want
+        again = _log()
+        again._clear()
+        assert again.compartments("rows", 6) == want
 
     fwtest.in_workdir(body, "meter")

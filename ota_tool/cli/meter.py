@@ -128,6 +128,22 @@ def calibration_cmd(port: str, baud: int, timeout: float, as_json: bool) -> None
                                   + [f"  {k:12} {v:.6g}" for k, v in state["constants"].items()]))
 
 
+def event_line(e: dict) -> str:
+    """One event as `ota meter events` prints it: number, time, code and name, then a ring event's detail or a logged
+    event's supply figures (each "?" where the meter had none)."""
+    if "voltage" not in e:
+        tail = e.get("detail", "")
+    elif all(e[k] is None for k in ("voltage", "current", "pf", "import_wh")):
+        tail = ""
+    else:
+        def fig(k: str, form: str) -> str:
+            return "?" if e[k] is None else format(e[k], form)
+        tail = f"{fig('voltage', '.2f')} V {fig('current', '.3f')} A PF {fig('pf', '+.3f')} {fig('import_wh', '.3f')} Wh"
+    return (f"{e['seq']:6} "
+            + (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["rtc"])) if e["rtc"] else "(clock unknown)    ")
+            + f" {e['code']} {e['event']:22} {tail}").rstrip()
+
+
 @meter.command("events")
 @port_options
 @click.option("--since", type=click.IntRange(0, 2**40), default=0, show_default=True,
@@ -151,20 +167,8 @@ def events_cmd(port: str, baud: int, timeout: float, since: int, log: str | None
 
     got = run(go())
 
-    def supply_at(e: dict) -> str:
-        if "voltage" not in e:
-            return e.get("detail", "")
-        if e["voltage"] is None:
-            return "" if e["import_wh"] is None else f"(no reading) {e['import_wh']:.3f} Wh"
-        return f"{e['voltage']:.2f} V {e['current']:.3f} A PF {e['pf']:+.3f} {e['import_wh']:.3f} Wh"
-
-    def line(e: dict) -> str:
-        return (f"{e['seq']:6} "
-                + (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["rtc"])) if e["rtc"] else "(clock unknown)    ")
-                + f" {e['code']} {e['event']:22} {supply_at(e)}").rstrip()
-
     def text() -> str:
-        lines = [line(e) for e in got["events"]]
+        lines = [event_line(e) for e in got["events"]]
         if log is not None:
             kept = f"{got['total']} logged, the first {got['depth']} kept" if log == "non-rollover" else \
                 f"{got['total']} logged, the newest {got['depth']} kept"
