@@ -5,6 +5,7 @@ but Python (no coverage feedback: it keeps inputs that draw a new kind of answer
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -88,6 +89,9 @@ _UNITS = re.compile(rb"stat::number_of_executed_units: (\d+)")
 def run(c: Campaign, progress: Callable[[int, float, int], None] | None = None) -> Outcome:
     """Run the campaign to its end (runs or seconds per job; neither: until interrupted) and record its figures."""
     engine = pick_engine(c.engine)
+    # the children get absolute paths: a probe may work in a scratch folder of its own (boot_records chdirs into its
+    # meter's), where `fuzz-out`, the default, named nothing and libFuzzer refused to start
+    c = dataclasses.replace(c, out=c.out.resolve(), corpus=c.corpus.resolve() if c.corpus else None)
     work = c.out / ".run"
     work.mkdir(parents=True, exist_ok=True)
     corpus = c.corpus or c.out / "corpus" / c.target
