@@ -33,7 +33,7 @@ import time
 
 from micropython import const
 
-from app import events, registers
+from app import registers
 from loader import store
 
 _MAGIC = b"EVL"
@@ -76,7 +76,9 @@ def depth_of(k):
 # What app/events.py EventLog.compartments calls, with the log (its ring, and `logs`: the folder, or None for a log
 # that keeps no compartments, whose categories are then the ring's view)
 def add(log, seq, code, at):
-    _outcome(log, EventLogs(log.logs).add(log, seq, code, at, snapshot(log.tick)))
+    damaged = []  # type: list
+    _outcome(log, EventLogs(log.logs).add(log, seq, code, at, snapshot(log.tick)), damaged)
+    return damaged
 
 
 def snapshot(tick):
@@ -94,14 +96,15 @@ def snapshot(tick):
         return None, None, None, e  # event still goes into its log
 
 
-def _outcome(log, problem):
+def _outcome(log, problem, damaged):
     """What a compartment's write found: None nothing; False it failed (no room on the flash or the heap: the logs
-    settle at a reading RETRY_MS on, while the ring still holds the event); else why it was damaged (event 409)."""
+    settle at a reading RETRY_MS on, while the ring still holds the event); else why it was damaged, put in `damaged`
+    (app/events.py records each: event 409; this module does not import that one, which imports it)."""
     if problem is False:  # each failure in a row doubles the wait, to RETRY_MAX_MS (a flash that stays full)
         log.retry_ms = min(max(2 * log.retry_ms, RETRY_MS), RETRY_MAX_MS)
         log.unsettled = time.ticks_add(log.ticks_ms(), log.retry_ms)
     elif problem:
-        log.add(events.LOG_LOST, problem)
+        damaged.append(problem)
 
 
 def entries(log, k):
@@ -126,8 +129,10 @@ def settle(log):
     """At the log's load: its sequence numbers go on above every compartment's `upto` (a ring restarted lower would
     give numbers a compartment takes as already logged), then each compartment takes the ring's events of its
     category it missed, and one with a damaged head is rebuilt from them (event 409). A write that fails is tried
-    again at a reading RETRY_MS on; a file this app cannot read (a newer app's) is left as it is."""
+    again at a reading RETRY_MS on; a file this app cannot read (a newer app's) is left as it is. Returns why any was
+    found damaged."""
     log.unsettled = None
+    damaged = []  # type: list
     logs = EventLogs(log.logs)
     heads = []
     for k in range(7):
@@ -146,9 +151,10 @@ def settle(log):
             if category(e[1]) == k:
                 newest = e
         if newest is not None and heads[k] is not None:
-            _outcome(log, logs.add(log, newest[0], newest[1], newest[2], _UNKNOWN))
+            _outcome(log, logs.add(log, newest[0], newest[1], newest[2], _UNKNOWN), damaged)
     if log.unsettled is None:
         log.retry_ms = 0
+    return damaged
 
 
 def read(log, k):

@@ -176,9 +176,12 @@ class EventLog:
         """IS 15959's logs take an event ("add") or the ring's events they missed ("settle": at the load, and at a
         reading after a log's write failed, app/event_logs.py RETRY_MS, so the ring does not turn over first)."""
         try:
-            self.compartments(what, *args)
+            damaged = self.compartments(what, *args)
         except MemoryError:  # noqa: B014 - no room to bring the logs' code in: a reading 10 s on settles them
             self.unsettled = time.ticks_add(self.ticks_ms(), 10000)
+            return
+        for why in damaged:
+            self.add(LOG_LOST, why)
 
     def compartments(self, what, *args):
         """app/event_logs.py's function `what` (add, entries, rows, read, depth) on this log: IS 15959's event logs,

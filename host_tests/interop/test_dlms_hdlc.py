@@ -341,10 +341,12 @@ def test_gurux_reads_an_event_profile_whole_by_entry_and_by_range(tmp_path, monk
     c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
     pg = GXDLMSProfileGeneric("0.0.99.98.2.255")
     c.updateValue(pg, 3, exchange(meter, c, c.read(pg, 3)).value)
-    assert [(int(o.objectType), o.logicalName) for o, _ in pg.captureObjects] == [(8, "0.0.1.0.0.255"),
-                                                                                  (1, "0.0.96.11.2.255")]
+    assert [(int(o.objectType), o.logicalName) for o, _ in pg.captureObjects] == [
+        (8, "0.0.1.0.0.255"), (1, "0.0.96.11.2.255"), (3, "1.0.11.7.0.255"), (3, "1.0.12.7.0.255"),
+        (3, "1.0.13.7.0.255"), (3, "1.0.1.8.0.255")]  # the time, the code, then the supply at the event
     c.updateValue(pg, 2, exchange(meter, c, c.read(pg, 2)).value)
     assert len(pg.buffer) == 30 and [r[1] for r in pg.buffer[:3]] == [101, 102, 101]
+    assert all(r[2:] == [None] * 4 for r in pg.buffer)  # a log with no metering behind it: null figures
     local = datetime.datetime(2025, 12, 1, 5, 30)
     assert pg.buffer[1][0].value.replace(tzinfo=None) == local + datetime.timedelta(hours=1)
     c.updateValue(pg, 2, exchange(meter, c, c.readRowsByEntry(pg, 29, 2)).value)
