@@ -24,6 +24,20 @@ def _rows(log, k):
     return [r[:2] for r in log.compartments("rows", k)]
 
 
+def _each(log, now, code, n, t0):
+    """`n` events of `code`, one a second from RTC second `t0`."""
+    for k in range(n):
+        now[0] = t0 + k
+        log.add(code)
+
+
+def _from_files():
+    """The log after a boot, its ring emptied: what the logs' files alone hold."""
+    log = _log()
+    log._clear()
+    return log
+
+
 def _file_rows(log, k):
     """Category k's rows as its compartment file and the ring's newer events give them (app/event_logs.py's own)."""
     return [(e[2], e[1]) for e in el.EventLogs(ev.LOGS).entries(log, k)]
@@ -46,8 +60,7 @@ def test_each_is15959_category_keeps_its_own_compartment_and_this_kits_codes_sta
 
         assert "app.event_logs" not in sys.modules  # its code leaves the heap after each add and read
         # what a boot reads back: the files, not the ring
-        back = _log()
-        back._clear()
+        back = _from_files()  # after a boot, the logs' files alone
         assert _rows(back, 6) == [(1050, 301), (1060, 302)] and back.compartments("read", 6)[1] == 2
 
     fwtest.in_workdir(body, "meter")
@@ -81,9 +94,7 @@ def test_a_rolling_compartment_keeps_its_newest_and_the_tamper_compartment_its_f
             log.add(ev.LOAD_CONNECTED if k % 2 else ev.LOAD_DISCONNECTED)
         rows = _rows(log, 6)
         assert len(rows) == el.depth_of(2) and rows[0][0] == 107 and rows[-1][0] == 100 + el.depth_of(2) + 6
-        for k in range(el.depth_of(5) + 5):
-            now[0] = 1000 + k
-            log.add(ev.COVER_OPEN)
+        _each(log, now, ev.COVER_OPEN, el.depth_of(5) + 5, 1000)
         tamper = _rows(log, 5)
         assert tamper == [(1000 + k, 251) for k in range(el.depth_of(5))]  # the first ten, never replaced
         assert log.compartments("read", 5)[1] == el.depth_of(5) + 5  # the later ones counted
@@ -160,8 +171,7 @@ def test_a_full_compartment_drops_its_oldest_on_the_rewrite_and_reads_back_after
         for k in range(el.depth_of(2) + 3):
             now[0] = k
             log.add(ev.POWER_RESTORE if k % 2 else ev.POWER_FAIL)
-        back = _log()  # a boot reads the compartment from its file
-        back._clear()
+        back = _from_files()  # a boot reads the compartment from its file
         rows = _rows(back, 2)
         assert len(rows) == el.depth_of(2) and rows[0] == (3, 102) and rows[-1] == (el.depth_of(2) + 2, 101)
         assert back.compartments("read", 2)[1] == el.depth_of(2) + 3
@@ -223,9 +233,7 @@ def _file_entries(log, k):
 def _tamper_log_older_than_the_ring(now):
     """A log whose first ten cover openings the ring no longer holds (only the file has them)."""
     log = _log(now)
-    for k in range(el.depth_of(5)):
-        now[0] = 1000 + k
-        log.add(ev.COVER_OPEN)
+    _each(log, now, ev.COVER_OPEN, el.depth_of(5), 1000)
     for _ in range(2 * ev.CAPACITY):
         log.add(ev.POWER_RESTORE)
     return log
@@ -256,8 +264,7 @@ def test_a_damaged_entry_is_dropped_and_the_tamper_log_keeps_its_good_ones():
             log.add(ev.COVER_OPEN)  # the category's next event finds the damage: the good nine stay, with this one
             assert log.ring[-1][1] == ev.LOG_LOST and log.ring[-1][3].startswith("event log 5 damaged")
             assert _rows(log, 5) == kept + [(5000, 251)]
-            again = _log()  # after a boot, from the file alone
-            again._clear()
+            again = _from_files()  # after a boot, from the file alone
             assert _rows(again, 5) == kept + [(5000, 251)]
             assert again.compartments("read", 5)[1] == el.depth_of(5) + 1  # the head's count, and the new one
 
@@ -268,9 +275,7 @@ def test_a_rolling_log_with_a_damaged_entry_keeps_the_others_and_the_ring_s_newe
     def body():
         now = [0]
         log = _log(now)
-        for k in range(4):
-            now[0] = 7000 + k
-            log.add(ev.LOAD_DISCONNECTED)
+        _each(log, now, ev.LOAD_DISCONNECTED, 4, 7000)
         now[0] = 7005
         log.add(ev.LOAD_DISCONNECTED)
         for _ in range(ev.CAPACITY - 1):  # the ring turns over but for the last disconnection
@@ -307,8 +312,7 @@ def test_a_log_write_that_failed_is_tried_again_at_a_reading_before_the_ring_tur
         log.flush_due()  # a reading: the log takes what it missed
         for _ in range(2 * ev.CAPACITY):  # then the ring turns over
             log.add(ev.POWER_RESTORE)
-        again = _log()
-        again._clear()
+        again = _from_files()  # after a boot, the logs' files alone
         assert _rows(again, 6) == [(100, 301), (200, 302)]
 
     fwtest.in_workdir(body, "meter")
@@ -329,9 +333,7 @@ def test_one_damaged_sequence_number_costs_its_own_entry_only():
     def lowered_to_the_next():  # the 3rd entry's number made the 4th's (the ring holds them all: it stands for them)
         now = [0]
         log = _log(now)
-        for k in range(el.depth_of(5)):
-            now[0] = 1000 + k
-            log.add(ev.COVER_OPEN)
+        _each(log, now, ev.COVER_OPEN, el.depth_of(5), 1000)
         _damage(el.EventLogs(ev.LOGS).path(5), 2, 0, 4)
         assert _rows(log, 5) == first
 
@@ -343,9 +345,7 @@ def test_a_salvaged_log_counts_at_least_the_events_it_keeps():
     def body():
         now = [0]
         log = _log(now)
-        for k in range(3):
-            now[0] = 1000 + k
-            log.add(ev.COVER_OPEN)
+        _each(log, now, ev.COVER_OPEN, 3, 1000)
         path = el.EventLogs(ev.LOGS).path(5)
         _damage(path, 0, 1, 11)
         with open(path, "rb") as f:
@@ -382,8 +382,7 @@ def test_a_damaged_head_whose_rebuild_failed_is_rebuilt_at_a_later_reading():
         assert log.ring[-1][1] == ev.LOG_LOST and log.ring[-1][3].startswith("event log 6 damaged")
         for _ in range(2 * ev.CAPACITY):
             log.add(ev.POWER_RESTORE)
-        again = _log()
-        again._clear()
+        again = _from_files()  # after a boot, the logs' files alone
         assert _rows(again, 6) == [(100, 301), (200, 302)]
 
     fwtest.in_workdir(body, "meter")
@@ -420,9 +419,7 @@ def test_a_ring_whose_numbers_do_not_rise_is_not_trusted():
     def body():
         now = [0]
         log = _log(now)
-        for k in range(3):
-            now[0] = 1000 + k
-            log.add(ev.COVER_OPEN)
+        _each(log, now, ev.COVER_OPEN, 3, 1000)
         _damage(el.EventLogs(ev.LOGS).path(5), 1, 1, 11)
         store.write_record(ev.PATH, ev.RECORD, ev.RECORD_VERSION,
                            {"seq": 3, "floor": 3, "ring": [[3, 251, None, ""], [3, 251, 5, ""], [2, 251, 6, ""],
@@ -463,8 +460,7 @@ def test_each_logged_event_keeps_the_supply_s_figures_at_its_reading():
         assert log.compartments("rows", 2)[-1] == (500, 102, None, None, None, 987654321)
         assert log.compartments("rows", 6) == [(600, 301, 23013, 5000, -982, 987654321),
                                                (600, 302, None, None, None, None)]  # taken from the ring: none
-        again = _log()  # from the files, after a boot
-        again._clear()
+        again = _from_files()  # from the files, after a boot
         assert again.compartments("rows", 6)[0] == (600, 301, 23013, 5000, -982, 987654321)
         assert again.compartments("read", 6)[0][0] == (log.ring[-2][0], 301, 600, 23013, 5000, -982, 987654321)
         # a value beyond its field is held at the field's limit, never wrapped
@@ -514,9 +510,7 @@ def test_a_damaged_entry_costs_no_other_entry_its_figures():
         log = _log(now)
         log.tick = tk.Tick(_Reading(), _Registers())
         log.tick.ms = 1
-        for k in range(4):
-            now[0] = 100 + k
-            log.add(ev.LOAD_DISCONNECTED)
+        _each(log, now, ev.LOAD_DISCONNECTED, 4, 100)
         _damage(el.EventLogs(ev.LOGS).path(6), 1, 1, 11)  # the 2nd entry's code: the ring still holds its event
         now[0] = 110
         log.add(ev.LOAD_CONNECTED)
@@ -524,8 +518,7 @@ def test_a_damaged_entry_costs_no_other_entry_its_figures():
         want = [(100, 301) + figs, (101, 301, None, None, None, None), (102, 301) + figs, (103, 301) + figs,
                 (110, 302) + figs]
         assert log.compartments("rows", 6) == want
-        again = _log()
-        again._clear()
+        again = _from_files()  # after a boot, the logs' files alone
         assert again.compartments("rows", 6) == want
 
     fwtest.in_workdir(body, "meter")
