@@ -74,6 +74,15 @@ class CheckDeferred(OtaError):
     the upload and checks it again when it next starts (or when the same upload is sent again)."""
 
 
+class ImageError(ValueError):
+    """A malformed or unacceptable image; `reason` is a stable code (see docs/image-format.md). Raised by
+    ota_tool/image.py; defined here so that the exit table need not import the image parser."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
 class ImageRejected(OtaError):
     """The meter, or the same policy run locally, rejected an image; `reason` is the policy's code
     (docs/image-format.md)."""

@@ -19,6 +19,7 @@ from construct import Bytes, Const, ConstructError, Int8ul, Int16ul, Int32ul, St
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from . import keys
+from .errors import ImageError
 
 IMAGE_MAGIC = 0x96F3B83D
 HEADER_SIZE = 32
@@ -56,14 +57,6 @@ HEADER = Struct(
     "pad" / Bytes(4),
 )
 assert HEADER.sizeof() == HEADER_SIZE
-
-
-class ImageError(ValueError):
-    """A malformed or unacceptable image; `reason` is a stable code (see docs/image-format.md)."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,11 @@ from smpclient.transport.serial import SMPSerialTransport
 
 from . import link_url
 from .errors import EACCESSDENIED, BadInput, DeviceRefused, DeviceTimeout, NoDevice, NoSmpReply, NotAuthorised
+from .link_url import BAUD_RATES, MAX_TIMEOUT
 from .modem_link import REGISTER_WAIT_S, ModemDatagrams
 from .smp_udp import DATAGRAM_MAX, RTO_FLOOR, RTO_INITIAL, FrameId, Rto, SmpUdpTransport
 
 DEFAULT_TIMEOUT = 5.0
-MAX_TIMEOUT = 3600.0
-BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000, 2000000,
-              3000000)
 # what a frame lost or damaged on the line looks like to smpclient: no answer, an answer to an earlier request, or
 # bytes that do not decode (bad delimiter, CRC, CBOR)
 LINE_ERRORS = (TimeoutError, SMPBadSequence, SMPException, ValueError)

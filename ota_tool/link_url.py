@@ -17,6 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 from .errors import BadInput
 
 SMP_UDP_PORT = 1337  # SMP over UDP (STANDARDS.md)
+MAX_TIMEOUT = 3600.0  # the longest per-request wait a link takes, s
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000, 2000000,
+              3000000)  # the serial line rates a link takes
 SERIAL = "serial"
 UDP = "udp"
 MODEM = "modem"

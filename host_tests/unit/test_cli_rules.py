@@ -32,7 +32,10 @@ ROOT_KEY = DEV / "root-DEVELOPMENT-ONLY-ed25519.pem"
 
 def commands(group: click.Group = main, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
     out: dict[tuple[str, ...], click.Command] = {}
-    for name, cmd in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
         if isinstance(cmd, click.Group):
             out.update(commands(cmd, (*prefix, name)))
         else:
@@ -56,6 +59,32 @@ def test_the_exit_code_table_is_one_table():
     for line in table_text().splitlines():
         assert " ".join(line.split()) in " ".join(shown.split())
     assert set(MEANING) == set(Exit)
+
+
+def test_each_command_loads_from_the_module_the_table_names():
+    """ota loads a command's module only when it runs (ota_tool/cli COMMAND_MODULES): the table names every command
+    of every module, and nothing else."""
+    import importlib
+
+    from ota_tool.cli import _JOINS, COMMAND_MODULES
+
+    held = {}
+    for mod in set(COMMAND_MODULES.values()) | {m for joins in _JOINS.values() for m in joins}:
+        for command in importlib.import_module(f"ota_tool.cli.{mod}").COMMANDS:
+            held[command.name] = mod
+    assert held == COMMAND_MODULES
+
+
+@pytest.mark.parametrize("argv, kept_out", [
+    (["inspect", "--help"], "smpclient"),  # the image tools need no SMP client
+    (["keygen", "--help"], "smpclient"),
+    (["status", "--help"], "ota_tool.supply_groups"),  # nor the device commands the supply's groups
+])
+def test_a_command_loads_only_its_own_libraries(argv, kept_out):
+    code = ("import sys\nfrom ota_tool.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "print(%r in sys.modules)" % (argv, kept_out))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout + out.stderr
 
 
 def test_version():

@@ -7,13 +7,13 @@ from enum import IntEnum
 
 import click
 
-from .. import image
 from ..errors import (
     BadInput,
     BuildFailed,
     CheckDeferred,
     DeviceRefused,
     DeviceTimeout,
+    ImageError,
     ImageRejected,
     KeyProblem,
     ModemError,
@@ -93,7 +93,7 @@ def exit_for(e: BaseException) -> Exit:
         return Exit.INTERRUPTED
     if isinstance(e, click.exceptions.UsageError | click.exceptions.BadParameter):
         return Exit.USAGE
-    if isinstance(e, ImageRejected | image.ImageError):
+    if isinstance(e, ImageRejected | ImageError):
         return rejection_exit(e.reason)
     table: list[tuple[type, Exit]] = [
         (RolledBack, Exit.ROLLED_BACK), (BadInput, Exit.USAGE), (NoDevice, Exit.NO_DEVICE), (ModemError, Exit.MODEM),

@@ -16,9 +16,9 @@ from typing import Any, NoReturn
 
 import click
 
-from .. import keys, link_url
+from .. import link_url
 from ..errors import BadInput, OtaError
-from ..link import BAUD_RATES, MAX_TIMEOUT
+from ..link_url import BAUD_RATES, MAX_TIMEOUT
 from .exits import Exit, exit_for, kind
 
 PORT_HELP = ("The meter's link: a serial port (/dev/ttyUSB0, /dev/ttyACM0, an emulator's STATE/console), or "
@@ -126,6 +126,7 @@ def auth_options(f=None, *, key_help: str = "Command-role private key: signs wha
 
 def authority(command_key: Path | None, passphrase_env: str | None, envelopes: tuple[Path, ...],
               expires_in: int | None = None):
+    from .. import keys
     from ..authority import Authority
 
     key = None
