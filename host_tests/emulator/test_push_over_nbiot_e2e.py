@@ -106,7 +106,7 @@ def socket_open(emu, timeout: float = 120) -> dict:
 
 def downlinked(emu) -> int:
     """Datagrams the meter's module has taken from the network since its VM started (the last boot)."""
-    return emu.ctl("status")["device"].get("modem", {}).get("stats", {}).get("down", 0)
+    return emu.status()["device"].get("modem", {}).get("stats", {}).get("down", 0)
 
 
 def push(image: Path, url: str, *args: str) -> subprocess.Popen:

@@ -81,8 +81,8 @@ def test_each_command_loads_from_the_module_the_table_names():
     (["status", "--help"], "ota_tool.supply_groups"),  # nor the device commands the supply's groups
 ])
 def test_a_command_loads_only_its_own_libraries(argv, kept_out):
-    code = ("import sys\nfrom ota_tool.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "print(%r in sys.modules)" % (argv, kept_out))
+    code = (f"import sys\nfrom ota_tool.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            f"print({kept_out!r} in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "False", out.stdout + out.stderr
 
