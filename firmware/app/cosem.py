@@ -12,8 +12,9 @@ APDU (bytes):
   under 12 bytes, 0 an AARQ that does not parse) and no association.
 - RLRQ (0x62): RLRE (reason normal) and the association ends (as it does when the link disconnects: `release()`).
 - GET.request normal (0xC0 0x01): `get(class_id, obis, attribute)` — the meter's object model — returns the value's
-  A-XDR encoding (bytes, or a list of bytes: a long value in pieces, so that no large block of the heap is needed) or
-  a data-access-result number (4 object undefined, 3 read-write denied, ...), which the GET.response carries. With a
+  A-XDR encoding (bytes, or a list of bytes: a long value in pieces, so that no large block of the heap is needed,
+  or a generator of them: a value read from flash as it goes out, never whole on the heap) or a data-access-result
+  number (4 object undefined, 3 read-write denied, ...), which the GET.response carries. With a
   selective access part, `get(class_id, obis, attribute, (selector, parameters))`: the selector (1 by range, 2 by
   entry) and its A-XDR parameters, for the model to apply (one that takes none refuses it).
 - GET with block transfer: a value longer than fits a PDU (the smaller of the client's largest, from its
@@ -171,12 +172,13 @@ class Association:
         self.conformance = 0
         self.refused = 0  # requests refused, for diagnosis
         self._long = None  # the pieces still to send of a value going out in blocks, None when none is
+        self._more = None  # and the generator that makes the rest, None when all are made
         self._at = 0  # how much of the first of them has gone
         self._block = 0  # the number of the last block sent
 
     def release(self):
         self.associated = False
-        self._long = None
+        self._long = self._more = None
 
     def apdu(self, req):
         try:
@@ -197,7 +199,7 @@ class Association:
                 return self._refuse(1, 1)  # service not allowed, operation not possible
             if tag == _GET_REQUEST and len(req) >= 2 and req[1] == _NEXT:
                 return self._next(req)
-            self._long = None  # any other request ends a transfer in blocks
+            self._long = self._more = None  # any other request ends a transfer in blocks
             if tag == _GET_REQUEST and len(req) >= 2 and req[1] == _NORMAL:
                 return self._get(req)
             return self._refuse(2, 2)  # service unknown, not supported
@@ -296,15 +298,35 @@ class Association:
             value = OTHER_REASON
         if isinstance(value, int):
             return self._result(invoke, value)
-        pieces = [value] if isinstance(value, bytes) else value
-        if sum(len(p) for p in pieces) + 4 <= min(self.client_pdu, self.max_pdu):
+        room = min(self.client_pdu, self.max_pdu)
+        more = None
+        if isinstance(value, bytes):
+            pieces = [value]
+        elif isinstance(value, list):
+            pieces = value
+        else:  # a generator: its pieces are made as they go out, only as many as fit a response now
+            pieces = []
+            more = value
+            size = 4
+            try:
+                for p in more:
+                    pieces.append(p)
+                    size += len(p)
+                    if size > room:
+                        break
+                else:
+                    more = None
+            except Exception:  # noqa: BLE001 - as a fault in the object model above
+                return self._result(invoke, OTHER_REASON)
+        if more is None and sum(len(p) for p in pieces) + 4 <= room:
             return bytes((_GET_RESPONSE, _NORMAL, invoke, 0)) + b"".join(pieces)
         if not self.conformance & CONF_BLOCK_GET or self.client_pdu <= _BLOCK_OVERHEAD:
             return self._result(invoke, OTHER_REASON)
         self._long = list(pieces)
+        self._more = more
         self._at = 0
         self._block = 0
-        return self._send_block(invoke)
+        return self._send_block(invoke, self._long)
 
     def _next(self, req):
         if len(req) != 7:
@@ -314,15 +336,25 @@ class Association:
         if self._long is None:
             return self._block_result(invoke, number, _NO_LONG_GET)
         if number != self._block:  # not the block just sent acknowledged: the transfer ends
-            self._long = None
+            self._long = self._more = None
             return self._block_result(invoke, number, _BLOCK_INVALID)
-        return self._send_block(invoke)
+        return self._send_block(invoke, self._long)
 
-    def _send_block(self, invoke):
+    def _pull(self, pieces):
+        """The generator's next piece onto `pieces`; False when it has none left (or failed: the value ends short,
+        and the client's decoder says so, rather than the server)."""
+        if self._more is not None:
+            try:
+                pieces.append(next(self._more))
+                return True
+            except Exception:  # noqa: BLE001 - StopIteration, or a fault reading what the value is made of
+                self._more = None
+        return False
+
+    def _send_block(self, invoke, pieces):
         room = min(self.client_pdu, self.max_pdu) - _BLOCK_OVERHEAD
-        pieces = self._long
         taken = []
-        while pieces and room > 0:
+        while (pieces or self._pull(pieces)) and room > 0:
             p = pieces[0]
             part = p[self._at:self._at + room]
             taken.append(part)
@@ -332,9 +364,9 @@ class Association:
                 pieces.pop(0)
                 self._at = 0
         self._block += 1
-        last = not pieces
+        last = not pieces and not self._pull(pieces)
         if last:
-            self._long = None
+            self._long = self._more = None
         chunk = b"".join(taken)
         return (bytes((_GET_RESPONSE, _WITH_DATABLOCK, invoke, 1 if last else 0)) + self._block.to_bytes(4, "big")
                 + b"\x00" + length(len(chunk)) + chunk)

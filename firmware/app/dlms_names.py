@@ -21,6 +21,12 @@ EVENT_SCALERS = cosem.obis("1.0.94.91.7.255")  # the event profiles' scaler prof
 # the event profiles' columns after the clock and the code: the registers IS 15959 captures at each event, in its
 # order (current, voltage, power factor, import energy)
 EVENT_SNAPSHOT = tuple(cosem.obis(c) for c in ("1.0.11.7.0.255", "1.0.12.7.0.255", "1.0.13.7.0.255", "1.0.1.8.0.255"))
+BLOCK_LOAD = cosem.obis("1.0.99.1.0.255")  # IS 15959's block load profile: a row per demand period (app/load_profile.py)
+BLOCK_SCALERS = cosem.obis("1.0.94.91.4.255")  # and its scaler profile
+# the block load profile's columns after the clock, in a row's order (app/load_profile.py): average voltage and
+# current, then the import, apparent and export energy in the period (IS 15959's "block energy" registers)
+BLOCK_COLUMNS = tuple(cosem.obis(c) for c in ("1.0.12.27.0.255", "1.0.11.27.0.255", "1.0.1.29.0.255", "1.0.9.29.0.255",
+                                               "1.0.2.29.0.255"))
 NAME_PLATE = cosem.obis("0.0.94.91.10.255")  # IS 15959's name plate details: one row of the items below
 # the name plate's items (class 1, octet-strings): serial number, manufacturer, firmware version, current rating
 PLATE_ITEMS = tuple(cosem.obis(c) for c in ("0.0.96.1.0.255", "0.0.96.1.1.255", "1.0.0.2.0.255", "0.0.94.91.12.255"))

@@ -15,6 +15,9 @@ from micropython import const
 import loader
 from app import cosem, registers
 from app.dlms_names import (
+    BLOCK_COLUMNS,
+    BLOCK_LOAD,
+    BLOCK_SCALERS,
     CLOCK,
     EVENT_LOGS,
     EVENT_SCALERS,
@@ -90,9 +93,11 @@ class Objects:
     """`get(class_id, obis, attribute, access)` for cosem.Association. `tick` is the metering's Tick (its reading and
     registers), `control` the class-70 DisconnectControl (or None on a meter without a relay), `tz_offset_min` a
     callable giving the calendar's offset, `name` the logical device name (bytes, at most 16), `log` the event log
-    (app/events.py EventLog; None: no event profiles)."""
+    (app/events.py EventLog; None: no event profiles), `period` a callable giving the demand period in s, the block
+    load profile's capture period (None: no block load profile)."""
 
-    def __init__(self, tick, control, name, tz_offset_min, log=None, plate=None):
+    def __init__(self, tick, control, name, tz_offset_min, log=None, plate=None, period=None):
+        self.period = period
         self.tick = tick
         self.control = control
         self.name = name
@@ -102,9 +107,9 @@ class Objects:
         self._depth = 0  # reads of app/dlms_profiles.py under way (one inside another: a snapshot's cells)
 
     def get(self, cls, obis, attr, access=None):
-        if access is not None and not (cls == _CLASS_PROFILE and attr == 2 and obis in EVENT_LOGS
+        if access is not None and not (cls == _CLASS_PROFILE and attr == 2 and (obis in EVENT_LOGS or obis == BLOCK_LOAD)
                                        and self._known(cls, obis)):
-            return cosem.READ_WRITE_DENIED  # selective access: the event profiles' buffers only
+            return cosem.READ_WRITE_DENIED  # selective access: the event and block load profiles' buffers only
         if not self._known(cls, obis):
             for other in _CLASSES:
                 if other != cls and self._known(other, obis):
@@ -112,7 +117,8 @@ class Objects:
             return cosem.OBJECT_UNDEFINED
         if attr == 1:  # every object's logical name
             return cosem.octets(obis)
-        if cls in (_CLASS_ASSOCIATION, _CLASS_PROFILE) or obis in LAST_EVENT or obis in PLATE_ITEMS:
+        if cls in (_CLASS_ASSOCIATION, _CLASS_PROFILE) or obis in LAST_EVENT or obis in PLATE_ITEMS \
+                or obis in BLOCK_COLUMNS:
             return self._more(cls, obis, attr, access)
         if cls == _CLASS_REGISTER:
             return self._register(obis, attr)
@@ -148,7 +154,10 @@ class Objects:
 
     def _known(self, cls, obis):
         if cls == _CLASS_REGISTER:
-            return obis in ENERGY or any(row[0] == obis for row in INSTANT)
+            return obis in ENERGY or any(row[0] == obis for row in INSTANT) or (
+                self.period is not None and obis in BLOCK_COLUMNS)
+        if self.period is not None and cls == _CLASS_PROFILE and obis in (BLOCK_LOAD, BLOCK_SCALERS):
+            return True
         if self.log is not None and ((cls == _CLASS_PROFILE and (obis in EVENT_LOGS or obis == EVENT_SCALERS))
                                      or (cls == _CLASS_DATA and obis in LAST_EVENT)):
             return True
@@ -172,6 +181,9 @@ class Objects:
         if self.log is not None:
             out += [(_CLASS_PROFILE, name) for name in EVENT_LOGS] + [(_CLASS_DATA, name) for name in LAST_EVENT]
             out.append((_CLASS_PROFILE, EVENT_SCALERS))
+        if self.period is not None:
+            out += [(_CLASS_PROFILE, BLOCK_LOAD), (_CLASS_PROFILE, BLOCK_SCALERS)]
+            out += [(_CLASS_REGISTER, code) for code in BLOCK_COLUMNS]
         out += [(_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION)]
         return out
 
@@ -188,6 +200,7 @@ class Objects:
             self._depth -= 1
             if not self._depth:
                 loader.forget("app.dlms_profiles")
+                loader.forget("app.load_profile")  # (a buffer going out in blocks keeps what it reads with)
 
     def _register(self, obis, attr):
         for code, name, tag, scale, scaler, unit in INSTANT:

@@ -63,7 +63,8 @@ class OpticalPort:
         plate = (ctx.meter_id.encode(), dlms_objects.MANUFACTURER, (ctx.app_version or "").encode(),
                  ("%g-%g A" % (rating["ib_amps"], rating["imax_amps"])).encode())
         objects = dlms_objects.Objects(m.tick, self.supply.control, dlms_objects.logical_device_name(ctx.meter_id),
-                                       lambda: m.cfg["tz_offset_min"], self.supply.log, plate)
+                                       lambda: m.cfg["tz_offset_min"], self.supply.log, plate,
+                                       lambda: m.cfg["md_period_s"])
         assoc = cosem.Association(objects.get)
         link = hdlc.Link(_SERVER, 1, assoc.apdu)
         link.on_disconnect = assoc.release

@@ -15,6 +15,9 @@ from micropython import const
 
 from app import cosem
 from app.dlms_names import (
+    BLOCK_COLUMNS,
+    BLOCK_LOAD,
+    BLOCK_SCALERS,
     CLOCK,
     EVENT_LOGS,
     EVENT_SCALERS,
@@ -64,6 +67,12 @@ _EVENT_SCALERS = tuple((_CLASS_REGISTER, obis, 3) for obis in EVENT_SNAPSHOT)
 # an event row's snapshot columns, as their registers' values: current, voltage, power factor, import energy
 _EVENT_TYPES = (cosem.DOUBLE_LONG_UNSIGNED, cosem.LONG_UNSIGNED, cosem.LONG, cosem.LONG64_UNSIGNED)
 _EVENT_COLUMNS = const(6)  # the clock, the code, then the snapshot
+_BLOCK_SCALERS = tuple((_CLASS_REGISTER, obis, 3) for obis in BLOCK_COLUMNS)
+# the block load profile's registers (app/load_profile.py's row after its end): type, scaler, unit (V, A, Wh, VAh, Wh)
+_BLOCK_TYPES = ((cosem.LONG_UNSIGNED, -2, 35), (cosem.DOUBLE_LONG_UNSIGNED, -3, 33), (cosem.DOUBLE_LONG_UNSIGNED, -3, 30),
+                (cosem.DOUBLE_LONG_UNSIGNED, -3, 31), (cosem.DOUBLE_LONG_UNSIGNED, -3, 30))
+_BLOCK_COLUMNS = const(6)  # the clock, then the five registers
+_TEMPORARY_FAILURE = const(2)
 _PLATE = tuple((_CLASS_DATA, name, 2) for name in PLATE_ITEMS)
 # a snapshot profile's attributes 4-8: capture period 0 (taken when read), sort FIFO, no sort object, 1 entry of 1
 _PROFILE_ATTRS = (b"\x06\x00\x00\x00\x00", b"\x16\x01", b"\x02\x04\x12\x00\x00\x09\x06\x00\x00\x00\x00\x00\x00\x0f\x00\x12\x00\x00",
@@ -75,9 +84,14 @@ def get(objects, cls, obis, attr, access):
     but an event profile's buffer are answered there)."""
     if cls == _CLASS_ASSOCIATION:
         return _association(objects, attr)
-    if cls == _CLASS_PROFILE and obis in (INSTANT_PROFILE, SCALER_PROFILE, NAME_PLATE, EVENT_SCALERS):
+    if cls == _CLASS_PROFILE and obis in (INSTANT_PROFILE, SCALER_PROFILE, NAME_PLATE, EVENT_SCALERS, BLOCK_SCALERS):
         return _snapshot(objects, _SNAPSHOT if obis == INSTANT_PROFILE else (
-            _SCALERS if obis == SCALER_PROFILE else (_PLATE if obis == NAME_PLATE else _EVENT_SCALERS)), attr)
+            _SCALERS if obis == SCALER_PROFILE else (_PLATE if obis == NAME_PLATE else (
+                _EVENT_SCALERS if obis == EVENT_SCALERS else _BLOCK_SCALERS))), attr)
+    if obis == BLOCK_LOAD:
+        return _block(objects, attr, access)
+    if obis in BLOCK_COLUMNS:
+        return _block_register(BLOCK_COLUMNS.index(obis), attr)
     if obis in PLATE_ITEMS:
         return cosem.octets(objects.plate[PLATE_ITEMS.index(obis)]) if attr == 2 else cosem.READ_WRITE_DENIED
     if cls == _CLASS_PROFILE:
@@ -161,25 +175,13 @@ def _buffer(objects, k, access):
     """The rows of event profile k, all of them or those `access` selects (by entry: from/to entry and column, 0
     for the last; by range: on the clock's column, local date-times, all columns)."""
     rows = _rows(objects, k)
-    first, last = 0, _EVENT_COLUMNS
-    if access is not None:
-        selector, p = access
-        if selector == 2 and len(p) == 18 and p[:3] == b"\x02\x04\x06" and p[7] == 6 and p[12] == 18 \
-                and p[15] == 18:
-            e0, e1 = int.from_bytes(p[3:7], "big"), int.from_bytes(p[8:12], "big")
-            c0, c1 = int.from_bytes(p[13:15], "big"), int.from_bytes(p[16:18], "big")
-            if e0 < 1 or c0 < 1 or (e1 and e1 < e0) or (c1 and c1 < c0) or c0 > _EVENT_COLUMNS:
-                return cosem.TYPE_UNMATCHED
-            rows = rows[e0 - 1:e1 or len(rows)]
-            first, last = c0 - 1, min(c1 or _EVENT_COLUMNS, _EVENT_COLUMNS)
-        elif selector == 1 and len(p) == 50 and p[:2] == b"\x02\x04" and p[2:20] == _capture(_CLASS_CLOCK, CLOCK) \
-                and p[20:22] == p[34:36] == b"\x09\x0c" and p[48:] == b"\x01\x00":
-            lo, hi = _rtc(p[22:34], objects.tz()), _rtc(p[36:48], objects.tz())
-            if lo is None or hi is None:
-                return cosem.TYPE_UNMATCHED
-            rows = [r for r in rows if r[0] is not None and lo <= r[0] <= hi]
-        else:
-            return cosem.TYPE_UNMATCHED
+    sel = _selection(objects, access, _EVENT_COLUMNS)
+    if isinstance(sel, int):
+        return sel
+    lo, hi, e0, e1, first, last = sel
+    if lo is not None:
+        rows = [r for r in rows if r[0] is not None and lo <= r[0] <= hi]
+    rows = rows[e0 - 1:e1 or len(rows)]
     tz = objects.tz()
     out = [cosem.array_head(len(rows))]
     for at, code, v, i, pf, e in rows:
@@ -188,6 +190,92 @@ def _buffer(objects, k, access):
             b"\x00" if snap[n] is None else cosem.number(_EVENT_TYPES[n], snap[n]) for n in range(4))
         out.append(cosem.structure(*cells[first:last]))
     return out
+
+def _selection(objects, access, columns):
+    """A profile buffer's selective access as (lo, hi, first entry, last entry, first column, end column): by entry
+    (from/to entry and value, 1-based, 0 for the last) or by range (on the clock's column, local date-times, all
+    columns: lo and hi in RTC s, else None). TYPE_UNMATCHED for anything else."""
+    if access is None:
+        return None, None, 1, 0, 0, columns
+    selector, p = access
+    if selector == 2 and len(p) == 18 and p[:3] == b"\x02\x04\x06" and p[7] == 6 and p[12] == 18 and p[15] == 18:
+        e0, e1 = int.from_bytes(p[3:7], "big"), int.from_bytes(p[8:12], "big")
+        c0, c1 = int.from_bytes(p[13:15], "big"), int.from_bytes(p[16:18], "big")
+        if e0 < 1 or c0 < 1 or (e1 and e1 < e0) or (c1 and c1 < c0) or c0 > columns:
+            return cosem.TYPE_UNMATCHED
+        return None, None, e0, e1, c0 - 1, min(c1 or columns, columns)
+    if selector == 1 and len(p) == 50 and p[:2] == b"\x02\x04" and p[2:20] == _capture(_CLASS_CLOCK, CLOCK) \
+            and p[20:22] == p[34:36] == b"\x09\x0c" and p[48:] == b"\x01\x00":
+        lo, hi = _rtc(p[22:34], objects.tz()), _rtc(p[36:48], objects.tz())
+        if lo is None or hi is None:
+            return cosem.TYPE_UNMATCHED
+        return lo, hi, 1, 0, 0, columns
+    return cosem.TYPE_UNMATCHED
+
+
+def _block(objects, attr, access):
+    """IS 15959's block load profile (app/load_profile.py): a row per demand period, read from flash as it goes
+    out (a generator of pieces: ten days of rows never sit on the heap at once, app/cosem.py sends them in blocks)."""
+    from app import load_profile
+
+    if attr == 2:
+        sel = _selection(objects, access, _BLOCK_COLUMNS)
+        if isinstance(sel, int):
+            return sel
+        lo, hi, e0, e1, first, last = sel
+        n = 0
+        for _ in load_profile.rows(lo, hi):
+            n += 1
+        stop = min(e1 or n, n)
+        return _block_rows(load_profile.rows(lo, hi), e0 - 1, max(0, stop - e0 + 1), first, last, objects.tz())
+    if attr == 3:
+        return cosem.array(_BLOCK_COLUMNS, _capture(_CLASS_CLOCK, CLOCK) +
+                           b"".join(_capture(_CLASS_REGISTER, obis) for obis in BLOCK_COLUMNS))
+    if attr == 4:
+        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, objects.period())
+    if attr in (5, 6):
+        return cosem.number(cosem.ENUM, 1) if attr == 5 else _PROFILE_ATTRS[2]  # fifo, no sort object
+    if attr == 7:
+        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, load_profile.count())
+    if attr == 8:
+        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, load_profile.DAYS * 86400 // objects.period())
+    return cosem.READ_WRITE_DENIED
+
+
+def _block_rows(rows, skip, count, first, last, tz):
+    """The buffer's pieces: the array's head, then `count` rows after the first `skip`, columns [first, last). A row
+    the day's prune removed between the count and the send goes as null-data, so the array stays as announced."""
+    yield cosem.array_head(count)
+    for row in rows:
+        if skip:
+            skip -= 1
+            continue
+        if not count:
+            return
+        count -= 1
+        cells = (cosem.octets(date_time(row[0], tz)),) + tuple(
+            cosem.number(_BLOCK_TYPES[n][0], row[n + 1]) for n in range(5))
+        yield cosem.structure(*cells[first:last])
+    while count:
+        count -= 1
+        yield cosem.structure(*([b"\x00"] * (last - first)))
+
+
+def _block_register(n, attr):
+    """A block load profile register: its newest row's figure (attribute 2), its scaler and unit (3)."""
+    tag, scaler, unit = _BLOCK_TYPES[n]
+    if attr == 3:
+        return cosem.scaler_unit(scaler, unit)
+    if attr != 2:
+        return cosem.READ_WRITE_DENIED
+    from app import load_profile
+
+    days = load_profile.days()
+    newest = None
+    for row in load_profile.rows(days[-1] * 86400 if days else None):
+        newest = row
+    return _TEMPORARY_FAILURE if newest is None else cosem.number(tag, newest[n + 1])
+
 
 def _association(objects, attr):
     if attr == 2:  # object_list: {class, version, name, {attribute access, method access}} per object, in

@@ -44,6 +44,7 @@ REGISTER_COPY_BAD = 415  # one register copy torn or corrupt: the other (one int
 CALIBRATED = 416
 CALIBRATION_FAILED = 417
 OUT_OF_MEMORY = 418  # a MemoryError skipped an interval's reading, save or supply rules; metering went on
+PROFILE_ROW_LOST = 419  # the flash refused a block load profile row (app/load_profile.py): that period has none
 APP_INSTALLED = 421
 INSTALL_REFUSED = 422
 APP_CONFIRMED = 423

@@ -86,6 +86,27 @@ class Metering:
             log.add(code, detail)
         self.noted = []
 
+    def _load_row(self):
+        """IS 15959's block load profile takes the period just closed (app/load_profile.py: on the heap for the one
+        write). No room for its code: the row waits for the next reading; a flash that refuses it: the row is lost,
+        and said (an event per row, one a period at most)."""
+        row = self.regs.closed
+        if row is None:
+            return
+        try:
+            from app import load_profile
+
+            try:
+                load_profile.capture(row)
+            finally:
+                loader.forget("app.load_profile")
+        except MemoryError:  # noqa: B014 - the next reading tries again
+            self.short_of_memory("load profile")
+            return
+        except OSError as e:
+            self.note(events.PROFILE_ROW_LOST, "block at %d: %s" % (row[0], e))
+        self.regs.closed = None
+
     def short_of_memory(self, where):
         """A MemoryError in `where` skipped one interval: free what can be freed and say so, at most one event per
         _MEMORY_HOLD_MS (a heap that stays full would otherwise write the ring's flash at every reading). What the
@@ -154,6 +175,7 @@ class Metering:
         p_mj = self.front.take_energy(r, dt)
         self.regs.integrate(p_mj, int(r.q * dt + 0.5) if r.q >= 0 else -int(-r.q * dt + 0.5), int(r.s * dt + 0.5),
                             t.zone)
+        self.regs.average(r.voltage, r.current, dt)
         # the interval is in the registers: only now does the next reading measure from here (a MemoryError above
         # leaves last_ms, so the next reading's interval covers this one's too)
         self.last_ms = now
@@ -164,6 +186,8 @@ class Metering:
             self.regs.demand(rtc // period, period, (rtc // period) * period)
         else:
             self.regs.demand(t.uptime_s // period, period, None)
+        if self.regs.closed is not None:
+            self._load_row()
         for listener in self.listeners:
             try:
                 listener(t)

@@ -45,6 +45,14 @@ class Registers:
         self.md_at = None  # RTC seconds (UTC) at the end of the period that set the maximum, None if not known
         self.block = -1  # the current demand period's number
         self.block_mj = 0  # import at its start, in mJ
+        self.block_start = [0, 0]  # export and apparent at its start, in mJ (the block load profile's energies)
+        self.v_ms = 0.0  # volts × ms and amperes × ms in it so far, and the ms they span: its average V and I
+        self.i_ms = 0.0
+        self.span_ms = 0
+        # the last period closed with a known end: (end, RTC s; average V in 0.01 V; average I in mA; import Wh,
+        # apparent VAh and export Wh in it, each in milli-units): a row of IS 15959's block load profile, taken by
+        # app/metering.py (app/load_profile.py writes it); None when there is none to take
+        self.closed = None
         self.extra = {}
 
     def add(self, k, mj):
@@ -78,20 +86,39 @@ class Registers:
             self.add(Q_EXPORT, -q_mj)
         self.add(APPARENT, s_mj)
 
+    def average(self, v, i, dt_ms):
+        """Add one reading's voltage and current over its interval to the period's averages."""
+        self.v_ms += v * dt_ms
+        self.i_ms += i * dt_ms
+        self.span_ms += dt_ms
+
     def demand(self, block, period_s, end_at):
         """Close the demand period when `block` (its number) has moved on; returns the closed period's demand in W
-        or None. The first period after a boot started mid-way, so it only opens the next one."""
+        or None. The first period after a boot started mid-way, so it only opens the next one. A period closed at a
+        known time (`end_at`, RTC s) also leaves its block load profile row in `closed`."""
         if block == self.block:
             return None
         now = self.total_mj(IMPORT)
+        ex = self.total_mj(EXPORT)
+        va = self.total_mj(APPARENT)
         w = None
         if self.block >= 0:
             w = (now - self.block_mj) / (period_s * 1000)
             if w > self.md_w:
                 self.md_w = w
                 self.md_at = end_at
+            if end_at is not None:
+                span = self.span_ms or 1
+                self.closed = (end_at, int(self.v_ms * 100 / span + 0.5), int(self.i_ms * 1000 / span + 0.5),
+                               (now - self.block_mj) // 3600, (va - self.block_start[1]) // 3600,
+                               (ex - self.block_start[0]) // 3600)
         self.block = block
         self.block_mj = now
+        self.block_start[0] = ex
+        self.block_start[1] = va
+        self.v_ms = 0.0
+        self.i_ms = 0.0
+        self.span_ms = 0
         return w
 
     def record(self, seq):

@@ -157,6 +157,66 @@ def test_a_block_out_of_turn_or_another_request_ends_a_transfer():
     assert a.apdu(b"\xc0\x02\xc1\x00\x01")[0] == 0xD8  # a next that does not parse
 
 
+class _Made:
+    """A value made by a generator as it goes out (a profile read from flash): how many pieces it made so far."""
+
+    def __init__(self, count, fail_at=None):
+        self.count = count
+        self.fail_at = fail_at
+        self.made = 0
+
+    def get(self, cls, obis, attr, access=None):
+        return self._pieces()
+
+    def _pieces(self):
+        yield cosem.array_head(self.count)
+        for k in range(self.count):
+            if k == self.fail_at:
+                raise OSError(5)  # the flash failed under the read
+            self.made += 1
+            yield cosem.number(cosem.DOUBLE_LONG_UNSIGNED, k)
+
+
+def test_a_value_made_as_it_goes_out_is_made_only_as_far_as_each_block_needs():
+    whole = cosem.array_head(40) + b"".join(cosem.number(cosem.DOUBLE_LONG_UNSIGNED, k) for k in range(40))
+    v = _Made(40)  # 202 bytes: five blocks of 36
+    a = cosem.Association(v.get)
+    a.apdu(AARQ[:-2] + b"\x00\x30")
+    r = a.apdu(GET_VOLTAGE)
+    got = [_block(r)]
+    assert v.made <= 10, v.made  # the first block's 36 bytes: seven pieces and the one that did not fit
+    while not got[-1][0]:
+        got.append(_block(a.apdu(_next(0xC1, got[-1][1]))))
+    assert [n for _, n, _ in got] == [1, 2, 3, 4, 5, 6] and b"".join(d for _, _, d in got) == whole
+    assert v.made == 40 and a.refused == 0
+    short = _Made(3)  # one that fits a response: a normal one
+    a = cosem.Association(short.get)
+    a.apdu(AARQ[:-2] + b"\x00\x30")
+    assert a.apdu(GET_VOLTAGE) == b"\xc4\x01\xc1\x00" + cosem.array_head(3) + b"".join(
+        cosem.number(cosem.DOUBLE_LONG_UNSIGNED, k) for k in range(3))
+    # 2 + 14 * 5 = 72 bytes: two full blocks, the second marked the last (no empty third)
+    a = cosem.Association(_Made(14).get)
+    a.apdu(AARQ[:-2] + b"\x00\x30")
+    first = _block(a.apdu(GET_VOLTAGE))
+    second = _block(a.apdu(_next(0xC1, 1)))
+    assert not first[0] and second[0] and len(first[2]) == len(second[2]) == 36, (first, second)
+
+
+def test_a_value_whose_making_fails_ends_short_never_an_exception():
+    a = cosem.Association(_Made(40, fail_at=0).get)  # fails before the first block: the GET's answer says so
+    a.apdu(AARQ[:-2] + b"\x00\x30")
+    assert a.apdu(GET_VOLTAGE) == b"\xc4\x01\xc1\x01\xfa"  # other reason
+    v = _Made(40, fail_at=20)  # fails mid-transfer: the transfer ends at what was made, marked the last
+    a = cosem.Association(v.get)
+    a.apdu(AARQ[:-2] + b"\x00\x30")
+    got = [_block(a.apdu(GET_VOLTAGE))]
+    while not got[-1][0]:
+        got.append(_block(a.apdu(_next(0xC1, got[-1][1]))))
+    data = b"".join(d for _, _, d in got)
+    assert data == cosem.array_head(40) + b"".join(cosem.number(cosem.DOUBLE_LONG_UNSIGNED, k) for k in range(20))
+    assert a.apdu(_next(0xC1, got[-1][1]))[-1] == 0x10  # no long get in progress after it
+
+
 def test_a_long_value_for_a_client_without_block_transfer_is_refused():
     a = cosem.Association(_big)
     no_blocks = AARQ.replace(b"\x40\x1e\x5d", b"\x40\x0e\x5d")[:-2] + b"\x00\x30"

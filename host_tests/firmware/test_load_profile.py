@@ -1,0 +1,187 @@
+"""firmware/app/load_profile.py and the block load profile's path through app/registers.py, on CPython and in the
+MicroPython VM (plain asserts; see conftest.py): rows per demand period in a file per day, what a power cut or damage
+leaves, the days kept, and the profile as a DLMS client reads it (app/dlms_profiles.py through app/cosem.py)."""
+
+import os
+
+import fwtest
+from app import cosem, dlms_objects, dsp, load_profile, registers
+from app.tick import Tick
+
+AARQ = bytes.fromhex("601da109060760857405080101be10040e01000000065f1f0400401e5dffff")
+DAY = 86400
+T0 = 1780000200 - 1780000200 % DAY  # a UTC midnight in 2026
+
+
+def _rows(lo=None, hi=None):
+    return list(load_profile.rows(lo, hi))
+
+
+def test_a_closed_period_leaves_its_averages_and_energies():
+    r = registers.Registers()
+    assert r.demand(100, 900, 90000) is None and r.closed is None  # the first period after a start only opens one
+    for _ in range(9):  # 900 s of 100-s readings: 230 V for 450 s then 240 V, 5 A throughout
+        r.integrate(100 * 1000 * 1150, 100 * 1000 * 100, 100 * 1000 * 1200, 1)
+        r.average(230.0 if _ < 4 else 240.0, 5.0, 100000)
+    r.integrate(100 * 1000 * 1150, 0, 100 * 1000 * 1200, 1)
+    r.average(240.0, 5.0, 100000)
+    r.integrate(-100 * 1000 * 360, 0, 0, 1)  # and 36 kJ exported: 10 Wh
+    assert r.demand(101, 900, 90900) is not None
+    end, v, i, imp, vah, exp = r.closed
+    assert end == 90900 and v == 23600 and i == 5000, r.closed  # (4 * 230 + 6 * 240) / 10 = 236.00 V
+    assert imp == 319444 and vah == 333333 and exp == 10000, r.closed  # mWh: 1.15 MJ * 10 / 3600, ...
+    r.closed = None
+    r.integrate(3600 * 1000, 0, 0, 1)
+    assert r.demand(102, 900, None) is not None and r.closed is None  # a period that ended at an unknown time: no row
+    r.average(230.0, 1.0, 1000)
+    r.integrate(3600 * 1000, 0, 0, 1)
+    assert r.demand(103, 900, 92700) is not None
+    assert r.closed[3] == 1000 and r.closed[1] == 23000  # only the period's own energy and readings
+
+
+def test_rows_go_to_a_file_per_day_and_read_back_in_order():
+    def body():
+        assert _rows() == [] and load_profile.count() == 0 and load_profile.days() == []
+        rows = [(T0 + k * 900, 23000 + k, 4000 + k, 250000 + k, 260000, k) for k in range(1, 100)]  # past midnight
+        for row in rows:
+            load_profile.capture(row)
+        assert load_profile.days() == [T0 // DAY, T0 // DAY + 1]
+        assert _rows() == rows and load_profile.count() == 99
+        assert os.stat(load_profile.DIR + "/" + str(T0 // DAY))[6] == 95 * load_profile.SIZE  # 00:15 ... 23:45
+        # by range: both ends included; a range inside one day does not read the other's file
+        assert _rows(T0 + 900 * 10, T0 + 900 * 12) == rows[9:12]
+        assert _rows(T0 + DAY, None) == rows[95:]
+        assert _rows(T0 + 2 * DAY, None) == []
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_figures_beyond_a_field_are_its_limit_never_wrapped():
+    row = load_profile.unpack(load_profile.pack((T0, 70000.0, -5, 2 ** 40, 1, 2)))
+    assert row == (T0, 0xFFFF, 0, 0xFFFFFFFF, 1, 2)
+
+
+def test_a_damaged_or_part_row_is_skipped_and_the_rest_read():
+    def body():
+        rows = [(T0 + k * 900, 23000, 1000, k, k, 0) for k in range(1, 6)]
+        for row in rows:
+            load_profile.capture(row)
+        path = load_profile.DIR + "/" + str(T0 // DAY)
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+        data[load_profile.SIZE * 2 + 5] ^= 0x40  # the third row's average current: its CRC fails
+        with open(path, "wb") as f:
+            f.write(data + b"\x01\x02\x03")  # and a part row after the last (a write the flash took in part)
+        assert _rows() == rows[:2] + rows[3:]
+        assert load_profile.count() == 5  # whole rows held, the damaged one counted
+        late = (T0 + 6 * 900, 23000, 1000, 6, 6, 0)
+        load_profile.capture(late)  # the next row after a part one starts where a row starts: read whole
+        assert _rows() == rows[:2] + rows[3:] + [late] and load_profile.count() == 7
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_new_days_first_row_removes_the_days_past_those_kept():
+    def body():
+        first = T0 // DAY
+        for d in range(load_profile.DAYS + 3):
+            load_profile.capture((T0 + d * DAY + 900, 23000, 1000, d, 0, 0))
+        fwtest.write(load_profile.DIR + "/notes", b"not a day")  # not the profile's: left alone, never read
+        kept = load_profile.days()
+        assert kept == list(range(first + 3, first + load_profile.DAYS + 3)), kept
+        assert [r[3] for r in _rows()] == list(range(3, load_profile.DAYS + 3))
+        load_profile.capture((T0 + (load_profile.DAYS + 2) * DAY + 1800, 23000, 1000, 99, 0, 0))  # same day: no prune
+        assert load_profile.days() == kept and "notes" in os.listdir(load_profile.DIR)
+
+    fwtest.in_workdir(body, "meter")
+
+
+def _meter(period=900):
+    tick = Tick(dsp.Reading(), registers.Registers())
+    objects = dlms_objects.Objects(tick, None, b"MKT0000000000042", lambda: 330, period=lambda: period)
+    a = cosem.Association(objects.get)
+    assert a.apdu(AARQ)[0] == 0x61
+    return objects, a
+
+
+def _get(a, cls, ln, attr, selection=b""):
+    r = a.apdu(b"\xc0\x01\xc1" + bytes((0, cls)) + cosem.obis(ln) + bytes((attr,)) + (
+        b"\x01" + selection if selection else b"\x00"))
+    return r
+
+
+def _row(end, v, i, imp, vah, exp):
+    return (b"\x02\x06\x09\x0c" + dlms_objects.date_time(end, 330) + b"\x12" + v.to_bytes(2, "big")
+            + b"".join(b"\x06" + x.to_bytes(4, "big") for x in (i, imp, vah, exp)))
+
+
+def _entry(e0, e1, c0=1, c1=0):
+    return b"\x02\x02\x04\x06" + e0.to_bytes(4, "big") + b"\x06" + e1.to_bytes(4, "big") \
+        + b"\x12" + c0.to_bytes(2, "big") + b"\x12" + c1.to_bytes(2, "big")
+
+
+def _range(lo, hi):
+    clock = b"\x02\x04\x12\x00\x08\x09\x06\x00\x00\x01\x00\x00\xff\x0f\x02\x12\x00\x00"
+    dt = dlms_objects.date_time
+    return b"\x01\x02\x04" + clock + b"\x09\x0c" + dt(lo, 330) + b"\x09\x0c" + dt(hi, 330) + b"\x01\x00"
+
+
+def _whole(a, first):
+    """A GET's data, through GET.request-next for as many blocks as it takes."""
+    if first[:2] == b"\xc4\x01":
+        assert first[3] == 0, first
+        return first[4:]
+    out = b""
+    r = first
+    while True:
+        assert r[:2] == b"\xc4\x02" and r[8] == 0, r
+        n, k = r[9], 10
+        if n & 0x80:
+            size = n & 0x7F
+            n, k = int.from_bytes(r[10:10 + size], "big"), 10 + size
+        out += r[k:k + n]
+        if r[3]:
+            return out
+        r = a.apdu(b"\xc0\x02\xc1" + r[4:8])
+
+
+def test_the_block_load_profile_as_a_dlms_client_reads_it():
+    def body():
+        objects, a = _meter()
+        names = objects.names()
+        assert (7, cosem.obis("1.0.99.1.0.255")) in names and (7, cosem.obis("1.0.94.91.4.255")) in names
+        assert (3, cosem.obis("1.0.1.29.0.255")) in names
+        assert _get(a, 3, "1.0.12.27.0.255", 2) == b"\xc4\x01\xc1\x01\x02"  # no row yet: temporary failure
+        assert _whole(a, _get(a, 7, "1.0.99.1.0.255", 2)) == b"\x01\x00"
+        rows = [(T0 + k * 900, 23000 + k, 4000, 250000 + k, 260000, k) for k in range(1, 41)]
+        for row in rows:
+            load_profile.capture(row)
+        whole = _whole(a, _get(a, 7, "1.0.99.1.0.255", 2))  # 40 rows of 44 bytes: in blocks
+        assert whole == b"\x01\x28" + b"".join(_row(*r) for r in rows)
+        assert _get(a, 7, "1.0.99.1.0.255", 4) == b"\xc4\x01\xc1\x00\x06\x00\x00\x03\x84"  # capture period 900 s
+        assert _get(a, 7, "1.0.99.1.0.255", 7) == b"\xc4\x01\xc1\x00\x06\x00\x00\x00\x28"  # 40 in use
+        assert _get(a, 7, "1.0.99.1.0.255", 8)[-4:] == (load_profile.DAYS * 96).to_bytes(4, "big")
+        capture = _get(a, 7, "1.0.99.1.0.255", 3)
+        assert capture.startswith(b"\xc4\x01\xc1\x00\x01\x06") and cosem.obis("1.0.9.29.0.255") in capture
+        # by entry and by range (local date-times, both ends included), columns by entry
+        assert _whole(a, _get(a, 7, "1.0.99.1.0.255", 2, _entry(2, 3))) == b"\x01\x02" + _row(*rows[1]) + _row(*rows[2])
+        assert _whole(a, _get(a, 7, "1.0.99.1.0.255", 2, _entry(40, 0, 3, 3))) == b"\x01\x01\x02\x01\x06" + (
+            4000).to_bytes(4, "big")
+        assert _whole(a, _get(a, 7, "1.0.99.1.0.255", 2, _range(rows[4][0], rows[6][0]))) == b"\x01\x03" + b"".join(
+            _row(*r) for r in rows[4:7])
+        assert _whole(a, _get(a, 7, "1.0.99.1.0.255", 2, _entry(41, 0))) == b"\x01\x00"
+        assert _get(a, 7, "1.0.99.1.0.255", 2, _entry(0, 1)) == b"\xc4\x01\xc1\x01\x0c"  # entries count from 1
+        # the registers: the newest row's figures, scalers and units (V, A, Wh, VAh, Wh)
+        assert _get(a, 3, "1.0.12.27.0.255", 2) == b"\xc4\x01\xc1\x00\x12" + (23040).to_bytes(2, "big")
+        assert _get(a, 3, "1.0.2.29.0.255", 2) == b"\xc4\x01\xc1\x00\x06" + (40).to_bytes(4, "big")
+        assert _get(a, 3, "1.0.11.27.0.255", 3) == b"\xc4\x01\xc1\x00\x02\x02\x0f\xfd\x16\x21"
+        assert _get(a, 3, "1.0.9.29.0.255", 3) == b"\xc4\x01\xc1\x00\x02\x02\x0f\xfd\x16\x1f"
+        scalers = _whole(a, _get(a, 7, "1.0.94.91.4.255", 2))
+        assert scalers == b"\x01\x01\x02\x05" + b"".join(cosem.scaler_unit(s, u) for s, u in (
+            (-2, 35), (-3, 33), (-3, 30), (-3, 31), (-3, 30)))
+        # a meter without the profile (no period given) has none of it
+        plain = dlms_objects.Objects(Tick(dsp.Reading(), registers.Registers()), None, b"MKT0", lambda: 330)
+        assert plain.get(7, cosem.obis("1.0.99.1.0.255"), 2) == cosem.OBJECT_UNDEFINED
+        assert (7, cosem.obis("1.0.99.1.0.255")) not in plain.names()
+
+    fwtest.in_workdir(body, "meter")
