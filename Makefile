@@ -49,6 +49,8 @@ bench-supply: setup
 	$(PY) -m host_tests.bench.refusal_flood
 	$(PY) -m host_tests.bench.event_log_wear
 	$(PY) -m host_tests.bench.event_log_wear --board rpi_pico
+	$(PY) -m host_tests.bench.load_profile_wear
+	$(PY) -m host_tests.bench.load_profile_wear --board rpi_pico
 
 # Pushes over SMP over UDP into an emulated meter's NB-IoT module at --speed 1, through nb2-good, nb1-good and nb1-edge,
 # with ota and with smpmgr (about 1.5 h on 2 cores: nb1-edge's 2 kbit/s alone takes most of it)

@@ -198,6 +198,9 @@ class Volume:
         for st in self.call(lambda: list(self.fs.scandir(path))):
             yield (st.name, 0x4000 if st.type == LFS_DIR else 0x8000, 0)
 
+    def listdir(self, path="."):
+        return [name for name, *_ in self.ilistdir(path)]
+
     def open(self, path, mode="r"):
         return LfsFile(self, path, mode)
 

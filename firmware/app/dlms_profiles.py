@@ -126,7 +126,8 @@ def _element(cls, obis):
     version, attrs, readable, methods = _SHAPES[cls]
     a = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, _READ_ONLY if readable >> i & 1
                                                                              else 0),
-                                 b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and obis in EVENT_LOGS else b"\x00")
+                                 b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and (obis in EVENT_LOGS or obis == BLOCK_LOAD)
+                                 else b"\x00")
                  for i in range(1, attrs + 1))
     m = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, 0))
                  for i in range(1, methods + 1))

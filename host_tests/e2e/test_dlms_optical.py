@@ -58,7 +58,8 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         c.connect()
         listed = {(int(o.objectType), o.logicalName) for o in c.objects()}  # what a DLMS tool reads first
         assert {(3, "1.0.12.7.0.255"), (3, "1.0.1.8.0.255"), (8, "0.0.1.0.0.255"), (70, "0.0.96.3.10.255"),
-                (7, "0.0.99.98.2.255"), (7, "1.0.94.91.0.255"), (7, "0.0.94.91.10.255"), (15, "0.0.40.0.0.255")} <= listed and len(listed) == 48
+                (7, "0.0.99.98.2.255"), (7, "1.0.94.91.0.255"), (7, "0.0.94.91.10.255"), (15, "0.0.40.0.0.255"), (7, "1.0.99.1.0.255"), (3, "1.0.1.29.0.255")} <= listed \
+            and len(listed) == 55
         # the power-related event profile is the power events `ota meter events` lists (101 and 102 at first boot)
         tz = json.loads(ota("meter", "calendar", "--port", emu.console, "--json").stdout)["tz_offset_min"]
         logged = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
@@ -73,6 +74,11 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         assert all(r[2:5] == [None, None, None] and isinstance(r[5], int) for r in power.buffer), power.buffer
         escal = c.read(GXDLMSProfileGeneric("1.0.94.91.7.255"), 3, 2)
         assert [s[0] for s in escal.buffer[0]] == [-3, -2, -3, -3], escal.buffer
+        # the block load profile: a row per 30-minute demand period (the first one closes at the next :00 or :30,
+        # which this test's half minute may or may not cross), read whole
+        block = c.read(GXDLMSProfileGeneric("1.0.99.1.0.255"), 3, 4, 7, 2)
+        assert block.capturePeriod == 1800 and block.entriesInUse <= 1 and len(block.buffer) == block.entriesInUse
+        assert [o.logicalName for o, _ in block.captureObjects][:2] == ["0.0.1.0.0.255", "1.0.12.27.0.255"]
         energy = c.read(GXDLMSRegister("1.0.1.8.0.255"), 3, 2)
         assert int(energy.unit) == 30 and energy.value == pytest.approx(smp["1.0.1.8.0.255"], abs=1e-6)  # Wh
         assert energy.value > 0

@@ -150,7 +150,7 @@ def meter_parts():
     ctx.app_version = "1.2.3"
     ctx.board = {"metering": {"ib_amps": 5.0, "imax_amps": 60.0}}
     metering.tick = Tick(dsp.Reading(), registers.Registers())
-    metering.cfg = {"tz_offset_min": 330}
+    metering.cfg = {"tz_offset_min": 330, "md_period_s": 900}
     supply.control = disconnect_control()
     supply.log = None  # no event log: no event profiles (a test that wants them sets one)
     return ctx, metering, supply

@@ -186,3 +186,50 @@ def test_a_full_heap_takes_the_dlms_session_s_heap_before_the_next_reading():
         assert given == [1] and sup.store.import_mj == 1000 * 1000  # nothing more asked; the reading caught up
 
     _run(body)
+
+
+class _Steps(Rtc):
+    """An RTC the test moves: `at` seconds after RTC0 (each reading a third of a 30-minute demand period later)."""
+
+    at = 0
+
+    def __call__(self):
+        self.reads += 1
+        return RTC0 + self.at
+
+
+def test_each_demand_period_closed_at_a_known_time_is_a_block_load_profile_row():
+    def body():
+        from app import load_profile
+
+        with _Steps() as rtc:
+            front = Front()
+            m, sup = _meter(front)
+            sup.prepaid.topup(1, 10000)
+            for k in range(8):  # RTC0 (opens a period: it began before the start), +600 ... +4200
+                rtc.at = 600 * k
+                _read(m, front, k)
+            rows = list(load_profile.rows())
+            # each period: three readings of 1 kW for 1 s (and the one that closes it: its energy came before)
+            assert [r[0] for r in rows] == [RTC0 + 1800, RTC0 + 3600], rows
+            assert rows[0][1:] == (23000, 4348, 833, 833, 0) and rows[1][1:] == (23000, 4348, 833, 833, 0), rows
+            assert m.regs.closed is None
+
+    _run(body)
+
+
+def test_a_row_the_flash_refuses_is_event_419_and_metering_goes_on():
+    def body():
+        with _Steps() as rtc:
+            fwtest.write("meter/load", b"a file where the profile's folder goes: every row's write fails")
+            front = Front()
+            m, sup = _meter(front)
+            sup.prepaid.topup(1, 10000)
+            for k in range(8):
+                rtc.at = 600 * k
+                _read(m, front, k)
+            lost = [e for e in sup.log.ring if e[1] == events.PROFILE_ROW_LOST]
+            assert len(lost) == 2 and lost[0][3].startswith("block at %d" % (RTC0 + 1800)), lost
+            assert m.regs.closed is None and m.readings == 8
+
+    _run(body)

@@ -293,7 +293,7 @@ def test_gurux_reads_the_object_list_and_the_association_as_a_dlms_tool_does_fir
     blocks = meter.port.link.on_apdu.__self__._block  # the association's last block number (0: one APDU)
     from app import dlms_objects
 
-    model = dlms_objects.Objects(None, object(), b"", None, None, (b"",) * 4)  # as the port makes it: a name plate
+    model = dlms_objects.Objects(None, object(), b"", None, None, (b"",) * 4, lambda: 900)  # as the port makes it
     size = sum(len(p) for p in model.get(15, dlms_objects.ASSOCIATION, 2))
     assert blocks == -(-size // (min(pdu, cosem.MAX_PDU) - 12)), (blocks, size)  # 3 blocks of 500 B, 13 of 116 B
     objects = c.parseObjects(reply.data, True)
@@ -389,3 +389,48 @@ def test_gurux_reads_the_instantaneous_profile_and_scales_it_with_the_scaler_pro
     assert scaled["1.0.12.7.0.255"] == pytest.approx(229.87) and scaled["1.0.11.7.0.255"] == pytest.approx(12.345)
     assert scaled["1.0.14.7.0.255"] == pytest.approx(50.02) and scaled["1.0.1.8.0.255"] == pytest.approx(98765)
     assert scaled["1.0.13.7.0.255"] == pytest.approx(0.996)
+
+
+def test_gurux_reads_a_day_of_block_load_profile_by_range_in_blocks(tmp_path, monkeypatch):
+    """IS 15959's block load profile (1.0.99.1.0.255) over rows the meter wrote (app/load_profile.py): gurux reads
+    its capture objects, a day of 15-minute rows by range (local times; 96 rows, several blocks at a 128-byte PDU,
+    each in HDLC segments), the last rows by entry, and scales them with the block load scaler profile."""
+    import datetime
+
+    from gurux_dlms.objects import GXDLMSProfileGeneric
+
+    from app import load_profile
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meter").mkdir()
+    t0 = 1764527400  # 2025-12-01 00:00 at the meter's +330 minutes (18:30 UTC the day before)
+    rows = [(t0 + 900 * k, 23000 + k % 50, 4000 + k, 1000 * k, 1100 * k, k % 3) for k in range(1, 2 * 96 + 1)]
+    for row in rows:  # two local days, across three UTC day files
+        load_profile.capture(row)
+    meter = PortMeter()
+    c = client()
+    c.maxReceivePDUSize = 128
+    c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
+    c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+    pg = GXDLMSProfileGeneric("1.0.99.1.0.255")
+    for attr in (3, 4, 7):
+        c.updateValue(pg, attr, exchange(meter, c, c.read(pg, attr)).value)
+    assert [(int(o.objectType), o.logicalName) for o, _ in pg.captureObjects] == [
+        (8, "0.0.1.0.0.255"), (3, "1.0.12.27.0.255"), (3, "1.0.11.27.0.255"), (3, "1.0.1.29.0.255"),
+        (3, "1.0.9.29.0.255"), (3, "1.0.2.29.0.255")]
+    assert pg.capturePeriod == 900 and pg.entriesInUse == 192
+    day2 = datetime.datetime(2025, 12, 2)
+    c.updateValue(pg, 2, exchange(meter, c, c.readRowsByRange(pg, day2, day2 + datetime.timedelta(
+        hours=23, minutes=45))).value)
+    assert len(pg.buffer) == 96 and pg.buffer[0][0].value.replace(tzinfo=None) == day2
+    assert [r[1:] for r in pg.buffer] == [list(r[1:]) for r in rows[95:191]]
+    c.updateValue(pg, 2, exchange(meter, c, c.readRowsByEntry(pg, 191, 2)).value)
+    assert [r[3] for r in pg.buffer] == [191 * 1000, 192 * 1000]  # entries 191 and 192: the last two
+    scal = GXDLMSProfileGeneric("1.0.94.91.4.255")
+    for attr in (3, 2):
+        c.updateValue(scal, attr, exchange(meter, c, c.read(scal, attr)).value)
+    assert [s[0] for s in scal.buffer[0]] == [-2, -3, -3, -3, -3]
+    reg = GXDLMSRegister("1.0.1.29.0.255")
+    for attr in (3, 2):
+        c.updateValue(reg, attr, exchange(meter, c, c.read(reg, attr)).value)
+    assert reg.value == pytest.approx(192.0) and int(reg.unit) == 30  # the newest row's import: 192 Wh
