@@ -549,8 +549,9 @@ def cli_options(tool: str, path: list[str]) -> tuple[list[str], set[str]]:
     cmd = ep.load()
     found: list[str] = []
     for w in path:
-        if isinstance(cmd, click.Group) and w in cmd.commands:
-            cmd = cmd.commands[w]
+        sub = cmd.get_command(click.Context(cmd), w) if isinstance(cmd, click.Group) else None
+        if sub is not None:  # (ota loads its commands when asked: ota_tool/cli COMMAND_MODULES)
+            cmd = sub
             found.append(w)
     return found, {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
 
