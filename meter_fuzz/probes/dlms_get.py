@@ -1,7 +1,7 @@
 """The meter's COSEM object model (app/dlms_objects.py `Objects.get`) as a GET reaches it through app/cosem.py: any
 class, logical name and attribute, with or without a selective access part whose selector and parameters are the
 client's bytes, over a fixed meter (a reading, registers, a class-70 control, an event log with events of every
-IS 15959 category, some with no time).
+IS 15959 category, some with no time, and a block load profile of rows across two days, one of them damaged).
 
 Input: byte 0 picks the object: bits 0-5 an index into the meter's own names (past them: a name made of the next 6
 bytes), bit 6 the class taken from the next byte instead of the object's own; byte 1 the attribute; then, when
@@ -10,17 +10,19 @@ byte 0's bit 7 is set, byte 2 the selector and the rest its parameters.
 get() documents no exception (a refusal is a data-access-result number): ERRORS names an exception that is never
 raised. Invariants (fuzzcore.Violation):
 - the answer is a data-access-result the model documents (2, 3, 4, 9, 12), or bytes, or a list of bytes (a long
-  value in pieces);
+  value in pieces), or a generator of bytes (a profile read from flash as it goes out);
 - selective access is taken by a profile's buffer only; anything else with it is refused (3);
 - a profile's buffer is an array of the category's own events, in the ring's order, each its time and code: all of
   them without a selection, a run of consecutive ones (whole rows or the columns asked for) selected by entry, some
-  of them selected by range; never a row the log does not hold.
+  of them selected by range; never a row the log does not hold;
+- the block load profile's buffer likewise: an array of the rows in flash (the damaged one never), all of them, a run
+  of them by entry, or those by range, as many as its head says.
 """
 
 import fuzzcore
 from fuzzcore import check
 
-from app import cosem, dlms_objects, dlms_profiles, dsp, events, registers
+from app import cosem, dlms_objects, dlms_profiles, dsp, events, load_profile, registers
 from app.tick import Tick
 
 
@@ -29,7 +31,7 @@ class NoError(Exception):
 
 
 ERRORS = (NoError,)
-MODULES = ("app/dlms_objects.py", "app/dlms_profiles.py")
+MODULES = ("app/dlms_objects.py", "app/dlms_profiles.py", "app/load_profile.py")
 MEM_BASE = 48 * 1024
 MEM_PER_BYTE = 64
 _T0 = 1764547200
@@ -51,7 +53,10 @@ class _Control:
 
 _TICK = Tick(dsp.Reading(), registers.Registers())
 _OBJECTS = dlms_objects.Objects(_TICK, _Control(), b"MKT0000000000042", lambda: 330, _LOG,
-                                (b"meter-42", b"MeterKit", b"1.2.3", b"5-60 A"))
+                                (b"meter-42", b"MeterKit", b"1.2.3", b"5-60 A"), lambda: 900)
+# the block load profile's rows (written in setup(), the third damaged there): 15 minutes apart across a UTC midnight
+_BLOCK = [(_T0 - 86400 + 900 * (90 + k), 23000 + k, 4000 + 7 * k, 250000 + k, 260000 - k, k) for k in range(12)]
+_DAMAGED = 2
 # A meter takes app/dlms_profiles.py off the heap after each read of a profile (Objects._more); a probe that did so
 # would import it again for every input, a cost of the harness, not of the input: one read is always "under way",
 # and the module is imported here, with the probe, so that the fuzzer instruments it.
@@ -60,6 +65,19 @@ _OBJECTS._depth = 1
 
 def setup():
     fuzzcore.keep_loaded("app.event_logs")  # the event profiles' rows (app/events.py compartments), likewise
+    fuzzcore.keep_loaded("app.load_profile")  # and the block load profile's
+    import os
+
+    fuzzcore.scratch("dlms_get")  # the profile's files: read by the inputs, never written
+    os.mkdir("meter")
+    for row in _BLOCK:
+        load_profile.capture(row)
+    path = load_profile.DIR + "/" + str(_BLOCK[_DAMAGED][0] // 86400)
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    data[load_profile.SIZE * _DAMAGED + 3] ^= 1  # its end: the CRC fails
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 assert dlms_profiles.get
@@ -72,6 +90,14 @@ for _k in range(7):  # figures at the event (null-data: this log has no metering
                                       cosem.number(cosem.LONG_UNSIGNED, code)) + (b"\x00",) * 4)[c0:c1])
                    for at, code in _rows]
         for c0 in range(6) for c1 in range(c0 + 1, 7)}
+
+
+_BLOCK_TYPES = (cosem.LONG_UNSIGNED,) + (cosem.DOUBLE_LONG_UNSIGNED,) * 4
+_BLOCK_ROWS = {  # columns (first, last) -> the readable rows' encodings, as the profile sends them
+    (c0, c1): [cosem.structure(*((cosem.octets(dlms_objects.date_time(r[0], 330)),) + tuple(
+        cosem.number(_BLOCK_TYPES[n], r[n + 1]) for n in range(5)))[c0:c1])
+        for k, r in enumerate(_BLOCK) if k != _DAMAGED]
+    for c0 in range(6) for c1 in range(c0 + 1, 7)}
 
 
 def _is_run(rows, of):
@@ -113,8 +139,22 @@ def run(data):
     if isinstance(v, int):
         check(v in _ANSWERS, "data-access-result %r" % v)
         return v
+    if not isinstance(v, (bytes, list)):  # a generator: what goes out, piece by piece
+        v = list(v)
     check(isinstance(v, (bytes, list)) and all(isinstance(p, bytes) for p in ([v] if isinstance(v, bytes) else v)),
           "an answer of type %r" % type(v))
+    block = cls == 7 and obis == dlms_objects.BLOCK_LOAD and attr == 2
+    if block:
+        check(isinstance(v, list) and v[0][0] == cosem.ARRAY and v[0] == cosem.array_head(len(v) - 1),
+              "a block load buffer that is not an array of its rows")
+        rows = v[1:]
+        if access is None:
+            check(rows == _BLOCK_ROWS[(0, 6)], "not every readable block load row")
+        elif access[0] == 2:
+            check(any(_is_run(rows, own) for own in _BLOCK_ROWS.values()), "block load rows by entry not a run")
+        else:
+            check(_is_subsequence(rows, _BLOCK_ROWS[(0, 6)]), "block load rows by range the profile does not hold")
+        return len(v)
     profile = cls == 7 and obis in dlms_objects.EVENT_LOGS and attr == 2
     if cls == 7 and obis in (dlms_objects.INSTANT_PROFILE, dlms_objects.SCALER_PROFILE) and attr == 2:
         check(isinstance(v, bytes) and v[:4] == b"\x01\x01\x02" + bytes((12 if obis == dlms_objects.INSTANT_PROFILE
