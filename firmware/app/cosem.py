@@ -161,6 +161,10 @@ def _tlv(buf, i, end):
     return tag, i, i + n
 
 
+class _Cut(Exception):
+    """A value made as it goes out failed to make its next piece."""
+
+
 class Association:
     """One client's application association over one link (see the module docstring)."""
 
@@ -185,6 +189,8 @@ class Association:
             if not len(req):
                 raise Malformed()
             tag = req[0]
+            if tag in (_AARQ, _RLRQ):
+                self._long = self._more = None  # a new association, or none: no transfer carries on
             if tag == _AARQ:
                 try:
                     return self._aarq(req)
@@ -341,17 +347,28 @@ class Association:
         return self._send_block(invoke, self._long)
 
     def _pull(self, pieces):
-        """The generator's next piece onto `pieces`; False when it has none left (or failed: the value ends short,
-        and the client's decoder says so, rather than the server)."""
+        """The generator's next piece onto `pieces`; False when it has none left. A fault while making it (the flash,
+        the heap) raises _Cut: the transfer ends with an error, never as a value cut short that looks whole."""
         if self._more is not None:
             try:
-                pieces.append(next(self._more))
-                return True
-            except Exception:  # noqa: BLE001 - StopIteration, or a fault reading what the value is made of
+                p = next(self._more, None)
+            except Exception:  # noqa: BLE001 - a fault reading what the value is made of
                 self._more = None
+                raise _Cut() from None
+            if p is not None:
+                pieces.append(p)
+                return True
+            self._more = None
         return False
 
     def _send_block(self, invoke, pieces):
+        try:
+            return self._fill_block(invoke, pieces)
+        except _Cut:  # the block's data-access-result other-reason, marked the last: the client knows it is short
+            self._long = self._more = None
+            return self._block_result(invoke, self._block + 1, OTHER_REASON)
+
+    def _fill_block(self, invoke, pieces):
         room = min(self.client_pdu, self.max_pdu) - _BLOCK_OVERHEAD
         taken = []
         while (pieces or self._pull(pieces)) and room > 0:

@@ -27,6 +27,10 @@ BLOCK_SCALERS = cosem.obis("1.0.94.91.4.255")  # and its scaler profile
 # current, then the import, apparent and export energy in the period (IS 15959's "block energy" registers)
 BLOCK_COLUMNS = tuple(cosem.obis(c) for c in ("1.0.12.27.0.255", "1.0.11.27.0.255", "1.0.1.29.0.255", "1.0.9.29.0.255",
                                                "1.0.2.29.0.255"))
+DAILY_LOAD = cosem.obis("1.0.99.2.0.255")  # IS 15959's daily load profile: a row per local day (app/load_profile.py)
+DAILY_SCALERS = cosem.obis("1.0.94.91.5.255")  # and its scaler profile
+# the daily load profile's columns after the clock: the import, apparent and export energy registers at midnight
+DAILY_COLUMNS = tuple(cosem.obis(c) for c in ("1.0.1.8.0.255", "1.0.9.8.0.255", "1.0.2.8.0.255"))
 NAME_PLATE = cosem.obis("0.0.94.91.10.255")  # IS 15959's name plate details: one row of the items below
 # the name plate's items (class 1, octet-strings): serial number, manufacturer, firmware version, current rating
 PLATE_ITEMS = tuple(cosem.obis(c) for c in ("0.0.96.1.0.255", "0.0.96.1.1.255", "1.0.0.2.0.255", "0.0.94.91.12.255"))

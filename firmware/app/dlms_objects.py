@@ -19,6 +19,8 @@ from app.dlms_names import (
     BLOCK_LOAD,
     BLOCK_SCALERS,
     CLOCK,
+    DAILY_LOAD,
+    DAILY_SCALERS,
     EVENT_LOGS,
     EVENT_SCALERS,
     INSTANT_PROFILE,
@@ -107,9 +109,9 @@ class Objects:
         self._depth = 0  # reads of app/dlms_profiles.py under way (one inside another: a snapshot's cells)
 
     def get(self, cls, obis, attr, access=None):
-        if access is not None and not (cls == _CLASS_PROFILE and attr == 2 and (obis in EVENT_LOGS or obis == BLOCK_LOAD)
+        if access is not None and not (cls == _CLASS_PROFILE and attr == 2 and (obis in EVENT_LOGS or obis in (BLOCK_LOAD, DAILY_LOAD))
                                        and self._known(cls, obis)):
-            return cosem.READ_WRITE_DENIED  # selective access: the event and block load profiles' buffers only
+            return cosem.READ_WRITE_DENIED  # selective access: the event and load profiles' buffers only
         if not self._known(cls, obis):
             for other in _CLASSES:
                 if other != cls and self._known(other, obis):
@@ -156,7 +158,8 @@ class Objects:
         if cls == _CLASS_REGISTER:
             return obis in ENERGY or any(row[0] == obis for row in INSTANT) or (
                 self.period is not None and obis in BLOCK_COLUMNS)
-        if self.period is not None and cls == _CLASS_PROFILE and obis in (BLOCK_LOAD, BLOCK_SCALERS):
+        if self.period is not None and cls == _CLASS_PROFILE and obis in (BLOCK_LOAD, BLOCK_SCALERS, DAILY_LOAD,
+                                                                          DAILY_SCALERS):
             return True
         if self.log is not None and ((cls == _CLASS_PROFILE and (obis in EVENT_LOGS or obis == EVENT_SCALERS))
                                      or (cls == _CLASS_DATA and obis in LAST_EVENT)):
@@ -184,6 +187,7 @@ class Objects:
         if self.period is not None:
             out += [(_CLASS_PROFILE, BLOCK_LOAD), (_CLASS_PROFILE, BLOCK_SCALERS)]
             out += [(_CLASS_REGISTER, code) for code in BLOCK_COLUMNS]
+            out += [(_CLASS_PROFILE, DAILY_LOAD), (_CLASS_PROFILE, DAILY_SCALERS)]
         out += [(_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION)]
         return out
 

@@ -19,6 +19,9 @@ from app.dlms_names import (
     BLOCK_LOAD,
     BLOCK_SCALERS,
     CLOCK,
+    DAILY_COLUMNS,
+    DAILY_LOAD,
+    DAILY_SCALERS,
     EVENT_LOGS,
     EVENT_SCALERS,
     EVENT_SNAPSHOT,
@@ -71,7 +74,7 @@ _BLOCK_SCALERS = tuple((_CLASS_REGISTER, obis, 3) for obis in BLOCK_COLUMNS)
 # the block load profile's registers (app/load_profile.py's row after its end): type, scaler, unit (V, A, Wh, VAh, Wh)
 _BLOCK_TYPES = ((cosem.LONG_UNSIGNED, -2, 35), (cosem.DOUBLE_LONG_UNSIGNED, -3, 33), (cosem.DOUBLE_LONG_UNSIGNED, -3, 30),
                 (cosem.DOUBLE_LONG_UNSIGNED, -3, 31), (cosem.DOUBLE_LONG_UNSIGNED, -3, 30))
-_BLOCK_COLUMNS = const(6)  # the clock, then the five registers
+_DAILY_SCALERS = tuple((_CLASS_REGISTER, obis, 3) for obis in DAILY_COLUMNS)
 _TEMPORARY_FAILURE = const(2)
 _PLATE = tuple((_CLASS_DATA, name, 2) for name in PLATE_ITEMS)
 # a snapshot profile's attributes 4-8: capture period 0 (taken when read), sort FIFO, no sort object, 1 entry of 1
@@ -84,12 +87,14 @@ def get(objects, cls, obis, attr, access):
     but an event profile's buffer are answered there)."""
     if cls == _CLASS_ASSOCIATION:
         return _association(objects, attr)
-    if cls == _CLASS_PROFILE and obis in (INSTANT_PROFILE, SCALER_PROFILE, NAME_PLATE, EVENT_SCALERS, BLOCK_SCALERS):
+    if cls == _CLASS_PROFILE and obis in (INSTANT_PROFILE, SCALER_PROFILE, NAME_PLATE, EVENT_SCALERS, BLOCK_SCALERS,
+                                          DAILY_SCALERS):
         return _snapshot(objects, _SNAPSHOT if obis == INSTANT_PROFILE else (
             _SCALERS if obis == SCALER_PROFILE else (_PLATE if obis == NAME_PLATE else (
-                _EVENT_SCALERS if obis == EVENT_SCALERS else _BLOCK_SCALERS))), attr)
-    if obis == BLOCK_LOAD:
-        return _block(objects, attr, access)
+                _EVENT_SCALERS if obis == EVENT_SCALERS else (
+                    _BLOCK_SCALERS if obis == BLOCK_SCALERS else _DAILY_SCALERS)))), attr)
+    if obis in (BLOCK_LOAD, DAILY_LOAD):
+        return _stored(objects, obis == BLOCK_LOAD, attr, access)
     if obis in BLOCK_COLUMNS:
         return _block_register(BLOCK_COLUMNS.index(obis), attr)
     if obis in PLATE_ITEMS:
@@ -126,7 +131,7 @@ def _element(cls, obis):
     version, attrs, readable, methods = _SHAPES[cls]
     a = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, _READ_ONLY if readable >> i & 1
                                                                              else 0),
-                                 b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and (obis in EVENT_LOGS or obis == BLOCK_LOAD)
+                                 b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and (obis in EVENT_LOGS or obis in (BLOCK_LOAD, DAILY_LOAD))
                                  else b"\x00")
                  for i in range(1, attrs + 1))
     m = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, 0))
@@ -214,48 +219,60 @@ def _selection(objects, access, columns):
     return cosem.TYPE_UNMATCHED
 
 
-def _block(objects, attr, access):
-    """IS 15959's block load profile (app/load_profile.py): a row per demand period, read from flash as it goes
-    out (a generator of pieces: ten days of rows never sit on the heap at once, app/cosem.py sends them in blocks)."""
+def _stored(objects, block, attr, access):
+    """IS 15959's block load profile (`block`) or daily load profile (app/load_profile.py): rows read from flash as
+    they go out (a generator of pieces: days of rows never sit on the heap at once, app/cosem.py sends them in
+    blocks). Their columns: the clock, then the block load registers, or the energy registers at midnight."""
     from app import load_profile
 
+    kind = load_profile.BLOCK if block else load_profile.DAILY
+    columns = BLOCK_COLUMNS if block else DAILY_COLUMNS
     if attr == 2:
-        sel = _selection(objects, access, _BLOCK_COLUMNS)
+        sel = _selection(objects, access, len(columns) + 1)
         if isinstance(sel, int):
             return sel
         lo, hi, e0, e1, first, last = sel
-        n = 0
-        for _ in load_profile.rows(lo, hi):
-            n += 1
-        stop = min(e1 or n, n)
-        return _block_rows(load_profile.rows(lo, hi), e0 - 1, max(0, stop - e0 + 1), first, last, objects.tz())
+        if lo is None:  # every row held, or those by entry: counted by the files' sizes, the first ones skipped so
+            n = load_profile.count(kind)
+            stop = min(e1 or n, n)
+            rows = load_profile.rows(None, None, kind, e0 - 1)
+        else:  # by range: only the files in it are read, twice (to count, then to send)
+            n = 0
+            for _ in load_profile.rows(lo, hi, kind):
+                n += 1
+            stop, e0 = n, 1
+            rows = load_profile.rows(lo, hi, kind)
+        return _stored_rows(rows, max(0, stop - e0 + 1), first, last, objects.tz(), block)
     if attr == 3:
-        return cosem.array(_BLOCK_COLUMNS, _capture(_CLASS_CLOCK, CLOCK) +
-                           b"".join(_capture(_CLASS_REGISTER, obis) for obis in BLOCK_COLUMNS))
+        return cosem.array(len(columns) + 1, _capture(_CLASS_CLOCK, CLOCK) +
+                           b"".join(_capture(_CLASS_REGISTER, obis) for obis in columns))
+    period = objects.period() if block else 86400
     if attr == 4:
-        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, objects.period())
+        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, period)
     if attr in (5, 6):
         return cosem.number(cosem.ENUM, 1) if attr == 5 else _PROFILE_ATTRS[2]  # fifo, no sort object
     if attr == 7:
-        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, load_profile.count())
-    if attr == 8:
-        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, load_profile.DAYS * 86400 // objects.period())
+        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, load_profile.count(kind))
+    if attr == 8:  # the most rows the files hold before the oldest goes
+        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, kind.keep * kind.span // period)
     return cosem.READ_WRITE_DENIED
 
 
-def _block_rows(rows, skip, count, first, last, tz):
-    """The buffer's pieces: the array's head, then `count` rows after the first `skip`, columns [first, last). A row
-    the day's prune removed between the count and the send goes as null-data, so the array stays as announced."""
+def _stored_rows(rows, count, first, last, tz, block):
+    """The buffer's pieces: the array's head, then `count` rows, columns [first, last). A row damaged on the flash
+    (None), and one a new file's prune removed between the count and the send, go as null-data: the array stays as
+    announced, and entry k stays the k-th row held."""
     yield cosem.array_head(count)
     for row in rows:
-        if skip:
-            skip -= 1
-            continue
         if not count:
             return
         count -= 1
+        if row is None:
+            yield cosem.structure(*([b"\x00"] * (last - first)))
+            continue
         cells = (cosem.octets(date_time(row[0], tz)),) + tuple(
-            cosem.number(_BLOCK_TYPES[n][0], row[n + 1]) for n in range(5))
+            cosem.number(_BLOCK_TYPES[n][0] if block else cosem.LONG64_UNSIGNED, row[n + 1])
+            for n in range(len(row) - 1))
         yield cosem.structure(*cells[first:last])
     while count:
         count -= 1
@@ -271,10 +288,7 @@ def _block_register(n, attr):
         return cosem.READ_WRITE_DENIED
     from app import load_profile
 
-    days = load_profile.days()
-    newest = None
-    for row in load_profile.rows(days[-1] * 86400 if days else None):
-        newest = row
+    newest = load_profile.last()
     return _TEMPORARY_FAILURE if newest is None else cosem.number(tag, newest[n + 1])
 
 

@@ -1,104 +1,173 @@
-# IS 15959's block load profile in flash: a row per demand period (app/registers.py closes it: its end, average
-# voltage and current, and the import, apparent and export energy in it), in a file per UTC day under meter/load
-# (named by the day's number), kept for DAYS days. On the heap only for one write or one read (app/metering.py and
-# app/dlms_profiles.py import it and forget it after).
+# IS 15959's stored profiles in flash: the block load profile, a row per demand period (app/registers.py closes it:
+# its end, average voltage and current, and the import, apparent and export energy in it), in a file per UTC day
+# under meter/load, 12 days' files kept; and the daily load profile, a row per local day (its midnight and the import,
+# apparent and export registers then), in a file per 32 days under meter/daily, 3 files kept (at least 64 days). On
+# the heap only for one write or one read (app/metering.py and app/dlms_profiles.py import it and forget it after).
 #
 # Power cuts: a row is appended whole with its CRC-32. littlefs keeps a file as it was at its last close, so a cut in
 # a write loses that row only; a row whose CRC fails (damage) and a trailing part row are skipped by every reader,
-# never read as figures, and the next row after a part one is put where a row starts. Flash: one append per period
-# (at 15 min, 96 a day into one 2.5 KB file) and a file removed a day; host_tests/bench/load_profile_wear.py gives
-# the 15-year figure.
+# never read as figures, and the next row after a part one is put where a row starts. Flash: one append per row (a
+# block row at 15 min: 96 a day into one 2.5 KB file) and a file removed a day; host_tests/bench/load_profile_wear.py
+# gives the 15-year figure.
 import binascii
 import os
 import struct
 
 from micropython import const
 
-DIR = "meter/load"
-DAYS = const(12)  # days kept: IS 15959 asks for at least 10 days of block load profile
-_ROW = "<IHIIII"  # end (RTC s), average V (0.01 V), average I (mA), import Wh, apparent VAh, export Wh (milli-units)
-_BODY = const(22)
-SIZE = const(26)  # a row and its CRC-32
-_LIMITS = (0xFFFFFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+_DAY = const(86400)
+_CHUNK = const(8)  # rows read at a time
+_LIMITS = {"H": 0xFFFF, "I": 0xFFFFFFFF, "Q": 0xFFFFFFFFFFFFFFFF}
 
 
-def _path(day):
-    return DIR + "/" + str(day)
+class Kind:
+    """One stored profile: its folder, row format (the first field the row's time, RTC s), the seconds a file spans
+    and the files kept."""
+
+    def __init__(self, folder, fmt, span, keep):
+        self.dir = folder
+        self.fmt = fmt
+        self.body = struct.calcsize(fmt)
+        self.size = self.body + 4  # and the CRC-32
+        self.span = span
+        self.keep = keep
+
+    def path(self, key):
+        return self.dir + "/" + str(key)
 
 
-def pack(row):
-    """A row's 26 bytes; each figure clamped to its field (a damaged front end's figure: the field's limit, never a
-    wrapped number)."""
-    body = struct.pack(_ROW, *[min(max(0, int(v)), _LIMITS[k]) for k, v in enumerate(row)])
+# end (RTC s), average V (0.01 V), average I (mA), import Wh, apparent VAh, export Wh in the period (milli-units)
+BLOCK = Kind("meter/load", "<IHIIII", _DAY, 12)  # IS 15959 asks for at least 10 days
+# local midnight (RTC s), then the import Wh, apparent VAh and export Wh registers (milli-units)
+DAILY = Kind("meter/daily", "<IQQQ", 32 * _DAY, 3)  # at least 64 days: IS 15959 asks for 60
+DIR = BLOCK.dir
+DAYS = BLOCK.keep
+SIZE = BLOCK.size
+
+
+def pack(row, kind=BLOCK):
+    """A row's bytes with their CRC; each figure clamped to its field (a damaged front end's figure: the field's
+    limit, never a wrapped number)."""
+    body = struct.pack(kind.fmt, *[min(max(0, int(v)), _LIMITS[kind.fmt[k + 1]]) for k, v in enumerate(row)])
     return body + struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF)
 
 
-def unpack(data):
-    """The row in 26 bytes, or None when its CRC fails."""
-    if len(data) != SIZE or struct.unpack("<I", data[_BODY:])[0] != binascii.crc32(data[:_BODY]) & 0xFFFFFFFF:
+def unpack(data, kind=BLOCK):
+    """The row in `data`, or None when its CRC fails."""
+    b = kind.body
+    if len(data) != kind.size or struct.unpack("<I", data[b:])[0] != binascii.crc32(data[:b]) & 0xFFFFFFFF:
         return None
-    return struct.unpack(_ROW, data[:_BODY])
+    return struct.unpack(kind.fmt, data[:b])
 
 
-def capture(row):
-    """Append `row` (app/registers.py's `closed`) to its day's file; a new day's first row removes the files older
-    than DAYS. OSError when the flash refuses (full: the caller records the row lost)."""
-    day = row[0] // 86400
+def capture(row, kind=BLOCK):
+    """Append `row` to its file; a new file's first row removes the files past those kept. OSError when the flash
+    refuses (full: the caller records the row lost)."""
+    key = row[0] // kind.span
     try:
-        os.mkdir(DIR)
+        os.mkdir(kind.dir)
     except OSError:
         pass  # there already
-    size = _size(day)
-    with open(_path(day), "ab") as f:
-        if size and size % SIZE:  # a part row at the end (damage): filled out, so this row starts where rows do
-            f.write(bytes(SIZE - size % SIZE))
-        f.write(pack(row))
-    if size is None:
-        for d in days():
-            if d <= day - DAYS:
-                os.remove(_path(d))
+    size = _size(kind, key)
+    if size is None:  # a new file: first the oldest go, so that it and the keep - 1 newest before it are left, and
+        # any later than it (stamped by a clock set back since); by count, not age, so a clock set a year ahead for one
+        # row costs the profile no day. A full flash then has room for the row.
+        held = keys(kind)
+        older = [k for k in held if k < key]
+        for k in older[:max(0, len(older) - kind.keep + 1)] + [k for k in held if k > key]:
+            try:
+                os.remove(kind.path(k))
+            except OSError:
+                pass  # tried again at the next new file
+    with open(kind.path(key), "ab") as f:
+        if size and size % kind.size:  # a part row at the end (damage): filled out, so this row starts where rows do
+            f.write(bytes(kind.size - size % kind.size))
+        f.write(pack(row, kind))
 
 
-def days():
-    """The day numbers that have a file, oldest first (a name that is not a day's number is not the profile's)."""
+def block(row):
+    """The block load profile takes a closed period's row (app/registers.py `closed`)."""
+    capture(row, BLOCK)
+
+
+def daily(row, first):
+    """The daily load profile takes a local day's row at its first reading; at the first reading after a start
+    (`first`) only when the profile has no row for that day yet (the meter was off at midnight: the registers stood
+    still since, so the row is the midnight's)."""
+    if first:
+        newest = last(DAILY)
+        if newest is not None and newest[0] >= row[0]:
+            return
+    capture(row, DAILY)
+
+
+def keys(kind=BLOCK):
+    """The files' keys (day numbers for the block profile), oldest first; a name that is not a number is not the
+    profile's."""
     try:
-        names = os.listdir(DIR)
+        names = os.listdir(kind.dir)
     except OSError:
         return []
     return sorted(int(n) for n in names if n.isdigit())
 
 
-def _size(day):
+days = keys
+
+
+def _size(kind, key):
     try:
-        return os.stat(_path(day))[6]
+        return os.stat(kind.path(key))[6]
     except OSError:
         return None
 
 
-def count():
-    """Rows held (entries_in_use): whole rows in the files, a damaged one among them included."""
-    return sum((_size(d) or 0) // SIZE for d in days())
+def count(kind=BLOCK):
+    """Rows held (entries_in_use): the files' whole rows, a damaged one among them (read as None: see rows)."""
+    return sum((_size(kind, k) or 0) // kind.size for k in keys(kind))
 
 
-def rows(lo=None, hi=None):
-    """The rows whose end lies in [lo, hi] (RTC s; None: no bound), in file order (oldest day first, each day as
-    written), one at a time: a read of 26 bytes per row, no file held open between rows (a DLMS read in blocks
-    takes them over many requests)."""
-    buf = bytearray(SIZE)
-    for d in days():
-        if (lo is not None and (d + 1) * 86400 <= lo) or (hi is not None and d * 86400 > hi):
+def rows(lo=None, hi=None, kind=BLOCK, skip=0):
+    """The rows, oldest file first and each as written. Without bounds every row held, a damaged one as None (so
+    that entry k is the k-th row held, as count() counts them), after the first `skip` (found by the files' sizes,
+    not read); with bounds (RTC s, both included) the readable rows whose time lies in them. Read _CHUNK rows at a
+    time, no file held open between them (a DLMS read in blocks takes them over many requests)."""
+    size = kind.size
+    buf = bytearray(size * _CHUNK)
+    span = kind.span
+    whole = lo is None and hi is None
+    for key in keys(kind):
+        if (lo is not None and (key + 1) * span <= lo) or (hi is not None and key * span > hi):
             continue
-        k = 0
+        n = 0
+        if skip:
+            held = (_size(kind, key) or 0) // size
+            if skip >= held:
+                skip -= held
+                continue
+            n, skip = skip, 0
         while True:
             try:
-                with open(_path(d), "rb") as f:
-                    f.seek(k * SIZE)
-                    n = f.readinto(buf)
+                with open(kind.path(key), "rb") as f:
+                    f.seek(n * size)
+                    got = f.readinto(buf) // size
             except OSError:
-                break  # removed meanwhile (a new day's prune)
-            if n != SIZE:
+                break  # removed meanwhile (a new file's prune)
+            for i in range(got):
+                row = unpack(buf[i * size:(i + 1) * size], kind)
+                if row is None:
+                    if whole:
+                        yield None
+                elif (lo is None or row[0] >= lo) and (hi is None or row[0] <= hi):
+                    yield row
+            if got < _CHUNK:
                 break
-            k += 1
-            row = unpack(buf)
-            if row is not None and (lo is None or row[0] >= lo) and (hi is None or row[0] <= hi):
-                yield row
+            n += got
+
+
+def last(kind=BLOCK):
+    """The newest file's last readable row, or None."""
+    k = keys(kind)
+    newest = None
+    for row in rows(k[-1] * kind.span if k else None, None, kind):
+        newest = row
+    return newest

@@ -61,6 +61,7 @@ class Metering:
         self.saved_ms = time.ticks_ms()
         self.last_ms = None
         self.readings = 0
+        self.day = None  # the local day (days since 1970) of the daily load profile's last row, None before the first
         self.tick = Tick(self.reading, self.regs)  # the last reading as listeners saw it (refilled, never rebuilt)
         self.listeners = []  # listener(tick) after each reading is accounted (the supply's rules)
         self.on_save = []  # called after each register save (the credit record is saved with them)
@@ -86,26 +87,23 @@ class Metering:
             log.add(code, detail)
         self.noted = []
 
-    def _load_row(self):
-        """IS 15959's block load profile takes the period just closed (app/load_profile.py: on the heap for the one
-        write). No room for its code: the row waits for the next reading; a flash that refuses it: the row is lost,
-        and said (an event per row, one a period at most)."""
-        row = self.regs.closed
-        if row is None:
-            return
+    def _profile(self, what, row, *args):
+        """IS 15959's stored profiles take a row (app/load_profile.py's `what`: "block" or "daily"; the module is on
+        the heap for the one write). False when there was no room for its code: the next reading tries again; a
+        flash that refuses the row: it is lost and said (event 419)."""
         try:
             from app import load_profile
 
             try:
-                load_profile.capture(row)
+                getattr(load_profile, what)(row, *args)
             finally:
                 loader.forget("app.load_profile")
         except MemoryError:  # noqa: B014 - the next reading tries again
-            self.short_of_memory("load profile")
-            return
+            self.short_of_memory(what + " profile")
+            return False
         except OSError as e:
-            self.note(events.PROFILE_ROW_LOST, "block at %d: %s" % (row[0], e))
-        self.regs.closed = None
+            self.note(events.PROFILE_ROW_LOST, "%s at %d: %s" % (what, row[0], e))
+        return True
 
     def short_of_memory(self, where):
         """A MemoryError in `where` skipped one interval: free what can be freed and say so, at most one event per
@@ -172,10 +170,12 @@ class Metering:
         t.rtc = rtc
         t.local = self.local_time(rtc)
         t.zone = self.zone_of(t.local)
+        # (the averages first: their float sums allocate, and a MemoryError after the energy went into the registers
+        # would count it again at the next reading)
+        self.regs.average(r.voltage, r.current, dt)
         p_mj = self.front.take_energy(r, dt)
         self.regs.integrate(p_mj, int(r.q * dt + 0.5) if r.q >= 0 else -int(-r.q * dt + 0.5), int(r.s * dt + 0.5),
                             t.zone)
-        self.regs.average(r.voltage, r.current, dt)
         # the interval is in the registers: only now does the next reading measure from here (a MemoryError above
         # leaves last_ms, so the next reading's interval covers this one's too)
         self.last_ms = now
@@ -186,8 +186,15 @@ class Metering:
             self.regs.demand(rtc // period, period, (rtc // period) * period)
         else:
             self.regs.demand(t.uptime_s // period, period, None)
-        if self.regs.closed is not None:
-            self._load_row()
+        if self.regs.closed is not None and self._profile("block", self.regs.closed):
+            self.regs.closed = None
+        if rtc is not None:  # IS 15959's daily load profile: a row at the first reading of each local day
+            tz_s = self.cfg["tz_offset_min"] * 60
+            day = (rtc + tz_s) // 86400
+            if day != self.day and self._profile("daily", (day * 86400 - tz_s, self.regs.mwh(registers.IMPORT),
+                                                           self.regs.mwh(registers.APPARENT),
+                                                           self.regs.mwh(registers.EXPORT)), self.day is None):
+                self.day = day
         for listener in self.listeners:
             try:
                 listener(t)

@@ -44,6 +44,7 @@ class Registers:
         self.md_w = 0.0
         self.md_at = None  # RTC seconds (UTC) at the end of the period that set the maximum, None if not known
         self.block = -1  # the current demand period's number
+        self.block_rtc = False  # and whether it counts on the RTC (else on the uptime: the clock was unknown)
         self.block_mj = 0  # import at its start, in mJ
         self.block_start = [0, 0]  # export and apparent at its start, in mJ (the block load profile's energies)
         self.v_ms = 0.0  # volts × ms and amperes × ms in it so far, and the ms they span: its average V and I
@@ -94,8 +95,10 @@ class Registers:
 
     def demand(self, block, period_s, end_at):
         """Close the demand period when `block` (its number) has moved on; returns the closed period's demand in W
-        or None. The first period after a boot started mid-way, so it only opens the next one. A period closed at a
-        known time (`end_at`, RTC s) also leaves its block load profile row in `closed`."""
+        or None. The first period after a boot started mid-way, so it only opens the next one. A period that counted
+        on the RTC and closes on it (`end_at` known, RTC s) at a later period also leaves its block load profile row in
+        `closed`, stamped with its own end; a period opened while the clock was unknown, or closed by a clock set back,
+        leaves none (its time is not known)."""
         if block == self.block:
             return None
         now = self.total_mj(IMPORT)
@@ -107,12 +110,14 @@ class Registers:
             if w > self.md_w:
                 self.md_w = w
                 self.md_at = end_at
-            if end_at is not None:
+            if end_at is not None and self.block_rtc and block > self.block:
                 span = self.span_ms or 1
-                self.closed = (end_at, int(self.v_ms * 100 / span + 0.5), int(self.i_ms * 1000 / span + 0.5),
+                self.closed = ((self.block + 1) * period_s, int(self.v_ms * 100 / span + 0.5),
+                               int(self.i_ms * 1000 / span + 0.5),
                                (now - self.block_mj) // 3600, (va - self.block_start[1]) // 3600,
                                (ex - self.block_start[0]) // 3600)
         self.block = block
+        self.block_rtc = end_at is not None
         self.block_mj = now
         self.block_start[0] = ex
         self.block_start[1] = va

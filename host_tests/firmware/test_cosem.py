@@ -206,15 +206,32 @@ def test_a_value_whose_making_fails_ends_short_never_an_exception():
     a = cosem.Association(_Made(40, fail_at=0).get)  # fails before the first block: the GET's answer says so
     a.apdu(AARQ[:-2] + b"\x00\x30")
     assert a.apdu(GET_VOLTAGE) == b"\xc4\x01\xc1\x01\xfa"  # other reason
-    v = _Made(40, fail_at=20)  # fails mid-transfer: the transfer ends at what was made, marked the last
+    v = _Made(40, fail_at=20)  # fails mid-transfer: the block it fails in is other-reason, marked the last
     a = cosem.Association(v.get)
     a.apdu(AARQ[:-2] + b"\x00\x30")
-    got = [_block(a.apdu(GET_VOLTAGE))]
-    while not got[-1][0]:
-        got.append(_block(a.apdu(_next(0xC1, got[-1][1]))))
-    data = b"".join(d for _, _, d in got)
-    assert data == cosem.array_head(40) + b"".join(cosem.number(cosem.DOUBLE_LONG_UNSIGNED, k) for k in range(20))
-    assert a.apdu(_next(0xC1, got[-1][1]))[-1] == 0x10  # no long get in progress after it
+    r = a.apdu(GET_VOLTAGE)
+    data = b""
+    while r[8] == 0:  # raw data: a block that made it
+        last, number, d = _block(r)
+        assert not last, "a value cut short went out looking whole"
+        data += d
+        r = a.apdu(_next(0xC1, number))
+    assert r == b"\xc4\x02\xc1\x01" + (number + 1).to_bytes(4, "big") + b"\x01\xfa", r
+    assert data == (cosem.array_head(40) + b"".join(cosem.number(cosem.DOUBLE_LONG_UNSIGNED, k) for k in range(20)))[
+        :len(data)]
+    assert a.apdu(_next(0xC1, number + 1))[-1] == 0x10  # no long get in progress after it
+
+
+def test_a_new_association_or_a_release_ends_a_transfer_in_blocks():
+    for end in (RLRQ, AARQ[:-2] + b"\x00\x30"):
+        v = _Made(40)
+        a = cosem.Association(v.get)
+        a.apdu(AARQ[:-2] + b"\x00\x30")
+        assert not _block(a.apdu(GET_VOLTAGE))[0]
+        a.apdu(end)
+        a.apdu(AARQ[:-2] + b"\x00\x30")
+        assert a.apdu(_next(0xC1, 1))[-1] == 0x10  # the old transfer did not carry on: no long get in progress
+        assert a._more is None and a._long is None
 
 
 def test_a_long_value_for_a_client_without_block_transfer_is_refused():

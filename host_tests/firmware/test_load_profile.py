@@ -33,10 +33,17 @@ def test_a_closed_period_leaves_its_averages_and_energies():
     r.closed = None
     r.integrate(3600 * 1000, 0, 0, 1)
     assert r.demand(102, 900, None) is not None and r.closed is None  # a period that ended at an unknown time: no row
+    r.integrate(3600 * 1000, 0, 0, 1)
+    assert r.demand(103, 900, 92700) is not None and r.closed is None  # nor one that began at an unknown time
     r.average(230.0, 1.0, 1000)
     r.integrate(3600 * 1000, 0, 0, 1)
-    assert r.demand(103, 900, 92700) is not None
-    assert r.closed[3] == 1000 and r.closed[1] == 23000  # only the period's own energy and readings
+    assert r.demand(104, 900, 93600) is not None
+    assert r.closed[0] == 93600 and r.closed[3] == 1000 and r.closed[1] == 23000  # only the period's own energy
+    r.closed = None
+    r.integrate(3600 * 1000, 0, 0, 1)
+    assert r.demand(102, 900, 91800) is not None and r.closed is None  # the clock set back: the period has no true end
+    r.integrate(3600 * 1000, 0, 0, 1)
+    assert r.demand(110, 900, 99000) is not None and r.closed[0] == 92700  # a clock set on: stamped with its own end
 
 
 def test_rows_go_to_a_file_per_day_and_read_back_in_order():
@@ -72,11 +79,16 @@ def test_a_damaged_or_part_row_is_skipped_and_the_rest_read():
         data[load_profile.SIZE * 2 + 5] ^= 0x40  # the third row's average current: its CRC fails
         with open(path, "wb") as f:
             f.write(data + b"\x01\x02\x03")  # and a part row after the last (a write the flash took in part)
-        assert _rows() == rows[:2] + rows[3:]
-        assert load_profile.count() == 5  # whole rows held, the damaged one counted
+        # every row held: the damaged one in its place as None (entry k stays the k-th row), the part row not at all;
+        # by range: the readable rows in it
+        assert _rows() == rows[:2] + [None] + rows[3:] and load_profile.count() == 5
+        assert _rows(T0, T0 + DAY) == rows[:2] + rows[3:]
         late = (T0 + 6 * 900, 23000, 1000, 6, 6, 0)
         load_profile.capture(late)  # the next row after a part one starts where a row starts: read whole
-        assert _rows() == rows[:2] + rows[3:] + [late] and load_profile.count() == 7
+        assert _rows() == rows[:2] + [None] + rows[3:] + [None, late] and load_profile.count() == 7
+        assert list(load_profile.rows(None, None, load_profile.BLOCK, 5)) == [None, late]  # the first five skipped
+        assert list(load_profile.rows(None, None, load_profile.BLOCK, 9)) == []
+        assert load_profile.last() == late
 
     fwtest.in_workdir(body, "meter")
 
@@ -183,5 +195,91 @@ def test_the_block_load_profile_as_a_dlms_client_reads_it():
         plain = dlms_objects.Objects(Tick(dsp.Reading(), registers.Registers()), None, b"MKT0", lambda: 330)
         assert plain.get(7, cosem.obis("1.0.99.1.0.255"), 2) == cosem.OBJECT_UNDEFINED
         assert (7, cosem.obis("1.0.99.1.0.255")) not in plain.names()
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_the_daily_profile_keeps_a_row_a_day_and_at_least_64_days():
+    def body():
+        daily = load_profile.DAILY
+        big = 2 ** 40 + 5  # registers beyond 32 bits: the daily rows keep them whole
+        for d in range(100):  # local midnights (+05:30): 18:30 UTC the day before
+            load_profile.daily((T0 + d * DAY - 19800, big + d, 2 * d, 3 * d), False)
+        got = list(load_profile.rows(None, None, daily))
+        assert 64 <= len(got) <= 96 and got[-1] == (T0 + 99 * DAY - 19800, big + 99, 198, 297), got[-1]
+        assert [r[1] - big for r in got] == list(range(100 - len(got), 100))
+        assert len(load_profile.keys(daily)) == daily.keep and load_profile.count(daily) == len(got)
+        # the first reading after a start takes the day's row only when the profile has none for that day yet
+        load_profile.daily((T0 + 99 * DAY - 19800, 1, 1, 1), True)
+        assert load_profile.last(daily)[1] == big + 99 and load_profile.count(daily) == len(got)
+        load_profile.daily((T0 + 100 * DAY - 19800, big + 100, 0, 0), True)
+        assert load_profile.last(daily)[1] == big + 100
+        assert load_profile.unpack(load_profile.pack((T0, 2 ** 70, -1, 7), daily), daily) == (T0, 2 ** 64 - 1, 0, 7)
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_the_daily_load_profile_as_a_dlms_client_reads_it():
+    def body():
+        objects, a = _meter()
+        names = objects.names()
+        assert (7, cosem.obis("1.0.99.2.0.255")) in names and (7, cosem.obis("1.0.94.91.5.255")) in names
+        midnights = [T0 + d * DAY - 19800 for d in range(1, 8)]
+        for d, at in enumerate(midnights):
+            load_profile.daily((at, 1000000 * d, 1100000 * d, 5 * d), False)
+        want = b"".join(b"\x02\x04\x09\x0c" + dlms_objects.date_time(at, 330) + b"".join(
+            b"\x15" + v.to_bytes(8, "big") for v in (1000000 * d, 1100000 * d, 5 * d)) for d, at in enumerate(midnights))
+        assert _whole(a, _get(a, 7, "1.0.99.2.0.255", 2)) == b"\x01\x07" + want
+        assert dlms_objects.date_time(midnights[0], 330)[5:8] == b"\x00\x00\x00"  # 00:00:00 local
+        assert _get(a, 7, "1.0.99.2.0.255", 4) == b"\xc4\x01\xc1\x00\x06\x00\x01\x51\x80"  # capture period: a day
+        assert _get(a, 7, "1.0.99.2.0.255", 7) == b"\xc4\x01\xc1\x00\x06\x00\x00\x00\x07"
+        assert _get(a, 7, "1.0.99.2.0.255", 8) == b"\xc4\x01\xc1\x00\x06\x00\x00\x00\x60"  # 96 at most
+        capture = _get(a, 7, "1.0.99.2.0.255", 3)
+        assert capture.startswith(b"\xc4\x01\xc1\x00\x01\x04") and cosem.obis("1.0.2.8.0.255") in capture
+        got = _whole(a, _get(a, 7, "1.0.99.2.0.255", 2, _range(midnights[2], midnights[3])))
+        assert got[:2] == b"\x01\x02" and dlms_objects.date_time(midnights[2], 330) in got
+        scalers = _whole(a, _get(a, 7, "1.0.94.91.5.255", 2))
+        assert scalers == b"\x01\x01\x02\x03" + cosem.scaler_unit(-3, 30) + cosem.scaler_unit(-3, 31) \
+            + cosem.scaler_unit(-3, 30)
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_clock_set_a_year_ahead_then_back_does_not_cost_the_profile_its_days():
+    def body():
+        for d in range(5):
+            load_profile.capture((T0 + d * DAY + 900, 23000, 1000, d, 0, 0))
+        load_profile.capture((T0 + 400 * DAY + 900, 23000, 1000, 400, 0, 0))  # a clock set a year ahead, a row
+        load_profile.capture((T0 + 5 * DAY + 900, 23000, 1000, 5, 0, 0))  # then set right: its new day's first row
+        assert load_profile.days() == [T0 // DAY + d for d in range(6)]  # the days kept, the future one gone
+        assert load_profile.last()[3] == 5
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_damaged_row_keeps_its_entry_as_null_data_and_a_row_gone_mid_read_too():
+    def body():
+        objects, a = _meter()
+        rows = [(T0 + k * 900, 23000, 4000, k, k, 0) for k in range(1, 6)]
+        for row in rows:
+            load_profile.capture(row)
+        path = load_profile.DIR + "/" + str(T0 // DAY)
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+        data[load_profile.SIZE * 2 + 5] ^= 0x40  # the third row fails its CRC
+        with open(path, "wb") as f:
+            f.write(data)
+        null = b"\x02\x06" + b"\x00" * 6
+        assert _get(a, 7, "1.0.99.1.0.255", 7) == b"\xc4\x01\xc1\x00\x06\x00\x00\x00\x05"  # five held
+        assert _whole(a, _get(a, 7, "1.0.99.1.0.255", 2, _entry(3, 3))) == b"\x01\x01" + null
+        assert _whole(a, _get(a, 7, "1.0.99.1.0.255", 2, _entry(5, 5))) == b"\x01\x01" + _row(*rows[4])  # the newest
+        assert _whole(a, _get(a, 7, "1.0.99.1.0.255", 2)) == b"\x01\x05" + b"".join(
+            null if k == 2 else _row(*r) for k, r in enumerate(rows))
+        assert _get(a, 3, "1.0.1.29.0.255", 2)[-4:] == (5).to_bytes(4, "big")  # the newest readable row's
+        # the day's file removed between the count and the send (a new day's prune): the array stays as announced
+        pieces = objects.get(7, cosem.obis("1.0.99.1.0.255"), 2)
+        head = next(pieces)
+        os.remove(path)
+        assert head == b"\x01\x05" and list(pieces) == [null] * 5
 
     fwtest.in_workdir(body, "meter")

@@ -233,3 +233,29 @@ def test_a_row_the_flash_refuses_is_event_419_and_metering_goes_on():
             assert m.regs.closed is None and m.readings == 8
 
     _run(body)
+
+
+def test_a_local_day_s_first_reading_is_a_daily_load_profile_row():
+    def body():
+        from app import load_profile
+
+        daily = load_profile.DAILY
+        midnight = RTC0 + 37800  # 2027-01-16 00:00 at +05:30
+        with _Steps() as rtc:
+            front = Front()
+            m, sup = _meter(front)
+            sup.prepaid.topup(1, 10000)
+            for k, at in enumerate((0, 37740, 37860, 37920)):  # 13:30, 23:59, then 00:01 and 00:02 the next day
+                rtc.at = at
+                _read(m, front, k)
+            rows = list(load_profile.rows(None, None, daily))
+            # the start's day (its row at the start: the profile had none), then the new day's at its first reading
+            assert [r[0] for r in rows] == [midnight - 86400, midnight], rows
+            # the registers after that reading (three readings of 1 kW for 1 s so far: 2 kJ, 555 mWh)
+            assert rows[1][1:] == (555, 555, 0) and rows[0][1:] == (0, 0, 0), rows
+            m2, _ = _meter(front)  # a restart the same day: the day has its row already
+            rtc.at = 40000
+            _read(m2, front, 0)
+            assert load_profile.count(daily) == 2 and m2.day == (midnight + 19800) // 86400
+
+    _run(body)

@@ -15,8 +15,8 @@ raised. Invariants (fuzzcore.Violation):
 - a profile's buffer is an array of the category's own events, in the ring's order, each its time and code: all of
   them without a selection, a run of consecutive ones (whole rows or the columns asked for) selected by entry, some
   of them selected by range; never a row the log does not hold;
-- the block load profile's buffer likewise: an array of the rows in flash (the damaged one never), all of them, a run
-  of them by entry, or those by range, as many as its head says.
+- the block load profile's buffer likewise: an array of the rows in flash, all of them or a run of them by entry (the
+  damaged one as null-data in its place), or readable ones by range, as many as its head says.
 """
 
 import fuzzcore
@@ -93,11 +93,13 @@ for _k in range(7):  # figures at the event (null-data: this log has no metering
 
 
 _BLOCK_TYPES = (cosem.LONG_UNSIGNED,) + (cosem.DOUBLE_LONG_UNSIGNED,) * 4
-_BLOCK_ROWS = {  # columns (first, last) -> the readable rows' encodings, as the profile sends them
-    (c0, c1): [cosem.structure(*((cosem.octets(dlms_objects.date_time(r[0], 330)),) + tuple(
-        cosem.number(_BLOCK_TYPES[n], r[n + 1]) for n in range(5)))[c0:c1])
-        for k, r in enumerate(_BLOCK) if k != _DAMAGED]
+_BLOCK_ROWS = {  # columns (first, last) -> the rows' encodings as the profile sends them (the damaged one null-data)
+    (c0, c1): [cosem.structure(*(((cosem.octets(dlms_objects.date_time(r[0], 330)),) + tuple(
+        cosem.number(_BLOCK_TYPES[n], r[n + 1]) for n in range(5)))[c0:c1] if k != _DAMAGED else
+        (b"\x00",) * (c1 - c0)))
+        for k, r in enumerate(_BLOCK)]
     for c0 in range(6) for c1 in range(c0 + 1, 7)}
+_BLOCK_READABLE = [r for k, r in enumerate(_BLOCK_ROWS[(0, 6)]) if k != _DAMAGED]  # what a range can select
 
 
 def _is_run(rows, of):
@@ -149,11 +151,11 @@ def run(data):
               "a block load buffer that is not an array of its rows")
         rows = v[1:]
         if access is None:
-            check(rows == _BLOCK_ROWS[(0, 6)], "not every readable block load row")
+            check(rows == _BLOCK_ROWS[(0, 6)], "not every block load row in its place")
         elif access[0] == 2:
             check(any(_is_run(rows, own) for own in _BLOCK_ROWS.values()), "block load rows by entry not a run")
         else:
-            check(_is_subsequence(rows, _BLOCK_ROWS[(0, 6)]), "block load rows by range the profile does not hold")
+            check(_is_subsequence(rows, _BLOCK_READABLE), "block load rows by range the profile does not hold")
         return len(v)
     profile = cls == 7 and obis in dlms_objects.EVENT_LOGS and attr == 2
     if cls == 7 and obis in (dlms_objects.INSTANT_PROFILE, dlms_objects.SCALER_PROFILE) and attr == 2:
