@@ -84,6 +84,7 @@ class MeteringRc(IntEnum):
     NOT_READY = 1
     BAD_REFERENCE = 2
     NOT_AUTHORISED = 3
+    BAD_REQUEST = 4
 
 
 class MeteringError(smperr.ErrorV2[MeteringRc]):
@@ -168,5 +169,30 @@ class CalibrationReadResponse(smpmsg.ReadResponse):
 
 class CalibrationRead(CalibrationReadRequest):
     _Response = CalibrationReadResponse
+    _ErrorV1 = MeteringErrorV1
+    _ErrorV2 = MeteringError
+
+
+class ProfileReadRequest(smpmsg.ReadRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
+    _COMMAND_ID: ClassVar[int] = 3
+
+    kind: str
+    since: int = 0
+    limit: int = 16
+
+
+class ProfileReadResponse(smpmsg.ReadResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_METERING
+    _COMMAND_ID: ClassVar[int] = 3
+
+    kind: str
+    held: int
+    rows: list
+    more: bool
+
+
+class ProfileRead(ProfileReadRequest):
+    _Response = ProfileReadResponse
     _ErrorV1 = MeteringErrorV1
     _ErrorV2 = MeteringError

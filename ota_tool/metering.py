@@ -12,7 +12,7 @@ from collections.abc import Callable
 from .authority import Authority
 from .errors import DeviceRefused, NotAuthorised, OtaError, Refused
 from .link import READ_RETRIES, MeterLink
-from .meter_groups import GROUP_METERING, CalibrateWrite, CalibrationRead, MeteringRc, MeterRead
+from .meter_groups import GROUP_METERING, CalibrateWrite, CalibrationRead, MeteringRc, MeterRead, ProfileRead
 
 CMD_CALIBRATE = "meter.calibrate"
 # register OBIS codes (integer milli-units on the wire) and their units
@@ -66,6 +66,53 @@ def convert(raw: dict) -> dict:
     out = {k: v for k, v in raw.items() if k != "obis"}
     out["obis"] = obis
     return out
+
+
+# IS 15959's stored load profiles (firmware/app/load_profile.py) as group 65 command 3 sends their rows: the time (RTC
+# s), then integer figures; here in SI units, named as `ota meter profile --json` gives them
+PROFILE_COLUMNS = {
+    "block": (("voltage", 100), ("current", 1000), ("import_wh", 1000), ("apparent_vah", 1000), ("export_wh", 1000)),
+    "daily": (("import_wh", 1000), ("apparent_vah", 1000), ("export_wh", 1000)),
+}
+
+
+def profile_row(kind: str, row: object) -> dict:
+    """One profile row as sent ([time, figures...], integers) in SI units; Refused for a row of another shape."""
+    cols = PROFILE_COLUMNS[kind]
+    if not (isinstance(row, list) and len(row) == len(cols) + 1
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in row)):
+        raise Refused(f"profile read: the meter sent a {kind} row of another shape: {row!r}")
+    out: dict = {"rtc": row[0]}
+    for (name, scale), v in zip(cols, row[1:], strict=True):
+        out[name] = v / scale
+    return out
+
+
+async def profile(link: MeterLink, kind: str, since: int = 0, until: int | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> dict:
+    """The meter's block or daily load profile rows stamped after `since` (RTC s) and up to `until`, oldest first,
+    page by page: {kind, held, rows: [{rtc, figures...}]}."""
+    rows: list[dict] = []
+    held = 0
+    while True:
+        try:
+            rsp = await link.request(ProfileRead(kind=kind, since=since), "profile read", retries=READ_RETRIES)
+        except DeviceRefused as e:
+            raise _group_refusal(e, "profile read") from e
+        if rsp.kind != kind:
+            raise Refused(f"profile read: asked for the {kind} profile, the meter sent its {rsp.kind!r}")
+        held = rsp.held
+        page = [profile_row(kind, r) for r in rsp.rows]
+        if any(r["rtc"] <= since for r in page):  # (a next page asked from the same time would never end)
+            raise Refused(f"profile read: the meter sent rows stamped at or before {since}, which were not asked for")
+        rows += [r for r in page if until is None or r["rtc"] <= until]
+        since = max((r["rtc"] for r in page), default=since)  # the next page: rows stamped after this one's latest
+        if until is not None and since > until:
+            return {"kind": kind, "held": held, "rows": rows}
+        if progress is not None:
+            progress(len(rows), held)
+        if not rsp.more or not page:
+            return {"kind": kind, "held": held, "rows": rows}
 
 
 async def read(link: MeterLink) -> dict:

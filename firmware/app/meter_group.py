@@ -2,6 +2,7 @@
 #   0 read         instantaneous values (V, A, W, var, VA, PF, Hz) and registers (integer mWh, varh, VAh × 1000)
 #   1 calibrate    write: start a calibration step at stated reference conditions (locked: signed "meter.calibrate")
 #   2 calibration  read: the constants in use, their source, and the state of the last step
+#   3 profile      read: IS 15959's block or daily load profile rows after a time (app/load_profile.py), a page at a time
 import time
 
 from micropython import const
@@ -13,11 +14,14 @@ GROUP_METERING = const(65)
 _CMD_READ = const(0)
 CMD_CALIBRATE = const(1)
 _CMD_CALIBRATION = const(2)
+_CMD_PROFILE = const(3)
+_PROFILE_PAGE = const(16)  # rows per answer at most (an SMP frame of about 0.6 KB)
 CMD_NAME_CALIBRATE = "meter.calibrate"
 # group return codes for SMP v2 clients (docs/smp-groups.md)
 RC_NOT_READY = const(1)  # no reading yet
 RC_BAD_REFERENCE = const(2)  # calibration reference refused (see "error" in the calibration state)
 RC_NOT_AUTHORISED = const(3)
+RC_BAD_REQUEST = const(4)  # a profile read's kind, since or limit is not one the meter takes
 _CAL_READINGS_DEFAULT = const(10)
 INSTANT = (
     ("1.0.12.7.0.255", "voltage"),
@@ -39,6 +43,7 @@ class MeterGroup:
         server.register(GROUP_METERING, _CMD_READ, self.read, write=False)
         server.register(GROUP_METERING, CMD_CALIBRATE, self.calibrate, read=False)
         server.register(GROUP_METERING, _CMD_CALIBRATION, self.calibration, write=False)
+        server.register(GROUP_METERING, _CMD_PROFILE, self.profile, write=False)
 
     def read(self, req):
         m = self.m
@@ -98,3 +103,30 @@ class MeterGroup:
     def calibration(self, req):
         return {"source": self.m.cal_source, "front": self.m.front.kind, "constants": self.m.consts,
                 "last": self.m.cal_result}
+
+    def profile(self, req):
+        """{kind: "block"|"daily", since: RTC s (rows stamped later; 0 all), limit: 1-16} -> {kind, held, rows, more}:
+        the readable rows oldest first, each its time then its figures as the DLMS profile's registers carry them
+        (integers: cV, mA, then milli-units; app/load_profile.py), `held` the rows in flash (a damaged one counted),
+        `more` whether rows after the last sent are held. The rows are read from flash for the one request."""
+        kind = req.get("kind")
+        since = req.get("since", 0)
+        limit = req.get("limit", _PROFILE_PAGE)
+        if type(kind) is not str or kind not in ("block", "daily") or not strict.is_int(since, 0, 0xFFFFFFFF) \
+                or not strict.is_int(limit, 1, _PROFILE_PAGE):
+            raise smp.SmpError(smp.EINVAL, RC_BAD_REQUEST)
+        import loader
+        from app import load_profile
+
+        try:
+            k = load_profile.BLOCK if kind == "block" else load_profile.DAILY
+            rows = []
+            more = False
+            for row in load_profile.rows(since + 1, None, k):
+                if len(rows) == limit:
+                    more = True
+                    break
+                rows.append(list(row))
+            return {"kind": kind, "held": load_profile.count(k), "rows": rows, "more": more}
+        finally:
+            loader.forget("app.load_profile")

@@ -79,6 +79,17 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         block = c.read(GXDLMSProfileGeneric("1.0.99.1.0.255"), 3, 4, 7, 2)
         assert block.capturePeriod == 1800 and block.entriesInUse <= 1 and len(block.buffer) == block.entriesInUse
         assert [o.logicalName for o, _ in block.captureObjects][:2] == ["0.0.1.0.0.255", "1.0.12.27.0.255"]
+        # the daily load profile: the start's first reading took today's row (the profile had none), the same
+        # through SMP (`ota meter profile --daily`) and DLMS, stamped the local midnight (a run across the local
+        # midnight, 18:30 UTC, would have the new day's row too: only the first is compared)
+        p = ota("meter", "profile", "--daily", "--port", emu.console, "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        day = json.loads(p.stdout)
+        daily = c.read(GXDLMSProfileGeneric("1.0.99.2.0.255"), 3, 2)
+        assert 1 <= day["held"] <= 2 and 1 <= len(daily.buffer) <= 2, (day, daily.buffer)
+        midnight = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=day["rows"][0]["rtc"] + 60 * tz)
+        assert daily.buffer[0][0].value.replace(tzinfo=None) == midnight and (midnight.hour, midnight.minute) == (0, 0)
+        assert daily.buffer[0][1] == round(day["rows"][0]["import_wh"] * 1000)  # mWh, the register's scaler -3
         energy = c.read(GXDLMSRegister("1.0.1.8.0.255"), 3, 2)
         assert int(energy.unit) == 30 and energy.value == pytest.approx(smp["1.0.1.8.0.255"], abs=1e-6)  # Wh
         assert energy.value > 0

@@ -283,3 +283,32 @@ def test_a_damaged_row_keeps_its_entry_as_null_data_and_a_row_gone_mid_read_too(
         assert head == b"\x01\x05" and list(pieces) == [null] * 5
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_smp_group_65_reads_the_profiles_a_page_at_a_time_and_refuses_a_bad_request():
+    def body():
+        from app import meter_group
+        from loader import smp
+
+        grp = meter_group.MeterGroup(None, None)
+        assert grp.profile({"kind": "block"}) == {"kind": "block", "held": 0, "rows": [], "more": False}
+        rows = [(T0 + k * 900, 23000, 4000 + k, k, k, 0) for k in range(1, 21)]
+        for row in rows:
+            load_profile.capture(row)
+        page = grp.profile({"kind": "block"})
+        assert page["held"] == 20 and page["more"] and page["rows"] == [list(r) for r in rows[:16]]
+        page = grp.profile({"kind": "block", "since": rows[15][0]})
+        assert not page["more"] and page["rows"] == [list(r) for r in rows[16:]]
+        assert grp.profile({"kind": "block", "since": rows[3][0], "limit": 2})["rows"] == [list(rows[4]), list(rows[5])]
+        load_profile.daily((T0 - 19800, 2 ** 40, 5, 6), False)
+        assert grp.profile({"kind": "daily"})["rows"] == [[T0 - 19800, 2 ** 40, 5, 6]]
+        for bad in ({}, {"kind": "monthly"}, {"kind": b"block"}, {"kind": "block", "since": -1},
+                    {"kind": "block", "since": 1.0}, {"kind": "block", "since": True}, {"kind": "block", "limit": 0},
+                    {"kind": "block", "limit": 17}, {"kind": ["block"]}):
+            try:
+                grp.profile(bad)
+                raise AssertionError("taken: %r" % (bad,))
+            except smp.SmpError as e:
+                assert e.rc == smp.EINVAL and e.group_rc == meter_group.RC_BAD_REQUEST, (bad, e.rc)
+
+    fwtest.in_workdir(body, "meter")

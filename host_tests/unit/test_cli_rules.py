@@ -180,7 +180,7 @@ BASE = {
     ("push",): lambda f: ([f.image], P),
     ("provision",): lambda f: ([], [*P, "--board", "rpi_pico"]),
     ("meter", "read"): lambda f: ([], P), ("meter", "calibration"): lambda f: ([], P),
-    ("meter", "events"): lambda f: ([], P),
+    ("meter", "events"): lambda f: ([], P), ("meter", "profile"): lambda f: ([], P),
     ("meter", "calibrate"): lambda f: ([], [*P, "--step", "gain", "--voltage", "230", "--current", "5"]),
     ("meter", "relay"): lambda f: (["status"], P),
     ("meter", "topup"): lambda f: ([], [*P, "--token", f.token()]),
@@ -229,6 +229,8 @@ def cases() -> list[tuple[tuple[str, ...], str, str, str]]:
                 out += [(path, p.name, "number", v) for v in BAD_NUMBERS if (path, p.name, v) not in VALID]
             elif isinstance(t, click.Choice):
                 out.append((path, p.name, "choice", "bogus"))
+            elif t.name == "time":  # ota meter profile --from/--to (a UTC time)
+                out += [(path, p.name, "time", v) for v in ("yesterday", "2026-13-01", "2026-12-06T25:00:00Z", "-5")]
             elif p.name == "port":
                 out += [(path, p.name, "port", v) for v in (NOPORT, NO_MODEM)]
                 out += [(path, p.name, "link", v) for v in BAD_LINKS]

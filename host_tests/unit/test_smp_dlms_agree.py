@@ -3,7 +3,9 @@ meter` shows) and DLMS/COSEM (app/dlms_objects.py through app/cosem.py's GET: wh
 Random sequences of loads, readings, relay commands, events of every kind (refusal floods included) and restarts on
 the firmware's own modules (CPython, a scratch flash folder): after each step the energy registers are the same
 milliwatt-hours, the instantaneous values the same within the DLMS scaler's rounding, the class-70 state, output and
-mode the same, and each IS 15959 event log the same events with the same times."""
+mode the same, each IS 15959 event log the same events with the same times, and the block and daily load profiles
+(group 65's profile read as `ota meter profile` pages it, against the DLMS buffers) the same rows, a damaged row in
+flash left out of one and null-data in its place in the other."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ for p in (ROOT / "meterkit" / "mpy_compat", ROOT / "firmware" / "lib", ROOT / "f
 
 from test_supply import Ctx, Meter, at  # noqa: E402
 
-from app import cosem, dlms_objects, meter_group, registers, supply, supply_group  # noqa: E402
+from app import cosem, dlms_objects, load_profile, meter_group, registers, supply, supply_group  # noqa: E402
 from loader import mode  # noqa: E402
 
 AARQ = bytes.fromhex("601da109060760857405080101be10040e01000000065f1f0400401e5dffff")  # the public client's
@@ -75,7 +77,7 @@ class SameMeterTwoWays(ScratchMeterMachine):
         self.grp = supply_group.SupplyGroup(self.ctx, self.sup)
         self.mgrp = meter_group.MeterGroup(self.ctx, self.meter)
         objects = dlms_objects.Objects(self.meter.tick, self.sup.control, b"MKT0000000000042", lambda: TZ,
-                                       self.sup.log)
+                                       self.sup.log, period=lambda: 900)
         self.assoc = cosem.Association(objects.get)
         assert self.assoc.apdu(AARQ)[0] == 0x61 and self.assoc.associated
 
@@ -124,6 +126,27 @@ class SameMeterTwoWays(ScratchMeterMachine):
     def events(self, code: int, n: int) -> None:
         for _ in range(n):
             self.sup.log.add(code, "prop")
+
+    @rule(daily=st.booleans(), n=st.integers(1, 20), seed=st.integers(0, 2**32 - 1), damage=st.booleans())
+    def profile_rows(self, daily: bool, n: int, seed: int, damage: bool) -> None:
+        """Periods (or days) close: rows go to flash as app/metering.py writes them; maybe one gets damaged."""
+        kind = load_profile.DAILY if daily else load_profile.BLOCK
+        step = 86400 if daily else 900
+        newest = load_profile.last(kind)
+        t = newest[0] if newest else 1_800_000_000
+        for j in range(n):
+            t += step
+            x = (seed >> (j % 24)) + j
+            row = (t, x, 2 * x, 3 * x) if daily else (t, 22000 + x % 3000, x % 70000, x, 2 * x, x % 7)
+            load_profile.capture(row, kind)
+        if damage:
+            key = load_profile.keys(kind)[-1]
+            with open(kind.path(key), "r+b") as f:
+                f.seek(kind.size * (seed % max(1, n)) + 2)
+                b = f.read(1)
+                if b:
+                    f.seek(-1, 1)
+                    f.write(bytes((b[0] ^ 0x10,)))
 
     @rule()
     def restart(self) -> None:
@@ -177,6 +200,47 @@ class SameMeterTwoWays(ScratchMeterMachine):
                 for c, at_, v, i, pf, e in rows)
             assert dlms == want, (k, rows)
             assert _number(self.get(7, f"0.0.99.98.{k}.255", 7)) == len(rows)
+
+
+    @invariant()
+    def load_profiles_agree(self) -> None:
+        from ota_tool.metering import PROFILE_COLUMNS, profile_row
+
+        for kind, ln in (("block", "1.0.99.1.0.255"), ("daily", "1.0.99.2.0.255")):
+            smp, since, held = [], 0, None
+            while True:  # as ota_tool/metering.py profile() pages it
+                rsp = self.mgrp.profile({"kind": kind, "since": since})
+                held = rsp["held"]
+                smp += [profile_row(kind, r) for r in rsp["rows"]]
+                if not rsp["more"]:
+                    break
+                since = rsp["rows"][-1][0]
+            dlms = self.get(7, ln, 2)
+            assert _number(self.get(7, ln, 7)) == held
+            types = (cosem.LONG_UNSIGNED,) + (cosem.DOUBLE_LONG_UNSIGNED,) * 4 if kind == "block" else \
+                (cosem.LONG64_UNSIGNED,) * 3
+            cols = PROFILE_COLUMNS[kind]
+            rows = [cosem.structure(cosem.octets(dlms_objects.date_time(r["rtc"], TZ)),
+                                    *(cosem.number(t, round(r[name] * scale)) for t, (name, scale) in zip(
+                                        types, cols, strict=True))) for r in smp]
+            null = cosem.structure(*([b"\x00"] * (len(cols) + 1)))
+            head = cosem.array_head(held)
+            assert dlms.startswith(head), (kind, dlms[:4], held)
+            sent = _rows(dlms[len(head):])
+            assert len(sent) == held and [r for r in sent if r != null] == rows, (kind, held, len(smp))
+
+
+def _rows(body: bytes) -> list[bytes]:
+    """A profile buffer's rows (structures of octet-strings, integers and null-data), each as its bytes."""
+    sizes = {**{t: 1 + n for t, n in SIZES.items()}, 0: 1}
+    out, i = [], 0
+    while i < len(body):
+        assert body[i] == cosem.STRUCTURE, body[i:i + 8]
+        start, n, i = i, body[i + 1], i + 2
+        for _ in range(n):
+            i += 2 + body[i + 1] if body[i] == cosem.OCTET_STRING else sizes[body[i]]
+        out.append(body[start:i])
+    return out
 
 
 def _all(grp, k: int) -> list:

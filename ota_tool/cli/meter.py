@@ -178,4 +178,66 @@ def events_cmd(port: str, baud: int, timeout: float, since: int, log: str | None
     emit(got, text)
 
 
+class UtcTime(click.ParamType):
+    """A moment as UTC, the way the meter's events print them: 2026-12-06T10:30:00Z (or a date, its midnight), or
+    seconds since 1970."""
+
+    name = "time"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        import calendar
+
+        s = str(value).strip()
+        if s.isdigit():
+            return int(s)
+        for form in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%d"):
+            try:
+                return calendar.timegm(time.strptime(s, form))
+            except ValueError:
+                pass
+        self.fail(f"{value!r}: give a UTC time as 2026-12-06T10:30:00Z, a date as 2026-12-06, or seconds since 1970",
+                  param, ctx)
+
+
+def profile_line(kind: str, r: dict) -> str:
+    """One load profile row as `ota meter profile` prints it."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["rtc"]))
+    if kind == "block":
+        return (f"{when}  {r['voltage']:7.2f} V {r['current']:8.3f} A  import {r['import_wh']:10.3f} Wh  "
+                f"apparent {r['apparent_vah']:10.3f} VAh  export {r['export_wh']:10.3f} Wh")
+    return (f"{when}  import {r['import_wh']:14.3f} Wh  apparent {r['apparent_vah']:14.3f} VAh  "
+            f"export {r['export_wh']:14.3f} Wh")
+
+
+@meter.command("profile")
+@port_options
+@click.option("--daily", is_flag=True, help="The daily load profile (the registers at each local midnight, 64 days "
+                                           "or more) instead of the block load profile (each demand period's "
+                                           "average V and I and energies, 12 days).")
+@click.option("--from", "since", type=UtcTime(), default=None, help="Only rows stamped after this time (UTC).")
+@click.option("--to", "until", type=UtcTime(), default=None, help="Only rows stamped up to this time (UTC).")
+@json_option(help="One JSON object {kind, held, rows: [{rtc, voltage, current, import_wh, apparent_vah, export_wh}]} "
+                  "(daily rows: {rtc, import_wh, apparent_vah, export_wh}), or the failure.")
+def profile_cmd(port: str, baud: int, timeout: float, daily: bool, since: int | None, until: int | None,
+                as_json: bool) -> None:
+    """IS 15959's stored load profiles, oldest first: the block load profile (a row per demand period, stamped with
+    its end: average voltage and current, and the energy imported, apparent and exported in it) or, with --daily,
+    the daily load profile (the energy registers at each local midnight). The same rows a DLMS client reads from
+    1.0.99.1.0.255 and 1.0.99.2.0.255 (docs/dlms.md); times in UTC."""
+    from .. import metering
+
+    kind = "daily" if daily else "block"
+    if since is not None and until is not None and until < since:
+        raise click.BadParameter("--to is before --from", param_hint="--to")
+
+    async def go():
+        async with MeterLink(port, baud, timeout, note=note) as link:
+            with bar(f"{kind} profile", None, columns="count") as progress:
+                return await metering.profile(link, kind, since or 0, until, progress=progress)
+
+    got = run(go())
+    emit(got, lambda: "\n".join([f"{kind} load profile: {len(got['rows'])} rows of {got['held']} held"]
+                                 + [profile_line(kind, r) for r in got["rows"]]))
+
+
 COMMANDS = [meter]
