@@ -17,6 +17,7 @@ from micropython import const
 
 _DAY = const(86400)
 _CHUNK = const(8)  # rows read at a time
+_PAGE = const(16)  # rows per SMP answer at most (an SMP frame of about 0.6 KB)
 _LIMITS = {"H": 0xFFFF, "I": 0xFFFFFFFF, "Q": 0xFFFFFFFFFFFFFFFF}
 
 
@@ -171,3 +172,27 @@ def last(kind=BLOCK):
     for row in rows(k[-1] * kind.span if k else None, None, kind):
         newest = row
     return newest
+
+
+def page(req, bad_request):
+    """SMP group 65 command 3 (app/meter_group.py): {kind: "block"|"daily", since: RTC s (rows stamped later; 0 all),
+    limit: 1-16} -> {kind, held, rows, more}: the readable rows oldest first, each its time then its integer figures,
+    `held` the rows in flash (a damaged one counted), `more` whether rows after the last sent are held. A request of
+    another shape: EINVAL with the group's `bad_request` code."""
+    from loader import smp, strict
+
+    kind = req.get("kind")
+    since = req.get("since", 0)
+    limit = req.get("limit", _PAGE)
+    if type(kind) is not str or kind not in ("block", "daily") or not strict.is_int(since, 0, 0xFFFFFFFF) \
+            or not strict.is_int(limit, 1, _PAGE):
+        raise smp.SmpError(smp.EINVAL, bad_request)
+    k = BLOCK if kind == "block" else DAILY
+    out = []  # type: list
+    more = False
+    for row in rows(since + 1, None, k):
+        if len(out) == limit:
+            more = True
+            break
+        out.append(list(row))
+    return {"kind": kind, "held": count(k), "rows": out, "more": more}

@@ -15,7 +15,6 @@ _CMD_READ = const(0)
 CMD_CALIBRATE = const(1)
 _CMD_CALIBRATION = const(2)
 _CMD_PROFILE = const(3)
-_PROFILE_PAGE = const(16)  # rows per answer at most (an SMP frame of about 0.6 KB)
 CMD_NAME_CALIBRATE = "meter.calibrate"
 # group return codes for SMP v2 clients (docs/smp-groups.md)
 RC_NOT_READY = const(1)  # no reading yet
@@ -105,28 +104,11 @@ class MeterGroup:
                 "last": self.m.cal_result}
 
     def profile(self, req):
-        """{kind: "block"|"daily", since: RTC s (rows stamped later; 0 all), limit: 1-16} -> {kind, held, rows, more}:
-        the readable rows oldest first, each its time then its figures as the DLMS profile's registers carry them
-        (integers: cV, mA, then milli-units; app/load_profile.py), `held` the rows in flash (a damaged one counted),
-        `more` whether rows after the last sent are held. The rows are read from flash for the one request."""
-        kind = req.get("kind")
-        since = req.get("since", 0)
-        limit = req.get("limit", _PROFILE_PAGE)
-        if type(kind) is not str or kind not in ("block", "daily") or not strict.is_int(since, 0, 0xFFFFFFFF) \
-                or not strict.is_int(limit, 1, _PROFILE_PAGE):
-            raise smp.SmpError(smp.EINVAL, RC_BAD_REQUEST)
+        """Command 3 (app/load_profile.py page: the module and the handler's work on the heap for the one request)."""
         import loader
         from app import load_profile
 
         try:
-            k = load_profile.BLOCK if kind == "block" else load_profile.DAILY
-            rows = []
-            more = False
-            for row in load_profile.rows(since + 1, None, k):
-                if len(rows) == limit:
-                    more = True
-                    break
-                rows.append(list(row))
-            return {"kind": kind, "held": load_profile.count(k), "rows": rows, "more": more}
+            return load_profile.page(req, RC_BAD_REQUEST)
         finally:
             loader.forget("app.load_profile")

@@ -63,8 +63,8 @@ PROTECTED = ("meter/mode.json", "meter/trust.cbor", "meter/identity.json", "mete
 # handlers (group, command, op) that change nothing: reaching only these keeps the meter for the next input
 # (the network status builds group 67's Network at its first request, from the template's files: the same object
 # every time, so keeping it changes nothing)
-PURE = ((0, 0, 0), (0, 0, 2), (0, 6, 0), (0, 7, 0), (1, 0, 0), (64, 0, 0), (65, 0, 0), (65, 2, 0), (66, 0, 0),
-        (66, 5, 0), (67, 0, 0))
+PURE = ((0, 0, 0), (0, 0, 2), (0, 6, 0), (0, 7, 0), (1, 0, 0), (64, 0, 0), (65, 0, 0), (65, 2, 0), (65, 3, 0),
+        (66, 0, 0), (66, 5, 0), (67, 0, 0))
 # handlers that read, and write only when the request carries this field (either op)
 WRITES_WITH = {(66, 3): "settings", (66, 8): "calendar", (67, 1): "headend"}
 
@@ -277,7 +277,7 @@ class Meter:
         from loader.os_group import OsGroup
 
         _appwire.fresh_ram()
-        fuzzcore.keep_loaded("app.event_logs")
+        fuzzcore.keep_loaded("app.event_logs", "app.load_profile")  # (brought in per use: a profile read, group 65)
         ctx = _Ctx(self.mode)
         meter = Metering(ctx, frontend=_Front())
         OsGroup(ctx).register(ctx.server)
