@@ -29,12 +29,18 @@ def workdir():
     import os
 
     back = os.getcwd()
+    while _made:  # the folders earlier tests made (they have gone back from them): a run leaves /tmp as it found it
+        _rmtree(_made.pop())
     _seq[0] += 1
     base = "/tmp/fwtest-%d-%d" % (os.getpid() if hasattr(os, "getpid") else _rand(), _seq[0])
     _rmtree(base)
     os.mkdir(base)
     os.chdir(base)
+    _made.append(base)
     return back
+
+
+_made = []  # type: list
 
 
 def _rand():
@@ -92,6 +98,8 @@ def in_workdir(fn, *dirs):
         return fn()
     finally:
         os.chdir(back)
+        while _made:
+            _rmtree(_made.pop())
 
 
 class RelayModel:
