@@ -21,16 +21,13 @@ EVENT_SCALERS = cosem.obis("1.0.94.91.7.255")  # the event profiles' scaler prof
 # the event profiles' columns after the clock and the code: the registers IS 15959 captures at each event, in its
 # order (current, voltage, power factor, import energy)
 EVENT_SNAPSHOT = tuple(cosem.obis(c) for c in ("1.0.11.7.0.255", "1.0.12.7.0.255", "1.0.13.7.0.255", "1.0.1.8.0.255"))
-BLOCK_LOAD = cosem.obis("1.0.99.1.0.255")  # IS 15959's block load profile: a row per demand period (app/load_profile.py)
-BLOCK_SCALERS = cosem.obis("1.0.94.91.4.255")  # and its scaler profile
-# the block load profile's columns after the clock, in a row's order (app/load_profile.py): average voltage and
-# current, then the import, apparent and export energy in the period (IS 15959's "block energy" registers)
-BLOCK_COLUMNS = tuple(cosem.obis(c) for c in ("1.0.12.27.0.255", "1.0.11.27.0.255", "1.0.1.29.0.255", "1.0.9.29.0.255",
-                                               "1.0.2.29.0.255"))
-DAILY_LOAD = cosem.obis("1.0.99.2.0.255")  # IS 15959's daily load profile: a row per local day (app/load_profile.py)
-DAILY_SCALERS = cosem.obis("1.0.94.91.5.255")  # and its scaler profile
-# the daily load profile's columns after the clock: the import, apparent and export energy registers at midnight
-DAILY_COLUMNS = tuple(cosem.obis(c) for c in ("1.0.1.8.0.255", "1.0.9.8.0.255", "1.0.2.8.0.255"))
+# IS 15959's stored load profiles (app/dlms_load.py, on the heap for a read only): the block and daily load profiles
+# (their buffers first, the ones with selective access) and their scaler profiles, then the block load registers;
+# six bytes each, in one bytes object apiece, as the session holds them
+LOAD_PROFILES = (b"\x01\x00\x63\x01\x00\xff\x01\x00\x63\x02\x00\xff"  # 1.0.99.1.0.255, 1.0.99.2.0.255
+                 b"\x01\x00\x5e\x5b\x04\xff\x01\x00\x5e\x5b\x05\xff")  # 1.0.94.91.4.255, 1.0.94.91.5.255
+LOAD_REGISTERS = (b"\x01\x00\x0c\x1b\x00\xff\x01\x00\x0b\x1b\x00\xff"  # 1.0.12.27.0.255, 1.0.11.27.0.255
+                  b"\x01\x00\x01\x1d\x00\xff\x01\x00\x09\x1d\x00\xff\x01\x00\x02\x1d\x00\xff")  # 1.0.1/9/2.29.0.255
 NAME_PLATE = cosem.obis("0.0.94.91.10.255")  # IS 15959's name plate details: one row of the items below
 # the name plate's items (class 1, octet-strings): serial number, manufacturer, firmware version, current rating
 PLATE_ITEMS = tuple(cosem.obis(c) for c in ("0.0.96.1.0.255", "0.0.96.1.1.255", "1.0.0.2.0.255", "0.0.94.91.12.255"))
@@ -43,3 +40,9 @@ def date_time(rtc, tz_offset_min):
         return _NOT_SPECIFIED
     t = time.gmtime(rtc + tz_offset_min * 60 - wallclock.PORT_EPOCH_S)
     return bytes((t[0] >> 8, t[0] & 0xFF, t[1], t[2], t[6] + 1, t[3], t[4], t[5], 0, 0x80, 0x00, 0))
+
+
+def among(names, obis):
+    """Whether `obis` is one of the six-byte names packed in `names`."""
+    k = names.find(obis)
+    return len(obis) == 6 and k >= 0 and k % 6 == 0

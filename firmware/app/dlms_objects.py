@@ -15,20 +15,18 @@ from micropython import const
 import loader
 from app import cosem, registers
 from app.dlms_names import (
-    BLOCK_COLUMNS,
-    BLOCK_LOAD,
-    BLOCK_SCALERS,
     CLOCK,
-    DAILY_LOAD,
-    DAILY_SCALERS,
     EVENT_LOGS,
     EVENT_SCALERS,
     INSTANT_PROFILE,
     LAST_EVENT,
+    LOAD_PROFILES,
+    LOAD_REGISTERS,
     MAX_DEMAND,
     NAME_PLATE,
     PLATE_ITEMS,
     SCALER_PROFILE,
+    among,
     date_time,
 )
 from loader import wallclock
@@ -109,8 +107,8 @@ class Objects:
         self._depth = 0  # reads of app/dlms_profiles.py under way (one inside another: a snapshot's cells)
 
     def get(self, cls, obis, attr, access=None):
-        if access is not None and not (cls == _CLASS_PROFILE and attr == 2 and (obis in EVENT_LOGS or obis in (BLOCK_LOAD, DAILY_LOAD))
-                                       and self._known(cls, obis)):
+        if access is not None and not (cls == _CLASS_PROFILE and attr == 2 and (
+                obis in EVENT_LOGS or among(LOAD_PROFILES[:12], obis)) and self._known(cls, obis)):
             return cosem.READ_WRITE_DENIED  # selective access: the event and load profiles' buffers only
         if not self._known(cls, obis):
             for other in _CLASSES:
@@ -120,7 +118,7 @@ class Objects:
         if attr == 1:  # every object's logical name
             return cosem.octets(obis)
         if cls in (_CLASS_ASSOCIATION, _CLASS_PROFILE) or obis in LAST_EVENT or obis in PLATE_ITEMS \
-                or obis in BLOCK_COLUMNS:
+                or among(LOAD_REGISTERS, obis):
             return self._more(cls, obis, attr, access)
         if cls == _CLASS_REGISTER:
             return self._register(obis, attr)
@@ -157,9 +155,8 @@ class Objects:
     def _known(self, cls, obis):
         if cls == _CLASS_REGISTER:
             return obis in ENERGY or any(row[0] == obis for row in INSTANT) or (
-                self.period is not None and obis in BLOCK_COLUMNS)
-        if self.period is not None and cls == _CLASS_PROFILE and obis in (BLOCK_LOAD, BLOCK_SCALERS, DAILY_LOAD,
-                                                                          DAILY_SCALERS):
+                self.period is not None and among(LOAD_REGISTERS, obis))
+        if self.period is not None and cls == _CLASS_PROFILE and among(LOAD_PROFILES, obis):
             return True
         if self.log is not None and ((cls == _CLASS_PROFILE and (obis in EVENT_LOGS or obis == EVENT_SCALERS))
                                      or (cls == _CLASS_DATA and obis in LAST_EVENT)):
@@ -185,9 +182,8 @@ class Objects:
             out += [(_CLASS_PROFILE, name) for name in EVENT_LOGS] + [(_CLASS_DATA, name) for name in LAST_EVENT]
             out.append((_CLASS_PROFILE, EVENT_SCALERS))
         if self.period is not None:
-            out += [(_CLASS_PROFILE, BLOCK_LOAD), (_CLASS_PROFILE, BLOCK_SCALERS)]
-            out += [(_CLASS_REGISTER, code) for code in BLOCK_COLUMNS]
-            out += [(_CLASS_PROFILE, DAILY_LOAD), (_CLASS_PROFILE, DAILY_SCALERS)]
+            out += [(_CLASS_PROFILE, LOAD_PROFILES[k:k + 6]) for k in range(0, len(LOAD_PROFILES), 6)]
+            out += [(_CLASS_REGISTER, LOAD_REGISTERS[k:k + 6]) for k in range(0, len(LOAD_REGISTERS), 6)]
         out += [(_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION)]
         return out
 
@@ -197,14 +193,18 @@ class Objects:
         it go)."""
         self._depth += 1
         try:
+            if self.period is not None and (among(LOAD_PROFILES, obis) or among(LOAD_REGISTERS, obis)):
+                from app import dlms_load  # the stored load profiles' code: only for their reads
+
+                return dlms_load.get(self, cls, obis, attr, access)
             from app import dlms_profiles
 
             return dlms_profiles.get(self, cls, obis, attr, access)
         finally:
             self._depth -= 1
-            if not self._depth:
-                loader.forget("app.dlms_profiles")
-                loader.forget("app.load_profile")  # (a buffer going out in blocks keeps what it reads with)
+            if not self._depth:  # (a buffer going out in blocks keeps what it reads with)
+                for name in ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile"):
+                    loader.forget(name)
 
     def _register(self, obis, attr):
         for code, name, tag, scale, scaler, unit in INSTANT:

@@ -89,7 +89,8 @@ class OpticalPort:
             return False
         self.deframer = None
         self.link = None
-        for name in LAYERS + ("app.dlms_profiles",):  # (the profiles' module, should a read have been cut short)
+        # (and a profile read's modules, should one have been cut short)
+        for name in LAYERS + ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile"):
             loader.forget(name)
         return True
 

@@ -68,17 +68,26 @@ def test_figures_beyond_a_field_are_its_limit_never_wrapped():
     assert row == (T0, 0xFFFF, 0, 0xFFFFFFFF, 1, 2)
 
 
+def _with_a_damaged_third_row(rows):
+    """Capture `rows` (all of one UTC day), then flip a bit of the third one's average current: its CRC fails. The
+    day's file path."""
+    for row in rows:
+        load_profile.capture(row)
+    path = load_profile.DIR + "/" + str(T0 // DAY)
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    data[load_profile.SIZE * 2 + 5] ^= 0x40
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
 def test_a_damaged_or_part_row_is_skipped_and_the_rest_read():
     def body():
         rows = [(T0 + k * 900, 23000, 1000, k, k, 0) for k in range(1, 6)]
-        for row in rows:
-            load_profile.capture(row)
-        path = load_profile.DIR + "/" + str(T0 // DAY)
-        with open(path, "rb") as f:
-            data = bytearray(f.read())
-        data[load_profile.SIZE * 2 + 5] ^= 0x40  # the third row's average current: its CRC fails
-        with open(path, "wb") as f:
-            f.write(data + b"\x01\x02\x03")  # and a part row after the last (a write the flash took in part)
+        path = _with_a_damaged_third_row(rows)
+        with open(path, "ab") as f:
+            f.write(b"\x01\x02\x03")  # and a part row after the last (a write the flash took in part)
         # every row held: the damaged one in its place as None (entry k stays the k-th row), the part row not at all;
         # by range: the readable rows in it
         assert _rows() == rows[:2] + [None] + rows[3:] and load_profile.count() == 5
@@ -261,14 +270,7 @@ def test_a_damaged_row_keeps_its_entry_as_null_data_and_a_row_gone_mid_read_too(
     def body():
         objects, a = _meter()
         rows = [(T0 + k * 900, 23000, 4000, k, k, 0) for k in range(1, 6)]
-        for row in rows:
-            load_profile.capture(row)
-        path = load_profile.DIR + "/" + str(T0 // DAY)
-        with open(path, "rb") as f:
-            data = bytearray(f.read())
-        data[load_profile.SIZE * 2 + 5] ^= 0x40  # the third row fails its CRC
-        with open(path, "wb") as f:
-            f.write(data)
+        path = _with_a_damaged_third_row(rows)
         null = b"\x02\x06" + b"\x00" * 6
         assert _get(a, 7, "1.0.99.1.0.255", 7) == b"\xc4\x01\xc1\x00\x06\x00\x00\x00\x05"  # five held
         assert _whole(a, _get(a, 7, "1.0.99.1.0.255", 2, _entry(3, 3))) == b"\x01\x01" + null
@@ -312,3 +314,14 @@ def test_smp_group_65_reads_the_profiles_a_page_at_a_time_and_refuses_a_bad_requ
                 assert e.rc == smp.EINVAL and e.group_rc == meter_group.RC_BAD_REQUEST, (bad, e.rc)
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_the_session_s_packed_names_are_the_load_objects_names():
+    from app import dlms_load, dlms_names
+
+    assert dlms_names.LOAD_PROFILES == dlms_load.BLOCK_LOAD + dlms_load.DAILY_LOAD + dlms_load.BLOCK_SCALERS \
+        + dlms_load.DAILY_SCALERS
+    assert dlms_names.LOAD_REGISTERS == b"".join(dlms_load.BLOCK_COLUMNS)
+    assert dlms_names.among(dlms_names.LOAD_REGISTERS, cosem.obis("1.0.1.29.0.255"))
+    assert not dlms_names.among(dlms_names.LOAD_REGISTERS, b"\x00\xff\x01\x00\x01\x1d")  # across two names
+    assert not dlms_names.among(dlms_names.LOAD_REGISTERS, b"\x01\x00\x0c")  # part of one

@@ -22,7 +22,7 @@ raised. Invariants (fuzzcore.Violation):
 import fuzzcore
 from fuzzcore import check
 
-from app import cosem, dlms_objects, dlms_profiles, dsp, events, load_profile, registers
+from app import cosem, dlms_load, dlms_objects, dlms_profiles, dsp, events, load_profile, registers
 from app.tick import Tick
 
 
@@ -31,7 +31,8 @@ class NoError(Exception):
 
 
 ERRORS = (NoError,)
-MODULES = ("app/dlms_objects.py", "app/dlms_profiles.py", "app/load_profile.py")
+MODULES = ("app/dlms_objects.py", "app/dlms_profiles.py", "app/dlms_load.py", "app/dlms_select.py",
+           "app/load_profile.py")
 MEM_BASE = 48 * 1024
 MEM_PER_BYTE = 64
 _T0 = 1764547200
@@ -80,7 +81,7 @@ def setup():
         f.write(data)
 
 
-assert dlms_profiles.get
+assert dlms_profiles.get and dlms_load.get
 _NAMES = _OBJECTS.names()
 _ROWS = {}  # category -> its rows' encodings, by columns (first, last): the time, the code, then the supply's four
 for _k in range(7):  # figures at the event (null-data: this log has no metering behind it)
@@ -145,7 +146,7 @@ def run(data):
         v = list(v)
     check(isinstance(v, (bytes, list)) and all(isinstance(p, bytes) for p in ([v] if isinstance(v, bytes) else v)),
           "an answer of type %r" % type(v))
-    block = cls == 7 and obis == dlms_objects.BLOCK_LOAD and attr == 2
+    block = cls == 7 and obis == dlms_load.BLOCK_LOAD and attr == 2
     if block:
         check(isinstance(v, list) and v[0][0] == cosem.ARRAY and v[0] == cosem.array_head(len(v) - 1),
               "a block load buffer that is not an array of its rows")

@@ -143,9 +143,20 @@ def push(image_file: Path, port: str, baud: int, timeout: float, no_local_check:
             raise ImageRejected(f"rejected by the local check (send anyway with --no-local-check): {e}",
                                 getattr(e, "reason", "bad-bundle")) from e
     auth = authority(command_key, passphrase_env, envelopes)
-    with bar(image_file.name, len(data)) as progress:
-        r = run(pushing.update(port, baud, timeout, data, mode_, auth, reset_wait, verdict_wait,
-                               check=not no_local_check, progress=progress, note=note))
+    taken = [0]  # bytes the meter has confirmed: what an interrupted push says it got to
+
+    with bar(image_file.name, len(data)) as bar_update:
+        def progress(done: int, total: int | None = None) -> None:
+            taken[0] = done
+            bar_update(done, total)
+
+        try:
+            r = run(pushing.update(port, baud, timeout, data, mode_, auth, reset_wait, verdict_wait,
+                                   check=not no_local_check, progress=progress, note=note))
+        except KeyboardInterrupt:
+            where = (f"the meter had confirmed {taken[0]} of {len(data)} bytes; a rerun resumes from its offset"
+                     if taken[0] < len(data) else "the upload was complete; a rerun finds it there and goes on")
+            raise KeyboardInterrupt(where) from None
     report = {"uploaded": r.uploaded, "seconds": round(r.seconds, 3), "rate": round(r.rate), "state": r.state,
               "version": r.version, "before": r.before, "retries": r.retries, "window": r.window,
               "timeouts": r.timeouts, "go_backs": r.go_backs, "stale": r.stale,

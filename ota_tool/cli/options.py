@@ -166,7 +166,7 @@ def fail(e: BaseException) -> NoReturn:
     """Show a failure as one line (and one JSON object with --json) and exit with its code."""
     code = exit_for(e)
     if isinstance(e, KeyboardInterrupt):
-        message = "interrupted"
+        message = "interrupted" + (f": {e}" if str(e) else "")  # (where it stood, when the command says)
     elif isinstance(e, click.ClickException):
         message = e.format_message()
     else:

@@ -1,0 +1,110 @@
+# IS 15959's stored load profiles as DLMS objects (app/load_profile.py's rows): the block load profile
+# (1.0.99.1.0.255, a row per demand period) and the daily load profile (1.0.99.2.0.255, a row per local day), their
+# scaler profiles (1.0.94.91.4.255, 1.0.94.91.5.255) and the block load registers (the newest row's figures). On the
+# heap for one read only (app/dlms_objects.py Objects._more), so the DLMS session that holds the line does not carry
+# them; app/dlms_objects.py knows their names by LOAD_PROFILES and LOAD_REGISTERS, in this order.
+from micropython import const
+
+from app import cosem
+from app.dlms_names import CLOCK, date_time
+from app.dlms_select import PROFILE_ATTRS, capture, selection, snapshot
+
+_CLASS_REGISTER = const(3)
+_CLASS_CLOCK = const(8)
+_TEMPORARY_FAILURE = const(2)
+BLOCK_LOAD = cosem.obis("1.0.99.1.0.255")
+DAILY_LOAD = cosem.obis("1.0.99.2.0.255")
+BLOCK_SCALERS = cosem.obis("1.0.94.91.4.255")
+DAILY_SCALERS = cosem.obis("1.0.94.91.5.255")
+# the block load profile's columns after the clock, in a row's order (app/load_profile.py): average voltage and
+# current, then the import, apparent and export energy in the period (IS 15959's "block energy" registers)
+BLOCK_COLUMNS = tuple(cosem.obis(c) for c in ("1.0.12.27.0.255", "1.0.11.27.0.255", "1.0.1.29.0.255", "1.0.9.29.0.255",
+                                               "1.0.2.29.0.255"))
+# the daily load profile's columns after the clock: the import, apparent and export energy registers at midnight
+DAILY_COLUMNS = tuple(cosem.obis(c) for c in ("1.0.1.8.0.255", "1.0.9.8.0.255", "1.0.2.8.0.255"))
+# the block load profile's registers (app/load_profile.py's row after its end): type, scaler, unit (V, A, Wh, VAh, Wh)
+_BLOCK_TYPES = ((cosem.LONG_UNSIGNED, -2, 35), (cosem.DOUBLE_LONG_UNSIGNED, -3, 33), (cosem.DOUBLE_LONG_UNSIGNED, -3, 30),
+                (cosem.DOUBLE_LONG_UNSIGNED, -3, 31), (cosem.DOUBLE_LONG_UNSIGNED, -3, 30))
+
+
+def get(objects, cls, obis, attr, access):
+    """What app/dlms_objects.py Objects.get hands here: one of the names above (known, attribute 1 answered there)."""
+    if obis in (BLOCK_SCALERS, DAILY_SCALERS):
+        return snapshot(objects, tuple((_CLASS_REGISTER, o, 3) for o in (
+            BLOCK_COLUMNS if obis == BLOCK_SCALERS else DAILY_COLUMNS)), attr)
+    if obis in (BLOCK_LOAD, DAILY_LOAD):
+        return _stored(objects, obis == BLOCK_LOAD, attr, access)
+    return _block_register(BLOCK_COLUMNS.index(obis), attr)
+
+
+def _stored(objects, block, attr, access):
+    """IS 15959's block load profile (`block`) or daily load profile (app/load_profile.py): rows read from flash as
+    they go out (a generator of pieces: days of rows never sit on the heap at once, app/cosem.py sends them in
+    blocks). Their columns: the clock, then the block load registers, or the energy registers at midnight."""
+    from app import load_profile
+
+    kind = load_profile.BLOCK if block else load_profile.DAILY
+    columns = BLOCK_COLUMNS if block else DAILY_COLUMNS
+    if attr == 2:
+        sel = selection(objects, access, len(columns) + 1)
+        if isinstance(sel, int):
+            return sel
+        lo, hi, e0, e1, first, last = sel
+        if lo is None:  # every row held, or those by entry: counted by the files' sizes, the first ones skipped so
+            n = load_profile.count(kind)
+            stop = min(e1 or n, n)
+            rows = load_profile.rows(None, None, kind, e0 - 1)
+        else:  # by range: only the files in it are read, twice (to count, then to send)
+            n = 0
+            for _ in load_profile.rows(lo, hi, kind):
+                n += 1
+            stop, e0 = n, 1
+            rows = load_profile.rows(lo, hi, kind)
+        return _stored_rows(rows, max(0, stop - e0 + 1), first, last, objects.tz(), block)
+    if attr == 3:
+        return cosem.array(len(columns) + 1, capture(_CLASS_CLOCK, CLOCK) +
+                           b"".join(capture(_CLASS_REGISTER, obis) for obis in columns))
+    period = objects.period() if block else 86400
+    if attr == 4:
+        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, period)
+    if attr in (5, 6):
+        return cosem.number(cosem.ENUM, 1) if attr == 5 else PROFILE_ATTRS[2]  # fifo, no sort object
+    if attr == 7:
+        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, load_profile.count(kind))
+    if attr == 8:  # the most rows the files hold before the oldest goes
+        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, kind.keep * kind.span // period)
+    return cosem.READ_WRITE_DENIED
+
+
+def _stored_rows(rows, count, first, last, tz, block):
+    """The buffer's pieces: the array's head, then `count` rows, columns [first, last). A row damaged on the flash
+    (None), and one a new file's prune removed between the count and the send, go as null-data: the array stays as
+    announced, and entry k stays the k-th row held."""
+    yield cosem.array_head(count)
+    for row in rows:
+        if not count:
+            return
+        count -= 1
+        if row is None:
+            yield cosem.structure(*([b"\x00"] * (last - first)))
+            continue
+        cells = (cosem.octets(date_time(row[0], tz)),) + tuple(
+            cosem.number(_BLOCK_TYPES[n][0] if block else cosem.LONG64_UNSIGNED, row[n + 1])
+            for n in range(len(row) - 1))
+        yield cosem.structure(*cells[first:last])
+    while count:
+        count -= 1
+        yield cosem.structure(*([b"\x00"] * (last - first)))
+
+
+def _block_register(n, attr):
+    """A block load profile register: its newest row's figure (attribute 2), its scaler and unit (3)."""
+    tag, scaler, unit = _BLOCK_TYPES[n]
+    if attr == 3:
+        return cosem.scaler_unit(scaler, unit)
+    if attr != 2:
+        return cosem.READ_WRITE_DENIED
+    from app import load_profile
+
+    newest = load_profile.last()
+    return _TEMPORARY_FAILURE if newest is None else cosem.number(tag, newest[n + 1])
