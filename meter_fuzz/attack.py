@@ -675,12 +675,16 @@ class Attack:
     def wait_udp_socket(self, timeout: float = 90) -> None:
         assert self.emu is not None
         end = time.monotonic() + timeout
+        st: dict = {}
         while time.monotonic() < end:
             st = self.emu.status()
             if st.get("power") == "on" and (st.get("device") or {}).get("modem", {}).get("sockets") == [0]:
                 return
             time.sleep(0.2)
-        raise Unreachable("the meter did not open its head-end socket")
+        dev = st.get("device") or {}
+        raise Unreachable(f"the meter did not open its head-end socket in {timeout:g} s (power {st.get('power')}, "
+                          f"boots {st.get('boots')}, module {dev.get('modem')}, heap "
+                          f"{ {k: v for k, v in dev.items() if 'heap' in k} })")
 
     def udp_echo(self, bound: float) -> bool:
         assert self.udp is not None

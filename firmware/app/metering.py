@@ -16,6 +16,7 @@ from loader import wallclock
 
 CAL_READINGS_MAX = 60
 CREEP_FRACTION = 0.5  # energy is not counted below this share of the starting power (no-load creep)
+_SETTLED_READINGS = const(10)  # readings after a start before the daily profile looks for the day's row
 _MEMORY_HOLD_MS = const(60000)  # at most one out-of-memory event in this long, counting the intervals it stands for
 
 
@@ -188,7 +189,10 @@ class Metering:
             self.regs.demand(t.uptime_s // period, period, None)
         if self.regs.closed is not None and self._profile("block", self.regs.closed):
             self.regs.closed = None
-        if rtc is not None:  # IS 15959's daily load profile: a row at the first reading of each local day
+        # IS 15959's daily load profile: a row at the first reading of each local day; after a start, once the app has
+        # settled (its tenth reading: the network's and the supply's start-up allocations are done, so the module's
+        # visit does not split the heap they are taking)
+        if rtc is not None and (self.day is not None or self.readings >= _SETTLED_READINGS):
             tz_s = self.cfg["tz_offset_min"] * 60
             day = (rtc + tz_s) // 86400
             if day != self.day and self._profile("daily", (day * 86400 - tz_s, self.regs.mwh(registers.IMPORT),

@@ -84,9 +84,12 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         block = c.read(GXDLMSProfileGeneric("1.0.99.1.0.255"), 3, 4, 7, 2)
         assert block.capturePeriod == 1800 and block.entriesInUse <= 1 and len(block.buffer) == block.entriesInUse
         assert [o.logicalName for o, _ in block.captureObjects][:2] == ["0.0.1.0.0.255", "1.0.12.27.0.255"]
-        # the daily load profile: the start's first reading took today's row (the profile had none), the same
+        # the daily load profile: the start's tenth reading took today's row (the profile had none), the same
         # through SMP (`ota meter profile --daily`) and DLMS, stamped the local midnight (a run across the local
         # midnight, 18:30 UTC, would have the new day's row too: only the first is compared)
+        end = time.monotonic() + 60
+        while smp_read(emu)["readings"] < 11 and time.monotonic() < end:
+            time.sleep(0.5)
         p = ota("meter", "profile", "--daily", "--port", emu.console, "--json")
         assert p.returncode == 0, p.stdout + p.stderr
         day = json.loads(p.stdout)

@@ -245,17 +245,21 @@ def test_a_local_day_s_first_reading_is_a_daily_load_profile_row():
             front = Front()
             m, sup = _meter(front)
             sup.prepaid.topup(1, 10000)
-            for k, at in enumerate((0, 37740, 37860, 37920)):  # 13:30, 23:59, then 00:01 and 00:02 the next day
+            times = [k for k in range(10)] + [37740, 37860, 37920]  # 13:30 on, 23:59, then 00:01 and 00:02
+            for k, at in enumerate(times):
                 rtc.at = at
                 _read(m, front, k)
+                if k == 8:  # a start's first readings leave the profile alone (the app's start-up allocations first)
+                    assert load_profile.count(daily) == 0 and m.day is None
             rows = list(load_profile.rows(None, None, daily))
-            # the start's day (its row at the start: the profile had none), then the new day's at its first reading
+            # the start's day (its row at the tenth reading: the profile had none), then the new day's at its first
             assert [r[0] for r in rows] == [midnight - 86400, midnight], rows
-            # the registers after that reading (three readings of 1 kW for 1 s so far: 2 kJ, 555 mWh)
-            assert rows[1][1:] == (555, 555, 0) and rows[0][1:] == (0, 0, 0), rows
+            # the registers after those readings (1 kW for 1 s each: 9 kJ, 2,500 mWh; then 11 kJ, 3,055 mWh)
+            assert rows[0][1:] == (2500, 2500, 0) and rows[1][1:] == (3055, 3055, 0), rows
             m2, _ = _meter(front)  # a restart the same day: the day has its row already
-            rtc.at = 40000
-            _read(m2, front, 0)
+            for k in range(10):
+                rtc.at = 40000 + k
+                _read(m2, front, k)
             assert load_profile.count(daily) == 2 and m2.day == (midnight + 19800) // 86400
 
     _run(body)
