@@ -413,11 +413,25 @@ def idle():
     touch(now)
     _sent_us = now
     _sent_ms = ms
+    # (with the shims' room: the firmware may have filled the heap, and a MemoryError here, inside the firmware's
+    # asyncio wait, once ended the app of a meter serving DLMS and a signed command at once; a report the heap has no
+    # room for is dropped and a state report sent again at the next idle)
+    lost = bus.dropped
     if _dirty:
         _dirty = False
-        bus.send(state_msg(now))
+        bus.with_room(_send_state, now)
+        if bus.dropped != lost:
+            _dirty = True
     else:
-        bus.send({"t": "truth", "truth": truth(now)})
+        bus.with_room(_send_truth, now)
+
+
+def _send_state(now):
+    bus.send(state_msg(now))
+
+
+def _send_truth(now):
+    bus.send({"t": "truth", "truth": truth(now)})
 
 
 def _halt_hook(msg):
