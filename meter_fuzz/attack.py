@@ -1124,7 +1124,11 @@ class Attack:
             self.o.progress(asdict(self.stats))
 
     def run(self) -> Stats:
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # an unreachable meter (or a Ctrl-C) while starting: its emulator stops too, not left
+            self.stop()  # running in a session of its own (a full run found one spinning for an hour after it)
+            raise
         self.t0 = time.monotonic()
         self.steps = []
         last_report = 0.0
