@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .bus import Bus
     from .consolelog import ConsoleLog
     from .gate import InputGate
+    from .optical import OpticalPort
     from .recording import Recording
     from .statedir import StateDir
     from .wire import Wire
@@ -35,6 +36,7 @@ class MeterState:
     proc: subprocess.Popen | None
     bus: Bus | None
     wire: Wire | None
+    optical: OpticalPort | None  # the DLMS port's pty, on a board with uarts.optical
     console_view: ConsoleLog | None
     vm_ready: bool
     expected_exit: bool

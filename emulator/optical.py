@@ -26,6 +26,8 @@ class OpticalPort(threading.Thread):
         self.tcp_port = self.listener.getsockname()[1]
         self.conn: socket.socket | None = None
         self.lost = 0  # client bytes that found no meter
+        self.to_meter = 0  # client bytes passed to the meter's connection
+        self.from_meter = 0  # meter bytes written to the pty
         self._stop_r, self._stop_w = os.pipe()
 
     def stop(self) -> None:
@@ -68,6 +70,7 @@ class OpticalPort(threading.Thread):
                     self.conn.close()
                     self.conn = None
                 else:
+                    self.from_meter += len(data)
                     self._write_all(self.master, data)
             if self.master in ready:
                 try:
@@ -80,8 +83,14 @@ class OpticalPort(threading.Thread):
                     else:
                         try:
                             self.conn.sendall(data)
+                            self.to_meter += len(data)
                         except OSError:
                             self.lost += len(data)
+
+    def stats(self) -> dict:
+        """The host side's counters (the status's optical_port)."""
+        return {"to_meter": self.to_meter, "from_meter": self.from_meter, "lost": self.lost,
+                "meter_connected": self.conn is not None}
 
     @staticmethod
     def _write_all(fd: int, data: bytes) -> None:

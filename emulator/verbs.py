@@ -66,6 +66,8 @@ class ControlVerbs(World):
             "shim_heap": self.shim_heap,
         }
         out["device_answering"] = st is not None
+        if self.optical is not None:
+            out["optical_port"] = self.optical.stats()
         out["grid"] = {k: v for k, v in (st or {}).get("grid", self.meta["grid"]).items()}
         if st and "true" in st:
             out["true"] = st["true"]

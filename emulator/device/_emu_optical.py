@@ -38,7 +38,10 @@ class Line:
         self.head = 0
         self.tail = 0
         self._buf = bytearray(_READ)
-        self.lost = 0
+        self.lost = 0  # bytes from the host beyond the full buffer
+        self.got = 0  # bytes from the host
+        self.sent = 0  # bytes the meter wrote that reached the host's connection
+        self.unsent = 0  # bytes the meter wrote that did not (the connection gone or refusing them)
         self.conn = None
         try:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -61,6 +64,7 @@ class Line:
                 self.conn = None
                 c.sock.close()
                 return
+            self.got += n
             room = RX_MAX - (self.tail - self.head)
             if n > room:
                 self.lost += n - room
@@ -83,17 +87,25 @@ class Line:
 
     def send(self, buf):
         c = self.conn
-        if c is None:
-            return
         mv = memoryview(buf)
+        if c is None:
+            self.unsent += len(mv)
+            return
         while len(mv):
             try:
                 k = c.sock.write(mv)
             except OSError:
+                self.unsent += len(mv)
                 return
             if k:
+                self.sent += k
                 mv = mv[k:]
         clock.hold_for(TURNAROUND_US)
+
+    def status(self):
+        """The line's counters, for the host's status query."""
+        return {"got": self.got, "lost": self.lost, "waiting": self.tail - self.head, "sent": self.sent,
+                "unsent": self.unsent, "connected": self.conn is not None}
 
 
 LINE = Line()

@@ -81,6 +81,10 @@ def _on_query(msg):
     st = _emu_grid.status()
     if _emu_modem is not None:
         st["modem"] = _emu_modem.MODULE.status()
+    if "_emu_optical" in sys.modules:
+        st["optical"] = sys.modules["_emu_optical"].LINE.status()
+    if msg.get("largest_free") and not cfg_gated:  # with the diagnosis: the app's modules on the heap now
+        st["app_modules"] = [k for k in sys.modules if k.startswith("app.")]
     st.update({"t": "status", "id": msg["id"], "us": _emu_clock.now_us(), "world_ns": _emu_rtc.world_ns(),
                "rtc": "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6], "flash_ops": _emu_flash.ops(),
                "heap_free": gc.mem_free(), "heap_used": gc.mem_alloc(), "speed": _emu_clock.speed_name(),

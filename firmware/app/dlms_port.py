@@ -84,15 +84,15 @@ class OpticalPort:
         return d
 
     def unload(self):
-        """Take the DLMS layers off the heap (nothing of them stays referenced); whether they were loaded."""
-        if self.deframer is None:
-            return False
+        """Take the DLMS layers off the heap (nothing of them stays referenced); whether they were loaded. Those a
+        load that failed part-way brought in go too (they would hold the heap the next load needs)."""
+        was = self.deframer is not None
         self.deframer = None
         self.link = None
         # (and a profile read's modules, should one have been cut short)
         for name in LAYERS + ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile"):
             loader.forget(name)
-        return True
+        return was
 
     def give_heap(self):
         """The SMP server's releaser: a session in progress ends so that a signed command or an upload's check finds

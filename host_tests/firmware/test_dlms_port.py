@@ -149,6 +149,24 @@ def test_layers_that_find_no_room_at_first_load_after_a_collection_and_the_snrm_
     run(body)
 
 
+def test_a_load_that_runs_out_of_room_part_way_leaves_no_layer_on_the_heap():
+    # the layers it brought in before the MemoryError stayed in sys.modules (about 20 KB of an emulated ESP32's
+    # heap, found there when a client's SNRM went unanswered): the next load had even less room
+    async def body():
+        p, line = port()
+
+        def part_way():
+            from app import cosem, hdlc  # noqa: F401 - in, then the next import finds no room
+
+            raise MemoryError("memory allocation failed, allocating 1552 bytes")
+
+        p._load = part_way
+        send(p, GURUX_SNRM)
+        assert p.faults == 1 and p.deframer is None and line.out == [] and loaded() == []
+
+    run(body)
+
+
 def test_a_session_ends_when_its_line_goes_quiet_and_takes_its_code_off_the_heap():
     if sys.implementation.name != "micropython":
         return
