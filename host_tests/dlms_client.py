@@ -23,10 +23,14 @@ DM = 0x1F  # the control field of a DM frame, poll/final bit set
 
 
 class DlmsClient:
-    def __init__(self, port: str, baud: int = 9600, timeout: float = 10.0, client: int = 16, server: int = 1):
+    def __init__(self, port: str, baud: int = 9600, timeout: float = 10.0, client: int = 16, server: int = 1,
+                 secret: str | None = None):
+        """The public client (SAP 16, no authentication), or with a secret the meter reader (SAP 32, low-level
+        security)."""
         self.port = serial.Serial(port, baud, timeout=0.2)
         self.timeout = timeout
-        self.c = GXDLMSClient(True, client, server, Authentication.NONE, None, InterfaceType.HDLC)
+        self.c = GXDLMSClient(True, client, server, Authentication.NONE, None, InterfaceType.HDLC) if secret is None \
+            else GXDLMSClient(True, 32, server, Authentication.LOW, secret, InterfaceType.HDLC)
 
     def close(self) -> None:
         self.port.close()

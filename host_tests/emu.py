@@ -190,8 +190,9 @@ def decode_response(req, frame: bytes, rsp_type=None):
     return rsp_type.loads(frame)
 
 
-def ota(*args, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "ota"), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+def ota(*args, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ota"), *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env=env)
 
 
 def running(emu: Emulator) -> dict | None:

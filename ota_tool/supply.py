@@ -23,6 +23,8 @@ from .supply_groups import (
     CreditResetWrite,
     EmergencyWrite,
     EventsRead,
+    ReaderRead,
+    ReaderWrite,
     RelayWrite,
     SettingsRead,
     SettingsWrite,
@@ -109,6 +111,26 @@ async def calendar(link: MeterLink) -> dict:
 async def set_calendar(link: MeterLink, authority: Authority, new: dict) -> dict:
     env = await authority.envelope(link, "meter.calendar", {"calendar": new})
     return (await _send(link, CalendarWrite(calendar=new, envelope=env), "calendar"))["calendar"]
+
+
+async def reader_secret(link: MeterLink) -> bool:
+    """Whether the meter has a DLMS meter reader's secret (IS 15959's LLS association, client SAP 32)."""
+    return _fields(await link.request(ReaderRead(), "reader secret", retries=READ_RETRIES))["set"]
+
+
+def reader_digest(secret: bytes) -> bytes:
+    """What the meter keeps of the meter reader's secret (firmware/app/dlms_secret.py): its SHA-256."""
+    import hashlib
+
+    return hashlib.sha256(secret).digest()
+
+
+async def set_reader_secret(link: MeterLink, authority: Authority, secret: bytes | None) -> bool:
+    """Give the meter the DLMS meter reader's secret (signed dlms.reader with its SHA-256: the secret itself never
+    travels over SMP nor sits in an envelope), or clear it (None: no meter reader associates)."""
+    digest = b"" if secret is None else reader_digest(secret)
+    env = await authority.envelope(link, "dlms.reader", {"sha256": digest})
+    return (await _send(link, ReaderWrite(sha256=digest, envelope=env), "reader secret"))["set"]
 
 
 async def credit_reset(link: MeterLink, authority: Authority, balance: int, top_tid: int, force: bool = False) -> dict:

@@ -295,3 +295,44 @@ class CalendarWrite(CalendarWriteRequest):
     _Response = CalendarWriteResponse
     _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
+
+
+# 9 reader: the DLMS meter reader's secret (IS 15959's LLS association, client SAP 32): set or not; its SHA-256 set
+# (32 bytes) or cleared (empty)
+class ReaderReadRequest(smpmsg.ReadRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 9
+
+
+class ReaderReadResponse(smpmsg.ReadResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 9
+
+    set: bool
+
+
+class ReaderRead(ReaderReadRequest):
+    _Response = ReaderReadResponse
+    _ErrorV1 = SupplyErrorV1
+    _ErrorV2 = SupplyError
+
+
+class ReaderWriteRequest(smpmsg.WriteRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 9
+
+    sha256: bytes
+    envelope: bytes | None = None
+
+
+class ReaderWriteResponse(smpmsg.WriteResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 9
+
+    set: bool
+
+
+class ReaderWrite(ReaderWriteRequest):
+    _Response = ReaderWriteResponse
+    _ErrorV1 = SupplyErrorV1
+    _ErrorV2 = SupplyError

@@ -1,22 +1,28 @@
-"""The DLMS/COSEM application layer for the public client (IEC 62056-53/-5-3, the association IS 15959 gives client
-SAP 16: no security, GET only), above app/hdlc.py's link; runs unchanged on the boards, the VM and CPython.
+"""The DLMS/COSEM application layer (IEC 62056-53/-5-3) for IS 15959's public client (client SAP 16: no security)
+and meter reader (client SAP 32: low-level security, a secret), GET only, above app/hdlc.py's link; runs unchanged
+on the boards, the VM and CPython.
 
-`Association(get).apdu(request)` answers one request APDU (a bytes-like without its LLC header) with a response
-APDU (bytes):
-- AARQ (0x60): accepted when it asks for logical-name referencing without ciphering, no authentication mechanism
-  (or the lowest level's "none") and carries an xDLMS InitiateRequest of DLMS version 6; the AARE then gives the
-  negotiated conformance (GET, and block transfer with GET if proposed: the proposed bits AND CONFORMANCE; without
-  GET it is refused) and the meter's largest PDU. Anything else
-  gets an AARE that rejects it (result 1 and a diagnostic: 2 application context not supported, 11 mechanism not
-  recognised, 1 no reason, with an InitiateError: 1 a version below 6, 2 no GET in the conformance, 3 a client PDU
-  under 12 bytes, 0 an AARQ that does not parse) and no association.
+`Association(get, lls=check).apdu(request, client)` answers one request APDU (a bytes-like without its LLC header)
+from client SAP `client` with a response APDU (bytes):
+- AARQ (0x60): accepted when it asks for logical-name referencing without ciphering and carries an xDLMS
+  InitiateRequest of DLMS version 6, and when its client's authentication is right: the public client names no
+  mechanism (or the lowest level's "none"); the meter reader names low-level security (mechanism 1) and gives a
+  calling-authentication-value that `check(secret)` accepts (the secret's bytes; no `check`: no meter reader
+  association). The AARE then gives the negotiated conformance (GET, and block transfer with GET if proposed: the
+  proposed bits AND CONFORMANCE; without GET it is refused) and the meter's largest PDU. Anything else gets an AARE
+  that rejects it (result 1 and a diagnostic: 2 application context not supported, 11 mechanism not recognised (for
+  that client), 12 mechanism required (the meter reader named none), 14 authentication required (no secret given),
+  13 authentication failure (the secret refused), 1 no reason (a client SAP with no association here), with an
+  InitiateError: 1 a version below 6, 2 no GET in the conformance, 3 a client PDU under 12 bytes, 0 an AARQ that
+  does not parse) and no association. The secret is checked last, once all else is right.
 - RLRQ (0x62): RLRE (reason normal) and the association ends (as it does when the link disconnects: `release()`).
-- GET.request normal (0xC0 0x01): `get(class_id, obis, attribute)` — the meter's object model — returns the value's
+- GET.request normal (0xC0 0x01): `get(class_id, obis, attribute, access, client)` — the meter's object model, told
+  the client SAP of the association in force (what the client may read is the model's to say) — returns the value's
   A-XDR encoding (bytes, or a list of bytes: a long value in pieces, so that no large block of the heap is needed,
   or a generator of them: a value read from flash as it goes out, never whole on the heap) or a data-access-result
-  number (4 object undefined, 3 read-write denied, ...), which the GET.response carries. With a
-  selective access part, `get(class_id, obis, attribute, (selector, parameters))`: the selector (1 by range, 2 by
-  entry) and its A-XDR parameters, for the model to apply (one that takes none refuses it).
+  number (4 object undefined, 3 read-write denied, ...), which the GET.response carries. `access` is None, or with
+  a selective access part (selector, parameters): the selector (1 by range, 2 by entry) and its A-XDR parameters,
+  for the model to apply (one that takes none refuses it).
 - GET with block transfer: a value longer than fits a PDU (the smaller of the client's largest, from its
   InitiateRequest, and MAX_PDU, this end's) goes as GET.response-with-datablock in blocks that fit it, one per
   GET.request-next (0xC0 0x02) acknowledging the block before; each block is put together from the value's pieces
@@ -35,6 +41,9 @@ CONF_BLOCK_GET = const(0x001000)  # block-transfer-with-get-or-read
 CONFORMANCE = CONF_GET | CONF_BLOCK_GET
 DLMS_VERSION = const(6)
 MAX_PDU = const(512)  # the largest APDU this end receives (the AARE's server-max-receive-pdu-size)
+PUBLIC_CLIENT = const(16)  # IS 15959's client SAPs: the public client (no security)
+READER_CLIENT = const(32)  # and the meter reader (low-level security)
+LLS = const(1)  # the low-level security mechanism's number (2.16.756.5.8.2.1)
 
 # data-access-result
 OBJECT_UNDEFINED = const(4)
@@ -54,6 +63,9 @@ _DIAG_NONE = const(0)
 _DIAG_NO_REASON = const(1)
 _DIAG_CONTEXT = const(2)
 _DIAG_MECHANISM = const(11)
+_DIAG_MECHANISM_REQUIRED = const(12)
+_DIAG_AUTH_FAILED = const(13)
+_DIAG_AUTH_REQUIRED = const(14)
 
 _AARQ = const(0x60)
 _AARE = const(0x61)
@@ -168,10 +180,12 @@ class _Cut(Exception):
 class Association:
     """One client's application association over one link (see the module docstring)."""
 
-    def __init__(self, get, max_pdu=MAX_PDU):
+    def __init__(self, get, max_pdu=MAX_PDU, lls=None):
         self.get = get
         self.max_pdu = max_pdu
+        self.lls = lls  # lls(secret) -> whether it is the meter reader's (None: no meter reader association)
         self.associated = False
+        self.client = 0  # the client SAP of the association in force (0: none)
         self.client_pdu = 0  # the client's largest PDU, from its InitiateRequest
         self.conformance = 0
         self.refused = 0  # requests refused, for diagnosis
@@ -182,9 +196,10 @@ class Association:
 
     def release(self):
         self.associated = False
+        self.client = 0
         self._long = self._more = None
 
-    def apdu(self, req):
+    def apdu(self, req, client=PUBLIC_CLIENT):
         try:
             if not len(req):
                 raise Malformed()
@@ -193,13 +208,15 @@ class Association:
                 self._long = self._more = None  # a new association, or none: no transfer carries on
             if tag == _AARQ:
                 try:
-                    return self._aarq(req)
+                    return self._aarq(req, client)
                 except (Malformed, IndexError):  # an AARQ is answered with an AARE, also when it does not parse
                     self.associated = False
+                    self.client = 0
                     return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x00")  # InitiateError: other
             if tag == _RLRQ:
                 _tlv(req, 0, len(req))
                 self.associated = False
+                self.client = 0
                 return b"\x63\x03\x80\x01\x00"
             if not self.associated:
                 return self._refuse(1, 1)  # service not allowed, operation not possible
@@ -216,10 +233,11 @@ class Association:
         self.refused += 1
         return bytes((_EXCEPTION, state, service))
 
-    def _aarq(self, req):
+    def _aarq(self, req, client):
         self.associated = False
+        self.client = 0
         tag, i, end = _tlv(req, 0, len(req))
-        context = mechanism = None
+        context = mechanism = secret = None
         initiate = None
         while i < end:
             t, v, e = _tlv(req, i, end)
@@ -228,14 +246,29 @@ class Association:
                 context = bytes(req[s:f]) if k == 0x06 and f == e else b""
             elif t == 0x8B:  # mechanism-name (implicit object identifier)
                 mechanism = bytes(req[v:e])
+            elif t == 0xAC:  # calling-authentication-value: [0] a GraphicString, the secret (nothing else taken)
+                k, s, f = _tlv(req, v, e)
+                secret = bytes(req[s:f]) if k == 0x80 and f == e else b""
             elif t == 0xBE:  # user-information: an octet string holding the xDLMS InitiateRequest
                 _, s, f = _tlv(req, v, e)
                 initiate = (s, f)
             i = e
         if context is None or len(context) != 7 or context[:6] != _CONTEXT or context[6] != _LN_NO_CIPHER:
             return self._aare(_DIAG_CONTEXT)
-        if mechanism is not None and (len(mechanism) != 7 or mechanism[:6] != _MECHANISM or mechanism[6] != 0):
-            return self._aare(_DIAG_MECHANISM)
+        mech = 0 if mechanism is None else (
+            mechanism[6] if len(mechanism) == 7 and mechanism[:6] == _MECHANISM else -1)
+        if client == PUBLIC_CLIENT:
+            if mech:
+                return self._aare(_DIAG_MECHANISM)
+        elif client == READER_CLIENT:
+            if not mech:
+                return self._aare(_DIAG_MECHANISM_REQUIRED)
+            if mech != LLS:
+                return self._aare(_DIAG_MECHANISM)
+            if not secret:
+                return self._aare(_DIAG_AUTH_REQUIRED)
+        else:
+            return self._aare(_DIAG_NO_REASON)
         if initiate is None:
             return self._aare(_DIAG_NO_REASON)
         s, f = initiate
@@ -248,7 +281,10 @@ class Association:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x02")  # InitiateError: incompatible conformance
         if pdu < 12:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x03")  # InitiateError: PDU size too short
+        if client == READER_CLIENT and (self.lls is None or not self.lls(secret)):
+            return self._aare(_DIAG_AUTH_FAILED)
         self.associated = True
+        self.client = client
         c = self.conformance
         info = (b"\x08\x00\x06\x5f\x1f\x04\x00" + bytes(((c >> 16) & 0xFF, (c >> 8) & 0xFF, c & 0xFF))
                 + bytes((self.max_pdu >> 8, self.max_pdu & 0xFF)) + b"\x00\x07")
@@ -298,8 +334,7 @@ class Association:
                 raise Malformed()
             access = (req[13], bytes(req[14:]))
         try:
-            value = self.get(class_id, obis, attribute) if access is None else self.get(class_id, obis, attribute,
-                                                                                        access)
+            value = self.get(class_id, obis, attribute, access, self.client)
         except Exception:  # noqa: BLE001 - a fault in the object model is an answer, not the end of the server
             value = OTHER_REASON
         if isinstance(value, int):

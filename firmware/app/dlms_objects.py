@@ -1,20 +1,26 @@
-# The meter's COSEM objects as the public client reads them (IS 15959-2 names, STANDARDS.md): the `get` that
+# The meter's COSEM objects as IS 15959's public client and meter reader read them (IS 15959-2 names, STANDARDS.md):
+# the `get` that
 # app/cosem.py's Association calls, over what the meter already keeps — the last metering reading and the energy
 # registers (app/tick.py Tick), the RTC and the calendar's time zone, the class-70 disconnect control and the meter's
 # identity — and, through app/dlms_profiles.py (on the heap only while one of them is read), IS 15959's profiles
 # (the instantaneous and scaler profiles, the name plate, the event profiles and their last-event codes) and the
-# association object that lists them all. Read-only: nothing here changes the meter.
+# association objects, the current one listing them all. Read-only: nothing here changes the meter. The load profiles
+# (a household's days, half-hour by half-hour: when it is in, away, asleep) and their registers are the meter
+# reader's (client SAP 32, a secret: app/cosem.py); the public client (SAP 16) sees them listed, not their values.
 #
 # Values are integers with a scaler, as DLMS registers carry them: volts in 0.01 V, amperes in mA, watts, vars and
 # volt-amperes whole, the power factor in thousandths, hertz in 0.01 Hz, energy in mWh (the registers' own exact
 # integers: app/registers.py). Before the first reading an instantaneous value is "temporary failure" (2), not a 0
 # that a head-end would store; a clock that lost power is sent "not specified" (0xFF) with clock status invalid.
 
+import gc
+
 from micropython import const
 
 import loader
 from app import cosem, registers
 from app.dlms_names import (
+    ASSOCIATION,
     CLOCK,
     EVENT_LOGS,
     EVENT_SCALERS,
@@ -25,6 +31,8 @@ from app.dlms_names import (
     MAX_DEMAND,
     NAME_PLATE,
     PLATE_ITEMS,
+    PUBLIC_ASSOCIATION,
+    READER_ASSOCIATION,
     SCALER_PROFILE,
     among,
     date_time,
@@ -57,8 +65,6 @@ _NONE = const(255)
 LDN = cosem.obis("0.0.42.0.0.255")  # logical device name
 MANUFACTURER = b"MeterKit"  # the name plate's manufacturer (the logical device name's three letters are MKT)
 DISCONNECT = cosem.obis("0.0.96.3.10.255")
-ASSOCIATION = cosem.obis("0.0.40.0.0.255")  # the current association
-PUBLIC_ASSOCIATION = cosem.obis("0.0.40.0.1.255")  # IS 15959's name for the public client's
 # instantaneous registers: (OBIS, Reading attribute, A-XDR type, scale to the integer, scaler, unit)
 INSTANT = (
     (cosem.obis("1.0.12.7.0.255"), "voltage", cosem.LONG_UNSIGNED, 100, -2, _V),
@@ -71,6 +77,11 @@ INSTANT = (
 )
 ENERGY = tuple(cosem.obis(code) for code in registers.OBIS)
 _ENERGY_UNITS = (_WH, _WH, _VARH, _VARH, _VAH)  # by register index; the TOU zones are Wh
+
+
+def _forget():
+    for name in ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile"):
+        loader.forget(name)
 
 
 def logical_device_name(meter_id):
@@ -106,7 +117,7 @@ class Objects:
         self.plate = plate  # the name plate's items (bytes each, PLATE_ITEMS' order), None: no name plate
         self._depth = 0  # reads of app/dlms_profiles.py under way (one inside another: a snapshot's cells)
 
-    def get(self, cls, obis, attr, access=None):
+    def get(self, cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
         if access is not None and not (cls == _CLASS_PROFILE and attr == 2 and (
                 obis in EVENT_LOGS or among(LOAD_PROFILES[:12], obis)) and self._known(cls, obis)):
             return cosem.READ_WRITE_DENIED  # selective access: the event and load profiles' buffers only
@@ -117,9 +128,11 @@ class Objects:
             return cosem.OBJECT_UNDEFINED
         if attr == 1:  # every object's logical name
             return cosem.octets(obis)
+        if self.private(obis) and client != cosem.READER_CLIENT:
+            return cosem.READ_WRITE_DENIED
         if cls in (_CLASS_ASSOCIATION, _CLASS_PROFILE) or obis in LAST_EVENT or obis in PLATE_ITEMS \
                 or among(LOAD_REGISTERS, obis):
-            return self._more(cls, obis, attr, access)
+            return self._more(cls, obis, attr, access, client)
         if cls == _CLASS_REGISTER:
             return self._register(obis, attr)
         if cls == _CLASS_EXTENDED and obis == MAX_DEMAND:
@@ -152,6 +165,10 @@ class Objects:
             return cosem.READ_WRITE_DENIED
         return cosem.OBJECT_UNDEFINED
 
+    def private(self, obis):
+        """Whether only the meter reader reads the object's values (the load profiles and their registers)."""
+        return self.period is not None and (among(LOAD_PROFILES, obis) or among(LOAD_REGISTERS, obis))
+
     def _known(self, cls, obis):
         if cls == _CLASS_REGISTER:
             return obis in ENERGY or any(row[0] == obis for row in INSTANT) or (
@@ -166,6 +183,7 @@ class Objects:
             return True
         return (cls, obis) in ((_CLASS_EXTENDED, MAX_DEMAND), (_CLASS_CLOCK, CLOCK), (_CLASS_DATA, LDN),
                                (_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION),
+                               (_CLASS_ASSOCIATION, READER_ASSOCIATION),
                                (_CLASS_PROFILE, INSTANT_PROFILE), (_CLASS_PROFILE, SCALER_PROFILE)) or (
             cls == _CLASS_DISCONNECT and obis == DISCONNECT and self.control is not None)
 
@@ -184,27 +202,38 @@ class Objects:
         if self.period is not None:
             out += [(_CLASS_PROFILE, LOAD_PROFILES[k:k + 6]) for k in range(0, len(LOAD_PROFILES), 6)]
             out += [(_CLASS_REGISTER, LOAD_REGISTERS[k:k + 6]) for k in range(0, len(LOAD_REGISTERS), 6)]
-        out += [(_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION)]
+        out += [(_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION),
+                (_CLASS_ASSOCIATION, READER_ASSOCIATION)]
         return out
 
-    def _more(self, cls, obis, attr, access):
+    def _more(self, cls, obis, attr, access, client):
         """The profiles, the association object and their data objects (app/dlms_profiles.py): that module is on
         the heap only while one of them is read (a snapshot's cells come back here: only the outermost read lets
-        it go)."""
+        it go). A MemoryError in the outermost read (an ESP32's heap in pieces: the module and its read did not fit
+        where they landed) is tried once more with the modules gone and the heap collected."""
         self._depth += 1
         try:
-            if self.period is not None and (among(LOAD_PROFILES, obis) or among(LOAD_REGISTERS, obis)):
-                from app import dlms_load  # the stored load profiles' code: only for their reads
-
-                return dlms_load.get(self, cls, obis, attr, access)
-            from app import dlms_profiles
-
-            return dlms_profiles.get(self, cls, obis, attr, access)
+            try:
+                return self._read(cls, obis, attr, access, client)
+            except MemoryError:  # noqa: B014
+                if self._depth > 1:
+                    raise
+                _forget()
+                gc.collect()
+                return self._read(cls, obis, attr, access, client)
         finally:
             self._depth -= 1
             if not self._depth:  # (a buffer going out in blocks keeps what it reads with)
-                for name in ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile"):
-                    loader.forget(name)
+                _forget()
+
+    def _read(self, cls, obis, attr, access, client):
+        if self.period is not None and (among(LOAD_PROFILES, obis) or among(LOAD_REGISTERS, obis)):
+            from app import dlms_load  # the stored load profiles' code: only for their reads
+
+            return dlms_load.get(self, cls, obis, attr, access)
+        from app import dlms_profiles
+
+        return dlms_profiles.get(self, cls, obis, attr, access, client)
 
     def _register(self, obis, attr):
         for code, name, tag, scale, scaler, unit in INSTANT:

@@ -8,7 +8,9 @@
 # upload's check finds no room, the SMP server asks the session for its heap (loader/smp.py make_room) and the layers
 # go at once; the client's next frame is answered DM (disconnected) and it connects again. Frames are answered as
 # they complete: the HDLC server address is 1 (the management logical device, one-byte form), the public client's
-# association (client SAP 16) reads the meter's objects, read-only.
+# association (client SAP 16) reads the meter's objects but the load profiles, read-only; the meter reader's (SAP 32)
+# reads them too, with its secret (app/dlms_secret.py: a wrong one is event 420, and three in a row lock the meter
+# reader out for 10 minutes).
 import asyncio
 import gc
 import time
@@ -20,6 +22,9 @@ from app.console import _readable
 
 _SERVER = const(1)
 _IDLE_MS = const(5000)  # no association and a quiet line this long: the session ends, its code leaves the heap
+LOAD_TRIES = const(5)  # a session's first load of the layers: tries, the later ones after LOAD_WAIT_MS each
+LOAD_WAIT_MS = const(400)
+_MEMORY_HOLD_MS = const(60000)  # at most one out-of-memory event (418) from the port in this long
 LAYERS = ("app.hdlc", "app.cosem", "app.dlms_objects", "app.dlms_names")
 
 
@@ -28,8 +33,9 @@ async def serve(ctx, metering, supply, uart, buf, n):
     module included, leaves the heap."""
     port = OpticalPort(ctx, metering, supply, uart, buf)
     try:
-        port.feed(n)
-        await port.session()
+        if await port.start():
+            port.feed(n)
+            await port.session()
     finally:
         port.close()
 
@@ -65,8 +71,9 @@ class OpticalPort:
         objects = dlms_objects.Objects(m.tick, self.supply.control, dlms_objects.logical_device_name(ctx.meter_id),
                                        lambda: m.cfg["tz_offset_min"], self.supply.log, plate,
                                        lambda: m.cfg["md_period_s"])
-        assoc = cosem.Association(objects.get)
-        link = hdlc.Link(_SERVER, 1, assoc.apdu)
+        assoc = cosem.Association(objects.get, lls=self.reader_secret)
+        link = hdlc.Link(_SERVER, 1, None)
+        link.on_apdu = lambda req: assoc.apdu(req, link.client)
         link.on_disconnect = assoc.release
         uart = self.uart
         port = self
@@ -82,6 +89,52 @@ class OpticalPort:
         self.link = link
         self.loads += 1
         return d
+
+    def reader_secret(self, secret):
+        """cosem.Association's check of the meter reader's secret, with the lock against guessing
+        (app/dlms_secret.py: on the heap for the check only)."""
+        from app import dlms_secret
+
+        try:
+            return dlms_secret.check(self.ctx, self.supply.log, secret)
+        finally:
+            loader.forget("app.dlms_secret")
+
+    async def start(self):
+        """The layers in for a session's first frame (still in the line's buffer, the client's next bytes waiting in
+        the UART's): on a MemoryError again after a collection, then after waits (LOAD_WAIT_MS) in which the app's
+        other tasks let go of what they hold. False when there is still no room: event 418, and the frame goes
+        unanswered (the client sends its SNRM again)."""
+        for k in range(LOAD_TRIES):
+            if k > 1:
+                await asyncio.sleep_ms(LOAD_WAIT_MS)
+            try:
+                self._load()
+                return True
+            except MemoryError as e:  # noqa: B014 - the heap in pieces: not the end of the port
+                self.unload()
+                gc.collect()
+                why = e
+        self.faults += 1
+        self.short_of_memory("dlms start", why)
+        return False
+
+    def short_of_memory(self, where, e):
+        """Event 418 for a session the heap had no room for (at most one per _MEMORY_HOLD_MS, the ring's flash)."""
+        log = self.supply.log
+        now = time.ticks_ms()
+        last = getattr(self.ctx, "dlms_short_ms", None)
+        if log is None or (last is not None and time.ticks_diff(now, last) < _MEMORY_HOLD_MS):
+            return
+        self.ctx.dlms_short_ms = now
+        from app import events
+
+        t = str(e)
+        k = t.find("allocating")  # (MicroPython's "memory allocation failed, allocating N bytes": the size)
+        try:
+            log.add(events.OUT_OF_MEMORY, "%s: %s" % (where, t[k:] if k >= 0 else t))
+        except MemoryError:  # noqa: B014 - no room even for the event
+            gc.collect()
 
     def unload(self):
         """Take the DLMS layers off the heap (nothing of them stays referenced); whether they were loaded. Those a
@@ -121,13 +174,15 @@ class OpticalPort:
                 try:
                     d = self._load()
                 except MemoryError:  # noqa: B014 - the ESP32's heap in pieces: once more on a collected heap,
-                    self.unload()  # so the client's SNRM is answered rather than dropped (it waited 20 s for it)
+                    self.unload()  # so the client's frame is answered rather than dropped
                     gc.collect()
                     d = self._load()
             d.feed(buf, n)
-        except Exception:  # noqa: BLE001 - a fault here (a MemoryError, a bug) must not end metering's app:
+        except Exception as e:  # noqa: BLE001 - a fault here (a MemoryError, a bug) must not end metering's app:
             self.faults += 1  # the line's state is dropped, the client starts again with SNRM
             self.unload()
+            if isinstance(e, MemoryError):
+                self.short_of_memory("dlms", e)
 
     async def session(self):
         """Read and answer the line while the layers are in; return once the session is over (idle, a fault, or

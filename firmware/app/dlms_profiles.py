@@ -2,8 +2,9 @@
 # while one of them is read): IS 15959's instantaneous profile (1.0.94.91.0.255: one row taken when read) and its
 # scaler profile (1.0.94.91.3.255), the name plate (0.0.94.91.10.255) and its items, the event profiles
 # (0.0.99.98.0-6.255, class 7, with selective access by entry and by range) and their last-event codes
-# (0.0.96.11.0-6.255), and the association object (class 15, version 1) whose object list names every object with
-# its access rights, which a DLMS tool reads first to learn what the meter has.
+# (0.0.96.11.0-6.255), and the association objects (class 15, version 1: the current association 0.0.40.0.0.255,
+# the public client's 0.0.40.0.1.255 and the meter reader's 0.0.40.0.2.255), whose object list names every object
+# with its access rights for the client asking, which a DLMS tool reads first to learn what the meter has.
 #
 # The event profiles are the meter's IS 15959 event logs, a compartment per category (app/event_logs.py: 1-50
 # voltage, 51-100 current, 101-150 power, 151-200 transaction, 201-250 other, 251-300 non-rollover, 301-350 control;
@@ -15,6 +16,7 @@ from micropython import const
 
 from app import cosem
 from app.dlms_names import (
+    ASSOCIATION,
     CLOCK,
     EVENT_LOGS,
     EVENT_SCALERS,
@@ -25,6 +27,7 @@ from app.dlms_names import (
     MAX_DEMAND,
     NAME_PLATE,
     PLATE_ITEMS,
+    PUBLIC_ASSOCIATION,
     SCALER_PROFILE,
     date_time,
 )
@@ -52,9 +55,9 @@ _SHAPES = {
     _CLASS_PROFILE: (1, 8, 0b111111110, 2),
 }
 _CONTEXT_NAME = b"\x60\x85\x74\x05\x08\x01\x01"  # logical-name referencing, no ciphering
-_MECHANISM_NONE = b"\x60\x85\x74\x05\x08\x02\x00"  # lowest-level security: no authentication
-_CLIENT_SAP = const(16)
+_MECHANISM = b"\x60\x85\x74\x05\x08\x02"  # the authentication mechanism names: 0 none, 1 low-level security
 _SERVER_SAP = const(1)
+_NON_ASSOCIATED = const(0)  # association_status
 # the instantaneous profile's columns (IS 15959's instantaneous parameters this meter has, in its order): the clock,
 # V, I, PF, f, VA, W, the import kWh and kVAh, maximum demand and its time, the export kWh
 _SNAPSHOT = ((_CLASS_CLOCK, CLOCK, 2),) + tuple((_CLASS_REGISTER, cosem.obis(c), 2) for c in (
@@ -70,11 +73,11 @@ _PLATE = tuple((_CLASS_DATA, name, 2) for name in PLATE_ITEMS)
 # a snapshot profile's attributes 4-8: capture period 0 (taken when read), sort FIFO, no sort object, 1 entry of 1
 
 
-def get(objects, cls, obis, attr, access):
-    """What app/dlms_objects.py Objects.get hands here (a known object; attribute 1 and selective access on anything
-    but an event profile's buffer are answered there)."""
+def get(objects, cls, obis, attr, access, client):
+    """What app/dlms_objects.py Objects.get hands here (a known object; attribute 1, the access rights and selective
+    access on anything but an event profile's buffer are answered there), for client SAP `client`."""
     if cls == _CLASS_ASSOCIATION:
-        return _association(objects, attr)
+        return _association(objects, obis, attr, client)
     if cls == _CLASS_PROFILE and obis in (INSTANT_PROFILE, SCALER_PROFILE, NAME_PLATE, EVENT_SCALERS):
         return snapshot(objects, _SNAPSHOT if obis == INSTANT_PROFILE else (
             _SCALERS if obis == SCALER_PROFILE else (_PLATE if obis == NAME_PLATE else _EVENT_SCALERS)), attr)
@@ -88,13 +91,15 @@ def get(objects, cls, obis, attr, access):
     return cosem.number(cosem.LONG_UNSIGNED, rows[-1][1] if rows else 0)
 
 
-def _element(cls, obis):
+def _element(cls, obis, hidden):
     """One object_list element: class, version, logical name and access rights (read-only attributes, no methods; a
-    profile's buffer takes selective access by range and by entry)."""
+    profile's buffer takes selective access by range and by entry; `hidden`: the client reads the logical name only)."""
     version, attrs, readable, methods = _SHAPES[cls]
+    if hidden:
+        readable = 0b10
     a = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, _READ_ONLY if readable >> i & 1
                                                                              else 0),
-                                 b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and (obis in EVENT_LOGS or obis in (LOAD_PROFILES[:6], LOAD_PROFILES[6:12]))
+                                 b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and not hidden and (obis in EVENT_LOGS or obis in (LOAD_PROFILES[:6], LOAD_PROFILES[6:12]))
                                  else b"\x00")
                  for i in range(1, attrs + 1))
     m = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, 0))
@@ -145,12 +150,17 @@ def _buffer(objects, k, access):
         out.append(cosem.structure(*cells[first:last]))
     return out
 
-def _association(objects, attr):
+def _association(objects, obis, attr, client):
+    """The current association (0.0.40.0.0.255: the client's own) or the named one of the public client or the meter
+    reader."""
+    which = client if obis == ASSOCIATION else (
+        cosem.PUBLIC_CLIENT if obis == PUBLIC_ASSOCIATION else cosem.READER_CLIENT)
     if attr == 2:  # object_list: {class, version, name, {attribute access, method access}} per object, in
         names = objects.names()  # pieces (1.5 KB in one block of the heap failed on an ESP32's, in small pieces)
-        return [cosem.array_head(len(names))] + [_element(cls, obis) for cls, obis in names]
+        return [cosem.array_head(len(names))] + [
+            _element(cls, name, which != cosem.READER_CLIENT and objects.private(name)) for cls, name in names]
     if attr == 3:  # associated_partners_id
-        return cosem.structure(cosem.number(cosem.INTEGER, _CLIENT_SAP),
+        return cosem.structure(cosem.number(cosem.INTEGER, which),
                                cosem.number(cosem.LONG_UNSIGNED, _SERVER_SAP))
     if attr == 4:
         return cosem.octets(_CONTEXT_NAME)
@@ -160,10 +170,10 @@ def _association(objects, attr):
                                cosem.number(cosem.LONG_UNSIGNED, cosem.MAX_PDU),
                                cosem.number(cosem.UNSIGNED, cosem.DLMS_VERSION),
                                cosem.number(cosem.INTEGER, 0), cosem.octets(b""))
-    if attr == 6:
-        return cosem.octets(_MECHANISM_NONE)
+    if attr == 6:  # authentication_mechanism_name
+        return cosem.octets(_MECHANISM + (b"\x01" if which == cosem.READER_CLIENT else b"\x00"))
     if attr == 8:
-        return cosem.number(cosem.ENUM, _ASSOCIATED)
+        return cosem.number(cosem.ENUM, _ASSOCIATED if which == client else _NON_ASSOCIATED)
     if attr == 9:  # security_setup_reference: none (no security in this association)
         return cosem.octets(bytes(6))
     return cosem.READ_WRITE_DENIED

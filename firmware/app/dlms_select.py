@@ -33,11 +33,12 @@ def rtc(dt, tz_offset_min):
 
 def snapshot(objects, captures, attr):
     """A profile of one row taken when read, of `captures`' values (a value not available is null-data): the
-    instantaneous profile, its scaler profile (the same registers' scaler_units), the name plate."""
+    instantaneous profile, its scaler profile (the same registers' scaler_units), the name plate. Its cells are read
+    with the rights of the profile they are in (the meter reader's: a client got this far)."""
     if attr == 2:
         cells = []
         for cls, obis, a in captures:
-            v = objects.get(cls, obis, a)
+            v = objects.get(cls, obis, a, None, cosem.READER_CLIENT)
             cells.append(v if isinstance(v, bytes) else b"\x00")
         return cosem.array_head(1) + cosem.structure(*cells)
     if attr == 3:

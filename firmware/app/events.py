@@ -45,6 +45,7 @@ CALIBRATED = 416
 CALIBRATION_FAILED = 417
 OUT_OF_MEMORY = 418  # a MemoryError skipped an interval's reading, save or supply rules; metering went on
 PROFILE_ROW_LOST = 419  # the flash refused a block or daily load profile row (app/load_profile.py): it has none
+READER_REFUSED = 420  # a DLMS meter reader's secret refused (app/dlms_port.py); 3 in a row lock it out for 10 min
 APP_INSTALLED = 421
 INSTALL_REFUSED = 422
 APP_CONFIRMED = 423

@@ -11,6 +11,8 @@
 #   6 emergency write  {envelope}                                         signed "credit.emergency" {}
 #   7 credit reset write {balance, top_tid, envelope}                     signed "credit.reset" {balance, top_tid}
 #   8 calendar  read: tz offset and TOU tables; write {calendar, envelope}  signed "meter.calendar" {calendar}
+#   9 reader    read: whether the DLMS meter reader's secret is set; write {sha256, envelope}
+#                                                                         signed "dlms.reader" {sha256: 32 or 0 bytes}
 from micropython import const
 
 from app import events, meter_settings, supply_settings
@@ -26,6 +28,7 @@ _CMD_EVENTS = const(5)
 _CMD_EMERGENCY = const(6)
 _CMD_CREDIT_RESET = const(7)
 _CMD_CALENDAR = const(8)
+_CMD_READER = const(9)
 # group return codes for SMP v2 clients
 RC_NOT_AUTHORISED = const(1)  # the envelope was refused: the reason is in status last_refusal
 RC_TOKEN_REFUSED = const(2)  # a top-up token was refused (replayed, too old, bad amount, record damaged ...)
@@ -52,6 +55,7 @@ class SupplyGroup:
         server.register(GROUP_SUPPLY, _CMD_EMERGENCY, self.emergency, read=False)
         server.register(GROUP_SUPPLY, _CMD_CREDIT_RESET, self.credit_reset, read=False)
         server.register(GROUP_SUPPLY, _CMD_CALENDAR, self.calendar)
+        server.register(GROUP_SUPPLY, _CMD_READER, self.reader)
 
     def _authorise(self, req, cmd, args):
         try:
@@ -187,3 +191,21 @@ class SupplyGroup:
             m.set_calendar(new)
             self.s.log.add(events.SETTINGS_CHANGED, "calendar")
         return {"calendar": {k: m.cfg[k] for k in meter_settings.CALENDAR}}
+
+    def reader(self, req):
+        """The DLMS meter reader's secret (app/dlms_secret.py): whether one is set; a signed write stores the SHA-256
+        of a new one, or clears it (sha256 empty: no meter reader association)."""
+        import loader
+        from app import dlms_secret
+
+        try:
+            if "sha256" in req and self.ctx.server.op == smp.OP_WRITE:  # a read changes nothing
+                new = req.get("sha256")
+                if type(new) is not bytes or len(new) not in (0, dlms_secret.SIZE):
+                    raise self._error(events.COMMAND_REFUSED, "dlms.reader: bad sha256", RC_BAD_REQUEST)
+                self._authorise(req, "dlms.reader", {"sha256": new})
+                dlms_secret.save(new or None)
+                self.s.log.add(events.SETTINGS_CHANGED, "dlms reader secret " + ("set" if new else "cleared"))
+            return {"set": dlms_secret.is_set()}
+        finally:
+            loader.forget("app.dlms_secret")

@@ -34,7 +34,7 @@ AARQ = bytes.fromhex("7ea02b032110fbafe6e600601da109060760857405080101be10040e01
 V = cosem.obis("1.0.12.7.0.255")
 VAL = cosem.number(cosem.LONG_UNSIGNED, 23012)
 SU = cosem.scaler_unit(-2, 35)
-def model(cls, obis, attr):
+def model(cls, obis, attr, access, client):
     if cls == 3 and obis == V:
         return VAL if attr == 2 else SU
     return cosem.OBJECT_UNDEFINED

@@ -1,13 +1,15 @@
 """A utility engineer's DLMS client (gurux-dlms) reads an emulated meter through its optical port (issue 20): the
 board's uarts.optical is a pty of the emulator, the firmware's app/dlms_port.py serves IEC 62056-46 HDLC there and
 the public client's association reads the meter's objects, their list first (the association object, as a DLMS tool
-does). The figures agree with what the meter gives over SMP;
-the relay's state follows a signed SMP disconnect; noise on the port never loads the DLMS layers nor stops metering."""
+does), but not the load profiles: the meter reader's association (its secret set by a signed `ota meter
+reader-secret`) reads those. The figures agree with what the meter gives over SMP; the relay's state follows a signed
+SMP disconnect; noise on the port never loads the DLMS layers nor stops metering."""
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
 import time
 
 import pytest
@@ -54,6 +56,10 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
     settle(emu, 3)
     emu.set(load__current=0)  # no load: the energy registers stand still while both sides read them
     smp = settle(emu, 2)["obis"]
+    secret = "reader 2468"  # the meter reader's: set over SMP, signed (a development meter takes the dev key)
+    p = ota("meter", "reader-secret", "--set", "--secret-env", "METER_READER", "--port", emu.console, "--key",
+            str(KEY), "--expires-in", str(SIGNED_FOR), "--json", env=dict(os.environ, METER_READER=secret))
+    assert p.returncode == 0 and json.loads(p.stdout) == {"ok": True, "set": True}, p.stdout + p.stderr
     with DlmsClient(emu.endpoints["optical"], timeout=20) as c:
         try:
             c.connect()
@@ -66,7 +72,7 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         listed = {(int(o.objectType), o.logicalName) for o in c.objects()}  # what a DLMS tool reads first
         assert {(3, "1.0.12.7.0.255"), (3, "1.0.1.8.0.255"), (8, "0.0.1.0.0.255"), (70, "0.0.96.3.10.255"),
                 (7, "0.0.99.98.2.255"), (7, "1.0.94.91.0.255"), (7, "0.0.94.91.10.255"), (15, "0.0.40.0.0.255"), (7, "1.0.99.1.0.255"), (3, "1.0.1.29.0.255")} <= listed \
-            and (7, "1.0.99.2.0.255") in listed and len(listed) == 57
+            and (7, "1.0.99.2.0.255") in listed and (15, "0.0.40.0.2.255") in listed and len(listed) == 58
         # the power-related event profile is the power events `ota meter events` lists (101 and 102 at first boot)
         tz = json.loads(ota("meter", "calendar", "--port", emu.console, "--json").stdout)["tz_offset_min"]
         logged = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
@@ -81,25 +87,9 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         assert all(r[2:5] == [None, None, None] and isinstance(r[5], int) for r in power.buffer), power.buffer
         escal = c.read(GXDLMSProfileGeneric("1.0.94.91.7.255"), 3, 2)
         assert [s[0] for s in escal.buffer[0]] == [-3, -2, -3, -3], escal.buffer
-        # the block load profile: a row per 30-minute demand period (the first one closes at the next :00 or :30,
-        # which this test's half minute may or may not cross), read whole
-        block = c.read(GXDLMSProfileGeneric("1.0.99.1.0.255"), 3, 4, 7, 2)
-        assert block.capturePeriod == 1800 and block.entriesInUse <= 1 and len(block.buffer) == block.entriesInUse
-        assert [o.logicalName for o, _ in block.captureObjects][:2] == ["0.0.1.0.0.255", "1.0.12.27.0.255"]
-        # the daily load profile: the start's tenth reading took today's row (the profile had none), the same
-        # through SMP (`ota meter profile --daily`) and DLMS, stamped the local midnight (a run across the local
-        # midnight, 18:30 UTC, would have the new day's row too: only the first is compared)
-        end = time.monotonic() + 60
-        while smp_read(emu)["readings"] < 11 and time.monotonic() < end:
-            time.sleep(0.5)
-        p = ota("meter", "profile", "--daily", "--port", emu.console, "--json")
-        assert p.returncode == 0, p.stdout + p.stderr
-        day = json.loads(p.stdout)
-        daily = c.read(GXDLMSProfileGeneric("1.0.99.2.0.255"), 3, 2)
-        assert 1 <= day["held"] <= 2 and 1 <= len(daily.buffer) <= 2, (day, daily.buffer)
-        midnight = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=day["rows"][0]["rtc"] + 60 * tz)
-        assert daily.buffer[0][0].value.replace(tzinfo=None) == midnight and (midnight.hour, midnight.minute) == (0, 0)
-        assert daily.buffer[0][1] == round(day["rows"][0]["import_wh"] * 1000)  # mWh, the register's scaler -3
+        # the load profiles are the meter reader's: the public client reads their names only
+        with pytest.raises(LookupError, match="data-access-result 3"):
+            c.read(GXDLMSProfileGeneric("1.0.99.1.0.255"), 2)
         energy = c.read(GXDLMSRegister("1.0.1.8.0.255"), 3, 2)
         assert int(energy.unit) == 30 and energy.value == pytest.approx(smp["1.0.1.8.0.255"], abs=1e-6)  # Wh
         assert energy.value > 0
@@ -143,6 +133,36 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         with pytest.raises(LookupError, match="data-access-result 4"):  # an object the meter does not have
             c.read(GXDLMSRegister("1.0.99.99.0.255"), 2)
         assert c.disconnect()[5] == 0x73  # UA
+
+    # a wrong secret: refused, and the meter says so (event 420)
+    with DlmsClient(emu.endpoints["optical"], timeout=20, secret="reader 1357") as c:
+        with pytest.raises(Exception, match="(?i)authentication"):
+            c.connect()
+    logged = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
+    assert [e["detail"] for e in logged if e["code"] == 420] == ["reader secret refused"]
+    # the meter reader: the load profiles
+    with DlmsClient(emu.endpoints["optical"], timeout=20, secret=secret) as c:
+        c.connect()
+        # the block load profile: a row per 30-minute demand period (the first one closes at the next :00 or :30,
+        # which this test's half minute may or may not cross), read whole
+        block = c.read(GXDLMSProfileGeneric("1.0.99.1.0.255"), 3, 4, 7, 2)
+        assert block.capturePeriod == 1800 and block.entriesInUse <= 1 and len(block.buffer) == block.entriesInUse
+        assert [o.logicalName for o, _ in block.captureObjects][:2] == ["0.0.1.0.0.255", "1.0.12.27.0.255"]
+        # the daily load profile: the start's tenth reading took today's row (the profile had none), the same
+        # through SMP (`ota meter profile --daily`) and DLMS, stamped the local midnight (a run across the local
+        # midnight, 18:30 UTC, would have the new day's row too: only the first is compared)
+        end = time.monotonic() + 60
+        while smp_read(emu)["readings"] < 11 and time.monotonic() < end:
+            time.sleep(0.5)
+        p = ota("meter", "profile", "--daily", "--port", emu.console, "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        day = json.loads(p.stdout)
+        daily = c.read(GXDLMSProfileGeneric("1.0.99.2.0.255"), 3, 2)
+        assert 1 <= day["held"] <= 2 and 1 <= len(daily.buffer) <= 2, (day, daily.buffer)
+        midnight = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=day["rows"][0]["rtc"] + 60 * tz)
+        assert daily.buffer[0][0].value.replace(tzinfo=None) == midnight and (midnight.hour, midnight.minute) == (0, 0)
+        assert daily.buffer[0][1] == round(day["rows"][0]["import_wh"] * 1000)  # mWh, the register's scaler -3
+        assert c.disconnect()[5] == 0x73
 
 
 def test_noise_on_the_optical_port_neither_loads_dlms_nor_stops_metering(start_emulator):

@@ -4,6 +4,31 @@ Firmware test modules import only this module and firmware code: no pytest, no h
 """
 
 
+# gurux-dlms 1.0.203's AARQs (logical names, no ciphering, block transfer with GET proposed): the public client's (no
+# authentication) and the meter reader's (low-level security, secret READER_SECRET), as captured from it
+AARQ_PUBLIC = bytes.fromhex("601da109060760857405080101be10040e01000000065f1f0400401e5dffff")
+AARQ_READER = bytes.fromhex("6036a1090607608574050801018a0207808b0760857405080201ac0a80083132333435363738be10040e0100"
+                            "0000065f1f0400401e5dffff")
+READER_SECRET = b"12345678"
+
+
+def aarq_reader(secret):
+    """The meter reader's AARQ with another secret (under 120 bytes)."""
+    body = AARQ_READER[2:].replace(b"\xac\x0a\x80\x08" + READER_SECRET,
+                                   bytes((0xAC, len(secret) + 2, 0x80, len(secret))) + secret)
+    return bytes((0x60, len(body))) + body
+
+
+def reader_association(get):
+    """An app/cosem.py Association of the meter reader (client SAP 32) over `get`, its secret checked and right."""
+    from app import cosem
+
+    a = cosem.Association(get, lls=lambda secret: secret == READER_SECRET)
+    aare = a.apdu(AARQ_READER, cosem.READER_CLIENT)
+    assert aare[0] == 0x61 and a.associated and a.client == cosem.READER_CLIENT, aare
+    return a
+
+
 def raises(exc_type, fn, *args, **kwargs):
     """Call fn(*args, **kwargs) and return the exception it raised; fail if it raised nothing or another type."""
     try:

@@ -2,17 +2,17 @@
 gurux-dlms 1.0.203's (client SAP 16 to server 1, captured as hex); host_tests/interop/test_dlms_hdlc.py drives the
 same code from the gurux client itself."""
 
+import fwtest
 from app import cosem
 
-AARQ = bytes.fromhex("601da109060760857405080101be10040e01000000065f1f0400401e5dffff")
-AARQ_LLS = bytes.fromhex("6036a1090607608574050801018a0207808b0760857405080201ac0a80083132333435363738be10040e0100"
-                         "0000065f1f0400401e5dffff")
+AARQ = fwtest.AARQ_PUBLIC
+AARQ_LLS = fwtest.AARQ_READER
 GET_VOLTAGE = bytes.fromhex("c001c1000301000c0700ff0200")  # class 3, 1.0.12.7.0.255, attribute 2
 RLRQ = bytes.fromhex("6200")
 VOLTAGE = cosem.obis("1.0.12.7.0.255")
 
 
-def model(cls, obis, attr, access=None):
+def model(cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
     if access is not None:
         return cosem.READ_WRITE_DENIED  # no selective access here
     if cls == 3 and obis == VOLTAGE:
@@ -74,10 +74,6 @@ def test_release_ends_the_association():
 
 
 def test_aarqs_this_association_does_not_offer_are_rejected():
-    def diagnostic(aare):
-        i = aare.index(b"\xa3\x05\xa1\x03\x02\x01")
-        return aare[i + 6]
-
     a = cosem.Association(model)
     assert diagnostic(a.apdu(AARQ_LLS)) == 11 and not a.associated  # a password: not the public client's
     ciphered = AARQ.replace(b"\x05\x08\x01\x01", b"\x05\x08\x01\x03")
@@ -98,6 +94,50 @@ def test_aarqs_this_association_does_not_offer_are_rejected():
     assert not a.associated
 
 
+def diagnostic(aare):
+    i = aare.index(b"\xa3\x05\xa1\x03\x02\x01")
+    return aare[i + 6]
+
+
+def test_the_meter_reader_associates_with_its_secret_and_only_with_it():
+    checked = []
+
+    def lls(secret):
+        checked.append(secret)
+        return secret == b"12345678"
+
+    a = cosem.Association(model, lls=lls)
+    aare = a.apdu(AARQ_LLS, cosem.READER_CLIENT)
+    assert diagnostic(aare) == 0 and a.associated and a.client == cosem.READER_CLIENT and checked == [b"12345678"]
+    assert a.apdu(GET_VOLTAGE) == b"\xc4\x01\xc1\x00\x12\x59\xe4"
+    seen = []
+    a.get = lambda *args: seen.append(args[-1]) or cosem.OBJECT_UNDEFINED
+    a.apdu(GET_VOLTAGE)
+    assert seen == [cosem.READER_CLIENT]  # the model is told who asks
+    a.apdu(RLRQ)
+    assert not a.associated and a.client == 0
+    a.get = model
+    wrong = AARQ_LLS.replace(b"12345678", b"12345679")
+    assert diagnostic(a.apdu(wrong, cosem.READER_CLIENT)) == 13 and not a.associated and checked[-1] == b"12345679"
+    assert a.apdu(GET_VOLTAGE) == b"\xd8\x01\x01"
+    # the meter reader without a mechanism, with another one, without the secret; checked last, after all else
+    n = len(checked)
+    assert diagnostic(a.apdu(AARQ, cosem.READER_CLIENT)) == 12
+    assert diagnostic(a.apdu(AARQ_LLS.replace(b"\x05\x08\x02\x01", b"\x05\x08\x02\x05"), cosem.READER_CLIENT)) == 11
+    bare = AARQ_LLS.replace(bytes.fromhex("ac0a80083132333435363738"), b"").replace(b"\x60\x36", b"\x60\x2a")
+    assert diagnostic(a.apdu(bare, cosem.READER_CLIENT)) == 14
+    other = AARQ_LLS.replace(bytes.fromhex("ac0a8008"), bytes.fromhex("ac0a8108"))  # not the GraphicString choice
+    assert diagnostic(a.apdu(other, cosem.READER_CLIENT)) == 14
+    old = AARQ_LLS.replace(b"\x00\x06\x5f\x1f", b"\x00\x05\x5f\x1f")
+    assert diagnostic(a.apdu(old, cosem.READER_CLIENT)) == 1 and len(checked) == n and not a.associated
+    # a meter with no meter reader's secret: none associates; the public client never names a mechanism; a client SAP
+    # with no association here (48: IS 15959's utility settings, HLS) is refused whatever it sends
+    assert diagnostic(cosem.Association(model).apdu(AARQ_LLS, cosem.READER_CLIENT)) == 13
+    assert diagnostic(a.apdu(AARQ_LLS, cosem.PUBLIC_CLIENT)) == 11 and len(checked) == n
+    assert diagnostic(a.apdu(AARQ, 48)) == 1 and diagnostic(a.apdu(AARQ_LLS, 48)) == 1 and not a.associated
+    assert diagnostic(a.apdu(AARQ, cosem.PUBLIC_CLIENT)) == 0 and a.client == cosem.PUBLIC_CLIENT
+
+
 def test_malformed_requests_get_an_exception_response_never_an_exception():
     a = associated()
     for bad in (b"", b"\x60", b"\x60\x05\xa1\x09", AARQ[:-3], b"\xc0\x01\xc1\x00", b"\xc0\x02\xc1\x00\x00\x00\x01",
@@ -108,7 +148,7 @@ def test_malformed_requests_get_an_exception_response_never_an_exception():
     assert a.apdu(b"\xc0\x03\x41\x02") == b"\xd8\x02\x02"  # GET with a list: not offered
 
 
-def _big(cls, obis, attr, access=None):
+def _big(cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
     return cosem.octets(bytes(range(100)))  # 102 bytes encoded
 
 
@@ -165,7 +205,7 @@ class _Made:
         self.fail_at = fail_at
         self.made = 0
 
-    def get(self, cls, obis, attr, access=None):
+    def get(self, cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
         return self._pieces()
 
     def _pieces(self):

@@ -131,10 +131,10 @@ def get_long(a, cls, ln, attr):
 def test_the_association_object_lists_every_object_with_read_only_access():
     tick, control, a = meter()
     v, blocks = get_long(a, 15, "0.0.40.0.0.255", 2)
-    assert blocks == 4  # 1,600 bytes in blocks of at most 500 (the meter's PDU, 512, less a block's header)
-    # 28 objects: 7 instantaneous, 13 energy, maximum demand, clock, name, the instantaneous and scaler profiles,
-    # disconnect control, 2 associations
-    assert v[:3] == b"\x00\x01\x1c"
+    assert blocks == 4  # 1,650 bytes in blocks of at most 500 (the meter's PDU, 512, less a block's header)
+    # 29 objects: 7 instantaneous, 13 energy, maximum demand, clock, name, the instantaneous and scaler profiles,
+    # disconnect control, 3 associations (the current one, the public client's, the meter reader's)
+    assert v[:3] == b"\x00\x01\x1d"
     # the first: class 3 version 0 1.0.12.7.0.255, attributes 1-3 read-only, method 1 (reset) no access
     first = (b"\x02\x04\x12\x00\x03\x11\x00\x09\x06\x01\x00\x0c\x07\x00\xff\x02\x02"
              b"\x01\x03\x02\x03\x0f\x01\x16\x01\x00\x02\x03\x0f\x02\x16\x01\x00\x02\x03\x0f\x03\x16\x01\x00"
@@ -153,8 +153,13 @@ def test_the_association_object_lists_every_object_with_read_only_access():
     assert get(a, 15, "0.0.40.0.0.255", 8) == b"\x00\x16\x02"  # associated
     assert get(a, 15, "0.0.40.0.0.255", 1) == b"\x00\x09\x06\x00\x00\x28\x00\x00\xff"
     assert get(a, 1, "0.0.40.0.0.255", 2) == b"\x01\x09"  # its name under another class: class inconsistent
+    # the meter reader's association, not the one in force: client SAP 32, low-level security, not associated
+    assert get(a, 15, "0.0.40.0.2.255", 3) == b"\x00\x02\x02\x0f\x20\x12\x00\x01"
+    assert get(a, 15, "0.0.40.0.2.255", 6) == b"\x00\x09\x07\x60\x85\x74\x05\x08\x02\x01"
+    assert get(a, 15, "0.0.40.0.2.255", 8) == b"\x00\x16\x00"
+    assert get(a, 15, "0.0.40.0.1.255", 8) == b"\x00\x16\x02"
     without_relay = dlms_objects.Objects(tick, None, b"MKT0000000000042", lambda: 330)
-    assert (70, dlms_objects.DISCONNECT) not in without_relay.names() and len(without_relay.names()) == 27
+    assert (70, dlms_objects.DISCONNECT) not in without_relay.names() and len(without_relay.names()) == 28
 
 
 T0 = 1764547200  # 2025-12-01 00:00:00 UTC: 05:30 local at +330 minutes
@@ -205,7 +210,7 @@ def test_event_profiles_are_the_rings_is15959_events_by_category():
     def body():
         objects, a, log = _event_meter()
         names = objects.names()
-        assert len(names) == 43 and (7, cosem.obis("0.0.99.98.5.255")) in names
+        assert len(names) == 44 and (7, cosem.obis("0.0.99.98.5.255")) in names
         assert (7, cosem.obis("1.0.94.91.7.255")) in names  # the event profiles' scaler profile
         power = get(a, 7, "0.0.99.98.2.255", 2)
         assert power == b"\x00\x01\x05" + row(T0, 101) + row(T0 + 60, 102) + row(T0 + 360, 101) \
@@ -342,3 +347,31 @@ def test_an_event_row_carries_the_supply_s_figures_at_its_reading_with_their_sca
         assert get(a, 7, "1.0.94.91.7.255", 3)[:3] == b"\x00\x01\x04"
 
     _with_workdir(body)
+
+
+def test_a_profile_read_that_finds_no_room_is_tried_once_more_on_a_collected_heap():
+    # an emulated ESP32 (its heap in pieces) answered an event profile's read "other reason" (250): the module and
+    # its read did not fit where they landed, and room was there once the last read's code was collected
+    tick, control, _ = meter()
+    objects = dlms_objects.Objects(tick, control, b"MKT0000000000042", lambda: 330)
+    real = objects._read
+    calls = []
+
+    def tight(*args):
+        calls.append(args[1])
+        if len(calls) == 1:
+            raise MemoryError("memory allocation failed, allocating 1552 bytes")
+        return real(*args)
+
+    objects._read = tight
+    v = objects.get(7, cosem.obis("1.0.94.91.3.255"), 2)  # the scaler profile
+    assert isinstance(v, (bytes, list)) and len(calls) == 2
+    calls.clear()
+
+    def never(*args):
+        calls.append(args[1])
+        raise MemoryError("memory allocation failed, allocating 1552 bytes")
+
+    objects._read = never
+    assert fwtest.raises(MemoryError, objects.get, 7, cosem.obis("1.0.94.91.3.255"), 2) and len(calls) == 2
+    assert objects._depth == 0

@@ -167,6 +167,107 @@ def test_a_load_that_runs_out_of_room_part_way_leaves_no_layer_on_the_heap():
     run(body)
 
 
+def _reader_frames(secret):
+    """SNRM, then the meter reader's AARQ (client SAP 32, low-level security with `secret`) as its first I-frame."""
+    from app import hdlc
+
+    aarq = fwtest.aarq_reader(secret)
+    buf = bytearray(128)
+    out = []
+    for control, info in ((0x93, None), (0x10, b"\xe6\xe6\x00" + aarq)):
+        n = hdlc.encode(buf, 1, 1, 32, 1, control, info)
+        out.append(bytes(buf[:n]))
+    return out
+
+
+def _diagnostic(frame):
+    i = frame.index(b"\xa3\x05\xa1\x03\x02\x01")  # the AARE's acse-service-user diagnostic
+    return frame[i + 6]
+
+
+def test_the_meter_reader_s_secret_is_checked_and_three_wrong_ones_lock_it_out_each_an_event():
+    def body():
+        import hashlib
+
+        from app import dlms_secret, events
+
+        async def go():
+            parts = fwtest.meter_parts()
+            log = parts[2].log = events.EventLog(path="meter/events.json")
+            line = fwtest.Line()
+            p = fwtest.optical_port(line, parts)
+
+            def associate(secret):
+                for f in _reader_frames(secret):
+                    send(p, f)
+                return _diagnostic(line.out[-1])
+
+            def refusals():
+                return [e[3] for e in log.ring if e[1] == events.READER_REFUSED]
+
+            right = b"meter reader 1"
+            assert associate(right) == 13 and refusals() == ["reader secret refused"]  # none stored yet
+            dlms_secret.save(hashlib.sha256(right).digest())
+            assert dlms_secret.is_set() and associate(right) == 0 and p.ctx.reader_tries == [0, None]
+            assert [associate(b"guess %d" % k) for k in range(3)] == [13, 13, 13]
+            assert refusals()[1:] == ["reader secret refused"] * 2 + ["reader secret refused, locked 10 min"]
+            assert associate(right) == 13 and len(refusals()) == 4  # locked: refused unchecked, no more events
+            p.unload()  # the session over, the lock is not: the app's context keeps it
+            assert associate(right) == 13 and p.loads == 2
+            p.ctx.reader_tries[1] = time.ticks_add(time.ticks_ms(), -1)  # the 10 minutes are over
+            assert associate(right) == 0 and p.ctx.reader_tries == [0, None]
+            dlms_secret.save(None)
+            assert not dlms_secret.is_set() and associate(right) == 13
+            fwtest.write(dlms_secret.PATH, b"short")  # a file of another size: no secret, nothing breaks
+            assert not dlms_secret.is_set() and associate(right) == 13
+            p.unload()
+
+        run(go)
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_session_s_first_load_waits_for_room_and_says_so_when_there_is_none():
+    # an emulated ESP32 (its heap in pieces) left a client's SNRM unanswered: the port's start tries the load again
+    # after a collection, then after waits in which the app's other tasks let go of what they held
+    def body():
+        from app import events
+
+        async def go():
+            parts = fwtest.meter_parts()
+            log = parts[2].log = events.EventLog(path="meter/events.json")
+            p, line = fwtest.optical_port(fwtest.Line(), parts), None
+            real = p._load
+            tries = []
+
+            def tight():
+                tries.append(time.ticks_ms())
+                if len(tries) < 4:
+                    raise MemoryError("memory allocation failed, allocating 1552 bytes")
+                return real()
+
+            p._load = tight
+            assert await p.start() and len(tries) == 4 and p.faults == 0 and p.deframer is not None
+            assert time.ticks_diff(tries[-1], tries[0]) >= 2 * dlms_port.LOAD_WAIT_MS  # two of the tries waited
+            p.unload()
+            tries.clear()
+
+            def none():
+                tries.append(0)
+                raise MemoryError("memory allocation failed, allocating 1552 bytes")
+
+            p._load = none  # never any room
+            assert not await p.start() and len(tries) == dlms_port.LOAD_TRIES and p.faults == 1
+            assert [(e[1], e[3]) for e in log.ring] == [(events.OUT_OF_MEMORY, "dlms start: allocating 1552 bytes")]
+            assert loaded() == [] and p.deframer is None
+            assert not await p.start() and len(log.ring) == 1  # one such event a minute at most
+            del line
+
+        run(go)
+
+    fwtest.in_workdir(body, "meter")
+
+
 def test_a_session_ends_when_its_line_goes_quiet_and_takes_its_code_off_the_heap():
     if sys.implementation.name != "micropython":
         return

@@ -115,6 +115,7 @@ def test_a_test_boot_that_raises_at_start_up_is_reported_rolled_back_with_the_ex
 
     def body():
         journal._pending[:] = []
+        journal._sink[:] = []  # (no app attached yet, whatever an earlier test in this process left)
         _meter()
         log = events.EventLog()
         log.load()

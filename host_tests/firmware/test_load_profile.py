@@ -120,9 +120,7 @@ def test_a_new_days_first_row_removes_the_days_past_those_kept():
 def _meter(period=900):
     tick = Tick(dsp.Reading(), registers.Registers())
     objects = dlms_objects.Objects(tick, None, b"MKT0000000000042", lambda: 330, period=lambda: period)
-    a = cosem.Association(objects.get)
-    assert a.apdu(AARQ)[0] == 0x61
-    return objects, a
+    return objects, fwtest.reader_association(objects.get)  # the load profiles are the meter reader's
 
 
 def _get(a, cls, ln, attr, selection=b""):
@@ -208,6 +206,41 @@ def test_the_block_load_profile_as_a_dlms_client_reads_it():
     fwtest.in_workdir(body, "meter")
 
 
+def test_the_public_client_sees_the_load_profiles_listed_but_reads_only_their_names():
+    # a household's days, half-hour by half-hour, are the meter reader's (client SAP 32, its secret)
+    def body():
+        objects, reader = _meter()
+        load_profile.capture((T0 + 900, 23000, 4000, 250000, 260000, 1))
+        a = cosem.Association(objects.get)
+        assert a.apdu(AARQ, cosem.PUBLIC_CLIENT)[0] == 0x61 and a.associated
+        for cls, ln in ((7, "1.0.99.1.0.255"), (7, "1.0.99.2.0.255"), (7, "1.0.94.91.4.255"), (7, "1.0.94.91.5.255"),
+                        (3, "1.0.12.27.0.255"), (3, "1.0.11.27.0.255"), (3, "1.0.1.29.0.255"), (3, "1.0.9.29.0.255"),
+                        (3, "1.0.2.29.0.255")):
+            for attr in range(2, 9 if cls == 7 else 4):
+                assert _get(a, cls, ln, attr) == b"\xc4\x01\xc1\x01\x03", (ln, attr)  # read-write denied
+            assert _get(a, cls, ln, 1) == b"\xc4\x01\xc1\x00\x09\x06" + cosem.obis(ln)
+            assert _get(a, cls, ln, 2, _entry(1, 1)) == b"\xc4\x01\xc1\x01\x03"
+            assert _get(reader, cls, ln, 2)[:4] in (b"\xc4\x01\xc1\x00", b"\xc4\x02\xc1\x01")  # the reader's data
+        assert _get(a, 3, "1.0.12.7.0.255", 3)[:4] == b"\xc4\x01\xc1\x00"  # an instantaneous value: public
+        # the object list each client reads names them all; the public client's gives the profiles' attributes
+        # 2-8 and the registers' 2-3 no access (and the buffer no selective access), the reader's read-only
+        public = _whole(a, _get(a, 15, "0.0.40.0.0.255", 2))
+        theirs = _whole(reader, _get(reader, 15, "0.0.40.0.0.255", 2))
+
+        def rights(listing, ln):
+            i = listing.index(b"\x09\x06" + cosem.obis(ln)) + 8
+            return listing[i:i + 120]
+
+        buffer_public = b"\x02\x03\x0f\x02\x16\x00\x00"
+        buffer_reader = b"\x02\x03\x0f\x02\x16\x01\x01\x02\x0f\x01\x0f\x02"
+        assert buffer_public in rights(public, "1.0.99.1.0.255") and buffer_reader in rights(theirs, "1.0.99.1.0.255")
+        assert b"\x0f\x02\x16\x00" in rights(public, "1.0.1.29.0.255")[:20]
+        assert b"\x0f\x02\x16\x01" in rights(theirs, "1.0.1.29.0.255")[:20]
+        assert len(public) == len(theirs) - 10  # only the buffer's selective access differs in size (2 profiles)
+
+    fwtest.in_workdir(body, "meter")
+
+
 def test_the_daily_profile_keeps_a_row_a_day_and_at_least_64_days():
     def body():
         daily = load_profile.DAILY
@@ -279,7 +312,7 @@ def test_a_damaged_row_keeps_its_entry_as_null_data_and_a_row_gone_mid_read_too(
             null if k == 2 else _row(*r) for k, r in enumerate(rows))
         assert _get(a, 3, "1.0.1.29.0.255", 2)[-4:] == (5).to_bytes(4, "big")  # the newest readable row's
         # the day's file removed between the count and the send (a new day's prune): the array stays as announced
-        pieces = objects.get(7, cosem.obis("1.0.99.1.0.255"), 2)
+        pieces = objects.get(7, cosem.obis("1.0.99.1.0.255"), 2, None, cosem.READER_CLIENT)
         head = next(pieces)
         os.remove(path)
         assert head == b"\x01\x05" and list(pieces) == [null] * 5

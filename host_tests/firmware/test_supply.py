@@ -320,6 +320,34 @@ def test_the_calendar_changes_only_by_a_signed_command_checked_whole():
     _run(body)
 
 
+def test_the_dlms_meter_readers_secret_is_set_and_cleared_only_by_a_signed_command():
+    def body():
+        import hashlib
+
+        from app import dlms_secret
+
+        ctx, meter, sup, grp = _setup(settings=False)
+        assert grp.reader({}) == {"set": False}
+        digest = cbor.loads(cbor.loads(env("reader"))["body"])["args"]["sha256"]
+        assert digest == hashlib.sha256(b"meter reader 1").digest()
+        _refused(grp.reader, {"sha256": digest}, supply_group.RC_NOT_AUTHORISED)
+        assert sup.last_refusal == "dlms.reader: no-envelope" and not dlms_secret.is_set()
+        for bad in (digest[:31], digest.hex(), 5, True, [digest], None):  # checked before the envelope is spent
+            _refused(grp.reader, {"sha256": bad, "envelope": env("reader")}, supply_group.RC_BAD_REQUEST)
+            assert sup.last_refusal == "dlms.reader: bad sha256"
+        _refused(grp.reader, {"sha256": hashlib.sha256(b"another").digest(), "envelope": env("reader")},
+                 supply_group.RC_NOT_AUTHORISED)  # not what was signed
+        assert grp.reader({"sha256": digest, "envelope": env("reader")}) == {"set": True}
+        assert dlms_secret.matches(b"meter reader 1") and not dlms_secret.matches(b"meter reader 2")
+        assert (sup.log.ring[-1][1], sup.log.ring[-1][3]) == (events.SETTINGS_CHANGED, "dlms reader secret set")
+        _refused(grp.reader, {"sha256": digest, "envelope": env("reader")}, supply_group.RC_NOT_AUTHORISED)
+        assert sup.last_refusal == "dlms.reader: replayed"
+        assert grp.reader({"sha256": b"", "envelope": env("reader_clear")}) == {"set": False}
+        assert not dlms_secret.matches(b"meter reader 1") and sup.log.ring[-1][3] == "dlms reader secret cleared"
+
+    _run(body)
+
+
 def test_cover_openings_are_tamper_events_at_most_one_a_minute():
     def body():
         ctx, meter, sup, grp = _setup(settings=False)

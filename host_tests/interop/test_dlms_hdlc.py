@@ -67,8 +67,10 @@ class Meter:
         return self.out[-1]
 
 
-def client(max_tx: int = 128, max_rx: int = 128) -> GXDLMSClient:
-    c = GXDLMSClient(True, 16, 1, Authentication.NONE, None, InterfaceType.HDLC)
+def client(max_tx: int = 128, max_rx: int = 128, secret: str | None = None) -> GXDLMSClient:
+    """gurux as the public client (SAP 16), or with a secret as the meter reader (SAP 32, low-level security)."""
+    c = GXDLMSClient(True, 16, 1, Authentication.NONE, None, InterfaceType.HDLC) if secret is None else \
+        GXDLMSClient(True, 32, 1, Authentication.LOW, secret, InterfaceType.HDLC)
     c.hdlcSettings.maxInfoTX = max_tx
     c.hdlcSettings.maxInfoRX = max_rx
     return c
@@ -135,7 +137,7 @@ VOLTAGE = cosem.obis("1.0.12.7.0.255")
 ENERGY = cosem.obis("1.0.1.8.0.255")
 
 
-def model(cls: int, obis: bytes, attr: int):
+def model(cls: int, obis: bytes, attr: int, access=None, client: int = 16):
     """A small object table in the meter's terms: instantaneous voltage 230.12 V (centivolts, scaler -2), active
     energy import 123,456,789 Wh (scaler 0, a long64-unsigned register)."""
     if cls == 3 and obis in (VOLTAGE, ENERGY):
@@ -290,7 +292,7 @@ def test_gurux_reads_the_object_list_and_the_association_as_a_dlms_tool_does_fir
     c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
     c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
     reply = exchange(meter, c, [c.getObjectsRequest()])
-    blocks = meter.port.link.on_apdu.__self__._block  # the association's last block number (0: one APDU)
+    blocks = meter.port.link.on_disconnect.__self__._block  # the association's last block number (0: one APDU)
     from app import dlms_objects
 
     model = dlms_objects.Objects(None, object(), b"", None, None, (b"",) * 4, lambda: 900)  # as the port makes it
@@ -313,6 +315,16 @@ def test_gurux_reads_the_object_list_and_the_association_as_a_dlms_tool_does_fir
     assert (assoc.clientSAP, assoc.serverSAP) == (16, 1)
     assert assoc.applicationContextName.contextId == 1 and assoc.authenticationMechanismName.mechanismId == 0
     assert assoc.xDLMSContextInfo.maxReceivePduSize == 512 and int(assoc.associationStatus) == 2
+    # the meter reader's association (not in force), and the block load profile, which the public client sees listed
+    # with no access to anything but its name (the meter reader's rows)
+    reader = objects.findByLN(ObjectType.ASSOCIATION_LOGICAL_NAME, "0.0.40.0.2.255")
+    for attr in (3, 6, 8):
+        c.updateValue(reader, attr, exchange(meter, c, c.read(reader, attr)).value)
+    assert (reader.clientSAP, reader.authenticationMechanismName.mechanismId, int(reader.associationStatus)) == (
+        32, 1, 0)
+    block = objects.findByLN(ObjectType.PROFILE_GENERIC, "1.0.99.1.0.255")
+    assert [int(block.getAccess(i)) for i in (1, 2, 3, 4)] == [1, 0, 0, 0]
+    assert exchange(meter, c, c.read(block, 2)).error == cosem.READ_WRITE_DENIED
 
 
 def test_gurux_reads_an_event_profile_whole_by_entry_and_by_range(tmp_path, monkeypatch):
@@ -396,6 +408,7 @@ def test_gurux_reads_a_day_of_block_load_profile_by_range_in_blocks(tmp_path, mo
     its capture objects, a day of 15-minute rows by range (local times; 96 rows, several blocks at a 128-byte PDU,
     each in HDLC segments), the last rows by entry, and scales them with the block load scaler profile."""
     import datetime
+    import hashlib
 
     from gurux_dlms.objects import GXDLMSProfileGeneric
 
@@ -403,15 +416,23 @@ def test_gurux_reads_a_day_of_block_load_profile_by_range_in_blocks(tmp_path, mo
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "meter").mkdir()
+    (tmp_path / "meter" / "dlms-reader.bin").write_bytes(hashlib.sha256(b"reader 7").digest())  # app/dlms_secret.py
     t0 = 1764527400  # 2025-12-01 00:00 at the meter's +330 minutes (18:30 UTC the day before)
     rows = [(t0 + 900 * k, 23000 + k % 50, 4000 + k, 1000 * k, 1100 * k, k % 3) for k in range(1, 2 * 96 + 1)]
     for row in rows:  # two local days, across three UTC day files
         load_profile.capture(row)
     meter = PortMeter()
-    c = client()
+    c = client(secret="reader 8")  # a wrong secret: refused
+    c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
+    with pytest.raises(Exception, match="(?i)authentication"):
+        c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+    assert meter.port.ctx.reader_tries[0] == 1
+    exchange(meter, c, [c.disconnectRequest()])
+    c = client(secret="reader 7")  # the meter reader (the public client sees the profile listed, not its rows)
     c.maxReceivePDUSize = 128
     c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
     c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+    assert meter.port.ctx.reader_tries[0] == 0
     pg = GXDLMSProfileGeneric("1.0.99.1.0.255")
     for attr in (3, 4, 7):
         c.updateValue(pg, attr, exchange(meter, c, c.read(pg, attr)).value)

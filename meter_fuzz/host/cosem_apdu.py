@@ -20,7 +20,20 @@ def _seq(*apdus: bytes) -> bytes:
     return b"".join(bytes([len(a)]) + a for a in apdus)
 
 
+def _as(client: int, seq: bytes) -> bytes:
+    """`seq` with empty records after it until the probe takes it as client index `client` (its length mod 3: 0 the
+    public client, 1 the meter reader, 2 a client SAP with no association)."""
+    while len(seq) % 3 != client:
+        seq += b"\x00"
+    return seq
+
+
 def seeds() -> Iterator[bytes]:
+    # the meter reader (SECRET right, then wrong; no mechanism; the public client's AARQ), and a client SAP of none
+    wrong = AARQ_LLS.replace(b"12345678", b"12345679")
+    yield _as(1, _seq(AARQ_LLS, GET_VOLTAGE, GET_LIST, b"\xc0\x02\xc1\x00\x00\x00\x01", RLRQ, GET_VOLTAGE))
+    yield _as(1, _seq(wrong, GET_VOLTAGE, AARQ, GET_VOLTAGE, AARQ_LLS, GET_VOLTAGE))
+    yield _as(2, _seq(AARQ, GET_VOLTAGE, AARQ_LLS, GET_VOLTAGE))
     small_pdu = AARQ[:-2] + b"\x00\x10"
     yield _seq(AARQ, GET_VOLTAGE, GET_SCALER, GET_LONG, RLRQ, GET_VOLTAGE)
     yield _seq(GET_VOLTAGE, AARQ, GET_VOLTAGE[:11] + b"\xee\x00", GET_VOLTAGE[:12] + b"\x01\x01\x02\x00")

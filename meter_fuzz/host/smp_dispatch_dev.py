@@ -28,7 +28,7 @@ GROUPS = (0, 1, 63, 64, 65, 66, 67, 68, 0xFFFF)
 KEYS = ("d", "format", "force", "envelope", "off", "data", "len", "sha", "image", "hash", "confirm", "slot",
         "action", "token", "settings", "time", "since", "limit", "balance", "top_tid", "calendar", "step", "v", "i",
         "pf", "n", "headend", "ip", "port", "uplink_s", "tariff", "flat", "tou", "tz_offset_min", "control_mode",
-        "load_limit", "windows", "emergency", "upgrade", "rc", "err", "", "log")  # new keys last: the corpus keeps its meaning
+        "load_limit", "windows", "emergency", "upgrade", "rc", "err", "", "log", "sha256")  # new keys last: the corpus keeps its meaning
 INTS = (0, 1, -1, 2, 3, 7, 23, 24, 255, 256, 1023, 1024, 2047, 2048, 4096, 65535, 65536, 2**31 - 1, 2**31, -2**31,
         2**32, 2**53, 2**63 - 1, 2**63, 2**64 - 1, -2**63, -2**64, 10**30, 1900000000, 2000003600)
 FLOATS = (0.0, -0.0, 0.5, 1.0, 3.0, 1e300, -1e300, float("inf"), float("-inf"), float("nan"), 2.0**64)
@@ -90,7 +90,8 @@ def _requests() -> list[bytes]:
            sg.CreditResetWriteRequest(balance=5000, top_tid=1, envelope=env["credit_reset"]),
            sg.CalendarReadRequest(),
            sg.CalendarWriteRequest(calendar={"tou": [["00:00", 1], ["18:00", 2], ["22:00", 1]], "tz_offset_min": 0},
-                                   envelope=env["calendar"])]
+                                   envelope=env["calendar"]),
+           sg.ReaderReadRequest(), sg.ReaderWriteRequest(sha256=_args(env["reader"])["sha256"], envelope=env["reader"])]
     for name in dir(ng):
         cls = getattr(ng, name)
         if name.endswith("ReadRequest") and isinstance(cls, type):
@@ -194,7 +195,8 @@ def seeds():
                (66, 8, {"calendar": {"tou_weekend": [["00:00", 1]]}}, "meter.calendar"),
                (67, 1, {"headend": {"ip": "1", "port": 1, "uplink_s": 2**40}}, "meter.headend"),
                (66, 7, {"balance": 5, "top_tid": 2**40, "force": True}, "credit.reset"),
-               (66, 1, {"action": "disconnect"}, "supply.relay")]
+               (66, 1, {"action": "disconnect"}, "supply.relay"),
+               (66, 9, {"sha256": b"\x00" * 31}, "dlms.reader"), (66, 9, {"sha256": None}, "dlms.reader")]
     for k, (group, cmd, args, name) in enumerate(signed):
         req = dict(args, envelope=_sign(name, args, k))
         yield record(packet(1, 2, group, k, cmd, cbor2.dumps(req)))

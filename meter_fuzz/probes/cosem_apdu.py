@@ -1,6 +1,7 @@
-"""The DLMS application layer of the public client (app/cosem.py `Association.apdu`): the APDUs a client on the
-optical port, an RS-485 bus or the head-end's wrapper can send once an HDLC link is up, in sequence on one
-association (AARQ, GET, RLRQ and anything else), answered from a small object model.
+"""The DLMS application layer (app/cosem.py `Association.apdu`): the APDUs a client on the optical port, an RS-485
+bus or the head-end's wrapper can send once an HDLC link is up, in sequence on one association (AARQ, GET, RLRQ and
+anything else), answered from a small object model. The client's SAP is the public client's (16), the meter
+reader's (32, whose secret is SECRET) or one with no association (48), by the input's length.
 
 Input: records `[u8 length][APDU]` (a record's length past the input's end takes what is left), at most 16.
 
@@ -8,9 +9,10 @@ apdu() documents no exception for any request (a refusal is an AARE, a GET.respo
 ExceptionResponse): ERRORS names an exception that is never raised. Invariants (fuzzcore.Violation):
 - every answer is an AARE (0x61), RLRE (0x63), GET.response (0xC4) or ExceptionResponse (0xD8), whose BER length (for
   AARE and RLRE) is the rest of it;
-- a GET is answered with data only on an association that an AARQ of the public client opened (logical names, no
-  ciphering, no password) and no RLRQ, refused AARQ or malformed AARQ has closed since; the data is the object
-  model's own for that object, and a GET.response never exceeds the smaller PDU of the two ends;
+- a GET is answered with data only on an association that an AARQ opened (logical names, no ciphering; the public
+  client naming no mechanism, or the meter reader low-level security with the secret the meter checked and found
+  right; never another client SAP) and no RLRQ, refused AARQ or malformed AARQ has closed since; the data is the
+  object model's own for that object, and a GET.response never exceeds the smaller PDU of the two ends;
 - GET with block transfer: a datablock answers a GET.request normal (block 1) or next; the blocks of one transfer are
   numbered 1, 2, ... and, put together, are the model's value for the object; a next out of turn or with no
   transfer under way gets a data-access-result, never data;
@@ -46,9 +48,11 @@ _VALUES = {
 def _whole(v):
     return v if isinstance(v, bytes) else b"".join(v)
 _PUBLIC = bytes.fromhex("a109060760857405080101")
+SECRET = b"12345678"
+_CLIENTS = (cosem.PUBLIC_CLIENT, cosem.READER_CLIENT, 48)
 
 
-def _model(cls, obis, attr, access=None):
+def _model(cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
     if access is not None:
         return cosem.READ_WRITE_DENIED  # (selective access is dlms_objects' to apply)
     v = _VALUES.get((cls, bytes(obis), attr))
@@ -69,12 +73,20 @@ def _records(data):
 
 
 def run(data):
-    a = cosem.Association(_model)
+    checked = []  # the secrets the association asked about, and whether they were right
+
+    def lls(secret):
+        checked.append(secret == SECRET)
+        return checked[-1]
+
+    a = cosem.Association(_model, lls=lls)
+    client = _CLIENTS[len(data) % 3]
     answers = []
     transfer = None  # (the object's key, the number of the last block, the data so far) of a transfer under way
     for req in _records(data):
         was = a.associated
-        r = a.apdu(req)
+        asked = len(checked)
+        r = a.apdu(req, client)
         check(type(r) is bytes and len(r) >= 3, "answer %r" % (r,))
         tag = r[0]
         check(tag in (0x61, 0x63, 0xC4, 0xD8), "answer tag 0x%02x" % tag)
@@ -85,6 +97,9 @@ def run(data):
             check(accepted == a.associated, "AARE result and association disagree")
             if accepted:
                 check(_PUBLIC in req and not (a.conformance & ~cosem.CONFORMANCE), "an association not offered")
+                check(a.client == client and (client == cosem.PUBLIC_CLIENT and len(checked) == asked or client ==
+                                              cosem.READER_CLIENT and checked[asked:] == [True]),
+                      "an association of client %d without its authentication" % client)
         elif tag == 0xC4:
             normal = len(req) >= 13 and req[0] == 0xC0 and req[1] == 1
             check(normal or (len(req) == 7 and req[:2] == b"\xc0\x02"), "a GET.response to %r" % (req[:4],))

@@ -17,6 +17,8 @@ raised. Invariants (fuzzcore.Violation):
   of them selected by range; never a row the log does not hold;
 - the block load profile's buffer likewise: an array of the rows in flash, all of them or a run of them by entry (the
   damaged one as null-data in its place), or readable ones by range, as many as its head says.
+The reads are the meter reader's (client SAP 32); a load profile or load register's attributes but the logical name
+are refused the public client (3) whatever the request.
 """
 
 import fuzzcore
@@ -24,6 +26,8 @@ from fuzzcore import check
 
 from app import cosem, dlms_load, dlms_objects, dlms_profiles, dsp, events, load_profile, registers
 from app.tick import Tick
+
+_CLASS_INCONSISTENT = 9
 
 
 class NoError(Exception):
@@ -138,7 +142,10 @@ def run(data):
     access = None
     if pick & 0x80 and rest:
         access = (rest[0], bytes(rest[1:]))
-    v = _OBJECTS.get(cls, obis, attr) if access is None else _OBJECTS.get(cls, obis, attr, access)
+    v = _OBJECTS.get(cls, obis, attr, access, cosem.READER_CLIENT)
+    if _OBJECTS.private(obis) and attr != 1 and v not in (cosem.OBJECT_UNDEFINED, _CLASS_INCONSISTENT):
+        check(_OBJECTS.get(cls, obis, attr, access, cosem.PUBLIC_CLIENT) == cosem.READ_WRITE_DENIED,
+              "the public client read %r attribute %d" % (obis, attr))
     if isinstance(v, int):
         check(v in _ANSWERS, "data-access-result %r" % v)
         return v

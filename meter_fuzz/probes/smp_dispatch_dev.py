@@ -64,9 +64,9 @@ PROTECTED = ("meter/mode.json", "meter/trust.cbor", "meter/identity.json", "mete
 # (the network status builds group 67's Network at its first request, from the template's files: the same object
 # every time, so keeping it changes nothing)
 PURE = ((0, 0, 0), (0, 0, 2), (0, 6, 0), (0, 7, 0), (1, 0, 0), (64, 0, 0), (65, 0, 0), (65, 2, 0), (65, 3, 0),
-        (66, 0, 0), (66, 5, 0), (67, 0, 0))
+        (66, 0, 0), (66, 5, 0), (66, 9, 0), (67, 0, 0))
 # handlers that read, and write only when the request carries this field (either op)
-WRITES_WITH = {(66, 3): "settings", (66, 8): "calendar", (67, 1): "headend"}
+WRITES_WITH = {(66, 3): "settings", (66, 8): "calendar", (66, 9): "sha256", (67, 1): "headend"}
 
 
 def _fixtures():

@@ -1,5 +1,6 @@
-"""`ota meter relay|topup|tariff|calendar|clock|emergency|credit-reset`: the supply — relay, prepaid credit,
-settings, clock (library: ota_tool/supply.py; docs/relay-and-credit.md). Every change is a signed command."""
+"""`ota meter relay|topup|tariff|calendar|clock|emergency|credit-reset|reader-secret`: the supply — relay, prepaid
+credit, settings, clock — and the DLMS meter reader's secret (library: ota_tool/supply.py; docs/relay-and-credit.md,
+docs/dlms.md). Every change is a signed command."""
 
 from __future__ import annotations
 
@@ -285,6 +286,74 @@ def credit_reset_cmd(port: str, baud: int, timeout: float, command_key: Path | N
     r = run(go())
     emit(r, f"credit record reset: balance {r['balance'] / 100:.2f}, last token id {r['top_tid']}")
 
+
+
+READER_SECRET_LEN = (8, 32)  # characters: IS 15959 meters' LLS secrets are 8 to 16; the meter keeps only a hash
+
+
+@meter.command("reader-secret")
+@port_options
+@_signed
+@click.option("--secret-env", metavar="VAR",
+              help="Set the secret to this environment variable's value (else it is asked for, hidden, twice).")
+@click.option("--secret-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Set the secret to this file's first line (a script's, from a vault: keep the file private).")
+@click.option("--set", "set_secret", is_flag=True, help="Set a new secret (signed dlms.reader with its SHA-256).")
+@click.option("--clear", is_flag=True, help="Clear it: no DLMS meter reader associates until one is set again.")
+@json_option
+def reader_secret_cmd(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+                      envelopes: tuple[Path, ...], expires_in: int, secret_env: str | None,
+                      secret_file: Path | None, set_secret: bool, clear: bool, as_json: bool) -> None:
+    """Show whether the meter has a DLMS meter reader's secret, or set or clear it. IS 15959's meter reader (client
+    SAP 32, low-level security) reads the load profiles over the optical port with it; the public client (SAP 16)
+    cannot (docs/dlms.md). The secret is 8 to 32 printable characters; only its SHA-256 leaves this computer, in the
+    signed command, and only that is on the meter. Three wrong secrets in a row lock the meter reader out for 10
+    minutes (event 420)."""
+    import os
+
+    from .. import supply
+
+    if set_secret and clear:
+        raise click.UsageError("--set and --clear: one or the other")
+    if secret_env == "":
+        raise click.BadParameter("an empty variable name", param_hint="--secret-env")
+    if (secret_env is not None or secret_file is not None) and not set_secret:
+        raise click.UsageError("--secret-env and --secret-file go with --set")
+    if secret_env is not None and secret_file is not None:
+        raise click.UsageError("--secret-env or --secret-file: one or the other")
+    secret: bytes | None = None
+    hint = "--secret-env" if secret_env else ("--secret-file" if secret_file else "secret")
+    if set_secret:
+        if secret_file:
+            try:
+                value = (read_input(secret_file, "secret").decode("utf-8").splitlines() or [""])[0]
+            except UnicodeDecodeError as e:
+                raise click.BadParameter(f"{secret_file}: not text", param_hint=hint) from e
+        elif secret_env:
+            value = os.environ.get(secret_env) or ""
+            if not value:
+                raise click.BadParameter(f"environment variable {secret_env} is empty or unset",
+                                         param_hint="--secret-env")
+        elif as_json:
+            raise click.UsageError("--json takes the secret from --secret-env or --secret-file (no prompt for a script)")
+        else:
+            value = click.prompt("meter reader secret", hide_input=True, confirmation_prompt=True, err=True)
+        lo, hi = READER_SECRET_LEN
+        if not lo <= len(value) <= hi or not value.isprintable() or not value.isascii():
+            raise click.BadParameter(f"the secret must be {lo} to {hi} printable ASCII characters", param_hint=hint)
+        secret = value.encode()
+    auth = _auth(command_key, passphrase_env, envelopes, expires_in)  # (checked before the port, read or not)
+
+    async def go():
+        async with MeterLink(port, baud, timeout, note=note) as link:
+            if set_secret or clear:
+                return await supply.set_reader_secret(link, auth, secret)
+            return await supply.reader_secret(link)
+
+    is_set = run(go())
+    emit({"set": is_set}, "meter reader secret: " + (
+        "set (the DLMS meter reader, client SAP 32, associates with it)" if is_set
+        else "not set (no DLMS meter reader associates: over DLMS the load profiles stay unread)"))
 
 
 COMMANDS: list = []  # they join the `meter` group
