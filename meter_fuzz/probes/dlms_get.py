@@ -16,7 +16,8 @@ raised. Invariants (fuzzcore.Violation):
   them without a selection, a run of consecutive ones (whole rows or the columns asked for) selected by entry, some
   of them selected by range; never a row the log does not hold;
 - the block load profile's buffer likewise: an array of the rows in flash, all of them or a run of them by entry (the
-  damaged one as null-data in its place), or readable ones by range, as many as its head says.
+  damaged one as null-data in its place), or readable ones by range, as many as its head says; the daily load
+  profile's (none in flash here) an empty array, with or without a selection.
 The reads are the meter reader's (client SAP 32); a load profile or load register's attributes but the logical name
 are refused the public client (3) whatever the request.
 """
@@ -123,6 +124,10 @@ def _is_subsequence(rows, of):
     return True
 
 
+def _whole(v):
+    return v if isinstance(v, bytes) else b"".join(v)
+
+
 def run(data):
     if len(data) < 2:
         return None
@@ -165,6 +170,9 @@ def run(data):
         else:
             check(_is_subsequence(rows, _BLOCK_READABLE), "block load rows by range the profile does not hold")
         return len(v)
+    if cls == 7 and obis == dlms_load.DAILY_LOAD and attr == 2:  # this meter keeps no daily rows: none, selected
+        check(_whole(v) == cosem.array_head(0), "daily load rows this meter does not hold")  # or not
+        return 0
     profile = cls == 7 and obis in dlms_objects.EVENT_LOGS and attr == 2
     if cls == 7 and obis in (dlms_objects.INSTANT_PROFILE, dlms_objects.SCALER_PROFILE) and attr == 2:
         check(isinstance(v, bytes) and v[:4] == b"\x01\x01\x02" + bytes((12 if obis == dlms_objects.INSTANT_PROFILE
