@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STUBS := .cache/stubs
 
-.PHONY: setup demo test stubs bench bench-demo bench-supply bench-udp bench-fuzz sweeps explore lint clean
+.PHONY: setup demo test stubs bench bench-demo bench-supply bench-udp bench-fuzz bench-dlms sweeps explore lint clean
 
 $(VENV)/.installed-$(PYVER): pyproject.toml
 	@echo "setting up $(VENV) with $(PYTHON) (Python $(PYVER))"
@@ -51,6 +51,12 @@ bench-supply: setup
 	$(PY) -m host_tests.bench.event_log_wear --board rpi_pico
 	$(PY) -m host_tests.bench.load_profile_wear
 	$(PY) -m host_tests.bench.load_profile_wear --board rpi_pico
+
+# The DLMS server: what a session holds of the heap, and a day of block load profile read by the meter reader over
+# HDLC: bytes, frames and line time at 9600 baud (about a minute)
+bench-dlms: setup
+	$(PY) -m host_tests.bench.dlms_ram
+	$(PY) -m host_tests.bench.dlms_day_read
 
 # Pushes over SMP over UDP into an emulated meter's NB-IoT module at --speed 1, through nb2-good, nb1-good and nb1-edge,
 # with ota and with smpmgr (about 1.5 h on 2 cores: nb1-edge's 2 kbit/s alone takes most of it)

@@ -118,17 +118,19 @@ async def reader_secret(link: MeterLink) -> bool:
     return _fields(await link.request(ReaderRead(), "reader secret", retries=READ_RETRIES))["set"]
 
 
-def reader_digest(secret: bytes) -> bytes:
-    """What the meter keeps of the meter reader's secret (firmware/app/dlms_secret.py): its SHA-256."""
+def reader_digest(meter_id: str, secret: bytes) -> bytes:
+    """What the meter keeps of the meter reader's secret (firmware/app/dlms_secret.py digest): the SHA-256 of its id,
+    a zero byte and the secret (salted: a flash dump fits no other meter, and two meters with one secret keep two
+    digests)."""
     import hashlib
 
-    return hashlib.sha256(secret).digest()
+    return hashlib.sha256(meter_id.encode() + b"\x00" + secret).digest()
 
 
 async def set_reader_secret(link: MeterLink, authority: Authority, secret: bytes | None) -> bool:
-    """Give the meter the DLMS meter reader's secret (signed dlms.reader with its SHA-256: the secret itself never
-    travels over SMP nor sits in an envelope), or clear it (None: no meter reader associates)."""
-    digest = b"" if secret is None else reader_digest(secret)
+    """Give the meter the DLMS meter reader's secret (signed dlms.reader with its salted SHA-256: the secret itself
+    never travels over SMP nor sits in an envelope), or clear it (None: no meter reader associates)."""
+    digest = b"" if secret is None else reader_digest(await authority.meter_id(link), secret)
     env = await authority.envelope(link, "dlms.reader", {"sha256": digest})
     return (await _send(link, ReaderWrite(sha256=digest, envelope=env), "reader secret"))["set"]
 

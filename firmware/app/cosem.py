@@ -281,7 +281,7 @@ class Association:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x02")  # InitiateError: incompatible conformance
         if pdu < 12:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x03")  # InitiateError: PDU size too short
-        if client == READER_CLIENT and (self.lls is None or not self.lls(secret)):
+        if client == READER_CLIENT and not self._authentic(secret):
             return self._aare(_DIAG_AUTH_FAILED)
         self.associated = True
         self.client = client
@@ -289,6 +289,14 @@ class Association:
         info = (b"\x08\x00\x06\x5f\x1f\x04\x00" + bytes(((c >> 16) & 0xFF, (c >> 8) & 0xFF, c & 0xFF))
                 + bytes((self.max_pdu >> 8, self.max_pdu & 0xFF)) + b"\x00\x07")
         return self._aare(_DIAG_NONE, info)
+
+    def _authentic(self, secret):
+        if self.lls is None:
+            return False
+        try:
+            return self.lls(secret) is True
+        except Exception:  # noqa: BLE001 - a check that fails (the flash, the heap) is no authentication: refused,
+            return False  # never an exception out of apdu()
 
     def _initiate(self, req, i, end):
         """InitiateRequest: (proposed DLMS version, proposed conformance, client max receive PDU size)."""

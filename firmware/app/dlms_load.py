@@ -27,11 +27,12 @@ _BLOCK_TYPES = ((cosem.LONG_UNSIGNED, -2, 35), (cosem.DOUBLE_LONG_UNSIGNED, -3, 
                 (cosem.DOUBLE_LONG_UNSIGNED, -3, 31), (cosem.DOUBLE_LONG_UNSIGNED, -3, 30))
 
 
-def get(objects, cls, obis, attr, access):
-    """What app/dlms_objects.py Objects.get hands here: one of the names above (known, attribute 1 answered there)."""
+def get(objects, cls, obis, attr, access, client):
+    """What app/dlms_objects.py Objects.get hands here: one of the names above (known, attribute 1 and the client's
+    rights answered there)."""
     if obis in (BLOCK_SCALERS, DAILY_SCALERS):
         return snapshot(objects, tuple((_CLASS_REGISTER, o, 3) for o in (
-            BLOCK_COLUMNS if obis == BLOCK_SCALERS else DAILY_COLUMNS)), attr)
+            BLOCK_COLUMNS if obis == BLOCK_SCALERS else DAILY_COLUMNS)), attr, client)
     if obis in (BLOCK_LOAD, DAILY_LOAD):
         return _stored(objects, obis == BLOCK_LOAD, attr, access)
     return _block_register(BLOCK_COLUMNS.index(obis), attr)

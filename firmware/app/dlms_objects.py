@@ -230,7 +230,7 @@ class Objects:
         if self.period is not None and (among(LOAD_PROFILES, obis) or among(LOAD_REGISTERS, obis)):
             from app import dlms_load  # the stored load profiles' code: only for their reads
 
-            return dlms_load.get(self, cls, obis, attr, access)
+            return dlms_load.get(self, cls, obis, attr, access, client)
         from app import dlms_profiles
 
         return dlms_profiles.get(self, cls, obis, attr, access, client)

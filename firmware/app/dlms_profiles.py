@@ -80,7 +80,7 @@ def get(objects, cls, obis, attr, access, client):
         return _association(objects, obis, attr, client)
     if cls == _CLASS_PROFILE and obis in (INSTANT_PROFILE, SCALER_PROFILE, NAME_PLATE, EVENT_SCALERS):
         return snapshot(objects, _SNAPSHOT if obis == INSTANT_PROFILE else (
-            _SCALERS if obis == SCALER_PROFILE else (_PLATE if obis == NAME_PLATE else _EVENT_SCALERS)), attr)
+            _SCALERS if obis == SCALER_PROFILE else (_PLATE if obis == NAME_PLATE else _EVENT_SCALERS)), attr, client)
     if obis in PLATE_ITEMS:
         return cosem.octets(objects.plate[PLATE_ITEMS.index(obis)]) if attr == 2 else cosem.READ_WRITE_DENIED
     if cls == _CLASS_PROFILE:

@@ -31,14 +31,14 @@ def rtc(dt, tz_offset_min):
     return (era * 146097 + doe - 719468) * 86400 + hh * 3600 + mm * 60 + ss - tz_offset_min * 60
 
 
-def snapshot(objects, captures, attr):
+def snapshot(objects, captures, attr, client):
     """A profile of one row taken when read, of `captures`' values (a value not available is null-data): the
     instantaneous profile, its scaler profile (the same registers' scaler_units), the name plate. Its cells are read
-    with the rights of the profile they are in (the meter reader's: a client got this far)."""
+    with the rights of the client reading the profile."""
     if attr == 2:
         cells = []
         for cls, obis, a in captures:
-            v = objects.get(cls, obis, a, None, cosem.READER_CLIENT)
+            v = objects.get(cls, obis, a, None, client)
             cells.append(v if isinstance(v, bytes) else b"\x00")
         return cosem.array_head(1) + cosem.structure(*cells)
     if attr == 3:

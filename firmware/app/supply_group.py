@@ -193,8 +193,10 @@ class SupplyGroup:
         return {"calendar": {k: m.cfg[k] for k in meter_settings.CALENDAR}}
 
     def reader(self, req):
-        """The DLMS meter reader's secret (app/dlms_secret.py): whether one is set; a signed write stores the SHA-256
-        of a new one, or clears it (sha256 empty: no meter reader association)."""
+        """The DLMS meter reader's secret (app/dlms_secret.py): whether one is set; a signed write stores the digest
+        of a new one (its SHA-256 salted with the meter id), or clears it (sha256 empty: no meter reader
+        association). Either way the guessing count starts again, and a DLMS session in progress ends (a reader
+        associated with the old secret connects again)."""
         import loader
         from app import dlms_secret
 
@@ -204,7 +206,10 @@ class SupplyGroup:
                 if type(new) is not bytes or len(new) not in (0, dlms_secret.SIZE):
                     raise self._error(events.COMMAND_REFUSED, "dlms.reader: bad sha256", RC_BAD_REQUEST)
                 self._authorise(req, "dlms.reader", {"sha256": new})
-                dlms_secret.save(new or None)
+                dlms_secret.save(self.ctx, new or None)
+                room = getattr(self.ctx.server, "make_room", None)  # (the releasers: a DLMS session in progress)
+                if room is not None:
+                    room()
                 self.s.log.add(events.SETTINGS_CHANGED, "dlms reader secret " + ("set" if new else "cleared"))
             return {"set": dlms_secret.is_set()}
         finally:

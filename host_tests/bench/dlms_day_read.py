@@ -113,7 +113,7 @@ def main() -> int:
         os.chdir(d)
         try:
             os.mkdir("meter")
-            Path("meter/dlms-reader.bin").write_bytes(hashlib.sha256(b"bench reader").digest())
+            Path("meter/dlms-reader.bin").write_bytes(hashlib.sha256(b"meter-42\x00bench reader").digest())
             t0 = 1764527400  # 2025-12-01 00:00 at +05:30: two local days of 15-minute rows, as the interop test
             for k in range(1, 2 * ROWS + 1):
                 load_profile.capture((t0 + 900 * k, 23000 + k % 50, 4000 + k, 1000 * k, 1100 * k, k % 3))

@@ -185,10 +185,8 @@ def _diagnostic(frame):
     return frame[i + 6]
 
 
-def test_the_meter_reader_s_secret_is_checked_and_three_wrong_ones_lock_it_out_each_an_event():
+def test_the_meter_reader_s_secret_is_checked_and_guessing_locks_it_out_longer_each_time():
     def body():
-        import hashlib
-
         from app import dlms_secret, events
 
         async def go():
@@ -196,27 +194,45 @@ def test_the_meter_reader_s_secret_is_checked_and_three_wrong_ones_lock_it_out_e
             log = parts[2].log = events.EventLog(path="meter/events.json")
             line = fwtest.Line()
             p = fwtest.optical_port(line, parts)
+            ctx = p.ctx
 
             def associate(secret):
                 for f in _reader_frames(secret):
                     send(p, f)
                 return _diagnostic(line.out[-1])
 
-            def refusals():
+            def locks():
                 return [e[3] for e in log.ring if e[1] == events.READER_REFUSED]
 
+            def lock_over():  # the lock's end is behind us now
+                ctx.reader_tries[2] = time.ticks_add(time.ticks_ms(), -1)
+
             right = b"meter reader 1"
-            assert associate(right) == 13 and refusals() == ["reader secret refused"]  # none stored yet
-            dlms_secret.save(hashlib.sha256(right).digest())
-            assert dlms_secret.is_set() and associate(right) == 0 and p.ctx.reader_tries == [0, None]
-            assert [associate(b"guess %d" % k) for k in range(3)] == [13, 13, 13]
-            assert refusals()[1:] == ["reader secret refused"] * 2 + ["reader secret refused, locked 10 min"]
-            assert associate(right) == 13 and len(refusals()) == 4  # locked: refused unchecked, no more events
+            assert associate(right) == 13 and ctx.reader_tries == [1, 0, None]  # none stored yet: wrong
+            dlms_secret.save(ctx, dlms_secret.digest(ctx.meter_id, right))
+            assert dlms_secret.is_set() and ctx.reader_tries == [0, 0, None]
+            assert associate(right) == 0
+            assert [associate(b"guess %d" % k) for k in range(3)] == [13, 13, 13] and locks() == [
+                "reader locked 10 min after 3 wrong secrets"]  # one event per lock, not per guess
+            assert associate(right) == 13 and len(locks()) == 1  # locked: refused unchecked, no more events
             p.unload()  # the session over, the lock is not: the app's context keeps it
             assert associate(right) == 13 and p.loads == 2
-            p.ctx.reader_tries[1] = time.ticks_add(time.ticks_ms(), -1)  # the 10 minutes are over
-            assert associate(right) == 0 and p.ctx.reader_tries == [0, None]
-            dlms_secret.save(None)
+            # a restart (a power cut) lifts nothing: the count is on flash, and a meter that starts locked serves
+            # the whole lock again
+            ctx.reader_tries = None
+            assert associate(right) == 13 and ctx.reader_tries[:2] == [3, 1] and ctx.reader_tries[2] is not None
+            lock_over()
+            assert [associate(b"guess %d" % k) for k in range(3)] == [13, 13, 13]
+            assert locks()[-1] == "reader locked 20 min after 3 wrong secrets"  # the next lock twice as long
+            lock_over()
+            assert associate(right) == 0 and ctx.reader_tries == [0, 0, None]  # a right secret: back to the start
+            assert dlms_secret.lock_ms(1) == 600000 and dlms_secret.lock_ms(9) == dlms_secret.lock_ms(20) == 86400000
+            # a lock's end further ahead than a lock lasts is ticks that wrapped while nobody came (days): over
+            for k in range(3):
+                associate(b"guess %d" % k)
+            ctx.reader_tries[2] = time.ticks_add(time.ticks_ms(), dlms_secret.lock_ms(1) + 60000)
+            assert associate(right) == 0
+            dlms_secret.save(ctx, None)
             assert not dlms_secret.is_set() and associate(right) == 13
             fwtest.write(dlms_secret.PATH, b"short")  # a file of another size: no secret, nothing breaks
             assert not dlms_secret.is_set() and associate(right) == 13
@@ -225,6 +241,18 @@ def test_the_meter_reader_s_secret_is_checked_and_three_wrong_ones_lock_it_out_e
         run(go)
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_a_secret_check_that_fails_is_a_refusal_never_an_exception():
+    from app import cosem
+
+    def broken(secret):
+        raise OSError(28, "no space left")
+
+    a = cosem.Association(lambda *args: cosem.OBJECT_UNDEFINED, lls=broken)
+    assert _diagnostic(a.apdu(fwtest.AARQ_READER, cosem.READER_CLIENT)) == 13 and not a.associated
+    a.lls = lambda secret: 1  # only True authenticates
+    assert _diagnostic(a.apdu(fwtest.AARQ_READER, cosem.READER_CLIENT)) == 13
 
 
 def test_a_session_s_first_load_waits_for_room_and_says_so_when_there_is_none():

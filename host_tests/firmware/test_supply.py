@@ -329,7 +329,7 @@ def test_the_dlms_meter_readers_secret_is_set_and_cleared_only_by_a_signed_comma
         ctx, meter, sup, grp = _setup(settings=False)
         assert grp.reader({}) == {"set": False}
         digest = cbor.loads(cbor.loads(env("reader"))["body"])["args"]["sha256"]
-        assert digest == hashlib.sha256(b"meter reader 1").digest()
+        assert digest == hashlib.sha256(b"m-1\x00meter reader 1").digest()  # salted with the meter's id
         _refused(grp.reader, {"sha256": digest}, supply_group.RC_NOT_AUTHORISED)
         assert sup.last_refusal == "dlms.reader: no-envelope" and not dlms_secret.is_set()
         for bad in (digest[:31], digest.hex(), 5, True, [digest], None):  # checked before the envelope is spent
@@ -337,13 +337,19 @@ def test_the_dlms_meter_readers_secret_is_set_and_cleared_only_by_a_signed_comma
             assert sup.last_refusal == "dlms.reader: bad sha256"
         _refused(grp.reader, {"sha256": hashlib.sha256(b"another").digest(), "envelope": env("reader")},
                  supply_group.RC_NOT_AUTHORISED)  # not what was signed
+        ctx.reader_tries = [2, 1, None]  # a guessing count under way: a new secret starts it again
+        released = []
+        ctx.server.releasers.append(lambda: released.append(1))  # a DLMS session in progress
         assert grp.reader({"sha256": digest, "envelope": env("reader")}) == {"set": True}
-        assert dlms_secret.matches(b"meter reader 1") and not dlms_secret.matches(b"meter reader 2")
+        assert dlms_secret.matches("m-1", b"meter reader 1") and not dlms_secret.matches("m-1", b"meter reader 2")
+        assert not dlms_secret.matches("m-2", b"meter reader 1")  # the digest fits this meter only
+        assert ctx.reader_tries == [0, 0, None] and store.read_bytes(dlms_secret.TRIES_PATH) == b"\x00\x00"
+        assert released == [1]  # ended: a reader associated with the old secret connects again
         assert (sup.log.ring[-1][1], sup.log.ring[-1][3]) == (events.SETTINGS_CHANGED, "dlms reader secret set")
         _refused(grp.reader, {"sha256": digest, "envelope": env("reader")}, supply_group.RC_NOT_AUTHORISED)
         assert sup.last_refusal == "dlms.reader: replayed"
         assert grp.reader({"sha256": b"", "envelope": env("reader_clear")}) == {"set": False}
-        assert not dlms_secret.matches(b"meter reader 1") and sup.log.ring[-1][3] == "dlms reader secret cleared"
+        assert not dlms_secret.matches("m-1", b"meter reader 1") and sup.log.ring[-1][3] == "dlms reader secret cleared"
 
     _run(body)
 

@@ -416,7 +416,8 @@ def test_gurux_reads_a_day_of_block_load_profile_by_range_in_blocks(tmp_path, mo
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "meter").mkdir()
-    (tmp_path / "meter" / "dlms-reader.bin").write_bytes(hashlib.sha256(b"reader 7").digest())  # app/dlms_secret.py
+    (tmp_path / "meter" / "dlms-reader.bin").write_bytes(  # app/dlms_secret.py: salted with the meter's id
+        hashlib.sha256(b"meter-42\x00reader 7").digest())
     t0 = 1764527400  # 2025-12-01 00:00 at the meter's +330 minutes (18:30 UTC the day before)
     rows = [(t0 + 900 * k, 23000 + k % 50, 4000 + k, 1000 * k, 1100 * k, k % 3) for k in range(1, 2 * 96 + 1)]
     for row in rows:  # two local days, across three UTC day files

@@ -1,5 +1,6 @@
 """`ota meter reader-secret`: the DLMS meter reader's secret is checked on this computer before anything reaches the
-meter (8 to 32 printable ASCII characters, from one source), and only its SHA-256 is what the signed command carries
+meter (8 to 32 printable ASCII characters, from one source), and only its SHA-256 salted with the meter's id is what
+the signed command carries
 (the meter's side: host_tests/firmware/test_supply.py; a DLMS client using it: host_tests/e2e/test_dlms_optical.py)."""
 
 from __future__ import annotations
@@ -45,5 +46,5 @@ def test_the_secret_comes_from_one_place_and_only_with_set(tmp_path):
 
 
 def test_only_the_sha256_of_the_secret_leaves_this_computer():
-    assert supply.reader_digest(b"reader 2468") == hashlib.sha256(b"reader 2468").digest()
-    assert len(supply.reader_digest(b"")) == 32
+    assert supply.reader_digest("MTR-1", b"reader 2468") == hashlib.sha256(b"MTR-1\x00reader 2468").digest()
+    assert supply.reader_digest("MTR-2", b"reader 2468") != supply.reader_digest("MTR-1", b"reader 2468")

@@ -306,9 +306,10 @@ def reader_secret_cmd(port: str, baud: int, timeout: float, command_key: Path | 
                       secret_file: Path | None, set_secret: bool, clear: bool, as_json: bool) -> None:
     """Show whether the meter has a DLMS meter reader's secret, or set or clear it. IS 15959's meter reader (client
     SAP 32, low-level security) reads the load profiles over the optical port with it; the public client (SAP 16)
-    cannot (docs/dlms.md). The secret is 8 to 32 printable characters; only its SHA-256 leaves this computer, in the
-    signed command, and only that is on the meter. Three wrong secrets in a row lock the meter reader out for 10
-    minutes (event 420)."""
+    cannot (docs/dlms.md). The secret is 8 to 32 printable characters (long and random if flash dumps are a worry);
+    only its SHA-256, salted with the meter's id, leaves this computer, in the signed command, and only that is on
+    the meter. Three wrong secrets in a row lock the meter reader out for 10 minutes, each next lock twice as long
+    (event 420); setting the secret starts the count again."""
     import os
 
     from .. import supply
