@@ -134,12 +134,20 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
             c.read(GXDLMSRegister("1.0.99.99.0.255"), 2)
         assert c.disconnect()[5] == 0x73  # UA
 
-    # a wrong secret: refused, and the meter says so (event 420)
-    with DlmsClient(emu.endpoints["optical"], timeout=20, secret="reader 1357") as c:
+    # three wrong secrets in a row lock the meter reader out (event 420), the right secret too, until the head-end
+    # sets the secret again
+    for k in range(3):
+        with DlmsClient(emu.endpoints["optical"], timeout=20, secret=f"reader 135{k}") as c:
+            with pytest.raises(Exception, match="(?i)authentication"):
+                c.connect()
+    logged = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
+    assert [e["detail"] for e in logged if e["code"] == 420] == ["reader locked 10 min after 3 wrong secrets"]
+    with DlmsClient(emu.endpoints["optical"], timeout=20, secret=secret) as c:
         with pytest.raises(Exception, match="(?i)authentication"):
             c.connect()
-    logged = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
-    assert [e["detail"] for e in logged if e["code"] == 420] == ["reader secret refused"]
+    p = ota("meter", "reader-secret", "--set", "--secret-env", "METER_READER", "--port", emu.console, "--key",
+            str(KEY), "--expires-in", str(SIGNED_FOR), "--json", env=dict(os.environ, METER_READER=secret))
+    assert p.returncode == 0, p.stdout + p.stderr
     # the meter reader: the load profiles
     with DlmsClient(emu.endpoints["optical"], timeout=20, secret=secret) as c:
         c.connect()
