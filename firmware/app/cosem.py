@@ -8,8 +8,9 @@ from client SAP `client` with a response APDU (bytes):
   InitiateRequest of DLMS version 6, and when its client's authentication is right: the public client names no
   mechanism (or the lowest level's "none"); the meter reader names low-level security (mechanism 1) and gives a
   calling-authentication-value that `check(secret)` accepts (the secret's bytes; no `check`: no meter reader
-  association). The AARE then gives the negotiated conformance (GET, and block transfer with GET if proposed: the
-  proposed bits AND CONFORMANCE; without GET it is refused) and the meter's largest PDU. Anything else gets an AARE
+  association). The AARE then gives the negotiated conformance (GET, and block transfer with GET and selective access
+  if proposed: the proposed bits AND CONFORMANCE; without GET it is refused; a GET with selective access from a
+  client that did not negotiate it is refused read-write-denied) and the meter's largest PDU. Anything else gets an AARE
   that rejects it (result 1 and a diagnostic: 2 application context not supported, 11 mechanism not recognised (for
   that client), 12 mechanism required (the meter reader named none), 14 authentication required (no secret given),
   13 authentication failure (the secret refused), 1 no reason (a client SAP with no association here), with an
@@ -38,7 +39,8 @@ from micropython import const
 # conformance block bits (a 24-bit number, bit 0 of the standard's numbering being the MSB)
 CONF_GET = const(0x000010)
 CONF_BLOCK_GET = const(0x001000)  # block-transfer-with-get-or-read
-CONFORMANCE = CONF_GET | CONF_BLOCK_GET
+CONF_SELECTIVE = const(0x000004)  # selective-access
+CONFORMANCE = CONF_GET | CONF_BLOCK_GET | CONF_SELECTIVE
 DLMS_VERSION = const(6)
 MAX_PDU = const(512)  # the largest APDU this end receives (the AARE's server-max-receive-pdu-size)
 PUBLIC_CLIENT = const(16)  # IS 15959's client SAPs: the public client (no security)
@@ -340,6 +342,8 @@ class Association:
         if req[12]:  # selective access: the selector and its parameters
             if req[12] != 1 or len(req) < 15:
                 raise Malformed()
+            if not self.conformance & CONF_SELECTIVE:  # a client that did not negotiate it
+                return self._result(invoke, READ_WRITE_DENIED)
             access = (req[13], bytes(req[14:]))
         try:
             value = self.get(class_id, obis, attribute, access, self.client)

@@ -116,3 +116,23 @@ def _keep(wrong, locks):
         store.write_atomic(TRIES_PATH, bytes((min(wrong, 255), locks)))
     except OSError:  # a full flash: the count stays in RAM (a restart would lift the lock)
         pass
+
+
+def command(group, req, bad_request):
+    """SMP group 66 command 9 for app/supply_group.py's SupplyGroup `group`: a read gives whether a secret is set; a
+    write with `sha256` (32 bytes, or empty to clear) checked, then authorised (signed dlms.reader), stored, the
+    guessing count started again and a DLMS session in progress ended (event 410)."""
+    from app import events
+    from loader import smp
+
+    if "sha256" in req and group.ctx.server.op == smp.OP_WRITE:  # a read changes nothing
+        new = req.get("sha256")
+        if type(new) is not bytes or len(new) not in (0, SIZE):
+            raise group._error(events.COMMAND_REFUSED, "dlms.reader: bad sha256", bad_request)
+        group._authorise(req, "dlms.reader", {"sha256": new})
+        save(group.ctx, new or None)
+        room = getattr(group.ctx.server, "make_room", None)  # (the releasers: a DLMS session in progress)
+        if room is not None:
+            room()
+        group.s.log.add(events.SETTINGS_CHANGED, "dlms reader secret " + ("set" if new else "cleared"))
+    return {"set": is_set()}

@@ -198,19 +198,9 @@ class SupplyGroup:
         association). Either way the guessing count starts again, and a DLMS session in progress ends (a reader
         associated with the old secret connects again)."""
         import loader
-        from app import dlms_secret
+        from app import dlms_secret  # (the handler's body too: none of it stays on the app's heap)
 
         try:
-            if "sha256" in req and self.ctx.server.op == smp.OP_WRITE:  # a read changes nothing
-                new = req.get("sha256")
-                if type(new) is not bytes or len(new) not in (0, dlms_secret.SIZE):
-                    raise self._error(events.COMMAND_REFUSED, "dlms.reader: bad sha256", RC_BAD_REQUEST)
-                self._authorise(req, "dlms.reader", {"sha256": new})
-                dlms_secret.save(self.ctx, new or None)
-                room = getattr(self.ctx.server, "make_room", None)  # (the releasers: a DLMS session in progress)
-                if room is not None:
-                    room()
-                self.s.log.add(events.SETTINGS_CHANGED, "dlms reader secret " + ("set" if new else "cleared"))
-            return {"set": dlms_secret.is_set()}
+            return dlms_secret.command(self, req, RC_BAD_REQUEST)
         finally:
             loader.forget("app.dlms_secret")

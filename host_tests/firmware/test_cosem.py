@@ -36,14 +36,30 @@ def associated():
 def test_aarq_of_the_public_client_is_accepted_with_get_and_block_transfer():
     a = cosem.Association(model)
     aare = a.apdu(AARQ)
-    # result accepted, diagnostic none, InitiateResponse: version 6, conformance GET and block transfer with GET (both
-    # proposed by gurux), our PDU size, VAA name 7
+    # result accepted, diagnostic none, InitiateResponse: version 6, conformance GET, block transfer with GET and
+    # selective access (all proposed by gurux), our PDU size, VAA name 7
     assert b"\xa2\x03\x02\x01\x00" in aare and b"\xa3\x05\xa1\x03\x02\x01\x00" in aare
-    assert aare.endswith(b"\x08\x00\x06\x5f\x1f\x04\x00\x00\x10\x10\x02\x00\x00\x07")
+    assert aare.endswith(b"\x08\x00\x06\x5f\x1f\x04\x00\x00\x10\x14\x02\x00\x00\x07")
     assert aare[1] == len(aare) - 2
-    assert a.associated and a.conformance == cosem.CONF_GET | cosem.CONF_BLOCK_GET and a.client_pdu == 0xFFFF
-    no_blocks = AARQ.replace(b"\x40\x1e\x5d", b"\x40\x0e\x5d")  # a client without block transfer: GET only
-    assert a.apdu(no_blocks)[-7:-4] == b"\x00\x00\x10" and a.conformance == cosem.CONF_GET
+    assert a.associated and a.conformance == cosem.CONFORMANCE and a.client_pdu == 0xFFFF
+    no_blocks = AARQ.replace(b"\x40\x1e\x5d", b"\x40\x0e\x5d")  # a client without block transfer
+    assert a.apdu(no_blocks)[-7:-4] == b"\x00\x00\x14" and a.conformance == cosem.CONF_GET | cosem.CONF_SELECTIVE
+
+
+def test_selective_access_is_for_a_client_that_negotiated_it():
+    seen = []
+
+    def selective(cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
+        seen.append(access)
+        return cosem.number(cosem.UNSIGNED, 1)
+
+    by_entry = GET_VOLTAGE[:12] + b"\x01\x02\x02\x04\x06\x00\x00\x00\x01\x06\x00\x00\x00\x01\x12\x00\x01\x12\x00\x00"
+    a = cosem.Association(selective)
+    a.apdu(AARQ.replace(b"\x40\x1e\x5d", b"\x40\x1e\x59"))  # no selective access proposed
+    assert not a.conformance & cosem.CONF_SELECTIVE
+    assert a.apdu(by_entry) == b"\xc4\x01\xc1\x01\x03" and seen == []  # read-write denied, the model never asked
+    a.apdu(AARQ)
+    assert a.apdu(by_entry) == b"\xc4\x01\xc1\x00\x11\x01" and seen[0][0] == 2
 
 
 def test_get_before_an_association_is_not_allowed():
@@ -277,7 +293,7 @@ def test_a_new_association_or_a_release_ends_a_transfer_in_blocks():
 def test_a_long_value_for_a_client_without_block_transfer_is_refused():
     a = cosem.Association(_big)
     no_blocks = AARQ.replace(b"\x40\x1e\x5d", b"\x40\x0e\x5d")[:-2] + b"\x00\x30"
-    assert a.apdu(no_blocks)[0] == 0x61 and a.client_pdu == 48 and a.conformance == cosem.CONF_GET
+    assert a.apdu(no_blocks)[0] == 0x61 and a.client_pdu == 48 and not a.conformance & cosem.CONF_BLOCK_GET
     assert a.apdu(GET_VOLTAGE) == b"\xc4\x01\xc1\x01\xfa"
 
 

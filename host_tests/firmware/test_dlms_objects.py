@@ -147,7 +147,7 @@ def test_the_association_object_lists_every_object_with_read_only_access():
     assert get_long(a, 15, "0.0.40.0.1.255", 2)[0] == v  # IS 15959's name for the public client's association
     assert get(a, 15, "0.0.40.0.0.255", 3) == b"\x00\x02\x02\x0f\x10\x12\x00\x01"  # client SAP 16, server SAP 1
     assert get(a, 15, "0.0.40.0.0.255", 4) == b"\x00\x09\x07\x60\x85\x74\x05\x08\x01\x01"
-    assert get(a, 15, "0.0.40.0.0.255", 5)[:8] == b"\x00\x02\x06\x04\x18\x00\x10\x10"  # GET, block transfer
+    assert get(a, 15, "0.0.40.0.0.255", 5)[:8] == b"\x00\x02\x06\x04\x18\x00\x10\x14"  # GET, blocks, selective
     assert get(a, 15, "0.0.40.0.0.255", 6) == b"\x00\x09\x07\x60\x85\x74\x05\x08\x02\x00"  # no authentication
     assert get(a, 15, "0.0.40.0.0.255", 7) == b"\x01\x03"  # the secret: read-write denied
     assert get(a, 15, "0.0.40.0.0.255", 8) == b"\x00\x16\x02"  # associated
