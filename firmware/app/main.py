@@ -26,11 +26,14 @@ async def _main(ctx):
     from app.supply import Supply
     from app.supply_group import SupplyGroup
 
-    meter = Metering(ctx)  # first: its modules and buffers are the app's largest, placed while the heap is whole
-    _feed(ctx)
-    beat = heartbeat.Heartbeat(ctx)
+    # the console first: its decoder's 2 KB buffer is the app's largest single block, and found no room once metering
+    # had placed its modules (an emulated locked ESP32 with its network up failed to start that way); then metering,
+    # whose modules and buffers are the app's largest in all, while the heap is still nearly whole
     serve = console.ConsoleTask(ctx)
     ctx.reset_scheduler = serve.schedule_reset
+    meter = Metering(ctx)
+    _feed(ctx)
+    beat = heartbeat.Heartbeat(ctx)
     MeterGroup(ctx, meter).register(ctx.server)
     supply = Supply(ctx, meter)  # reconciles the relay with its persisted state before the first reading
     meter.listeners.append(supply.on_reading)
