@@ -22,6 +22,22 @@ class Disconnected(ConnectionError):
 DM = 0x1F  # the control field of a DM frame, poll/final bit set
 
 
+def exchange(send, c: GXDLMSClient, frames) -> GXReplyData:
+    """gurux's request `frames` through `send` (one frame to the meter, its answer frame back), then RR polls while
+    the answer has more segments: the reply gurux parsed."""
+    reply = GXReplyData()
+    answer = b""
+    for k, fr in enumerate(frames):
+        answer = send(fr)
+        if k < len(frames) - 1:
+            c.getData(GXByteBuffer(answer), GXReplyData())
+    while True:
+        c.getData(GXByteBuffer(answer), reply)
+        if not reply.isMoreData():
+            return reply
+        answer = send(c.receiverReady(reply))
+
+
 class DlmsClient:
     def __init__(self, port: str, baud: int = 9600, timeout: float = 10.0, client: int = 16, server: int = 1,
                  secret: str | None = None):
@@ -64,21 +80,15 @@ class DlmsClient:
         raise NoAnswer(f"no frame from the meter in {wait} s (got {bytes(buf).hex()})")
 
     def exchange(self, frames) -> GXReplyData:
-        reply = GXReplyData()
-        answer = b""
-        for k, fr in enumerate(frames):
-            self.port.write(bytes(fr))
-            answer = self.frame()
-            if answer[5] == DM:  # flag, format (2), the client's address (1 byte), the server's (1 byte), control
-                raise Disconnected("the meter answered DM: the link is not connected")
-            if k < len(frames) - 1:
-                self.c.getData(GXByteBuffer(answer), GXReplyData())
-        while True:
-            self.c.getData(GXByteBuffer(answer), reply)
-            if not reply.isMoreData():
-                return reply
-            self.port.write(bytes(self.c.receiverReady(reply)))
-            answer = self.frame()
+        return exchange(self.send, self.c, frames)
+
+    def send(self, fr) -> bytes:
+        """One frame to the meter, its answer back; Disconnected when the answer is DM."""
+        self.port.write(bytes(fr))
+        answer = self.frame()
+        if answer[5] == DM:  # flag, format (2), the client's address (1 byte), the server's (1 byte), control
+            raise Disconnected("the meter answered DM: the link is not connected")
+        return answer
 
     def connect(self) -> None:
         # a fresh start: gurux keeps its HDLC frame numbers across a new SNRM unless its session is dropped first

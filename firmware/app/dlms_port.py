@@ -1,7 +1,7 @@
 # The DLMS/COSEM port's sessions (board key uarts.optical: an optical probe head or an RS-485 transceiver, IEC 62056-46
 # HDLC). The app's line task (app/main.py _optical) waits for a flag byte with nothing of DLMS on the heap; at one it
 # brings in this module and serve() loads the layers (app/hdlc.py, cosem.py, dlms_objects.py with dlms_names.py: a
-# session holds about 16 KB of an ESP32's heap with them, docs/BENCHMARKS.md; app/dlms_profiles.py comes in for a
+# session holds about 19 KB of an ESP32's heap with them, docs/BENCHMARKS.md; app/dlms_profiles.py comes in for a
 # profile's read only). They serve the line until no association is connected and it has been quiet for _IDLE_MS (after the
 # client's DISC, or its link's inactivity timeout); then they and this module leave the heap again. A meter nobody
 # reads this way never pays for them. They also give way to the meter's own work: when a signed command or an
@@ -9,8 +9,8 @@
 # go at once; the client's next frame is answered DM (disconnected) and it connects again. Frames are answered as
 # they complete: the HDLC server address is 1 (the management logical device, one-byte form), the public client's
 # association (client SAP 16) reads the meter's objects but the load profiles, read-only; the meter reader's (SAP 32)
-# reads them too, with its secret (app/dlms_secret.py: a wrong one is event 420, and three in a row lock the meter
-# reader out for 10 minutes).
+# reads them too, with its secret (app/dlms_secret.py: three wrong ones in a row lock the meter reader out, 10 minutes
+# and longer each time, event 420 per lock).
 import asyncio
 import gc
 import time

@@ -29,10 +29,11 @@ ROWS = 96
 
 
 def _session(pdu: int, info: int) -> dict:
-    from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
+    from gurux_dlms import GXDLMSClient
     from gurux_dlms.enums import Authentication, InterfaceType
     from gurux_dlms.objects import GXDLMSProfileGeneric
 
+    from host_tests import dlms_client
     from host_tests.firmware import fwtest
 
     line = fwtest.Line()
@@ -58,18 +59,8 @@ def _session(pdu: int, info: int) -> dict:
     c.hdlcSettings.maxInfoTX = c.hdlcSettings.maxInfoRX = info
     c.maxReceivePDUSize = pdu
 
-    def exchange(frames) -> GXReplyData:
-        reply = GXReplyData()
-        answer = b""
-        for k, fr in enumerate(frames):
-            answer = send(fr)
-            if k < len(frames) - 1:
-                c.getData(GXByteBuffer(answer), GXReplyData())
-        while True:
-            c.getData(GXByteBuffer(answer), reply)
-            if not reply.isMoreData():
-                return reply
-            answer = send(c.receiverReady(reply))
+    def exchange(frames):
+        return dlms_client.exchange(send, c, frames)
 
     c.parseUAResponse(exchange([c.snrmRequest()]).data)
     c.parseAareResponse(exchange(c.aarqRequest()).data)

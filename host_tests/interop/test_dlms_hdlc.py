@@ -29,6 +29,7 @@ for p in (ROOT / "firmware" / "lib", ROOT / "firmware", ROOT / "meterkit" / "mpy
 
 import mpy_port  # noqa: E402
 
+from host_tests import dlms_client  # noqa: E402
 from host_tests.firmware import fwtest  # noqa: E402
 
 mpy_port.install()
@@ -152,16 +153,7 @@ def model(cls: int, obis: bytes, attr: int, access=None, client: int = 16):
 
 
 def exchange(meter: Meter, c: GXDLMSClient, frames) -> GXReplyData:
-    reply = GXReplyData()
-    for k, frame in enumerate(frames):
-        answer = meter.send(frame)
-        if k < len(frames) - 1:
-            c.getData(GXByteBuffer(answer), GXReplyData())
-    while True:
-        c.getData(GXByteBuffer(answer), reply)
-        if not reply.isMoreData():
-            return reply
-        answer = meter.send(c.receiverReady(reply))
+    return dlms_client.exchange(meter.send, c, frames)
 
 
 def test_gurux_associates_as_the_public_client_and_reads_registers():
