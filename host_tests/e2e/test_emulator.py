@@ -38,7 +38,8 @@ def ask(emu, req, timeout: float = 15.0):
 
 
 def echo_ok(emu, text: str = "hello", timeout: float = 15.0) -> None:
-    assert ask(emu, osm.EchoWriteRequest(d=text), timeout).r == text
+    rsp = ask(emu, osm.EchoWriteRequest(d=text), timeout)
+    assert getattr(rsp, "r", None) == text, rsp  # an error response shows its rc (ENOMEM 2, say)
 
 
 @pytest.mark.parametrize("board", BOARDS)
