@@ -19,8 +19,9 @@ class AdcFrontend:
         self.rate = fe["rate_hz"]
         self.n = (fe["burst_cycles"] + 1) * self.rate // int(nominal) + 8
         self.period_us = 1000000 // self.rate
-        self.v = array("H", bytes(2 * self.n))
-        self.i = array("H", bytes(2 * self.n))
+        # made from a range: one block each at its size (from bytes, a copy of a temporary block as large)
+        self.v = array("H", range(self.n))
+        self.i = array("H", range(self.n))
         self.dsp = dsp.Dsp(self.rate, nominal, board["adc"]["bits"], self.n)
         if adcs is None:
             adcs = _adcs(board)

@@ -45,8 +45,8 @@ class Dsp:
         self.rate = rate_hz
         self.nominal = nominal_hz
         self.shift = 16 - bits  # read_u16() codes carry the converter's bits at the top
-        self.acc = array("f", (0.0 for _ in range(8)))
-        self.zc = array("f", (0.0 for _ in range(_MAX_CROSSINGS)))
+        self.acc = array("f", bytes(4 * 8))  # zeros; from a generator the array grew, and moved, as it filled
+        self.zc = array("f", bytes(4 * _MAX_CROSSINGS))
         self.hyst = 1 << max(0, bits - 9)  # 8 codes of 12 bits: well above the converter's noise
         self.max_samples = max_samples
 

@@ -99,6 +99,14 @@ def run():
     ctx = _prepare()
     if ctx is None:
         return  # recovery mode ran
+    # A collection before the app's first module loads: the loader's start-up garbage (file reads, parsed JSON, the
+    # manifest's checks) still lies among the holes, and the app's module code, placed around it, left the emulated
+    # ESP32's heap in pieces once it went (largest free block 4 KB of 121 KB VM free where metering makes its sample
+    # buffers, and a start that failed there for 1,776 bytes). With the garbage gone first the code packs into the
+    # holes low down and the top of the heap stays whole: 78 KB there (docs/BENCHMARKS.md, "Boot heap").
+    import gc
+
+    gc.collect()
     try:
         import app.main
 
