@@ -82,7 +82,9 @@ class Meter(ControlVerbs):
         self.wdt_cpu_checked = 0.0  # monotonic time of the last look at the VM's CPU time
         self.armed_cut: dict | None = None  # a cut not yet reached carries over a reset: the rest counts on
         self.pending_queries: dict[int, Callable[[dict | None], None]] = {}
-        self.largest_free_queries: set[int] = set()  # of those, the ones asking for the largest free block too
+        # of those, the ones asking for more than the plain status: {"largest_free": True} (the largest free block),
+        # {"collect": True} (the heap's figures after a collection)
+        self.query_extras: dict[int, dict] = {}
         self.query_deadlines: dict[int, float] = {}
         self.vm_ready = False
         self.ctrl_c_after_ms: float | None = None  # `ctl reset --ctrl-c-after`: a Ctrl-C this long after "booting"
@@ -355,7 +357,7 @@ class Meter(ControlVerbs):
                 if now >= until:
                     del self.query_deadlines[qid]
                     late = self.pending_queries.pop(qid, None)
-                    self.largest_free_queries.discard(qid)
+                    self.query_extras.pop(qid, None)
                     if late:
                         late(None)
             if now - last_tick > 1.0 and self.powered:
@@ -466,7 +468,7 @@ class Meter(ControlVerbs):
             if not isinstance(answered, int):
                 return
             self.query_deadlines.pop(answered, None)
-            self.largest_free_queries.discard(answered)
+            self.query_extras.pop(answered, None)
             cb = self.pending_queries.pop(answered, None)
             if cb:
                 cb(msg)

@@ -45,7 +45,7 @@ class MeterState:
     raw_soft_reset: bool
     ctrl_c_after_ms: float | None
     pending_queries: dict[int, Callable[[dict | None], None]]
-    largest_free_queries: set[int]
+    query_extras: dict[int, dict]
     query_deadlines: dict[int, float]
     query_seq: int
     last_halt: dict

@@ -126,7 +126,7 @@ class Supervisor(MeterState):
     def _drop_queries(self) -> None:
         """Queries a dead VM will never answer are answered without device data."""
         pending, self.pending_queries = self.pending_queries, {}
-        self.largest_free_queries = set()
+        self.query_extras = {}
         self.query_deadlines = {}
         for cb in pending.values():
             cb(None)
@@ -179,23 +179,25 @@ class Supervisor(MeterState):
             self.reset_cause = "hard"
         self._boot()
 
-    def _query(self, cb: Callable[[dict | None], None], largest_free: bool = False) -> None:
+    def _query(self, cb: Callable[[dict | None], None], largest_free: bool = False, collect: bool = False) -> None:
+        """Ask the VM for its status. A plain query (the 1 s tick, a test's polling) makes the VM collect nothing: a
+        collection at a host-timed moment moved where the firmware's objects landed, so a meter's heap (and whether an
+        ESP32's start found a block for its buffers) depended on the host's load. `collect` (`ctl status`, the
+        benches): the heap's figures after a collection; `largest_free`: the largest block too (it collects)."""
         if not self.bus or not self.powered:
             cb(None)
             return
         self.query_seq += 1
         self.pending_queries[self.query_seq] = cb
         self.query_deadlines[self.query_seq] = time.monotonic() + QUERY_TIMEOUT
-        if largest_free:
-            self.largest_free_queries.add(self.query_seq)
+        extras = {k: True for k, on in (("largest_free", largest_free), ("collect", collect)) if on}
+        if extras:
+            self.query_extras[self.query_seq] = extras
         if self.vm_ready:  # else sent when the VM's shims are up (see "booting")
             self.bus.send(self._query_msg(self.query_seq))
 
     def _query_msg(self, qid: int) -> dict:
-        msg: dict = {"t": "query", "id": qid}
-        if qid in self.largest_free_queries:
-            msg["largest_free"] = True
-        return msg
+        return {"t": "query", "id": qid, **self.query_extras.get(qid, {})}
 
     def _vm_running(self) -> bool:
         return bool(self.bus and self.powered and self.vm_ready and self.proc and self.proc.poll() is None)

@@ -38,7 +38,7 @@ class ControlVerbs(World):
         def done(st: dict | None) -> None:
             reply({"ok": True, **self._status(st)})
 
-        self._query(done, largest_free=req.get("largest_free") is True)
+        self._query(done, largest_free=req.get("largest_free") is True, collect=req.get("collect") is True)
 
     def _status(self, st: dict | None) -> dict:
         world_ns = int((st or {}).get("world_ns") or self.meta["world_ns"])

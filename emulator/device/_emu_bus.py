@@ -93,6 +93,7 @@ def shim_work(fn, arg):
     except MemoryError:  # noqa: B014
         _spare.clear()  # the shims' own room, for this work only (clear: no reference left in this frame)
         gc.collect()
+        _end_line()  # ends a message the failure may have cut short (the host drops it, and skips an empty line)
         try:
             fn(arg)
         except MemoryError:  # noqa: B014

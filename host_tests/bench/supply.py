@@ -148,7 +148,7 @@ def run(board: str, days: int, modem: bool = False, network: bool = False) -> di
             day = [time.strftime("%Y-%m-%d", time.gmtime(base + k * 86400)) for k in range(days + 1)]
 
             def sample_heap() -> str:
-                dev = emu.status().get("device")
+                dev = emu.status(collect=True).get("device")
                 if dev is None:
                     return "heap not read (not answering)"
                 heap.append(dev["heap_free_board_estimate"])
