@@ -6,13 +6,15 @@ on the boards, the VM and CPython.
 from client SAP `client` with a response APDU (bytes):
 - AARQ (0x60): accepted when it asks for logical-name referencing without ciphering and carries an xDLMS
   InitiateRequest of DLMS version 6, and when its client's authentication is right: the public client names no
-  mechanism (or the lowest level's "none"); the meter reader names low-level security (mechanism 1) and gives a
-  calling-authentication-value that `check(secret)` accepts (the secret's bytes; no `check`: no meter reader
-  association). The AARE then gives the negotiated conformance (GET, and block transfer with GET and selective access
+  mechanism (or the lowest level's "none") and asks for no authentication (no sender-acse-requirements bit, no
+  calling-authentication-value: refused with diagnostic 1 otherwise); the meter reader names low-level security
+  (mechanism 1), asks for authentication in its sender-acse-requirements and gives a calling-authentication-value
+  that `check(secret)` accepts (the secret's bytes; no `check`: no meter reader association). The AARE then gives the negotiated conformance (GET, and block transfer with GET and selective access
   if proposed: the proposed bits AND CONFORMANCE; without GET it is refused; a GET with selective access from a
   client that did not negotiate it is refused read-write-denied) and the meter's largest PDU. Anything else gets an AARE
   that rejects it (result 1 and a diagnostic: 2 application context not supported, 11 mechanism not recognised (for
-  that client), 12 mechanism required (the meter reader named none), 14 authentication required (no secret given),
+  that client), 12 mechanism required (the meter reader named none), 14 authentication required (no secret given,
+  or no authentication asked in the sender-acse-requirements),
   13 authentication failure (the secret refused), 1 no reason (a client SAP with no association here), with an
   InitiateError: 1 a version below 6, 2 no GET in the conformance, 3 a client PDU under 12 bytes, 0 an AARQ that
   does not parse) and no association. The secret is checked last, once all else is right.
@@ -241,9 +243,12 @@ class Association:
         tag, i, end = _tlv(req, 0, len(req))
         context = mechanism = secret = None
         initiate = None
+        acse_auth = False  # sender-acse-requirements with its authentication bit: the client asks to authenticate
         while i < end:
             t, v, e = _tlv(req, i, end)
-            if t == 0xA1:  # application-context-name: an object identifier (universal tag 6), nothing else
+            if t == 0x8A:  # sender-acse-requirements: a BIT STRING (unused bits, then bit 0 = authentication)
+                acse_auth = e - v == 2 and req[v + 1] & 0x80 != 0
+            elif t == 0xA1:  # application-context-name: an object identifier (universal tag 6), nothing else
                 k, s, f = _tlv(req, v, e)
                 context = bytes(req[s:f]) if k == 0x06 and f == e else b""
             elif t == 0x8B:  # mechanism-name (implicit object identifier)
@@ -262,12 +267,14 @@ class Association:
         if client == PUBLIC_CLIENT:
             if mech:
                 return self._aare(_DIAG_MECHANISM)
+            if acse_auth or secret is not None:  # authentication asked of an association without any: malformed
+                return self._aare(_DIAG_NO_REASON)
         elif client == READER_CLIENT:
             if not mech:
                 return self._aare(_DIAG_MECHANISM_REQUIRED)
             if mech != LLS:
                 return self._aare(_DIAG_MECHANISM)
-            if not secret:
+            if not secret or not acse_auth:  # a secret, and the authentication functional unit that carries it
                 return self._aare(_DIAG_AUTH_REQUIRED)
         else:
             return self._aare(_DIAG_NO_REASON)

@@ -146,11 +146,26 @@ def test_the_meter_reader_associates_with_its_secret_and_only_with_it():
     assert diagnostic(a.apdu(other, cosem.READER_CLIENT)) == 14
     old = AARQ_LLS.replace(b"\x00\x06\x5f\x1f", b"\x00\x05\x5f\x1f")
     assert diagnostic(a.apdu(old, cosem.READER_CLIENT)) == 1 and len(checked) == n and not a.associated
+    # the secret without the authentication functional unit (sender-acse-requirements absent, or its bit clear):
+    # not an authenticated association, whatever the secret
+    unasked = AARQ_LLS.replace(b"\x8a\x02\x07\x80", b"").replace(b"\x60\x36", b"\x60\x32")
+    assert diagnostic(a.apdu(unasked, cosem.READER_CLIENT)) == 14 and len(checked) == n and not a.associated
+    cleared = AARQ_LLS.replace(b"\x8a\x02\x07\x80", b"\x8a\x02\x07\x00")
+    assert diagnostic(a.apdu(cleared, cosem.READER_CLIENT)) == 14 and len(checked) == n and not a.associated
     # a meter with no meter reader's secret: none associates; the public client never names a mechanism; a client SAP
     # with no association here (48: IS 15959's utility settings, HLS) is refused whatever it sends
     assert diagnostic(cosem.Association(model).apdu(AARQ_LLS, cosem.READER_CLIENT)) == 13
     assert diagnostic(a.apdu(AARQ_LLS, cosem.PUBLIC_CLIENT)) == 11 and len(checked) == n
     assert diagnostic(a.apdu(AARQ, 48)) == 1 and diagnostic(a.apdu(AARQ_LLS, 48)) == 1 and not a.associated
+    # the public client naming the lowest level yet asking to authenticate, or sending a secret: malformed, refused
+    lowest = AARQ_LLS.replace(b"\x05\x08\x02\x01", b"\x05\x08\x02\x00")
+    assert diagnostic(a.apdu(lowest, cosem.PUBLIC_CLIENT)) == 1 and len(checked) == n and not a.associated
+    keyless = lowest.replace(b"\x8a\x02\x07\x80", b"").replace(b"\x60\x36", b"\x60\x32")
+    assert diagnostic(a.apdu(keyless, cosem.PUBLIC_CLIENT)) == 1 and not a.associated
+    asking = AARQ.replace(b"\xa1\x09", b"\x8a\x02\x07\x80\xa1\x09").replace(b"\x60\x1d", b"\x60\x21")
+    assert diagnostic(a.apdu(asking, cosem.PUBLIC_CLIENT)) == 1 and not a.associated
+    named = AARQ.replace(b"\xbe\x10", bytes.fromhex("8b0760857405080200be10")).replace(b"\x60\x1d", b"\x60\x26")
+    assert diagnostic(a.apdu(named, cosem.PUBLIC_CLIENT)) == 0  # the lowest level named, nothing asked: accepted
     assert diagnostic(a.apdu(AARQ, cosem.PUBLIC_CLIENT)) == 0 and a.client == cosem.PUBLIC_CLIENT
 
 
