@@ -52,8 +52,12 @@ def on(kind, fn):
     _handlers[kind] = fn
 
 
+_cut = [False]  # send() began a message and did not finish it (a MemoryError mid-way): shim_work ends its line
+
+
 def send(msg):
     data = (json.dumps(msg) + "\n").encode()
+    _cut[0] = True
     view = memoryview(data)
     while view:
         try:
@@ -63,6 +67,7 @@ def send(msg):
                 continue
             raise
         view = view[n:]
+    _cut[0] = False
 
 
 def _lines():
@@ -93,7 +98,9 @@ def shim_work(fn, arg):
     except MemoryError:  # noqa: B014
         _spare.clear()  # the shims' own room, for this work only (clear: no reference left in this frame)
         gc.collect()
-        _end_line()  # ends a message the failure may have cut short (the host drops it, and skips an empty line)
+        if _cut[0]:
+            _cut[0] = False
+            _end_line()  # ends the message the failure cut short (the host drops that line)
         try:
             fn(arg)
         except MemoryError:  # noqa: B014

@@ -56,6 +56,21 @@ def boot():
 def registered():
     at(clock.now_us() + modem.REGISTER_US[1] + 1000)
     return drain()
+
+
+def bind_peer(peer):
+    # a head-end's port on 127.0.0.1 that nothing holds: the first free one from a random start (a port from the
+    # virtual clock, the same in every run, met another process's socket on a busy host: EADDRINUSE)
+    import os
+
+    port = 40000 + int.from_bytes(os.urandom(2), "big") % 20000
+    for k in range(200):
+        try:
+            peer.bind(socket.getaddrinfo("127.0.0.1", 40000 + (port - 40000 + k) % 20000)[0][-1])
+            return 40000 + (port - 40000 + k) % 20000
+        except OSError:
+            pass
+    raise OSError("no free port for the head-end")
 """
 
 
@@ -211,10 +226,9 @@ def test_udp_datagrams_both_ways_on_real_sockets(tmp_path):
         out["bad_id"] = say('AT+QIOPEN=0,5,"UDP","127.0.0.1",9,1337,1')
         out["bad_ip"] = say('AT+QIOPEN=0,0,"UDP","127.0.0.256",9,1337,1')
         out["not_open"] = say('AT+QISEND=0,1,"00"')
-        PEER_PORT = 40000 + (clock.now_us() % 20000)
         peer.close()
         peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        peer.bind(socket.getaddrinfo("127.0.0.1", PEER_PORT)[0][-1])
+        PEER_PORT = bind_peer(peer)
         out["open"] = say('AT+QIOPEN=0,0,"UDP","127.0.0.1",%d,1337,1' % PEER_PORT)
         out["in_use"] = say('AT+QIOPEN=0,0,"UDP","127.0.0.1",%d,1338,1' % PEER_PORT)
         out["send"] = say('AT+QISEND=0,5,"68656C6C6F"')
@@ -537,8 +551,7 @@ def test_a_datagram_whose_urc_needs_the_shims_room_still_reaches_the_mcu(tmp_pat
         tmp_path,
         REAL_BUS.replace("ROOM", "24576") + FILL + textwrap.dedent("""
         peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        PEER_PORT = 40000 + (clock.now_us() % 20000)
-        peer.bind(socket.getaddrinfo("127.0.0.1", PEER_PORT)[0][-1])
+        PEER_PORT = bind_peer(peer)
         boot()
         say("ATE0")
         registered()
@@ -576,8 +589,7 @@ def test_a_urc_beyond_the_room_is_lost_counted_and_holds_up_nothing_after_it(tmp
         tmp_path,
         REAL_BUS.replace("ROOM", "512") + FILL + textwrap.dedent("""
         peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        PEER_PORT = 40000 + (clock.now_us() % 20000)
-        peer.bind(socket.getaddrinfo("127.0.0.1", PEER_PORT)[0][-1])
+        PEER_PORT = bind_peer(peer)
         boot()
         say("ATE0")
         registered()
@@ -618,8 +630,7 @@ def test_a_datagram_no_heap_can_read_is_drained_not_left_to_spin_the_select_shim
         tmp_path,
         REAL_BUS.replace("ROOM", "0") + FILL + textwrap.dedent("""
         peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        PEER_PORT = 40000 + (clock.now_us() % 20000)
-        peer.bind(socket.getaddrinfo("127.0.0.1", PEER_PORT)[0][-1])
+        PEER_PORT = bind_peer(peer)
         boot()
         say("ATE0")
         registered()
