@@ -61,7 +61,7 @@ class MeterGroup:
         return {
             "age_ms": time.ticks_diff(now, t.ms),
             "at_ms": t.ms,
-            "uptime_ms": time.ticks_diff(now, self.ctx.started_ms),
+            "uptime_ms": _uptime_ms(self.ctx, now),
             "front": m.front.kind,
             "obis": obis,
             "md_at": regs.md_at,
@@ -112,3 +112,8 @@ class MeterGroup:
             return load_profile.page(req, RC_BAD_REQUEST)
         finally:
             loader.forget("app.load_profile")
+
+
+def _uptime_ms(ctx, now):
+    up = getattr(ctx, "uptime", None)  # (a loader from before it: ticks, wrong after 6 days up)
+    return up.ms() if up is not None else time.ticks_diff(now, ctx.started_ms)

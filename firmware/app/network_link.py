@@ -76,8 +76,9 @@ class Link:
             if m.link != modem.LINK_UP:
                 continue
             self.uplinks += 1
-            msg = dumps({"meter": self.ctx.meter_id, "seq": self.uplinks, "up_s":
-                         time.ticks_diff(time.ticks_ms(), self.ctx.started_ms) // 1000, "link": "up"})
+            up = getattr(self.ctx, "uptime", None)  # (a loader from before it: ticks, wrong after 6 days up)
+            msg = dumps({"meter": self.ctx.meter_id, "seq": self.uplinks, "up_s": up.seconds() if up is not None
+                         else time.ticks_diff(time.ticks_ms(), self.ctx.started_ms) // 1000, "link": "up"})
             try:
                 await sock.send(msg)
             except Exception:  # noqa: BLE001 - LinkDown, SendFailed, AtError: the next period tries again

@@ -6,7 +6,7 @@ import machine
 
 import loader
 from loader import mode as mode_file
-from loader import smp, store, update
+from loader import smp, store, update, wallclock
 from loader.hal import Hal
 
 IDENTITY = "meter/identity.json"
@@ -31,6 +31,7 @@ class Context:
         self.meter_id = mid if type(mid) is str and mid else "".join("%02x" % b for b in uid)
         self.server = smp.Server()
         self.started_ms = time.ticks_ms()
+        self.uptime = wallclock.Uptime()  # (for an uptime, not started_ms: ticks wrap)
         self.refusals = [None, 0, ""]  # the burst of refused commands in the update journal (journal.event)
         self.refused = ""  # why the last state change of groups 0 and 1 was refused (the update status reports it)
         self.slot = None

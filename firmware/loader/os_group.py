@@ -1,6 +1,5 @@
 # SMP OS management group (0): echo, reset, MCUmgr parameters, OS/application info.
 import sys
-import time
 
 from micropython import const
 
@@ -51,7 +50,7 @@ class OsGroup:
         from loader import mode
 
         if self.ctx.mode != mode.DEVELOPMENT:
-            up = time.ticks_diff(time.ticks_ms(), self.ctx.started_ms)
+            up = self.ctx.uptime.ms()
             if "envelope" in req:
                 from loader import commands
 

@@ -153,21 +153,27 @@ def test_a_locked_meter_rate_limits_resets_unless_the_reset_is_signed():
     import time
 
     from loader import os_group
+    from loader.wallclock import Uptime
 
     def body():
         _locked()
         ctx = Ctx()
-        ctx.started_ms = time.ticks_ms()
+        ticks = [time.ticks_ms()]
+        ctx.uptime = Uptime(lambda: ticks[0])
         os_group.OsGroup(ctx).register(ctx.server)
         assert _call(ctx.server, 0, 5, smp.OP_WRITE, {}) == {"rc": smp.EBUSY}
-        ctx.started_ms = time.ticks_add(time.ticks_ms(), -os_group.RESET_MIN_UPTIME_MS)
+        ticks[0] = time.ticks_add(ticks[0], os_group.RESET_MIN_UPTIME_MS)
+        assert _call(ctx.server, 0, 5, smp.OP_WRITE, {}) == {}
+        for _ in range(8):  # a week up, asked daily: past ticks_ms's half period, no boot window again
+            ticks[0] = time.ticks_add(ticks[0], 86400000)
+            ctx.uptime.seconds()
         assert _call(ctx.server, 0, 5, smp.OP_WRITE, {}) == {}
         assert _call(ctx.server, 0, 5, smp.OP_WRITE, {"envelope": fwtest.fixture("env_reset.cbor")}) == {}
         assert ctx.refused == ""
         assert _call(ctx.server, 0, 5, smp.OP_WRITE, {"envelope": fwtest.fixture("env_reset.cbor")}) == \
             {"rc": smp.EACCESSDENIED}
         assert ctx.refused == "replayed"  # the update status reports why (ota names it)
-        assert ctx.resets == 2
+        assert ctx.resets == 3
         ctx.mode = mode.DEVELOPMENT
         assert _call(ctx.server, 0, 5, smp.OP_WRITE, {}) == {}
 
@@ -213,3 +219,23 @@ def test_an_envelope_refused_without_a_signature_check_costs_none():
             ed25519.verify = real
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_the_uptime_counts_on_past_the_ticks_wrap():
+    """loader/wallclock.py Uptime: a ticks_diff from the start went negative after 6.2 days up (ticks_ms wraps every
+    2**30 ms); counted on from each call (the metering asks each second), it keeps counting for years."""
+    import time
+
+    from loader.wallclock import Uptime
+
+    ticks = [time.ticks_add(0, -5000)]  # a start 5 s before the ticks wrap to 0
+    up = Uptime(lambda: ticks[0])
+    assert up.seconds() == 0
+    for _ in range(40):  # 40 days, asked every 1,000.5 s (the metering asks every second)
+        for _ in range(86):
+            ticks[0] = time.ticks_add(ticks[0], 1000500)
+            up.seconds()
+        ticks[0] = time.ticks_add(ticks[0], 86400000 - 86 * 1000500)
+    assert up.seconds() == 40 * 86400 and up.ms() == 40 * 86400000
+    ticks[0] = time.ticks_add(ticks[0], 1999)
+    assert up.seconds() == 40 * 86400 + 1 and up.ms() == 40 * 86400000 + 1999

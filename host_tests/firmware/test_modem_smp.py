@@ -153,11 +153,12 @@ def test_a_reply_the_module_refuses_is_counted_and_the_server_goes_on():
 
 
 def test_a_locked_meter_refuses_over_udp_what_it_refuses_over_the_console():
-    import time
 
     ctx = _Ctx()
     ctx.mode = "locked"
-    ctx.started_ms = time.ticks_ms()  # in its boot window: an unsigned reset is refused (EBUSY)
+    from loader.wallclock import Uptime
+
+    ctx.uptime = Uptime()  # in its boot window: an unsigned reset is refused (EBUSY)
     server = smp.Server()
     OsGroup(ctx).register(server)
     reset = _req(smp.OP_WRITE, smp.GROUP_OS, 5, {})
