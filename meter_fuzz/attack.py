@@ -267,7 +267,7 @@ class Grammar:
                                                        "pf": r.choice([1.0, 0.5, 2]), "n": r.choice([3, 60, 2, 61, 0]),
                                                        "envelope": self.envelope()}),
             ("metering.calibration", 0, 65, 2, lambda: {}),
-            ("metering.profile", 0, 65, 3, lambda: {"kind": r.choice(["block", "daily", "x", 1]),
+            ("metering.profile", 0, 65, 3, lambda: {"kind": r.choice(["block", "daily", "billing", "x", 1]),
                                                     "since": r.choice([0, 1_800_000_000, -1, 2**40, 1.5]),
                                                     "limit": r.choice([1, 16, 0, 17, True])}),
             ("supply.status", 0, 66, 0, lambda: {}),

@@ -73,6 +73,11 @@ def convert(raw: dict) -> dict:
 PROFILE_COLUMNS = {
     "block": (("voltage", 100), ("current", 1000), ("import_wh", 1000), ("apparent_vah", 1000), ("export_wh", 1000)),
     "daily": (("import_wh", 1000), ("apparent_vah", 1000), ("export_wh", 1000)),
+    # a billing period's row, stamped with its billing date (its end): the average power factor, the registers then
+    # (import, import by TOU zone 1-8, apparent, export), the maximum demand (W) and when it was set (RTC s, None when
+    # not known); scale 1: kept an integer
+    "billing": (("power_factor", 1000), ("import_wh", 1000)) + tuple((f"import_zone_{z}_wh", 1000) for z in range(1, 9))
+    + (("apparent_vah", 1000), ("export_wh", 1000), ("max_demand_w", 1), ("max_demand_rtc", 1)),
 }
 
 
@@ -84,14 +89,16 @@ def profile_row(kind: str, row: object) -> dict:
         raise Refused(f"profile read: the meter sent a {kind} row of another shape: {row!r}")
     out: dict = {"rtc": row[0]}
     for (name, scale), v in zip(cols, row[1:], strict=True):
-        out[name] = v / scale
+        out[name] = v / scale if scale != 1 else v
+    if kind == "billing" and not out["max_demand_rtc"]:
+        out["max_demand_rtc"] = None  # (0: the meter did not know when)
     return out
 
 
 async def profile(link: MeterLink, kind: str, since: int = 0, until: int | None = None,
                   progress: Callable[[int, int], None] | None = None) -> dict:
-    """The meter's block or daily load profile rows stamped after `since` (RTC s) and up to `until`, oldest first,
-    page by page: {kind, held, rows: [{rtc, figures...}]}."""
+    """The meter's block load, daily load or billing profile rows stamped after `since` (RTC s) and up to `until`,
+    oldest first, page by page: {kind, held, rows: [{rtc, figures...}]}."""
     rows: list[dict] = []
     held = 0
     while True:

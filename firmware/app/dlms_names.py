@@ -21,13 +21,18 @@ EVENT_SCALERS = cosem.obis("1.0.94.91.7.255")  # the event profiles' scaler prof
 # the event profiles' columns after the clock and the code: the registers IS 15959 captures at each event, in its
 # order (current, voltage, power factor, import energy)
 EVENT_SNAPSHOT = tuple(cosem.obis(c) for c in ("1.0.11.7.0.255", "1.0.12.7.0.255", "1.0.13.7.0.255", "1.0.1.8.0.255"))
-# IS 15959's stored load profiles (app/dlms_load.py, on the heap for a read only): the block and daily load profiles
-# (their buffers first, the ones with selective access) and their scaler profiles, then the block load registers;
-# six bytes each, in one bytes object apiece, as the session holds them
+# IS 15959's stored profiles (app/dlms_load.py, on the heap for a read only): the block load, daily load and billing
+# profiles (their buffers first: SELECTIVE bytes of them, the ones with selective access) and their scaler profiles,
+# then the block load registers and the billing period's average power factor; six bytes each, in one bytes object
+# apiece, as the session holds them
 LOAD_PROFILES = (b"\x01\x00\x63\x01\x00\xff\x01\x00\x63\x02\x00\xff"  # 1.0.99.1.0.255, 1.0.99.2.0.255
-                 b"\x01\x00\x5e\x5b\x04\xff\x01\x00\x5e\x5b\x05\xff")  # 1.0.94.91.4.255, 1.0.94.91.5.255
+                 b"\x01\x00\x62\x01\x00\xff"  # 1.0.98.1.0.255
+                 b"\x01\x00\x5e\x5b\x04\xff\x01\x00\x5e\x5b\x05\xff"  # 1.0.94.91.4.255, 1.0.94.91.5.255
+                 b"\x01\x00\x5e\x5b\x06\xff")  # 1.0.94.91.6.255
+SELECTIVE = const(18)
 LOAD_REGISTERS = (b"\x01\x00\x0c\x1b\x00\xff\x01\x00\x0b\x1b\x00\xff"  # 1.0.12.27.0.255, 1.0.11.27.0.255
-                  b"\x01\x00\x01\x1d\x00\xff\x01\x00\x09\x1d\x00\xff\x01\x00\x02\x1d\x00\xff")  # 1.0.1/9/2.29.0.255
+                  b"\x01\x00\x01\x1d\x00\xff\x01\x00\x09\x1d\x00\xff\x01\x00\x02\x1d\x00\xff"  # 1.0.1/9/2.29.0.255
+                  b"\x01\x00\x0d\x00\x00\xff")  # 1.0.13.0.0.255
 ASSOCIATION = cosem.obis("0.0.40.0.0.255")  # the current association
 PUBLIC_ASSOCIATION = cosem.obis("0.0.40.0.1.255")  # IS 15959's name for the public client's
 READER_ASSOCIATION = cosem.obis("0.0.40.0.2.255")  # and the meter reader's

@@ -34,6 +34,7 @@ from app.dlms_names import (
     PUBLIC_ASSOCIATION,
     READER_ASSOCIATION,
     SCALER_PROFILE,
+    SELECTIVE,
     among,
     date_time,
 )
@@ -119,7 +120,7 @@ class Objects:
 
     def get(self, cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
         if access is not None and not (cls == _CLASS_PROFILE and attr == 2 and (
-                obis in EVENT_LOGS or among(LOAD_PROFILES[:12], obis)) and self._known(cls, obis)):
+                obis in EVENT_LOGS or among(LOAD_PROFILES[:SELECTIVE], obis)) and self._known(cls, obis)):
             return cosem.READ_WRITE_DENIED  # selective access: the event and load profiles' buffers only
         if not self._known(cls, obis):
             for other in _CLASSES:

@@ -29,6 +29,8 @@ from app.dlms_names import (
     PLATE_ITEMS,
     PUBLIC_ASSOCIATION,
     SCALER_PROFILE,
+    SELECTIVE,
+    among,
     date_time,
 )
 from app.dlms_select import PROFILE_ATTRS, capture, selection, snapshot
@@ -99,7 +101,7 @@ def _element(cls, obis, hidden):
         readable = 0b10
     a = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, _READ_ONLY if readable >> i & 1
                                                                              else 0),
-                                 b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and not hidden and (obis in EVENT_LOGS or obis in (LOAD_PROFILES[:6], LOAD_PROFILES[6:12]))
+                                 b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and not hidden and (obis in EVENT_LOGS or among(LOAD_PROFILES[:SELECTIVE], obis))
                                  else b"\x00")
                  for i in range(1, attrs + 1))
     m = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, 0))

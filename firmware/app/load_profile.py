@@ -1,8 +1,10 @@
 # IS 15959's stored profiles in flash: the block load profile, a row per demand period (app/registers.py closes it:
 # its end, average voltage and current, and the import, apparent and export energy in it), in a file per UTC day
-# under meter/load, 12 days' files kept; and the daily load profile, a row per local day (its midnight and the import,
-# apparent and export registers then), in a file per 32 days under meter/daily, 3 files kept (at least 64 days). On
-# the heap only for one write or one read (app/metering.py and app/dlms_profiles.py import it and forget it after).
+# under meter/load, 12 days' files kept; the daily load profile, a row per local day (its midnight and the import,
+# apparent and export registers then), in a file per 32 days under meter/daily, 3 files kept (at least 64 days); and
+# the billing profile, a row per billing period (a calendar month: app/metering.py's monthly billing reset), in a file
+# per 366 days under meter/billing, 2 files kept (at least 12 months; IS 15959 asks for 6). On the heap only for one
+# write or one read (app/metering.py and app/dlms_load.py import it and forget it after).
 #
 # Power cuts: a row is appended whole with its CRC-32. littlefs keeps a file as it was at its last close, so a cut in
 # a write loses that row only; a row whose CRC fails (damage) and a trailing part row are skipped by every reader,
@@ -16,8 +18,9 @@ import struct
 from micropython import const
 
 _DAY = const(86400)
-_CHUNK = const(8)  # rows read at a time
+_CHUNK = const(256)  # bytes of rows read at a time: 9 block, 8 daily or 2 billing rows (a small block of heap)
 _PAGE = const(16)  # rows per SMP answer at most (an SMP frame of about 0.6 KB)
+_BILLING_PAGE = const(4)  # a billing row's 14 figures: 4 a page keep an answer near 0.5 KB too
 _LIMITS = {"H": 0xFFFF, "I": 0xFFFFFFFF, "Q": 0xFFFFFFFFFFFFFFFF}
 
 
@@ -41,6 +44,11 @@ class Kind:
 BLOCK = Kind("meter/load", "<IHIIII", _DAY, 12)  # IS 15959 asks for at least 10 days
 # local midnight (RTC s), then the import Wh, apparent VAh and export Wh registers (milli-units)
 DAILY = Kind("meter/daily", "<IQQQ", 32 * _DAY, 3)  # at least 64 days: IS 15959 asks for 60
+# the billing date: the billing period's end (local midnight of a month's first day, RTC s); the period's average
+# power factor (thousandths: import over apparent energy in it; 0 not known); then at its end the import Wh register,
+# import by TOU zone 1-8, apparent VAh, export Wh (milli-units), the period's maximum demand (W) and when it was set
+# (RTC s; 0 not known)
+BILLING = Kind("meter/billing", "<IH" + "Q" * 11 + "II", 366 * _DAY, 2)
 DIR = BLOCK.dir
 DAYS = BLOCK.keep
 SIZE = BLOCK.size
@@ -102,6 +110,14 @@ def daily(row, first):
     capture(row, DAILY)
 
 
+def billing(row):
+    """The billing profile takes a billing period's row (app/metering.py); not again when its newest row is as late
+    (a power cut after the row went in and before the registers said so: the reset runs again, the row does not)."""
+    newest = last(BILLING)
+    if newest is None or newest[0] < row[0]:
+        capture(row, BILLING)
+
+
 def keys(kind=BLOCK):
     """The files' keys (day numbers for the block profile), oldest first; a name that is not a number is not the
     profile's."""
@@ -130,10 +146,12 @@ def count(kind=BLOCK):
 def rows(lo=None, hi=None, kind=BLOCK, skip=0):
     """The rows, oldest file first and each as written. Without bounds every row held, a damaged one as None (so
     that entry k is the k-th row held, as count() counts them), after the first `skip` (found by the files' sizes,
-    not read); with bounds (RTC s, both included) the readable rows whose time lies in them. Read _CHUNK rows at a
-    time, no file held open between them (a DLMS read in blocks takes them over many requests)."""
+    not read); with bounds (RTC s, both included) the readable rows whose time lies in them. Read _CHUNK bytes of rows
+    at a time (9 block, 8 daily, 2 billing rows), no file held open between them (a DLMS
+    read in blocks takes them over many requests)."""
     size = kind.size
-    buf = bytearray(size * _CHUNK)
+    chunk = _CHUNK // size
+    buf = bytearray(size * chunk)
     span = kind.span
     whole = lo is None and hi is None
     for key in keys(kind):
@@ -160,7 +178,7 @@ def rows(lo=None, hi=None, kind=BLOCK, skip=0):
                         yield None
                 elif (lo is None or row[0] >= lo) and (hi is None or row[0] <= hi):
                     yield row
-            if got < _CHUNK:
+            if got < chunk:
                 break
             n += got
 
@@ -175,19 +193,22 @@ def last(kind=BLOCK):
 
 
 def page(req, bad_request):
-    """SMP group 65 command 3 (app/meter_group.py): {kind: "block"|"daily", since: RTC s (rows stamped later; 0 all),
-    limit: 1-16} -> {kind, held, rows, more}: the readable rows oldest first, each its time then its integer figures,
-    `held` the rows in flash (a damaged one counted), `more` whether rows after the last sent are held. A request of
-    another shape: EINVAL with the group's `bad_request` code."""
+    """SMP group 65 command 3 (app/meter_group.py): {kind: "block"|"daily"|"billing", since: RTC s (rows stamped later;
+    0 all), limit: 1-16} -> {kind, held, rows, more}: the readable rows oldest first, each its time then its integer
+    figures (billing rows: at most 4 a page, whatever the limit), `held` the rows in flash (a damaged one counted),
+    `more` whether rows after the last sent are held. A request of another shape: EINVAL with the group's
+    `bad_request` code."""
     from loader import smp, strict
 
     kind = req.get("kind")
     since = req.get("since", 0)
     limit = req.get("limit", _PAGE)
-    if type(kind) is not str or kind not in ("block", "daily") or not strict.is_int(since, 0, 0xFFFFFFFF) \
+    if type(kind) is not str or kind not in ("block", "daily", "billing") or not strict.is_int(since, 0, 0xFFFFFFFF) \
             or not strict.is_int(limit, 1, _PAGE):
         raise smp.SmpError(smp.EINVAL, bad_request)
-    k = BLOCK if kind == "block" else DAILY
+    k = BLOCK if kind == "block" else DAILY if kind == "daily" else BILLING
+    if k is BILLING:
+        limit = min(limit, _BILLING_PAGE)
     out = []  # type: list
     more = False
     for row in rows(since + 1, None, k):

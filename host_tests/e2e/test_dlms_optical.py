@@ -188,3 +188,57 @@ def test_noise_on_the_optical_port_neither_loads_dlms_nor_stops_metering(start_e
         c.connect()  # a well-formed session after all that
         assert c.read(GXDLMSRegister("1.0.12.7.0.255"), 3, 2).value > 100
     assert settle(emu, 2)["readings"] > before  # metering went on throughout
+
+
+def test_a_month_s_end_is_billed_the_same_through_smp_and_dlms(start_emulator):
+    """The monthly billing reset on the emulated ESP32: a meter started a minute before a month's first local midnight
+    (a fresh state folder's RTC) begins its first billing period at its start, and the reading after that midnight
+    closes it: one billing row, the same through `ota meter profile --billing` and the meter reader's DLMS read of
+    1.0.98.1.0.255, stamped that midnight; the maximum demand restarts; event 425."""
+    tz = 330  # the default calendar's offset (+05:30)
+    first = datetime.datetime(2027, 2, 1)  # local midnight
+    billing_date = first - datetime.timedelta(minutes=tz)  # 2027-01-31T18:30:00Z
+    emu = start_emulator("esp32_devkitc", speed="1", args=("--rtc", "2027-01-31T18:29:00Z"))
+    emu.wait_boots(1)
+    emu.set(load__current=6)
+    end = time.monotonic() + 60
+    while smp_read(emu)["readings"] < 11 and time.monotonic() < end:  # the start's tenth reading begins a period
+        time.sleep(0.5)
+    assert smp_read(emu)["obis"]["1.0.1.8.0.255"] > 0
+    emu.ctl("run", "--until", "2027-01-31T18:30:05Z", "--wait")  # (device time at --speed max, then 1x)
+    end = time.monotonic() + 60
+    while True:
+        p = ota("meter", "profile", "--billing", "--port", emu.console, "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        got = json.loads(p.stdout)
+        if got["rows"] or time.monotonic() > end:
+            break
+        time.sleep(1)
+    assert got["kind"] == "billing" and got["held"] == 1 and len(got["rows"]) == 1, got
+    row = got["rows"][0]
+    stamp = int(billing_date.replace(tzinfo=datetime.UTC).timestamp())
+    assert row["rtc"] == stamp and row["import_wh"] > 0 and 0 < row["power_factor"] <= 1, row
+    # the month's maximum demand: its last period, closed by the same reading (1 minute of 6 A in 30)
+    assert row["max_demand_w"] > 0 and row["max_demand_rtc"] == stamp, row
+    assert smp_read(emu)["obis"]["1.0.1.6.0.255"] == 0  # the maximum demand restarted
+    logged = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
+    assert [e["detail"] for e in logged if e["code"] == 425] == [
+        f"billed to {stamp}: pf {round(row['power_factor'] * 1000)}/1000, md {row['max_demand_w']} W"]
+    secret = "reader 8642"
+    p = ota("meter", "reader-secret", "--set", "--secret-env", "METER_READER", "--port", emu.console, "--key",
+            str(KEY), "--expires-in", str(SIGNED_FOR), "--json", env=dict(os.environ, METER_READER=secret))
+    assert p.returncode == 0, p.stdout + p.stderr
+    with DlmsClient(emu.endpoints["optical"], timeout=20, secret=secret) as c:
+        c.connect()
+        bill = c.read(GXDLMSProfileGeneric("1.0.98.1.0.255"), 3, 4, 7, 2)
+        cols = [(o.logicalName, a.attributeIndex) for o, a in bill.captureObjects]
+        assert cols[:3] == [("0.0.1.0.0.255", 2), ("1.0.13.0.0.255", 2), ("1.0.1.8.0.255", 2)], cols
+        assert cols[-2:] == [("1.0.1.6.0.255", 2), ("1.0.1.6.0.255", 5)] and len(cols) == 15, cols
+        assert bill.capturePeriod == 0 and bill.entriesInUse == 1 and len(bill.buffer) == 1
+        cells = bill.buffer[0]
+        assert cells[0].value.replace(tzinfo=None) == first  # the billing date, in local time
+        assert cells[1] == round(row["power_factor"] * 1000) and cells[2] == round(row["import_wh"] * 1000)
+        assert cells[11] == round(row["apparent_vah"] * 1000) and cells[13] == row["max_demand_w"]
+        pf = c.read(GXDLMSRegister("1.0.13.0.0.255"), 3, 2)
+        assert pf.value == pytest.approx(row["power_factor"], abs=0.001)  # its scaler -3 applied
+        assert c.disconnect()[5] == 0x73

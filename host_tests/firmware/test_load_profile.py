@@ -211,11 +211,12 @@ def test_the_public_client_sees_the_load_profiles_listed_but_reads_only_their_na
     def body():
         objects, reader = _meter()
         load_profile.capture((T0 + 900, 23000, 4000, 250000, 260000, 1))
+        load_profile.billing((T0, 961, 250000) + (31250,) * 8 + (260000, 1, 3000, T0 - 3600))
         a = cosem.Association(objects.get)
         assert a.apdu(AARQ, cosem.PUBLIC_CLIENT)[0] == 0x61 and a.associated
-        for cls, ln in ((7, "1.0.99.1.0.255"), (7, "1.0.99.2.0.255"), (7, "1.0.94.91.4.255"), (7, "1.0.94.91.5.255"),
-                        (3, "1.0.12.27.0.255"), (3, "1.0.11.27.0.255"), (3, "1.0.1.29.0.255"), (3, "1.0.9.29.0.255"),
-                        (3, "1.0.2.29.0.255")):
+        for cls, ln in ((7, "1.0.99.1.0.255"), (7, "1.0.99.2.0.255"), (7, "1.0.98.1.0.255"), (7, "1.0.94.91.4.255"),
+                        (7, "1.0.94.91.5.255"), (7, "1.0.94.91.6.255"), (3, "1.0.12.27.0.255"), (3, "1.0.11.27.0.255"),
+                        (3, "1.0.1.29.0.255"), (3, "1.0.9.29.0.255"), (3, "1.0.2.29.0.255"), (3, "1.0.13.0.0.255")):
             for attr in range(2, 9 if cls == 7 else 4):
                 assert _get(a, cls, ln, attr) == b"\xc4\x01\xc1\x01\x03", (ln, attr)  # read-write denied
             assert _get(a, cls, ln, 1) == b"\xc4\x01\xc1\x00\x09\x06" + cosem.obis(ln)
@@ -236,7 +237,8 @@ def test_the_public_client_sees_the_load_profiles_listed_but_reads_only_their_na
         assert buffer_public in rights(public, "1.0.99.1.0.255") and buffer_reader in rights(theirs, "1.0.99.1.0.255")
         assert b"\x0f\x02\x16\x00" in rights(public, "1.0.1.29.0.255")[:20]
         assert b"\x0f\x02\x16\x01" in rights(theirs, "1.0.1.29.0.255")[:20]
-        assert len(public) == len(theirs) - 10  # only the buffer's selective access differs in size (2 profiles)
+        assert buffer_public in rights(public, "1.0.98.1.0.255") and buffer_reader in rights(theirs, "1.0.98.1.0.255")
+        assert len(public) == len(theirs) - 15  # only the buffer's selective access differs in size (3 profiles)
 
     fwtest.in_workdir(body, "meter")
 
@@ -352,9 +354,93 @@ def test_smp_group_65_reads_the_profiles_a_page_at_a_time_and_refuses_a_bad_requ
 def test_the_session_s_packed_names_are_the_load_objects_names():
     from app import dlms_load, dlms_names
 
-    assert dlms_names.LOAD_PROFILES == dlms_load.BLOCK_LOAD + dlms_load.DAILY_LOAD + dlms_load.BLOCK_SCALERS \
-        + dlms_load.DAILY_SCALERS
-    assert dlms_names.LOAD_REGISTERS == b"".join(dlms_load.BLOCK_COLUMNS)
+    assert dlms_names.LOAD_PROFILES == dlms_load.BLOCK_LOAD + dlms_load.DAILY_LOAD + dlms_load.BILLING \
+        + dlms_load.BLOCK_SCALERS + dlms_load.DAILY_SCALERS + dlms_load.BILLING_SCALERS
+    assert dlms_names.LOAD_PROFILES[:dlms_names.SELECTIVE] == dlms_load.BLOCK_LOAD + dlms_load.DAILY_LOAD \
+        + dlms_load.BILLING  # the buffers with selective access
+    assert dlms_names.LOAD_REGISTERS == b"".join(dlms_load.BLOCK_COLUMNS) + dlms_load.BILLING_PF
     assert dlms_names.among(dlms_names.LOAD_REGISTERS, cosem.obis("1.0.1.29.0.255"))
     assert not dlms_names.among(dlms_names.LOAD_REGISTERS, b"\x00\xff\x01\x00\x01\x1d")  # across two names
     assert not dlms_names.among(dlms_names.LOAD_REGISTERS, b"\x01\x00\x0c")  # part of one
+
+
+def _billing_row(k, at):
+    """A billing row as app/metering.py writes it: the billing date, the power factor (thousandths), the import
+    register, import by zone 1-8, apparent, export (mWh, mVAh), the maximum demand (W) and its time (0: not known)."""
+    return (at, 900 + k, 10 ** 6 * (k + 1)) + tuple(1000 * (k + 1) + z for z in range(8)) + (
+        2 * 10 ** 6 * (k + 1), 7 * k, 1500 + k, at - 3600 if k else 0)
+
+
+def test_the_billing_profile_keeps_a_row_a_billing_period_once():
+    def body():
+        billing = load_profile.BILLING
+        months = [T0 + k * 31 * DAY for k in range(30)]  # thirty months' billing dates
+        for k, at in enumerate(months):
+            load_profile.billing(_billing_row(k, at))
+        got = list(load_profile.rows(None, None, billing))
+        assert 12 <= len(got) <= 26 and got[-1] == _billing_row(29, months[-1]), got[-1]
+        assert len(load_profile.keys(billing)) == billing.keep and load_profile.count(billing) == len(got)
+        # the same billing date again (a power cut before the registers said the period was billed): no second row
+        load_profile.billing(_billing_row(30, months[-1]))
+        assert load_profile.count(billing) == len(got) and load_profile.last(billing) == _billing_row(29, months[-1])
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_the_billing_profile_as_a_dlms_client_reads_it():
+    def body():
+        objects, a = _meter()
+        names = objects.names()
+        assert (7, cosem.obis("1.0.98.1.0.255")) in names and (7, cosem.obis("1.0.94.91.6.255")) in names
+        assert (3, cosem.obis("1.0.13.0.0.255")) in names
+        assert _get(a, 3, "1.0.13.0.0.255", 2) == b"\xc4\x01\xc1\x01\x02"  # no period billed yet: temporary failure
+        months = [T0 + k * 31 * DAY - 19800 for k in range(1, 4)]
+        for k, at in enumerate(months):
+            load_profile.billing(_billing_row(k, at))
+
+        def cells(k, at):
+            row = _billing_row(k, at)
+            return (b"\x09\x0c" + dlms_objects.date_time(at, 330) + b"\x12" + row[1].to_bytes(2, "big")
+                    + b"".join(b"\x15" + v.to_bytes(8, "big") for v in row[2:13]) + b"\x06" + row[13].to_bytes(4, "big")
+                    + b"\x09\x0c" + dlms_objects.date_time(row[14] or None, 330))
+
+        want = b"".join(b"\x02\x0f" + cells(k, at) for k, at in enumerate(months))
+        assert _whole(a, _get(a, 7, "1.0.98.1.0.255", 2)) == b"\x01\x03" + want
+        assert dlms_objects.date_time(None, 330) in want  # the first row's demand time: not known
+        assert _get(a, 7, "1.0.98.1.0.255", 4) == b"\xc4\x01\xc1\x00\x06\x00\x00\x00\x00"  # no capture period
+        assert _get(a, 7, "1.0.98.1.0.255", 7) == b"\xc4\x01\xc1\x00\x06\x00\x00\x00\x03"
+        assert _get(a, 7, "1.0.98.1.0.255", 8) == b"\xc4\x01\xc1\x00\x06\x00\x00\x00\x18"  # 24 at most
+        capture = _whole(a, _get(a, 7, "1.0.98.1.0.255", 3))
+        assert capture[:2] == b"\x01\x0f" and capture.endswith(  # the demand, then its time (attribute 5)
+            b"\x02\x04\x12\x00\x04\x09\x06" + cosem.obis("1.0.1.6.0.255") + b"\x0f\x02\x12\x00\x00"
+            + b"\x02\x04\x12\x00\x04\x09\x06" + cosem.obis("1.0.1.6.0.255") + b"\x0f\x05\x12\x00\x00")
+        # by entry: the second row, columns 1-3 (the billing date, the power factor, the import register)
+        got = _whole(a, _get(a, 7, "1.0.98.1.0.255", 2, _entry(2, 2, 1, 3)))
+        assert got == b"\x01\x01\x02\x03" + cells(1, months[1])[:14 + 3 + 9], got
+        got = _whole(a, _get(a, 7, "1.0.98.1.0.255", 2, _range(months[1], months[2])))
+        assert got == b"\x01\x02" + b"".join(b"\x02\x0f" + cells(k, months[k]) for k in (1, 2))
+        scalers = _whole(a, _get(a, 7, "1.0.94.91.6.255", 2))
+        want = b"".join(_whole(a, _get(a, 3, ln, 3)) for ln in (
+            "1.0.13.0.0.255", "1.0.1.8.0.255", "1.0.1.8.1.255", "1.0.1.8.2.255", "1.0.1.8.3.255", "1.0.1.8.4.255",
+            "1.0.1.8.5.255", "1.0.1.8.6.255", "1.0.1.8.7.255", "1.0.1.8.8.255", "1.0.9.8.0.255", "1.0.2.8.0.255"))
+        assert scalers == b"\x01\x01\x02\x0d" + want + _whole(a, _get(a, 4, "1.0.1.6.0.255", 3)), scalers
+        assert _whole(a, _get(a, 3, "1.0.13.0.0.255", 3)) == cosem.scaler_unit(-3, 255)
+        assert _get(a, 3, "1.0.13.0.0.255", 2) == b"\xc4\x01\xc1\x00\x12\x03\x86"  # the newest period's: 0.902
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_smp_group_65_reads_the_billing_profile_four_rows_a_page():
+    def body():
+        from app import meter_group
+
+        grp = meter_group.MeterGroup(None, None)
+        months = [T0 + k * 31 * DAY for k in range(6)]
+        for k, at in enumerate(months):
+            load_profile.billing(_billing_row(k, at))
+        page = grp.profile({"kind": "billing"})
+        assert page["held"] == 6 and page["more"] and page["rows"] == [list(_billing_row(k, months[k])) for k in range(4)]
+        page = grp.profile({"kind": "billing", "since": months[3], "limit": 16})
+        assert not page["more"] and page["rows"] == [list(_billing_row(k, months[k])) for k in (4, 5)]
+
+    fwtest.in_workdir(body, "meter")

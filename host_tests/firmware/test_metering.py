@@ -263,3 +263,60 @@ def test_a_local_day_s_first_reading_is_a_daily_load_profile_row():
             assert load_profile.count(daily) == 2 and m2.day == (midnight + 19800) // 86400
 
     _run(body)
+
+
+def test_a_month_s_end_is_a_billing_row_and_the_maximum_demand_restarts():
+    def body():
+        from app import load_profile
+
+        billing = load_profile.BILLING
+        feb = RTC0 + 1420200  # 2027-02-01 00:00 at +05:30 (2027-01-31 18:30 UTC)
+        jan = feb - 31 * 86400
+        with _Steps() as rtc:
+            front = Front()
+            m, sup = _meter(front)
+            sup.prepaid.topup(1, 10000)
+            for k in range(12):  # 13:30 local on the 15th, a reading every 10 min: demand periods close
+                rtc.at = 600 * k
+                _read(m, front, k)
+            # the first look (the start's tenth reading): a meter with no billing period begins one, bills nothing
+            first = m.regs.extra["bill"]
+            assert first[0] == jan and load_profile.count(billing) == 0 and m.regs.md_w > 0, first
+            rtc.at = 1420200 + 60  # 00:01 on the 1st of February
+            _read(m, front, 12, watts=2000.0)
+            regs = m.regs
+            rows = list(load_profile.rows(None, None, billing))
+            imp, app = regs.mwh(registers.IMPORT), regs.mwh(registers.APPARENT)
+            assert len(rows) == 1 and rows[0][:3] == (feb, 1000, imp), rows  # PF 1: import is apparent
+            assert rows[0][3:13] == tuple(regs.mwh(registers.ZONE_FIRST + z) for z in range(8)) + (
+                app, regs.mwh(registers.EXPORT))
+            assert rows[0][13] >= 1 and rows[0][14] >= RTC0, rows  # the month's demand and when it was set
+            assert regs.md_w == 0.0 and regs.md_at is None and regs.extra["bill"] == [feb, imp, app]
+            billed = [e for e in sup.log.ring if e[1] == events.BILLING_RESET]
+            assert len(billed) == 1 and billed[0][3] == "billed to %d: pf 1000/1000, md %d W" % (feb, rows[0][13]), billed
+            # saved at once: a restart finds the period billed and bills nothing more
+            m2, _ = _meter(front)
+            assert m2.regs.extra["bill"] == [feb, imp, app] and m2.regs.md_w == 0.0
+            for k in range(11):
+                rtc.at = 1420200 + 120 + k
+                _read(m2, front, k)
+            assert load_profile.count(billing) == 1 and m2.regs.extra["bill"][0] == feb
+            # a power cut after the row, before the registers were saved: the reset runs again, the row does not
+            m2.regs.extra["bill"] = list(first)
+            m2.regs.md_w = 5.0
+            m2.bill_day = None
+            rtc.at = 1420200 + 200
+            _read(m2, front, 11)
+            assert load_profile.count(billing) == 1 and m2.regs.md_w == 0.0 and m2.regs.extra["bill"][0] == feb
+            # the clock set back into January: no period ends; a damaged "bill" begins a period, bills none
+            m2.bill_day = None
+            rtc.at = 600
+            _read(m2, front, 12)
+            assert load_profile.count(billing) == 1 and m2.regs.extra["bill"][0] == feb
+            for bad in ([feb, True, 0], [feb, 1], "x", [-1, 0, 0], [feb, 1.0, 2]):
+                m2.regs.extra["bill"] = bad
+                m2.bill_day = None
+                _read(m2, front, 13)
+                assert m2.regs.extra["bill"][0] == jan and load_profile.count(billing) == 1, bad
+
+    _run(body)

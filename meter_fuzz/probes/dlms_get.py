@@ -170,8 +170,8 @@ def run(data):
         else:
             check(_is_subsequence(rows, _BLOCK_READABLE), "block load rows by range the profile does not hold")
         return len(v)
-    if cls == 7 and obis == dlms_load.DAILY_LOAD and attr == 2:  # this meter keeps no daily rows: none, selected
-        check(_whole(v) == cosem.array_head(0), "daily load rows this meter does not hold")  # or not
+    if cls == 7 and obis in (dlms_load.DAILY_LOAD, dlms_load.BILLING) and attr == 2:  # this meter keeps no daily or
+        check(_whole(v) == cosem.array_head(0), "daily load or billing rows this meter does not hold")  # billing rows
         return 0
     profile = cls == 7 and obis in dlms_objects.EVENT_LOGS and attr == 2
     if cls == 7 and obis in (dlms_objects.INSTANT_PROFILE, dlms_objects.SCALER_PROFILE) and attr == 2:

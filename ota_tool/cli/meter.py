@@ -205,6 +205,13 @@ def profile_line(kind: str, r: dict) -> str:
     if kind == "block":
         return (f"{when}  {r['voltage']:7.2f} V {r['current']:8.3f} A  import {r['import_wh']:10.3f} Wh  "
                 f"apparent {r['apparent_vah']:10.3f} VAh  export {r['export_wh']:10.3f} Wh")
+    if kind == "billing":
+        md_at = "when not known" if r["max_demand_rtc"] is None else \
+            time.strftime("at %Y-%m-%d %H:%M", time.gmtime(r["max_demand_rtc"]))
+        zones = " ".join(f"{r[f'import_zone_{z}_wh']:.3f}" for z in range(1, 9))
+        return (f"{when}  import {r['import_wh']:14.3f} Wh  apparent {r['apparent_vah']:14.3f} VAh  "
+                f"export {r['export_wh']:14.3f} Wh  PF {r['power_factor']:.3f}  max demand {r['max_demand_w']} W "
+                f"{md_at}\n{'':18}import by TOU zone 1-8, Wh: {zones}")
     return (f"{when}  import {r['import_wh']:14.3f} Wh  apparent {r['apparent_vah']:14.3f} VAh  "
             f"export {r['export_wh']:14.3f} Wh")
 
@@ -214,19 +221,27 @@ def profile_line(kind: str, r: dict) -> str:
 @click.option("--daily", is_flag=True, help="The daily load profile (the registers at each local midnight, 64 days "
                                            "or more) instead of the block load profile (each demand period's "
                                            "average V and I and energies, 12 days).")
+@click.option("--billing", is_flag=True, help="The billing profile (a row per month, stamped with its billing date: "
+                                             "the registers then, by TOU zone too, the month's average power factor "
+                                             "and maximum demand; 12 months or more).")
 @click.option("--from", "since", type=UtcTime(), default=None, help="Only rows stamped after this time (UTC).")
 @click.option("--to", "until", type=UtcTime(), default=None, help="Only rows stamped up to this time (UTC).")
 @json_option(help="One JSON object {kind, held, rows: [{rtc, voltage, current, import_wh, apparent_vah, export_wh}]} "
-                  "(daily rows: {rtc, import_wh, apparent_vah, export_wh}), or the failure.")
-def profile_cmd(port: str, baud: int, timeout: float, daily: bool, since: int | None, until: int | None,
-                as_json: bool) -> None:
-    """IS 15959's stored load profiles, oldest first: the block load profile (a row per demand period, stamped with
-    its end: average voltage and current, and the energy imported, apparent and exported in it) or, with --daily,
-    the daily load profile (the energy registers at each local midnight). The same rows a DLMS client reads from
-    1.0.99.1.0.255 and 1.0.99.2.0.255 (docs/dlms.md); times in UTC."""
+                  "(daily rows: {rtc, import_wh, apparent_vah, export_wh}; billing rows: {rtc, power_factor, "
+                  "import_wh, import_zone_1_wh ... import_zone_8_wh, apparent_vah, export_wh, max_demand_w, "
+                  "max_demand_rtc}), or the failure.")
+def profile_cmd(port: str, baud: int, timeout: float, daily: bool, billing: bool, since: int | None,
+                until: int | None, as_json: bool) -> None:
+    """IS 15959's stored profiles, oldest first: the block load profile (a row per demand period, stamped with its
+    end: average voltage and current, and the energy imported, apparent and exported in it); with --daily the daily
+    load profile (the energy registers at each local midnight); with --billing the billing profile (a row per month,
+    stamped with its billing date, the month's first local midnight). The same rows a DLMS client reads from
+    1.0.99.1.0.255, 1.0.99.2.0.255 and 1.0.98.1.0.255 (docs/dlms.md); times in UTC."""
     from .. import metering
 
-    kind = "daily" if daily else "block"
+    if daily and billing:
+        raise click.BadParameter("give --daily or --billing, not both", param_hint="--billing")
+    kind = "daily" if daily else "billing" if billing else "block"
     if since is not None and until is not None and until < since:
         raise click.BadParameter("--to is before --from", param_hint="--to")
 
@@ -236,7 +251,8 @@ def profile_cmd(port: str, baud: int, timeout: float, daily: bool, since: int | 
                 return await metering.profile(link, kind, since or 0, until, progress=progress)
 
     got = run(go())
-    emit(got, lambda: "\n".join([f"{kind} load profile: {len(got['rows'])} rows of {got['held']} held"]
+    what = "billing profile" if kind == "billing" else f"{kind} load profile"
+    emit(got, lambda: "\n".join([f"{what}: {len(got['rows'])} rows of {got['held']} held"]
                                  + [profile_line(kind, r) for r in got["rows"]]))
 
 
