@@ -118,6 +118,48 @@ def billing(row):
         capture(row, BILLING)
 
 
+def bill(m, day, tz_s):
+    """IS 15959's monthly billing reset for app/metering.py's task `m`, looked at on each new local `day` (here, not
+    in the resident metering module: its code is on the heap once a day only). Once the month of the billing period
+    in the registers (their "bill": [its start, RTC s; import and apparent mWh then]) has ended, the billing profile
+    takes the period's row, stamped with its end (BILLING: the energy registers, the maximum demand and its time, the
+    average power factor), then the maximum demand restarts and the next period begins, saved at once (event 425). A
+    meter off across several month ends bills them as one period, at its first reading after; one without "bill"
+    (new, or updated from an app without billing) begins its first period now, with no row. A power cut between the
+    row and the save runs the reset again at the next start, the row not again (billing). A row the flash refuses is
+    lost and said (event 419); the reset goes on."""
+    import time
+
+    from app import events, registers
+    from loader import strict, wallclock
+
+    start = (day - time.gmtime(day * _DAY - wallclock.PORT_EPOCH_S)[2] + 1) * _DAY - tz_s  # the 1st, 00:00 local
+    regs = m.regs
+    imp = regs.mwh(registers.IMPORT)
+    app = regs.mwh(registers.APPARENT)
+    b = regs.extra.get("bill")
+    if not (type(b) is list and len(b) == 3 and strict.is_int(b[0], 0, 0xFFFFFFFF)
+            and strict.is_int(b[1], 0, registers.VALUE_MAX) and strict.is_int(b[2], 0, registers.VALUE_MAX)):
+        regs.extra["bill"] = [start, imp, app]  # (a damaged value too: a period begins, none is billed)
+        return
+    if b[0] >= start:  # this month's period (or a clock set back since): nothing ends
+        return
+    d_imp = imp - b[1]
+    d_app = app - b[2]
+    pf = min(1000, d_imp * 1000 // d_app) if d_app > 0 and d_imp >= 0 else 0
+    md = int(regs.md_w)
+    try:
+        billing((start, pf, imp) + tuple(regs.mwh(registers.ZONE_FIRST + k) for k in range(8)) + (
+            app, regs.mwh(registers.EXPORT), md, regs.md_at or 0))
+    except OSError as e:
+        m.note(events.PROFILE_ROW_LOST, "billing at %d: %s" % (start, e))
+    regs.md_w = 0.0
+    regs.md_at = None
+    regs.extra["bill"] = [start, imp, app]
+    m.save()
+    m.note(events.BILLING_RESET, "billed to %d: pf %d/1000, md %d W" % (start, pf, md))  # (48 characters at most)
+
+
 def keys(kind=BLOCK):
     """The files' keys (day numbers for the block profile), oldest first; a name that is not a number is not the
     profile's."""

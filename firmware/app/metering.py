@@ -12,7 +12,7 @@ from micropython import const
 import loader
 from app import calibration, dsp, events, meter_settings, registers
 from app.tick import Tick
-from loader import strict, wallclock
+from loader import wallclock
 
 CAL_READINGS_MAX = 60
 CREEP_FRACTION = 0.5  # energy is not counted below this share of the starting power (no-load creep)
@@ -63,7 +63,7 @@ class Metering:
         self.last_ms = None
         self.readings = 0
         self.day = None  # the local day (days since 1970) of the daily load profile's last row, None before the first
-        self.bill_day = None  # the local day the monthly billing was last looked at (_bill)
+        self.bill_day = None  # the local day the monthly billing was last looked at (app/load_profile.py bill)
         self.tick = Tick(self.reading, self.regs)  # the last reading as listeners saw it (refilled, never rebuilt)
         self.listeners = []  # listener(tick) after each reading is accounted (the supply's rules)
         self.on_save = []  # called after each register save (the credit record is saved with them)
@@ -90,9 +90,10 @@ class Metering:
         self.noted = []
 
     def _profile(self, what, row, *args):
-        """IS 15959's stored profiles take a row (app/load_profile.py's `what`: "block" or "daily"; the module is on
-        the heap for the one write). False when there was no room for its code: the next reading tries again; a
-        flash that refuses the row: it is lost and said (event 419)."""
+        """IS 15959's stored profiles take a row (app/load_profile.py's `what`: "block" or "daily"; "bill", the monthly
+        billing reset, takes this metering task; the module is on the heap for the one write). False when there was
+        no room for its code: the next reading tries again; a flash that refuses the row: it is lost and said (event
+        419)."""
         try:
             from app import load_profile
 
@@ -201,48 +202,13 @@ class Metering:
                                                            self.regs.mwh(registers.APPARENT),
                                                            self.regs.mwh(registers.EXPORT)), self.day is None):
                 self.day = day
-            if day != self.bill_day and self._bill(day, tz_s):
+            if day != self.bill_day and self._profile("bill", self, day, tz_s):  # the monthly billing reset
                 self.bill_day = day
         for listener in self.listeners:
             try:
                 listener(t)
             except MemoryError:  # noqa: B014 - the listener's rules skip this reading; metering goes on
                 self.short_of_memory("listener")
-
-    def _bill(self, day, tz_s):
-        """IS 15959's monthly billing reset, looked at on each new local `day`: once the month of the billing period
-        in the registers (their "bill": [its start, RTC s; import and apparent mWh then]) has ended, the billing
-        profile takes the period's row, stamped with its end (app/load_profile.py BILLING: the energy registers, the
-        maximum demand and its time, the average power factor), then the maximum demand restarts and the next period
-        begins, saved at once (event 425). A meter off across several month ends bills them as one period, at its
-        first reading after; one without "bill" (new, or updated from an app without billing) begins its first
-        period now, with no row. A power cut between the row and the save runs the reset again at the next start,
-        the row not again. False when there was no room for the profile's code: the next reading tries again."""
-        start = (day - time.gmtime(day * 86400 - wallclock.PORT_EPOCH_S)[2] + 1) * 86400 - tz_s  # the 1st, 00:00
-        regs = self.regs
-        imp = regs.mwh(registers.IMPORT)
-        app = regs.mwh(registers.APPARENT)
-        b = regs.extra.get("bill")
-        if not (type(b) is list and len(b) == 3 and strict.is_int(b[0], 0, 0xFFFFFFFF)
-                and strict.is_int(b[1], 0, registers.VALUE_MAX) and strict.is_int(b[2], 0, registers.VALUE_MAX)):
-            regs.extra["bill"] = [start, imp, app]  # (a damaged value too: a period begins, none is billed)
-            return True
-        if b[0] >= start:  # this month's period (or a clock set back since): nothing ends
-            return True
-        d_imp = imp - b[1]
-        d_app = app - b[2]
-        pf = min(1000, d_imp * 1000 // d_app) if d_app > 0 and d_imp >= 0 else 0
-        row = (start, pf, imp) + tuple(regs.mwh(registers.ZONE_FIRST + k) for k in range(8)) + (
-            app, regs.mwh(registers.EXPORT), int(regs.md_w), regs.md_at or 0)
-        if not self._profile("billing", row):
-            return False
-        md = int(regs.md_w)
-        regs.md_w = 0.0
-        regs.md_at = None
-        regs.extra["bill"] = [start, imp, app]
-        self.save()
-        self.note(events.BILLING_RESET, "billed to %d: pf %d/1000, md %d W" % (start, pf, md))  # (48 characters)
-        return True
 
     def local_time(self, rtc):
         """(year, month, day, weekday, minute of day) in local time, or None while the RTC is unknown."""

@@ -320,3 +320,23 @@ def test_a_month_s_end_is_a_billing_row_and_the_maximum_demand_restarts():
                 assert m2.regs.extra["bill"][0] == jan and load_profile.count(billing) == 1, bad
 
     _run(body)
+
+
+def test_a_billing_row_the_flash_refuses_is_event_419_and_the_reset_goes_on():
+    def body():
+        with _Steps() as rtc:
+            fwtest.write("meter/billing", b"a file where the profile's folder goes: the row's write fails")
+            front = Front()
+            m, sup = _meter(front)
+            sup.prepaid.topup(1, 10000)
+            for k in range(12):
+                rtc.at = 600 * k
+                _read(m, front, k)
+            rtc.at = 1420200 + 60  # 00:01 on the 1st of February (+05:30)
+            _read(m, front, 12)
+            lost = [e[3] for e in sup.log.ring if e[1] == events.PROFILE_ROW_LOST]
+            assert len(lost) == 1 and lost[0].startswith("billing at %d: " % (RTC0 + 1420200)), lost
+            assert m.regs.md_w == 0.0 and m.regs.extra["bill"][0] == RTC0 + 1420200
+            assert [e[1] for e in sup.log.ring].count(events.BILLING_RESET) == 1
+
+    _run(body)
