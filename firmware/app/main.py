@@ -9,12 +9,6 @@ from app import console, heartbeat
 
 _GROUP_NETWORK = const(67)  # app/network.py's group: status (0), head-end (1)
 _OPTICAL_CHUNK = const(64)  # what the DLMS port's line task reads at a time
-# a collection after each this many bytes allocated, not only when the heap runs out: garbage then sits low in the
-# heap between collections instead of everywhere, and what the app keeps for long lands low beside it, so the heap
-# stays in fewer, larger pieces (the ESP32's: 85 KB VM free in pieces of 4 KB at most, where a DLMS session's read
-# failed, other-reason 250, 4 times in 15 runs of the optical e2e three at once; 0 in 30 with it). The metering's
-# sample bursts allocate nothing, so no collection falls inside one
-_GC_EVERY = const(8192)
 # Group 67's Network (app/network.py) is made at the group's first request, or at start when the meter may use its
 # network (a board with a modem and a head-end stored: then its run() is a task); until then this holds (ctx, log).
 # A meter without NB-IoT never loads the module (issue 17's heap). Module-level, with two plain lambdas, rather than
@@ -58,8 +52,7 @@ async def _main(ctx):
     _feed(ctx)
     import gc
 
-    gc.collect()  # the start-up's garbage gone first
-    gc.threshold(_GC_EVERY)
+    gc.collect()  # the start-up's garbage gone before the tasks' first allocations
     tasks = [beat.run(), serve.run(), meter.run()]
     if net is not None:
         tasks.append(net.run())

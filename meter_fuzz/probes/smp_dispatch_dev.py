@@ -134,6 +134,17 @@ class _Front:
         return 0
 
 
+class _Up:
+    """loader/wallclock.py Uptime of a meter up a day (past a locked meter's reset window), the same in every run and
+    on both runtimes."""
+
+    def seconds(self):
+        return 86400
+
+    def ms(self):
+        return 86400000
+
+
 class _Ctx:
     """What loader/context.py hands the app, without the hardware."""
 
@@ -144,6 +155,7 @@ class _Ctx:
         self.meter_id = METER_ID
         self.server = smp.Server()
         self.started_ms = 0
+        self.uptime = _Up()
         self.refusals = [None, 0, ""]
         self.refused = ""
         self.slot = "a"
