@@ -213,8 +213,11 @@ class Objects:
         it go). The outermost read collects first, and a MemoryError in it (an ESP32's heap in pieces: the module and
         its read did not fit where they landed) is tried once more with the modules gone and the heap collected."""
         self._depth += 1
-        if self._depth == 1:  # the module's code packs into the holes low down, not around garbage (an ESP32 session's
-            gc.collect()  # reads failed, other-reason 250, in 4 of 15 runs of the optical e2e three at once; 1 in 30)
+        if self._depth == 1 and hasattr(gc, "mem_free"):  # (MicroPython's heap: CPython's gc.collect is a full pass
+            # over the whole process, for nothing) the module's code packs into the holes low down, not around garbage
+            # (an ESP32 session's reads failed, other-reason 250, in 4 of 15 runs of the optical e2e three at once; 1
+            # in 30 with this)
+            gc.collect()
         try:
             try:
                 return self._read(cls, obis, attr, access, client)
