@@ -18,7 +18,7 @@ import struct
 from micropython import const
 
 _DAY = const(86400)
-_CHUNK = const(256)  # bytes of rows read at a time: 9 block, 8 daily or 2 billing rows (a small block of heap)
+_CHUNK = const(256)  # bytes of rows read at a time, at most 8 rows: 8 block or daily, 2 billing rows
 _PAGE = const(16)  # rows per SMP answer at most (an SMP frame of about 0.6 KB)
 _BILLING_PAGE = const(4)  # a billing row's 14 figures: 4 a page keep an answer near 0.5 KB too
 _LIMITS = {"H": 0xFFFF, "I": 0xFFFFFFFF, "Q": 0xFFFFFFFFFFFFFFFF}
@@ -189,10 +189,10 @@ def rows(lo=None, hi=None, kind=BLOCK, skip=0):
     """The rows, oldest file first and each as written. Without bounds every row held, a damaged one as None (so
     that entry k is the k-th row held, as count() counts them), after the first `skip` (found by the files' sizes,
     not read); with bounds (RTC s, both included) the readable rows whose time lies in them. Read _CHUNK bytes of rows
-    at a time (9 block, 8 daily, 2 billing rows), no file held open between them (a DLMS
+    at a time (8 block or daily, 2 billing rows), no file held open between them (a DLMS
     read in blocks takes them over many requests)."""
     size = kind.size
-    chunk = _CHUNK // size
+    chunk = min(8, _CHUNK // size)
     buf = bytearray(size * chunk)
     span = kind.span
     whole = lo is None and hi is None

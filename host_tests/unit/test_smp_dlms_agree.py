@@ -134,21 +134,17 @@ class SameMeterTwoWays(ScratchMeterMachine):
         for _ in range(n):
             self.sup.log.add(code, "prop")
 
-    @rule(which=st.sampled_from(["block", "daily", "billing"]), n=st.integers(1, 20), seed=st.integers(0, 2**32 - 1),
-          damage=st.booleans())
-    def profile_rows(self, which: str, n: int, seed: int, damage: bool) -> None:
-        """Periods (days, months) close: rows go to flash as app/metering.py writes them; maybe one gets damaged."""
-        kind = {"block": load_profile.BLOCK, "daily": load_profile.DAILY, "billing": load_profile.BILLING}[which]
-        step = {"block": 900, "daily": 86400, "billing": 31 * 86400}[which]
+    @rule(daily=st.booleans(), n=st.integers(1, 20), seed=st.integers(0, 2**32 - 1), damage=st.booleans())
+    def profile_rows(self, daily: bool, n: int, seed: int, damage: bool) -> None:
+        """Periods (or days) close: rows go to flash as app/metering.py writes them; maybe one gets damaged."""
+        kind = load_profile.DAILY if daily else load_profile.BLOCK
+        step = 86400 if daily else 900
         newest = load_profile.last(kind)
         t = newest[0] if newest else 1_800_000_000
         for j in range(n):
             t += step
             x = (seed >> (j % 24)) + j
-            if which == "billing":  # the power factor, eleven registers, the demand and when (0: not known)
-                row = (t, x % 1001, x) + tuple(x + z for z in range(8)) + (3 * x, x % 7, x % 20000, t - 3600 * (x % 2))
-            else:
-                row = (t, x, 2 * x, 3 * x) if which == "daily" else (t, 22000 + x % 3000, x % 70000, x, 2 * x, x % 7)
+            row = (t, x, 2 * x, 3 * x) if daily else (t, 22000 + x % 3000, x % 70000, x, 2 * x, x % 7)
             load_profile.capture(row, kind)
         self.profiles_changed = True
         if damage:
@@ -222,7 +218,7 @@ class SameMeterTwoWays(ScratchMeterMachine):
             return
         self.profiles_changed = False
 
-        for kind, ln in (("block", "1.0.99.1.0.255"), ("daily", "1.0.99.2.0.255"), ("billing", "1.0.98.1.0.255")):
+        for kind, ln in (("block", "1.0.99.1.0.255"), ("daily", "1.0.99.2.0.255")):
             smp, since, held = [], 0, None
             while True:  # as ota_tool/metering.py profile() pages it
                 rsp = self.mgrp.profile({"kind": kind, "since": since})
@@ -233,30 +229,17 @@ class SameMeterTwoWays(ScratchMeterMachine):
                 since = rsp["rows"][-1][0]
             dlms = self.get(7, ln, 2)
             assert _number(self.get(7, ln, 7)) == held
+            types = (cosem.LONG_UNSIGNED,) + (cosem.DOUBLE_LONG_UNSIGNED,) * 4 if kind == "block" else \
+                (cosem.LONG64_UNSIGNED,) * 3
             cols = PROFILE_COLUMNS[kind]
-            rows = [cosem.structure(*_profile_cells(kind, r)) for r in smp]
+            rows = [cosem.structure(cosem.octets(dlms_objects.date_time(r["rtc"], TZ)),
+                                    *(cosem.number(t, round(r[name] * scale)) for t, (name, scale) in zip(
+                                        types, cols, strict=True))) for r in smp]
             null = cosem.structure(*([b"\x00"] * (len(cols) + 1)))
             head = cosem.array_head(held)
             assert dlms.startswith(head), (kind, dlms[:4], held)
             sent = _rows(dlms[len(head):])
             assert len(sent) == held and [r for r in sent if r != null] == rows, (kind, held, len(smp))
-
-
-_PROFILE_TYPES = {"block": (cosem.LONG_UNSIGNED,) + (cosem.DOUBLE_LONG_UNSIGNED,) * 4,
-                  "daily": (cosem.LONG64_UNSIGNED,) * 3,
-                  "billing": (cosem.LONG_UNSIGNED,) + (cosem.LONG64_UNSIGNED,) * 11 + (cosem.DOUBLE_LONG_UNSIGNED,)}
-
-
-def _profile_cells(kind: str, r: dict) -> list[bytes]:
-    """What a DLMS client must read in a profile row's cells for the row `ota meter profile --json` gives."""
-    from ota_tool.metering import PROFILE_COLUMNS
-
-    out = [cosem.octets(dlms_objects.date_time(r["rtc"], TZ))] + [
-        cosem.number(t, round(r[name] * scale)) for t, (name, scale) in zip(
-            _PROFILE_TYPES[kind], PROFILE_COLUMNS[kind], strict=False)]
-    if kind == "billing":  # the demand's time: a date-time, not known when the meter did not know it
-        out.append(cosem.octets(dlms_objects.date_time(r["max_demand_rtc"], TZ)))
-    return out
 
 
 def _rows(body: bytes) -> list[bytes]:
