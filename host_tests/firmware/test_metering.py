@@ -340,3 +340,27 @@ def test_a_billing_row_the_flash_refuses_is_event_419_and_the_reset_goes_on():
             assert [e[1] for e in sup.log.ring].count(events.BILLING_RESET) == 1
 
     _run(body)
+
+
+def test_a_billing_reset_whose_save_the_flash_refuses_goes_on_metering():
+    def body():
+        from app import load_profile
+
+        with _Steps() as rtc:
+            front = Front()
+            m, sup = _meter(front)
+            sup.prepaid.topup(1, 10000)
+            for k in range(12):
+                rtc.at = 600 * k
+                _read(m, front, k)
+
+            def refused():
+                raise OSError(28)
+
+            m.save = refused
+            rtc.at = 1420200 + 60  # 00:01 on the 1st of February (+05:30)
+            _read(m, front, 12)
+            assert load_profile.count(load_profile.BILLING) == 1 and m.regs.md_w == 0.0 and m.readings == 13
+            assert m.regs.extra["bill"][0] == RTC0 + 1420200 and m.bill_day is not None
+
+    _run(body)
