@@ -15,13 +15,13 @@ import click
 from meterkit.boards import BoardError, list_boards
 
 from . import control
+from .control import ADVANCE_MAX_S, RUN_MAX_S
 from .errors import EmulatorError
 from .statedir import StateDir
 
 EXIT_USAGE = 2
 EXIT_BOARD = 3
 EXIT_INTERNAL = 70  # a bug in meter-emu (EX_SOFTWARE): one line, METER_EMU_DEBUG=1 for the traceback
-RUN_MAX_S = 10 * 366 * 86400  # device seconds a run (--for) or a jump (--advance) may span: ten years
 RTC_MIN = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)  # a board's RTC reads 2000-01-01 ...
 RTC_MAX = datetime.datetime(2099, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)  # ... to 2099-12-31
 
@@ -632,8 +632,9 @@ def press(st: StateDir | None, input_name: str, hold: float) -> None:
 
 
 @ctl.command("time")
-@click.option("--advance", type=Number(0, RUN_MAX_S), default=None,
-              help="Jump device time forward by this many seconds first (up to ten years).")
+@click.option("--advance", type=Number(0, ADVANCE_MAX_S), default=None,
+              help="Jump device time forward by this many seconds first, with no firmware running between (a day at "
+                   "most: a longer jump would wrap a board's ticks; use `ctl run --for` to run through it).")
 @click.pass_obj
 def time_(st: StateDir | None, advance: float | None) -> None:
     """The virtual clock: uptime, ticks_ms, RTC reading, speed."""

@@ -13,6 +13,11 @@ from .errors import NotRunning
 from .statedir import socket_address
 
 REPLY_TIMEOUT = 30.0
+RUN_MAX_S = 10 * 366 * 86400  # device seconds a run (`--for`, `ctl run --for`) may span: ten years
+# `ctl time --advance` jumps the board's ticks with no code running between: a jump beyond half of ticks_ms's 2**30 ms
+# period (6.2 days) makes every ticks_diff in the firmware wrong, which no board's clock does. A day is the most; a
+# longer time goes by `ctl run --for`, which runs the firmware through it.
+ADVANCE_MAX_S = 86400
 
 
 class ControlServer(threading.Thread):

@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 from . import grid as gridmodel
 from . import radio
+from .control import ADVANCE_MAX_S, RUN_MAX_S
 from .errors import ControlError
 from .supervisor import WORD_SCALE
 from .world import PRESSABLE, World, parse_speed
 
-RUN_MAX_S = 10 * 366 * 86400  # `ctl run --for`, `ctl time --advance`: at most ten years of device time
 RTC_MIN_S = 946684800  # `ctl run --until`: 2000-01-01T00:00:00Z, where a board's RTC starts ...
 RTC_MAX_S = 4102444799  # ... to 2099-12-31T23:59:59Z
 
@@ -95,7 +95,7 @@ class ControlVerbs(World):
     def _ctl_time(self, req: dict, reply: Callable[[dict], None]) -> None:
         adv = req.get("advance")
         if adv is not None:
-            adv = gridmodel.finite("--advance", adv, 0, RUN_MAX_S)
+            adv = gridmodel.finite("--advance", adv, 0, ADVANCE_MAX_S)
             if not self.powered or not self.bus:
                 raise ControlError("the board is off")
             self._to_vm({"t": "advance", "us": int(adv * 1e6)})
@@ -105,7 +105,8 @@ class ControlVerbs(World):
                 reply({"ok": False, "error": "the board is off or not answering"})
                 return
             reply({"ok": True, "uptime_s": st["us"] / 1e6, "ticks_ms": (st["us"] // 1000) & ((1 << 30) - 1),
-                   "rtc": st["rtc"], "rtc_valid": self.meta["rtc"]["valid"], "world_s": st["world_ns"] / 1e9,
+                   "skipped_s": st["skipped_us"] / 1e6, "rtc": st["rtc"], "rtc_valid": self.meta["rtc"]["valid"],
+                   "world_s": st["world_ns"] / 1e9,
                    "speed": self.speed, "running": self.fast_run is not None,
                    "running_to": self._run_end(), "line_busy": self.held})
 

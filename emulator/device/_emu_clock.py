@@ -37,6 +37,7 @@ _wdt_deadline = None
 _wdt_timeout = 0
 _wdt_reported = None  # real time of the last feed reported to the host
 _timers = []  # [device µs, fn], earliest first: the host's timed inputs (a press's release), due in device time
+_skipped = 0  # device µs that idle waits skipped ahead of the wall (--speed max, a replay): what `ctl time` shows
 
 
 def _real_us():
@@ -148,6 +149,11 @@ def set_hold(on):
     _hold = bool(on)
 
 
+def skipped_us():
+    """Device µs idle waits skipped ahead of the wall since the VM started."""
+    return _skipped
+
+
 def can_skip():
     return _free or (_max and not _held())
 
@@ -202,11 +208,13 @@ def _ended():
 def skip_until(target):
     """Device time moves to `target` (the end of an idle wait), stopping at a `ctl run`'s end and at a watchdog
     deadline on the way."""
-    global _v
+    global _v, _skipped
     if _until is not None and target >= _until:
         target = _until
     if _end is not None and target >= _end:
         target = _end
+    if target > _v and can_skip():
+        _skipped += target - _v
     if _wdt_deadline is not None and _wdt_deadline <= target:
         if _wdt_deadline > _v:
             _v = _wdt_deadline

@@ -88,7 +88,7 @@ def _on_query(msg):
         st["optical"] = sys.modules["_emu_optical"].LINE.status()
     if msg.get("largest_free") and not cfg_gated:  # with the diagnosis: the app's modules on the heap now
         st["app_modules"] = [k for k in sys.modules if k.startswith("app.")]
-    st.update({"t": "status", "id": msg["id"], "us": _emu_clock.now_us(), "world_ns": _emu_rtc.world_ns(),
+    st.update({"t": "status", "id": msg["id"], "us": _emu_clock.now_us(), "skipped_us": _emu_clock.skipped_us(), "world_ns": _emu_rtc.world_ns(),
                "rtc": "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6], "flash_ops": _emu_flash.ops(),
                "heap_free": gc.mem_free(), "heap_used": gc.mem_alloc(), "speed": _emu_clock.speed_name(),
                "shim_dropped": bus.dropped})
