@@ -17,6 +17,7 @@ from .link import READ_RETRIES, MeterLink
 from .supply_groups import (
     GROUP_SUPPLY,
     LOGS,
+    BillWrite,
     CalendarRead,
     CalendarWrite,
     ClockWrite,
@@ -152,6 +153,13 @@ async def set_clock(link: MeterLink, authority: Authority, t: int | None = None)
     t = int(time.time()) if t is None else t
     env = await authority.envelope(link, "clock.set", {"time": t})
     return await _send(link, ClockWrite(time=t, envelope=env), "clock set")
+
+
+async def bill(link: MeterLink, authority: Authority) -> dict:
+    """IS 15959's billing reset on demand (an MD reset, signed meter.bill): the billing period in force ends now.
+    {billed: the row's RTC s or None (no period to bill: one begins), pf: thousandths, md_w: W}."""
+    env = await authority.envelope(link, "meter.bill", {})
+    return await _send(link, BillWrite(envelope=env), "billing reset")
 
 
 async def emergency(link: MeterLink, authority: Authority) -> dict:

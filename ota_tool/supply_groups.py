@@ -336,3 +336,26 @@ class ReaderWrite(ReaderWriteRequest):
     _Response = ReaderWriteResponse
     _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
+
+
+# 10 bill: IS 15959's billing reset on demand (an MD reset)
+class BillWriteRequest(smpmsg.WriteRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 10
+
+    envelope: bytes | None = None
+
+
+class BillWriteResponse(smpmsg.WriteResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 10
+
+    billed: int | None = None  # the billing row's time (RTC s); None: the meter had no period to bill
+    pf: int | None = None  # the period's average power factor, thousandths
+    md_w: int | None = None  # the period's maximum demand, W (restarted at 0)
+
+
+class BillWrite(BillWriteRequest):
+    _Response = BillWriteResponse
+    _ErrorV1 = SupplyErrorV1
+    _ErrorV2 = SupplyError

@@ -118,32 +118,99 @@ def billing(row):
         capture(row, BILLING)
 
 
-def bill(m, day, tz_s):
-    """IS 15959's monthly billing reset for app/metering.py's task `m`, looked at on each new local `day` (here, not
-    in the resident metering module: its code is on the heap once a day only). Once the month of the billing period
-    in the registers (their "bill": [its start, RTC s; import and apparent mWh then]) has ended, the billing profile
-    takes the period's row, stamped with its end (BILLING: the energy registers, the maximum demand and its time, the
-    average power factor), then the maximum demand restarts and the next period begins, saved at once (event 425). A
-    meter off across several month ends bills them as one period, at its first reading after; one without "bill"
-    (new, or updated from an app without billing) begins its first period now, with no row. A power cut between the
-    row and the save runs the reset again at the next start, the row not again (billing). A row the flash refuses is
-    lost and said (event 419); the reset goes on."""
+def billing_date(day, billing_day):
+    """The local day (days since 1970, as `day`) the billing period in force began: the latest `billing_day` (1-28)
+    of a month that is not after `day`."""
     import time
 
-    from app import events, registers
-    from loader import strict, wallclock
+    from loader import wallclock
 
-    start = (day - time.gmtime(day * _DAY - wallclock.PORT_EPOCH_S)[2] + 1) * _DAY - tz_s  # the 1st, 00:00 local
+    dom = time.gmtime(day * _DAY - wallclock.PORT_EPOCH_S)[2]
+    if dom >= billing_day:
+        return day - dom + billing_day
+    last = time.gmtime((day - dom) * _DAY - wallclock.PORT_EPOCH_S)[2]  # the day count of the month before
+    return day - dom - last + billing_day
+
+
+def bill(m, day, tz_s):
+    """IS 15959's monthly billing reset for app/metering.py's task `m`, looked at on each new local `day` (here, not
+    in the resident metering module: its code is on the heap once a day only). Once the billing period in the
+    registers (their "bill": [its start, RTC s; import and apparent mWh then]) has ended, at local 00:00 of the
+    calendar's billing day (`billing_day`, 1-28: the 1st unless a signed meter.calendar set another), the billing
+    profile takes the period's row, stamped with its end (BILLING: the energy registers, the maximum demand and its
+    time, the average power factor), then the maximum demand restarts and the next period begins, saved at once
+    (event 425). A meter off across several billing dates bills them as one period, at its first reading after, as
+    does a billing day moved to one between the period's start and today (stamped with that date); one without
+    "bill" (new, or updated from an app without billing) begins its first period now, with no row. A power cut
+    between the row and the save runs the reset again at the next start, the row not again (billing). A row the
+    flash refuses is lost and said (event 419); the reset goes on."""
+    start = billing_date(day, m.cfg.get("billing_day", 1)) * _DAY - tz_s  # the billing day, 00:00 local
+    b = open_period(m)
+    if b is None:
+        m.regs.extra["bill"] = _begin(m, start)  # (a damaged value too: a period begins, none is billed)
+    elif b[0] < start:  # it has ended (else it goes on: this month's period, or a clock set back since)
+        _close(m, start, b, "billed to")
+
+
+def bill_now(m, rtc):
+    """IS 15959's billing reset on demand (an MD reset: a signed meter.bill, app/supply_group.py) at RTC `rtc`: the
+    billing period in force ends now, as at a billing date (a row stamped `rtc`, the maximum demand restarts, saved
+    at once, event 425 "reset at T: ..."); the monthly reset goes on at the next billing date. A meter with no period
+    (new, or its "bill" damaged) restarts its maximum demand and begins a period now, billing nothing (event 425
+    "reset at T: no period"). {billed: rtc or None, pf, md_w: the period's}; None when the clock is before the
+    period's start (set back since): nothing changes."""
+    b = open_period(m)
+    if b is None:
+        from app import events
+
+        md = int(m.regs.md_w)
+        m.regs.md_w = 0.0
+        m.regs.md_at = None
+        m.regs.extra["bill"] = _begin(m, rtc)
+        _save(m)
+        m.note(events.BILLING_RESET, "reset at %d: no period" % rtc)
+        return {"billed": None, "pf": None, "md_w": md}
+    if b[0] >= rtc:
+        return None
+    pf, md = _close(m, rtc, b, "reset at")
+    return {"billed": rtc, "pf": pf, "md_w": md}
+
+
+def open_period(m):
+    """The registers' open billing period [its start, RTC s; import and apparent mWh then], None when there is none
+    or it is damaged."""
+    from app import registers
+    from loader import strict
+
+    b = m.regs.extra.get("bill")
+    if type(b) is list and len(b) == 3 and strict.is_int(b[0], 0, 0xFFFFFFFF) \
+            and strict.is_int(b[1], 0, registers.VALUE_MAX) and strict.is_int(b[2], 0, registers.VALUE_MAX):
+        return b
+    return None
+
+
+def _begin(m, start):
+    from app import registers
+
+    return [start, m.regs.mwh(registers.IMPORT), m.regs.mwh(registers.APPARENT)]
+
+
+def _save(m):
+    try:
+        m.save()
+    except OSError:  # saved at the next persist interval; a restart before then runs the reset again, not the row
+        pass  # (raised out of here it would reach app/metering.py _profile, which dates a row, not a task)
+
+
+def _close(m, start, b, what):
+    """The period `b` ends at `start`: its row (billing), the maximum demand restarts, the next period begins,
+    saved; event 425 `what` ("billed to", "reset at"). (The period's average power factor, thousandths; its maximum
+    demand, W.)"""
+    from app import events, registers
+
     regs = m.regs
     imp = regs.mwh(registers.IMPORT)
     app = regs.mwh(registers.APPARENT)
-    b = regs.extra.get("bill")
-    if not (type(b) is list and len(b) == 3 and strict.is_int(b[0], 0, 0xFFFFFFFF)
-            and strict.is_int(b[1], 0, registers.VALUE_MAX) and strict.is_int(b[2], 0, registers.VALUE_MAX)):
-        regs.extra["bill"] = [start, imp, app]  # (a damaged value too: a period begins, none is billed)
-        return
-    if b[0] >= start:  # this month's period (or a clock set back since): nothing ends
-        return
     d_imp = imp - b[1]
     d_app = app - b[2]
     pf = min(1000, d_imp * 1000 // d_app) if d_app > 0 and d_imp >= 0 else 0
@@ -156,11 +223,9 @@ def bill(m, day, tz_s):
     regs.md_w = 0.0
     regs.md_at = None
     regs.extra["bill"] = [start, imp, app]
-    try:
-        m.save()
-    except OSError:  # saved at the next persist interval; a restart before then runs the reset again, not the row
-        pass  # (raised out of here it would reach app/metering.py _profile, which dates a row, not a task)
-    m.note(events.BILLING_RESET, "billed to %d: pf %d/1000, md %d W" % (start, pf, md))  # (48 characters at most)
+    _save(m)
+    m.note(events.BILLING_RESET, "%s %d: pf %d/1000, md %d W" % (what, start, pf, md))  # (48 characters at most)
+    return pf, md
 
 
 def keys(kind=BLOCK):
@@ -229,12 +294,15 @@ def rows(lo=None, hi=None, kind=BLOCK, skip=0):
 
 
 def last(kind=BLOCK):
-    """The newest file's last readable row, or None."""
-    k = keys(kind)
-    newest = None
-    for row in rows(k[-1] * kind.span if k else None, None, kind):
-        newest = row
-    return newest
+    """The newest readable row: the last of the newest file that has one (a file whose rows are all damaged does not
+    hide the row before it, which the guards of daily and billing go by), or None."""
+    for key in reversed(keys(kind)):
+        newest = None
+        for row in rows(key * kind.span, (key + 1) * kind.span - 1, kind):
+            newest = row
+        if newest is not None:
+            return newest
+    return None
 
 
 def page(req, bad_request):

@@ -11,6 +11,7 @@ DEFAULTS = {
     "tz_offset_min": 330,  # local time = RTC (UTC) + this; TOU zones follow local time (India: +05:30)
     "tou": [["00:00", 1]],  # [start "HH:MM", zone 1..8], the zone runs until the next start; one zone by default
     "tou_weekend": None,  # the same for Saturday and Sunday, or None for the weekday table
+    "billing_day": 1,  # the billing period ends at local 00:00 of this day of each month (1-28: in every month)
 }
 
 
@@ -53,10 +54,11 @@ _CHECKS = {
     "tz_offset_min": lambda v: strict.is_int(v, -720, 840),
     "tou": lambda v: parse_tou(v) is not None,
     "tou_weekend": lambda v: v is None or parse_tou(v) is not None,
+    "billing_day": lambda v: strict.is_int(v, 1, 28),
 }
 
 
-CALENDAR = ("tz_offset_min", "tou", "tou_weekend")  # what a signed meter.calendar command may change
+CALENDAR = ("tz_offset_min", "tou", "tou_weekend", "billing_day")  # what a signed meter.calendar command may change
 
 
 def check_calendar(new):

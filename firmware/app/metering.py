@@ -220,6 +220,7 @@ class Metering:
     def set_calendar(self, new):
         """Use a checked calendar (some of meter_settings.CALENDAR) from the next reading on."""
         self.cfg.update(new)
+        self.bill_day = None  # a billing day moved (or a time zone) is looked at from the next reading on
         self.tou = meter_settings.parse_tou(self.cfg["tou"])
         w = self.cfg["tou_weekend"]
         self.tou_weekend = meter_settings.parse_tou(w) if w else None

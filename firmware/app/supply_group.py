@@ -13,6 +13,7 @@
 #   8 calendar  read: tz offset and TOU tables; write {calendar, envelope}  signed "meter.calendar" {calendar}
 #   9 reader    read: whether the DLMS meter reader's secret is set; write {sha256, envelope}
 #                                                                         signed "dlms.reader" {sha256: 32 or 0 bytes}
+#  10 bill      write  {envelope}: the billing reset on demand (MD reset)  signed "meter.bill" {}
 from micropython import const
 
 from app import events, meter_settings, supply_settings
@@ -29,6 +30,7 @@ _CMD_EMERGENCY = const(6)
 _CMD_CREDIT_RESET = const(7)
 _CMD_CALENDAR = const(8)
 _CMD_READER = const(9)
+_CMD_BILL = const(10)
 # group return codes for SMP v2 clients
 RC_NOT_AUTHORISED = const(1)  # the envelope was refused: the reason is in status last_refusal
 RC_TOKEN_REFUSED = const(2)  # a top-up token was refused (replayed, too old, bad amount, record damaged ...)
@@ -56,6 +58,7 @@ class SupplyGroup:
         server.register(GROUP_SUPPLY, _CMD_CREDIT_RESET, self.credit_reset, read=False)
         server.register(GROUP_SUPPLY, _CMD_CALENDAR, self.calendar)
         server.register(GROUP_SUPPLY, _CMD_READER, self.reader)
+        server.register(GROUP_SUPPLY, _CMD_BILL, self.bill, read=False)
 
     def _authorise(self, req, cmd, args):
         try:
@@ -191,6 +194,26 @@ class SupplyGroup:
             m.set_calendar(new)
             self.s.log.add(events.SETTINGS_CHANGED, "calendar")
         return {"calendar": {k: m.cfg[k] for k in meter_settings.CALENDAR}}
+
+    def bill(self, req):
+        """IS 15959's billing reset on demand (an MD reset): the billing period in force ends now (app/load_profile.py
+        bill_now: its row, the maximum demand restarts, event 425). Refused before the envelope is spent while the
+        clock is not set or is before the period's start."""
+        import loader
+        from app import load_profile
+        from loader import wallclock
+
+        rtc = wallclock.rtc_now()
+        m = self.s.m
+        try:
+            b = load_profile.open_period(m)
+            if rtc is None or (b is not None and b[0] >= rtc):
+                raise self._error(events.COMMAND_REFUSED, "bill: clock not set" if rtc is None else
+                                  "bill: clock before the billing period's start", RC_NOT_ALLOWED)
+            self._authorise(req, "meter.bill", {})
+            return load_profile.bill_now(m, rtc)
+        finally:
+            loader.forget("app.load_profile")
 
     def reader(self, req):
         """The DLMS meter reader's secret (app/dlms_secret.py): whether one is set; a signed write stores the digest

@@ -22,7 +22,8 @@ def test_calendar_change_cover_tamper_and_credit_reset(start_emulator):
     emu.wait_boots(1)
     day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
     s = S.start_day(emu, day, dict(S.SETTINGS, tariff={"flat": 1000, "tou": {"2": 3000}}))  # 17:00 local
-    assert s.ota("meter", "calendar", "--json") == {"tz_offset_min": 330, "tou": [["00:00", 1]], "tou_weekend": None}
+    assert s.ota("meter", "calendar", "--json") == {"tz_offset_min": 330, "tou": [["00:00", 1]], "tou_weekend": None,
+                                                    "billing_day": 1}
     assert s.status()["credit"]["rate"] == 1000
 
     out = s.signed("meter", "calendar", "--set", _file(emu, "bad.json", {"tou": [["06:00", 1], ["16:00", 2]]}),
@@ -30,13 +31,19 @@ def test_calendar_change_cover_tamper_and_credit_reset(start_emulator):
     assert "settings refused: calendar: bad value for tou" in out, out
     assert s.ota("meter", "calendar", "--json")["tou"] == [["00:00", 1]], "a refused calendar changes nothing"
 
-    evening = {"tou": [["00:00", 1], ["16:00", 2], ["23:00", 1]]}
+    evening = {"tou": [["00:00", 1], ["16:00", 2], ["23:00", 1]], "billing_day": 15}
     assert s.signed("meter", "calendar", "--set", _file(emu, "cal.json", evening), "--json") == dict(
         evening, tz_offset_min=330, tou_weekend=None)
     s.run_until(S.utc(day, "17:01"))  # a few readings later
     read = s.ota("meter", "read", "--json")
     assert read["zone"] == 2, read
     assert s.status()["credit"]["rate"] == 3000
+    # the billing reset on demand (an MD reset): a billing row stamped now, the demand restarted, event 425
+    billed = s.signed("meter", "bill", "--json")
+    assert billed["billed"] and billed["pf"] is not None, billed
+    rows = s.ota("meter", "profile", "--billing", "--json")["rows"]
+    assert [r["rtc"] for r in rows] == [billed["billed"]] and rows[0]["max_demand_w"] == billed["md_w"], rows
+    assert [e["code"] for e in s.events()].count(425) == 1
     # the calendar's own event; the credit (0 at the start, 2 kW drawn outside the window) may be cut in the same
     # second, so its 301/402 can come after it: the test looks for the settings events, not the last event
     assert [(e["code"], e["detail"]) for e in s.events() if e["code"] in (410, 411)][-2:] == [

@@ -383,6 +383,21 @@ def test_the_billing_profile_keeps_a_row_a_billing_period_once():
         # the same billing date again (a power cut before the registers said the period was billed): no second row
         load_profile.billing(_billing_row(30, months[-1]))
         assert load_profile.count(billing) == len(got) and load_profile.last(billing) == _billing_row(29, months[-1])
+        # a new file whose one row is damaged: the newest readable row is the one before, in the file before, and
+        # it still guards (before, last() looked in the newest file only and the guard let an older date in)
+        later = months[-1] + 366 * DAY
+        load_profile.billing(_billing_row(31, later))
+        key = load_profile.keys(billing)[-1]
+        assert key == later // billing.span
+        with open(billing.path(key), "r+b") as f:
+            f.seek(9)
+            b = f.read(1)
+            f.seek(9)
+            f.write(bytes((b[0] ^ 1,)))
+        assert load_profile.last(billing) == _billing_row(29, months[-1])
+        held = load_profile.count(billing)
+        load_profile.billing(_billing_row(32, months[-1]))
+        assert load_profile.count(billing) == held
 
     fwtest.in_workdir(body, "meter")
 

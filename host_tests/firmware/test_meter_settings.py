@@ -34,6 +34,9 @@ def test_a_calendar_change_is_checked_whole_and_merged_in_one_write():
     def body():
         assert ms.check_calendar({"tou": [["00:00", 1], ["18:00", 2]], "tz_offset_min": 0}) is None
         assert ms.check_calendar({"tou_weekend": None}) is None
+        assert ms.check_calendar({"billing_day": 28}) is None and ms.check_calendar({"billing_day": 1}) is None
+        for v in (0, 29, 31, 15.0, True, "15", None, [15]):  # a day in every month, an int by type (True is not 1)
+            assert ms.check_calendar({"billing_day": v}) == "bad value for billing_day", v
         for bad, why in (({}, "not an object"), ([], "not an object"), ({"md_period_s": 900}, "unknown field md_period_s"),
                          ({"tou": [["06:00", 1]]}, "bad value for tou"), ({"tz_offset_min": 900}, "bad value for tz_offset_min"),
                          ({"tou": [["00:00", 1]], "tou_weekend": [["00:00", 9]]}, "bad value for tou_weekend")):

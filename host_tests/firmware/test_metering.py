@@ -322,6 +322,123 @@ def test_a_month_s_end_is_a_billing_row_and_the_maximum_demand_restarts():
     _run(body)
 
 
+def test_the_billing_day_moves_the_billing_reset_and_a_move_bills_at_most_once():
+    def body():
+        from app import load_profile
+
+        billing = load_profile.BILLING
+
+        def local(s):  # 00:00 local (+05:30) of a day, as seconds after RTC0 (2027-01-15 13:30 local)
+            return RTC0 + s
+
+        dec20, jan20, feb5, feb25, mar1 = (local(-2295000), local(383400), local(1765800), local(3493800),
+                                           local(3839400))
+        with _Steps() as rtc:
+            front = Front()
+            m, sup = _meter(front)
+            sup.prepaid.topup(1, 10000)
+            m.set_calendar({"billing_day": 20})  # (as a signed meter.calendar sets it)
+            for k in range(12):
+                rtc.at = 600 * k
+                _read(m, front, k)
+            assert m.regs.extra["bill"][0] == dec20 and load_profile.count(billing) == 0  # the period began the 20th
+            k = 12
+            for at in (383400 - 60, 383400 + 60, 815400 + 60):  # 23:59 on the 19th, 00:01 on the 20th, the 25th
+                rtc.at = at
+                _read(m, front, k)
+                k += 1
+                stamps = [r[0] for r in load_profile.rows(None, None, billing)]
+                assert stamps == ([] if at < 383400 else [jan20]), (at, stamps)
+            m.set_calendar({"billing_day": 5})  # moved on the 25th to a day before it: the period goes on to Feb 5
+            rtc.at = 815400 + 120
+            _read(m, front, k)
+            assert load_profile.count(billing) == 1 and m.regs.extra["bill"][0] == jan20
+            rtc.at = 1765800 + 60
+            _read(m, front, k + 1)
+            assert [r[0] for r in load_profile.rows(None, None, billing)] == [jan20, feb5]
+            m.set_calendar({"billing_day": 25})  # on Feb 5, to the 25th: the next row is Feb 25's
+            rtc.at = 1765800 + 120
+            _read(m, front, k + 2)
+            assert load_profile.count(billing) == 2
+            rtc.at = 3493800 + 60
+            _read(m, front, k + 3)
+            assert [r[0] for r in load_profile.rows(None, None, billing)][-1] == feb25
+            # moved to the 1st on March 10: March 1 lies between the period's start and today: billed at once,
+            # stamped March 1, and only once
+            m.set_calendar({"billing_day": 1})
+            for j in range(3):
+                rtc.at = 4617000 + 60 + j
+                _read(m, front, k + 4 + j)
+            stamps = [r[0] for r in load_profile.rows(None, None, billing)]
+            assert stamps == [jan20, feb5, feb25, mar1] and m.regs.extra["bill"][0] == mar1, stamps
+            assert [e[1] for e in sup.log.ring].count(events.BILLING_RESET) == 4
+
+    _run(body)
+
+
+def test_a_signed_billing_reset_on_demand_bills_now_and_the_month_goes_on():
+    def body():
+        from test_supply import env
+
+        from app import load_profile, supply_group
+        from loader import smp, trust
+
+        billing = load_profile.BILLING
+        feb = RTC0 + 1420200  # 2027-02-01 00:00 at +05:30
+        with _Steps() as rtc:
+            fwtest.write(trust.PATH, fwtest.fixture("trust_supply.cbor"))
+            front = Front()
+            m, sup = _meter(front)
+            grp = supply_group.SupplyGroup(m.ctx, sup)
+            sup.prepaid.topup(1, 10000)
+            wallclock.rtc_now = lambda: None  # the clock unknown: refused before the envelope is spent
+            e = fwtest.raises(smp.SmpError, grp.bill, {"envelope": env("bill")})
+            assert e.group_rc == supply_group.RC_NOT_ALLOWED and sup.last_refusal == "bill: clock not set"
+            wallclock.rtc_now = rtc
+            for k in range(12):
+                rtc.at = 600 * k
+                _read(m, front, k, watts=2000.0 if k == 5 else 1000.0)
+            md = m.regs.md_w
+            assert md > 0 and load_profile.count(billing) == 0
+            e = fwtest.raises(smp.SmpError, grp.bill, {})  # unsigned: refused, nothing billed
+            assert e.group_rc == supply_group.RC_NOT_AUTHORISED and load_profile.count(billing) == 0, sup.last_refusal
+            rtc.at = 7300
+            now = RTC0 + 7300
+            r = grp.bill({"envelope": env("bill")})
+            assert r == {"billed": now, "pf": 1000, "md_w": int(md)}, (r, now)
+            rows = list(load_profile.rows(None, None, billing))
+            assert len(rows) == 1 and rows[0][0] == now and rows[0][13] == int(md), rows
+            assert m.regs.md_w == 0.0 and m.regs.extra["bill"][0] == now
+            assert sup.log.ring[-1][1] == events.BILLING_RESET and sup.log.ring[-1][3].startswith("reset at %d: " % now)
+            e = fwtest.raises(smp.SmpError, grp.bill, {"envelope": env("bill")})  # in the same second: no period
+            assert e.group_rc == supply_group.RC_NOT_ALLOWED, sup.last_refusal  # to end (the envelope not spent)
+            assert sup.last_refusal == "bill: clock before the billing period's start"
+            rtc.at = 7400
+            e = fwtest.raises(smp.SmpError, grp.bill, {"envelope": env("bill")})  # the same envelope again
+            assert e.group_rc == supply_group.RC_NOT_AUTHORISED and load_profile.count(billing) == 1
+            # the month goes on: February's billing date bills the rest of January from the reset on
+            rtc.at = 1420200 + 60
+            _read(m, front, 12)
+            stamps = [r[0] for r in load_profile.rows(None, None, billing)]
+            assert stamps == [now, feb] and m.regs.extra["bill"][0] == feb, stamps
+
+    _run(body)
+
+
+def test_billing_date_is_the_latest_billing_day_not_after_today():
+    from app.load_profile import billing_date
+
+    def day(y, mo, d):  # days since 1970-01-01 (credit.py's pure calendar arithmetic)
+        from app.credit import day_number
+        return day_number(y, mo, d)
+
+    for today, bd, want in (((2027, 1, 15), 1, (2027, 1, 1)), ((2027, 1, 15), 15, (2027, 1, 15)),
+                            ((2027, 1, 14), 15, (2026, 12, 15)), ((2027, 3, 1), 28, (2027, 2, 28)),
+                            ((2028, 3, 27), 28, (2028, 2, 28)), ((2028, 2, 29), 28, (2028, 2, 28)),
+                            ((2027, 1, 1), 1, (2027, 1, 1)), ((2027, 1, 27), 28, (2026, 12, 28))):
+        assert billing_date(day(*today), bd) == day(*want), (today, bd, want)
+
+
 def test_a_billing_row_the_flash_refuses_is_event_419_and_the_reset_goes_on():
     def body():
         with _Steps() as rtc:

@@ -298,7 +298,8 @@ def test_the_time_unknown_never_cuts_for_credit_and_says_so():
 def test_the_calendar_changes_only_by_a_signed_command_checked_whole():
     def body():
         ctx, meter, sup, grp = _setup(settings=False)
-        assert grp.calendar({}) == {"calendar": {"tz_offset_min": 330, "tou": [["00:00", 1]], "tou_weekend": None}}
+        assert grp.calendar({}) == {"calendar": {"tz_offset_min": 330, "tou": [["00:00", 1]], "tou_weekend": None,
+                                                 "billing_day": 1}}
         new = cbor.loads(cbor.loads(env("calendar"))["body"])["args"]["calendar"]
         _refused(grp.calendar, {"calendar": new}, supply_group.RC_NOT_AUTHORISED)
         assert sup.last_refusal == "meter.calendar: no-envelope"
@@ -310,7 +311,7 @@ def test_the_calendar_changes_only_by_a_signed_command_checked_whole():
         assert store.read_json(meter_settings.PATH, None) is None and meter.tou == [(0, 1)]
         r = grp.calendar({"calendar": new, "envelope": env("calendar")})
         assert r == {"calendar": {"tz_offset_min": 0, "tou": [["00:00", 1], ["18:00", 2], ["22:00", 1]],
-                                  "tou_weekend": None}}
+                                  "tou_weekend": None, "billing_day": 1}}
         assert meter.tou == [(0, 1), (1080, 2), (1320, 1)] and meter.cfg["tz_offset_min"] == 0
         assert sup.log.ring[-1][1] == events.SETTINGS_CHANGED
         assert meter_settings.load() == (meter.cfg, None), "what the next boot reads"

@@ -185,7 +185,7 @@ BASE = {
     ("meter", "relay"): lambda f: (["status"], P),
     ("meter", "topup"): lambda f: ([], [*P, "--token", f.token()]),
     ("meter", "tariff"): lambda f: ([], P), ("meter", "calendar"): lambda f: ([], P),
-    ("meter", "clock"): lambda f: ([], P), ("meter", "emergency"): lambda f: ([], P),
+    ("meter", "clock"): lambda f: ([], P), ("meter", "emergency"): lambda f: ([], P), ("meter", "bill"): lambda f: ([], P),
     ("meter", "network"): lambda f: ([], P),
     ("meter", "credit-reset"): lambda f: ([], [*P, "--balance", "1", "--top-tid", "1"]),
     ("meter", "reader-secret"): lambda f: ([], P),

@@ -3,9 +3,9 @@ meter` shows) and DLMS/COSEM (app/dlms_objects.py through app/cosem.py's GET: wh
 Random sequences of loads, readings, relay commands, events of every kind (refusal floods included) and restarts on
 the firmware's own modules (CPython, a scratch flash folder): after each step the energy registers are the same
 milliwatt-hours, the instantaneous values the same within the DLMS scaler's rounding, the class-70 state, output and
-mode the same, each IS 15959 event log the same events with the same times, and the block and daily load profiles
-(group 65's profile read as `ota meter profile` pages it, against the DLMS buffers) the same rows, a damaged row in
-flash left out of one and null-data in its place in the other."""
+mode the same, each IS 15959 event log the same events with the same times, and the block load, daily load and
+billing profiles (group 65's profile read as `ota meter profile` pages it, against the DLMS buffers) the same rows, a
+damaged row in flash left out of one and null-data in its place in the other."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ class SameMeterTwoWays(ScratchMeterMachine):
         self.ctx.mode = mode.DEVELOPMENT  # unsigned commands: what is compared here is reading, not authority
         self.meter = MeterMeter()
         self.minute = 9 * 60
-        self.start()
+        self.stamp = {}  # the profile's last period end, as the meter's own clock and registers know it (not read
+        self.start()  # back from the rows: a damaged newest row must not send the next one back in time)
 
     def teardown(self) -> None:
         from loader import journal
@@ -139,18 +140,42 @@ class SameMeterTwoWays(ScratchMeterMachine):
         """Periods (or days) close: rows go to flash as app/metering.py writes them; maybe one gets damaged."""
         kind = load_profile.DAILY if daily else load_profile.BLOCK
         step = 86400 if daily else 900
-        newest = load_profile.last(kind)
-        t = newest[0] if newest else 1_800_000_000
+        t = self.stamp.get(kind.dir, 1_800_000_000)
         for j in range(n):
             t += step
             x = (seed >> (j % 24)) + j
             row = (t, x, 2 * x, 3 * x) if daily else (t, 22000 + x % 3000, x % 70000, x, 2 * x, x % 7)
             load_profile.capture(row, kind)
+        self.stamp[kind.dir] = t
         self.profiles_changed = True
         if damage:
             key = load_profile.keys(kind)[-1]
             with open(kind.path(key), "r+b") as f:
                 f.seek(kind.size * (seed % max(1, n)) + 2)
+                b = f.read(1)
+                if b:
+                    f.seek(-1, 1)
+                    f.write(bytes((b[0] ^ 0x10,)))
+
+    @rule(n=st.integers(1, 4), seed=st.integers(0, 2**32 - 1), damage=st.booleans(), again=st.booleans())
+    def billing_rows(self, n: int, seed: int, damage: bool, again: bool) -> None:
+        """Billing periods end: rows go to flash through load_profile.billing, as the monthly reset writes them (a
+        power cut before the reset's save runs it again: `again` offers the same row twice); maybe one is damaged."""
+        kind = load_profile.BILLING
+        t = self.stamp.get(kind.dir, 1_800_000_000)
+        for j in range(n):
+            t += (28 + (seed >> j) % 4) * 86400
+            x = (seed >> (j % 24)) + j
+            md_at = 0 if (seed >> j) & 1 else t - 86400 * (1 + x % 27)
+            row = (t, x % 1001, 9 * x) + tuple(x + z for z in range(8)) + (10 * x, x // 3, x % 30000, md_at)
+            for _ in range(2 if again else 1):
+                load_profile.billing(row)
+        self.stamp[kind.dir] = t
+        self.profiles_changed = True
+        if damage:
+            key = load_profile.keys(kind)[-1]
+            with open(kind.path(key), "r+b") as f:
+                f.seek(kind.size * (seed % max(1, n)) + 7)
                 b = f.read(1)
                 if b:
                     f.seek(-1, 1)
@@ -218,7 +243,7 @@ class SameMeterTwoWays(ScratchMeterMachine):
             return
         self.profiles_changed = False
 
-        for kind, ln in (("block", "1.0.99.1.0.255"), ("daily", "1.0.99.2.0.255")):
+        for kind, ln in (("block", "1.0.99.1.0.255"), ("daily", "1.0.99.2.0.255"), ("billing", "1.0.98.1.0.255")):
             smp, since, held = [], 0, None
             while True:  # as ota_tool/metering.py profile() pages it
                 rsp = self.mgrp.profile({"kind": kind, "since": since})
@@ -229,12 +254,20 @@ class SameMeterTwoWays(ScratchMeterMachine):
                 since = rsp["rows"][-1][0]
             dlms = self.get(7, ln, 2)
             assert _number(self.get(7, ln, 7)) == held
-            types = (cosem.LONG_UNSIGNED,) + (cosem.DOUBLE_LONG_UNSIGNED,) * 4 if kind == "block" else \
-                (cosem.LONG64_UNSIGNED,) * 3
             cols = PROFILE_COLUMNS[kind]
-            rows = [cosem.structure(cosem.octets(dlms_objects.date_time(r["rtc"], TZ)),
-                                    *(cosem.number(t, round(r[name] * scale)) for t, (name, scale) in zip(
-                                        types, cols, strict=True))) for r in smp]
+            if kind == "billing":  # the power factor, eleven registers, the demand and when it was set
+                rows = [cosem.structure(
+                    cosem.octets(dlms_objects.date_time(r["rtc"], TZ)),
+                    cosem.number(cosem.LONG_UNSIGNED, round(r["power_factor"] * 1000)),
+                    *(cosem.number(cosem.LONG64_UNSIGNED, round(r[name] * scale)) for name, scale in cols[1:12]),
+                    cosem.number(cosem.DOUBLE_LONG_UNSIGNED, r["max_demand_w"]),
+                    cosem.octets(dlms_objects.date_time(r["max_demand_rtc"], TZ))) for r in smp]
+            else:
+                types = (cosem.LONG_UNSIGNED,) + (cosem.DOUBLE_LONG_UNSIGNED,) * 4 if kind == "block" else \
+                    (cosem.LONG64_UNSIGNED,) * 3
+                rows = [cosem.structure(cosem.octets(dlms_objects.date_time(r["rtc"], TZ)),
+                                        *(cosem.number(t, round(r[name] * scale)) for t, (name, scale) in zip(
+                                            types, cols, strict=True))) for r in smp]
             null = cosem.structure(*([b"\x00"] * (len(cols) + 1)))
             head = cosem.array_head(held)
             assert dlms.startswith(head), (kind, dlms[:4], held)

@@ -268,7 +268,7 @@ def _json_arg(text: str, hint: str) -> dict:
 @click.option("--meter", required=True, type=Text(r"[0-9A-Za-z._-]{1,32}", "meter id"),
               help="The meter id the command is for (`ota info`).")
 @click.option("--cmd", required=True, type=Text(r"[a-z0-9_]+(\.[a-z0-9_]+)+", "command name (group.name)"), help="Command name: supply.relay, supply.config, clock.set, meter.calendar, "
-              "meter.calibrate, credit.emergency, credit.reset, image.state, image.erase, os.reset.")
+              "meter.calibrate, meter.bill, credit.emergency, credit.reset, image.state, image.erase, os.reset.")
 @click.option("--args", "args_json", default="{}", help="Arguments as a JSON object, exactly as the command sends "
               "them (docs/trust-and-keys.md).")
 @click.option("--expires-in", type=click.IntRange(60, 366 * 86400), default=3600, show_default=True,

@@ -1,5 +1,5 @@
-"""`ota meter relay|topup|tariff|calendar|clock|emergency|credit-reset|reader-secret`: the supply — relay, prepaid
-credit, settings, clock — and the DLMS meter reader's secret (library: ota_tool/supply.py; docs/relay-and-credit.md,
+"""`ota meter relay|topup|tariff|calendar|bill|clock|emergency|credit-reset|reader-secret`: the supply — relay,
+prepaid credit, settings, clock —, the billing reset on demand and the DLMS meter reader's secret (library: ota_tool/supply.py; docs/relay-and-credit.md,
 docs/dlms.md). Every change is a signed command."""
 
 from __future__ import annotations
@@ -184,15 +184,17 @@ def _json_object(path: Path | None) -> dict | None:
 @port_options
 @_signed
 @click.option("--set", "calendar_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="JSON file with any of tz_offset_min, tou, tou_weekend to change (signed meter.calendar); "
-                   "without it, show the calendar.")
+              help="JSON file with any of tz_offset_min, tou, tou_weekend, billing_day to change (signed "
+                   "meter.calendar); without it, show the calendar.")
 @json_option
 def calendar_cmd(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
                  envelopes: tuple[Path, ...], expires_in: int, calendar_file: Path | None, as_json: bool) -> None:
     """Show or change the metering calendar: the local time offset and the TOU zone tables that the energy
-    registers and the tariff's TOU rates follow (docs/relay-and-credit.md). Example file:
-    {"tou": [["00:00", 1], ["18:00", 2], ["22:00", 1]], "tou_weekend": null}. The meter checks the change whole
-    and names the first bad field (exit 14); nothing changes then. It applies from the next reading."""
+    registers and the tariff's TOU rates follow (docs/relay-and-credit.md), and the billing day (1-28: the monthly
+    billing reset at local 00:00 of that day, docs/metering.md). Example file:
+    {"tou": [["00:00", 1], ["18:00", 2], ["22:00", 1]], "tou_weekend": null, "billing_day": 15}. The meter checks
+    the change whole and names the first bad field (exit 14); nothing changes then. It applies from the next
+    reading."""
     from .. import supply
 
     new = _json_object(calendar_file)
@@ -210,9 +212,42 @@ def calendar_cmd(port: str, baud: int, timeout: float, command_key: Path | None,
         off = cal["tz_offset_min"]
         return "\n".join([f"local time  UTC{'+' if off >= 0 else '-'}{abs(off) // 60:02d}:{abs(off) % 60:02d}",
                           "weekdays    " + _zones(cal["tou"]),
-                          "weekend     " + (_zones(cal["tou_weekend"]) if cal["tou_weekend"] else "as weekdays")])
+                          "weekend     " + (_zones(cal["tou_weekend"]) if cal["tou_weekend"] else "as weekdays"),
+                          # (an app from before billing days has none: its billing period is the calendar month)
+                          f"billing     day {cal.get('billing_day', 1)} of each month, 00:00 local"])
 
     emit(cal, text)
+
+
+@meter.command("bill")
+@port_options
+@_signed
+@json_option
+def bill_cmd(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+             envelopes: tuple[Path, ...], expires_in: int, as_json: bool) -> None:
+    """Bill now: IS 15959's billing reset on demand, an MD reset (signed meter.bill). The billing period in force
+    ends at once: a billing profile row stamped now (`ota meter profile --billing`), the maximum demand restarts
+    at 0, event 425; the monthly reset goes on at the next billing date. A meter with no open period (new) begins
+    one and bills nothing. Refused (exit 14, nothing spent) while the meter's clock is not set or is before the
+    period's start."""
+    from .. import supply
+
+    auth = _auth(command_key, passphrase_env, envelopes, expires_in)
+
+    async def go():
+        async with MeterLink(port, baud, timeout, note=note) as link:
+            return await supply.bill(link, auth)
+
+    r = run(go())
+
+    def text() -> str:
+        if r["billed"] is None:
+            return f"no billing period was open: one begins now; maximum demand {r['md_w']} W restarted at 0"
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r["billed"]))
+        return (f"billed to {at}: average power factor {r['pf'] / 1000:.3f}, maximum demand {r['md_w']} W "
+                f"(restarted at 0)")
+
+    emit(r, text)
 
 
 def _zones(table: list) -> str:
