@@ -149,13 +149,7 @@ class SameMeterTwoWays(ScratchMeterMachine):
         self.stamp[kind.dir] = t
         self.profiles_changed = True
         if damage:
-            key = load_profile.keys(kind)[-1]
-            with open(kind.path(key), "r+b") as f:
-                f.seek(kind.size * (seed % max(1, n)) + 2)
-                b = f.read(1)
-                if b:
-                    f.seek(-1, 1)
-                    f.write(bytes((b[0] ^ 0x10,)))
+            _damage(kind, seed % max(1, n), 2)
 
     @rule(n=st.integers(1, 4), seed=st.integers(0, 2**32 - 1), damage=st.booleans(), again=st.booleans())
     def billing_rows(self, n: int, seed: int, damage: bool, again: bool) -> None:
@@ -173,13 +167,7 @@ class SameMeterTwoWays(ScratchMeterMachine):
         self.stamp[kind.dir] = t
         self.profiles_changed = True
         if damage:
-            key = load_profile.keys(kind)[-1]
-            with open(kind.path(key), "r+b") as f:
-                f.seek(kind.size * (seed % max(1, n)) + 7)
-                b = f.read(1)
-                if b:
-                    f.seek(-1, 1)
-                    f.write(bytes((b[0] ^ 0x10,)))
+            _damage(kind, seed % max(1, n), 7)
 
     @rule()
     def restart(self) -> None:
@@ -273,6 +261,17 @@ class SameMeterTwoWays(ScratchMeterMachine):
             assert dlms.startswith(head), (kind, dlms[:4], held)
             sent = _rows(dlms[len(head):])
             assert len(sent) == held and [r for r in sent if r != null] == rows, (kind, held, len(smp))
+
+
+def _damage(kind, row: int, offset: int) -> None:
+    """A bit of row `row` of the profile's newest file flipped at byte `offset` (its CRC no longer matches)."""
+    key = load_profile.keys(kind)[-1]
+    with open(kind.path(key), "r+b") as f:
+        f.seek(kind.size * row + offset)
+        b = f.read(1)
+        if b:
+            f.seek(-1, 1)
+            f.write(bytes((b[0] ^ 0x10,)))
 
 
 def _rows(body: bytes) -> list[bytes]:
