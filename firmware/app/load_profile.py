@@ -176,6 +176,23 @@ def bill_now(m, rtc):
     return {"billed": rtc, "pf": pf, "md_w": md}
 
 
+def bill_command(group, req, rc_not_allowed):
+    """SMP 66/10 (app/supply_group.py `group`): the billing period in force ends now (bill_now: its row, the maximum
+    demand restarts, event 425), on a signed meter.bill. Refused with `rc_not_allowed` before the envelope is spent
+    while the clock is not set or is before the period's start."""
+    from app import events
+    from loader import wallclock
+
+    rtc = wallclock.rtc_now()
+    m = group.s.m
+    b = open_period(m)
+    if rtc is None or (b is not None and b[0] >= rtc):
+        raise group._error(events.COMMAND_REFUSED, "bill: clock not set" if rtc is None else
+                           "bill: clock before the billing period's start", rc_not_allowed)
+    group._authorise(req, "meter.bill", {})
+    return bill_now(m, rtc)
+
+
 def open_period(m):
     """The registers' open billing period [its start, RTC s; import and apparent mWh then], None when there is none
     or it is damaged."""

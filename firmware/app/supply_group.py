@@ -196,22 +196,13 @@ class SupplyGroup:
         return {"calendar": {k: m.cfg[k] for k in meter_settings.CALENDAR}}
 
     def bill(self, req):
-        """IS 15959's billing reset on demand (an MD reset): the billing period in force ends now (app/load_profile.py
-        bill_now: its row, the maximum demand restarts, event 425). Refused before the envelope is spent while the
-        clock is not set or is before the period's start."""
+        """IS 15959's billing reset on demand, an MD reset (app/load_profile.py bill_command: its code on the heap for
+        the one request)."""
         import loader
         from app import load_profile
-        from loader import wallclock
 
-        rtc = wallclock.rtc_now()
-        m = self.s.m
         try:
-            b = load_profile.open_period(m)
-            if rtc is None or (b is not None and b[0] >= rtc):
-                raise self._error(events.COMMAND_REFUSED, "bill: clock not set" if rtc is None else
-                                  "bill: clock before the billing period's start", RC_NOT_ALLOWED)
-            self._authorise(req, "meter.bill", {})
-            return load_profile.bill_now(m, rtc)
+            return load_profile.bill_command(self, req, RC_NOT_ALLOWED)
         finally:
             loader.forget("app.load_profile")
 
