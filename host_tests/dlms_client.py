@@ -8,7 +8,8 @@ import time
 
 import serial
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
-from gurux_dlms.enums import Authentication, InterfaceType
+from gurux_dlms.enums import Authentication, DataType, InterfaceType, Security
+from gurux_dlms.GXCiphering import GXCiphering
 
 
 class NoAnswer(TimeoutError):
@@ -40,13 +41,22 @@ def exchange(send, c: GXDLMSClient, frames) -> GXReplyData:
 
 class DlmsClient:
     def __init__(self, port: str, baud: int = 9600, timeout: float = 10.0, client: int = 16, server: int = 1,
-                 secret: str | None = None):
-        """The public client (SAP 16, no authentication), or with a secret the meter reader (SAP 32, low-level
-        security)."""
+                 secret: str | None = None, keys: tuple[bytes, bytes] | None = None, title: bytes = b"HEADEND1"):
+        """The public client (SAP 16, no authentication); with a secret the meter reader (SAP 32, low-level
+        security); with keys (EK, AK) the utility settings (SAP 48, high-level security with GMAC, every APDU
+        authenticated and encrypted under them, system title `title`)."""
         self.port = serial.Serial(port, baud, timeout=0.2)
         self.timeout = timeout
-        self.c = GXDLMSClient(True, client, server, Authentication.NONE, None, InterfaceType.HDLC) if secret is None \
-            else GXDLMSClient(True, 32, server, Authentication.LOW, secret, InterfaceType.HDLC)
+        if keys is not None:
+            self.c = GXDLMSClient(True, 48, server, Authentication.HIGH_GMAC, None, InterfaceType.HDLC)
+            self.c.settings.cipher = GXCiphering(title)
+            self.c.settings.cipher.security = Security.AUTHENTICATION_ENCRYPTION
+            self.c.settings.cipher.blockCipherKey = bytearray(keys[0])
+            self.c.settings.cipher.authenticationKey = bytearray(keys[1])
+        elif secret is None:
+            self.c = GXDLMSClient(True, client, server, Authentication.NONE, None, InterfaceType.HDLC)
+        else:
+            self.c = GXDLMSClient(True, 32, server, Authentication.LOW, secret, InterfaceType.HDLC)
 
     def close(self) -> None:
         self.port.close()
@@ -96,6 +106,8 @@ class DlmsClient:
         self.c.disconnectRequest()
         self.c.parseUAResponse(self.exchange([self.c.snrmRequest()]).data)
         self.c.parseAareResponse(self.exchange(self.c.aarqRequest()).data)
+        if self.c.getIsAuthenticationRequired():  # HLS: the client's f(StoC), and the meter's f(CtoS) checked
+            self.c.parseApplicationAssociationResponse(self.exchange(self.c.getApplicationAssociationRequest()).data)
 
     def read(self, obj, *attrs: int):
         for attr in attrs:
@@ -104,6 +116,13 @@ class DlmsClient:
                 raise LookupError(f"{obj.logicalName} attribute {attr}: data-access-result {reply.error}")
             self.c.updateValue(obj, attr, reply.value)
         return obj
+
+    def method(self, obj, index: int) -> None:
+        """Invoke method `index` of `obj` with the parameter integer 0 (class 70's remote_disconnect and
+        remote_reconnect take it); LookupError naming the action-result when it is not success."""
+        reply = self.exchange(self.c.method(obj, index, 0, DataType.INT8))
+        if reply.error:
+            raise LookupError(f"{obj.logicalName} method {index}: action-result {reply.error}")
 
     def objects(self):
         """The association's object list (0.0.40.0.0.255 attribute 2), parsed by gurux: what a DLMS tool reads first."""

@@ -24,6 +24,8 @@ from .supply_groups import (
     CreditResetWrite,
     EmergencyWrite,
     EventsRead,
+    KeysRead,
+    KeysWrite,
     ReaderRead,
     ReaderWrite,
     RelayWrite,
@@ -117,6 +119,20 @@ async def set_calendar(link: MeterLink, authority: Authority, new: dict) -> dict
 async def reader_secret(link: MeterLink) -> bool:
     """Whether the meter has a DLMS meter reader's secret (IS 15959's LLS association, client SAP 32)."""
     return _fields(await link.request(ReaderRead(), "reader secret", retries=READ_RETRIES))["set"]
+
+
+async def dlms_keys(link: MeterLink) -> bool:
+    """Whether the meter has the DLMS utility-settings association's keys (IS 15959's HLS association, SAP 48)."""
+    return _fields(await link.request(KeysRead(), "dlms keys", retries=READ_RETRIES))["set"]
+
+
+async def set_dlms_keys(link: MeterLink, authority: Authority, keys: tuple[bytes, bytes] | None) -> bool:
+    """Give the meter the DLMS utility association's keys, (EK, AK) of 16 bytes each (signed dlms.keys; the keys
+    travel in the clear, so the meter takes them over its console only, never over the modem), or clear them (None:
+    no utility association)."""
+    ek, ak = keys if keys is not None else (b"", b"")
+    env = await authority.envelope(link, "dlms.keys", {"ek": ek, "ak": ak})
+    return (await _send(link, KeysWrite(ek=ek, ak=ak, envelope=env), "dlms keys"))["set"]
 
 
 def reader_digest(meter_id: str, secret: bytes) -> bytes:

@@ -359,3 +359,45 @@ class BillWrite(BillWriteRequest):
     _Response = BillWriteResponse
     _ErrorV1 = SupplyErrorV1
     _ErrorV2 = SupplyError
+
+
+# 11 dlms keys: the DLMS utility-settings association's keys (IS 15959's HLS association, client SAP 48): set or not;
+# EK and AK set (16 bytes each) or cleared (both empty); the meter takes a write over its console only
+class KeysReadRequest(smpmsg.ReadRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 11
+
+
+class KeysReadResponse(smpmsg.ReadResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 11
+
+    set: bool
+
+
+class KeysRead(KeysReadRequest):
+    _Response = KeysReadResponse
+    _ErrorV1 = SupplyErrorV1
+    _ErrorV2 = SupplyError
+
+
+class KeysWriteRequest(smpmsg.WriteRequest):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 11
+
+    ek: bytes
+    ak: bytes
+    envelope: bytes | None = None
+
+
+class KeysWriteResponse(smpmsg.WriteResponse):
+    _GROUP_ID: ClassVar[smphdr.GroupIdField] = GROUP_SUPPLY
+    _COMMAND_ID: ClassVar[int] = 11
+
+    set: bool
+
+
+class KeysWrite(KeysWriteRequest):
+    _Response = KeysWriteResponse
+    _ErrorV1 = SupplyErrorV1
+    _ErrorV2 = SupplyError

@@ -42,12 +42,16 @@ from micropython import const
 CONF_GET = const(0x000010)
 CONF_BLOCK_GET = const(0x001000)  # block-transfer-with-get-or-read
 CONF_SELECTIVE = const(0x000004)  # selective-access
-CONFORMANCE = CONF_GET | CONF_BLOCK_GET | CONF_SELECTIVE
+CONF_ACTION = const(0x000001)
+CONFORMANCE = CONF_GET | CONF_BLOCK_GET | CONF_SELECTIVE  # what the public client and the meter reader may have
+CONFORMANCE_UTILITY = CONFORMANCE | CONF_ACTION  # and the utility-settings association
 DLMS_VERSION = const(6)
 MAX_PDU = const(512)  # the largest APDU this end receives (the AARE's server-max-receive-pdu-size)
 PUBLIC_CLIENT = const(16)  # IS 15959's client SAPs: the public client (no security)
 READER_CLIENT = const(32)  # and the meter reader (low-level security)
+UTILITY_CLIENT = const(48)  # and the utility settings (high-level security, GMAC; every APDU ciphered)
 LLS = const(1)  # the low-level security mechanism's number (2.16.756.5.8.2.1)
+HLS_GMAC = const(5)  # high-level security with GMAC (2.16.756.5.8.2.5)
 
 # data-access-result
 OBJECT_UNDEFINED = const(4)
@@ -62,10 +66,12 @@ _BLOCK_OVERHEAD = const(12)  # a block response's bytes around its data: C4 02 i
 _CONTEXT = b"\x60\x85\x74\x05\x08\x01"
 _MECHANISM = b"\x60\x85\x74\x05\x08\x02"
 _LN_NO_CIPHER = const(1)
+_LN_CIPHER = const(3)
 # AARE diagnostics (acse-service-user)
 _DIAG_NONE = const(0)
 _DIAG_NO_REASON = const(1)
 _DIAG_CONTEXT = const(2)
+_DIAG_AP_TITLE = const(3)  # calling-AP-title not recognised
 _DIAG_MECHANISM = const(11)
 _DIAG_MECHANISM_REQUIRED = const(12)
 _DIAG_AUTH_FAILED = const(13)
@@ -75,9 +81,11 @@ _AARQ = const(0x60)
 _AARE = const(0x61)
 _RLRQ = const(0x62)
 _RLRE = const(0x63)
-_GET_REQUEST = const(0xC0)
+GET_REQUEST = const(0xC0)
 _GET_RESPONSE = const(0xC4)
-_EXCEPTION = const(0xD8)
+EXCEPTION = const(0xD8)
+ACTION_REQUEST = const(0xC3)  # (its handling and the glo-ciphered forms: app/dlms_hls.py)
+_GLO_INITIATE_REQUEST = const(0x21)
 _NORMAL = const(1)
 _NEXT = const(2)
 _WITH_DATABLOCK = const(2)
@@ -157,7 +165,7 @@ def scaler_unit(scaler, unit):
     return structure(number(INTEGER, scaler), number(ENUM, unit))
 
 
-def _tlv(buf, i, end):
+def tlv(buf, i, end):
     """The BER element at buf[i:end]: (tag, start of its value, end of its value)."""
     if i + 2 > end:
         raise Malformed()
@@ -184,10 +192,14 @@ class _Cut(Exception):
 class Association:
     """One client's application association over one link (see the module docstring)."""
 
-    def __init__(self, get, max_pdu=MAX_PDU, lls=None):
+    def __init__(self, get, max_pdu=MAX_PDU, lls=None, hls=None, act=None):
         self.get = get
         self.max_pdu = max_pdu
         self.lls = lls  # lls(secret) -> whether it is the meter reader's (None: no meter reader association)
+        self.hls = hls  # hls(client system title, CtoS) -> the utility association's security, or None (no keys)
+        self.act = act  # act(class_id, obis, method, data or None, client) -> action-result, or (0, return data)
+        self.sec = None  # the utility association's security (app/dlms_hls.py Session) while one is made or holds
+        self.pending = False  # the utility association awaits the client's f(StoC) (HLS pass 3)
         self.associated = False
         self.client = 0  # the client SAP of the association in force (0: none)
         self.client_pdu = 0  # the client's largest PDU, from its InitiateRequest
@@ -199,9 +211,13 @@ class Association:
         self._block = 0  # the number of the last block sent
 
     def release(self):
-        self.associated = False
-        self.client = 0
+        self.end()
         self._long = self._more = None
+
+    def end(self):
+        self.associated = self.pending = False
+        self.client = 0
+        self.sec = None
 
     def apdu(self, req, client=PUBLIC_CLIENT):
         try:
@@ -214,53 +230,67 @@ class Association:
                 try:
                     return self._aarq(req, client)
                 except (Malformed, IndexError):  # an AARQ is answered with an AARE, also when it does not parse
-                    self.associated = False
-                    self.client = 0
+                    self.end()
                     return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x00")  # InitiateError: other
             if tag == _RLRQ:
-                _tlv(req, 0, len(req))
-                self.associated = False
-                self.client = 0
+                tlv(req, 0, len(req))
+                self.end()
                 return b"\x63\x03\x80\x01\x00"
-            if not self.associated:
-                return self._refuse(1, 1)  # service not allowed, operation not possible
-            if tag == _GET_REQUEST and len(req) >= 2 and req[1] == _NEXT:
-                return self._next(req)
-            self._long = self._more = None  # any other request ends a transfer in blocks
-            if tag == _GET_REQUEST and len(req) >= 2 and req[1] == _NORMAL:
-                return self._get(req)
-            return self._refuse(2, 2)  # service unknown, not supported
+            if not (self.associated or self.pending):
+                return self.refuse(1, 1)  # service not allowed, operation not possible
+            if self.sec is None:
+                return self.request(req)
+            return self.sec.serve(self, req)  # the utility association: glo-ciphered both ways (app/dlms_hls.py)
         except (Malformed, IndexError):
-            return self._refuse(2, 3)  # service unknown, other reason
+            return self.refuse(2, 3)  # service unknown, other reason
 
-    def _refuse(self, state, service):
+    def request(self, req):
+        """A request within an association (deciphered, for the utility association's)."""
+        tag = req[0]
+        sec = self.sec
+        if self.pending:  # the one request then: the client's f(StoC) (app/dlms_hls.py, as ACTION below)
+            return sec.pass3(self, req) if tag == ACTION_REQUEST and sec is not None else self.refuse(1, 1)
+        if tag == GET_REQUEST and len(req) >= 2 and req[1] == _NEXT:
+            return self._next(req)
+        self._long = self._more = None  # any other request ends a transfer in blocks
+        if tag == GET_REQUEST and len(req) >= 2 and req[1] == _NORMAL:
+            return self._get(req)
+        if tag == ACTION_REQUEST and self.conformance & CONF_ACTION and sec is not None:  # (the utility's only)
+            return sec.action(self, req)
+        return self.refuse(2, 2)  # service unknown, not supported
+
+    def refuse(self, state, service):
         self.refused += 1
-        return bytes((_EXCEPTION, state, service))
+        return bytes((EXCEPTION, state, service))
 
     def _aarq(self, req, client):
-        self.associated = False
-        self.client = 0
-        tag, i, end = _tlv(req, 0, len(req))
-        context = mechanism = secret = None
+        self.end()
+        tag, i, end = tlv(req, 0, len(req))
+        context = mechanism = secret = title = None
         initiate = None
         acse_auth = False  # sender-acse-requirements with its authentication bit: the client asks to authenticate
         while i < end:
-            t, v, e = _tlv(req, i, end)
+            t, v, e = tlv(req, i, end)
             if t == 0x8A:  # sender-acse-requirements: a BIT STRING (unused bits, then bit 0 = authentication)
                 acse_auth = e - v == 2 and req[v + 1] & 0x80 != 0
             elif t == 0xA1:  # application-context-name: an object identifier (universal tag 6), nothing else
-                k, s, f = _tlv(req, v, e)
+                k, s, f = tlv(req, v, e)
                 context = bytes(req[s:f]) if k == 0x06 and f == e else b""
+            elif t == 0xA6:  # calling-AP-title: an octet string, the client's system title
+                k, s, f = tlv(req, v, e)
+                title = bytes(req[s:f]) if k == 0x04 and f == e else b""
             elif t == 0x8B:  # mechanism-name (implicit object identifier)
                 mechanism = bytes(req[v:e])
             elif t == 0xAC:  # calling-authentication-value: [0] a GraphicString, the secret (nothing else taken)
-                k, s, f = _tlv(req, v, e)
+                k, s, f = tlv(req, v, e)
                 secret = bytes(req[s:f]) if k == 0x80 and f == e else b""
             elif t == 0xBE:  # user-information: an octet string holding the xDLMS InitiateRequest
-                _, s, f = _tlv(req, v, e)
+                _, s, f = tlv(req, v, e)
                 initiate = (s, f)
             i = e
-        if context is None or len(context) != 7 or context[:6] != _CONTEXT or context[6] != _LN_NO_CIPHER:
+        utility = client == UTILITY_CLIENT
+        if context is None or len(context) != 7 or context[:6] != _CONTEXT or \
+                context[6] != (_LN_CIPHER if utility else _LN_NO_CIPHER):
             return self._aare(_DIAG_CONTEXT)
         mech = 0 if mechanism is None else (
             mechanism[6] if len(mechanism) == 7 and mechanism[:6] == _MECHANISM else -1)
@@ -276,15 +306,39 @@ class Association:
                 return self._aare(_DIAG_MECHANISM)
             if not secret or not acse_auth:  # a secret, and the authentication functional unit that carries it
                 return self._aare(_DIAG_AUTH_REQUIRED)
+        elif utility:
+            if not mech:
+                return self._aare(_DIAG_MECHANISM_REQUIRED)
+            if mech != HLS_GMAC:
+                return self._aare(_DIAG_MECHANISM)
+            if not secret or not 8 <= len(secret) <= 64 or not acse_auth:  # the client's challenge, CtoS
+                return self._aare(_DIAG_AUTH_REQUIRED)
+            if title is None or len(title) != 8:
+                return self._aare(_DIAG_AP_TITLE)
         else:
             return self._aare(_DIAG_NO_REASON)
         if initiate is None:
             return self._aare(_DIAG_NO_REASON)
         s, f = initiate
+        if utility:  # a glo-initiateRequest: the InitiateRequest authenticated and encrypted under the keys
+            if self.hls is None or req[s] != _GLO_INITIATE_REQUEST:
+                return self._aare(_DIAG_NO_REASON)
+            try:
+                sec = self.hls(title, secret)
+            except Exception:  # noqa: BLE001 - no keys, a counter that cannot go on, no heap: no association
+                sec = None
+            if sec is None:
+                return self._aare(_DIAG_NO_REASON)
+            _, s, f = tlv(req, s, f)
+            req = sec.unwrap(memoryview(req)[s:f])
+            if req is None:  # not under these keys (or a flipped bit): no association, said
+                sec.failed("AARQ not deciphered")
+                return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x00")
+            s, f = 0, len(req)
         version, conformance, pdu = self._initiate(req, s, f)
         if version < DLMS_VERSION:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x01")  # InitiateError: DLMS version too low
-        self.conformance = conformance & CONFORMANCE
+        self.conformance = conformance & (CONFORMANCE_UTILITY if utility else CONFORMANCE)
         self.client_pdu = pdu
         if not self.conformance & CONF_GET:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x02")  # InitiateError: incompatible conformance
@@ -292,11 +346,15 @@ class Association:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x03")  # InitiateError: PDU size too short
         if client == READER_CLIENT and not self._authentic(secret):
             return self._aare(_DIAG_AUTH_FAILED)
-        self.associated = True
         self.client = client
         c = self.conformance
         info = (b"\x08\x00\x06\x5f\x1f\x04\x00" + bytes(((c >> 16) & 0xFF, (c >> 8) & 0xFF, c & 0xFF))
                 + bytes((self.max_pdu >> 8, self.max_pdu & 0xFF)) + b"\x00\x07")
+        if utility:  # accepted, the client still to prove it holds the keys (HLS pass 3): only that request now
+            self.sec = sec
+            self.pending = True
+            return self._aare(_DIAG_AUTH_REQUIRED, info, sec)
+        self.associated = True
         return self._aare(_DIAG_NONE, info)
 
     def _authentic(self, secret):
@@ -328,15 +386,19 @@ class Association:
             raise Malformed()
         return version, conformance, pdu
 
-    def _aare(self, diagnostic, info=None):
-        if diagnostic:
+    def _aare(self, diagnostic, info=None, sec=None):
+        """An AARE: rejected with `diagnostic`, or accepted (diagnostic 0; with `sec`, the utility association's
+        security, accepted with authentication required and HLS's fields)."""
+        if diagnostic and sec is None:
             self.refused += 1
-        body = (b"\xa1\x09\x06\x07" + _CONTEXT + bytes((_LN_NO_CIPHER,))
-                + bytes((0xA2, 3, 2, 1, 1 if diagnostic else 0))
+        body = (b"\xa1\x09\x06\x07" + _CONTEXT + bytes((_LN_CIPHER if sec is not None else _LN_NO_CIPHER,))
+                + bytes((0xA2, 3, 2, 1, 1 if diagnostic and sec is None else 0))
                 + bytes((0xA3, 5, 0xA1, 3, 2, 1, diagnostic)))
-        if info is not None:
-            body += bytes((0xBE, len(info) + 2, 0x04, len(info))) + info
-        return bytes((_AARE, len(body))) + body
+        if sec is not None:  # its title, mechanism, challenge and the InitiateResponse ciphered (app/dlms_hls.py)
+            body += sec.accepted(info)
+        elif info is not None:
+            body += b"\xbe" + length(len(info) + 2) + b"\x04" + length(len(info)) + info
+        return bytes((_AARE,)) + length(len(body)) + body
 
     def _get(self, req):
         if len(req) < 13:

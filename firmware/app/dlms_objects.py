@@ -129,7 +129,7 @@ class Objects:
             return cosem.OBJECT_UNDEFINED
         if attr == 1:  # every object's logical name
             return cosem.octets(obis)
-        if self.private(obis) and client != cosem.READER_CLIENT:
+        if self.private(obis) and client not in (cosem.READER_CLIENT, cosem.UTILITY_CLIENT):
             return cosem.READ_WRITE_DENIED
         if cls in (_CLASS_ASSOCIATION, _CLASS_PROFILE) or obis in LAST_EVENT or obis in PLATE_ITEMS \
                 or among(LOAD_REGISTERS, obis):

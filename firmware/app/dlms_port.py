@@ -71,7 +71,7 @@ class OpticalPort:
         objects = dlms_objects.Objects(m.tick, self.supply.control, dlms_objects.logical_device_name(ctx.meter_id),
                                        lambda: m.cfg["tz_offset_min"], self.supply.log, plate,
                                        lambda: m.cfg["md_period_s"])
-        assoc = cosem.Association(objects.get, lls=self.reader_secret)
+        assoc = cosem.Association(objects.get, lls=self.reader_secret, hls=self.utility, act=self.act)
         link = hdlc.Link(_SERVER, 1, None)
         link.on_apdu = lambda req: assoc.apdu(req, link.client)
         link.on_disconnect = assoc.release
@@ -99,6 +99,28 @@ class OpticalPort:
             return dlms_secret.check(self.ctx, self.supply.log, secret)
         finally:
             loader.forget("app.dlms_secret")
+
+    def utility(self, title, ctos):
+        """cosem.Association's security for a utility-settings AARQ (app/dlms_hls.py: on the heap while that
+        association is made or holds, with lib/gcm.py); None when the meter has no keys."""
+        from app import dlms_hls
+
+        return dlms_hls.session(self.ctx.meter_id, title, ctos, self.supply.log)
+
+    def act(self, cls, obis, method, data, client):
+        """cosem.Association's ACTION (the utility-settings association's only): class 70's remote_disconnect (1)
+        and remote_reconnect (2), parameter integer 0, through the supply's disconnect engine as the signed SMP relay
+        command goes (events 301/302); temporary-failure (2) when the control mode allows no such change now."""
+        from app import cosem, dlms_objects
+
+        control = self.supply.control
+        if cls != 70 or obis != dlms_objects.DISCONNECT or control is None or method not in (1, 2):
+            return cosem.OBJECT_UNDEFINED
+        if client != cosem.UTILITY_CLIENT:
+            return cosem.READ_WRITE_DENIED
+        if data != b"\x0f\x00":
+            return cosem.TYPE_UNMATCHED
+        return 2 if self.supply.remote("disconnect" if method == 1 else "reconnect") is None else 0
 
     async def start(self):
         """The layers in for a session's first frame (still in the line's buffer, the client's next bytes waiting in
@@ -143,7 +165,8 @@ class OpticalPort:
         self.deframer = None
         self.link = None
         # (and a profile read's modules, should one have been cut short)
-        for name in LAYERS + ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile"):
+        for name in LAYERS + ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile",
+                              "app.dlms_hls", "gcm"):
             loader.forget(name)
         return was
 

@@ -56,7 +56,7 @@ _SHAPES = {
     _CLASS_ASSOCIATION: (1, 9, 0b1101111110, 4),  # every attribute but 7, the secret
     _CLASS_PROFILE: (1, 8, 0b111111110, 2),
 }
-_CONTEXT_NAME = b"\x60\x85\x74\x05\x08\x01\x01"  # logical-name referencing, no ciphering
+_CONTEXT_NAME = b"\x60\x85\x74\x05\x08\x01\x01"  # logical-name referencing, no ciphering (3: with ciphering)
 _MECHANISM = b"\x60\x85\x74\x05\x08\x02"  # the authentication mechanism names: 0 none, 1 low-level security
 _SERVER_SAP = const(1)
 _NON_ASSOCIATED = const(0)  # association_status
@@ -93,9 +93,11 @@ def get(objects, cls, obis, attr, access, client):
     return cosem.number(cosem.LONG_UNSIGNED, rows[-1][1] if rows else 0)
 
 
-def _element(cls, obis, hidden):
-    """One object_list element: class, version, logical name and access rights (read-only attributes, no methods; a
-    profile's buffer takes selective access by range and by entry; `hidden`: the client reads the logical name only)."""
+def _element(cls, obis, hidden, acting=False):
+    """One object_list element: class, version, logical name and access rights (read-only attributes; a profile's
+    buffer takes selective access by range and by entry; `hidden`: the client reads the logical name only; methods
+    none but, for the utility association (`acting`), class 70's remote_disconnect and remote_reconnect and its own
+    association's reply_to_HLS_authentication)."""
     version, attrs, readable, methods = _SHAPES[cls]
     if hidden:
         readable = 0b10
@@ -104,8 +106,8 @@ def _element(cls, obis, hidden):
                                  b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and not hidden and (obis in EVENT_LOGS or among(LOAD_PROFILES[:SELECTIVE], obis))
                                  else b"\x00")
                  for i in range(1, attrs + 1))
-    m = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, 0))
-                 for i in range(1, methods + 1))
+    m = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, 1 if acting and (
+        (cls == _CLASS_DISCONNECT and i <= 2) or (obis == ASSOCIATION and i == 1)) else 0)) for i in range(1, methods + 1))
     return cosem.structure(cosem.number(cosem.LONG_UNSIGNED, cls), cosem.number(cosem.UNSIGNED, version),
                            cosem.octets(obis), cosem.structure(cosem.array(attrs, a), cosem.array(methods, m)))
 
@@ -160,20 +162,24 @@ def _association(objects, obis, attr, client):
     if attr == 2:  # object_list: {class, version, name, {attribute access, method access}} per object, in
         names = objects.names()  # pieces (1.5 KB in one block of the heap failed on an ESP32's, in small pieces)
         return [cosem.array_head(len(names))] + [
-            _element(cls, name, which != cosem.READER_CLIENT and objects.private(name)) for cls, name in names]
+            _element(cls, name, which == cosem.PUBLIC_CLIENT and objects.private(name), which == cosem.UTILITY_CLIENT)
+            for cls, name in names]
     if attr == 3:  # associated_partners_id
         return cosem.structure(cosem.number(cosem.INTEGER, which),
                                cosem.number(cosem.LONG_UNSIGNED, _SERVER_SAP))
-    if attr == 4:
-        return cosem.octets(_CONTEXT_NAME)
+    utility = which == cosem.UTILITY_CLIENT
+    if attr == 4:  # (the utility association's: with ciphering)
+        return cosem.octets(_CONTEXT_NAME[:6] + (b"\x03" if utility else b"\x01"))
     if attr == 5:  # xDLMS_context_info: conformance, max receive and send PDU, version, QoS, cyphering info
-        return cosem.structure(b"\x04\x18" + cosem.CONFORMANCE.to_bytes(3, "big"),
+        return cosem.structure(b"\x04\x18" + (cosem.CONFORMANCE_UTILITY if utility else cosem.CONFORMANCE).to_bytes(
+            3, "big"),
                                cosem.number(cosem.LONG_UNSIGNED, cosem.MAX_PDU),
                                cosem.number(cosem.LONG_UNSIGNED, cosem.MAX_PDU),
                                cosem.number(cosem.UNSIGNED, cosem.DLMS_VERSION),
                                cosem.number(cosem.INTEGER, 0), cosem.octets(b""))
     if attr == 6:  # authentication_mechanism_name
-        return cosem.octets(_MECHANISM + (b"\x01" if which == cosem.READER_CLIENT else b"\x00"))
+        return cosem.octets(_MECHANISM + bytes((cosem.HLS_GMAC if utility else cosem.LLS if which == cosem.READER_CLIENT
+                                                else 0,)))
     if attr == 8:
         return cosem.number(cosem.ENUM, _ASSOCIATED if which == client else _NON_ASSOCIATED)
     if attr == 9:  # security_setup_reference: none (no security in this association)

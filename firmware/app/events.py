@@ -51,6 +51,7 @@ INSTALL_REFUSED = 422
 APP_CONFIRMED = 423
 ROLLED_BACK = 424
 BILLING_RESET = 425  # the monthly billing reset: a billing profile row, the maximum demand reset (app/metering.py)
+UTILITY_REFUSED = 426  # a DLMS utility-settings association (HLS) whose client did not prove the keys (app/dlms_hls.py)
 LINK_UP = 431  # NB-IoT: registered and the head-end's socket open (app/network.py)
 LINK_LOST = 432
 REGISTRATION_DENIED = 433

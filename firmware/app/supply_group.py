@@ -14,6 +14,8 @@
 #   9 reader    read: whether the DLMS meter reader's secret is set; write {sha256, envelope}
 #                                                                         signed "dlms.reader" {sha256: 32 or 0 bytes}
 #  10 bill      write  {envelope}: the billing reset on demand (MD reset)  signed "meter.bill" {}
+#  11 dlms keys read: whether the DLMS utility association's keys are set; write {ek, ak, envelope} (console only)
+#                                                                         signed "dlms.keys" {ek, ak: 16 or 0 bytes}
 from micropython import const
 
 from app import events, meter_settings, supply_settings
@@ -31,6 +33,7 @@ _CMD_CREDIT_RESET = const(7)
 _CMD_CALENDAR = const(8)
 _CMD_READER = const(9)
 _CMD_BILL = const(10)
+_CMD_KEYS = const(11)
 # group return codes for SMP v2 clients
 RC_NOT_AUTHORISED = const(1)  # the envelope was refused: the reason is in status last_refusal
 RC_TOKEN_REFUSED = const(2)  # a top-up token was refused (replayed, too old, bad amount, record damaged ...)
@@ -59,6 +62,7 @@ class SupplyGroup:
         server.register(GROUP_SUPPLY, _CMD_CALENDAR, self.calendar)
         server.register(GROUP_SUPPLY, _CMD_READER, self.reader)
         server.register(GROUP_SUPPLY, _CMD_BILL, self.bill, read=False)
+        server.register(GROUP_SUPPLY, _CMD_KEYS, self.keys)
 
     def _authorise(self, req, cmd, args):
         try:
@@ -205,6 +209,17 @@ class SupplyGroup:
             return load_profile.bill_command(self, req, RC_NOT_ALLOWED)
         finally:
             loader.forget("app.load_profile")
+
+    def keys(self, req):
+        """The DLMS utility-settings association's keys (app/dlms_hls.py command: its code on the heap for the one
+        request): whether they are set; a signed write over the console sets or clears them."""
+        import loader
+        from app import dlms_hls
+
+        try:
+            return dlms_hls.command(self, req, RC_BAD_REQUEST, RC_NOT_ALLOWED)
+        finally:
+            loader.forget("app.dlms_hls")
 
     def reader(self, req):
         """The DLMS meter reader's secret (app/dlms_secret.py): whether one is set; a signed write stores the digest

@@ -3,7 +3,9 @@ board's uarts.optical is a pty of the emulator, the firmware's app/dlms_port.py 
 the public client's association reads the meter's objects, their list first (the association object, as a DLMS tool
 does), but not the load profiles: the meter reader's association (its secret set by a signed `ota meter
 reader-secret`) reads those. The figures agree with what the meter gives over SMP; the relay's state follows a signed
-SMP disconnect; noise on the port never loads the DLMS layers nor stops metering."""
+SMP disconnect; the utility association (its keys set by a signed `ota meter dlms-keys`) operates the relay over DLMS
+with every APDU ciphered, and a client without the keys is refused and said; noise on the port never loads the DLMS
+layers nor stops metering."""
 
 from __future__ import annotations
 
@@ -175,6 +177,55 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         assert daily.buffer[0][0].value.replace(tzinfo=None) == midnight and (midnight.hour, midnight.minute) == (0, 0)
         assert daily.buffer[0][1] == round(day["rows"][0]["import_wh"] * 1000)  # mWh, the register's scaler -3
         assert c.disconnect()[5] == 0x73
+
+
+@pytest.mark.parametrize("board", ["esp32_devkitc", "rpi_pico"])
+def test_the_utility_association_operates_the_relay_and_a_client_without_the_keys_is_refused(start_emulator, board,
+                                                                                             tmp_path):
+    emu = start_emulator(board, speed="1")
+    emu.wait_boots(1)
+    ek, ak = bytes(range(0x40, 0x50)), bytes(range(0x50, 0x60))
+    signed = ("--port", emu.console, "--key", str(KEY), "--expires-in", str(SIGNED_FOR), "--json")
+    p = ota("meter", "dlms-keys", *signed)
+    assert p.returncode == 0 and json.loads(p.stdout)["set"] is False, p.stdout + p.stderr
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"ek": ek.hex(), "ak": ak.hex()}))
+    p = ota("meter", "dlms-keys", "--keys-file", str(keys), *signed)
+    assert p.returncode == 0 and json.loads(p.stdout)["set"] is True, p.stdout + p.stderr
+
+    def relay() -> dict:
+        p = ota("meter", "relay", "status", "--port", emu.console, "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        return json.loads(p.stdout)
+
+    with DlmsClient(emu.endpoints["optical"], timeout=20, keys=(ek, ak)) as c:
+        c.connect()  # HLS: both sides prove they hold the keys; every APDU from here is authenticated and encrypted
+        assert c.read(GXDLMSRegister("1.0.12.7.0.255"), 3, 2).value > 100
+        dc = GXDLMSDisconnectControl("0.0.96.3.10.255")
+        c.method(dc, 1)  # remote_disconnect
+        st = relay()
+        assert (st["output"], st["state"]) == (False, 0), st
+        c.read(dc, 2, 3)
+        assert (dc.outputState, int(dc.controlState)) == (False, 0)
+        c.method(dc, 2)  # remote_reconnect: in control mode 6 (the default) ready for reconnection, the supply
+        st = relay()  # still off until the consumer presses the button
+        assert (st["mode"], st["state"], st["output"]) == (6, 2, False), st
+        emu.ctl("press", "button", "--for", "0.3")
+        end = time.monotonic() + 60  # (the press is taken at the next reading: seconds of device time at 1x)
+        while not relay()["output"]:
+            assert time.monotonic() < end, relay()
+            time.sleep(0.5)
+        assert c.disconnect()[5] == 0x73  # UA
+    codes = [e["code"] for e in json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]]
+    assert 301 in codes and 302 in codes, codes  # the control log's disconnect and reconnect, as over SMP
+
+    with DlmsClient(emu.endpoints["optical"], timeout=20, keys=(ek, bytes(16)), title=b"INTRUDER") as c:
+        with pytest.raises(Exception, match="rejected"):  # gurux's own exception types
+            c.connect()
+    refused = [e for e in json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
+               if e["code"] == 426]
+    assert refused and refused[-1]["detail"] == "from " + b"INTRUDER".hex() + ": AARQ not deciphered", refused
+    assert relay()["output"] is True
 
 
 def test_noise_on_the_optical_port_neither_loads_dlms_nor_stops_metering(start_emulator):

@@ -153,10 +153,12 @@ def test_the_meter_reader_associates_with_its_secret_and_only_with_it():
     cleared = AARQ_LLS.replace(b"\x8a\x02\x07\x80", b"\x8a\x02\x07\x00")
     assert diagnostic(a.apdu(cleared, cosem.READER_CLIENT)) == 14 and len(checked) == n and not a.associated
     # a meter with no meter reader's secret: none associates; the public client never names a mechanism; a client SAP
-    # with no association here (48: IS 15959's utility settings, HLS) is refused whatever it sends
+    # with no association here (64: IS 15959's push, 80: firmware upgrade) is refused whatever it sends; the utility
+    # settings (48) without ciphering: not its context (its HLS association: test_dlms_hls.py)
     assert diagnostic(cosem.Association(model).apdu(AARQ_LLS, cosem.READER_CLIENT)) == 13
     assert diagnostic(a.apdu(AARQ_LLS, cosem.PUBLIC_CLIENT)) == 11 and len(checked) == n
-    assert diagnostic(a.apdu(AARQ, 48)) == 1 and diagnostic(a.apdu(AARQ_LLS, 48)) == 1 and not a.associated
+    assert diagnostic(a.apdu(AARQ, 64)) == 1 and diagnostic(a.apdu(AARQ_LLS, 80)) == 1 and not a.associated
+    assert diagnostic(a.apdu(AARQ, 48)) == 2 and diagnostic(a.apdu(AARQ_LLS, 48)) == 2 and not a.associated
     # the public client naming the lowest level yet asking to authenticate, or sending a secret: malformed, refused
     lowest = AARQ_LLS.replace(b"\x05\x08\x02\x01", b"\x05\x08\x02\x00")
     assert diagnostic(a.apdu(lowest, cosem.PUBLIC_CLIENT)) == 1 and len(checked) == n and not a.associated

@@ -355,6 +355,37 @@ def test_the_dlms_meter_readers_secret_is_set_and_cleared_only_by_a_signed_comma
     _run(body)
 
 
+def test_the_dlms_utility_keys_are_set_over_the_console_only_by_a_signed_command():
+    def body():
+        from app import dlms_hls
+
+        ctx, meter, sup, grp = _setup(settings=False)
+        assert grp.keys({}) == {"set": False} and dlms_hls.keys() is None
+        args = cbor.loads(cbor.loads(env("keys"))["body"])["args"]
+        ek, ak = args["ek"], args["ak"]
+        _refused(grp.keys, {"ek": ek, "ak": ak}, supply_group.RC_NOT_AUTHORISED)
+        assert sup.last_refusal == "dlms.keys: no-envelope"
+        for bad_ek, bad_ak in ((ek[:15], ak), (ek, b""), (ek.hex(), ak), (5, ak), (True, ak), (None, ak)):
+            _refused(grp.keys, {"ek": bad_ek, "ak": bad_ak, "envelope": env("keys")}, supply_group.RC_BAD_REQUEST)
+            assert sup.last_refusal == "dlms.keys: bad keys"
+        ctx.server.bufs = (512, 2)  # the request came over the modem's socket: keys in the clear there, refused
+        _refused(grp.keys, {"ek": ek, "ak": ak, "envelope": env("keys")}, supply_group.RC_NOT_ALLOWED)
+        assert sup.last_refusal == "dlms.keys: over the console only" and dlms_hls.keys() is None
+        ctx.server.bufs = None
+        _refused(grp.keys, {"ek": ak, "ak": ek, "envelope": env("keys")}, supply_group.RC_NOT_AUTHORISED)  # swapped
+        released = []
+        ctx.server.releasers.append(lambda: released.append(1))  # a DLMS session in progress
+        assert grp.keys({"ek": ek, "ak": ak, "envelope": env("keys")}) == {"set": True}
+        assert dlms_hls.keys() == (ek, ak) and released == [1]
+        assert (sup.log.ring[-1][1], sup.log.ring[-1][3]) == (events.SETTINGS_CHANGED, "dlms keys set")
+        _refused(grp.keys, {"ek": ek, "ak": ak, "envelope": env("keys")}, supply_group.RC_NOT_AUTHORISED)
+        assert sup.last_refusal == "dlms.keys: replayed"
+        assert grp.keys({"ek": b"", "ak": b"", "envelope": env("keys_clear")}) == {"set": False}
+        assert dlms_hls.keys() is None and sup.log.ring[-1][3] == "dlms keys cleared"
+
+    _run(body)
+
+
 def test_cover_openings_are_tamper_events_at_most_one_a_minute():
     def body():
         ctx, meter, sup, grp = _setup(settings=False)

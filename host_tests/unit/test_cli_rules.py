@@ -188,7 +188,7 @@ BASE = {
     ("meter", "clock"): lambda f: ([], P), ("meter", "emergency"): lambda f: ([], P), ("meter", "bill"): lambda f: ([], P),
     ("meter", "network"): lambda f: ([], P),
     ("meter", "credit-reset"): lambda f: ([], [*P, "--balance", "1", "--top-tid", "1"]),
-    ("meter", "reader-secret"): lambda f: ([], P),
+    ("meter", "reader-secret"): lambda f: ([], P), ("meter", "dlms-keys"): lambda f: ([], P),
 }
 
 # --port values that are no link (each one line naming the problem, exit 2), and a modem link to no device

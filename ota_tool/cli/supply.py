@@ -1,5 +1,6 @@
-"""`ota meter relay|topup|tariff|calendar|bill|clock|emergency|credit-reset|reader-secret`: the supply — relay,
-prepaid credit, settings, clock —, the billing reset on demand and the DLMS meter reader's secret (library: ota_tool/supply.py; docs/relay-and-credit.md,
+"""`ota meter relay|topup|tariff|calendar|bill|clock|emergency|credit-reset|reader-secret|dlms-keys`: the supply —
+relay, prepaid credit, settings, clock —, the billing reset on demand and the DLMS meter reader's secret and utility
+keys (library: ota_tool/supply.py; docs/relay-and-credit.md,
 docs/dlms.md). Every change is a signed command."""
 
 from __future__ import annotations
@@ -390,6 +391,53 @@ def reader_secret_cmd(port: str, baud: int, timeout: float, command_key: Path | 
     emit({"set": is_set}, "meter reader secret: " + (
         "set (the DLMS meter reader, client SAP 32, associates with it)" if is_set
         else "not set (no DLMS meter reader associates: over DLMS the load profiles stay unread)"))
+
+
+@meter.command("dlms-keys")
+@port_options
+@_signed
+@click.option("--keys-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help='Set the keys from this JSON file: {"ek": "32 hex digits", "ak": "32 hex digits"} (keep it private).')
+@click.option("--clear", is_flag=True, help="Clear them: no DLMS utility association until keys are set again.")
+@json_option
+def dlms_keys_cmd(port: str, baud: int, timeout: float, command_key: Path | None, passphrase_env: str | None,
+                  envelopes: tuple[Path, ...], expires_in: int, keys_file: Path | None, clear: bool,
+                  as_json: bool) -> None:
+    """Show whether the meter has the DLMS utility-settings association's keys, or set or clear them (signed
+    dlms.keys). IS 15959's utility association (client SAP 48, high-level security with GMAC, every APDU
+    authenticated and encrypted: security suite 0) reads the meter and operates its relay with them
+    (docs/dlms.md). EK is the global unicast encryption key, AK the authentication key, 16 bytes each. They travel
+    in the clear inside the signed command, so the meter takes them over its console (the cable) only, and refuses
+    them over the modem (exit 14)."""
+    from .. import supply
+
+    if keys_file is not None and clear:
+        raise click.UsageError("--keys-file and --clear: one or the other")
+    keys: tuple[bytes, bytes] | None = None
+    if keys_file is not None:
+        try:
+            obj = json.loads(read_input(keys_file, "keys file"))
+            if not isinstance(obj, dict) or set(obj) != {"ek", "ak"}:
+                raise ValueError('an object with "ek" and "ak" and nothing else')
+            ek, ak = (bytes.fromhex(obj[k]) if isinstance(obj[k], str) else b"" for k in ("ek", "ak"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise click.BadParameter(f"{keys_file}: {e}", param_hint="--keys-file") from e
+        if len(ek) != 16 or len(ak) != 16:
+            raise click.BadParameter(f"{keys_file}: ek and ak are 16 bytes each (32 hex digits)",
+                                     param_hint="--keys-file")
+        keys = (ek, ak)
+    auth = _auth(command_key, passphrase_env, envelopes, expires_in)  # (checked before the port, read or not)
+
+    async def go():
+        async with MeterLink(port, baud, timeout, note=note) as link:
+            if keys is not None or clear:
+                return await supply.set_dlms_keys(link, auth, keys)
+            return await supply.dlms_keys(link)
+
+    is_set = run(go())
+    emit({"set": is_set}, "dlms utility keys: " + (
+        "set (the DLMS utility association, client SAP 48, associates with them)" if is_set
+        else "not set (no DLMS utility association: nothing over DLMS operates the relay)"))
 
 
 COMMANDS: list = []  # they join the `meter` group
