@@ -12,7 +12,7 @@ from meterkit import envelope
 
 from . import device_policy
 from .authority import Authority
-from .errors import DeviceRefused, NotAuthorised, Refused
+from .errors import BadInput, DeviceRefused, NotAuthorised, Refused
 from .link import READ_RETRIES, MeterLink
 from .supply_groups import (
     GROUP_SUPPLY,
@@ -131,6 +131,9 @@ async def set_dlms_keys(link: MeterLink, authority: Authority, keys: tuple[bytes
     travel in the clear, so the meter takes them over its console only, never over the modem), or clear them (None:
     no utility association)."""
     ek, ak = keys if keys is not None else (b"", b"")
+    if keys is not None and link.udp:  # the keys would cross the network in the clear before the meter refused them
+        raise BadInput("dlms keys: set them over the meter's console (a serial port), never over udp:// or modem://: "
+                       "they travel in the clear inside the signed command")
     env = await authority.envelope(link, "dlms.keys", {"ek": ek, "ak": ak})
     return (await _send(link, KeysWrite(ek=ek, ak=ak, envelope=env), "dlms keys"))["set"]
 

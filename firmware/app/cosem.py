@@ -61,6 +61,7 @@ TYPE_UNMATCHED = const(12)
 _NO_LONG_GET = const(16)  # no-long-get-in-progress
 _BLOCK_INVALID = const(19)  # data-block-number-invalid
 _BLOCK_OVERHEAD = const(12)  # a block response's bytes around its data: C4 02 invoke, last, number (4), 00, length (3)
+_CIPHERING = const(21)  # a glo-ciphered answer's bytes around the plain one: tag, length (3), SC, counter (4), tag (12)
 
 # the application context and mechanism names: 2.16.756.5.8.1.x and 2.16.756.5.8.2.x
 _CONTEXT = b"\x60\x85\x74\x05\x08\x01"
@@ -320,20 +321,24 @@ class Association:
         if initiate is None:
             return self._aare(_DIAG_NO_REASON)
         s, f = initiate
+        sec = ic = None
         if utility:  # a glo-initiateRequest: the InitiateRequest authenticated and encrypted under the keys
             if self.hls is None or req[s] != _GLO_INITIATE_REQUEST:
                 return self._aare(_DIAG_NO_REASON)
             try:
                 sec = self.hls(title, secret)
-            except Exception:  # noqa: BLE001 - no keys, a counter that cannot go on, no heap: no association
+            except Exception:  # noqa: BLE001 - no heap for the security: no association
                 sec = None
-            if sec is None:
-                return self._aare(_DIAG_NO_REASON)
+            if sec is None:  # (no keys: the same answer as keys that are not the client's)
+                return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x00")
             _, s, f = tlv(req, s, f)
             req = sec.unwrap(memoryview(req)[s:f])
             if req is None:  # not under these keys (or a flipped bit): no association, said
                 sec.failed("AARQ not deciphered")
                 return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x00")
+            ic = sec.next()  # the AARE's counter (a block of them promised now, not for an AARQ that failed)
+            if ic is None:
+                return self._aare(_DIAG_NO_REASON)
             s, f = 0, len(req)
         version, conformance, pdu = self._initiate(req, s, f)
         if version < DLMS_VERSION:
@@ -350,10 +355,10 @@ class Association:
         c = self.conformance
         info = (b"\x08\x00\x06\x5f\x1f\x04\x00" + bytes(((c >> 16) & 0xFF, (c >> 8) & 0xFF, c & 0xFF))
                 + bytes((self.max_pdu >> 8, self.max_pdu & 0xFF)) + b"\x00\x07")
-        if utility:  # accepted, the client still to prove it holds the keys (HLS pass 3): only that request now
+        if sec is not None:  # accepted, the client still to prove it holds the keys (HLS pass 3): only that now
             self.sec = sec
             self.pending = True
-            return self._aare(_DIAG_AUTH_REQUIRED, info, sec)
+            return self._aare(_DIAG_AUTH_REQUIRED, sec.accepted(info, ic), sec)
         self.associated = True
         return self._aare(_DIAG_NONE, info)
 
@@ -395,7 +400,7 @@ class Association:
                 + bytes((0xA2, 3, 2, 1, 1 if diagnostic and sec is None else 0))
                 + bytes((0xA3, 5, 0xA1, 3, 2, 1, diagnostic)))
         if sec is not None:  # its title, mechanism, challenge and the InitiateResponse ciphered (app/dlms_hls.py)
-            body += sec.accepted(info)
+            body += info
         elif info is not None:
             body += b"\xbe" + length(len(info) + 2) + b"\x04" + length(len(info)) + info
         return bytes((_AARE,)) + length(len(body)) + body
@@ -420,7 +425,7 @@ class Association:
             value = OTHER_REASON
         if isinstance(value, int):
             return self._result(invoke, value)
-        room = min(self.client_pdu, self.max_pdu)
+        room = self._room()
         more = None
         if isinstance(value, bytes):
             pieces = [value]
@@ -442,13 +447,18 @@ class Association:
                 return self._result(invoke, OTHER_REASON)
         if more is None and sum(len(p) for p in pieces) + 4 <= room:
             return bytes((_GET_RESPONSE, _NORMAL, invoke, 0)) + b"".join(pieces)
-        if not self.conformance & CONF_BLOCK_GET or self.client_pdu <= _BLOCK_OVERHEAD:
+        if not self.conformance & CONF_BLOCK_GET or self._room() <= _BLOCK_OVERHEAD:
             return self._result(invoke, OTHER_REASON)
         self._long = list(pieces)
         self._more = more
         self._at = 0
         self._block = 0
         return self._send_block(invoke, self._long)
+
+    def _room(self):
+        """The largest answer: the smaller of the two ends' PDUs, less the ciphering's bytes in the utility association
+        (glo tag and length, security control, counter, tag)."""
+        return min(self.client_pdu, self.max_pdu) - (_CIPHERING if self.sec is not None else 0)
 
     def _next(self, req):
         if len(req) != 7:
@@ -485,7 +495,7 @@ class Association:
             return self._block_result(invoke, self._block + 1, OTHER_REASON)
 
     def _fill_block(self, invoke, pieces):
-        room = min(self.client_pdu, self.max_pdu) - _BLOCK_OVERHEAD
+        room = self._room() - _BLOCK_OVERHEAD
         taken = []
         while (pieces or self._pull(pieces)) and room > 0:
             p = pieces[0]

@@ -3,17 +3,21 @@
 # association that may operate the relay (class 70's remote_disconnect and remote_reconnect). On the heap only while
 # such an association is being made or holds (the port forgets it with the session).
 #
-# Keys: meter/dlms-keys.bin holds the global unicast encryption key (EK) and the authentication key (AK), 16 bytes
-# each, written whole (write-then-rename) by a signed "dlms.keys" command over the console only (SMP 66/11: a key
-# sent in the clear over the modem would be the APN's to read), or cleared. No file: no utility association. A file of
-# another size holds no keys: nothing authenticates against it, and nothing at start-up reads it.
+# Keys and the meter's invocation counter, in one file, meter/dlms-keys.bin: the global unicast encryption key (EK)
+# and the authentication key (AK), 16 bytes each, then the end of the counters promised so far (4 bytes, big-endian),
+# always written whole (write-then-rename). A signed "dlms.keys" command over the console only (SMP 66/11: a key
+# sent in the clear over the modem would be the APN's to read) sets the keys (the same EK again keeps its counter;
+# another starts at 0) or clears them. No file: no utility association; nor a file of another size: nothing
+# authenticates against it, and nothing at start-up reads it. Keys and counter cannot part: a file lost loses both.
 #
-# The meter's invocation counter (the GCM IV's last four bytes, under its system title): meter/dlms-ic holds the next
-# counter no message has been promised (4 bytes, big-endian). A session takes a block of _IC_BLOCK counters by
-# writing their end there first, then uses them from RAM: a power cut at any write leaves the old end (counters
-# not used yet are skipped) or the new one; a counter is never used twice under a key, whatever the cuts. A new key
-# does not reset it (the same key set again must not see its counters again). A damaged file, a refused write or
-# the counters' end (2**32): no association (set new keys, then clear the file by hand: docs/dlms.md).
+# The counter (the GCM IV's last four bytes, under the meter's system title) never repeats under a key: an association
+# whose AARQ deciphered under the keys takes a block of _IC_BLOCK counters by writing their end first, then uses them
+# from RAM (`held`, kept by the port across associations: a block serves many short ones, one flash write per 64
+# messages); a power cut at any write leaves the old end (counters not used yet are skipped) or the new one. An AARQ
+# that does not decipher costs no counter and no write. A refused write or the counters' end (2**32: set new keys)
+# refuses the association; a message whose counter cannot be had gets no answer from this layer but an
+# ExceptionResponse, and nothing is done for it. A key set again after another replaced it would start its counter
+# at 0 again: never reuse a replaced key (docs/SECURITY.md).
 #
 # The client's invocation counter must grow from message to message within an association (a replayed or reordered
 # APDU is refused); across associations the server's fresh challenge (StoC) makes an old exchange useless.
@@ -25,8 +29,7 @@ from app import cosem
 from loader import store
 
 PATH = "meter/dlms-keys.bin"
-IC_PATH = "meter/dlms-ic"
-SIZE = const(32)  # EK then AK
+SIZE = const(36)  # EK, AK, the counters' end
 _IC_BLOCK = const(64)
 _IC_END = const(0xFFFFFFFF)
 _SC_AUTH = const(0x10)  # security control byte: authenticated only (suite 0): HLS-GMAC's f(StoC), f(CtoS)
@@ -50,32 +53,34 @@ def system_title(meter_id):
 
 
 def keys():
-    """(EK, AK), or None when none are set (or the file is not whole)."""
+    """(EK, AK, the end of the counters promised), or None when none are set (or the file is not whole)."""
     raw = store.read_bytes(PATH)
-    return None if raw is None or len(raw) != SIZE else (raw[:16], raw[16:])
+    return None if raw is None or len(raw) != SIZE else (raw[:16], raw[16:32], int.from_bytes(raw[32:], "big"))
 
 
 class Refused(Exception):
-    """No utility association now: no keys, the counter file damaged or full, the flash refusing it."""
+    """No counters now: no keys, the counters used up, the flash refusing their end."""
 
 
 class Session:
     """One utility association's security, made at its AARQ: the client's system title (8 bytes) and challenge
-    CtoS. The meter's first block of invocation counters is taken here: an AARQ the flash cannot serve is refused
-    (Refused), never half-answered."""
+    CtoS. Its counters come from next(), a block promised on flash only once the AARQ has deciphered."""
 
-    def __init__(self, meter_id, client_title, ctos, ek, ak, log=None):
+    def __init__(self, meter_id, client_title, ctos, ek, ak, log=None, held=None):
         from gcm import GCM
 
         self.log = log  # the app's event log (None: none kept)
         self.gcm = GCM(ek)
+        self.ek = ek
         self.ak = ak
         self.title = system_title(meter_id)
         self.client_title = bytes(client_title)
         self.ctos = bytes(ctos)
         self.stoc = os.urandom(_CHALLENGE)
         self.client_ic = -1  # the last invocation counter the client used in this association
-        self._ic, self._end = reserve()  # the meter's next counter, and the end of those promised to it
+        # the counters promised and not used yet, kept by the port across associations: the EK they are for, the next
+        # and the end of the block (4 bytes each, big-endian)
+        self.held = bytearray(24) if held is None else held
 
     def unwrap(self, body):
         """The APDU in a glo-ciphered body (SC, IC, ciphertext, tag: after the tag and length), or None when it is not
@@ -93,11 +98,9 @@ class Session:
         self.client_ic = ic
         return apdu
 
-    def wrap(self, tag, apdu):
-        """The glo-ciphered APDU (tag `tag`) carrying `apdu`, under the meter's next invocation counter."""
-        from app import cosem
-
-        head = bytes((_SC_AUTH_ENC,)) + self._next().to_bytes(4, "big")
+    def wrap(self, tag, apdu, ic):
+        """The glo-ciphered APDU (tag `tag`) carrying `apdu`, under the meter's invocation counter `ic` (next())."""
+        head = bytes((_SC_AUTH_ENC,)) + ic.to_bytes(4, "big")
         ct, t = self.gcm.encrypt(self.title + head[1:], apdu, self._aad(_SC_AUTH_ENC), _TAG)
         n = len(head) + len(ct) + _TAG
         return bytes((tag,)) + cosem.length(n) + head + ct + t
@@ -108,16 +111,16 @@ class Session:
             return False
         return self.gcm.verify(self.client_title + bytes(f[1:5]), self._aad(_SC_AUTH) + self.stoc, memoryview(f)[5:])
 
-    def proof(self):
-        """The meter's f(CtoS) for HLS pass 4."""
-        head = bytes((_SC_AUTH,)) + self._next().to_bytes(4, "big")
+    def proof(self, ic):
+        """The meter's f(CtoS) for HLS pass 4, under its invocation counter `ic`."""
+        head = bytes((_SC_AUTH,)) + ic.to_bytes(4, "big")
         return head + self.gcm.tag(self.title + head[1:], self._aad(_SC_AUTH) + self.ctos, _TAG)
 
-    def accepted(self, info):
+    def accepted(self, info, ic):
         """The AARE's fields after its result (accepted, authentication required): the meter's system title, its
-        acse-requirements and mechanism, its challenge StoC and the InitiateResponse `info` glo-ciphered."""
+        acse-requirements and mechanism, its challenge StoC and the InitiateResponse `info` glo-ciphered under `ic`."""
         stoc = self.stoc
-        glo = self.wrap(_GLO_INITIATE_RESPONSE, info)
+        glo = self.wrap(_GLO_INITIATE_RESPONSE, info, ic)
         return (b"\xa4\x0a\x04\x08" + self.title + b"\x88\x02\x07\x80\x89\x07\x60\x85\x74\x05\x08\x02\x05\xaa"
                 + bytes((len(stoc) + 2, 0x80, len(stoc))) + stoc + b"\xbe" + cosem.length(len(glo) + 2) + b"\x04"
                 + cosem.length(len(glo)) + glo)
@@ -135,9 +138,13 @@ class Session:
         inner = self.unwrap(memoryview(req)[s:e])
         if inner is None or not len(inner) or inner[0] != tag - _GLO:
             return assoc.refuse(1, _DECIPHER)
+        ic = self.next()  # the answer's counter first: a request whose answer cannot be ciphered is not served
+        if ic is None:
+            assoc.end()
+            return assoc.refuse(1, 1)
         r = assoc.request(inner)
         if r[0] != cosem.EXCEPTION:
-            r = self.wrap(r[0] + _GLO, r)
+            r = self.wrap(r[0] + _GLO, r, ic)
         if not (assoc.associated or assoc.pending):  # a wrong f(StoC) ended it: answered, then forgotten
             assoc.end()
         return r
@@ -147,15 +154,17 @@ class Session:
         object) checked; right, the association holds and the answer carries the meter's f(CtoS); wrong, or any
         other ACTION in its place, it ends (other-reason) and is event 426."""
         invoke, class_id, name, method, data = _method(req)
+        assoc.pending = False  # (an association that fails here ends once this answer is made: serve)
         if (class_id, name, method) != _REPLY_TO_HLS or data is None or len(data) < 2 \
                 or data[0] != cosem.OCTET_STRING or data[1] != len(data) - 2 or not self.answers(memoryview(data)[2:]):
-            assoc.pending = False  # (the association ends once this answer is made: serve)
             self.failed("f(StoC) refused")
             assoc.refused += 1
             return bytes((_ACTION_RESPONSE, _NORMAL, invoke, cosem.OTHER_REASON, 0))
-        assoc.pending = False
+        ic = self.next()
+        if ic is None:
+            return bytes((_ACTION_RESPONSE, _NORMAL, invoke, cosem.OTHER_REASON, 0))
         assoc.associated = True
-        return bytes((_ACTION_RESPONSE, _NORMAL, invoke, 0, 1, 0)) + cosem.octets(self.proof())
+        return bytes((_ACTION_RESPONSE, _NORMAL, invoke, 0, 1, 0)) + cosem.octets(self.proof(ic))
 
     def action(self, assoc, req):
         """ACTION.request normal within the association: the association's act(class, obis, method, data, client)
@@ -182,17 +191,26 @@ class Session:
 
             try:
                 self.log.add(events.UTILITY_REFUSED, "from %s: %s" % (hexlify(self.client_title).decode(), why))
-            except MemoryError:  # noqa: B014 - no room for the event: the refusal stands
+            except Exception:  # noqa: BLE001 - no room for the event (heap, flash): the refusal stands
                 pass
 
     def _aad(self, sc):
         return bytes((sc,)) + self.ak
 
-    def _next(self):
-        if self._ic >= self._end:
-            self._ic, self._end = reserve()
-        ic = self._ic
-        self._ic += 1
+    def next(self):
+        """The meter's next invocation counter, a block promised on flash first when none is held; None when none
+        can be had (the counters used up, the flash refusing): nothing may be ciphered then."""
+        h = self.held
+        ic = int.from_bytes(h[16:20], "big")
+        end = int.from_bytes(h[20:24], "big")
+        if h[:16] != self.ek or ic >= end:
+            try:
+                ic, end = reserve(self.ek)
+            except Refused:
+                return None
+            h[:16] = self.ek
+            h[20:24] = end.to_bytes(4, "big")
+        h[16:20] = (ic + 1).to_bytes(4, "big")
         return ic
 
 
@@ -203,31 +221,30 @@ def _method(req):
     return (req[2], (req[3] << 8) | req[4], bytes(req[5:11]), req[11], bytes(req[13:]) if req[12] else None)
 
 
-def reserve():
-    """(first, end) of a new block of the meter's invocation counters, its end on flash before any is used;
-    Refused when the file is damaged, full or cannot be written."""
-    raw = store.read_bytes(IC_PATH)
-    if raw is None:
-        first = 0
-    elif len(raw) == 4:
-        first = int.from_bytes(raw, "big")
-    else:
-        raise Refused("invocation counter damaged")
-    end = first + _IC_BLOCK
+def reserve(ek):
+    """(first, end) of a new block of the meter's invocation counters under key `ek`, its end on flash before any is
+    used; Refused when the keys are gone or changed, the counters used up, or the flash refuses the write."""
+    k = keys()
+    if k is None or k[0] != ek:
+        raise Refused("keys changed")
+    end = k[2] + _IC_BLOCK
     if end > _IC_END:
         raise Refused("invocation counters used up: new keys needed")
     try:
-        store.write_atomic(IC_PATH, end.to_bytes(4, "big"))
-    except OSError as e:
-        raise Refused("invocation counter not saved: %s" % e) from None
-    return first, end
+        store.write_atomic(PATH, k[0] + k[1] + end.to_bytes(4, "big"))
+    except OSError:
+        raise Refused("counter not saved") from None
+    return k[2], end
 
 
-def session(meter_id, client_title, ctos, log=None):
-    """The Session for an AARQ from `client_title` with challenge `ctos`, or None when no keys are set. Refused
-    when the meter's counters cannot go on (above)."""
+def session(meter_id, client_title, ctos, log=None, held=None):
+    """The Session for an AARQ from `client_title` with challenge `ctos`, or None when no keys are set (or the client
+    names the meter's own system title: a reflection). `held`: the counters promised and not used, kept across
+    associations (Session.held)."""
     k = keys()
-    return None if k is None else Session(meter_id, client_title, ctos, k[0], k[1], log)
+    if k is None or bytes(client_title) == system_title(meter_id):
+        return None
+    return Session(meter_id, client_title, ctos, k[0], k[1], log, held)
 
 
 def command(group, req, bad_request, not_allowed):
@@ -248,7 +265,8 @@ def command(group, req, bad_request, not_allowed):
             raise group._error(events.COMMAND_REFUSED, "dlms.keys: over the console only", not_allowed)
         group._authorise(req, "dlms.keys", {"ek": ek, "ak": ak})
         if ek:
-            store.write_atomic(PATH, ek + ak)
+            old = keys()  # the same EK again goes on with its counter; another starts at 0
+            store.write_atomic(PATH, ek + ak + (old[2] if old is not None and old[0] == ek else 0).to_bytes(4, "big"))
         else:
             try:
                 os.remove(PATH)

@@ -105,7 +105,11 @@ class OpticalPort:
         association is made or holds, with lib/gcm.py); None when the meter has no keys."""
         from app import dlms_hls
 
-        return dlms_hls.session(self.ctx.meter_id, title, ctos, self.supply.log)
+        ctx = self.ctx
+        held = getattr(ctx, "dlms_ic", None)  # the meter's counters promised and not used yet, across associations
+        if held is None:
+            held = ctx.dlms_ic = bytearray(24)
+        return dlms_hls.session(ctx.meter_id, title, ctos, self.supply.log, held)
 
     def act(self, cls, obis, method, data, client):
         """cosem.Association's ACTION (the utility-settings association's only): class 70's remote_disconnect (1)

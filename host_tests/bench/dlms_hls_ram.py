@@ -28,7 +28,7 @@ os.mkdir("meter")
 EK = bytes(range(16))
 AK = bytes(range(16, 32))
 with open("meter/dlms-keys.bin", "wb") as f:
-    f.write(EK + AK)
+    f.write(EK + AK + bytes(4))
 from app import cosem
 from hls_client import Client, aare_fields
 V = cosem.obis("1.0.12.7.0.255")

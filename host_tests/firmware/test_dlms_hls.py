@@ -7,7 +7,6 @@ import sys
 import fwtest
 from app import cosem, dlms_hls, events
 from hls_client import CTOS, DISCONNECT, INITIATE, Client, aare_fields
-from loader import store
 
 EK = bytes(range(16))
 AK = bytes(range(16, 32))
@@ -30,18 +29,24 @@ def model(cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
     return cosem.OBJECT_UNDEFINED
 
 
-def meter(log=None, acts=None):
-    """An association whose meter ("m-1") has the keys EK, AK, recording its ACTIONs in `acts`."""
+def meter(log=None, acts=None, held=None):
+    """An association whose meter ("m-1") has the keys EK, AK, recording its ACTIONs in `acts`; `held`: the counters
+    promised and not used, kept across associations (as the port keeps them; None: a fresh start each time)."""
     def act(cls, obis, method, data, client):
         acts.append((cls, obis, method, data, client))
         return 0
 
-    return cosem.Association(model, hls=lambda title, ctos: dlms_hls.session("m-1", title, ctos, log),
+    return cosem.Association(model, hls=lambda title, ctos: dlms_hls.session("m-1", title, ctos, log, held),
                              act=None if acts is None else act)
 
 
-def _keys():
-    fwtest.write(dlms_hls.PATH, EK + AK)
+def _keys(end=0):
+    fwtest.write(dlms_hls.PATH, EK + AK + end.to_bytes(4, "big"))
+
+
+def _end():
+    """The end of the counters promised, on flash."""
+    return dlms_hls.keys()[2]
 
 
 def associated(a, cl):
@@ -84,7 +89,7 @@ def test_the_utility_association_authenticates_both_ways_then_reads_and_acts_cip
         action = cl.request(b"\xc3\x01\xc2\x00\x46" + DISCONNECT + b"\x01\x01\x0f\x00")  # remote_disconnect(0)
         r, ic3 = cl.opened(a.apdu(action, cosem.UTILITY_CLIENT), TITLE)
         assert r == b"\xc7\x01\xc2\x00\x00" and acts == [(70, DISCONNECT, 1, b"\x0f\x00", cosem.UTILITY_CLIENT)]
-        assert ic0 < int.from_bytes(proof[1:5], "big") < ic1 < ic2 < ic3  # every message its own counter
+        assert ic0 < ic1 < ic2 < ic3 and int.from_bytes(proof[1:5], "big") not in (ic0, ic1, ic2, ic3)  # each its own
         # a request again (replayed), one out of turn, one in the clear or under another key: refused, in the clear
         assert a.apdu(action, cosem.UTILITY_CLIENT) == b"\xd8\x01\x05" and len(acts) == 1
         old = Client(EK, AK, ic=2)
@@ -157,20 +162,78 @@ def test_the_meters_invocation_counter_never_repeats_whatever_the_restarts():
         _keys()
         cl = Client(EK, AK)
         last = associated(meter(), cl)
-        assert store.read_bytes(dlms_hls.IC_PATH) == (64).to_bytes(4, "big")  # the block's end, on flash before its use
-        # a restart: the next association starts at the end of the block promised, never below
-        a = meter()
+        assert _end() == 64  # the block's end, on flash before its use
+        # a restart (no counters held): the next association starts at the end of the block promised, never below
+        held = bytearray(24)
+        a = meter(held=held)
         first = associated(a, Client(EK, AK))
-        assert first > last and first >= 64
+        assert first > last and first >= 64 and _end() == 128
+        # the port keeps a block across associations: the next association takes no flash write
+        b = meter(held=held)
+        assert associated(b, Client(EK, AK)) > first and _end() == 128
         # a block used up: the next one is promised first
         for _ in range(70):
-            r, ic = Client(EK, AK).opened(a.apdu(cl.request(GET_VOLTAGE), cosem.UTILITY_CLIENT), TITLE)
-        assert ic >= 64 + 70 and store.read_bytes(dlms_hls.IC_PATH) == (64 * 3).to_bytes(4, "big")
-        # a counter file that is not whole, or at the counters' end: no association (never a counter twice)
-        for raw in (b"\x00\x00\x01", (0xFFFFFFFF - 10).to_bytes(4, "big")):
-            fwtest.write(dlms_hls.IC_PATH, raw)
-            f = aare_fields(meter().apdu(Client(EK, AK).aarq(), cosem.UTILITY_CLIENT))
-            assert f[0xA2] == b"\x02\x01\x01", raw
+            r, ic = Client(EK, AK).opened(b.apdu(cl.request(GET_VOLTAGE), cosem.UTILITY_CLIENT), TITLE)
+        assert 128 <= ic < _end() == 64 * 3
+        # AARQs that do not decipher (any bytes at the probe, no keys needed) cost no counter and no flash write
+        for _ in range(5):
+            meter().apdu(Client(EK, bytes(16)).aarq(), cosem.UTILITY_CLIENT)
+        assert _end() == 64 * 3
+        # the counters' end: no association; the same keys set again keep it, new keys start at 0 (test_supply.py)
+        _keys(0xFFFFFFFF - 10)
+        f = aare_fields(meter().apdu(Client(EK, AK).aarq(), cosem.UTILITY_CLIENT))
+        assert f[0xA2] == b"\x02\x01\x01" and _end() == 0xFFFFFFFF - 10
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_a_message_whose_answer_cannot_be_ciphered_is_not_served():
+    def body():
+        _keys()
+        acts = []
+        held = bytearray(24)
+        a = meter(Log(), acts, held)
+        cl = Client(EK, AK)
+        associated(a, cl)
+        held[16:20] = held[20:24]  # the block used up, and no next one: the flash full, or the counters' end
+        _keys(0xFFFFFFFF - 1)
+        action = cl.request(b"\xc3\x01\xc2\x00\x46" + DISCONNECT + b"\x01\x01\x0f\x00")
+        assert a.apdu(action, cosem.UTILITY_CLIENT) == b"\xd8\x01\x01"  # refused, in the clear
+        assert acts == [] and not a.associated and a.sec is None  # nothing done; the association over
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_ciphered_answers_fit_the_clients_pdu_and_a_reflected_title_is_refused():
+    def body():
+        _keys()
+        long_value = cosem.octets(bytes(100))
+
+        def big(cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
+            return [long_value, long_value, long_value] if obis == VOLTAGE else cosem.OBJECT_UNDEFINED
+
+        a = cosem.Association(big, hls=lambda title, ctos: dlms_hls.session("m-1", title, ctos))
+        cl = Client(EK, AK)
+        small = INITIATE[:-2] + b"\x00\x50"  # the client takes PDUs of 80 bytes
+        f = aare_fields(a.apdu(cl.aarq(initiate=small), cosem.UTILITY_CLIENT))
+        cl.opened(a.apdu(cl.pass3(f[0xAA][2:]), cosem.UTILITY_CLIENT), TITLE)
+        r = a.apdu(cl.request(GET_VOLTAGE), cosem.UTILITY_CLIENT)
+        data = b""
+        while True:
+            assert len(r) <= 80, len(r)  # the ciphered answer, not only the plain one inside it
+            plain, _ = cl.opened(r, TITLE)
+            assert plain[:3] == b"\xc4\x02\xc1", plain
+            n, i = plain[9], 10
+            if n & 0x80:
+                n, i = plain[10], 11
+            data += plain[i:i + n]
+            if plain[3]:
+                break
+            r = a.apdu(cl.request(b"\xc0\x02\xc1" + plain[4:8]), cosem.UTILITY_CLIENT)
+        assert data == long_value * 3
+        # a client that names the meter's own system title (a reflection of its messages): no association
+        f = aare_fields(a.apdu(Client(EK, AK, title=TITLE).aarq(), cosem.UTILITY_CLIENT))
+        assert f[0xA2] == b"\x02\x01\x01" and not (a.associated or a.pending)
 
     fwtest.in_workdir(body, "meter")
 

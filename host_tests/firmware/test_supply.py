@@ -360,7 +360,8 @@ def test_the_dlms_utility_keys_are_set_over_the_console_only_by_a_signed_command
         from app import dlms_hls
 
         ctx, meter, sup, grp = _setup(settings=False)
-        assert grp.keys({}) == {"set": False} and dlms_hls.keys() is None
+        fwtest.write(dlms_hls.PATH, bytes(range(36)))  # other keys, 0x20212223 counters used: gone with them
+        assert grp.keys({}) == {"set": True}
         args = cbor.loads(cbor.loads(env("keys"))["body"])["args"]
         ek, ak = args["ek"], args["ak"]
         _refused(grp.keys, {"ek": ek, "ak": ak}, supply_group.RC_NOT_AUTHORISED)
@@ -370,16 +371,19 @@ def test_the_dlms_utility_keys_are_set_over_the_console_only_by_a_signed_command
             assert sup.last_refusal == "dlms.keys: bad keys"
         ctx.server.bufs = (512, 2)  # the request came over the modem's socket: keys in the clear there, refused
         _refused(grp.keys, {"ek": ek, "ak": ak, "envelope": env("keys")}, supply_group.RC_NOT_ALLOWED)
-        assert sup.last_refusal == "dlms.keys: over the console only" and dlms_hls.keys() is None
+        assert sup.last_refusal == "dlms.keys: over the console only" and dlms_hls.keys()[0] == bytes(range(16))
         ctx.server.bufs = None
         _refused(grp.keys, {"ek": ak, "ak": ek, "envelope": env("keys")}, supply_group.RC_NOT_AUTHORISED)  # swapped
         released = []
         ctx.server.releasers.append(lambda: released.append(1))  # a DLMS session in progress
         assert grp.keys({"ek": ek, "ak": ak, "envelope": env("keys")}) == {"set": True}
-        assert dlms_hls.keys() == (ek, ak) and released == [1]
+        assert dlms_hls.keys() == (ek, ak, 0) and released == [1]  # another EK: its counter starts at 0
         assert (sup.log.ring[-1][1], sup.log.ring[-1][3]) == (events.SETTINGS_CHANGED, "dlms keys set")
         _refused(grp.keys, {"ek": ek, "ak": ak, "envelope": env("keys")}, supply_group.RC_NOT_AUTHORISED)
         assert sup.last_refusal == "dlms.keys: replayed"
+        fwtest.write(dlms_hls.PATH, ek + ak + (500).to_bytes(4, "big"))  # 500 counters used since
+        assert grp.keys({"ek": ek, "ak": ak, "envelope": env("keys_again")}) == {"set": True}
+        assert dlms_hls.keys() == (ek, ak, 500)  # the same EK set again goes on with its counter, never back
         assert grp.keys({"ek": b"", "ak": b"", "envelope": env("keys_clear")}) == {"set": False}
         assert dlms_hls.keys() is None and sup.log.ring[-1][3] == "dlms keys cleared"
 
