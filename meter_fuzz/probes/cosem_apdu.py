@@ -1,7 +1,8 @@
 """The DLMS application layer (app/cosem.py `Association.apdu`): the APDUs a client on the optical port, an RS-485
 bus or the head-end's wrapper can send once an HDLC link is up, in sequence on one association (AARQ, GET, RLRQ and
 anything else), answered from a small object model. The client's SAP is the public client's (16), the meter
-reader's (32, whose secret is SECRET) or one with no association (48), by the input's length.
+reader's (32, whose secret is SECRET) or the utility's (48, whose HLS association needs keys this probe does not give:
+it is never opened here; meter_fuzz/probes/dlms_utility.py opens it), by the input's length.
 
 Input: records `[u8 length][APDU]` (a record's length past the input's end takes what is left), at most 16.
 
