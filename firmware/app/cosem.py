@@ -1,9 +1,12 @@
 """The DLMS/COSEM application layer (IEC 62056-53/-5-3) for IS 15959's public client (client SAP 16: no security)
-and meter reader (client SAP 32: low-level security, a secret), GET only, above app/hdlc.py's link; runs unchanged
-on the boards, the VM and CPython.
+and meter reader (client SAP 32: low-level security, a secret), GET only, and its utility settings (client SAP 48:
+HLS-GMAC, every APDU glo-ciphered, GET and ACTION: its AARQ is checked here, its security, passes 3 and 4, ACTION
+and ciphering are app/dlms_hls.py's, `hls(title, ctos)` giving its Session), above app/hdlc.py's link; runs
+unchanged on the boards, the VM and CPython.
 
-`Association(get, lls=check).apdu(request, client)` answers one request APDU (a bytes-like without its LLC header)
-from client SAP `client` with a response APDU (bytes):
+`Association(get, lls=check, hls=security, act=action).apdu(request, client)` answers one request APDU (a
+bytes-like without its LLC header) from client SAP `client` with a response APDU (bytes). What follows is the
+public client's and the meter reader's (the utility's: docs/dlms.md):
 - AARQ (0x60): accepted when it asks for logical-name referencing without ciphering and carries an xDLMS
   InitiateRequest of DLMS version 6, and when its client's authentication is right: the public client names no
   mechanism (or the lowest level's "none") and asks for no authentication (no sender-acse-requirements bit, no

@@ -20,6 +20,7 @@ ExceptionResponse): ERRORS names an exception that is never raised. Invariants (
 - the negotiated conformance is within what the meter offers.
 """
 
+import fuzzcore
 from fuzzcore import check
 
 from app import cosem
@@ -62,17 +63,6 @@ def _model(cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
     return v
 
 
-def _records(data):
-    out = []
-    i = 0
-    n = len(data)
-    while i < n and len(out) < 16:
-        k = data[i]
-        out.append(bytes(data[i + 1:i + 1 + k]))
-        i += 1 + k
-    return out
-
-
 def run(data):
     checked = []  # the secrets the association asked about, and whether they were right
 
@@ -84,7 +74,7 @@ def run(data):
     client = _CLIENTS[len(data) % 3]
     answers = []
     transfer = None  # (the object's key, the number of the last block, the data so far) of a transfer under way
-    for req in _records(data):
+    for req in fuzzcore.records(data):
         was = a.associated
         asked = len(checked)
         r = a.apdu(req, client)

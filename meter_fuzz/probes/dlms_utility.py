@@ -66,17 +66,6 @@ def _model(cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
     return cosem.OBJECT_UNDEFINED
 
 
-def _records(data):
-    out = []
-    i = 0
-    n = len(data)
-    while i < n and len(out) < 16:
-        k = data[i]
-        out.append(bytes(data[i + 1:i + 1 + k]))
-        i += 1 + k
-    return out
-
-
 def _len(n):
     return bytes((n,)) if n < 0x80 else bytes((0x81, n)) if n < 0x100 else bytes((0x82, n >> 8, n & 0xFF))
 
@@ -148,7 +137,7 @@ def run(data):
     stoc = None  # the challenge of the AARE in force
     proven = False  # a right f(StoC) for it was answered with the association holding
     answers = []
-    for rec in _records(data):
+    for rec in fuzzcore.records(data):
         mode = rec[0] if rec else 0
         rest = rec[1:]
         right = False

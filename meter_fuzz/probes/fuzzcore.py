@@ -19,6 +19,19 @@ class Violation(Exception):
     makes start-up raise, a decoder that accepted what it must refuse, ...). Always a finding."""
 
 
+def records(data, most=16):
+    """The input as records `[u8 length][record]` (a record's length past the input's end takes what is left), at
+    most `most` of them: an APDU sequence's form (cosem_apdu, dlms_utility)."""
+    out = []
+    i = 0
+    n = len(data)
+    while i < n and len(out) < most:
+        k = data[i]
+        out.append(bytes(data[i + 1:i + 1 + k]))
+        i += 1 + k
+    return out
+
+
 def check(cond, what):
     if not cond:
         raise Violation(what)
