@@ -4,10 +4,21 @@
 import os
 import sys
 
+from micropython import const
+
 import loader
 from loader import journal, mode, slots, update
 
 TEST_WDT_MS = 8000  # a test boot that hangs this long is reset, and the reset reverts it
+# A collection each time 1/_COLLECT_SHARE of the heap has been allocated (gc.threshold), not only when an allocation
+# finds no room. MicroPython's heap never moves an object and allocates first-fit from the bottom: left to fill, it
+# spreads garbage over all the free heap between collections, and whatever outlives a collection (a reading's values,
+# a task, an event) stays where it fell, every few hundred bytes across the top. The emulated ESP32 then had 45 KB
+# free after some SMP work in pieces of at most 2 KB (board bytes), and a DLMS read failed to load 752 bytes of code
+# (other-reason 250) in about 1 run of 6. With this the survivors land in the holes low down and the top stays whole:
+# 29 KB its largest block after the same work. The price is more collections: little for the firmware's own garbage,
+# more where the emulator's ADC model makes its floats in the same heap (docs/BENCHMARKS.md, "Heap in pieces").
+_COLLECT_SHARE = const(16)
 
 
 def _install(board):
@@ -96,6 +107,9 @@ def _prepare():
 
 
 def run():
+    import gc
+
+    gc.threshold((gc.mem_free() + gc.mem_alloc()) // _COLLECT_SHARE)
     ctx = _prepare()
     if ctx is None:
         return  # recovery mode ran
@@ -104,8 +118,6 @@ def run():
     # ESP32's heap in pieces once it went (largest free block 4 KB of 121 KB VM free where metering makes its sample
     # buffers, and a start that failed there for 1,776 bytes). With the garbage gone first the code packs into the
     # holes low down and the top of the heap stays whole: 78 KB there (docs/BENCHMARKS.md, "Boot heap").
-    import gc
-
     gc.collect()
     try:
         import app.main
