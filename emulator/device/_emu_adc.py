@@ -12,6 +12,7 @@
 # ~2.45 V (full scale ~3.1 V). RP2040: DNL spikes (erratum E11): codes within 2 of 512, 1536, 2560, 3584 read as that
 # code (a 5-LSB-wide code, 4 missing neighbours). Each read advances device time by adc.read_us: the conversion
 # time of the port, hence the skew between the V and I samples of a pair.
+import math
 import random
 from array import array
 
@@ -64,6 +65,7 @@ BASE = BIAS * K
 
 
 def _nonlinear(x):
+    """The ESP32's ends in floats (ideal codes in, codes out): _fixed_code's curve, as the tests check it."""
     if ESP32:
         if x < _LO:
             return x * x / _LO if x > 0 else 0.0
@@ -76,11 +78,109 @@ def _nonlinear(x):
     return x
 
 
-def _code(x):
-    if x < _LO or x > _HI:
-        x = _nonlinear(x)
-    x = x * GAIN + OFFSET + _noise[_bits(8)]
-    n = int(x + 0.5)
+def read_v():
+    now = _now()
+    if now >= grid._next_us:
+        _touch(now)
+    _skip(READ_US)
+    if now - _at[0] >= _ANCHOR_US or now < _at[0] or grid.V is not _seen[0] or grid.I_TERMS is not _seen[1]:
+        _anchor(now)
+    return _fixed_code(BASE_X + _wave(_v_terms, _phase(now)))
+
+
+def read_i():
+    now = _now()
+    if now >= grid._next_us:
+        _touch(now)
+    _skip(READ_US)
+    if now - _at[0] >= _ANCHOR_US or now < _at[0] or grid.V is not _seen[0] or grid.I_TERMS is not _seen[1]:
+        _anchor(now)
+    return _fixed_code(BASE_X + _wave(_i_terms, _phase(now)))
+
+
+# -- the samples in integers ---------------------------------------------------------------------------------------
+# MicroPython keeps every float on the heap, and the model runs in the firmware's VM: computed in floats, each sample
+# left about 0.6 KB VM of garbage in the firmware's heap (about 1 MB per burst of 888 pairs), where a board's
+# read_u16() leaves none. That garbage set when the firmware's heap collected and where its survivors fell, so the
+# emulated heap broke into pieces unlike a board's, and it cost the VM most of its time at --speed max. So the
+# samples are made in small integers: the phase in 1/2**24 of a cycle, advanced linearly from an anchor set in
+# floats (grid.theta, drift included) every _ANCHOR_US and whenever the grid's terms change; the
+# sine from a table with linear interpolation; codes in 1/2**16. Against the float model: within 0.01 code (the
+# noise alone is 0.6), and between anchors an ADC read allocates nothing (host_tests/unit/test_emu_models.py).
+_PH = 1 << 24  # phase units per cycle
+_RS = 24  # the rate's extra bits: phase units per µs, times 2**_RS
+_ANCHOR_US = 5000  # the phase's linear step is re-anchored this often (the drift's curvature: < 1e-6 rad by then)
+_TAB_SHIFT = 14  # phase units per table step (2**24 / 1024)
+_FRAC = (1 << _TAB_SHIFT) - 1
+_ONE_BITS = 20  # the table's 1.0 is 2**20
+_SIN = array("i", [int(round(math.sin(2.0 * math.pi * k / 1024) * (1 << _ONE_BITS))) for k in range(1025)])
+_X = 1 << 16  # a code's 1.0 in the fixed-point sample
+_GAIN_BITS = 28  # the gain's 1.0 (2**16 would err by 0.004 code at mid-scale)
+BASE_X = int(round(BASE * _X))
+LO_X = int(round(_LO * _X))
+HI_X = int(round(_HI * _X))
+W_X = int(round((_END - _HI) * _X))
+GAIN_X = int(round(GAIN * (1 << _GAIN_BITS)))
+OFFSET_X = int(round(OFFSET * _X))
+_noise_x = array("i", [int(round(e * _X)) for e in _noise])
+_at = [-(1 << 60), 0, 0]  # anchor time (µs), phase there (units), rate (units per µs * 2**_RS); a list: an
+# array("q")'s items come back as new long ints
+_seen = [None, None]  # the grid's terms the tables below were made from
+_v_terms = []  # (order, peak in codes * _X, phase in units)
+_i_terms = []
+_i_base = []  # the current's phases before the CT's lead (which depends on the frequency)
+
+
+def _terms(src, k):
+    return [(h, int(round(k * a * _X)), int(round(ph / (2.0 * math.pi) * _PH)) % _PH) for h, a, ph in src]
+
+
+def _anchor(now):
+    """Re-anchor the phase at `now` (floats, a few per _ANCHOR_US): its value, its rate, the CT lead in units."""
+    global _v_terms, _i_base
+    if grid.V is not _seen[0] or grid.I_TERMS is not _seen[1]:
+        _seen[0] = grid.V
+        _seen[1] = grid.I_TERMS
+        _v_terms = _terms(grid.V, KV)
+        _i_base = _terms(grid.I_TERMS, KI)
+    th = grid.theta(now) / (2.0 * math.pi)
+    _at[0] = now
+    _at[1] = int(round((th - math.floor(th)) * _PH)) % _PH
+    # the rate: the secant to the next anchor (the drift's curvature then errs a quarter as much as the tangent's)
+    _at[2] = int(round((grid.theta(now + _ANCHOR_US) / (2.0 * math.pi) - th) / _ANCHOR_US * _PH * (1 << _RS)))
+    lead = int(round(LEAD_US * _at[2])) >> _RS  # the current is read LEAD_US ahead: its phase that much further
+    _i_terms[:] = [(h, a, (ph + h * lead) % _PH) for h, a, ph in _i_base]
+
+
+def _phase(now):
+    return _at[1] + ((_at[2] * (now - _at[0])) >> _RS)
+
+
+def _wave(terms, p):
+    x = 0
+    sin = _SIN
+    for h, a, ph in terms:
+        u = (h * p + ph) & (_PH - 1)
+        j = u >> _TAB_SHIFT
+        s0 = sin[j]
+        s = s0 + (((sin[j + 1] - s0) * (u & _FRAC)) >> _TAB_SHIFT)
+        x += (a * s) >> _ONE_BITS
+    return x
+
+
+def _fixed_code(x):
+    """A sample's code, 16-bit scaled, from its ideal code x * _X: the ESP32's compressed ends (_nonlinear), the
+    converter's gain, offset and noise, rounding and the range, the RP2040's DNL spikes."""
+    if ESP32:
+        if x < LO_X:
+            x = x * x // LO_X if x > 0 else 0
+        elif x > HI_X:
+            d = x - HI_X
+            if d > W_X:
+                d = W_X
+            x = HI_X + d - d * d // (2 * W_X)
+    x = ((x * GAIN_X) >> _GAIN_BITS) + OFFSET_X + _noise_x[_bits(8)]
+    n = (x + (_X >> 1)) >> 16  # (floor: below -0.5 it is clamped to 0 as int() would be)
     if n < 0:
         n = 0
     elif n > TOP:
@@ -92,22 +192,6 @@ def _code(x):
         elif r >= 1022:
             n += 1024 - r
     return (n << SH) | (n >> SH2)
-
-
-def read_v():
-    now = _now()
-    if now >= grid._next_us:
-        _touch(now)
-    _skip(READ_US)
-    return _code(BASE + KV * grid.v_at(now))
-
-
-def read_i():
-    now = _now()
-    if now >= grid._next_us:
-        _touch(now)
-    _skip(READ_US)
-    return _code(BASE + KI * grid.i_at(now + LEAD_US))
 
 
 def reader(gpio):
