@@ -16,8 +16,8 @@ TEST_WDT_MS = 8000  # a test boot that hangs this long is reset, and the reset r
 # a task, an event) stays where it fell, every few hundred bytes across the top. The emulated ESP32 then had 45 KB
 # free after some SMP work in pieces of at most 2 KB (board bytes), and a DLMS read failed to load 752 bytes of code
 # (other-reason 250) in about 1 run of 6. With this the survivors land in the holes low down and the top stays whole:
-# 29 KB its largest block after the same work. The price is more collections: little for the firmware's own garbage,
-# more where the emulator's ADC model makes its floats in the same heap (docs/BENCHMARKS.md, "Heap in pieces").
+# 28 KB its largest block after the same work. The price is CPU for the collections (docs/BENCHMARKS.md, "Heap in
+# pieces").
 _COLLECT_SHARE = const(16)
 
 
