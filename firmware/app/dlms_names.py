@@ -34,8 +34,9 @@ LOAD_REGISTERS = (b"\x01\x00\x0c\x1b\x00\xff\x01\x00\x0b\x1b\x00\xff"  # 1.0.12.
                   b"\x01\x00\x01\x1d\x00\xff\x01\x00\x09\x1d\x00\xff\x01\x00\x02\x1d\x00\xff"  # 1.0.1/9/2.29.0.255
                   b"\x01\x00\x0d\x00\x00\xff")  # 1.0.13.0.0.255
 ASSOCIATION = cosem.obis("0.0.40.0.0.255")  # the current association
-PUBLIC_ASSOCIATION = cosem.obis("0.0.40.0.1.255")  # IS 15959's name for the public client's
-READER_ASSOCIATION = cosem.obis("0.0.40.0.2.255")  # and the meter reader's
+PUBLIC_ASSOCIATION = cosem.obis("0.0.40.0.1.255")  # IS 15959's names: the public client's association
+READER_ASSOCIATION = cosem.obis("0.0.40.0.2.255")  # the meter reader's
+UTILITY_ASSOCIATION = cosem.obis("0.0.40.0.3.255")  # and the utility settings'
 NAME_PLATE = cosem.obis("0.0.94.91.10.255")  # IS 15959's name plate details: one row of the items below
 # the name plate's items (class 1, octet-strings): serial number, manufacturer, firmware version, current rating
 PLATE_ITEMS = tuple(cosem.obis(c) for c in ("0.0.96.1.0.255", "0.0.96.1.1.255", "1.0.0.2.0.255", "0.0.94.91.12.255"))

@@ -35,6 +35,7 @@ from app.dlms_names import (
     READER_ASSOCIATION,
     SCALER_PROFILE,
     SELECTIVE,
+    UTILITY_ASSOCIATION,
     among,
     date_time,
 )
@@ -184,7 +185,7 @@ class Objects:
             return True
         return (cls, obis) in ((_CLASS_EXTENDED, MAX_DEMAND), (_CLASS_CLOCK, CLOCK), (_CLASS_DATA, LDN),
                                (_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION),
-                               (_CLASS_ASSOCIATION, READER_ASSOCIATION),
+                               (_CLASS_ASSOCIATION, READER_ASSOCIATION), (_CLASS_ASSOCIATION, UTILITY_ASSOCIATION),
                                (_CLASS_PROFILE, INSTANT_PROFILE), (_CLASS_PROFILE, SCALER_PROFILE)) or (
             cls == _CLASS_DISCONNECT and obis == DISCONNECT and self.control is not None)
 
@@ -204,7 +205,7 @@ class Objects:
             out += [(_CLASS_PROFILE, LOAD_PROFILES[k:k + 6]) for k in range(0, len(LOAD_PROFILES), 6)]
             out += [(_CLASS_REGISTER, LOAD_REGISTERS[k:k + 6]) for k in range(0, len(LOAD_REGISTERS), 6)]
         out += [(_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION),
-                (_CLASS_ASSOCIATION, READER_ASSOCIATION)]
+                (_CLASS_ASSOCIATION, READER_ASSOCIATION), (_CLASS_ASSOCIATION, UTILITY_ASSOCIATION)]
         return out
 
     def _more(self, cls, obis, attr, access, client):

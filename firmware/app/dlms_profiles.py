@@ -30,6 +30,7 @@ from app.dlms_names import (
     PUBLIC_ASSOCIATION,
     SCALER_PROFILE,
     SELECTIVE,
+    UTILITY_ASSOCIATION,
     among,
     date_time,
 )
@@ -155,10 +156,11 @@ def _buffer(objects, k, access):
     return out
 
 def _association(objects, obis, attr, client):
-    """The current association (0.0.40.0.0.255: the client's own) or the named one of the public client or the meter
-    reader."""
+    """The current association (0.0.40.0.0.255: the client's own) or the named one of the public client, the meter
+    reader or the utility settings."""
     which = client if obis == ASSOCIATION else (
-        cosem.PUBLIC_CLIENT if obis == PUBLIC_ASSOCIATION else cosem.READER_CLIENT)
+        cosem.PUBLIC_CLIENT if obis == PUBLIC_ASSOCIATION else
+        cosem.UTILITY_CLIENT if obis == UTILITY_ASSOCIATION else cosem.READER_CLIENT)
     if attr == 2:  # object_list: {class, version, name, {attribute access, method access}} per object, in
         names = objects.names()  # pieces (1.5 KB in one block of the heap failed on an ESP32's, in small pieces)
         return [cosem.array_head(len(names))] + [
@@ -182,6 +184,7 @@ def _association(objects, obis, attr, client):
                                                 else 0,)))
     if attr == 8:
         return cosem.number(cosem.ENUM, _ASSOCIATED if which == client else _NON_ASSOCIATED)
-    if attr == 9:  # security_setup_reference: none (no security in this association)
+    if attr == 9:  # security_setup_reference: none (the meter has no security setup object: the utility's keys are set
+        # by a signed SMP command, docs/dlms.md)
         return cosem.octets(bytes(6))
     return cosem.READ_WRITE_DENIED

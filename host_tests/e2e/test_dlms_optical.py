@@ -80,7 +80,7 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         listed = {(int(o.objectType), o.logicalName) for o in c.objects()}  # what a DLMS tool reads first
         assert {(3, "1.0.12.7.0.255"), (3, "1.0.1.8.0.255"), (8, "0.0.1.0.0.255"), (70, "0.0.96.3.10.255"),
                 (7, "0.0.99.98.2.255"), (7, "1.0.94.91.0.255"), (7, "0.0.94.91.10.255"), (15, "0.0.40.0.0.255"), (7, "1.0.99.1.0.255"), (3, "1.0.1.29.0.255")} <= listed \
-            and (7, "1.0.99.2.0.255") in listed and (15, "0.0.40.0.2.255") in listed and (7, "1.0.98.1.0.255") in listed and len(listed) == 61
+            and (7, "1.0.99.2.0.255") in listed and (15, "0.0.40.0.2.255") in listed and (15, "0.0.40.0.3.255") in listed and (7, "1.0.98.1.0.255") in listed and len(listed) == 62
         # the power-related event profile is the power events `ota meter events` lists (101 and 102 at first boot)
         tz = json.loads(ota("meter", "calendar", "--port", emu.console, "--json").stdout)["tz_offset_min"]
         logged = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]

@@ -132,9 +132,9 @@ def test_the_association_object_lists_every_object_with_read_only_access():
     tick, control, a = meter()
     v, blocks = get_long(a, 15, "0.0.40.0.0.255", 2)
     assert blocks == 4  # 1,650 bytes in blocks of at most 500 (the meter's PDU, 512, less a block's header)
-    # 29 objects: 7 instantaneous, 13 energy, maximum demand, clock, name, the instantaneous and scaler profiles,
-    # disconnect control, 3 associations (the current one, the public client's, the meter reader's)
-    assert v[:3] == b"\x00\x01\x1d"
+    # 30 objects: 7 instantaneous, 13 energy, maximum demand, clock, name, the instantaneous and scaler profiles,
+    # disconnect control, 4 associations (the current one, the public client's, the meter reader's, the utility's)
+    assert v[:3] == b"\x00\x01\x1e"
     # the first: class 3 version 0 1.0.12.7.0.255, attributes 1-3 read-only, method 1 (reset) no access
     first = (b"\x02\x04\x12\x00\x03\x11\x00\x09\x06\x01\x00\x0c\x07\x00\xff\x02\x02"
              b"\x01\x03\x02\x03\x0f\x01\x16\x01\x00\x02\x03\x0f\x02\x16\x01\x00\x02\x03\x0f\x03\x16\x01\x00"
@@ -158,8 +158,17 @@ def test_the_association_object_lists_every_object_with_read_only_access():
     assert get(a, 15, "0.0.40.0.2.255", 6) == b"\x00\x09\x07\x60\x85\x74\x05\x08\x02\x01"
     assert get(a, 15, "0.0.40.0.2.255", 8) == b"\x00\x16\x00"
     assert get(a, 15, "0.0.40.0.1.255", 8) == b"\x00\x16\x02"
+    # the utility settings' association (IS 15959's 0.0.40.0.3.255): client SAP 48, context with ciphering, HLS-GMAC
+    assert get(a, 15, "0.0.40.0.3.255", 3) == b"\x00\x02\x02\x0f\x30\x12\x00\x01"
+    assert get(a, 15, "0.0.40.0.3.255", 4) == b"\x00\x09\x07\x60\x85\x74\x05\x08\x01\x03"
+    assert get(a, 15, "0.0.40.0.3.255", 6) == b"\x00\x09\x07\x60\x85\x74\x05\x08\x02\x05"
+    assert get(a, 15, "0.0.40.0.3.255", 8) == b"\x00\x16\x00"
+    assert get(a, 15, "0.0.40.0.3.255", 9) == b"\x00\x09\x06" + bytes(6)  # no security setup object
+    utility = get_long(a, 15, "0.0.40.0.3.255", 2)[0]  # its object list: the relay's methods 1 and 2 accessible
+    relay_methods = b"\x01\x02\x02\x02\x0f\x01\x16\x01\x02\x02\x0f\x02\x16\x01"
+    assert utility[:3] == v[:3] and relay_methods in utility and relay_methods not in v
     without_relay = dlms_objects.Objects(tick, None, b"MKT0000000000042", lambda: 330)
-    assert (70, dlms_objects.DISCONNECT) not in without_relay.names() and len(without_relay.names()) == 28
+    assert (70, dlms_objects.DISCONNECT) not in without_relay.names() and len(without_relay.names()) == 29
 
 
 T0 = 1764547200  # 2025-12-01 00:00:00 UTC: 05:30 local at +330 minutes
@@ -210,7 +219,7 @@ def test_event_profiles_are_the_rings_is15959_events_by_category():
     def body():
         objects, a, log = _event_meter()
         names = objects.names()
-        assert len(names) == 44 and (7, cosem.obis("0.0.99.98.5.255")) in names
+        assert len(names) == 45 and (7, cosem.obis("0.0.99.98.5.255")) in names
         assert (7, cosem.obis("1.0.94.91.7.255")) in names  # the event profiles' scaler profile
         power = get(a, 7, "0.0.99.98.2.255", 2)
         assert power == b"\x00\x01\x05" + row(T0, 101) + row(T0 + 60, 102) + row(T0 + 360, 101) \

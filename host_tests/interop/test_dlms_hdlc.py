@@ -314,6 +314,11 @@ def test_gurux_reads_the_object_list_and_the_association_as_a_dlms_tool_does_fir
         c.updateValue(reader, attr, exchange(meter, c, c.read(reader, attr)).value)
     assert (reader.clientSAP, reader.authenticationMechanismName.mechanismId, int(reader.associationStatus)) == (
         32, 1, 0)
+    utility = objects.findByLN(ObjectType.ASSOCIATION_LOGICAL_NAME, "0.0.40.0.3.255")  # the utility settings'
+    for attr in (3, 4, 6, 8):
+        c.updateValue(utility, attr, exchange(meter, c, c.read(utility, attr)).value)
+    assert (utility.clientSAP, int(utility.authenticationMechanismName.mechanismId), int(utility.associationStatus),
+            utility.applicationContextName.contextId) == (48, 5, 0, 3)
     block = objects.findByLN(ObjectType.PROFILE_GENERIC, "1.0.99.1.0.255")
     assert [int(block.getAccess(i)) for i in (1, 2, 3, 4)] == [1, 0, 0, 0]
     assert exchange(meter, c, c.read(block, 2)).error == cosem.READ_WRITE_DENIED
