@@ -79,23 +79,23 @@ def _nonlinear(x):
 
 
 def read_v():
-    now = _now()
-    if now >= grid._next_us:
-        _touch(now)
-    _skip(READ_US)
-    if now - _at[0] >= _ANCHOR_US or now < _at[0] or grid.V is not _seen[0] or grid.I_TERMS is not _seen[1]:
-        _anchor(now)
-    return _fixed_code(BASE_X + _wave(_v_terms, _phase(now)))
+    return _sample(_v_terms)
 
 
 def read_i():
+    return _sample(_i_terms)
+
+
+def _sample(terms):
+    """One conversion now of the channel whose terms are `terms` (_v_terms or _i_terms: both kept as the same lists,
+    refilled in place by _anchor)."""
     now = _now()
     if now >= grid._next_us:
         _touch(now)
     _skip(READ_US)
     if now - _at[0] >= _ANCHOR_US or now < _at[0] or grid.V is not _seen[0] or grid.I_TERMS is not _seen[1]:
         _anchor(now)
-    return _fixed_code(BASE_X + _wave(_i_terms, _phase(now)))
+    return _fixed_code(BASE_X + _wave(terms, _phase(now)))
 
 
 # -- the samples in integers ---------------------------------------------------------------------------------------
@@ -137,12 +137,11 @@ def _terms(src, k):
 
 def _anchor(now):
     """Re-anchor the phase at `now` (floats, a few per _ANCHOR_US): its value, its rate, the CT lead in units."""
-    global _v_terms, _i_base
     if grid.V is not _seen[0] or grid.I_TERMS is not _seen[1]:
         _seen[0] = grid.V
         _seen[1] = grid.I_TERMS
-        _v_terms = _terms(grid.V, KV)
-        _i_base = _terms(grid.I_TERMS, KI)
+        _v_terms[:] = _terms(grid.V, KV)
+        _i_base[:] = _terms(grid.I_TERMS, KI)
     th = grid.theta(now) / (2.0 * math.pi)
     _at[0] = now
     _at[1] = int(round((th - math.floor(th)) * _PH)) % _PH

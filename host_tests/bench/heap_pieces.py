@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from emulator.supervisor import CLOCK_TICKS
 from host_tests.bench.boot_heap import sample
 from host_tests.bench.supply import networked_meter
 from host_tests.emu import Emulator, ota
@@ -73,10 +74,10 @@ def vm_cpu(emu, seconds: float) -> float:
     """The VM process's CPU use over `seconds` of wall time, in percent of one core."""
     pid = emu.status()["pid"]
 
-    def cpu() -> float:
+    def cpu() -> float:  # (as the emulator's watchdog backstop reads it: emulator/supervisor.py _vm_cpu_s)
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
     c0, t0 = cpu(), time.monotonic()
     time.sleep(seconds)
