@@ -1,6 +1,6 @@
 """The meter's NB-IoT network over SMP group 67 (firmware/app/network.py, docs/field-team.md "The meter's
-head-end"): the link's state and counters, and the head-end address the meter serves SMP over UDP to (signed
-`meter.headend`, used from the meter's next boot)."""
+head-end"): the link's state and counters, and the head-end address the meter serves SMP over UDP to, and DLMS
+through the UDP wrapper when it has a DLMS port (signed `meter.headend`, used from the meter's next boot)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ def _fields(rsp) -> dict:
     return rsp.model_dump(exclude={"header", "version", "sequence", "smp_data"})
 
 
-def headend(ip: str, port: int, uplink_s: int = 0) -> dict:
-    """A head-end value as the meter takes it; BadInput naming the problem otherwise."""
+def headend(ip: str, port: int, uplink_s: int = 0, dlms_port: int | None = None) -> dict:
+    """A head-end value as the meter takes it (with dlms_port: the head-end's UDP port for DLMS through the
+    wrapper, which the meter serves on its port 4059); BadInput naming the problem otherwise."""
     try:
         ipaddress.ip_address(ip)
     except ValueError:
@@ -34,7 +35,12 @@ def headend(ip: str, port: int, uplink_s: int = 0) -> dict:
         raise BadInput(f"head-end port {port}: give 1..65535")
     if uplink_s and not UPLINK_MIN_S <= uplink_s <= UPLINK_MAX_S:
         raise BadInput(f"uplink every {uplink_s} s: give 0 (none) or {UPLINK_MIN_S}..{UPLINK_MAX_S} s")
-    return {"ip": ip, "port": port, "uplink_s": uplink_s}
+    if dlms_port is not None and not 1 <= dlms_port <= 65535:
+        raise BadInput(f"head-end DLMS port {dlms_port}: give 1..65535")
+    h = {"ip": ip, "port": port, "uplink_s": uplink_s}
+    if dlms_port is not None:
+        h["dlms_port"] = dlms_port
+    return h
 
 
 async def status(link: MeterLink) -> dict:

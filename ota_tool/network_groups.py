@@ -48,6 +48,7 @@ class StatusReadResponse(smpmsg.ReadResponse):
     last_refusal: str = ""
     modem: dict | None = None
     smp: dict | None = None
+    dlms: dict | None = None
 
 
 class StatusRead(StatusReadRequest):

@@ -736,18 +736,24 @@ def _ints(args, n):
 
 
 def _split(raw):
-    """Arguments split at commas outside quotes (by index: a list of characters would take 16 bytes per hex digit
-    of a datagram from the board's heap)."""
+    """Arguments split at commas outside quotes, found with str.find: a list of characters would take 16 bytes per
+    hex digit of a datagram from the board's heap, and indexing a character interns it as a qstr, which can take a
+    new 2.5 KB qstr pool from a heap the firmware has in pieces (a DLMS session's answers were lost that way)."""
     out = []
-    start = 0
-    q = False
-    for i in range(len(raw)):
-        ch = raw[i]
-        if ch == '"':
-            q = not q
-        elif ch == "," and not q:
-            out.append(raw[start:i].strip())
-            start = i + 1
+    start = i = 0
+    while True:
+        c = raw.find(",", i)
+        q = raw.find('"', i)
+        if 0 <= q and (c < 0 or q < c):  # a quote before the next comma: its commas are the argument's own
+            e = raw.find('"', q + 1)
+            if e < 0:
+                break  # not closed: the rest is one argument
+            i = e + 1
+            continue
+        if c < 0:
+            break
+        out.append(raw[start:c].strip())
+        start = i = c + 1
     if start < len(raw) or out:
         out.append(raw[start:].strip())
     return out

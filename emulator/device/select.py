@@ -22,11 +22,22 @@ if hasattr(uselect, "select"):
 # `net_input(sock)` takes what arrived on one of its own.
 wakers = []
 net = []
+# The VM's poll keeps the file descriptors it polls in an array that grows by 4. When it cannot grow in place, it
+# moves the array and re-points every entry at the new one, non-descriptor objects too (the emulated UARTs, whose
+# entry holds no pointer): theirs then points at garbage, and the next poll() reads it and the VM dies with SIGSEGV
+# (MicroPython 1.28's extmod/modselect.c poll_set_add_fd; a fifth descriptor beside a UART is enough: the bus, the
+# DLMS line, and three of the module's sockets). So each poll object's array is made FD_ROOM long at its start,
+# before anything else is registered, and never has to grow: descriptors registered later take its free slots.
+FD_ROOM = 32
 
 
 class _Poll:
     def __init__(self):
-        self._p = uselect.poll()
+        self._p = p = uselect.poll()
+        for fd in range(FD_ROOM):  # (numbers, not descriptors: only their slots are wanted)
+            p.register(1000 + fd, 0)
+        for fd in range(FD_ROOM - 1, -1, -1):  # the last slot first, so the array is all free again
+            p.unregister(1000 + fd)
         self._bus = bus.sock()
         self._p.register(self._bus, uselect.POLLIN)
         self._stop = None
@@ -44,6 +55,8 @@ class _Poll:
                     self._p.unregister(k)
                 except (OSError, KeyError):
                     pass
+        if len(live) >= FD_ROOM - 2:  # the bus, and a descriptor the firmware may register
+            raise OSError("select shim: %d real sockets, room for %d" % (len(live), FD_ROOM - 2))
         for k, s in live.items():
             if k not in self._net:
                 self._net[k] = s

@@ -20,7 +20,8 @@ public client's and the meter reader's (the utility's: docs/dlms.md):
   or no authentication asked in the sender-acse-requirements),
   13 authentication failure (the secret refused), 1 no reason (a client SAP with no association here), with an
   InitiateError: 1 a version below 6, 2 no GET in the conformance, 3 a client PDU under 12 bytes, 0 an AARQ that
-  does not parse) and no association. The secret is checked last, once all else is right.
+  does not parse) and no association. The secret is checked last, once all else is right. A utility AARQ the heap
+  has no room for now (its security's modules) gets result 2, rejected-transient: the client may ask again.
 - RLRQ (0x62): RLRE (reason normal) and the association ends (as it does when the link disconnects: `release()`).
 - GET.request normal (0xC0 0x01): `get(class_id, obis, attribute, access, client)` — the meter's object model, told
   the client SAP of the association in force (what the client may read is the model's to say) — returns the value's
@@ -71,6 +72,9 @@ _CONTEXT = b"\x60\x85\x74\x05\x08\x01"
 _MECHANISM = b"\x60\x85\x74\x05\x08\x02"
 _LN_NO_CIPHER = const(1)
 _LN_CIPHER = const(3)
+# AARE results: accepted (0), rejected-permanent, rejected-transient (the meter had no heap for the association now)
+_REJECTED = const(1)
+_REJECTED_TRANSIENT = const(2)
 # AARE diagnostics (acse-service-user)
 _DIAG_NONE = const(0)
 _DIAG_NO_REASON = const(1)
@@ -330,7 +334,9 @@ class Association:
                 return self._aare(_DIAG_NO_REASON)
             try:
                 sec = self.hls(title, secret)
-            except Exception:  # noqa: BLE001 - no heap for the security: no association
+            except MemoryError:  # noqa: B014 - no heap for the security now: rejected-transient, ask again later
+                return self._aare(_DIAG_NO_REASON, None, None, _REJECTED_TRANSIENT)
+            except Exception:  # noqa: BLE001 - no association
                 sec = None
             if sec is None:  # (no keys: the same answer as keys that are not the client's)
                 return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x00")
@@ -394,13 +400,13 @@ class Association:
             raise Malformed()
         return version, conformance, pdu
 
-    def _aare(self, diagnostic, info=None, sec=None):
+    def _aare(self, diagnostic, info=None, sec=None, result=0):
         """An AARE: rejected with `diagnostic`, or accepted (diagnostic 0; with `sec`, the utility association's
         security, accepted with authentication required and HLS's fields)."""
         if diagnostic and sec is None:
             self.refused += 1
         body = (b"\xa1\x09\x06\x07" + _CONTEXT + bytes((_LN_CIPHER if sec is not None else _LN_NO_CIPHER,))
-                + bytes((0xA2, 3, 2, 1, 1 if diagnostic and sec is None else 0))
+                + bytes((0xA2, 3, 2, 1, result or (_REJECTED if diagnostic and sec is None else 0)))
                 + bytes((0xA3, 5, 0xA1, 3, 2, 1, diagnostic)))
         if sec is not None:  # its title, mechanism, challenge and the InitiateResponse ciphered (app/dlms_hls.py)
             body += info

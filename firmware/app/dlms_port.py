@@ -1,18 +1,23 @@
-# The DLMS/COSEM port's sessions (board key uarts.optical: an optical probe head or an RS-485 transceiver, IEC 62056-46
-# HDLC). The app's line task (app/main.py _optical) waits for a flag byte with nothing of DLMS on the heap; at one it
-# brings in this module and serve() loads the layers (app/hdlc.py, cosem.py, dlms_objects.py with dlms_names.py: a
-# session holds about 19 KB of an ESP32's heap with them, docs/BENCHMARKS.md; app/dlms_profiles.py comes in for a
-# profile's read only). They serve the line until no association is connected and it has been quiet for _IDLE_MS (after the
-# client's DISC, or its link's inactivity timeout); then they and this module leave the heap again. A meter nobody
-# reads this way never pays for them. They also give way to the meter's own work: when a signed command or an
-# upload's check finds no room, the SMP server asks the session for its heap (loader/smp.py make_room) and the layers
-# go at once; the client's next frame is answered DM (disconnected) and it connects again. Frames are answered as
-# they complete: the HDLC server address is 1 (the management logical device, one-byte form), the public client's
-# association (client SAP 16) reads the meter's objects but the load profiles, read-only; the meter reader's (SAP 32)
-# reads them too, with its secret (app/dlms_secret.py: three wrong ones in a row lock the meter reader out, 10 minutes
-# and longer each time, event 420 per lock).
+# The DLMS/COSEM ports' sessions: IEC 62056-46 HDLC on the board's uarts.optical (an optical probe head or an RS-485
+# transceiver: OpticalPort), and the IEC 62056-47 UDP wrapper on port 4059 through the NB-IoT module to the meter's
+# head-end (app/dlms_wrapper.py WrapperPort, on this module's Port, started by app/network_link.py). The app's line task (app/main.py _optical) waits for a flag
+# byte with nothing of DLMS on the heap, the network's task for a datagram on port 4059; at one it brings in this
+# module and the session loads the layers (app/cosem.py, dlms_objects.py with dlms_names.py, and app/hdlc.py for the
+# optical port: a session holds about 19 KB of an ESP32's heap with them, docs/BENCHMARKS.md; app/dlms_profiles.py
+# comes in for a profile's read only). They serve the port until no association holds it and it has been quiet for
+# _IDLE_MS (after the client's DISC or RLRQ, or the inactivity timeout); then they and this module leave the heap
+# again (once neither port's session holds them). A meter nobody reads this way never pays for them. They also give
+# way to the meter's own work: when a signed command or an upload's check finds no room, the SMP server asks the
+# session for its heap (loader/smp.py make_room) and the layers go at once; over HDLC the client's next frame is
+# answered DM (disconnected), over the wrapper its next request finds no association; it connects again. Requests
+# are answered as they come: the server is the management logical device (HDLC address 1, one-byte form; wPort 1),
+# the public client's association (client SAP 16) reads the meter's objects but the load profiles, read-only; the
+# meter reader's (SAP 32) reads them too, with its secret (app/dlms_secret.py: three wrong ones in a row lock the
+# meter reader out, 10 minutes and longer each time, event 420 per lock); the utility settings' (SAP 48) with its
+# keys (app/dlms_hls.py).
 import asyncio
 import gc
+import sys
 import time
 
 from micropython import const
@@ -20,17 +25,18 @@ from micropython import const
 import loader
 from app.console import _readable
 
-_SERVER = const(1)
-_IDLE_MS = const(5000)  # no association and a quiet line this long: the session ends, its code leaves the heap
+SERVER = const(1)
+_IDLE_MS = const(5000)  # no association and a quiet port this long: the session ends, its code leaves the heap
 LOAD_TRIES = const(5)  # a session's first load of the layers: tries, the later ones after LOAD_WAIT_MS each
 LOAD_WAIT_MS = const(400)
 _MEMORY_HOLD_MS = const(60000)  # at most one out-of-memory event (418) from the port in this long
 LAYERS = ("app.hdlc", "app.cosem", "app.dlms_objects", "app.dlms_names")
+_PROFILE_LAYERS = ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile", "app.dlms_hls", "gcm")
 
 
 async def serve(ctx, metering, supply, uart, buf, n):
-    """Serve the line from its first flag (the n bytes in buf) until no client holds it; then the DLMS code, this
-    module included, leaves the heap."""
+    """Serve the optical line from its first flag (the n bytes in buf) until no client holds it; then the DLMS code,
+    this module included, leaves the heap."""
     port = OpticalPort(ctx, metering, supply, uart, buf)
     try:
         if await port.start():
@@ -40,29 +46,39 @@ async def serve(ctx, metering, supply, uart, buf, n):
         port.close()
 
 
-class OpticalPort:
-    def __init__(self, ctx, metering, supply, uart, buf):
-        self.uart = uart
+class Port:
+    """What both ports share: the layers over the meter's objects, loaded and unloaded, the associations' checks
+    (the meter reader's secret, the utility's keys, class 70's actions) and the heap given away."""
+
+    def __init__(self, ctx, metering, supply):
         self.ctx = ctx
         self.metering = metering
         self.supply = supply
-        self.buf = buf
-        self.deframer = None  # the DLMS layers while loaded: the deframer, whose frames go to the link
-        self.link = None
-        self.last_ms = time.ticks_ms()  # when the line last brought bytes
+        self.last_ms = time.ticks_ms()  # when the port last brought bytes
         self.idle_ms = _IDLE_MS
         self.loads = 0  # times the layers were loaded in this session
         self.released = 0  # of those, ended to give the heap to a signed command or an upload's check
-        self.noise = 0  # bytes with no flag while the layers were out: counted, nothing loaded
-        self.faults = 0  # exceptions out of the DLMS layers (each drops the line's state)
+        self.faults = 0  # exceptions out of the DLMS layers (each drops the port's state)
+        self._held = False  # this port's layers are in (counted in ctx.dlms_ports)
         self._releasers = getattr(ctx.server, "releasers", None)  # a loader before make_room has none
         self._release = self.give_heap  # one bound method, so that close() finds the one it registered
         if self._releasers is not None:
             self._releasers.append(self._release)
 
-    def _load(self):
-        from app import cosem, dlms_objects, hdlc
+    def _load(self):  # the port's layers in: its association, and what carries it (OpticalPort, WrapperPort)
+        raise NotImplementedError
 
+    def _drop(self):  # the port's layers let go; whether they were in
+        raise NotImplementedError
+
+    def association(self, max_pdu=0):
+        """An Association over the meter's objects (the layers in), whose largest PDU is max_pdu (cosem.MAX_PDU
+        when 0)."""
+        from app import cosem, dlms_objects
+
+        if not self._held:
+            self._held = True
+            self.ctx.dlms_ports = getattr(self.ctx, "dlms_ports", 0) + 1
         m = self.metering
         ctx = self.ctx
         rating = ctx.board["metering"]
@@ -71,24 +87,8 @@ class OpticalPort:
         objects = dlms_objects.Objects(m.tick, self.supply.control, dlms_objects.logical_device_name(ctx.meter_id),
                                        lambda: m.cfg["tz_offset_min"], self.supply.log, plate,
                                        lambda: m.cfg["md_period_s"])
-        assoc = cosem.Association(objects.get, lls=self.reader_secret, hls=self.utility, act=self.act)
-        link = hdlc.Link(_SERVER, 1, None)
-        link.on_apdu = lambda req: assoc.apdu(req, link.client)
-        link.on_disconnect = assoc.release
-        uart = self.uart
-        port = self
-
-        def answer(f):
-            r = link.receive(f, port.last_ms)  # the moment its bytes came: the link's clock and the port's agree
-            if r is not None:
-                uart.write(r)
-
-        d = hdlc.Deframer()
-        d.on_frame = answer
-        self.deframer = d
-        self.link = link
         self.loads += 1
-        return d
+        return cosem.Association(objects.get, max_pdu or cosem.MAX_PDU, lls=self.reader_secret, hls=self.utility, act=self.act)
 
     def reader_secret(self, secret):
         """cosem.Association's check of the meter reader's secret, with the lock against guessing
@@ -127,10 +127,9 @@ class OpticalPort:
         return 2 if self.supply.remote("disconnect" if method == 1 else "reconnect") is None else 0
 
     async def start(self):
-        """The layers in for a session's first frame (still in the line's buffer, the client's next bytes waiting in
-        the UART's): on a MemoryError again after a collection, then after waits (LOAD_WAIT_MS) in which the app's
-        other tasks let go of what they hold. False when there is still no room: event 418, and the frame goes
-        unanswered (the client sends its SNRM again)."""
+        """The layers in for a session's first request (still in the port's buffer): on a MemoryError again after a
+        collection, then after waits (LOAD_WAIT_MS) in which the app's other tasks let go of what they hold. False
+        when there is still no room: event 418, and the request goes unanswered (the client sends it again)."""
         for k in range(LOAD_TRIES):
             if k > 1:
                 await asyncio.sleep_ms(LOAD_WAIT_MS)
@@ -144,6 +143,24 @@ class OpticalPort:
         self.faults += 1
         self.short_of_memory("dlms start", why)
         return False
+
+    def load_again(self):
+        """The layers in for a request that came after they went (given away): once more on a collected heap when
+        the first try finds no room. What _load() gives (the deframer, the association)."""
+        try:
+            return self._load()
+        except MemoryError:  # noqa: B014 - the ESP32's heap in pieces: so the client's request is answered
+            self.unload()
+            gc.collect()
+            return self._load()
+
+    def fault(self, e):
+        """An exception out of the layers (a MemoryError, a bug) must not end metering's app: the port's state is
+        dropped, the client starts again."""
+        self.faults += 1
+        self.unload()
+        if isinstance(e, MemoryError):
+            self.short_of_memory("dlms", e)
 
     def short_of_memory(self, where, e):
         """Event 418 for a session the heap had no room for (at most one per _MEMORY_HOLD_MS, the ring's flash)."""
@@ -163,24 +180,78 @@ class OpticalPort:
             gc.collect()
 
     def unload(self):
-        """Take the DLMS layers off the heap (nothing of them stays referenced); whether they were loaded. Those a
-        load that failed part-way brought in go too (they would hold the heap the next load needs)."""
-        was = self.deframer is not None
-        self.deframer = None
-        self.link = None
-        # (and a profile read's modules, should one have been cut short)
-        for name in LAYERS + ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile",
-                              "app.dlms_hls", "gcm"):
-            loader.forget(name)
+        """Take this port's DLMS layers off the heap (nothing of them stays referenced here); whether they were
+        loaded. Their modules leave sys.modules once no other port's session holds them (two copies of a module
+        would cost twice its heap); those a load that failed part-way brought in go too."""
+        was = self._drop()
+        if self._held:
+            self._held = False
+            self.ctx.dlms_ports -= 1
+        if not getattr(self.ctx, "dlms_ports", 0):
+            modules = sys.modules
+            for name in LAYERS + _PROFILE_LAYERS:  # (and a profile read's, should one have been cut short)
+                if name in modules:  # (a loader before it interned the name of one never loaded: a qstr pool)
+                    loader.forget(name)
         return was
 
     def give_heap(self):
         """The SMP server's releaser: a session in progress ends so that a signed command or an upload's check finds
-        room (its client's next frame gets DM)."""
-        if self.unload():
-            self.released += 1
+        room (its client connects again)."""
+        try:
+            if self.unload():
+                self.released += 1
+                return True
+        except MemoryError:  # noqa: B014 - what it held is let go all the same: the caller collects
             return True
         return False
+
+    def close(self):
+        """The session is over: the layers and (when no other port's session holds it) this module leave the heap."""
+        if self._releasers is not None and self._release in self._releasers:
+            self._releasers.remove(self._release)
+        self.unload()
+        if not getattr(self.ctx, "dlms_ports", 0):
+            loader.forget("app.dlms_wrapper")
+            loader.forget("app.dlms_port")
+
+
+class OpticalPort(Port):
+    """HDLC on the optical line: frames answered as they complete."""
+
+    def __init__(self, ctx, metering, supply, uart, buf):
+        super().__init__(ctx, metering, supply)
+        self.uart = uart
+        self.buf = buf
+        self.deframer = None  # the DLMS layers while loaded: the deframer, whose frames go to the link
+        self.link = None
+        self.noise = 0  # bytes with no flag while the layers were out: counted, nothing loaded
+
+    def _load(self):
+        from app import hdlc
+
+        assoc = self.association()
+        link = hdlc.Link(SERVER, 1, None)
+        link.on_apdu = lambda req: assoc.apdu(req, link.client)
+        link.on_disconnect = assoc.release
+        uart = self.uart
+        port = self
+
+        def answer(f):
+            r = link.receive(f, port.last_ms)  # the moment its bytes came: the link's clock and the port's agree
+            if r is not None:
+                uart.write(r)
+
+        d = hdlc.Deframer()
+        d.on_frame = answer
+        self.deframer = d
+        self.link = link
+        return d
+
+    def _drop(self):
+        was = self.deframer is not None
+        self.deframer = None
+        self.link = None
+        return was
 
     def idle(self, now_ms):
         """Whether the layers can go: no association connected (a link whose client went silent is disconnected
@@ -198,18 +269,10 @@ class OpticalPort:
                 if buf.find(b"\x7e", 0, n) < 0:
                     self.noise += n
                     return
-                try:
-                    d = self._load()
-                except MemoryError:  # noqa: B014 - the ESP32's heap in pieces: once more on a collected heap,
-                    self.unload()  # so the client's frame is answered rather than dropped
-                    gc.collect()
-                    d = self._load()
+                d = self.load_again()
             d.feed(buf, n)
-        except Exception as e:  # noqa: BLE001 - a fault here (a MemoryError, a bug) must not end metering's app:
-            self.faults += 1  # the line's state is dropped, the client starts again with SNRM
-            self.unload()
-            if isinstance(e, MemoryError):
-                self.short_of_memory("dlms", e)
+        except Exception as e:  # noqa: BLE001 - see fault()
+            self.fault(e)
 
     async def session(self):
         """Read and answer the line while the layers are in; return once the session is over (idle, a fault, or
@@ -225,10 +288,3 @@ class OpticalPort:
             n = uart.readinto(self.buf)
             if n:
                 self.feed(n)
-
-    def close(self):
-        """The session is over: the layers and this module leave the heap."""
-        if self._releasers is not None and self._release in self._releasers:
-            self._releasers.remove(self._release)
-        self.unload()
-        loader.forget("app.dlms_port")

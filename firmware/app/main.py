@@ -10,7 +10,8 @@ from app import console, heartbeat
 _GROUP_NETWORK = const(67)  # app/network.py's group: status (0), head-end (1)
 _OPTICAL_CHUNK = const(64)  # what the DLMS port's line task reads at a time
 # Group 67's Network (app/network.py) is made at the group's first request, or at start when the meter may use its
-# network (a board with a modem and a head-end stored: then its run() is a task); until then this holds (ctx, log).
+# network (a board with a modem and a head-end stored: then its run() is a task); until then this holds (ctx, log) or,
+# on a board with the DLMS port, (ctx, log, metering, supply).
 # A meter without NB-IoT never loads the module (issue 17's heap). Module-level, with two plain lambdas, rather than
 # closures: cells and closure objects cost the app's long-running heap about 0.3 KB VM more (issue 19).
 _net = []  # type: list
@@ -38,7 +39,8 @@ async def _main(ctx):
     supply = Supply(ctx, meter)  # reconciles the relay with its persisted state before the first reading
     meter.listeners.append(supply.on_reading)
     SupplyGroup(ctx, supply).register(ctx.server)
-    _net[:] = (ctx, supply.log)
+    # (the metering and the supply too on a board with the DLMS port's modules: the wrapper over the modem reads them)
+    _net[:] = (ctx, supply.log, meter, supply) if "optical" in ctx.board["uarts"] else (ctx, supply.log)
     ctx.server.register(_GROUP_NETWORK, 0, lambda req: _get().status(req), write=False)
     ctx.server.register(_GROUP_NETWORK, 1, lambda req: _get().headend_cmd(req))
     net = None
@@ -91,7 +93,7 @@ def _get():
     if len(_net) > 1:
         from app.network import Network
 
-        _net[:] = [Network(_net[0], _net[1])]
+        _net[:] = [Network(*_net)]
     return _net[0]
 
 

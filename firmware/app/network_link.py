@@ -1,7 +1,8 @@
 # The meter's NB-IoT link to its head-end (docs/firmware-engineer.md "The network"), started by app/network.py only on
 # a board with a modem and a meter with a head-end: the modem driver (app/modem*.py), SMP over UDP on local port 1337
-# (the console's own server: the same groups, envelopes and refusal limits), the optional uplink, and the driver's
-# notices as events, one of a kind per _QUIET_MS. Whatever goes wrong here ends the link alone, with event 432, never
+# (the console's own server: the same groups, envelopes and refusal limits), the optional uplink, the DLMS/COSEM
+# wrapper on local port 4059 to the head-end's dlms_port (a board with the DLMS port's modules: app/dlms_wrapper.py comes
+# in at a datagram and leaves with the session), and the driver's notices as events, one of a kind per _QUIET_MS. Whatever goes wrong here ends the link alone, with event 432, never
 # the app: metering and the console go on.
 import asyncio
 import time
@@ -10,6 +11,7 @@ from micropython import const
 
 from app import events, modem, modem_smp
 
+_WRAPPER_PORT = const(4059)  # app/dlms_wrapper.py WRAPPER_PORT (not imported: that module is on the heap per session)
 _QUIET_MS = const(600000)  # one link event of a kind per this long: a flapping link does not wear the flash
 LINKS = ("off", "searching", "denied", "up")  # app.modem LINK_* by value
 _EVENTS = {
@@ -22,15 +24,39 @@ _EVENTS = {
 }
 
 
-class Link:
-    """The driver, the server and the uplink for one head-end {ip, port, uplink_s}. `run()` is the task."""
+def _intern_dlms():
+    """The DLMS session's modules loaded once and forgotten, before the driver takes its heap: what stays is the
+    names they intern (MicroPython's qstr pools, never freed), made now, low in a heap still whole, rather than at
+    the first session's imports, wherever the heap then has a hole."""
+    import gc
 
-    def __init__(self, ctx, log, headend):
+    import loader
+
+    names = ("app.cosem", "app.dlms_objects", "app.dlms_names", "app.dlms_port", "app.dlms_wrapper", "app.dlms_hls",
+             "gcm")
+    try:
+        for name in names:
+            __import__(name)
+    except Exception:  # noqa: BLE001 - no room now (the first session interns them): SMP starts all the same
+        pass
+    for name in names:
+        loader.forget(name)
+    gc.collect()
+
+
+class Link:
+    """The driver, the server, the uplink and the DLMS wrapper for one head-end {ip, port, uplink_s[, dlms_port]}.
+    `run()` is the task; dlms is (metering, supply) on a board with the DLMS port's modules, else None."""
+
+    def __init__(self, ctx, log, headend, dlms=None):
         self.ctx = ctx
         self.log = log  # the app's EventLog
         self.headend = headend
+        self.dlms = dlms
         self.modem = None
         self.udp = None
+        self.dlms_sock = None  # the wrapper's socket, when the head-end has a dlms_port
+        self.dlms_sessions = 0
         self.uplinks = 0
         self.quieted = 0  # link events not recorded (one of a kind per _QUIET_MS)
         self._said = {}  # event code -> ticks_ms of its last record
@@ -38,12 +64,17 @@ class Link:
     async def run(self):
         h = self.headend
         try:
+            if self.dlms is not None and "dlms_port" in h:
+                _intern_dlms()
             self.modem = m = modem.from_board(self.ctx.board, self._event)
             supervisor = asyncio.create_task(m.run())
             sock = await m.open(h["ip"], h["port"], modem_smp.PORT)  # opened by the supervisor once registered
             self.udp = modem_smp.SmpOverUdp(self.ctx.server, sock)
             if h["uplink_s"]:
                 asyncio.create_task(self._uplink(m, sock, h["uplink_s"]))
+            if self.dlms is not None and "dlms_port" in h and m.kind.FIXED_PEER:  # (answers the head-end only)
+                self.dlms_sock = await m.open(h["ip"], h["dlms_port"], _WRAPPER_PORT)
+                asyncio.create_task(self._dlms(self.dlms_sock))
             await self.udp.run()
             await supervisor
         except Exception as e:  # noqa: BLE001 - the rule above
@@ -64,6 +95,25 @@ class Link:
             s = u.sock
             out["smp"] = {"answered": u.answered, "unsent": u.unsent, "split": u.split,
                           "refused_large": u.refused_large, "dropped": s.dropped, "malformed": s.malformed}
+        d = self.dlms_sock
+        if d is not None:
+            out["dlms"] = {"port": d.lport, "open": d.is_open, "sessions": self.dlms_sessions, "dropped": d.dropped}
+
+    async def _dlms(self, sock):
+        """The wrapper's port: a datagram brings in a DLMS session (app/dlms_port.py), which serves the port until no
+        association holds it; a fault there ends the session, never the link."""
+        while True:
+            req = await sock.recv()
+            self.dlms_sessions += 1
+            try:
+                await self._session(sock, req)
+            except Exception as e:  # noqa: BLE001 - out of memory at the import, a fault: the next datagram retries
+                self._say(events.OUT_OF_MEMORY if isinstance(e, MemoryError) else events.LINK_LOST, "dlms: %r" % e)
+
+    async def _session(self, sock, req):
+        from app import dlms_wrapper  # a local of this frame only: nothing keeps the module once the session is over
+
+        await dlms_wrapper.serve_wrapper(self.ctx, self.dlms[0], self.dlms[1], sock, req)
 
     async def _uplink(self, m, sock, period_s):
         """While the link is up, every period_s: a CBOR map {meter, seq, up_s, link} to the head-end. Its first
@@ -86,13 +136,15 @@ class Link:
 
     def _event(self, what):
         code = _EVENTS.get(what)
-        if code is None:
-            return
+        if code is not None:
+            m = self.modem
+            self._say(code, what if m is None or m.last_error is None else "%s: %s" % (what, m.last_error))
+
+    def _say(self, code, detail):
         now = time.ticks_ms()
         last = self._said.get(code)
         if last is not None and time.ticks_diff(now, last) < _QUIET_MS:
             self.quieted += 1
             return
         self._said[code] = now
-        m = self.modem
-        self.log.add(code, what if m is None or m.last_error is None else "%s: %s" % (what, m.last_error))
+        self.log.add(code, detail)

@@ -10,7 +10,9 @@ def forget(module):
     sys.modules and off its package, so nothing the loader holds refers to it; a later import loads it again."""
     import sys
 
-    sys.modules.pop(module, None)
+    if sys.modules.pop(module, None) is None:
+        return  # never loaded (or forgotten already): its name is not looked up as an attribute, which would intern
+        #         it, and a new string's interning can take a new qstr pool (2.5 KB) from a heap that is short
     package, _, name = module.rpartition(".")
     try:
         delattr(sys.modules[package], name)

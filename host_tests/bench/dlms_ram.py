@@ -7,7 +7,8 @@ sends them, with the collector off so every byte allocated is counted, and the b
 and server (smp_serial.Decoder at the console's BUF_SIZE, loader.smp.Server). Then a session through the port itself
 (app/dlms_port.py: its module, the three layers and their objects, as a meter loads them at a client's first flag):
 the heap it holds while in, and what stays on the heap after it ends (its modules forgotten; MicroPython never frees
-interned names, so the first session leaves those).
+interned names, so the first session leaves those). And the same through the UDP wrapper (app/dlms_wrapper.py
+WrapperPort, as the network's task starts it at a datagram on port 4059): AARQ, a GET, RLRQ.
 
 Usage: python -m host_tests.bench.dlms_ram [--json]
 """
@@ -123,6 +124,48 @@ print("SESSION", first, left1, second, left2, line.out, len(parts[0].server.rele
       1 if "app.hdlc" in sys.modules else 0)
 """
 
+WRAPPER = r"""
+import gc, sys
+sys.path[:0] = [%(fw)r, %(lib)r, %(tests)r]
+import fwtest
+import loader
+from app import console  # (a meter has it: the console's task; app/dlms_port.py imports from it)
+class Sock:  # counts the answers; keeping them would show as heap left behind
+    def __init__(self):
+        self.modem = fwtest._Parts()
+        self.modem.max_datagram = 512
+        self.out = 0
+    async def send(self, data, n=-1):
+        self.out += 1
+sock = Sock()
+parts = fwtest.meter_parts()
+REQS = [fwtest.wrap(a) for a in (fwtest.AARQ_PUBLIC, bytes.fromhex("c001c1000301000c0700ff0200"), b"\x62\x00")]
+def run(coro):
+    try:
+        coro.send(None)
+    except StopIteration:
+        pass
+def session():
+    from app import dlms_wrapper
+    p = dlms_wrapper.WrapperPort(*parts, sock)
+    for r in REQS:
+        run(p.answer(memoryview(r)))
+    gc.collect()
+    inside = base - gc.mem_free()
+    p.close()
+    return inside
+gc.collect()
+base = gc.mem_free()
+first = session()
+gc.collect()
+left1 = base - gc.mem_free()
+second = session()
+gc.collect()
+left2 = base - gc.mem_free()
+print("WRAPPER", first, left1, second, left2, sock.out, len(parts[0].server.releasers),
+      1 if "app.cosem" in sys.modules else 0)
+"""
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -146,6 +189,15 @@ def main() -> int:
         return 1
     inside1, left1, inside2, left2, answers, releasers, layers_left = (int(x) for x in line.split()[1:])
     ok = ok and answers == 6 and releasers == 0 and layers_left == 0
+    p = subprocess.run([str(vm), "-X", "heapsize=256K", "-c", WRAPPER % {"fw": str(FIRMWARE), "lib": str(FIRMWARE / "lib"),
+                                                                "tests": str(ROOT / "host_tests" / "firmware")}],
+                       capture_output=True, text=True, timeout=120, env={"MICROPYPATH": ".frozen"})
+    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("WRAPPER")), None)
+    if p.returncode or line is None:
+        print(p.stdout + p.stderr, file=sys.stderr)
+        return 1
+    w_in1, w_left1, w_in2, w_left2, w_answers, w_releasers, w_layers = (int(x) for x in line.split()[1:])
+    ok = ok and w_answers == 6 and w_releasers == 0 and w_layers == 0
     res = {"objects_vm_bytes": objects, "objects_board_estimate": objects // 2, "session_frames": frames,
            "session_allocated_vm_bytes": allocated, "per_frame_vm_bytes": round(allocated / frames),
            "session_ok": bool(ok), "smp_console_objects_vm_bytes": smp_objects,
@@ -153,7 +205,10 @@ def main() -> int:
            "session_line_seconds_at_9600": round((bytes_in + bytes_out) * 10 / 9600, 2),
            "port_session_held_vm_bytes": inside1, "port_session_held_board_estimate": inside1 // 2,
            "left_after_first_session_vm_bytes": left1, "port_second_session_held_vm_bytes": inside2,
-           "left_after_second_session_vm_bytes": left2}
+           "left_after_second_session_vm_bytes": left2,
+           "wrapper_session_held_vm_bytes": w_in1, "wrapper_session_held_board_estimate": w_in1 // 2,
+           "wrapper_left_after_first_session_vm_bytes": w_left1, "wrapper_second_session_held_vm_bytes": w_in2,
+           "wrapper_left_after_second_session_vm_bytes": w_left2}
     if args.json:
         print(json.dumps(res, indent=2))
     else:

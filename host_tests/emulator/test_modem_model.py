@@ -663,3 +663,26 @@ def test_a_datagram_no_heap_can_read_is_drained_not_left_to_spin_the_select_shim
     )
     assert out["dropped"] == 1 and out["left"] is False, out
     assert out["next"] == '\r\n+QIURC: "recv",0,2,"6869"\r\n', out
+
+
+def test_a_command_s_arguments_split_at_commas_outside_quotes(tmp_path):
+    """The model's argument splitter (str.find, not a character at a time: indexing a character interns it, which
+    took a 2.5 KB qstr pool from a heap the firmware had in pieces and lost a DLMS session's answers)."""
+    cases = ['1,8,"0a1b,2c"', '0,0,"UDP","127.0.0.1",4059,4059,1', "", "1", "1,", ',"', '1,"a,b', '"",,"x"', " 2 , 3 "]
+    out = vm(tmp_path, f"out['split'] = [modem._split(s) for s in {cases!r}]\n")
+
+    def reference(raw: str) -> list[str]:
+        parts, cur, q = [], "", False
+        for ch in raw:
+            if ch == '"':
+                q = not q
+            if ch == "," and not q:
+                parts.append(cur.strip())
+                cur = ""
+            else:
+                cur += ch
+        if cur or parts:
+            parts.append(cur.strip())
+        return parts
+
+    assert out["split"] == [reference(s) for s in cases], out["split"]

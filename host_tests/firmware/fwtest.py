@@ -199,3 +199,48 @@ def optical_port(line, parts=None, buf_size=64):
         loader.forget(name)
     ctx, metering, supply = parts or meter_parts()
     return dlms_port.OpticalPort(ctx, metering, supply, line, bytearray(buf_size))
+
+
+class Datagrams:
+    """An app.modem Socket's stand-in for app/dlms_wrapper.py's WrapperPort: datagrams put in `inbox` are received,
+    those sent are kept in `out` (each no longer than the module's datagram, as the module's cap would have it)."""
+
+    def __init__(self, cap=512):
+        self.modem = _Parts()
+        self.modem.max_datagram = cap
+        self.lport = 4059
+        self.is_open = True
+        self.dropped = 0
+        self.inbox = []
+        self.out = []
+
+    async def recv(self):
+        import asyncio
+
+        while not self.inbox:
+            await asyncio.sleep_ms(1)
+        return memoryview(self.inbox.pop(0))
+
+    async def send(self, data, n=-1):
+        n = len(data) if n < 0 else n
+        assert n <= self.modem.max_datagram, n
+        self.out.append(bytes(data[:n]))
+
+
+def wrap(apdu, client=16, server=1, version=1):
+    """An IEC 62056-47 wrapper datagram: version, source wPort (the client), destination wPort, length, the APDU."""
+    n = len(apdu)
+    return bytes((version >> 8, version & 0xFF, client >> 8, client & 0xFF, server >> 8, server & 0xFF, n >> 8,
+                  n & 0xFF)) + apdu
+
+
+def wrapper_port(sock, parts=None):
+    """An app/dlms_wrapper.py WrapperPort on `sock` over `parts` (meter_parts() when None), the DLMS layers off the
+    heap first, as on a meter before a session."""
+    import loader
+    from app import dlms_port, dlms_wrapper
+
+    for name in dlms_port.LAYERS:
+        loader.forget(name)
+    ctx, metering, supply = parts or meter_parts()
+    return dlms_wrapper.WrapperPort(ctx, metering, supply, sock)

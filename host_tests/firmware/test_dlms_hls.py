@@ -300,3 +300,19 @@ def test_gurux_associates_reads_and_operates_the_relay_as_the_utility():
         assert log.ring[-1][0] == events.UTILITY_REFUSED
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_a_utility_aarq_with_no_heap_for_its_security_is_rejected_transient():
+    def short_of_heap(title, ctos):
+        raise MemoryError("memory allocation failed, allocating 2560 bytes")
+
+    def body():
+        _keys()
+        a = cosem.Association(model, hls=short_of_heap)
+        f = aare_fields(a.apdu(Client(EK, AK).aarq(), cosem.UTILITY_CLIENT))
+        assert f[0xA2] == b"\x02\x01\x02" and f[0xA3] == b"\xa1\x03\x02\x01\x01"  # rejected-transient, no reason
+        assert not a.pending and not a.associated and a.sec is None
+        a = cosem.Association(model, hls=lambda title, ctos: None)  # no keys: rejected for good
+        assert aare_fields(a.apdu(Client(EK, AK).aarq(), cosem.UTILITY_CLIENT))[0xA2] == b"\x02\x01\x01"
+
+    fwtest.in_workdir(body, "meter")

@@ -36,12 +36,16 @@ def test_a_head_end_is_checked_by_type_and_value():
     assert network.check_headend(None) is None and network.check_headend(GOOD) is None
     assert network.check_headend(dict(GOOD, uplink_s=0)) is None
     assert network.check_headend(dict(GOOD, ip="fd00::1")) is None
+    assert network.check_headend(dict(GOOD, dlms_port=4059)) is None  # DLMS through the wrapper too
     for bad, why in ((dict(GOOD, port=4059.0), "port"), (dict(GOOD, port=True), "port"), (dict(GOOD, port=0), "port"),
                      (dict(GOOD, port=65536), "port"), (dict(GOOD, uplink_s=5), "uplink_s"),
                      (dict(GOOD, uplink_s=600.0), "uplink_s"), (dict(GOOD, ip="meters.example"), "ip"),
                      (dict(GOOD, ip='10.0.0.1",1'), "ip"), (dict(GOOD, ip=""), "ip"), (dict(GOOD, ip=None), "ip"),
                      ({"ip": "10.0.0.1", "port": 1}, "not {ip"), (dict(GOOD, extra=1), "not {ip"),
-                     ([GOOD], "not {ip"), ("10.0.0.1:4059", "not {ip")):
+                     ([GOOD], "not {ip"), ("10.0.0.1:4059", "not {ip"),
+                     (dict(GOOD, dlms_port=4059.0), "dlms_port"), (dict(GOOD, dlms_port=True), "dlms_port"),
+                     (dict(GOOD, dlms_port=0), "dlms_port"), (dict(GOOD, dlms_port=65536), "dlms_port"),
+                     (dict(GOOD, dlms_port=None), "dlms_port"), (dict(GOOD, dlms_port=1, extra=1), "not {ip")):
         why_got = network.check_headend(bad)
         assert why_got is not None and why_got.startswith(why), (bad, why_got)
 
