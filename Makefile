@@ -52,11 +52,13 @@ bench-supply: setup
 	$(PY) -m host_tests.bench.load_profile_wear
 	$(PY) -m host_tests.bench.load_profile_wear --board rpi_pico
 
-# The DLMS server: what a session holds of the heap, and a day of block load profile read by the meter reader over
-# HDLC: bytes, frames and line time at 9600 baud (about a minute)
+# The DLMS server: what a session holds of the heap (optical and through the wrapper), and a day of block load profile
+# read by the meter reader over HDLC (bytes, frames and line time at 9600 baud) and through the UDP wrapper over the
+# emulator's link model on nb2-good, nb1-good and nb1-edge (virtual time against the link's minimum) (about a minute)
 bench-dlms: setup
 	$(PY) -m host_tests.bench.dlms_ram
 	$(PY) -m host_tests.bench.dlms_day_read
+	$(PY) -m host_tests.bench.dlms_wrapper_read --seeds 7
 
 # Pushes over SMP over UDP into an emulated meter's NB-IoT module at --speed 1, through nb2-good, nb1-good and nb1-edge,
 # with ota and with smpmgr (about 1.5 h on 2 cores: nb1-edge's 2 kbit/s alone takes most of it)

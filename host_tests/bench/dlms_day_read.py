@@ -14,6 +14,7 @@ Usage: python -m host_tests.bench.dlms_day_read [--json]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import json
@@ -85,10 +86,10 @@ def _session(pdu: int, info: int) -> dict:
             "row_bytes_at_9600_floor_ms": round(read_s / ROWS * 1000, 1)}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+@contextlib.contextmanager
+def two_days_of_rows():
+    """A work folder as a meter's flash: the meter reader's secret ("bench reader", meter id "meter-42") and two local
+    days of 15-minute block load profile rows from 2025-12-01 (+05:30), the firmware's modules importable."""
     for p in (ROOT / "firmware" / "lib", ROOT / "firmware", ROOT / "meterkit" / "mpy_compat",
               ROOT / "host_tests" / "firmware"):
         if str(p) not in sys.path:
@@ -99,7 +100,6 @@ def main() -> int:
     from app import load_profile
 
     here = os.getcwd()
-    out = []
     with tempfile.TemporaryDirectory() as d:
         os.chdir(d)
         try:
@@ -108,10 +108,17 @@ def main() -> int:
             t0 = 1764527400  # 2025-12-01 00:00 at +05:30: two local days of 15-minute rows, as the interop test
             for k in range(1, 2 * ROWS + 1):
                 load_profile.capture((t0 + 900 * k, 23000 + k % 50, 4000 + k, 1000 * k, 1100 * k, k % 3))
-            for pdu, info in ((128, 128), (512, 128)):
-                out.append(_session(pdu, info))
+            yield
         finally:
             os.chdir(here)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    with two_days_of_rows():
+        out = [_session(pdu, info) for pdu, info in ((128, 128), (512, 128))]
     res = {"machine": "see docs/BENCHMARKS.md", "baud": BAUD, "runs": out}
     if args.json:
         print(json.dumps(res, indent=2))

@@ -108,21 +108,8 @@ def session():
     for f in FRAMES:
         p.buf[:len(f)] = f
         p.feed(len(f))
-    gc.collect()
-    inside = base - gc.mem_free()
-    p.close()
-    return inside
-gc.collect()
-base = gc.mem_free()
-first = session()
-gc.collect()
-left1 = base - gc.mem_free()
-second = session()
-gc.collect()
-left2 = base - gc.mem_free()
-print("SESSION", first, left1, second, left2, line.out, len(parts[0].server.releasers),
-      1 if "app.hdlc" in sys.modules else 0)
-"""
+    return p
+""" + "SESSIONS = ('SESSION', line, 'app.hdlc')\n"
 
 WRAPPER = r"""
 import gc, sys
@@ -150,53 +137,56 @@ def session():
     p = dlms_wrapper.WrapperPort(*parts, sock)
     for r in REQS:
         run(p.answer(memoryview(r)))
+    return p
+""" + "SESSIONS = ('WRAPPER', sock, 'app.cosem')\n"
+
+# Two sessions one after the other (the port's script gives session(): a port that has served its requests): the heap
+# each holds before its close, and what the heap keeps after each (the names the first interns), then the answers,
+# the releasers left registered and whether the layers' first module is still loaded.
+MEASURE = r"""
+def held():
+    p = session()
     gc.collect()
     inside = base - gc.mem_free()
     p.close()
     return inside
 gc.collect()
 base = gc.mem_free()
-first = session()
+first = held()
 gc.collect()
 left1 = base - gc.mem_free()
-second = session()
+second = held()
 gc.collect()
 left2 = base - gc.mem_free()
-print("WRAPPER", first, left1, second, left2, sock.out, len(parts[0].server.releasers),
-      1 if "app.cosem" in sys.modules else 0)
+print(SESSIONS[0], first, left1, second, left2, SESSIONS[1].out, len(parts[0].server.releasers),
+      1 if SESSIONS[2] in sys.modules else 0)
 """
+
+
+def _vm(code: str, tag: str) -> list[int]:
+    """Run `code` in the MicroPython VM (256 KB heap): the numbers of its output line that starts with `tag`."""
+    vm = Path(sys.executable).with_name("micropython")
+    p = subprocess.run([str(vm), "-X", "heapsize=256K", "-c", code], capture_output=True, text=True, timeout=120,
+                       env={"MICROPYPATH": ".frozen"})
+    line = next((ln for ln in p.stdout.splitlines() if ln.startswith(tag)), None)
+    if p.returncode or line is None:
+        raise RuntimeError(p.stdout + p.stderr)
+    return [int(x) for x in line.split()[1:]]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    vm = Path(sys.executable).with_name("micropython")
-    code = SCRIPT % {"fw": str(FIRMWARE), "lib": str(FIRMWARE / "lib")}
-    p = subprocess.run([str(vm), "-X", "heapsize=256K", "-c", code], capture_output=True, text=True, timeout=120,
-                       env={"MICROPYPATH": ".frozen"})
-    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT")), None)
-    if p.returncode or line is None:
-        print(p.stdout + p.stderr, file=sys.stderr)
+    paths = {"fw": str(FIRMWARE), "lib": str(FIRMWARE / "lib"), "tests": str(ROOT / "host_tests" / "firmware")}
+    try:
+        objects, allocated, frames, ok, smp_objects, bytes_in, bytes_out = _vm(SCRIPT % paths, "RESULT")
+        inside1, left1, inside2, left2, answers, releasers, layers_left = _vm((SESSION + MEASURE) % paths, "SESSION")
+        w_in1, w_left1, w_in2, w_left2, w_answers, w_releasers, w_layers = _vm((WRAPPER + MEASURE) % paths, "WRAPPER")
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
         return 1
-    objects, allocated, frames, ok, smp_objects, bytes_in, bytes_out = (int(x) for x in line.split()[1:])
-    p = subprocess.run([str(vm), "-X", "heapsize=256K", "-c", SESSION % {"fw": str(FIRMWARE), "lib": str(FIRMWARE / "lib"),
-                                                                "tests": str(ROOT / "host_tests" / "firmware")}],
-                       capture_output=True, text=True, timeout=120, env={"MICROPYPATH": ".frozen"})
-    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("SESSION")), None)
-    if p.returncode or line is None:
-        print(p.stdout + p.stderr, file=sys.stderr)
-        return 1
-    inside1, left1, inside2, left2, answers, releasers, layers_left = (int(x) for x in line.split()[1:])
     ok = ok and answers == 6 and releasers == 0 and layers_left == 0
-    p = subprocess.run([str(vm), "-X", "heapsize=256K", "-c", WRAPPER % {"fw": str(FIRMWARE), "lib": str(FIRMWARE / "lib"),
-                                                                "tests": str(ROOT / "host_tests" / "firmware")}],
-                       capture_output=True, text=True, timeout=120, env={"MICROPYPATH": ".frozen"})
-    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("WRAPPER")), None)
-    if p.returncode or line is None:
-        print(p.stdout + p.stderr, file=sys.stderr)
-        return 1
-    w_in1, w_left1, w_in2, w_left2, w_answers, w_releasers, w_layers = (int(x) for x in line.split()[1:])
     ok = ok and w_answers == 6 and w_releasers == 0 and w_layers == 0
     res = {"objects_vm_bytes": objects, "objects_board_estimate": objects // 2, "session_frames": frames,
            "session_allocated_vm_bytes": allocated, "per_frame_vm_bytes": round(allocated / frames),

@@ -21,15 +21,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
-import os
 import statistics
 import sys
-import tempfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
 ROWS = 96
 UART_BAUD = 115200
 AT_BYTES = 40  # AT+QISEND=<id>,<len>," ... "\r, OK, SEND OK / +QIURC: "recv",<id>,<len>," ... "
@@ -135,30 +130,10 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=5, help="runs per profile (seeds 1..N)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    for p in (ROOT / "firmware" / "lib", ROOT / "firmware", ROOT / "meterkit" / "mpy_compat",
-              ROOT / "host_tests" / "firmware"):
-        if str(p) not in sys.path:
-            sys.path.insert(0, str(p))
-    import mpy_port
+    from host_tests.bench.dlms_day_read import two_days_of_rows
 
-    mpy_port.install()
-    from app import load_profile
-
-    here = os.getcwd()
-    runs = []
-    with tempfile.TemporaryDirectory() as d:
-        os.chdir(d)
-        try:
-            os.mkdir("meter")
-            Path("meter/dlms-reader.bin").write_bytes(hashlib.sha256(b"meter-42\x00bench reader").digest())
-            t0 = 1764527400  # 2025-12-01 00:00 at +05:30: two local days of 15-minute rows, as the HDLC bench
-            for k in range(1, 2 * ROWS + 1):
-                load_profile.capture((t0 + 900 * k, 23000 + k % 50, 4000 + k, 1000 * k, 1100 * k, k % 3))
-            for profile in PROFILES:
-                for seed in range(1, args.seeds + 1):
-                    runs.append(_session(profile, seed))
-        finally:
-            os.chdir(here)
+    with two_days_of_rows():
+        runs = [_session(profile, seed) for profile in PROFILES for seed in range(1, args.seeds + 1)]
     summary = []
     for profile in PROFILES:
         rs = [r for r in runs if r["profile"] == profile]
