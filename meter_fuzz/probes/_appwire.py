@@ -9,19 +9,20 @@ GROUP_NETWORK = 67
 # the lines of app/main.py this mirrors, checked against its source
 MIRRORS = (
     "_GROUP_NETWORK = const(67)",  # a private const: the VM compiles it away, so the probes hold their own
-    "_net[:] = (ctx, supply.log)",
+    '_net[:] = (ctx, supply.log, meter, supply) if "optical" in ctx.board["uarts"] else (ctx, supply.log)',
     "ctx.server.register(_GROUP_NETWORK, 0, lambda req: _get().status(req), write=False)",
     "ctx.server.register(_GROUP_NETWORK, 1, lambda req: _get().headend_cmd(req))",
     'if settings.read({"headend": None}, {"headend": type})[0]["headend"] is not None:',
 )
 
 
-def network(ctx, log):
+def network(ctx, log, metering=None, supply=None):
     """Register group 67 as the app does; return the app's Network when the meter would start it (a board with a
-    modem and a stored head-end), else None."""
+    modem and a stored head-end), else None. With the metering and the supply, on a board with the DLMS port, its
+    link would serve DLMS through the wrapper too (no probe gives them: group 67's handlers do not use them)."""
     from loader import settings
 
-    main._net[:] = (ctx, log)
+    main._net[:] = (ctx, log, metering, supply) if supply is not None and "optical" in ctx.board["uarts"] else (ctx, log)
     ctx.server.register(GROUP_NETWORK, 0, lambda req: main._get().status(req), write=False)
     ctx.server.register(GROUP_NETWORK, 1, lambda req: main._get().headend_cmd(req))
     if ctx.board.get("modem") is not None:
