@@ -24,26 +24,6 @@ _EVENTS = {
 }
 
 
-def _intern_dlms():
-    """The DLMS session's modules loaded once and forgotten, before the driver takes its heap: what stays is the
-    names they intern (MicroPython's qstr pools, never freed), made now, low in a heap still whole, rather than at
-    the first session's imports, wherever the heap then has a hole."""
-    import gc
-
-    import loader
-
-    names = ("app.cosem", "app.dlms_objects", "app.dlms_names", "app.dlms_port", "app.dlms_wrapper", "app.dlms_hls",
-             "gcm")
-    try:
-        for name in names:
-            __import__(name)
-    except Exception:  # noqa: BLE001 - no room now (the first session interns them): SMP starts all the same
-        pass
-    for name in names:
-        loader.forget(name)
-    gc.collect()
-
-
 class Link:
     """The driver, the server, the uplink and the DLMS wrapper for one head-end {ip, port, uplink_s[, dlms_port]}.
     `run()` is the task; dlms is (metering, supply) on a board with the DLMS port's modules, else None."""
@@ -64,8 +44,6 @@ class Link:
     async def run(self):
         h = self.headend
         try:
-            if self.dlms is not None and "dlms_port" in h:
-                _intern_dlms()
             self.modem = m = modem.from_board(self.ctx.board, self._event)
             supervisor = asyncio.create_task(m.run())
             sock = await m.open(h["ip"], h["port"], modem_smp.PORT)  # opened by the supervisor once registered
