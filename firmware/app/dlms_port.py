@@ -62,6 +62,8 @@ class Port:
         self._held = False  # this port's layers are in (counted in ctx.dlms_ports)
         self._releasers = getattr(ctx.server, "releasers", None)  # a loader before make_room has none
         self._release = self.give_heap  # one bound method, so that close() finds the one it registered
+        # the sessions alive (ctx.dlms_sessions): this module and the wrapper's leave sys.modules when the last closes
+        ctx.dlms_sessions = getattr(ctx, "dlms_sessions", 0) + 1
         if self._releasers is not None:
             self._releasers.append(self._release)
 
@@ -77,8 +79,8 @@ class Port:
         from app import cosem, dlms_objects
 
         if not self._held:
-            self._held = True
             self.ctx.dlms_ports = getattr(self.ctx, "dlms_ports", 0) + 1
+            self._held = True
         m = self.metering
         ctx = self.ctx
         rating = ctx.board["metering"]
@@ -206,11 +208,12 @@ class Port:
         return False
 
     def close(self):
-        """The session is over: the layers and (when no other port's session holds it) this module leave the heap."""
+        """The session is over: the layers and (when no other session is alive) this module leave the heap."""
         if self._releasers is not None and self._release in self._releasers:
             self._releasers.remove(self._release)
         self.unload()
-        if not getattr(self.ctx, "dlms_ports", 0):
+        self.ctx.dlms_sessions -= 1
+        if not self.ctx.dlms_sessions:  # (a session that gave its heap away still runs on these modules)
             loader.forget("app.dlms_wrapper")
             loader.forget("app.dlms_port")
 

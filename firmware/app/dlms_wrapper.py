@@ -18,6 +18,13 @@ _INACTIVITY_MS = const(120000)  # an association over the wrapper with no reques
 async def serve_wrapper(ctx, metering, supply, sock, req):
     """Serve the wrapper on `sock` (an app.modem Socket on port 4059) from its first datagram `req` until no
     association holds it; then the DLMS code, this module included, leaves the heap."""
+    if not is_wrapper(req):  # a datagram that is no wrapper for this server loads nothing
+        if not getattr(ctx, "dlms_sessions", 0):
+            import loader
+
+            loader.forget("app.dlms_wrapper")
+            loader.forget("app.dlms_port")
+        return
     port = WrapperPort(ctx, metering, supply, sock)
     try:
         if await port.start():
@@ -25,6 +32,14 @@ async def serve_wrapper(ctx, metering, supply, sock, req):
             await port.session()
     finally:
         port.close()
+
+
+def is_wrapper(req):
+    """Whether datagram `req` is a wrapper datagram for this server: version 1, destination wPort 1, the length its
+    APDU has, and an APDU."""
+    n = len(req)
+    return (n > _WRAPPER_HEAD and not req[0] and req[1] == 1 and (req[4] << 8 | req[5]) == SERVER
+            and (req[6] << 8 | req[7]) == n - _WRAPPER_HEAD)
 
 
 class WrapperPort(Port):
@@ -44,12 +59,13 @@ class WrapperPort(Port):
     source cannot make the meter an amplifier (app/network_link.py starts the wrapper on such a socket only)."""
 
     def __init__(self, ctx, metering, supply, sock):
+        self._out = bytearray(sock.modem.max_datagram)  # the last answer, kept for a request that comes again
+        # (made first: a MemoryError here leaves nothing registered, Port's releaser and session count included)
         super().__init__(ctx, metering, supply)
         self.sock = sock
         self.assoc = None  # the Association while the layers are in
         self.request_ms = self.last_ms  # when the association in force last had a request
         self.inactivity_ms = _INACTIVITY_MS
-        self._out = bytearray(sock.modem.max_datagram)  # the last answer, kept for a request that comes again
         self._out_n = 0
         self._again = None  # the last request whose answer is sent again, not redone, when it comes again
         self.answered = 0
@@ -83,9 +99,7 @@ class WrapperPort(Port):
 
     def reply(self, req):
         """The answer datagram to one request datagram (a memoryview of it out of self._out), or None."""
-        n = len(req)
-        if n < _WRAPPER_HEAD or req[0] or req[1] != 1 or (req[4] << 8 | req[5]) != SERVER or \
-                (req[6] << 8 | req[7]) != n - _WRAPPER_HEAD or n == _WRAPPER_HEAD:
+        if not is_wrapper(req):
             self.malformed += 1
             return None
         client = req[2] << 8 | req[3]

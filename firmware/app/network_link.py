@@ -51,8 +51,11 @@ class Link:
             if h["uplink_s"]:
                 asyncio.create_task(self._uplink(m, sock, h["uplink_s"]))
             if self.dlms is not None and "dlms_port" in h and m.kind.FIXED_PEER:  # (answers the head-end only)
-                self.dlms_sock = await m.open(h["ip"], h["dlms_port"], _WRAPPER_PORT)
-                asyncio.create_task(self._dlms(self.dlms_sock))
+                try:
+                    self.dlms_sock = await m.open(h["ip"], h["dlms_port"], _WRAPPER_PORT)
+                    asyncio.create_task(self._dlms(self.dlms_sock))
+                except Exception as e:  # noqa: BLE001 - no room, no socket: SMP is served all the same
+                    self._say(events.LINK_LOST, "dlms not started", e)
             await self.udp.run()
             await supervisor
         except Exception as e:  # noqa: BLE001 - the rule above
@@ -86,7 +89,10 @@ class Link:
             try:
                 await self._session(sock, req)
             except Exception as e:  # noqa: BLE001 - out of memory at the import, a fault: the next datagram retries
-                self._say(events.OUT_OF_MEMORY if isinstance(e, MemoryError) else events.LINK_LOST, "dlms: %r" % e)
+                try:
+                    self._say(events.OUT_OF_MEMORY if isinstance(e, MemoryError) else events.LINK_LOST, "dlms", e)
+                except Exception:  # noqa: BLE001 - (not even room to say it: the wrapper goes on)
+                    pass
 
     async def _session(self, sock, req):
         from app import dlms_wrapper  # a local of this frame only: nothing keeps the module once the session is over
@@ -118,11 +124,13 @@ class Link:
             m = self.modem
             self._say(code, what if m is None or m.last_error is None else "%s: %s" % (what, m.last_error))
 
-    def _say(self, code, detail):
+    def _say(self, code, detail, error=None):
+        """Event `code` with `detail` (and ": " and `error`'s repr, made only once the event is due), at most one of a
+        kind per _QUIET_MS."""
         now = time.ticks_ms()
         last = self._said.get(code)
         if last is not None and time.ticks_diff(now, last) < _QUIET_MS:
             self.quieted += 1
             return
         self._said[code] = now
-        self.log.add(code, detail)
+        self.log.add(code, detail if error is None else "%s: %r" % (detail, error))

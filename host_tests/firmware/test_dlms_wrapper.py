@@ -156,3 +156,29 @@ def test_a_session_serves_the_port_until_it_is_quiet_with_no_association():
         assert loaded() == [] and "app.dlms_port" not in sys.modules
 
     asyncio.run(body())
+
+
+def test_a_first_datagram_that_is_no_wrapper_loads_nothing():
+    async def body():
+        import loader
+        from app import dlms_wrapper
+
+        for name in dlms_port.LAYERS:  # (as on a meter before a session: another test may have left them)
+            loader.forget(name)
+        sock = fwtest.Datagrams()
+        parts = fwtest.meter_parts()
+        await dlms_wrapper.serve_wrapper(*parts, sock, memoryview(fwtest.wrap(GET_VOLTAGE, version=2)))
+        assert sock.out == [] and loaded() == [] and parts[0].server.releasers == []
+        assert "app.dlms_port" not in sys.modules and "app.dlms_wrapper" not in sys.modules
+
+    asyncio.run(body())
+
+
+def test_a_port_that_finds_no_room_for_its_buffer_registers_nothing():
+    parts = fwtest.meter_parts()
+    sock = fwtest.Datagrams(cap=1 << 40)  # (a buffer no heap has)
+    try:
+        fwtest.wrapper_port(sock, parts)
+    except (MemoryError, OverflowError, ValueError):
+        pass
+    assert parts[0].server.releasers == [] and getattr(parts[0], "dlms_sessions", 0) == 0
