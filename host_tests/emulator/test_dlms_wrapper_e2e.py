@@ -65,6 +65,23 @@ def _networked(start_emulator, tmp_path, board: str):
     return emu, (emu.endpoints["udp"]["address"], 4059), dlms_port
 
 
+def _session(meter, dlms_port: int, work, **client) -> None:
+    """work(c) in an association of `client` (DlmsUdpClient's arguments), as a head-end does it: a meter short of
+    heap may end a session to give its heap to metering or SMP work ("Service not allowed" on the next request), or
+    turn an AARQ away for now (rejected-transient), docs/dlms.md; the head-end then associates again and repeats the
+    work (every step the tests give may be repeated), four times at most. Another rejection is raised."""
+    for k in range(4):
+        with DlmsUdpClient(meter, ("127.0.0.1", dlms_port), **client) as c:
+            try:
+                c.connect()
+                work(c)
+                assert c.disconnect()[8] == 0x63  # RLRE, behind the wrapper's 8 bytes
+                return
+            except Exception as e:  # gurux's own exception types
+                if k == 3 or not _given_away(e):
+                    raise
+
+
 def _out_of_memory(emu) -> list[dict]:
     return [e for e in _json("meter", "events", "--port", emu.console, "--json")["events"] if e["code"] == OUT_OF_MEMORY]
 
@@ -72,21 +89,6 @@ def _out_of_memory(emu) -> list[dict]:
 @pytest.mark.parametrize("board", ["esp32_devkitc", "rpi_pico"])
 def test_the_public_client_and_the_meter_reader_read_the_meter_through_the_modem(start_emulator, tmp_path, board):
     emu, meter, dlms_port = _networked(start_emulator, tmp_path, board)
-    again = []
-
-    def session(work, **client):
-        for k in range(4):
-            with DlmsUdpClient(meter, ("127.0.0.1", dlms_port), **client) as c:
-                try:
-                    c.connect()
-                    work(c)
-                    assert c.disconnect()[8] == 0x63  # RLRE, behind the wrapper's 8 bytes
-                    return
-                except Exception as e:  # gurux's own exception types
-                    if k == 3 or not _given_away(e):
-                        raise
-                    again.append(str(e).splitlines()[0])
-
     def public(c):
         name = c.read(GXDLMSData("0.0.42.0.0.255"), 2).value  # the logical device name
         assert bytes(name).startswith(b"MKT"), name
@@ -103,8 +105,8 @@ def test_the_public_client_and_the_meter_reader_read_the_meter_through_the_modem
     def reader(c):  # (its profile reads need more heap than a meter with its network up has: docs/BENCHMARKS.md)
         assert c.read(GXDLMSRegister("1.0.1.8.0.255"), 3, 2).value >= 0  # the import register
 
-    session(public)
-    session(reader, secret=SECRET)
+    _session(meter, dlms_port, public)
+    _session(meter, dlms_port, reader, secret=SECRET)
     st = _json("meter", "network", "--port", emu.console, "--json")
     assert st["headend"]["dlms_port"] == dlms_port and st["dlms"]["port"] == 4059 and st["dlms"]["open"], st
     assert st["dlms"]["sessions"] >= 1, st
@@ -137,25 +139,8 @@ def test_the_utility_association_through_the_modem_operates_the_relay_or_is_turn
         return _json("meter", "relay", "status", "--port", con, "--json")
 
     dc = GXDLMSDisconnectControl("0.0.96.3.10.255")
-    again = []
-
     def session(work, **client):
-        """work(c) in an association (the utility's by default: HLS, both sides prove they hold the keys, every APDU
-        authenticated and encrypted), as a head-end does it: a meter short of heap may end a session to give its heap
-        to metering or SMP work ("Service not allowed" on the next request), or turn an AARQ away for now
-        (rejected-transient), docs/dlms.md; the head-end then associates again and repeats the work (every step here
-        may be repeated). Another rejection is raised."""
-        for k in range(4):
-            with DlmsUdpClient(meter, ("127.0.0.1", dlms_port), **(client or {"keys": (EK, AK)})) as c:
-                try:
-                    c.connect()
-                    work(c)
-                    assert c.disconnect()[8] == 0x63  # RLRE, behind the wrapper's 8 bytes
-                    return
-                except Exception as e:  # gurux's own exception types
-                    if k == 3 or not _given_away(e):
-                        raise
-                    again.append(str(e).splitlines()[0])
+        _session(meter, dlms_port, work, **(client or {"keys": (EK, AK)}))
 
     def operate(c):
         assert c.read(GXDLMSRegister("1.0.12.7.0.255"), 3, 2).value > 100  # the voltage, scaled
