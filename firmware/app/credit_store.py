@@ -1,9 +1,11 @@
 # The prepaid state in one power-fail-safe record (meter/credit.json, replaced by write-then-rename): the ledger,
 # the token window and the import-energy register total the balance was last charged up to. A top-up changes the
 # balance and marks its token in the same write, so a power cut can neither lose it nor let it count twice; energy
-# used across a cut is charged at the next reading from the registers, which never decrease.
+# used across a cut is charged at the next reading from the registers, which never decrease. The record also keeps
+# when the last top-up was applied and the balance right after it (IS 15959's prepaid data: app/dlms_supply.py), in
+# the same write as the top-up; a record from before this field reads as no top-up known.
 from app import credit, tokens
-from loader import store, strict
+from loader import store, strict, wallclock
 
 PATH = "meter/credit.json"
 RECORD = "credit"
@@ -22,6 +24,7 @@ class CreditStore:
         self.import_mj = None  # the register total charged up to; None: not yet (the first reading sets it)
         self.day = None  # the local day (days since 1970) fixed charges were last taken for
         self.month = None  # its month (year * 12 + month): the slabs restart when it changes
+        self.last = None  # [RTC s (None: the clock was unknown), the balance after] of the last top-up; None: none
         self.problem = None
         self.newer = False  # the record is a newer app's (this one was rolled back to): left as it is until a reset
 
@@ -42,7 +45,13 @@ class CreditStore:
                 day, month = data.get("day"), data.get("month")
                 if not all(v is None or strict.is_int(v, 0, 1 << 30) for v in (day, month)):
                     raise ValueError("bad calendar")
+                last = data.get("last")
+                if last is not None and not (type(last) is list and len(last) == 2 and (
+                        last[0] is None or strict.is_int(last[0], 0, credit.INT_MAX)) and strict.is_int(
+                        last[1], -credit.INT_MAX, credit.INT_MAX)):
+                    raise ValueError("bad last top-up")
                 self.ledger, self.tokens, self.import_mj, self.day, self.month = led, win, mj, day, month
+                self.last = last
         except store.TooNew as e:  # (a ValueError: first)
             self.problem = str(e)
             self.newer = True
@@ -58,7 +67,8 @@ class CreditStore:
         try:
             store.write_record(self.path, RECORD, RECORD_VERSION,
                                {"ledger": self.ledger.record(), "tokens": self.tokens.record(),
-                                "import_mj": self.import_mj, "day": self.day, "month": self.month},
+                                "import_mj": self.import_mj, "day": self.day, "month": self.month,
+                                "last": self.last},
                                replace_newer=replace_newer)
         except store.TooNew:  # a record that failed to load for another fault but whose head names a newer format
             self.newer = True
@@ -76,6 +86,7 @@ class CreditStore:
             return E_AMOUNT
         self.ledger.credit(amount)
         self.tokens.mark(tid)
+        self.last = [wallclock.rtc_now(), self.ledger.balance]
         self.save()
         return None
 
@@ -87,6 +98,7 @@ class CreditStore:
         self.tokens.spend_up_to(top_tid)
         self.ledger = credit.Ledger()
         self.ledger.balance = balance
+        self.last = None  # (the ledger's last top-up amount starts again at 0 too)
         self.problem = None
         self.save(replace_newer=True)
         return old

@@ -26,11 +26,14 @@ from app.dlms_names import (
     EVENT_SCALERS,
     INSTANT_PROFILE,
     LAST_EVENT,
+    LIMITER,
     LOAD_PROFILES,
     LOAD_REGISTERS,
     MAX_DEMAND,
     NAME_PLATE,
     PLATE_ITEMS,
+    PREPAID,
+    PREPAID_PRIVATE,
     PUBLIC_ASSOCIATION,
     READER_ASSOCIATION,
     SCALER_PROFILE,
@@ -48,10 +51,11 @@ _CLASS_REGISTER = const(3)
 _CLASS_EXTENDED = const(4)
 _CLASS_CLOCK = const(8)
 _CLASS_DISCONNECT = const(70)
+_CLASS_LIMITER = const(71)
 _CLASS_ASSOCIATION = const(15)
 _CLASS_PROFILE = const(7)
 _CLASSES = (_CLASS_DATA, _CLASS_REGISTER, _CLASS_EXTENDED, _CLASS_PROFILE, _CLASS_CLOCK, _CLASS_ASSOCIATION,
-            _CLASS_DISCONNECT)
+            _CLASS_DISCONNECT, _CLASS_LIMITER)
 # DLMS units (Blue Book table of units)
 _W = const(27)
 _VA = const(28)
@@ -82,7 +86,7 @@ _ENERGY_UNITS = (_WH, _WH, _VARH, _VARH, _VAH)  # by register index; the TOU zon
 
 
 def _forget():
-    for name in ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile"):
+    for name in ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile", "app.dlms_supply"):
         loader.forget(name)
 
 
@@ -107,10 +111,12 @@ class Objects:
     registers), `control` the class-70 DisconnectControl (or None on a meter without a relay), `tz_offset_min` a
     callable giving the calendar's offset, `name` the logical device name (bytes, at most 16), `log` the event log
     (app/events.py EventLog; None: no event profiles), `period` a callable giving the demand period in s, the block
-    load profile's capture period (None: no block load profile)."""
+    load profile's capture period (None: no block load profile), `supply` the app's Supply (its load limit and
+    credit: the limiter and the prepaid data; None: neither)."""
 
-    def __init__(self, tick, control, name, tz_offset_min, log=None, plate=None, period=None):
+    def __init__(self, tick, control, name, tz_offset_min, log=None, plate=None, period=None, supply=None):
         self.period = period
+        self.supply = supply
         self.tick = tick
         self.control = control
         self.name = name
@@ -132,8 +138,8 @@ class Objects:
             return cosem.octets(obis)
         if self.private(obis) and client not in (cosem.READER_CLIENT, cosem.UTILITY_CLIENT):
             return cosem.READ_WRITE_DENIED
-        if cls in (_CLASS_ASSOCIATION, _CLASS_PROFILE) or obis in LAST_EVENT or obis in PLATE_ITEMS \
-                or among(LOAD_REGISTERS, obis):
+        if cls in (_CLASS_ASSOCIATION, _CLASS_PROFILE, _CLASS_LIMITER) or obis in LAST_EVENT or obis in PLATE_ITEMS \
+                or among(LOAD_REGISTERS, obis) or among(PREPAID, obis):
             return self._more(cls, obis, attr, access, client)
         if cls == _CLASS_REGISTER:
             return self._register(obis, attr)
@@ -168,8 +174,10 @@ class Objects:
         return cosem.OBJECT_UNDEFINED
 
     def private(self, obis):
-        """Whether only the meter reader reads the object's values (the load profiles and their registers)."""
-        return self.period is not None and (among(LOAD_PROFILES, obis) or among(LOAD_REGISTERS, obis))
+        """Whether only the meter reader and the utility read the object's values (the load profiles and their
+        registers, the prepaid money)."""
+        return (self.period is not None and (among(LOAD_PROFILES, obis) or among(LOAD_REGISTERS, obis))) or (
+            self.supply is not None and among(PREPAID[PREPAID_PRIVATE:], obis))
 
     def _known(self, cls, obis):
         if cls == _CLASS_REGISTER:
@@ -179,6 +187,9 @@ class Objects:
             return True
         if self.log is not None and ((cls == _CLASS_PROFILE and (obis in EVENT_LOGS or obis == EVENT_SCALERS))
                                      or (cls == _CLASS_DATA and obis in LAST_EVENT)):
+            return True
+        if self.supply is not None and ((cls == _CLASS_LIMITER and obis == LIMITER)
+                                        or (cls == _CLASS_DATA and among(PREPAID, obis))):
             return True
         if self.plate is not None and ((cls == _CLASS_PROFILE and obis == NAME_PLATE)
                                        or (cls == _CLASS_DATA and obis in PLATE_ITEMS)):
@@ -198,6 +209,9 @@ class Objects:
             out += [(_CLASS_PROFILE, NAME_PLATE)] + [(_CLASS_DATA, name) for name in PLATE_ITEMS]
         if self.control is not None:
             out.append((_CLASS_DISCONNECT, DISCONNECT))
+        if self.supply is not None:
+            out.append((_CLASS_LIMITER, LIMITER))
+            out += [(_CLASS_DATA, PREPAID[k:k + 6]) for k in range(0, len(PREPAID), 6)]
         if self.log is not None:
             out += [(_CLASS_PROFILE, name) for name in EVENT_LOGS] + [(_CLASS_DATA, name) for name in LAST_EVENT]
             out.append((_CLASS_PROFILE, EVENT_SCALERS))
@@ -234,6 +248,10 @@ class Objects:
                 _forget()
 
     def _read(self, cls, obis, attr, access, client):
+        if cls == _CLASS_LIMITER or among(PREPAID, obis):
+            from app import dlms_supply  # the supply's objects' code: only for their reads
+
+            return dlms_supply.get(self, obis, attr)
         if self.period is not None and (among(LOAD_PROFILES, obis) or among(LOAD_REGISTERS, obis)):
             from app import dlms_load  # the stored load profiles' code: only for their reads
 

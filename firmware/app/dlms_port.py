@@ -88,7 +88,7 @@ class Port:
                  ("%g-%g A" % (rating["ib_amps"], rating["imax_amps"])).encode())
         objects = dlms_objects.Objects(m.tick, self.supply.control, dlms_objects.logical_device_name(ctx.meter_id),
                                        lambda: m.cfg["tz_offset_min"], self.supply.log, plate,
-                                       lambda: m.cfg["md_period_s"])
+                                       lambda: m.cfg["md_period_s"], self.supply)
         self.loads += 1
         return cosem.Association(objects.get, max_pdu or cosem.MAX_PDU, lls=self.reader_secret, hls=self.utility, act=self.act)
 

@@ -45,6 +45,7 @@ _CLASS_PROFILE = const(7)
 _CLASS_CLOCK = const(8)
 _CLASS_ASSOCIATION = const(15)
 _CLASS_DISCONNECT = const(70)
+_CLASS_LIMITER = const(71)
 _READ_ONLY = const(1)  # attribute access mode
 _ASSOCIATED = const(2)  # association_status
 # per class: (version, the attributes it has, those this association reads as a bit mask of their ids, its methods)
@@ -56,6 +57,7 @@ _SHAPES = {
     _CLASS_DISCONNECT: (0, 4, 0b11110, 2),
     _CLASS_ASSOCIATION: (1, 9, 0b1101111110, 4),  # every attribute but 7, the secret
     _CLASS_PROFILE: (1, 8, 0b111111110, 2),
+    _CLASS_LIMITER: (0, 11, 0b111111111110, 0),
 }
 _CONTEXT_NAME = b"\x60\x85\x74\x05\x08\x01\x01"  # logical-name referencing, no ciphering (3: with ciphering)
 _MECHANISM = b"\x60\x85\x74\x05\x08\x02"  # the authentication mechanism names: 0 none, 1 low-level security

@@ -21,6 +21,7 @@ from gurux_dlms.objects import (  # noqa: E402
     GXDLMSClock,
     GXDLMSData,
     GXDLMSDisconnectControl,
+    GXDLMSLimiter,
     GXDLMSProfileGeneric,
     GXDLMSRegister,
 )
@@ -80,7 +81,8 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         listed = {(int(o.objectType), o.logicalName) for o in c.objects()}  # what a DLMS tool reads first
         assert {(3, "1.0.12.7.0.255"), (3, "1.0.1.8.0.255"), (8, "0.0.1.0.0.255"), (70, "0.0.96.3.10.255"),
                 (7, "0.0.99.98.2.255"), (7, "1.0.94.91.0.255"), (7, "0.0.94.91.10.255"), (15, "0.0.40.0.0.255"), (7, "1.0.99.1.0.255"), (3, "1.0.1.29.0.255")} <= listed \
-            and (7, "1.0.99.2.0.255") in listed and (15, "0.0.40.0.2.255") in listed and (15, "0.0.40.0.3.255") in listed and (7, "1.0.98.1.0.255") in listed and len(listed) == 62
+            and (7, "1.0.99.2.0.255") in listed and (15, "0.0.40.0.2.255") in listed and (15, "0.0.40.0.3.255") in listed and (7, "1.0.98.1.0.255") in listed and (71, "0.0.17.0.0.255") in listed \
+            and (1, "0.0.94.96.24.255") in listed and len(listed) == 70
         # the power-related event profile is the power events `ota meter events` lists (101 and 102 at first boot)
         tz = json.loads(ota("meter", "calendar", "--port", emu.console, "--json").stdout)["tz_offset_min"]
         logged = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
@@ -125,6 +127,15 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         rating = load_board(board)["metering"]
         assert plate[3] == f"{rating['ib_amps']:g}-{rating['imax_amps']:g} A" and [plate[2]] == running
         assert c.read(GXDLMSClock("0.0.1.0.0.255"), 2).time is not None
+        # the limiter is the load limit `ota meter relay status` shows; the payment mode whether the meter keeps
+        # credit; the balance is the meter reader's (below)
+        p = ota("meter", "relay", "status", "--port", emu.console, "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        supply = json.loads(p.stdout)
+        assert c.read(GXDLMSLimiter("0.0.17.0.0.255"), 3).thresholdActive == supply["load_limit"]["threshold_w"]
+        assert c.read(GXDLMSData("0.0.94.96.20.255"), 2).value == (0 if supply["credit"] is None else 1)
+        with pytest.raises(LookupError, match="data-access-result 3"):
+            c.read(GXDLMSData("0.0.94.96.24.255"), 2)
         dc = c.read(GXDLMSDisconnectControl("0.0.96.3.10.255"), 2, 3, 4)
         assert (dc.outputState, int(dc.controlState)) == (True, 1)
 
@@ -176,6 +187,8 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         midnight = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=day["rows"][0]["rtc"] + 60 * tz)
         assert daily.buffer[0][0].value.replace(tzinfo=None) == midnight and (midnight.hour, midnight.minute) == (0, 0)
         assert daily.buffer[0][1] == round(day["rows"][0]["import_wh"] * 1000)  # mWh, the register's scaler -3
+        # the prepaid money: no tariff on this meter, so no top-up and the ledger's balance (0)
+        assert [c.read(GXDLMSData(f"0.0.94.96.{k}.255"), 2).value for k in (21, 23, 24)] == [0, 0, 0]
         assert c.disconnect()[5] == 0x73
 
 

@@ -172,8 +172,8 @@ class _Parts:
 
 def meter_parts():
     """(ctx, metering, supply) as app/dlms_port.py's OpticalPort uses them: a fresh SMP server and meter id, a reading
-    with its registers, a class-70 control."""
-    from app import dsp, registers
+    with its registers, a class-70 control, the load limit's defaults and an empty credit record (no tariff)."""
+    from app import credit_store, dsp, load_limit, registers
     from app.tick import Tick
     from loader import smp
 
@@ -186,6 +186,9 @@ def meter_parts():
     metering.cfg = {"tz_offset_min": 330, "md_period_s": 900}
     supply.control = disconnect_control()
     supply.log = None  # no event log: no event profiles (a test that wants them sets one)
+    supply.limit = load_limit.LoadLimit(dict(load_limit.DEFAULTS))
+    supply.store = credit_store.CreditStore()  # (not read from flash: a balance of 0, no top-up)
+    supply.prepaid = None
     return ctx, metering, supply
 
 

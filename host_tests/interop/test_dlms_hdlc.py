@@ -287,7 +287,7 @@ def test_gurux_reads_the_object_list_and_the_association_as_a_dlms_tool_does_fir
     blocks = meter.port.link.on_disconnect.__self__._block  # the association's last block number (0: one APDU)
     from app import dlms_objects
 
-    model = dlms_objects.Objects(None, object(), b"", None, None, (b"",) * 4, lambda: 900)  # as the port makes it
+    model = dlms_objects.Objects(None, object(), b"", None, None, (b"",) * 4, lambda: 900, object())  # as the port
     size = sum(len(p) for p in model.get(15, dlms_objects.ASSOCIATION, 2))
     assert blocks == -(-size // (min(pdu, cosem.MAX_PDU) - 12)), (blocks, size)  # 3 blocks of 500 B, 13 of 116 B
     objects = c.parseObjects(reply.data, True)
@@ -453,3 +453,69 @@ def test_gurux_reads_a_day_of_block_load_profile_by_range_in_blocks(tmp_path, mo
     for attr in (3, 2):
         c.updateValue(reg, attr, exchange(meter, c, c.read(reg, attr)).value)
     assert reg.value == pytest.approx(192.0) and int(reg.unit) == 30  # the newest row's import: 192 Wh
+
+
+def test_gurux_reads_the_limiter_and_the_prepaid_data(tmp_path, monkeypatch):
+    """The limiter (class 71, 0.0.17.0.0.255) and IS 15959's prepaid data (class 1, 0.0.94.96.19-25.255) through the
+    meter's port (app/dlms_supply.py): gurux parses every limiter attribute into its GXDLMSLimiter; the public client
+    reads the modes and is refused the money; the meter reader reads the balance, the last recharge and their times."""
+    import datetime
+    import hashlib
+
+    from app import load_limit
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meter").mkdir()
+    (tmp_path / "meter" / "dlms-reader.bin").write_bytes(hashlib.sha256(b"meter-42\x00reader 7").digest())
+    parts = fwtest.meter_parts()
+    ctx, metering, supply = parts
+    supply.limit = load_limit.LoadLimit(load_limit.parse({"threshold_w": 4500, "over_s": 30, "lockout_s": 240}))
+    supply.prepaid = object()  # a tariff set: prepaid
+    supply.store.ledger.credit(25000)
+    supply.store.ledger.balance = -1234  # inside the allowance after the top-up was used
+    supply.store.last = [1764527400, 26500]  # 2025-12-01 00:00 local (+330)
+    metering.tick.rtc = 1764527400 + 3600
+    meter = PortMeter(parts)
+    c = client()
+    c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
+    c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+    listed = c.parseObjects(exchange(meter, c, [c.getObjectsRequest()]).data, True)  # (gurux finds the monitored
+    lim = listed.findByLN(ObjectType.LIMITER, "0.0.17.0.0.255")  # value among the objects it was told of)
+    assert [int(lim.getAccess(i)) for i in (1, 2, 3, 11)] == [1, 1, 1, 1]  # read-only, the public client too
+    assert int(listed.findByLN(ObjectType.DATA, "0.0.94.96.24.255").getAccess(2)) == 0  # the money: not for it
+    for attr in range(2, 12):
+        reply = exchange(meter, c, c.read(lim, attr))
+        assert reply.error == 0, attr
+        c.updateValue(lim, attr, reply.value)
+    assert (lim.monitoredValue.objectType, lim.monitoredValue.logicalName, lim.monitoredAttributeIndex) == (
+        ObjectType.REGISTER, "1.0.1.7.0.255", 2)
+    assert (lim.thresholdActive, lim.thresholdNormal, lim.thresholdEmergency) == (4500, 4500, 4500)
+    assert (lim.minOverThresholdDuration, lim.minUnderThresholdDuration) == (30, 240)
+    assert lim.emergencyProfileActive is False and list(lim.emergencyProfileGroupIDs or []) == []
+    assert (lim.actionOverThreshold.logicalName, lim.actionOverThreshold.scriptSelector) == ("0.0.10.0.106.255", 1)
+    assert (lim.actionUnderThreshold.logicalName, lim.actionUnderThreshold.scriptSelector) == ("0.0.10.0.106.255", 2)
+
+    def value(ln):
+        d = GXDLMSData(ln)
+        reply = exchange(meter, c, c.read(d, 2))
+        if reply.error:
+            return ("error", reply.error)
+        c.updateValue(d, 2, reply.value)
+        return d.value
+
+    assert (value("0.0.94.96.19.255"), value("0.0.94.96.20.255")) == (0, 1)  # import only; prepaid
+    assert value("0.0.94.96.24.255") == ("error", 3)  # the public client: read-write-denied
+    exchange(meter, c, [c.disconnectRequest()])
+    c = client(secret="reader 7")
+    c.parseUAResponse(exchange(meter, c, [c.snrmRequest()]).data)
+    c.parseAareResponse(exchange(meter, c, c.aarqRequest()).data)
+    assert [value(f"0.0.94.96.{k}.255") for k in (21, 23, 24)] == [25000, 26500, -1234]
+    local = datetime.datetime(2025, 12, 1, 0, 0)
+    when = GXDLMSData("0.0.94.96.22.255")
+    when.setUIDataType(2, 25)  # DataType.DATETIME: gurux reads the octet-string as a date-time
+    c.updateValue(when, 2, exchange(meter, c, c.read(when, 2)).value)
+    balance_time = GXDLMSData("0.0.94.96.25.255")
+    balance_time.setUIDataType(2, 25)
+    c.updateValue(balance_time, 2, exchange(meter, c, c.read(balance_time, 2)).value)
+    assert when.value.value.replace(tzinfo=None) == local
+    assert balance_time.value.value.replace(tzinfo=None) == local + datetime.timedelta(hours=1)

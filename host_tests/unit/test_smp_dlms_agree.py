@@ -1,9 +1,10 @@
 """The same meter read two ways agrees (issue 20): SMP (group 65's read, group 66's status and event logs: what `ota
 meter` shows) and DLMS/COSEM (app/dlms_objects.py through app/cosem.py's GET: what a head-end's DLMS client reads).
-Random sequences of loads, readings, relay commands, events of every kind (refusal floods included) and restarts on
-the firmware's own modules (CPython, a scratch flash folder): after each step the energy registers are the same
-milliwatt-hours, the instantaneous values the same within the DLMS scaler's rounding, the class-70 state, output and
-mode the same, each IS 15959 event log the same events with the same times, and the block load, daily load and
+Random sequences of loads, readings, relay commands, supply settings, top-ups, events of every kind (refusal floods
+included) and restarts on the firmware's own modules (CPython, a scratch flash folder): after each step the energy
+registers are the same milliwatt-hours, the instantaneous values the same within the DLMS scaler's rounding, the
+class-70 state, output and mode the same, the load limit, payment mode, balance and last top-up the same (the limiter
+and the prepaid data), each IS 15959 event log the same events with the same times, and the block load, daily load and
 billing profiles (group 65's profile read as `ota meter profile` pages it, against the DLMS buffers) the same rows, a
 damaged row in flash left out of one and null-data in its place in the other."""
 
@@ -85,7 +86,7 @@ class SameMeterTwoWays(ScratchMeterMachine):
         self.grp = supply_group.SupplyGroup(self.ctx, self.sup)
         self.mgrp = meter_group.MeterGroup(self.ctx, self.meter)
         objects = dlms_objects.Objects(self.meter.tick, self.sup.control, b"MKT0000000000042", lambda: TZ,
-                                       self.sup.log, period=lambda: 900)
+                                       self.sup.log, period=lambda: 900, supply=self.sup)
         self.assoc = reader_association(objects.get)  # the meter reader's: the load profiles are compared too
         self.profiles_changed = True  # (the load profiles are compared after a start and after rows are written)
 
@@ -169,6 +170,21 @@ class SameMeterTwoWays(ScratchMeterMachine):
         if damage:
             _damage(kind, seed % max(1, n), 7)
 
+    @rule(flat=st.integers(0, 5000), limit_w=st.integers(0, 9000), over_s=st.integers(1, 600), prepaid=st.booleans())
+    def new_settings(self, flat: int, limit_w: int, over_s: int, prepaid: bool) -> None:
+        """New supply settings (group 66's, here unsigned: the machine's meter is in development mode)."""
+        raw = {"load_limit": {"threshold_w": limit_w, "over_s": over_s}}
+        if prepaid:
+            raw["tariff"] = {"flat": flat}
+        self.sup.configure(raw)
+
+    @rule(amount=st.integers(1, 100000))
+    def topup(self, amount: int) -> None:
+        """A top-up as group 66 applies one once its token is verified (app/prepaid.py)."""
+        if self.sup.prepaid is not None:
+            self.tid = getattr(self, "tid", 0) + 1
+            assert self.sup.prepaid.topup(self.tid, amount) is None
+
     @rule()
     def restart(self) -> None:
         self.start()  # the app's start again over the same flash: the ring and the logs read back
@@ -205,6 +221,17 @@ class SameMeterTwoWays(ScratchMeterMachine):
         assert self.get(70, "0.0.96.3.10.255", 2) == bytes((cosem.BOOLEAN, 1 if st_["output"] else 0))
         assert self.get(70, "0.0.96.3.10.255", 3) == bytes((cosem.ENUM, st_["state"]))
         assert self.get(70, "0.0.96.3.10.255", 4) == bytes((cosem.ENUM, st_["mode"]))
+
+    @invariant()
+    def supply_objects_agree(self) -> None:
+        """The limiter and the prepaid data (app/dlms_supply.py) against group 66's status: the limit, whether the
+        meter keeps credit, the balance and the last top-up."""
+        st_ = self.sup.status()
+        assert _number(self.get(71, "0.0.17.0.0.255", 3)) == st_["load_limit"]["threshold_w"]
+        assert _number(self.get(1, "0.0.94.96.20.255", 2)) == (0 if st_["credit"] is None else 1)
+        if st_["credit"] is not None:
+            assert _number(self.get(1, "0.0.94.96.24.255", 2)) == st_["credit"]["balance"]
+            assert _number(self.get(1, "0.0.94.96.21.255", 2)) == st_["credit"]["last_topup"]
 
     @invariant()
     def event_logs_agree(self) -> None:

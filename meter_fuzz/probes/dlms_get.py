@@ -1,7 +1,8 @@
 """The meter's COSEM object model (app/dlms_objects.py `Objects.get`) as a GET reaches it through app/cosem.py: any
 class, logical name and attribute, with or without a selective access part whose selector and parameters are the
 client's bytes, over a fixed meter (a reading, registers, a class-70 control, an event log with events of every
-IS 15959 category, some with no time, and a block load profile of rows across two days, one of them damaged).
+IS 15959 category, some with no time, a block load profile of rows across two days, one of them damaged, and the
+supply's limiter and prepaid ledger after a top-up).
 
 Input: byte 0 picks the object: bits 0-5 an index into the meter's own names (past them: a name made of the next 6
 bytes), bit 6 the class taken from the next byte instead of the object's own; byte 1 the attribute; then, when
@@ -18,14 +19,26 @@ raised. Invariants (fuzzcore.Violation):
 - the block load profile's buffer likewise: an array of the rows in flash, all of them or a run of them by entry (the
   damaged one as null-data in its place), or readable ones by range, as many as its head says; the daily load
   profile's (none in flash here) an empty array, with or without a selection.
-The reads are the meter reader's (client SAP 32); a load profile or load register's attributes but the logical name
-are refused the public client (3) whatever the request.
+The reads are the meter reader's (client SAP 32); a load profile, load register or prepaid amount's attributes but the
+logical name are refused the public client (3) whatever the request.
 """
 
 import fuzzcore
 from fuzzcore import check
 
-from app import cosem, dlms_load, dlms_objects, dlms_profiles, dsp, events, load_profile, registers
+from app import (
+    cosem,
+    credit_store,
+    dlms_load,
+    dlms_objects,
+    dlms_profiles,
+    dlms_supply,
+    dsp,
+    events,
+    load_limit,
+    load_profile,
+    registers,
+)
 from app.tick import Tick
 
 _CLASS_INCONSISTENT = 9
@@ -37,7 +50,7 @@ class NoError(Exception):
 
 ERRORS = (NoError,)
 MODULES = ("app/dlms_objects.py", "app/dlms_profiles.py", "app/dlms_load.py", "app/dlms_select.py",
-           "app/load_profile.py")
+           "app/load_profile.py", "app/dlms_supply.py")
 MEM_BASE = 48 * 1024
 MEM_PER_BYTE = 64
 _T0 = 1764547200
@@ -57,9 +70,17 @@ class _Control:
     output, state, mode = True, 1, 6
 
 
+class _Supply:  # the limiter's settings and the prepaid ledger (app/dlms_supply.py), a top-up recorded
+    limit = load_limit.LoadLimit(load_limit.parse({"threshold_w": 4500}))
+    store = credit_store.CreditStore()
+    prepaid = True
+
+
+_Supply.store.ledger.credit(25000)
+_Supply.store.last = [_T0, 25000]
 _TICK = Tick(dsp.Reading(), registers.Registers())
 _OBJECTS = dlms_objects.Objects(_TICK, _Control(), b"MKT0000000000042", lambda: 330, _LOG,
-                                (b"meter-42", b"MeterKit", b"1.2.3", b"5-60 A"), lambda: 900)
+                                (b"meter-42", b"MeterKit", b"1.2.3", b"5-60 A"), lambda: 900, _Supply)
 # the block load profile's rows (written in setup(), the third damaged there): 15 minutes apart across a UTC midnight
 _BLOCK = [(_T0 - 86400 + 900 * (90 + k), 23000 + k, 4000 + 7 * k, 250000 + k, 260000 - k, k) for k in range(12)]
 _DAMAGED = 2
@@ -86,7 +107,7 @@ def setup():
         f.write(data)
 
 
-assert dlms_profiles.get and dlms_load.get
+assert dlms_profiles.get and dlms_load.get and dlms_supply.get
 _NAMES = _OBJECTS.names()
 _ROWS = {}  # category -> its rows' encodings, by columns (first, last): the time, the code, then the supply's four
 for _k in range(7):  # figures at the event (null-data: this log has no metering behind it)

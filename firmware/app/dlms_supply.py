@@ -1,0 +1,79 @@
+# The supply's COSEM objects (app/dlms_objects.py hands them here; this module is on the heap only while one of them
+# is read), over what app/supply.py keeps, read-only as the rest of the model:
+# - the limiter (class 71, 0.0.17.0.0.255): app/load_limit.py's settings. It watches active power (1.0.1.7.0.255,
+#   attribute 2, W); its threshold is the limit in W (0: no limit, the meter's setting for "off"); the power must be
+#   above it for min_over_threshold_duration (the settings' over_s) to trip the supply, and the supply comes back after
+#   min_under_threshold_duration (lockout_s) unless the trips lock it. There is no emergency profile (its threshold
+#   is the normal one). Its actions name the disconnect control's script table (0.0.10.0.106.255, IS 15959's name)
+#   with selector 1 (disconnect) and 2 (reconnect): what the meter does, through its class-70 engine; the meter has no
+#   script table object of its own.
+# - IS 15959's prepaid data (class 1, 0.0.94.96.19-25.255): the metering mode (0: import only; the balance is charged
+#   for imported energy, export is registered and not credited), the payment mode (1 prepaid: the meter has a tariff;
+#   0 postpaid), and the ledger's money in its minor units (paise): the last recharge's amount, when it was applied,
+#   the balance right after it, the current balance (negative inside the allowance or with emergency credit taken) and
+#   its time (the last reading's, when the balance was last charged). A damaged credit record (the balance not known,
+#   top-ups refused until the head-end's reset: app/credit_store.py) answers temporary-failure for the money.
+from micropython import const
+
+from app import cosem
+from app.dlms_names import LIMITER, PREPAID, date_time
+
+_TEMPORARY_FAILURE = const(2)
+_IMPORT_ONLY = const(0)
+_POWER = b"\x02\x03\x12\x00\x03\x09\x06\x01\x00\x01\x07\x00\xff\x0f\x02"  # {class 3, 1.0.1.7.0.255, attribute 2}
+_SCRIPTS = b"\x09\x06\x00\x00\x0a\x00\x6a\xff"  # 0.0.10.0.106.255, the disconnect control's script table
+# attribute 8, emergency_profile: {id 0, activation time not specified, duration 0}; 9: no group ids; 10: not active
+_NO_EMERGENCY = b"\x02\x03\x12\x00\x00\x09\x0c\xff\xff\xff\xff\xff\xff\xff\xff\xff\x80\x00\x01\x06\x00\x00\x00\x00"
+_NO_GROUPS = b"\x01\x00"
+_NOT_ACTIVE = b"\x03\x00"
+
+
+def _money(v):
+    return cosem.number(cosem.DOUBLE_LONG, max(-0x80000000, min(0x7FFFFFFF, v)))  # clamped, never wrapped
+
+
+def get(objects, obis, attr):
+    """What app/dlms_objects.py Objects.get hands here: a known object of the supply's (attribute 1 and the access
+    rights answered there)."""
+    supply = objects.supply
+    if obis == LIMITER:
+        return _limiter(supply.limit.conf, attr)
+    if attr != 2:
+        return cosem.READ_WRITE_DENIED
+    k = PREPAID.find(obis) // 6  # 0 metering mode ... 6 the current balance's time
+    if k == 0:
+        return cosem.number(cosem.UNSIGNED, _IMPORT_ONLY)
+    if k == 1:
+        return cosem.number(cosem.UNSIGNED, 0 if supply.prepaid is None else 1)
+    store = supply.store
+    if store.problem is not None:
+        return _TEMPORARY_FAILURE
+    last = store.last  # [when, the balance after] of the last recharge, None: none since the record began
+    if k == 2:
+        return _money(store.ledger.topup)
+    if k == 3:
+        return cosem.octets(date_time(None if last is None else last[0], objects.tz()))
+    if k == 4:
+        return _money(0 if last is None else last[1])
+    if k == 5:
+        return _money(store.ledger.balance)
+    return cosem.octets(date_time(objects.tick.rtc, objects.tz()))
+
+
+def _limiter(conf, attr):
+    if attr == 2:  # monitored_value
+        return _POWER
+    if 3 <= attr <= 5:  # threshold_active, _normal, _emergency: the monitored value's type, W
+        return cosem.number(cosem.DOUBLE_LONG, min(0x7FFFFFFF, conf["threshold_w"]))
+    if attr in (6, 7):  # min_over_threshold_duration, min_under_threshold_duration, s
+        return cosem.number(cosem.DOUBLE_LONG_UNSIGNED, min(0xFFFFFFFF, conf["over_s" if attr == 6 else "lockout_s"]))
+    if attr == 8:
+        return _NO_EMERGENCY
+    if attr == 9:
+        return _NO_GROUPS
+    if attr == 10:
+        return _NOT_ACTIVE
+    if attr == 11:  # actions: over the threshold the script that disconnects, under it the one that reconnects
+        return cosem.structure(cosem.structure(_SCRIPTS, cosem.number(cosem.LONG_UNSIGNED, 1)),
+                               cosem.structure(_SCRIPTS, cosem.number(cosem.LONG_UNSIGNED, 2)))
+    return cosem.READ_WRITE_DENIED

@@ -1,0 +1,148 @@
+"""firmware/app/dlms_supply.py on CPython and in the MicroPython VM (plain asserts; see conftest.py): the limiter
+(class 71, 0.0.17.0.0.255) and IS 15959's prepaid data (class 1, 0.0.94.96.19-25.255) as a DLMS client reads them,
+over the app's own supply (app/supply.py), its signed settings and top-up tokens and its credit record in flash."""
+from test_dlms_objects import AARQ
+from test_supply import _run, _setup, at, env
+
+import cbor
+import fwtest
+from app import cosem, credit_store, dlms_objects, supply
+from app.dlms_names import date_time
+
+TZ = 330
+MONEY = ("0.0.94.96.21.255", "0.0.94.96.22.255", "0.0.94.96.23.255", "0.0.94.96.24.255", "0.0.94.96.25.255")
+
+
+def _objects(meter, sup):
+    """The model as app/dlms_port.py makes it: the supply given (no name plate, no load profiles here)."""
+    return dlms_objects.Objects(meter.tick, sup.control, b"MKT0000000000042", lambda: TZ, sup.log, None, None, sup)
+
+
+def _public(objects):
+    a = cosem.Association(objects.get)
+    assert a.apdu(AARQ)[0] == 0x61 and a.associated
+    return a
+
+
+def get(a, cls, ln, attr):
+    r = a.apdu(b"\xc0\x01\xc1" + bytes((cls >> 8, cls & 0xFF)) + cosem.obis(ln) + bytes((attr, 0)))
+    assert r[:3] == b"\xc4\x01\xc1", r
+    return r[3:]  # 0x00 + data, or 0x01 + data-access-result
+
+
+def _long(v):
+    return b"\x00\x05" + (v & 0xFFFFFFFF).to_bytes(4, "big")
+
+
+def test_the_limiter_is_the_load_limit_settings():
+    def body():
+        ctx, meter, sup, grp = _setup(settings=False)
+        a = _public(_objects(meter, sup))
+        assert get(a, 71, "0.0.17.0.0.255", 3) == _long(0)  # no limit set: 0 W, the meter's "off"
+        grp.settings({"settings": cbor.loads(cbor.loads(env("settings"))["body"])["args"]["settings"],
+                      "envelope": env("settings")})  # 3 kW for 10 s, back after 60 s
+        assert get(a, 71, "0.0.17.0.0.255", 1) == b"\x00\x09\x06" + cosem.obis("0.0.17.0.0.255")
+        # monitored_value: {class 3, active power 1.0.1.7.0.255, attribute 2}
+        assert get(a, 71, "0.0.17.0.0.255", 2) == b"\x00\x02\x03\x12\x00\x03\x09\x06" + cosem.obis(
+            "1.0.1.7.0.255") + b"\x0f\x02"
+        for attr in (3, 4, 5):  # threshold active, normal, emergency: W, as the monitored value
+            assert get(a, 71, "0.0.17.0.0.255", attr) == _long(3000)
+        assert get(a, 71, "0.0.17.0.0.255", 6) == b"\x00\x06" + (10).to_bytes(4, "big")  # over the threshold, s
+        assert get(a, 71, "0.0.17.0.0.255", 7) == b"\x00\x06" + (60).to_bytes(4, "big")  # the supply back after
+        assert get(a, 71, "0.0.17.0.0.255", 8)[:5] == b"\x00\x02\x03\x12\x00"  # no emergency profile
+        assert get(a, 71, "0.0.17.0.0.255", 9) == b"\x00\x01\x00"
+        assert get(a, 71, "0.0.17.0.0.255", 10) == b"\x00\x03\x00"
+        scripts = b"\x09\x06" + cosem.obis("0.0.10.0.106.255")
+        assert get(a, 71, "0.0.17.0.0.255", 11) == (b"\x00\x02\x02\x02\x02" + scripts + b"\x12\x00\x01\x02\x02"
+                                                   + scripts + b"\x12\x00\x02")
+        assert get(a, 71, "0.0.17.0.0.255", 12) == b"\x01\x03"  # no such attribute
+        assert get(a, 1, "0.0.17.0.0.255", 2) == b"\x01\x09"  # the meter's name, under another class
+        assert get(a, 71, "0.0.17.0.1.255", 2) == b"\x01\x04"
+
+    _run(body)
+
+
+def test_the_prepaid_data_are_the_ledger_and_the_money_the_meter_readers():
+    def body():
+        ctx, meter, sup, grp = _setup(settings=False)
+        public = _public(_objects(meter, sup))
+        assert get(public, 1, "0.0.94.96.19.255", 2) == b"\x00\x11\x00"  # metering mode: import only
+        assert get(public, 1, "0.0.94.96.20.255", 2) == b"\x00\x11\x00"  # payment mode: no tariff, postpaid
+        for ln in MONEY:  # the money is the meter reader's and the utility's: the public client is refused
+            assert get(public, 1, ln, 2) == b"\x01\x03", ln
+            assert get(public, 1, ln, 1) == b"\x00\x09\x06" + cosem.obis(ln)  # (its name it may read)
+        _, meter, sup, grp = _setup()
+        reader = fwtest.reader_association(_objects(meter, sup).get)
+        assert get(reader, 1, "0.0.94.96.20.255", 2) == b"\x00\x11\x01"  # a tariff: prepaid
+        assert get(reader, 1, "0.0.94.96.21.255", 2) == _long(0)  # no top-up yet
+        assert get(reader, 1, "0.0.94.96.22.255", 2) == b"\x00\x09\x0c" + date_time(None, TZ)
+        assert grp.topup({"token": env("token1")})["balance"] == 10000
+        meter.run(sup, 1, 0, at(1, 17))
+        meter.run(sup, 600, 2900, at(1, 22))  # 483 paise used
+        assert sup.store.ledger.balance == 10000 - 483
+        assert grp.topup({"token": env("token2")})["balance"] == 10000 - 483 + 1000
+        when, after = sup.store.last
+        assert after == 10517 and get(reader, 1, "0.0.94.96.21.255", 2) == _long(1000)
+        assert get(reader, 1, "0.0.94.96.22.255", 2) == b"\x00\x09\x0c" + date_time(when, TZ)
+        assert get(reader, 1, "0.0.94.96.23.255", 2) == _long(10517)
+        meter.run(sup, 600, 2900, at(1, 23))
+        assert get(reader, 1, "0.0.94.96.24.255", 2) == _long(sup.store.ledger.balance) != _long(10517)
+        assert get(reader, 1, "0.0.94.96.25.255", 2) == b"\x00\x09\x0c" + date_time(meter.tick.rtc, TZ)
+        # the record read back by the next start answers the same
+        again = supply.Supply(ctx, meter, set_rtc=lambda t: None)
+        reader = fwtest.reader_association(_objects(meter, again).get)
+        assert again.store.last == [when, 10517] and get(reader, 1, "0.0.94.96.23.255", 2) == _long(10517)
+
+    _run(body)
+
+
+def test_a_damaged_credit_record_answers_temporary_failure_for_the_money():
+    def body():
+        fwtest.write(credit_store.PATH, b"{not json")
+        _, meter, sup, _ = _setup()
+        assert sup.store.problem is not None
+        reader = fwtest.reader_association(_objects(meter, sup).get)
+        for ln in MONEY:
+            assert get(reader, 1, ln, 2) == b"\x01\x02", ln  # the balance is not known: temporary failure
+        assert get(reader, 1, "0.0.94.96.20.255", 2) == b"\x00\x11\x01"
+
+    _run(body)
+
+
+def test_a_record_without_the_last_top_up_loads_and_a_bad_one_is_refused():
+    def body():
+        s = credit_store.CreditStore()
+        s.ledger.balance = 500
+        s.save()
+        with open(credit_store.PATH, "rb") as f:
+            raw = f.read()
+        assert b'"last": null' in raw
+        fwtest.write(credit_store.PATH, raw.replace(b', "last": null', b""))  # as the app before this field wrote it
+        back = credit_store.CreditStore()
+        assert back.load() is None and back.ledger.balance == 500 and back.last is None
+        for bad in (b'"last": [1, 2, 3]', b'"last": [true, 5]', b'"last": [5.0, 5]', b'"last": [-1, 5]',
+                    b'"last": [5, 5.0]', b'"last": 7'):
+            fwtest.write(credit_store.PATH, raw.replace(b'"last": null', bad))
+            back = credit_store.CreditStore()
+            assert back.load() == "bad last top-up" and back.ledger.balance == 0, bad
+
+    _run(body)
+
+
+def test_the_object_list_names_the_supply_s_objects_with_their_access():
+    def body():
+        _, meter, sup, _ = _setup()
+        names = _objects(meter, sup).names()
+        assert (71, cosem.obis("0.0.17.0.0.255")) in names
+        assert [n for c, n in names if c == 1 and n[:4] == b"\x00\x00\x5e\x60"] == [
+            cosem.obis("0.0.94.96.%d.255" % k) for k in range(19, 26)]
+        a = _public(_objects(meter, sup))
+        r = a.apdu(b"\xc0\x01\xc1\x00\x0f" + cosem.obis("0.0.40.0.0.255") + b"\x02\x00")
+        blocks = r
+        while blocks[:3] == b"\xc4\x02\xc1" and not blocks[3]:  # (in blocks: take them all)
+            blocks = a.apdu(b"\xc0\x02\xc1" + blocks[4:8])
+            r += blocks
+        limiter = b"\x12\x00\x47\x11\x00\x09\x06" + cosem.obis("0.0.17.0.0.255") + b"\x02\x02\x01\x0b"
+        assert limiter in r  # class 71 version 0, its 11 attributes
+
+    _run(body)
