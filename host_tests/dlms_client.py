@@ -124,6 +124,14 @@ class DlmsClient:
             self.c.updateValue(obj, attr, reply.value)
         return obj
 
+    def write(self, obj, *attrs: int) -> None:
+        """SET attributes `attrs` of `obj` from its fields, as gurux encodes them; LookupError naming the
+        data-access-result when one is not success."""
+        for attr in attrs:
+            reply = self.exchange(self.c.write(obj, attr))
+            if reply.error:
+                raise LookupError(f"{obj.logicalName} attribute {attr}: data-access-result {reply.error}")
+
     def method(self, obj, index: int) -> None:
         """Invoke method `index` of `obj` with the parameter integer 0 (class 70's remote_disconnect and
         remote_reconnect take it); LookupError naming the action-result when it is not success."""

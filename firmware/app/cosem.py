@@ -1,10 +1,10 @@
 """The DLMS/COSEM application layer (IEC 62056-53/-5-3) for IS 15959's public client (client SAP 16: no security)
 and meter reader (client SAP 32: low-level security, a secret), GET only, and its utility settings (client SAP 48:
-HLS-GMAC, every APDU glo-ciphered, GET and ACTION: its AARQ is checked here, its security, passes 3 and 4, ACTION
-and ciphering are app/dlms_hls.py's, `hls(title, ctos)` giving its Session), above app/hdlc.py's link; runs
+HLS-GMAC, every APDU glo-ciphered, GET, SET and ACTION: its AARQ is checked here, its security, passes 3 and 4, SET,
+ACTION and ciphering are app/dlms_hls.py's, `hls(title, ctos)` giving its Session), above app/hdlc.py's link; runs
 unchanged on the boards, the VM and CPython.
 
-`Association(get, lls=check, hls=security, act=action).apdu(request, client)` answers one request APDU (a
+`Association(get, lls=check, hls=security, act=action, put=setter).apdu(request, client)` answers one request APDU (a
 bytes-like without its LLC header) from client SAP `client` with a response APDU (bytes). What follows is the
 public client's and the meter reader's (the utility's: docs/dlms.md):
 - AARQ (0x60): accepted when it asks for logical-name referencing without ciphering and carries an xDLMS
@@ -47,8 +47,9 @@ CONF_GET = const(0x000010)
 CONF_BLOCK_GET = const(0x001000)  # block-transfer-with-get-or-read
 CONF_SELECTIVE = const(0x000004)  # selective-access
 CONF_ACTION = const(0x000001)
+CONF_SET = const(0x000008)
 CONFORMANCE = CONF_GET | CONF_BLOCK_GET | CONF_SELECTIVE  # what the public client and the meter reader may have
-CONFORMANCE_UTILITY = CONFORMANCE | CONF_ACTION  # and the utility-settings association
+CONFORMANCE_UTILITY = CONFORMANCE | CONF_ACTION | CONF_SET  # and the utility-settings association
 DLMS_VERSION = const(6)
 MAX_PDU = const(512)  # the largest APDU this end receives (the AARE's server-max-receive-pdu-size)
 PUBLIC_CLIENT = const(16)  # IS 15959's client SAPs: the public client (no security)
@@ -93,6 +94,7 @@ GET_REQUEST = const(0xC0)
 _GET_RESPONSE = const(0xC4)
 EXCEPTION = const(0xD8)
 ACTION_REQUEST = const(0xC3)  # (its handling and the glo-ciphered forms: app/dlms_hls.py)
+SET_REQUEST = const(0xC1)  # (likewise)
 _GLO_INITIATE_REQUEST = const(0x21)
 _NORMAL = const(1)
 _NEXT = const(2)
@@ -200,12 +202,13 @@ class _Cut(Exception):
 class Association:
     """One client's application association over one link (see the module docstring)."""
 
-    def __init__(self, get, max_pdu=MAX_PDU, lls=None, hls=None, act=None):
+    def __init__(self, get, max_pdu=MAX_PDU, lls=None, hls=None, act=None, put=None):
         self.get = get
         self.max_pdu = max_pdu
         self.lls = lls  # lls(secret) -> whether it is the meter reader's (None: no meter reader association)
         self.hls = hls  # hls(client system title, CtoS) -> the utility association's security, or None (no keys)
         self.act = act  # act(class_id, obis, method, data or None, client) -> action-result, or (0, return data)
+        self.put = put  # put(class_id, obis, attribute, data, client) -> data-access-result (0: success)
         self.sec = None  # the utility association's security (app/dlms_hls.py Session) while one is made or holds
         self.pending = False  # the utility association awaits the client's f(StoC) (HLS pass 3)
         self.associated = False
@@ -265,6 +268,8 @@ class Association:
             return self._get(req)
         if tag == ACTION_REQUEST and self.conformance & CONF_ACTION and sec is not None:  # (the utility's only)
             return sec.action(self, req)
+        if tag == SET_REQUEST and self.conformance & CONF_SET and sec is not None:  # (likewise)
+            return sec.set(self, req)
         return self.refuse(2, 2)  # service unknown, not supported
 
     def refuse(self, state, service):

@@ -1,6 +1,7 @@
 # IS 15959's utility-settings association (client SAP 48, app/cosem.py): high-level security with GMAC (mechanism 5)
 # and every APDU authenticated and encrypted (DLMS security suite 0: AES-128-GCM, lib/gcm.py, 12-byte tags), the
-# association that may operate the relay (class 70's remote_disconnect and remote_reconnect). On the heap only while
+# association that may operate the relay (class 70's remote_disconnect and remote_reconnect) and set the load limit
+# (SET normal of the limiter's threshold and durations: app/dlms_supply.py put). On the heap only while
 # such an association is being made or holds (the port forgets it with the session).
 #
 # Keys and the meter's invocation counter, in one file, meter/dlms-keys.bin: the global unicast encryption key (EK)
@@ -39,6 +40,7 @@ _CHALLENGE = const(16)  # bytes of the meter's challenge, StoC
 _GLO = const(8)  # a glo-ciphered APDU's tag: its plain one's + 8 (get-request 0xC0 -> 0xC8, action 0xC3 -> 0xCB)
 _GLO_INITIATE_RESPONSE = const(0x28)
 _ACTION_RESPONSE = const(0xC7)
+_SET_RESPONSE = const(0xC5)
 _NORMAL = const(1)
 _DECIPHER = const(5)  # ExceptionResponse service-error: deciphering error (or an invocation counter out of turn)
 _REPLY_TO_HLS = (15, b"\x00\x00\x28\x00\x00\xff", 1)  # class, current association 0.0.40.0.0.255, method
@@ -130,7 +132,7 @@ class Session:
         in turn, deciphered and served, its answer ciphered (an ExceptionResponse goes in the clear); a request
         in the clear, under another key, replayed or out of turn: an ExceptionResponse (deciphering error)."""
         tag = req[0]
-        if tag != cosem.GET_REQUEST + _GLO and tag != cosem.ACTION_REQUEST + _GLO:
+        if tag not in (cosem.GET_REQUEST + _GLO, cosem.ACTION_REQUEST + _GLO, cosem.SET_REQUEST + _GLO):
             return assoc.refuse(1, 1)
         _, s, e = cosem.tlv(req, 0, len(req))
         if e != len(req):
@@ -181,6 +183,24 @@ class Session:
                 assoc.refused += 1
             return bytes((_ACTION_RESPONSE, _NORMAL, invoke, r, 0))
         return bytes((_ACTION_RESPONSE, _NORMAL, invoke, r[0], 1, 0)) + r[1]
+
+    def set(self, assoc, req):
+        """SET.request normal within the association, with no selective access: the association's put(class, obis,
+        attribute, data, client) answers with a data-access-result (0: done). Any other SET (in blocks, with a
+        list) is not supported: an ExceptionResponse."""
+        if len(req) < 14 or req[1] != _NORMAL:
+            return assoc.refuse(2, 2)  # service unknown, not supported
+        invoke, cls, name = req[2], (req[3] << 8) | req[4], bytes(req[5:11])
+        try:
+            r = assoc.get(cls, name, 1, None, assoc.client)  # the model says whether it has the object (4, 9)
+            if not isinstance(r, int):
+                r = cosem.READ_WRITE_DENIED if req[12] or assoc.put is None else assoc.put(
+                    cls, name, req[11], bytes(req[13:]), assoc.client)  # (selective access on a SET: none takes it)
+        except Exception:  # noqa: BLE001 - a fault in the object model is an answer, not the end of the server
+            r = cosem.OTHER_REASON
+        if r:
+            assoc.refused += 1
+        return bytes((_SET_RESPONSE, _NORMAL, invoke, r))
 
     def failed(self, why):
         """A client that did not prove it holds the keys (its AARQ not deciphered, or its f(StoC) wrong): event 426."""

@@ -90,7 +90,8 @@ class Port:
                                        lambda: m.cfg["tz_offset_min"], self.supply.log, plate,
                                        lambda: m.cfg["md_period_s"], self.supply)
         self.loads += 1
-        return cosem.Association(objects.get, max_pdu or cosem.MAX_PDU, lls=self.reader_secret, hls=self.utility, act=self.act)
+        return cosem.Association(objects.get, max_pdu or cosem.MAX_PDU, lls=self.reader_secret, hls=self.utility,
+                                 act=self.act, put=self.put)
 
     def reader_secret(self, secret):
         """cosem.Association's check of the meter reader's secret, with the lock against guessing
@@ -112,6 +113,18 @@ class Port:
         if held is None:
             held = ctx.dlms_ic = bytearray(24)
         return dlms_hls.session(ctx.meter_id, title, ctos, self.supply.log, held)
+
+    def put(self, cls, obis, attr, data, client):
+        """cosem.Association's SET (the utility-settings association's only): the limiter's threshold and durations,
+        through the supply's settings as the signed SMP settings command goes (app/dlms_supply.py put; event 410)."""
+        from app import cosem, dlms_supply
+
+        try:
+            if client != cosem.UTILITY_CLIENT:
+                return cosem.READ_WRITE_DENIED
+            return dlms_supply.put(self.supply, cls, obis, attr, data)
+        finally:
+            loader.forget("app.dlms_supply")
 
     def act(self, cls, obis, method, data, client):
         """cosem.Association's ACTION (the utility-settings association's only): class 70's remote_disconnect (1)

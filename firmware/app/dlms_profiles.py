@@ -46,7 +46,8 @@ _CLASS_CLOCK = const(8)
 _CLASS_ASSOCIATION = const(15)
 _CLASS_DISCONNECT = const(70)
 _CLASS_LIMITER = const(71)
-_READ_ONLY = const(1)  # attribute access mode
+_READ_ONLY = const(1)  # attribute access modes
+_READ_WRITE = const(3)
 _ASSOCIATED = const(2)  # association_status
 # per class: (version, the attributes it has, those this association reads as a bit mask of their ids, its methods)
 _SHAPES = {
@@ -97,14 +98,16 @@ def get(objects, cls, obis, attr, access, client):
 
 
 def _element(cls, obis, hidden, acting=False):
-    """One object_list element: class, version, logical name and access rights (read-only attributes; a profile's
-    buffer takes selective access by range and by entry; `hidden`: the client reads the logical name only; methods
-    none but, for the utility association (`acting`), class 70's remote_disconnect and remote_reconnect and its own
-    association's reply_to_HLS_authentication)."""
+    """One object_list element: class, version, logical name and access rights (read-only attributes, but the
+    limiter's threshold and durations the utility association (`acting`) writes; a profile's buffer takes selective
+    access by range and by entry; `hidden`: the client reads the logical name only; methods none but, for the utility
+    association, class 70's remote_disconnect and remote_reconnect and its own association's
+    reply_to_HLS_authentication)."""
     version, attrs, readable, methods = _SHAPES[cls]
     if hidden:
         readable = 0b10
-    a = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, _READ_ONLY if readable >> i & 1
+    a = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, (
+        _READ_WRITE if acting and cls == _CLASS_LIMITER and i in (3, 4, 6, 7) else _READ_ONLY) if readable >> i & 1
                                                                              else 0),
                                  b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and not hidden and (obis in EVENT_LOGS or among(LOAD_PROFILES[:SELECTIVE], obis))
                                  else b"\x00")

@@ -60,6 +60,30 @@ def get(objects, obis, attr):
     return cosem.octets(date_time(objects.tick.rtc, objects.tz()))
 
 
+def put(supply, cls, obis, attr, data):
+    """A SET of the limiter (the utility association's, app/dlms_port.py): threshold active or normal (3, 4: a
+    double-long, W, 0 for no limit; both are the one limit), min over and under threshold duration (6, 7: a
+    double-long-unsigned, s). The supply's settings change as the signed SMP command changes them (checked whole,
+    written atomically, event 410; a new limit starts its trip count again). A data-access-result: 0 done, 3 an
+    object or attribute not written here, 12 a value of another type, 250 one the settings refuse."""
+    if cls != 71 or obis != LIMITER or attr not in (3, 4, 6, 7):  # (a known object: app/dlms_hls.py asked first)
+        return cosem.READ_WRITE_DENIED
+    if len(data) != 5 or data[0] != (cosem.DOUBLE_LONG if attr < 6 else cosem.DOUBLE_LONG_UNSIGNED):
+        return cosem.TYPE_UNMATCHED
+    v = int.from_bytes(data[1:], "big")
+    if attr < 6 and v >= 0x80000000:
+        return cosem.OTHER_REASON  # a negative limit
+    raw = {k: v2 for k, v2 in supply.settings.items() if not k.endswith("_p")}  # what the settings file holds
+    limit = dict(raw["load_limit"])
+    limit["threshold_w" if attr < 6 else "over_s" if attr == 6 else "lockout_s"] = v
+    raw["load_limit"] = limit
+    try:
+        supply.configure(raw)
+    except ValueError:  # supply_settings.SettingsError
+        return cosem.OTHER_REASON
+    return 0
+
+
 def _limiter(conf, attr):
     if attr == 2:  # monitored_value
         return _POWER

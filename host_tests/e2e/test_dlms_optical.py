@@ -17,6 +17,7 @@ import time
 import pytest
 
 pytest.importorskip("gurux_dlms")
+from gurux_dlms.enums import DataType  # noqa: E402
 from gurux_dlms.objects import (  # noqa: E402
     GXDLMSClock,
     GXDLMSData,
@@ -228,9 +229,20 @@ def test_the_utility_association_operates_the_relay_and_a_client_without_the_key
         while not relay()["output"]:
             assert time.monotonic() < end, relay()
             time.sleep(0.5)
+        # the load limit set over DLMS (SET of the limiter): the supply's settings, as `ota meter relay status` and
+        # the settings' event (410) show it
+        lim = c.read(GXDLMSLimiter("0.0.17.0.0.255"), 3, 6)
+        assert lim.thresholdActive == 0  # the meter's default: no limit
+        lim.setDataType(3, DataType.INT32)  # (the monitored value's, double-long: gurux learns no type from a 0 read)
+        lim.thresholdActive, lim.minOverThresholdDuration = 4200, 45
+        c.write(lim, 3, 6)
+        assert relay()["load_limit"]["threshold_w"] == 4200
+        back = c.read(GXDLMSLimiter("0.0.17.0.0.255"), 3, 4, 6)
+        assert (back.thresholdNormal, back.minOverThresholdDuration) == (4200, 45)
         assert c.disconnect()[5] == 0x73  # UA
     codes = [e["code"] for e in json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]]
-    assert 301 in codes and 302 in codes, codes  # the control log's disconnect and reconnect, as over SMP
+    assert 301 in codes and 302 in codes and 410 in codes, codes  # the control log's disconnect and reconnect, as
+    # over SMP, and the settings changed
 
     with DlmsClient(emu.endpoints["optical"], timeout=20, keys=(ek, bytes(16)), title=b"INTRUDER") as c:
         with pytest.raises(Exception, match="rejected"):  # gurux's own exception types

@@ -11,6 +11,7 @@ from hls_client import CTOS, DISCONNECT, INITIATE, Client, aare_fields
 EK = bytes(range(16))
 AK = bytes(range(16, 32))
 VOLTAGE = cosem.obis("1.0.12.7.0.255")
+LIMITER = cosem.obis("0.0.17.0.0.255")
 GET_VOLTAGE = bytes.fromhex("c001c1000301000c0700ff0200")
 TITLE = dlms_hls.system_title("m-1")
 
@@ -26,18 +27,25 @@ class Log:
 def model(cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
     if cls == 3 and obis == VOLTAGE and attr == 2:
         return cosem.number(cosem.LONG_UNSIGNED, 23012)
-    return cosem.OBJECT_UNDEFINED
+    if cls == 71 and obis == LIMITER:
+        return cosem.octets(obis) if attr == 1 else cosem.number(cosem.DOUBLE_LONG, 3000)
+    return cosem.OBJECT_UNDEFINED if obis != LIMITER else 9
 
 
-def meter(log=None, acts=None, held=None):
-    """An association whose meter ("m-1") has the keys EK, AK, recording its ACTIONs in `acts`; `held`: the counters
-    promised and not used, kept across associations (as the port keeps them; None: a fresh start each time)."""
+def meter(log=None, acts=None, held=None, puts=None):
+    """An association whose meter ("m-1") has the keys EK, AK, recording its ACTIONs in `acts` and SETs in `puts`
+    (a SET answers 12, type unmatched, for a value that is no double-long); `held`: the counters promised and not
+    used, kept across associations (as the port keeps them; None: a fresh start each time)."""
     def act(cls, obis, method, data, client):
         acts.append((cls, obis, method, data, client))
         return 0
 
+    def put(cls, obis, attr, data, client):
+        puts.append((cls, obis, attr, data, client))
+        return 0 if data[:1] == b"\x05" else 12
+
     return cosem.Association(model, hls=lambda title, ctos: dlms_hls.session("m-1", title, ctos, log, held),
-                             act=None if acts is None else act)
+                             act=None if acts is None else act, put=None if puts is None else put)
 
 
 def _keys(end=0):
@@ -75,7 +83,7 @@ def test_the_utility_association_authenticates_both_ways_then_reads_and_acts_cip
         stoc = f[0xAA][2:]
         assert f[0xAA][:2] == b"\x80\x10" and len(stoc) == 16
         initiate, ic0 = cl.opened(f[0xBE][2:], TITLE)  # the InitiateResponse, ciphered: GET, blocks, selective, ACTION
-        assert initiate == b"\x08\x00\x06\x5f\x1f\x04\x00\x00\x10\x15\x02\x00\x00\x07", initiate
+        assert initiate == b"\x08\x00\x06\x5f\x1f\x04\x00\x00\x10\x1d\x02\x00\x00\x07", initiate  # and SET
         assert a.conformance == cosem.CONFORMANCE_UTILITY
         # before the client proves it holds the keys: nothing but its proof
         assert a.apdu(cl.request(GET_VOLTAGE), cosem.UTILITY_CLIENT) == b"\xd8\x01\x01"
@@ -238,6 +246,45 @@ def test_ciphered_answers_fit_the_clients_pdu_and_a_reflected_title_is_refused()
     fwtest.in_workdir(body, "meter")
 
 
+def test_the_utility_association_sets_normal_and_is_refused_anything_else():
+    def body():
+        _keys()
+        puts = []
+        a = meter(Log(), [], puts=puts)
+        cl = Client(EK, AK)
+        associated(a, cl)
+
+        def set_(apdu):
+            r = a.apdu(cl.request(apdu), cosem.UTILITY_CLIENT)
+            return cl.opened(r, TITLE)[0] if r[0] != 0xD8 else r
+
+        head = b"\xc1\x01\xc3\x00\x47" + LIMITER + b"\x03"  # SET.request normal, class 71, attribute 3
+        assert set_(head + b"\x00\x05\x00\x00\x10\x68") == b"\xc5\x01\xc3\x00"  # 4200 W: success
+        assert puts == [(71, LIMITER, 3, b"\x05\x00\x00\x10\x68", cosem.UTILITY_CLIENT)]
+        assert set_(head + b"\x00\x12\x10\x68") == b"\xc5\x01\xc3\x0c"  # the model's own answer: type unmatched
+        assert set_(head + b"\x01\x01\x02\x00\x05\x00\x00\x10\x68") == b"\xc5\x01\xc3\x03" and len(puts) == 2
+        # (selective access: read-write denied, never the model's)
+        assert set_(b"\xc1\x01\xc3\x00\x47" + cosem.obis("0.0.17.0.1.255") + b"\x03\x00\x05\x00\x00\x00\x01") == \
+            b"\xc5\x01\xc3\x04" and len(puts) == 2  # an object the meter does not have
+        assert set_(b"\xc1\x01\xc3\x00\x01" + LIMITER + b"\x02\x00\x05\x00\x00\x00\x01") == b"\xc5\x01\xc3\x09"
+        assert set_(b"\xc1\x02\xc3\x00\x47" + LIMITER + b"\x03\x00\x01\x00\x00\x00\x01\x05\x05\x00\x00\x00\x01") \
+            == b"\xd8\x02\x02" and len(puts) == 2  # SET with a first data block: not supported
+        r, _ = cl.opened(a.apdu(cl.request(GET_VOLTAGE), cosem.UTILITY_CLIENT), TITLE)  # and it goes on
+        assert r == b"\xc4\x01\xc1\x00\x12\x59\xe4"
+
+    fwtest.in_workdir(body, "meter")
+
+
+def test_the_public_client_and_the_meter_reader_cannot_set():
+    puts = []
+    a = cosem.Association(model, lls=lambda s: s == fwtest.READER_SECRET, put=lambda *args: puts.append(args) or 0)
+    put = b"\xc1\x01\xc1\x00\x47" + LIMITER + b"\x03\x00\x05\x00\x00\x10\x68"
+    for aarq, client in ((fwtest.AARQ_PUBLIC, cosem.PUBLIC_CLIENT), (fwtest.AARQ_READER, cosem.READER_CLIENT)):
+        a.apdu(aarq, client)
+        assert a.associated and not a.conformance & cosem.CONF_SET
+        assert a.apdu(put, client) == b"\xd8\x02\x02" and puts == []  # service not supported
+
+
 def test_the_public_client_and_the_meter_reader_cannot_act():
     acts = []
     a = cosem.Association(model, lls=lambda s: s == fwtest.READER_SECRET, act=lambda *args: acts.append(args) or 0)
@@ -256,12 +303,12 @@ def test_gurux_associates_reads_and_operates_the_relay_as_the_utility():
     from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
     from gurux_dlms.enums import Authentication, DataType, InterfaceType, Security
     from gurux_dlms.GXCiphering import GXCiphering
-    from gurux_dlms.objects import GXDLMSDisconnectControl, GXDLMSRegister
+    from gurux_dlms.objects import GXDLMSDisconnectControl, GXDLMSLimiter, GXDLMSRegister
 
     def body():
         _keys()
-        acts, log = [], Log()
-        a = meter(log, acts)
+        acts, puts, log = [], [], Log()
+        a = meter(log, acts, puts=puts)
 
         def client(ek, ak):
             c = GXDLMSClient(True, cosem.UTILITY_CLIENT, 1, Authentication.HIGH_GMAC, None, InterfaceType.WRAPPER)
@@ -289,6 +336,11 @@ def test_gurux_associates_reads_and_operates_the_relay_as_the_utility():
         assert reg.value == 23012
         reply = exchange(c, c.method(GXDLMSDisconnectControl("0.0.96.3.10.255"), 1, 0, DataType.INT8))
         assert reply.error == 0 and acts == [(70, DISCONNECT, 1, b"\x0f\x00", cosem.UTILITY_CLIENT)]
+        lim = GXDLMSLimiter("0.0.17.0.0.255")  # gurux's SET of the limiter's threshold, as it encodes one read first
+        c.updateValue(lim, 3, exchange(c, c.read(lim, 3)).value)
+        lim.thresholdActive = 4200
+        assert exchange(c, c.write(lim, 3)).error == 0
+        assert puts == [(71, LIMITER, 3, b"\x05" + (4200).to_bytes(4, "big"), cosem.UTILITY_CLIENT)]
         exchange(c, c.releaseRequest())
         assert not a.associated
         wrong = client(EK, bytes(16))

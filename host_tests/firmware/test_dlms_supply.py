@@ -146,3 +146,32 @@ def test_the_object_list_names_the_supply_s_objects_with_their_access():
         assert limiter in r  # class 71 version 0, its 11 attributes
 
     _run(body)
+
+
+def test_a_set_of_the_limiter_changes_the_supply_settings_as_the_signed_command_does():
+    def body():
+        from app import dlms_supply, events
+
+        ctx, meter, sup, _ = _setup()  # the signed settings: 3 kW for 10 s, back after 60 s
+        lim = cosem.obis("0.0.17.0.0.255")
+        put = dlms_supply.put
+        assert put(sup, 71, lim, 3, b"\x05" + (4200).to_bytes(4, "big")) == 0
+        st = sup.status()["load_limit"]
+        assert st["threshold_w"] == 4200 and sup.log.ring[-1][1] == events.SETTINGS_CHANGED
+        assert sup.settings["tariff_p"] is not None and sup.prepaid is not None  # the rest of the settings kept
+        assert put(sup, 71, lim, 6, b"\x06" + (45).to_bytes(4, "big")) == 0
+        assert put(sup, 71, lim, 7, b"\x06" + (600).to_bytes(4, "big")) == 0
+        assert put(sup, 71, lim, 4, b"\x05\x00\x00\x00\x00") == 0  # threshold normal: the same limit; 0: none
+        assert sup.limit.conf == dict(sup.limit.conf, threshold_w=0, over_s=45, lockout_s=600, max_trips=2)
+        again = supply.Supply(ctx, meter, set_rtc=lambda t: None)  # written: the next start reads it back
+        assert again.limit.conf["over_s"] == 45 and again.limit.conf["lockout_s"] == 600
+        n = len(sup.log.ring)
+        for attr, data, why in ((3, b"\x06\x00\x00\x10\x68", 12), (3, b"\x05\x00\x00\x10", 12),
+                                (3, b"\x05\x00\x00\x10\x68\x00", 12), (6, b"\x05\x00\x00\x00\x2d", 12),
+                                (3, b"\x05\xff\xff\xff\xff", 250), (5, b"\x05\x00\x00\x10\x68", 3),
+                                (2, b"\x05\x00\x00\x10\x68", 3), (11, b"\x00", 3)):
+            assert put(sup, 71, lim, attr, data) == why, (attr, data)
+        assert put(sup, 1, cosem.obis("0.0.94.96.24.255"), 2, b"\x05\x00\x00\x10\x68") == 3  # the balance: never
+        assert len(sup.log.ring) == n and sup.limit.conf["threshold_w"] == 0  # nothing changed by the refusals
+
+    _run(body)

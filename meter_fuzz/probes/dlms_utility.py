@@ -10,13 +10,14 @@ counter (the tag from the rest's first byte, + 8); 2 a well-formed utility AARQ 
 the rest as f, ciphered; anything else the rest as it is.
 
 apdu() documents no exception for any request: ERRORS names one that is never raised. Invariants (fuzzcore.Violation):
-- every answer is an AARE (0x61), RLRE (0x63), a glo-ciphered GET or ACTION response (0xCC, 0xCF) or an
-  ExceptionResponse (0xD8): never a plain GET or ACTION response on this association;
+- every answer is an AARE (0x61), RLRE (0x63), a glo-ciphered GET, SET or ACTION response (0xCC, 0xCD, 0xCF) or an
+  ExceptionResponse (0xD8): never a plain GET, SET or ACTION response on this association;
 - every ciphered answer authenticates under the keys and the meter's system title, carries the answer to the
   service asked for, and **no invocation counter of the meter's is used twice** (the AARE's InitiateResponse, every
   answer, the f(CtoS) inside pass 4's): a repeat would leak the keystream;
 - the association holds only after a right f(StoC) for the challenge of the AARE in force; an ACTION reaches the
-  object model (`act`) only on an association that holds, and only from a request ciphered under the keys;
+  object model (`act`), and a SET its `put`, only on an association that holds, and only from a request ciphered
+  under the keys;
 - an accepted AARE says "authentication required" (14) and leaves the association pending.
 """
 
@@ -59,6 +60,8 @@ def setup():
 
 
 def _model(cls, obis, attr, access=None, client=cosem.PUBLIC_CLIENT):
+    if attr == 1 and bytes(obis) in (_VOLTAGE, _LONG):  # (a SET asks first whether the object is there)
+        return cosem.octets(bytes(obis))
     if access is None and attr == 2 and bytes(obis) == _VOLTAGE:
         return _VALUE
     if access is None and attr == 2 and bytes(obis) == _LONG:
@@ -125,13 +128,19 @@ def _fields(aare):
 
 def run(data):
     acts = []
+    puts = []
     held = bytearray(EK + bytes(4) + (0xFFFFFF00).to_bytes(4, "big"))  # counters from RAM: no flash write per input
 
     def act(*args):
         acts.append(args)
         return 0
 
-    a = cosem.Association(_model, hls=lambda title, ctos: dlms_hls.session(METER, title, ctos, None, held), act=act)
+    def put(*args):
+        puts.append(args)
+        return 0
+
+    a = cosem.Association(_model, hls=lambda title, ctos: dlms_hls.session(METER, title, ctos, None, held), act=act,
+                          put=put)
     cl = _Client()
     seen = set()
     stoc = None  # the challenge of the AARE in force
@@ -152,10 +161,11 @@ def run(data):
         else:
             req = rest
         n_acts = len(acts)
+        n_puts = len(puts)
         r = a.apdu(req, cosem.UTILITY_CLIENT)
         check(type(r) is bytes and len(r) >= 3, "answer %r" % (r,))
         tag = r[0]
-        check(tag in (0x61, 0x63, 0xCC, 0xCF, 0xD8), "answer tag 0x%02x on the utility association" % tag)
+        check(tag in (0x61, 0x63, 0xCC, 0xCD, 0xCF, 0xD8), "answer tag 0x%02x on the utility association" % tag)
         if tag in (0x61, 0x63):  # a new AARQ or a release: no challenge in force until an AARE gives one
             stoc = None
             proven = False
@@ -168,7 +178,7 @@ def run(data):
                 stoc = f[0xAA][2:]
                 initiate = _opened(f[0xBE][2:], seen)
                 check(initiate[:1] == b"\x08", "an AARE whose user-information is no InitiateResponse")
-        elif tag in (0xCC, 0xCF):
+        elif tag in (0xCC, 0xCD, 0xCF):
             plain = _opened(r, seen)
             check(plain[0] == tag - 8, "a ciphered answer of another service")
             if right and plain[:7] == b"\xc7\x01\xc1\x00\x01\x00\x09":
@@ -182,6 +192,8 @@ def run(data):
         check(not a.associated or proven, "an association that holds without the client's f(StoC)")
         if len(acts) > n_acts:
             check(a.associated and proven and mode in (1, 3), "an ACTION on an association without the proof")
+        if len(puts) > n_puts:
+            check(a.associated and proven and mode == 1, "a SET on an association without the proof")
         if not (a.associated or a.pending):
             stoc = None
             proven = False
