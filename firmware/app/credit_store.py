@@ -4,7 +4,7 @@
 # used across a cut is charged at the next reading from the registers, which never decrease. The record also keeps
 # when the last top-up was applied and the balance right after it (IS 15959's prepaid data: app/dlms_supply.py), in
 # the same write as the top-up; a record from before this field reads as no top-up known.
-from app import credit, tokens
+from app import clock, credit, tokens
 from loader import store, strict, wallclock
 
 PATH = "meter/credit.json"
@@ -47,7 +47,7 @@ class CreditStore:
                     raise ValueError("bad calendar")
                 last = data.get("last")
                 if last is not None and not (type(last) is list and len(last) == 2 and (
-                        last[0] is None or strict.is_int(last[0], 0, credit.INT_MAX)) and strict.is_int(
+                        last[0] is None or strict.is_int(last[0], 0, clock.TIME_MAX)) and strict.is_int(
                         last[1], -credit.INT_MAX, credit.INT_MAX)):
                     raise ValueError("bad last top-up")
                 self.ledger, self.tokens, self.import_mj, self.day, self.month = led, win, mj, day, month

@@ -188,8 +188,10 @@ class Session:
         """SET.request normal within the association, with no selective access: the association's put(class, obis,
         attribute, data, client) answers with a data-access-result (0: done). Any other SET (in blocks, with a
         list) is not supported: an ExceptionResponse."""
-        if len(req) < 14 or req[1] != _NORMAL:
+        if req[1] != _NORMAL:
             return assoc.refuse(2, 2)  # service unknown, not supported
+        if len(req) < 14 or req[12] > 1:  # (as GET and ACTION: a request that does not parse)
+            raise cosem.Malformed()
         invoke, cls, name = req[2], (req[3] << 8) | req[4], bytes(req[5:11])
         try:
             r = assoc.get(cls, name, 1, None, assoc.client)  # the model says whether it has the object (4, 9)

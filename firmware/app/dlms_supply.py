@@ -15,7 +15,7 @@
 #   top-ups refused until the head-end's reset: app/credit_store.py) answers temporary-failure for the money.
 from micropython import const
 
-from app import cosem
+from app import cosem, supply_settings
 from app.dlms_names import LIMITER, PREPAID, date_time
 
 _TEMPORARY_FAILURE = const(2)
@@ -64,8 +64,10 @@ def put(supply, cls, obis, attr, data):
     """A SET of the limiter (the utility association's, app/dlms_port.py): threshold active or normal (3, 4: a
     double-long, W, 0 for no limit; both are the one limit), min over and under threshold duration (6, 7: a
     double-long-unsigned, s). The supply's settings change as the signed SMP command changes them (checked whole,
-    written atomically, event 410; a new limit starts its trip count again). A data-access-result: 0 done, 3 an
-    object or attribute not written here, 12 a value of another type, 250 one the settings refuse."""
+    written atomically, event 410 "dlms: ..."; a trip in progress carries over; the value it already has: nothing
+    written). A data-access-result: 0 done, 2 temporary failure while the settings file did not check at start-up (a
+    whole new one, the signed SMP command, first), 3 an object or attribute not written here, 12 a value of another
+    type, 250 one the settings refuse."""
     if cls != 71 or obis != LIMITER or attr not in (3, 4, 6, 7):  # (a known object: app/dlms_hls.py asked first)
         return cosem.READ_WRITE_DENIED
     if len(data) != 5 or data[0] != (cosem.DOUBLE_LONG if attr < 6 else cosem.DOUBLE_LONG_UNSIGNED):
@@ -73,12 +75,17 @@ def put(supply, cls, obis, attr, data):
     v = int.from_bytes(data[1:], "big")
     if attr < 6 and v >= 0x80000000:
         return cosem.OTHER_REASON  # a negative limit
-    raw = {k: v2 for k, v2 in supply.settings.items() if not k.endswith("_p")}  # what the settings file holds
+    if supply.settings_problem is not None:  # the file did not check and the meter runs on the defaults: one field
+        return _TEMPORARY_FAILURE  # written over them would make the defaults the head-end's settings for good
+    key = "threshold_w" if attr < 6 else "over_s" if attr == 6 else "lockout_s"
+    if supply.limit.conf[key] == v:
+        return 0  # as it is: no write, no event
+    raw = {k: supply.settings[k] for k in supply_settings.DEFAULTS}  # what the settings file holds
     limit = dict(raw["load_limit"])
-    limit["threshold_w" if attr < 6 else "over_s" if attr == 6 else "lockout_s"] = v
+    limit[key] = v
     raw["load_limit"] = limit
     try:
-        supply.configure(raw)
+        supply.configure(raw, "dlms: ")
     except ValueError:  # supply_settings.SettingsError
         return cosem.OTHER_REASON
     return 0

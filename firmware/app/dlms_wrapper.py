@@ -117,8 +117,8 @@ class WrapperPort(Port):
             self.repeated += 1  # its answer was lost (or the request came twice): the same answer, nothing redone
             return memoryview(out)[:self._out_n]
         t = apdu[0]
-        # AARQ, GET-next, glo-GET and glo-ACTION: answered again, not redone, when they come again
-        again = t == 0x60 or (t == 0xC0 and len(apdu) > 1 and apdu[1] == 2) or t == 0xC8 or t == 0xCB
+        # AARQ, GET-next, glo-GET, glo-SET and glo-ACTION: answered again, not redone, when they come again
+        again = t == 0x60 or (t == 0xC0 and len(apdu) > 1 and apdu[1] == 2) or t in (0xC8, 0xC9, 0xCB)
         self._again = None
         r = a.apdu(apdu, client)
         k = len(r)

@@ -53,6 +53,7 @@ class Supply:
         s, problem = supply_settings.load()
         if problem:
             self.log.add(events.SETTINGS_INVALID, problem)
+        self.settings_problem = problem  # the file did not check: running on the defaults until a whole new one
         loader_conf, _ = settings.load()
         self.relay = relay.Relay(ctx.hal, loader_conf["relay_pulse_ms"], self.log.add)
         self.control = disconnect.DisconnectControl(self.relay, s["control_mode"])
@@ -189,14 +190,20 @@ class Supply:
         self.limit.remote_reconnect()
         return self.control.apply(disconnect.REMOTE_RECONNECT, REMOTE_REASON)
 
-    def configure(self, raw):
-        """New settings from the head-end, checked whole first (SettingsError names the bad field)."""
+    def configure(self, raw, source=""):
+        """New settings from the head-end, checked whole first (SettingsError names the bad field). A trip of the
+        load limit in progress carries over (its lockout still restores the supply, its count still locks it): a new
+        limit's settings must not leave the supply off with nothing to bring it back. `source` prefixes the event's
+        detail ("dlms: " for a DLMS SET)."""
         s = supply_settings.save(raw)
         self.settings = s
+        self.settings_problem = None
+        old = self.limit
         self.limit = load_limit.LoadLimit(s["limit_p"])
+        self.limit.carry(old)
         self.prepaid = self._prepaid(s)
-        self.log.add(events.SETTINGS_CHANGED, "mode %d, %s" % (s["control_mode"], "prepaid" if self.prepaid else
-                                                                "no credit"))
+        self.log.add(events.SETTINGS_CHANGED, "%smode %d, %s" % (source, s["control_mode"], "prepaid" if self.prepaid
+                                                                  else "no credit"))
         if s["control_mode"] != self.control.mode:
             self.control.set_mode(s["control_mode"])
         if self.prepaid is not None:

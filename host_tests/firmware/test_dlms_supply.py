@@ -175,3 +175,42 @@ def test_a_set_of_the_limiter_changes_the_supply_settings_as_the_signed_command_
         assert len(sup.log.ring) == n and sup.limit.conf["threshold_w"] == 0  # nothing changed by the refusals
 
     _run(body)
+
+
+def test_a_set_is_refused_while_the_settings_file_is_damaged_and_a_set_of_the_same_value_writes_nothing():
+    def body():
+        from app import dlms_supply, events, supply_settings
+
+        fwtest.write(supply_settings.PATH, b'{"tariff": {"flat": 1000}, "from_a_newer_app": 1}')
+        ctx, meter, sup, _ = _setup(settings=False)
+        assert sup.settings_problem is not None and sup.log.ring[-1][1] == events.SETTINGS_INVALID
+        lim = cosem.obis("0.0.17.0.0.255")
+        assert dlms_supply.put(sup, 71, lim, 3, b"\x05\x00\x00\x10\x68") == 2  # temporary failure: nothing written
+        with open(supply_settings.PATH, "rb") as f:
+            assert b"from_a_newer_app" in f.read()
+        _, meter, sup, _ = _setup()  # the signed settings (a whole file) end the problem
+        assert sup.settings_problem is None
+        n = len(sup.log.ring)
+        assert dlms_supply.put(sup, 71, lim, 3, b"\x05" + (3000).to_bytes(4, "big")) == 0  # its limit already
+        assert len(sup.log.ring) == n
+        assert dlms_supply.put(sup, 71, lim, 3, b"\x05" + (3100).to_bytes(4, "big")) == 0
+        assert sup.log.ring[-1][1] == events.SETTINGS_CHANGED and sup.log.ring[-1][3].startswith("dlms: ")
+
+    _run(body)
+
+
+def test_new_limit_settings_during_a_trip_still_bring_the_supply_back():
+    def body():
+        from app import dlms_supply
+
+        ctx, meter, sup, grp = _setup()  # 3 kW for 10 s trips; back after 60 s; two trips lock
+        hw = ctx.hal
+        meter.run(sup, 12, 3500, at(2, 12, 4), t0_ms=100000)
+        assert not hw.contact and sup.control.reason == "load limit"
+        lim = cosem.obis("0.0.17.0.0.255")
+        assert dlms_supply.put(sup, 71, lim, 3, b"\x05" + (5000).to_bytes(4, "big")) == 0  # a higher limit, mid-trip
+        meter.run(sup, 61, 0, at(2, 12, 5), t0_ms=112000)
+        assert hw.contact  # the trip's lockout ended with the supply back, as it would have without the SET
+        assert sup.limit.trips == 1  # and the trip still counts toward the lock
+
+    _run(body)

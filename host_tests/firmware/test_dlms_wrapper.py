@@ -182,3 +182,35 @@ def test_a_port_that_finds_no_room_for_its_buffer_registers_nothing():
     except (MemoryError, OverflowError, ValueError):
         pass
     assert parts[0].server.releasers == [] and getattr(parts[0], "dlms_sessions", 0) == 0
+
+
+def test_a_ciphered_set_that_comes_again_gets_its_first_answer_not_a_deciphering_error():
+    """The utility association through the wrapper: a glo-SET whose answer was lost is sent again byte for byte; its
+    counter is no longer above the client's last, so deciphering it again would refuse it although it was applied.
+    The port answers it with the first answer and does not serve it twice."""
+    from app import cosem, dlms_hls
+    from hls_client import Client, aare_fields
+
+    ek, ak = bytes(range(16)), bytes(range(16, 32))
+
+    def body():
+        fwtest.write(dlms_hls.PATH, ek + ak + bytes(4))
+        parts = fwtest.meter_parts()
+        puts = []
+        parts[2].settings_problem = None
+        p = fwtest.wrapper_port(fwtest.Datagrams(), parts)
+        p.put = lambda *args: puts.append(args) or 0  # (the supply's settings: test_dlms_supply.py)
+        title = dlms_hls.system_title(parts[0].meter_id)
+        cl = Client(ek, ak)
+        f = aare_fields(ask(p, cl.aarq(), 48)[1])
+        assert f[0xA2] == b"\x02\x01\x00", f
+        r, _ = cl.opened(ask(p, cl.pass3(f[0xAA][2:]), 48)[1], title)
+        assert r[:4] == b"\xc7\x01\xc1\x00" and p.assoc.associated, r
+        p.assoc.put = p.put
+        put = cl.request(b"\xc1\x01\xc1\x00\x47" + cosem.obis("0.0.17.0.0.255") + b"\x03\x00\x05\x00\x00\x10\x68")
+        first = ask(p, put, 48)[1]
+        assert cl.opened(first, title)[0] == b"\xc5\x01\xc1\x00" and len(puts) == 1
+        assert ask(p, put, 48)[1] == first and p.repeated == 1 and len(puts) == 1  # the same answer, not redone
+        p.close()
+
+    fwtest.in_workdir(body, "meter")
