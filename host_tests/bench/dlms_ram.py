@@ -164,9 +164,9 @@ print(SESSIONS[0], first, left1, second, left2, SESSIONS[1].out, len(parts[0].se
 
 
 def _vm(code: str, tag: str) -> list[int]:
-    """Run `code` in the MicroPython VM (256 KB heap): the numbers of its output line that starts with `tag`."""
+    """Run `code` in the MicroPython VM (320 KB heap: the fixture supply imports the credit store and load limit, as a meter has them): the numbers of its output line that starts with `tag`."""
     vm = Path(sys.executable).with_name("micropython")
-    p = subprocess.run([str(vm), "-X", "heapsize=256K", "-c", code], capture_output=True, text=True, timeout=120,
+    p = subprocess.run([str(vm), "-X", "heapsize=320K", "-c", code], capture_output=True, text=True, timeout=120,
                        env={"MICROPYPATH": ".frozen"})
     line = next((ln for ln in p.stdout.splitlines() if ln.startswith(tag)), None)
     if p.returncode or line is None:

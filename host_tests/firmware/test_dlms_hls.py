@@ -275,24 +275,17 @@ def test_the_utility_association_sets_normal_and_is_refused_anything_else():
     fwtest.in_workdir(body, "meter")
 
 
-def test_the_public_client_and_the_meter_reader_cannot_set():
-    puts = []
-    a = cosem.Association(model, lls=lambda s: s == fwtest.READER_SECRET, put=lambda *args: puts.append(args) or 0)
+def test_the_public_client_and_the_meter_reader_can_neither_act_nor_set():
+    calls = []
+    a = cosem.Association(model, lls=lambda s: s == fwtest.READER_SECRET, act=lambda *args: calls.append(args) or 0,
+                          put=lambda *args: calls.append(args) or 0)
+    action = b"\xc3\x01\xc1\x00\x46" + DISCONNECT + b"\x01\x01\x0f\x00"
     put = b"\xc1\x01\xc1\x00\x47" + LIMITER + b"\x03\x00\x05\x00\x00\x10\x68"
     for aarq, client in ((fwtest.AARQ_PUBLIC, cosem.PUBLIC_CLIENT), (fwtest.AARQ_READER, cosem.READER_CLIENT)):
         a.apdu(aarq, client)
-        assert a.associated and not a.conformance & cosem.CONF_SET
-        assert a.apdu(put, client) == b"\xd8\x02\x02" and puts == []  # service not supported
-
-
-def test_the_public_client_and_the_meter_reader_cannot_act():
-    acts = []
-    a = cosem.Association(model, lls=lambda s: s == fwtest.READER_SECRET, act=lambda *args: acts.append(args) or 0)
-    action = b"\xc3\x01\xc1\x00\x46" + DISCONNECT + b"\x01\x01\x0f\x00"
-    for aarq, client in ((fwtest.AARQ_PUBLIC, cosem.PUBLIC_CLIENT), (fwtest.AARQ_READER, cosem.READER_CLIENT)):
-        a.apdu(aarq, client)
-        assert a.associated and not a.conformance & cosem.CONF_ACTION
-        assert a.apdu(action, client) == b"\xd8\x02\x02" and acts == []  # service not supported
+        assert a.associated and not a.conformance & (cosem.CONF_ACTION | cosem.CONF_SET)
+        for request in (action, put):
+            assert a.apdu(request, client) == b"\xd8\x02\x02" and calls == []  # service not supported
 
 
 def test_gurux_associates_reads_and_operates_the_relay_as_the_utility():
