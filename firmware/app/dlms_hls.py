@@ -1,7 +1,8 @@
 # IS 15959's utility-settings association (client SAP 48, app/cosem.py): high-level security with GMAC (mechanism 5)
 # and every APDU authenticated and encrypted (DLMS security suite 0: AES-128-GCM, lib/gcm.py, 12-byte tags), the
-# association that may operate the relay (class 70's remote_disconnect and remote_reconnect) and set the load limit
-# (SET normal of the limiter's threshold and durations: app/dlms_supply.py put). On the heap only while
+# association that may operate the relay (class 70's remote_disconnect and remote_reconnect) and set the clock and
+# the load limit (SET normal of the clock's time and of the limiter's threshold and durations: app/dlms_supply.py
+# put). On the heap only while
 # such an association is being made or holds (the port forgets it with the session).
 #
 # Keys and the meter's invocation counter, in one file, meter/dlms-keys.bin: the global unicast encryption key (EK)

@@ -115,14 +115,15 @@ class Port:
         return dlms_hls.session(ctx.meter_id, title, ctos, self.supply.log, held)
 
     def put(self, cls, obis, attr, data, client):
-        """cosem.Association's SET (the utility-settings association's only): the limiter's threshold and durations,
-        through the supply's settings as the signed SMP settings command goes (app/dlms_supply.py put; event 410)."""
+        """cosem.Association's SET (the utility-settings association's only): the clock's time, as the signed SMP
+        clock command sets it (event 151), and the limiter's threshold and durations, through the supply's settings as
+        the signed SMP settings command goes (event 410): app/dlms_supply.py put."""
         from app import cosem, dlms_supply
 
         try:
             if client != cosem.UTILITY_CLIENT:
                 return cosem.READ_WRITE_DENIED
-            return dlms_supply.put(self.supply, cls, obis, attr, data)
+            return dlms_supply.put(self.supply, cls, obis, attr, data, self.metering.cfg["tz_offset_min"])
         finally:
             loader.forget("app.dlms_supply")
 

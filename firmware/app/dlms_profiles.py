@@ -99,7 +99,7 @@ def get(objects, cls, obis, attr, access, client):
 
 def _element(cls, obis, hidden, acting=False):
     """One object_list element: class, version, logical name and access rights (read-only attributes, but the
-    limiter's threshold and durations the utility association (`acting`) writes; a profile's buffer takes selective
+    clock's time and the limiter's threshold and durations the utility association (`acting`) writes; a profile's buffer takes selective
     access by range and by entry; `hidden`: the client reads the logical name only; methods none but, for the utility
     association, class 70's remote_disconnect and remote_reconnect and its own association's
     reply_to_HLS_authentication)."""
@@ -107,7 +107,8 @@ def _element(cls, obis, hidden, acting=False):
     if hidden:
         readable = 0b10
     a = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, (
-        _READ_WRITE if acting and cls == _CLASS_LIMITER and i in (3, 4, 6, 7) else _READ_ONLY) if readable >> i & 1
+        _READ_WRITE if acting and ((cls == _CLASS_LIMITER and i in (3, 4, 6, 7)) or (cls == _CLASS_CLOCK and i == 2))
+        else _READ_ONLY) if readable >> i & 1
                                                                              else 0),
                                  b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and not hidden and (obis in EVENT_LOGS or among(LOAD_PROFILES[:SELECTIVE], obis))
                                  else b"\x00")

@@ -7,6 +7,7 @@
 #   is the normal one). Its actions name the disconnect control's script table (0.0.10.0.106.255, IS 15959's name)
 #   with selector 1 (disconnect) and 2 (reconnect): what the meter does, through its class-70 engine; the meter has no
 #   script table object of its own.
+# - the clock's time (class 8, 0.0.1.0.0.255, attribute 2): read in app/dlms_objects.py, set here (put).
 # - IS 15959's prepaid data (class 1, 0.0.94.96.19-25.255): the metering mode (0: import only; the balance is charged
 #   for imported energy, export is registered and not credited), the payment mode (1 prepaid: the meter has a tariff;
 #   0 postpaid), and the ledger's money in its minor units (paise): the last recharge's amount, when it was applied,
@@ -16,7 +17,7 @@
 from micropython import const
 
 from app import cosem, supply_settings
-from app.dlms_names import LIMITER, PREPAID, date_time
+from app.dlms_names import CLOCK, LIMITER, PREPAID, date_time
 
 _TEMPORARY_FAILURE = const(2)
 _IMPORT_ONLY = const(0)
@@ -60,14 +61,17 @@ def get(objects, obis, attr):
     return cosem.octets(date_time(objects.tick.rtc, objects.tz()))
 
 
-def put(supply, cls, obis, attr, data):
-    """A SET of the limiter (the utility association's, app/dlms_port.py): threshold active or normal (3, 4: a
+def put(supply, cls, obis, attr, data, tz):
+    """A SET (the utility association's, app/dlms_port.py; `tz` the calendar's offset, minutes east of UTC) of the
+    clock's time (class 8 attribute 2, below: _set_clock) or of the limiter: threshold active or normal (3, 4: a
     double-long, W, 0 for no limit; both are the one limit), min over and under threshold duration (6, 7: a
     double-long-unsigned, s). The supply's settings change as the signed SMP command changes them (checked whole,
     written atomically, event 410 "dlms: ..."; a trip in progress carries over; the value it already has: nothing
     written). A data-access-result: 0 done, 2 temporary failure while the settings file did not check at start-up (a
     whole new one, the signed SMP command, first), 3 an object or attribute not written here, 12 a value of another
     type, 250 one the settings refuse."""
+    if cls == 8 and obis == CLOCK and attr == 2:
+        return _set_clock(supply, data, tz)
     if cls != 71 or obis != LIMITER or attr not in (3, 4, 6, 7):  # (a known object: app/dlms_hls.py asked first)
         return cosem.READ_WRITE_DENIED
     if len(data) != 5 or data[0] != (cosem.DOUBLE_LONG if attr < 6 else cosem.DOUBLE_LONG_UNSIGNED):
@@ -87,6 +91,33 @@ def put(supply, cls, obis, attr, data):
     try:
         supply.configure(raw, "dlms: ")
     except ValueError:  # supply_settings.SettingsError
+        return cosem.OTHER_REASON
+    return 0
+
+
+def _set_clock(supply, data, tz):
+    """The clock set from a COSEM date-time (an octet-string of 12), as the signed SMP "clock.set" sets it (event
+    151 with the drift; app/clock.py): local time, with its deviation (minutes, UTC = local + deviation) or, not
+    specified (0x8000, as IS 15959 meters send it), the calendar's offset; day of week, hundredths and status are not
+    read. 12 for another type, 250 for a field not specified, a date that does not exist, or a time outside
+    2025-2100."""
+    if len(data) != 14 or data[0] != cosem.OCTET_STRING or data[1] != 12:
+        return cosem.TYPE_UNMATCHED
+    from app import dlms_select  # (Hinnant's civil-date arithmetic: no mktime, which is local time on CPython)
+
+    dt = data[2:]
+    dev = (dt[9] << 8) | dt[10]
+    if dev != 0x8000:
+        dev -= (dev & 0x8000) << 1
+        if not -720 <= dev <= 720:
+            return cosem.OTHER_REASON
+        tz = -dev
+    t = dlms_select.rtc(dt, tz)
+    if t is None or date_time(t, tz)[:3] + date_time(t, tz)[5:8] != dt[:3] + dt[5:8]:  # Feb 30, 25:00, ...
+        return cosem.OTHER_REASON
+    try:
+        supply.set_clock(t)
+    except ValueError:  # outside 2025-2100 (app/clock.py)
         return cosem.OTHER_REASON
     return 0
 

@@ -17,6 +17,7 @@ import time
 import pytest
 
 pytest.importorskip("gurux_dlms")
+from gurux_dlms import GXDateTime  # noqa: E402
 from gurux_dlms.enums import DataType  # noqa: E402
 from gurux_dlms.objects import (  # noqa: E402
     GXDLMSClock,
@@ -239,10 +240,18 @@ def test_the_utility_association_operates_the_relay_and_a_client_without_the_key
         assert relay()["load_limit"]["threshold_w"] == 4200
         back = c.read(GXDLMSLimiter("0.0.17.0.0.255"), 3, 4, 6)
         assert (back.thresholdNormal, back.minOverThresholdDuration) == (4200, 45)
+        # the clock set over DLMS (gurux writes local time with its deviation): the meter's RTC, as the signed SMP
+        # clock command sets it (event 151)
+        clock = GXDLMSClock("0.0.1.0.0.255")
+        target = datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(hours=5)
+        clock.time = GXDateTime(target.astimezone(datetime.timezone(datetime.timedelta(hours=2))))
+        c.write(clock, 2)
+        rtc = relay()["rtc"]
+        assert abs(rtc - target.timestamp()) < 60, (rtc, target)
         assert c.disconnect()[5] == 0x73  # UA
     codes = [e["code"] for e in json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]]
-    assert 301 in codes and 302 in codes and 410 in codes, codes  # the control log's disconnect and reconnect, as
-    # over SMP, and the settings changed
+    assert {301, 302, 410, 151} <= set(codes), codes  # the control log's disconnect and reconnect, as over SMP, the
+    # settings changed and the clock set
 
     with DlmsClient(emu.endpoints["optical"], timeout=20, keys=(ek, bytes(16)), title=b"INTRUDER") as c:
         with pytest.raises(Exception, match="rejected"):  # gurux's own exception types

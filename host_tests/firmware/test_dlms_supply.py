@@ -154,7 +154,10 @@ def test_a_set_of_the_limiter_changes_the_supply_settings_as_the_signed_command_
 
         ctx, meter, sup, _ = _setup()  # the signed settings: 3 kW for 10 s, back after 60 s
         lim = cosem.obis("0.0.17.0.0.255")
-        put = dlms_supply.put
+
+        def put(*args):
+            return dlms_supply.put(*args, TZ)
+
         assert put(sup, 71, lim, 3, b"\x05" + (4200).to_bytes(4, "big")) == 0
         st = sup.status()["load_limit"]
         assert st["threshold_w"] == 4200 and sup.log.ring[-1][1] == events.SETTINGS_CHANGED
@@ -185,15 +188,15 @@ def test_a_set_is_refused_while_the_settings_file_is_damaged_and_a_set_of_the_sa
         ctx, meter, sup, _ = _setup(settings=False)
         assert sup.settings_problem is not None and sup.log.ring[-1][1] == events.SETTINGS_INVALID
         lim = cosem.obis("0.0.17.0.0.255")
-        assert dlms_supply.put(sup, 71, lim, 3, b"\x05\x00\x00\x10\x68") == 2  # temporary failure: nothing written
+        assert dlms_supply.put(sup, 71, lim, 3, b"\x05\x00\x00\x10\x68", TZ) == 2  # temporary failure: nothing written
         with open(supply_settings.PATH, "rb") as f:
             assert b"from_a_newer_app" in f.read()
         _, meter, sup, _ = _setup()  # the signed settings (a whole file) end the problem
         assert sup.settings_problem is None
         n = len(sup.log.ring)
-        assert dlms_supply.put(sup, 71, lim, 3, b"\x05" + (3000).to_bytes(4, "big")) == 0  # its limit already
+        assert dlms_supply.put(sup, 71, lim, 3, b"\x05" + (3000).to_bytes(4, "big"), TZ) == 0  # its limit already
         assert len(sup.log.ring) == n
-        assert dlms_supply.put(sup, 71, lim, 3, b"\x05" + (3100).to_bytes(4, "big")) == 0
+        assert dlms_supply.put(sup, 71, lim, 3, b"\x05" + (3100).to_bytes(4, "big"), TZ) == 0
         assert sup.log.ring[-1][1] == events.SETTINGS_CHANGED and sup.log.ring[-1][3].startswith("dlms: ")
 
     _run(body)
@@ -208,9 +211,47 @@ def test_new_limit_settings_during_a_trip_still_bring_the_supply_back():
         meter.run(sup, 12, 3500, at(2, 12, 4), t0_ms=100000)
         assert not hw.contact and sup.control.reason == "load limit"
         lim = cosem.obis("0.0.17.0.0.255")
-        assert dlms_supply.put(sup, 71, lim, 3, b"\x05" + (5000).to_bytes(4, "big")) == 0  # a higher limit, mid-trip
+        assert dlms_supply.put(sup, 71, lim, 3, b"\x05" + (5000).to_bytes(4, "big"), TZ) == 0  # a higher limit, mid-trip
         meter.run(sup, 61, 0, at(2, 12, 5), t0_ms=112000)
         assert hw.contact  # the trip's lockout ended with the supply back, as it would have without the SET
         assert sup.limit.trips == 1  # and the trip still counts toward the lock
+
+    _run(body)
+
+
+def test_a_set_of_the_clock_sets_it_as_the_signed_command_does_and_refuses_a_time_that_is_no_time():
+    def body():
+        from app import dlms_supply, events
+
+        _, meter, sup, _ = _setup()
+        set_to = []
+        sup.clock.set_rtc = set_to.append  # (the RTC itself: the VM's and CPython's clocks are not the meter's)
+        clock = cosem.obis("0.0.1.0.0.255")
+        t = 1_800_000_000  # 2027-01-15 08:00:00 UTC, 13:30 at +330
+
+        def put(dt):
+            return dlms_supply.put(sup, 8, clock, 2, b"\x09\x0c" + dt, TZ)
+
+        local = date_time(t, TZ)  # as the meter sends its time: local, deviation not specified
+        assert put(local) == 0 and set_to == [t] and sup.log.ring[-1][1] == events.CLOCK_SET
+        # with a deviation (UTC = local + deviation): the same instant written as UTC+1
+        cet = bytearray(date_time(t, 60))
+        cet[9:11] = (-60 & 0xFFFF).to_bytes(2, "big")
+        assert put(bytes(cet)) == 0 and set_to == [t, t]
+        n = len(sup.log.ring)
+        feb30 = bytearray(local)
+        feb30[2:4] = b"\x02\x1e"
+        late = bytearray(local)
+        late[5] = 24
+        wild = bytearray(local)
+        wild[7] = 0xFF
+        far = bytearray(local)
+        far[9:11] = (721).to_bytes(2, "big")
+        for bad in (bytes(feb30), bytes(late), bytes(wild), bytes(far), date_time(1_600_000_000, TZ)):
+            assert put(bad) == 250, bad  # no such date, hour, second or deviation; before 2025
+        assert dlms_supply.put(sup, 8, clock, 2, b"\x09\x0b" + local[:11], TZ) == 12
+        assert dlms_supply.put(sup, 8, clock, 2, b"\x06\x00\x00\x00\x00", TZ) == 12
+        assert dlms_supply.put(sup, 8, clock, 3, b"\x10\xfe\xb6", TZ) == 3  # the time zone: the calendar's, not here
+        assert set_to == [t, t] and len(sup.log.ring) == n
 
     _run(body)
