@@ -20,8 +20,9 @@ public client's and the meter reader's (the utility's: docs/dlms.md):
   or no authentication asked in the sender-acse-requirements),
   13 authentication failure (the secret refused), 1 no reason (a client SAP with no association here), with an
   InitiateError: 1 a version below 6, 2 no GET in the conformance, 3 a client PDU under 12 bytes, 0 an AARQ that
-  does not parse) and no association. The secret is checked last, once all else is right. A utility AARQ the heap
-  has no room for now (its security's modules) gets result 2, rejected-transient: the client may ask again.
+  does not parse) and no association. The secret is checked last, once all else is right. A meter reader's or
+  utility AARQ the heap has no room for now (the secret's check, the security's modules) gets result 2,
+  rejected-transient: the client may ask again.
 - RLRQ (0x62): RLRE (reason normal) and the association ends (as it does when the link disconnects: `release()`).
 - GET.request normal (0xC0 0x01): `get(class_id, obis, attribute, access, client)` — the meter's object model, told
   the client SAP of the association in force (what the client may read is the model's to say) — returns the value's
@@ -363,8 +364,12 @@ class Association:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x02")  # InitiateError: incompatible conformance
         if pdu < 12:
             return self._aare(_DIAG_NO_REASON, b"\x0e\x01\x06\x03")  # InitiateError: PDU size too short
-        if client == READER_CLIENT and not self._authentic(secret):
-            return self._aare(_DIAG_AUTH_FAILED)
+        if client == READER_CLIENT:
+            ok = self._authentic(secret)
+            if ok is None:  # no heap for the check now (its module): rejected-transient, ask again; never "wrong
+                return self._aare(_DIAG_NO_REASON, None, None, _REJECTED_TRANSIENT)  # secret" for a secret not checked
+            if not ok:
+                return self._aare(_DIAG_AUTH_FAILED)
         self.client = client
         c = self.conformance
         info = (b"\x08\x00\x06\x5f\x1f\x04\x00" + bytes(((c >> 16) & 0xFF, (c >> 8) & 0xFF, c & 0xFF))
@@ -377,12 +382,15 @@ class Association:
         return self._aare(_DIAG_NONE, info)
 
     def _authentic(self, secret):
+        """Whether `secret` is the meter reader's; None when there was no heap to check it."""
         if self.lls is None:
             return False
         try:
             return self.lls(secret) is True
-        except Exception:  # noqa: BLE001 - a check that fails (the flash, the heap) is no authentication: refused,
-            return False  # never an exception out of apdu()
+        except MemoryError:  # noqa: B014 - not checked: the caller says so (rejected-transient)
+            return None
+        except Exception:  # noqa: BLE001 - a check that fails (the flash) is no authentication: refused, never an
+            return False  # exception out of apdu()
 
     def _initiate(self, req, i, end):
         """InitiateRequest: (proposed DLMS version, proposed conformance, client max receive PDU size)."""

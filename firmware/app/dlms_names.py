@@ -37,12 +37,6 @@ ASSOCIATION = cosem.obis("0.0.40.0.0.255")  # the current association
 PUBLIC_ASSOCIATION = cosem.obis("0.0.40.0.1.255")  # IS 15959's names: the public client's association
 READER_ASSOCIATION = cosem.obis("0.0.40.0.2.255")  # the meter reader's
 UTILITY_ASSOCIATION = cosem.obis("0.0.40.0.3.255")  # and the utility settings'
-# the supply's objects (app/dlms_supply.py, on the heap for a read only): the limiter (class 71) and IS 15959's prepaid
-# data (class 1): metering mode, payment mode, then (PREPAID_PRIVATE on) the last recharge's amount and time, the
-# balance after it, the current balance and its time, 0.0.94.96.19-25.255 packed as LOAD_PROFILES is
-LIMITER = cosem.obis("0.0.17.0.0.255")
-PREPAID = b"".join(cosem.obis("0.0.94.96.%d.255" % k) for k in range(19, 26))
-PREPAID_PRIVATE = const(12)  # the bytes of PREPAID the public client reads: the two modes; the money is private
 NAME_PLATE = cosem.obis("0.0.94.91.10.255")  # IS 15959's name plate details: one row of the items below
 # the name plate's items (class 1, octet-strings): serial number, manufacturer, firmware version, current rating
 PLATE_ITEMS = tuple(cosem.obis(c) for c in ("0.0.96.1.0.255", "0.0.96.1.1.255", "1.0.0.2.0.255", "0.0.94.91.12.255"))

@@ -26,14 +26,11 @@ from app.dlms_names import (
     EVENT_SCALERS,
     INSTANT_PROFILE,
     LAST_EVENT,
-    LIMITER,
     LOAD_PROFILES,
     LOAD_REGISTERS,
     MAX_DEMAND,
     NAME_PLATE,
     PLATE_ITEMS,
-    PREPAID,
-    PREPAID_PRIVATE,
     PUBLIC_ASSOCIATION,
     READER_ASSOCIATION,
     SCALER_PROFILE,
@@ -52,6 +49,14 @@ _CLASS_EXTENDED = const(4)
 _CLASS_CLOCK = const(8)
 _CLASS_DISCONNECT = const(70)
 _CLASS_LIMITER = const(71)
+# the supply's objects (app/dlms_supply.py, on the heap for a read only): the limiter (class 71, 0.0.17.0.0.255) and
+# IS 15959's prepaid data (class 1, 0.0.94.96.19-25.255, six bytes each: metering mode, payment mode, then, from
+# _PREPAID_PRIVATE on, the money: the last recharge's amount and time, the balance after it, the current balance and
+# its time); private consts: no names on a session's heap, where a meter with its network up has none to spare
+_LIMITER = const(b"\x00\x00\x11\x00\x00\xff")
+_PREPAID = const(b"\x00\x00\x5e\x60\x13\xff\x00\x00\x5e\x60\x14\xff\x00\x00\x5e\x60\x15\xff\x00\x00\x5e\x60\x16\xff"
+                 b"\x00\x00\x5e\x60\x17\xff\x00\x00\x5e\x60\x18\xff\x00\x00\x5e\x60\x19\xff")
+_PREPAID_PRIVATE = const(12)
 _CLASS_ASSOCIATION = const(15)
 _CLASS_PROFILE = const(7)
 _CLASSES = (_CLASS_DATA, _CLASS_REGISTER, _CLASS_EXTENDED, _CLASS_PROFILE, _CLASS_CLOCK, _CLASS_ASSOCIATION,
@@ -139,7 +144,7 @@ class Objects:
         if self.private(obis) and client not in (cosem.READER_CLIENT, cosem.UTILITY_CLIENT):
             return cosem.READ_WRITE_DENIED
         if cls in (_CLASS_ASSOCIATION, _CLASS_PROFILE, _CLASS_LIMITER) or obis in LAST_EVENT or obis in PLATE_ITEMS \
-                or among(LOAD_REGISTERS, obis) or among(PREPAID, obis):
+                or among(LOAD_REGISTERS, obis) or among(_PREPAID, obis):
             return self._more(cls, obis, attr, access, client)
         if cls == _CLASS_REGISTER:
             return self._register(obis, attr)
@@ -177,7 +182,7 @@ class Objects:
         """Whether only the meter reader and the utility read the object's values (the load profiles and their
         registers, the prepaid money)."""
         return (self.period is not None and (among(LOAD_PROFILES, obis) or among(LOAD_REGISTERS, obis))) or (
-            self.supply is not None and among(PREPAID[PREPAID_PRIVATE:], obis))
+            self.supply is not None and among(_PREPAID[_PREPAID_PRIVATE:], obis))
 
     def _known(self, cls, obis):
         if cls == _CLASS_REGISTER:
@@ -188,8 +193,8 @@ class Objects:
         if self.log is not None and ((cls == _CLASS_PROFILE and (obis in EVENT_LOGS or obis == EVENT_SCALERS))
                                      or (cls == _CLASS_DATA and obis in LAST_EVENT)):
             return True
-        if self.supply is not None and ((cls == _CLASS_LIMITER and obis == LIMITER)
-                                        or (cls == _CLASS_DATA and among(PREPAID, obis))):
+        if self.supply is not None and ((cls == _CLASS_LIMITER and obis == _LIMITER)
+                                        or (cls == _CLASS_DATA and among(_PREPAID, obis))):
             return True
         if self.plate is not None and ((cls == _CLASS_PROFILE and obis == NAME_PLATE)
                                        or (cls == _CLASS_DATA and obis in PLATE_ITEMS)):
@@ -210,8 +215,8 @@ class Objects:
         if self.control is not None:
             out.append((_CLASS_DISCONNECT, DISCONNECT))
         if self.supply is not None:
-            out.append((_CLASS_LIMITER, LIMITER))
-            out += [(_CLASS_DATA, PREPAID[k:k + 6]) for k in range(0, len(PREPAID), 6)]
+            out.append((_CLASS_LIMITER, _LIMITER))
+            out += [(_CLASS_DATA, _PREPAID[k:k + 6]) for k in range(0, 42, 6)]
         if self.log is not None:
             out += [(_CLASS_PROFILE, name) for name in EVENT_LOGS] + [(_CLASS_DATA, name) for name in LAST_EVENT]
             out.append((_CLASS_PROFILE, EVENT_SCALERS))
@@ -248,10 +253,10 @@ class Objects:
                 _forget()
 
     def _read(self, cls, obis, attr, access, client):
-        if cls == _CLASS_LIMITER or among(PREPAID, obis):
+        if cls == _CLASS_LIMITER or among(_PREPAID, obis):
             from app import dlms_supply  # the supply's objects' code: only for their reads
 
-            return dlms_supply.get(self, obis, attr)
+            return dlms_supply.get(self, cls, obis, attr)
         if self.period is not None and (among(LOAD_PROFILES, obis) or among(LOAD_REGISTERS, obis)):
             from app import dlms_load  # the stored load profiles' code: only for their reads
 

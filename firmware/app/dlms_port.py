@@ -95,8 +95,14 @@ class Port:
 
     def reader_secret(self, secret):
         """cosem.Association's check of the meter reader's secret, with the lock against guessing
-        (app/dlms_secret.py: on the heap for the check only)."""
-        from app import dlms_secret
+        (app/dlms_secret.py: on the heap for the check only; with no room for it, once more on a collected heap,
+        then MemoryError: cosem answers rejected-transient)."""
+        try:
+            from app import dlms_secret
+        except MemoryError:  # noqa: B014 - the AARQ's own garbage may be what is in the way
+            loader.forget("app.dlms_secret")
+            gc.collect()
+            from app import dlms_secret
 
         try:
             return dlms_secret.check(self.ctx, self.supply.log, secret)
@@ -123,7 +129,7 @@ class Port:
         try:
             if client != cosem.UTILITY_CLIENT:
                 return cosem.READ_WRITE_DENIED
-            return dlms_supply.put(self.supply, cls, obis, attr, data, self.metering.cfg["tz_offset_min"])
+            return dlms_supply.put(self.supply, cls, attr, data, self.metering.cfg["tz_offset_min"])
         finally:
             loader.forget("app.dlms_supply")
 

@@ -17,7 +17,7 @@
 from micropython import const
 
 from app import cosem, supply_settings
-from app.dlms_names import CLOCK, LIMITER, PREPAID, date_time
+from app.dlms_names import date_time
 
 _TEMPORARY_FAILURE = const(2)
 _IMPORT_ONLY = const(0)
@@ -33,15 +33,15 @@ def _money(v):
     return cosem.number(cosem.DOUBLE_LONG, max(-0x80000000, min(0x7FFFFFFF, v)))  # clamped, never wrapped
 
 
-def get(objects, obis, attr):
-    """What app/dlms_objects.py Objects.get hands here: a known object of the supply's (attribute 1 and the access
-    rights answered there)."""
+def get(objects, cls, obis, attr):
+    """What app/dlms_objects.py Objects.get hands here: a known object of the supply's, the limiter (class 71) or a
+    prepaid one (attribute 1 and the access rights answered there)."""
     supply = objects.supply
-    if obis == LIMITER:
+    if cls == 71:
         return _limiter(supply.limit.conf, attr)
     if attr != 2:
         return cosem.READ_WRITE_DENIED
-    k = PREPAID.find(obis) // 6  # 0 metering mode ... 6 the current balance's time
+    k = obis[4] - 19  # 0.0.94.96.19.255, metering mode ... 25, the current balance's time
     if k == 0:
         return cosem.number(cosem.UNSIGNED, _IMPORT_ONLY)
     if k == 1:
@@ -61,7 +61,7 @@ def get(objects, obis, attr):
     return cosem.octets(date_time(objects.tick.rtc, objects.tz()))
 
 
-def put(supply, cls, obis, attr, data, tz):
+def put(supply, cls, attr, data, tz):
     """A SET (the utility association's, app/dlms_port.py; `tz` the calendar's offset, minutes east of UTC) of the
     clock's time (class 8 attribute 2, below: _set_clock) or of the limiter: threshold active or normal (3, 4: a
     double-long, W, 0 for no limit; both are the one limit), min over and under threshold duration (6, 7: a
@@ -70,17 +70,17 @@ def put(supply, cls, obis, attr, data, tz):
     written). A data-access-result: 0 done, 2 temporary failure while the settings file did not check at start-up (a
     whole new one, the signed SMP command, first), 3 an object or attribute not written here, 12 a value of another
     type, 250 one the settings refuse."""
-    if cls == 8 and obis == CLOCK and attr == 2:
+    if cls == 8 and attr == 2:  # (a known object, app/dlms_hls.py asked first: the meter has one clock, one limiter)
         return _set_clock(supply, data, tz)
-    if cls != 71 or obis != LIMITER or attr not in (3, 4, 6, 7):  # (a known object: app/dlms_hls.py asked first)
+    if cls != 71 or attr not in (3, 4, 6, 7):
         return cosem.READ_WRITE_DENIED
     if len(data) != 5 or data[0] != (cosem.DOUBLE_LONG if attr < 6 else cosem.DOUBLE_LONG_UNSIGNED):
         return cosem.TYPE_UNMATCHED
     v = int.from_bytes(data[1:], "big")
     if attr < 6 and v >= 0x80000000:
         return cosem.OTHER_REASON  # a negative limit
-    if supply.settings_problem is not None:  # the file did not check and the meter runs on the defaults: one field
-        return _TEMPORARY_FAILURE  # written over them would make the defaults the head-end's settings for good
+    if supply_settings.load()[1] is not None:  # the file does not check and the meter runs on the defaults: one
+        return _TEMPORARY_FAILURE  # field written over them would make the defaults the head-end's settings for good
     key = "threshold_w" if attr < 6 else "over_s" if attr == 6 else "lockout_s"
     if supply.limit.conf[key] == v:
         return 0  # as it is: no write, no event

@@ -57,11 +57,6 @@ class LoadLimit:
             return LOCKED
         return TRIP
 
-    def carry(self, old):
-        """Take over `old`'s trip state (new settings while a trip holds the supply off, or counts toward a lock)."""
-        self.over_since, self.tripped_at, self.trips, self.last_trip, self.locked = (
-            old.over_since, old.tripped_at, old.trips, old.last_trip, old.locked)
-
     def remote_reconnect(self):
         """The head-end's reconnect clears a lock and the trip count."""
         self.locked = False

@@ -91,22 +91,38 @@ class Metering:
 
     def _profile(self, what, row, *args):
         """IS 15959's stored profiles take a row (app/load_profile.py's `what`: "block" or "daily"; "bill", the monthly
-        billing reset, takes this metering task; the module is on the heap for the one write). False when there was
-        no room for its code: the next reading tries again; a flash that refuses the row: it is lost and said (event
-        419)."""
-        try:
-            from app import load_profile
-
+        billing reset, takes this metering task; the module is on the heap for the one write). With no room for its
+        code, what the SMP server's releasers hold (a DLMS session) is given back and the row tried once more at once:
+        a head-end that keeps a session up re-takes the heap at its next request, so a row left for the next reading
+        could find it taken again reading after reading (the emulated ESP32 with its network up skipped its daily row
+        for 120 readings under a meter reader's sessions through the modem). False when there was still no room: the
+        next reading tries again; a flash that refuses the row: it is lost and said (event 419)."""
+        room = getattr(self.ctx.server, "make_room", None)  # a loader from before make_room has none
+        again = False
+        while True:
             try:
-                getattr(load_profile, what)(row, *args)
-            finally:
-                loader.forget("app.load_profile")
-        except MemoryError:  # noqa: B014 - the next reading tries again
-            self.short_of_memory(what + " profile")
-            return False
-        except OSError as e:
-            self.note(events.PROFILE_ROW_LOST, "%s at %d: %s" % (what, row[0], e))
-        return True
+                from app import load_profile
+
+                try:
+                    getattr(load_profile, what)(row, *args)
+                finally:
+                    loader.forget("app.load_profile")
+            except MemoryError:  # noqa: B014 - the releasers' heap given back and collected, then once more
+                freed = False
+                if not again and room is not None:
+                    try:
+                        freed = room()
+                    except MemoryError:  # noqa: B014 - a releaser that needed room to give its own: it gave it
+                        freed = True
+                if not freed:
+                    self.short_of_memory(what + " profile")
+                    return False
+                gc.collect()
+                again = True
+                continue
+            except OSError as e:
+                self.note(events.PROFILE_ROW_LOST, "%s at %d: %s" % (what, row[0], e))
+            return True
 
     def short_of_memory(self, where):
         """A MemoryError in `where` skipped one interval: free what can be freed and say so, at most one event per

@@ -53,7 +53,6 @@ class Supply:
         s, problem = supply_settings.load()
         if problem:
             self.log.add(events.SETTINGS_INVALID, problem)
-        self.settings_problem = problem  # the file did not check: running on the defaults until a whole new one
         loader_conf, _ = settings.load()
         self.relay = relay.Relay(ctx.hal, loader_conf["relay_pulse_ms"], self.log.add)
         self.control = disconnect.DisconnectControl(self.relay, s["control_mode"])
@@ -190,19 +189,19 @@ class Supply:
         self.limit.remote_reconnect()
         return self.control.apply(disconnect.REMOTE_RECONNECT, REMOTE_REASON)
 
-    def configure(self, raw, source=""):
+    def configure(self, raw, detail=""):
         """New settings from the head-end, checked whole first (SettingsError names the bad field). A trip of the
         load limit in progress carries over (its lockout still restores the supply, its count still locks it): a new
-        limit's settings must not leave the supply off with nothing to bring it back. `source` prefixes the event's
-        detail ("dlms: " for a DLMS SET)."""
+        limit's settings must not leave the supply off with nothing to bring it back. `detail` goes before the event's
+        own ("dlms: " for a DLMS SET)."""
         s = supply_settings.save(raw)
         self.settings = s
-        self.settings_problem = None
         old = self.limit
-        self.limit = load_limit.LoadLimit(s["limit_p"])
-        self.limit.carry(old)
+        new = self.limit = load_limit.LoadLimit(s["limit_p"])
+        new.over_since, new.tripped_at, new.trips, new.last_trip, new.locked = (
+            old.over_since, old.tripped_at, old.trips, old.last_trip, old.locked)
         self.prepaid = self._prepaid(s)
-        self.log.add(events.SETTINGS_CHANGED, "%smode %d, %s" % (source, s["control_mode"], "prepaid" if self.prepaid
+        self.log.add(events.SETTINGS_CHANGED, "%smode %d, %s" % (detail, s["control_mode"], "prepaid" if self.prepaid
                                                                   else "no credit"))
         if s["control_mode"] != self.control.mode:
             self.control.set_mode(s["control_mode"])

@@ -333,3 +333,17 @@ def test_a_context_name_that_is_not_an_object_identifier_is_rejected():
     a = cosem.Association(model)
     aare = a.apdu(AARQ.replace(b"\xa1\x09\x06\x07", b"\xa1\x09\x02\x07"))
     assert b"\xa3\x05\xa1\x03\x02\x01\x02" in aare and not a.associated
+
+
+def test_a_meter_reader_aarq_with_no_heap_for_its_check_is_rejected_transient_not_wrong():
+    # the secret's check has its own module (app/dlms_secret.py, loaded per AARQ): a meter with its network up may
+    # have no room for it; "authentication failure" would tell the head-end its secret is wrong
+    def short_of_heap(secret):
+        raise MemoryError("memory allocation failed, allocating 1280 bytes")
+
+    a = cosem.Association(model, lls=short_of_heap)
+    aare = a.apdu(AARQ_LLS, cosem.READER_CLIENT)
+    assert aare[aare.index(b"\xa2\x03\x02\x01") + 4] == 2 and diagnostic(aare) == 1  # rejected-transient, no reason
+    assert not a.associated and a.apdu(GET_VOLTAGE) == b"\xd8\x01\x01"
+    a.lls = lambda secret: secret == b"12345678"  # room again: the same AARQ associates
+    assert diagnostic(a.apdu(AARQ_LLS, cosem.READER_CLIENT)) == 0 and a.associated

@@ -153,18 +153,17 @@ def test_a_set_of_the_limiter_changes_the_supply_settings_as_the_signed_command_
         from app import dlms_supply, events
 
         ctx, meter, sup, _ = _setup()  # the signed settings: 3 kW for 10 s, back after 60 s
-        lim = cosem.obis("0.0.17.0.0.255")
 
         def put(*args):
             return dlms_supply.put(*args, TZ)
 
-        assert put(sup, 71, lim, 3, b"\x05" + (4200).to_bytes(4, "big")) == 0
+        assert put(sup, 71, 3, b"\x05" + (4200).to_bytes(4, "big")) == 0
         st = sup.status()["load_limit"]
         assert st["threshold_w"] == 4200 and sup.log.ring[-1][1] == events.SETTINGS_CHANGED
         assert sup.settings["tariff_p"] is not None and sup.prepaid is not None  # the rest of the settings kept
-        assert put(sup, 71, lim, 6, b"\x06" + (45).to_bytes(4, "big")) == 0
-        assert put(sup, 71, lim, 7, b"\x06" + (600).to_bytes(4, "big")) == 0
-        assert put(sup, 71, lim, 4, b"\x05\x00\x00\x00\x00") == 0  # threshold normal: the same limit; 0: none
+        assert put(sup, 71, 6, b"\x06" + (45).to_bytes(4, "big")) == 0
+        assert put(sup, 71, 7, b"\x06" + (600).to_bytes(4, "big")) == 0
+        assert put(sup, 71, 4, b"\x05\x00\x00\x00\x00") == 0  # threshold normal: the same limit; 0: none
         assert sup.limit.conf == dict(sup.limit.conf, threshold_w=0, over_s=45, lockout_s=600, max_trips=2)
         again = supply.Supply(ctx, meter, set_rtc=lambda t: None)  # written: the next start reads it back
         assert again.limit.conf["over_s"] == 45 and again.limit.conf["lockout_s"] == 600
@@ -173,8 +172,8 @@ def test_a_set_of_the_limiter_changes_the_supply_settings_as_the_signed_command_
                                 (3, b"\x05\x00\x00\x10\x68\x00", 12), (6, b"\x05\x00\x00\x00\x2d", 12),
                                 (3, b"\x05\xff\xff\xff\xff", 250), (5, b"\x05\x00\x00\x10\x68", 3),
                                 (2, b"\x05\x00\x00\x10\x68", 3), (11, b"\x00", 3)):
-            assert put(sup, 71, lim, attr, data) == why, (attr, data)
-        assert put(sup, 1, cosem.obis("0.0.94.96.24.255"), 2, b"\x05\x00\x00\x10\x68") == 3  # the balance: never
+            assert put(sup, 71, attr, data) == why, (attr, data)
+        assert put(sup, 1, 2, b"\x05\x00\x00\x10\x68") == 3  # the balance: never
         assert len(sup.log.ring) == n and sup.limit.conf["threshold_w"] == 0  # nothing changed by the refusals
 
     _run(body)
@@ -186,17 +185,16 @@ def test_a_set_is_refused_while_the_settings_file_is_damaged_and_a_set_of_the_sa
 
         fwtest.write(supply_settings.PATH, b'{"tariff": {"flat": 1000}, "from_a_newer_app": 1}')
         ctx, meter, sup, _ = _setup(settings=False)
-        assert sup.settings_problem is not None and sup.log.ring[-1][1] == events.SETTINGS_INVALID
-        lim = cosem.obis("0.0.17.0.0.255")
-        assert dlms_supply.put(sup, 71, lim, 3, b"\x05\x00\x00\x10\x68", TZ) == 2  # temporary failure: nothing written
+        assert supply_settings.load()[1] is not None and sup.log.ring[-1][1] == events.SETTINGS_INVALID
+        assert dlms_supply.put(sup, 71, 3, b"\x05\x00\x00\x10\x68", TZ) == 2  # temporary failure: nothing written
         with open(supply_settings.PATH, "rb") as f:
             assert b"from_a_newer_app" in f.read()
         _, meter, sup, _ = _setup()  # the signed settings (a whole file) end the problem
-        assert sup.settings_problem is None
+        assert supply_settings.load()[1] is None
         n = len(sup.log.ring)
-        assert dlms_supply.put(sup, 71, lim, 3, b"\x05" + (3000).to_bytes(4, "big"), TZ) == 0  # its limit already
+        assert dlms_supply.put(sup, 71, 3, b"\x05" + (3000).to_bytes(4, "big"), TZ) == 0  # its limit already
         assert len(sup.log.ring) == n
-        assert dlms_supply.put(sup, 71, lim, 3, b"\x05" + (3100).to_bytes(4, "big"), TZ) == 0
+        assert dlms_supply.put(sup, 71, 3, b"\x05" + (3100).to_bytes(4, "big"), TZ) == 0
         assert sup.log.ring[-1][1] == events.SETTINGS_CHANGED and sup.log.ring[-1][3].startswith("dlms: ")
 
     _run(body)
@@ -210,8 +208,7 @@ def test_new_limit_settings_during_a_trip_still_bring_the_supply_back():
         hw = ctx.hal
         meter.run(sup, 12, 3500, at(2, 12, 4), t0_ms=100000)
         assert not hw.contact and sup.control.reason == "load limit"
-        lim = cosem.obis("0.0.17.0.0.255")
-        assert dlms_supply.put(sup, 71, lim, 3, b"\x05" + (5000).to_bytes(4, "big"), TZ) == 0  # a higher limit, mid-trip
+        assert dlms_supply.put(sup, 71, 3, b"\x05" + (5000).to_bytes(4, "big"), TZ) == 0  # a higher limit, mid-trip
         meter.run(sup, 61, 0, at(2, 12, 5), t0_ms=112000)
         assert hw.contact  # the trip's lockout ended with the supply back, as it would have without the SET
         assert sup.limit.trips == 1  # and the trip still counts toward the lock
@@ -226,11 +223,10 @@ def test_a_set_of_the_clock_sets_it_as_the_signed_command_does_and_refuses_a_tim
         _, meter, sup, _ = _setup()
         set_to = []
         sup.clock.set_rtc = set_to.append  # (the RTC itself: the VM's and CPython's clocks are not the meter's)
-        clock = cosem.obis("0.0.1.0.0.255")
         t = 1_800_000_000  # 2027-01-15 08:00:00 UTC, 13:30 at +330
 
         def put(dt):
-            return dlms_supply.put(sup, 8, clock, 2, b"\x09\x0c" + dt, TZ)
+            return dlms_supply.put(sup, 8, 2, b"\x09\x0c" + dt, TZ)
 
         local = date_time(t, TZ)  # as the meter sends its time: local, deviation not specified
         assert put(local) == 0 and set_to == [t] and sup.log.ring[-1][1] == events.CLOCK_SET
@@ -249,9 +245,9 @@ def test_a_set_of_the_clock_sets_it_as_the_signed_command_does_and_refuses_a_tim
         far[9:11] = (721).to_bytes(2, "big")
         for bad in (bytes(feb30), bytes(late), bytes(wild), bytes(far), date_time(1_600_000_000, TZ)):
             assert put(bad) == 250, bad  # no such date, hour, second or deviation; before 2025
-        assert dlms_supply.put(sup, 8, clock, 2, b"\x09\x0b" + local[:11], TZ) == 12
-        assert dlms_supply.put(sup, 8, clock, 2, b"\x06\x00\x00\x00\x00", TZ) == 12
-        assert dlms_supply.put(sup, 8, clock, 3, b"\x10\xfe\xb6", TZ) == 3  # the time zone: the calendar's, not here
+        assert dlms_supply.put(sup, 8, 2, b"\x09\x0b" + local[:11], TZ) == 12
+        assert dlms_supply.put(sup, 8, 2, b"\x06\x00\x00\x00\x00", TZ) == 12
+        assert dlms_supply.put(sup, 8, 3, b"\x10\xfe\xb6", TZ) == 3  # the time zone: the calendar's, not here
         assert set_to == [t, t] and len(sup.log.ring) == n
 
     _run(body)

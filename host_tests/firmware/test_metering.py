@@ -188,6 +188,46 @@ def test_a_full_heap_takes_the_dlms_session_s_heap_before_the_next_reading():
     _run(body)
 
 
+def test_a_profile_row_that_finds_no_room_takes_the_releasers_heap_and_goes_in_at_once():
+    # a head-end that keeps its DLMS session up re-takes the heap at its next request: a row left for the next reading
+    # found it taken again, reading after reading (the emulated ESP32 with its network up, 120 skipped); the row is
+    # tried once more right after the releasers gave their heap back
+    def body():
+        import sys
+
+        import app
+        from app import load_profile
+
+        tries = []
+
+        class NoRoom:  # app.load_profile as a heap with no room for its code finds it: MemoryError at the write
+            @staticmethod
+            def block(row):
+                tries.append(row[0])
+                raise MemoryError("memory allocation failed")
+
+        def no_room():
+            sys.modules["app.load_profile"] = app.load_profile = NoRoom
+
+        m, sup = _meter(Front())
+        given = []
+        m.ctx.server.releasers.append(lambda: given.append(1) is None)  # a session that gives its heap back
+        no_room()
+        assert m._profile("block", (RTC0 + 1800, 23000, 4000, 1000, 1100, 0)) is True  # tried again at once: room
+        assert given == [1] and _memory_events(sup.log) == [] and load_profile.count() == 1
+        m.ctx.server.releasers[:] = [lambda: no_room() or True]  # room given back and taken again at once
+        no_room()
+        assert m._profile("block", (RTC0 + 3600, 23000, 4000, 1000, 1100, 0)) is False
+        assert _memory_events(sup.log) == ["block profile, 1 skipped"]  # the next reading tries again, said once
+        assert len(tries) == 3  # (once, then twice: at most once more for each heap given back)
+        m.ctx.server.releasers[:] = [lambda: False]  # nothing held: not tried twice
+        no_room()
+        assert m._profile("block", (RTC0 + 3600, 23000, 4000, 1000, 1100, 0)) is False and len(tries) == 4
+        assert load_profile.count() == 1 and "app.load_profile" not in sys.modules
+
+    _run(body)
+
+
 class _Steps(Rtc):
     """An RTC the test moves: `at` seconds after RTC0 (each reading a third of a 30-minute demand period later)."""
 
