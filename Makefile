@@ -59,6 +59,8 @@ bench-dlms: setup
 	$(PY) -m host_tests.bench.dlms_ram
 	$(PY) -m host_tests.bench.dlms_day_read
 	$(PY) -m host_tests.bench.dlms_wrapper_read --seeds 7
+	$(PY) -m host_tests.bench.dlms_wrapper_heap --board esp32_devkitc
+	$(PY) -m host_tests.bench.dlms_wrapper_heap --board rpi_pico
 
 # Pushes over SMP over UDP into an emulated meter's NB-IoT module at --speed 1, through nb2-good, nb1-good and nb1-edge,
 # with ota and with smpmgr (about 1.5 h on 2 cores: nb1-edge's 2 kbit/s alone takes most of it)

@@ -67,7 +67,7 @@ def put(supply, cls, attr, data, tz):
     double-long, W, 0 for no limit; both are the one limit), min over and under threshold duration (6, 7: a
     double-long-unsigned, s). The supply's settings change as the signed SMP command changes them (checked whole,
     written atomically, event 410 "dlms: ..."; a trip in progress carries over; the value it already has: nothing
-    written). A data-access-result: 0 done, 2 temporary failure while the settings file did not check at start-up (a
+    written). A data-access-result: 0 done, 2 temporary failure while the settings file does not check (a
     whole new one, the signed SMP command, first), 3 an object or attribute not written here, 12 a value of another
     type, 250 one the settings refuse."""
     if cls == 8 and attr == 2:  # (a known object, app/dlms_hls.py asked first: the meter has one clock, one limiter)
