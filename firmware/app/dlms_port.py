@@ -95,14 +95,9 @@ class Port:
 
     def reader_secret(self, secret):
         """cosem.Association's check of the meter reader's secret, with the lock against guessing
-        (app/dlms_secret.py: on the heap for the check only; with no room for it, once more on a collected heap,
-        then MemoryError: cosem answers rejected-transient)."""
-        try:
-            from app import dlms_secret
-        except MemoryError:  # noqa: B014 - the AARQ's own garbage may be what is in the way
-            loader.forget("app.dlms_secret")
-            gc.collect()
-            from app import dlms_secret
+        (app/dlms_secret.py: on the heap for the check only; no room for it: MemoryError, which cosem answers
+        rejected-transient)."""
+        from app import dlms_secret
 
         try:
             return dlms_secret.check(self.ctx, self.supply.log, secret)

@@ -113,7 +113,8 @@ def _set_clock(supply, data, tz):
             return cosem.OTHER_REASON
         tz = -dev
     t = dlms_select.rtc(dt, tz)
-    if t is None or date_time(t, tz)[:3] + date_time(t, tz)[5:8] != dt[:3] + dt[5:8]:  # Feb 30, 25:00, ...
+    back = None if t is None else date_time(t, tz)
+    if back is None or back[:3] != dt[:3] or back[5:8] != dt[5:8]:  # a field not specified, Feb 30, 25:00, ...
         return cosem.OTHER_REASON
     try:
         supply.set_clock(t)
