@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from meterkit import layout
+from meterkit import layout, mpy
 from meterkit.boards import load_board
 
 from . import grid as gridmodel
@@ -167,7 +167,11 @@ class Meter(ControlVerbs):
         with tempfile.TemporaryDirectory(prefix="meterkit-stage-") as stage:
             if not self.blank:
                 try:
-                    layout.stage_meter(Path(stage), self.board, self.firmware_dir, meter_id=self.meta["unique_id"])
+                    cache = mpy.Cache.default()
+                    layout.stage_meter(Path(stage), self.board, self.firmware_dir, meter_id=self.meta["unique_id"],
+                                       cache=cache)
+                    if cache is not None:
+                        cache.prune()
                 except Exception as e:  # a firmware tree with a file missing, a syntax error, ...
                     raise BadInput(f"the firmware tree {self.firmware_dir} does not build into a meter: "
                                    f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"

@@ -22,6 +22,27 @@ settings.load_profile(os.environ.get("METERKIT_HYPOTHESIS", "suite"))
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# The emulated meters' compiled firmware (meterkit/mpy.py Cache) goes to a folder of this run's own, shared by its
+# workers (set before they start, so they inherit it), not to the user's cache: a run starts cold, as CI does.
+_RUN_CACHE: list[str] = []
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput") and "METERKIT_MPY_CACHE" not in os.environ:
+        import tempfile
+
+        _RUN_CACHE.append(tempfile.mkdtemp(prefix="meterkit-mpy-"))
+        os.environ["METERKIT_MPY_CACHE"] = _RUN_CACHE[0]
+
+
+def pytest_unconfigure(config):
+    if _RUN_CACHE:
+        import shutil
+
+        shutil.rmtree(_RUN_CACHE.pop(), ignore_errors=True)
+        os.environ.pop("METERKIT_MPY_CACHE", None)
+
+
 BOARDS = ["esp32_devkitc", "rpi_pico"]
 SWEEPS = os.environ.get("METERKIT_SWEEPS") == "1"  # `make sweeps`: the cases the default run samples out
 

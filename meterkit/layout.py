@@ -39,7 +39,7 @@ def loader_api(firmware_dir: Path = FIRMWARE_DIR) -> int:
     return int(_constant(firmware_dir / "loader" / "__init__.py", "LOADER_API"))
 
 
-def compile_loader(firmware_dir: Path, arch: str) -> list[tuple[str, bytes]]:
+def compile_loader(firmware_dir: Path, arch: str, cache: mpy.Cache | None = None) -> list[tuple[str, bytes]]:
     """The loader and its libraries as the board's bytecode: [(path in a loader folder, .mpy bytes)]."""
     import tempfile
 
@@ -49,7 +49,7 @@ def compile_loader(firmware_dir: Path, arch: str) -> list[tuple[str, bytes]]:
             for p in _python_files(firmware_dir / d):
                 rel = (Path(d) / p.relative_to(firmware_dir / d)).with_suffix(".mpy")
                 out.append((rel.as_posix(), mpy.compile_file(p, rel.with_suffix(".py").as_posix(), arch,
-                                                              Path(tmp) / rel)))
+                                                              Path(tmp) / rel, cache)))
     return out
 
 
@@ -106,13 +106,14 @@ def app_sources(board: dict, firmware_dir: Path = FIRMWARE_DIR) -> list[Path]:
     return [p for p in files if p.relative_to(src).as_posix() not in others]
 
 
-def compile_app(board: dict, firmware_dir: Path, out_dir: Path) -> list[tuple[str, bytes]]:
+def compile_app(board: dict, firmware_dir: Path, out_dir: Path, cache: mpy.Cache | None = None
+                ) -> list[tuple[str, bytes]]:
     """The board's app as its bytecode, written under `out_dir` too: [(path in a slot, .mpy bytes)], sorted."""
     out = []
     for p in app_sources(board, firmware_dir):
         rel = (Path(APP_PACKAGE) / p.relative_to(firmware_dir / APP_PACKAGE)).with_suffix(".mpy")
         out.append((rel.as_posix(), mpy.compile_file(p, rel.with_suffix(".py").as_posix(), board["mcu"]["arch"],
-                                                     out_dir / rel)))
+                                                     out_dir / rel, cache)))
     return out
 
 
@@ -168,14 +169,16 @@ def development_trust_store() -> bytes:
 
 
 def stage_meter(dest: Path, board: dict, firmware_dir: Path = FIRMWARE_DIR, *, meter_id: str,
-                mode: str = MODE_DEVELOPMENT, trust_store: bytes | None = None) -> None:
-    """Write into `dest` the tree a provisioned meter's flash holds (`trust_store`: default the development one)."""
+                mode: str = MODE_DEVELOPMENT, trust_store: bytes | None = None, cache: mpy.Cache | None = None
+                ) -> None:
+    """Write into `dest` the tree a provisioned meter's flash holds (`trust_store`: default the development one;
+    `cache`: the emulator's cache of compiled files, never for a real board)."""
     arch = board["mcu"]["arch"]
     for name in LOADER_FILES:  # boot.py and main.py must stay source: the port looks for those names
         shutil.copy2(firmware_dir / name, dest / name)
     folder = dest / LOADERS_DIR / "a"  # the loader and libraries as bytecode for the board, in loader folder a
     entries = []
-    for rel, data in compile_loader(firmware_dir, arch):
+    for rel, data in compile_loader(firmware_dir, arch, cache):
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_bytes(data)
         entries.append({"path": rel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
@@ -190,7 +193,7 @@ def stage_meter(dest: Path, board: dict, firmware_dir: Path = FIRMWARE_DIR, *, m
     (meter / "slots.json").write_text(json.dumps({"active": "a"}))
     (meter / "trust.cbor").write_bytes(trust_store if trust_store is not None else development_trust_store())
     slot = dest / "slots" / "a"
-    files = compile_app(board, firmware_dir, slot)
+    files = compile_app(board, firmware_dir, slot, cache)
     (dest / "slots" / "b").mkdir(parents=True)
     (slot / manifest.FILENAME).write_bytes(
         manifest.build(files, board=board["id"], version=app_version(firmware_dir),
