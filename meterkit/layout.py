@@ -39,7 +39,8 @@ def loader_api(firmware_dir: Path = FIRMWARE_DIR) -> int:
     return int(_constant(firmware_dir / "loader" / "__init__.py", "LOADER_API"))
 
 
-def compile_loader(firmware_dir: Path, arch: str, cache: mpy.Cache | None = None) -> list[tuple[str, bytes]]:
+def compile_loader(firmware_dir: Path, arch: str, cache: mpy.Cache | None = None, opt: str = mpy.OPT
+                   ) -> list[tuple[str, bytes]]:
     """The loader and its libraries as the board's bytecode: [(path in a loader folder, .mpy bytes)]."""
     import tempfile
 
@@ -49,7 +50,7 @@ def compile_loader(firmware_dir: Path, arch: str, cache: mpy.Cache | None = None
             for p in _python_files(firmware_dir / d):
                 rel = (Path(d) / p.relative_to(firmware_dir / d)).with_suffix(".mpy")
                 out.append((rel.as_posix(), mpy.compile_file(p, rel.with_suffix(".py").as_posix(), arch,
-                                                              Path(tmp) / rel, cache)))
+                                                              Path(tmp) / rel, cache, opt)))
     return out
 
 
@@ -106,14 +107,14 @@ def app_sources(board: dict, firmware_dir: Path = FIRMWARE_DIR) -> list[Path]:
     return [p for p in files if p.relative_to(src).as_posix() not in others]
 
 
-def compile_app(board: dict, firmware_dir: Path, out_dir: Path, cache: mpy.Cache | None = None
-                ) -> list[tuple[str, bytes]]:
+def compile_app(board: dict, firmware_dir: Path, out_dir: Path, cache: mpy.Cache | None = None,
+                opt: str = mpy.OPT) -> list[tuple[str, bytes]]:
     """The board's app as its bytecode, written under `out_dir` too: [(path in a slot, .mpy bytes)], sorted."""
     out = []
     for p in app_sources(board, firmware_dir):
         rel = (Path(APP_PACKAGE) / p.relative_to(firmware_dir / APP_PACKAGE)).with_suffix(".mpy")
         out.append((rel.as_posix(), mpy.compile_file(p, rel.with_suffix(".py").as_posix(), board["mcu"]["arch"],
-                                                     out_dir / rel, cache)))
+                                                     out_dir / rel, cache, opt)))
     return out
 
 

@@ -17,6 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+# What a meter's heap holds of a module is mostly its bytecode: -O3 leaves out the table of source line numbers
+# (about 7 % of the .mpy bytes; a traceback then names the file and the function, with line 1). Assertions and
+# __debug__ go too at -O1 and above: the firmware has none (host_tests/unit/test_firmware_build.py).
+OPT = "-O3"
+LINES_OPT = "-O0"  # `ota build --line-numbers`: a debugging image that keeps them (and costs the heap they take)
 CACHE_ENV = "METERKIT_MPY_CACHE"  # a folder for the emulator's cache, or "off"
 CACHE_MAX_FILES = 4096  # past this many outputs, the oldest half are removed
 _MPY_MAGIC = b"M"  # the first byte of every .mpy
@@ -56,9 +61,9 @@ class Cache:
             where = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "meterkit" / "mpy")
         return cls(Path(where))
 
-    def key(self, exe: str, arch: str, rel: str, source: bytes) -> str:
+    def key(self, exe: str, arch: str, rel: str, source: bytes, opt: str = OPT) -> str:
         h = hashlib.sha256(_compiler_digest(exe))
-        for part in (arch.encode(), rel.encode(), source):
+        for part in (arch.encode(), opt.encode(), rel.encode(), source):
             h.update(len(part).to_bytes(8, "little") + part)
         return h.hexdigest()
 
@@ -92,14 +97,15 @@ class Cache:
             return
 
 
-def compile_file(src: Path, rel: str, arch: str, out: Path, cache: Cache | None = None) -> bytes:
-    """Compile `src` (named `rel` inside the .mpy) for `arch`, write `out`, return its bytes."""
+def compile_file(src: Path, rel: str, arch: str, out: Path, cache: Cache | None = None, opt: str = OPT) -> bytes:
+    """Compile `src` (named `rel` inside the .mpy) for `arch` at optimisation `opt`, write `out`, return its
+    bytes."""
     out.parent.mkdir(parents=True, exist_ok=True)
     exe = mpy_cross()
     if cache is None:
-        return _run(exe, src, rel, arch, out)
+        return _run(exe, src, rel, arch, out, opt)
     source = src.read_bytes()
-    key = cache.key(exe, arch, rel, source)
+    key = cache.key(exe, arch, rel, source, opt)
     data = cache.get(key)
     if data is not None:
         cache.hits += 1
@@ -109,15 +115,15 @@ def compile_file(src: Path, rel: str, arch: str, out: Path, cache: Cache | None 
     copy = out.with_name(out.name + ".py")  # compile the very bytes the key was made of, whatever src is now
     copy.write_bytes(source)
     try:
-        data = _run(exe, copy, rel, arch, out)
+        data = _run(exe, copy, rel, arch, out, opt)
     finally:
         copy.unlink(missing_ok=True)
     cache.put(key, data)
     return data
 
 
-def _run(exe: str, src: Path, rel: str, arch: str, out: Path) -> bytes:
-    p = subprocess.run([exe, f"-march={arch}", "-s", rel, "-o", str(out), str(src)],
+def _run(exe: str, src: Path, rel: str, arch: str, out: Path, opt: str) -> bytes:
+    p = subprocess.run([exe, f"-march={arch}", opt, "-s", rel, "-o", str(out), str(src)],
                        capture_output=True, text=True)
     if p.returncode != 0:
         raise CompileError(f"mpy-cross failed on {rel}:\n{p.stderr.strip()}")

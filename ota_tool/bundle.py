@@ -41,7 +41,7 @@ class Bundle:
     raw_size: int = 0
 
 
-def compile_app(firmware_dir: Path, board: dict) -> list[tuple[str, bytes]]:
+def compile_app(firmware_dir: Path, board: dict, opt: str = mpy.OPT) -> list[tuple[str, bytes]]:
     """The board's app modules (firmware/app/modules.json leaves out the other front ends) as its bytecode."""
     from meterkit import layout
 
@@ -49,7 +49,7 @@ def compile_app(firmware_dir: Path, board: dict) -> list[tuple[str, bytes]]:
         raise BuildError(f"{firmware_dir}: no {APP_PACKAGE}/ package to build")
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            return layout.compile_app(board, firmware_dir, Path(tmp))
+            return layout.compile_app(board, firmware_dir, Path(tmp), opt=opt)
         except (mpy.CompileError, layout.AppModulesInvalid) as e:
             raise BuildError(str(e)) from e
 
@@ -60,20 +60,23 @@ def app_constants(firmware_dir: Path) -> tuple[str, int]:
     return app_version(firmware_dir), app_loader_api(firmware_dir)
 
 
-def build(firmware_dir: Path, board_id: str, version: str, security_counter: int, kind: str = "app") -> bytes:
+def build(firmware_dir: Path, board_id: str, version: str, security_counter: int, kind: str = "app",
+          line_numbers: bool = False) -> bytes:
     """An app bundle (FIRMWARE_DIR/app), or with kind "loader" a loader bundle (FIRMWARE_DIR/loader and lib, for
-    the loader folders stage 0 chooses between)."""
+    the loader folders stage 0 chooses between). `line_numbers`: keep the source's line numbers in the bytecode
+    (a debugging image: it takes more of the meter's heap, meterkit/mpy.py OPT)."""
+    opt = mpy.LINES_OPT if line_numbers else mpy.OPT
     board = load_board(board_id)
     if kind == "loader":
         from meterkit import layout
 
         try:
-            files = layout.compile_loader(firmware_dir, board["mcu"]["arch"])
+            files = layout.compile_loader(firmware_dir, board["mcu"]["arch"], opt=opt)
         except mpy.CompileError as e:
             raise BuildError(str(e)) from e
         return pack(files, board=board_id, version=version, loader_api=layout.loader_api(firmware_dir),
                     security_counter=security_counter, kind="loader")
-    files = compile_app(firmware_dir, board)
+    files = compile_app(firmware_dir, board, opt)
     _, loader_api = app_constants(firmware_dir)
     return pack(files, board=board_id, version=version, loader_api=loader_api, security_counter=security_counter)
 

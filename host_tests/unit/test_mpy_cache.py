@@ -121,3 +121,33 @@ def test_the_emulators_staging_reads_it_and_ota_build_does_not(tmp_path, monkeyp
 def test_what_goes_to_a_board_is_compiled_without_it(caller):
     text = (layout.ROOT / caller).read_text()
     assert "Cache" not in text and "cache=" not in text
+
+
+def test_line_numbers_are_left_out_unless_asked_for(tmp_path):
+    """The default (-O3) traceback names the file and function with line 1; `--line-numbers` (-O0) the real lines,
+    on the MicroPython VM."""
+    src = tmp_path / "src.py"
+    src.write_text("def f(x):\n    y = x + 1\n    return g(y)\n\n\ndef g(x):\n    return 1 // (x - 1)\n")
+    tb = {}
+    for opt in (mpy.OPT, mpy.LINES_OPT):
+        mpy.compile_file(src, "app/m.py", "xtensawin", tmp_path / opt / "m.mpy", opt=opt)
+        vm = Path(sys.executable).with_name("micropython")
+        p = subprocess.run([str(vm), "-c", "import m; m.f(0)"], capture_output=True, text=True,
+                           env=dict(os.environ, MICROPYPATH=f"{tmp_path / opt}:.frozen"))
+        tb[opt] = p.stdout + p.stderr
+    assert 'File "app/m.py", line 3, in f' in tb[mpy.LINES_OPT] and 'line 7, in g' in tb[mpy.LINES_OPT], tb
+    assert 'File "app/m.py", line 1, in f' in tb[mpy.OPT] and 'line 1, in g' in tb[mpy.OPT], tb
+
+
+def test_ota_build_line_numbers_makes_a_larger_image_of_the_same_modules(tmp_path):
+    from ota_tool import bundle
+
+    ota = shutil.which("ota", path=str(Path(sys.executable).parent))
+    got = {}
+    for extra in ([], ["--line-numbers"]):
+        out = tmp_path / f"app{len(extra)}.bin"
+        subprocess.run([ota, "build", str(layout.FIRMWARE_DIR), "--board", "rpi_pico", "--version", "1.0.0",
+                        "-o", str(out), *extra], check=True, capture_output=True)
+        got[bool(extra)] = dict(bundle.unpack(out.read_bytes()).files)
+    assert got[True].keys() == got[False].keys()
+    assert sum(map(len, got[True].values())) > sum(map(len, got[False].values())) * 1.03

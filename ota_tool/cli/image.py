@@ -55,9 +55,12 @@ def getpub(key: Path, fmt: str, passphrase_env: str | None, as_json: bool) -> No
 @click.option("--passphrase-env", metavar="VAR")
 @click.option("--kind", type=click.Choice(["app", "loader"]), default="app", show_default=True,
               help="app: FIRMWARE_DIR/app into an app slot; loader: FIRMWARE_DIR/loader and lib into a loader folder.")
+@click.option("--line-numbers", is_flag=True,
+              help="Keep source line numbers in the bytecode, for tracebacks while debugging (the default leaves "
+                   "them out: about 2.5 KB more free heap on an ESP32 with its network up).")
 @json_option
 def build(firmware_dir: Path, board: str, version: str, security_counter: int, output: Path, key: Path | None,
-          passphrase_env: str | None, kind: str, as_json: bool) -> None:
+          passphrase_env: str | None, kind: str, line_numbers: bool, as_json: bool) -> None:
     """Compile FIRMWARE_DIR/app (or the loader, with --kind loader) with mpy-cross for the board and bundle it
     (deterministic)."""
     from meterkit.boards import BoardError
@@ -69,7 +72,7 @@ def build(firmware_dir: Path, board: str, version: str, security_counter: int, o
     if not output.parent.is_dir():
         raise BadInput(f"{output}: its folder {output.parent} does not exist")
     try:
-        data = bundle.build(firmware_dir, board, version, security_counter, kind)
+        data = bundle.build(firmware_dir, board, version, security_counter, kind, line_numbers)
     except BoardError as e:
         raise BuildFailed(str(e)) from e
     if key is not None:
