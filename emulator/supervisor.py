@@ -26,9 +26,11 @@ ROM = DEVICE_DIR / "_emu_rom.py"
 # model's integer sample tables are 7 KB of it; ≈ 1.5 KB for the port's sys and os; on a board machine/time/select
 # are C in flash, and the mains is outside). The ROM takes the unused rest of the extra as ballast (less the shims'
 # 8 KB of run-time room) and reports a shortfall as `shim_heap.spare` < 0 in `ctl status`: the firmware's heap is
-# then that much short of the board's (88 KB left the ESP32 BL0942 board 1.2 KB short).
+# then that much short of the board's (88 KB left the ESP32 BL0942 board 1.2 KB short). 28 KB more for the names the
+# ROM interns so that the qstr pool the firmware's names go into exists from the start (_emu_rom._qstr_pools: the
+# pool before it and the filler names' text).
 WORD_SCALE = 2
-SHIM_HEAP_EXTRA = 100 * 1024
+SHIM_HEAP_EXTRA = 128 * 1024
 # The NB-IoT module's model and the link's (emulator/device/_emu_modem.py, _emu_link.py, with the socket module) on a
 # board with a modem UART: measured ≈ 30 KB. A module is a chip of its own: none of it may come out of the board's heap.
 MODEM_HEAP_EXTRA = 36 * 1024

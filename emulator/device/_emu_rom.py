@@ -54,14 +54,42 @@ SHIM_ROOM = 8192  # of the shims' spare share: kept for their own run-time work 
 MODEM_ROOM = 24576  # with the NB-IoT module's model: its lines and datagrams are run-time work too
 
 
-def _ballast(extra):
-    """The VM's heap is the board's plus `extra` for these shims (on a board, machine/time/select are C in flash).
-    Whatever of `extra` the shims did not use is taken here, so the firmware sees the board's heap."""
+_POOL_JUMP = 20000  # VM bytes: a qstr pool of 2,560 entries (11 B each) is 28 KB, the one before it 14 KB
+
+
+def _qstr_pools():
+    """MicroPython interns names in pools that double (20, 40, ... 1,280, 2,560 entries), each one piece of the heap,
+    never freed. The shims' own names (about 900; on a board machine/time/select are C, their names in ROM) fill the
+    firmware's first pools, so its names, about 2,000 even with every module loaded, went past the seventh pool's
+    end (2,540 names): the emulator alone then needed an eighth pool, 28 KB in one piece, which a heap in pieces does
+    not have (a DLMS read failed "allocating 2560 bytes"). Names are interned here until that pool exists, while
+    the heap is whole. What it took is the firmware's: a board's firmware spends about the same (its pools up to the
+    seventh: 2,540 entries of 6 B, twice that in VM bytes) on its own names; the filler names and the pools before
+    it are the shims'. Returns the eighth pool's bytes."""
     import gc
 
     gc.collect()
-    spare = extra - gc.mem_alloc()
-    bus.send({"t": "shim_heap", "used": gc.mem_alloc(), "spare": spare})
+    for n in range(4000):
+        before = gc.mem_alloc()
+        hasattr(bus, "_q%d" % n)  # (interns the name)
+        grew = gc.mem_alloc() - before
+        if grew > _POOL_JUMP:
+            return grew
+    return 0
+
+
+_POOL = _qstr_pools()
+
+
+def _ballast(extra):
+    """The VM's heap is the board's plus `extra` for these shims (on a board, machine/time/select are C in flash).
+    Whatever of `extra` the shims did not use is taken here, so the firmware sees the board's heap (less the qstr
+    pool made for it above, as a board's firmware spends its heap on its own pools)."""
+    import gc
+
+    gc.collect()
+    spare = extra - (gc.mem_alloc() - _POOL)
+    bus.send({"t": "shim_heap", "used": gc.mem_alloc() - _POOL, "spare": spare, "qstr_pool": _POOL})
     room = min(max(spare, 0), SHIM_ROOM if _emu_modem is None else MODEM_ROOM)
     bus.keep_spare(room)  # the shims' run-time room (bus.py), out of their share
     spare -= room
