@@ -738,7 +738,8 @@ def _ints(args, n):
 def _split(raw):
     """Arguments split at commas outside quotes, found with str.find: a list of characters would take 16 bytes per
     hex digit of a datagram from the board's heap, and indexing a character interns it as a qstr, which can take a
-    new 2.5 KB qstr pool from a heap the firmware has in pieces (a DLMS session's answers were lost that way)."""
+    new qstr pool (kilobytes in one piece) from a heap the firmware has in pieces (a DLMS session's answers were lost
+    that way)."""
     out = []
     start = i = 0
     while True:

@@ -12,7 +12,8 @@ def forget(module):
 
     if sys.modules.pop(module, None) is None:
         return  # never loaded (or forgotten already): its name is not looked up as an attribute, which would intern
-        #         it, and a new string's interning can take a new qstr pool (2.5 KB) from a heap that is short
+        #         it, and a new string's interning can take a new qstr pool (kilobytes in one piece) from a
+        #         heap that is short
     package, _, name = module.rpartition(".")
     try:
         delattr(sys.modules[package], name)
