@@ -101,6 +101,7 @@ class EventLog:
         self.unsettled = None  # a log's write failed: when (ticks ms) a reading settles the logs
         self.retry_ms = 0  # ... after how long a wait (app/event_logs.py doubles it with each failure in a row)
         self.tick = None  # the metering's Tick (app/tick.py): IS 15959's logs keep the supply's figures at each event
+        self.boot_seq = 0  # the ring's sequence number when it was loaded: the events above it are this start's
 
     @property
     def ring(self):
@@ -140,6 +141,7 @@ class EventLog:
             # after a rollback, restarted below them), and each log takes the ring's events it missed (a power cut
             # between the ring's write and its own)
             self._logs("settle")
+        self.boot_seq = self.seq  # (app/network_link.py pushes this start's alerts)
         if lost:
             self.add(LOG_LOST, lost)
 

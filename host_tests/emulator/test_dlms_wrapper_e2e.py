@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 
 import pytest
@@ -184,3 +185,76 @@ def test_the_utility_association_through_the_modem_operates_the_relay(start_emul
 
     st = _json("meter", "network", "--port", con, "--json")
     assert st["dlms"]["sessions"] >= 1, st
+
+
+def _alerts(sock: socket.socket, until: set[int], wall_s: float) -> tuple[list[dict], set[int]]:
+    """IS 15959 alert pushes received on the head-end's socket, parsed by gurux as a push client (SAP 64) with the
+    utility keys (general-glo-ciphering), until the ESW bits `until` have all been seen or `wall_s` is over."""
+    from gurux_dlms import GXByteBuffer, GXReplyData
+    from gurux_dlms.enums import Authentication, Command, InterfaceType, Security
+    from gurux_dlms.secure import GXDLMSSecureClient
+
+    c = GXDLMSSecureClient(True, 64, 1, Authentication.NONE, None, InterfaceType.WRAPPER)
+    c.ciphering.security = Security.AUTHENTICATION_ENCRYPTION
+    c.ciphering.blockCipherKey = bytearray(EK)
+    c.ciphering.authenticationKey = bytearray(AK)
+    got: list[dict] = []
+    seen: set[int] = set()
+    end = time.monotonic() + wall_s
+    while not until <= seen and time.monotonic() < end:
+        sock.settimeout(max(0.1, end - time.monotonic()))
+        try:
+            d, _ = sock.recvfrom(2048)
+        except TimeoutError:
+            break
+        data, notify = GXReplyData(), GXReplyData()
+        assert d[:6] == b"\x00\x01\x00\x01\x00\x40" and d[8] == 0xDB, d.hex()  # wPort 1 -> 64, general-glo-ciphered
+        c.getData(GXByteBuffer(d), data, notify)
+        assert notify.command == Command.DATA_NOTIFICATION, d.hex()
+        device, setup, clock, esw = notify.value
+        bits = {i for i, b in enumerate(str(esw)) if b == "1"}
+        got.append({"device": bytes(device), "setup": bytes(setup), "clock": bytes(clock), "bits": bits})
+        seen |= bits
+    return got, seen
+
+
+@pytest.mark.parametrize("board", ["esp32_devkitc", "rpi_pico"])
+def test_a_power_cut_with_the_cover_open_is_logged_and_pushed_to_the_head_end(start_emulator, tmp_path, board):
+    """Issue 20's test 3: the power cut with the terminal cover off; on restore 101/102 in the power event log, 251
+    in the non-rollover log, and alert pushes (ESW bits 85 last gasp, 86 first breath, 83 cover open) reach a
+    head-end listener on its DLMS port, authenticated and encrypted under the utility keys."""
+    emu = start_emulator(board, speed="max", seed=12, args=("--modem",))
+    emu.wait_boots(1)
+    con = emu.console
+    signed = ("--port", con, "--key", str(KEY), "--expires-in", str(SIGNED_FOR), "--json")
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"ek": EK.hex(), "ak": AK.hex()}))
+    assert _json("meter", "dlms-keys", "--keys-file", str(keys), *signed)["set"] is True
+    smp_port = _free_udp_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as headend:
+        headend.bind(("127.0.0.1", 0))
+        dlms_port = headend.getsockname()[1]
+        _json("meter", "network", "--headend", f"127.0.0.1:{smp_port}", "--dlms-port", str(dlms_port), *signed)
+        assert ota("reset", "--port", con).returncode == 0
+        emu.wait_boots(2)
+        got, seen = _alerts(headend, {86}, 120)  # the reset's start: first breath, once the link is up
+        assert 86 in seen, got
+        info = _json("info", "--port", con, "--json")
+        assert got[0]["device"] == info["meter_id"].encode() and got[0]["setup"] == bytes((0, 4, 25, 9, 0, 255))
+
+        emu.ctl("press", "cover", "--for", "600")  # the cover off, and the power cut while it is
+        time.sleep(1)
+        emu.ctl("power-cut", "--off", "2")
+        emu.wait_boots(3)
+        got, seen = _alerts(headend, {83, 85, 86}, 120)
+        assert {83, 85, 86} <= seen, got
+    power = [e["code"] for e in _json("meter", "events", "--log", "power", "--port", con, "--json")["events"]]
+    assert 101 in power and 102 in power, power
+    tamper = _json("meter", "events", "--log", "non-rollover", "--port", con, "--json")["events"]
+    # the opening, and again at the restore if the meter boots with the cover still off ("open at power-up": it
+    # cannot know the cover stayed off while it had no power)
+    assert [e["code"] for e in tamper] in ([251], [251, 251]), tamper
+    st = _json("meter", "network", "--port", con, "--json")
+    assert st["dlms"]["pushes"] >= 3 and st["dlms"]["push_failures"] == 0, st
+    text = ota("meter", "network", "--port", con).stdout
+    assert "dlms/push   " in text and " alerts pushed, 0 not sent" in text, text

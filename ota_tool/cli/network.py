@@ -40,6 +40,9 @@ def _show(st: dict) -> str:
     if d:
         lines.append(f"dlms/udp    wrapper on port {d['port']} ({'open' if d['open'] else 'not open yet'}), "
                      f"{d['sessions']} sessions, {d['dropped']} dropped (queue full)")
+        if "pushes" in d:  # (a meter from before the alert push)
+            lines.append(f"dlms/push   {d['pushes']} alerts pushed, {d['push_failures']} not sent"
+                         + (f", last: {d['push_error']}" if d["push_error"] else ""))
     lines.append(f"uplinks     {st['uplinks']} sent")
     if st.get("last_refusal"):
         lines.append(f"refused     {st['last_refusal']}")
