@@ -89,3 +89,40 @@ def test_firmware_type_checks_against_stubs(port, tmp_path):
                         *[str(f.relative_to(FIRMWARE)) for f in FILES]],
                        capture_output=True, text=True, cwd=FIRMWARE)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+QSTR_POOLS_7 = 2540  # names MicroPython's first seven qstr pools hold (20 + 40 + ... + 1,280)
+
+
+def test_the_firmwares_names_fit_seven_qstr_pools(tmp_path):
+    """Every firmware module loaded at once on the VM interns at most 2,540 names of its own: a board then never needs
+    an eighth pool, 2,560 names in one piece of its heap (about 15 KB), which a heap in pieces does not have. The
+    emulator makes that pool at start for its own names (docs/emulator.md "Heap"), so it would not show a firmware
+    that outgrew seven: this test does. (The VM's ROM names stand in for a board's, which has more.)"""
+    for src in FILES:
+        rel = src.relative_to(FIRMWARE)
+        rel = rel.relative_to("lib") if rel.parts[0] == "lib" else rel
+        mpy.compile_file(src, rel.as_posix(), "xtensawin", tmp_path / "fw" / rel.with_suffix(".mpy"))
+    script = tmp_path / "names.py"
+    script.write_text(
+        "import os, sys, micropython\n"
+        "def load(d, pkg):\n"
+        "    for f in sorted(os.listdir(d)):\n"
+        "        if f.endswith('.mpy') and f not in ('boot.mpy', 'main.mpy'):\n"
+        "            try:\n"
+        "                __import__(pkg + f[:-4])\n"
+        "            except BaseException:\n"
+        "                pass\n"  # (loading a module interns its names before any of it runs)
+        f"root = {str(tmp_path / 'fw')!r}\n"
+        "sys.path[:0] = [root]\n"
+        "load(root, '')\n"
+        "load(root + '/loader', 'loader.')\n"
+        "load(root + '/app', 'app.')\n"
+        "micropython.qstr_info()\n")
+    p = subprocess.run([str(BIN / "micropython"), "-X", "heapsize=8M", str(script)], capture_output=True, text=True,
+                       env={"MICROPYPATH": ".frozen", "PATH": "/usr/bin:/bin"}, timeout=120)
+    line = next(ln for ln in p.stdout.splitlines() if ln.startswith("qstr pool:"))
+    stats = dict(kv.split("=") for kv in line.split(": ", 1)[1].split(", "))
+    n_modules = sum(1 for _ in (tmp_path / "fw").rglob("*.mpy"))
+    assert n_modules > 60 and int(stats["n_qstr"]) > 1000, (n_modules, line)  # (it loaded the firmware)
+    assert int(stats["n_qstr"]) <= QSTR_POOLS_7, line
