@@ -49,16 +49,22 @@ def _json(*args: str, env: dict | None = None) -> dict:
     return json.loads(p.stdout)
 
 
-def _networked(start_emulator, tmp_path, board: str):
-    """A meter with its module, the reader's secret, the utility keys and a head-end with a DLMS port, reset so that
-    its network (and the wrapper's socket) is up: (emu, the meter's wrapper address, the head-end's DLMS port)."""
-    emu = start_emulator(board, speed="max", seed=11, args=("--modem",))
+def _keyed(start_emulator, tmp_path, board: str, seed: int):
+    """A meter with its module, given the utility keys: (emu, the signed commands' options)."""
+    emu = start_emulator(board, speed="max", seed=seed, args=("--modem",))
     emu.wait_boots(1)
-    con = emu.console
-    signed = ("--port", con, "--key", str(KEY), "--expires-in", str(SIGNED_FOR), "--json")
+    signed = ("--port", emu.console, "--key", str(KEY), "--expires-in", str(SIGNED_FOR), "--json")
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"ek": EK.hex(), "ak": AK.hex()}))
     assert _json("meter", "dlms-keys", "--keys-file", str(keys), *signed)["set"] is True
+    return emu, signed
+
+
+def _networked(start_emulator, tmp_path, board: str):
+    """A meter with its module, the reader's secret, the utility keys and a head-end with a DLMS port, reset so that
+    its network (and the wrapper's socket) is up: (emu, the meter's wrapper address, the head-end's DLMS port)."""
+    emu, signed = _keyed(start_emulator, tmp_path, board, 11)
+    con = emu.console
     _json("meter", "reader-secret", "--set", "--secret-env", "METER_READER", *signed,
           env=dict(os.environ, METER_READER=SECRET))
     smp_port, dlms_port = _free_udp_port(), _free_udp_port()
@@ -230,13 +236,8 @@ def test_a_power_cut_with_the_cover_open_is_logged_and_pushed_to_the_head_end(st
     """Issue 20's test 3: the power cut with the terminal cover off; on restore 101/102 in the power event log, 251
     in the non-rollover log, and alert pushes (ESW bits 85 last gasp, 86 first breath, 83 cover open) reach a
     head-end listener on its DLMS port, authenticated and encrypted under the utility keys."""
-    emu = start_emulator(board, speed="max", seed=12, args=("--modem",))
-    emu.wait_boots(1)
+    emu, signed = _keyed(start_emulator, tmp_path, board, 12)
     con = emu.console
-    signed = ("--port", con, "--key", str(KEY), "--expires-in", str(SIGNED_FOR), "--json")
-    keys = tmp_path / "keys.json"
-    keys.write_text(json.dumps({"ek": EK.hex(), "ak": AK.hex()}))
-    assert _json("meter", "dlms-keys", "--keys-file", str(keys), *signed)["set"] is True
     smp_port = _free_udp_port()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as headend:
         headend.bind(("127.0.0.1", 0))
