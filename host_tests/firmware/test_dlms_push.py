@@ -54,6 +54,7 @@ def test_with_the_keys_an_alert_goes_ciphered_under_the_meter_s_counter():
         for seq in (3, 4):
             d = network_link.alert("meter-42", seq, 101, AT, 330, held)
             assert header(d) == (1, 1, 64, len(d) - 8)
+            assert len(d) == 87 + len("meter-42")  # (docs/SECURITY.md: a push's size)
             assert d[8:10] == b"\xdb\x08" and bytes(d[10:18]) == title  # general-glo-ciphering, the meter's title
             plain, ic = cl.opened(d[17:], title)  # (its length byte, then SC 0x30, the counter, ciphertext, tag)
             esw = _plain_body(plain, seq)

