@@ -196,7 +196,7 @@ class Link:
 # the event's bit set). With the utility keys set (SMP 66/11), it goes authenticated and encrypted (general-glo-
 # ciphering, security control 0x30, under the meter's own invocation counter, app/dlms_hls.py); without them in the
 # clear. What it imports (app/cosem.py, dlms_names.py, dlms_hls.py, lib/gcm.py) comes and goes with the push.
-PUSH_CLIENT = const(64)  # the push association's client wPort (IS 15959: 0.0.40.0.4.255)
+_PUSH_CLIENT = const(64)  # the push association's client wPort (IS 15959: 0.0.40.0.4.255)
 _SERVER = const(1)  # the meter's own wPort (the management logical device)
 _SETUP = b"\x00\x04\x19\x09\x00\xff"  # the alert push setup, 0.4.25.9.0.255 (class 40)
 _ESW = const(16)  # the Event Status Word: a bit-string of 128 bits (bit n: byte n // 8, mask 0x80 >> n % 8)
@@ -225,7 +225,7 @@ def alert(meter_id, seq, code, at, tz_offset_min, held=None):
     if apdu is None:
         return None
     n = len(apdu)
-    return bytes((0, 1, 0, _SERVER, 0, PUSH_CLIENT, n >> 8, n & 0xFF)) + apdu
+    return bytes((0, 1, 0, _SERVER, 0, _PUSH_CLIENT, n >> 8, n & 0xFF)) + apdu
 
 
 def _ciphered(meter_id, apdu, held):
