@@ -206,26 +206,40 @@ class Objects:
             cls == _CLASS_DISCONNECT and obis == DISCONNECT and self.control is not None)
 
     def names(self):
-        """(class, OBIS) of every object this association reads, in the order of the object list."""
-        out = [(_CLASS_REGISTER, row[0]) for row in INSTANT] + [(_CLASS_REGISTER, code) for code in ENERGY]
-        out += [(_CLASS_EXTENDED, MAX_DEMAND), (_CLASS_CLOCK, CLOCK), (_CLASS_DATA, LDN),
-                (_CLASS_PROFILE, INSTANT_PROFILE), (_CLASS_PROFILE, SCALER_PROFILE)]
+        """(class, OBIS) of every object this association reads, in the order of the object list: a generator, so
+        that the object list goes out element by element and never stands whole on the heap (app/dlms_profiles.py)."""
+        for row in INSTANT:
+            yield _CLASS_REGISTER, row[0]
+        for code in ENERGY:
+            yield _CLASS_REGISTER, code
+        yield _CLASS_EXTENDED, MAX_DEMAND
+        yield _CLASS_CLOCK, CLOCK
+        yield _CLASS_DATA, LDN
+        yield _CLASS_PROFILE, INSTANT_PROFILE
+        yield _CLASS_PROFILE, SCALER_PROFILE
         if self.plate is not None:
-            out += [(_CLASS_PROFILE, NAME_PLATE)] + [(_CLASS_DATA, name) for name in PLATE_ITEMS]
+            yield _CLASS_PROFILE, NAME_PLATE
+            for name in PLATE_ITEMS:
+                yield _CLASS_DATA, name
         if self.control is not None:
-            out.append((_CLASS_DISCONNECT, DISCONNECT))
+            yield _CLASS_DISCONNECT, DISCONNECT
         if self.supply is not None:
-            out.append((_CLASS_LIMITER, _LIMITER))
-            out += [(_CLASS_DATA, _PREPAID[k:k + 6]) for k in range(0, 42, 6)]
+            yield _CLASS_LIMITER, _LIMITER
+            for k in range(0, 42, 6):
+                yield _CLASS_DATA, _PREPAID[k:k + 6]
         if self.log is not None:
-            out += [(_CLASS_PROFILE, name) for name in EVENT_LOGS] + [(_CLASS_DATA, name) for name in LAST_EVENT]
-            out.append((_CLASS_PROFILE, EVENT_SCALERS))
+            for name in EVENT_LOGS:
+                yield _CLASS_PROFILE, name
+            for name in LAST_EVENT:
+                yield _CLASS_DATA, name
+            yield _CLASS_PROFILE, EVENT_SCALERS
         if self.period is not None:
-            out += [(_CLASS_PROFILE, LOAD_PROFILES[k:k + 6]) for k in range(0, len(LOAD_PROFILES), 6)]
-            out += [(_CLASS_REGISTER, LOAD_REGISTERS[k:k + 6]) for k in range(0, len(LOAD_REGISTERS), 6)]
-        out += [(_CLASS_ASSOCIATION, ASSOCIATION), (_CLASS_ASSOCIATION, PUBLIC_ASSOCIATION),
-                (_CLASS_ASSOCIATION, READER_ASSOCIATION), (_CLASS_ASSOCIATION, UTILITY_ASSOCIATION)]
-        return out
+            for k in range(0, len(LOAD_PROFILES), 6):
+                yield _CLASS_PROFILE, LOAD_PROFILES[k:k + 6]
+            for k in range(0, len(LOAD_REGISTERS), 6):
+                yield _CLASS_REGISTER, LOAD_REGISTERS[k:k + 6]
+        for name in (ASSOCIATION, PUBLIC_ASSOCIATION, READER_ASSOCIATION, UTILITY_ASSOCIATION):
+            yield _CLASS_ASSOCIATION, name
 
     def _more(self, cls, obis, attr, access, client):
         """The profiles, the association object and their data objects (app/dlms_profiles.py): that module is on

@@ -119,6 +119,15 @@ def _element(cls, obis, hidden, acting=False):
                            cosem.octets(obis), cosem.structure(cosem.array(attrs, a), cosem.array(methods, m)))
 
 
+def _object_list(objects, which):
+    """The object list made as it goes out, one element at a time (cosem sends it in blocks): whole, it took some
+    12 KB of an ESP32's heap at once, which a session's heap in pieces did not always have."""
+    yield cosem.array_head(sum(1 for _ in objects.names()))
+    hide = which == cosem.PUBLIC_CLIENT
+    for cls, name in objects.names():
+        yield _element(cls, name, hide and objects.private(name), which == cosem.UTILITY_CLIENT)
+
+
 def _rows(objects, k):
     """(RTC s or None, code, V, I, PF, import energy) of category k's events, oldest first (app/event_logs.py)."""
     return objects.log.compartments("rows", k)
@@ -167,11 +176,8 @@ def _association(objects, obis, attr, client):
     which = client if obis == ASSOCIATION else (
         cosem.PUBLIC_CLIENT if obis == PUBLIC_ASSOCIATION else
         cosem.UTILITY_CLIENT if obis == UTILITY_ASSOCIATION else cosem.READER_CLIENT)
-    if attr == 2:  # object_list: {class, version, name, {attribute access, method access}} per object, in
-        names = objects.names()  # pieces (1.5 KB in one block of the heap failed on an ESP32's, in small pieces)
-        return [cosem.array_head(len(names))] + [
-            _element(cls, name, which == cosem.PUBLIC_CLIENT and objects.private(name), which == cosem.UTILITY_CLIENT)
-            for cls, name in names]
+    if attr == 2:  # object_list: {class, version, name, {attribute access, method access}} per object
+        return _object_list(objects, which)
     if attr == 3:  # associated_partners_id
         return cosem.structure(cosem.number(cosem.INTEGER, which),
                                cosem.number(cosem.LONG_UNSIGNED, _SERVER_SAP))

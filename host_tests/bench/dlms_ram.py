@@ -140,6 +140,34 @@ def session():
     return p
 """ + "SESSIONS = ('WRAPPER', sock, 'app.cosem')\n"
 
+OBJECT_LIST = r"""
+import gc, sys
+sys.path[:0] = [%(fw)r, %(lib)r, %(tests)r]
+import fwtest
+from app import cosem, dsp, registers, dlms_objects
+from app.tick import Tick
+import app.dlms_profiles as profiles
+tick = Tick(dsp.Reading(), registers.Registers())
+objects = dlms_objects.Objects(tick, fwtest.disconnect_control(), b"MKT0000000000042", lambda: 330, period=lambda: 900)
+a = cosem.Association(objects.get)
+assert a.apdu(fwtest.AARQ_PUBLIC)[0] == 0x61
+import app.dlms_profiles
+sys.modules["app.dlms_profiles"] = profiles
+gc.collect()
+base = gc.mem_free()
+r = a.apdu(b"\xc0\x01\xc1\x00\x0f\x00\x00\x28\x00\x00\xff\x02\x00")
+blocks, held, total = 1, 0, 0
+while True:
+    gc.collect()
+    held = max(held, base - gc.mem_free())
+    total += len(r)
+    if r[1] != 2 or r[3]:
+        break
+    r = a.apdu(b"\xc0\x02\xc1" + r[4:8])
+    blocks += 1
+print("OBJECT_LIST", blocks, total, held, 1 if r[1] == 2 and r[3] and r[8] == 0 else 0)
+"""
+
 # Two sessions one after the other (the port's script gives session(): a port that has served its requests): the heap
 # each holds before its close, and what the heap keeps after each (the names the first interns), then the answers,
 # the releasers left registered and whether the layers' first module is still loaded.
@@ -183,11 +211,12 @@ def main() -> int:
         objects, allocated, frames, ok, smp_objects, bytes_in, bytes_out = _vm(SCRIPT % paths, "RESULT")
         inside1, left1, inside2, left2, answers, releasers, layers_left = _vm((SESSION + MEASURE) % paths, "SESSION")
         w_in1, w_left1, w_in2, w_left2, w_answers, w_releasers, w_layers = _vm((WRAPPER + MEASURE) % paths, "WRAPPER")
+        ol_blocks, ol_bytes, ol_held, ol_ok = _vm(OBJECT_LIST % paths, "OBJECT_LIST")
     except RuntimeError as e:
         print(e, file=sys.stderr)
         return 1
     ok = ok and answers == 6 and releasers == 0 and layers_left == 0
-    ok = ok and w_answers == 6 and w_releasers == 0 and w_layers == 0
+    ok = ok and w_answers == 6 and w_releasers == 0 and w_layers == 0 and ol_ok
     res = {"objects_vm_bytes": objects, "objects_board_estimate": objects // 2, "session_frames": frames,
            "session_allocated_vm_bytes": allocated, "per_frame_vm_bytes": round(allocated / frames),
            "session_ok": bool(ok), "smp_console_objects_vm_bytes": smp_objects,
@@ -198,7 +227,9 @@ def main() -> int:
            "left_after_second_session_vm_bytes": left2,
            "wrapper_session_held_vm_bytes": w_in1, "wrapper_session_held_board_estimate": w_in1 // 2,
            "wrapper_left_after_first_session_vm_bytes": w_left1, "wrapper_second_session_held_vm_bytes": w_in2,
-           "wrapper_left_after_second_session_vm_bytes": w_left2}
+           "wrapper_left_after_second_session_vm_bytes": w_left2,
+           "object_list_blocks": ol_blocks, "object_list_answer_bytes": ol_bytes,
+           "object_list_held_vm_bytes": ol_held}
     if args.json:
         print(json.dumps(res, indent=2))
     else:

@@ -145,6 +145,8 @@ def test_the_association_object_lists_every_object_with_read_only_access():
     i = v.index(assoc) + len(assoc)
     assert v[i + 2:i + 4] == b"\x01\x09" and b"\x0f\x07\x16\x00" in v[i:i + 70]  # 9 attributes, the secret no access
     assert get_long(a, 15, "0.0.40.0.1.255", 2)[0] == v  # IS 15959's name for the public client's association
+    made = a.get(15, cosem.obis("0.0.40.0.0.255"), 2, None, cosem.PUBLIC_CLIENT)  # made element by element as
+    assert not isinstance(made, (bytes, list)) and next(made) == b"\x01\x1e"  # it goes out: never whole on the heap
     assert get(a, 15, "0.0.40.0.0.255", 3) == b"\x00\x02\x02\x0f\x10\x12\x00\x01"  # client SAP 16, server SAP 1
     assert get(a, 15, "0.0.40.0.0.255", 4) == b"\x00\x09\x07\x60\x85\x74\x05\x08\x01\x01"
     assert get(a, 15, "0.0.40.0.0.255", 5)[:8] == b"\x00\x02\x06\x04\x18\x00\x10\x14"  # GET, blocks, selective
@@ -168,7 +170,7 @@ def test_the_association_object_lists_every_object_with_read_only_access():
     relay_methods = b"\x01\x02\x02\x02\x0f\x01\x16\x01\x02\x02\x0f\x02\x16\x01"
     assert utility[:3] == v[:3] and relay_methods in utility and relay_methods not in v
     without_relay = dlms_objects.Objects(tick, None, b"MKT0000000000042", lambda: 330)
-    assert (70, dlms_objects.DISCONNECT) not in without_relay.names() and len(without_relay.names()) == 29
+    assert (70, dlms_objects.DISCONNECT) not in list(without_relay.names()) and len(list(without_relay.names())) == 29
 
 
 T0 = 1764547200  # 2025-12-01 00:00:00 UTC: 05:30 local at +330 minutes
@@ -218,7 +220,7 @@ def row(at, code, snap=b"\x00\x00\x00\x00"):
 def test_event_profiles_are_the_rings_is15959_events_by_category():
     def body():
         objects, a, log = _event_meter()
-        names = objects.names()
+        names = list(objects.names())
         assert len(names) == 45 and (7, cosem.obis("0.0.99.98.5.255")) in names
         assert (7, cosem.obis("1.0.94.91.7.255")) in names  # the event profiles' scaler profile
         power = get(a, 7, "0.0.99.98.2.255", 2)

@@ -167,7 +167,7 @@ def _whole(a, first):
 def test_the_block_load_profile_as_a_dlms_client_reads_it():
     def body():
         objects, a = _meter()
-        names = objects.names()
+        names = list(objects.names())
         assert (7, cosem.obis("1.0.99.1.0.255")) in names and (7, cosem.obis("1.0.94.91.4.255")) in names
         assert (3, cosem.obis("1.0.1.29.0.255")) in names
         assert _get(a, 3, "1.0.12.27.0.255", 2) == b"\xc4\x01\xc1\x01\x02"  # no row yet: temporary failure
@@ -201,7 +201,7 @@ def test_the_block_load_profile_as_a_dlms_client_reads_it():
         # a meter without the profile (no period given) has none of it
         plain = dlms_objects.Objects(Tick(dsp.Reading(), registers.Registers()), None, b"MKT0", lambda: 330)
         assert plain.get(7, cosem.obis("1.0.99.1.0.255"), 2) == cosem.OBJECT_UNDEFINED
-        assert (7, cosem.obis("1.0.99.1.0.255")) not in plain.names()
+        assert (7, cosem.obis("1.0.99.1.0.255")) not in list(plain.names())
 
     fwtest.in_workdir(body, "meter")
 
@@ -266,7 +266,7 @@ def test_the_daily_profile_keeps_a_row_a_day_and_at_least_64_days():
 def test_the_daily_load_profile_as_a_dlms_client_reads_it():
     def body():
         objects, a = _meter()
-        names = objects.names()
+        names = list(objects.names())
         assert (7, cosem.obis("1.0.99.2.0.255")) in names and (7, cosem.obis("1.0.94.91.5.255")) in names
         midnights = [T0 + d * DAY - 19800 for d in range(1, 8)]
         for d, at in enumerate(midnights):
@@ -405,7 +405,7 @@ def test_the_billing_profile_keeps_a_row_a_billing_period_once():
 def test_the_billing_profile_as_a_dlms_client_reads_it():
     def body():
         objects, a = _meter()
-        names = objects.names()
+        names = list(objects.names())
         assert (7, cosem.obis("1.0.98.1.0.255")) in names and (7, cosem.obis("1.0.94.91.6.255")) in names
         assert (3, cosem.obis("1.0.13.0.0.255")) in names
         assert _get(a, 3, "1.0.13.0.0.255", 2) == b"\xc4\x01\xc1\x01\x02"  # no period billed yet: temporary failure
