@@ -30,6 +30,7 @@ _rate = 1.0
 _max = False
 _hold = False
 _hold_wall = 0  # real µs until which a network peer may be answering (hold_for)
+_hold_peer = None  # who that hold waits for (hold_end ends only its own)
 _free = False  # a replay: idle waits are always skipped (pacing changes no result; device time is the same)
 _until = None  # device µs where `ctl run` ends: the speed drops to 1x exactly there
 _end = None  # device µs where `meter-emu run --for` ends the run: the board halts exactly there
@@ -166,13 +167,25 @@ def hold_left_us():
     return left if left > 0 else 0
 
 
-def hold_for(wall_us):
-    """A peer outside the VM (a host on a UDP socket) may answer within `wall_us` of wall time: until then device
-    time runs at most at 1x and idle waits are not skipped, as while a host talks on the console."""
-    global _hold_wall
+def hold_for(wall_us, peer=None):
+    """A peer outside the VM (a host on a UDP socket, a DLMS client on the optical port) may answer within `wall_us`
+    of wall time: until then (or until hold_end(peer)) device time runs at most at 1x and idle waits are not skipped,
+    as while a host talks on the console."""
+    global _hold_wall, _hold_peer
     if not _held():
         _reanchor()
     _hold_wall = _real_us() + wall_us
+    _hold_peer = peer
+
+
+def hold_end(peer=None):
+    """`peer` answered (its datagram or bytes came): its hold_for ends now, and idle waits skip again at --speed max.
+    Another peer's hold, and the host's own (set_hold), are not touched."""
+    global _hold_wall
+    if _hold_wall and _hold_peer == peer:
+        if _held():
+            _reanchor()
+        _hold_wall = 0
 
 
 def set_free():

@@ -11,9 +11,10 @@
 # The radio: datagrams go through the link model (_emu_link) and leave the VM on real UDP sockets bound to the
 # meter's own loopback address (the host chooses it: `modem_net.address`), so a head-end on this machine reaches the
 # meter at ADDR:PORT and the meter's sends come from ADDR:PORT. Datagrams from the host arrive at wall moments (as
-# console bytes do) and enter the link at the device time the VM has then; after a datagram leaves for the host,
-# device time runs at most at 1x for NET_TURNAROUND_US of wall time so that the host's answer can come before the
-# firmware's timeout at --speed max.
+# console bytes do) and enter the link at the device time the VM has then; after a datagram leaves for a host that
+# talks to the meter, device time runs at most at 1x until the host's next datagram comes (at most NET_ANSWER_US of
+# wall time), so that the host's answer comes before the firmware's timeouts at --speed max however long the host
+# takes to make it (a loaded machine), and the link's own delays are still skipped.
 import io
 import select
 import socket
@@ -54,9 +55,15 @@ DOWNLINK_BUFFER = 8192  # bytes the network holds for the module (in flight on t
 SEND_BUFFER = 1536  # bytes the module holds for the radio; a send that does not fit gets SEND FAIL
 SOCKETS = 5  # connectID 0..4
 LINE_MAX = 1100  # longest command line taken (a 512-byte hex QISEND fits); a longer one gets ERROR
-NET_TURNAROUND_US = 250000  # wall time at most at 1x after a datagram leaves for the host
-# ... but only while a host talks to the meter: a datagram the meter sends on its own (an uplink) long after the last
-# one it received is answered by nobody the emulator must wait for, so idle time is still skipped around it
+# Wall time at most at 1x after a datagram leaves for the host, unless the host's next datagram ends it sooner: the
+# host's time to answer (it was 0.25 s, and on a loaded 2-core machine a head-end's f(StoC) came later than that in 1
+# of 12 runs; then idle waits skipped the wrapper's 120 s inactivity timeout before it came). It costs wall time only
+# after a conversation's last answer.
+NET_ANSWER_US = 5000000
+# ... but only for the meter's first datagram after one from the host (its answer) and while the host talks to it
+# (within CONVERSATION_US of device time): a datagram the meter sends on its own (an uplink, a push) is answered by
+# nobody the emulator must wait for, so idle time is still skipped around it (each uplink re-arming a 5 s hold kept a
+# meter whose head-end had gone quiet at 1x for the whole 30 s)
 CONVERSATION_US = 30000000
 RECV_MAX = 1500
 _HEX = b"0123456789ABCDEF"
@@ -94,6 +101,7 @@ class Module:
         self.byte_us = 87
         self.rx = bytearray()  # the MCU's UART receive buffer
         self._heard_us = None  # device time of the last datagram from the network (a host talking to the meter)
+        self._unanswered = False  # a datagram from the network came and the meter has sent nothing since
         self.empty_reads = 0  # readinto with nothing to read (a poll that said readable too early)
         self.rxbuf = UART_RXBUF
         self.dropped = 0  # bytes lost at the MCU's full receive buffer
@@ -222,8 +230,9 @@ class Module:
                 try:
                     s.sock.sendto(data, dest)
                     self.stats["up"] += 1
-                    if self._heard_us is not None and t - self._heard_us < CONVERSATION_US:
-                        clock.hold_for(NET_TURNAROUND_US)  # a host in a conversation may answer: give it wall time
+                    if self._unanswered and t - self._heard_us < CONVERSATION_US:
+                        self._unanswered = False
+                        clock.hold_for(NET_ANSWER_US, "net")  # a host in a conversation may answer: give it wall time
                 except OSError:
                     self.stats["lost"] += 1
         elif kind == "rx":
@@ -232,6 +241,7 @@ class Module:
                 self._emit(t, self._recv_urc(s.id, data))  # first: the allocation that may fail
                 self.stats["down"] += 1
                 self._heard_us = t
+                self._unanswered = True
             else:
                 self.stats["lost"] += 1
             self._down_bytes -= len(data)
@@ -655,6 +665,7 @@ class Module:
                 self._recv_failed = False
                 if not data and addr is None:
                     return
+                clock.hold_end("net")  # the host answered: its datagram's way over the link is skipped again
                 taken[0], taken[1], taken[2], taken[3] = s, data, addr, False
             try:
                 self._take(taken[0], taken[1], taken[2], now)

@@ -2,8 +2,9 @@
 # machine.UART(uarts.optical.id) reaches a pty on the host (emulator/optical.py: what a user's DLMS client opens, as
 # it would open a probe head's /dev/ttyUSB0) through one loopback TCP connection. The line is a cable, not a model:
 # no line rate and no faults (the console's wire has those). Bytes from the host arrive at wall moments, as console
-# bytes and datagrams do; after the meter answers, device time runs at most at 1x for TURNAROUND_US of wall time so
-# that the client's next frame can come before the link's inactivity timeout at --speed max. Recorded runs do not
+# bytes and datagrams do; after the meter answers, device time runs at most at 1x until the client's next bytes come
+# (at most ANSWER_US of wall time), so that its next frame comes before the link's inactivity timeout at --speed max
+# however long the client takes to make it. Recorded runs do not
 # gate this input (nor the network's): a run with a DLMS client does not replay.
 import io
 import select
@@ -17,7 +18,8 @@ UART_ID = _cfg["board"]["uarts"]["optical"]["id"]
 _PORT = _cfg["optical"]
 RX_MAX = 2048  # bytes from the host the MCU's buffer holds; more are lost, as on a UART nobody drains
 _READ = 256
-TURNAROUND_US = 250000
+ANSWER_US = 5000000  # as the modem's NET_ANSWER_US (emulator/device/_emu_modem.py): it costs wall time only after a
+# session's last answer
 _MP_STREAM_POLL = 3
 _POLLIN = 1
 _POLLOUT = 4
@@ -65,6 +67,7 @@ class Line:
                 c.sock.close()
                 return
             self.got += n
+            clock.hold_end("optical")  # the client answered
             room = RX_MAX - (self.tail - self.head)
             if n > room:
                 self.lost += n - room
@@ -100,7 +103,7 @@ class Line:
             if k:
                 self.sent += k
                 mv = mv[k:]
-        clock.hold_for(TURNAROUND_US)
+        clock.hold_for(ANSWER_US, "optical")
 
     def status(self):
         """The line's counters, for the host's status query."""

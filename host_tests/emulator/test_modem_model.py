@@ -245,11 +245,13 @@ def test_udp_datagrams_both_ways_on_real_sockets(tmp_path):
             modem.net_input(s)
         out["recv"] = say("AT", 300000)
         out["holds_before"] = len(clock.holds)
+        out["ended"] = clock.ended
         out["reply"] = say('AT+QISEND=0,2,"6869"')
         out["stats"] = M.stats
         out["close"] = say("AT+QICLOSE=0")
         out["sockets"] = sorted(M.socks)
-        out["holds"] = len(clock.holds)
+        out["holds"] = clock.holds
+        out["hold_us"] = modem.NET_ANSWER_US
     """,
     )
     assert out["bad_type"] == "\r\n+CME ERROR: 552\r\n"
@@ -266,8 +268,10 @@ def test_udp_datagrams_both_ways_on_real_sockets(tmp_path):
     assert out["stats"]["too_big"] == 1 and out["stats"]["up"] == 2 and out["stats"]["down"] == 1
     assert out["close"] == "\r\nOK\r\n" and out["sockets"] == [] and out["reply"] == "\r\nSEND OK\r\n"
     # the meter's first datagram went out before the host said anything (an uplink): no one to wait for, no hold; its
-    # reply to the host's datagram held device time at 1x for the host's next word
-    assert (out["holds_before"], out["holds"]) == (0, 1)
+    # reply to the host's datagram held device time at 1x for the host's next word, until its next datagram comes (each
+    # of the host's two datagrams ended the hold there was: the second, too big, was read and dropped)
+    assert (out["holds_before"], out["holds"]) == (0, [[out["hold_us"], "net"]]) and out["hold_us"] == 5000000
+    assert out["ended"] == ["net", "net"]
 
 
 def test_urc_between_answer_lines(tmp_path):

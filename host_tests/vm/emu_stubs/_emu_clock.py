@@ -1,7 +1,8 @@
 # Test stand-in for emulator/device/_emu_clock.py: device time only moves when a test (or skip) moves it; hold_for
-# records what the NB-IoT module asked (the real clock then caps the speed at 1x).
+# records what the NB-IoT module asked (the real clock then caps the speed at 1x), hold_end the peers that answered.
 _now = [0]
 holds = []
+ended = []
 
 
 def now_us():
@@ -49,8 +50,12 @@ def wait_us(us):
     skip(us)
 
 
-def hold_for(wall_us):
-    holds.append(wall_us)
+def hold_for(wall_us, peer=None):
+    holds.append([wall_us, peer])
+
+
+def hold_end(peer=None):
+    ended.append(peer)
 
 
 def hold_left_us():
