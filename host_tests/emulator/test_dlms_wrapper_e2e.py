@@ -141,15 +141,11 @@ def test_the_public_client_and_the_meter_reader_read_the_meter_through_the_modem
 def test_the_utility_association_through_the_modem_operates_the_relay(start_emulator, tmp_path, board):
     emu, meter, dlms_port = _networked(start_emulator, tmp_path, board)
     con = emu.console
-    with DlmsUdpClient(meter, ("127.0.0.1", dlms_port), keys=(EK, AK)) as c:
-        for k in range(4):  # a heap short of room for the security's modules now answers rejected-transient
-            try:
-                c.connect()
-                break
-            except Exception as e:  # gurux's own exception types
-                if k == 3 or "transient" not in str(e).lower():
-                    raise
-        c.disconnect()
+    # the first association as a head-end makes it (_session): a heap short of room for the security's modules answers
+    # rejected-transient, and a metering reading short of room may take the session's heap between the AARQ and the
+    # client's f(StoC), which the meter then answers "service not allowed" (docs/dlms.md "Heap"; the CI run of f4ebca0
+    # and 1 of 12 runs three at once here)
+    _session(meter, dlms_port, lambda c: None, keys=(EK, AK))
 
     def relay() -> dict:
         return _json("meter", "relay", "status", "--port", con, "--json")
