@@ -65,7 +65,9 @@ def _qstr_pools():
     not have (a DLMS read failed "allocating 2560 bytes"). Names are interned here until that pool exists, while
     the heap is whole. What it took is the firmware's: a board's firmware spends about the same (its pools up to the
     seventh: 2,540 entries of 6 B, twice that in VM bytes) on its own names; the filler names and the pools before
-    it are the shims'. Returns the eighth pool's bytes."""
+    it are the shims'. Returns the eighth pool's bytes. Should the shims' own names ever pass the seventh pool's end,
+    the first jump would be the ninth pool (56 KB) charged to the firmware: the start fails then, naming it, as it
+    does when no jump comes at all (a MicroPython whose pools grow otherwise), rather than run with a wrong share."""
     import gc
 
     gc.collect()
@@ -73,9 +75,13 @@ def _qstr_pools():
         before = gc.mem_alloc()
         hasattr(bus, "_q%d" % n)  # (interns the name)
         grew = gc.mem_alloc() - before
+        if grew > 2 * _POOL_JUMP:
+            raise RuntimeError("emulator: the shims' own names filled MicroPython's eighth qstr pool (the next took %d"
+                               " B): the firmware's share of the heap would be wrong" % grew)
         if grew > _POOL_JUMP:
             return grew
-    return 0
+    raise RuntimeError("emulator: no qstr pool of 2,560 names came in 4,000 names: the firmware's share of the heap"
+                       " would be wrong")
 
 
 _POOL = _qstr_pools()
