@@ -142,9 +142,9 @@ def test_the_utility_association_through_the_modem_operates_the_relay(start_emul
     emu, meter, dlms_port = _networked(start_emulator, tmp_path, board)
     con = emu.console
     # the first association as a head-end makes it (_session): a heap short of room for the security's modules answers
-    # rejected-transient, and a metering reading short of room may take the session's heap between the AARQ and the
-    # client's f(StoC), which the meter then answers "service not allowed" (docs/dlms.md "Heap"; the CI run of f4ebca0
-    # and 1 of 12 runs three at once here)
+    # rejected-transient, and a session the meter gives away for its heap between the AARQ and the client's f(StoC)
+    # answers "service not allowed" (docs/dlms.md "Heap"). (What failed the CI run of f4ebca0 here was the emulator's:
+    # its 0.25 s hold let idle waits skip the 120 s inactivity timeout before a slow host's f(StoC) came.)
     _session(meter, dlms_port, lambda c: None, keys=(EK, AK))
 
     def relay() -> dict:
