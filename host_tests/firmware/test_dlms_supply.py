@@ -132,7 +132,7 @@ def test_a_record_without_the_last_top_up_loads_and_a_bad_one_is_refused():
 def test_the_object_list_names_the_supply_s_objects_with_their_access():
     def body():
         _, meter, sup, _ = _setup()
-        names = _objects(meter, sup).names()
+        names = list(_objects(meter, sup).names())
         assert (71, cosem.obis("0.0.17.0.0.255")) in names
         assert [n for c, n in names if c == 1 and n[:4] == b"\x00\x00\x5e\x60"] == [
             cosem.obis("0.0.94.96.%d.255" % k) for k in range(19, 26)]

@@ -108,7 +108,7 @@ def setup():
 
 
 assert dlms_profiles.get and dlms_load.get and dlms_supply.get
-_NAMES = _OBJECTS.names()
+_NAMES = list(_OBJECTS.names())
 _ROWS = {}  # category -> its rows' encodings, by columns (first, last): the time, the code, then the supply's four
 for _k in range(7):  # figures at the event (null-data: this log has no metering behind it)
     _rows = [(e[2], e[1]) for e in _LOG.ring if 0 < e[1] < 351 and (e[1] - 1) // 50 == _k]
