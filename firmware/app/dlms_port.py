@@ -117,8 +117,9 @@ class Port:
 
     def put(self, cls, obis, attr, data, client):
         """cosem.Association's SET (the utility-settings association's only): the clock's time, as the signed SMP
-        clock command sets it (event 151), and the limiter's threshold and durations, through the supply's settings as
-        the signed SMP settings command goes (event 410): app/dlms_supply.py put."""
+        clock command sets it (event 151), its time zone, as the signed calendar command sets the calendar's offset,
+        and the limiter's threshold and durations, through the supply's settings as the signed SMP settings command
+        goes (event 410 both): app/dlms_supply.py put."""
         from app import cosem, dlms_supply
 
         try:

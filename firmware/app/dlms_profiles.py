@@ -107,7 +107,7 @@ def _element(cls, obis, hidden, acting=False):
     if hidden:
         readable = 0b10
     a = b"".join(cosem.structure(cosem.number(cosem.INTEGER, i), cosem.number(cosem.ENUM, (
-        _READ_WRITE if acting and ((cls == _CLASS_LIMITER and i in (3, 4, 6, 7)) or (cls == _CLASS_CLOCK and i == 2))
+        _READ_WRITE if acting and ((cls == _CLASS_LIMITER and i in (3, 4, 6, 7)) or (cls == _CLASS_CLOCK and i in (2, 3)))
         else _READ_ONLY) if readable >> i & 1
                                                                              else 0),
                                  b"\x01\x02\x0f\x01\x0f\x02" if i == 2 and not hidden and (obis in EVENT_LOGS or among(LOAD_PROFILES[:SELECTIVE], obis))

@@ -7,7 +7,9 @@
 #   is the normal one). Its actions name the disconnect control's script table (0.0.10.0.106.255, IS 15959's name)
 #   with selector 1 (disconnect) and 2 (reconnect): what the meter does, through its class-70 engine; the meter has no
 #   script table object of its own.
-# - the clock's time (class 8, 0.0.1.0.0.255, attribute 2): read in app/dlms_objects.py, set here (put).
+# - the clock's time and time zone (class 8, 0.0.1.0.0.255, attributes 2 and 3): read in app/dlms_objects.py, set
+#   here (put): the time as the signed clock command sets it, the zone as the signed calendar command sets the
+#   metering calendar's offset.
 # - IS 15959's prepaid data (class 1, 0.0.94.96.19-25.255): the metering mode (0: import only; the balance is charged
 #   for imported energy, export is registered and not credited), the payment mode (1 prepaid: the meter has a tariff;
 #   0 postpaid), and the ledger's money in its minor units (paise): the last recharge's amount, when it was applied,
@@ -72,6 +74,8 @@ def put(supply, cls, attr, data, tz):
     type, 250 one the settings refuse."""
     if cls == 8 and attr == 2:  # (a known object, app/dlms_hls.py asked first: the meter has one clock, one limiter)
         return _set_clock(supply, data, tz)
+    if cls == 8 and attr == 3:
+        return _set_zone(supply, data)
     if cls != 71 or attr not in (3, 4, 6, 7):
         return cosem.READ_WRITE_DENIED
     if len(data) != 5 or data[0] != (cosem.DOUBLE_LONG if attr < 6 else cosem.DOUBLE_LONG_UNSIGNED):
@@ -120,6 +124,33 @@ def _set_clock(supply, data, tz):
         supply.set_clock(t)
     except ValueError:  # outside 2025-2100 (app/clock.py)
         return cosem.OTHER_REASON
+    return 0
+
+
+def _set_zone(supply, data):
+    """The clock's time_zone (attribute 3: a long, minutes from local time to UTC, the Blue Book's sign: India -330),
+    set as the signed "meter.calendar" command sets the calendar's tz_offset_min: checked, merged into the metering
+    settings file in one atomic write, used from the next reading on (the TOU zones, the billing day, local times),
+    event 410 "dlms: calendar"; the zone it already has: nothing written. 12 for another type, 250 for a zone the
+    calendar refuses (local time more than 14 h ahead of UTC or 12 h behind), 2 while the settings file holds a bad
+    metering value (a whole new one, the signed SMP command, first: the next start would drop the zone with it)."""
+    from app import events, meter_settings
+
+    if len(data) != 3 or data[0] != cosem.LONG:
+        return cosem.TYPE_UNMATCHED
+    v = (data[1] << 8) | data[2]
+    new = {"tz_offset_min": (v & 0x8000) * 2 - v}  # (-long: the offset east of UTC)
+    if meter_settings.check_calendar(new) is not None:
+        return cosem.OTHER_REASON
+    m = supply.m
+    if m.cfg["tz_offset_min"] == new["tz_offset_min"]:
+        return 0  # as it is: no write, no event
+    try:
+        meter_settings.save_calendar(new)
+    except ValueError:
+        return _TEMPORARY_FAILURE
+    m.set_calendar(new)
+    supply.log.add(events.SETTINGS_CHANGED, "dlms: calendar")
     return 0
 
 

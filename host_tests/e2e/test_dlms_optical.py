@@ -248,6 +248,14 @@ def test_the_utility_association_operates_the_relay_and_a_client_without_the_key
         c.write(clock, 2)
         rtc = relay()["rtc"]
         assert abs(rtc - target.timestamp()) < 60, (rtc, target)
+        # the time zone set over DLMS (attribute 3: minutes from local time to UTC, India's -330): the metering
+        # calendar's offset, as the signed calendar command sets it (event 410), read back over DLMS and over SMP
+        assert c.read(GXDLMSClock("0.0.1.0.0.255"), 3).timeZone == -330
+        clock.timeZone = -60
+        c.write(clock, 3)
+        assert c.read(GXDLMSClock("0.0.1.0.0.255"), 3).timeZone == -60
+        cal = json.loads(ota("meter", "calendar", "--port", emu.console, "--json").stdout)
+        assert cal["tz_offset_min"] == 60, cal
         assert c.disconnect()[5] == 0x73  # UA
     codes = [e["code"] for e in json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]]
     assert {301, 302, 410, 151} <= set(codes), codes  # the control log's disconnect and reconnect, as over SMP, the

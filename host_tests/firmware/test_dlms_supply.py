@@ -247,7 +247,35 @@ def test_a_set_of_the_clock_sets_it_as_the_signed_command_does_and_refuses_a_tim
             assert put(bad) == 250, bad  # no such date, hour, second or deviation; before 2025
         assert dlms_supply.put(sup, 8, 2, b"\x09\x0b" + local[:11], TZ) == 12
         assert dlms_supply.put(sup, 8, 2, b"\x06\x00\x00\x00\x00", TZ) == 12
-        assert dlms_supply.put(sup, 8, 3, b"\x10\xfe\xb6", TZ) == 3  # the time zone: the calendar's, not here
         assert set_to == [t, t] and len(sup.log.ring) == n
+
+    _run(body)
+
+
+def test_a_set_of_the_time_zone_changes_the_calendar_as_the_signed_command_does():
+    def body():
+        from app import dlms_supply, events, meter_settings
+        from loader import store
+
+        _, meter, sup, _ = _setup()
+
+        def put(data):
+            return dlms_supply.put(sup, 8, 3, data, TZ)
+
+        n = len(sup.log.ring)
+        assert meter.cfg["tz_offset_min"] == 330
+        assert put(b"\x10\xfe\xb6") == 0 and len(sup.log.ring) == n  # -330, India's: as it is, nothing written
+        assert put(b"\x10\xff\xc4") == 0  # -60: local time is UTC+1
+        assert meter.cfg["tz_offset_min"] == 60 and sup.log.ring[-1][1] == events.SETTINGS_CHANGED
+        assert sup.log.ring[-1][3] == "dlms: calendar"
+        assert meter_settings.load() == (dict(meter_settings.load()[0], tz_offset_min=60), None)  # the next start's
+        n = len(sup.log.ring)
+        for data, why in ((b"\x12\xff\xc4", 12), (b"\x10\xff", 12), (b"\x10\xff\xc4\x00", 12),
+                          (b"\x10\xfc\xb7", 250), (b"\x10\x02\xd1", 250)):  # -841: 14 h 1 min ahead; 721: behind
+            assert put(data) == why, data
+        raw = store.read_json(meter_settings.PATH, {})
+        store.write_json(meter_settings.PATH, dict(raw, billing_day=31))  # a bad value: the next start's defaults
+        assert put(b"\x10\xfe\xb6") == 2  # would be dropped with it: temporary failure, nothing used
+        assert meter.cfg["tz_offset_min"] == 60 and len(sup.log.ring) == n
 
     _run(body)
