@@ -245,7 +245,8 @@ class Objects:
         """The profiles, the association object and their data objects (app/dlms_profiles.py): that module is on
         the heap only while one of them is read (a snapshot's cells come back here: only the outermost read lets
         it go). The outermost read collects first, and a MemoryError in it (an ESP32's heap in pieces: the module and
-        its read did not fit where they landed) is tried once more with the modules gone and the heap collected."""
+        its read did not fit where they landed) is tried once more with the modules gone and the heap collected; with
+        no room then either, the read is answered temporary-failure (ask again later: the heap is metering's first)."""
         self._depth += 1
         if self._depth == 1 and hasattr(gc, "mem_free"):  # (MicroPython's heap: CPython's gc.collect is a full pass
             # over the whole process, for nothing) the module's code packs into the holes low down, not around garbage
@@ -260,7 +261,10 @@ class Objects:
                     raise
                 _forget()
                 gc.collect()
-                return self._read(cls, obis, attr, access, client)
+                try:
+                    return self._read(cls, obis, attr, access, client)
+                except MemoryError:  # noqa: B014
+                    return _TEMPORARY_FAILURE
         finally:
             self._depth -= 1
             if not self._depth:  # (a buffer going out in blocks keeps what it reads with)

@@ -68,7 +68,7 @@ def run(board: str, minutes: float, network: bool = True) -> dict:
                 except Disconnected:  # the meter gave the session's heap away: connect again, as a reader does
                     reconnects += 1
                     c.connect()
-                except LookupError as e:  # a data-access-result (250 other-reason: the read found no room)
+                except LookupError as e:  # a data-access-result (2 temporary-failure: the read found no room; 250 other-reason: a fault part-way)
                     why = f"{obj.logicalName}: {str(e).rsplit(' ', 1)[-1]}"
                     refused[why] = refused.get(why, 0) + 1
                 k += 1
