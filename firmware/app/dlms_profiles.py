@@ -120,8 +120,9 @@ def _element(cls, obis, hidden, acting=False):
 
 
 def _object_list(objects, which):
-    """The object list made as it goes out, one element at a time (cosem sends it in blocks): whole, it took some
-    12 KB of an ESP32's heap at once, which a session's heap in pieces did not always have."""
+    """The object list made as it goes out, one element at a time (cosem sends it in blocks): built whole, it held
+    4.8 KB of VM heap while it went out and its growing array wanted 1 KB in one piece, which an ESP32 session's
+    heap in pieces did not always have (docs/BENCHMARKS.md, "eighth stop")."""
     yield cosem.array_head(sum(1 for _ in objects.names()))
     hide = which == cosem.PUBLIC_CLIENT
     for cls, name in objects.names():
