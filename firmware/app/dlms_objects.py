@@ -59,8 +59,10 @@ _PREPAID = const(b"\x00\x00\x5e\x60\x13\xff\x00\x00\x5e\x60\x14\xff\x00\x00\x5e\
 _PREPAID_PRIVATE = const(12)
 _CLASS_ASSOCIATION = const(15)
 _CLASS_PROFILE = const(7)
+_CLASS_PUSH = const(40)
+_PUSH_SETUP = const(b"\x00\x04\x19\x09\x00\xff")  # app/dlms_names.py PUSH_SETUP as a private const: no global
 _CLASSES = (_CLASS_DATA, _CLASS_REGISTER, _CLASS_EXTENDED, _CLASS_PROFILE, _CLASS_CLOCK, _CLASS_ASSOCIATION,
-            _CLASS_DISCONNECT, _CLASS_LIMITER)
+            _CLASS_PUSH, _CLASS_DISCONNECT, _CLASS_LIMITER)
 # DLMS units (Blue Book table of units)
 _W = const(27)
 _VA = const(28)
@@ -91,7 +93,8 @@ _ENERGY_UNITS = (_WH, _WH, _VARH, _VARH, _VAH)  # by register index; the TOU zon
 
 
 def _forget():
-    for name in ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile", "app.dlms_supply"):
+    for name in ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile", "app.dlms_supply",
+                 "app.dlms_push"):
         loader.forget(name)
 
 
@@ -117,9 +120,13 @@ class Objects:
     callable giving the calendar's offset, `name` the logical device name (bytes, at most 16), `log` the event log
     (app/events.py EventLog; None: no event profiles), `period` a callable giving the demand period in s, the block
     load profile's capture period (None: no block load profile), `supply` the app's Supply (its load limit and
-    credit: the limiter and the prepaid data; None: neither)."""
+    credit: the limiter and the prepaid data; None: neither), `push` the alert push's (head-end, number of retries,
+    repetition delay in s), app/network_link.py's (None: a meter that pushes nothing has no push setup)."""
 
-    def __init__(self, tick, control, name, tz_offset_min, log=None, plate=None, period=None, supply=None):
+    SUPPLY = _LIMITER + _PREPAID  # the supply's objects' names, for app/dlms_profiles.py names (no module global)
+
+    def __init__(self, tick, control, name, tz_offset_min, log=None, plate=None, period=None, supply=None, push=None):
+        self.push = push
         self.period = period
         self.supply = supply
         self.tick = tick
@@ -143,7 +150,7 @@ class Objects:
             return cosem.octets(obis)
         if self.private(obis) and client not in (cosem.READER_CLIENT, cosem.UTILITY_CLIENT):
             return cosem.READ_WRITE_DENIED
-        if cls in (_CLASS_ASSOCIATION, _CLASS_PROFILE, _CLASS_LIMITER) or obis in LAST_EVENT or obis in PLATE_ITEMS \
+        if cls in (_CLASS_ASSOCIATION, _CLASS_PROFILE, _CLASS_LIMITER, _CLASS_PUSH) or obis in LAST_EVENT or obis in PLATE_ITEMS \
                 or among(LOAD_REGISTERS, obis) or among(_PREPAID, obis):
             return self._more(cls, obis, attr, access, client)
         if cls == _CLASS_REGISTER:
@@ -180,9 +187,9 @@ class Objects:
 
     def private(self, obis):
         """Whether only the meter reader and the utility read the object's values (the load profiles and their
-        registers, the prepaid money)."""
+        registers, the prepaid money, the push setup: the head-end's address)."""
         return (self.period is not None and (among(LOAD_PROFILES, obis) or among(LOAD_REGISTERS, obis))) or (
-            self.supply is not None and among(_PREPAID[_PREPAID_PRIVATE:], obis))
+            self.supply is not None and among(_PREPAID[_PREPAID_PRIVATE:], obis)) or obis == _PUSH_SETUP
 
     def _known(self, cls, obis):
         if cls == _CLASS_REGISTER:
@@ -196,6 +203,8 @@ class Objects:
         if self.supply is not None and ((cls == _CLASS_LIMITER and obis == _LIMITER)
                                         or (cls == _CLASS_DATA and among(_PREPAID, obis))):
             return True
+        if self.push is not None and cls == _CLASS_PUSH and obis == _PUSH_SETUP:
+            return True
         if self.plate is not None and ((cls == _CLASS_PROFILE and obis == NAME_PLATE)
                                        or (cls == _CLASS_DATA and obis in PLATE_ITEMS)):
             return True
@@ -207,39 +216,11 @@ class Objects:
 
     def names(self):
         """(class, OBIS) of every object this association reads, in the order of the object list: a generator, so
-        that the object list goes out element by element and never stands whole on the heap (app/dlms_profiles.py)."""
-        for row in INSTANT:
-            yield _CLASS_REGISTER, row[0]
-        for code in ENERGY:
-            yield _CLASS_REGISTER, code
-        yield _CLASS_EXTENDED, MAX_DEMAND
-        yield _CLASS_CLOCK, CLOCK
-        yield _CLASS_DATA, LDN
-        yield _CLASS_PROFILE, INSTANT_PROFILE
-        yield _CLASS_PROFILE, SCALER_PROFILE
-        if self.plate is not None:
-            yield _CLASS_PROFILE, NAME_PLATE
-            for name in PLATE_ITEMS:
-                yield _CLASS_DATA, name
-        if self.control is not None:
-            yield _CLASS_DISCONNECT, DISCONNECT
-        if self.supply is not None:
-            yield _CLASS_LIMITER, _LIMITER
-            for k in range(0, 42, 6):
-                yield _CLASS_DATA, _PREPAID[k:k + 6]
-        if self.log is not None:
-            for name in EVENT_LOGS:
-                yield _CLASS_PROFILE, name
-            for name in LAST_EVENT:
-                yield _CLASS_DATA, name
-            yield _CLASS_PROFILE, EVENT_SCALERS
-        if self.period is not None:
-            for k in range(0, len(LOAD_PROFILES), 6):
-                yield _CLASS_PROFILE, LOAD_PROFILES[k:k + 6]
-            for k in range(0, len(LOAD_REGISTERS), 6):
-                yield _CLASS_REGISTER, LOAD_REGISTERS[k:k + 6]
-        for name in (ASSOCIATION, PUBLIC_ASSOCIATION, READER_ASSOCIATION, UTILITY_ASSOCIATION):
-            yield _CLASS_ASSOCIATION, name
+        that the object list goes out element by element and never stands whole on the heap (app/dlms_profiles.py
+        names: on the heap with the object list's read)."""
+        from app import dlms_profiles
+
+        return dlms_profiles.names(self)
 
     def _more(self, cls, obis, attr, access, client):
         """The profiles, the association object and their data objects (app/dlms_profiles.py): that module is on
@@ -271,6 +252,10 @@ class Objects:
                 _forget()
 
     def _read(self, cls, obis, attr, access, client):
+        if cls == _CLASS_PUSH:
+            from app import dlms_push  # the push setup's code: only for its reads
+
+            return dlms_push.get(self.push, attr)
         if cls == _CLASS_LIMITER or among(_PREPAID, obis):
             from app import dlms_supply  # the supply's objects' code: only for their reads
 

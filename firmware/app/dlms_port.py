@@ -31,7 +31,8 @@ LOAD_TRIES = const(5)  # a session's first load of the layers: tries, the later 
 LOAD_WAIT_MS = const(400)
 _MEMORY_HOLD_MS = const(60000)  # at most one out-of-memory event (418) from the port in this long
 LAYERS = ("app.hdlc", "app.cosem", "app.dlms_objects", "app.dlms_names")
-_PROFILE_LAYERS = ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile", "app.dlms_hls", "gcm")
+_PROFILE_LAYERS = ("app.dlms_profiles", "app.dlms_load", "app.dlms_select", "app.load_profile", "app.dlms_push",
+                   "app.dlms_hls", "gcm")
 
 
 async def serve(ctx, metering, supply, uart, buf, n):
@@ -88,7 +89,7 @@ class Port:
                  ("%g-%g A" % (rating["ib_amps"], rating["imax_amps"])).encode())
         objects = dlms_objects.Objects(m.tick, self.supply.control, dlms_objects.logical_device_name(ctx.meter_id),
                                        lambda: m.cfg["tz_offset_min"], self.supply.log, plate,
-                                       lambda: m.cfg["md_period_s"], self.supply)
+                                       lambda: m.cfg["md_period_s"], self.supply, getattr(ctx, "dlms_push", None))
         self.loads += 1
         return cosem.Association(objects.get, max_pdu or cosem.MAX_PDU, lls=self.reader_secret, hls=self.utility,
                                  act=self.act, put=self.put)

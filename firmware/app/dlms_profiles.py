@@ -24,16 +24,20 @@ from app.dlms_names import (
     INSTANT_PROFILE,
     LAST_EVENT,
     LOAD_PROFILES,
+    LOAD_REGISTERS,
     MAX_DEMAND,
     NAME_PLATE,
     PLATE_ITEMS,
     PUBLIC_ASSOCIATION,
+    PUSH_SETUP,
+    READER_ASSOCIATION,
     SCALER_PROFILE,
     SELECTIVE,
     UTILITY_ASSOCIATION,
     among,
     date_time,
 )
+from app.dlms_objects import DISCONNECT, ENERGY, INSTANT, LDN
 from app.dlms_select import PROFILE_ATTRS, capture, selection, snapshot
 
 # (the classes as private consts, as in app/dlms_objects.py: MicroPython puts a private const's value in the code,
@@ -44,6 +48,7 @@ _CLASS_EXTENDED = const(4)
 _CLASS_PROFILE = const(7)
 _CLASS_CLOCK = const(8)
 _CLASS_ASSOCIATION = const(15)
+_CLASS_PUSH = const(40)
 _CLASS_DISCONNECT = const(70)
 _CLASS_LIMITER = const(71)
 _READ_ONLY = const(1)  # attribute access modes
@@ -59,6 +64,7 @@ _SHAPES = {
     _CLASS_ASSOCIATION: (1, 9, 0b1101111110, 4),  # every attribute but 7, the secret
     _CLASS_PROFILE: (1, 8, 0b111111110, 2),
     _CLASS_LIMITER: (0, 11, 0b111111111110, 0),
+    _CLASS_PUSH: (0, 7, 0b11111110, 1),  # (its method, push, is nobody's: the meter pushes its alerts itself)
 }
 _CONTEXT_NAME = b"\x60\x85\x74\x05\x08\x01\x01"  # logical-name referencing, no ciphering (3: with ciphering)
 _MECHANISM = b"\x60\x85\x74\x05\x08\x02"  # the authentication mechanism names: 0 none, 1 low-level security
@@ -123,10 +129,49 @@ def _object_list(objects, which):
     """The object list made as it goes out, one element at a time (cosem sends it in blocks): built whole, it held
     4.8 KB of VM heap while it went out and its growing array wanted 1 KB in one piece, which an ESP32 session's
     heap in pieces did not always have (docs/BENCHMARKS.md, "eighth stop")."""
-    yield cosem.array_head(sum(1 for _ in objects.names()))
+    yield cosem.array_head(sum(1 for _ in names(objects)))
     hide = which == cosem.PUBLIC_CLIENT
-    for cls, name in objects.names():
+    for cls, name in names(objects):
         yield _element(cls, name, hide and objects.private(name), which == cosem.UTILITY_CLIENT)
+
+
+def names(objects):
+    """app/dlms_objects.py Objects.names(): (class, OBIS) of every object `objects` has, in the object list's order,
+    one at a time."""
+    for row in INSTANT:
+        yield _CLASS_REGISTER, row[0]
+    for code in ENERGY:
+        yield _CLASS_REGISTER, code
+    yield _CLASS_EXTENDED, MAX_DEMAND
+    yield _CLASS_CLOCK, CLOCK
+    yield _CLASS_DATA, LDN
+    yield _CLASS_PROFILE, INSTANT_PROFILE
+    yield _CLASS_PROFILE, SCALER_PROFILE
+    if objects.plate is not None:
+        yield _CLASS_PROFILE, NAME_PLATE
+        for name in PLATE_ITEMS:
+            yield _CLASS_DATA, name
+    if objects.control is not None:
+        yield _CLASS_DISCONNECT, DISCONNECT
+    if objects.supply is not None:
+        yield _CLASS_LIMITER, objects.SUPPLY[:6]
+        for k in range(6, 48, 6):
+            yield _CLASS_DATA, objects.SUPPLY[k:k + 6]
+    if objects.log is not None:
+        for name in EVENT_LOGS:
+            yield _CLASS_PROFILE, name
+        for name in LAST_EVENT:
+            yield _CLASS_DATA, name
+        yield _CLASS_PROFILE, EVENT_SCALERS
+    if objects.push is not None:
+        yield _CLASS_PUSH, PUSH_SETUP
+    if objects.period is not None:
+        for k in range(0, len(LOAD_PROFILES), 6):
+            yield _CLASS_PROFILE, LOAD_PROFILES[k:k + 6]
+        for k in range(0, len(LOAD_REGISTERS), 6):
+            yield _CLASS_REGISTER, LOAD_REGISTERS[k:k + 6]
+    for name in (ASSOCIATION, PUBLIC_ASSOCIATION, READER_ASSOCIATION, UTILITY_ASSOCIATION):
+        yield _CLASS_ASSOCIATION, name
 
 
 def _rows(objects, k):

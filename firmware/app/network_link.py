@@ -15,7 +15,8 @@ from app import events, modem, modem_smp
 _WRAPPER_PORT = const(4059)  # app/dlms_wrapper.py WRAPPER_PORT (not imported: that module is on the heap per session)
 _PUSH_POLL_MS = const(5000)  # how often the event ring is looked at for alerts to push
 _PUSH_BATCH = const(8)  # alerts pushed per look at most
-_PUSH_RETRY_MS = const(60000)  # after a push that failed, before the next try
+_PUSH_RETRY_S = const(60)  # after a push that failed, before the next try
+_PUSH_RETRIES = const(3)  # tries of an alert after its first failed; then it is passed over (the event logs keep it)
 _QUIET_MS = const(600000)  # one link event of a kind per this long: a flapping link does not wear the flash
 LINKS = ("off", "searching", "denied", "up")  # app.modem LINK_* by value
 _EVENTS = {
@@ -52,12 +53,15 @@ class Link:
         h = self.headend
         try:
             self.modem = m = modem.from_board(self.ctx.board, self._event)
+            wrapper = self.dlms is not None and "dlms_port" in h and m.kind.FIXED_PEER  # (answers the head-end only)
+            if wrapper:  # the alert push setup's values, from the start (app/dlms_push.py: an object of a meter that pushes)
+                self.ctx.dlms_push = (h, _PUSH_RETRIES, _PUSH_RETRY_S)
             supervisor = asyncio.create_task(m.run())
             sock = await m.open(h["ip"], h["port"], modem_smp.PORT)  # opened by the supervisor once registered
             self.udp = modem_smp.SmpOverUdp(self.ctx.server, sock)
             if h["uplink_s"]:
                 asyncio.create_task(self._uplink(m, sock, h["uplink_s"]))
-            if self.dlms is not None and "dlms_port" in h and m.kind.FIXED_PEER:  # (answers the head-end only)
+            if wrapper:
                 try:
                     self.dlms_sock = await m.open(h["ip"], h["dlms_port"], _WRAPPER_PORT)
                     asyncio.create_task(self._dlms(self.dlms_sock))
@@ -111,10 +115,12 @@ class Link:
     async def _pushes(self, m, sock):
         """IS 15959's alert push (alert(), below): every _PUSH_POLL_MS while the link is up, the events recorded since
         the app started (or since the last pushed) that the Event Status Word has a bit for, one datagram each, in
-        order. One that cannot be sent now is tried again later; the next start does not send it again (its own
-        start's events are pushed then: a power cut's 101 and 102 come with the restore)."""
+        order. One that cannot be sent now is tried again _PUSH_RETRY_S later; one the module refused _PUSH_RETRIES
+        + 1 times (SEND FAIL, an AT error) is passed over (the event logs keep it). The next start does not send one
+        again (its own start's events are pushed then: a power cut's 101 and 102 come with the restore)."""
         log = self.log
         seq = log.boot_seq
+        failed = 0  # failed tries of the alert after seq
         while True:
             await asyncio.sleep_ms(_PUSH_POLL_MS)
             if m.link != modem.LINK_UP:
@@ -133,8 +139,12 @@ class Link:
                 except Exception as e:  # noqa: BLE001 - LinkDown, SendFailed, AtError, MemoryError: again later
                     self.push_failures += 1
                     self.push_error = repr(e)
-                    await asyncio.sleep_ms(_PUSH_RETRY_MS)  # (each try loads the push's modules: not every poll)
-                    break
+                    if not isinstance(e, (modem.LinkDown, MemoryError)):  # the module's refusals count; a link
+                        failed += 1  # gone or no heap now is waited out without limit
+                    if failed <= _PUSH_RETRIES:
+                        await asyncio.sleep(_PUSH_RETRY_S)  # (each try loads the push's modules: not every poll)
+                        break
+                failed = 0
                 seq = s
 
     def _push(self, s, code, at):
@@ -190,15 +200,15 @@ class Link:
 
 # IS 15959-2's alert push (docs/dlms.md "Alert push"): an event the meter records that IS 15959's Event Status Word has
 # a bit for goes to the head-end, as a DLMS DataNotification through the wrapper's socket (local port 4059, to the
-# head-end's dlms_port), from the meter's wPort 1 to the push association's client wPort 64. Its body is the alert push
-# setup's (0.4.25.9.0.255) object list as Indian meters send it: the device id (0.0.96.1.2.255: the meter id), the
-# push setup's own name, the clock (0.0.1.0.0.255: the event's local time) and the ESW (0.0.94.91.18.255: 128 bits,
-# the event's bit set). With the utility keys set (SMP 66/11), it goes authenticated and encrypted (general-glo-
-# ciphering, security control 0x30, under the meter's own invocation counter, app/dlms_hls.py); without them in the
-# clear. What it imports (app/cosem.py, dlms_names.py, dlms_hls.py, lib/gcm.py) comes and goes with the push.
+# head-end's dlms_port), from the meter's wPort 1 to the push association's client wPort 64. Its body is the values the
+# alert push setup (0.4.25.9.0.255, class 40: app/dlms_push.py) lists, as Indian meters send them: the device id
+# (0.0.96.1.0.255: the meter id), the push setup's own name, the clock (0.0.1.0.0.255: the event's local time) and the
+# ESW (0.0.94.91.18.255: 128 bits, the event's bit set). With the utility keys set (SMP 66/11), it goes authenticated
+# and encrypted (general-glo-ciphering, security control 0x30, under the meter's own invocation counter,
+# app/dlms_hls.py); without them in the clear. What it imports (app/cosem.py, dlms_names.py, dlms_hls.py, lib/gcm.py)
+# comes and goes with the push.
 _PUSH_CLIENT = const(64)  # the push association's client wPort (IS 15959: 0.0.40.0.4.255)
 _SERVER = const(1)  # the meter's own wPort (the management logical device)
-_SETUP = b"\x00\x04\x19\x09\x00\xff"  # the alert push setup, 0.4.25.9.0.255 (class 40)
 _ESW = const(16)  # the Event Status Word: a bit-string of 128 bits (bit n: byte n // 8, mask 0x80 >> n % 8)
 _DATA_NOTIFICATION = const(0x0F)
 _GENERAL_GLO = const(0xDB)
@@ -213,13 +223,13 @@ def alert(meter_id, seq, code, at, tz_offset_min, held=None):
     the meter has keys but no invocation counter to cipher it with (nothing goes in the clear then). `held`: the
     counters promised and not used (the DLMS ports' ctx.dlms_ic)."""
     from app import cosem
-    from app.dlms_names import date_time
+    from app.dlms_names import PUSH_SETUP, date_time
 
     esw = bytearray(_ESW)
     bit = ESW_BITS[code]
     esw[bit >> 3] |= 0x80 >> (bit & 7)
     apdu = (bytes((_DATA_NOTIFICATION, 0)) + (seq & 0xFFFFFF).to_bytes(3, "big")  # invoke id; normal, unconfirmed
-            + b"\x00\x02\x04" + cosem.octets(meter_id.encode()) + cosem.octets(_SETUP)  # no date-time; 4 values
+            + b"\x00\x02\x04" + cosem.octets(meter_id.encode()) + cosem.octets(PUSH_SETUP)  # no date-time; 4 values
             + cosem.octets(date_time(at, tz_offset_min)) + b"\x04\x81\x80" + esw)
     apdu = _ciphered(meter_id, apdu, held)
     if apdu is None:

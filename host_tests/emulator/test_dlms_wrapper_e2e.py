@@ -25,6 +25,7 @@ from gurux_dlms.objects import (  # noqa: E402
     GXDLMSData,
     GXDLMSDisconnectControl,
     GXDLMSProfileGeneric,
+    GXDLMSPushSetup,
     GXDLMSRegister,
 )
 
@@ -117,6 +118,13 @@ def test_the_public_client_and_the_meter_reader_read_the_meter_through_the_modem
 
     def reader(c):
         assert c.read(GXDLMSRegister("1.0.1.8.0.255"), 3, 2).value >= 0  # the import register
+        push = GXDLMSPushSetup("0.4.25.9.0.255")  # where the meter's alerts go, as gurux reads it
+        push.version = 0
+        c.read(push, 2, 3, 6, 7)
+        assert [o.logicalName for o, _ in push.pushObjectList] == [
+            "0.0.96.1.0.255", "0.4.25.9.0.255", "0.0.1.0.0.255", "0.0.94.91.18.255"], push.pushObjectList
+        assert (int(push.service), push.destination) == (1, f"127.0.0.1:{dlms_port}")  # UDP, the head-end
+        assert (push.numberOfRetries, push.repetitionDelay) == (3, 60)
         if board == "esp32_devkitc":
             return  # (its stored profiles' reads fit, but cost metering a reading now and then: docs/BENCHMARKS.md)
         # the stored load profiles' code (app/dlms_load.py) through the modem: the block load profile's shape and
@@ -134,7 +142,8 @@ def test_the_public_client_and_the_meter_reader_read_the_meter_through_the_modem
     assert st["headend"]["dlms_port"] == dlms_port and st["dlms"]["port"] == 4059 and st["dlms"]["open"], st
     assert st["dlms"]["sessions"] >= 1, st
     time.sleep(7)  # the session's idle time (5 s): its code leaves the heap
-    assert _out_of_memory(emu) == [], "metering ran out of heap beside the DLMS sessions"
+    oom = _out_of_memory(emu)
+    assert oom == [], f"metering ran out of heap beside the DLMS sessions: {oom}"
 
 
 @pytest.mark.parametrize("board", ["esp32_devkitc", "rpi_pico"])

@@ -173,6 +173,48 @@ def test_the_association_object_lists_every_object_with_read_only_access():
     assert (70, dlms_objects.DISCONNECT) not in list(without_relay.names()) and len(list(without_relay.names())) == 29
 
 
+def test_a_meter_that_pushes_has_an_alert_push_setup_the_reader_reads_and_nobody_writes():
+    tick, control, _ = meter()
+    setup = cosem.obis("0.4.25.9.0.255")
+    plain = dlms_objects.Objects(tick, control, b"MKT0000000000042", lambda: 330)
+    assert (40, setup) not in list(plain.names())
+    assert plain.get(40, setup, 2) == cosem.OBJECT_UNDEFINED  # a meter that pushes nothing has none
+    objects = dlms_objects.Objects(tick, control, b"MKT0000000000042", lambda: 330,
+                                   push=({"ip": "10.64.0.1", "port": 1337, "dlms_port": 4059}, 3, 60))
+    assert list(objects.names())[-5] == (40, setup)  # listed before the associations
+    reader = cosem.READER_CLIENT
+    assert objects.get(40, setup, 1) == b"\x09\x06" + setup
+    assert objects.get(40, setup, 2) == cosem.READ_WRITE_DENIED  # the public client: its name only
+    assert objects.get(40, setup, 3) == cosem.READ_WRITE_DENIED
+    assert objects.get(1, setup, 2) == 9  # its name under another class: class inconsistent
+    # the pushed values: device id (the serial number, 0.0.96.1.0.255, attribute 2), the setup's own name, the
+    # clock's time, the Event Status Word (0.0.94.91.18.255)
+    pushed = bytes(objects.get(40, setup, 2, None, reader))
+    assert pushed[:2] == b"\x01\x04" and len(pushed) == 2 + 4 * 18, pushed
+    assert pushed[2:20] == b"\x02\x04\x12\x00\x01\x09\x06\x00\x00\x60\x01\x00\xff\x0f\x02\x12\x00\x00"
+    assert pushed[20:27] == b"\x02\x04\x12\x00\x28\x09\x06" and pushed[27:33] == setup and pushed[34] == 1
+    assert pushed[38:43] == b"\x02\x04\x12\x00\x08" and pushed[45:51] == cosem.obis("0.0.1.0.0.255")
+    assert pushed[56:61] == b"\x02\x04\x12\x00\x01" and pushed[63:69] == cosem.obis("0.0.94.91.18.255")
+    # UDP to the head-end's address and DLMS port, xDLMS APDUs; no window, no random delay; 3 retries 60 s apart
+    assert objects.get(40, setup, 3, None, reader) == b"\x02\x03\x16\x01\x09\x0e10.64.0.1:4059\x16\x00"
+    assert objects.get(40, setup, 4, None, reader) == b"\x01\x00"
+    assert objects.get(40, setup, 5, None, reader) == b"\x12\x00\x00"
+    assert objects.get(40, setup, 6, None, reader) == b"\x11\x03"
+    assert objects.get(40, setup, 7, None, cosem.UTILITY_CLIENT) == b"\x12\x00\x3c"
+    assert objects.get(40, setup, 8, None, reader) == cosem.READ_WRITE_DENIED
+    a = cosem.Association(objects.get)
+    assert a.apdu(AARQ)[0] == 0x61
+    listed, _ = get_long(a, 15, "0.0.40.0.0.255", 2)
+    element = b"\x02\x04\x12\x00\x28\x11\x00\x09\x06" + setup  # class 40, version 0
+    i = listed.index(element) + len(element)
+    # to the public client: attribute 1 read-only, 2-7 no access (the head-end's address), method 1 (push) no access
+    assert listed[i:i + 4] == b"\x02\x02\x01\x07" and listed[i + 4:i + 11] == b"\x02\x03\x0f\x01\x16\x01\x00"
+    assert listed[i + 11:i + 18] == b"\x02\x03\x0f\x02\x16\x00\x00"
+    assert listed[i + 53:i + 61] == b"\x01\x01\x02\x02\x0f\x01\x16\x00"
+    # a SET of its destination: not for the public client (nor the others: the head-end is a signed SMP command's)
+    assert a.apdu(b"\xc1\x01\xc1\x00\x28" + setup + b"\x03\x00\x02\x03\x16\x01\x09\x00\x16\x00") == b"\xd8\x02\x02"
+
+
 T0 = 1764547200  # 2025-12-01 00:00:00 UTC: 05:30 local at +330 minutes
 
 

@@ -121,3 +121,93 @@ def test_a_read_request_never_changes_the_head_end():
         assert store.read_json(settings.PATH, {}) == {"recovery_relay": "hold"}
 
     fwtest.in_workdir(body, "meter")
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Asyncio:
+    """app/network_link.py's asyncio for the push loop: every sleep returns at once and is noted; the loop is stopped
+    at the `limit`th."""
+
+    def __init__(self, limit):
+        self.slept = []
+        self.limit = limit
+
+    async def sleep_ms(self, ms):
+        self._note(ms)
+
+    async def sleep(self, s):
+        self._note(s * 1000)
+
+    def _note(self, ms):
+        self.slept.append(ms)
+        if len(self.slept) >= self.limit:
+            raise _Stop
+
+
+class _Ring:
+    boot_seq = 0
+
+    def __init__(self, rows):
+        self.rows = rows
+        self.seq = rows[-1][0]
+
+    def after(self, seq):
+        return [r for r in self.rows if r[0] > seq]
+
+
+class _Sock:
+    def __init__(self, fails):
+        self.fails = fails  # datagram -> the exceptions its sends raise, in turn
+        self.sent = []
+
+    async def send(self, d):
+        left = self.fails.get(d)
+        if left:
+            raise left.pop(0)
+        self.sent.append(d)
+
+
+def _pushed(fails, limit=40):
+    from app import modem, network_link
+
+    class Modem:
+        link = modem.LINK_UP
+
+    log = Log()
+    link = network_link.Link(Ctx(), log, GOOD)
+    link._push = lambda s, code, at: b"alert-%d" % s
+    sock = _Sock(fails)
+    clock = _Asyncio(limit)
+    real = network_link.asyncio
+    network_link.asyncio = clock
+    try:
+        co = link._pushes(Modem(), sock)
+        link.log = _Ring([(1, 251, 0), (2, 101, 0)])
+        try:
+            co.send(None)
+        except _Stop:
+            pass
+    finally:
+        network_link.asyncio = real
+    return link, sock, clock
+
+
+def test_an_alert_the_module_keeps_refusing_is_passed_over_after_its_retries():
+    from app import modem
+
+    link, sock, clock = _pushed({b"alert-1": [modem.SendFailed("SEND FAIL") for _ in range(9)]})
+    assert sock.sent == [b"alert-2"] and link.pushes == 1 and link.push_failures == 4, (sock.sent, link.push_failures)
+    assert clock.slept.count(60000) == 3, clock.slept  # three retries, each a repetition delay later
+    assert "SendFailed" in link.push_error
+
+
+def test_an_alert_held_back_by_the_meter_s_heap_or_a_link_gone_is_retried_without_limit():
+    from app import modem
+
+    fails = [MemoryError() for _ in range(3)] + [modem.LinkDown("down") for _ in range(3)]
+    link, sock, clock = _pushed({b"alert-1": fails}, limit=60)
+    assert sock.sent == [b"alert-1", b"alert-2"] and link.push_failures == 6, (sock.sent, link.push_failures)
+    assert clock.slept.count(60000) == 6, clock.slept

@@ -19,8 +19,8 @@ raised. Invariants (fuzzcore.Violation):
 - the block load profile's buffer likewise: an array of the rows in flash, all of them or a run of them by entry (the
   damaged one as null-data in its place), or readable ones by range, as many as its head says; the daily load
   profile's (none in flash here) an empty array, with or without a selection.
-The reads are the meter reader's (client SAP 32); a load profile, load register or prepaid amount's attributes but the
-logical name are refused the public client (3) whatever the request.
+The reads are the meter reader's (client SAP 32); a load profile, load register, prepaid amount or the alert push
+setup's attributes but the logical name are refused the public client (3) whatever the request.
 """
 
 import fuzzcore
@@ -32,6 +32,7 @@ from app import (
     dlms_load,
     dlms_objects,
     dlms_profiles,
+    dlms_push,
     dlms_supply,
     dsp,
     events,
@@ -50,7 +51,7 @@ class NoError(Exception):
 
 ERRORS = (NoError,)
 MODULES = ("app/dlms_objects.py", "app/dlms_profiles.py", "app/dlms_load.py", "app/dlms_select.py",
-           "app/load_profile.py", "app/dlms_supply.py")
+           "app/load_profile.py", "app/dlms_supply.py", "app/dlms_push.py")
 MEM_BASE = 48 * 1024
 MEM_PER_BYTE = 64
 _T0 = 1764547200
@@ -80,7 +81,8 @@ _Supply.store.ledger.credit(25000)
 _Supply.store.last = [_T0, 25000]
 _TICK = Tick(dsp.Reading(), registers.Registers())
 _OBJECTS = dlms_objects.Objects(_TICK, _Control(), b"MKT0000000000042", lambda: 330, _LOG,
-                                (b"meter-42", b"MeterKit", b"1.2.3", b"5-60 A"), lambda: 900, _Supply)
+                                (b"meter-42", b"MeterKit", b"1.2.3", b"5-60 A"), lambda: 900, _Supply,
+                                ({"ip": "10.64.0.1", "port": 1337, "uplink_s": 0, "dlms_port": 4059}, 3, 60))
 # the block load profile's rows (written in setup(), the third damaged there): 15 minutes apart across a UTC midnight
 _BLOCK = [(_T0 - 86400 + 900 * (90 + k), 23000 + k, 4000 + 7 * k, 250000 + k, 260000 - k, k) for k in range(12)]
 _DAMAGED = 2
@@ -107,7 +109,7 @@ def setup():
         f.write(data)
 
 
-assert dlms_profiles.get and dlms_load.get and dlms_supply.get
+assert dlms_profiles.get and dlms_load.get and dlms_supply.get and dlms_push.get
 _NAMES = list(_OBJECTS.names())
 _ROWS = {}  # category -> its rows' encodings, by columns (first, last): the time, the code, then the supply's four
 for _k in range(7):  # figures at the event (null-data: this log has no metering behind it)
