@@ -14,13 +14,15 @@ RANGE = (b"\x02\x04" + CLOCK + b"\x09\x0c" + bytes.fromhex("07e90c0101051e0000ff
 
 
 # the probe meter's names(): 20 registers, demand, clock, name, the instantaneous and scaler profiles (23, 24), the
-# name plate and its 4 items (25-29), disconnect, then the event profiles
-PROFILES = range(31, 38)
-POWER = 33  # 0.0.99.98.2.255
+# name plate and its 4 items (25-29), disconnect (30), the limiter and the prepaid data (31-38), the event profiles
+# (39-45), their last-event codes and scaler profile, the alert push setup (54), the load profiles and their registers,
+# the associations (67-70); an index past 63 is a name of the input's own
+PROFILES = range(39, 46)
+POWER = 41  # 0.0.99.98.2.255
 
 
 def seeds() -> Iterator[bytes]:
-    for k in range(47):
+    for k in range(64):
         for attr in (1, 2, 3, 7, 8):
             yield bytes((k, attr))
     for k in PROFILES:
