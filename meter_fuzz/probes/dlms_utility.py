@@ -17,7 +17,7 @@ apdu() documents no exception for any request: ERRORS names one that is never ra
   answer, the f(CtoS) inside pass 4's): a repeat would leak the keystream;
 - the association holds only after a right f(StoC) for the challenge of the AARE in force; an ACTION reaches the
   object model (`act`), and a SET its `put`, only on an association that holds, and only from a request ciphered
-  under the keys;
+  under the keys (what `put` does with it is the `dlms_set` target's);
 - an accepted AARE says "authentication required" (14) and leaves the association pending.
 """
 

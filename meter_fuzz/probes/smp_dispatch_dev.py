@@ -308,6 +308,8 @@ class Meter:
         meter.account(time.ticks_ms())
         meter.listeners = listeners
         self.ctx = ctx
+        self.metering = meter  # (the dlms_set probe SETs into these)
+        self.supply = supply
         self.server = ctx.server
         self._watch()
         self.udp = modem_smp.SmpOverUdp(self.server, _Sock(), fixed_peer=False)
