@@ -289,7 +289,9 @@ class Meter:
         from loader.os_group import OsGroup
 
         _appwire.fresh_ram()
-        fuzzcore.keep_loaded("app.event_logs", "app.load_profile")  # (brought in per use: a profile read, group 65)
+        # (brought in per use and forgotten after: a profile read, group 65; the DLMS keys' and reader secret's
+        # commands, group 66: importing them again for each input is CPython's cost, about 1 MB traced, not the input's)
+        fuzzcore.keep_loaded("app.event_logs", "app.load_profile", "app.dlms_hls", "app.dlms_secret")
         ctx = _Ctx(self.mode)
         meter = Metering(ctx, frontend=_Front())
         OsGroup(ctx).register(ctx.server)
