@@ -61,7 +61,7 @@ def run(data):
         fuzzcore.check(trust.store.read_bytes(trust.PATH) == cur, "a refused update changed the stored trust store")
         raise
     fuzzcore.check(trust.store.read_bytes(trust.PATH) == raw, "the accepted store is not what was written")
-    _, _, signer, _ = trust.parse(raw)
+    _, body_bytes, signer, sig = trust.parse(raw)
     if cur is not None:
         old = trust.check(cur)
         fuzzcore.check(new["counter"] > old["counter"], "an update without a higher counter was accepted")
@@ -73,4 +73,4 @@ def run(data):
     fuzzcore.check(trust.load() == new["keys"] and trust.counter() == new["counter"],
                    "an accepted update is a store every later use refuses (not signed by one of its own root keys): "
                    "the meter now trusts nothing")
-    return {"accepted": True, "raw": raw, "key": signed_by["key"]}
+    return {"accepted": True, "raw": raw, "key": signed_by["key"], "body": bytes(body_bytes), "sig": bytes(sig)}
