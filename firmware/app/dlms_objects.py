@@ -123,7 +123,10 @@ class Objects:
     credit: the limiter and the prepaid data; None: neither), `push` the alert push's (head-end, number of retries,
     repetition delay in s), app/network_link.py's (None: a meter that pushes nothing has no push setup)."""
 
-    SUPPLY = _LIMITER + _PREPAID  # the supply's objects' names, for app/dlms_profiles.py names (no module global)
+    # the names app/dlms_profiles.py names() lists besides its own (the instantaneous and energy registers, the
+    # logical device name, the disconnect control, the supply's objects): handed over here, not imported, so that
+    # module imports none of this one (and no module global here holds the supply's)
+    NAMES = (INSTANT, ENERGY, LDN, DISCONNECT, _LIMITER + _PREPAID)
 
     def __init__(self, tick, control, name, tz_offset_min, log=None, plate=None, period=None, supply=None, push=None):
         self.push = push

@@ -37,7 +37,6 @@ from app.dlms_names import (
     among,
     date_time,
 )
-from app.dlms_objects import DISCONNECT, ENERGY, INSTANT, LDN
 from app.dlms_select import PROFILE_ATTRS, capture, selection, snapshot
 
 # (the classes as private consts, as in app/dlms_objects.py: MicroPython puts a private const's value in the code,
@@ -138,13 +137,14 @@ def _object_list(objects, which):
 def names(objects):
     """app/dlms_objects.py Objects.names(): (class, OBIS) of every object `objects` has, in the object list's order,
     one at a time."""
-    for row in INSTANT:
+    instant, energy, ldn, disconnect, supply = objects.NAMES
+    for row in instant:
         yield _CLASS_REGISTER, row[0]
-    for code in ENERGY:
+    for code in energy:
         yield _CLASS_REGISTER, code
     yield _CLASS_EXTENDED, MAX_DEMAND
     yield _CLASS_CLOCK, CLOCK
-    yield _CLASS_DATA, LDN
+    yield _CLASS_DATA, ldn
     yield _CLASS_PROFILE, INSTANT_PROFILE
     yield _CLASS_PROFILE, SCALER_PROFILE
     if objects.plate is not None:
@@ -152,11 +152,11 @@ def names(objects):
         for name in PLATE_ITEMS:
             yield _CLASS_DATA, name
     if objects.control is not None:
-        yield _CLASS_DISCONNECT, DISCONNECT
+        yield _CLASS_DISCONNECT, disconnect
     if objects.supply is not None:
-        yield _CLASS_LIMITER, objects.SUPPLY[:6]
+        yield _CLASS_LIMITER, supply[:6]
         for k in range(6, 48, 6):
-            yield _CLASS_DATA, objects.SUPPLY[k:k + 6]
+            yield _CLASS_DATA, supply[k:k + 6]
     if objects.log is not None:
         for name in EVENT_LOGS:
             yield _CLASS_PROFILE, name
