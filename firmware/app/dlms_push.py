@@ -25,7 +25,8 @@ def get(push, attr):
             cosem.number(cosem.LONG_UNSIGNED, c), cosem.octets(n), cosem.number(cosem.INTEGER, a),
             cosem.number(cosem.LONG_UNSIGNED, 0)) for c, n, a in _PUSHED))
     if attr == 3:  # send_destination_and_method: UDP, "ip:port", A-XDR encoded xDLMS APDUs (message 0)
-        return cosem.structure(cosem.number(cosem.ENUM, _UDP), cosem.octets(("%s:%d" % (headend["ip"], headend["dlms_port"])).encode()), cosem.number(cosem.ENUM, 0))
+        to = ("%s:%d" % (headend["ip"], headend["dlms_port"])).encode()
+        return cosem.structure(cosem.number(cosem.ENUM, _UDP), cosem.octets(to), cosem.number(cosem.ENUM, 0))
     if attr == 4:  # communication_window: none, an alert goes when it comes
         return cosem.array(0, b"")
     if attr == 5:  # randomisation_start_interval: none

@@ -141,9 +141,9 @@ class Link:
                     self.push_error = repr(e)
                     if not isinstance(e, (modem.LinkDown, MemoryError)):  # the module's refusals count; a link
                         failed += 1  # gone or no heap now is waited out without limit
-                    if failed <= _PUSH_RETRIES:
-                        await asyncio.sleep(_PUSH_RETRY_S)  # (each try loads the push's modules: not every poll)
-                        break
+                    if failed <= _PUSH_RETRIES:  # (each try loads the push's modules: not every poll) the loop's
+                        await asyncio.sleep_ms(_PUSH_RETRY_S * 1000 - _PUSH_POLL_MS)  # own poll wait makes it
+                        break  # _PUSH_RETRY_S, the push setup's repetition delay
                 failed = 0
                 seq = s
 
