@@ -91,7 +91,7 @@ class Metering:
 
     def _profile(self, what, row, *args):
         """IS 15959's stored profiles take a row (app/load_profile.py's `what`: "block" or "daily"; "bill", the monthly
-        billing reset, takes this metering task; the module is on the heap for the one write). With no room for its
+        billing reset of app/billing.py, takes this metering task; the modules are on the heap for the one write). With no room for its
         code, what the SMP server's releasers hold (a DLMS session) is given back and the row tried once more at once:
         a head-end that keeps a session up re-takes the heap at its next request, so a row left for the next reading
         could find it taken again reading after reading (the emulated ESP32 with its network up skipped its daily row
@@ -104,8 +104,14 @@ class Metering:
                 from app import load_profile
 
                 try:
-                    getattr(load_profile, what)(row, *args)
+                    if what == "bill":
+                        from app import billing
+
+                        billing.bill(row, *args)
+                    else:
+                        getattr(load_profile, what)(row, *args)
                 finally:
+                    loader.forget("app.billing")
                     loader.forget("app.load_profile")
             except MemoryError:  # noqa: B014 - the releasers' heap given back and collected, then once more
                 freed = False

@@ -200,14 +200,15 @@ class SupplyGroup:
         return {"calendar": {k: m.cfg[k] for k in meter_settings.CALENDAR}}
 
     def bill(self, req):
-        """IS 15959's billing reset on demand, an MD reset (app/load_profile.py bill_command: its code on the heap for
-        the one request)."""
+        """IS 15959's billing reset on demand, an MD reset (app/billing.py bill_command: its code on the heap for the
+        one request)."""
         import loader
-        from app import load_profile
+        from app import billing
 
         try:
-            return load_profile.bill_command(self, req, RC_NOT_ALLOWED)
+            return billing.bill_command(self, req, RC_NOT_ALLOWED)
         finally:
+            loader.forget("app.billing")
             loader.forget("app.load_profile")
 
     def keys(self, req):

@@ -466,7 +466,7 @@ def test_a_signed_billing_reset_on_demand_bills_now_and_the_month_goes_on():
 
 
 def test_billing_date_is_the_latest_billing_day_not_after_today():
-    from app.load_profile import billing_date
+    from app.billing import billing_date
 
     def day(y, mo, d):  # days since 1970-01-01 (credit.py's pure calendar arithmetic)
         from app.credit import day_number
