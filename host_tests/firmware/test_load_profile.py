@@ -351,14 +351,16 @@ def test_smp_group_65_reads_the_profiles_a_page_at_a_time_and_refuses_a_bad_requ
     fwtest.in_workdir(body, "meter")
 
 
-def test_the_session_s_packed_names_are_the_load_objects_names():
-    from app import dlms_load, dlms_names
+def test_the_session_s_packed_names_are_is_15959_s():
+    from app import dlms_names
 
-    assert dlms_names.LOAD_PROFILES == dlms_load.BLOCK_LOAD + dlms_load.DAILY_LOAD + dlms_load.BILLING \
-        + dlms_load.BLOCK_SCALERS + dlms_load.DAILY_SCALERS + dlms_load.BILLING_SCALERS
-    assert dlms_names.LOAD_PROFILES[:dlms_names.SELECTIVE] == dlms_load.BLOCK_LOAD + dlms_load.DAILY_LOAD \
-        + dlms_load.BILLING  # the buffers with selective access
-    assert dlms_names.LOAD_REGISTERS == b"".join(dlms_load.BLOCK_COLUMNS) + dlms_load.BILLING_PF
+    names = ("1.0.99.1.0.255", "1.0.99.2.0.255", "1.0.98.1.0.255", "1.0.94.91.4.255", "1.0.94.91.5.255",
+             "1.0.94.91.6.255")  # app/dlms_load.py's order: the three profiles, then their scaler profiles
+    assert dlms_names.LOAD_PROFILES == b"".join(cosem.obis(n) for n in names)
+    assert dlms_names.LOAD_PROFILES[:dlms_names.SELECTIVE] == b"".join(cosem.obis(n) for n in names[:3])  # selective
+    columns = ("1.0.12.27.0.255", "1.0.11.27.0.255", "1.0.1.29.0.255", "1.0.9.29.0.255", "1.0.2.29.0.255",
+                 "1.0.13.0.0.255")  # the block load profile's columns in a row's order, then the billing period's pf
+    assert dlms_names.LOAD_REGISTERS == b"".join(cosem.obis(n) for n in columns)
     assert dlms_names.among(dlms_names.LOAD_REGISTERS, cosem.obis("1.0.1.29.0.255"))
     assert not dlms_names.among(dlms_names.LOAD_REGISTERS, b"\x00\xff\x01\x00\x01\x1d")  # across two names
     assert not dlms_names.among(dlms_names.LOAD_REGISTERS, b"\x01\x00\x0c")  # part of one

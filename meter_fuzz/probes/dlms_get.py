@@ -30,6 +30,7 @@ from app import (
     cosem,
     credit_store,
     dlms_load,
+    dlms_names,
     dlms_objects,
     dlms_profiles,
     dlms_push,
@@ -181,7 +182,7 @@ def run(data):
         v = list(v)
     check(isinstance(v, (bytes, list)) and all(isinstance(p, bytes) for p in ([v] if isinstance(v, bytes) else v)),
           "an answer of type %r" % type(v))
-    block = cls == 7 and obis == dlms_load.BLOCK_LOAD and attr == 2
+    block = cls == 7 and obis == dlms_names.LOAD_PROFILES[:6] and attr == 2  # the block load profile
     if block:
         check(isinstance(v, list) and v[0][0] == cosem.ARRAY and v[0] == cosem.array_head(len(v) - 1),
               "a block load buffer that is not an array of its rows")
@@ -193,8 +194,9 @@ def run(data):
         else:
             check(_is_subsequence(rows, _BLOCK_READABLE), "block load rows by range the profile does not hold")
         return len(v)
-    if cls == 7 and obis in (dlms_load.DAILY_LOAD, dlms_load.BILLING) and attr == 2:  # this meter keeps no daily or
-        check(_whole(v) == cosem.array_head(0), "daily load or billing rows this meter does not hold")  # billing rows
+    # (this meter holds no daily load or billing rows)
+    if cls == 7 and obis in (dlms_names.LOAD_PROFILES[6:12], dlms_names.LOAD_PROFILES[12:18]) and attr == 2:
+        check(_whole(v) == cosem.array_head(0), "daily load or billing rows this meter does not hold")
         return 0
     profile = cls == 7 and obis in dlms_objects.EVENT_LOGS and attr == 2
     if cls == 7 and obis in (dlms_objects.INSTANT_PROFILE, dlms_objects.SCALER_PROFILE) and attr == 2:
