@@ -29,8 +29,9 @@ Input: byte 0 chooses the file (FILES), byte 1 how it is damaged, the rest drive
          bit 3     for the register files: energy.b instead of energy.a
 Documented outcome that is not a finding: a board file that is missing or no board definition (loader/board.py
 raises ValueError: a meter cannot start without its pins; main.py's handler resets) is BoardMissing, and so is a
-board file with an "id" whose other fields the start-up cannot use (KeyError, TypeError, ... from loader/hal.py or
-app/calibration.py): provisioning writes it once, nothing at run time changes it and nothing can stand in for it.
+board file with an "id" whose other fields the start-up cannot use (KeyError, TypeError, ... from loader/hal.py,
+app/calibration.py or app/metering.py; OverflowError for a number no float holds, a rating of 10**400 amps):
+provisioning writes it once, nothing at run time changes it and nothing can stand in for it.
 (That a damaged board file stops a locked meter in a reset loop is a limitation this target reports, not hides.)"""
 
 import json
@@ -578,7 +579,7 @@ def run(data):
     was = _hardware()
     try:
         ctx, meter, sup, rest = _boot(path == "meter/update-events.json")
-    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, ArithmeticError) as e:
         if path != "meter/board.json" or isinstance(e, BoardMissing):
             raise
         # the board file past its "id": trusted provisioning data, nothing at run time writes it and nothing can
