@@ -38,8 +38,12 @@ PUBLIC_ASSOCIATION = cosem.obis("0.0.40.0.1.255")  # IS 15959's names: the publi
 READER_ASSOCIATION = cosem.obis("0.0.40.0.2.255")  # the meter reader's
 UTILITY_ASSOCIATION = cosem.obis("0.0.40.0.3.255")  # and the utility settings'
 NAME_PLATE = cosem.obis("0.0.94.91.10.255")  # IS 15959's name plate details: one row of the items below
-# the name plate's items (class 1, octet-strings): serial number, manufacturer, firmware version, current rating
-PLATE_ITEMS = tuple(cosem.obis(c) for c in ("0.0.96.1.0.255", "0.0.96.1.1.255", "1.0.0.2.0.255", "0.0.94.91.12.255"))
+# the name plate's items (class 1, octet-strings), in IS 15959's order: serial number (the meter id), device id (FLAG
+# and the serial number, as IS 15959 meters give it: what an alert push names the meter by), manufacturer, firmware
+# version, current rating
+PLATE_ITEMS = tuple(cosem.obis(c) for c in ("0.0.96.1.0.255", "0.0.96.1.2.255", "0.0.96.1.1.255", "1.0.0.2.0.255",
+                                             "0.0.94.91.12.255"))
+FLAG = b"MKT"  # the manufacturer's three-letter FLAG id (IS 15959): the logical device name's and the device id's start
 PUSH_SETUP = b"\x00\x04\x19\x09\x00\xff"  # IS 15959's alert push setup, 0.4.25.9.0.255 (class 40: app/dlms_push.py)
 
 

@@ -101,8 +101,10 @@ def _forget():
 def logical_device_name(meter_id):
     """16 octets: the manufacturer's three letters (IS 15959: its FLAG id), then the meter id's last 13 characters,
     zero-padded."""
+    from app.dlms_names import FLAG  # (here, not in this module's globals: a DLMS session's heap)
+
     tail = meter_id.encode()[-13:]
-    return b"MKT" + b"0" * (13 - len(tail)) + tail
+    return FLAG + b"0" * (13 - len(tail)) + tail
 
 
 def _clamped(tag, v):

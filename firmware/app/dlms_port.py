@@ -77,7 +77,7 @@ class Port:
     def association(self, max_pdu=0):
         """An Association over the meter's objects (the layers in), whose largest PDU is max_pdu (cosem.MAX_PDU
         when 0)."""
-        from app import cosem, dlms_objects
+        from app import cosem, dlms_names, dlms_objects
 
         if not self._held:
             self.ctx.dlms_ports = getattr(self.ctx, "dlms_ports", 0) + 1
@@ -85,7 +85,8 @@ class Port:
         m = self.metering
         ctx = self.ctx
         rating = ctx.board["metering"]
-        plate = (ctx.meter_id.encode(), dlms_objects.MANUFACTURER, (ctx.app_version or "").encode(),
+        serial = ctx.meter_id.encode()
+        plate = (serial, dlms_names.FLAG + serial, dlms_objects.MANUFACTURER, (ctx.app_version or "").encode(),
                  ("%g-%g A" % (rating["ib_amps"], rating["imax_amps"])).encode())
         objects = dlms_objects.Objects(m.tick, self.supply.control, dlms_objects.logical_device_name(ctx.meter_id),
                                        lambda: m.cfg["tz_offset_min"], self.supply.log, plate,

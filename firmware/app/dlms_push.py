@@ -10,9 +10,9 @@ _CLASS_DATA = const(1)  # (private consts, as in app/dlms_objects.py: no names o
 _CLASS_CLOCK = const(8)
 _CLASS_PUSH = const(40)
 _UDP = const(1)  # send_destination_and_method's transport service (0 TCP, 1 UDP)
-# the values each alert carries, {class, logical name, attribute}: the device id (the name plate's serial number: the
-# meter id), the push setup's name, the clock's time, IS 15959's Event Status Word (sent in pushes only)
-_PUSHED = ((_CLASS_DATA, PLATE_ITEMS[0], 2), (_CLASS_PUSH, PUSH_SETUP, 1), (_CLASS_CLOCK, CLOCK, 2),
+# the values each alert carries, {class, logical name, attribute}: the device id (the name plate's: FLAG and the meter
+# id), the push setup's name, the clock's time, IS 15959's Event Status Word (sent in pushes only)
+_PUSHED = ((_CLASS_DATA, PLATE_ITEMS[1], 2), (_CLASS_PUSH, PUSH_SETUP, 1), (_CLASS_CLOCK, CLOCK, 2),
            (_CLASS_DATA, b"\x00\x00\x5e\x5b\x12\xff", 2))
 
 

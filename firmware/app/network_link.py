@@ -202,7 +202,7 @@ class Link:
 # a bit for goes to the head-end, as a DLMS DataNotification through the wrapper's socket (local port 4059, to the
 # head-end's dlms_port), from the meter's wPort 1 to the push association's client wPort 64. Its body is the values the
 # alert push setup (0.4.25.9.0.255, class 40: app/dlms_push.py) lists, as Indian meters send them: the device id
-# (0.0.96.1.0.255: the meter id), the push setup's own name, the clock (0.0.1.0.0.255: the event's local time) and the
+# (0.0.96.1.2.255: FLAG and the meter id, as the name plate gives it), the push setup's own name, the clock (0.0.1.0.0.255: the event's local time) and the
 # ESW (0.0.94.91.18.255: 128 bits, the event's bit set). With the utility keys set (SMP 66/11), it goes authenticated
 # and encrypted (general-glo-ciphering, security control 0x30, under the meter's own invocation counter,
 # app/dlms_hls.py); without them in the clear. What it imports (app/cosem.py, dlms_names.py, dlms_hls.py, lib/gcm.py)
@@ -223,13 +223,13 @@ def alert(meter_id, seq, code, at, tz_offset_min, held=None):
     the meter has keys but no invocation counter to cipher it with (nothing goes in the clear then). `held`: the
     counters promised and not used (the DLMS ports' ctx.dlms_ic)."""
     from app import cosem
-    from app.dlms_names import PUSH_SETUP, date_time
+    from app.dlms_names import FLAG, PUSH_SETUP, date_time
 
     esw = bytearray(_ESW)
     bit = ESW_BITS[code]
     esw[bit >> 3] |= 0x80 >> (bit & 7)
     apdu = (bytes((_DATA_NOTIFICATION, 0)) + (seq & 0xFFFFFF).to_bytes(3, "big")  # invoke id; normal, unconfirmed
-            + b"\x00\x02\x04" + cosem.octets(meter_id.encode()) + cosem.octets(PUSH_SETUP)  # no date-time; 4 values
+            + b"\x00\x02\x04" + cosem.octets(FLAG + meter_id.encode()) + cosem.octets(PUSH_SETUP)  # no date-time; 4 values
             + cosem.octets(date_time(at, tz_offset_min)) + b"\x04\x81\x80" + esw)
     apdu = _ciphered(meter_id, apdu, held)
     if apdu is None:

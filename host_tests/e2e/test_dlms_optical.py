@@ -84,7 +84,7 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
         assert {(3, "1.0.12.7.0.255"), (3, "1.0.1.8.0.255"), (8, "0.0.1.0.0.255"), (70, "0.0.96.3.10.255"),
                 (7, "0.0.99.98.2.255"), (7, "1.0.94.91.0.255"), (7, "0.0.94.91.10.255"), (15, "0.0.40.0.0.255"), (7, "1.0.99.1.0.255"), (3, "1.0.1.29.0.255")} <= listed \
             and (7, "1.0.99.2.0.255") in listed and (15, "0.0.40.0.2.255") in listed and (15, "0.0.40.0.3.255") in listed and (7, "1.0.98.1.0.255") in listed and (71, "0.0.17.0.0.255") in listed \
-            and (1, "0.0.94.96.24.255") in listed and len(listed) == 70
+            and (1, "0.0.94.96.24.255") in listed and len(listed) == 71
         # the power-related event profile is the power events `ota meter events` lists (101 and 102 at first boot)
         tz = json.loads(ota("meter", "calendar", "--port", emu.console, "--json").stdout)["tz_offset_min"]
         logged = json.loads(ota("meter", "events", "--port", emu.console, "--json").stdout)["events"]
@@ -125,9 +125,10 @@ def test_a_dlms_client_reads_what_smp_reads_through_the_optical_port(start_emula
                  for v in c.read(GXDLMSProfileGeneric("0.0.94.91.10.255"), 3, 2).buffer[0]]
         running = [s["version"] for s in json.loads(ota("status", "--port", emu.console, "--json").stdout)["slots"]
                    if s["active"]]
-        assert plate[1] == "MeterKit" and plate[0].encode().endswith(name[-13:].lstrip(b"0")), plate
+        assert plate[2] == "MeterKit" and plate[0].encode().endswith(name[-13:].lstrip(b"0")), plate
+        assert plate[1] == "MKT" + plate[0], plate  # the device id: the FLAG id, then the serial number
         rating = load_board(board)["metering"]
-        assert plate[3] == f"{rating['ib_amps']:g}-{rating['imax_amps']:g} A" and [plate[2]] == running
+        assert plate[4] == f"{rating['ib_amps']:g}-{rating['imax_amps']:g} A" and [plate[3]] == running
         assert c.read(GXDLMSClock("0.0.1.0.0.255"), 2).time is not None
         # the limiter is the load limit `ota meter relay status` shows; the payment mode whether the meter keeps
         # credit; the balance is the meter reader's (below)

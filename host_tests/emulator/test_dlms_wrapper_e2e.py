@@ -140,7 +140,7 @@ def test_the_public_client_and_the_meter_reader_read_the_meter_through_the_modem
         push.version = 0
         c.read(push, 2, 3, 6, 7)
         assert [o.logicalName for o, _ in push.pushObjectList] == [
-            "0.0.96.1.0.255", "0.4.25.9.0.255", "0.0.1.0.0.255", "0.0.94.91.18.255"], push.pushObjectList
+            "0.0.96.1.2.255", "0.4.25.9.0.255", "0.0.1.0.0.255", "0.0.94.91.18.255"], push.pushObjectList
         assert (int(push.service), push.destination) == (1, f"127.0.0.1:{dlms_port}")  # UDP, the head-end
         assert (push.numberOfRetries, push.repetitionDelay) == (3, 60)
         # the stored load profiles' code (app/dlms_load.py) through the modem: the block load profile's shape and
@@ -269,7 +269,7 @@ def test_a_power_cut_with_the_cover_open_is_logged_and_pushed_to_the_head_end(st
         got, seen = _alerts(headend, {86}, 120)  # the reset's start: first breath, once the link is up
         assert 86 in seen, got
         info = _json("info", "--port", con, "--json")
-        assert got[0]["device"] == info["meter_id"].encode() and got[0]["setup"] == bytes((0, 4, 25, 9, 0, 255))
+        assert got[0]["device"] == b"MKT" + info["meter_id"].encode() and got[0]["setup"] == bytes((0, 4, 25, 9, 0, 255))
 
         emu.ctl("press", "cover", "--for", "600")  # the cover off, and the power cut while it is
         time.sleep(1)

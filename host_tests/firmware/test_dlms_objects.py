@@ -187,11 +187,11 @@ def test_a_meter_that_pushes_has_an_alert_push_setup_the_reader_reads_and_nobody
     assert objects.get(40, setup, 2) == cosem.READ_WRITE_DENIED  # the public client: its name only
     assert objects.get(40, setup, 3) == cosem.READ_WRITE_DENIED
     assert objects.get(1, setup, 2) == 9  # its name under another class: class inconsistent
-    # the pushed values: device id (the serial number, 0.0.96.1.0.255, attribute 2), the setup's own name, the
-    # clock's time, the Event Status Word (0.0.94.91.18.255)
+    # the pushed values: the device id (IS 15959's 0.0.96.1.2.255, attribute 2), the setup's own name, the clock's
+    # time, the Event Status Word (0.0.94.91.18.255)
     pushed = bytes(objects.get(40, setup, 2, None, reader))
     assert pushed[:2] == b"\x01\x04" and len(pushed) == 2 + 4 * 18, pushed
-    assert pushed[2:20] == b"\x02\x04\x12\x00\x01\x09\x06\x00\x00\x60\x01\x00\xff\x0f\x02\x12\x00\x00"
+    assert pushed[2:20] == b"\x02\x04\x12\x00\x01\x09\x06\x00\x00\x60\x01\x02\xff\x0f\x02\x12\x00\x00"
     assert pushed[20:27] == b"\x02\x04\x12\x00\x28\x09\x06" and pushed[27:33] == setup and pushed[34] == 1
     assert pushed[38:43] == b"\x02\x04\x12\x00\x08" and pushed[45:51] == cosem.obis("0.0.1.0.0.255")
     assert pushed[56:61] == b"\x02\x04\x12\x00\x01" and pushed[63:69] == cosem.obis("0.0.94.91.18.255")

@@ -366,8 +366,9 @@ def test_a_session_serves_the_name_plate_from_the_meters_identity_and_board():
         n = hdlc.encode(frame, 1, 1, 16, 1, 0x32 | 0x10, get)  # I-frame N(S)=1 N(R)=1, poll
         send(p, bytes(frame[:n]))
         apdu = line.out[-1][11:-3]  # after the flag, format, addresses, control, HCS and the LLC header
-        assert apdu[:4] == b"\xc4\x01\xc1\x00" and apdu[4:8] == b"\x01\x01\x02\x04"  # one row of 4
-        assert apdu[8:] == (b"\x09\x08meter-42" + b"\x09\x08MeterKit" + b"\x09\x051.2.3" + b"\x09\x065-60 A")
+        assert apdu[:4] == b"\xc4\x01\xc1\x00" and apdu[4:8] == b"\x01\x01\x02\x05"  # one row of 5
+        assert apdu[8:] == (b"\x09\x08meter-42" + b"\x09\x0bMKTmeter-42" + b"\x09\x08MeterKit" + b"\x09\x051.2.3"
+                            + b"\x09\x065-60 A")
         import app
 
         # the profiles' module was on the heap for that read only

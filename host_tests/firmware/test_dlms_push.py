@@ -21,7 +21,7 @@ def _plain_body(apdu, seq):
     assert apdu[:5] == b"\x0f\x00" + seq.to_bytes(3, "big") and apdu[5] == 0, apdu  # normal, unconfirmed; no time
     assert apdu[6:8] == b"\x02\x04"  # a structure of the setup's four values
     n = apdu[9]
-    assert apdu[8] == 0x09 and bytes(apdu[10:10 + n]) == b"meter-42"
+    assert apdu[8] == 0x09 and bytes(apdu[10:10 + n]) == b"MKTmeter-42"  # the device id: FLAG and the meter id
     k = 10 + n
     assert apdu[k:k + 8] == b"\x09\x06\x00\x04\x19\x09\x00\xff"  # the alert push setup 0.4.25.9.0.255
     assert apdu[k + 8:k + 10] == b"\x09\x0c"
@@ -54,7 +54,7 @@ def test_with_the_keys_an_alert_goes_ciphered_under_the_meter_s_counter():
         for seq in (3, 4):
             d = network_link.alert("meter-42", seq, 101, AT, 330, held)
             assert header(d) == (1, 1, 64, len(d) - 8)
-            assert len(d) == 87 + len("meter-42")  # (docs/SECURITY.md: a push's size)
+            assert len(d) == 87 + len("MKTmeter-42")  # (docs/SECURITY.md: a push's size)
             assert d[8:10] == b"\xdb\x08" and bytes(d[10:18]) == title  # general-glo-ciphering, the meter's title
             plain, ic = cl.opened(d[17:], title)  # (its length byte, then SC 0x30, the counter, ciphertext, tag)
             esw = _plain_body(plain, seq)

@@ -83,3 +83,18 @@ def test_the_probes_wire_group_67_as_the_app_does():
                    if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "MIRRORS")
     missing = [line for line in mirrors if line not in src]
     assert not missing, f"app/main.py changed; update meter_fuzz/probes/_appwire.py: {missing}"
+
+
+def test_dlms_get_seeds_name_the_objects_they_mean():
+    """meter_fuzz/host/dlms_get.py picks objects by their place in the probe meter's object list: an object added to
+    the model moves the places, so the seeds and the regression input must move with them."""
+    from meter_fuzz.host import dlms_get as host
+
+    t = targets.load("dlms_get")
+    names = t.probe._NAMES
+    obis = t.probe.cosem.obis
+    assert [names[k] for k in host.PROFILES] == [(7, obis(f"0.0.99.98.{c}.255")) for c in range(7)]
+    assert names[host.POWER] == (7, obis("0.0.99.98.2.255")) and names[host.DAILY] == (7, obis("1.0.99.2.0.255"))
+    assert names[63:] == [(cls, obis(name)) for cls, name in host.BY_NAME]  # those reached by name
+    regress = (t.corpus_dir / "regress-daily-by-entry").read_bytes()
+    assert names[regress[0] & 0x3F] == (7, obis("1.0.99.2.0.255")), regress

@@ -91,7 +91,7 @@ def test_the_dlms_object_table_is_the_meters_object_list():
     from app.tick import Tick
 
     objects = dlms_objects.Objects(Tick(dsp.Reading(), registers.Registers()), fwtest.disconnect_control(),
-                                   b"MKT0000000000042", lambda: 330, events.EventLog(), (b"s", b"m", b"v", b"r"),
+                                   b"MKT0000000000042", lambda: 330, events.EventLog(), (b"s", b"i", b"m", b"v", b"r"),
                                    lambda: 1800, fwtest.meter_parts()[2],
                                    ({"ip": "10.64.0.1", "port": 1337, "dlms_port": 4059}, 3, 60))
     want = [(cls, ".".join(str(b) for b in obis)) for cls, obis in objects.names()]

@@ -14,17 +14,27 @@ RANGE = (b"\x02\x04" + CLOCK + b"\x09\x0c" + bytes.fromhex("07e90c0101051e0000ff
 
 
 # the probe meter's names(): 20 registers, demand, clock, name, the instantaneous and scaler profiles (23, 24), the
-# name plate and its 4 items (25-29), disconnect (30), the limiter and the prepaid data (31-38), the event profiles
-# (39-45), their last-event codes and scaler profile, the alert push setup (54), the load profiles and their registers,
-# the associations (67-70); an index past 63 is a name of the input's own
-PROFILES = range(39, 46)
-POWER = 41  # 0.0.99.98.2.255
+# name plate and its 5 items (25-30), disconnect (31), the limiter and the prepaid data (32-39), the event profiles
+# (40-46), their last-event codes and scaler profile, the alert push setup (55), the load profiles (the daily one 57)
+# and their registers, the associations (68-71); from 63 on reached by their names: index 63 takes a name from the
+# input (host_tests/fuzz/test_targets.py checks these against the probe's names)
+PROFILES = range(40, 47)
+POWER = 42  # 0.0.99.98.2.255
+DAILY = 57  # 1.0.99.2.0.255
+# the probe meter's names from 63 on, {class, name}: the block load registers, the billing period's power factor, the
+# associations
+BY_NAME = ((3, "1.0.11.27.0.255"), (3, "1.0.1.29.0.255"), (3, "1.0.9.29.0.255"), (3, "1.0.2.29.0.255"),
+           (3, "1.0.13.0.0.255"), (15, "0.0.40.0.0.255"), (15, "0.0.40.0.1.255"), (15, "0.0.40.0.2.255"),
+           (15, "0.0.40.0.3.255"))
 
 
 def seeds() -> Iterator[bytes]:
-    for k in range(64):
+    for k in range(63):
         for attr in (1, 2, 3, 7, 8):
             yield bytes((k, attr))
+    for cls, name in BY_NAME:
+        for attr in (1, 2, 3, 7, 8):
+            yield bytes((0x40 | 63,)) + bytes(int(b) for b in name.split(".")) + bytes((cls, attr))
     for k in PROFILES:
         yield bytes((0x80 | k, 2, 2)) + ENTRY
         yield bytes((0x80 | k, 2, 1)) + RANGE
@@ -33,5 +43,6 @@ def seeds() -> Iterator[bytes]:
     yield bytes((0x80 | POWER, 2, 3)) + ENTRY  # selector 3
     yield bytes((0x80 | 0, 2, 2)) + ENTRY  # a register with selective access
     yield bytes((0x80 | 23, 2, 2)) + ENTRY  # the instantaneous profile: no selective access
+    yield bytes((0x80 | DAILY, 2, 2)) + ENTRY  # the daily load profile (no rows here) by entry
     yield bytes((0xC0 | POWER, 1, 2))  # a profile's name under class 1
     yield bytes((63,)) + bytes.fromhex("0000636200ff") + b"\x02"  # a category the meter does not have

@@ -4,8 +4,9 @@ client's bytes, over a fixed meter (a reading, registers, a class-70 control, an
 IS 15959 category, some with no time, a block load profile of rows across two days, one of them damaged, and the
 supply's limiter and prepaid ledger after a top-up).
 
-Input: byte 0 picks the object: bits 0-5 an index into the meter's own names (past them: a name made of the next 6
-bytes), bit 6 the class taken from the next byte instead of the object's own; byte 1 the attribute; then, when
+Input: byte 0 picks the object: bits 0-5 an index into the meter's own names, or 63 (or an index past them) a name
+made of the next 6 bytes, any name (the meter has more than 63 objects: those past 62 are reached by their names);
+bit 6 the class taken from the next byte instead of the object's own (a name's own: 7); byte 1 the attribute; then, when
 byte 0's bit 7 is set, byte 2 the selector and the rest its parameters.
 
 get() documents no exception (a refusal is a data-access-result number): ERRORS names an exception that is never
@@ -82,7 +83,7 @@ _Supply.store.ledger.credit(25000)
 _Supply.store.last = [_T0, 25000]
 _TICK = Tick(dsp.Reading(), registers.Registers())
 _OBJECTS = dlms_objects.Objects(_TICK, _Control(), b"MKT0000000000042", lambda: 330, _LOG,
-                                (b"meter-42", b"MeterKit", b"1.2.3", b"5-60 A"), lambda: 900, _Supply,
+                                (b"meter-42", b"MKTmeter-42", b"MeterKit", b"1.2.3", b"5-60 A"), lambda: 900, _Supply,
                                 ({"ip": "10.64.0.1", "port": 1337, "uplink_s": 0, "dlms_port": 4059}, 3, 60))
 # the block load profile's rows (written in setup(), the third damaged there): 15 minutes apart across a UTC midnight
 _BLOCK = [(_T0 - 86400 + 900 * (90 + k), 23000 + k, 4000 + 7 * k, 250000 + k, 260000 - k, k) for k in range(12)]
@@ -112,6 +113,7 @@ def setup():
 
 assert dlms_profiles.get and dlms_load.get and dlms_supply.get and dlms_push.get
 _NAMES = list(_OBJECTS.names())
+_BY_NAME = 63  # byte 0's index that takes the object's name from the input
 _ROWS = {}  # category -> its rows' encodings, by columns (first, last): the time, the code, then the supply's four
 for _k in range(7):  # figures at the event (null-data: this log has no metering behind it)
     _rows = [(e[2], e[1]) for e in _LOG.ring if 0 < e[1] < 351 and (e[1] - 1) // 50 == _k]
@@ -158,7 +160,7 @@ def run(data):
     pick = data[0]
     k = pick & 0x3F
     rest = data[1:]
-    if k < len(_NAMES):
+    if k < min(_BY_NAME, len(_NAMES)):
         cls, obis = _NAMES[k]
     else:
         obis, rest = bytes(rest[:6]), rest[6:]
