@@ -39,7 +39,7 @@ def _columns(k):
         return [LOAD_REGISTERS[i:i + 6] for i in range(0, 6 * _BLOCK_REGISTERS, 6)]
     imp = registers.IMPORT
     if k == _DAILY:
-        regs = (imp, registers.APPARENT, registers.EXPORT)
+        regs = (imp, registers.APPARENT, registers.EXPORT)  # type: tuple
     else:
         regs = (imp,) + tuple(range(registers.ZONE_FIRST, registers.ZONE_FIRST + 8)) + (
             registers.APPARENT, registers.EXPORT)
