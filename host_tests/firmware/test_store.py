@@ -123,3 +123,34 @@ def test_versioned_records_let_an_older_app_refuse_newer_data_without_losing_it(
         assert store.read_record("meter/kind.json", "registers", 1) == (1, 2)
 
     fwtest.in_workdir(body, "meter")
+
+
+def test_a_board_definition_damaged_past_its_id_is_refused_by_name():
+    """loader/board.py: a board file whose numbers the start-up's arithmetic would not survive or would get wrong (a
+    rating of 10**400 amps, an infinity) or nested deeper than any board's is refused with a ValueError naming the
+    file, as a missing one is (every emulated meter's start loads a real board through it)."""
+    import json
+
+    from loader import board
+
+    def load(text):
+        board._board = None
+        fwtest.write("meter/board.json", text)
+        try:
+            return board.load()
+        finally:
+            board._board = None
+
+    def body():
+        good = {"id": "x", "metering": {"ib_amps": 5, "imax_amps": 60.0, "nominal_voltage": 230}, "pins": [1, 2],
+                "flag": True}
+        assert load(json.dumps(good))["metering"]["imax_amps"] == 60.0
+        for bad in (b'{"id": "x", "metering": {"ib_amps": 1' + b"0" * 400 + b"}}",  # 10**400
+                    b'{"id": "x", "calibration": {"v_gain": -1' + b"0" * 400 + b"}}",
+                    b'{"id": "x", "metering": {"ib_amps": 1e999}}',  # an infinity
+                    b'{"id": "x", "pins": ' + b"[" * 7 + b"1" + b"]" * 7 + b"}"):  # nested too deep
+            e = fwtest.raises(ValueError, load, bad)
+            assert "damaged board definition at meter/board.json" in str(e), (bad[:40], e)
+        assert "no board definition" in str(fwtest.raises(ValueError, load, b'{"pins": 1}'))
+
+    fwtest.in_workdir(body, "meter")

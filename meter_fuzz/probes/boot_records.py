@@ -30,8 +30,9 @@ Input: byte 0 chooses the file (FILES), byte 1 how it is damaged, the rest drive
 Documented outcome that is not a finding: a board file that is missing or no board definition (loader/board.py
 raises ValueError: a meter cannot start without its pins; main.py's handler resets) is BoardMissing, and so is a
 board file with an "id" whose other fields the start-up cannot use (KeyError, TypeError, ... from loader/hal.py,
-app/calibration.py or app/metering.py; OverflowError for a number no float holds, a rating of 10**400 amps):
-provisioning writes it once, nothing at run time changes it and nothing can stand in for it.
+app/calibration.py or app/metering.py; loader/board.py's ValueError for a number no float holds, a rating of
+10**400 amps, which CPython's float() would raise OverflowError for and MicroPython's make infinite): provisioning
+writes it once, nothing at run time changes it and nothing can stand in for it.
 (That a damaged board file stops a locked meter in a reset loop is a limitation this target reports, not hides.)"""
 
 import json
