@@ -1,7 +1,7 @@
-# IS 15959's billing reset (docs/dlms.md "The monthly billing reset"): the monthly one, at local 00:00 of the billing day, and the
-# one on demand (a signed meter.bill, SMP 66/10). A billing period ends: the billing profile takes its row
-# (app/load_profile.py billing), the maximum demand restarts and the next period begins, saved at once (event 425).
-# On the heap for one reset only (app/metering.py and app/supply_group.py import it and forget it after, with
+# IS 15959's billing reset (docs/dlms.md "The monthly billing reset"): the monthly one, at local 00:00 of the billing
+# day, and the one on demand (a signed meter.bill, SMP 66/10). A billing period ends: the billing profile takes its
+# row (app/load_profile.py billing), the maximum demand restarts and the next period begins, saved at once (event
+# 425). On the heap for one reset only (app/metering.py and app/supply_group.py import it and forget it after, with
 # app/load_profile.py, which it imports for the row).
 from micropython import const
 
