@@ -91,12 +91,13 @@ class Metering:
 
     def _profile(self, what, row, *args):
         """IS 15959's stored profiles take a row (app/load_profile.py's `what`: "block" or "daily"; "bill", the monthly
-        billing reset of app/billing.py, takes this metering task; the modules are on the heap for the one write). With no room for its
-        code, what the SMP server's releasers hold (a DLMS session) is given back and the row tried once more at once:
-        a head-end that keeps a session up re-takes the heap at its next request, so a row left for the next reading
-        could find it taken again reading after reading (the emulated ESP32 with its network up skipped its daily row
-        for 120 readings under a meter reader's sessions through the modem). False when there was still no room: the
-        next reading tries again; a flash that refuses the row: it is lost and said (event 419)."""
+        billing reset of app/billing.py, takes this metering task; the modules are on the heap for the one write).
+        With no room for its code, what the SMP server's releasers hold (a DLMS session) is given back and the row
+        tried once more at once: a head-end that keeps a session up re-takes the heap at its next request, so a row
+        left for the next reading could find it taken again reading after reading (the emulated ESP32 with its
+        network up skipped its daily row for 120 readings under a meter reader's sessions through the modem). False
+        when there was still no room: the next reading tries again; a flash that refuses the row: it is lost and said
+        (event 419)."""
         room = getattr(self.ctx.server, "make_room", None)  # a loader from before make_room has none
         again = False
         while True:

@@ -202,11 +202,11 @@ class Link:
 # a bit for goes to the head-end, as a DLMS DataNotification through the wrapper's socket (local port 4059, to the
 # head-end's dlms_port), from the meter's wPort 1 to the push association's client wPort 64. Its body is the values the
 # alert push setup (0.4.25.9.0.255, class 40: app/dlms_push.py) lists, as Indian meters send them: the device id
-# (0.0.96.1.2.255: FLAG and the meter id, as the name plate gives it), the push setup's own name, the clock (0.0.1.0.0.255: the event's local time) and the
-# ESW (0.0.94.91.18.255: 128 bits, the event's bit set). With the utility keys set (SMP 66/11), it goes authenticated
-# and encrypted (general-glo-ciphering, security control 0x30, under the meter's own invocation counter,
-# app/dlms_hls.py); without them in the clear. What it imports (app/cosem.py, dlms_names.py, dlms_hls.py, lib/gcm.py)
-# comes and goes with the push.
+# (0.0.96.1.2.255: FLAG and the meter id, as the name plate gives it), the push setup's own name, the clock
+# (0.0.1.0.0.255: the event's local time) and the ESW (0.0.94.91.18.255: 128 bits, the event's bit set). With the
+# utility keys set (SMP 66/11), it goes authenticated and encrypted (general-glo-ciphering, security control 0x30,
+# under the meter's own invocation counter, app/dlms_hls.py); without them in the clear. What it imports
+# (app/cosem.py, dlms_names.py, dlms_hls.py, lib/gcm.py) comes and goes with the push.
 _PUSH_CLIENT = const(64)  # the push association's client wPort (IS 15959: 0.0.40.0.4.255)
 _SERVER = const(1)  # the meter's own wPort (the management logical device)
 _ESW = const(16)  # the Event Status Word: a bit-string of 128 bits (bit n: byte n // 8, mask 0x80 >> n % 8)
@@ -229,7 +229,8 @@ def alert(meter_id, seq, code, at, tz_offset_min, held=None):
     bit = ESW_BITS[code]
     esw[bit >> 3] |= 0x80 >> (bit & 7)
     apdu = (bytes((_DATA_NOTIFICATION, 0)) + (seq & 0xFFFFFF).to_bytes(3, "big")  # invoke id; normal, unconfirmed
-            + b"\x00\x02\x04" + cosem.octets(FLAG + meter_id.encode()) + cosem.octets(PUSH_SETUP)  # no date-time; 4 values
+            + b"\x00\x02\x04" + cosem.octets(FLAG + meter_id.encode())  # no date-time; 4 values: the device id,
+            + cosem.octets(PUSH_SETUP)  # the setup's name, the time, the ESW
             + cosem.octets(date_time(at, tz_offset_min)) + b"\x04\x81\x80" + esw)
     apdu = _ciphered(meter_id, apdu, held)
     if apdu is None:

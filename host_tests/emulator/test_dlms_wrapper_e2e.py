@@ -269,7 +269,8 @@ def test_a_power_cut_with_the_cover_open_is_logged_and_pushed_to_the_head_end(st
         got, seen = _alerts(headend, {86}, 120)  # the reset's start: first breath, once the link is up
         assert 86 in seen, got
         info = _json("info", "--port", con, "--json")
-        assert got[0]["device"] == b"MKT" + info["meter_id"].encode() and got[0]["setup"] == bytes((0, 4, 25, 9, 0, 255))
+        assert got[0]["device"] == b"MKT" + info["meter_id"].encode()  # the device id: FLAG and the meter id
+        assert got[0]["setup"] == bytes((0, 4, 25, 9, 0, 255))
 
         emu.ctl("press", "cover", "--for", "600")  # the cover off, and the power cut while it is
         time.sleep(1)
